@@ -1,0 +1,124 @@
+package actors
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"sockmux/engine"
+)
+
+// closeWriteTimeout bounds the final flush of a carrier that is closing.
+const closeWriteTimeout = 2 * time.Second
+
+// carrierActor owns one carrier connection: a reader goroutine decodes
+// frames into pooled buffers and sends them to the Link; a writer goroutine
+// drains the queue the Scheduler fills, with one vectored write per batch.
+type carrierActor struct {
+	env     *env
+	conn    net.Conn
+	reader  *engine.Reader
+	version uint8
+	gen     uint64
+	link    *actor.PID
+	sched   *actor.PID
+	q       *frameQueue
+	once    sync.Once
+}
+
+func newCarrier(e *env, conn net.Conn, r *engine.Reader, version uint8, gen uint64, link, sched *actor.PID) *carrierActor {
+	return &carrierActor{env: e, conn: conn, reader: r, version: version, gen: gen, link: link, sched: sched, q: newFrameQueue()}
+}
+
+func (c *carrierActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		c.env.send(c.sched, &carrierAttached{q: c.q})
+		c.env.goroutine(c.readLoop)
+		c.env.goroutine(c.writeLoop)
+	case *closeCarrier:
+		_ = c.conn.SetWriteDeadline(time.Now().Add(closeWriteTimeout))
+		c.q.finish(m.last)
+	case *actor.Stopping:
+		c.q.close()
+		c.conn.Close()
+	}
+}
+
+// fail records the carrier's first error, closes it, and tells the Link.
+// A protocol error is told to the peer first, in a GOAWAY.
+func (c *carrierActor) fail(err error) {
+	c.once.Do(func() {
+		if errors.Is(err, engine.ErrProtocol) {
+			_ = c.conn.SetWriteDeadline(time.Now().Add(closeWriteTimeout))
+			c.q.finish(engine.NewReason(engine.TypeGoAway, 0, engine.CodeProtocol, err.Error()))
+		} else {
+			c.q.close()
+			c.conn.Close()
+		}
+		c.env.send(c.link, &carrierDown{gen: c.gen, err: err})
+	})
+}
+
+func (c *carrierActor) readLoop() {
+	for {
+		f, err := c.reader.ReadFrame()
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		c.env.send(c.link, &inFrame{gen: c.gen, f: f})
+	}
+}
+
+func (c *carrierActor) writeLoop() {
+	var (
+		frames []*engine.Frame
+		bufs   net.Buffers
+		hdrs   []byte
+	)
+	for {
+		var drainedAll, ok bool
+		frames, drainedAll, ok = c.q.take(frames[:0])
+		if !ok {
+			return
+		}
+		if need := len(frames) * engine.HeaderLen; cap(hdrs) < need {
+			hdrs = make([]byte, need)
+		}
+		bufs = bufs[:0]
+		total := 0
+		for i, f := range frames {
+			h := hdrs[i*engine.HeaderLen : (i+1)*engine.HeaderLen]
+			f.PutHeader(h, c.version)
+			bufs = append(bufs, h)
+			if f.Len() > 0 {
+				bufs = append(bufs, f.Bytes())
+			}
+			total += f.WireLen()
+		}
+		// WriteTo consumes the slice header it is given; keep ours.
+		wb := bufs
+		_, err := wb.WriteTo(c.conn)
+		for i, f := range frames {
+			f.Release()
+			frames[i] = nil
+		}
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		c.env.send(c.sched, &drained{bytes: total})
+		if drainedAll {
+			c.conn.Close()
+			c.fail(errCarrierClosed)
+			return
+		}
+	}
+}
+
+// errCarrierClosed is the reason of a carrier closed by this side.
+var errCarrierClosed = errors.New("closed by this side")

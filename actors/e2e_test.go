@@ -1,0 +1,331 @@
+package actors_test
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"sockmux/engine"
+	"sockmux/internal/testkit"
+)
+
+func fwd(t testing.TB, target string) engine.Forward {
+	t.Helper()
+	f, err := engine.ParseForward("127.0.0.1:0:" + target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ParseForward normalises the target; keep the exact one.
+	f.Target = target
+	return f
+}
+
+// TestTransferBothWays pushes 64 MiB each way through a forward declared on
+// the listening side and one declared on the dialling side of one link.
+func TestTransferBothWays(t *testing.T) {
+	echo := testkit.Echo(t)
+	p := testkit.NewPair(t, testkit.PairConfig{
+		AForwards: []engine.Forward{fwd(t, echo)},
+		BForwards: []engine.Forward{fwd(t, echo)},
+	})
+	size := 64 << 20
+	if testing.Short() {
+		size = 8 << 20
+	}
+	for _, side := range []struct {
+		name string
+		addr net.Addr
+	}{{"listener-side -L", p.A.ForwardAddrs()[0]}, {"dialer-side -L", p.B.ForwardAddrs()[0]}} {
+		t.Run(side.name, func(t *testing.T) {
+			testkit.EchoRoundTrip(t, testkit.Dial(t, side.addr), 1, size)
+		})
+	}
+	if in, out := p.A.Stats().BytesIn.Load(), p.A.Stats().BytesOut.Load(); in < int64(2*size) || out < int64(2*size) {
+		t.Errorf("listener counted %d bytes in, %d out; want at least %d each", in, out, 2*size)
+	}
+}
+
+// TestHalfClose: the client sends a request and shuts its write side; the
+// server reads to EOF, then answers; the client gets the whole answer.
+func TestHalfClose(t *testing.T) {
+	const answer = 3 << 20
+	srv := testkit.Serve(t, func(c net.Conn) {
+		h := sha256.New()
+		if _, err := io.Copy(h, c); err != nil {
+			return
+		}
+		c.Write(h.Sum(nil))
+		testkit.Stream(c, 7, answer)
+	})
+	p := testkit.NewPair(t, testkit.PairConfig{BForwards: []engine.Forward{fwd(t, srv)}})
+	c := testkit.Dial(t, p.B.ForwardAddrs()[0])
+	req := testkit.Payload(3, 100_000)
+	if _, err := c.Write(req); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("reading answer: %v", err)
+	}
+	want := sha256.Sum256(req)
+	if len(got) != 32+answer || string(got[:32]) != string(want[:]) {
+		t.Fatalf("answer of %d bytes (want %d) or request hash differs", len(got), 32+answer)
+	}
+	wantBody, _ := testkit.Stream(io.Discard, 7, answer)
+	if sha256.Sum256(got[32:]) != wantBody {
+		t.Fatal("answer body differs")
+	}
+}
+
+// TestManyStreams runs 200 streams at once on one link, each with its own
+// payload.
+func TestManyStreams(t *testing.T) {
+	echo := testkit.Echo(t)
+	p := testkit.NewPair(t, testkit.PairConfig{AForwards: []engine.Forward{fwd(t, echo)}})
+	addr := p.A.ForwardAddrs()[0]
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.Dial("tcp", addr.String())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			testkit.EchoRoundTrip(t, c, uint64(i), 1000+i*1500)
+		}()
+	}
+	wg.Wait()
+	if got := p.A.Stats().StreamsOpened.Load(); got != 200 {
+		t.Errorf("listener opened %d streams, want 200", got)
+	}
+}
+
+// TestHeadOfLine: a stream whose far reader stops must not slow the others,
+// and holds no more than its window.
+func TestHeadOfLine(t *testing.T) {
+	const window = 128 << 10
+	release := make(chan struct{})
+	var stalledSum [32]byte
+	var stalledN int64
+	stalledDone := make(chan struct{})
+	stalled := testkit.Serve(t, func(c net.Conn) {
+		defer close(stalledDone)
+		<-release
+		h := sha256.New()
+		stalledN, _ = io.Copy(h, c)
+		copy(stalledSum[:], h.Sum(nil))
+	})
+	echo := testkit.Echo(t)
+	p := testkit.NewPair(t, testkit.PairConfig{
+		AForwards: []engine.Forward{fwd(t, stalled), fwd(t, echo)},
+		Window:    window,
+	})
+	// The stalled stream: the client writes until it is blocked.
+	const stalledSize = 32 << 20
+	sc := testkit.Dial(t, p.A.ForwardAddrs()[0])
+	wrote := make(chan [32]byte, 1)
+	go func() {
+		sum, _ := testkit.Stream(sc, 11, stalledSize)
+		sc.CloseWrite()
+		wrote <- sum
+	}()
+	// Meanwhile other streams carry 8 MiB each, to completion.
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.Dial("tcp", p.A.ForwardAddrs()[1].String())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			testkit.EchoRoundTrip(t, c, uint64(20+i), 8<<20)
+		}()
+	}
+	wg.Wait()
+	select {
+	case <-stalledDone:
+		t.Fatal("the stalled server finished before it was released")
+	default:
+	}
+	// The stalled stream fills its window and no more: the node that
+	// writes to the stalled server never queued more than the window for
+	// one stream (B dials the targets of A's forwards).
+	waitFor(t, "the stalled stream to fill its window", func() bool {
+		return p.B.Stats().MaxQueuedBytes.Load() >= window/2
+	})
+	if got := p.B.Stats().MaxQueuedBytes.Load(); got > window {
+		t.Fatalf("a stream queued %d bytes, more than its window of %d", got, window)
+	}
+	close(release)
+	want := <-wrote
+	<-stalledDone
+	if stalledN != stalledSize || stalledSum != want {
+		t.Fatalf("stalled stream delivered %d bytes (want %d), hash match %v", stalledN, stalledSize, stalledSum == want)
+	}
+}
+
+// TestTargetRefused: a target that refuses closes the client promptly, and
+// both sides log the target and the reason.
+func TestTargetRefused(t *testing.T) {
+	dead := testkit.FreeAddr(t)
+	p := testkit.NewPair(t, testkit.PairConfig{AForwards: []engine.Forward{fwd(t, dead)}})
+	c := testkit.Dial(t, p.A.ForwardAddrs()[0])
+	c.SetReadDeadline(time.Now().Add(10 * time.Second)) // a guard against a hang, not a timing assert
+	n, err := c.Read(make([]byte, 1))
+	if n != 0 || !testkit.IsClosed(err) {
+		t.Fatalf("client read %d bytes, err %v; want the connection closed", n, err)
+	}
+	rec := p.BLog.Wait(t, 5*time.Second, "dial failure on the dialling side", func(r testkit.Record) bool {
+		return r.Msg == "target dial failed"
+	})
+	if rec.Attrs["target"] != dead {
+		t.Errorf("dial failure names target %v, want %s", rec.Attrs["target"], dead)
+	}
+	if err, _ := rec.Attrs["err"].(error); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("dial failure reason %v, want connection refused", rec.Attrs["err"])
+	}
+	p.ALog.Wait(t, 5*time.Second, "OPEN_FAIL on the opening side", func(r testkit.Record) bool {
+		return r.Msg == "peer could not open stream" && r.Attrs["target"] == dead
+	})
+}
+
+// TestBadPeers sends garbage and broken frames to the link port: each
+// closes only its own link, with a logged reason, and the established link
+// keeps working.
+func TestBadPeers(t *testing.T) {
+	echo := testkit.Echo(t)
+	p := testkit.NewPair(t, testkit.PairConfig{BForwards: []engine.Forward{fwd(t, echo)}})
+	hello := func(minV, maxV uint8) []byte {
+		f := engine.NewHello(&engine.Hello{MinVersion: minV, MaxVersion: maxV, Role: engine.RoleDialer,
+			MaxPayload: engine.DefaultMaxPayload, InitialWindow: engine.DefaultWindow})
+		defer f.Release()
+		return engine.AppendFrame(nil, f, maxV)
+	}
+	header := func(typ engine.Type, stream, length uint32) []byte {
+		b := make([]byte, engine.HeaderLen)
+		engine.PutHeader(b, engine.Header{Version: 1, Type: typ, Stream: stream, Length: length})
+		return b
+	}
+	cat := func(bs ...[]byte) []byte {
+		var out []byte
+		for _, b := range bs {
+			out = append(out, b...)
+		}
+		return out
+	}
+	cases := []struct {
+		name     string
+		send     []byte
+		wantErr  error
+		wantCode engine.Code
+	}{
+		{"garbage", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), engine.ErrBadMagic, engine.CodeProtocol},
+		{"wrong version", hello(9, 9), engine.ErrVersion, engine.CodeVersion},
+		{"truncated frame", cat(hello(1, 1), header(engine.TypeData, 1, 100), []byte("short")), engine.ErrTruncated, 0},
+		{"oversized length", cat(hello(1, 1), header(engine.TypeData, 1, 1<<30)), engine.ErrFrameTooLarge, engine.CodeProtocol},
+		{"unknown type", cat(hello(1, 1), header(0x7f, 1, 0)), engine.ErrUnknownType, engine.CodeProtocol},
+		{"bad stream id", cat(hello(1, 1), header(engine.TypeOpen, 2, 0)), engine.ErrBadStreamID, engine.CodeProtocol},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", p.LinkAddr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.Write(tc.send)
+			if tc.name == "truncated frame" {
+				c.(*net.TCPConn).CloseWrite()
+			}
+			c.SetReadDeadline(time.Now().Add(10 * time.Second)) // hang guard
+			code, gotGoAway := readGoAway(t, c)
+			if tc.wantCode != 0 && (!gotGoAway || code != tc.wantCode) {
+				t.Errorf("got GOAWAY %v (code %v), want code %v", gotGoAway, code, tc.wantCode)
+			}
+			p.ALog.Wait(t, 5*time.Second, "a log line naming "+tc.wantErr.Error(), func(r testkit.Record) bool {
+				err, _ := r.Attrs["err"].(error)
+				if err == nil {
+					err, _ = r.Attrs["reason"].(error)
+				}
+				return errors.Is(err, tc.wantErr) && r.Attrs["peer"] == c.LocalAddr().String()
+			})
+		})
+	}
+	testkit.EchoRoundTrip(t, testkit.Dial(t, p.B.ForwardAddrs()[0]), 5, 1<<20)
+	if p.A.Stats().LinksUp.Load() != 1 {
+		t.Errorf("listener has %d links up, want 1", p.A.Stats().LinksUp.Load())
+	}
+}
+
+// readGoAway reads the link's frames until it closes and returns the code
+// of the GOAWAY among them, if any.
+func readGoAway(t testing.TB, c net.Conn) (engine.Code, bool) {
+	data, err := io.ReadAll(c)
+	if err != nil && !testkit.IsClosed(err) {
+		t.Fatalf("reading from the link: %v", err)
+	}
+	for len(data) >= engine.HeaderLen {
+		typ, n := engine.Type(data[1]), int(binary.BigEndian.Uint32(data[8:]))
+		if len(data) < engine.HeaderLen+n {
+			break
+		}
+		if typ == engine.TypeGoAway {
+			r, err := engine.ParseReason(data[engine.HeaderLen : engine.HeaderLen+n])
+			if err != nil {
+				t.Fatalf("bad GOAWAY: %v", err)
+			}
+			return r.Code, true
+		}
+		data = data[engine.HeaderLen+n:]
+	}
+	return 0, false
+}
+
+// TestStreamsReleaseBuffers: after streams end, with the link still up,
+// every pooled buffer is back and the streams are gone from both sides.
+func TestStreamsReleaseBuffers(t *testing.T) {
+	echo := testkit.Echo(t)
+	p := testkit.NewPair(t, testkit.PairConfig{AForwards: []engine.Forward{fwd(t, echo)}})
+	before := engine.PoolOutstanding()
+	for i := range 20 {
+		testkit.EchoRoundTrip(t, testkit.Dial(t, p.A.ForwardAddrs()[0]), uint64(i), 300_000)
+	}
+	waitFor(t, "all streams to close on both sides", func() bool {
+		return p.A.Stats().StreamsClosed.Load() == 20 && p.B.Stats().StreamsClosed.Load() == 20
+	})
+	waitFor(t, "buffers to come back", func() bool { return engine.PoolOutstanding() <= before })
+	if got := engine.PoolOutstanding(); got != before {
+		t.Fatalf("%d buffers outstanding, want %d", got, before)
+	}
+}
+
+// waitFor polls cond until it holds; it fails the test after a generous
+// limit. It waits for a state, not for time to pass.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+var _ = fmt.Sprint

@@ -1,0 +1,431 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"sockmux/carriers"
+	"sockmux/engine"
+)
+
+// readBufferSize is a carrier reader's buffer: a few frames, so one read
+// syscall brings several small frames.
+const readBufferSize = 256 << 10
+
+// linkActor is one link to one peer: the handshake, the stream table and
+// the dispatch of incoming frames, and, on the dialling side, redial with
+// backoff. It supervises its Carrier, its Scheduler and its Streams.
+type linkActor struct {
+	env    *env
+	self   *actor.PID
+	dialer carriers.Dialer // nil for a link we accepted
+	conn   net.Conn        // the carrier being dialled or handshaken
+	peer   string
+
+	backoff time.Duration
+	timer   *time.Timer
+	cancel  context.CancelFunc
+	closing bool
+	waiters []*actor.PID // Close's requests, answered once down
+
+	// The session: set while the link is up.
+	gen        uint64
+	up         bool
+	goingAway  bool
+	role       engine.Role
+	params     engine.Params
+	carrier    *actor.PID
+	sched      *actor.PID
+	streams    map[uint32]*actor.PID
+	nextID     uint32
+	lastPeerID uint32
+	downReason error
+}
+
+func newLink(e *env, conn net.Conn, d carriers.Dialer) *linkActor {
+	l := &linkActor{env: e, conn: conn, dialer: d, backoff: e.cfg.Backoff}
+	if d != nil {
+		l.peer, l.role = d.String(), engine.RoleDialer
+	} else {
+		l.peer, l.role = conn.RemoteAddr().String(), engine.RoleAccepter
+	}
+	return l
+}
+
+func (l *linkActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *inFrame:
+		if m.gen != l.gen || !l.up {
+			m.f.Release()
+			return
+		}
+		l.dispatch(ctx, m.f)
+	case *actor.Started:
+		l.self = ctx.Self()
+		if l.dialer != nil {
+			l.dial()
+		} else {
+			l.handshake(l.conn)
+		}
+	case *dialDone:
+		l.cancel = nil
+		if l.closing {
+			if m.conn != nil {
+				m.conn.Close()
+			}
+			l.stopIfDone(ctx)
+			return
+		}
+		if m.err != nil {
+			l.env.log.Warn("link dial failed", "peer", l.peer, "err", m.err)
+			l.scheduleRedial()
+			return
+		}
+		l.handshake(m.conn)
+	case *redial:
+		if !l.closing && !l.up && l.conn == nil {
+			l.dial()
+		}
+	case *handshakeDone:
+		l.conn = nil
+		if l.closing {
+			m.conn.Close()
+			l.stopIfDone(ctx)
+			return
+		}
+		if m.err != nil {
+			m.conn.Close()
+			l.env.log.Warn("link handshake failed", "peer", l.peer, "err", m.err)
+			l.afterDown(ctx)
+			return
+		}
+		l.sessionUp(ctx, m)
+	case *carrierDown:
+		if m.gen == l.gen && l.up {
+			l.sessionDown(ctx, m.err)
+		}
+	case *openStream:
+		l.open(ctx, m)
+	case *streamDone:
+		delete(l.streams, m.id)
+	case *shutdown:
+		l.closing = true
+		if s := ctx.Sender(); s != nil {
+			l.waiters = append(l.waiters, s)
+		}
+		if l.cancel != nil {
+			l.cancel()
+		}
+		if l.up {
+			l.downReason = errors.New("shutting down")
+			ctx.Send(l.carrier, &closeCarrier{last: engine.NewReason(engine.TypeGoAway, 0, engine.CodeShutdown, "shutting down")})
+			return
+		}
+		l.stopIfDone(ctx)
+	case *actor.Stopping:
+		l.closing = true
+		if l.cancel != nil {
+			l.cancel()
+		}
+		if l.timer != nil {
+			l.timer.Stop()
+		}
+		if l.conn != nil {
+			l.conn.Close()
+		}
+		if l.up {
+			l.env.links.remove(l.self)
+		}
+	case *actor.Stopped:
+		l.env.linkStopped(l.self)
+	}
+}
+
+func (l *linkActor) dial() {
+	ctx, cancel := context.WithCancel(context.Background())
+	l.cancel = cancel
+	self, d := l.self, l.dialer
+	l.env.goroutine(func() {
+		c, err := d.Dial(ctx)
+		l.env.send(self, &dialDone{conn: c, err: err})
+	})
+}
+
+func (l *linkActor) scheduleRedial() {
+	d := time.Duration(float64(l.backoff) * (0.75 + rand.Float64()/2))
+	l.backoff = min(2*l.backoff, l.env.cfg.MaxBackoff)
+	l.env.log.Info("link redial scheduled", "peer", l.peer, "in", d.Round(time.Millisecond))
+	self := l.self
+	l.timer = time.AfterFunc(d, func() { l.env.send(self, &redial{}) })
+}
+
+// handshake exchanges HELLOs on conn in a goroutine: both sides write
+// theirs first, then read the peer's, so neither waits on the other.
+func (l *linkActor) handshake(conn net.Conn) {
+	l.conn = conn
+	self, cfg, role := l.self, l.env.cfg, l.role
+	l.env.goroutine(func() {
+		hello := &engine.Hello{
+			MinVersion: engine.MinVersion, MaxVersion: engine.Version, Role: role,
+			MaxPayload: cfg.MaxPayload, InitialWindow: cfg.Window,
+		}
+		p, r, err := exchangeHello(conn, hello, cfg.HandshakeTimeout)
+		l.env.send(self, &handshakeDone{conn: conn, reader: r, params: p, err: err})
+	})
+}
+
+// exchangeHello runs the handshake on conn. When the peer's HELLO is
+// unacceptable it tells the peer why in a GOAWAY before returning.
+func exchangeHello(conn net.Conn, hello *engine.Hello, timeout time.Duration) (engine.Params, *engine.Reader, error) {
+	_ = conn.SetDeadline(time.Now().Add(timeout))
+	defer conn.SetDeadline(time.Time{})
+	f := engine.NewHello(hello)
+	out := engine.AppendFrame(nil, f, engine.Version)
+	f.Release()
+	if _, err := conn.Write(out); err != nil {
+		return engine.Params{}, nil, fmt.Errorf("sending HELLO: %w", err)
+	}
+	r := engine.NewReader(conn, readBufferSize)
+	in, err := r.ReadFrame()
+	if err != nil {
+		if errors.Is(err, engine.ErrProtocol) {
+			goAway(conn, engine.CodeProtocol, err.Error())
+		}
+		return engine.Params{}, nil, fmt.Errorf("reading HELLO: %w", err)
+	}
+	defer in.Release()
+	peer, err := engine.ParseHello(in.Bytes())
+	if err != nil {
+		goAway(conn, engine.CodeProtocol, err.Error())
+		return engine.Params{}, nil, fmt.Errorf("reading HELLO: %w", err)
+	}
+	p, err := engine.Negotiate(hello, peer)
+	if err != nil {
+		code := engine.CodeProtocol
+		if errors.Is(err, engine.ErrVersion) {
+			code = engine.CodeVersion
+		}
+		goAway(conn, code, err.Error())
+		return engine.Params{}, nil, err
+	}
+	r.Version, r.MaxPayload = p.Version, p.RecvMax
+	return p, r, nil
+}
+
+// goAway writes a GOAWAY on a carrier that has no writer goroutine yet.
+// The peer may have gone; the error does not matter.
+func goAway(conn net.Conn, code engine.Code, text string) {
+	f := engine.NewReason(engine.TypeGoAway, 0, code, text)
+	_, _ = conn.Write(engine.AppendFrame(nil, f, engine.Version))
+	f.Release()
+}
+
+func (l *linkActor) sessionUp(ctx actor.Context, m *handshakeDone) {
+	l.gen++
+	l.up, l.goingAway, l.downReason = true, false, nil
+	l.params = m.params
+	l.streams = make(map[uint32]*actor.PID)
+	l.nextID, l.lastPeerID = l.role.FirstStreamID(), 0
+	l.backoff = l.env.cfg.Backoff
+	p := m.params
+	l.sched = ctx.Spawn(l.env.props(func() actor.Actor { return newScheduler(l.env, p) }))
+	conn, r, gen, sched := m.conn, m.reader, l.gen, l.sched
+	l.carrier = ctx.Spawn(l.env.props(func() actor.Actor {
+		return newCarrier(l.env, conn, r, p.Version, gen, l.self, sched)
+	}))
+	l.env.links.add(l.self)
+	l.env.stats.LinksUp.Add(1)
+	l.env.log.Info("link up", "peer", l.peer, "local", conn.LocalAddr().String(), "role", l.role.String(), "version", p.Version)
+	if f := l.env.cfg.OnLink; f != nil {
+		f(LinkEvent{Peer: l.peer, Up: true})
+	}
+}
+
+func (l *linkActor) sessionDown(ctx actor.Context, err error) {
+	if l.downReason != nil {
+		err = l.downReason
+	}
+	l.up = false
+	l.env.links.remove(l.self)
+	l.env.stats.LinksUp.Add(-1)
+	for _, pid := range l.streams {
+		ctx.Stop(pid)
+	}
+	l.streams = nil
+	ctx.Stop(l.carrier)
+	ctx.Stop(l.sched)
+	if errors.Is(err, io.EOF) {
+		err = fmt.Errorf("carrier closed by peer: %w", err)
+	}
+	l.env.log.Info("link down", "peer", l.peer, "reason", err)
+	if f := l.env.cfg.OnLink; f != nil {
+		f(LinkEvent{Peer: l.peer, Up: false, Err: err})
+	}
+	l.afterDown(ctx)
+}
+
+// afterDown redials or stops, once a session or an attempt at one ended.
+func (l *linkActor) afterDown(ctx actor.Context) {
+	if l.dialer != nil && !l.closing {
+		l.scheduleRedial()
+		return
+	}
+	l.closing = true
+	l.stopIfDone(ctx)
+}
+
+// stopIfDone answers Close and stops the link once nothing is in flight.
+func (l *linkActor) stopIfDone(ctx actor.Context) {
+	if l.up || l.conn != nil || l.cancel != nil {
+		return
+	}
+	for _, w := range l.waiters {
+		ctx.Send(w, &shutdown{})
+	}
+	l.waiters = nil
+	ctx.Stop(l.self)
+}
+
+// protocolError ends the session: the peer is told why in a GOAWAY, and the
+// reason is what the link-down log line says.
+func (l *linkActor) protocolError(ctx actor.Context, err error) {
+	if l.downReason != nil {
+		return
+	}
+	l.downReason = err
+	l.env.log.Warn("link protocol error", "peer", l.peer, "err", err)
+	ctx.Send(l.carrier, &closeCarrier{last: engine.NewReason(engine.TypeGoAway, 0, engine.CodeProtocol, err.Error())})
+}
+
+func (l *linkActor) dispatch(ctx actor.Context, f *engine.Frame) {
+	if l.downReason != nil { // closing after a protocol error
+		f.Release()
+		return
+	}
+	switch f.Type {
+	case engine.TypeOpen:
+		l.accept(ctx, f)
+	case engine.TypeOpenOK, engine.TypeOpenFail, engine.TypeData, engine.TypeFin, engine.TypeRst:
+		if f.Stream == 0 {
+			f.Release()
+			l.protocolError(ctx, fmt.Errorf("%w: %v on stream 0", engine.ErrBadStreamID, f.Type))
+			return
+		}
+		if pid := l.streams[f.Stream]; pid != nil {
+			ctx.Send(pid, f)
+			return
+		}
+		l.env.stats.DroppedFrames.Add(1)
+		f.Release()
+	case engine.TypeCredit:
+		n, err := engine.ParseCredit(f.Bytes())
+		f.Release()
+		if err != nil {
+			l.protocolError(ctx, err)
+			return
+		}
+		ctx.Send(l.sched, &creditIn{id: f.Stream, n: n})
+	case engine.TypePing:
+		v, err := engine.ParsePing(f.Bytes())
+		f.Release()
+		if err != nil {
+			l.protocolError(ctx, err)
+			return
+		}
+		ctx.Send(l.sched, engine.NewPing(engine.TypePong, v))
+	case engine.TypePong:
+		f.Release()
+	case engine.TypeGoAway:
+		r, err := engine.ParseReason(f.Bytes())
+		f.Release()
+		if err != nil {
+			l.protocolError(ctx, err)
+			return
+		}
+		l.goingAway = true
+		l.env.links.remove(l.self)
+		l.downReason = fmt.Errorf("peer going away: %v", r)
+		l.env.log.Info("peer going away", "peer", l.peer, "reason", r.String())
+	default:
+		f.Release()
+		l.protocolError(ctx, fmt.Errorf("%w %v", engine.ErrUnknownType, f.Type))
+	}
+}
+
+// accept handles an OPEN from the peer.
+func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
+	id := f.Stream
+	peerRole := engine.RoleDialer
+	if l.role == engine.RoleDialer {
+		peerRole = engine.RoleAccepter
+	}
+	if !peerRole.Owns(id) || id <= l.lastPeerID {
+		f.Release()
+		l.protocolError(ctx, fmt.Errorf("%w: OPEN of stream %d (peer is %v, last id %d)", engine.ErrBadStreamID, id, peerRole, l.lastPeerID))
+		return
+	}
+	l.lastPeerID = id
+	o, err := engine.ParseOpen(f.Bytes())
+	if err != nil {
+		f.Release()
+		l.protocolError(ctx, err)
+		return
+	}
+	if o.Kind != engine.TargetDial {
+		f.Release()
+		l.env.log.Warn("stream refused", "peer", l.peer, "stream", id, "reason", "unknown target kind")
+		ctx.Send(l.sched, engine.NewReason(engine.TypeOpenFail, id, engine.CodeUnknownTarget, fmt.Sprintf("target kind %d", o.Kind)))
+		return
+	}
+	if len(o.Data) > int(l.params.RecvWindow) {
+		f.Release()
+		ctx.Send(l.sched, engine.NewReason(engine.TypeRst, id, engine.CodeFlowControl, "first bytes exceed the window"))
+		return
+	}
+	st := &streamActor{env: l.env, id: id, link: l.self, sched: l.sched, target: o.Target, openFrame: f,
+		state: engine.NewAccepter(id), recv: engine.NewRecvWindow(l.params.RecvWindow), params: l.params}
+	l.streams[id] = ctx.Spawn(l.env.props(func() actor.Actor { return st }))
+	l.env.stats.StreamsOpened.Add(1)
+}
+
+// open starts a stream for a connection a forward accepted.
+func (l *linkActor) open(ctx actor.Context, m *openStream) {
+	if !l.up || l.goingAway || l.closing {
+		l.env.log.Warn("no link for connection; closing it", "forward", m.forward, "client", m.conn.RemoteAddr().String())
+		m.conn.Close()
+		return
+	}
+	id := l.nextID
+	l.nextID += 2
+	// OPEN leaves here, at allocation, so OPENs go out in id order. What the
+	// client already sent rides in it: a non-blocking read, not a wait.
+	maxEarly := min(int(l.params.SendWindow), int(l.params.SendMax)-3-len(m.target))
+	first, err := newSockReader(m.conn).peek(maxEarly)
+	if err != nil && !errors.Is(err, io.EOF) {
+		l.env.log.Debug("client gone before its stream opened", "forward", m.forward, "err", err)
+		m.conn.Close()
+		return
+	}
+	var data []byte
+	if first != nil {
+		data = first.B
+	}
+	state := engine.NewOpener(id)
+	_ = state.Send(engine.TypeOpen)
+	ctx.Send(l.sched, engine.NewOpen(id, engine.TargetDial, m.target, data))
+	l.env.stats.BytesOut.Add(int64(len(data)))
+	if first != nil {
+		engine.PutBuffer(first)
+	}
+	st := &streamActor{env: l.env, id: id, link: l.self, sched: l.sched, target: m.target, netConn: m.conn,
+		state: state, recv: engine.NewRecvWindow(l.params.RecvWindow), params: l.params, firstLen: len(data), clientEOF: errors.Is(err, io.EOF)}
+	l.streams[id] = ctx.Spawn(l.env.props(func() actor.Actor { return st }))
+	l.env.stats.StreamsOpened.Add(1)
+}

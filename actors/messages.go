@@ -1,0 +1,122 @@
+package actors
+
+import (
+	"net"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"sockmux/engine"
+)
+
+// Messages between the actors and their goroutines. All are sent as
+// pointers with Send. A message holding a buffer or a frame hands it over.
+
+// inFrame is a frame read by a carrier's reader, tagged with the carrier's
+// generation so a Link can drop what a dead carrier read.
+type inFrame struct {
+	gen uint64
+	f   *engine.Frame
+}
+
+// carrierDown reports that a carrier's connection ended, and why.
+type carrierDown struct {
+	gen uint64
+	err error
+}
+
+// carrierAttached gives the Scheduler the carrier's outgoing queue.
+type carrierAttached struct{ q *frameQueue }
+
+// drained tells the Scheduler the carrier wrote bytes of what it was given.
+type drained struct{ bytes int }
+
+// closeCarrier asks a Carrier to send last (a GOAWAY; may be nil) after
+// what is queued and then close.
+type closeCarrier struct{ last *engine.Frame }
+
+// handshakeDone carries the result of a carrier's HELLO exchange.
+type handshakeDone struct {
+	conn   net.Conn
+	reader *engine.Reader
+	params engine.Params
+	err    error
+}
+
+// dialDone carries the result of a Link's carrier dial.
+type dialDone struct {
+	conn net.Conn
+	err  error
+}
+
+// redial asks a dialling Link to dial again.
+type redial struct{}
+
+// openStream asks a Link to carry conn, accepted by a forward, to target.
+type openStream struct {
+	conn    net.Conn
+	target  string
+	forward string
+}
+
+// streamDone tells the Link a stream has ended and its actors are going.
+type streamDone struct{ id uint32 }
+
+// linkDown tells a Stream its link is gone: close the socket, send nothing.
+type linkDown struct{}
+
+// shutdown asks a Link to say GOAWAY and close.
+type shutdown struct{}
+
+// attach tells the Scheduler a stream can send, through conn, and how much
+// of its initial window the first bytes used.
+type attach struct {
+	id   uint32
+	conn *actor.PID
+	used int
+}
+
+// forget tells the Scheduler a stream is gone.
+type forget struct{ id uint32 }
+
+// creditIn is a CREDIT the peer sent for stream id.
+type creditIn struct{ id, n uint32 }
+
+// grant gives a Connection's reader n more bytes of credit.
+type grant struct{ n int64 }
+
+// dataIn is bytes a Connection read from its socket.
+type dataIn struct{ buf *engine.Buffer }
+
+// readEOF says the socket's read side reached its end.
+type readEOF struct{}
+
+// ioFailed says a socket read or write failed.
+type ioFailed struct {
+	err   error
+	write bool
+}
+
+// wrote says the Connection wrote n bytes to its socket.
+type wrote struct{ n int }
+
+// dialed says a Connection's dial of its target finished.
+type dialed struct{ err error }
+
+// connClosed says a Connection closed its socket and its goroutines ended.
+type connClosed struct{}
+
+// ioExit says one of a Connection's goroutines ended.
+type ioExit struct{}
+
+// write asks a Connection to write the frame's payload to its socket.
+type write struct{ buf *engine.Buffer }
+
+// closeWrite asks a Connection to shut its socket's write side after what
+// is queued.
+type closeWrite struct{}
+
+// abort asks a Connection to drop what is queued and close its socket now.
+type abort struct{}
+
+// accepted is a connection a Listener's accept loop took.
+type accepted struct{ conn net.Conn }

@@ -1,0 +1,341 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"sockmux/carriers"
+	"sockmux/engine"
+)
+
+// ErrClosed is returned by a Node that has been closed.
+var ErrClosed = errors.New("node closed")
+
+// Config is what a Node needs to run.
+type Config struct {
+	// Logger receives sockmux's logs and, one level down, protoactor's.
+	Logger *slog.Logger
+	// Forwards are the -L forwards this side listens for.
+	Forwards []engine.Forward
+	// Window is the initial per-stream receive window (engine.DefaultWindow
+	// when 0).
+	Window uint32
+	// MaxPayload is the largest frame payload accepted
+	// (engine.DefaultMaxPayload when 0).
+	MaxPayload uint32
+	// DialTarget dials a target for a stream the peer opened (a net.Dialer
+	// with a 10 s timeout when nil).
+	DialTarget func(ctx context.Context, addr string) (net.Conn, error)
+	// HandshakeTimeout bounds the HELLO exchange (10 s when 0).
+	HandshakeTimeout time.Duration
+	// Backoff is the first redial delay of a dialling link (1 s when 0); it
+	// doubles to MaxBackoff (30 s when 0), with jitter.
+	Backoff, MaxBackoff time.Duration
+	// OnLink, when set, is called when a link comes up or goes down.
+	OnLink func(ev LinkEvent)
+}
+
+// LinkEvent reports a link going up or down.
+type LinkEvent struct {
+	Peer string
+	Up   bool
+	Err  error // why it went down
+}
+
+// Stats are a Node's counters.
+type Stats struct {
+	LinksUp        atomic.Int64
+	StreamsOpened  atomic.Int64
+	StreamsClosed  atomic.Int64
+	BytesIn        atomic.Int64 // payload bytes received from the peer
+	BytesOut       atomic.Int64 // payload bytes sent to the peer
+	DroppedFrames  atomic.Int64 // frames for unknown or ended streams
+	DialFailures   atomic.Int64
+	MaxQueuedBytes atomic.Int64 // high-water mark of one stream's unwritten bytes
+}
+
+// Node runs the actors of one sockmux process.
+type Node struct {
+	env       *env
+	mu        sync.Mutex
+	forwards  []*actor.PID // Listeners
+	listeners []net.Listener
+	fwdAddrs  []net.Addr
+	closed    bool
+}
+
+// env is what every actor of a node shares.
+type env struct {
+	sys        *actor.ActorSystem
+	log        *slog.Logger
+	cfg        Config
+	wg         sync.WaitGroup // every goroutine the node starts
+	links      linkSet
+	stats      Stats
+	supervisor actor.SupervisorStrategy
+	done       chan struct{}
+
+	mu       sync.Mutex
+	linkPIDs map[string]*actor.PID // live Link actors, by id
+	closed   bool
+}
+
+// spawnLink starts a Link actor unless the node is closing.
+func (e *env) spawnLink(p actor.Producer) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return false
+	}
+	pid := e.sys.Root.Spawn(e.props(p))
+	e.linkPIDs[pid.Id] = pid
+	return true
+}
+
+// linkStopped forgets a Link actor that has stopped.
+func (e *env) linkStopped(pid *actor.PID) {
+	e.mu.Lock()
+	delete(e.linkPIDs, pid.Id)
+	e.mu.Unlock()
+}
+
+// NewNode starts a node's actor system and its forwards' listeners.
+func NewNode(cfg Config) (*Node, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Window == 0 {
+		cfg.Window = engine.DefaultWindow
+	}
+	if cfg.MaxPayload == 0 {
+		cfg.MaxPayload = engine.DefaultMaxPayload
+	}
+	if cfg.HandshakeTimeout == 0 {
+		cfg.HandshakeTimeout = 10 * time.Second
+	}
+	if cfg.Backoff == 0 {
+		cfg.Backoff = time.Second
+	}
+	if cfg.MaxBackoff == 0 {
+		cfg.MaxBackoff = 30 * time.Second
+	}
+	if cfg.DialTarget == nil {
+		d := &net.Dialer{Timeout: 10 * time.Second}
+		cfg.DialTarget = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+	}
+	e := &env{cfg: cfg, log: cfg.Logger, done: make(chan struct{}), linkPIDs: make(map[string]*actor.PID)}
+	lib := slog.New(libHandler{cfg.Logger.Handler()}).With("lib", "protoactor")
+	e.sys = actor.NewActorSystem(
+		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return lib }),
+		actor.WithDeadLetterThrottleInterval(10*time.Millisecond))
+	e.supervisor = actor.NewOneForOneStrategy(0, 0, func(reason any) actor.Directive {
+		e.log.Error("actor failed; stopping it", "reason", reason)
+		return actor.StopDirective
+	})
+	e.sys.EventStream.Subscribe(func(evt any) {
+		if dl, ok := evt.(*actor.DeadLetterEvent); ok {
+			releaseMessage(dl.Message)
+		}
+	})
+	n := &Node{env: e}
+	for _, f := range cfg.Forwards {
+		if err := n.AddForward(f); err != nil {
+			n.Close()
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+func (e *env) props(p actor.Producer) *actor.Props {
+	return actor.PropsFromProducer(p, actor.WithSupervisor(e.supervisor))
+}
+
+// goroutine runs f on a goroutine the node waits for on Close.
+func (e *env) goroutine(f func()) {
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		f()
+	}()
+}
+
+func (e *env) send(pid *actor.PID, msg any) { e.sys.Root.Send(pid, msg) }
+
+// AddForward listens for f and carries its connections over the newest
+// live link.
+func (n *Node) AddForward(f engine.Forward) error {
+	ln, err := net.Listen("tcp", f.Bind)
+	if err != nil {
+		return fmt.Errorf("forward %v: %w", f, err)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		ln.Close()
+		return ErrClosed
+	}
+	n.env.log.Info("forward listening", "listen", ln.Addr().String(), "target", f.Target)
+	pid := n.env.sys.Root.Spawn(n.env.props(func() actor.Actor { return newListener(n.env, ln, f) }))
+	n.forwards = append(n.forwards, pid)
+	n.listeners = append(n.listeners, ln)
+	n.fwdAddrs = append(n.fwdAddrs, ln.Addr())
+	return nil
+}
+
+// ForwardAddrs are the addresses the forwards listen on, in order.
+func (n *Node) ForwardAddrs() []net.Addr {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]net.Addr(nil), n.fwdAddrs...)
+}
+
+// Serve accepts carrier connections on ln, one link each, until ln is
+// closed or the node is.
+func (n *Node) Serve(ln net.Listener) {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		ln.Close()
+		return
+	}
+	n.listeners = append(n.listeners, ln)
+	n.mu.Unlock()
+	n.env.log.Info("listening for links", "addr", ln.Addr().String())
+	n.env.goroutine(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				if !errors.Is(err, net.ErrClosed) {
+					n.env.log.Error("accepting links stopped", "addr", ln.Addr().String(), "err", err)
+				}
+				return
+			}
+			if !n.env.spawnLink(func() actor.Actor { return newLink(n.env, c, nil) }) {
+				c.Close()
+				return
+			}
+		}
+	})
+}
+
+// Connect keeps a link to the peer d reaches, redialling with backoff when
+// it drops, until the node is closed.
+func (n *Node) Connect(d carriers.Dialer) {
+	n.env.spawnLink(func() actor.Actor { return newLink(n.env, nil, d) })
+}
+
+// Stats are the node's counters.
+func (n *Node) Stats() *Stats { return &n.env.stats }
+
+// Close says GOAWAY on every link, closes every socket and waits for every
+// actor and goroutine of the node to end.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return ErrClosed
+	}
+	n.closed = true
+	fwds, lns := n.forwards, n.listeners
+	n.mu.Unlock()
+	close(n.env.done)
+	for _, ln := range lns {
+		ln.Close()
+	}
+	for _, pid := range fwds {
+		_ = n.env.sys.Root.StopFuture(pid).Wait()
+	}
+	n.env.mu.Lock()
+	n.env.closed = true
+	links := make([]*actor.PID, 0, len(n.env.linkPIDs))
+	for _, pid := range n.env.linkPIDs {
+		links = append(links, pid)
+	}
+	n.env.mu.Unlock()
+	// Links say GOAWAY and wait (briefly) for it to be written.
+	var futs []*actor.Future
+	for _, pid := range links {
+		futs = append(futs, n.env.sys.Root.RequestFuture(pid, &shutdown{}, 3*time.Second))
+	}
+	for _, f := range futs {
+		_, _ = f.Result()
+	}
+	for _, pid := range links {
+		_ = n.env.sys.Root.StopFuture(pid).Wait()
+	}
+	n.env.wg.Wait()
+	n.env.sys.Shutdown()
+	return nil
+}
+
+// linkSet is the set of links that are up, newest last; a forward uses the
+// newest.
+type linkSet struct {
+	mu   sync.Mutex
+	pids []*actor.PID
+}
+
+func (s *linkSet) add(p *actor.PID) {
+	s.mu.Lock()
+	s.pids = append(s.pids, p)
+	s.mu.Unlock()
+}
+
+func (s *linkSet) remove(p *actor.PID) {
+	s.mu.Lock()
+	for i, q := range s.pids {
+		if q.Equal(p) {
+			s.pids = append(s.pids[:i], s.pids[i+1:]...)
+			break
+		}
+	}
+	s.mu.Unlock()
+}
+
+func (s *linkSet) newest() *actor.PID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.pids) == 0 {
+		return nil
+	}
+	return s.pids[len(s.pids)-1]
+}
+
+// releaseMessage frees what a message sent to an actor that had already
+// stopped was carrying: its buffer goes back to the pool, its socket is
+// closed. Without it a message racing an actor's end would leak them.
+func releaseMessage(msg any) {
+	switch m := msg.(type) {
+	case *engine.Frame:
+		m.Release()
+	case *inFrame:
+		m.f.Release()
+	case *dataIn:
+		engine.PutBuffer(m.buf)
+	case *write:
+		engine.PutBuffer(m.buf)
+	case *closeCarrier:
+		if m.last != nil {
+			m.last.Release()
+		}
+	case *openStream:
+		m.conn.Close()
+	case *accepted:
+		m.conn.Close()
+	case *dialDone:
+		if m.conn != nil {
+			m.conn.Close()
+		}
+	case *handshakeDone:
+		m.conn.Close()
+	}
+}

@@ -1,0 +1,67 @@
+package engine
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Reader decodes frames from a byte stream into pooled buffers. It is used
+// by exactly one goroutine, the carrier's reader.
+type Reader struct {
+	r   *bufio.Reader
+	hdr [HeaderLen]byte
+	// Version is the negotiated version; 0 until the handshake is done,
+	// when only HELLO is accepted.
+	Version uint8
+	// MaxPayload is the largest payload accepted after the handshake.
+	MaxPayload uint32
+}
+
+// NewReader returns a Reader on r with a read buffer of size bytes.
+func NewReader(r io.Reader, size int) *Reader {
+	return &Reader{r: bufio.NewReaderSize(r, size), MaxPayload: DefaultMaxPayload}
+}
+
+// ReadFrame reads one frame. The caller owns the returned frame's payload.
+// A clean end between frames is io.EOF; an end inside a frame is
+// ErrTruncated; a bad header is an ErrProtocol error naming what was wrong.
+func (r *Reader) ReadFrame() (*Frame, error) {
+	if _, err := io.ReadFull(r.r, r.hdr[:]); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("%w: header cut short", ErrTruncated)
+		}
+		return nil, err
+	}
+	h, err := ParseHeader(r.hdr[:], r.Version, r.MaxPayload)
+	if err != nil {
+		return nil, err
+	}
+	f := &Frame{Type: h.Type, Flags: h.Flags, Stream: h.Stream}
+	if h.Length == 0 {
+		return f, nil
+	}
+	f.Payload = GetBuffer(int(h.Length))
+	if _, err := io.ReadFull(r.r, f.Payload.B); err != nil {
+		f.Release()
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("%w: %v payload of %d bytes cut short", ErrTruncated, h.Type, h.Length)
+		}
+		return nil, err
+	}
+	return f, nil
+}
+
+// Buffered is the number of bytes read from the carrier but not yet
+// decoded.
+func (r *Reader) Buffered() int { return r.r.Buffered() }
+
+// AppendFrame appends f's header (version v) and payload to dst. It is for
+// the handshake and tests; the carrier writer sends header and payload with
+// one vectored write instead of copying.
+func AppendFrame(dst []byte, f *Frame, v uint8) []byte {
+	var h [HeaderLen]byte
+	f.PutHeader(h[:], v)
+	return append(append(dst, h[:]...), f.Bytes()...)
+}

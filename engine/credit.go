@@ -1,0 +1,86 @@
+package engine
+
+import "fmt"
+
+// Credit windows. Each direction of each stream has a window: the bytes the
+// sender may still send before the receiver grants more with CREDIT. The
+// receiver grants what its local socket has consumed, so a stream whose
+// reader stops holds at most its window in memory, and no other stream is
+// slowed by it.
+const (
+	// DefaultWindow is the initial per-stream window: 256 KiB.
+	DefaultWindow = 256 << 10
+	// MaxWindow bounds any window and any single CREDIT.
+	MaxWindow = 1 << 30
+)
+
+// RecvWindow is the receiving side of one stream's window.
+type RecvWindow struct {
+	size    uint32 // the window granted in all
+	avail   uint32 // what the peer may still send
+	pending uint32 // consumed locally, not yet granted back
+}
+
+// NewRecvWindow returns a window of size bytes, all granted.
+func NewRecvWindow(size uint32) RecvWindow { return RecvWindow{size: size, avail: size} }
+
+// Receive accounts for n bytes arriving from the peer. More than the peer
+// was granted is ErrFlowControl.
+func (w *RecvWindow) Receive(n int) error {
+	if n < 0 || uint64(n) > uint64(w.avail) {
+		return fmt.Errorf("%w: %d bytes with %d of credit", ErrFlowControl, n, w.avail)
+	}
+	w.avail -= uint32(n)
+	return nil
+}
+
+// Consumed accounts for n bytes written to the local socket and returns the
+// credit to grant now: nothing until a quarter of the window is due, so a
+// stream of small writes does not send a CREDIT per write.
+func (w *RecvWindow) Consumed(n int) uint32 {
+	w.pending += uint32(n)
+	if w.pending < w.size/4 {
+		return 0
+	}
+	c := w.pending
+	w.pending = 0
+	w.avail += c
+	return c
+}
+
+// Avail is the credit the peer holds.
+func (w *RecvWindow) Avail() uint32 { return w.avail }
+
+// Size is the window size.
+func (w *RecvWindow) Size() uint32 { return w.size }
+
+// SendWindow is the sending side of one stream's window.
+type SendWindow struct {
+	avail int64
+}
+
+// NewSendWindow returns a window holding n bytes of credit.
+func NewSendWindow(n uint32) SendWindow { return SendWindow{avail: int64(n)} }
+
+// Add accounts for a CREDIT of n. A window past MaxWindow is the peer's
+// error.
+func (w *SendWindow) Add(n uint32) error {
+	if w.avail+int64(n) > MaxWindow {
+		return fmt.Errorf("%w: credit of %d overflows a window of %d", ErrFlowControl, n, w.avail)
+	}
+	w.avail += int64(n)
+	return nil
+}
+
+// Take accounts for n bytes sent; it reports false, taking nothing, when
+// the window holds less than n.
+func (w *SendWindow) Take(n int) bool {
+	if int64(n) > w.avail {
+		return false
+	}
+	w.avail -= int64(n)
+	return true
+}
+
+// Avail is the credit left.
+func (w *SendWindow) Avail() int64 { return w.avail }

@@ -1,0 +1,176 @@
+package engine
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// Frame header, 12 bytes, big-endian:
+//
+//	 0       1       2               4                               8                              12
+//	+-------+-------+---------------+-------------------------------+-------------------------------+
+//	|version| type  |     flags     |           stream id           |        payload length         |
+//	+-------+-------+---------------+-------------------------------+-------------------------------+
+//
+// version is the negotiated protocol version (any value on HELLO), flags are
+// reserved (sent as 0, ignored on receipt), stream id 0 is the link itself,
+// and length counts the payload bytes that follow the header.
+const (
+	// HeaderLen is the size of a frame header.
+	HeaderLen = 12
+	// Version is the protocol version this build speaks (and the highest).
+	Version = 1
+	// MinVersion is the lowest protocol version this build speaks.
+	MinVersion = 1
+	// DefaultMaxPayload is the largest payload a peer accepts unless its
+	// HELLO says otherwise: 64 KiB.
+	DefaultMaxPayload = 64 << 10
+	// MaxHelloPayload bounds HELLO, which is read before any limit is agreed.
+	MaxHelloPayload = 4096
+	// MaxReasonLen bounds the text of OPEN_FAIL, RST and GOAWAY.
+	MaxReasonLen = 1024
+	// MaxTargetLen bounds the target named by OPEN.
+	MaxTargetLen = 1024
+)
+
+// Type is a frame type.
+type Type uint8
+
+// Frame types. The payload layout of each is in payload.go.
+const (
+	TypeHello    Type = 0x01 // link: versions, role, capabilities, limits
+	TypeOpen     Type = 0x02 // stream: target and optional first bytes
+	TypeOpenOK   Type = 0x03 // stream: empty
+	TypeOpenFail Type = 0x04 // stream: code u16, reason
+	TypeData     Type = 0x05 // stream: bytes
+	TypeCredit   Type = 0x06 // stream: increment u32
+	TypeFin      Type = 0x07 // stream: empty; sender will send no more DATA
+	TypeRst      Type = 0x08 // stream: code u16, reason
+	TypePing     Type = 0x09 // link: 8 opaque bytes
+	TypePong     Type = 0x0A // link: the 8 bytes of the PING
+	TypeGoAway   Type = 0x0B // link: code u16, reason
+	typeMax           = TypeGoAway
+)
+
+var typeNames = [...]string{
+	TypeHello: "HELLO", TypeOpen: "OPEN", TypeOpenOK: "OPEN_OK", TypeOpenFail: "OPEN_FAIL",
+	TypeData: "DATA", TypeCredit: "CREDIT", TypeFin: "FIN", TypeRst: "RST",
+	TypePing: "PING", TypePong: "PONG", TypeGoAway: "GOAWAY",
+}
+
+func (t Type) String() string {
+	if t >= 1 && t <= typeMax {
+		return typeNames[t]
+	}
+	return fmt.Sprintf("TYPE(0x%02x)", uint8(t))
+}
+
+// Valid reports whether t is a frame type of this version.
+func (t Type) Valid() bool { return t >= 1 && t <= typeMax }
+
+// Control reports whether frames of type t are control frames, which the
+// scheduler sends before any stream's DATA. DATA and FIN are ordered with
+// their stream's bytes and so are not control frames.
+func (t Type) Control() bool { return t != TypeData && t != TypeFin }
+
+// Header is a decoded frame header.
+type Header struct {
+	Version uint8
+	Type    Type
+	Flags   uint16
+	Stream  uint32
+	Length  uint32
+}
+
+// PutHeader writes h into b, which must hold HeaderLen bytes.
+func PutHeader(b []byte, h Header) {
+	_ = b[HeaderLen-1]
+	b[0] = h.Version
+	b[1] = uint8(h.Type)
+	binary.BigEndian.PutUint16(b[2:], h.Flags)
+	binary.BigEndian.PutUint32(b[4:], h.Stream)
+	binary.BigEndian.PutUint32(b[8:], h.Length)
+}
+
+// ParseHeader decodes and checks a header. version is the negotiated
+// version, or 0 during the handshake, when only a HELLO of any version is
+// accepted. maxPayload is the largest length this side accepts.
+func ParseHeader(b []byte, version uint8, maxPayload uint32) (Header, error) {
+	if len(b) < HeaderLen {
+		return Header{}, fmt.Errorf("%w: header of %d bytes", ErrTruncated, len(b))
+	}
+	h := Header{
+		Version: b[0],
+		Type:    Type(b[1]),
+		Flags:   binary.BigEndian.Uint16(b[2:]),
+		Stream:  binary.BigEndian.Uint32(b[4:]),
+		Length:  binary.BigEndian.Uint32(b[8:]),
+	}
+	if version == 0 {
+		if h.Type != TypeHello {
+			return h, fmt.Errorf("%w: first frame is %v, want HELLO", ErrBadMagic, h.Type)
+		}
+		if h.Length > MaxHelloPayload {
+			return h, fmt.Errorf("%w: HELLO of %d bytes (limit %d)", ErrFrameTooLarge, h.Length, MaxHelloPayload)
+		}
+		return h, nil
+	}
+	if h.Version != version {
+		return h, fmt.Errorf("%w: frame version %d on a version %d link", ErrVersion, h.Version, version)
+	}
+	if !h.Type.Valid() {
+		return h, fmt.Errorf("%w 0x%02x", ErrUnknownType, uint8(h.Type))
+	}
+	if h.Type == TypeHello {
+		return h, fmt.Errorf("%w: HELLO after the handshake", ErrStreamState)
+	}
+	if h.Length > maxPayload {
+		return h, fmt.Errorf("%w: %v of %d bytes (limit %d)", ErrFrameTooLarge, h.Type, h.Length, maxPayload)
+	}
+	return h, nil
+}
+
+// Frame is one frame with its payload in a pooled buffer. Whoever holds a
+// Frame owns its Payload and must hand it on or call Release.
+type Frame struct {
+	Type    Type
+	Flags   uint16
+	Stream  uint32
+	Payload *Buffer // nil for an empty payload
+}
+
+// Len is the payload length.
+func (f *Frame) Len() int {
+	if f.Payload == nil {
+		return 0
+	}
+	return len(f.Payload.B)
+}
+
+// Bytes is the payload (nil when empty).
+func (f *Frame) Bytes() []byte {
+	if f.Payload == nil {
+		return nil
+	}
+	return f.Payload.B
+}
+
+// Release returns the payload to the pool. Safe to call twice.
+func (f *Frame) Release() {
+	if f.Payload != nil {
+		PutBuffer(f.Payload)
+		f.Payload = nil
+	}
+}
+
+// WireLen is the number of bytes the frame takes on the wire.
+func (f *Frame) WireLen() int { return HeaderLen + f.Len() }
+
+// PutHeader writes the frame's header, with version v, into b.
+func (f *Frame) PutHeader(b []byte, v uint8) {
+	PutHeader(b, Header{Version: v, Type: f.Type, Flags: f.Flags, Stream: f.Stream, Length: uint32(f.Len())})
+}
+
+func (f *Frame) String() string {
+	return fmt.Sprintf("%v stream=%d len=%d", f.Type, f.Stream, f.Len())
+}

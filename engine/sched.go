@@ -1,0 +1,139 @@
+package engine
+
+// Queue is the scheduling policy for one link's outgoing frames: control
+// frames first, in arrival order; then the streams with frames waiting, one
+// frame each in turn, so a busy stream cannot starve a quiet one. DATA and
+// FIN of one stream keep their order. It is not safe for concurrent use: the
+// Scheduler actor owns it.
+type Queue struct {
+	ctrl    fifo
+	streams map[uint32]*fifo
+	ring    []uint32 // streams with frames waiting, in turn order
+	head    int
+	frames  int
+	bytes   int
+}
+
+// NewQueue returns an empty queue.
+func NewQueue() *Queue { return &Queue{streams: make(map[uint32]*fifo)} }
+
+// Push adds f; the queue owns it until Pop returns it.
+func (q *Queue) Push(f *Frame) {
+	q.frames++
+	q.bytes += f.WireLen()
+	if f.Type.Control() {
+		q.ctrl.push(f)
+		return
+	}
+	s := q.streams[f.Stream]
+	if s == nil {
+		s = &fifo{}
+		q.streams[f.Stream] = s
+	}
+	if s.len() == 0 {
+		q.ring = append(q.ring, f.Stream)
+	}
+	s.push(f)
+}
+
+// Pop removes and returns the next frame to send, or nil.
+func (q *Queue) Pop() *Frame {
+	if f := q.ctrl.pop(); f != nil {
+		q.account(f)
+		return f
+	}
+	for q.head < len(q.ring) {
+		id := q.ring[q.head]
+		q.head++
+		s := q.streams[id]
+		if s == nil || s.len() == 0 {
+			continue // dropped since it was queued
+		}
+		f := s.pop()
+		if s.len() > 0 {
+			q.ring = append(q.ring, id)
+		} else {
+			delete(q.streams, id)
+		}
+		q.compact()
+		q.account(f)
+		return f
+	}
+	q.ring, q.head = q.ring[:0], 0
+	return nil
+}
+
+// Drop removes every frame waiting for stream id (it was reset) and returns
+// them so the caller can release their buffers.
+func (q *Queue) Drop(id uint32) []*Frame {
+	s := q.streams[id]
+	if s == nil {
+		return nil
+	}
+	delete(q.streams, id)
+	out := s.drain()
+	for _, f := range out {
+		q.account(f)
+	}
+	return out
+}
+
+// DropAll empties the queue and returns every frame in it.
+func (q *Queue) DropAll() []*Frame {
+	out := q.ctrl.drain()
+	for id := range q.streams {
+		out = append(out, q.Drop(id)...)
+	}
+	q.frames, q.bytes, q.ring, q.head = 0, 0, q.ring[:0], 0
+	return out
+}
+
+// Len is the number of frames waiting.
+func (q *Queue) Len() int { return q.frames }
+
+// Bytes is the wire size of the frames waiting.
+func (q *Queue) Bytes() int { return q.bytes }
+
+func (q *Queue) account(f *Frame) {
+	q.frames--
+	q.bytes -= f.WireLen()
+}
+
+// compact drops the consumed prefix of the ring once it is most of it, so
+// the ring does not grow without bound.
+func (q *Queue) compact() {
+	if q.head > 64 && q.head*2 > len(q.ring) {
+		n := copy(q.ring, q.ring[q.head:])
+		q.ring, q.head = q.ring[:n], 0
+	}
+}
+
+// fifo is a queue of frames on a slice with a moving head.
+type fifo struct {
+	items []*Frame
+	head  int
+}
+
+func (f *fifo) len() int { return len(f.items) - f.head }
+
+func (f *fifo) push(fr *Frame) { f.items = append(f.items, fr) }
+
+func (f *fifo) pop() *Frame {
+	if f.head == len(f.items) {
+		return nil
+	}
+	fr := f.items[f.head]
+	f.items[f.head] = nil
+	f.head++
+	if f.head == len(f.items) {
+		f.items, f.head = f.items[:0], 0
+	}
+	return fr
+}
+
+func (f *fifo) drain() []*Frame {
+	out := append([]*Frame(nil), f.items[f.head:]...)
+	clear(f.items)
+	f.items, f.head = f.items[:0], 0
+	return out
+}
