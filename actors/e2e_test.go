@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -328,4 +327,3 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-var _ = fmt.Sprint

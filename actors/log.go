@@ -27,4 +27,4 @@ func (d libHandler) Handle(ctx context.Context, r slog.Record) error {
 }
 
 func (d libHandler) WithAttrs(as []slog.Attr) slog.Handler { return libHandler{d.h.WithAttrs(as)} }
-func (d libHandler) WithGroup(g string) slog.Handler      { return libHandler{d.h.WithGroup(g)} }
+func (d libHandler) WithGroup(g string) slog.Handler       { return libHandler{d.h.WithGroup(g)} }

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"sockmux/internal/testkit"
+)
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestBadCommandLines: each bad command line exits 2 with a message naming
+// what was wrong.
+func TestBadCommandLines(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"listen", "-L", "8080:host", "127.0.0.1:0"}, `"8080:host"`},
+		{[]string{"listen", "-L", "99999:host:80", "127.0.0.1:0"}, `"99999"`},
+		{[]string{"connect", "-L", "8080:host:0", "127.0.0.1:1"}, `"0"`},
+		{[]string{"connect", "--log-level", "loud", "127.0.0.1:1"}, `"loud"`},
+		{[]string{"connect", "--bogus", "127.0.0.1:1"}, "--bogus"},
+		{[]string{"connect"}, "one ADDR"},
+		{[]string{"listen", "a:1", "b:2"}, "one ADDR"},
+		{[]string{"listen", "nocolon"}, `"nocolon"`},
+		{[]string{"connect", "udp://127.0.0.1:1"}, `"udp"`},
+		{[]string{"demo", "--streams", "0"}, "--streams"},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			code := run(context.Background(), tc.args, &out, &errOut)
+			if code != 2 {
+				t.Fatalf("exit code %d, want 2 (stderr: %s)", code, errOut.String())
+			}
+			if !strings.Contains(errOut.String(), tc.want) {
+				t.Fatalf("stderr %q does not name %s", errOut.String(), tc.want)
+			}
+		})
+	}
+}
+
+func TestVersionAndHelp(t *testing.T) {
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"--version"}, &out, io.Discard); code != 0 || !strings.Contains(out.String(), version) {
+		t.Fatalf("--version: exit %d, output %q", code, out.String())
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"connect", "--help"}, &out, io.Discard); code != 0 || !strings.Contains(out.String(), "-L, --local") {
+		t.Fatalf("connect --help: exit %d, output %q", code, out.String())
+	}
+}
+
+// TestListenConnect runs the two subcommands as a user would, each with a
+// -L forward, and carries traffic through both forwards.
+func TestListenConnect(t *testing.T) {
+	testkit.CheckLeaks(t)
+	echo := testkit.Echo(t)
+	linkAddr := testkit.FreeAddr(t)
+	fwdL, fwdC := testkit.FreeAddr(t), testkit.FreeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var lerr, cerr syncBuffer
+	codes := make([]int, 2)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		codes[0] = run(ctx, []string{"listen", "-L", fwdL + ":" + echo, linkAddr}, io.Discard, &lerr)
+	}()
+	waitLog(t, &lerr, `msg="listening for links"`)
+	go func() {
+		defer wg.Done()
+		codes[1] = run(ctx, []string{"connect", "--log-level", "debug", "-L", fwdC + ":" + echo, linkAddr}, io.Discard, &cerr)
+	}()
+	waitLog(t, &lerr, `msg="link up"`)
+	waitLog(t, &cerr, `msg="link up"`)
+	for _, addr := range []string{fwdL, fwdC} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		testkit.EchoRoundTrip(t, c, 9, 4<<20)
+		c.Close()
+	}
+	cancel()
+	wg.Wait()
+	if codes[0] != 0 || codes[1] != 0 {
+		t.Fatalf("exit codes %v; stderr:\n%s\n%s", codes, lerr.String(), cerr.String())
+	}
+	if strings.Contains(lerr.String(), "lib=protoactor") {
+		t.Errorf("protoactor logged at the default level:\n%s", lerr.String())
+	}
+	for _, want := range []string{`msg="forward listening"`, `msg="link down"`} {
+		if !strings.Contains(lerr.String(), want) {
+			t.Errorf("listen's log lacks %s:\n%s", want, lerr.String())
+		}
+	}
+}
+
+// TestDemo runs the demo with a small load and checks what it reports.
+func TestDemo(t *testing.T) {
+	testkit.CheckLeaks(t)
+	var out bytes.Buffer
+	res, err := runDemo(context.Background(), &out, slog.New(slog.DiscardHandler), 4, 2<<20)
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, out.String())
+	}
+	if res.Verified != 4 || !res.HalfClose || res.Bytes != 8<<20 {
+		t.Fatalf("demo result %+v", res)
+	}
+	if !strings.HasSuffix(out.String(), "OK\n") {
+		t.Fatalf("demo output does not end in OK:\n%s", out.String())
+	}
+}
+
+// waitLog waits for a log line, failing after a generous limit.
+func waitLog(t *testing.T, b *syncBuffer, want string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(b.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s in log:\n%s", want, b.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
