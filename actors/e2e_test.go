@@ -13,6 +13,7 @@ import (
 
 	"sockmux/engine"
 	"sockmux/internal/testkit"
+	"sockmux/internal/testpair"
 )
 
 func fwd(t testing.TB, target string) engine.Forward {
@@ -30,7 +31,7 @@ func fwd(t testing.TB, target string) engine.Forward {
 // the listening side and one declared on the dialling side of one link.
 func TestTransferBothWays(t *testing.T) {
 	echo := testkit.Echo(t)
-	p := testkit.NewPair(t, testkit.PairConfig{
+	p := testpair.New(t, testpair.Config{
 		AForwards: []engine.Forward{fwd(t, echo)},
 		BForwards: []engine.Forward{fwd(t, echo)},
 	})
@@ -63,7 +64,7 @@ func TestHalfClose(t *testing.T) {
 		c.Write(h.Sum(nil))
 		testkit.Stream(c, 7, answer)
 	})
-	p := testkit.NewPair(t, testkit.PairConfig{BForwards: []engine.Forward{fwd(t, srv)}})
+	p := testpair.New(t, testpair.Config{BForwards: []engine.Forward{fwd(t, srv)}})
 	c := testkit.Dial(t, p.B.ForwardAddrs()[0])
 	req := testkit.Payload(3, 100_000)
 	if _, err := c.Write(req); err != nil {
@@ -90,7 +91,7 @@ func TestHalfClose(t *testing.T) {
 // payload.
 func TestManyStreams(t *testing.T) {
 	echo := testkit.Echo(t)
-	p := testkit.NewPair(t, testkit.PairConfig{AForwards: []engine.Forward{fwd(t, echo)}})
+	p := testpair.New(t, testpair.Config{AForwards: []engine.Forward{fwd(t, echo)}})
 	addr := p.A.ForwardAddrs()[0]
 	var wg sync.WaitGroup
 	for i := range 200 {
@@ -128,7 +129,7 @@ func TestHeadOfLine(t *testing.T) {
 		copy(stalledSum[:], h.Sum(nil))
 	})
 	echo := testkit.Echo(t)
-	p := testkit.NewPair(t, testkit.PairConfig{
+	p := testpair.New(t, testpair.Config{
 		AForwards: []engine.Forward{fwd(t, stalled), fwd(t, echo)},
 		Window:    window,
 	})
@@ -183,7 +184,7 @@ func TestHeadOfLine(t *testing.T) {
 // both sides log the target and the reason.
 func TestTargetRefused(t *testing.T) {
 	dead := testkit.FreeAddr(t)
-	p := testkit.NewPair(t, testkit.PairConfig{AForwards: []engine.Forward{fwd(t, dead)}})
+	p := testpair.New(t, testpair.Config{AForwards: []engine.Forward{fwd(t, dead)}})
 	c := testkit.Dial(t, p.A.ForwardAddrs()[0])
 	c.SetReadDeadline(time.Now().Add(10 * time.Second)) // a guard against a hang, not a timing assert
 	n, err := c.Read(make([]byte, 1))
@@ -209,7 +210,7 @@ func TestTargetRefused(t *testing.T) {
 // keeps working.
 func TestBadPeers(t *testing.T) {
 	echo := testkit.Echo(t)
-	p := testkit.NewPair(t, testkit.PairConfig{BForwards: []engine.Forward{fwd(t, echo)}})
+	p := testpair.New(t, testpair.Config{BForwards: []engine.Forward{fwd(t, echo)}})
 	hello := func(minV, maxV uint8) []byte {
 		f := engine.NewHello(&engine.Hello{MinVersion: minV, MaxVersion: maxV, Role: engine.RoleDialer,
 			MaxPayload: engine.DefaultMaxPayload, InitialWindow: engine.DefaultWindow})
@@ -300,7 +301,7 @@ func readGoAway(t testing.TB, c net.Conn) (engine.Code, bool) {
 // every pooled buffer is back and the streams are gone from both sides.
 func TestStreamsReleaseBuffers(t *testing.T) {
 	echo := testkit.Echo(t)
-	p := testkit.NewPair(t, testkit.PairConfig{AForwards: []engine.Forward{fwd(t, echo)}})
+	p := testpair.New(t, testpair.Config{AForwards: []engine.Forward{fwd(t, echo)}})
 	before := engine.PoolOutstanding()
 	for i := range 20 {
 		testkit.EchoRoundTrip(t, testkit.Dial(t, p.A.ForwardAddrs()[0]), uint64(i), 300_000)
@@ -327,3 +328,39 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
+
+// TestLinkDropMidTransfer cuts the carrier while streams are in flight: the
+// clients' connections close, the dialling side redials, new traffic flows,
+// and nothing leaks.
+func TestLinkDropMidTransfer(t *testing.T) {
+	// The held streams stay open: their clients never finish sending.
+	held := testkit.Serve(t, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
+	echo := testkit.Echo(t)
+	p := testpair.New(t, testpair.Config{
+		BForwards: []engine.Forward{fwd(t, held), fwd(t, echo)},
+		Proxy:     true, Backoff: 10 * time.Millisecond,
+	})
+	var clients []*net.TCPConn
+	for range 4 {
+		c := testkit.Dial(t, p.B.ForwardAddrs()[0])
+		if _, err := c.Write(testkit.Payload(1, 200_000)); err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, c)
+	}
+	waitFor(t, "the streams to open on the far side", func() bool { return p.A.Stats().StreamsOpened.Load() == 4 })
+	p.Proxy.Cut()
+	for i, c := range clients {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second)) // hang guard
+		if _, err := io.Copy(io.Discard, c); err != nil && !testkit.IsClosed(err) {
+			t.Fatalf("client %d: %v, want its connection closed", i, err)
+		}
+	}
+	p.BLog.Wait(t, 10*time.Second, "link down on the dialling side", func(r testkit.Record) bool { return r.Msg == "link down" })
+	select {
+	case <-p.Ups:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the link was not redialled")
+	}
+	testkit.EchoRoundTrip(t, testkit.Dial(t, p.B.ForwardAddrs()[1]), 2, 2<<20)
+}

@@ -171,9 +171,10 @@ func (l *linkActor) scheduleRedial() {
 func (l *linkActor) handshake(conn net.Conn) {
 	l.conn = conn
 	self, cfg, role := l.self, l.env.cfg, l.role
+	minV, maxV := l.env.minVersion, l.env.maxVersion
 	l.env.goroutine(func() {
 		hello := &engine.Hello{
-			MinVersion: engine.MinVersion, MaxVersion: engine.Version, Role: role,
+			MinVersion: minV, MaxVersion: maxV, Role: role,
 			MaxPayload: cfg.MaxPayload, InitialWindow: cfg.Window,
 		}
 		p, r, err := exchangeHello(conn, hello, cfg.HandshakeTimeout)
@@ -187,7 +188,7 @@ func exchangeHello(conn net.Conn, hello *engine.Hello, timeout time.Duration) (e
 	_ = conn.SetDeadline(time.Now().Add(timeout))
 	defer conn.SetDeadline(time.Time{})
 	f := engine.NewHello(hello)
-	out := engine.AppendFrame(nil, f, engine.Version)
+	out := engine.AppendFrame(nil, f, hello.MaxVersion)
 	f.Release()
 	if _, err := conn.Write(out); err != nil {
 		return engine.Params{}, nil, fmt.Errorf("sending HELLO: %w", err)

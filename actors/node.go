@@ -86,6 +86,10 @@ type env struct {
 	mu       sync.Mutex
 	linkPIDs map[string]*actor.PID // live Link actors, by id
 	closed   bool
+
+	// minVersion and maxVersion are what this node's HELLO offers; tests
+	// change them to play a peer of another version.
+	minVersion, maxVersion uint8
 }
 
 // spawnLink starts a Link actor unless the node is closing.
@@ -131,7 +135,8 @@ func NewNode(cfg Config) (*Node, error) {
 		d := &net.Dialer{Timeout: 10 * time.Second}
 		cfg.DialTarget = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
 	}
-	e := &env{cfg: cfg, log: cfg.Logger, done: make(chan struct{}), linkPIDs: make(map[string]*actor.PID)}
+	e := &env{cfg: cfg, log: cfg.Logger, done: make(chan struct{}), linkPIDs: make(map[string]*actor.PID),
+		minVersion: engine.MinVersion, maxVersion: engine.Version}
 	lib := slog.New(libHandler{cfg.Logger.Handler()}).With("lib", "protoactor")
 	e.sys = actor.NewActorSystem(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return lib }),

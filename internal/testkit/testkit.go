@@ -1,6 +1,7 @@
-// Package testkit owns what the end-to-end tests and benchmarks share:
-// loopback servers (echo, hash), a pair of linked nodes, a structured log
-// recorder and the leak checks every end-to-end test runs.
+// Package testkit owns what the tests share: loopback servers, payloads, a
+// cuttable proxy, a structured log recorder and the leak checks every
+// end-to-end test runs. It does not import the actors, so their internal
+// tests can use it too; package testpair builds linked nodes on top.
 package testkit
 
 import (
@@ -17,8 +18,6 @@ import (
 
 	"go.uber.org/goleak"
 
-	"sockmux/actors"
-	"sockmux/carriers"
 	"sockmux/engine"
 )
 
@@ -234,77 +233,6 @@ func (r *Recorder) Records() []Record {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]Record(nil), r.recs...)
-}
-
-// Pair is two nodes linked over a loopback TCP carrier: A listens, B dials.
-type Pair struct {
-	A, B       *actors.Node
-	LinkAddr   string
-	ALog, BLog *Recorder
-}
-
-// PairConfig says what each side of a Pair has.
-type PairConfig struct {
-	AForwards, BForwards []engine.Forward
-	Window               uint32
-}
-
-// NewPair starts a linked pair and returns once the link is up on both
-// sides. Both nodes are closed, and leaks checked, when the test ends.
-func NewPair(t testing.TB, pc PairConfig) *Pair {
-	t.Helper()
-	CheckLeaks(t)
-	p := &Pair{ALog: NewRecorder(), BLog: NewRecorder()}
-	upA, upB := make(chan struct{}, 16), make(chan struct{}, 16)
-	onLink := func(ch chan struct{}) func(actors.LinkEvent) {
-		return func(ev actors.LinkEvent) {
-			if ev.Up {
-				ch <- struct{}{}
-			}
-		}
-	}
-	var err error
-	p.A, err = actors.NewNode(actors.Config{Logger: slog.New(p.ALog), Forwards: pc.AForwards, Window: pc.Window, OnLink: onLink(upA)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.A.Close() })
-	t.Cleanup(func() {
-		if t.Failed() {
-			for name, r := range map[string]*Recorder{"A": p.ALog, "B": p.BLog} {
-				recs := r.Records()
-				for _, rec := range recs[max(0, len(recs)-40):] {
-					if rec.Level >= slog.LevelInfo {
-						t.Logf("%s %v %s %v", name, rec.Level, rec.Msg, rec.Attrs)
-					}
-				}
-			}
-		}
-	})
-	ln, err := carriers.Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.LinkAddr = ln.Addr().String()
-	p.A.Serve(ln)
-	p.B, err = actors.NewNode(actors.Config{Logger: slog.New(p.BLog), Forwards: pc.BForwards, Window: pc.Window, OnLink: onLink(upB)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.B.Close() })
-	d, err := carriers.NewDialer(p.LinkAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.B.Connect(d)
-	for _, ch := range []chan struct{}{upA, upB} {
-		select {
-		case <-ch:
-		case <-time.After(10 * time.Second):
-			t.Fatal("link did not come up")
-		}
-	}
-	return p
 }
 
 // Dial connects to a forward's listening address.

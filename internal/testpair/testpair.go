@@ -1,0 +1,107 @@
+// Package testpair starts two sockmux nodes linked over loopback for
+// end-to-end tests.
+package testpair
+
+import (
+	"log/slog"
+	"testing"
+	"time"
+
+	"sockmux/actors"
+	"sockmux/carriers"
+	"sockmux/engine"
+	"sockmux/internal/testkit"
+)
+
+// Pair is two nodes linked over a loopback TCP carrier: A listens, B dials.
+type Pair struct {
+	A, B       *actors.Node
+	LinkAddr   string
+	ALog, BLog *testkit.Recorder
+	Proxy      *testkit.Proxy
+	// Ups receives a value each time B's link comes up.
+	Ups chan struct{}
+}
+
+// Config says what each side of a Pair has.
+type Config struct {
+	AForwards, BForwards []engine.Forward
+	Window               uint32
+	// Proxy puts a cuttable proxy between B and A (Pair.Proxy).
+	Proxy bool
+	// Backoff is B's first redial delay (the default when 0).
+	Backoff time.Duration
+}
+
+// New starts a linked pair and returns once the link is up on both sides.
+// Both nodes are closed, and leaks checked, when the test ends.
+func New(t testing.TB, pc Config) *Pair {
+	t.Helper()
+	testkit.CheckLeaks(t)
+	p := &Pair{ALog: testkit.NewRecorder(), BLog: testkit.NewRecorder()}
+	upA, upB := make(chan struct{}, 16), make(chan struct{}, 16)
+	p.Ups = upB
+	onLink := func(ch chan struct{}) func(actors.LinkEvent) {
+		return func(ev actors.LinkEvent) {
+			if ev.Up {
+				ch <- struct{}{}
+			}
+		}
+	}
+	var err error
+	p.A, err = actors.NewNode(actors.Config{Logger: slog.New(p.ALog), Forwards: pc.AForwards, Window: pc.Window, OnLink: onLink(upA)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.A.Close() })
+	t.Cleanup(func() {
+		if t.Failed() {
+			p.dumpLogs(t)
+		}
+	})
+	ln, err := carriers.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.LinkAddr = ln.Addr().String()
+	p.A.Serve(ln)
+	p.B, err = actors.NewNode(actors.Config{Logger: slog.New(p.BLog), Forwards: pc.BForwards, Window: pc.Window, OnLink: onLink(upB),
+		Backoff: pc.Backoff, MaxBackoff: 4 * max(pc.Backoff, time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.B.Close() })
+	dialAddr := p.LinkAddr
+	if pc.Proxy {
+		p.Proxy = testkit.NewProxy(t, p.LinkAddr)
+		dialAddr = p.Proxy.Addr()
+	}
+	d, err := carriers.NewDialer(dialAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.B.Connect(d)
+	for _, ch := range []chan struct{}{upA, upB} {
+		select {
+		case <-ch:
+		case <-time.After(10 * time.Second):
+			t.Fatal("link did not come up")
+		}
+	}
+	return p
+}
+
+// dumpLogs prints the last info-and-above records of both sides.
+func (p *Pair) dumpLogs(t testing.TB) {
+	for _, side := range []struct {
+		name string
+		r    *testkit.Recorder
+	}{{"A", p.ALog}, {"B", p.BLog}} {
+		recs := side.r.Records()
+		for _, rec := range recs[max(0, len(recs)-40):] {
+			if rec.Level >= slog.LevelInfo {
+				t.Logf("%s %v %s %v", side.name, rec.Level, rec.Msg, rec.Attrs)
+			}
+		}
+	}
+}
