@@ -160,10 +160,6 @@ func NewNode(cfg Config) (*Node, error) {
 	return n, nil
 }
 
-func (e *env) props(p actor.Producer) *actor.Props {
-	return actor.PropsFromProducer(p, actor.WithSupervisor(e.supervisor))
-}
-
 // goroutine runs f on a goroutine the node waits for on Close.
 func (e *env) goroutine(f func()) {
 	e.wg.Add(1)
