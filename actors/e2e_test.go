@@ -328,7 +328,6 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-
 // TestLinkDropMidTransfer cuts the carrier while streams are in flight: the
 // clients' connections close, the dialling side redials, new traffic flows,
 // and nothing leaks.

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/pkg/profile"
 	"github.com/spf13/cobra"
 
 	"sockmux/actors"
@@ -60,12 +61,35 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // options are the flags listen and connect share.
 type options struct {
 	forwards []string
-	logLevel string
+	profile  string
 }
 
 func (o *options) addFlags(cmd *cobra.Command) {
 	cmd.Flags().StringArrayVarP(&o.forwards, "local", "L", nil,
 		"forward `[bind_addr:]port:host:hostport`: listen here (bind default 127.0.0.1), the peer dials host:hostport (repeatable)")
+	cmd.Flags().StringVar(&o.profile, "profile", "",
+		"profile the daemon until it exits: cpu|mem|mutex|block (written to a temporary directory named in the log)")
+}
+
+// startProfile starts the profile o.profile names and returns its stop.
+func (o *options) startProfile() (func(), error) {
+	var mode func(*profile.Profile)
+	switch o.profile {
+	case "":
+		return func() {}, nil
+	case "cpu":
+		mode = profile.CPUProfile
+	case "mem":
+		mode = profile.MemProfile
+	case "mutex":
+		mode = profile.MutexProfile
+	case "block":
+		mode = profile.BlockProfile
+	default:
+		return nil, fmt.Errorf("%w: bad --profile %q: want cpu, mem, mutex or block", errUsage, o.profile)
+	}
+	p := profile.Start(mode, profile.NoShutdownHook)
+	return p.Stop, nil
 }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
@@ -144,6 +168,12 @@ func listenCmd(logger func() (*slog.Logger, error)) *cobra.Command {
 				}
 				return err
 			}
+			stopProfile, err := o.startProfile()
+			if err != nil {
+				ln.Close()
+				return err
+			}
+			defer stopProfile()
 			node, err := actors.NewNode(actors.Config{Logger: log, Forwards: fwds})
 			if err != nil {
 				ln.Close()
@@ -174,6 +204,11 @@ func connectCmd(logger func() (*slog.Logger, error)) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("%w: %w", errUsage, err)
 			}
+			stopProfile, err := o.startProfile()
+			if err != nil {
+				return err
+			}
+			defer stopProfile()
 			node, err := actors.NewNode(actors.Config{Logger: log, Forwards: fwds})
 			if err != nil {
 				return err

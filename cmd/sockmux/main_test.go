@@ -49,6 +49,7 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"listen", "nocolon"}, `"nocolon"`},
 		{[]string{"connect", "udp://127.0.0.1:1"}, `"udp"`},
 		{[]string{"demo", "--streams", "0"}, "--streams"},
+		{[]string{"listen", "--profile", "gpu", "127.0.0.1:0"}, `"gpu"`},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -148,4 +149,3 @@ func waitLog(t *testing.T, b *syncBuffer, want string) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
-
