@@ -27,13 +27,23 @@ func fwd(t testing.TB, target string) engine.Forward {
 	return f
 }
 
+// eachCarrier runs one test body over every carrier kind.
+func eachCarrier(t *testing.T, body func(t *testing.T, carrier string)) {
+	for _, c := range testpair.Carriers {
+		t.Run(c, func(t *testing.T) { body(t, c) })
+	}
+}
+
 // TestTransferBothWays pushes 64 MiB each way through a forward declared on
 // the listening side and one declared on the dialling side of one link.
-func TestTransferBothWays(t *testing.T) {
+func TestTransferBothWays(t *testing.T) { eachCarrier(t, testTransferBothWays) }
+
+func testTransferBothWays(t *testing.T, carrier string) {
 	echo := testkit.Echo(t)
 	p := testpair.New(t, testpair.Config{
 		AForwards: []engine.Forward{fwd(t, echo)},
 		BForwards: []engine.Forward{fwd(t, echo)},
+		Carrier:   carrier,
 	})
 	size := 64 << 20
 	if testing.Short() {
@@ -54,7 +64,9 @@ func TestTransferBothWays(t *testing.T) {
 
 // TestHalfClose: the client sends a request and shuts its write side; the
 // server reads to EOF, then answers; the client gets the whole answer.
-func TestHalfClose(t *testing.T) {
+func TestHalfClose(t *testing.T) { eachCarrier(t, testHalfClose) }
+
+func testHalfClose(t *testing.T, carrier string) {
 	const answer = 3 << 20
 	srv := testkit.Serve(t, func(c net.Conn) {
 		h := sha256.New()
@@ -64,7 +76,7 @@ func TestHalfClose(t *testing.T) {
 		c.Write(h.Sum(nil))
 		testkit.Stream(c, 7, answer)
 	})
-	p := testpair.New(t, testpair.Config{BForwards: []engine.Forward{fwd(t, srv)}})
+	p := testpair.New(t, testpair.Config{BForwards: []engine.Forward{fwd(t, srv)}, Carrier: carrier})
 	c := testkit.Dial(t, p.B.ForwardAddrs()[0])
 	req := testkit.Payload(3, 100_000)
 	if _, err := c.Write(req); err != nil {
@@ -89,9 +101,11 @@ func TestHalfClose(t *testing.T) {
 
 // TestManyStreams runs 200 streams at once on one link, each with its own
 // payload.
-func TestManyStreams(t *testing.T) {
+func TestManyStreams(t *testing.T) { eachCarrier(t, testManyStreams) }
+
+func testManyStreams(t *testing.T, carrier string) {
 	echo := testkit.Echo(t)
-	p := testpair.New(t, testpair.Config{AForwards: []engine.Forward{fwd(t, echo)}})
+	p := testpair.New(t, testpair.Config{AForwards: []engine.Forward{fwd(t, echo)}, Carrier: carrier})
 	addr := p.A.ForwardAddrs()[0]
 	var wg sync.WaitGroup
 	for i := range 200 {

@@ -182,30 +182,54 @@ func (l *linkActor) handshake(conn net.Conn) {
 	})
 }
 
-// exchangeHello runs the handshake on conn. When the peer's HELLO is
-// unacceptable it tells the peer why in a GOAWAY before returning.
+// exchangeHello runs the handshake on conn. Our HELLO is written while the
+// peer's is read, so a carrier with no buffering (a pipe) cannot deadlock
+// the two peers writing at once. When the peer's HELLO is unacceptable the
+// peer is told why in a GOAWAY.
 func exchangeHello(conn net.Conn, hello *engine.Hello, timeout time.Duration) (engine.Params, *engine.Reader, error) {
 	_ = conn.SetDeadline(time.Now().Add(timeout))
 	defer conn.SetDeadline(time.Time{})
 	f := engine.NewHello(hello)
 	out := engine.AppendFrame(nil, f, hello.MaxVersion)
 	f.Release()
-	if _, err := conn.Write(out); err != nil {
-		return engine.Params{}, nil, fmt.Errorf("sending HELLO: %w", err)
+	werr := make(chan error, 1)
+	go func() {
+		_, err := conn.Write(out)
+		werr <- err
+	}()
+	p, r, refusal, err := readHello(conn, hello)
+	if e := <-werr; e != nil && err == nil {
+		err = fmt.Errorf("sending HELLO: %w", e)
+	}
+	if refusal != nil { // after our HELLO, so the peer can read both
+		_, _ = conn.Write(engine.AppendFrame(nil, refusal, hello.MaxVersion))
+		refusal.Release()
+	}
+	if err != nil {
+		return engine.Params{}, nil, err
+	}
+	return p, r, nil
+}
+
+// readHello reads and checks the peer's HELLO. When it is unacceptable it
+// also returns the GOAWAY that tells the peer why.
+func readHello(conn net.Conn, hello *engine.Hello) (engine.Params, *engine.Reader, *engine.Frame, error) {
+	refuse := func(code engine.Code, err error) *engine.Frame {
+		return engine.NewReason(engine.TypeGoAway, 0, code, err.Error())
 	}
 	r := engine.NewReader(conn, readBufferSize)
 	in, err := r.ReadFrame()
 	if err != nil {
+		var g *engine.Frame
 		if errors.Is(err, engine.ErrProtocol) {
-			goAway(conn, engine.CodeProtocol, err.Error())
+			g = refuse(engine.CodeProtocol, err)
 		}
-		return engine.Params{}, nil, fmt.Errorf("reading HELLO: %w", err)
+		return engine.Params{}, nil, g, fmt.Errorf("reading HELLO: %w", err)
 	}
 	defer in.Release()
 	peer, err := engine.ParseHello(in.Bytes())
 	if err != nil {
-		goAway(conn, engine.CodeProtocol, err.Error())
-		return engine.Params{}, nil, fmt.Errorf("reading HELLO: %w", err)
+		return engine.Params{}, nil, refuse(engine.CodeProtocol, err), fmt.Errorf("reading HELLO: %w", err)
 	}
 	p, err := engine.Negotiate(hello, peer)
 	if err != nil {
@@ -213,19 +237,10 @@ func exchangeHello(conn net.Conn, hello *engine.Hello, timeout time.Duration) (e
 		if errors.Is(err, engine.ErrVersion) {
 			code = engine.CodeVersion
 		}
-		goAway(conn, code, err.Error())
-		return engine.Params{}, nil, err
+		return engine.Params{}, nil, refuse(code, err), err
 	}
 	r.Version, r.MaxPayload = p.Version, p.RecvMax
-	return p, r, nil
-}
-
-// goAway writes a GOAWAY on a carrier that has no writer goroutine yet.
-// The peer may have gone; the error does not matter.
-func goAway(conn net.Conn, code engine.Code, text string) {
-	f := engine.NewReason(engine.TypeGoAway, 0, code, text)
-	_, _ = conn.Write(engine.AppendFrame(nil, f, engine.Version))
-	f.Release()
+	return p, r, nil, nil
 }
 
 func (l *linkActor) sessionUp(ctx actor.Context, m *handshakeDone) {
@@ -318,6 +333,13 @@ func (l *linkActor) dispatch(ctx actor.Context, f *engine.Frame) {
 			f.Release()
 			l.protocolError(ctx, fmt.Errorf("%w: %v on stream 0", engine.ErrBadStreamID, f.Type))
 			return
+		}
+		if f.Type == engine.TypeRst || f.Type == engine.TypeOpenFail {
+			if _, err := engine.ParseReason(f.Bytes()); err != nil {
+				f.Release()
+				l.protocolError(ctx, err)
+				return
+			}
 		}
 		if pid := l.streams[f.Stream]; pid != nil {
 			ctx.Send(pid, f)

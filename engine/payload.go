@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/binary"
 	"fmt"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -266,8 +267,10 @@ func (r Reason) String() string {
 }
 
 // AppendReason appends a reason payload, cutting text to MaxReasonLen on a
-// rune boundary.
+// rune boundary. Text that is not UTF-8 (an OS error naming a strange path)
+// has its bad bytes replaced, so the peer can always parse it.
 func AppendReason(dst []byte, code Code, text string) []byte {
+	text = strings.ToValidUTF8(text, "\uFFFD")
 	if len(text) > MaxReasonLen {
 		text = text[:MaxReasonLen]
 		for !utf8.ValidString(text) {

@@ -125,8 +125,14 @@ func (f *fifo) pop() *Frame {
 	fr := f.items[f.head]
 	f.items[f.head] = nil
 	f.head++
-	if f.head == len(f.items) {
+	switch {
+	case f.head == len(f.items):
 		f.items, f.head = f.items[:0], 0
+	case f.head > 64 && f.head*2 > len(f.items):
+		// A queue that never empties must not grow by what it sent.
+		n := copy(f.items, f.items[f.head:])
+		clear(f.items[n:])
+		f.items, f.head = f.items[:n], 0
 	}
 	return fr
 }

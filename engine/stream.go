@@ -39,7 +39,8 @@ func (s State) String() string {
 // sent or received; it does no I/O.
 type Stream struct {
 	ID                  uint32
-	opener              bool // we sent the OPEN
+	opener              bool // we open it
+	openSent            bool // we sent the OPEN
 	established         bool // OPEN_OK sent or received
 	localFin, remoteFin bool
 	reset               bool
@@ -92,9 +93,10 @@ func (s *Stream) Send(t Type) error {
 	}
 	switch t {
 	case TypeOpen:
-		if !s.opener || s.established {
+		if !s.opener || s.openSent {
 			return s.bad("send", t)
 		}
+		s.openSent = true
 	case TypeOpenOK, TypeOpenFail:
 		if s.opener || s.established {
 			return s.bad("send", t)
@@ -104,15 +106,15 @@ func (s *Stream) Send(t Type) error {
 		} else {
 			s.failed = true
 		}
-	case TypeData:
-		if s.localFin {
+	case TypeData, TypeFin:
+		// The opener may send right after its OPEN; the accepter only
+		// after its OPEN_OK.
+		if s.localFin || (s.opener && !s.openSent) || (!s.opener && !s.established) {
 			return s.bad("send", t)
 		}
-	case TypeFin:
-		if s.localFin {
-			return s.bad("send", t)
+		if t == TypeFin {
+			s.localFin = true
 		}
-		s.localFin = true
 	case TypeRst:
 		s.reset = true
 	case TypeCredit:

@@ -4,6 +4,7 @@ package testpair
 
 import (
 	"log/slog"
+	"net"
 	"testing"
 	"time"
 
@@ -31,7 +32,13 @@ type Config struct {
 	Proxy bool
 	// Backoff is B's first redial delay (the default when 0).
 	Backoff time.Duration
+	// Carrier is "tcp" (the default) or "pipe" (in memory, unbuffered).
+	Carrier string
 }
+
+// Carriers are the carrier kinds a Pair can run on; end-to-end tests run
+// their body once per kind.
+var Carriers = []string{"tcp", "pipe"}
 
 // New starts a linked pair and returns once the link is up on both sides.
 // Both nodes are closed, and leaks checked, when the test ends.
@@ -59,11 +66,20 @@ func New(t testing.TB, pc Config) *Pair {
 			p.dumpLogs(t)
 		}
 	})
-	ln, err := carriers.Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	var ln net.Listener
+	var dialer carriers.Dialer
+	switch pc.Carrier {
+	case "", "tcp":
+		if ln, err = carriers.Listen("127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		p.LinkAddr = ln.Addr().String()
+	case "pipe":
+		pipe := testkit.NewPipeCarrier()
+		ln, dialer = pipe, pipe
+	default:
+		t.Fatalf("unknown carrier %q", pc.Carrier)
 	}
-	p.LinkAddr = ln.Addr().String()
 	p.A.Serve(ln)
 	p.B, err = actors.NewNode(actors.Config{Logger: slog.New(p.BLog), Forwards: pc.BForwards, Window: pc.Window, OnLink: onLink(upB),
 		Backoff: pc.Backoff, MaxBackoff: 4 * max(pc.Backoff, time.Second)})
@@ -71,16 +87,17 @@ func New(t testing.TB, pc Config) *Pair {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.B.Close() })
-	dialAddr := p.LinkAddr
-	if pc.Proxy {
-		p.Proxy = testkit.NewProxy(t, p.LinkAddr)
-		dialAddr = p.Proxy.Addr()
+	if dialer == nil {
+		dialAddr := p.LinkAddr
+		if pc.Proxy {
+			p.Proxy = testkit.NewProxy(t, p.LinkAddr)
+			dialAddr = p.Proxy.Addr()
+		}
+		if dialer, err = carriers.NewDialer(dialAddr); err != nil {
+			t.Fatal(err)
+		}
 	}
-	d, err := carriers.NewDialer(dialAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.B.Connect(d)
+	p.B.Connect(dialer)
 	for _, ch := range []chan struct{}{upA, upB} {
 		select {
 		case <-ch:
