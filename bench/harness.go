@@ -33,8 +33,8 @@ var Systems = []System{
 	{"sockmux", NewSockmux},
 }
 
-// relay copies each accepted connection to a dialled one, both ways, with
-// io.Copy (which splices on Linux): the cheapest a hop can be.
+// relay copies each accepted connection to a dialled one, both ways: the
+// cheapest a hop can be.
 type relay struct {
 	ln     net.Listener
 	target string
@@ -73,11 +73,11 @@ func (r *relay) serve() {
 			defer r.untrack(c, d)
 			done := make(chan struct{})
 			go func() {
-				_, _ = io.Copy(d, c)
+				copyFn(d, c)
 				_ = d.(*net.TCPConn).CloseWrite()
 				close(done)
 			}()
-			_, _ = io.Copy(c, d)
+			copyFn(c, d)
 			_ = c.(*net.TCPConn).CloseWrite()
 			<-done
 		}()
@@ -219,7 +219,9 @@ func NewSink() (*Sink, error) {
 			go func() {
 				defer s.wg.Done()
 				defer c.Close()
-				n, _ := io.Copy(io.Discard, c)
+				// io.Discard's own ReadFrom reads 8 KiB at a time,
+				// which would make the sink the bottleneck.
+				n, _ := io.CopyBuffer(onlyWriter{io.Discard}, onlyReader{c}, make([]byte, 256<<10))
 				var b [8]byte
 				for i := range 8 {
 					b[i] = byte(n >> (56 - 8*i))
@@ -286,3 +288,15 @@ func PushParallel(addr string, size int64, streams int, block []byte) error {
 	wg.Wait()
 	return errors.Join(errs...)
 }
+
+// copyFn is a relay hop's copy loop: a plain read/write with a 256 KiB
+// buffer. The wrappers hide ReadFrom/WriteTo, which would splice; on the
+// reference machine the plain copy was the faster of the two (1.33 GB/s
+// against 1.07-1.23 GB/s for one stream), and the baseline should be the
+// best a relay can do.
+func copyFn(dst, src net.Conn) {
+	_, _ = io.CopyBuffer(onlyWriter{dst}, onlyReader{src}, make([]byte, 256<<10))
+}
+
+type onlyWriter struct{ io.Writer }
+type onlyReader struct{ io.Reader }
