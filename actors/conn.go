@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"golang.org/x/sys/unix"
 
 	"sockmux/engine"
 )
@@ -135,10 +136,10 @@ func (c *connActor) readLoop(conn net.Conn) {
 		if !ok {
 			return
 		}
-		b, err := rd.read(int(min(n, int64(c.maxRead))))
-		if b != nil {
-			c.gate.take(int64(len(b.B)))
-			c.env.send(c.stream, &dataIn{buf: b})
+		bufs, k, err := rd.read(int(min(n, int64(c.maxRead*readFrames))), c.maxRead)
+		if k > 0 {
+			c.gate.take(int64(k))
+			c.env.send(c.stream, &dataIn{bufs: bufs})
 		}
 		if err != nil {
 			c.readDone(err)
@@ -186,14 +187,14 @@ func (c *connActor) writeLoop(conn net.Conn) {
 				engine.PutBuffer(b)
 				bufs[i] = nil
 			}
-			c.wq.written(total)
+			queued := c.wq.written(total)
 			if err != nil {
 				if !errors.Is(err, net.ErrClosed) {
 					c.env.send(c.stream, &ioFailed{err: err, write: true})
 				}
 				return
 			}
-			c.env.send(c.stream, &wrote{n: total})
+			c.env.send(c.stream, &wrote{n: total, queued: queued})
 		}
 		if fin {
 			if cw, ok := conn.(interface{ CloseWrite() error }); ok {
@@ -206,12 +207,18 @@ func (c *connActor) writeLoop(conn net.Conn) {
 	}
 }
 
-// sockReader reads a socket into pooled buffers, taking a buffer only when
+// readFrames is how many frames' worth one read of a local socket may take:
+// one readv fills up to this many pooled buffers, which travel together and
+// leave in one carrier write.
+const readFrames = 4
+
+// sockReader reads a socket into pooled buffers, taking buffers only when
 // bytes are there: an idle connection holds none. It uses the socket's raw
-// file descriptor where it has one and a plain Read otherwise.
+// file descriptor where it has one, and a plain Read otherwise.
 type sockReader struct {
 	conn net.Conn
 	raw  syscall.RawConn
+	iovs [][]byte
 }
 
 func newSockReader(conn net.Conn) *sockReader {
@@ -224,68 +231,93 @@ func newSockReader(conn net.Conn) *sockReader {
 	return r
 }
 
-// read returns up to max bytes (nil with the error at the end).
-func (r *sockReader) read(max int) (*engine.Buffer, error) {
+// read reads up to max bytes into buffers of at most frame bytes each and
+// returns them with the byte count (no buffers, with the error, at the end).
+func (r *sockReader) read(max, frame int) ([]*engine.Buffer, int, error) {
 	if r.raw == nil {
-		b := engine.GetBuffer(max)
+		b := engine.GetBuffer(min(max, frame))
 		n, err := r.conn.Read(b.B)
 		if n == 0 {
 			engine.PutBuffer(b)
-			return nil, err
+			return nil, 0, err
 		}
 		b.B = b.B[:n]
-		return engine.ShrinkBuffer(b), err
+		return []*engine.Buffer{engine.ShrinkBuffer(b)}, n, err
 	}
-	return r.rawRead(max, true)
+	return r.rawRead(max, frame, true)
 }
 
-// peek returns what is already waiting, up to max bytes, without waiting
-// (nil for nothing).
+// peek returns what is already waiting, up to max bytes in one buffer,
+// without waiting (nil for nothing).
 func (r *sockReader) peek(max int) (*engine.Buffer, error) {
 	if r.raw == nil {
 		return nil, nil
 	}
-	return r.rawRead(max, false)
+	bufs, _, err := r.rawRead(max, max, false)
+	if len(bufs) == 0 {
+		return nil, err
+	}
+	return bufs[0], err
 }
 
-func (r *sockReader) rawRead(max int, wait bool) (*engine.Buffer, error) {
+func (r *sockReader) rawRead(max, frame int, wait bool) ([]*engine.Buffer, int, error) {
+	if max <= 0 {
+		return nil, 0, nil
+	}
 	var (
-		b    *engine.Buffer
+		bufs []*engine.Buffer
 		n    int
 		rerr error
 	)
 	err := r.raw.Read(func(fd uintptr) bool {
-		b = engine.GetBuffer(max)
-		n, rerr = syscall.Read(int(fd), b.B)
-		if rerr == syscall.EAGAIN {
-			engine.PutBuffer(b)
-			b, rerr = nil, nil
-			return !wait
+		bufs, r.iovs = bufs[:0], r.iovs[:0]
+		for left := max; left > 0; left -= frame {
+			b := engine.GetBuffer(min(left, frame))
+			bufs = append(bufs, b)
+			r.iovs = append(r.iovs, b.B)
 		}
-		if rerr == syscall.EINTR {
-			engine.PutBuffer(b)
-			b, rerr = nil, nil
-			return false
+		if len(r.iovs) == 1 {
+			n, rerr = syscall.Read(int(fd), r.iovs[0])
+		} else {
+			n, rerr = unix.Readv(int(fd), r.iovs)
+		}
+		clear(r.iovs)
+		if rerr == syscall.EAGAIN || rerr == syscall.EINTR {
+			// Nothing there: hold no buffer while waiting. A peek
+			// is done; a read waits for the socket to be readable.
+			putAll(bufs)
+			bufs, n, rerr = bufs[:0], 0, nil
+			return !wait
 		}
 		return true
 	})
-	if err != nil {
-		if b != nil {
-			engine.PutBuffer(b)
+	if err == nil {
+		err = rerr
+	}
+	if err != nil || n <= 0 {
+		empty := len(bufs) == 0
+		putAll(bufs)
+		if err == nil && !empty {
+			err = io.EOF // a read of 0 bytes
 		}
-		return nil, err
+		return nil, 0, err
 	}
-	if rerr != nil {
+	// Keep the buffers the bytes reached; the last may be partly full.
+	k := 0
+	for left := n; left > 0; k++ {
+		m := min(left, len(bufs[k].B))
+		bufs[k].B = bufs[k].B[:m]
+		left -= m
+	}
+	putAll(bufs[k:])
+	bufs = bufs[:k]
+	bufs[k-1] = engine.ShrinkBuffer(bufs[k-1])
+	return bufs, n, nil
+}
+
+func putAll(bufs []*engine.Buffer) {
+	for i, b := range bufs {
 		engine.PutBuffer(b)
-		return nil, rerr
+		bufs[i] = nil
 	}
-	if b == nil {
-		return nil, nil
-	}
-	if n == 0 {
-		engine.PutBuffer(b)
-		return nil, io.EOF
-	}
-	b.B = b.B[:n]
-	return engine.ShrinkBuffer(b), nil
 }

@@ -44,6 +44,7 @@ type linkActor struct {
 	carrier    *actor.PID
 	sched      *actor.PID
 	streams    map[uint32]*actor.PID
+	budget     *budget
 	nextID     uint32
 	lastPeerID uint32
 	downReason error
@@ -248,6 +249,8 @@ func (l *linkActor) sessionUp(ctx actor.Context, m *handshakeDone) {
 	l.up, l.goingAway, l.downReason = true, false, nil
 	l.params = m.params
 	l.streams = make(map[uint32]*actor.PID)
+	l.budget = &budget{}
+	l.budget.left.Store(l.env.cfg.LinkBudget)
 	l.nextID, l.lastPeerID = l.role.FirstStreamID(), 0
 	l.backoff = l.env.cfg.Backoff
 	p := m.params
@@ -413,7 +416,7 @@ func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 		return
 	}
 	st := &streamActor{env: l.env, id: id, link: l.self, sched: l.sched, target: o.Target, openFrame: f,
-		state: engine.NewAccepter(id), recv: engine.NewRecvWindow(l.params.RecvWindow), params: l.params}
+		state: engine.NewAccepter(id), recv: engine.NewRecvWindow(l.params.RecvWindow, l.env.cfg.MaxWindow), params: l.params, budget: l.budget}
 	l.streams[id] = ctx.Spawn(l.env.props(func() actor.Actor { return st }))
 	l.env.stats.StreamsOpened.Add(1)
 }
@@ -448,7 +451,7 @@ func (l *linkActor) open(ctx actor.Context, m *openStream) {
 		engine.PutBuffer(first)
 	}
 	st := &streamActor{env: l.env, id: id, link: l.self, sched: l.sched, target: m.target, netConn: m.conn,
-		state: state, recv: engine.NewRecvWindow(l.params.RecvWindow), params: l.params, firstLen: len(data), clientEOF: errors.Is(err, io.EOF)}
+		state: state, recv: engine.NewRecvWindow(l.params.RecvWindow, l.env.cfg.MaxWindow), params: l.params, budget: l.budget, firstLen: len(data), clientEOF: errors.Is(err, io.EOF)}
 	l.streams[id] = ctx.Spawn(l.env.props(func() actor.Actor { return st }))
 	l.env.stats.StreamsOpened.Add(1)
 }

@@ -84,8 +84,13 @@ type creditIn struct{ id, n uint32 }
 // grant gives a Connection's reader n more bytes of credit.
 type grant struct{ n int64 }
 
-// dataIn is bytes a Connection read from its socket.
-type dataIn struct{ buf *engine.Buffer }
+// dataIn is bytes a Connection read from its socket with one read: one
+// buffer per frame, in order.
+type dataIn struct{ bufs []*engine.Buffer }
+
+// dataOut is a stream's DATA frames, handed to the Scheduler together so
+// the carrier can send them with one write.
+type dataOut struct{ frames []*engine.Frame }
 
 // readEOF says the socket's read side reached its end.
 type readEOF struct{}
@@ -96,8 +101,9 @@ type ioFailed struct {
 	write bool
 }
 
-// wrote says the Connection wrote n bytes to its socket.
-type wrote struct{ n int }
+// wrote says the Connection wrote n bytes to its socket, with queued bytes
+// still waiting.
+type wrote struct{ n, queued int }
 
 // dialed says a Connection's dial of its target finished.
 type dialed struct{ err error }

@@ -28,6 +28,13 @@ type Config struct {
 	// Window is the initial per-stream receive window (engine.DefaultWindow
 	// when 0).
 	Window uint32
+	// MaxWindow is how far a stream's receive window may grow while the
+	// window, not the local reader, limits it (engine.DefaultMaxWindow when
+	// 0; set it to Window to keep windows fixed).
+	MaxWindow uint32
+	// LinkBudget bounds, per link, how much all its streams' windows may
+	// grow beyond their initial size together (DefaultLinkBudget when 0).
+	LinkBudget int64
 	// MaxPayload is the largest frame payload accepted
 	// (engine.DefaultMaxPayload when 0).
 	MaxPayload uint32
@@ -42,6 +49,10 @@ type Config struct {
 	// OnLink, when set, is called when a link comes up or goes down.
 	OnLink func(ev LinkEvent)
 }
+
+// DefaultLinkBudget is how much the windows of one link's streams may grow,
+// together, beyond their initial size: 64 MiB.
+const DefaultLinkBudget = 64 << 20
 
 // LinkEvent reports a link going up or down.
 type LinkEvent struct {
@@ -118,6 +129,12 @@ func NewNode(cfg Config) (*Node, error) {
 	}
 	if cfg.Window == 0 {
 		cfg.Window = engine.DefaultWindow
+	}
+	if cfg.MaxWindow == 0 {
+		cfg.MaxWindow = engine.DefaultMaxWindow
+	}
+	if cfg.LinkBudget == 0 {
+		cfg.LinkBudget = DefaultLinkBudget
 	}
 	if cfg.MaxPayload == 0 {
 		cfg.MaxPayload = engine.DefaultMaxPayload
@@ -321,7 +338,13 @@ func releaseMessage(msg any) {
 	case *inFrame:
 		m.f.Release()
 	case *dataIn:
-		engine.PutBuffer(m.buf)
+		for _, b := range m.bufs {
+			engine.PutBuffer(b)
+		}
+	case *dataOut:
+		for _, f := range m.frames {
+			f.Release()
+		}
 	case *write:
 		engine.PutBuffer(m.buf)
 	case *closeCarrier:

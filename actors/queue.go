@@ -165,11 +165,13 @@ func (q *writeQueue) take(dst []*engine.Buffer) (bufs []*engine.Buffer, fin, ok 
 	}
 }
 
-// written accounts for bytes the writer has written.
-func (q *writeQueue) written(n int) {
+// written accounts for bytes the writer has written and returns what is
+// still queued.
+func (q *writeQueue) written(n int) int {
 	q.mu.Lock()
+	defer q.mu.Unlock()
 	q.bytes -= int64(n)
-	q.mu.Unlock()
+	return int(q.bytes)
 }
 
 // frameQueue is what a Carrier's writer goroutine sends. The Scheduler
@@ -267,3 +269,23 @@ func (q *frameQueue) take(dst []*engine.Frame) (frames []*engine.Frame, drained,
 		<-q.wake
 	}
 }
+
+// budget is how much a link's stream windows may still grow, together.
+// Streams take from it as their windows grow and give back when they end.
+type budget struct{ left atomic.Int64 }
+
+// take reserves up to n bytes and returns what it got.
+func (b *budget) take(n uint32) uint32 {
+	for {
+		left := b.left.Load()
+		got := min(int64(n), left)
+		if got <= 0 {
+			return 0
+		}
+		if b.left.CompareAndSwap(left, left-got) {
+			return uint32(got)
+		}
+	}
+}
+
+func (b *budget) give(n uint32) { b.left.Add(int64(n)) }

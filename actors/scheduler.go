@@ -37,6 +37,11 @@ func newScheduler(e *env, p engine.Params) *schedulerActor {
 
 func (s *schedulerActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
+	case *dataOut:
+		for _, f := range m.frames {
+			s.enqueue(f)
+		}
+		s.pump()
 	case *engine.Frame:
 		s.enqueue(m)
 		s.pump()

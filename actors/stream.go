@@ -22,6 +22,8 @@ type streamActor struct {
 	params engine.Params
 	state  *engine.Stream
 	recv   engine.RecvWindow
+	budget *budget // the link's, for growing recv
+	grown  uint32  // what recv took from budget
 
 	netConn   net.Conn      // opener: the socket a forward accepted
 	firstLen  int           // opener: bytes of the window the OPEN used
@@ -34,14 +36,25 @@ func (s *streamActor) Receive(ctx actor.Context) {
 	case *engine.Frame:
 		s.fromPeer(ctx, m)
 	case *dataIn:
-		if !s.state.CanSend() {
-			engine.PutBuffer(m.buf)
+		if s.state.Send(engine.TypeData) != nil {
+			for _, b := range m.bufs {
+				engine.PutBuffer(b)
+			}
 			return
 		}
-		_ = s.state.Send(engine.TypeData)
-		ctx.Send(s.sched, &engine.Frame{Type: engine.TypeData, Stream: s.id, Payload: m.buf})
+		out := &dataOut{frames: make([]*engine.Frame, len(m.bufs))}
+		for i, b := range m.bufs {
+			out.frames[i] = &engine.Frame{Type: engine.TypeData, Stream: s.id, Payload: b}
+		}
+		ctx.Send(s.sched, out)
 	case *wrote:
-		if c := s.recv.Consumed(m.n); c > 0 && s.state.CanRecv() {
+		c, grow := s.recv.Consumed(m.n, m.queued)
+		if grow > 0 {
+			g := s.recv.Grow(s.budget.take(grow))
+			s.grown += g
+			c += g
+		}
+		if c > 0 && s.state.CanRecv() {
 			ctx.Send(s.sched, engine.NewCredit(s.id, c))
 		}
 	case *readEOF:
@@ -58,6 +71,8 @@ func (s *streamActor) Receive(ctx actor.Context) {
 		if !s.state.Done() {
 			s.reset(ctx, engine.CodeCancelled, "connection closed")
 		}
+		s.budget.give(s.grown)
+		s.grown = 0
 		ctx.Send(s.link, &streamDone{id: s.id})
 		ctx.Send(s.sched, &forget{id: s.id})
 		s.env.stats.StreamsClosed.Add(1)

@@ -10,19 +10,31 @@ import "fmt"
 const (
 	// DefaultWindow is the initial per-stream window: 256 KiB.
 	DefaultWindow = 256 << 10
+	// DefaultMaxWindow is how far a stream's window may grow: 16 MiB.
+	DefaultMaxWindow = 16 << 20
 	// MaxWindow bounds any window and any single CREDIT.
 	MaxWindow = 1 << 30
 )
 
 // RecvWindow is the receiving side of one stream's window.
+//
+// The window grows while it, and not the local reader, limits the stream:
+// when credit falls due and the peer had used (nearly) all it had, while
+// little waits to be written locally, the round trip of the credit is what
+// holds the sender back, and a larger window is what it needs. A stalled
+// reader never grows its window, because its bytes wait in the queue.
 type RecvWindow struct {
 	size    uint32 // the window granted in all
+	max     uint32 // how far size may grow
 	avail   uint32 // what the peer may still send
 	pending uint32 // consumed locally, not yet granted back
 }
 
-// NewRecvWindow returns a window of size bytes, all granted.
-func NewRecvWindow(size uint32) RecvWindow { return RecvWindow{size: size, avail: size} }
+// NewRecvWindow returns a window of size bytes, all granted, that may grow
+// to max (max below size means it never grows).
+func NewRecvWindow(size, maxSize uint32) RecvWindow {
+	return RecvWindow{size: size, max: max(size, maxSize), avail: size}
+}
 
 // Receive accounts for n bytes arriving from the peer. More than the peer
 // was granted is ErrFlowControl.
@@ -34,18 +46,33 @@ func (w *RecvWindow) Receive(n int) error {
 	return nil
 }
 
-// Consumed accounts for n bytes written to the local socket and returns the
-// credit to grant now: nothing until a quarter of the window is due, so a
-// stream of small writes does not send a CREDIT per write.
-func (w *RecvWindow) Consumed(n int) uint32 {
+// Consumed accounts for n bytes written to the local socket, with queued
+// bytes still waiting to be written, and returns the credit to grant now:
+// nothing until a quarter of the window is due, so a stream of small writes
+// does not send a CREDIT per write. grow is how much the window asks to grow
+// by (0 unless it is starved): the caller takes what its budget allows and
+// passes it to Grow before sending the credit.
+func (w *RecvWindow) Consumed(n, queued int) (credit, grow uint32) {
 	w.pending += uint32(n)
 	if w.pending < w.size/4 {
-		return 0
+		return 0, 0
+	}
+	if w.size < w.max && w.avail <= w.size/4 && queued <= int(w.size/4) {
+		grow = min(w.size, w.max-w.size)
 	}
 	c := w.pending
 	w.pending = 0
 	w.avail += c
-	return c
+	return c, grow
+}
+
+// Grow enlarges the window by n (what the link's budget allowed of GrowBy)
+// and returns it as extra credit to send with the next grant.
+func (w *RecvWindow) Grow(n uint32) uint32 {
+	n = min(n, w.max-w.size)
+	w.size += n
+	w.avail += n
+	return n
 }
 
 // Avail is the credit the peer holds.

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"math"
 	"testing"
 )
@@ -26,7 +27,7 @@ func TestRecvWindowReceive(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			w := NewRecvWindow(tc.size)
+			w := NewRecvWindow(tc.size, 0)
 			if w.Size() != tc.size || w.Avail() != tc.size {
 				t.Fatalf("new window: size %d avail %d", w.Size(), w.Avail())
 			}
@@ -69,7 +70,7 @@ func TestRecvWindowConsumed(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			w := NewRecvWindow(tc.size)
+			w := NewRecvWindow(tc.size, 0)
 			total := 0
 			for _, s := range tc.steps {
 				total += s.consumed
@@ -77,7 +78,7 @@ func TestRecvWindowConsumed(t *testing.T) {
 			wantErr(t, "Receive", w.Receive(total), nil)
 			granted := uint32(0)
 			for i, s := range tc.steps {
-				if got := w.Consumed(s.consumed); got != s.grant {
+				if got, _ := w.Consumed(s.consumed, 0); got != s.grant {
 					t.Fatalf("step %d: Consumed(%d) = %d, want %d", i, s.consumed, got, s.grant)
 				}
 				granted += s.grant
@@ -152,7 +153,7 @@ func TestSendWindowOverflow(t *testing.T) {
 // than the window, and credit keeps the transfer moving.
 func TestWindowsTogether(t *testing.T) {
 	const size, total, chunk = 4096, 1 << 20, 1500
-	recv := NewRecvWindow(size)
+	recv := NewRecvWindow(size, 0)
 	send := NewSendWindow(size)
 	held, sent, delivered := 0, 0, 0
 	for delivered < total {
@@ -172,11 +173,71 @@ func TestWindowsTogether(t *testing.T) {
 		}
 		held -= c
 		delivered += c
-		if grant := recv.Consumed(c); grant > 0 {
+		if grant, _ := recv.Consumed(c, 0); grant > 0 {
 			wantErr(t, "Add", send.Add(grant), nil)
 		}
 		if int64(recv.Avail()) != send.Avail() {
 			t.Fatalf("windows disagree: receiver granted %d, sender holds %d", recv.Avail(), send.Avail())
 		}
+	}
+}
+
+// TestRecvWindowGrowth: the window doubles only while it, not the local
+// reader, limits the stream, and never past its maximum.
+func TestRecvWindowGrowth(t *testing.T) {
+	const size = 64 << 10
+	cases := []struct {
+		name     string
+		max      uint32
+		received int // how much of the window the peer used before the grant
+		queued   int // bytes waiting to be written locally
+		wantGrow uint32
+	}{
+		{"starved sender, idle queue", 1 << 20, size, 0, size},
+		{"starved sender, queue a quarter full", 1 << 20, size, size / 4, size},
+		{"sender still has credit", 1 << 20, size / 2, 0, 0},
+		{"reader behind", 1 << 20, size, size / 2, 0},
+		{"at its maximum", size, size, 0, 0},
+		{"near its maximum", size + size/2, size, 0, size / 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			w := NewRecvWindow(size, tc.max)
+			if err := w.Receive(tc.received); err != nil {
+				t.Fatal(err)
+			}
+			credit, grow := w.Consumed(size/4, tc.queued)
+			if credit != size/4 {
+				t.Fatalf("credit %d, want %d", credit, size/4)
+			}
+			if grow != tc.wantGrow {
+				t.Fatalf("grow %d, want %d", grow, tc.wantGrow)
+			}
+			extra := w.Grow(grow)
+			if extra != grow || w.Size() != size+grow {
+				t.Fatalf("Grow(%d) gave %d, size %d", grow, extra, w.Size())
+			}
+			// The peer may now send what it had left, plus the credit,
+			// plus the growth, and not a byte more.
+			want := uint32(size-tc.received) + credit + grow
+			if w.Avail() != want {
+				t.Fatalf("peer credit %d, want %d", w.Avail(), want)
+			}
+			if err := w.Receive(int(want) + 1); !errors.Is(err, ErrFlowControl) {
+				t.Fatalf("overrun by one byte: %v, want ErrFlowControl", err)
+			}
+		})
+	}
+}
+
+// TestRecvWindowGrowClamps: Grow never passes the maximum, whatever it is
+// asked.
+func TestRecvWindowGrowClamps(t *testing.T) {
+	w := NewRecvWindow(1000, 1500)
+	if got := w.Grow(10_000); got != 500 || w.Size() != 1500 {
+		t.Fatalf("Grow = %d, size %d; want 500, 1500", got, w.Size())
+	}
+	if got := w.Grow(1); got != 0 {
+		t.Fatalf("Grow at the maximum = %d, want 0", got)
 	}
 }

@@ -27,7 +27,7 @@ type Pair struct {
 // Config says what each side of a Pair has.
 type Config struct {
 	AForwards, BForwards []engine.Forward
-	Window               uint32
+	Window, MaxWindow    uint32
 	// Proxy puts a cuttable proxy between B and A (Pair.Proxy).
 	Proxy bool
 	// Backoff is B's first redial delay (the default when 0).
@@ -56,7 +56,7 @@ func New(t testing.TB, pc Config) *Pair {
 		}
 	}
 	var err error
-	p.A, err = actors.NewNode(actors.Config{Logger: slog.New(p.ALog), Forwards: pc.AForwards, Window: pc.Window, OnLink: onLink(upA)})
+	p.A, err = actors.NewNode(actors.Config{Logger: slog.New(p.ALog), Forwards: pc.AForwards, Window: pc.Window, MaxWindow: pc.MaxWindow, OnLink: onLink(upA)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func New(t testing.TB, pc Config) *Pair {
 		t.Fatalf("unknown carrier %q", pc.Carrier)
 	}
 	p.A.Serve(ln)
-	p.B, err = actors.NewNode(actors.Config{Logger: slog.New(p.BLog), Forwards: pc.BForwards, Window: pc.Window, OnLink: onLink(upB),
+	p.B, err = actors.NewNode(actors.Config{Logger: slog.New(p.BLog), Forwards: pc.BForwards, Window: pc.Window, MaxWindow: pc.MaxWindow, OnLink: onLink(upB),
 		Backoff: pc.Backoff, MaxBackoff: 4 * max(pc.Backoff, time.Second)})
 	if err != nil {
 		t.Fatal(err)
