@@ -49,13 +49,14 @@ const (
 	TypePing     Type = 0x09 // link: 8 opaque bytes
 	TypePong     Type = 0x0A // link: the 8 bytes of the PING
 	TypeGoAway   Type = 0x0B // link: code u16, reason
-	typeMax           = TypeGoAway
+	TypeAuth     Type = 0x0C // link, handshake only: HMAC proving the key
+	typeMax           = TypeAuth
 )
 
 var typeNames = [...]string{
 	TypeHello: "HELLO", TypeOpen: "OPEN", TypeOpenOK: "OPEN_OK", TypeOpenFail: "OPEN_FAIL",
 	TypeData: "DATA", TypeCredit: "CREDIT", TypeFin: "FIN", TypeRst: "RST",
-	TypePing: "PING", TypePong: "PONG", TypeGoAway: "GOAWAY",
+	TypePing: "PING", TypePong: "PONG", TypeGoAway: "GOAWAY", TypeAuth: "AUTH",
 }
 
 func (t Type) String() string {

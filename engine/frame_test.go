@@ -79,7 +79,7 @@ func TestParseHeaderErrors(t *testing.T) {
 		{"bad version", hdr(Header{Version: 2, Type: TypeData, Stream: 1}), 1, 100, ErrVersion},
 		{"version 0 after handshake", hdr(Header{Version: 0, Type: TypeData, Stream: 1}), 1, 100, ErrVersion},
 		{"unknown type 0", hdr(Header{Version: 1, Type: 0, Stream: 1}), 1, 100, ErrUnknownType},
-		{"unknown type 0x0C", hdr(Header{Version: 1, Type: 0x0C, Stream: 1}), 1, 100, ErrUnknownType},
+		{"unknown type 0x0D", hdr(Header{Version: 1, Type: 0x0D, Stream: 1}), 1, 100, ErrUnknownType},
 		{"unknown type 0xFF", hdr(Header{Version: 1, Type: 0xFF, Stream: 1}), 1, 100, ErrUnknownType},
 		{"HELLO after handshake", hdr(Header{Version: 1, Type: TypeHello, Length: 20}), 1, 100, ErrStreamState},
 		{"handshake HELLO", hdr(Header{Version: 1, Type: TypeHello, Length: 20}), 0, 100, nil},
@@ -124,7 +124,8 @@ func TestTypeProperties(t *testing.T) {
 		{TypePing, "PING", true, true},
 		{TypePong, "PONG", true, true},
 		{TypeGoAway, "GOAWAY", true, true},
-		{0x0C, "TYPE(0x0c)", false, true},
+		{TypeAuth, "AUTH", true, true},
+		{0x0D, "TYPE(0x0d)", false, true},
 		{0xFF, "TYPE(0xff)", false, true},
 	}
 	for _, tc := range tests {

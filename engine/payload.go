@@ -237,6 +237,7 @@ const (
 	CodeTimeout       Code = 9  // a timer ran out
 	CodeCancelled     Code = 10 // the local end went away
 	CodeUnknownTarget Code = 11 // a target kind we do not serve
+	CodeAuth          Code = 12 // authentication failed
 )
 
 var codeNames = map[Code]string{
@@ -244,6 +245,7 @@ var codeNames = map[Code]string{
 	CodeDialFailed: "dial failed", CodeFlowControl: "flow control", CodeVersion: "version mismatch",
 	CodeInternal: "internal error", CodeShutdown: "shutdown", CodeTooManyStream: "too many streams",
 	CodeTimeout: "timeout", CodeCancelled: "cancelled", CodeUnknownTarget: "unknown target kind",
+	CodeAuth: "authentication failed",
 }
 
 func (c Code) String() string {

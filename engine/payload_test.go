@@ -423,7 +423,8 @@ func TestCodeAndReasonString(t *testing.T) {
 		CodeNormal: "normal", CodeProtocol: "protocol error", CodeRefused: "refused", CodeDialFailed: "dial failed",
 		CodeFlowControl: "flow control", CodeVersion: "version mismatch", CodeInternal: "internal error",
 		CodeShutdown: "shutdown", CodeTooManyStream: "too many streams", CodeTimeout: "timeout",
-		CodeCancelled: "cancelled", CodeUnknownTarget: "unknown target kind", 12: "code 12", 0xFFFF: "code 65535",
+		CodeCancelled: "cancelled", CodeUnknownTarget: "unknown target kind", CodeAuth: "authentication failed",
+		13: "code 13", 0xFFFF: "code 65535",
 	}
 	for c, want := range codes {
 		if got := c.String(); got != want {
