@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"time"
@@ -38,6 +39,8 @@ type linkActor struct {
 	// The session: set while the link is up.
 	gen        uint64
 	up         bool
+	authed     bool
+	policy     *engine.TargetPolicy
 	goingAway  bool
 	role       engine.Role
 	params     engine.Params
@@ -167,87 +170,36 @@ func (l *linkActor) scheduleRedial() {
 	l.timer = time.AfterFunc(d, func() { l.env.send(self, &redial{}) })
 }
 
-// handshake exchanges HELLOs on conn in a goroutine: both sides write
-// theirs first, then read the peer's, so neither waits on the other.
+// handshake runs the HELLO (and AUTH) exchange on conn in a goroutine.
 func (l *linkActor) handshake(conn net.Conn) {
 	l.conn = conn
-	self, cfg, role := l.self, l.env.cfg, l.role
-	minV, maxV := l.env.minVersion, l.env.maxVersion
+	self, cfg, role, env := l.self, l.env.cfg, l.role, l.env
 	l.env.goroutine(func() {
-		hello := &engine.Hello{
-			MinVersion: minV, MaxVersion: maxV, Role: role,
-			MaxPayload: cfg.MaxPayload, InitialWindow: cfg.Window,
+		hs := &handshaker{
+			hello: &engine.Hello{
+				MinVersion: env.minVersion, MaxVersion: env.maxVersion, Role: role,
+				MaxPayload: cfg.MaxPayload, InitialWindow: cfg.Window,
+			},
+			key: cfg.Key, maxSkew: cfg.MaxSkew, replay: env.replay, now: env.now,
 		}
-		p, r, err := exchangeHello(conn, hello, cfg.HandshakeTimeout)
-		l.env.send(self, &handshakeDone{conn: conn, reader: r, params: p, err: err})
+		res := hs.run(conn, cfg.HandshakeTimeout)
+		res.conn = conn
+		l.env.send(self, res)
 	})
-}
-
-// exchangeHello runs the handshake on conn. Our HELLO is written while the
-// peer's is read, so a carrier with no buffering (a pipe) cannot deadlock
-// the two peers writing at once. When the peer's HELLO is unacceptable the
-// peer is told why in a GOAWAY.
-func exchangeHello(conn net.Conn, hello *engine.Hello, timeout time.Duration) (engine.Params, *engine.Reader, error) {
-	_ = conn.SetDeadline(time.Now().Add(timeout))
-	defer conn.SetDeadline(time.Time{})
-	f := engine.NewHello(hello)
-	out := engine.AppendFrame(nil, f, hello.MaxVersion)
-	f.Release()
-	werr := make(chan error, 1)
-	go func() {
-		_, err := conn.Write(out)
-		werr <- err
-	}()
-	p, r, refusal, err := readHello(conn, hello)
-	if e := <-werr; e != nil && err == nil {
-		err = fmt.Errorf("sending HELLO: %w", e)
-	}
-	if refusal != nil { // after our HELLO, so the peer can read both
-		_, _ = conn.Write(engine.AppendFrame(nil, refusal, hello.MaxVersion))
-		refusal.Release()
-	}
-	if err != nil {
-		return engine.Params{}, nil, err
-	}
-	return p, r, nil
-}
-
-// readHello reads and checks the peer's HELLO. When it is unacceptable it
-// also returns the GOAWAY that tells the peer why.
-func readHello(conn net.Conn, hello *engine.Hello) (engine.Params, *engine.Reader, *engine.Frame, error) {
-	refuse := func(code engine.Code, err error) *engine.Frame {
-		return engine.NewReason(engine.TypeGoAway, 0, code, err.Error())
-	}
-	r := engine.NewReader(conn, readBufferSize)
-	in, err := r.ReadFrame()
-	if err != nil {
-		var g *engine.Frame
-		if errors.Is(err, engine.ErrProtocol) {
-			g = refuse(engine.CodeProtocol, err)
-		}
-		return engine.Params{}, nil, g, fmt.Errorf("reading HELLO: %w", err)
-	}
-	defer in.Release()
-	peer, err := engine.ParseHello(in.Bytes())
-	if err != nil {
-		return engine.Params{}, nil, refuse(engine.CodeProtocol, err), fmt.Errorf("reading HELLO: %w", err)
-	}
-	p, err := engine.Negotiate(hello, peer)
-	if err != nil {
-		code := engine.CodeProtocol
-		if errors.Is(err, engine.ErrVersion) {
-			code = engine.CodeVersion
-		}
-		return engine.Params{}, nil, refuse(code, err), err
-	}
-	r.Version, r.MaxPayload = p.Version, p.RecvMax
-	return p, r, nil, nil
 }
 
 func (l *linkActor) sessionUp(ctx actor.Context, m *handshakeDone) {
 	l.gen++
 	l.up, l.goingAway, l.downReason = true, false, nil
 	l.params = m.params
+	l.authed = m.authed
+	l.policy = l.env.cfg.AllowTargets
+	if l.policy == nil {
+		l.policy = engine.LoopbackTargets
+		if m.authed {
+			l.policy = engine.AnyTarget
+		}
+	}
 	l.streams = make(map[uint32]*actor.PID)
 	l.budget = &budget{}
 	l.budget.left.Store(l.env.cfg.LinkBudget)
@@ -261,7 +213,8 @@ func (l *linkActor) sessionUp(ctx actor.Context, m *handshakeDone) {
 	}))
 	l.env.links.add(l.self)
 	l.env.stats.LinksUp.Add(1)
-	l.env.log.Info("link up", "peer", l.peer, "local", conn.LocalAddr().String(), "role", l.role.String(), "version", p.Version)
+	l.env.log.Info("link up", "peer", l.peer, "local", conn.LocalAddr().String(), "role", l.role.String(),
+		"version", p.Version, "authenticated", m.authed)
 	if f := l.env.cfg.OnLink; f != nil {
 		f(LinkEvent{Peer: l.peer, Up: true})
 	}
@@ -379,9 +332,9 @@ func (l *linkActor) dispatch(ctx actor.Context, f *engine.Frame) {
 		l.env.links.remove(l.self)
 		l.downReason = fmt.Errorf("peer going away: %v", r)
 		l.env.log.Info("peer going away", "peer", l.peer, "reason", r.String())
-	default:
+	default: // AUTH, which belongs to the handshake
 		f.Release()
-		l.protocolError(ctx, fmt.Errorf("%w %v", engine.ErrUnknownType, f.Type))
+		l.protocolError(ctx, fmt.Errorf("%w: %v after the handshake", engine.ErrStreamState, f.Type))
 	}
 }
 
@@ -410,6 +363,20 @@ func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 		ctx.Send(l.sched, engine.NewReason(engine.TypeOpenFail, id, engine.CodeUnknownTarget, fmt.Sprintf("target kind %d", o.Kind)))
 		return
 	}
+	if !l.policy.Allows(o.Target) {
+		f.Release()
+		reason := fmt.Sprintf("target %s is not allowed by this side's --allow-target policy", o.Target)
+		l.env.log.Warn("stream refused", "peer", l.peer, "stream", id, "target", o.Target, "reason", reason)
+		ctx.Send(l.sched, engine.NewReason(engine.TypeOpenFail, id, engine.CodeRefused, reason))
+		return
+	}
+	if len(l.streams) >= l.env.cfg.MaxStreams {
+		f.Release()
+		reason := fmt.Sprintf("limit of %d streams per link reached", l.env.cfg.MaxStreams)
+		l.env.log.Warn("stream refused", "peer", l.peer, "stream", id, "target", o.Target, "reason", reason)
+		ctx.Send(l.sched, engine.NewReason(engine.TypeOpenFail, id, engine.CodeTooManyStream, reason))
+		return
+	}
 	if len(o.Data) > int(l.params.RecvWindow) {
 		f.Release()
 		ctx.Send(l.sched, engine.NewReason(engine.TypeRst, id, engine.CodeFlowControl, "first bytes exceed the window"))
@@ -425,6 +392,17 @@ func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 func (l *linkActor) open(ctx actor.Context, m *openStream) {
 	if !l.up || l.goingAway || l.closing {
 		l.env.log.Warn("no link for connection; closing it", "forward", m.forward, "client", m.conn.RemoteAddr().String())
+		m.conn.Close()
+		return
+	}
+	if len(l.streams) >= l.env.cfg.MaxStreams {
+		l.env.log.Warn("stream limit reached; closing connection", "forward", m.forward,
+			"client", m.conn.RemoteAddr().String(), "limit", l.env.cfg.MaxStreams)
+		m.conn.Close()
+		return
+	}
+	if l.nextID > math.MaxUint32-2 {
+		l.env.log.Warn("stream ids exhausted on this link; closing connection", "forward", m.forward)
 		m.conn.Close()
 		return
 	}

@@ -39,6 +39,7 @@ type handshakeDone struct {
 	conn   net.Conn
 	reader *engine.Reader
 	params engine.Params
+	authed bool // the peer proved who it is (key or TLS certificate)
 	err    error
 }
 

@@ -41,6 +41,18 @@ type Config struct {
 	// DialTarget dials a target for a stream the peer opened (a net.Dialer
 	// with a 10 s timeout when nil).
 	DialTarget func(ctx context.Context, addr string) (net.Conn, error)
+	// Key is the pre-shared key both peers must prove they hold (none when
+	// nil). It never crosses the wire.
+	Key []byte
+	// MaxSkew is the clock difference tolerated in an authenticated HELLO
+	// (engine.DefaultMaxSkew when 0).
+	MaxSkew time.Duration
+	// AllowTargets are the targets this side dials for its peer; nil means
+	// any for an authenticated peer and loopback only otherwise.
+	AllowTargets *engine.TargetPolicy
+	// MaxStreams bounds the streams open on one link (DefaultMaxStreams
+	// when 0); past it, OPENs are refused.
+	MaxStreams int
 	// HandshakeTimeout bounds the HELLO exchange (10 s when 0).
 	HandshakeTimeout time.Duration
 	// Backoff is the first redial delay of a dialling link (1 s when 0); it
@@ -49,6 +61,9 @@ type Config struct {
 	// OnLink, when set, is called when a link comes up or goes down.
 	OnLink func(ev LinkEvent)
 }
+
+// DefaultMaxStreams is the default limit of streams open on one link.
+const DefaultMaxStreams = 1024
 
 // DefaultLinkBudget is how much the windows of one link's streams may grow,
 // together, beyond their initial size: 64 MiB.
@@ -101,6 +116,10 @@ type env struct {
 	// minVersion and maxVersion are what this node's HELLO offers; tests
 	// change them to play a peer of another version.
 	minVersion, maxVersion uint8
+	// now is the clock HELLOs carry and are checked against; tests skew it.
+	now func() time.Time
+	// replay remembers the nonces of authenticated HELLOs.
+	replay *engine.ReplayCache
 }
 
 // spawnLink starts a Link actor unless the node is closing.
@@ -139,6 +158,12 @@ func NewNode(cfg Config) (*Node, error) {
 	if cfg.MaxPayload == 0 {
 		cfg.MaxPayload = engine.DefaultMaxPayload
 	}
+	if cfg.MaxSkew == 0 {
+		cfg.MaxSkew = engine.DefaultMaxSkew
+	}
+	if cfg.MaxStreams == 0 {
+		cfg.MaxStreams = DefaultMaxStreams
+	}
 	if cfg.HandshakeTimeout == 0 {
 		cfg.HandshakeTimeout = 10 * time.Second
 	}
@@ -153,7 +178,8 @@ func NewNode(cfg Config) (*Node, error) {
 		cfg.DialTarget = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
 	}
 	e := &env{cfg: cfg, log: cfg.Logger, done: make(chan struct{}), linkPIDs: make(map[string]*actor.PID),
-		minVersion: engine.MinVersion, maxVersion: engine.Version}
+		minVersion: engine.MinVersion, maxVersion: engine.Version,
+		now: time.Now, replay: engine.NewReplayCache(100_000)}
 	lib := slog.New(libHandler{cfg.Logger.Handler()}).With("lib", "protoactor")
 	e.sys = actor.NewActorSystem(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return lib }),

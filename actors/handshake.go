@@ -1,0 +1,151 @@
+package actors
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"sockmux/engine"
+)
+
+// ErrPeerRefused is a handshake the peer ended with a GOAWAY; the error
+// carries the peer's reason.
+var ErrPeerRefused = errors.New("peer refused the link")
+
+// handshaker runs one carrier's handshake: HELLOs both ways, then, when
+// either side has a pre-shared key, AUTH both ways. Frames go out through
+// one writer goroutine, in order, while this side reads, so two peers
+// writing at once on a carrier with no buffering cannot deadlock.
+type handshaker struct {
+	hello   *engine.Hello
+	key     []byte
+	maxSkew time.Duration
+	replay  *engine.ReplayCache
+	now     func() time.Time
+
+	out chan []byte
+}
+
+// run returns the outcome; a refusal is told to the peer in a GOAWAY
+// before run returns.
+func (h *handshaker) run(conn net.Conn, timeout time.Duration) *handshakeDone {
+	_ = conn.SetDeadline(time.Now().Add(timeout))
+	defer conn.SetDeadline(time.Time{})
+	h.out = make(chan []byte, 4)
+	werr := make(chan error, 1)
+	go func() {
+		var err error
+		for b := range h.out {
+			if err == nil {
+				_, err = conn.Write(b)
+			}
+		}
+		werr <- err
+	}()
+	res := h.exchange(conn)
+	close(h.out)
+	if e := <-werr; e != nil && res.err == nil {
+		res.err = fmt.Errorf("sending handshake: %w", e)
+	}
+	if res.err == nil {
+		res.authed = res.authed || tlsVerified(conn)
+	}
+	return res
+}
+
+func (h *handshaker) send(t engine.Type, payload []byte) {
+	f := &engine.Frame{Type: t}
+	if len(payload) > 0 {
+		f.Payload = engine.GetBuffer(len(payload))
+		copy(f.Payload.B, payload)
+	}
+	h.out <- engine.AppendFrame(nil, f, h.hello.MaxVersion)
+	f.Release()
+}
+
+// refuse tells the peer why the handshake ends, and returns err.
+func (h *handshaker) refuse(code engine.Code, err error) *handshakeDone {
+	h.send(engine.TypeGoAway, engine.AppendReason(nil, code, err.Error()))
+	return &handshakeDone{err: err}
+}
+
+func (h *handshaker) exchange(conn net.Conn) *handshakeDone {
+	if h.key != nil {
+		h.hello.Capabilities |= engine.CapPSK
+	}
+	engine.AddFreshness(h.hello, h.now())
+	ours := engine.AppendHello(nil, h.hello)
+	h.send(engine.TypeHello, ours)
+
+	r := engine.NewReader(conn, readBufferSize)
+	in, err := r.ReadFrame()
+	if err != nil {
+		if errors.Is(err, engine.ErrProtocol) {
+			return h.refuse(engine.CodeProtocol, fmt.Errorf("reading HELLO: %w", err))
+		}
+		return &handshakeDone{err: fmt.Errorf("reading HELLO: %w", err)}
+	}
+	theirs := append([]byte(nil), in.Bytes()...)
+	in.Release()
+	peer, err := engine.ParseHello(theirs)
+	if err != nil {
+		return h.refuse(engine.CodeProtocol, fmt.Errorf("reading HELLO: %w", err))
+	}
+	p, err := engine.Negotiate(h.hello, peer)
+	if err != nil {
+		code := engine.CodeProtocol
+		if errors.Is(err, engine.ErrVersion) {
+			code = engine.CodeVersion
+		}
+		return h.refuse(code, err)
+	}
+	r.Version, r.MaxPayload = p.Version, p.RecvMax
+
+	peerKey := peer.Capabilities&engine.CapPSK != 0
+	switch {
+	case h.key == nil && !peerKey:
+		return &handshakeDone{reader: r, params: p}
+	case h.key == nil:
+		return h.refuse(engine.CodeAuth, engine.ErrNoLocalKey)
+	case !peerKey:
+		return h.refuse(engine.CodeAuth, engine.ErrNoPeerKey)
+	}
+	if err := engine.CheckFreshness(peer, h.now(), h.maxSkew, h.replay); err != nil {
+		return h.refuse(engine.CodeAuth, err)
+	}
+	h.send(engine.TypeAuth, engine.AuthMAC(h.key, h.hello.Role, ours, theirs))
+	f, err := r.ReadFrame()
+	if err != nil {
+		return &handshakeDone{err: fmt.Errorf("reading AUTH: %w", err)}
+	}
+	defer f.Release()
+	switch f.Type {
+	case engine.TypeAuth:
+	case engine.TypeGoAway:
+		reason, _ := engine.ParseReason(f.Bytes())
+		if reason.Code == engine.CodeAuth {
+			return &handshakeDone{err: fmt.Errorf("%w: %w: %s", ErrPeerRefused, engine.ErrAuth, reason.Text)}
+		}
+		return &handshakeDone{err: fmt.Errorf("%w: %v", ErrPeerRefused, reason)}
+	default:
+		return h.refuse(engine.CodeProtocol, fmt.Errorf("%w: %v during the handshake, want AUTH", engine.ErrStreamState, f.Type))
+	}
+	if err := engine.VerifyAuth(h.key, peer.Role, f.Bytes(), theirs, ours); err != nil {
+		return h.refuse(engine.CodeAuth, err)
+	}
+	return &handshakeDone{reader: r, params: p, authed: true}
+}
+
+// tlsVerified reports whether conn is TLS with a verified peer
+// certificate: a client certificate checked against --tls-client-ca, or a
+// server certificate checked by CA or fingerprint.
+func tlsVerified(conn net.Conn) bool {
+	tc, ok := conn.(interface{ ConnectionState() tls.ConnectionState })
+	if !ok {
+		return false
+	}
+	cs := tc.ConnectionState()
+	return cs.HandshakeComplete && len(cs.PeerCertificates) > 0
+}
