@@ -50,7 +50,14 @@ type linkActor struct {
 	budget     *budget
 	nextID     uint32
 	lastPeerID uint32
-	downReason error
+	downReason error // set by this side when it ends the session
+	peerAway   error // the peer's GOAWAY, if it sent one
+
+	// Liveness: frames received, and keepalive ticks with none.
+	framesIn, framesSeen uint64
+	silentTicks          int
+	keepalive            *time.Timer
+	drainTimer           *time.Timer
 }
 
 func newLink(e *env, conn net.Conn, d carriers.Dialer) *linkActor {
@@ -70,7 +77,10 @@ func (l *linkActor) Receive(ctx actor.Context) {
 			m.f.Release()
 			return
 		}
+		l.framesIn++
 		l.dispatch(ctx, m.f)
+	case *keepaliveTick:
+		l.tick(ctx, m.gen)
 	case *actor.Started:
 		l.self = ctx.Self()
 		if l.dialer != nil {
@@ -119,20 +129,25 @@ func (l *linkActor) Receive(ctx actor.Context) {
 		l.open(ctx, m)
 	case *streamDone:
 		delete(l.streams, m.id)
+		if l.closing && l.up && len(l.streams) == 0 {
+			l.closeSession(ctx)
+		}
 	case *shutdown:
-		l.closing = true
-		if s := ctx.Sender(); s != nil {
-			l.waiters = append(l.waiters, s)
+		l.shutdown(ctx, m.drain)
+	case *drainOver:
+		if m.gen == l.gen && l.up {
+			l.env.log.Info("drain time over; closing the link", "peer", l.peer, "streams", len(l.streams))
+			l.closeSession(ctx)
 		}
-		if l.cancel != nil {
-			l.cancel()
+	case *redialNow:
+		if l.dialer != nil && !l.closing && !l.up && l.conn == nil && l.cancel == nil {
+			if l.timer != nil {
+				l.timer.Stop()
+			}
+			l.env.log.Info("redialling now", "peer", l.peer)
+			l.backoff = l.env.cfg.Backoff
+			l.dial()
 		}
-		if l.up {
-			l.downReason = errors.New("shutting down")
-			ctx.Send(l.carrier, &closeCarrier{last: engine.NewReason(engine.TypeGoAway, 0, engine.CodeShutdown, "shutting down")})
-			return
-		}
-		l.stopIfDone(ctx)
 	case *actor.Stopping:
 		l.closing = true
 		if l.cancel != nil {
@@ -141,6 +156,7 @@ func (l *linkActor) Receive(ctx actor.Context) {
 		if l.timer != nil {
 			l.timer.Stop()
 		}
+		l.stopTimers()
 		if l.conn != nil {
 			l.conn.Close()
 		}
@@ -188,9 +204,97 @@ func (l *linkActor) handshake(conn net.Conn) {
 	})
 }
 
+// shutdown says GOAWAY (the peer opens no more streams), lets the open
+// streams finish for up to drain, then closes the carrier.
+func (l *linkActor) shutdown(ctx actor.Context, drain time.Duration) {
+	if s := ctx.Sender(); s != nil {
+		l.waiters = append(l.waiters, s)
+	}
+	if l.closing && l.up {
+		return // already draining
+	}
+	l.closing = true
+	if l.cancel != nil {
+		l.cancel()
+	}
+	if !l.up {
+		l.stopIfDone(ctx)
+		return
+	}
+	l.downReason = errShuttingDown
+	ctx.Send(l.sched, engine.NewReason(engine.TypeGoAway, 0, engine.CodeShutdown, "shutting down"))
+	if len(l.streams) == 0 || drain <= 0 {
+		l.closeSession(ctx)
+		return
+	}
+	l.env.log.Info("draining the link", "peer", l.peer, "streams", len(l.streams), "drain", drain)
+	self, gen := l.self, l.gen
+	l.drainTimer = time.AfterFunc(drain, func() { l.env.send(self, &drainOver{gen: gen}) })
+}
+
+// GoAwayError is why a link went down when the peer ended it with GOAWAY:
+// the peer's reason.
+type GoAwayError struct{ Reason engine.Reason }
+
+func (e *GoAwayError) Error() string { return "peer going away: " + e.Reason.String() }
+
+// errShuttingDown is the reason of a link this side shut down.
+var errShuttingDown = errors.New("shutting down")
+
+// closeSession flushes what the Scheduler handed the carrier and closes
+// it; the carrier reports down and the session ends.
+func (l *linkActor) closeSession(ctx actor.Context) {
+	ctx.Send(l.carrier, &closeCarrier{})
+}
+
+func (l *linkActor) stopTimers() {
+	if l.keepalive != nil {
+		l.keepalive.Stop()
+		l.keepalive = nil
+	}
+	if l.drainTimer != nil {
+		l.drainTimer.Stop()
+		l.drainTimer = nil
+	}
+}
+
+// armKeepalive schedules the next keepalive tick.
+func (l *linkActor) armKeepalive() {
+	if l.env.cfg.Keepalive <= 0 {
+		return
+	}
+	self, gen := l.self, l.gen
+	l.keepalive = time.AfterFunc(l.env.cfg.Keepalive, func() { l.env.send(self, &keepaliveTick{gen: gen}) })
+}
+
+// tick PINGs the peer and drops the link when no frame at all came for
+// three intervals. Any frame counts, so a busy link whose PONG is late is
+// never taken for dead (and PONGs are control frames, sent before data).
+func (l *linkActor) tick(ctx actor.Context, gen uint64) {
+	if gen != l.gen || !l.up {
+		return
+	}
+	if l.framesIn == l.framesSeen {
+		l.silentTicks++
+	} else {
+		l.silentTicks, l.framesSeen = 0, l.framesIn
+	}
+	if l.silentTicks >= 3 {
+		if l.downReason == nil {
+			l.downReason = fmt.Errorf("%w for %v", ErrPeerSilent, 3*l.env.cfg.Keepalive)
+			l.env.log.Warn("peer silent; dropping the link", "peer", l.peer, "keepalive", l.env.cfg.Keepalive)
+			ctx.Send(l.carrier, &closeCarrier{last: engine.NewReason(engine.TypeGoAway, 0, engine.CodeTimeout, "peer silent")})
+		}
+		return
+	}
+	ctx.Send(l.sched, engine.NewPing(engine.TypePing, uint64(time.Now().UnixNano())))
+	l.armKeepalive()
+}
+
 func (l *linkActor) sessionUp(ctx actor.Context, m *handshakeDone) {
 	l.gen++
-	l.up, l.goingAway, l.downReason = true, false, nil
+	l.up, l.goingAway, l.downReason, l.peerAway = true, false, nil, nil
+	l.framesIn, l.framesSeen, l.silentTicks = 0, 0, 0
 	l.params = m.params
 	l.authed = m.authed
 	l.policy = l.env.cfg.AllowTargets
@@ -213,6 +317,7 @@ func (l *linkActor) sessionUp(ctx actor.Context, m *handshakeDone) {
 	}))
 	l.env.links.add(l.self)
 	l.env.stats.LinksUp.Add(1)
+	l.armKeepalive()
 	l.env.log.Info("link up", "peer", l.peer, "local", conn.LocalAddr().String(), "role", l.role.String(),
 		"version", p.Version, "authenticated", m.authed)
 	if f := l.env.cfg.OnLink; f != nil {
@@ -221,10 +326,14 @@ func (l *linkActor) sessionUp(ctx actor.Context, m *handshakeDone) {
 }
 
 func (l *linkActor) sessionDown(ctx actor.Context, err error) {
-	if l.downReason != nil {
+	switch {
+	case l.downReason != nil:
 		err = l.downReason
+	case l.peerAway != nil:
+		err = l.peerAway
 	}
 	l.up = false
+	l.stopTimers()
 	l.env.links.remove(l.self)
 	l.env.stats.LinksUp.Add(-1)
 	for _, pid := range l.streams {
@@ -268,7 +377,7 @@ func (l *linkActor) stopIfDone(ctx actor.Context) {
 // protocolError ends the session: the peer is told why in a GOAWAY, and the
 // reason is what the link-down log line says.
 func (l *linkActor) protocolError(ctx actor.Context, err error) {
-	if l.downReason != nil {
+	if l.downReason != nil && errors.Is(l.downReason, engine.ErrProtocol) {
 		return
 	}
 	l.downReason = err
@@ -277,7 +386,7 @@ func (l *linkActor) protocolError(ctx actor.Context, err error) {
 }
 
 func (l *linkActor) dispatch(ctx actor.Context, f *engine.Frame) {
-	if l.downReason != nil { // closing after a protocol error
+	if l.downReason != nil && errors.Is(l.downReason, engine.ErrProtocol) { // closing after a protocol error
 		f.Release()
 		return
 	}
@@ -320,6 +429,9 @@ func (l *linkActor) dispatch(ctx actor.Context, f *engine.Frame) {
 		}
 		ctx.Send(l.sched, engine.NewPing(engine.TypePong, v))
 	case engine.TypePong:
+		if v, err := engine.ParsePing(f.Bytes()); err == nil {
+			l.env.log.Debug("pong", "peer", l.peer, "rtt", time.Since(time.Unix(0, int64(v))))
+		}
 		f.Release()
 	case engine.TypeGoAway:
 		r, err := engine.ParseReason(f.Bytes())
@@ -330,7 +442,7 @@ func (l *linkActor) dispatch(ctx actor.Context, f *engine.Frame) {
 		}
 		l.goingAway = true
 		l.env.links.remove(l.self)
-		l.downReason = fmt.Errorf("peer going away: %v", r)
+		l.peerAway = &GoAwayError{Reason: r}
 		l.env.log.Info("peer going away", "peer", l.peer, "reason", r.String())
 	default: // AUTH, which belongs to the handshake
 		f.Release()
@@ -361,6 +473,11 @@ func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 		f.Release()
 		l.env.log.Warn("stream refused", "peer", l.peer, "stream", id, "reason", "unknown target kind")
 		ctx.Send(l.sched, engine.NewReason(engine.TypeOpenFail, id, engine.CodeUnknownTarget, fmt.Sprintf("target kind %d", o.Kind)))
+		return
+	}
+	if l.closing {
+		f.Release()
+		ctx.Send(l.sched, engine.NewReason(engine.TypeOpenFail, id, engine.CodeShutdown, "shutting down"))
 		return
 	}
 	if !l.policy.Allows(o.Target) {

@@ -3,6 +3,7 @@ package actors
 import (
 	"errors"
 	"net"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -10,11 +11,20 @@ import (
 )
 
 // listenerActor is one forward: an accept loop hands each connection to the
-// newest live link, which opens a stream for it.
+// newest live link, which opens a stream for it. With no link up, a
+// connection waits up to the open timeout for one, then is closed.
 type listenerActor struct {
-	env *env
-	ln  net.Listener
-	fwd engine.Forward
+	env     *env
+	self    *actor.PID
+	ln      net.Listener
+	fwd     engine.Forward
+	pending []waiting
+	timer   *time.Timer
+}
+
+type waiting struct {
+	conn     net.Conn
+	deadline time.Time
 }
 
 func newListener(e *env, ln net.Listener, f engine.Forward) *listenerActor {
@@ -24,15 +34,17 @@ func newListener(e *env, ln net.Listener, f engine.Forward) *listenerActor {
 func (l *listenerActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *accepted:
-		link := l.env.links.newest()
-		if link == nil {
-			l.env.log.Warn("no link up; closing connection", "forward", l.fwd.String(), "client", m.conn.RemoteAddr().String())
-			m.conn.Close()
-			return
-		}
-		ctx.Send(link, &openStream{conn: m.conn, target: l.fwd.Target, forward: l.fwd.String()})
+		l.pending = append(l.pending, waiting{conn: m.conn, deadline: time.Now().Add(l.env.cfg.OpenTimeout)})
+		l.flush(ctx)
+	case *linkAvailable:
+		l.flush(ctx)
+	case *openTimeoutTick:
+		l.timer = nil
+		l.flush(ctx)
 	case *actor.Started:
-		self, ln := ctx.Self(), l.ln
+		l.self = ctx.Self()
+		l.env.links.watch(l.self)
+		self, ln := l.self, l.ln
 		l.env.goroutine(func() {
 			for {
 				c, err := ln.Accept()
@@ -49,6 +61,40 @@ func (l *listenerActor) Receive(ctx actor.Context) {
 			}
 		})
 	case *actor.Stopping:
+		l.env.links.unwatch(l.self)
 		l.ln.Close()
+		if l.timer != nil {
+			l.timer.Stop()
+		}
+		for _, w := range l.pending {
+			w.conn.Close()
+		}
+		l.pending = nil
+	}
+}
+
+// flush hands waiting connections to the newest link, closes those that
+// waited too long, and arms a timer for the next deadline.
+func (l *listenerActor) flush(ctx actor.Context) {
+	now := time.Now()
+	link := l.env.links.newest()
+	keep := l.pending[:0]
+	for _, w := range l.pending {
+		switch {
+		case link != nil:
+			ctx.Send(link, &openStream{conn: w.conn, target: l.fwd.Target, forward: l.fwd.String()})
+		case !now.Before(w.deadline):
+			l.env.log.Warn("no link within the open timeout; closing connection", "forward", l.fwd.String(),
+				"client", w.conn.RemoteAddr().String(), "open_timeout", l.env.cfg.OpenTimeout)
+			w.conn.Close()
+		default:
+			keep = append(keep, w)
+		}
+	}
+	clear(l.pending[len(keep):])
+	l.pending = keep
+	if len(l.pending) > 0 && l.timer == nil {
+		self := l.self
+		l.timer = time.AfterFunc(time.Until(l.pending[0].deadline), func() { l.env.send(self, &openTimeoutTick{}) })
 	}
 }

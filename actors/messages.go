@@ -2,6 +2,7 @@ package actors
 
 import (
 	"net"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -65,8 +66,25 @@ type streamDone struct{ id uint32 }
 // linkDown tells a Stream its link is gone: close the socket, send nothing.
 type linkDown struct{}
 
-// shutdown asks a Link to say GOAWAY and close.
-type shutdown struct{}
+// shutdown asks a Link to say GOAWAY, let its streams finish for up to
+// drain, and close.
+type shutdown struct{ drain time.Duration }
+
+// drainOver says a shutting-down Link's drain time is up.
+type drainOver struct{ gen uint64 }
+
+// keepaliveTick asks a Link to PING and to check that the peer is alive.
+type keepaliveTick struct{ gen uint64 }
+
+// redialNow asks a dialling Link that is waiting to redial to dial now.
+type redialNow struct{}
+
+// linkAvailable tells a Listener a link came up.
+type linkAvailable struct{}
+
+// openTimeoutTick asks a Listener to give up on connections that waited
+// too long for a link.
+type openTimeoutTick struct{}
 
 // attach tells the Scheduler a stream can send, through conn, and how much
 // of its initial window the first bytes used.

@@ -53,6 +53,13 @@ type Config struct {
 	// MaxStreams bounds the streams open on one link (DefaultMaxStreams
 	// when 0); past it, OPENs are refused.
 	MaxStreams int
+	// Keepalive is how often a link PINGs its peer (DefaultKeepalive when
+	// 0; negative turns it off). A link that receives no frame at all for
+	// three intervals is dropped as "peer silent".
+	Keepalive time.Duration
+	// OpenTimeout is how long a connection accepted by a forward waits for
+	// a link to carry it (DefaultOpenTimeout when 0).
+	OpenTimeout time.Duration
 	// HandshakeTimeout bounds the HELLO exchange (10 s when 0).
 	HandshakeTimeout time.Duration
 	// Backoff is the first redial delay of a dialling link (1 s when 0); it
@@ -61,6 +68,16 @@ type Config struct {
 	// OnLink, when set, is called when a link comes up or goes down.
 	OnLink func(ev LinkEvent)
 }
+
+// Liveness defaults.
+const (
+	DefaultKeepalive   = 15 * time.Second
+	DefaultOpenTimeout = 10 * time.Second
+)
+
+// ErrPeerSilent is why a link whose peer sent nothing for three keepalive
+// intervals was dropped.
+var ErrPeerSilent = errors.New("peer silent")
 
 // DefaultMaxStreams is the default limit of streams open on one link.
 const DefaultMaxStreams = 1024
@@ -164,6 +181,12 @@ func NewNode(cfg Config) (*Node, error) {
 	if cfg.MaxStreams == 0 {
 		cfg.MaxStreams = DefaultMaxStreams
 	}
+	if cfg.Keepalive == 0 {
+		cfg.Keepalive = DefaultKeepalive
+	}
+	if cfg.OpenTimeout == 0 {
+		cfg.OpenTimeout = DefaultOpenTimeout
+	}
 	if cfg.HandshakeTimeout == 0 {
 		cfg.HandshakeTimeout = 10 * time.Second
 	}
@@ -193,6 +216,7 @@ func NewNode(cfg Config) (*Node, error) {
 			releaseMessage(dl.Message)
 		}
 	})
+	e.links.env = e
 	n := &Node{env: e}
 	for _, f := range cfg.Forwards {
 		if err := n.AddForward(f); err != nil {
@@ -280,9 +304,23 @@ func (n *Node) Connect(d carriers.Dialer) {
 // Stats are the node's counters.
 func (n *Node) Stats() *Stats { return &n.env.stats }
 
-// Close says GOAWAY on every link, closes every socket and waits for every
-// actor and goroutine of the node to end.
-func (n *Node) Close() error {
+// Close says GOAWAY on every link, closes every socket at once and waits
+// for every actor and goroutine of the node to end.
+func (n *Node) Close() error { return n.Shutdown(0) }
+
+// Redial makes every dialling link that is waiting to redial dial now.
+func (n *Node) Redial() {
+	n.env.mu.Lock()
+	defer n.env.mu.Unlock()
+	for _, pid := range n.env.linkPIDs {
+		n.env.send(pid, &redialNow{})
+	}
+}
+
+// Shutdown stops accepting, says GOAWAY on every link, lets open streams
+// finish for up to drain, then closes everything and waits for every actor
+// and goroutine of the node to end.
+func (n *Node) Shutdown(drain time.Duration) error {
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
@@ -308,7 +346,7 @@ func (n *Node) Close() error {
 	// Links say GOAWAY and wait (briefly) for it to be written.
 	var futs []*actor.Future
 	for _, pid := range links {
-		futs = append(futs, n.env.sys.Root.RequestFuture(pid, &shutdown{}, 3*time.Second))
+		futs = append(futs, n.env.sys.Root.RequestFuture(pid, &shutdown{drain: drain}, drain+3*time.Second))
 	}
 	for _, f := range futs {
 		_, _ = f.Result()
@@ -324,13 +362,33 @@ func (n *Node) Close() error {
 // linkSet is the set of links that are up, newest last; a forward uses the
 // newest.
 type linkSet struct {
-	mu   sync.Mutex
-	pids []*actor.PID
+	mu       sync.Mutex
+	pids     []*actor.PID
+	watchers map[string]*actor.PID // Listeners waiting on links, by id
+	env      *env
 }
 
 func (s *linkSet) add(p *actor.PID) {
 	s.mu.Lock()
 	s.pids = append(s.pids, p)
+	for _, w := range s.watchers {
+		s.env.send(w, &linkAvailable{})
+	}
+	s.mu.Unlock()
+}
+
+func (s *linkSet) watch(p *actor.PID) {
+	s.mu.Lock()
+	if s.watchers == nil {
+		s.watchers = make(map[string]*actor.PID)
+	}
+	s.watchers[p.Id] = p
+	s.mu.Unlock()
+}
+
+func (s *linkSet) unwatch(p *actor.PID) {
+	s.mu.Lock()
+	delete(s.watchers, p.Id)
 	s.mu.Unlock()
 }
 

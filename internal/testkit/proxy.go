@@ -1,7 +1,6 @@
 package testkit
 
 import (
-	"io"
 	"net"
 	"sync"
 	"testing"
@@ -15,6 +14,8 @@ type Proxy struct {
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
 	wg     sync.WaitGroup
+	cond   *sync.Cond
+	hold   bool
 }
 
 // NewProxy starts a proxy to target on loopback; it stops when the test
@@ -26,10 +27,12 @@ func NewProxy(t testing.TB, target string) *Proxy {
 		t.Fatal(err)
 	}
 	p := &Proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	p.cond = sync.NewCond(&p.mu)
 	p.wg.Add(1)
 	go p.serve()
 	t.Cleanup(func() {
 		ln.Close()
+		p.Resume()
 		p.Cut()
 		p.wg.Wait()
 	})
@@ -38,6 +41,22 @@ func NewProxy(t testing.TB, target string) *Proxy {
 
 // Addr is where to connect to be relayed.
 func (p *Proxy) Addr() string { return p.ln.Addr().String() }
+
+// Pause stops relaying bytes, both ways, without closing anything: the
+// peers see a silent network.
+func (p *Proxy) Pause() {
+	p.mu.Lock()
+	p.hold = true
+	p.mu.Unlock()
+}
+
+// Resume relays bytes again.
+func (p *Proxy) Resume() {
+	p.mu.Lock()
+	p.hold = false
+	p.cond.Broadcast()
+	p.mu.Unlock()
+}
 
 // Cut closes every relayed connection now; new ones are still accepted.
 func (p *Proxy) Cut() {
@@ -67,9 +86,25 @@ func (p *Proxy) serve() {
 		p.wg.Add(2)
 		pipe := func(dst, src net.Conn) {
 			defer p.wg.Done()
-			_, _ = io.Copy(dst, src)
-			dst.Close()
-			src.Close()
+			defer dst.Close()
+			defer src.Close()
+			buf := make([]byte, 64<<10)
+			for {
+				n, err := src.Read(buf)
+				p.mu.Lock()
+				for p.hold {
+					p.cond.Wait()
+				}
+				p.mu.Unlock()
+				if n > 0 {
+					if _, werr := dst.Write(buf[:n]); werr != nil {
+						return
+					}
+				}
+				if err != nil {
+					return
+				}
+			}
 		}
 		go pipe(c, d)
 		go pipe(d, c)

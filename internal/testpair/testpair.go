@@ -32,6 +32,8 @@ type Config struct {
 	Proxy bool
 	// Backoff is B's first redial delay (the default when 0).
 	Backoff time.Duration
+	// Keepalive is both sides' keepalive interval (the default when 0).
+	Keepalive time.Duration
 	// Carrier is "tcp" (the default) or "pipe" (in memory, unbuffered).
 	Carrier string
 }
@@ -56,7 +58,7 @@ func New(t testing.TB, pc Config) *Pair {
 		}
 	}
 	var err error
-	p.A, err = actors.NewNode(actors.Config{Logger: slog.New(p.ALog), Forwards: pc.AForwards, Window: pc.Window, MaxWindow: pc.MaxWindow, OnLink: onLink(upA)})
+	p.A, err = actors.NewNode(actors.Config{Logger: slog.New(p.ALog), Forwards: pc.AForwards, Window: pc.Window, MaxWindow: pc.MaxWindow, Keepalive: pc.Keepalive, OnLink: onLink(upA)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +83,7 @@ func New(t testing.TB, pc Config) *Pair {
 		t.Fatalf("unknown carrier %q", pc.Carrier)
 	}
 	p.A.Serve(ln)
-	p.B, err = actors.NewNode(actors.Config{Logger: slog.New(p.BLog), Forwards: pc.BForwards, Window: pc.Window, MaxWindow: pc.MaxWindow, OnLink: onLink(upB),
+	p.B, err = actors.NewNode(actors.Config{Logger: slog.New(p.BLog), Forwards: pc.BForwards, Window: pc.Window, MaxWindow: pc.MaxWindow, Keepalive: pc.Keepalive, OnLink: onLink(upB),
 		Backoff: pc.Backoff, MaxBackoff: 4 * max(pc.Backoff, time.Second)})
 	if err != nil {
 		t.Fatal(err)

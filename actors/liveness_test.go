@@ -1,0 +1,156 @@
+package actors_test
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"sockmux/actors"
+	"sockmux/carriers"
+	"sockmux/engine"
+	"sockmux/internal/testkit"
+	"sockmux/internal/testpair"
+)
+
+// TestPeerSilent: when the network goes silent, both sides drop the link
+// within three keepalive intervals, and it comes back once the network
+// does.
+func TestPeerSilent(t *testing.T) {
+	echo := testkit.Echo(t)
+	p := testpair.New(t, testpair.Config{
+		BForwards: []engine.Forward{fwd(t, echo)},
+		Proxy:     true, Backoff: 10 * time.Millisecond, Keepalive: 20 * time.Millisecond,
+	})
+	p.Proxy.Pause()
+	for name, log := range map[string]*testkit.Recorder{"listener": p.ALog, "dialler": p.BLog} {
+		log.Wait(t, 10*time.Second, name+" dropping a silent peer", func(r testkit.Record) bool {
+			err, _ := r.Attrs["reason"].(error)
+			return r.Msg == "link down" && errors.Is(err, actors.ErrPeerSilent)
+		})
+	}
+	p.Proxy.Resume()
+	p.Proxy.Cut() // the stale carriers
+	select {
+	case <-p.Ups:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the link did not come back")
+	}
+	testkit.EchoRoundTrip(t, testkit.Dial(t, p.B.ForwardAddrs()[0]), 1, 1<<20)
+}
+
+// TestOpenTimeout: a connection accepted while no link is up waits for
+// one; if none comes within the open timeout, it is closed.
+func TestOpenTimeout(t *testing.T) {
+	testkit.CheckLeaks(t)
+	echo := testkit.Echo(t)
+	linkAddr := testkit.FreeAddr(t)
+	log := testkit.NewRecorder()
+	b, err := actors.NewNode(actors.Config{Logger: slog.New(log), Backoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
+		OpenTimeout: 30 * time.Second, Forwards: []engine.Forward{fwd(t, echo)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	d, _ := carriers.NewDialer(linkAddr)
+	b.Connect(d) // nothing listens there yet
+	c := testkit.Dial(t, b.ForwardAddrs()[0])
+	if _, err := c.Write([]byte("early bird")); err != nil {
+		t.Fatal(err)
+	}
+	log.Wait(t, 10*time.Second, "a failed dial", func(r testkit.Record) bool { return r.Msg == "link dial failed" })
+	// Now the peer appears; the waiting connection is carried.
+	a, err := actors.NewNode(actors.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	ln, err := carriers.Listen(linkAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Serve(ln)
+	got := make([]byte, len("early bird"))
+	c.SetReadDeadline(time.Now().Add(20 * time.Second)) // hang guard
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != "early bird" {
+		t.Fatalf("echo %q, %v", got, err)
+	}
+}
+
+func TestOpenTimeoutExpires(t *testing.T) {
+	testkit.CheckLeaks(t)
+	log := testkit.NewRecorder()
+	b, err := actors.NewNode(actors.Config{Logger: slog.New(log), Backoff: time.Hour,
+		OpenTimeout: 20 * time.Millisecond, Forwards: []engine.Forward{fwd(t, testkit.FreeAddr(t))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	d, _ := carriers.NewDialer(testkit.FreeAddr(t))
+	b.Connect(d)
+	c := testkit.Dial(t, b.ForwardAddrs()[0])
+	c.SetReadDeadline(time.Now().Add(10 * time.Second)) // hang guard
+	if n, err := c.Read(make([]byte, 1)); n != 0 || !testkit.IsClosed(err) {
+		t.Fatalf("read %d, %v: want the connection closed", n, err)
+	}
+	log.Wait(t, 5*time.Second, "the open timeout named", func(r testkit.Record) bool {
+		return r.Msg == "no link within the open timeout; closing connection"
+	})
+}
+
+// TestRedialNow: a link waiting out a long backoff redials at once when
+// asked (what SIGHUP does).
+func TestRedialNow(t *testing.T) {
+	p := testpair.New(t, testpair.Config{Proxy: true, Backoff: time.Hour})
+	p.Proxy.Cut()
+	p.BLog.Wait(t, 10*time.Second, "a redial scheduled an hour away", func(r testkit.Record) bool {
+		return r.Msg == "link redial scheduled"
+	})
+	p.B.Redial()
+	select {
+	case <-p.Ups:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no redial")
+	}
+}
+
+// TestDrain: on shutdown, a stream in flight finishes intact; the peer is
+// told GOAWAY with the reason.
+func TestDrain(t *testing.T) {
+	echo := testkit.Echo(t)
+	p := testpair.New(t, testpair.Config{BForwards: []engine.Forward{fwd(t, echo)}})
+	c := testkit.Dial(t, p.B.ForwardAddrs()[0])
+	first := testkit.Payload(1, 1<<20)
+	if _, err := c.Write(first); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, len(first))); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		p.B.Shutdown(30 * time.Second)
+	}()
+	p.BLog.Wait(t, 10*time.Second, "draining", func(r testkit.Record) bool { return r.Msg == "draining the link" })
+	// New connections are no longer accepted...
+	if c2, err := net.Dial("tcp", p.B.ForwardAddrs()[0].String()); err == nil {
+		c2.SetReadDeadline(time.Now().Add(10 * time.Second)) // hang guard
+		if n, _ := c2.Read(make([]byte, 1)); n != 0 {
+			t.Error("a new connection was carried during the drain")
+		}
+		c2.Close()
+	}
+	// ...but the open stream finishes.
+	testkit.EchoRoundTrip(t, c, 2, 4<<20)
+	wg.Wait()
+	p.ALog.Wait(t, 10*time.Second, "the peer's GOAWAY as the reason", func(r testkit.Record) bool {
+		err, _ := r.Attrs["reason"].(error)
+		var ga *actors.GoAwayError
+		return r.Msg == "link down" && errors.As(err, &ga) && ga.Reason.Code == engine.CodeShutdown
+	})
+}
