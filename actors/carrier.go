@@ -26,7 +26,9 @@ type carrierActor struct {
 	link    *actor.PID
 	sched   *actor.PID
 	q       *frameQueue
-	once    sync.Once
+	once    sync.Once // fail
+	err     error     // the first error, set in fail
+	report  sync.Once // carrierDown
 }
 
 func newCarrier(e *env, conn net.Conn, r *engine.Reader, version uint8, gen uint64, link, sched *actor.PID) *carrierActor {
@@ -44,23 +46,34 @@ func (c *carrierActor) Receive(ctx actor.Context) {
 		c.q.finish(m.last)
 	case *actor.Stopping:
 		c.q.close()
-		c.conn.Close()
+		// Some carriers take time to close (a command is given a moment
+		// to exit); never inside Receive.
+		conn := c.conn
+		c.env.goroutine(func() { conn.Close() })
 	}
 }
 
-// fail records the carrier's first error, closes it, and tells the Link.
-// A protocol error is told to the peer first, in a GOAWAY.
+// fail records the carrier's first error and closes it. A protocol error
+// is told to the peer first, in a GOAWAY: the writer sends it, closes the
+// carrier and reports down; otherwise the carrier is closed and reported
+// down at once.
 func (c *carrierActor) fail(err error) {
 	c.once.Do(func() {
+		c.err = err
 		if errors.Is(err, engine.ErrProtocol) {
 			_ = c.conn.SetWriteDeadline(time.Now().Add(closeWriteTimeout))
 			c.q.finish(engine.NewReason(engine.TypeGoAway, 0, engine.CodeProtocol, err.Error()))
-		} else {
-			c.q.close()
-			c.conn.Close()
+			return
 		}
-		c.env.send(c.link, &carrierDown{gen: c.gen, err: err})
+		c.q.close()
+		c.conn.Close()
+		c.reportDown()
 	})
+}
+
+// reportDown tells the Link, once, that the carrier ended and why.
+func (c *carrierActor) reportDown() {
+	c.report.Do(func() { c.env.send(c.link, &carrierDown{gen: c.gen, err: c.err}) })
 }
 
 func (c *carrierActor) readLoop() {
@@ -79,7 +92,16 @@ func (c *carrierActor) writeLoop() {
 		frames []*engine.Frame
 		bufs   net.Buffers
 		hdrs   []byte
+		flat   []byte
 	)
+	// TCP and unix sockets take a batch in one writev; other carriers
+	// (pipes, devices, TLS) would get one write per buffer, so the batch is
+	// copied into one buffer and written once.
+	vectored := false
+	switch c.conn.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		vectored = true
+	}
 	for {
 		var drainedAll, ok bool
 		frames, drainedAll, ok = c.q.take(frames[:0])
@@ -100,21 +122,35 @@ func (c *carrierActor) writeLoop() {
 			}
 			total += f.WireLen()
 		}
-		// WriteTo consumes the slice header it is given; keep ours.
-		wb := bufs
-		_, err := wb.WriteTo(c.conn)
+		var err error
+		if vectored {
+			// WriteTo consumes the slice header it is given; keep ours.
+			wb := bufs
+			_, err = wb.WriteTo(c.conn)
+		} else {
+			flat = flat[:0]
+			for _, b := range bufs {
+				flat = append(flat, b...)
+			}
+			_, err = c.conn.Write(flat)
+			if cap(flat) > 4<<20 {
+				flat = nil // do not keep a huge batch's buffer for ever
+			}
+		}
 		for i, f := range frames {
 			f.Release()
 			frames[i] = nil
 		}
 		if err != nil {
 			c.fail(err)
+			c.reportDown()
 			return
 		}
 		c.env.send(c.sched, &drained{bytes: total})
 		if drainedAll {
 			c.conn.Close()
 			c.fail(errCarrierClosed)
+			c.reportDown()
 			return
 		}
 	}

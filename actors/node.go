@@ -127,7 +127,8 @@ type env struct {
 	done       chan struct{}
 
 	mu       sync.Mutex
-	linkPIDs map[string]*actor.PID // live Link actors, by id
+	linkPIDs map[string]*actor.PID    // live Link actors, by id
+	linkDone map[string]chan struct{} // closed when a Link and its children have stopped
 	closed   bool
 
 	// minVersion and maxVersion are what this node's HELLO offers; tests
@@ -148,13 +149,20 @@ func (e *env) spawnLink(p actor.Producer) bool {
 	}
 	pid := e.sys.Root.Spawn(e.props(p))
 	e.linkPIDs[pid.Id] = pid
+	if _, ok := e.linkDone[pid.Id]; !ok {
+		e.linkDone[pid.Id] = make(chan struct{})
+	}
 	return true
 }
 
-// linkStopped forgets a Link actor that has stopped.
+// linkStopped forgets a Link actor that has stopped, with its children.
 func (e *env) linkStopped(pid *actor.PID) {
 	e.mu.Lock()
 	delete(e.linkPIDs, pid.Id)
+	if ch, ok := e.linkDone[pid.Id]; ok {
+		close(ch)
+		delete(e.linkDone, pid.Id)
+	}
 	e.mu.Unlock()
 }
 
@@ -200,7 +208,7 @@ func NewNode(cfg Config) (*Node, error) {
 		d := &net.Dialer{Timeout: 10 * time.Second}
 		cfg.DialTarget = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
 	}
-	e := &env{cfg: cfg, log: cfg.Logger, done: make(chan struct{}), linkPIDs: make(map[string]*actor.PID),
+	e := &env{cfg: cfg, log: cfg.Logger, done: make(chan struct{}), linkPIDs: make(map[string]*actor.PID), linkDone: make(map[string]chan struct{}),
 		minVersion: engine.MinVersion, maxVersion: engine.Version,
 		now: time.Now, replay: engine.NewReplayCache(100_000)}
 	lib := slog.New(libHandler{cfg.Logger.Handler()}).With("lib", "protoactor")
@@ -295,6 +303,14 @@ func (n *Node) Serve(ln net.Listener) {
 	})
 }
 
+// ServeConn runs one link, as the accepting side, on a carrier connection
+// made elsewhere (sockmux stdio's own stdin and stdout).
+func (n *Node) ServeConn(c net.Conn) {
+	if !n.env.spawnLink(func() actor.Actor { return newLink(n.env, c, nil) }) {
+		c.Close()
+	}
+}
+
 // Connect keeps a link to the peer d reaches, redialling with backoff when
 // it drops, until the node is closed.
 func (n *Node) Connect(d carriers.Dialer) {
@@ -339,8 +355,10 @@ func (n *Node) Shutdown(drain time.Duration) error {
 	n.env.mu.Lock()
 	n.env.closed = true
 	links := make([]*actor.PID, 0, len(n.env.linkPIDs))
-	for _, pid := range n.env.linkPIDs {
+	var dones []chan struct{}
+	for id, pid := range n.env.linkPIDs {
 		links = append(links, pid)
+		dones = append(dones, n.env.linkDone[id])
 	}
 	n.env.mu.Unlock()
 	// Links say GOAWAY and wait (briefly) for it to be written.
@@ -352,7 +370,12 @@ func (n *Node) Shutdown(drain time.Duration) error {
 		_, _ = f.Result()
 	}
 	for _, pid := range links {
-		_ = n.env.sys.Root.StopFuture(pid).Wait()
+		n.env.sys.Root.Stop(pid)
+	}
+	// A Link is done once its Carrier, Scheduler and Streams have stopped
+	// too, so no actor starts a goroutine after the Wait below begins.
+	for _, done := range dones {
+		<-done
 	}
 	n.env.wg.Wait()
 	n.env.sys.Shutdown()

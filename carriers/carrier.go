@@ -9,8 +9,9 @@ import (
 	"time"
 )
 
-// ErrBadAddress is a carrier address that does not parse or names a scheme
-// this build does not have.
+// ErrBadAddress is a carrier address that does not parse, names a scheme
+// this build does not have, or names a kind that cannot be used that way
+// (listening on exec:).
 var ErrBadAddress = errors.New("bad carrier address")
 
 // Dialer makes carrier connections to one peer; a link redials through it.
@@ -21,64 +22,168 @@ type Dialer interface {
 	String() string
 }
 
-// DialTimeout bounds one dial of a carrier.
+// DialTimeout bounds one dial of a carrier, and one TLS handshake on either
+// side.
 const DialTimeout = 10 * time.Second
 
-// NewDialer returns a Dialer for ADDR: "tcp://host:port" or "host:port".
-func NewDialer(addr string) (Dialer, error) {
-	scheme, hostport, err := split(addr)
+// NewDialer returns a Dialer for ADDR, one of
+//
+//	host:port, tcp://host:port   TCP
+//	tls://host:port              TLS 1.3 over TCP (needs WithTLS with a CAFile or a Fingerprint)
+//	fifo:READ_PATH,WRITE_PATH    a pair of named pipes
+//	comm:PATH                    a unix socket or a character device (tty, serial line)
+//	exec:COMMAND                 the stdin and stdout of a command run with sh -c
+//
+// An address that does not parse is ErrBadAddress; a TLS configuration that
+// cannot work is ErrTLSConfig.
+func NewDialer(addr string, opts ...Option) (Dialer, error) {
+	a, err := parse(addr)
 	if err != nil {
 		return nil, err
 	}
-	switch scheme {
+	o := newOptions(opts)
+	switch a.scheme {
 	case "tcp":
-		return &tcpDialer{addr: hostport}, nil
+		return &tcpDialer{addr: a.hostport}, nil
+	case "tls":
+		return newTLSDialer(a.hostport, o)
+	case "fifo":
+		return &fifoDialer{rpath: a.rpath, wpath: a.wpath}, nil
+	case "comm":
+		return &commDialer{path: a.path}, nil
+	case "exec":
+		return &execDialer{command: a.command, log: o.log}, nil
 	}
-	return nil, fmt.Errorf("%w %q: unknown scheme %q", ErrBadAddress, addr, scheme)
+	return nil, fmt.Errorf("%w %q: %s has no dialer (the stdio command serves it)", ErrBadAddress, addr, a.scheme)
 }
 
-// Listen listens for carrier connections on ADDR: "tcp://host:port" or
-// "host:port".
-func Listen(addr string) (net.Listener, error) {
-	scheme, hostport, err := split(addr)
+// Listen listens for carrier connections on ADDR: the addresses of
+// NewDialer but exec:, which is dial-only. A fifo: or comm: device listener
+// serves one connection at a time: Accept opens the pipes or the device
+// again only once the connection it returned before has been closed.
+func Listen(addr string, opts ...Option) (net.Listener, error) {
+	a, err := parse(addr)
 	if err != nil {
 		return nil, err
 	}
-	switch scheme {
+	o := newOptions(opts)
+	switch a.scheme {
 	case "tcp":
-		ln, err := net.Listen("tcp", hostport)
+		ln, err := net.Listen("tcp", a.hostport)
 		if err != nil {
 			return nil, err
 		}
 		return &tcpListener{ln.(*net.TCPListener)}, nil
+	case "tls":
+		return listenTLS(a.hostport, o)
+	case "fifo":
+		return listenFifo(a.rpath, a.wpath)
+	case "comm":
+		return listenComm(a.path)
+	case "exec":
+		return nil, fmt.Errorf("%w %q: exec is dial-only (run the far side as 'sockmux stdio')", ErrBadAddress, addr)
 	}
-	return nil, fmt.Errorf("%w %q: unknown scheme %q", ErrBadAddress, addr, scheme)
+	return nil, fmt.Errorf("%w %q: %s has no listener (the stdio command serves it)", ErrBadAddress, addr, a.scheme)
 }
 
-func split(addr string) (scheme, hostport string, err error) {
-	scheme, hostport = "tcp", addr
+// IsLoopback tells whether ADDR only reaches this machine: a tcp or tls
+// address whose host is "localhost" or a loopback IP, or any fifo:, comm:,
+// exec: or stdio address. An empty host, 0.0.0.0, :: and every other name
+// or IP are not loopback (names other than localhost are not resolved).
+func IsLoopback(addr string) (bool, error) {
+	a, err := parse(addr)
+	if err != nil {
+		return false, err
+	}
+	if a.scheme != "tcp" && a.scheme != "tls" {
+		return true, nil
+	}
+	host, _, _ := net.SplitHostPort(a.hostport)
+	if strings.EqualFold(host, "localhost") {
+		return true, nil
+	}
+	if i := strings.IndexByte(host, '%'); i >= 0 { // fe80::1%eth0
+		host = host[:i]
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback(), nil
+}
+
+// address is a parsed carrier address.
+type address struct {
+	scheme       string // tcp, tls, fifo, comm, exec, stdio
+	hostport     string // tcp, tls
+	rpath, wpath string // fifo
+	path         string // comm
+	command      string // exec
+}
+
+// parse splits ADDR by scheme. The path schemes (fifo:, comm:, exec:,
+// stdio) are recognised by prefix before host:port, so a host named like
+// one of them must be written tcp://fifo:80.
+func parse(addr string) (address, error) {
+	bad := func(format string, args ...any) (address, error) {
+		return address{}, fmt.Errorf("%w %q: %s", ErrBadAddress, addr, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case strings.HasPrefix(addr, "fifo:"):
+		parts := strings.Split(addr[len("fifo:"):], ",")
+		if len(parts) != 2 || parts[0] == "" || parts[1] == "" {
+			return bad("want fifo:READ_PATH,WRITE_PATH")
+		}
+		if parts[0] == parts[1] {
+			return bad("the read and the write pipe are the same file")
+		}
+		return address{scheme: "fifo", rpath: parts[0], wpath: parts[1]}, nil
+	case strings.HasPrefix(addr, "comm:"):
+		p := addr[len("comm:"):]
+		if p == "" {
+			return bad("want comm:PATH")
+		}
+		return address{scheme: "comm", path: p}, nil
+	case strings.HasPrefix(addr, "exec:"):
+		c := strings.TrimSpace(addr[len("exec:"):])
+		if c == "" {
+			return bad("want exec:COMMAND")
+		}
+		return address{scheme: "exec", command: c}, nil
+	case addr == "stdio" || addr == "stdio:":
+		return address{scheme: "stdio"}, nil
+	}
+	scheme, hostport := "tcp", addr
 	if i := strings.Index(addr, "://"); i >= 0 {
 		scheme, hostport = addr[:i], addr[i+3:]
 	}
-	if _, _, err := net.SplitHostPort(hostport); err != nil {
-		return "", "", fmt.Errorf("%w %q: %v", ErrBadAddress, addr, err)
+	if scheme != "tcp" && scheme != "tls" {
+		return bad("unknown scheme %q (want tcp, tls, fifo, comm or exec)", scheme)
 	}
-	return scheme, hostport, nil
+	_, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return bad("%v", err)
+	}
+	if port == "" {
+		return bad("no port")
+	}
+	return address{scheme: scheme, hostport: hostport}, nil
 }
 
 type tcpDialer struct{ addr string }
 
 func (d *tcpDialer) Dial(ctx context.Context) (net.Conn, error) {
+	return dialTCP(ctx, d.addr)
+}
+
+func (d *tcpDialer) String() string { return "tcp://" + d.addr }
+
+func dialTCP(ctx context.Context, addr string) (net.Conn, error) {
 	nd := net.Dialer{Timeout: DialTimeout, KeepAlive: 30 * time.Second}
-	c, err := nd.DialContext(ctx, "tcp", d.addr)
+	c, err := nd.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	tune(c)
 	return c, nil
 }
-
-func (d *tcpDialer) String() string { return "tcp://" + d.addr }
 
 type tcpListener struct{ *net.TCPListener }
 

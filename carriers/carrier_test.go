@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -11,60 +12,103 @@ import (
 func TestAddresses(t *testing.T) {
 	cases := []struct {
 		addr string
-		ok   bool
+		want error // nil: NewDialer accepts it
 	}{
-		{"127.0.0.1:9000", true},
-		{"tcp://127.0.0.1:9000", true},
-		{"[::1]:9000", true},
-		{"tcp://localhost:0", true},
-		{"nocolon", false},
-		{"tcp://", false},
-		{"udp://127.0.0.1:9000", false},
-		{"tls://127.0.0.1:9000", false}, // not in this build yet
+		{"127.0.0.1:9000", nil},
+		{"tcp://127.0.0.1:9000", nil},
+		{"[::1]:9000", nil},
+		{"tcp://localhost:0", nil},
+		{"nocolon", ErrBadAddress},
+		{"tcp://", ErrBadAddress},
+		{"tcp://host:", ErrBadAddress},
+		{"udp://127.0.0.1:9000", ErrBadAddress},
+		{"tls://127.0.0.1", ErrBadAddress},
+		{"tls://127.0.0.1:9000", ErrTLSConfig}, // neither a CA nor a fingerprint
+		{"fifo:/tmp/a,/tmp/b", nil},
+		{"fifo:/tmp/a", ErrBadAddress},
+		{"fifo:/tmp/a,", ErrBadAddress},
+		{"fifo:/tmp/a,/tmp/b,/tmp/c", ErrBadAddress},
+		{"fifo:/tmp/a,/tmp/a", ErrBadAddress},
+		{"comm:/dev/ttyS0", nil},
+		{"comm:", ErrBadAddress},
+		{"exec:ssh host sockmux stdio", nil},
+		{"exec:", ErrBadAddress},
+		{"exec:   ", ErrBadAddress},
+		{"stdio", ErrBadAddress}, // served by the stdio command, not dialled
 	}
 	for _, tc := range cases {
 		t.Run(tc.addr, func(t *testing.T) {
 			_, err := NewDialer(tc.addr)
-			if tc.ok != (err == nil) {
-				t.Fatalf("NewDialer: err %v, want ok=%v", err, tc.ok)
+			if tc.want == nil && err != nil {
+				t.Fatalf("NewDialer: %v", err)
 			}
-			if err != nil && !errors.Is(err, ErrBadAddress) {
-				t.Fatalf("NewDialer: %v is not ErrBadAddress", err)
+			if tc.want != nil && !errors.Is(err, tc.want) {
+				t.Fatalf("NewDialer: err %v, want %v", err, tc.want)
 			}
 		})
 	}
 }
 
+// TestListenRefuses: addresses Listen cannot serve say why.
+func TestListenRefuses(t *testing.T) {
+	cases := []struct {
+		addr, says string
+	}{
+		{"exec:cat", "dial-only"},
+		{"stdio", "no listener"},
+		{"udp://127.0.0.1:0", "unknown scheme"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.addr, func(t *testing.T) {
+			ln, err := Listen(tc.addr)
+			if err == nil {
+				ln.Close()
+				t.Fatal("Listen succeeded")
+			}
+			if !errors.Is(err, ErrBadAddress) || !strings.Contains(err.Error(), tc.says) {
+				t.Fatalf("Listen: %v, want ErrBadAddress saying %q", err, tc.says)
+			}
+		})
+	}
+}
+
+func TestIsLoopback(t *testing.T) {
+	cases := []struct {
+		addr string
+		want bool
+	}{
+		{"127.0.0.1:9000", true},
+		{"tcp://127.0.0.2:9000", true},
+		{"tls://[::1]:9000", true},
+		{"localhost:9000", true},
+		{"tls://LocalHost:9000", true},
+		{":9000", false},
+		{"0.0.0.0:9000", false},
+		{"[::]:9000", false},
+		{"10.1.2.3:9000", false},
+		{"example.com:9000", false},
+		{"fifo:/tmp/a,/tmp/b", true},
+		{"comm:/dev/ttyS0", true},
+		{"exec:ssh host sockmux stdio", true},
+		{"stdio", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.addr, func(t *testing.T) {
+			got, err := IsLoopback(tc.addr)
+			if err != nil || got != tc.want {
+				t.Fatalf("IsLoopback = %v, %v; want %v", got, err, tc.want)
+			}
+		})
+	}
+	if _, err := IsLoopback("nocolon"); !errors.Is(err, ErrBadAddress) {
+		t.Fatalf("IsLoopback(nocolon): %v, want ErrBadAddress", err)
+	}
+}
+
 // TestTCPNoDelay: both ends of a TCP carrier have Nagle off.
 func TestTCPNoDelay(t *testing.T) {
-	ln, err := Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			close(accepted)
-			return
-		}
-		accepted <- c
-	}()
-	d, err := NewDialer("tcp://" + ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := d.Dial(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	s := <-accepted
-	if s == nil {
-		t.Fatal("accept failed")
-	}
-	defer s.Close()
+	ln := listen(t, "127.0.0.1:0")
+	c, s := dialPair(t, ln, mustDialer(t, "tcp://"+ln.Addr().String()))
 	for name, conn := range map[string]net.Conn{"dialled": c, "accepted": s} {
 		if !noDelay(t, conn) {
 			t.Errorf("%s carrier has Nagle on", name)
@@ -72,7 +116,7 @@ func TestTCPNoDelay(t *testing.T) {
 	}
 }
 
-func noDelay(t *testing.T, c net.Conn) bool {
+func noDelay(t testing.TB, c net.Conn) bool {
 	t.Helper()
 	raw, err := c.(*net.TCPConn).SyscallConn()
 	if err != nil {
@@ -86,4 +130,27 @@ func noDelay(t *testing.T, c net.Conn) bool {
 		t.Fatal(err, serr)
 	}
 	return v != 0
+}
+
+// TestDialCancelled: a dial whose context is already done fails with the
+// context's error, whatever the kind.
+func TestDialCancelled(t *testing.T) {
+	dir := shortTempDir(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, addr := range []string{
+		"fifo:" + dir + "/a," + dir + "/b",
+		"exec:cat",
+	} {
+		t.Run(addr, func(t *testing.T) {
+			c, err := mustDialer(t, addr).Dial(ctx)
+			if err == nil {
+				c.Close()
+				t.Fatal("Dial succeeded")
+			}
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("Dial: %v, want context.Canceled", err)
+			}
+		})
+	}
 }

@@ -1,6 +1,30 @@
 // Package carriers owns how a link's byte pipe is made: dialling and
 // listening for carrier connections by address. Every carrier is a
-// net.Conn, so the actors that move frames do not care which kind it is;
-// TCP is here now, and TLS, named pipes, commands, stdio and streams of
-// another link plug in behind the same Dialer and Listen.
+// net.Conn with deadlines, whose Close unblocks a pending Read and Write,
+// so the actors that move frames do not care which kind it is.
+//
+// The addresses of NewDialer and Listen:
+//
+//	host:port, tcp://host:port   TCP, Nagle off.
+//	tls://host:port              TLS 1.3 over TCP (TLSConfig through WithTLS).
+//	                             The listener uses a given certificate or one
+//	                             it generates once and keeps in a state
+//	                             directory, and logs its SHA-256 fingerprint;
+//	                             the dialler verifies with a CA file or pins
+//	                             the fingerprint. Client certificates are
+//	                             optional mutual authentication.
+//	fifo:READ_PATH,WRITE_PATH    a pair of named pipes, made when absent; the
+//	                             peer names the same two in the other order.
+//	comm:PATH                    one bidirectional file: a unix socket (made by
+//	                             Listen when PATH does not exist) or a
+//	                             character device such as a tty or serial
+//	                             line, put in raw mode.
+//	exec:COMMAND                 dial only: the stdin and stdout of
+//	                             `sh -c COMMAND`; its stderr goes to the log.
+//
+// Stdio makes a carrier of this process's stdin and stdout, for
+// `sockmux stdio`. A fifo: or comm: device listener holds one peer at a
+// time: its Accept opens the carrier again once the connection it returned
+// before is closed. Streams of another link plug in behind the same
+// Dialer and net.Listener.
 package carriers

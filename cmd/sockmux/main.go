@@ -20,7 +20,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/pkg/profile"
 	"github.com/spf13/cobra"
 
 	"sockmux/actors"
@@ -58,40 +57,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-// options are the flags listen and connect share.
-type options struct {
-	forwards []string
-	profile  string
-}
-
-func (o *options) addFlags(cmd *cobra.Command) {
-	cmd.Flags().StringArrayVarP(&o.forwards, "local", "L", nil,
-		"forward `[bind_addr:]port:host:hostport`: listen here (bind default 127.0.0.1), the peer dials host:hostport (repeatable)")
-	cmd.Flags().StringVar(&o.profile, "profile", "",
-		"profile the daemon until it exits: cpu|mem|mutex|block (written to a temporary directory named in the log)")
-}
-
-// startProfile starts the profile o.profile names and returns its stop.
-func (o *options) startProfile() (func(), error) {
-	var mode func(*profile.Profile)
-	switch o.profile {
-	case "":
-		return func() {}, nil
-	case "cpu":
-		mode = profile.CPUProfile
-	case "mem":
-		mode = profile.MemProfile
-	case "mutex":
-		mode = profile.MutexProfile
-	case "block":
-		mode = profile.BlockProfile
-	default:
-		return nil, fmt.Errorf("%w: bad --profile %q: want cpu, mem, mutex or block", errUsage, o.profile)
-	}
-	p := profile.Start(mode, profile.NoShutdownHook)
-	return p.Stop, nil
-}
-
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	var logLevel string
 	root := &cobra.Command{
@@ -117,7 +82,7 @@ either may declare forwards (-L), whichever side dialled.`,
 		}
 		return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: l})), nil
 	}
-	root.AddCommand(listenCmd(logger), connectCmd(logger), demoCmd(stdout, logger))
+	root.AddCommand(listenCmd(logger), connectCmd(logger), stdioCmd(logger), demoCmd(stdout, logger))
 	return root
 }
 
@@ -154,38 +119,29 @@ func listenCmd(logger func() (*slog.Logger, error)) *cobra.Command {
 	var o options
 	cmd := &cobra.Command{
 		Use:   "listen [flags] ADDR",
-		Short: "Accept links on ADDR (host:port or tcp://host:port)",
+		Short: "Accept links on ADDR: host:port, tcp://, tls://, fifo:READ,WRITE or comm:PATH",
 		Args:  exactlyOneAddr,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			log, fwds, err := setup(logger, &o)
+			log, cfg, copts, err := o.setup(logger)
 			if err != nil {
 				return err
 			}
-			ln, err := carriers.Listen(args[0])
+			local, err := carriers.IsLoopback(args[0])
 			if err != nil {
-				if errors.Is(err, carriers.ErrBadAddress) {
-					return fmt.Errorf("%w: %w", errUsage, err)
-				}
-				return err
+				return addrErr(err)
 			}
-			stopProfile, err := o.startProfile()
+			if !local && cfg.Key == nil && o.tls.ClientCAFile == "" && !o.insecure {
+				return fmt.Errorf("%w: %s: %w", errUsage, args[0], errNoKey)
+			}
+			ln, err := carriers.Listen(args[0], copts...)
 			if err != nil {
-				ln.Close()
-				return err
+				return addrErr(err)
 			}
-			defer stopProfile()
-			node, err := actors.NewNode(actors.Config{Logger: log, Forwards: fwds})
-			if err != nil {
-				ln.Close()
-				return err
-			}
-			node.Serve(ln)
-			<-cmd.Context().Done()
-			log.Info("shutting down")
-			return node.Close()
+			return serve(cmd.Context(), log, &o, cfg, func(n *actors.Node) { n.Serve(ln) }, func() { ln.Close() })
 		},
 	}
 	o.addFlags(cmd)
+	o.addListenFlags(cmd)
 	return cmd
 }
 
@@ -193,44 +149,82 @@ func connectCmd(logger func() (*slog.Logger, error)) *cobra.Command {
 	var o options
 	cmd := &cobra.Command{
 		Use:   "connect [flags] ADDR",
-		Short: "Keep a link to the peer at ADDR, redialling with backoff (1 s doubling to 30 s)",
+		Short: "Keep a link to the peer at ADDR (host:port, tcp://, tls://, fifo:, comm: or exec:COMMAND), redialling with backoff",
 		Args:  exactlyOneAddr,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			log, fwds, err := setup(logger, &o)
+			log, cfg, copts, err := o.setup(logger)
 			if err != nil {
 				return err
 			}
-			d, err := carriers.NewDialer(args[0])
+			d, err := carriers.NewDialer(args[0], copts...)
 			if err != nil {
-				return fmt.Errorf("%w: %w", errUsage, err)
+				return addrErr(err)
 			}
-			stopProfile, err := o.startProfile()
-			if err != nil {
-				return err
-			}
-			defer stopProfile()
-			node, err := actors.NewNode(actors.Config{Logger: log, Forwards: fwds})
-			if err != nil {
-				return err
-			}
-			node.Connect(d)
-			<-cmd.Context().Done()
-			log.Info("shutting down")
-			return node.Close()
+			return serve(cmd.Context(), log, &o, cfg, func(n *actors.Node) { n.Connect(d) }, nil)
 		},
 	}
 	o.addFlags(cmd)
 	return cmd
 }
 
-func setup(logger func() (*slog.Logger, error), o *options) (*slog.Logger, []engine.Forward, error) {
-	log, err := logger()
-	if err != nil {
-		return nil, nil, err
+func stdioCmd(logger func() (*slog.Logger, error)) *cobra.Command {
+	var o options
+	cmd := &cobra.Command{
+		Use:   "stdio [flags]",
+		Short: "Serve one link on this process's stdin and stdout (for connect 'exec:ssh host sockmux stdio')",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, cfg, _, err := o.setup(logger)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			cfg.OnLink = func(ev actors.LinkEvent) {
+				if !ev.Up {
+					cancel() // one link: when it ends, so does stdio
+				}
+			}
+			conn := carriers.Stdio(os.Stdin, os.Stdout)
+			return serve(ctx, log, &o, cfg, func(n *actors.Node) { n.ServeConn(conn) }, nil)
+		},
 	}
-	fwds, err := parseForwards(o.forwards)
+	o.addFlags(cmd)
+	return cmd
+}
+
+// serve runs a node until ctx ends, redialling at once on SIGHUP, then
+// shuts it down gracefully within --drain.
+func serve(ctx context.Context, log *slog.Logger, o *options, cfg actors.Config, start func(*actors.Node), cleanup func()) error {
+	stopProfile, err := o.startProfile()
 	if err != nil {
-		return nil, nil, err
+		if cleanup != nil {
+			cleanup()
+		}
+		return err
 	}
-	return log, fwds, nil
+	defer stopProfile()
+	node, err := actors.NewNode(cfg)
+	if err != nil {
+		if cleanup != nil {
+			cleanup()
+		}
+		return err
+	}
+	start(node)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-hup:
+			log.Info("SIGHUP: redialling links that are down")
+			node.Redial()
+			continue
+		case <-ctx.Done():
+		}
+		break
+	}
+	log.Info("shutting down", "drain", o.drain)
+	return node.Shutdown(o.drain)
 }

@@ -1,0 +1,37 @@
+package carriers
+
+import "log/slog"
+
+// Option configures NewDialer and Listen.
+type Option func(*options)
+
+type options struct {
+	tls TLSConfig
+	log *slog.Logger
+}
+
+// WithTLS gives the certificates and the verification of a tls:// carrier;
+// other kinds ignore it.
+func WithTLS(c TLSConfig) Option {
+	return func(o *options) { o.tls = c }
+}
+
+// WithLogger is where carriers log: the fingerprint of a TLS listener's
+// certificate, failed TLS handshakes on a listener, and the stderr lines
+// of an exec: command. slog.Default() when not given; nil discards.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l == nil {
+			l = slog.New(slog.DiscardHandler)
+		}
+		o.log = l
+	}
+}
+
+func newOptions(opts []Option) *options {
+	o := &options{log: slog.Default()}
+	for _, opt := range opts {
+		opt(o)
+	}
+	return o
+}

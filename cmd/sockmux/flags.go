@@ -1,0 +1,145 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/pkg/profile"
+	"github.com/spf13/cobra"
+
+	"sockmux/actors"
+	"sockmux/carriers"
+	"sockmux/engine"
+)
+
+// options are the flags listen, connect and stdio share.
+type options struct {
+	forwards     []string
+	profile      string
+	keyFile      string
+	maxSkew      time.Duration
+	insecure     bool
+	allowTargets []string
+	maxStreams   int
+	keepalive    time.Duration
+	openTimeout  time.Duration
+	drain        time.Duration
+	tls          carriers.TLSConfig
+}
+
+func (o *options) addFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringArrayVarP(&o.forwards, "local", "L", nil,
+		"forward `[bind_addr:]port:host:hostport`: listen here (bind default 127.0.0.1), the peer dials host:hostport (repeatable)")
+	f.StringVar(&o.profile, "profile", "",
+		"profile the daemon until it exits: cpu|mem|mutex|block (written to a temporary directory named in the log)")
+	f.StringVar(&o.keyFile, "key-file", "", "pre-shared key `FILE` both peers must prove they hold (or SOCKMUX_KEY in the environment)")
+	f.DurationVar(&o.maxSkew, "max-skew", engine.DefaultMaxSkew, "largest clock difference accepted from an authenticated peer")
+	f.StringArrayVar(&o.allowTargets, "allow-target", nil,
+		"`PATTERN` (host:port, * globs, CIDRs) this side will dial for the peer (repeatable); default: any for an authenticated peer, loopback only otherwise")
+	f.IntVar(&o.maxStreams, "max-streams", actors.DefaultMaxStreams, "streams open on one link at most")
+	f.DurationVar(&o.keepalive, "keepalive", actors.DefaultKeepalive, "PING interval; a peer silent for 3 intervals is dropped")
+	f.DurationVar(&o.openTimeout, "open-timeout", actors.DefaultOpenTimeout, "how long a forwarded connection waits for a link")
+	f.DurationVar(&o.drain, "drain", 5*time.Second, "on SIGINT/SIGTERM, how long open streams may finish after GOAWAY")
+	f.StringVar(&o.tls.CertFile, "tls-cert", "", "TLS certificate `FILE` (listen: the server's; connect: a client certificate)")
+	f.StringVar(&o.tls.KeyFile, "tls-key", "", "TLS private key `FILE` for --tls-cert")
+	f.StringVar(&o.tls.CAFile, "tls-ca", "", "connect: verify the server with this CA `FILE`")
+	f.StringVar(&o.tls.Fingerprint, "tls-fingerprint", "", "connect: pin the server certificate's SHA-256 `FINGERPRINT`")
+	f.StringVar(&o.tls.ClientCAFile, "tls-client-ca", "", "listen: require client certificates signed by this CA `FILE`")
+	stateDir, _ := carriers.DefaultStateDir()
+	f.StringVar(&o.tls.StateDir, "state-dir", stateDir, "where a generated TLS certificate is kept")
+}
+
+func (o *options) addListenFlags(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&o.insecure, "insecure", false, "allow listening on a non-loopback address with neither a key nor client certificates")
+}
+
+// errNoKey is a non-loopback listen with nothing to authenticate peers.
+var errNoKey = errors.New("refusing to listen for links on a non-loopback address without --key-file or --tls-client-ca (any peer could use the link); pass --insecure to do it anyway")
+
+// setup reads the flags into a node configuration and carrier options.
+func (o *options) setup(logger func() (*slog.Logger, error)) (*slog.Logger, actors.Config, []carriers.Option, error) {
+	log, err := logger()
+	if err != nil {
+		return nil, actors.Config{}, nil, err
+	}
+	cfg := actors.Config{Logger: log, MaxSkew: o.maxSkew, MaxStreams: o.maxStreams, Keepalive: o.keepalive, OpenTimeout: o.openTimeout}
+	if cfg.Forwards, err = parseForwards(o.forwards); err != nil {
+		return nil, cfg, nil, err
+	}
+	if cfg.Key, err = o.key(); err != nil {
+		return nil, cfg, nil, err
+	}
+	if len(o.allowTargets) > 0 {
+		if cfg.AllowTargets, err = engine.ParseTargetPolicy(o.allowTargets...); err != nil {
+			return nil, cfg, nil, fmt.Errorf("%w: --allow-target: %w", errUsage, err)
+		}
+	}
+	for name, d := range map[string]time.Duration{"--max-skew": o.maxSkew, "--open-timeout": o.openTimeout, "--drain": o.drain} {
+		if d < 0 {
+			return nil, cfg, nil, fmt.Errorf("%w: %s must not be negative", errUsage, name)
+		}
+	}
+	if o.maxStreams < 1 {
+		return nil, cfg, nil, fmt.Errorf("%w: --max-streams must be at least 1", errUsage)
+	}
+	if o.keepalive < 0 {
+		cfg.Keepalive = -1
+	}
+	return log, cfg, []carriers.Option{carriers.WithTLS(o.tls), carriers.WithLogger(log)}, nil
+}
+
+// key is the pre-shared key from --key-file or SOCKMUX_KEY (nil for none).
+func (o *options) key() ([]byte, error) {
+	var k string
+	switch {
+	case o.keyFile != "":
+		b, err := os.ReadFile(o.keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: --key-file: %w", errUsage, err)
+		}
+		k = strings.TrimSpace(string(b))
+		if k == "" {
+			return nil, fmt.Errorf("%w: --key-file %s is empty", errUsage, o.keyFile)
+		}
+	case os.Getenv("SOCKMUX_KEY") != "":
+		k = os.Getenv("SOCKMUX_KEY")
+	default:
+		return nil, nil
+	}
+	return []byte(k), nil
+}
+
+// startProfile starts the profile o.profile names and returns its stop.
+func (o *options) startProfile() (func(), error) {
+	var mode func(*profile.Profile)
+	switch o.profile {
+	case "":
+		return func() {}, nil
+	case "cpu":
+		mode = profile.CPUProfile
+	case "mem":
+		mode = profile.MemProfile
+	case "mutex":
+		mode = profile.MutexProfile
+	case "block":
+		mode = profile.BlockProfile
+	default:
+		return nil, fmt.Errorf("%w: bad --profile %q: want cpu, mem, mutex or block", errUsage, o.profile)
+	}
+	p := profile.Start(mode, profile.NoShutdownHook)
+	return p.Stop, nil
+}
+
+// addrErr marks a bad carrier address or TLS configuration as a usage
+// error.
+func addrErr(err error) error {
+	if errors.Is(err, carriers.ErrBadAddress) || errors.Is(err, carriers.ErrTLSConfig) {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	return err
+}
