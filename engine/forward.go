@@ -91,3 +91,28 @@ func splitSpec(s string) ([]string, error) {
 	}
 	return parts, nil
 }
+
+// TargetSOCKS is the target of a -R forward whose connections get a SOCKS5
+// and HTTP CONNECT proxy on this side: "-R 1080:socks".
+const TargetSOCKS = "socks"
+
+// ParseRemote parses a -R specification: "[bind_addr:]port:host:hostport",
+// or "[bind_addr:]port:socks". The peer listens on Bind; this side dials
+// Target (or serves a proxy, for TargetSOCKS).
+func ParseRemote(spec string) (Forward, error) {
+	parts, err := splitSpec(spec)
+	if err == nil && len(parts) >= 2 && len(parts) <= 3 && parts[len(parts)-1] == TargetSOCKS {
+		bind, port := DefaultBind, parts[0]
+		if len(parts) == 3 {
+			bind, port = parts[0], parts[1]
+			if bind == "" || bind == "*" {
+				bind = "0.0.0.0"
+			}
+		}
+		if _, err := parsePort(port, true); err != nil {
+			return Forward{}, fmt.Errorf("%w %q: listen port: %v", ErrBadForward, spec, err)
+		}
+		return Forward{Bind: net.JoinHostPort(bind, port), Target: TargetSOCKS}, nil
+	}
+	return ParseForward(spec)
+}

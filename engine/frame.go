@@ -50,13 +50,16 @@ const (
 	TypePong     Type = 0x0A // link: the 8 bytes of the PING
 	TypeGoAway   Type = 0x0B // link: code u16, reason
 	TypeAuth     Type = 0x0C // link, handshake only: HMAC proving the key
-	typeMax           = TypeAuth
+	TypeBind     Type = 0x0D // link: please listen for me (-R)
+	TypeBindOK   Type = 0x0E // link: the answer to a BIND
+	typeMax           = TypeBindOK
 )
 
 var typeNames = [...]string{
 	TypeHello: "HELLO", TypeOpen: "OPEN", TypeOpenOK: "OPEN_OK", TypeOpenFail: "OPEN_FAIL",
 	TypeData: "DATA", TypeCredit: "CREDIT", TypeFin: "FIN", TypeRst: "RST",
 	TypePing: "PING", TypePong: "PONG", TypeGoAway: "GOAWAY", TypeAuth: "AUTH",
+	TypeBind: "BIND", TypeBindOK: "BIND_REPLY",
 }
 
 func (t Type) String() string {

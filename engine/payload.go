@@ -179,7 +179,8 @@ type TargetKind uint8
 
 // Target kinds.
 const (
-	TargetDial TargetKind = 0 // TCP dial of "host:port"
+	TargetDial    TargetKind = 0 // TCP dial of "host:port"
+	TargetForward TargetKind = 1 // the target of the receiver's own forward, named by its id (decimal)
 )
 
 // Open is the decoded OPEN payload. Data aliases the frame's buffer.
@@ -238,6 +239,7 @@ const (
 	CodeCancelled     Code = 10 // the local end went away
 	CodeUnknownTarget Code = 11 // a target kind we do not serve
 	CodeAuth          Code = 12 // authentication failed
+	CodeBindFailed    Code = 13 // the listening socket could not be made
 )
 
 var codeNames = map[Code]string{
@@ -245,7 +247,7 @@ var codeNames = map[Code]string{
 	CodeDialFailed: "dial failed", CodeFlowControl: "flow control", CodeVersion: "version mismatch",
 	CodeInternal: "internal error", CodeShutdown: "shutdown", CodeTooManyStream: "too many streams",
 	CodeTimeout: "timeout", CodeCancelled: "cancelled", CodeUnknownTarget: "unknown target kind",
-	CodeAuth: "authentication failed",
+	CodeAuth: "authentication failed", CodeBindFailed: "bind failed",
 }
 
 func (c Code) String() string {
@@ -365,3 +367,80 @@ func NewPing(t Type, v uint64) *Frame {
 
 // NewEmpty builds a frame with no payload (OPEN_OK, FIN).
 func NewEmpty(t Type, stream uint32) *Frame { return &Frame{Type: t, Stream: stream} }
+
+// BIND payload (-R: the sender asks the receiver to listen for it):
+//
+//	 0                               4       5               7
+//	+-------------------------------+-------+---------------+---------------------+
+//	|          forward id           | proto |   addr len    | addr "host:port"    |
+//	+-------------------------------+-------+---------------+---------------------+
+//
+// BIND_REPLY payload:
+//
+//	 0                               4               6
+//	+-------------------------------+---------------+------------------------------+
+//	|          forward id           |     code      | text: the bound address      |
+//	|                               |               | (code 0) or the reason       |
+//	+-------------------------------+---------------+------------------------------+
+//
+// The receiver of a BIND carries each connection it accepts back with an
+// OPEN of kind TargetForward whose target is the forward id in decimal; the
+// sender of the BIND alone knows where it leads.
+
+// Bind is a decoded BIND payload.
+type Bind struct {
+	ID    uint32
+	Proto uint8 // 0 TCP
+	Addr  string
+}
+
+// AppendBind appends a BIND payload.
+func AppendBind(dst []byte, b Bind) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, b.ID)
+	dst = append(dst, b.Proto)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(b.Addr)))
+	return append(dst, b.Addr...)
+}
+
+// ParseBind decodes a BIND payload.
+func ParseBind(p []byte) (Bind, error) {
+	if len(p) < 7 {
+		return Bind{}, fmt.Errorf("%w: BIND of %d bytes", ErrMalformed, len(p))
+	}
+	n := int(binary.BigEndian.Uint16(p[5:]))
+	if n == 0 || n > MaxTargetLen || len(p) != 7+n || !utf8.Valid(p[7:]) {
+		return Bind{}, fmt.Errorf("%w: BIND address of %d bytes in a %d-byte payload", ErrMalformed, n, len(p))
+	}
+	return Bind{ID: binary.BigEndian.Uint32(p), Proto: p[4], Addr: string(p[7:])}, nil
+}
+
+// BindReply is a decoded BIND_REPLY payload.
+type BindReply struct {
+	ID   uint32
+	Code Code
+	Text string
+}
+
+// AppendBindReply appends a BIND_REPLY payload.
+func AppendBindReply(dst []byte, r BindReply) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, r.ID)
+	return AppendReason(dst, r.Code, r.Text)
+}
+
+// ParseBindReply decodes a BIND_REPLY payload.
+func ParseBindReply(p []byte) (BindReply, error) {
+	if len(p) < 6 {
+		return BindReply{}, fmt.Errorf("%w: BIND_REPLY of %d bytes", ErrMalformed, len(p))
+	}
+	r, err := ParseReason(p[4:])
+	if err != nil {
+		return BindReply{}, err
+	}
+	return BindReply{ID: binary.BigEndian.Uint32(p), Code: r.Code, Text: r.Text}, nil
+}
+
+// NewBind builds a BIND frame.
+func NewBind(b Bind) *Frame { return newFrame(TypeBind, 0, AppendBind(nil, b)) }
+
+// NewBindReply builds a BIND_REPLY frame.
+func NewBindReply(r BindReply) *Frame { return newFrame(TypeBindOK, 0, AppendBindReply(nil, r)) }

@@ -424,7 +424,7 @@ func TestCodeAndReasonString(t *testing.T) {
 		CodeFlowControl: "flow control", CodeVersion: "version mismatch", CodeInternal: "internal error",
 		CodeShutdown: "shutdown", CodeTooManyStream: "too many streams", CodeTimeout: "timeout",
 		CodeCancelled: "cancelled", CodeUnknownTarget: "unknown target kind", CodeAuth: "authentication failed",
-		13: "code 13", 0xFFFF: "code 65535",
+		CodeBindFailed: "bind failed", 14: "code 14", 0xFFFF: "code 65535",
 	}
 	for c, want := range codes {
 		if got := c.String(); got != want {
