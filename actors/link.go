@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 	"math/rand/v2"
 	"net"
 	"time"
@@ -47,6 +48,7 @@ type linkActor struct {
 	carrier    *actor.PID
 	sched      *actor.PID
 	streams    map[uint32]*actor.PID
+	reverse    map[uint32]*actor.PID // listeners for the peer's -R, by its id
 	budget     *budget
 	nextID     uint32
 	lastPeerID uint32
@@ -318,6 +320,10 @@ func (l *linkActor) sessionUp(ctx actor.Context, m *handshakeDone) {
 	l.env.links.add(l.self)
 	l.env.stats.LinksUp.Add(1)
 	l.armKeepalive()
+	l.reverse = make(map[uint32]*actor.PID)
+	for i, r := range l.env.cfg.Remotes {
+		ctx.Send(l.sched, engine.NewBind(engine.Bind{ID: uint32(i + 1), Addr: r.Bind}))
+	}
 	l.env.log.Info("link up", "peer", l.peer, "local", conn.LocalAddr().String(), "role", l.role.String(),
 		"version", p.Version, "authenticated", m.authed)
 	if f := l.env.cfg.OnLink; f != nil {
@@ -340,6 +346,10 @@ func (l *linkActor) sessionDown(ctx actor.Context, err error) {
 		ctx.Stop(pid)
 	}
 	l.streams = nil
+	for _, pid := range l.reverse { // the peer's -R ports are released at once
+		ctx.Stop(pid)
+	}
+	l.reverse = nil
 	ctx.Stop(l.carrier)
 	ctx.Stop(l.sched)
 	if errors.Is(err, io.EOF) {
@@ -433,6 +443,22 @@ func (l *linkActor) dispatch(ctx actor.Context, f *engine.Frame) {
 			l.env.log.Debug("pong", "peer", l.peer, "rtt", time.Since(time.Unix(0, int64(v))))
 		}
 		f.Release()
+	case engine.TypeBind:
+		b, err := engine.ParseBind(f.Bytes())
+		f.Release()
+		if err != nil {
+			l.protocolError(ctx, err)
+			return
+		}
+		l.bind(ctx, b)
+	case engine.TypeBindOK:
+		r, err := engine.ParseBindReply(f.Bytes())
+		f.Release()
+		if err != nil {
+			l.protocolError(ctx, err)
+			return
+		}
+		l.bindReply(r)
 	case engine.TypeGoAway:
 		r, err := engine.ParseReason(f.Bytes())
 		f.Release()
@@ -449,6 +475,54 @@ func (l *linkActor) dispatch(ctx actor.Context, f *engine.Frame) {
 		l.protocolError(ctx, fmt.Errorf("%w: %v after the handshake", engine.ErrStreamState, f.Type))
 	}
 }
+
+// bind listens for the peer's -R, where --allow-listen allows it.
+func (l *linkActor) bind(ctx actor.Context, b engine.Bind) {
+	reply := func(code engine.Code, text string) {
+		ctx.Send(l.sched, engine.NewBindReply(engine.BindReply{ID: b.ID, Code: code, Text: text}))
+	}
+	if _, dup := l.reverse[b.ID]; dup || b.ID == 0 || b.Proto != 0 {
+		reply(engine.CodeRefused, fmt.Sprintf("bad forward id %d or protocol %d", b.ID, b.Proto))
+		return
+	}
+	if !l.env.cfg.AllowListen.Allows(b.Addr) {
+		reason := fmt.Sprintf("listening on %s is not allowed by this side's --allow-listen policy", b.Addr)
+		l.env.log.Warn("reverse forward refused", "peer", l.peer, "listen", b.Addr, "reason", reason)
+		reply(engine.CodeRefused, reason)
+		return
+	}
+	ln, err := net.Listen("tcp", b.Addr) // bind and listen: no waiting
+	if err != nil {
+		l.env.log.Warn("reverse forward refused", "peer", l.peer, "listen", b.Addr, "reason", err)
+		reply(engine.CodeBindFailed, err.Error())
+		return
+	}
+	self := l.self
+	l.reverse[b.ID] = ctx.Spawn(l.env.props(func() actor.Actor { return newReverseListener(l.env, ln, self, b.ID) }))
+	l.env.log.Info("reverse forward listening for the peer", "peer", l.peer, "listen", ln.Addr().String(), "id", b.ID)
+	reply(engine.CodeNormal, ln.Addr().String())
+}
+
+// bindReply is the peer's answer to one of our -R.
+func (l *linkActor) bindReply(r engine.BindReply) {
+	if r.ID == 0 || int(r.ID) > len(l.env.cfg.Remotes) {
+		l.env.log.Warn("BIND_REPLY for an unknown forward", "peer", l.peer, "id", r.ID)
+		return
+	}
+	fwd := l.env.cfg.Remotes[r.ID-1]
+	if r.Code == engine.CodeNormal {
+		l.env.log.Info("reverse forward listening", "peer", l.peer, "remote", r.Text, "target", fwd.Target)
+		return
+	}
+	err := fmt.Errorf("%w: -R %s: %v", ErrForwardRefused, fwd.Bind, engine.Reason{Code: r.Code, Text: r.Text})
+	l.env.log.Warn("reverse forward refused by the peer", "peer", l.peer, "listen", fwd.Bind, "reason", err)
+	if l.env.cfg.ExitOnForwardFailure {
+		l.env.fail(err)
+	}
+}
+
+// ErrForwardRefused is a -R the peer would not listen for.
+var ErrForwardRefused = errors.New("reverse forward refused")
 
 // accept handles an OPEN from the peer.
 func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
@@ -469,7 +543,26 @@ func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 		l.protocolError(ctx, err)
 		return
 	}
-	if o.Kind != engine.TargetDial {
+	target := o.Target
+	switch o.Kind {
+	case engine.TargetDial:
+		if !l.policy.Allows(target) {
+			f.Release()
+			reason := fmt.Sprintf("target %s is not allowed by this side's --allow-target policy", target)
+			l.env.log.Warn("stream refused", "peer", l.peer, "stream", id, "target", target, "reason", reason)
+			ctx.Send(l.sched, engine.NewReason(engine.TypeOpenFail, id, engine.CodeRefused, reason))
+			return
+		}
+	case engine.TargetForward: // a connection to one of our -R: its target is ours to choose
+		n, err := strconv.ParseUint(target, 10, 32)
+		if err != nil || n == 0 || n > uint64(len(l.env.cfg.Remotes)) || l.env.cfg.Remotes[n-1].Target == engine.TargetSOCKS {
+			f.Release()
+			l.env.log.Warn("stream refused", "peer", l.peer, "stream", id, "reason", "no such reverse forward", "id", target)
+			ctx.Send(l.sched, engine.NewReason(engine.TypeOpenFail, id, engine.CodeUnknownTarget, "no reverse forward "+target))
+			return
+		}
+		target = l.env.cfg.Remotes[n-1].Target
+	default:
 		f.Release()
 		l.env.log.Warn("stream refused", "peer", l.peer, "stream", id, "reason", "unknown target kind")
 		ctx.Send(l.sched, engine.NewReason(engine.TypeOpenFail, id, engine.CodeUnknownTarget, fmt.Sprintf("target kind %d", o.Kind)))
@@ -480,17 +573,10 @@ func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 		ctx.Send(l.sched, engine.NewReason(engine.TypeOpenFail, id, engine.CodeShutdown, "shutting down"))
 		return
 	}
-	if !l.policy.Allows(o.Target) {
-		f.Release()
-		reason := fmt.Sprintf("target %s is not allowed by this side's --allow-target policy", o.Target)
-		l.env.log.Warn("stream refused", "peer", l.peer, "stream", id, "target", o.Target, "reason", reason)
-		ctx.Send(l.sched, engine.NewReason(engine.TypeOpenFail, id, engine.CodeRefused, reason))
-		return
-	}
 	if len(l.streams) >= l.env.cfg.MaxStreams {
 		f.Release()
 		reason := fmt.Sprintf("limit of %d streams per link reached", l.env.cfg.MaxStreams)
-		l.env.log.Warn("stream refused", "peer", l.peer, "stream", id, "target", o.Target, "reason", reason)
+		l.env.log.Warn("stream refused", "peer", l.peer, "stream", id, "target", target, "reason", reason)
 		ctx.Send(l.sched, engine.NewReason(engine.TypeOpenFail, id, engine.CodeTooManyStream, reason))
 		return
 	}
@@ -499,7 +585,7 @@ func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 		ctx.Send(l.sched, engine.NewReason(engine.TypeRst, id, engine.CodeFlowControl, "first bytes exceed the window"))
 		return
 	}
-	st := &streamActor{env: l.env, id: id, link: l.self, sched: l.sched, target: o.Target, openFrame: f,
+	st := &streamActor{env: l.env, id: id, link: l.self, sched: l.sched, target: target, openFrame: f,
 		state: engine.NewAccepter(id), recv: engine.NewRecvWindow(l.params.RecvWindow, l.env.cfg.MaxWindow), params: l.params, budget: l.budget}
 	l.streams[id] = ctx.Spawn(l.env.props(func() actor.Actor { return st }))
 	l.env.stats.StreamsOpened.Add(1)
@@ -540,7 +626,7 @@ func (l *linkActor) open(ctx actor.Context, m *openStream) {
 	}
 	state := engine.NewOpener(id)
 	_ = state.Send(engine.TypeOpen)
-	ctx.Send(l.sched, engine.NewOpen(id, engine.TargetDial, m.target, data))
+	ctx.Send(l.sched, engine.NewOpen(id, m.kind, m.target, data))
 	l.env.stats.BytesOut.Add(int64(len(data)))
 	if first != nil {
 		engine.PutBuffer(first)

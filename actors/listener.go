@@ -3,6 +3,7 @@ package actors
 import (
 	"errors"
 	"net"
+	"strconv"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -20,6 +21,11 @@ type listenerActor struct {
 	fwd     engine.Forward
 	pending []waiting
 	timer   *time.Timer
+
+	// A reverse forward (the peer's -R) carries its connections over the
+	// one link that asked for it, as OPENs of kind TargetForward.
+	link *actor.PID
+	kind engine.TargetKind
 }
 
 type waiting struct {
@@ -29,6 +35,12 @@ type waiting struct {
 
 func newListener(e *env, ln net.Listener, f engine.Forward) *listenerActor {
 	return &listenerActor{env: e, ln: ln, fwd: f}
+}
+
+// newReverseListener serves the peer's -R number id on ln, for link.
+func newReverseListener(e *env, ln net.Listener, link *actor.PID, id uint32) *listenerActor {
+	return &listenerActor{env: e, ln: ln, link: link, kind: engine.TargetForward,
+		fwd: engine.Forward{Bind: ln.Addr().String(), Target: strconv.FormatUint(uint64(id), 10)}}
 }
 
 func (l *listenerActor) Receive(ctx actor.Context) {
@@ -43,7 +55,9 @@ func (l *listenerActor) Receive(ctx actor.Context) {
 		l.flush(ctx)
 	case *actor.Started:
 		l.self = ctx.Self()
-		l.env.links.watch(l.self)
+		if l.link == nil {
+			l.env.links.watch(l.self)
+		}
 		self, ln := l.self, l.ln
 		l.env.goroutine(func() {
 			for {
@@ -77,12 +91,15 @@ func (l *listenerActor) Receive(ctx actor.Context) {
 // waited too long, and arms a timer for the next deadline.
 func (l *listenerActor) flush(ctx actor.Context) {
 	now := time.Now()
-	link := l.env.links.newest()
+	link := l.link
+	if link == nil {
+		link = l.env.links.newest()
+	}
 	keep := l.pending[:0]
 	for _, w := range l.pending {
 		switch {
 		case link != nil:
-			ctx.Send(link, &openStream{conn: w.conn, target: l.fwd.Target, forward: l.fwd.String()})
+			ctx.Send(link, &openStream{conn: w.conn, kind: l.kind, target: l.fwd.Target, forward: l.fwd.String()})
 		case !now.Before(w.deadline):
 			l.env.log.Warn("no link within the open timeout; closing connection", "forward", l.fwd.String(),
 				"client", w.conn.RemoteAddr().String(), "open_timeout", l.env.cfg.OpenTimeout)

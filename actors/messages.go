@@ -56,6 +56,7 @@ type redial struct{}
 // openStream asks a Link to carry conn, accepted by a forward, to target.
 type openStream struct {
 	conn    net.Conn
+	kind    engine.TargetKind
 	target  string
 	forward string
 }

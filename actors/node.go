@@ -25,6 +25,15 @@ type Config struct {
 	Logger *slog.Logger
 	// Forwards are the -L forwards this side listens for.
 	Forwards []engine.Forward
+	// Remotes are the -R forwards: the peer listens on Bind and this side
+	// dials Target (or serves a proxy, for engine.TargetSOCKS). They are
+	// asked for on every link that comes up.
+	Remotes []engine.Forward
+	// AllowListen are the addresses the peer may ask this side to listen
+	// on; nil means loopback only (ssh's GatewayPorts no).
+	AllowListen *engine.TargetPolicy
+	// ExitOnForwardFailure makes a refused -R fatal: Node.Failed reports it.
+	ExitOnForwardFailure bool
 	// Window is the initial per-stream receive window (engine.DefaultWindow
 	// when 0).
 	Window uint32
@@ -138,6 +147,14 @@ type env struct {
 	now func() time.Time
 	// replay remembers the nonces of authenticated HELLOs.
 	replay *engine.ReplayCache
+	// failed carries a fatal forward failure (ExitOnForwardFailure).
+	failed     chan error
+	failedOnce sync.Once
+}
+
+// fail reports a fatal error to Node.Failed, once.
+func (e *env) fail(err error) {
+	e.failedOnce.Do(func() { e.failed <- err })
 }
 
 // spawnLink starts a Link actor unless the node is closing.
@@ -183,6 +200,9 @@ func NewNode(cfg Config) (*Node, error) {
 	if cfg.MaxPayload == 0 {
 		cfg.MaxPayload = engine.DefaultMaxPayload
 	}
+	if cfg.AllowListen == nil {
+		cfg.AllowListen = engine.LoopbackTargets
+	}
 	if cfg.MaxSkew == 0 {
 		cfg.MaxSkew = engine.DefaultMaxSkew
 	}
@@ -210,7 +230,7 @@ func NewNode(cfg Config) (*Node, error) {
 	}
 	e := &env{cfg: cfg, log: cfg.Logger, done: make(chan struct{}), linkPIDs: make(map[string]*actor.PID), linkDone: make(map[string]chan struct{}),
 		minVersion: engine.MinVersion, maxVersion: engine.Version,
-		now: time.Now, replay: engine.NewReplayCache(100_000)}
+		now: time.Now, replay: engine.NewReplayCache(100_000), failed: make(chan error, 1)}
 	lib := slog.New(libHandler{cfg.Logger.Handler()}).With("lib", "protoactor")
 	e.sys = actor.NewActorSystem(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return lib }),
@@ -316,6 +336,10 @@ func (n *Node) ServeConn(c net.Conn) {
 func (n *Node) Connect(d carriers.Dialer) {
 	n.env.spawnLink(func() actor.Actor { return newLink(n.env, nil, d) })
 }
+
+// Failed delivers a fatal error: a -R the peer refused, with
+// ExitOnForwardFailure set.
+func (n *Node) Failed() <-chan error { return n.env.failed }
 
 // Stats are the node's counters.
 func (n *Node) Stats() *Stats { return &n.env.stats }

@@ -19,6 +19,9 @@ import (
 // options are the flags listen, connect and stdio share.
 type options struct {
 	forwards     []string
+	remotes      []string
+	allowListen  []string
+	exitOnFwdErr bool
 	profile      string
 	keyFile      string
 	maxSkew      time.Duration
@@ -35,6 +38,11 @@ func (o *options) addFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringArrayVarP(&o.forwards, "local", "L", nil,
 		"forward `[bind_addr:]port:host:hostport`: listen here (bind default 127.0.0.1), the peer dials host:hostport (repeatable)")
+	f.StringArrayVarP(&o.remotes, "remote", "R", nil,
+		"reverse forward `[bind_addr:]port:host:hostport` (or [bind_addr:]port:socks): the peer listens, this side dials host:hostport (repeatable)")
+	f.StringArrayVar(&o.allowListen, "allow-listen", nil,
+		"`PATTERN` (host:port, * globs, CIDRs) the peer may ask this side to listen on for its -R (repeatable); default: loopback only")
+	f.BoolVar(&o.exitOnFwdErr, "exit-on-forward-failure", false, "exit non-zero when the peer refuses a -R")
 	f.StringVar(&o.profile, "profile", "",
 		"profile the daemon until it exits: cpu|mem|mutex|block (written to a temporary directory named in the log)")
 	f.StringVar(&o.keyFile, "key-file", "", "pre-shared key `FILE` both peers must prove they hold (or SOCKMUX_KEY in the environment)")
@@ -70,6 +78,19 @@ func (o *options) setup(logger func() (*slog.Logger, error)) (*slog.Logger, acto
 	cfg := actors.Config{Logger: log, MaxSkew: o.maxSkew, MaxStreams: o.maxStreams, Keepalive: o.keepalive, OpenTimeout: o.openTimeout}
 	if cfg.Forwards, err = parseForwards(o.forwards); err != nil {
 		return nil, cfg, nil, err
+	}
+	for _, spec := range o.remotes {
+		r, err := engine.ParseRemote(spec)
+		if err != nil {
+			return nil, cfg, nil, fmt.Errorf("%w: -R: %w", errUsage, err)
+		}
+		cfg.Remotes = append(cfg.Remotes, r)
+	}
+	cfg.ExitOnForwardFailure = o.exitOnFwdErr
+	if len(o.allowListen) > 0 {
+		if cfg.AllowListen, err = engine.ParseTargetPolicy(o.allowListen...); err != nil {
+			return nil, cfg, nil, fmt.Errorf("%w: --allow-listen: %w", errUsage, err)
+		}
 	}
 	if cfg.Key, err = o.key(); err != nil {
 		return nil, cfg, nil, err

@@ -215,16 +215,22 @@ func serve(ctx context.Context, log *slog.Logger, o *options, cfg actors.Config,
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	var fatal error
 	for {
 		select {
 		case <-hup:
 			log.Info("SIGHUP: redialling links that are down")
 			node.Redial()
 			continue
+		case fatal = <-node.Failed():
+			log.Error("exiting", "err", fatal)
 		case <-ctx.Done():
 		}
 		break
 	}
 	log.Info("shutting down", "drain", o.drain)
-	return node.Shutdown(o.drain)
+	if err := node.Shutdown(o.drain); err != nil {
+		return err
+	}
+	return fatal
 }

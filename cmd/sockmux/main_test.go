@@ -50,6 +50,8 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"connect", "udp://127.0.0.1:1"}, `"udp"`},
 		{[]string{"demo", "--streams", "0"}, "--streams"},
 		{[]string{"listen", "--profile", "gpu", "127.0.0.1:0"}, `"gpu"`},
+		{[]string{"connect", "-R", "8080:web", "127.0.0.1:1"}, `"8080:web"`},
+		{[]string{"connect", "--allow-listen", "nope", "127.0.0.1:1"}, `"nope"`},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

@@ -34,6 +34,8 @@ type Config struct {
 	Backoff time.Duration
 	// Keepalive is both sides' keepalive interval (the default when 0).
 	Keepalive time.Duration
+	// A and B, when set, adjust each side's configuration last.
+	A, B func(*actors.Config)
 	// Carrier is "tcp" (the default) or "pipe" (in memory, unbuffered).
 	Carrier string
 }
@@ -58,7 +60,11 @@ func New(t testing.TB, pc Config) *Pair {
 		}
 	}
 	var err error
-	p.A, err = actors.NewNode(actors.Config{Logger: slog.New(p.ALog), Forwards: pc.AForwards, Window: pc.Window, MaxWindow: pc.MaxWindow, Keepalive: pc.Keepalive, OnLink: onLink(upA)})
+	ca := actors.Config{Logger: slog.New(p.ALog), Forwards: pc.AForwards, Window: pc.Window, MaxWindow: pc.MaxWindow, Keepalive: pc.Keepalive, OnLink: onLink(upA)}
+	if pc.A != nil {
+		pc.A(&ca)
+	}
+	p.A, err = actors.NewNode(ca)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,8 +89,12 @@ func New(t testing.TB, pc Config) *Pair {
 		t.Fatalf("unknown carrier %q", pc.Carrier)
 	}
 	p.A.Serve(ln)
-	p.B, err = actors.NewNode(actors.Config{Logger: slog.New(p.BLog), Forwards: pc.BForwards, Window: pc.Window, MaxWindow: pc.MaxWindow, Keepalive: pc.Keepalive, OnLink: onLink(upB),
-		Backoff: pc.Backoff, MaxBackoff: 4 * max(pc.Backoff, time.Second)})
+	cb := actors.Config{Logger: slog.New(p.BLog), Forwards: pc.BForwards, Window: pc.Window, MaxWindow: pc.MaxWindow, Keepalive: pc.Keepalive, OnLink: onLink(upB),
+		Backoff: pc.Backoff, MaxBackoff: 4 * max(pc.Backoff, time.Second)}
+	if pc.B != nil {
+		pc.B(&cb)
+	}
+	p.B, err = actors.NewNode(cb)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,151 @@
+package actors_test
+
+import (
+	"errors"
+	"io"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+
+	"sockmux/actors"
+	"sockmux/engine"
+	"sockmux/internal/testkit"
+	"sockmux/internal/testpair"
+)
+
+// hello serves a fixed greeting, so a test can tell which target a
+// connection reached.
+func hello(t testing.TB, greeting string) string {
+	return testkit.Serve(t, func(c net.Conn) { c.Write([]byte(greeting)) })
+}
+
+func greeting(t testing.TB, addr string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second)) // hang guard
+	b, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func remoteListening(t testing.TB, log *testkit.Recorder, n int) {
+	t.Helper()
+	log.Wait(t, 10*time.Second, "the peer listening for our -R", func(r testkit.Record) bool {
+		if r.Msg != "reverse forward listening" {
+			return false
+		}
+		n--
+		return n <= 0
+	})
+}
+
+// TestRemoteForward: -R from either side, two of them side by side, each
+// routed to its own target (the seed's per-port routing).
+func TestRemoteForward(t *testing.T) {
+	for _, side := range []string{"dialler asks", "listener asks"} {
+		t.Run(side, func(t *testing.T) {
+			telnet, web := hello(t, "telnet here"), hello(t, "web here")
+			p1, p2 := testkit.FreeAddr(t), testkit.FreeAddr(t)
+			remotes := func(c *actors.Config) {
+				c.Remotes = []engine.Forward{{Bind: p1, Target: telnet}, {Bind: p2, Target: web}}
+			}
+			cfg := testpair.Config{B: remotes}
+			if side == "listener asks" {
+				cfg = testpair.Config{A: remotes}
+			}
+			p := testpair.New(t, cfg)
+			asker := p.BLog
+			if side == "listener asks" {
+				asker = p.ALog
+			}
+			remoteListening(t, asker, 2)
+			if got := greeting(t, p1); got != "telnet here" {
+				t.Errorf("port 1 reached %q", got)
+			}
+			if got := greeting(t, p2); got != "web here" {
+				t.Errorf("port 2 reached %q", got)
+			}
+		})
+	}
+}
+
+// TestRemoteForwardAcrossDrop: the peer releases the port when the link
+// drops, and listens again when it comes back.
+func TestRemoteForwardAcrossDrop(t *testing.T) {
+	echo := testkit.Echo(t)
+	port := testkit.FreeAddr(t)
+	p := testpair.New(t, testpair.Config{Proxy: true, Backoff: time.Hour,
+		B: func(c *actors.Config) { c.Remotes = []engine.Forward{{Bind: port, Target: echo}} }})
+	remoteListening(t, p.BLog, 1)
+	testkit.EchoRoundTrip(t, testkit.Dial(t, mustAddr(t, port)), 1, 1<<20)
+	p.Proxy.Cut()
+	waitFor(t, "the port to be released", func() bool {
+		c, err := net.Dial("tcp", port)
+		if err == nil {
+			c.Close()
+			return false
+		}
+		return errors.Is(err, syscall.ECONNREFUSED)
+	})
+	p.B.Redial()
+	<-p.Ups
+	remoteListening(t, p.BLog, 2)
+	testkit.EchoRoundTrip(t, testkit.Dial(t, mustAddr(t, port)), 2, 1<<20)
+}
+
+func mustAddr(t testing.TB, s string) net.Addr {
+	a, err := net.ResolveTCPAddr("tcp", s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// TestRemoteForwardRefused: the peer refuses a bind its --allow-listen does
+// not allow, and one it cannot make; both sides log why, and with
+// ExitOnForwardFailure the asking side reports it as fatal.
+func TestRemoteForwardRefused(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	cases := []struct {
+		name     string
+		bind     string
+		peerWant error // in the listening side's log
+	}{
+		{"not allowed", "0.0.0.0:0", nil},
+		{"in use", busy.Addr().String(), syscall.EADDRINUSE},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := testpair.New(t, testpair.Config{B: func(c *actors.Config) {
+				c.Remotes = []engine.Forward{{Bind: tc.bind, Target: "127.0.0.1:9"}}
+				c.ExitOnForwardFailure = true
+			}})
+			select {
+			case err := <-p.B.Failed():
+				if !errors.Is(err, actors.ErrForwardRefused) {
+					t.Fatalf("fatal error %v, want ErrForwardRefused", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("no fatal forward failure")
+			}
+			p.ALog.Wait(t, 5*time.Second, "the refusal on the listening side", func(r testkit.Record) bool {
+				if r.Msg != "reverse forward refused" {
+					return false
+				}
+				err, _ := r.Attrs["reason"].(error)
+				return tc.peerWant == nil || errors.Is(err, tc.peerWant)
+			})
+		})
+	}
+}
