@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"strconv"
 	"math/rand/v2"
 	"net"
+	"strconv"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
