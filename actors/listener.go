@@ -30,6 +30,7 @@ type listenerActor struct {
 
 type waiting struct {
 	conn     net.Conn
+	target   string
 	deadline time.Time
 }
 
@@ -46,7 +47,11 @@ func newReverseListener(e *env, ln net.Listener, link *actor.PID, id uint32) *li
 func (l *listenerActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *accepted:
-		l.pending = append(l.pending, waiting{conn: m.conn, deadline: time.Now().Add(l.env.cfg.OpenTimeout)})
+		target := m.target
+		if target == "" {
+			target = l.fwd.Target
+		}
+		l.pending = append(l.pending, waiting{conn: m.conn, target: target, deadline: time.Now().Add(l.env.cfg.OpenTimeout)})
 		l.flush(ctx)
 	case *linkAvailable:
 		l.flush(ctx)
@@ -57,6 +62,9 @@ func (l *listenerActor) Receive(ctx actor.Context) {
 		l.self = ctx.Self()
 		if l.link == nil {
 			l.env.links.watch(l.self)
+		}
+		if l.ln == nil { // Node.DialStream's: no socket to accept on
+			return
 		}
 		self, ln := l.self, l.ln
 		l.env.goroutine(func() {
@@ -76,7 +84,9 @@ func (l *listenerActor) Receive(ctx actor.Context) {
 		})
 	case *actor.Stopping:
 		l.env.links.unwatch(l.self)
-		l.ln.Close()
+		if l.ln != nil {
+			l.ln.Close()
+		}
 		if l.timer != nil {
 			l.timer.Stop()
 		}
@@ -99,7 +109,7 @@ func (l *listenerActor) flush(ctx actor.Context) {
 	for _, w := range l.pending {
 		switch {
 		case link != nil:
-			ctx.Send(link, &openStream{conn: w.conn, kind: l.kind, target: l.fwd.Target, forward: l.fwd.String()})
+			ctx.Send(link, &openStream{conn: w.conn, kind: l.kind, target: w.target, forward: l.fwd.String()})
 		case !now.Before(w.deadline):
 			l.env.log.Warn("no link within the open timeout; closing connection", "forward", l.fwd.String(),
 				"client", w.conn.RemoteAddr().String(), "open_timeout", l.env.cfg.OpenTimeout)

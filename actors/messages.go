@@ -144,5 +144,9 @@ type closeWrite struct{}
 // abort asks a Connection to drop what is queued and close its socket now.
 type abort struct{}
 
-// accepted is a connection a Listener's accept loop took.
-type accepted struct{ conn net.Conn }
+// accepted is a connection a Listener's accept loop took, or one
+// Node.DialStream made, with its own target.
+type accepted struct {
+	conn   net.Conn
+	target string // "" for the forward's own target
+}

@@ -119,6 +119,7 @@ type Node struct {
 	env       *env
 	mu        sync.Mutex
 	forwards  []*actor.PID // Listeners
+	dialer    *actor.PID   // DialStream's Listener, made on first use
 	listeners []net.Listener
 	fwdAddrs  []net.Addr
 	closed    bool
@@ -335,6 +336,35 @@ func (n *Node) ServeConn(c net.Conn) {
 // it drops, until the node is closed.
 func (n *Node) Connect(d carriers.Dialer) {
 	n.env.spawnLink(func() actor.Actor { return newLink(n.env, nil, d) })
+}
+
+// DialStream opens a stream to target over the node's newest link (waiting
+// up to the open timeout for one) and returns it as a net.Conn: what is
+// written to it arrives at target, as if dialled from the peer. It returns
+// at once; when the peer cannot reach target, or no link comes, the conn
+// reads EOF. It is how a link rides on a stream of another (--via), and how
+// a shared upstream is reached through a tunnel.
+func (n *Node) DialStream(ctx context.Context, target string) (net.Conn, error) {
+	if _, _, err := net.SplitHostPort(target); err != nil {
+		return nil, fmt.Errorf("dial stream %q: %w", target, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return nil, ErrClosed
+	}
+	if n.dialer == nil {
+		n.dialer = n.env.sys.Root.Spawn(n.env.props(func() actor.Actor {
+			return newListener(n.env, nil, engine.Forward{Bind: "stream", Target: ""})
+		}))
+		n.forwards = append(n.forwards, n.dialer)
+	}
+	near, far := net.Pipe()
+	n.env.send(n.dialer, &accepted{conn: far, target: target})
+	return near, nil
 }
 
 // Failed delivers a fatal error: a -R the peer refused, with

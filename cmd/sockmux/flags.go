@@ -20,6 +20,7 @@ import (
 type options struct {
 	forwards     []string
 	remotes      []string
+	via          []string
 	allowListen  []string
 	exitOnFwdErr bool
 	profile      string

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -156,16 +157,75 @@ func connectCmd(logger func() (*slog.Logger, error)) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			d, err := carriers.NewDialer(args[0], copts...)
-			if err != nil {
-				return addrErr(err)
+			if len(o.via) == 0 {
+				d, err := carriers.NewDialer(args[0], copts...)
+				if err != nil {
+					return addrErr(err)
+				}
+				return serve(cmd.Context(), log, &o, cfg, func(n *actors.Node) { n.Connect(d) }, nil)
 			}
-			return serve(cmd.Context(), log, &o, cfg, func(n *actors.Node) { n.Connect(d) }, nil)
+			d, hops, err := cascade(log, cfg, copts, o.via, args[0])
+			if err != nil {
+				return err
+			}
+			return serve(cmd.Context(), log, &o, cfg, func(n *actors.Node) { n.Connect(d) }, func() {
+				for i := len(hops) - 1; i >= 0; i-- {
+					hops[i].Shutdown(o.drain)
+				}
+			})
 		},
 	}
 	o.addFlags(cmd)
+	cmd.Flags().StringArrayVar(&o.via, "via", nil,
+		"reach ADDR through the relay peer at `RELAY` (repeatable, in order): each hop's link rides on a stream of the one before; ADDR and the later relays are host:port as the relay before them sees it")
 	return cmd
 }
+
+// cascade links to each relay in turn, each link riding on a stream of the
+// one before, and returns the dialer of the final link and the hops' nodes.
+// Every hop authenticates with the same key: authentication is end to end.
+func cascade(log *slog.Logger, cfg actors.Config, copts []carriers.Option, via []string, final string) (carriers.Dialer, []*actors.Node, error) {
+	var hops []*actors.Node
+	fail := func(err error) (carriers.Dialer, []*actors.Node, error) {
+		for _, h := range hops {
+			h.Close()
+		}
+		return nil, nil, err
+	}
+	d, err := carriers.NewDialer(via[0], copts...)
+	if err != nil {
+		return fail(addrErr(err))
+	}
+	next := append(append([]string(nil), via[1:]...), final)
+	for i, addr := range next {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return fail(fmt.Errorf("%w: %q: after --via, addresses are host:port as the relay before sees them", errUsage, addr))
+		}
+		hopCfg := cfg
+		hopCfg.Forwards, hopCfg.Remotes, hopCfg.OnLink = nil, nil, nil
+		hopCfg.Logger = log.With("hop", i+1, "relay", via[i])
+		hop, err := actors.NewNode(hopCfg)
+		if err != nil {
+			return fail(err)
+		}
+		hop.Connect(d)
+		hops = append(hops, hop)
+		d = &streamDialer{node: hop, target: addr, via: via[i]}
+	}
+	return d, hops, nil
+}
+
+// streamDialer makes a carrier out of a stream of another node's link.
+type streamDialer struct {
+	node        *actors.Node
+	target, via string
+}
+
+func (d *streamDialer) Dial(ctx context.Context) (net.Conn, error) {
+	return d.node.DialStream(ctx, d.target)
+}
+
+func (d *streamDialer) String() string { return d.target + " via " + d.via }
 
 func stdioCmd(logger func() (*slog.Logger, error)) *cobra.Command {
 	var o options
@@ -194,21 +254,19 @@ func stdioCmd(logger func() (*slog.Logger, error)) *cobra.Command {
 }
 
 // serve runs a node until ctx ends, redialling at once on SIGHUP, then
-// shuts it down gracefully within --drain.
+// shuts it down gracefully within --drain; cleanup runs last, whatever
+// happened.
 func serve(ctx context.Context, log *slog.Logger, o *options, cfg actors.Config, start func(*actors.Node), cleanup func()) error {
+	if cleanup != nil {
+		defer cleanup()
+	}
 	stopProfile, err := o.startProfile()
 	if err != nil {
-		if cleanup != nil {
-			cleanup()
-		}
 		return err
 	}
 	defer stopProfile()
 	node, err := actors.NewNode(cfg)
 	if err != nil {
-		if cleanup != nil {
-			cleanup()
-		}
 		return err
 	}
 	start(node)
