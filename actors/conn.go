@@ -24,7 +24,8 @@ type connActor struct {
 	conn    net.Conn
 	target  string // dial this when conn is nil
 	maxRead int
-	eof     bool // the socket's read side had ended before the reader started
+	eof      bool // the socket's read side had ended before the reader started
+	datagram bool // UDP: one read is one datagram is one frame, never split or merged
 
 	gate    *gate
 	wq      *writeQueue
@@ -33,9 +34,11 @@ type connActor struct {
 	cancel  context.CancelFunc
 }
 
-func newConnection(e *env, stream *actor.PID, conn net.Conn, target string, p engine.Params) *connActor {
-	return &connActor{env: e, stream: stream, conn: conn, target: target, maxRead: int(p.SendMax),
+func newConnection(e *env, stream *actor.PID, conn net.Conn, target string, p engine.Params, datagram bool) *connActor {
+	c := &connActor{env: e, stream: stream, conn: conn, target: target, maxRead: int(p.SendMax), datagram: datagram,
 		gate: newGate(), wq: newWriteQueue(&e.stats.MaxQueuedBytes)}
+	c.wq.noCoalesce = datagram
+	return c
 }
 
 func (c *connActor) Receive(ctx actor.Context) {
@@ -77,6 +80,12 @@ func (c *connActor) Receive(ctx actor.Context) {
 		dctx, cancel := context.WithCancel(context.Background())
 		c.cancel = cancel
 		self, target, dial := c.self, c.target, c.env.cfg.DialTarget
+		if c.datagram {
+			dial = func(ctx context.Context, addr string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "udp", addr)
+			}
+		}
 		c.env.goroutine(func() {
 			conn, err := dial(dctx, target)
 			c.env.send(self, &dialDone{conn: conn, err: err})
@@ -131,6 +140,10 @@ func (c *connActor) readLoop(conn net.Conn) {
 		c.readDone(io.EOF)
 		return
 	}
+	if c.datagram {
+		c.readDatagrams(rd)
+		return
+	}
 	for {
 		n, ok := c.gate.wait()
 		if !ok {
@@ -140,6 +153,32 @@ func (c *connActor) readLoop(conn net.Conn) {
 		if k > 0 {
 			c.gate.take(int64(k))
 			c.env.send(c.stream, &dataIn{bufs: bufs})
+		}
+		if err != nil {
+			c.readDone(err)
+			return
+		}
+	}
+}
+
+// readDatagrams reads whole datagrams, each a frame of its own. It waits
+// for the stream to have some credit (a new stream's first grant is on its
+// way), and then drops, and counts, a datagram that does not fit a frame or
+// what is left of the credit: a datagram is never cut.
+func (c *connActor) readDatagrams(rd *sockReader) {
+	for {
+		if _, ok := c.gate.wait(); !ok {
+			return
+		}
+		bufs, n, err := rd.read(maxDatagram, maxDatagram)
+		if n > 0 {
+			if n > c.maxRead || !c.gate.tryTake(int64(n)) {
+				c.env.stats.DroppedDatagrams.Add(1)
+				c.env.log.Debug("datagram dropped", "bytes", n, "frame_limit", c.maxRead)
+				putAll(bufs)
+			} else {
+				c.env.send(c.stream, &dataIn{bufs: bufs})
+			}
 		}
 		if err != nil {
 			c.readDone(err)
@@ -181,8 +220,17 @@ func (c *connActor) writeLoop(conn net.Conn) {
 				nb = append(nb, b.B)
 				total += len(b.B)
 			}
-			w := nb
-			_, err := w.WriteTo(conn)
+			var err error
+			if c.datagram { // one write per datagram: writev would merge them
+				for _, b := range nb {
+					if _, err = conn.Write(b); err != nil {
+						break
+					}
+				}
+			} else {
+				w := nb
+				_, err = w.WriteTo(conn)
+			}
 			for i, b := range bufs {
 				engine.PutBuffer(b)
 				bufs[i] = nil

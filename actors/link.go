@@ -322,7 +322,11 @@ func (l *linkActor) sessionUp(ctx actor.Context, m *handshakeDone) {
 	l.armKeepalive()
 	l.reverse = make(map[uint32]*actor.PID)
 	for i, r := range l.env.cfg.Remotes {
-		ctx.Send(l.sched, engine.NewBind(engine.Bind{ID: uint32(i + 1), Addr: r.Bind}))
+		b := engine.Bind{ID: uint32(i + 1), Addr: r.Bind}
+		if r.UDP {
+			b.Proto = 1
+		}
+		ctx.Send(l.sched, engine.NewBind(b))
 	}
 	l.env.log.Info("link up", "peer", l.peer, "local", conn.LocalAddr().String(), "role", l.role.String(),
 		"version", p.Version, "authenticated", m.authed)
@@ -481,7 +485,7 @@ func (l *linkActor) bind(ctx actor.Context, b engine.Bind) {
 	reply := func(code engine.Code, text string) {
 		ctx.Send(l.sched, engine.NewBindReply(engine.BindReply{ID: b.ID, Code: code, Text: text}))
 	}
-	if _, dup := l.reverse[b.ID]; dup || b.ID == 0 || b.Proto != 0 {
+	if _, dup := l.reverse[b.ID]; dup || b.ID == 0 || b.Proto > 1 {
 		reply(engine.CodeRefused, fmt.Sprintf("bad forward id %d or protocol %d", b.ID, b.Proto))
 		return
 	}
@@ -491,13 +495,25 @@ func (l *linkActor) bind(ctx actor.Context, b engine.Bind) {
 		reply(engine.CodeRefused, reason)
 		return
 	}
+	self := l.self
+	if b.Proto == 1 {
+		pc, err := listenUDP(b.Addr) // bind: no waiting
+		if err != nil {
+			l.env.log.Warn("reverse forward refused", "peer", l.peer, "listen", b.Addr+"/udp", "reason", err)
+			reply(engine.CodeBindFailed, err.Error())
+			return
+		}
+		l.reverse[b.ID] = ctx.Spawn(l.env.props(func() actor.Actor { return newReverseUDPListener(l.env, pc, self, b.ID) }))
+		l.env.log.Info("reverse forward listening for the peer", "peer", l.peer, "listen", pc.LocalAddr().String()+"/udp", "id", b.ID)
+		reply(engine.CodeNormal, pc.LocalAddr().String())
+		return
+	}
 	ln, err := net.Listen("tcp", b.Addr) // bind and listen: no waiting
 	if err != nil {
 		l.env.log.Warn("reverse forward refused", "peer", l.peer, "listen", b.Addr, "reason", err)
 		reply(engine.CodeBindFailed, err.Error())
 		return
 	}
-	self := l.self
 	l.reverse[b.ID] = ctx.Spawn(l.env.props(func() actor.Actor { return newReverseListener(l.env, ln, self, b.ID) }))
 	l.env.log.Info("reverse forward listening for the peer", "peer", l.peer, "listen", ln.Addr().String(), "id", b.ID)
 	reply(engine.CodeNormal, ln.Addr().String())
@@ -543,9 +559,10 @@ func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 		l.protocolError(ctx, err)
 		return
 	}
-	target := o.Target
+	target, datagram := o.Target, false
 	switch o.Kind {
-	case engine.TargetDial:
+	case engine.TargetDial, engine.TargetUDP:
+		datagram = o.Kind == engine.TargetUDP
 		if !l.policy.Allows(target) {
 			f.Release()
 			reason := fmt.Sprintf("target %s is not allowed by this side's --allow-target policy", target)
@@ -561,7 +578,7 @@ func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 			ctx.Send(l.sched, engine.NewReason(engine.TypeOpenFail, id, engine.CodeUnknownTarget, "no reverse forward "+target))
 			return
 		}
-		target = l.env.cfg.Remotes[n-1].Target
+		target, datagram = l.env.cfg.Remotes[n-1].Target, l.env.cfg.Remotes[n-1].UDP
 	default:
 		f.Release()
 		l.env.log.Warn("stream refused", "peer", l.peer, "stream", id, "reason", "unknown target kind")
@@ -585,7 +602,7 @@ func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 		ctx.Send(l.sched, engine.NewReason(engine.TypeRst, id, engine.CodeFlowControl, "first bytes exceed the window"))
 		return
 	}
-	st := &streamActor{env: l.env, id: id, link: l.self, sched: l.sched, target: target, openFrame: f,
+	st := &streamActor{env: l.env, id: id, link: l.self, sched: l.sched, target: target, openFrame: f, datagram: datagram,
 		state: engine.NewAccepter(id), recv: engine.NewRecvWindow(l.params.RecvWindow, l.env.cfg.MaxWindow), params: l.params, budget: l.budget}
 	l.streams[id] = ctx.Spawn(l.env.props(func() actor.Actor { return st }))
 	l.env.stats.StreamsOpened.Add(1)
@@ -631,8 +648,16 @@ func (l *linkActor) open(ctx actor.Context, m *openStream) {
 	if first != nil {
 		engine.PutBuffer(first)
 	}
-	st := &streamActor{env: l.env, id: id, link: l.self, sched: l.sched, target: m.target, netConn: m.conn,
+	st := &streamActor{env: l.env, id: id, link: l.self, sched: l.sched, target: m.target, netConn: m.conn, datagram: m.datagram,
 		state: state, recv: engine.NewRecvWindow(l.params.RecvWindow, l.env.cfg.MaxWindow), params: l.params, budget: l.budget, firstLen: len(data), clientEOF: errors.Is(err, io.EOF)}
 	l.streams[id] = ctx.Spawn(l.env.props(func() actor.Actor { return st }))
 	l.env.stats.StreamsOpened.Add(1)
+}
+
+func listenUDP(addr string) (*net.UDPConn, error) {
+	a, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return net.ListenUDP("udp", a)
 }

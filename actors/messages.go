@@ -55,10 +55,11 @@ type redial struct{}
 
 // openStream asks a Link to carry conn, accepted by a forward, to target.
 type openStream struct {
-	conn    net.Conn
-	kind    engine.TargetKind
-	target  string
-	forward string
+	conn     net.Conn
+	kind     engine.TargetKind
+	target   string
+	forward  string
+	datagram bool // conn carries datagrams: one read, one frame
 }
 
 // streamDone tells the Link a stream has ended and its actors are going.

@@ -69,6 +69,11 @@ type Config struct {
 	// OpenTimeout is how long a connection accepted by a forward waits for
 	// a link to carry it (DefaultOpenTimeout when 0).
 	OpenTimeout time.Duration
+	// UDPIdle expires a UDP forward's client sessions idle this long
+	// (DefaultUDPIdle when 0); UDPMax bounds them per forward
+	// (DefaultUDPMax when 0), the least recently active evicted first.
+	UDPIdle time.Duration
+	UDPMax  int
 	// HandshakeTimeout bounds the HELLO exchange (10 s when 0).
 	HandshakeTimeout time.Duration
 	// Backoff is the first redial delay of a dialling link (1 s when 0); it
@@ -112,6 +117,9 @@ type Stats struct {
 	DroppedFrames  atomic.Int64 // frames for unknown or ended streams
 	DialFailures   atomic.Int64
 	MaxQueuedBytes atomic.Int64 // high-water mark of one stream's unwritten bytes
+	// DroppedDatagrams counts UDP datagrams dropped: larger than a frame,
+	// beyond a stream's credit, or with no link or room to queue them.
+	DroppedDatagrams atomic.Int64
 }
 
 // Node runs the actors of one sockmux process.
@@ -213,6 +221,12 @@ func NewNode(cfg Config) (*Node, error) {
 	if cfg.Keepalive == 0 {
 		cfg.Keepalive = DefaultKeepalive
 	}
+	if cfg.UDPIdle == 0 {
+		cfg.UDPIdle = DefaultUDPIdle
+	}
+	if cfg.UDPMax == 0 {
+		cfg.UDPMax = DefaultUDPMax
+	}
 	if cfg.OpenTimeout == 0 {
 		cfg.OpenTimeout = DefaultOpenTimeout
 	}
@@ -270,6 +284,9 @@ func (e *env) send(pid *actor.PID, msg any) { e.sys.Root.Send(pid, msg) }
 // AddForward listens for f and carries its connections over the newest
 // live link.
 func (n *Node) AddForward(f engine.Forward) error {
+	if f.UDP {
+		return n.addUDPForward(f)
+	}
 	ln, err := net.Listen("tcp", f.Bind)
 	if err != nil {
 		return fmt.Errorf("forward %v: %w", f, err)
@@ -285,6 +302,28 @@ func (n *Node) AddForward(f engine.Forward) error {
 	n.forwards = append(n.forwards, pid)
 	n.listeners = append(n.listeners, ln)
 	n.fwdAddrs = append(n.fwdAddrs, ln.Addr())
+	return nil
+}
+
+func (n *Node) addUDPForward(f engine.Forward) error {
+	addr, err := net.ResolveUDPAddr("udp", f.Bind)
+	if err != nil {
+		return fmt.Errorf("forward %v: %w", f, err)
+	}
+	pc, err := net.ListenUDP("udp", addr)
+	if err != nil {
+		return fmt.Errorf("forward %v: %w", f, err)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		pc.Close()
+		return ErrClosed
+	}
+	n.env.log.Info("forward listening", "listen", pc.LocalAddr().String()+"/udp", "target", f.Target)
+	pid := n.env.sys.Root.Spawn(n.env.props(func() actor.Actor { return newUDPListener(n.env, pc, f) }))
+	n.forwards = append(n.forwards, pid)
+	n.fwdAddrs = append(n.fwdAddrs, pc.LocalAddr())
 	return nil
 }
 

@@ -58,6 +58,17 @@ func (g *gate) wait() (int64, bool) {
 	}
 }
 
+// tryTake takes n bytes of credit if there are that many.
+func (g *gate) tryTake(n int64) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed || g.avail < n {
+		return false
+	}
+	g.avail -= n
+	return true
+}
+
 func (g *gate) take(n int64) {
 	g.mu.Lock()
 	g.avail -= n
@@ -74,6 +85,8 @@ type writeQueue struct {
 	aborted bool
 	wake    chan struct{}
 	hw      *atomic.Int64 // the node's high-water mark of one queue's bytes
+	// noCoalesce keeps every buffer apart: each is a datagram.
+	noCoalesce bool
 }
 
 func newWriteQueue(hw *atomic.Int64) *writeQueue {
@@ -93,7 +106,7 @@ func (q *writeQueue) push(b *engine.Buffer) {
 		return
 	}
 	n := len(b.B)
-	if k := len(q.bufs); k > 0 && n <= coalesceMax && cap(q.bufs[k-1].B)-len(q.bufs[k-1].B) >= n {
+	if k := len(q.bufs); k > 0 && !q.noCoalesce && n <= coalesceMax && cap(q.bufs[k-1].B)-len(q.bufs[k-1].B) >= n {
 		t := q.bufs[k-1]
 		t.B = append(t.B, b.B...)
 		engine.PutBuffer(b)

@@ -25,6 +25,7 @@ type streamActor struct {
 	budget *budget // the link's, for growing recv
 	grown  uint32  // what recv took from budget
 
+	datagram  bool          // the stream carries datagrams (UDP)
 	netConn   net.Conn      // opener: the socket a forward accepted
 	firstLen  int           // opener: bytes of the window the OPEN used
 	clientEOF bool          // opener: the client had already shut its write side
@@ -89,7 +90,7 @@ func (s *streamActor) Receive(ctx actor.Context) {
 
 func (s *streamActor) start(ctx actor.Context) {
 	if s.netConn != nil { // we opened it: the Link sent the OPEN
-		c := newConnection(s.env, ctx.Self(), s.netConn, "", s.params)
+		c := newConnection(s.env, ctx.Self(), s.netConn, "", s.params, s.datagram)
 		c.eof = s.clientEOF
 		s.netConn = nil
 		s.conn = ctx.Spawn(s.env.props(func() actor.Actor { return c }))
@@ -98,7 +99,7 @@ func (s *streamActor) start(ctx actor.Context) {
 	}
 	// The peer opened: dial the target; the first bytes wait in the
 	// Connection's queue until the dial is done.
-	c := newConnection(s.env, ctx.Self(), nil, s.target, s.params)
+	c := newConnection(s.env, ctx.Self(), nil, s.target, s.params, s.datagram)
 	s.conn = ctx.Spawn(s.env.props(func() actor.Actor { return c }))
 	f := s.openFrame
 	s.openFrame = nil

@@ -16,13 +16,19 @@ const DefaultBind = "127.0.0.1"
 type Forward struct {
 	Bind   string // host:port to listen on
 	Target string // host:port the peer dials
+	UDP    bool   // datagrams, not a stream ("port/udp" in the spec)
 }
 
-func (f Forward) String() string { return f.Bind + "->" + f.Target }
+func (f Forward) String() string {
+	if f.UDP {
+		return f.Bind + "/udp->" + f.Target
+	}
+	return f.Bind + "->" + f.Target
+}
 
 // ParseForward parses "[bind_addr:]port:host:hostport". IPv6 addresses are
 // written in brackets ("[::1]:8080:[::1]:80"). Port 0 for the listening
-// side picks a free port.
+// side picks a free port. "port/udp" makes it a UDP forward.
 func ParseForward(spec string) (Forward, error) {
 	parts, err := splitSpec(spec)
 	if err != nil {
@@ -40,6 +46,8 @@ func ParseForward(spec string) (Forward, error) {
 	default:
 		return Forward{}, fmt.Errorf("%w %q: want [bind_addr:]port:host:hostport", ErrBadForward, spec)
 	}
+	udp := strings.HasSuffix(lport, "/udp")
+	lport = strings.TrimSuffix(lport, "/udp")
 	if _, err := parsePort(lport, true); err != nil {
 		return Forward{}, fmt.Errorf("%w %q: listen port: %v", ErrBadForward, spec, err)
 	}
@@ -49,7 +57,7 @@ func ParseForward(spec string) (Forward, error) {
 	if _, err := parsePort(hport, false); err != nil {
 		return Forward{}, fmt.Errorf("%w %q: target port: %v", ErrBadForward, spec, err)
 	}
-	return Forward{Bind: net.JoinHostPort(bind, lport), Target: net.JoinHostPort(host, hport)}, nil
+	return Forward{Bind: net.JoinHostPort(bind, lport), Target: net.JoinHostPort(host, hport), UDP: udp}, nil
 }
 
 func parsePort(s string, zeroOK bool) (int, error) {

@@ -140,3 +140,16 @@ func FuzzParseForward(f *testing.F) {
 		}
 	})
 }
+
+func TestParseForwardUDP(t *testing.T) {
+	f, err := ParseForward("5353/udp:127.0.0.1:53")
+	if err != nil || !f.UDP || f.Bind != "127.0.0.1:5353" || f.Target != "127.0.0.1:53" {
+		t.Fatalf("ParseForward = %+v, %v", f, err)
+	}
+	if _, err := ParseForward("5353/tcp:127.0.0.1:53"); err == nil {
+		t.Fatal("5353/tcp parsed")
+	}
+	if f, err := ParseRemote("0.0.0.0:9999/udp:10.0.0.1:9"); err != nil || !f.UDP || f.Bind != "0.0.0.0:9999" {
+		t.Fatalf("ParseRemote = %+v, %v", f, err)
+	}
+}

@@ -181,6 +181,7 @@ type TargetKind uint8
 const (
 	TargetDial    TargetKind = 0 // TCP dial of "host:port"
 	TargetForward TargetKind = 1 // the target of the receiver's own forward, named by its id (decimal)
+	TargetUDP     TargetKind = 2 // UDP to "host:port": each DATA frame is one datagram
 )
 
 // Open is the decoded OPEN payload. Data aliases the frame's buffer.
@@ -390,7 +391,7 @@ func NewEmpty(t Type, stream uint32) *Frame { return &Frame{Type: t, Stream: str
 // Bind is a decoded BIND payload.
 type Bind struct {
 	ID    uint32
-	Proto uint8 // 0 TCP
+	Proto uint8 // 0 TCP, 1 UDP
 	Addr  string
 }
 

@@ -32,6 +32,8 @@ type options struct {
 	keepalive    time.Duration
 	openTimeout  time.Duration
 	drain        time.Duration
+	udpIdle      time.Duration
+	udpMax       int
 	tls          carriers.TLSConfig
 }
 
@@ -54,6 +56,8 @@ func (o *options) addFlags(cmd *cobra.Command) {
 	f.DurationVar(&o.keepalive, "keepalive", actors.DefaultKeepalive, "PING interval; a peer silent for 3 intervals is dropped")
 	f.DurationVar(&o.openTimeout, "open-timeout", actors.DefaultOpenTimeout, "how long a forwarded connection waits for a link")
 	f.DurationVar(&o.drain, "drain", 5*time.Second, "on SIGINT/SIGTERM, how long open streams may finish after GOAWAY")
+	f.DurationVar(&o.udpIdle, "udp-idle", actors.DefaultUDPIdle, "a UDP forward's client session idle this long is closed")
+	f.IntVar(&o.udpMax, "udp-max", actors.DefaultUDPMax, "client sessions per UDP forward at most (the least recently active is evicted)")
 	f.StringVar(&o.tls.CertFile, "tls-cert", "", "TLS certificate `FILE` (listen: the server's; connect: a client certificate)")
 	f.StringVar(&o.tls.KeyFile, "tls-key", "", "TLS private key `FILE` for --tls-cert")
 	f.StringVar(&o.tls.CAFile, "tls-ca", "", "connect: verify the server with this CA `FILE`")
@@ -76,7 +80,8 @@ func (o *options) setup(logger func() (*slog.Logger, error)) (*slog.Logger, acto
 	if err != nil {
 		return nil, actors.Config{}, nil, err
 	}
-	cfg := actors.Config{Logger: log, MaxSkew: o.maxSkew, MaxStreams: o.maxStreams, Keepalive: o.keepalive, OpenTimeout: o.openTimeout}
+	cfg := actors.Config{Logger: log, MaxSkew: o.maxSkew, MaxStreams: o.maxStreams, Keepalive: o.keepalive, OpenTimeout: o.openTimeout,
+		UDPIdle: o.udpIdle, UDPMax: o.udpMax}
 	if cfg.Forwards, err = parseForwards(o.forwards); err != nil {
 		return nil, cfg, nil, err
 	}
@@ -101,10 +106,13 @@ func (o *options) setup(logger func() (*slog.Logger, error)) (*slog.Logger, acto
 			return nil, cfg, nil, fmt.Errorf("%w: --allow-target: %w", errUsage, err)
 		}
 	}
-	for name, d := range map[string]time.Duration{"--max-skew": o.maxSkew, "--open-timeout": o.openTimeout, "--drain": o.drain} {
+	for name, d := range map[string]time.Duration{"--max-skew": o.maxSkew, "--open-timeout": o.openTimeout, "--drain": o.drain, "--udp-idle": o.udpIdle} {
 		if d < 0 {
 			return nil, cfg, nil, fmt.Errorf("%w: %s must not be negative", errUsage, name)
 		}
+	}
+	if o.udpMax < 1 {
+		return nil, cfg, nil, fmt.Errorf("%w: --udp-max must be at least 1", errUsage)
 	}
 	if o.maxStreams < 1 {
 		return nil, cfg, nil, fmt.Errorf("%w: --max-streams must be at least 1", errUsage)
