@@ -18,12 +18,12 @@ import (
 // (the gate) and holds no buffer while the socket is idle; its writer
 // goroutine writes what the stream hands it and returns the buffers.
 type connActor struct {
-	env     *env
-	self    *actor.PID
-	stream  *actor.PID
-	conn    net.Conn
-	target  string // dial this when conn is nil
-	maxRead int
+	env      *env
+	self     *actor.PID
+	stream   *actor.PID
+	conn     net.Conn
+	target   string // dial this when conn is nil
+	maxRead  int
 	eof      bool // the socket's read side had ended before the reader started
 	datagram bool // UDP: one read is one datagram is one frame, never split or merged
 
