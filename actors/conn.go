@@ -5,7 +5,9 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"syscall"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"golang.org/x/sys/unix"
@@ -52,6 +54,14 @@ func (c *connActor) Receive(ctx actor.Context) {
 		c.maybeClosed(ctx)
 	case *closeWrite:
 		c.wq.finish()
+	case *closeAfter:
+		// Write the last words, then close: the reader stops now.
+		c.wq.push(m.buf)
+		c.wq.finish()
+		c.gate.close()
+		if c.conn != nil {
+			_ = c.conn.SetReadDeadline(time.Now())
+		}
 	case *abort:
 		c.shut()
 		c.maybeClosed(ctx)
@@ -192,7 +202,7 @@ func (c *connActor) readDone(err error) {
 		c.env.send(c.stream, &readEOF{})
 		return
 	}
-	if !errors.Is(err, net.ErrClosed) {
+	if !errors.Is(err, net.ErrClosed) && !errors.Is(err, os.ErrDeadlineExceeded) {
 		c.env.send(c.stream, &ioFailed{err: err})
 	}
 }

@@ -572,7 +572,7 @@ func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 		}
 	case engine.TargetForward: // a connection to one of our -R: its target is ours to choose
 		n, err := strconv.ParseUint(target, 10, 32)
-		if err != nil || n == 0 || n > uint64(len(l.env.cfg.Remotes)) || l.env.cfg.Remotes[n-1].Target == engine.TargetSOCKS {
+		if err != nil || n == 0 || n > uint64(len(l.env.cfg.Remotes)) {
 			f.Release()
 			l.env.log.Warn("stream refused", "peer", l.peer, "stream", id, "reason", "no such reverse forward", "id", target)
 			ctx.Send(l.sched, engine.NewReason(engine.TypeOpenFail, id, engine.CodeUnknownTarget, "no reverse forward "+target))
@@ -603,6 +603,7 @@ func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 		return
 	}
 	st := &streamActor{env: l.env, id: id, link: l.self, sched: l.sched, target: target, openFrame: f, datagram: datagram,
+		proxyHere: o.Kind == engine.TargetForward && target == engine.TargetSOCKS, policy: l.policy,
 		state: engine.NewAccepter(id), recv: engine.NewRecvWindow(l.params.RecvWindow, l.env.cfg.MaxWindow), params: l.params, budget: l.budget}
 	l.streams[id] = ctx.Spawn(l.env.props(func() actor.Actor { return st }))
 	l.env.stats.StreamsOpened.Add(1)
@@ -631,8 +632,20 @@ func (l *linkActor) open(ctx actor.Context, m *openStream) {
 	// OPEN leaves here, at allocation, so OPENs go out in id order. What the
 	// client already sent rides in it: a non-blocking read, not a wait.
 	maxEarly := min(int(l.params.SendWindow), int(l.params.SendMax)-3-len(m.target))
-	first, err := newSockReader(m.conn).peek(maxEarly)
-	if err != nil && !errors.Is(err, io.EOF) {
+	var first *engine.Buffer
+	var err error
+	if m.first != nil { // a proxy client's bytes after its request
+		if len(m.first) > maxEarly {
+			l.env.log.Warn("proxy client sent more before its reply than the peer's window takes; closing it",
+				"forward", m.forward, "bytes", len(m.first), "window", maxEarly)
+			m.conn.Close()
+			return
+		}
+		if len(m.first) > 0 {
+			first = engine.GetBuffer(len(m.first))
+			copy(first.B, m.first)
+		}
+	} else if first, err = newSockReader(m.conn).peek(maxEarly); err != nil && !errors.Is(err, io.EOF) {
 		l.env.log.Debug("client gone before its stream opened", "forward", m.forward, "err", err)
 		m.conn.Close()
 		return
@@ -649,7 +662,8 @@ func (l *linkActor) open(ctx actor.Context, m *openStream) {
 		engine.PutBuffer(first)
 	}
 	st := &streamActor{env: l.env, id: id, link: l.self, sched: l.sched, target: m.target, netConn: m.conn, datagram: m.datagram,
-		state: state, recv: engine.NewRecvWindow(l.params.RecvWindow, l.env.cfg.MaxWindow), params: l.params, budget: l.budget, firstLen: len(data), clientEOF: errors.Is(err, io.EOF)}
+		state: state, recv: engine.NewRecvWindow(l.params.RecvWindow, l.env.cfg.MaxWindow), params: l.params, budget: l.budget, firstLen: len(data), clientEOF: errors.Is(err, io.EOF),
+		reply: m.reply}
 	l.streams[id] = ctx.Spawn(l.env.props(func() actor.Actor { return st }))
 	l.env.stats.StreamsOpened.Add(1)
 }

@@ -26,11 +26,16 @@ type listenerActor struct {
 	// one link that asked for it, as OPENs of kind TargetForward.
 	link *actor.PID
 	kind engine.TargetKind
+
+	// proxy: a -D forward; each client's proxy handshake names its target.
+	proxy bool
 }
 
 type waiting struct {
 	conn     net.Conn
 	target   string
+	first    []byte
+	reply    *proxyReply
 	deadline time.Time
 }
 
@@ -47,11 +52,17 @@ func newReverseListener(e *env, ln net.Listener, link *actor.PID, id uint32) *li
 func (l *listenerActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *accepted:
+		if l.proxy && m.reply == nil { // a new client: its handshake first
+			conn := m.conn
+			l.env.goroutine(func() { l.proxyClient(conn) })
+			return
+		}
 		target := m.target
 		if target == "" {
 			target = l.fwd.Target
 		}
-		l.pending = append(l.pending, waiting{conn: m.conn, target: target, deadline: time.Now().Add(l.env.cfg.OpenTimeout)})
+		l.pending = append(l.pending, waiting{conn: m.conn, target: target, first: m.first, reply: m.reply,
+			deadline: time.Now().Add(l.env.cfg.OpenTimeout)})
 		l.flush(ctx)
 	case *linkAvailable:
 		l.flush(ctx)
@@ -109,10 +120,13 @@ func (l *listenerActor) flush(ctx actor.Context) {
 	for _, w := range l.pending {
 		switch {
 		case link != nil:
-			ctx.Send(link, &openStream{conn: w.conn, kind: l.kind, target: w.target, forward: l.fwd.String()})
+			ctx.Send(link, &openStream{conn: w.conn, kind: l.kind, target: w.target, forward: l.fwd.String(), first: w.first, reply: w.reply})
 		case !now.Before(w.deadline):
 			l.env.log.Warn("no link within the open timeout; closing connection", "forward", l.fwd.String(),
 				"client", w.conn.RemoteAddr().String(), "open_timeout", l.env.cfg.OpenTimeout)
+			if w.reply != nil {
+				w.conn.Write(w.reply.fail(engine.CodeTimeout))
+			}
 			w.conn.Close()
 		default:
 			keep = append(keep, w)

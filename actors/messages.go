@@ -59,7 +59,9 @@ type openStream struct {
 	kind     engine.TargetKind
 	target   string
 	forward  string
-	datagram bool // conn carries datagrams: one read, one frame
+	datagram bool        // conn carries datagrams: one read, one frame
+	first    []byte      // bytes already read from conn; they ride in OPEN
+	reply    *proxyReply // a -D client waiting for its proxy reply
 }
 
 // streamDone tells the Link a stream has ended and its actors are going.
@@ -145,9 +147,15 @@ type closeWrite struct{}
 // abort asks a Connection to drop what is queued and close its socket now.
 type abort struct{}
 
+// closeAfter asks a Connection to write buf, then close (a proxy client's
+// failure reply).
+type closeAfter struct{ buf *engine.Buffer }
+
 // accepted is a connection a Listener's accept loop took, or one
 // Node.DialStream made, with its own target.
 type accepted struct {
 	conn   net.Conn
-	target string // "" for the forward's own target
+	target string      // "" for the forward's own target
+	first  []byte      // bytes already read from conn (a proxy client's)
+	reply  *proxyReply // a -D client waiting for its proxy reply
 }

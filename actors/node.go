@@ -34,6 +34,15 @@ type Config struct {
 	AllowListen *engine.TargetPolicy
 	// ExitOnForwardFailure makes a refused -R fatal: Node.Failed reports it.
 	ExitOnForwardFailure bool
+	// Dynamic are the -D addresses: a SOCKS5 and HTTP CONNECT proxy on each,
+	// whose connections leave the tunnel at the peer.
+	Dynamic []string
+	// ProxyAuth is the username and password a SOCKS5 client of -D (or of
+	// a "-R port:socks") must give; nil for none.
+	ProxyAuth *engine.ProxyAuth
+	// Direct are the destinations a -D dials here instead of through the
+	// tunnel; nil for none.
+	Direct *engine.TargetPolicy
 	// Window is the initial per-stream receive window (engine.DefaultWindow
 	// when 0).
 	Window uint32
@@ -267,6 +276,12 @@ func NewNode(cfg Config) (*Node, error) {
 			return nil, err
 		}
 	}
+	for _, bind := range cfg.Dynamic {
+		if err := n.addProxy(bind); err != nil {
+			n.Close()
+			return nil, err
+		}
+	}
 	return n, nil
 }
 
@@ -299,6 +314,30 @@ func (n *Node) AddForward(f engine.Forward) error {
 	}
 	n.env.log.Info("forward listening", "listen", ln.Addr().String(), "target", f.Target)
 	pid := n.env.sys.Root.Spawn(n.env.props(func() actor.Actor { return newListener(n.env, ln, f) }))
+	n.forwards = append(n.forwards, pid)
+	n.listeners = append(n.listeners, ln)
+	n.fwdAddrs = append(n.fwdAddrs, ln.Addr())
+	return nil
+}
+
+// addProxy listens for -D on bind.
+func (n *Node) addProxy(bind string) error {
+	ln, err := net.Listen("tcp", bind)
+	if err != nil {
+		return fmt.Errorf("-D %s: %w", bind, err)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		ln.Close()
+		return ErrClosed
+	}
+	n.env.log.Info("proxy listening", "listen", ln.Addr().String(), "protocols", "socks5,http-connect")
+	pid := n.env.sys.Root.Spawn(n.env.props(func() actor.Actor {
+		l := newListener(n.env, ln, engine.Forward{Bind: ln.Addr().String(), Target: "(proxy)"})
+		l.proxy = true
+		return l
+	}))
 	n.forwards = append(n.forwards, pid)
 	n.listeners = append(n.listeners, ln)
 	n.fwdAddrs = append(n.fwdAddrs, ln.Addr())
@@ -555,6 +594,8 @@ func releaseMessage(msg any) {
 		m.conn.Close()
 	case *accepted:
 		m.conn.Close()
+	case *closeAfter:
+		engine.PutBuffer(m.buf)
 	case *dialDone:
 		if m.conn != nil {
 			m.conn.Close()

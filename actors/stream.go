@@ -28,6 +28,9 @@ type streamActor struct {
 	datagram  bool          // the stream carries datagrams (UDP)
 	netConn   net.Conn      // opener: the socket a forward accepted
 	firstLen  int           // opener: bytes of the window the OPEN used
+	reply     *proxyReply   // opener: a -D client waiting to hear how OPEN went
+	proxyHere bool          // accepter: a "-R port:socks" stream, served by a proxy here
+	policy    *engine.TargetPolicy // accepter: what the peer may have us dial
 	clientEOF bool          // opener: the client had already shut its write side
 	openFrame *engine.Frame // accepter: the OPEN, holding the first bytes
 }
@@ -99,8 +102,20 @@ func (s *streamActor) start(ctx actor.Context) {
 	}
 	// The peer opened: dial the target; the first bytes wait in the
 	// Connection's queue until the dial is done.
-	c := newConnection(s.env, ctx.Self(), nil, s.target, s.params, s.datagram)
+	var proxyEnd net.Conn
+	if s.proxyHere { // the target is a proxy served here, at the far end of a pipe
+		var near net.Conn
+		near, proxyEnd = net.Pipe()
+		s.netConn = near
+	}
+	c := newConnection(s.env, ctx.Self(), s.netConn, s.target, s.params, s.datagram)
+	s.netConn = nil
 	s.conn = ctx.Spawn(s.env.props(func() actor.Actor { return c }))
+	if proxyEnd != nil {
+		env, policy := s.env, s.policy
+		s.env.goroutine(func() { serveProxyHere(env, proxyEnd, policy) })
+		s.dialed(ctx, nil)
+	}
 	f := s.openFrame
 	s.openFrame = nil
 	o, _ := engine.ParseOpen(f.Bytes()) // the Link parsed it already
@@ -166,17 +181,37 @@ func (s *streamActor) fromPeer(ctx actor.Context, f *engine.Frame) {
 		r, _ := engine.ParseReason(f.Bytes())
 		f.Release()
 		s.env.log.Warn("peer could not open stream", "stream", s.id, "target", s.target, "reason", r.String())
+		if s.reply != nil { // a -D client: tell it why, then close
+			ctx.Send(s.conn, &closeAfter{buf: bufferOf(s.reply.fail(r.Code))})
+			s.reply = nil
+			return
+		}
 		ctx.Send(s.conn, &abort{})
 	default: // OPEN_OK
 		f.Release()
+		if s.reply != nil { // a -D client: tell it the tunnel is open
+			if ok := s.reply.ok(); len(ok) > 0 {
+				ctx.Send(s.conn, &write{buf: bufferOf(ok)})
+			}
+			s.reply = nil
+		}
 	}
 }
 
-// reset sends RST (unless the stream already ended) and drops the socket.
+// reset sends RST and drops the socket, unless the stream already ended
+// (its Connection is then closing by itself).
 func (s *streamActor) reset(ctx actor.Context, code engine.Code, text string) {
-	if !s.state.Done() {
-		_ = s.state.Send(engine.TypeRst)
-		ctx.Send(s.sched, engine.NewReason(engine.TypeRst, s.id, code, text))
+	if s.state.Done() {
+		return
 	}
+	_ = s.state.Send(engine.TypeRst)
+	ctx.Send(s.sched, engine.NewReason(engine.TypeRst, s.id, code, text))
 	ctx.Send(s.conn, &abort{})
+}
+
+// bufferOf copies b into a pooled buffer.
+func bufferOf(b []byte) *engine.Buffer {
+	buf := engine.GetBuffer(len(b))
+	copy(buf.B, b)
+	return buf
 }

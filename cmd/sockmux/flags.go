@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +23,9 @@ type options struct {
 	forwards     []string
 	remotes      []string
 	via          []string
+	dynamic      []string
+	socksUser    string
+	direct       []string
 	allowListen  []string
 	exitOnFwdErr bool
 	profile      string
@@ -43,6 +48,10 @@ func (o *options) addFlags(cmd *cobra.Command) {
 		"forward `[bind_addr:]port:host:hostport`: listen here (bind default 127.0.0.1), the peer dials host:hostport (repeatable)")
 	f.StringArrayVarP(&o.remotes, "remote", "R", nil,
 		"reverse forward `[bind_addr:]port:host:hostport` (or [bind_addr:]port:socks): the peer listens, this side dials host:hostport (repeatable)")
+	f.StringArrayVarP(&o.dynamic, "dynamic", "D", nil,
+		"SOCKS5 and HTTP proxy on `[bind_addr:]port` (default bind 127.0.0.1) whose connections leave at the peer (repeatable)")
+	f.StringVar(&o.socksUser, "socks-user", "", "`USER:PASSWORD` a -D (or -R port:socks) client must give")
+	f.StringArrayVar(&o.direct, "direct", nil, "`PATTERN` (host:port, * globs, CIDRs) of -D destinations dialled here, not through the tunnel (repeatable)")
 	f.StringArrayVar(&o.allowListen, "allow-listen", nil,
 		"`PATTERN` (host:port, * globs, CIDRs) the peer may ask this side to listen on for its -R (repeatable); default: loopback only")
 	f.BoolVar(&o.exitOnFwdErr, "exit-on-forward-failure", false, "exit non-zero when the peer refuses a -R")
@@ -93,6 +102,25 @@ func (o *options) setup(logger func() (*slog.Logger, error)) (*slog.Logger, acto
 		cfg.Remotes = append(cfg.Remotes, r)
 	}
 	cfg.ExitOnForwardFailure = o.exitOnFwdErr
+	for _, d := range o.dynamic {
+		bind, err := parseDynamic(d)
+		if err != nil {
+			return nil, cfg, nil, err
+		}
+		cfg.Dynamic = append(cfg.Dynamic, bind)
+	}
+	if o.socksUser != "" {
+		user, pass, ok := strings.Cut(o.socksUser, ":")
+		if !ok || user == "" {
+			return nil, cfg, nil, fmt.Errorf("%w: --socks-user wants USER:PASSWORD", errUsage)
+		}
+		cfg.ProxyAuth = &engine.ProxyAuth{User: user, Password: pass}
+	}
+	if len(o.direct) > 0 {
+		if cfg.Direct, err = engine.ParseTargetPolicy(o.direct...); err != nil {
+			return nil, cfg, nil, fmt.Errorf("%w: --direct: %w", errUsage, err)
+		}
+	}
 	if len(o.allowListen) > 0 {
 		if cfg.AllowListen, err = engine.ParseTargetPolicy(o.allowListen...); err != nil {
 			return nil, cfg, nil, fmt.Errorf("%w: --allow-listen: %w", errUsage, err)
@@ -172,4 +200,19 @@ func addrErr(err error) error {
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	return err
+}
+
+// parseDynamic turns a -D "[bind_addr:]port" into host:port.
+func parseDynamic(spec string) (string, error) {
+	host, port := engine.DefaultBind, spec
+	if h, p, err := net.SplitHostPort(spec); err == nil {
+		host, port = h, p
+		if host == "" || host == "*" {
+			host = "0.0.0.0"
+		}
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return "", fmt.Errorf("%w: -D %q: want [bind_addr:]port", errUsage, spec)
+	}
+	return net.JoinHostPort(host, port), nil
 }

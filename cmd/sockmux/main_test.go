@@ -52,6 +52,10 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"listen", "--profile", "gpu", "127.0.0.1:0"}, `"gpu"`},
 		{[]string{"connect", "-R", "8080:web", "127.0.0.1:1"}, `"8080:web"`},
 		{[]string{"connect", "--allow-listen", "nope", "127.0.0.1:1"}, `"nope"`},
+		{[]string{"connect", "-D", "x:y:z", "127.0.0.1:1"}, `"x:y:z"`},
+		{[]string{"connect", "--socks-user", "nocolon", "127.0.0.1:1"}, "--socks-user"},
+		{[]string{"connect", "--direct", "bad", "127.0.0.1:1"}, `"bad"`},
+		{[]string{"connect", "--udp-max", "0", "127.0.0.1:1"}, "--udp-max"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

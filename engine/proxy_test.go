@@ -1,0 +1,812 @@
+package engine
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"testing/iotest"
+	"time"
+
+	"golang.org/x/net/proxy"
+)
+
+// testProxyAuth is the username and password of the tests that need one.
+var testProxyAuth = &ProxyAuth{User: "alice", Password: "s3cret"}
+
+// cat joins byte slices.
+func catBytes(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+
+// socksGreeting is a SOCKS5 greeting offering methods.
+func socksGreeting(methods ...byte) []byte {
+	return append([]byte{5, byte(len(methods))}, methods...)
+}
+
+// socksUserPass is an RFC 1929 username/password request.
+func socksUserPass(user, pass string) []byte {
+	b := append([]byte{1, byte(len(user))}, user...)
+	b = append(b, byte(len(pass)))
+	return append(b, pass...)
+}
+
+// socksRequest is a SOCKS5 request; addr is DST.ADDR as sent (with the
+// length byte for a domain, see socksDomain).
+func socksRequest(cmd, atyp byte, addr []byte, port uint16) []byte {
+	b := append([]byte{5, cmd, 0, atyp}, addr...)
+	return append(b, byte(port>>8), byte(port))
+}
+
+// socksDomain is DST.ADDR for ATYP 0x03.
+func socksDomain(name string) []byte { return append([]byte{byte(len(name))}, name...) }
+
+func socksIPv4(s string) []byte { a := netip.MustParseAddr(s).As4(); return a[:] }
+func socksIPv6(s string) []byte {
+	a := netip.MustParseAddr(s).As16()
+	return a[:]
+}
+
+// proxyBasicAuthHeader is a Proxy-Authorization header line for user and pass.
+func proxyBasicAuthHeader(user, pass string) string {
+	return "Proxy-Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass)) + "\r\n"
+}
+
+// proxyHandshakeResult is what runProxyHandshake saw.
+type proxyHandshakeResult struct {
+	req   ProxyRequest
+	err   error
+	wrote []byte // what ProxyHandshake wrote to the client
+	rest  []byte // what was left to read after it
+}
+
+// runProxyHandshake runs ProxyHandshake on the client bytes in, read through a
+// bufio.Reader of bufSize (0: the default), and collects the outcome.
+func runProxyHandshake(tb testing.TB, in []byte, auth *ProxyAuth, bufSize int) proxyHandshakeResult {
+	tb.Helper()
+	if bufSize == 0 {
+		bufSize = 4096
+	}
+	br := bufio.NewReaderSize(bytes.NewReader(in), bufSize)
+	var w bytes.Buffer
+	req, err := ProxyHandshake(br, &w, auth)
+	rest, rerr := io.ReadAll(br)
+	if rerr != nil {
+		tb.Fatalf("reading what is left: %v", rerr)
+	}
+	return proxyHandshakeResult{req: req, err: err, wrote: w.Bytes(), rest: rest}
+}
+
+// socksReplyBytes is the 10-byte SOCKS5 reply with code rep and BND 0.0.0.0:0.
+func socksReplyBytes(rep byte) []byte { return []byte{5, rep, 0, 1, 0, 0, 0, 0, 0, 0} }
+
+func TestProxySOCKS5Good(t *testing.T) {
+	withAuth := catBytes([]byte{5, 2}, []byte{1, 0})
+	for _, tc := range []struct {
+		name   string
+		auth   *ProxyAuth
+		in     []byte
+		target string
+		wrote  []byte
+	}{
+		{"ipv4", nil, catBytes(socksGreeting(0), socksRequest(1, 1, socksIPv4("192.0.2.7"), 443)), "192.0.2.7:443", []byte{5, 0}},
+		{"ipv6", nil, catBytes(socksGreeting(0), socksRequest(1, 4, socksIPv6("2001:db8::1"), 22)), "[2001:db8::1]:22", []byte{5, 0}},
+		{"ipv4-mapped ipv6 is ipv4", nil, catBytes(socksGreeting(0), socksRequest(1, 4, socksIPv6("::ffff:127.0.0.1"), 80)), "127.0.0.1:80", []byte{5, 0}},
+		{"domain", nil, catBytes(socksGreeting(0), socksRequest(1, 3, socksDomain("www.example.com"), 8080)), "www.example.com:8080", []byte{5, 0}},
+		{"domain with trailing dot", nil, catBytes(socksGreeting(0), socksRequest(1, 3, socksDomain("example.com."), 80)), "example.com.:80", []byte{5, 0}},
+		{"domain of 255 bytes", nil, catBytes(socksGreeting(0), socksRequest(1, 3, socksDomain(proxyName255), 80)), proxyName255 + ":80", []byte{5, 0}},
+		{"domain holding an ipv4 (curl --socks5-hostname)", nil, catBytes(socksGreeting(0), socksRequest(1, 3, socksDomain("127.0.0.1"), 8080)), "127.0.0.1:8080", []byte{5, 0}},
+		{"domain holding an ipv6", nil, catBytes(socksGreeting(0), socksRequest(1, 3, socksDomain("::1"), 8080)), "[::1]:8080", []byte{5, 0}},
+		{"port 65535", nil, catBytes(socksGreeting(0), socksRequest(1, 1, socksIPv4("10.0.0.1"), 65535)), "10.0.0.1:65535", []byte{5, 0}},
+		{"several methods offered", nil, catBytes(socksGreeting(2, 1, 0x80, 0), socksRequest(1, 1, socksIPv4("10.0.0.1"), 1)), "10.0.0.1:1", []byte{5, 0}},
+		{"reserved byte ignored", nil, catBytes(socksGreeting(0), []byte{5, 1, 0xAA, 1, 10, 0, 0, 1, 0, 80}), "10.0.0.1:80", []byte{5, 0}},
+		{"auth ipv4", testProxyAuth, catBytes(socksGreeting(2), socksUserPass("alice", "s3cret"), socksRequest(1, 1, socksIPv4("192.0.2.7"), 443)), "192.0.2.7:443", withAuth},
+		{"auth domain, none offered too", testProxyAuth, catBytes(socksGreeting(0, 2), socksUserPass("alice", "s3cret"), socksRequest(1, 3, socksDomain("example.com"), 443)), "example.com:443", withAuth},
+		{"auth ipv6", testProxyAuth, catBytes(socksGreeting(2), socksUserPass("alice", "s3cret"), socksRequest(1, 4, socksIPv6("::1"), 443)), "[::1]:443", withAuth},
+		{"auth empty password", &ProxyAuth{User: "bob"}, catBytes(socksGreeting(2), socksUserPass("bob", ""), socksRequest(1, 1, socksIPv4("10.0.0.1"), 80)), "10.0.0.1:80", withAuth},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, size := range []int{16, 0} {
+				r := runProxyHandshake(t, tc.in, tc.auth, size)
+				wantErr(t, "ProxyHandshake", r.err, nil)
+				if want := (ProxyRequest{Kind: ProxySOCKS5, Target: tc.target}); !sameRequest(r.req, want) {
+					t.Fatalf("request %+v, want %+v", r.req, want)
+				}
+				if !bytes.Equal(r.wrote, tc.wrote) {
+					t.Fatalf("wrote % x, want % x", r.wrote, tc.wrote)
+				}
+				if len(r.rest) != 0 {
+					t.Fatalf("%d bytes left unread: % x", len(r.rest), r.rest)
+				}
+			}
+		})
+	}
+}
+
+// proxyName255 is a valid host name of 255 bytes: four labels of 63.
+var proxyName255 = strings.Repeat(strings.Repeat("a", 63)+".", 3) + strings.Repeat("a", 63)
+
+func TestProxySOCKS5Errors(t *testing.T) {
+	connect := socksRequest(1, 1, socksIPv4("10.0.0.1"), 80)
+	for _, tc := range []struct {
+		name  string
+		auth  *ProxyAuth
+		in    []byte
+		wrote []byte
+		err   error
+		also  error // a second error the result must match
+	}{
+		{"nothing sent", nil, nil, nil, ErrProxyProtocol, io.EOF},
+		{"greeting cut", nil, []byte{5}, nil, ErrProxyProtocol, io.ErrUnexpectedEOF},
+		{"methods cut", nil, []byte{5, 2, 0}, nil, ErrProxyProtocol, io.ErrUnexpectedEOF},
+		{"no methods", nil, []byte{5, 0}, []byte{5, 0xFF}, ErrProxyAuth, nil},
+		{"auth wanted but none offered", testProxyAuth, catBytes(socksGreeting(0), connect), []byte{5, 0xFF}, ErrProxyAuth, nil},
+		{"no auth but only password offered", nil, catBytes(socksGreeting(2), connect), []byte{5, 0xFF}, ErrProxyAuth, nil},
+		{"wrong password", testProxyAuth, catBytes(socksGreeting(2), socksUserPass("alice", "s3creT"), connect), []byte{5, 2, 1, 1}, ErrProxyAuth, nil},
+		{"wrong user", testProxyAuth, catBytes(socksGreeting(2), socksUserPass("alicia", "s3cret"), connect), []byte{5, 2, 1, 1}, ErrProxyAuth, nil},
+		{"password a prefix", testProxyAuth, catBytes(socksGreeting(2), socksUserPass("alice", "s3cre"), connect), []byte{5, 2, 1, 1}, ErrProxyAuth, nil},
+		{"empty credentials", testProxyAuth, catBytes(socksGreeting(2), socksUserPass("", ""), connect), []byte{5, 2, 1, 1}, ErrProxyAuth, nil},
+		{"user/pass version 5", testProxyAuth, catBytes(socksGreeting(2), []byte{5, 5}, []byte("alice"), []byte{6}, []byte("s3cret"), connect), []byte{5, 2, 1, 1}, ErrProxyProtocol, nil},
+		{"user/pass cut", testProxyAuth, catBytes(socksGreeting(2), []byte{1, 5, 'a', 'l'}), []byte{5, 2}, ErrProxyProtocol, io.ErrUnexpectedEOF},
+		{"password cut", testProxyAuth, catBytes(socksGreeting(2), []byte{1, 5}, []byte("alice"), []byte{6, 's'}), []byte{5, 2}, ErrProxyProtocol, io.ErrUnexpectedEOF},
+		{"request version 4", nil, catBytes(socksGreeting(0), []byte{4, 1, 0, 1, 10, 0, 0, 1, 0, 80}), catBytes([]byte{5, 0}, socksReplyBytes(1)), ErrProxyProtocol, nil},
+		{"BIND", nil, catBytes(socksGreeting(0), socksRequest(2, 1, socksIPv4("10.0.0.1"), 80)), catBytes([]byte{5, 0}, socksReplyBytes(7)), ErrProxyUnsupported, nil},
+		{"UDP ASSOCIATE", nil, catBytes(socksGreeting(0), socksRequest(3, 1, socksIPv4("0.0.0.0"), 0)), catBytes([]byte{5, 0}, socksReplyBytes(7)), ErrProxyUnsupported, nil},
+		{"unknown command", nil, catBytes(socksGreeting(0), socksRequest(9, 3, socksDomain("example.com"), 80)), catBytes([]byte{5, 0}, socksReplyBytes(7)), ErrProxyUnsupported, nil},
+		{"address type 2", nil, catBytes(socksGreeting(0), []byte{5, 1, 0, 2, 1, 2, 3, 4, 0, 80}), catBytes([]byte{5, 0}, socksReplyBytes(8)), ErrProxyUnsupported, nil},
+		{"address type 0xFF", nil, catBytes(socksGreeting(0), []byte{5, 1, 0, 0xFF}), catBytes([]byte{5, 0}, socksReplyBytes(8)), ErrProxyUnsupported, nil},
+		{"empty domain", nil, catBytes(socksGreeting(0), socksRequest(1, 3, socksDomain(""), 80)), catBytes([]byte{5, 0}, socksReplyBytes(8)), ErrProxyProtocol, nil},
+		{"domain with a space", nil, catBytes(socksGreeting(0), socksRequest(1, 3, socksDomain("a b"), 80)), catBytes([]byte{5, 0}, socksReplyBytes(8)), ErrProxyProtocol, nil},
+		{"domain with a NUL", nil, catBytes(socksGreeting(0), socksRequest(1, 3, socksDomain("evil.com\x00.ok"), 80)), catBytes([]byte{5, 0}, socksReplyBytes(8)), ErrProxyProtocol, nil},
+		{"domain with a colon", nil, catBytes(socksGreeting(0), socksRequest(1, 3, socksDomain("a:b"), 80)), catBytes([]byte{5, 0}, socksReplyBytes(8)), ErrProxyProtocol, nil},
+		{"domain ipv6 with zone", nil, catBytes(socksGreeting(0), socksRequest(1, 3, socksDomain("fe80::1%eth0"), 80)), catBytes([]byte{5, 0}, socksReplyBytes(8)), ErrProxyProtocol, nil},
+		{"domain short ipv4", nil, catBytes(socksGreeting(0), socksRequest(1, 3, socksDomain("127.1"), 80)), catBytes([]byte{5, 0}, socksReplyBytes(8)), ErrProxyProtocol, nil},
+		{"domain octal ipv4", nil, catBytes(socksGreeting(0), socksRequest(1, 3, socksDomain("0177.0.0.01"), 80)), catBytes([]byte{5, 0}, socksReplyBytes(8)), ErrProxyProtocol, nil},
+		{"domain hex ipv4", nil, catBytes(socksGreeting(0), socksRequest(1, 3, socksDomain("0x7f.1"), 80)), catBytes([]byte{5, 0}, socksReplyBytes(8)), ErrProxyProtocol, nil},
+		{"domain empty label", nil, catBytes(socksGreeting(0), socksRequest(1, 3, socksDomain("a..b"), 80)), catBytes([]byte{5, 0}, socksReplyBytes(8)), ErrProxyProtocol, nil},
+		{"domain label of 64", nil, catBytes(socksGreeting(0), socksRequest(1, 3, socksDomain(strings.Repeat("a", 64)+".com"), 80)), catBytes([]byte{5, 0}, socksReplyBytes(8)), ErrProxyProtocol, nil},
+		{"port 0", nil, catBytes(socksGreeting(0), socksRequest(1, 1, socksIPv4("10.0.0.1"), 0)), catBytes([]byte{5, 0}, socksReplyBytes(1)), ErrProxyProtocol, nil},
+		{"request cut", nil, catBytes(socksGreeting(0), []byte{5, 1, 0}), []byte{5, 0}, ErrProxyProtocol, io.ErrUnexpectedEOF},
+		{"ipv4 cut", nil, catBytes(socksGreeting(0), []byte{5, 1, 0, 1, 10, 0}), []byte{5, 0}, ErrProxyProtocol, io.ErrUnexpectedEOF},
+		{"ipv6 cut", nil, catBytes(socksGreeting(0), []byte{5, 1, 0, 4, 0, 0, 0}), []byte{5, 0}, ErrProxyProtocol, io.ErrUnexpectedEOF},
+		{"domain length cut", nil, catBytes(socksGreeting(0), []byte{5, 1, 0, 3}), []byte{5, 0}, ErrProxyProtocol, io.ErrUnexpectedEOF},
+		{"domain cut", nil, catBytes(socksGreeting(0), []byte{5, 1, 0, 3, 5, 'a'}), []byte{5, 0}, ErrProxyProtocol, io.ErrUnexpectedEOF},
+		{"port cut", nil, catBytes(socksGreeting(0), []byte{5, 1, 0, 1, 10, 0, 0, 1, 0}), []byte{5, 0}, ErrProxyProtocol, io.ErrUnexpectedEOF},
+		{"SOCKS4", nil, []byte{4, 1, 0, 80, 10, 0, 0, 1, 0}, []byte{0, 0x5B, 0, 0, 0, 0, 0, 0}, ErrProxyUnsupported, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runProxyHandshake(t, tc.in, tc.auth, 0)
+			wantErr(t, "ProxyHandshake", r.err, tc.err)
+			if tc.also != nil && !errors.Is(r.err, tc.also) {
+				t.Fatalf("error %v does not match %v", r.err, tc.also)
+			}
+			if !sameRequest(r.req, ProxyRequest{}) {
+				t.Fatalf("failed handshake returned %+v", r.req)
+			}
+			if !bytes.Equal(r.wrote, tc.wrote) {
+				t.Fatalf("wrote % x, want % x", r.wrote, tc.wrote)
+			}
+		})
+	}
+}
+
+func TestProxyHTTPGood(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		auth   *ProxyAuth
+		in     string
+		target string
+	}{
+		{"plain", nil, "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", "example.com:443"},
+		{"no headers", nil, "CONNECT example.com:443 HTTP/1.1\r\n\r\n", "example.com:443"},
+		{"HTTP/1.0", nil, "CONNECT example.com:443 HTTP/1.0\r\n\r\n", "example.com:443"},
+		{"bare LF", nil, "CONNECT example.com:443 HTTP/1.1\nHost: example.com\n\n", "example.com:443"},
+		{"ipv4", nil, "CONNECT 192.0.2.1:8443 HTTP/1.1\r\nHost: 192.0.2.1:8443\r\n\r\n", "192.0.2.1:8443"},
+		{"ipv6", nil, "CONNECT [::1]:443 HTTP/1.1\r\nHost: [::1]:443\r\n\r\n", "[::1]:443"},
+		{"ipv6 long form", nil, "CONNECT [2001:0db8:0:0:0:0:0:1]:443 HTTP/1.1\r\n\r\n", "[2001:db8::1]:443"},
+		{"ipv4-mapped", nil, "CONNECT [::ffff:10.0.0.1]:443 HTTP/1.1\r\n\r\n", "10.0.0.1:443"},
+		{"leading zeros in port", nil, "CONNECT example.com:0443 HTTP/1.1\r\n\r\n", "example.com:443"},
+		{"many headers", nil, "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nUser-Agent: curl/8.0\r\nProxy-Connection: Keep-Alive\r\nX-Empty:\r\nX-Tab:\tv\t\r\n\r\n", "example.com:443"},
+		{"100 headers", nil, "CONNECT example.com:443 HTTP/1.1\r\n" + strings.Repeat("X-A: b\r\n", 100) + "\r\n", "example.com:443"},
+		{"auth ignored when not required", nil, "CONNECT example.com:443 HTTP/1.1\r\n" + proxyBasicAuthHeader("x", "y") + "\r\n", "example.com:443"},
+		{"auth", testProxyAuth, "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n" + proxyBasicAuthHeader("alice", "s3cret") + "\r\n", "example.com:443"},
+		{"auth lower-case names", testProxyAuth, "CONNECT example.com:443 HTTP/1.1\r\nproxy-authorization: basic " + base64.StdEncoding.EncodeToString([]byte("alice:s3cret")) + "\r\n\r\n", "example.com:443"},
+		{"auth password with a colon", &ProxyAuth{User: "u", Password: "p:q"}, "CONNECT h:1 HTTP/1.1\r\n" + proxyBasicAuthHeader("u", "p:q") + "\r\n", "h:1"},
+		{"auth second header good", testProxyAuth, "CONNECT h:1 HTTP/1.1\r\n" + proxyBasicAuthHeader("alice", "x") + proxyBasicAuthHeader("alice", "s3cret") + "\r\n", "h:1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, size := range []int{16, 0} {
+				r := runProxyHandshake(t, []byte(tc.in), tc.auth, size)
+				wantErr(t, "ProxyHandshake", r.err, nil)
+				if want := (ProxyRequest{Kind: ProxyHTTPConnect, Target: tc.target}); !sameRequest(r.req, want) {
+					t.Fatalf("request %+v, want %+v", r.req, want)
+				}
+				if len(r.wrote) != 0 {
+					t.Fatalf("wrote %q before the final reply", r.wrote)
+				}
+				if len(r.rest) != 0 {
+					t.Fatalf("%d bytes left unread: %q", len(r.rest), r.rest)
+				}
+			}
+		})
+	}
+}
+
+// checkProxyHTTPError fails tb unless got is exactly one well-formed HTTP/1.1
+// error response with status, a "sockmux: " text body, Connection: close
+// and, when header is not "", that header line.
+func checkProxyHTTPError(tb testing.TB, got []byte, status int, header string) {
+	tb.Helper()
+	line := fmt.Sprintf("HTTP/1.1 %d %s\r\n", status, http.StatusText(status))
+	if !bytes.HasPrefix(got, []byte(line)) {
+		tb.Fatalf("reply %q, want status line %q", got, line)
+	}
+	if header != "" && !bytes.Contains(got, []byte("\r\n"+header+"\r\n")) {
+		tb.Fatalf("reply %q lacks header %q", got, header)
+	}
+	br := bufio.NewReader(bytes.NewReader(got))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		tb.Fatalf("reply %q: %v", got, err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatalf("reply %q: body: %v", got, err)
+	}
+	if resp.StatusCode != status || !resp.Close || resp.ContentLength != int64(len(body)) ||
+		!strings.HasPrefix(string(body), "sockmux: ") || !strings.HasSuffix(string(body), "\n") {
+		tb.Fatalf("reply %q: status %d, close %v, length %d, body %q", got, resp.StatusCode, resp.Close, resp.ContentLength, body)
+	}
+	if br.Buffered() != 0 {
+		tb.Fatalf("reply %q: %d bytes after the body", got, br.Buffered())
+	}
+}
+
+func TestProxyHTTPErrors(t *testing.T) {
+	const c = "CONNECT example.com:443 HTTP/1.1\r\n"
+	for _, tc := range []struct {
+		name   string
+		auth   *ProxyAuth
+		in     string
+		status int    // 0: nothing written
+		header string // a header line the reply must have
+		err    error
+		also   error
+	}{
+		{"GET", nil, "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", 405, "Allow: CONNECT", ErrProxyUnsupported, nil},
+		{"POST", nil, "POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n", 405, "Allow: CONNECT", ErrProxyUnsupported, nil},
+		{"lower-case connect", nil, "connect example.com:443 HTTP/1.1\r\n\r\n", 405, "Allow: CONNECT", ErrProxyUnsupported, nil},
+		{"TLS ClientHello", nil, "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400, "", ErrProxyProtocol, nil},
+		{"NUL", nil, "\x00", 400, "", ErrProxyProtocol, nil},
+		{"method only", nil, "CONNECT\r\n\r\n", 400, "", ErrProxyProtocol, nil},
+		{"no version", nil, "CONNECT example.com:443\r\n\r\n", 400, "", ErrProxyProtocol, nil},
+		{"double space", nil, "CONNECT  example.com:443 HTTP/1.1\r\n\r\n", 400, "", ErrProxyProtocol, nil},
+		{"four parts", nil, "CONNECT example.com:443 HTTP/1.1 x\r\n\r\n", 400, "", ErrProxyProtocol, nil},
+		{"tab in target", nil, "CONNECT example.com:443\t HTTP/1.1\r\n\r\n", 400, "", ErrProxyProtocol, nil},
+		{"bad version", nil, "CONNECT example.com:443 FTP/1.1\r\n\r\n", 400, "", ErrProxyProtocol, nil},
+		{"version 1.10", nil, "CONNECT example.com:443 HTTP/1.10\r\n\r\n", 400, "", ErrProxyProtocol, nil},
+		{"HTTP/2.0", nil, "CONNECT example.com:443 HTTP/2.0\r\n\r\n", 505, "", ErrProxyUnsupported, nil},
+		{"no port", nil, "CONNECT example.com HTTP/1.1\r\n\r\n", 400, "", ErrProxyProtocol, nil},
+		{"empty port", nil, "CONNECT example.com: HTTP/1.1\r\n\r\n", 400, "", ErrProxyProtocol, nil},
+		{"port 0", nil, "CONNECT example.com:0 HTTP/1.1\r\n\r\n", 400, "", ErrProxyProtocol, nil},
+		{"port 65536", nil, "CONNECT example.com:65536 HTTP/1.1\r\n\r\n", 400, "", ErrProxyProtocol, nil},
+		{"port +80", nil, "CONNECT example.com:+80 HTTP/1.1\r\n\r\n", 400, "", ErrProxyProtocol, nil},
+		{"port by name", nil, "CONNECT example.com:https HTTP/1.1\r\n\r\n", 400, "", ErrProxyProtocol, nil},
+		{"port of six digits", nil, "CONNECT example.com:000443 HTTP/1.1\r\n\r\n", 400, "", ErrProxyProtocol, nil},
+		{"no host", nil, "CONNECT :443 HTTP/1.1\r\n\r\n", 400, "", ErrProxyProtocol, nil},
+		{"ipv6 without brackets", nil, "CONNECT ::1:443 HTTP/1.1\r\n\r\n", 400, "", ErrProxyProtocol, nil},
+		{"ipv6 without port", nil, "CONNECT [::1] HTTP/1.1\r\n\r\n", 400, "", ErrProxyProtocol, nil},
+		{"name in brackets", nil, "CONNECT [example.com]:443 HTTP/1.1\r\n\r\n", 400, "", ErrProxyProtocol, nil},
+		{"ipv4 in brackets", nil, "CONNECT [10.0.0.1]:443 HTTP/1.1\r\n\r\n", 400, "", ErrProxyProtocol, nil},
+		{"ipv6 zone", nil, "CONNECT [fe80::1%25eth0]:443 HTTP/1.1\r\n\r\n", 400, "", ErrProxyProtocol, nil},
+		{"short ipv4", nil, "CONNECT 127.1:443 HTTP/1.1\r\n\r\n", 400, "", ErrProxyProtocol, nil},
+		{"userinfo", nil, "CONNECT user@example.com:443 HTTP/1.1\r\n\r\n", 400, "", ErrProxyProtocol, nil},
+		{"absolute URL", nil, "CONNECT https://example.com:443 HTTP/1.1\r\n\r\n", 400, "", ErrProxyProtocol, nil},
+		{"header without colon", nil, c + "Host example.com\r\n\r\n", 400, "", ErrProxyProtocol, nil},
+		{"space before colon", nil, c + "Host : example.com\r\n\r\n", 400, "", ErrProxyProtocol, nil},
+		{"empty header name", nil, c + ": x\r\n\r\n", 400, "", ErrProxyProtocol, nil},
+		{"folded header", nil, c + "X-A: b\r\n  c\r\n\r\n", 400, "", ErrProxyProtocol, nil},
+		{"NUL in header value", nil, c + "X-A: b\x00c\r\n\r\n", 400, "", ErrProxyProtocol, nil},
+		{"CR in header value", nil, c + "X-A: b\rc\r\n\r\n", 400, "", ErrProxyProtocol, nil},
+		{"request line too long", nil, "CONNECT " + strings.Repeat("a", httpMaxRequestLine) + ":443 HTTP/1.1\r\n\r\n", 414, "", ErrProxyProtocol, nil},
+		{"request line without end", nil, strings.Repeat("A", httpMaxRequestLine+1), 414, "", ErrProxyProtocol, nil},
+		{"101 header lines", nil, c + strings.Repeat("X-A: b\r\n", 101) + "\r\n", 431, "", ErrProxyProtocol, nil},
+		{"headers over 64 KiB", nil, c + strings.Repeat("X-A: "+strings.Repeat("b", 993)+"\r\n", 66) + "\r\n", 431, "", ErrProxyProtocol, nil},
+		{"one header over 64 KiB", nil, c + "X-A: " + strings.Repeat("b", httpMaxHeaderBytes) + "\r\n\r\n", 431, "", ErrProxyProtocol, nil},
+		{"no Proxy-Authorization", testProxyAuth, c + "Host: example.com:443\r\n\r\n", 407, `Proxy-Authenticate: Basic realm="sockmux"`, ErrProxyAuth, nil},
+		{"wrong password", testProxyAuth, c + proxyBasicAuthHeader("alice", "wrong") + "\r\n", 407, `Proxy-Authenticate: Basic realm="sockmux"`, ErrProxyAuth, nil},
+		{"wrong user", testProxyAuth, c + proxyBasicAuthHeader("bob", "s3cret") + "\r\n", 407, `Proxy-Authenticate: Basic realm="sockmux"`, ErrProxyAuth, nil},
+		{"no colon in credentials", testProxyAuth, c + "Proxy-Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte("alices3cret")) + "\r\n\r\n", 407, `Proxy-Authenticate: Basic realm="sockmux"`, ErrProxyAuth, nil},
+		{"bad base64", testProxyAuth, c + "Proxy-Authorization: Basic !!!!\r\n\r\n", 407, `Proxy-Authenticate: Basic realm="sockmux"`, ErrProxyAuth, nil},
+		{"Bearer", testProxyAuth, c + "Proxy-Authorization: Bearer YWxpY2U6czNjcmV0\r\n\r\n", 407, `Proxy-Authenticate: Basic realm="sockmux"`, ErrProxyAuth, nil},
+		{"credentials in another header", testProxyAuth, c + "Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte("alice:s3cret")) + "\r\n\r\n", 407, `Proxy-Authenticate: Basic realm="sockmux"`, ErrProxyAuth, nil},
+		{"cut in the request line", nil, "CONNECT example.com:4", 0, "", ErrProxyProtocol, io.ErrUnexpectedEOF},
+		{"cut in the headers", nil, c + "Host: exa", 0, "", ErrProxyProtocol, io.ErrUnexpectedEOF},
+		{"no blank line", nil, c + "Host: example.com\r\n", 0, "", ErrProxyProtocol, io.ErrUnexpectedEOF},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, size := range []int{16, 0} {
+				r := runProxyHandshake(t, []byte(tc.in), tc.auth, size)
+				wantErr(t, "ProxyHandshake", r.err, tc.err)
+				if tc.also != nil && !errors.Is(r.err, tc.also) {
+					t.Fatalf("error %v does not match %v", r.err, tc.also)
+				}
+				if !sameRequest(r.req, ProxyRequest{}) {
+					t.Fatalf("failed handshake returned %+v", r.req)
+				}
+				if tc.status == 0 {
+					if len(r.wrote) != 0 {
+						t.Fatalf("wrote %q, want nothing", r.wrote)
+					}
+					continue
+				}
+				checkProxyHTTPError(t, r.wrote, tc.status, tc.header)
+			}
+		})
+	}
+}
+
+// TestProxyHTTPErrorBytes pins the exact bytes of two handshake replies.
+func TestProxyHTTPErrorBytes(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+		auth     *ProxyAuth
+	}{
+		{"GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 405 Method Not Allowed\r\nAllow: CONNECT\r\nContent-Type: text/plain; charset=utf-8\r\n" +
+			"Content-Length: 50\r\nConnection: close\r\n\r\nsockmux: only CONNECT and http:// URLs are served\n", nil},
+		{"CONNECT h:1 HTTP/1.1\r\n\r\n", "HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"sockmux\"\r\n" +
+			"Content-Type: text/plain; charset=utf-8\r\nContent-Length: 39\r\nConnection: close\r\n\r\nsockmux: proxy authentication required\n", testProxyAuth},
+	} {
+		r := runProxyHandshake(t, []byte(tc.in), tc.auth, 0)
+		if string(r.wrote) != tc.want {
+			t.Errorf("%q: wrote\n%q, want\n%q", tc.in, r.wrote, tc.want)
+		}
+	}
+}
+
+func TestProxyReply(t *testing.T) {
+	socks := ProxyRequest{Kind: ProxySOCKS5, Target: "h:1"}
+	web := ProxyRequest{Kind: ProxyHTTPConnect, Target: "h:1"}
+	for _, tc := range []struct {
+		ok     bool
+		code   Code
+		rep    byte
+		status int
+	}{
+		{true, CodeNormal, 0x00, 200},
+		{true, CodeRefused, 0x00, 200}, // ok wins over the code
+		{false, CodeRefused, 0x02, 403},
+		{false, CodeDialFailed, 0x05, 502},
+		{false, CodeTimeout, 0x06, 504},
+		{false, CodeNormal, 0x01, 502},
+		{false, CodeInternal, 0x01, 502},
+		{false, CodeAuth, 0x01, 502},
+		{false, CodeShutdown, 0x01, 502},
+		{false, Code(999), 0x01, 502},
+	} {
+		name := fmt.Sprintf("ok=%v/%v", tc.ok, tc.code)
+		if got, want := socks.Reply(tc.ok, tc.code), socksReplyBytes(tc.rep); !bytes.Equal(got, want) {
+			t.Errorf("%s: SOCKS5 reply % x, want % x", name, got, want)
+		}
+		got := web.Reply(tc.ok, tc.code)
+		if tc.ok {
+			if want := "HTTP/1.1 200 Connection established\r\n\r\n"; string(got) != want {
+				t.Errorf("%s: HTTP reply %q, want %q", name, got, want)
+			}
+			continue
+		}
+		checkProxyHTTPError(t, got, tc.status, "")
+		if body := "sockmux: " + tc.code.String() + "\n"; !bytes.HasSuffix(got, []byte("\r\n\r\n"+body)) {
+			t.Errorf("%s: HTTP reply %q, want body %q", name, got, body)
+		}
+	}
+	const want403 = "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 17\r\nConnection: close\r\n\r\nsockmux: refused\n"
+	if got := web.Reply(false, CodeRefused); string(got) != want403 {
+		t.Errorf("HTTP refusal %q, want %q", got, want403)
+	}
+	if got := (ProxyRequest{}).Reply(true, 0); got != nil {
+		t.Errorf("zero request's reply % x, want nil", got)
+	}
+	// Each reply is the caller's to keep.
+	a := socks.Reply(true, 0)
+	a[1] = 0xEE
+	if b := socks.Reply(true, 0); b[1] != 0 {
+		t.Errorf("replies share memory")
+	}
+	for k, want := range map[ProxyKind]string{ProxySOCKS5: "socks5", ProxyHTTPConnect: "http-connect", 0: "proxy kind 0"} {
+		if k.String() != want {
+			t.Errorf("ProxyKind(%d).String() = %q, want %q", uint8(k), k.String(), want)
+		}
+	}
+}
+
+// proxyCountingReader counts the bytes read from it.
+type proxyCountingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *proxyCountingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+// TestProxyPipelined: bytes a client sends right after its request stay
+// in the bufio.Reader; read one byte at a time from the client, the
+// handshake reads exactly its request and no more.
+func TestProxyPipelined(t *testing.T) {
+	data := []byte("\x05\x01after the request\r\n\r\nGET / HTTP/1.1\r\n")
+	for _, tc := range []struct {
+		name   string
+		auth   *ProxyAuth
+		req    []byte
+		target string
+	}{
+		{"socks5", nil, catBytes(socksGreeting(0), socksRequest(1, 3, socksDomain("example.com"), 443)), "example.com:443"},
+		{"socks5 auth", testProxyAuth, catBytes(socksGreeting(0, 2), socksUserPass("alice", "s3cret"), socksRequest(1, 4, socksIPv6("::1"), 22)), "[::1]:22"},
+		{"http", nil, []byte("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"), "example.com:443"},
+		{"http auth", testProxyAuth, []byte("CONNECT [::1]:22 HTTP/1.1\r\n" + proxyBasicAuthHeader("alice", "s3cret") + "\r\n"), "[::1]:22"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := catBytes(tc.req, data)
+			for _, size := range []int{16, 4096} {
+				r := runProxyHandshake(t, in, tc.auth, size)
+				wantErr(t, "ProxyHandshake", r.err, nil)
+				if r.req.Target != tc.target {
+					t.Fatalf("target %q, want %q", r.req.Target, tc.target)
+				}
+				if !bytes.Equal(r.rest, data) {
+					t.Fatalf("buffer %d: left %q, want %q", size, r.rest, data)
+				}
+			}
+			cr := &proxyCountingReader{r: iotest.OneByteReader(bytes.NewReader(in))}
+			br := bufio.NewReaderSize(cr, 16)
+			if _, err := ProxyHandshake(br, io.Discard, tc.auth); err != nil {
+				t.Fatal(err)
+			}
+			if cr.n != len(tc.req) || br.Buffered() != 0 {
+				t.Fatalf("one byte at a time: read %d bytes (%d buffered), the request has %d", cr.n, br.Buffered(), len(tc.req))
+			}
+		})
+	}
+}
+
+// proxyPipeDialer dials by starting serve on the far end of a net.Pipe.
+type proxyPipeDialer struct {
+	wg    *sync.WaitGroup
+	serve func(net.Conn)
+}
+
+func (d proxyPipeDialer) Dial(network, addr string) (net.Conn, error) {
+	return d.DialContext(context.Background(), network, addr)
+}
+
+func (d proxyPipeDialer) DialContext(_ context.Context, _, _ string) (net.Conn, error) {
+	client, server := net.Pipe()
+	deadline := time.Now().Add(10 * time.Second)
+	client.SetDeadline(deadline)
+	server.SetDeadline(deadline)
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		defer server.Close()
+		d.serve(server)
+	}()
+	return client, nil
+}
+
+type proxyOutcome struct {
+	req ProxyRequest
+	err error
+}
+
+// TestProxySOCKS5Interop drives ProxyHandshake with golang.org/x/net/proxy's
+// SOCKS5 client.
+func TestProxySOCKS5Interop(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		server     *ProxyAuth
+		client     *proxy.Auth
+		addr, want string
+		err        error
+	}{
+		{"domain", nil, nil, "www.example.com:443", "www.example.com:443", nil},
+		{"ipv4", nil, nil, "192.0.2.1:80", "192.0.2.1:80", nil},
+		{"ipv6", nil, nil, "[2001:db8::7]:8080", "[2001:db8::7]:8080", nil},
+		{"auth", testProxyAuth, &proxy.Auth{User: "alice", Password: "s3cret"}, "example.com:22", "example.com:22", nil},
+		{"client offers auth, none needed", nil, &proxy.Auth{User: "alice", Password: "s3cret"}, "example.com:22", "example.com:22", nil},
+		{"wrong password", testProxyAuth, &proxy.Auth{User: "alice", Password: "nope"}, "example.com:22", "", ErrProxyAuth},
+		{"no credentials", testProxyAuth, nil, "example.com:22", "", ErrProxyAuth},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var wg sync.WaitGroup
+			defer wg.Wait()
+			outcome := make(chan proxyOutcome, 1)
+			serve := func(c net.Conn) {
+				br := bufio.NewReader(c)
+				req, err := ProxyHandshake(br, c, tc.server)
+				outcome <- proxyOutcome{req, err}
+				if err != nil {
+					return
+				}
+				if _, err := c.Write(append(req.Reply(true, 0), "hello "+req.Target...)); err != nil {
+					t.Errorf("proxy: %v", err)
+					return
+				}
+				ping := make([]byte, 4)
+				if _, err := io.ReadFull(br, ping); err != nil || string(ping) != "ping" {
+					t.Errorf("proxy: read %q, %v; want ping", ping, err)
+				}
+			}
+			d, err := proxy.SOCKS5("tcp", "proxy.invalid:1080", tc.client, proxyPipeDialer{&wg, serve})
+			if err != nil {
+				t.Fatal(err)
+			}
+			conn, err := d.Dial("tcp", tc.addr)
+			o := <-outcome
+			wantErr(t, "proxy side", o.err, tc.err)
+			if tc.err != nil {
+				if err == nil {
+					conn.Close()
+					t.Fatal("client dial succeeded")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("client: %v", err)
+			}
+			defer conn.Close()
+			if !sameRequest(o.req, ProxyRequest{Kind: ProxySOCKS5, Target: tc.want}) {
+				t.Fatalf("request %+v, want target %q", o.req, tc.want)
+			}
+			hello := make([]byte, len("hello "+tc.want))
+			if _, err := io.ReadFull(conn, hello); err != nil || string(hello) != "hello "+tc.want {
+				t.Fatalf("client read %q, %v", hello, err)
+			}
+			if _, err := conn.Write([]byte("ping")); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestProxyHTTPInterop drives ProxyHandshake with net/http's Transport
+// through an HTTP proxy: the tunnel it asks for carries TLS to an
+// httptest server, relayed by the test once Reply(true, 0) is written.
+func TestProxyHTTPInterop(t *testing.T) {
+	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello %s%s", r.Host, r.URL.Path)
+	}))
+	defer ts.Close()
+	for _, tc := range []struct {
+		name     string
+		server   *ProxyAuth
+		user     *url.Userinfo
+		url      string
+		want     string
+		err      error
+		wantCode int
+	}{
+		{"name", nil, nil, "https://www.example.com:8443/x", "www.example.com:8443", nil, 200},
+		{"default port", nil, nil, "https://example.com/y", "example.com:443", nil, 200},
+		{"ipv6", nil, nil, "https://[::1]:9443/z", "[::1]:9443", nil, 200},
+		{"auth", testProxyAuth, url.UserPassword("alice", "s3cret"), "https://example.com/", "example.com:443", nil, 200},
+		{"wrong password", testProxyAuth, url.UserPassword("alice", "bad"), "https://example.com/", "", ErrProxyAuth, 407},
+		{"no credentials", testProxyAuth, nil, "https://example.com/", "", ErrProxyAuth, 407},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var wg sync.WaitGroup
+			defer wg.Wait()
+			outcome := make(chan proxyOutcome, 1)
+			serve := func(c net.Conn) {
+				br := bufio.NewReader(c)
+				req, err := ProxyHandshake(br, c, tc.server)
+				outcome <- proxyOutcome{req, err}
+				if err != nil {
+					return
+				}
+				up, err := net.Dial("tcp", ts.Listener.Addr().String())
+				if err != nil {
+					t.Errorf("proxy: %v", err)
+					return
+				}
+				defer up.Close()
+				if _, err := c.Write(req.Reply(true, 0)); err != nil {
+					t.Errorf("proxy: %v", err)
+					return
+				}
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					io.Copy(up, br) // br: what the client pipelined is in it
+					up.Close()
+				}()
+				io.Copy(c, up)
+				c.Close()
+				<-done
+			}
+			tr := ts.Client().Transport.(*http.Transport).Clone()
+			tr.Proxy = http.ProxyURL(&url.URL{Scheme: "http", Host: "proxy.invalid:3128", User: tc.user})
+			tr.DialContext = proxyPipeDialer{&wg, serve}.DialContext
+			defer tr.CloseIdleConnections()
+			resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get(tc.url)
+			o := <-outcome
+			wantErr(t, "proxy side", o.err, tc.err)
+			if tc.err != nil {
+				if err == nil {
+					resp.Body.Close()
+					t.Fatal("client request succeeded")
+				}
+				if !strings.Contains(err.Error(), http.StatusText(tc.wantCode)) {
+					t.Fatalf("client error %v, want one saying %q", err, http.StatusText(tc.wantCode))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("client: %v", err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !sameRequest(o.req, ProxyRequest{Kind: ProxyHTTPConnect, Target: tc.want}) {
+				t.Fatalf("request %+v, want target %q", o.req, tc.want)
+			}
+			u, _ := url.Parse(tc.url)
+			if want := "hello " + u.Host + u.Path; string(body) != want {
+				t.Fatalf("body %q, want %q", body, want)
+			}
+		})
+	}
+}
+
+// proxySeeds are client byte streams for the fuzzer's corpus.
+func proxySeeds() [][]byte {
+	connect := socksRequest(1, 1, socksIPv4("10.0.0.1"), 80)
+	return [][]byte{
+		nil,
+		{5},
+		catBytes(socksGreeting(0), connect),
+		catBytes(socksGreeting(0, 2), socksUserPass("alice", "s3cret"), connect, []byte("data")),
+		catBytes(socksGreeting(2), socksUserPass("alice", "wrong"), connect),
+		catBytes(socksGreeting(0), socksRequest(1, 3, socksDomain("example.com"), 443)),
+		catBytes(socksGreeting(0), socksRequest(1, 4, socksIPv6("::1"), 22)),
+		catBytes(socksGreeting(0), socksRequest(2, 1, socksIPv4("10.0.0.1"), 80)),
+		catBytes(socksGreeting(0), []byte{5, 1, 0, 2}),
+		{4, 1, 0, 80, 10, 0, 0, 1, 0},
+		[]byte("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"),
+		[]byte("CONNECT [::1]:443 HTTP/1.0\r\n" + proxyBasicAuthHeader("alice", "s3cret") + "\r\ndata"),
+		[]byte("CONNECT 127.1:443 HTTP/1.1\n\n"),
+		[]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+		[]byte("CONNECT h:1 HTTP/1.1\r\nX: a\r\n b\r\n\r\n"),
+		[]byte("\x16\x03\x01"),
+	}
+}
+
+// FuzzProxyHandshake feeds arbitrary client bytes to ProxyHandshake, with
+// and without auth and through buffers of several sizes. It must never
+// panic; a failure must match one of the three sentinels (a bytes.Reader
+// only ever ends); a success must name a valid, canonical target.
+func FuzzProxyHandshake(f *testing.F) {
+	for _, s := range proxySeeds() {
+		f.Add(s, false, uint16(0))
+		f.Add(s, true, uint16(4096))
+	}
+	f.Fuzz(func(t *testing.T, data []byte, useAuth bool, bufSize uint16) {
+		var auth *ProxyAuth
+		if useAuth {
+			auth = testProxyAuth
+		}
+		br := bufio.NewReaderSize(bytes.NewReader(data), 16+int(bufSize%8192))
+		req, err := ProxyHandshake(br, io.Discard, auth)
+		if err != nil {
+			if !errors.Is(err, ErrProxyProtocol) && !errors.Is(err, ErrProxyAuth) && !errors.Is(err, ErrProxyUnsupported) {
+				t.Fatalf("error %v matches no sentinel", err)
+			}
+			if !sameRequest(req, ProxyRequest{}) {
+				t.Fatalf("failed handshake returned %+v", req)
+			}
+			return
+		}
+		if req.Kind != ProxySOCKS5 && req.Kind != ProxyHTTPConnect && req.Kind != ProxyHTTPForward {
+			t.Fatalf("kind %v", req.Kind)
+		}
+		checkProxyTarget(t, req.Target)
+		if useAuth && req.Kind == ProxySOCKS5 && !bytes.Contains(data, socksUserPass("alice", "s3cret")) {
+			t.Fatalf("SOCKS5 with auth accepted %q without the credentials", data)
+		}
+		for _, c := range []Code{CodeNormal, CodeRefused, CodeDialFailed, CodeTimeout, Code(0xFFFF)} {
+			if len(req.Reply(false, c)) == 0 || len(req.Reply(true, c)) == 0 {
+				t.Fatalf("empty reply for %v", c)
+			}
+		}
+	})
+}
+
+// checkProxyTarget fails tb unless target is host:port with a port of
+// 1..65535, short enough for OPEN, and canonical (parsing it again gives it
+// back).
+func checkProxyTarget(tb testing.TB, target string) {
+	tb.Helper()
+	host, port, err := net.SplitHostPort(target)
+	if err != nil {
+		tb.Fatalf("target %q: %v", target, err)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		tb.Fatalf("target %q: port %q", target, port)
+	}
+	if host == "" || len(target) > MaxTargetLen {
+		tb.Fatalf("target %q: empty host or too long", target)
+	}
+	if again, ok := parseProxyAuthority(target); !ok || again != target {
+		tb.Fatalf("target %q parses again as %q, %v", target, again, ok)
+	}
+}
+
+// FuzzProxyTarget checks the target parsers on their own: an accepted HTTP
+// authority or SOCKS5 domain gives a valid target that parses back to
+// itself.
+func FuzzProxyTarget(f *testing.F) {
+	for _, s := range []string{
+		"example.com:443", "[::1]:443", "[::ffff:1.2.3.4]:80", "127.0.0.1:0", "127.1:80", "0x7f.1:80",
+		"a..b:1", "[example.com]:1", "h:065535", "xn--bcher-kva.example.:8080", "[fe80::1%eth0]:1",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if target, ok := parseProxyAuthority(s); ok {
+			checkProxyTarget(t, target)
+		}
+		if host, ok := canonicalProxyHost(s); ok {
+			if again, ok := canonicalProxyHost(host); !ok || again != host {
+				t.Fatalf("host %q -> %q -> %q, %v", s, host, again, ok)
+			}
+			checkProxyTarget(t, net.JoinHostPort(host, "1"))
+		}
+	})
+}
+
+func sameRequest(a, b ProxyRequest) bool {
+	return a.Kind == b.Kind && a.Target == b.Target && string(a.Request) == string(b.Request)
+}
+
+// TestHTTPForward: a plain-HTTP proxy request becomes a tunnel to the host
+// whose first bytes are the request in origin form, without the proxy's
+// headers.
+func TestHTTPForward(t *testing.T) {
+	cases := []struct {
+		in, target, head string
+	}{
+		{"GET http://example.com/a?b=1 HTTP/1.1\r\nHost: example.com\r\nProxy-Connection: keep-alive\r\nAccept: */*\r\n\r\n",
+			"example.com:80", "GET /a?b=1 HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\nConnection: close\r\n\r\n"},
+		{"HEAD http://127.0.0.1:8080 HTTP/1.0\r\n\r\n", "127.0.0.1:8080", "HEAD / HTTP/1.0\r\nConnection: close\r\n\r\n"},
+		{"GET http://[::1]:81/x HTTP/1.1\r\nHost: [::1]:81\r\n\r\n", "[::1]:81", "GET /x HTTP/1.1\r\nHost: [::1]:81\r\nConnection: close\r\n\r\n"},
+		{"GET http://[::1]/ HTTP/1.1\r\n\r\n", "[::1]:80", "GET / HTTP/1.1\r\nConnection: close\r\n\r\n"},
+	}
+	for _, tc := range cases {
+		var w bytes.Buffer
+		req, err := ProxyHandshake(bufio.NewReader(strings.NewReader(tc.in)), &w, nil)
+		if err != nil || req.Kind != ProxyHTTPForward || req.Target != tc.target || string(req.Request) != tc.head || w.Len() != 0 {
+			t.Errorf("%q: %+v %q, %v, wrote %q", tc.in, req, req.Request, err, w.String())
+		}
+		if req.Reply(true, 0) != nil {
+			t.Errorf("a forwarded request got a reply of its own")
+		}
+	}
+	var w bytes.Buffer
+	if _, err := ProxyHandshake(bufio.NewReader(strings.NewReader("GET ftp://x/ HTTP/1.1\r\n\r\n")), &w, nil); !errors.Is(err, ErrProxyUnsupported) {
+		t.Errorf("ftp:// URL: %v", err)
+	}
+}
