@@ -20,7 +20,7 @@ type proxyReply struct {
 	req engine.ProxyRequest
 }
 
-func (p *proxyReply) ok() []byte                 { return p.req.Reply(true, 0) }
+func (p *proxyReply) ok() []byte                   { return p.req.Reply(true, 0) }
 func (p *proxyReply) fail(code engine.Code) []byte { return p.req.Reply(false, code) }
 
 // proxyClient runs the SOCKS5/HTTP CONNECT handshake with a client of a -D

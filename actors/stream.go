@@ -25,14 +25,14 @@ type streamActor struct {
 	budget *budget // the link's, for growing recv
 	grown  uint32  // what recv took from budget
 
-	datagram  bool          // the stream carries datagrams (UDP)
-	netConn   net.Conn      // opener: the socket a forward accepted
-	firstLen  int           // opener: bytes of the window the OPEN used
-	reply     *proxyReply   // opener: a -D client waiting to hear how OPEN went
-	proxyHere bool          // accepter: a "-R port:socks" stream, served by a proxy here
+	datagram  bool                 // the stream carries datagrams (UDP)
+	netConn   net.Conn             // opener: the socket a forward accepted
+	firstLen  int                  // opener: bytes of the window the OPEN used
+	reply     *proxyReply          // opener: a -D client waiting to hear how OPEN went
+	proxyHere bool                 // accepter: a "-R port:socks" stream, served by a proxy here
 	policy    *engine.TargetPolicy // accepter: what the peer may have us dial
-	clientEOF bool          // opener: the client had already shut its write side
-	openFrame *engine.Frame // accepter: the OPEN, holding the first bytes
+	clientEOF bool                 // opener: the client had already shut its write side
+	openFrame *engine.Frame        // accepter: the OPEN, holding the first bytes
 }
 
 func (s *streamActor) Receive(ctx actor.Context) {
