@@ -38,7 +38,7 @@ type connActor struct {
 
 func newConnection(e *env, stream *actor.PID, conn net.Conn, target string, p engine.Params, datagram bool) *connActor {
 	c := &connActor{env: e, stream: stream, conn: conn, target: target, maxRead: int(p.SendMax), datagram: datagram,
-		gate: newGate(), wq: newWriteQueue(&e.stats.MaxQueuedBytes)}
+		gate: newGate(&e.stats.CreditStalls), wq: newWriteQueue(&e.stats.MaxQueuedBytes)}
 	c.wq.noCoalesce = datagram
 	return c
 }

@@ -57,6 +57,8 @@ type linkActor struct {
 
 	// Liveness: frames received, and keepalive ticks with none.
 	framesIn, framesSeen uint64
+	rtt                  time.Duration
+	upSince              time.Time
 	silentTicks          int
 	keepalive            *time.Timer
 	drainTimer           *time.Timer
@@ -83,6 +85,13 @@ func (l *linkActor) Receive(ctx actor.Context) {
 		l.dispatch(ctx, m.f)
 	case *keepaliveTick:
 		l.tick(ctx, m.gen)
+	case *statusReq:
+		ls := &LinkStatus{Peer: l.peer, Up: l.up, Role: l.role.String(), Authenticated: l.authed, RTT: l.rtt,
+			Streams: len(l.streams), Since: l.upSince}
+		if l.up {
+			ls.Carriers = 1
+		}
+		ctx.Respond(ls)
 	case *actor.Started:
 		l.self = ctx.Self()
 		if l.dialer != nil {
@@ -294,7 +303,11 @@ func (l *linkActor) tick(ctx actor.Context, gen uint64) {
 }
 
 func (l *linkActor) sessionUp(ctx actor.Context, m *handshakeDone) {
+	if l.gen > 0 {
+		l.env.stats.Reconnects.Add(1)
+	}
 	l.gen++
+	l.upSince = time.Now()
 	l.up, l.goingAway, l.downReason, l.peerAway = true, false, nil, nil
 	l.framesIn, l.framesSeen, l.silentTicks = 0, 0, 0
 	l.params = m.params
@@ -444,7 +457,8 @@ func (l *linkActor) dispatch(ctx actor.Context, f *engine.Frame) {
 		ctx.Send(l.sched, engine.NewPing(engine.TypePong, v))
 	case engine.TypePong:
 		if v, err := engine.ParsePing(f.Bytes()); err == nil {
-			l.env.log.Debug("pong", "peer", l.peer, "rtt", time.Since(time.Unix(0, int64(v))))
+			l.rtt = time.Since(time.Unix(0, int64(v)))
+			l.env.log.Debug("pong", "peer", l.peer, "rtt", l.rtt)
 		}
 		f.Release()
 	case engine.TypeBind:
@@ -492,6 +506,7 @@ func (l *linkActor) bind(ctx actor.Context, b engine.Bind) {
 	if !l.env.cfg.AllowListen.Allows(b.Addr) {
 		reason := fmt.Sprintf("listening on %s is not allowed by this side's --allow-listen policy", b.Addr)
 		l.env.log.Warn("reverse forward refused", "peer", l.peer, "listen", b.Addr, "reason", reason)
+		l.env.stats.Refusals.Add(1)
 		reply(engine.CodeRefused, reason)
 		return
 	}
@@ -567,6 +582,7 @@ func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 			f.Release()
 			reason := fmt.Sprintf("target %s is not allowed by this side's --allow-target policy", target)
 			l.env.log.Warn("stream refused", "peer", l.peer, "stream", id, "target", target, "reason", reason)
+			l.env.stats.Refusals.Add(1)
 			ctx.Send(l.sched, engine.NewReason(engine.TypeOpenFail, id, engine.CodeRefused, reason))
 			return
 		}
@@ -594,6 +610,7 @@ func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 		f.Release()
 		reason := fmt.Sprintf("limit of %d streams per link reached", l.env.cfg.MaxStreams)
 		l.env.log.Warn("stream refused", "peer", l.peer, "stream", id, "target", target, "reason", reason)
+		l.env.stats.Refusals.Add(1)
 		ctx.Send(l.sched, engine.NewReason(engine.TypeOpenFail, id, engine.CodeTooManyStream, reason))
 		return
 	}

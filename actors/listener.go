@@ -28,7 +28,8 @@ type listenerActor struct {
 	kind engine.TargetKind
 
 	// proxy: a -D forward; each client's proxy handshake names its target.
-	proxy bool
+	proxy     bool
+	proxyBind string
 }
 
 type waiting struct {
@@ -56,6 +57,9 @@ func (l *listenerActor) Receive(ctx actor.Context) {
 			conn := m.conn
 			l.env.goroutine(func() { l.proxyClient(conn) })
 			return
+		}
+		if m.target == "" || m.reply != nil { // a client, not a DialStream
+			l.env.stats.countForward(l.key())
 		}
 		target := m.target
 		if target == "" {
@@ -106,6 +110,14 @@ func (l *listenerActor) Receive(ctx actor.Context) {
 		}
 		l.pending = nil
 	}
+}
+
+// key is the name RemoveForward and the stats know this forward by.
+func (l *listenerActor) key() string {
+	if l.proxy {
+		return ProxyKey(l.proxyBind)
+	}
+	return ForwardKey(l.fwd)
 }
 
 // flush hands waiting connections to the newest link, closes those that

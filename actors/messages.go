@@ -159,3 +159,7 @@ type accepted struct {
 	first  []byte      // bytes already read from conn (a proxy client's)
 	reply  *proxyReply // a -D client waiting for its proxy reply
 }
+
+// statusReq asks a Link for its LinkStatus (answered with Respond; not on
+// the data path).
+type statusReq struct{}

@@ -129,6 +129,30 @@ type Stats struct {
 	// DroppedDatagrams counts UDP datagrams dropped: larger than a frame,
 	// beyond a stream's credit, or with no link or room to queue them.
 	DroppedDatagrams atomic.Int64
+	// Refusals counts OPENs and BINDs this side refused (policy, limits).
+	Refusals atomic.Int64
+	// Reconnects counts links that came up again after going down.
+	Reconnects atomic.Int64
+	// CreditStalls counts the times a stream's reader had to wait for the
+	// peer's credit.
+	CreditStalls atomic.Int64
+	// ForwardConns counts the connections each forward accepted, by its
+	// listen address.
+	forwardConns sync.Map // string -> *atomic.Int64
+}
+
+// ForwardConns is how many connections the forward listening on bind has
+// accepted.
+func (s *Stats) ForwardConns(bind string) int64 {
+	if v, ok := s.forwardConns.Load(bind); ok {
+		return v.(*atomic.Int64).Load()
+	}
+	return 0
+}
+
+func (s *Stats) countForward(bind string) {
+	v, _ := s.forwardConns.LoadOrStore(bind, new(atomic.Int64))
+	v.(*atomic.Int64).Add(1)
 }
 
 // Node runs the actors of one sockmux process.
@@ -136,6 +160,7 @@ type Node struct {
 	env       *env
 	mu        sync.Mutex
 	forwards  []*actor.PID // Listeners
+	fwdBinds  []string     // what each of forwards was asked to listen on
 	dialer    *actor.PID   // DialStream's Listener, made on first use
 	listeners []net.Listener
 	fwdAddrs  []net.Addr
@@ -314,9 +339,8 @@ func (n *Node) AddForward(f engine.Forward) error {
 	}
 	n.env.log.Info("forward listening", "listen", ln.Addr().String(), "target", f.Target)
 	pid := n.env.sys.Root.Spawn(n.env.props(func() actor.Actor { return newListener(n.env, ln, f) }))
-	n.forwards = append(n.forwards, pid)
+	n.addForwardPID(pid, f.Bind, ln.Addr())
 	n.listeners = append(n.listeners, ln)
-	n.fwdAddrs = append(n.fwdAddrs, ln.Addr())
 	return nil
 }
 
@@ -335,12 +359,11 @@ func (n *Node) addProxy(bind string) error {
 	n.env.log.Info("proxy listening", "listen", ln.Addr().String(), "protocols", "socks5,http-connect")
 	pid := n.env.sys.Root.Spawn(n.env.props(func() actor.Actor {
 		l := newListener(n.env, ln, engine.Forward{Bind: ln.Addr().String(), Target: "(proxy)"})
-		l.proxy = true
+		l.proxy, l.proxyBind = true, bind
 		return l
 	}))
-	n.forwards = append(n.forwards, pid)
+	n.addForwardPID(pid, "D:"+bind, ln.Addr())
 	n.listeners = append(n.listeners, ln)
-	n.fwdAddrs = append(n.fwdAddrs, ln.Addr())
 	return nil
 }
 
@@ -361,9 +384,54 @@ func (n *Node) addUDPForward(f engine.Forward) error {
 	}
 	n.env.log.Info("forward listening", "listen", pc.LocalAddr().String()+"/udp", "target", f.Target)
 	pid := n.env.sys.Root.Spawn(n.env.props(func() actor.Actor { return newUDPListener(n.env, pc, f) }))
-	n.forwards = append(n.forwards, pid)
-	n.fwdAddrs = append(n.fwdAddrs, pc.LocalAddr())
+	n.addForwardPID(pid, f.Bind+"/udp", pc.LocalAddr())
 	return nil
+}
+
+// addForwardPID records a forward's Listener; n.mu is held.
+func (n *Node) addForwardPID(pid *actor.PID, bind string, addr net.Addr) {
+	n.forwards = append(n.forwards, pid)
+	n.fwdBinds = append(n.fwdBinds, bind)
+	n.fwdAddrs = append(n.fwdAddrs, addr)
+}
+
+// ForwardKey names a forward for RemoveForward: its bind address, with
+// "/udp" for a UDP forward.
+func ForwardKey(f engine.Forward) string {
+	if f.UDP {
+		return f.Bind + "/udp"
+	}
+	return f.Bind
+}
+
+// ForwardKeyed is a forward or a -D, as configuration reload compares them.
+type ForwardKeyed struct {
+	Forward engine.Forward
+	Proxy   string
+}
+
+// ProxyKey names a -D for RemoveForward.
+func ProxyKey(bind string) string { return "D:" + bind }
+
+// AddProxy starts a -D proxy listening on bind.
+func (n *Node) AddProxy(bind string) error { return n.addProxy(bind) }
+
+// RemoveForward stops the forward (or -D) key names from accepting;
+// streams it already carries go on untouched.
+func (n *Node) RemoveForward(key string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for i, b := range n.fwdBinds {
+		if b == key {
+			n.env.sys.Root.Stop(n.forwards[i])
+			n.env.log.Info("forward removed", "listen", n.fwdAddrs[i].String())
+			n.forwards = append(n.forwards[:i], n.forwards[i+1:]...)
+			n.fwdBinds = append(n.fwdBinds[:i], n.fwdBinds[i+1:]...)
+			n.fwdAddrs = append(n.fwdAddrs[:i], n.fwdAddrs[i+1:]...)
+			return true
+		}
+	}
+	return false
 }
 
 // ForwardAddrs are the addresses the forwards listen on, in order.
@@ -438,7 +506,6 @@ func (n *Node) DialStream(ctx context.Context, target string) (net.Conn, error) 
 		n.dialer = n.env.sys.Root.Spawn(n.env.props(func() actor.Actor {
 			return newListener(n.env, nil, engine.Forward{Bind: "stream", Target: ""})
 		}))
-		n.forwards = append(n.forwards, n.dialer)
 	}
 	near, far := net.Pipe()
 	n.env.send(n.dialer, &accepted{conn: far, target: target})
@@ -475,11 +542,14 @@ func (n *Node) Shutdown(drain time.Duration) error {
 		return ErrClosed
 	}
 	n.closed = true
-	fwds, lns := n.forwards, n.listeners
+	fwds, lns := append([]*actor.PID(nil), n.forwards...), n.listeners
 	n.mu.Unlock()
 	close(n.env.done)
 	for _, ln := range lns {
 		ln.Close()
+	}
+	if n.dialer != nil {
+		fwds = append(fwds, n.dialer)
 	}
 	for _, pid := range fwds {
 		_ = n.env.sys.Root.StopFuture(pid).Wait()
@@ -603,4 +673,68 @@ func releaseMessage(msg any) {
 	case *handshakeDone:
 		m.conn.Close()
 	}
+}
+
+// LinkStatus is one link as its Link actor sees it.
+type LinkStatus struct {
+	Peer          string        `json:"peer"`
+	Up            bool          `json:"up"`
+	Role          string        `json:"role"`
+	Authenticated bool          `json:"authenticated"`
+	RTT           time.Duration `json:"rtt_ns"`
+	Streams       int           `json:"streams_open"`
+	Carriers      int           `json:"carriers"`
+	Since         time.Time     `json:"since,omitzero"`
+}
+
+// ForwardStatus is one forward.
+type ForwardStatus struct {
+	Listen string `json:"listen"`
+	Conns  int64  `json:"connections"`
+}
+
+// Status is a snapshot of a node for sockmux status and metrics.
+type Status struct {
+	Links            []LinkStatus    `json:"links"`
+	Forwards         []ForwardStatus `json:"forwards"`
+	BytesIn          int64           `json:"bytes_in"`
+	BytesOut         int64           `json:"bytes_out"`
+	StreamsOpened    int64           `json:"streams_opened"`
+	StreamsClosed    int64           `json:"streams_closed"`
+	Refusals         int64           `json:"refusals"`
+	Reconnects       int64           `json:"reconnects"`
+	CreditStalls     int64           `json:"credit_stalls"`
+	DroppedDatagrams int64           `json:"dropped_datagrams"`
+	DialFailures     int64           `json:"dial_failures"`
+}
+
+// Status asks every link for its state (waiting up to a second for each)
+// and reads the counters.
+func (n *Node) Status() Status {
+	st := &n.env.stats
+	s := Status{
+		BytesIn: st.BytesIn.Load(), BytesOut: st.BytesOut.Load(),
+		StreamsOpened: st.StreamsOpened.Load(), StreamsClosed: st.StreamsClosed.Load(),
+		Refusals: st.Refusals.Load(), Reconnects: st.Reconnects.Load(), CreditStalls: st.CreditStalls.Load(),
+		DroppedDatagrams: st.DroppedDatagrams.Load(), DialFailures: st.DialFailures.Load(),
+	}
+	n.mu.Lock()
+	for i, b := range n.fwdBinds {
+		s.Forwards = append(s.Forwards, ForwardStatus{Listen: n.fwdAddrs[i].String(), Conns: st.ForwardConns(b)})
+	}
+	n.mu.Unlock()
+	n.env.mu.Lock()
+	var futs []*actor.Future
+	for _, pid := range n.env.linkPIDs {
+		futs = append(futs, n.env.sys.Root.RequestFuture(pid, &statusReq{}, time.Second))
+	}
+	n.env.mu.Unlock()
+	for _, f := range futs {
+		if r, err := f.Result(); err == nil {
+			if ls, ok := r.(*LinkStatus); ok {
+				s.Links = append(s.Links, *ls)
+			}
+		}
+	}
+	return s
 }

@@ -16,9 +16,10 @@ type gate struct {
 	avail  int64
 	closed bool
 	wake   chan struct{}
+	stalls *atomic.Int64 // counts waits for credit
 }
 
-func newGate() *gate { return &gate{wake: make(chan struct{}, 1)} }
+func newGate(stalls *atomic.Int64) *gate { return &gate{wake: make(chan struct{}, 1), stalls: stalls} }
 
 func (g *gate) add(n int64) {
 	g.mu.Lock()
@@ -53,6 +54,9 @@ func (g *gate) wait() (int64, bool) {
 		}
 		if avail > 0 {
 			return avail, true
+		}
+		if g.stalls != nil {
+			g.stalls.Add(1)
 		}
 		<-g.wake
 	}

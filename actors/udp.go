@@ -132,6 +132,7 @@ func (u *udpListener) datagram(ctx actor.Context, m *datagramIn) {
 		}
 		s = newUDPConn(u.pc, m.from, &u.env.stats)
 		u.sessions[key] = s
+		u.env.stats.countForward(ForwardKey(u.fwd))
 		u.env.log.Debug("UDP session", "forward", u.fwd.String(), "client", key)
 		ctx.Send(link, &openStream{conn: s, kind: u.kind, target: u.fwd.Target, forward: u.fwd.String(), datagram: true})
 		u.arm()

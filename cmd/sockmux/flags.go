@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/pkg/profile"
-	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"sockmux/actors"
 	"sockmux/carriers"
@@ -42,8 +42,7 @@ type options struct {
 	tls          carriers.TLSConfig
 }
 
-func (o *options) addFlags(cmd *cobra.Command) {
-	f := cmd.Flags()
+func (o *options) addFlags(f *pflag.FlagSet) {
 	f.StringArrayVarP(&o.forwards, "local", "L", nil,
 		"forward `[bind_addr:]port:host:hostport`: listen here (bind default 127.0.0.1), the peer dials host:hostport (repeatable)")
 	f.StringArrayVarP(&o.remotes, "remote", "R", nil,
@@ -76,9 +75,25 @@ func (o *options) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.tls.StateDir, "state-dir", stateDir, "where a generated TLS certificate is kept")
 }
 
-func (o *options) addListenFlags(cmd *cobra.Command) {
-	cmd.Flags().BoolVar(&o.insecure, "insecure", false, "allow listening on a non-loopback address with neither a key nor client certificates")
+func (o *options) addListenFlags(f *pflag.FlagSet) {
+	f.BoolVar(&o.insecure, "insecure", false, "allow listening on a non-loopback address with neither a key nor client certificates")
 }
+
+func (o *options) addConnectFlags(f *pflag.FlagSet) {
+	f.StringArrayVar(&o.via, "via", nil,
+		"reach ADDR through the relay peer at `RELAY` (repeatable, in order): each hop's link rides on a stream of the one before; ADDR and the later relays are host:port as the relay before them sees it")
+}
+
+// flagError is an error in the value of one flag (or config key).
+type flagError struct {
+	flag string
+	err  error
+}
+
+func (e *flagError) Error() string { return e.err.Error() }
+func (e *flagError) Unwrap() error { return e.err }
+
+func flagErr(flag string, err error) error { return &flagError{flag: flag, err: err} }
 
 // errNoKey is a non-loopback listen with nothing to authenticate peers.
 var errNoKey = errors.New("refusing to listen for links on a non-loopback address without --key-file or --tls-client-ca (any peer could use the link); pass --insecure to do it anyway")
@@ -92,12 +107,12 @@ func (o *options) setup(logger func() (*slog.Logger, error)) (*slog.Logger, acto
 	cfg := actors.Config{Logger: log, MaxSkew: o.maxSkew, MaxStreams: o.maxStreams, Keepalive: o.keepalive, OpenTimeout: o.openTimeout,
 		UDPIdle: o.udpIdle, UDPMax: o.udpMax}
 	if cfg.Forwards, err = parseForwards(o.forwards); err != nil {
-		return nil, cfg, nil, err
+		return nil, cfg, nil, flagErr("local", err)
 	}
 	for _, spec := range o.remotes {
 		r, err := engine.ParseRemote(spec)
 		if err != nil {
-			return nil, cfg, nil, fmt.Errorf("%w: -R: %w", errUsage, err)
+			return nil, cfg, nil, flagErr("remote", fmt.Errorf("%w: -R: %w", errUsage, err))
 		}
 		cfg.Remotes = append(cfg.Remotes, r)
 	}
@@ -105,45 +120,45 @@ func (o *options) setup(logger func() (*slog.Logger, error)) (*slog.Logger, acto
 	for _, d := range o.dynamic {
 		bind, err := parseDynamic(d)
 		if err != nil {
-			return nil, cfg, nil, err
+			return nil, cfg, nil, flagErr("dynamic", err)
 		}
 		cfg.Dynamic = append(cfg.Dynamic, bind)
 	}
 	if o.socksUser != "" {
 		user, pass, ok := strings.Cut(o.socksUser, ":")
 		if !ok || user == "" {
-			return nil, cfg, nil, fmt.Errorf("%w: --socks-user wants USER:PASSWORD", errUsage)
+			return nil, cfg, nil, flagErr("socks-user", fmt.Errorf("%w: --socks-user wants USER:PASSWORD", errUsage))
 		}
 		cfg.ProxyAuth = &engine.ProxyAuth{User: user, Password: pass}
 	}
 	if len(o.direct) > 0 {
 		if cfg.Direct, err = engine.ParseTargetPolicy(o.direct...); err != nil {
-			return nil, cfg, nil, fmt.Errorf("%w: --direct: %w", errUsage, err)
+			return nil, cfg, nil, flagErr("direct", fmt.Errorf("%w: --direct: %w", errUsage, err))
 		}
 	}
 	if len(o.allowListen) > 0 {
 		if cfg.AllowListen, err = engine.ParseTargetPolicy(o.allowListen...); err != nil {
-			return nil, cfg, nil, fmt.Errorf("%w: --allow-listen: %w", errUsage, err)
+			return nil, cfg, nil, flagErr("allow-listen", fmt.Errorf("%w: --allow-listen: %w", errUsage, err))
 		}
 	}
 	if cfg.Key, err = o.key(); err != nil {
-		return nil, cfg, nil, err
+		return nil, cfg, nil, flagErr("key-file", err)
 	}
 	if len(o.allowTargets) > 0 {
 		if cfg.AllowTargets, err = engine.ParseTargetPolicy(o.allowTargets...); err != nil {
-			return nil, cfg, nil, fmt.Errorf("%w: --allow-target: %w", errUsage, err)
+			return nil, cfg, nil, flagErr("allow-target", fmt.Errorf("%w: --allow-target: %w", errUsage, err))
 		}
 	}
 	for name, d := range map[string]time.Duration{"--max-skew": o.maxSkew, "--open-timeout": o.openTimeout, "--drain": o.drain, "--udp-idle": o.udpIdle} {
 		if d < 0 {
-			return nil, cfg, nil, fmt.Errorf("%w: %s must not be negative", errUsage, name)
+			return nil, cfg, nil, flagErr(name[2:], fmt.Errorf("%w: %s must not be negative", errUsage, name))
 		}
 	}
 	if o.udpMax < 1 {
-		return nil, cfg, nil, fmt.Errorf("%w: --udp-max must be at least 1", errUsage)
+		return nil, cfg, nil, flagErr("udp-max", fmt.Errorf("%w: --udp-max must be at least 1", errUsage))
 	}
 	if o.maxStreams < 1 {
-		return nil, cfg, nil, fmt.Errorf("%w: --max-streams must be at least 1", errUsage)
+		return nil, cfg, nil, flagErr("max-streams", fmt.Errorf("%w: --max-streams must be at least 1", errUsage))
 	}
 	if o.keepalive < 0 {
 		cfg.Keepalive = -1

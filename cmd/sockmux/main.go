@@ -49,7 +49,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch {
 	case err == nil:
 		return 0
-	case errors.Is(err, errUsage):
+	case errors.Is(err, errUsage), errors.Is(err, errConfig):
 		fmt.Fprintf(stderr, "sockmux: %v\n", err)
 		return 2
 	default:
@@ -59,7 +59,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
-	var logLevel string
+	var logLevel, logFormat string
 	root := &cobra.Command{
 		Use:   "sockmux",
 		Short: "Carry many TCP connections, both ways, over one persistent link",
@@ -73,18 +73,34 @@ either may declare forwards (-L), whichever side dialled.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "info", "log level: debug|info|warn|error")
+	root.PersistentFlags().StringVar(&logFormat, "log-format", "text", "log format: text|json")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w: %v (see '%s --help')", errUsage, err, c.CommandPath())
 	})
 	logger := func() (*slog.Logger, error) {
-		var l slog.Level
-		if err := l.UnmarshalText([]byte(logLevel)); err != nil || !validLevel(logLevel) {
+		if !validLevel(logLevel) {
 			return nil, fmt.Errorf("%w: bad --log-level %q: want debug, info, warn or error", errUsage, logLevel)
 		}
-		return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: l})), nil
+		return newLogger(stderr, logLevel, logFormat)
 	}
-	root.AddCommand(listenCmd(logger), connectCmd(logger), stdioCmd(logger), demoCmd(stdout, logger))
+	root.AddCommand(listenCmd(logger), connectCmd(logger), stdioCmd(logger), demoCmd(stdout, logger), runCmd(stderr), checkCmd(stdout), reloadCmd(stdout), statusCmd(stdout))
 	return root
+}
+
+// newLogger makes sockmux's logger: text or JSON on w, at level.
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil || !validLevel(level) {
+		return nil, fmt.Errorf("%w: bad log level %q: want debug, info, warn or error", errUsage, level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "", "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("%w: bad log format %q: want text or json", errUsage, format)
 }
 
 func validLevel(s string) bool {
@@ -141,8 +157,8 @@ func listenCmd(logger func() (*slog.Logger, error)) *cobra.Command {
 			return serve(cmd.Context(), log, &o, cfg, func(n *actors.Node) { n.Serve(ln) }, func() { ln.Close() })
 		},
 	}
-	o.addFlags(cmd)
-	o.addListenFlags(cmd)
+	o.addFlags(cmd.Flags())
+	o.addListenFlags(cmd.Flags())
 	return cmd
 }
 
@@ -175,9 +191,8 @@ func connectCmd(logger func() (*slog.Logger, error)) *cobra.Command {
 			})
 		},
 	}
-	o.addFlags(cmd)
-	cmd.Flags().StringArrayVar(&o.via, "via", nil,
-		"reach ADDR through the relay peer at `RELAY` (repeatable, in order): each hop's link rides on a stream of the one before; ADDR and the later relays are host:port as the relay before them sees it")
+	o.addFlags(cmd.Flags())
+	o.addConnectFlags(cmd.Flags())
 	return cmd
 }
 
@@ -249,7 +264,7 @@ func stdioCmd(logger func() (*slog.Logger, error)) *cobra.Command {
 			return serve(ctx, log, &o, cfg, func(n *actors.Node) { n.ServeConn(conn) }, nil)
 		},
 	}
-	o.addFlags(cmd)
+	o.addFlags(cmd.Flags())
 	return cmd
 }
 

@@ -1,0 +1,375 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/pelletier/go-toml/v2"
+	"github.com/spf13/pflag"
+
+	"sockmux/actors"
+	"sockmux/carriers"
+)
+
+// errConfig marks a configuration file that does not validate.
+var errConfig = errors.New("bad configuration")
+
+// Classes of configuration error, for errors.Is.
+var (
+	errUnknownKey = errors.New("unknown key")
+	errConflict   = errors.New("conflicting forward")
+)
+
+// configError is a configuration error at a line of the file, in a key.
+type configError struct {
+	Path string
+	Line int    // 0 when no line applies
+	Key  string // "" when no key applies
+	Err  error
+}
+
+func (e *configError) Error() string {
+	// A flag's own message starts "usage: " on the command line; in a file
+	// the position says enough.
+	msg := strings.TrimPrefix(e.Err.Error(), errUsage.Error()+": ")
+	where := e.Path
+	if e.Line > 0 {
+		where = fmt.Sprintf("%s:%d", e.Path, e.Line)
+	}
+	if e.Key != "" {
+		return fmt.Sprintf("%s: %s: %s", where, e.Key, msg)
+	}
+	return fmt.Sprintf("%s: %s", where, msg)
+}
+
+func (e *configError) Is(target error) bool { return target == errConfig }
+func (e *configError) Unwrap() error        { return e.Err }
+
+// fileConfig is the TOML file: a few process-wide keys and the links. Each
+// [[link]] table takes "name", one of "listen" or "connect" (the ADDR), and
+// every flag of that command under its long name ("local" for -L, "remote"
+// for -R, "dynamic" for -D, "key-file", "allow-target", ...). Lists are
+// TOML arrays; durations are strings such as "15s".
+type fileConfig struct {
+	LogLevel  string           `toml:"log-level"`
+	LogFormat string           `toml:"log-format"`
+	Metrics   string           `toml:"metrics"`
+	Control   string           `toml:"control"`
+	Link      []map[string]any `toml:"link"`
+}
+
+// linkConf is one [[link]], resolved.
+type linkConf struct {
+	name    string
+	mode    string // "listen" or "connect"
+	addr    string
+	opts    *options
+	cfg     actors.Config
+	copts   []carriers.Option
+	raw     map[string]any
+	lines   map[string]int
+	section int // the line of its [[link]]
+}
+
+// config is a validated configuration file.
+type config struct {
+	path                string
+	logLevel, logFormat string
+	metrics, control    string
+	links               []*linkConf
+}
+
+// loadConfig reads and validates path. Every error names the file, the
+// line and the key.
+func loadConfig(path string, log *slog.Logger) (*config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &configError{Path: path, Err: err}
+	}
+	lines := keyLines(data)
+	at := func(link int, key string, err error) error {
+		return &configError{Path: path, Line: lines[link][key], Key: key, Err: err}
+	}
+	var fc fileConfig
+	dec := toml.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&fc); err != nil {
+		var strict *toml.StrictMissingError
+		var de *toml.DecodeError
+		switch {
+		case errors.As(err, &strict) && len(strict.Errors) > 0:
+			e := strict.Errors[0]
+			row, _ := e.Position()
+			return nil, &configError{Path: path, Line: row, Key: strings.Join(e.Key(), "."), Err: errUnknownKey}
+		case errors.As(err, &de):
+			row, _ := de.Position()
+			return nil, &configError{Path: path, Line: row, Err: de}
+		}
+		return nil, &configError{Path: path, Err: err}
+	}
+	c := &config{path: path, logLevel: fc.LogLevel, logFormat: fc.LogFormat, metrics: fc.Metrics, control: fc.Control}
+	if c.logLevel == "" {
+		c.logLevel = "info"
+	}
+	if !validLevel(c.logLevel) {
+		return nil, at(-1, "log-level", fmt.Errorf("%q: want debug, info, warn or error", c.logLevel))
+	}
+	if c.logFormat != "" && c.logFormat != "text" && c.logFormat != "json" {
+		return nil, at(-1, "log-format", fmt.Errorf("%q: want text or json", c.logFormat))
+	}
+	if c.control == "" {
+		if dir, err := carriers.DefaultStateDir(); err == nil {
+			c.control = filepath.Join(filepath.Dir(dir), "sockmux.sock")
+		}
+	}
+	if len(fc.Link) == 0 {
+		return nil, &configError{Path: path, Err: errors.New("no [[link]]")}
+	}
+	names := map[string]bool{}
+	for i, raw := range fc.Link {
+		l, err := resolveLink(i, raw, log, func(key string, err error) error { return at(i, key, err) })
+		if err != nil {
+			return nil, err
+		}
+		if names[l.name] {
+			return nil, at(i, "name", fmt.Errorf("link %q is named twice", l.name))
+		}
+		names[l.name] = true
+		l.lines = lines[i]
+		c.links = append(c.links, l)
+	}
+	if err := c.checkConflicts(at); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// resolveLink applies one [[link]] table to the flags of its command, so
+// every flag is a key of the same name with the same checks.
+func resolveLink(i int, raw map[string]any, log *slog.Logger, at func(string, error) error) (*linkConf, error) {
+	l := &linkConf{raw: raw, name: fmt.Sprintf("link%d", i+1)}
+	if v, ok := raw["name"]; ok {
+		s, ok := v.(string)
+		if !ok || s == "" {
+			return nil, at("name", errors.New("want a non-empty string"))
+		}
+		l.name = s
+	}
+	_, isListen := raw["listen"]
+	_, isConnect := raw["connect"]
+	switch {
+	case isListen && isConnect:
+		return nil, at("connect", fmt.Errorf("link %q has both listen and connect", l.name))
+	case isListen:
+		l.mode = "listen"
+	case isConnect:
+		l.mode = "connect"
+	default:
+		return nil, at("name", fmt.Errorf("link %q needs listen = ADDR or connect = ADDR", l.name))
+	}
+	addr, ok := raw[l.mode].(string)
+	if !ok {
+		return nil, at(l.mode, errors.New("want an address string"))
+	}
+	l.addr = addr
+	l.opts = &options{}
+	fs := pflag.NewFlagSet(l.mode, pflag.ContinueOnError)
+	l.opts.addFlags(fs)
+	if l.mode == "listen" {
+		l.opts.addListenFlags(fs)
+	} else {
+		l.opts.addConnectFlags(fs)
+	}
+	keys := make([]string, 0, len(raw))
+	for k := range raw {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if k == "name" || k == l.mode {
+			continue
+		}
+		f := fs.Lookup(k)
+		if f == nil || k == "profile" {
+			return nil, at(k, fmt.Errorf("%w for a %s link", errUnknownKey, l.mode))
+		}
+		vals, err := flagValues(raw[k])
+		if err != nil {
+			return nil, at(k, err)
+		}
+		for _, v := range vals {
+			if err := fs.Set(k, v); err != nil {
+				return nil, at(k, err)
+			}
+		}
+	}
+	linkLog := log.With("link", l.name)
+	_, cfg, copts, err := l.opts.setup(func() (*slog.Logger, error) { return linkLog, nil })
+	if err != nil {
+		var fe *flagError
+		if errors.As(err, &fe) {
+			return nil, at(fe.flag, fe.err)
+		}
+		return nil, at("name", err)
+	}
+	l.cfg, l.copts = cfg, copts
+	if l.mode == "listen" {
+		if _, err := carriers.IsLoopback(addr); err != nil {
+			return nil, at("listen", err)
+		}
+	} else if _, err := carriers.NewDialer(addr, copts...); err != nil && len(l.opts.via) == 0 {
+		return nil, at("connect", err)
+	}
+	return l, nil
+}
+
+// flagValues turns a TOML value into the strings a flag is set with.
+func flagValues(v any) ([]string, error) {
+	switch x := v.(type) {
+	case string:
+		return []string{x}, nil
+	case bool:
+		return []string{strconv.FormatBool(x)}, nil
+	case int64:
+		return []string{strconv.FormatInt(x, 10)}, nil
+	case float64:
+		return []string{strconv.FormatFloat(x, 'f', -1, 64)}, nil
+	case []any:
+		var out []string
+		for _, e := range x {
+			s, err := flagValues(e)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, s...)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("a %T is not a value this key takes", v)
+}
+
+// checkConflicts finds two forwards (or a forward and a link listener)
+// that would listen on the same address.
+func (c *config) checkConflicts(at func(int, string, error) error) error {
+	seen := map[string]string{}
+	claim := func(i int, key, addr string) error {
+		if prev, ok := seen[addr]; ok {
+			return at(i, key, fmt.Errorf("%w: %s is already used by %s", errConflict, addr, prev))
+		}
+		seen[addr] = fmt.Sprintf("%s (link %q)", key, c.links[i].name)
+		return nil
+	}
+	for i, l := range c.links {
+		if l.mode == "listen" {
+			if _, _, err := net.SplitHostPort(strings.TrimPrefix(strings.TrimPrefix(l.addr, "tcp://"), "tls://")); err == nil {
+				if err := claim(i, "listen", "tcp/"+strings.TrimPrefix(strings.TrimPrefix(l.addr, "tcp://"), "tls://")); err != nil {
+					return err
+				}
+			}
+		}
+		for _, f := range l.cfg.Forwards {
+			proto := "tcp/"
+			if f.UDP {
+				proto = "udp/"
+			}
+			if err := claim(i, "local", proto+f.Bind); err != nil {
+				return err
+			}
+		}
+		for _, d := range l.cfg.Dynamic {
+			if err := claim(i, "dynamic", "tcp/"+d); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// keyLines maps, for each [[link]] (index; -1 before the first), each key
+// to the line it is set on.
+func keyLines(data []byte) map[int]map[string]int {
+	out := map[int]map[string]int{-1: {}}
+	link := -1
+	sc := bufio.NewScanner(strings.NewReader(string(data)))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		switch {
+		case strings.HasPrefix(line, "[[link]]"):
+			link++
+			out[link] = map[string]int{"name": n}
+		case strings.HasPrefix(line, "#") || line == "":
+		default:
+			if k, _, ok := strings.Cut(line, "="); ok {
+				k = strings.Trim(strings.TrimSpace(k), `"`)
+				if _, dup := out[link][k]; !dup || k == "name" {
+					out[link][k] = n
+				}
+			}
+		}
+	}
+	return out
+}
+
+// forwardKeys are the keys reload applies live; others need a restart.
+var forwardKeys = []string{"local", "dynamic"}
+
+// sameExceptForwards reports whether two links differ only in forwards.
+func sameExceptForwards(a, b *linkConf) bool {
+	strip := func(m map[string]any) map[string]any {
+		out := map[string]any{}
+		for k, v := range m {
+			if !slices.Contains(forwardKeys, k) {
+				out[k] = v
+			}
+		}
+		return out
+	}
+	return reflect.DeepEqual(strip(a.raw), strip(b.raw))
+}
+
+// describe prints the resolved configuration (sockmux check).
+func (c *config) describe() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "config %s: %d link(s); log-level %s; control socket %s", c.path, len(c.links), c.logLevel, c.control)
+	if c.metrics != "" {
+		fmt.Fprintf(&b, "; metrics on %s", c.metrics)
+	}
+	b.WriteString("\n")
+	for _, l := range c.links {
+		fmt.Fprintf(&b, "link %q: %s %s\n", l.name, l.mode, l.addr)
+		cfg := l.cfg
+		auth := "none"
+		if cfg.Key != nil {
+			auth = "pre-shared key from " + l.opts.keyFile
+		}
+		fmt.Fprintf(&b, "  authentication: %s; max-streams %d; keepalive %v; open-timeout %v; drain %v\n",
+			auth, cfg.MaxStreams, cfg.Keepalive, cfg.OpenTimeout, l.opts.drain)
+		policy := "default (any for an authenticated peer, loopback otherwise)"
+		if cfg.AllowTargets != nil {
+			policy = cfg.AllowTargets.String()
+		}
+		fmt.Fprintf(&b, "  allow-target: %s\n", policy)
+		for _, f := range cfg.Forwards {
+			fmt.Fprintf(&b, "  -L %s\n", f)
+		}
+		for _, f := range cfg.Remotes {
+			fmt.Fprintf(&b, "  -R %s\n", f)
+		}
+		for _, d := range cfg.Dynamic {
+			fmt.Fprintf(&b, "  -D %s\n", d)
+		}
+		for _, v := range l.opts.via {
+			fmt.Fprintf(&b, "  via %s\n", v)
+		}
+	}
+	return b.String()
+}
