@@ -103,7 +103,7 @@ func (l *linkActor) Receive(ctx actor.Context) {
 		l.cancel = nil
 		if l.closing {
 			if m.conn != nil {
-				m.conn.Close()
+				l.closeConn(m.conn)
 			}
 			l.stopIfDone(ctx)
 			return
@@ -115,18 +115,18 @@ func (l *linkActor) Receive(ctx actor.Context) {
 		}
 		l.handshake(m.conn)
 	case *redial:
-		if !l.closing && !l.up && l.conn == nil {
+		if !l.closing && !l.up && l.conn == nil && l.cancel == nil {
 			l.dial()
 		}
 	case *handshakeDone:
 		l.conn = nil
 		if l.closing {
-			m.conn.Close()
+			l.closeConn(m.conn)
 			l.stopIfDone(ctx)
 			return
 		}
 		if m.err != nil {
-			m.conn.Close()
+			l.closeConn(m.conn)
 			l.env.log.Warn("link handshake failed", "peer", l.peer, "err", m.err)
 			l.afterDown(ctx)
 			return
@@ -169,7 +169,7 @@ func (l *linkActor) Receive(ctx actor.Context) {
 		}
 		l.stopTimers()
 		if l.conn != nil {
-			l.conn.Close()
+			l.closeConn(l.conn)
 		}
 		if l.up {
 			l.env.links.remove(l.self)
@@ -178,6 +178,10 @@ func (l *linkActor) Receive(ctx actor.Context) {
 		l.env.linkStopped(l.self)
 	}
 }
+
+// closeConn closes a carrier off the actor: some take a while (a command
+// is given a moment to exit).
+func (l *linkActor) closeConn(c net.Conn) { l.env.goroutine(func() { c.Close() }) }
 
 func (l *linkActor) dial() {
 	ctx, cancel := context.WithCancel(context.Background())
