@@ -1,6 +1,8 @@
 // Package actors owns the actors that move frames between sockets and
 // carriers: Listener, Connection, Stream, Link, Scheduler and Carrier, and
-// the Node that runs them on one protoactor-go actor system.
+// the Node that runs them on one protoactor-go actor system; the UDP
+// forward and its per-client sessions; and the shared-upstream actors (the
+// Share hub, its clients and its upstream), which run on a Node too.
 //
 // The actors are thin: the protocol's decisions (codec, stream states,
 // windows, scheduling order) are in package engine. Blocking I/O runs only

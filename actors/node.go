@@ -672,6 +672,8 @@ func releaseMessage(msg any) {
 		}
 	case *handshakeDone:
 		m.conn.Close()
+	default:
+		releaseShareMessage(msg)
 	}
 }
 

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"sockmux/actors"
+	"sockmux/carriers"
+	"sockmux/engine"
+)
+
+// shareFlags are the flags of sockmux share.
+type shareFlags struct {
+	listen       string
+	upstream     string
+	clientBuffer string
+	slow         string
+	replay       string
+	o            options // the key and TLS of a tunnel: upstream's link
+}
+
+func shareCmd(logger func() (*slog.Logger, error)) *cobra.Command {
+	var sf shareFlags
+	cmd := &cobra.Command{
+		Use:   "share --listen [bind:]port --upstream UPSTREAM [flags]",
+		Short: "Let many local clients share one upstream connection (tcp://, fifo:, exec: or tunnel:)",
+		Long: `share listens for clients on --listen and keeps one connection to UPSTREAM.
+What the upstream sends goes to every client; what any client sends goes
+upstream, one read of a client at a time, never interleaved with another
+client's bytes. A slow client never stalls the upstream or the others: what
+waits for it is bounded by --client-buffer, past which its oldest data is
+dropped and counted (--slow drop) or it is disconnected (--slow disconnect).
+
+UPSTREAM is one of
+  tcp://host:port             a TCP server (redialled with backoff when it drops)
+  fifo:READ_PATH,WRITE_PATH   a pair of named pipes, made when absent: share reads
+                              the first and writes the second (reopened when the
+                              far end goes away)
+  exec:COMMAND                the stdout and stdin of COMMAND run with sh -c
+                              (run again, with backoff, when it exits)
+  tunnel:ADDR,host:port       host:port as dialled by the sockmux peer at ADDR
+                              (any carrier ADDR of connect), over a link to it`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("%w: share takes no arguments, got %q (name the upstream with --upstream)", errUsage, args[0])
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := logger()
+			if err != nil {
+				return err
+			}
+			cfg, err := sf.config(log)
+			if err != nil {
+				return err
+			}
+			s, err := actors.NewShare(cfg)
+			if err != nil {
+				if errors.Is(err, actors.ErrBadUpstream) {
+					return fmt.Errorf("%w: --upstream: %w", errUsage, err)
+				}
+				return err
+			}
+			if host, _, _ := net.SplitHostPort(cfg.Listen); !isLoopbackHost(host) {
+				log.Warn("share listening beyond loopback: anyone who reaches it reads and writes the upstream session", "listen", s.Addr().String())
+			}
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			ctx := cmd.Context()
+			for {
+				select {
+				case <-hup:
+					log.Info("SIGHUP: redialling the upstream if it is down")
+					s.Redial()
+					continue
+				case <-ctx.Done():
+				}
+				break
+			}
+			log.Info("shutting down")
+			return s.Close()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&sf.listen, "listen", "", "where clients connect: `[bind:]port` (bind default 127.0.0.1; * or empty means all addresses)")
+	f.StringVar(&sf.upstream, "upstream", "", "what the clients share, `UPSTREAM`: tcp://host:port, fifo:READ_PATH,WRITE_PATH, exec:COMMAND or tunnel:ADDR,host:port")
+	f.StringVar(&sf.clientBuffer, "client-buffer", "1MiB", "per client, the most upstream bytes waiting for it (`SIZE`: bytes, or with K/KiB, M/MiB, G/GiB; binary)")
+	f.StringVar(&sf.slow, "slow", "drop", "what a client whose buffer overflows gets, `drop|disconnect`: its oldest data dropped (and counted), or disconnected")
+	f.StringVar(&sf.replay, "replay", "0", "a new client first receives the last `SIZE` bytes the upstream sent (at most --client-buffer)")
+	f.StringVar(&sf.o.keyFile, "key-file", "", "tunnel: pre-shared key `FILE` of the link (or SOCKMUX_KEY in the environment)")
+	f.StringVar(&sf.o.tls.CAFile, "tls-ca", "", "tunnel: verify a tls:// peer with this CA `FILE`")
+	f.StringVar(&sf.o.tls.Fingerprint, "tls-fingerprint", "", "tunnel: pin a tls:// peer's certificate SHA-256 `FINGERPRINT`")
+	f.StringVar(&sf.o.tls.CertFile, "tls-cert", "", "tunnel: client certificate `FILE` for a tls:// peer")
+	f.StringVar(&sf.o.tls.KeyFile, "tls-key", "", "tunnel: private key `FILE` for --tls-cert")
+	return cmd
+}
+
+// config checks the flags and makes the share's configuration.
+func (sf *shareFlags) config(log *slog.Logger) (actors.ShareConfig, error) {
+	var cfg actors.ShareConfig
+	usage := func(format string, args ...any) (actors.ShareConfig, error) {
+		return cfg, fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, args...))
+	}
+	if sf.listen == "" {
+		return usage("--listen [bind:]port is required")
+	}
+	listen, err := parseShareListen(sf.listen)
+	if err != nil {
+		return usage("--listen %q: %v", sf.listen, err)
+	}
+	if sf.upstream == "" {
+		return usage("--upstream is required (tcp://host:port, fifo:READ_PATH,WRITE_PATH, exec:COMMAND or tunnel:ADDR,host:port)")
+	}
+	cb, err := parseSize(sf.clientBuffer)
+	if err != nil || cb < 1 {
+		return usage("--client-buffer %q: want a size of at least 1 byte (such as 65536, 64KiB or 1MiB)", sf.clientBuffer)
+	}
+	replay, err := parseSize(sf.replay)
+	if err != nil {
+		return usage("--replay %q: want a size (such as 0, 4096 or 16KiB)", sf.replay)
+	}
+	if replay > cb {
+		return usage("--replay %s is more than --client-buffer %s", sf.replay, sf.clientBuffer)
+	}
+	slow, err := actors.ParseSlowPolicy(sf.slow)
+	if err != nil {
+		return usage("--slow: %v", err)
+	}
+	key, err := sf.o.key()
+	if err != nil {
+		return cfg, err
+	}
+	copts := []carriers.Option{carriers.WithTLS(sf.o.tls), carriers.WithLogger(log)}
+	if _, err := actors.ParseUpstream(sf.upstream, copts...); err != nil {
+		return usage("--upstream: %v", err)
+	}
+	return actors.ShareConfig{
+		Logger: log, Listen: listen, Upstream: sf.upstream, CarrierOptions: copts,
+		ClientBuffer: cb, Slow: slow, Replay: replay,
+		Node: actors.Config{Key: key},
+	}, nil
+}
+
+// parseShareListen parses "[bind:]port" into host:port.
+func parseShareListen(s string) (string, error) {
+	host, port := engine.DefaultBind, s
+	if strings.HasPrefix(s, "[") || strings.Contains(s, ":") {
+		h, p, err := net.SplitHostPort(s)
+		if err != nil {
+			return "", err
+		}
+		host, port = h, p
+		if host == "" || host == "*" {
+			host = "0.0.0.0"
+		}
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return "", fmt.Errorf("%q is not a port", port)
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// parseSize parses a byte count: a number, optionally followed by K, M or
+// G (with or without "iB" or "B"), all powers of 1024.
+func parseSize(s string) (int, error) {
+	t := strings.TrimSpace(s)
+	mult := 1
+	lower := strings.ToLower(t)
+	for _, u := range []struct {
+		suffix string
+		mult   int
+	}{{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"kb", 1 << 10}, {"mb", 1 << 20}, {"gb", 1 << 30},
+		{"k", 1 << 10}, {"m", 1 << 20}, {"g", 1 << 30}, {"b", 1}} {
+		if strings.HasSuffix(lower, u.suffix) {
+			t, mult = strings.TrimSpace(t[:len(t)-len(u.suffix)]), u.mult
+			break
+		}
+	}
+	n, err := strconv.Atoi(t)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a size", s)
+	}
+	if n > (1<<40)/mult {
+		return 0, fmt.Errorf("%q is too big", s)
+	}
+	return n * mult, nil
+}
