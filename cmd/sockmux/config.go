@@ -65,6 +65,15 @@ type fileConfig struct {
 	Metrics   string           `toml:"metrics"`
 	Control   string           `toml:"control"`
 	Link      []map[string]any `toml:"link"`
+	Share     []map[string]any `toml:"share"`
+}
+
+// shareConf is one [[share]], resolved: a name and every flag of
+// sockmux share as a key.
+type shareConf struct {
+	name string
+	cfg  actors.ShareConfig
+	raw  map[string]any
 }
 
 // linkConf is one [[link]], resolved.
@@ -86,6 +95,7 @@ type config struct {
 	logLevel, logFormat string
 	metrics, control    string
 	links               []*linkConf
+	shares              []*shareConf
 }
 
 // loadConfig reads and validates path. Every error names the file, the
@@ -131,8 +141,20 @@ func loadConfig(path string, log *slog.Logger) (*config, error) {
 			c.control = filepath.Join(filepath.Dir(dir), "sockmux.sock")
 		}
 	}
-	if len(fc.Link) == 0 {
-		return nil, &configError{Path: path, Err: errors.New("no [[link]]")}
+	if len(fc.Link) == 0 && len(fc.Share) == 0 {
+		return nil, &configError{Path: path, Err: errors.New("no [[link]] or [[share]]")}
+	}
+	for i, raw := range fc.Share {
+		sc, err := resolveShare(i, raw, log, func(key string, err error) error {
+			return &configError{Path: path, Line: lines[shareIndex(i)][key], Key: key, Err: err}
+		})
+		if err != nil {
+			return nil, err
+		}
+		if slices.ContainsFunc(c.shares, func(o *shareConf) bool { return o.name == sc.name }) {
+			return nil, &configError{Path: path, Line: lines[shareIndex(i)]["name"], Key: "name", Err: fmt.Errorf("share %q is named twice", sc.name)}
+		}
+		c.shares = append(c.shares, sc)
 	}
 	names := map[string]bool{}
 	for i, raw := range fc.Link {
@@ -232,6 +254,52 @@ func resolveLink(i int, raw map[string]any, log *slog.Logger, at func(string, er
 	return l, nil
 }
 
+// shareIndex is where keyLines keeps the lines of the i-th [[share]].
+func shareIndex(i int) int { return -1000 - i }
+
+// resolveShare applies one [[share]] table to sockmux share's flags.
+func resolveShare(i int, raw map[string]any, log *slog.Logger, at func(string, error) error) (*shareConf, error) {
+	sc := &shareConf{raw: raw, name: fmt.Sprintf("share%d", i+1)}
+	if v, ok := raw["name"]; ok {
+		s, ok := v.(string)
+		if !ok || s == "" {
+			return nil, at("name", errors.New("want a non-empty string"))
+		}
+		sc.name = s
+	}
+	var sf shareFlags
+	fs := pflag.NewFlagSet("share", pflag.ContinueOnError)
+	sf.addFlags(fs)
+	keys := make([]string, 0, len(raw))
+	for k := range raw {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if k == "name" {
+			continue
+		}
+		if fs.Lookup(k) == nil {
+			return nil, at(k, fmt.Errorf("%w for a share", errUnknownKey))
+		}
+		vals, err := flagValues(raw[k])
+		if err != nil {
+			return nil, at(k, err)
+		}
+		for _, v := range vals {
+			if err := fs.Set(k, v); err != nil {
+				return nil, at(k, err)
+			}
+		}
+	}
+	cfg, err := sf.config(log.With("share", sc.name))
+	if err != nil {
+		return nil, at("name", err)
+	}
+	sc.cfg = cfg
+	return sc, nil
+}
+
 // flagValues turns a TOML value into the strings a flag is set with.
 func flagValues(v any) ([]string, error) {
 	switch x := v.(type) {
@@ -298,13 +366,18 @@ func (c *config) checkConflicts(at func(int, string, error) error) error {
 // to the line it is set on.
 func keyLines(data []byte) map[int]map[string]int {
 	out := map[int]map[string]int{-1: {}}
-	link := -1
+	link, links, shares := -1, -1, 0
 	sc := bufio.NewScanner(strings.NewReader(string(data)))
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		switch {
 		case strings.HasPrefix(line, "[[link]]"):
-			link++
+			links++
+			link = links
+			out[link] = map[string]int{"name": n}
+		case strings.HasPrefix(line, "[[share]]"):
+			link = shareIndex(shares)
+			shares++
 			out[link] = map[string]int{"name": n}
 		case strings.HasPrefix(line, "#") || line == "":
 		default:

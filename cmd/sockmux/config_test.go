@@ -42,6 +42,7 @@ func TestConfigErrors(t *testing.T) {
 		{"forward on the link port", "[[link]]\nname = \"a\"\nlisten = \"127.0.0.1:7001\"\n[[link]]\nname = \"b\"\nconnect = \"127.0.0.1:7001\"\ndynamic = [\"127.0.0.1:7001\"]\n", 7, "dynamic", errConflict},
 		{"same name", "[[link]]\nname = \"a\"\nconnect = \"127.0.0.1:1\"\n[[link]]\nname = \"a\"\nconnect = \"127.0.0.1:2\"\n", 5, "name", nil},
 		{"syntax", "[[link]]\nconnect = \"127.0.0.1:1\n", 2, "", nil},
+		{"unknown share key", "[[share]]\nname = \"s\"\nlisten = \"7000\"\nupstream = \"tcp://127.0.0.1:1\"\nreplays = \"1\"\n", 5, "replays", errUnknownKey},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

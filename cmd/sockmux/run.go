@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"sync"
@@ -31,10 +32,16 @@ import (
 
 // daemon runs the links of a configuration file and applies reloads.
 type daemon struct {
-	log   *slog.Logger
-	mu    sync.Mutex
-	cfg   *config
-	links map[string]*runningLink
+	log    *slog.Logger
+	mu     sync.Mutex
+	cfg    *config
+	links  map[string]*runningLink
+	shares map[string]*runningShare
+}
+
+type runningShare struct {
+	conf  *shareConf
+	share *actors.Share
 }
 
 type runningLink struct {
@@ -71,7 +78,7 @@ func runCmd(stderr io.Writer) *cobra.Command {
 }
 
 func runDaemon(ctx context.Context, cfg *config, log *slog.Logger) error {
-	d := &daemon{log: log, cfg: cfg, links: map[string]*runningLink{}}
+	d := &daemon{log: log, cfg: cfg, links: map[string]*runningLink{}, shares: map[string]*runningShare{}}
 	for _, l := range cfg.links {
 		rl, err := d.start(l)
 		if err != nil {
@@ -79,6 +86,14 @@ func runDaemon(ctx context.Context, cfg *config, log *slog.Logger) error {
 			return err
 		}
 		d.links[l.name] = rl
+	}
+	for _, sc := range cfg.shares {
+		rs, err := d.startShare(sc)
+		if err != nil {
+			d.shutdown(0)
+			return err
+		}
+		d.shares[sc.name] = rs
 	}
 	ctrl, err := d.serveControl(cfg.control)
 	if err != nil {
@@ -161,6 +176,16 @@ func (d *daemon) start(l *linkConf) (*runningLink, error) {
 	return rl, nil
 }
 
+func (d *daemon) startShare(sc *shareConf) (*runningShare, error) {
+	cfg := sc.cfg
+	cfg.Logger = d.log.With("share", sc.name)
+	s, err := actors.NewShare(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("share %q: %w", sc.name, err)
+	}
+	return &runningShare{conf: sc, share: s}, nil
+}
+
 func (rl *runningLink) stop(drain time.Duration) {
 	rl.node.Shutdown(drain)
 	for i := len(rl.hops) - 1; i >= 0; i-- {
@@ -179,8 +204,16 @@ func (d *daemon) shutdown(drain time.Duration) {
 			rl.stop(drain)
 		}()
 	}
+	for _, rs := range d.shares {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rs.share.Close()
+		}()
+	}
 	wg.Wait()
 	d.links = map[string]*runningLink{}
+	d.shares = map[string]*runningShare{}
 }
 
 // reload re-reads the file. Forwards (local, dynamic) added or removed take
@@ -219,8 +252,27 @@ func (d *daemon) reload() error {
 		}
 		d.applyForwards(rl, l)
 	}
+	for name, rs := range d.shares {
+		i := slices.IndexFunc(next.shares, func(s *shareConf) bool { return s.name == name })
+		if i < 0 || !reflect.DeepEqual(next.shares[i].raw, rs.conf.raw) {
+			d.log.Info("reload: share removed or changed", "share", name)
+			rs.share.Close()
+			delete(d.shares, name)
+		}
+	}
+	for _, sc := range next.shares {
+		if _, ok := d.shares[sc.name]; ok {
+			continue
+		}
+		rs, err := d.startShare(sc)
+		if err != nil {
+			d.log.Error("reload: share not started", "share", sc.name, "err", err)
+			continue
+		}
+		d.shares[sc.name] = rs
+	}
 	d.cfg = next
-	d.log.Info("reloaded", "config", next.path, "links", len(d.links))
+	d.log.Info("reloaded", "config", next.path, "links", len(d.links), "shares", len(d.shares))
 	return nil
 }
 
@@ -274,8 +326,16 @@ type linkReport struct {
 
 // report is what the control socket answers to "status".
 type report struct {
-	Links []linkReport `json:"links"`
-	Error string       `json:"error,omitempty"`
+	Links  []linkReport  `json:"links"`
+	Shares []shareReport `json:"shares,omitempty"`
+	Error  string        `json:"error,omitempty"`
+}
+
+// shareReport is one shared upstream in sockmux status.
+type shareReport struct {
+	Name   string            `json:"name"`
+	Listen string            `json:"listen"`
+	Stats  actors.ShareStats `json:"stats"`
 }
 
 func (d *daemon) report() report {
@@ -284,11 +344,19 @@ func (d *daemon) report() report {
 	for _, rl := range d.links {
 		links = append(links, rl)
 	}
+	shares := make([]*runningShare, 0, len(d.shares))
+	for _, rs := range d.shares {
+		shares = append(shares, rs)
+	}
 	d.mu.Unlock()
+	sort.Slice(shares, func(i, j int) bool { return shares[i].conf.name < shares[j].conf.name })
 	sort.Slice(links, func(i, j int) bool { return links[i].conf.name < links[j].conf.name })
 	var r report
 	for _, rl := range links {
 		r.Links = append(r.Links, linkReport{Name: rl.conf.name, Mode: rl.conf.mode, Addr: rl.conf.addr, Status: rl.node.Status()})
+	}
+	for _, rs := range shares {
+		r.Shares = append(r.Shares, shareReport{Name: rs.conf.name, Listen: rs.share.Addr().String(), Stats: rs.share.Stats()})
 	}
 	return r
 }
@@ -518,6 +586,14 @@ func printReport(w io.Writer, r report) {
 			fmt.Fprintf(tw, "  forward %s\tconnections %d\n", f.Listen, f.Conns)
 		}
 	}
+	for _, sh := range r.Shares {
+		st := sh.Stats
+		fmt.Fprintf(tw, "share %s\tlisten %s\tupstream %s up=%v\tclients %d\tdropped %d\tslow disconnects %d\n",
+			sh.Name, sh.Listen, st.Upstream, st.UpstreamUp, len(st.Clients), st.Dropped, st.SlowDisconnects)
+		for _, c := range st.Clients {
+			fmt.Fprintf(tw, "  client %s\tin %d\tout %d\tdropped %d\tqueued %d\n", c.Addr, c.In, c.Out, c.Dropped, c.Queued)
+		}
+	}
 	tw.Flush()
 }
 
@@ -536,16 +612,29 @@ var (
 	mStalls   = prometheus.NewDesc("sockmux_credit_stalls_total", "Times a stream waited for the peer's credit.", []string{"link"}, nil)
 	mDropped  = prometheus.NewDesc("sockmux_dropped_datagrams_total", "UDP datagrams dropped.", []string{"link"}, nil)
 	mFwdConns = prometheus.NewDesc("sockmux_forward_connections_total", "Connections a forward accepted.", []string{"link", "listen"}, nil)
+	mShareUp  = prometheus.NewDesc("sockmux_share_upstream_up", "1 while the shared upstream is connected.", []string{"share"}, nil)
+	mShareCl  = prometheus.NewDesc("sockmux_share_clients", "Clients connected to the share.", []string{"share"}, nil)
+	mShareDr  = prometheus.NewDesc("sockmux_share_dropped_bytes_total", "Upstream bytes dropped for slow clients.", []string{"share"}, nil)
 )
 
 func (m metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{mLinkUp, mRTT, mOpen, mBytesIn, mBytesOut, mOpened, mRefused, mReconn, mStalls, mDropped, mFwdConns} {
+	for _, d := range []*prometheus.Desc{mLinkUp, mRTT, mOpen, mBytesIn, mBytesOut, mOpened, mRefused, mReconn, mStalls, mDropped, mFwdConns, mShareUp, mShareCl, mShareDr} {
 		ch <- d
 	}
 }
 
 func (m metrics) Collect(ch chan<- prometheus.Metric) {
-	for _, l := range m.d.report().Links {
+	r := m.d.report()
+	for _, sh := range r.Shares {
+		up := 0.0
+		if sh.Stats.UpstreamUp {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(mShareUp, prometheus.GaugeValue, up, sh.Name)
+		ch <- prometheus.MustNewConstMetric(mShareCl, prometheus.GaugeValue, float64(len(sh.Stats.Clients)), sh.Name)
+		ch <- prometheus.MustNewConstMetric(mShareDr, prometheus.CounterValue, float64(sh.Stats.Dropped), sh.Name)
+	}
+	for _, l := range r.Links {
 		s := l.Status
 		for _, p := range s.Links {
 			up := 0.0

@@ -302,3 +302,36 @@ func TestReload(t *testing.T) {
 	testkit.EchoRoundTrip(t, na, 4, 1<<20)
 	na.Close()
 }
+
+// TestRunShare: a [[share]] in the config comes up, and status and metrics
+// show its upstream, clients and drops.
+func TestRunShare(t *testing.T) {
+	testkit.CheckLeaks(t)
+	upstream := testkit.Serve(t, func(c net.Conn) {
+		c.Write([]byte("welcome\n"))
+		io.Copy(io.Discard, c)
+	})
+	listen, metricsAddr := testkit.FreeAddr(t), testkit.FreeAddr(t)
+	control := filepath.Join(t.TempDir(), "ctl.sock")
+	d := startDaemon(t, fmt.Sprintf("control = %q\nmetrics = %q\n[[share]]\nname = \"mud\"\nlisten = %q\nupstream = %q\nreplay = \"64\"\n",
+		control, metricsAddr, listen, "tcp://"+upstream))
+	waitLog(t, d.log, `msg="upstream up"`)
+	c, err := net.Dial("tcp", listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	got := make([]byte, len("welcome\n"))
+	c.SetReadDeadline(time.Now().Add(10 * time.Second)) // hang guard
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != "welcome\n" {
+		t.Fatalf("replay %q, %v", got, err)
+	}
+	r := d.status(t)
+	if len(r.Shares) != 1 || r.Shares[0].Name != "mud" || !r.Shares[0].Stats.UpstreamUp || len(r.Shares[0].Stats.Clients) != 1 ||
+		r.Shares[0].Stats.FromUpstream != int64(len("welcome\n")) {
+		t.Fatalf("status of the share: %+v", r.Shares)
+	}
+	if v := metricValue(t, metricsAddr, `sockmux_share_clients{share="mud"}`); v != 1 {
+		t.Fatalf("metrics: %v clients", v)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"sockmux/actors"
 	"sockmux/carriers"
@@ -92,7 +93,12 @@ UPSTREAM is one of
 			return s.Close()
 		},
 	}
-	f := cmd.Flags()
+	sf.addFlags(cmd.Flags())
+	return cmd
+}
+
+// addFlags defines share's flags on f (also the keys of a [[share]] table).
+func (sf *shareFlags) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&sf.listen, "listen", "", "where clients connect: `[bind:]port` (bind default 127.0.0.1; * or empty means all addresses)")
 	f.StringVar(&sf.upstream, "upstream", "", "what the clients share, `UPSTREAM`: tcp://host:port, fifo:READ_PATH,WRITE_PATH, exec:COMMAND or tunnel:ADDR,host:port")
 	f.StringVar(&sf.clientBuffer, "client-buffer", "1MiB", "per client, the most upstream bytes waiting for it (`SIZE`: bytes, or with K/KiB, M/MiB, G/GiB; binary)")
@@ -103,7 +109,6 @@ UPSTREAM is one of
 	f.StringVar(&sf.o.tls.Fingerprint, "tls-fingerprint", "", "tunnel: pin a tls:// peer's certificate SHA-256 `FINGERPRINT`")
 	f.StringVar(&sf.o.tls.CertFile, "tls-cert", "", "tunnel: client certificate `FILE` for a tls:// peer")
 	f.StringVar(&sf.o.tls.KeyFile, "tls-key", "", "tunnel: private key `FILE` for --tls-cert")
-	return cmd
 }
 
 // config checks the flags and makes the share's configuration.
