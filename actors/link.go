@@ -634,12 +634,14 @@ func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 func (l *linkActor) open(ctx actor.Context, m *openStream) {
 	if !l.up || l.goingAway || l.closing {
 		l.env.log.Warn("no link for connection; closing it", "forward", m.forward, "client", m.conn.RemoteAddr().String())
+		tellOpened(m.opened, ErrNoLink)
 		m.conn.Close()
 		return
 	}
 	if len(l.streams) >= l.env.cfg.MaxStreams {
 		l.env.log.Warn("stream limit reached; closing connection", "forward", m.forward,
 			"client", m.conn.RemoteAddr().String(), "limit", l.env.cfg.MaxStreams)
+		tellOpened(m.opened, fmt.Errorf("stream limit of %d reached", l.env.cfg.MaxStreams))
 		m.conn.Close()
 		return
 	}
@@ -684,7 +686,7 @@ func (l *linkActor) open(ctx actor.Context, m *openStream) {
 	}
 	st := &streamActor{env: l.env, id: id, link: l.self, sched: l.sched, target: m.target, netConn: m.conn, datagram: m.datagram,
 		state: state, recv: engine.NewRecvWindow(l.params.RecvWindow, l.env.cfg.MaxWindow), params: l.params, budget: l.budget, firstLen: len(data), clientEOF: errors.Is(err, io.EOF),
-		reply: m.reply}
+		reply: m.reply, opened: m.opened}
 	l.streams[id] = ctx.Spawn(l.env.props(func() actor.Actor { return st }))
 	l.env.stats.StreamsOpened.Add(1)
 }

@@ -37,6 +37,7 @@ type waiting struct {
 	target   string
 	first    []byte
 	reply    *proxyReply
+	opened   chan error
 	deadline time.Time
 }
 
@@ -65,7 +66,7 @@ func (l *listenerActor) Receive(ctx actor.Context) {
 		if target == "" {
 			target = l.fwd.Target
 		}
-		l.pending = append(l.pending, waiting{conn: m.conn, target: target, first: m.first, reply: m.reply,
+		l.pending = append(l.pending, waiting{conn: m.conn, target: target, first: m.first, reply: m.reply, opened: m.opened,
 			deadline: time.Now().Add(l.env.cfg.OpenTimeout)})
 		l.flush(ctx)
 	case *linkAvailable:
@@ -106,6 +107,7 @@ func (l *listenerActor) Receive(ctx actor.Context) {
 			l.timer.Stop()
 		}
 		for _, w := range l.pending {
+			tellOpened(w.opened, ErrClosed)
 			w.conn.Close()
 		}
 		l.pending = nil
@@ -132,13 +134,14 @@ func (l *listenerActor) flush(ctx actor.Context) {
 	for _, w := range l.pending {
 		switch {
 		case link != nil:
-			ctx.Send(link, &openStream{conn: w.conn, kind: l.kind, target: w.target, forward: l.fwd.String(), first: w.first, reply: w.reply})
+			ctx.Send(link, &openStream{conn: w.conn, kind: l.kind, target: w.target, forward: l.fwd.String(), first: w.first, reply: w.reply, opened: w.opened})
 		case !now.Before(w.deadline):
 			l.env.log.Warn("no link within the open timeout; closing connection", "forward", l.fwd.String(),
 				"client", w.conn.RemoteAddr().String(), "open_timeout", l.env.cfg.OpenTimeout)
 			if w.reply != nil {
 				w.conn.Write(w.reply.fail(engine.CodeTimeout))
 			}
+			tellOpened(w.opened, ErrNoLink)
 			w.conn.Close()
 		default:
 			keep = append(keep, w)
@@ -149,5 +152,24 @@ func (l *listenerActor) flush(ctx actor.Context) {
 	if len(l.pending) > 0 && l.timer == nil {
 		self := l.self
 		l.timer = time.AfterFunc(time.Until(l.pending[0].deadline), func() { l.env.send(self, &openTimeoutTick{}) })
+	}
+}
+
+// ErrNoLink is a stream that found no link to carry it within the open
+// timeout.
+var ErrNoLink = errors.New("no link within the open timeout")
+
+// OpenError is the peer's reason for refusing a stream.
+type OpenError struct{ Reason engine.Reason }
+
+func (e *OpenError) Error() string { return "peer could not open the stream: " + e.Reason.String() }
+
+// tellOpened reports how an OPEN went to whoever waits for it, once.
+func tellOpened(ch chan error, err error) {
+	if ch != nil {
+		select {
+		case ch <- err:
+		default:
+		}
 	}
 }

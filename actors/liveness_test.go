@@ -1,6 +1,7 @@
 package actors_test
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -153,4 +154,37 @@ func TestDrain(t *testing.T) {
 		var ga *actors.GoAwayError
 		return r.Msg == "link down" && errors.As(err, &ga) && ga.Reason.Code == engine.CodeShutdown
 	})
+}
+
+// TestDialStream: a stream as a net.Conn, returned once the peer opened it;
+// a target the peer refuses is an *OpenError with the peer's reason, and no
+// link within the open timeout is ErrNoLink.
+func TestDialStream(t *testing.T) {
+	echo := testkit.Echo(t)
+	p := testpair.New(t, testpair.Config{A: func(c *actors.Config) { c.AllowTargets = engine.MustTargetPolicy(echo) }})
+	c, err := p.B.DialStream(context.Background(), echo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := testkit.Payload(5, 100_000)
+	go c.Write(msg)
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != string(msg) {
+		t.Fatalf("echo over DialStream: %v", err)
+	}
+	c.Close()
+	_, err = p.B.DialStream(context.Background(), testkit.FreeAddr(t))
+	var oe *actors.OpenError
+	if !errors.As(err, &oe) || oe.Reason.Code != engine.CodeRefused {
+		t.Fatalf("refused target: %v, want an OpenError with code refused", err)
+	}
+
+	lonely, err := actors.NewNode(actors.Config{OpenTimeout: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lonely.Close()
+	if _, err := lonely.DialStream(context.Background(), echo); !errors.Is(err, actors.ErrNoLink) {
+		t.Fatalf("no link: %v, want ErrNoLink", err)
+	}
 }

@@ -62,6 +62,7 @@ type openStream struct {
 	datagram bool        // conn carries datagrams: one read, one frame
 	first    []byte      // bytes already read from conn; they ride in OPEN
 	reply    *proxyReply // a -D client waiting for its proxy reply
+	opened   chan error  // told nil on OPEN_OK, the reason otherwise (buffered)
 }
 
 // streamDone tells the Link a stream has ended and its actors are going.
@@ -158,6 +159,7 @@ type accepted struct {
 	target string      // "" for the forward's own target
 	first  []byte      // bytes already read from conn (a proxy client's)
 	reply  *proxyReply // a -D client waiting for its proxy reply
+	opened chan error  // DialStream waiting for the peer's answer (buffered)
 }
 
 // statusReq asks a Link for its LinkStatus (answered with Respond; not on

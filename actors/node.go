@@ -485,11 +485,12 @@ func (n *Node) Connect(d carriers.Dialer) {
 }
 
 // DialStream opens a stream to target over the node's newest link (waiting
-// up to the open timeout for one) and returns it as a net.Conn: what is
-// written to it arrives at target, as if dialled from the peer. It returns
-// at once; when the peer cannot reach target, or no link comes, the conn
-// reads EOF. It is how a link rides on a stream of another (--via), and how
-// a shared upstream is reached through a tunnel.
+// up to the open timeout for one) and returns it as a net.Conn once the
+// peer has opened it: what is written to it arrives at target, as if
+// dialled from the peer. A peer that cannot (or may not) reach target gives
+// an *OpenError with its reason; no link gives ErrNoLink. It is how a link
+// rides on a stream of another (--via), and how a shared upstream is
+// reached through a tunnel.
 func (n *Node) DialStream(ctx context.Context, target string) (net.Conn, error) {
 	if _, _, err := net.SplitHostPort(target); err != nil {
 		return nil, fmt.Errorf("dial stream %q: %w", target, err)
@@ -508,8 +509,21 @@ func (n *Node) DialStream(ctx context.Context, target string) (net.Conn, error) 
 		}))
 	}
 	near, far := net.Pipe()
-	n.env.send(n.dialer, &accepted{conn: far, target: target})
-	return near, nil
+	opened := make(chan error, 1)
+	n.env.send(n.dialer, &accepted{conn: far, target: target, opened: opened})
+	n.mu.Unlock()
+	defer n.mu.Lock()
+	select {
+	case err := <-opened:
+		if err != nil {
+			near.Close()
+			return nil, fmt.Errorf("dial stream %s: %w", target, err)
+		}
+		return near, nil
+	case <-ctx.Done():
+		near.Close()
+		return nil, ctx.Err()
+	}
 }
 
 // Failed delivers a fatal error: a -R the peer refused, with

@@ -29,6 +29,7 @@ type streamActor struct {
 	netConn   net.Conn             // opener: the socket a forward accepted
 	firstLen  int                  // opener: bytes of the window the OPEN used
 	reply     *proxyReply          // opener: a -D client waiting to hear how OPEN went
+	opened    chan error           // opener: DialStream waiting for the same
 	proxyHere bool                 // accepter: a "-R port:socks" stream, served by a proxy here
 	policy    *engine.TargetPolicy // accepter: what the peer may have us dial
 	clientEOF bool                 // opener: the client had already shut its write side
@@ -77,6 +78,7 @@ func (s *streamActor) Receive(ctx actor.Context) {
 		}
 		s.budget.give(s.grown)
 		s.grown = 0
+		tellOpened(s.opened, ErrLinkDown)
 		ctx.Send(s.link, &streamDone{id: s.id})
 		ctx.Send(s.sched, &forget{id: s.id})
 		s.env.stats.StreamsClosed.Add(1)
@@ -84,6 +86,7 @@ func (s *streamActor) Receive(ctx actor.Context) {
 	case *actor.Started:
 		s.start(ctx)
 	case *actor.Stopping:
+		tellOpened(s.opened, ErrLinkDown) // a no-op if OPEN was answered
 		if s.openFrame != nil {
 			s.openFrame.Release()
 			s.openFrame = nil
@@ -181,6 +184,7 @@ func (s *streamActor) fromPeer(ctx actor.Context, f *engine.Frame) {
 		r, _ := engine.ParseReason(f.Bytes())
 		f.Release()
 		s.env.log.Warn("peer could not open stream", "stream", s.id, "target", s.target, "reason", r.String())
+		tellOpened(s.opened, &OpenError{Reason: r})
 		if s.reply != nil { // a -D client: tell it why, then close
 			ctx.Send(s.conn, &closeAfter{buf: bufferOf(s.reply.fail(r.Code))})
 			s.reply = nil
@@ -189,6 +193,7 @@ func (s *streamActor) fromPeer(ctx actor.Context, f *engine.Frame) {
 		ctx.Send(s.conn, &abort{})
 	default: // OPEN_OK
 		f.Release()
+		tellOpened(s.opened, nil)
 		if s.reply != nil { // a -D client: tell it the tunnel is open
 			if ok := s.reply.ok(); len(ok) > 0 {
 				ctx.Send(s.conn, &write{buf: bufferOf(ok)})
@@ -208,6 +213,9 @@ func (s *streamActor) reset(ctx actor.Context, code engine.Code, text string) {
 	ctx.Send(s.sched, engine.NewReason(engine.TypeRst, s.id, code, text))
 	ctx.Send(s.conn, &abort{})
 }
+
+// ErrLinkDown is a stream whose link went down before the peer answered.
+var ErrLinkDown = errors.New("link went down before the stream opened")
 
 // bufferOf copies b into a pooled buffer.
 func bufferOf(b []byte) *engine.Buffer {
