@@ -221,7 +221,7 @@ func resolveLink(i int, raw map[string]any, log *slog.Logger, at func(string, er
 			continue
 		}
 		f := fs.Lookup(k)
-		if f == nil || k == "profile" {
+		if f == nil || k == "profile" || k == "metrics" {
 			return nil, at(k, fmt.Errorf("%w for a %s link", errUnknownKey, l.mode))
 		}
 		vals, err := flagValues(raw[k])

@@ -37,6 +37,7 @@ type options struct {
 	keepalive    time.Duration
 	openTimeout  time.Duration
 	drain        time.Duration
+	metrics      string
 	udpIdle      time.Duration
 	udpMax       int
 	tls          carriers.TLSConfig
@@ -54,6 +55,7 @@ func (o *options) addFlags(f *pflag.FlagSet) {
 	f.StringArrayVar(&o.allowListen, "allow-listen", nil,
 		"`PATTERN` (host:port, * globs, CIDRs) the peer may ask this side to listen on for its -R (repeatable); default: loopback only")
 	f.BoolVar(&o.exitOnFwdErr, "exit-on-forward-failure", false, "exit non-zero when the peer refuses a -R")
+	f.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics on `ADDR` (http://ADDR/metrics)")
 	f.StringVar(&o.profile, "profile", "",
 		"profile the daemon until it exits: cpu|mem|mutex|block (written to a temporary directory named in the log)")
 	f.StringVar(&o.keyFile, "key-file", "", "pre-shared key `FILE` both peers must prove they hold (or SOCKMUX_KEY in the environment)")

@@ -285,6 +285,17 @@ func serve(ctx context.Context, log *slog.Logger, o *options, cfg actors.Config,
 		return err
 	}
 	start(node)
+	if o.metrics != "" {
+		// The same collector as run's, over this one link.
+		d := &daemon{log: log, links: map[string]*runningLink{
+			"default": {conf: &linkConf{name: "default"}, node: node}}}
+		srv, err := d.serveMetrics(o.metrics)
+		if err != nil {
+			node.Shutdown(0)
+			return err
+		}
+		defer srv.Close()
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)

@@ -88,7 +88,7 @@ func TestListenConnect(t *testing.T) {
 	testkit.CheckLeaks(t)
 	echo := testkit.Echo(t)
 	linkAddr := testkit.FreeAddr(t)
-	fwdL, fwdC := testkit.FreeAddr(t), testkit.FreeAddr(t)
+	fwdL, fwdC, metricsAddr := testkit.FreeAddr(t), testkit.FreeAddr(t), testkit.FreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	var lerr, cerr syncBuffer
@@ -101,7 +101,7 @@ func TestListenConnect(t *testing.T) {
 	waitLog(t, &lerr, `msg="listening for links"`)
 	go func() {
 		defer wg.Done()
-		codes[1] = run(ctx, []string{"connect", "--log-level", "debug", "-L", fwdC + ":" + echo, linkAddr}, io.Discard, &cerr)
+		codes[1] = run(ctx, []string{"connect", "--log-level", "debug", "--metrics", metricsAddr, "-L", fwdC + ":" + echo, linkAddr}, io.Discard, &cerr)
 	}()
 	waitLog(t, &lerr, `msg="link up"`)
 	waitLog(t, &cerr, `msg="link up"`)
@@ -112,6 +112,10 @@ func TestListenConnect(t *testing.T) {
 		}
 		testkit.EchoRoundTrip(t, c, 9, 4<<20)
 		c.Close()
+	}
+	// connect --metrics counts what its forward carried.
+	if got := metricValue(t, metricsAddr, `sockmux_bytes_sent_total{link="default"}`); got < 4<<20 {
+		t.Errorf("connect's metrics: %v bytes sent, want at least %d", got, 4<<20)
 	}
 	cancel()
 	wg.Wait()

@@ -52,7 +52,7 @@ type runningLink struct {
 }
 
 func runCmd(stderr io.Writer) *cobra.Command {
-	var path string
+	var path, metricsAddr string
 	cmd := &cobra.Command{
 		Use:   "run -c FILE",
 		Short: "Run the links of a config file; SIGHUP (or sockmux reload) re-reads it",
@@ -69,10 +69,14 @@ func runCmd(stderr io.Writer) *cobra.Command {
 			if cfg, err = loadConfig(path, log); err != nil {
 				return err
 			}
+			if metricsAddr != "" {
+				cfg.metrics = metricsAddr
+			}
 			return runDaemon(cmd.Context(), cfg, log)
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "", "the config `FILE` (TOML)")
+	cmd.Flags().StringVar(&metricsAddr, "metrics", "", "serve Prometheus metrics on `ADDR` (overrides the file's metrics key)")
 	_ = cmd.MarkFlagRequired("config")
 	return cmd
 }
