@@ -19,15 +19,21 @@ const (
 // RecvWindow is the receiving side of one stream's window.
 //
 // The window grows while it, and not the local reader, limits the stream:
-// when credit falls due and the peer had used (nearly) all it had, while
-// little waits to be written locally, the round trip of the credit is what
-// holds the sender back, and a larger window is what it needs. A stalled
-// reader never grows its window, because its bytes wait in the queue.
+// when the peer has driven its credit down to a quarter of the window or
+// less since the last grant, while little waits to be written locally, the
+// round trip of the credit is what holds the sender back, and a larger
+// window is what it needs. The sign is taken when data arrives, not when
+// credit is granted: on a long path the whole window arrives in one burst
+// and credit goes out a quarter at a time, so at every grant the peer still
+// seems to hold credit although it then waits a round trip for more. A
+// stalled reader never grows its window, because its bytes wait in the
+// queue.
 type RecvWindow struct {
 	size    uint32 // the window granted in all
 	max     uint32 // how far size may grow
 	avail   uint32 // what the peer may still send
 	pending uint32 // consumed locally, not yet granted back
+	starved bool   // the peer ran (nearly) out of credit since the last grant
 }
 
 // NewRecvWindow returns a window of size bytes, all granted, that may grow
@@ -43,6 +49,9 @@ func (w *RecvWindow) Receive(n int) error {
 		return fmt.Errorf("%w: %d bytes with %d of credit", ErrFlowControl, n, w.avail)
 	}
 	w.avail -= uint32(n)
+	if w.avail <= w.size/4 {
+		w.starved = true
+	}
 	return nil
 }
 
@@ -57,9 +66,10 @@ func (w *RecvWindow) Consumed(n, queued int) (credit, grow uint32) {
 	if w.pending < w.size/4 {
 		return 0, 0
 	}
-	if w.size < w.max && w.avail <= w.size/4 && queued <= int(w.size/4) {
+	if w.size < w.max && (w.starved || w.avail <= w.size/4) && queued <= int(w.size/4) {
 		grow = min(w.size, w.max-w.size)
 	}
+	w.starved = false
 	c := w.pending
 	w.pending = 0
 	w.avail += c

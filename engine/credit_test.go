@@ -241,3 +241,32 @@ func TestRecvWindowGrowClamps(t *testing.T) {
 		t.Fatalf("Grow at the maximum = %d, want 0", got)
 	}
 }
+
+// TestRecvWindowGrowsOnLongPath: on a long path the whole window arrives in
+// one burst before the first grant reaches the sender, so at each grant
+// the peer still seems to hold credit; the window must grow all the same,
+// and only while the reader keeps up.
+func TestRecvWindowGrowsOnLongPath(t *testing.T) {
+	const size = 64 << 10
+	for _, tc := range []struct {
+		name     string
+		queued   int
+		wantSize uint32
+	}{{"reader keeps up", 0, 2 * size}, {"reader behind", size, size}} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := NewRecvWindow(size, 1<<20)
+			if err := w.Receive(size); err != nil { // the burst: the whole window
+				t.Fatal(err)
+			}
+			var grown uint32
+			for range 4 { // the reader writes it out a quarter at a time
+				if c, g := w.Consumed(size/4, tc.queued); c > 0 {
+					grown += w.Grow(g)
+				}
+			}
+			if w.Size() != tc.wantSize {
+				t.Fatalf("window %d after a starved round trip, want %d (grew %d)", w.Size(), tc.wantSize, grown)
+			}
+		})
+	}
+}
