@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -50,6 +51,7 @@ type linkActor struct {
 	streams    map[uint32]*actor.PID
 	reverse    map[uint32]*actor.PID // listeners for the peer's -R, by its id
 	budget     *budget
+	rttNanos   *atomic.Int64 // the last PING round trip, shared with the streams
 	nextID     uint32
 	lastPeerID uint32
 	downReason error // set by this side when it ends the session
@@ -326,6 +328,7 @@ func (l *linkActor) sessionUp(ctx actor.Context, m *handshakeDone) {
 	l.streams = make(map[uint32]*actor.PID)
 	l.budget = &budget{}
 	l.budget.left.Store(l.env.cfg.LinkBudget)
+	l.rttNanos = new(atomic.Int64)
 	l.nextID, l.lastPeerID = l.role.FirstStreamID(), 0
 	l.backoff = l.env.cfg.Backoff
 	p := m.params
@@ -337,6 +340,8 @@ func (l *linkActor) sessionUp(ctx actor.Context, m *handshakeDone) {
 	l.env.links.add(l.self)
 	l.env.stats.LinksUp.Add(1)
 	l.armKeepalive()
+	// A first PING now: streams size their windows by the round trip.
+	ctx.Send(l.sched, engine.NewPing(engine.TypePing, uint64(time.Now().UnixNano())))
 	l.reverse = make(map[uint32]*actor.PID)
 	for i, r := range l.env.cfg.Remotes {
 		b := engine.Bind{ID: uint32(i + 1), Addr: r.Bind}
@@ -462,6 +467,7 @@ func (l *linkActor) dispatch(ctx actor.Context, f *engine.Frame) {
 	case engine.TypePong:
 		if v, err := engine.ParsePing(f.Bytes()); err == nil {
 			l.rtt = time.Since(time.Unix(0, int64(v)))
+			l.rttNanos.Store(int64(l.rtt))
 			l.env.log.Debug("pong", "peer", l.peer, "rtt", l.rtt)
 		}
 		f.Release()
@@ -625,7 +631,7 @@ func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 	}
 	st := &streamActor{env: l.env, id: id, link: l.self, sched: l.sched, target: target, openFrame: f, datagram: datagram,
 		proxyHere: o.Kind == engine.TargetForward && target == engine.TargetSOCKS, policy: l.policy,
-		state: engine.NewAccepter(id), recv: engine.NewRecvWindow(l.params.RecvWindow, l.env.cfg.MaxWindow), params: l.params, budget: l.budget}
+		state: engine.NewAccepter(id), recv: engine.NewRecvWindow(l.params.RecvWindow, l.env.cfg.MaxWindow), params: l.params, budget: l.budget, rtt: l.rttNanos}
 	l.streams[id] = ctx.Spawn(l.env.props(func() actor.Actor { return st }))
 	l.env.stats.StreamsOpened.Add(1)
 }
@@ -685,7 +691,7 @@ func (l *linkActor) open(ctx actor.Context, m *openStream) {
 		engine.PutBuffer(first)
 	}
 	st := &streamActor{env: l.env, id: id, link: l.self, sched: l.sched, target: m.target, netConn: m.conn, datagram: m.datagram,
-		state: state, recv: engine.NewRecvWindow(l.params.RecvWindow, l.env.cfg.MaxWindow), params: l.params, budget: l.budget, firstLen: len(data), clientEOF: errors.Is(err, io.EOF),
+		state: state, recv: engine.NewRecvWindow(l.params.RecvWindow, l.env.cfg.MaxWindow), params: l.params, budget: l.budget, rtt: l.rttNanos, firstLen: len(data), clientEOF: errors.Is(err, io.EOF),
 		reply: m.reply, opened: m.opened}
 	l.streams[id] = ctx.Spawn(l.env.props(func() actor.Actor { return st }))
 	l.env.stats.StreamsOpened.Add(1)

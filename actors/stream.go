@@ -3,6 +3,8 @@ package actors
 import (
 	"errors"
 	"net"
+	"sync/atomic"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -22,8 +24,9 @@ type streamActor struct {
 	params engine.Params
 	state  *engine.Stream
 	recv   engine.RecvWindow
-	budget *budget // the link's, for growing recv
-	grown  uint32  // what recv took from budget
+	budget *budget       // the link's, for growing recv
+	rtt    *atomic.Int64 // the link's round trip, in nanoseconds
+	grown  uint32        // what recv took from budget
 
 	datagram  bool                 // the stream carries datagrams (UDP)
 	netConn   net.Conn             // opener: the socket a forward accepted
@@ -53,11 +56,12 @@ func (s *streamActor) Receive(ctx actor.Context) {
 		}
 		ctx.Send(s.sched, out)
 	case *wrote:
-		c, grow := s.recv.Consumed(m.n, m.queued)
+		c, grow := s.recv.Consumed(m.n, m.queued, time.Now(), time.Duration(s.rtt.Load()))
 		if grow > 0 {
 			g := s.recv.Grow(s.budget.take(grow))
 			s.grown += g
 			c += g
+			s.env.log.Debug("stream window grown", "stream", s.id, "window", s.recv.Size())
 		}
 		if c > 0 && s.state.CanRecv() {
 			ctx.Send(s.sched, engine.NewCredit(s.id, c))

@@ -1,6 +1,10 @@
 package engine
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+	"time"
+)
 
 // Credit windows. Each direction of each stream has a window: the bytes the
 // sender may still send before the receiver grants more with CREDIT. The
@@ -33,13 +37,21 @@ type RecvWindow struct {
 	max     uint32 // how far size may grow
 	avail   uint32 // what the peer may still send
 	pending uint32 // consumed locally, not yet granted back
-	starved bool   // the peer ran (nearly) out of credit since the last grant
+	starved bool   // the peer ran (nearly) out of credit, and the window has not grown since
+	// lowQueue is the least the local queue held at a write since the
+	// last grant: a burst fills the queue for a moment even when the reader
+	// keeps up, but a reader that keeps up drains it between bursts.
+	lowQueue int
+	// An epoch ends when a whole window has been consumed; one shorter
+	// than two round trips means the window, not the path, sets the pace.
+	epochStart time.Time
+	epochBytes uint64
 }
 
 // NewRecvWindow returns a window of size bytes, all granted, that may grow
 // to max (max below size means it never grows).
 func NewRecvWindow(size, maxSize uint32) RecvWindow {
-	return RecvWindow{size: size, max: max(size, maxSize), avail: size}
+	return RecvWindow{size: size, max: max(size, maxSize), avail: size, lowQueue: math.MaxInt}
 }
 
 // Receive accounts for n bytes arriving from the peer. More than the peer
@@ -55,21 +67,38 @@ func (w *RecvWindow) Receive(n int) error {
 	return nil
 }
 
-// Consumed accounts for n bytes written to the local socket, with queued
-// bytes still waiting to be written, and returns the credit to grant now:
-// nothing until a quarter of the window is due, so a stream of small writes
-// does not send a CREDIT per write. grow is how much the window asks to grow
-// by (0 unless it is starved): the caller takes what its budget allows and
-// passes it to Grow before sending the credit.
-func (w *RecvWindow) Consumed(n, queued int) (credit, grow uint32) {
+// Consumed accounts for n bytes written to the local socket at now, with
+// queued bytes still waiting to be written, and returns the credit to grant
+// now: nothing until a quarter of the window is due, so a stream of small
+// writes does not send a CREDIT per write. grow is how much the window asks
+// to grow by: the caller takes what its budget allows and passes it to Grow
+// before sending the credit.
+//
+// The window doubles, while the local reader keeps up, when a whole window
+// was consumed in less than two round trips (rtt, the link's; 0 when not
+// known yet), the receiver-side auto-tuning of QUIC and HTTP/2; or when
+// the peer ran out of credit, which is what shows on a path too short for
+// the round trip to be measured well.
+func (w *RecvWindow) Consumed(n, queued int, now time.Time, rtt time.Duration) (credit, grow uint32) {
 	w.pending += uint32(n)
+	w.lowQueue = min(w.lowQueue, queued)
+	w.epochBytes += uint64(n)
+	if w.epochStart.IsZero() {
+		w.epochStart = now
+	}
 	if w.pending < w.size/4 {
 		return 0, 0
 	}
-	if w.size < w.max && (w.starved || w.avail <= w.size/4) && queued <= int(w.size/4) {
-		grow = min(w.size, w.max-w.size)
+	fast := false
+	if w.epochBytes >= uint64(w.size) {
+		fast = rtt > 0 && now.Sub(w.epochStart) < 2*rtt
+		w.epochStart, w.epochBytes = now, 0
 	}
-	w.starved = false
+	if w.size < w.max && (fast || w.starved || w.avail <= w.size/4) && w.lowQueue <= int(w.size/4) {
+		grow = min(w.size, w.max-w.size)
+		w.starved = false
+	}
+	w.lowQueue = math.MaxInt
 	c := w.pending
 	w.pending = 0
 	w.avail += c

@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"math"
+	"time"
 	"testing"
 )
 
@@ -78,7 +79,7 @@ func TestRecvWindowConsumed(t *testing.T) {
 			wantErr(t, "Receive", w.Receive(total), nil)
 			granted := uint32(0)
 			for i, s := range tc.steps {
-				if got, _ := w.Consumed(s.consumed, 0); got != s.grant {
+				if got, _ := w.Consumed(s.consumed, 0, time.Time{}, 0); got != s.grant {
 					t.Fatalf("step %d: Consumed(%d) = %d, want %d", i, s.consumed, got, s.grant)
 				}
 				granted += s.grant
@@ -173,7 +174,7 @@ func TestWindowsTogether(t *testing.T) {
 		}
 		held -= c
 		delivered += c
-		if grant, _ := recv.Consumed(c, 0); grant > 0 {
+		if grant, _ := recv.Consumed(c, 0, time.Time{}, 0); grant > 0 {
 			wantErr(t, "Add", send.Add(grant), nil)
 		}
 		if int64(recv.Avail()) != send.Avail() {
@@ -206,7 +207,7 @@ func TestRecvWindowGrowth(t *testing.T) {
 			if err := w.Receive(tc.received); err != nil {
 				t.Fatal(err)
 			}
-			credit, grow := w.Consumed(size/4, tc.queued)
+			credit, grow := w.Consumed(size/4, tc.queued, time.Time{}, 0)
 			if credit != size/4 {
 				t.Fatalf("credit %d, want %d", credit, size/4)
 			}
@@ -260,12 +261,48 @@ func TestRecvWindowGrowsOnLongPath(t *testing.T) {
 			}
 			var grown uint32
 			for range 4 { // the reader writes it out a quarter at a time
-				if c, g := w.Consumed(size/4, tc.queued); c > 0 {
+				if c, g := w.Consumed(size/4, tc.queued, time.Time{}, 0); c > 0 {
 					grown += w.Grow(g)
 				}
 			}
 			if w.Size() != tc.wantSize {
 				t.Fatalf("window %d after a starved round trip, want %d (grew %d)", w.Size(), tc.wantSize, grown)
+			}
+		})
+	}
+}
+
+// TestRecvWindowGrowsByRoundTrip: a whole window consumed within two round
+// trips doubles it, though the peer never looked starved (its credit was on
+// the way); consumed slower, or with the reader behind, it does not.
+func TestRecvWindowGrowsByRoundTrip(t *testing.T) {
+	const size = 64 << 10
+	t0 := time.Unix(1000, 0)
+	rtt := 50 * time.Millisecond
+	for _, tc := range []struct {
+		name     string
+		took     time.Duration // to consume the whole window
+		queued   int
+		wantSize uint32
+	}{
+		{"within two round trips", 60 * time.Millisecond, 0, 2 * size},
+		{"slower than two round trips", 150 * time.Millisecond, 0, size},
+		{"reader behind", 60 * time.Millisecond, size, size},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := NewRecvWindow(size, 1<<20)
+			for i := range 4 {
+				// Each quarter arrives while the peer still holds credit.
+				if err := w.Receive(size / 4); err != nil {
+					t.Fatal(err)
+				}
+				at := t0.Add(time.Duration(i) * tc.took / 3)
+				if c, g := w.Consumed(size/4, tc.queued, at, rtt); c > 0 {
+					w.Grow(g)
+				}
+			}
+			if w.Size() != tc.wantSize {
+				t.Fatalf("window %d, want %d", w.Size(), tc.wantSize)
 			}
 		})
 	}
