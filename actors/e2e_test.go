@@ -327,10 +327,10 @@ func TestStreamsReleaseBuffers(t *testing.T) {
 	waitFor(t, "all streams to close on both sides", func() bool {
 		return p.A.Stats().StreamsClosed.Load() == 20 && p.B.Stats().StreamsClosed.Load() == 20
 	})
+	// The link's own frames (a PING in flight when before was read) may
+	// come back too, so the count may end below before, never above; the
+	// exact count is checked when the pair closes (testkit.CheckLeaks).
 	waitFor(t, "buffers to come back", func() bool { return engine.PoolOutstanding() <= before })
-	if got := engine.PoolOutstanding(); got != before {
-		t.Fatalf("%d buffers outstanding, want %d", got, before)
-	}
 }
 
 // waitFor polls cond until it holds; it fails the test after a generous

@@ -3,8 +3,8 @@ package engine
 import (
 	"errors"
 	"math"
-	"time"
 	"testing"
+	"time"
 )
 
 func TestRecvWindowReceive(t *testing.T) {
