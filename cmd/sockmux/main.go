@@ -83,7 +83,7 @@ either may declare forwards (-L), whichever side dialled.`,
 		}
 		return newLogger(stderr, logLevel, logFormat)
 	}
-	root.AddCommand(listenCmd(logger), connectCmd(logger), stdioCmd(logger), demoCmd(stdout, logger), shareCmd(logger), runCmd(stderr), checkCmd(stdout), reloadCmd(stdout), statusCmd(stdout))
+	root.AddCommand(listenCmd(logger), connectCmd(logger), stdioCmd(logger), demoCmd(stdout, logger), shareCmd(logger), runCmd(stderr), checkCmd(stdout), reloadCmd(stdout), statusCmd(stdout), benchCmd(logger))
 	return root
 }
 
