@@ -46,5 +46,6 @@ func (e *env) props(p actor.Producer) *actor.Props {
 	g := &dropGuard{}
 	return actor.PropsFromProducer(func() actor.Actor { return &guarded{inner: p(), g: g} },
 		actor.WithSupervisor(e.supervisor),
-		actor.WithMailbox(actor.Unbounded(g)))
+		actor.WithMailbox(actor.Unbounded(g)),
+		actor.WithDispatcher(e.dispatcher))
 }

@@ -176,6 +176,7 @@ type env struct {
 	links      linkSet
 	stats      Stats
 	supervisor actor.SupervisorStrategy
+	dispatcher *workerDispatcher
 	done       chan struct{}
 
 	mu       sync.Mutex
@@ -284,6 +285,7 @@ func NewNode(cfg Config) (*Node, error) {
 	e.sys = actor.NewActorSystem(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return lib }),
 		actor.WithDeadLetterThrottleInterval(10*time.Millisecond))
+	e.dispatcher = newWorkerDispatcher(300)
 	e.supervisor = actor.NewOneForOneStrategy(0, 0, func(reason any) actor.Directive {
 		e.log.Error("actor failed; stopping it", "reason", reason)
 		return actor.StopDirective
@@ -594,6 +596,7 @@ func (n *Node) Shutdown(drain time.Duration) error {
 		<-done
 	}
 	n.env.wg.Wait()
+	n.env.dispatcher.stop()
 	n.env.sys.Shutdown()
 	return nil
 }
