@@ -178,14 +178,11 @@ func loadConfig(path string, log *slog.Logger) (*config, error) {
 // resolveLink applies one [[link]] table to the flags of its command, so
 // every flag is a key of the same name with the same checks.
 func resolveLink(i int, raw map[string]any, log *slog.Logger, at func(string, error) error) (*linkConf, error) {
-	l := &linkConf{raw: raw, name: fmt.Sprintf("link%d", i+1)}
-	if v, ok := raw["name"]; ok {
-		s, ok := v.(string)
-		if !ok || s == "" {
-			return nil, at("name", errors.New("want a non-empty string"))
-		}
-		l.name = s
+	name, err := tableName(raw, fmt.Sprintf("link%d", i+1), at)
+	if err != nil {
+		return nil, err
 	}
+	l := &linkConf{raw: raw, name: name}
 	_, isListen := raw["listen"]
 	_, isConnect := raw["connect"]
 	switch {
@@ -211,28 +208,8 @@ func resolveLink(i int, raw map[string]any, log *slog.Logger, at func(string, er
 	} else {
 		l.opts.addConnectFlags(fs)
 	}
-	keys := make([]string, 0, len(raw))
-	for k := range raw {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		if k == "name" || k == l.mode {
-			continue
-		}
-		f := fs.Lookup(k)
-		if f == nil || k == "profile" || k == "metrics" {
-			return nil, at(k, fmt.Errorf("%w for a %s link", errUnknownKey, l.mode))
-		}
-		vals, err := flagValues(raw[k])
-		if err != nil {
-			return nil, at(k, err)
-		}
-		for _, v := range vals {
-			if err := fs.Set(k, v); err != nil {
-				return nil, at(k, err)
-			}
-		}
+	if err := applyKeys(fs, raw, fmt.Sprintf("a %s link", l.mode), []string{"name", l.mode}, []string{"profile", "metrics"}, at); err != nil {
+		return nil, err
 	}
 	linkLog := log.With("link", l.name)
 	_, cfg, copts, err := l.opts.setup(func() (*slog.Logger, error) { return linkLog, nil })
@@ -259,45 +236,66 @@ func shareIndex(i int) int { return -1000 - i }
 
 // resolveShare applies one [[share]] table to sockmux share's flags.
 func resolveShare(i int, raw map[string]any, log *slog.Logger, at func(string, error) error) (*shareConf, error) {
-	sc := &shareConf{raw: raw, name: fmt.Sprintf("share%d", i+1)}
-	if v, ok := raw["name"]; ok {
-		s, ok := v.(string)
-		if !ok || s == "" {
-			return nil, at("name", errors.New("want a non-empty string"))
-		}
-		sc.name = s
+	name, err := tableName(raw, fmt.Sprintf("share%d", i+1), at)
+	if err != nil {
+		return nil, err
 	}
+	sc := &shareConf{raw: raw, name: name}
 	var sf shareFlags
 	fs := pflag.NewFlagSet("share", pflag.ContinueOnError)
 	sf.addFlags(fs)
+	if err := applyKeys(fs, raw, "a share", []string{"name"}, nil, at); err != nil {
+		return nil, err
+	}
+	cfg, err := sf.config(log.With("share", name))
+	if err != nil {
+		return nil, at("name", err)
+	}
+	sc.cfg = cfg
+	return sc, nil
+}
+
+// tableName is a table's name key, or def.
+func tableName(raw map[string]any, def string, at func(string, error) error) (string, error) {
+	v, ok := raw["name"]
+	if !ok {
+		return def, nil
+	}
+	name, ok := v.(string)
+	if !ok || name == "" {
+		return "", at("name", errors.New("want a non-empty string"))
+	}
+	return name, nil
+}
+
+// applyKeys sets each key of raw, in a stable order, on the flag of the
+// same name in fs. own are the table's keys that are not flags (handled by
+// the caller); refused are flags that have no place in a file (the
+// process-wide ones). what names the table in errors.
+func applyKeys(fs *pflag.FlagSet, raw map[string]any, what string, own, refused []string, at func(string, error) error) error {
 	keys := make([]string, 0, len(raw))
 	for k := range raw {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		if k == "name" {
+		if slices.Contains(own, k) {
 			continue
 		}
-		if fs.Lookup(k) == nil {
-			return nil, at(k, fmt.Errorf("%w for a share", errUnknownKey))
+		if fs.Lookup(k) == nil || slices.Contains(refused, k) {
+			return at(k, fmt.Errorf("%w for %s", errUnknownKey, what))
 		}
 		vals, err := flagValues(raw[k])
 		if err != nil {
-			return nil, at(k, err)
+			return at(k, err)
 		}
 		for _, v := range vals {
 			if err := fs.Set(k, v); err != nil {
-				return nil, at(k, err)
+				return at(k, err)
 			}
 		}
 	}
-	cfg, err := sf.config(log.With("share", sc.name))
-	if err != nil {
-		return nil, at("name", err)
-	}
-	sc.cfg = cfg
-	return sc, nil
+	return nil
 }
 
 // flagValues turns a TOML value into the strings a flag is set with.
