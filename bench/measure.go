@@ -52,16 +52,11 @@ const MB = 1e6
 // sink.
 func MeasureBulk(workload string, sys System, o Options, streams int, amount Amount, p Probe) (Figure, error) {
 	fig := Figure{Workload: workload, System: sys.Name, Unit: "MB/s", Higher: true}
-	sink, err := NewSink()
+	_, tun, done, err := sinkTunnel(sys, o)
 	if err != nil {
 		return fig, err
 	}
-	defer sink.Close()
-	tun, err := sys.New(sink.Addr(), o)
-	if err != nil {
-		return fig, err
-	}
-	defer tun.Close()
+	defer done()
 	p.start()
 	start := time.Now()
 	var n int64
@@ -197,16 +192,11 @@ func WANOptions(rtt time.Duration, rate int64) Options {
 // (x-budget). Every byte sent is confirmed by the sink at the end.
 func MeasureWAN(workload string, sys System, o Options, streams int, warm time.Duration, amount Amount, p Probe, memory bool) (Figure, error) {
 	fig := Figure{Workload: workload, System: sys.Name, Unit: "MB/s", Higher: true}
-	sink, err := NewSink()
+	sink, tun, done, err := sinkTunnel(sys, o)
 	if err != nil {
 		return fig, err
 	}
-	defer sink.Close()
-	tun, err := sys.New(sink.Addr(), o)
-	if err != nil {
-		return fig, err
-	}
-	defer tun.Close()
+	defer done()
 	var base Memory
 	var peak *peakSampler
 	if memory {
@@ -319,16 +309,11 @@ func (s *peakSampler) Stop() int64 {
 // o's path for dur and returns the throughput the sink saw in each
 // interval, in MB/s: the window growing, on a chart.
 func Series(sys System, o Options, dur, interval time.Duration) ([]float64, error) {
-	sink, err := NewSink()
+	sink, tun, done, err := sinkTunnel(sys, o)
 	if err != nil {
 		return nil, err
 	}
-	defer sink.Close()
-	tun, err := sys.New(sink.Addr(), o)
-	if err != nil {
-		return nil, err
-	}
-	defer tun.Close()
+	defer done()
 	stop := make(chan struct{})
 	errc := make(chan error, 1)
 	go func() {
@@ -354,4 +339,21 @@ func Series(sys System, o Options, dur, interval time.Duration) ([]float64, erro
 		return out, fmt.Errorf("%s: %w", sys.Name, err)
 	}
 	return out, nil
+}
+
+// sinkTunnel starts a Sink and a tunnel of sys to it; done closes both.
+func sinkTunnel(sys System, o Options) (*Sink, Tunnel, func(), error) {
+	sink, err := NewSink()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	tun, err := sys.New(sink.Addr(), o)
+	if err != nil {
+		sink.Close()
+		return nil, nil, nil, err
+	}
+	return sink, tun, func() {
+		tun.Close()
+		sink.Close()
+	}, nil
 }
