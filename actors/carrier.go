@@ -19,26 +19,25 @@ const closeWriteTimeout = 2 * time.Second
 // drains the queue the Scheduler fills, with one vectored write per batch.
 type carrierActor struct {
 	env     *env
+	id      int // unique within its Link
 	conn    net.Conn
 	reader  *engine.Reader
 	version uint8
-	gen     uint64
 	link    *actor.PID
 	sched   *actor.PID
-	q       *frameQueue
-	once    sync.Once // fail
-	err     error     // the first error, set in fail
-	report  sync.Once // carrierDown
+	q       *frameQueue // made by the Link, which gives it to the Scheduler
+	once    sync.Once   // fail
+	err     error       // the first error, set in fail
+	report  sync.Once   // carrierDown
 }
 
-func newCarrier(e *env, conn net.Conn, r *engine.Reader, version uint8, gen uint64, link, sched *actor.PID) *carrierActor {
-	return &carrierActor{env: e, conn: conn, reader: r, version: version, gen: gen, link: link, sched: sched, q: newFrameQueue()}
+func newCarrier(e *env, id int, conn net.Conn, r *engine.Reader, version uint8, link, sched *actor.PID, q *frameQueue) *carrierActor {
+	return &carrierActor{env: e, id: id, conn: conn, reader: r, version: version, link: link, sched: sched, q: q}
 }
 
 func (c *carrierActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		c.env.send(c.sched, &carrierAttached{q: c.q})
 		c.env.goroutine(c.readLoop)
 		c.env.goroutine(c.writeLoop)
 	case *closeCarrier:
@@ -73,7 +72,7 @@ func (c *carrierActor) fail(err error) {
 
 // reportDown tells the Link, once, that the carrier ended and why.
 func (c *carrierActor) reportDown() {
-	c.report.Do(func() { c.env.send(c.link, &carrierDown{gen: c.gen, err: c.err}) })
+	c.report.Do(func() { c.env.send(c.link, &carrierDown{id: c.id, err: c.err}) })
 }
 
 func (c *carrierActor) readLoop() {
@@ -83,7 +82,7 @@ func (c *carrierActor) readLoop() {
 			c.fail(err)
 			return
 		}
-		c.env.send(c.link, &inFrame{gen: c.gen, f: f})
+		c.env.send(c.link, &inFrame{carrier: c.id, f: f})
 	}
 }
 
@@ -108,15 +107,15 @@ func (c *carrierActor) writeLoop() {
 		if !ok {
 			return
 		}
-		if need := len(frames) * engine.HeaderLen; cap(hdrs) < need {
+		if need := len(frames) * engine.MaxHeaderLen; cap(hdrs) < need {
 			hdrs = make([]byte, need)
 		}
 		bufs = bufs[:0]
 		total := 0
 		for i, f := range frames {
-			h := hdrs[i*engine.HeaderLen : (i+1)*engine.HeaderLen]
-			f.PutHeader(h, c.version)
-			bufs = append(bufs, h)
+			h := hdrs[i*engine.MaxHeaderLen : (i+1)*engine.MaxHeaderLen]
+			n := f.PutHeader(h, c.version)
+			bufs = append(bufs, h[:n])
 			if f.Len() > 0 {
 				bufs = append(bufs, f.Bytes())
 			}
@@ -137,6 +136,8 @@ func (c *carrierActor) writeLoop() {
 				flat = nil // do not keep a huge batch's buffer for ever
 			}
 		}
+		// A sequenced frame is also held by the Scheduler until the peer
+		// acknowledges it; this releases the writer's share only.
 		for i, f := range frames {
 			f.Release()
 			frames[i] = nil
@@ -146,7 +147,7 @@ func (c *carrierActor) writeLoop() {
 			c.reportDown()
 			return
 		}
-		c.env.send(c.sched, &drained{bytes: total})
+		c.env.send(c.sched, &drained{carrier: c.id, bytes: total})
 		if drainedAll {
 			c.conn.Close()
 			c.fail(errCarrierClosed)

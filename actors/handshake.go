@@ -24,6 +24,9 @@ type handshaker struct {
 	maxSkew time.Duration
 	replay  *engine.ReplayCache
 	now     func() time.Time
+	// link, when set, offers CapSeq with these link extensions; a join
+	// then waits for the accepter's ACK.
+	link *engine.LinkHello
 
 	out chan []byte
 }
@@ -75,6 +78,9 @@ func (h *handshaker) exchange(conn net.Conn) *handshakeDone {
 	if h.key != nil {
 		h.hello.Capabilities |= engine.CapPSK
 	}
+	if h.link != nil {
+		engine.SetLinkHello(h.hello, *h.link)
+	}
 	engine.AddFreshness(h.hello, h.now())
 	ours := engine.AppendHello(nil, h.hello)
 	h.send(engine.TypeHello, ours)
@@ -102,11 +108,18 @@ func (h *handshaker) exchange(conn net.Conn) *handshakeDone {
 		return h.refuse(code, err)
 	}
 	r.Version, r.MaxPayload = p.Version, p.RecvMax
+	var lh engine.LinkHello
+	if p.Capabilities&engine.CapSeq != 0 {
+		if lh, err = engine.ParseLinkHello(peer); err != nil {
+			return h.refuse(engine.CodeProtocol, err)
+		}
+		r.Seq = true
+	}
 
 	peerKey := peer.Capabilities&engine.CapPSK != 0
 	switch {
 	case h.key == nil && !peerKey:
-		return &handshakeDone{reader: r, params: p}
+		return h.joined(r, &handshakeDone{reader: r, params: p, link: lh})
 	case h.key == nil:
 		return h.refuse(engine.CodeAuth, engine.ErrNoLocalKey)
 	case !peerKey:
@@ -135,7 +148,38 @@ func (h *handshaker) exchange(conn net.Conn) *handshakeDone {
 	if err := engine.VerifyAuth(h.key, peer.Role, f.Bytes(), theirs, ours); err != nil {
 		return h.refuse(engine.CodeAuth, err)
 	}
-	return &handshakeDone{reader: r, params: p, authed: true}
+	return h.joined(r, &handshakeDone{reader: r, params: p, authed: true, link: lh})
+}
+
+// joined completes a join on the dialling side: the accepter answers it
+// with an ACK (what it has received of the link), or refuses it with a
+// GOAWAY.
+func (h *handshaker) joined(r *engine.Reader, res *handshakeDone) *handshakeDone {
+	if h.link == nil || !h.link.Join || res.params.Capabilities&engine.CapSeq == 0 {
+		return res
+	}
+	f, err := r.ReadFrame()
+	if err != nil {
+		return &handshakeDone{err: fmt.Errorf("waiting for the answer to our join: %w", err)}
+	}
+	defer f.Release()
+	switch f.Type {
+	case engine.TypeAck:
+		if res.joinAck, err = engine.ParseAck(f.Bytes()); err != nil {
+			return h.refuse(engine.CodeProtocol, err)
+		}
+		return res
+	case engine.TypeGoAway:
+		reason, _ := engine.ParseReason(f.Bytes())
+		switch reason.Code {
+		case engine.CodeUnknownLink, engine.CodeResumeExpired:
+			return &handshakeDone{err: fmt.Errorf("%w: %w: %s", ErrPeerRefused, engine.ErrUnknownLink, reason.Text)}
+		case engine.CodeAuth:
+			return &handshakeDone{err: fmt.Errorf("%w: %w: %s", ErrPeerRefused, engine.ErrAuth, reason.Text)}
+		}
+		return &handshakeDone{err: fmt.Errorf("%w: %v", ErrPeerRefused, reason)}
+	}
+	return h.refuse(engine.CodeProtocol, fmt.Errorf("%w: %v in answer to a join, want ACK", engine.ErrStreamState, f.Type))
 }
 
 // tlsVerified reports whether conn is TLS with a verified peer

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -22,9 +23,36 @@ import (
 // syscall brings several small frames.
 const readBufferSize = 256 << 10
 
-// linkActor is one link to one peer: the handshake, the stream table and
-// the dispatch of incoming frames, and, on the dialling side, redial with
-// backoff. It supervises its Carrier, its Scheduler and its Streams.
+// Striping and resumption limits.
+const (
+	// MaxCarriers bounds the carriers of one link.
+	MaxCarriers = 16
+	// DefaultResumeWindow is how long a link whose last carrier dropped
+	// waits to be resumed.
+	DefaultResumeWindow = 30 * time.Second
+	// ackEvery is how many sequenced bytes a carrier brings before this
+	// side acknowledges them at once; fewer wait for ackDelay.
+	ackEvery = 256 << 10
+	// ackDelay is the longest an arrival waits for its ACK.
+	ackDelay = 5 * time.Millisecond
+)
+
+// ErrResumeExpired is why a link whose carriers all dropped went down: it
+// was not resumed within the resume window (or the peer no longer had it).
+var ErrResumeExpired = errors.New("link not resumed within the resume window")
+
+// linkActor is one link to one peer: the handshakes, the carriers, the
+// stream table and the dispatch of incoming frames, and, on the dialling
+// side, dialling (and redialling, with backoff) its carriers. It
+// supervises its Carriers, its Scheduler and its Streams.
+//
+// On a CapSeq link (both peers number their frames) the link is not its
+// carriers: the dialler adds carriers up to Config.Carriers, each joining
+// the link by its id; frames from all of them are put back in order
+// (engine.Reorder) and acknowledged; a carrier that dies is redialled while
+// the others carry on; and when the last one dies both sides keep the
+// link, its streams and what was not acknowledged for the resume window,
+// for the dialler to resume it.
 type linkActor struct {
 	env    *env
 	self   *actor.PID
@@ -33,21 +61,23 @@ type linkActor struct {
 	peer   string
 
 	backoff time.Duration
-	timer   *time.Timer
+	timer   *time.Timer // the next redial, while one is scheduled
 	cancel  context.CancelFunc
 	closing bool
 	waiters []*actor.PID // Close's requests, answered once down
 
-	// The session: set while the link is up.
+	// The session: set while the link is up (with or without carriers).
 	gen        uint64
 	up         bool
 	authed     bool
 	policy     *engine.TargetPolicy
 	goingAway  bool
+	ending     bool // the session ends when its carriers are gone: no resuming
 	role       engine.Role
 	params     engine.Params
-	carrier    *actor.PID
 	sched      *actor.PID
+	carriers   map[int]*carrierRef
+	nextCID    int
 	streams    map[uint32]*actor.PID
 	reverse    map[uint32]*actor.PID // listeners for the peer's -R, by its id
 	budget     *budget
@@ -57,13 +87,34 @@ type linkActor struct {
 	downReason error // set by this side when it ends the session
 	peerAway   error // the peer's GOAWAY, if it sent one
 
-	// Liveness: frames received, and keepalive ticks with none.
-	framesIn, framesSeen uint64
-	rtt                  time.Duration
-	upSince              time.Time
-	silentTicks          int
-	keepalive            *time.Timer
-	drainTimer           *time.Timer
+	// Sequencing (CapSeq links).
+	seq         bool
+	linkID      engine.LinkID
+	newID       engine.LinkID // the id a dialler offered for a new link
+	registered  bool // linkID is in the node's table (accepter)
+	reorder     *engine.Reorder
+	ackTimer    *time.Timer
+	ackArmed    bool
+	resuming    bool // no carrier: waiting to be resumed
+	resumeTimer *time.Timer
+
+	// Liveness.
+	rtt        time.Duration
+	upSince    time.Time
+	keepalive  *time.Timer
+	drainTimer *time.Timer
+}
+
+// carrierRef is the Link's view of one of its carriers.
+type carrierRef struct {
+	id          int
+	pid         *actor.PID
+	local       string
+	framesIn    uint64 // frames received
+	framesSeen  uint64 // framesIn at the last keepalive tick
+	silentTicks int
+	seqIn       uint64 // bytes of sequenced frames received
+	ackedIn     uint64 // seqIn when it was last acknowledged
 }
 
 func newLink(e *env, conn net.Conn, d carriers.Dialer) *linkActor {
@@ -79,19 +130,29 @@ func newLink(e *env, conn net.Conn, d carriers.Dialer) *linkActor {
 func (l *linkActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *inFrame:
-		if m.gen != l.gen || !l.up {
+		c := l.carriers[m.carrier]
+		if c == nil || !l.up {
 			m.f.Release()
 			return
 		}
-		l.framesIn++
-		l.dispatch(ctx, m.f)
+		c.framesIn++
+		l.receive(ctx, c, m.f)
+	case *ackTick:
+		l.ackArmed = false
+		for _, c := range l.carriers {
+			if c.seqIn > c.ackedIn {
+				l.sendAck(ctx, c)
+			}
+		}
 	case *keepaliveTick:
 		l.tick(ctx, m.gen)
 	case *statusReq:
 		ls := &LinkStatus{Peer: l.peer, Up: l.up, Role: l.role.String(), Authenticated: l.authed, RTT: l.rtt,
-			Streams: len(l.streams), Since: l.upSince}
-		if l.up {
-			ls.Carriers = 1
+			Streams: len(l.streams), Since: l.upSince, Carriers: len(l.carriers), Resuming: l.resuming}
+		if l.seq {
+			for _, c := range l.carriers {
+				ls.CarrierBytesIn = append(ls.CarrierBytesIn, c.seqIn)
+			}
 		}
 		ctx.Respond(ls)
 	case *actor.Started:
@@ -117,26 +178,24 @@ func (l *linkActor) Receive(ctx actor.Context) {
 		}
 		l.handshake(m.conn)
 	case *redial:
-		if !l.closing && !l.up && l.conn == nil && l.cancel == nil {
-			l.dial()
-		}
+		l.timer = nil
+		l.next(ctx)
 	case *handshakeDone:
-		l.conn = nil
-		if l.closing {
-			l.closeConn(m.conn)
-			l.stopIfDone(ctx)
-			return
-		}
-		if m.err != nil {
-			l.closeConn(m.conn)
-			l.env.log.Warn("link handshake failed", "peer", l.peer, "err", m.err)
-			l.afterDown(ctx)
-			return
-		}
-		l.sessionUp(ctx, m)
+		l.handshakeDone(ctx, m)
+	case *joinCarrier:
+		l.join(ctx, m.done)
 	case *carrierDown:
-		if m.gen == l.gen && l.up {
-			l.sessionDown(ctx, m.err)
+		if c := l.carriers[m.id]; c != nil {
+			l.carrierLost(ctx, c, m.err)
+		}
+	case *schedFailed:
+		l.protocolError(ctx, m.err)
+	case *resumeExpired:
+		if m.gen == l.gen && l.up && l.resuming {
+			l.downReason = fmt.Errorf("%w (%v)", ErrResumeExpired, l.env.cfg.ResumeWindow)
+			l.env.log.Warn("link not resumed in time; resetting its streams", "peer", l.peer,
+				"window", l.env.cfg.ResumeWindow, "streams", len(l.streams))
+			l.sessionDown(ctx, l.downReason)
 		}
 	case *openStream:
 		l.open(ctx, m)
@@ -153,13 +212,14 @@ func (l *linkActor) Receive(ctx actor.Context) {
 			l.closeSession(ctx)
 		}
 	case *redialNow:
-		if l.dialer != nil && !l.closing && !l.up && l.conn == nil && l.cancel == nil {
+		if l.dialer != nil && !l.closing && l.conn == nil && l.cancel == nil && (!l.up || l.resuming) {
 			if l.timer != nil {
 				l.timer.Stop()
+				l.timer = nil
 			}
 			l.env.log.Info("redialling now", "peer", l.peer)
 			l.backoff = l.env.cfg.Backoff
-			l.dial()
+			l.next(ctx)
 		}
 	case *actor.Stopping:
 		l.closing = true
@@ -176,14 +236,88 @@ func (l *linkActor) Receive(ctx actor.Context) {
 		if l.up {
 			l.env.links.remove(l.self)
 		}
+		l.unregister()
+		if l.reorder != nil {
+			l.reorder.Drop()
+		}
 	case *actor.Stopped:
 		l.env.linkStopped(l.self)
 	}
 }
 
+// receive takes a frame a carrier read. On a CapSeq link, sequenced frames
+// go through the reorder buffer and are acknowledged on the carrier they
+// came by; the carrier's own frames (ACK, PING, PONG, GOAWAY) are handled
+// at once.
+func (l *linkActor) receive(ctx actor.Context, c *carrierRef, f *engine.Frame) {
+	if l.seq {
+		if f.Seq != 0 {
+			c.seqIn += uint64(f.WireLen())
+			l.scheduleAck(ctx, c)
+			if err := l.reorder.Push(f); err != nil {
+				l.protocolError(ctx, err)
+				return
+			}
+			for g := l.reorder.Pop(); g != nil; g = l.reorder.Pop() {
+				l.dispatch(ctx, c, g)
+			}
+			return
+		}
+		if f.Type.Sequenced() {
+			f.Release()
+			l.protocolError(ctx, fmt.Errorf("%w: %v without a sequence number on a sequenced link", engine.ErrMalformed, f.Type))
+			return
+		}
+	}
+	l.dispatch(ctx, c, f)
+}
+
+// scheduleAck acknowledges at once when a carrier brought ackEvery bytes,
+// and otherwise within ackDelay.
+func (l *linkActor) scheduleAck(ctx actor.Context, c *carrierRef) {
+	if c.seqIn-c.ackedIn >= ackEvery {
+		l.sendAck(ctx, c)
+		return
+	}
+	if l.ackArmed {
+		return
+	}
+	l.ackArmed = true
+	if l.ackTimer == nil {
+		self, env := l.self, l.env
+		l.ackTimer = time.AfterFunc(ackDelay, func() { env.send(self, &ackTick{}) })
+		return
+	}
+	l.ackTimer.Reset(ackDelay)
+}
+
+func (l *linkActor) sendAck(ctx actor.Context, c *carrierRef) {
+	c.ackedIn = c.seqIn
+	ctx.Send(l.sched, &pinned{carrier: c.id, f: engine.NewAck(engine.Ack{Received: l.reorder.Received(), CarrierBytes: c.seqIn})})
+}
+
 // closeConn closes a carrier off the actor: some take a while (a command
 // is given a moment to exit).
 func (l *linkActor) closeConn(c net.Conn) { l.env.goroutine(func() { c.Close() }) }
+
+// next is what a dialling link does when it may dial: start a link, or
+// add a carrier to the one it has.
+func (l *linkActor) next(ctx actor.Context) {
+	if l.dialer == nil || l.closing || l.conn != nil || l.cancel != nil || l.timer != nil {
+		return
+	}
+	if !l.up || (!l.ending && len(l.carriers) < l.wantCarriers()) {
+		l.dial()
+	}
+}
+
+// wantCarriers is how many carriers a dialling link keeps.
+func (l *linkActor) wantCarriers() int {
+	if !l.seq {
+		return 1
+	}
+	return min(max(l.env.cfg.Carriers, 1), MaxCarriers)
+}
 
 func (l *linkActor) dial() {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -196,6 +330,9 @@ func (l *linkActor) dial() {
 }
 
 func (l *linkActor) scheduleRedial() {
+	if l.timer != nil {
+		return
+	}
 	d := time.Duration(float64(l.backoff) * (0.75 + rand.Float64()/2))
 	l.backoff = min(2*l.backoff, l.env.cfg.MaxBackoff)
 	l.env.log.Info("link redial scheduled", "peer", l.peer, "in", d.Round(time.Millisecond))
@@ -203,26 +340,216 @@ func (l *linkActor) scheduleRedial() {
 	l.timer = time.AfterFunc(d, func() { l.env.send(self, &redial{}) })
 }
 
-// handshake runs the HELLO (and AUTH) exchange on conn in a goroutine.
+// handshake runs the HELLO (and AUTH) exchange on conn in a goroutine. A
+// dialler that has a session asks to join it; an accepter enters a new
+// CapSeq link in the node's table before it reports, so a join that races
+// the report finds it.
 func (l *linkActor) handshake(conn net.Conn) {
 	l.conn = conn
 	self, cfg, role, env := l.self, l.env.cfg, l.role, l.env
-	l.env.goroutine(func() {
-		hs := &handshaker{
-			hello: &engine.Hello{
-				MinVersion: env.minVersion, MaxVersion: env.maxVersion, Role: role,
-				MaxPayload: cfg.MaxPayload, InitialWindow: cfg.Window,
-			},
-			key: cfg.Key, maxSkew: cfg.MaxSkew, replay: env.replay, now: env.now,
+	hs := &handshaker{
+		hello: &engine.Hello{
+			MinVersion: env.minVersion, MaxVersion: env.maxVersion, Role: role,
+			MaxPayload: cfg.MaxPayload, InitialWindow: cfg.Window,
+		},
+		key: cfg.Key, maxSkew: cfg.MaxSkew, replay: env.replay, now: env.now,
+	}
+	if !env.noSeq {
+		lh := &engine.LinkHello{Reorder: uint32(reorderLimit(cfg.LinkBudget))}
+		if l.dialer != nil {
+			if l.up {
+				lh.ID, lh.Join, lh.Received = l.linkID, true, l.reorder.Received()
+			} else {
+				_, _ = crand.Read(lh.ID[:])
+				l.newID = lh.ID
+			}
 		}
+		hs.link = lh
+	}
+	l.env.goroutine(func() {
 		res := hs.run(conn, cfg.HandshakeTimeout)
 		res.conn = conn
+		if res.err == nil && role == engine.RoleAccepter && res.params.Capabilities&engine.CapSeq != 0 && !res.link.Join {
+			if !env.registerLink(res.link.ID, self) {
+				res.err = fmt.Errorf("%w: link id %v is already in use", engine.ErrMalformed, res.link.ID)
+				refuseConn(conn, res.params.Version, engine.CodeProtocol, res.err.Error())
+			}
+		}
 		l.env.send(self, res)
 	})
 }
 
+// reorderLimit is what this side holds out of order on a link, and what
+// it keeps unacknowledged: a quarter of the link's memory budget each,
+// between 1 and 16 MiB.
+func reorderLimit(linkBudget int64) int {
+	return int(min(max(linkBudget/4, 1<<20), engine.DefaultReorder))
+}
+
+// refuseConn tells the peer on a carrier that has no Carrier actor why it
+// is refused, and closes it. It blocks for at most a second.
+func refuseConn(conn net.Conn, version uint8, code engine.Code, text string) {
+	f := engine.NewReason(engine.TypeGoAway, 0, code, text)
+	b := engine.AppendFrame(nil, f, version)
+	f.Release()
+	_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = conn.Write(b)
+	conn.Close()
+}
+
+func (l *linkActor) handshakeDone(ctx actor.Context, m *handshakeDone) {
+	l.conn = nil
+	seq := m.err == nil && m.params.Capabilities&engine.CapSeq != 0
+	if l.closing {
+		if seq && l.dialer == nil && !m.link.Join {
+			l.env.unregisterLink(m.link.ID, l.self)
+		}
+		l.closeConn(m.conn)
+		l.stopIfDone(ctx)
+		return
+	}
+	if m.err != nil {
+		l.closeConn(m.conn)
+		l.env.log.Warn("link handshake failed", "peer", l.peer, "err", m.err)
+		if l.up {
+			if errors.Is(m.err, engine.ErrUnknownLink) && len(l.carriers) == 0 {
+				// The peer no longer has the link: resuming is over.
+				l.downReason = fmt.Errorf("%w: the peer no longer has it", ErrResumeExpired)
+				l.sessionDown(ctx, l.downReason)
+				return
+			}
+			l.scheduleRedial()
+			return
+		}
+		l.afterDown(ctx)
+		return
+	}
+	switch {
+	case l.dialer == nil && seq && m.link.Join:
+		l.routeJoin(ctx, m)
+	case l.up:
+		if !seq {
+			l.closeConn(m.conn)
+			l.env.log.Warn("extra carrier refused: the peer does not sequence frames", "peer", l.peer)
+			return
+		}
+		l.backoff = l.env.cfg.Backoff
+		l.attach(ctx, m)
+		l.next(ctx)
+	default:
+		l.sessionUp(ctx, m)
+		l.next(ctx)
+	}
+}
+
+// routeJoin hands a carrier that asked to join a link to that link, and
+// ends this (accepting) Link, which never had a session of its own.
+func (l *linkActor) routeJoin(ctx actor.Context, m *handshakeDone) {
+	if pid := l.env.seqLink(m.link.ID); pid != nil {
+		ctx.Send(pid, &joinCarrier{done: m})
+	} else {
+		l.env.log.Warn("join refused: no such link", "peer", l.peer, "link", m.link.ID)
+		l.env.stats.Refusals.Add(1)
+		conn, v := m.conn, m.params.Version
+		l.env.goroutine(func() {
+			refuseConn(conn, v, engine.CodeUnknownLink,
+				fmt.Sprintf("no link %v here: it never existed, or it was not resumed within the resume window", m.link.ID))
+		})
+	}
+	l.closing = true
+	l.stopIfDone(ctx)
+}
+
+// join takes a carrier the peer asked to add to this link.
+func (l *linkActor) join(ctx actor.Context, m *handshakeDone) {
+	refuse := func(code engine.Code, reason string) {
+		l.env.log.Warn("join refused", "peer", m.conn.RemoteAddr().String(), "link", l.linkID, "reason", reason)
+		l.env.stats.Refusals.Add(1)
+		conn, v := m.conn, m.params.Version
+		l.env.goroutine(func() { refuseConn(conn, v, code, reason) })
+	}
+	switch {
+	case !l.up || !l.seq || l.ending || l.closing:
+		refuse(engine.CodeUnknownLink, "the link is closing")
+	case l.authed && !m.authed:
+		refuse(engine.CodeAuth, "the link is authenticated and the joining carrier is not")
+	case m.params.Version != l.params.Version:
+		refuse(engine.CodeProtocol, fmt.Sprintf("carrier speaks version %d, the link %d", m.params.Version, l.params.Version))
+	case len(l.carriers) >= MaxCarriers:
+		refuse(engine.CodeRefused, fmt.Sprintf("the link has %d carriers, the most it takes", MaxCarriers))
+	default:
+		l.peer = m.conn.RemoteAddr().String()
+		l.attach(ctx, m)
+	}
+}
+
+// attach adds a handshaken carrier to the session. A joining carrier
+// carries what its sender had received: the Scheduler takes it as an ACK,
+// so nothing the peer has is sent again. The accepter answers a join with
+// an ACK of its own, the carrier's first frame.
+func (l *linkActor) attach(ctx actor.Context, m *handshakeDone) {
+	id := l.nextCID
+	l.nextCID++
+	q := newFrameQueue()
+	var first *engine.Frame
+	if l.seq && m.link.Join {
+		if l.dialer == nil {
+			ctx.Send(l.sched, &ackIn{carrier: id, ack: engine.Ack{Received: m.link.Received}})
+			first = engine.NewAck(engine.Ack{Received: l.reorder.Received()})
+		} else {
+			ctx.Send(l.sched, &ackIn{carrier: id, ack: m.joinAck})
+		}
+	}
+	ctx.Send(l.sched, &carrierAttached{id: id, q: q, first: first})
+	conn, r, v, sched := m.conn, m.reader, m.params.Version, l.sched
+	c := &carrierRef{id: id, local: conn.LocalAddr().String()}
+	c.pid = ctx.Spawn(l.env.props(func() actor.Actor { return newCarrier(l.env, id, conn, r, v, l.self, sched, q) }))
+	l.carriers[id] = c
+	// A PING at once: streams size their windows by the round trip, and
+	// the Scheduler weighs carriers by theirs.
+	ctx.Send(l.sched, &pinned{carrier: id, f: engine.NewPing(engine.TypePing, uint64(time.Now().UnixNano()))})
+	if l.resuming {
+		l.resuming = false
+		if l.resumeTimer != nil {
+			l.resumeTimer.Stop()
+			l.resumeTimer = nil
+		}
+		l.env.stats.Resumes.Add(1)
+		l.env.log.Info("link resumed", "peer", l.peer, "link", l.linkID, "streams", len(l.streams))
+	} else if len(l.carriers) > 1 {
+		l.env.log.Info("carrier joined the link", "peer", l.peer, "link", l.linkID, "carriers", len(l.carriers))
+	}
+}
+
+// carrierLost takes a carrier out of the session. The link goes on while
+// it has others; with none left it waits to be resumed, or ends.
+func (l *linkActor) carrierLost(ctx actor.Context, c *carrierRef, err error) {
+	delete(l.carriers, c.id)
+	ctx.Stop(c.pid)
+	ctx.Send(l.sched, &carrierGone{id: c.id})
+	if len(l.carriers) > 0 {
+		if !l.ending {
+			l.env.log.Warn("carrier lost; the link goes on over the others", "peer", l.peer, "err", err,
+				"carriers", len(l.carriers))
+			l.next(ctx)
+		}
+		return
+	}
+	if l.seq && l.env.cfg.ResumeWindow > 0 && !l.ending && !l.closing && l.downReason == nil && l.peerAway == nil {
+		l.resuming = true
+		self, gen := l.self, l.gen
+		l.resumeTimer = time.AfterFunc(l.env.cfg.ResumeWindow, func() { l.env.send(self, &resumeExpired{gen: gen}) })
+		l.env.log.Warn("link lost its last carrier; waiting to resume it", "peer", l.peer, "err", err,
+			"window", l.env.cfg.ResumeWindow, "streams", len(l.streams))
+		l.backoff = l.env.cfg.Backoff
+		l.next(ctx)
+		return
+	}
+	l.sessionDown(ctx, err)
+}
+
 // shutdown says GOAWAY (the peer opens no more streams), lets the open
-// streams finish for up to drain, then closes the carrier.
+// streams finish for up to drain, then closes the carriers.
 func (l *linkActor) shutdown(ctx actor.Context, drain time.Duration) {
 	if s := ctx.Sender(); s != nil {
 		l.waiters = append(l.waiters, s)
@@ -239,11 +566,14 @@ func (l *linkActor) shutdown(ctx actor.Context, drain time.Duration) {
 		return
 	}
 	l.downReason = errShuttingDown
-	ctx.Send(l.sched, engine.NewReason(engine.TypeGoAway, 0, engine.CodeShutdown, "shutting down"))
-	if len(l.streams) == 0 || drain <= 0 {
-		l.closeSession(ctx)
+	goAway := func() *engine.Frame { return engine.NewReason(engine.TypeGoAway, 0, engine.CodeShutdown, "shutting down") }
+	if len(l.streams) == 0 || drain <= 0 || l.resuming {
+		// The GOAWAY is each carrier's last frame: sent through the
+		// Scheduler it could reach a carrier already closing.
+		l.closeSession(ctx, goAway)
 		return
 	}
+	ctx.Send(l.sched, goAway())
 	l.env.log.Info("draining the link", "peer", l.peer, "streams", len(l.streams), "drain", drain)
 	self, gen := l.self, l.gen
 	l.drainTimer = time.AfterFunc(drain, func() { l.env.send(self, &drainOver{gen: gen}) })
@@ -258,21 +588,32 @@ func (e *GoAwayError) Error() string { return "peer going away: " + e.Reason.Str
 // errShuttingDown is the reason of a link this side shut down.
 var errShuttingDown = errors.New("shutting down")
 
-// closeSession flushes what the Scheduler handed the carrier and closes
-// it; the carrier reports down and the session ends.
-func (l *linkActor) closeSession(ctx actor.Context) {
-	ctx.Send(l.carrier, &closeCarrier{})
+// closeSession flushes what the Scheduler handed the carriers and closes
+// them, each sending last (a GOAWAY of its own) first when last is set;
+// the session ends when they are down.
+func (l *linkActor) closeSession(ctx actor.Context, last ...func() *engine.Frame) {
+	l.ending = true
+	if len(l.carriers) == 0 {
+		l.sessionDown(ctx, l.downReason)
+		return
+	}
+	for _, c := range l.carriers {
+		m := &closeCarrier{}
+		if len(last) > 0 {
+			m.last = last[0]()
+		}
+		ctx.Send(c.pid, m)
+	}
 }
 
 func (l *linkActor) stopTimers() {
-	if l.keepalive != nil {
-		l.keepalive.Stop()
-		l.keepalive = nil
+	for _, t := range []**time.Timer{&l.keepalive, &l.drainTimer, &l.resumeTimer, &l.ackTimer} {
+		if *t != nil {
+			(*t).Stop()
+			*t = nil
+		}
 	}
-	if l.drainTimer != nil {
-		l.drainTimer.Stop()
-		l.drainTimer = nil
-	}
+	l.ackArmed = false
 }
 
 // armKeepalive schedules the next keepalive tick.
@@ -284,28 +625,44 @@ func (l *linkActor) armKeepalive() {
 	l.keepalive = time.AfterFunc(l.env.cfg.Keepalive, func() { l.env.send(self, &keepaliveTick{gen: gen}) })
 }
 
-// tick PINGs the peer and drops the link when no frame at all came for
-// three intervals. Any frame counts, so a busy link whose PONG is late is
-// never taken for dead (and PONGs are control frames, sent before data).
+// tick PINGs the peer on every carrier and drops a carrier on which no
+// frame at all came for three intervals. Any frame counts, so a busy
+// carrier whose PONG is late is never taken for dead (and PONGs are sent
+// before data). On a link that can be resumed, a silent carrier is only
+// that carrier lost; otherwise the link is dropped, with a GOAWAY saying
+// why.
 func (l *linkActor) tick(ctx actor.Context, gen uint64) {
 	if gen != l.gen || !l.up {
 		return
 	}
-	if l.framesIn == l.framesSeen {
-		l.silentTicks++
-	} else {
-		l.silentTicks, l.framesSeen = 0, l.framesIn
-	}
-	if l.silentTicks >= 3 {
-		if l.downReason == nil {
-			l.downReason = fmt.Errorf("%w for %v", ErrPeerSilent, 3*l.env.cfg.Keepalive)
-			l.env.log.Warn("peer silent; dropping the link", "peer", l.peer, "keepalive", l.env.cfg.Keepalive)
-			ctx.Send(l.carrier, &closeCarrier{last: engine.NewReason(engine.TypeGoAway, 0, engine.CodeTimeout, "peer silent")})
+	now := uint64(time.Now().UnixNano())
+	for _, c := range l.carriers {
+		if c.framesIn == c.framesSeen {
+			c.silentTicks++
+		} else {
+			c.silentTicks, c.framesSeen = 0, c.framesIn
 		}
-		return
+		if c.silentTicks < 3 {
+			ctx.Send(l.sched, &pinned{carrier: c.id, f: engine.NewPing(engine.TypePing, now)})
+			continue
+		}
+		err := fmt.Errorf("%w for %v", ErrPeerSilent, 3*l.env.cfg.Keepalive)
+		if l.seq && !l.ending {
+			l.env.log.Warn("carrier silent; dropping it", "peer", l.peer, "carrier", c.local, "keepalive", l.env.cfg.Keepalive)
+			l.carrierLost(ctx, c, err) // stopping its Carrier closes it
+			continue
+		}
+		if l.downReason == nil {
+			l.downReason = err
+			l.env.log.Warn("peer silent; dropping the link", "peer", l.peer, "keepalive", l.env.cfg.Keepalive)
+			l.closeSession(ctx, func() *engine.Frame {
+				return engine.NewReason(engine.TypeGoAway, 0, engine.CodeTimeout, "peer silent")
+			})
+		}
 	}
-	ctx.Send(l.sched, engine.NewPing(engine.TypePing, uint64(time.Now().UnixNano())))
-	l.armKeepalive()
+	if l.up {
+		l.armKeepalive()
+	}
 }
 
 func (l *linkActor) sessionUp(ctx actor.Context, m *handshakeDone) {
@@ -314,8 +671,7 @@ func (l *linkActor) sessionUp(ctx actor.Context, m *handshakeDone) {
 	}
 	l.gen++
 	l.upSince = time.Now()
-	l.up, l.goingAway, l.downReason, l.peerAway = true, false, nil, nil
-	l.framesIn, l.framesSeen, l.silentTicks = 0, 0, 0
+	l.up, l.goingAway, l.ending, l.resuming, l.downReason, l.peerAway = true, false, false, false, nil, nil
 	l.params = m.params
 	l.authed = m.authed
 	l.policy = l.env.cfg.AllowTargets
@@ -326,22 +682,33 @@ func (l *linkActor) sessionUp(ctx actor.Context, m *handshakeDone) {
 		}
 	}
 	l.streams = make(map[uint32]*actor.PID)
+	l.carriers = make(map[int]*carrierRef)
 	l.budget = &budget{}
 	l.budget.left.Store(l.env.cfg.LinkBudget)
 	l.rttNanos = new(atomic.Int64)
 	l.nextID, l.lastPeerID = l.role.FirstStreamID(), 0
 	l.backoff = l.env.cfg.Backoff
 	p := m.params
-	l.sched = ctx.Spawn(l.env.props(func() actor.Actor { return newScheduler(l.env, p) }))
-	conn, r, gen, sched := m.conn, m.reader, l.gen, l.sched
-	l.carrier = ctx.Spawn(l.env.props(func() actor.Actor {
-		return newCarrier(l.env, conn, r, p.Version, gen, l.self, sched)
-	}))
+	l.seq = p.Capabilities&engine.CapSeq != 0
+	maxUnacked := 0
+	if l.seq {
+		// The reorder buffer and the resend buffer come out of the link's
+		// memory budget.
+		limit := reorderLimit(l.env.cfg.LinkBudget)
+		maxUnacked = min(int(m.link.Reorder), limit)
+		l.budget.left.Add(-int64(limit + maxUnacked))
+		l.reorder = engine.NewReorder(limit)
+		l.linkID = m.link.ID
+		if l.dialer != nil {
+			l.linkID = l.newID // the accepter's HELLO names no link
+		}
+		l.registered = l.dialer == nil
+	}
+	l.sched = ctx.Spawn(l.env.props(func() actor.Actor { return newScheduler(l.env, p, maxUnacked) }))
+	l.attach(ctx, m)
 	l.env.links.add(l.self)
 	l.env.stats.LinksUp.Add(1)
 	l.armKeepalive()
-	// A first PING now: streams size their windows by the round trip.
-	ctx.Send(l.sched, engine.NewPing(engine.TypePing, uint64(time.Now().UnixNano())))
 	l.reverse = make(map[uint32]*actor.PID)
 	for i, r := range l.env.cfg.Remotes {
 		b := engine.Bind{ID: uint32(i + 1), Addr: r.Bind}
@@ -350,10 +717,18 @@ func (l *linkActor) sessionUp(ctx actor.Context, m *handshakeDone) {
 		}
 		ctx.Send(l.sched, engine.NewBind(b))
 	}
-	l.env.log.Info("link up", "peer", l.peer, "local", conn.LocalAddr().String(), "role", l.role.String(),
-		"version", p.Version, "authenticated", m.authed)
+	l.env.log.Info("link up", "peer", l.peer, "local", m.conn.LocalAddr().String(), "role", l.role.String(),
+		"version", p.Version, "authenticated", m.authed, "sequenced", l.seq)
 	if f := l.env.cfg.OnLink; f != nil {
 		f(LinkEvent{Peer: l.peer, Up: true})
+	}
+}
+
+// unregister takes the link out of the node's table of CapSeq links.
+func (l *linkActor) unregister() {
+	if l.registered {
+		l.env.unregisterLink(l.linkID, l.self)
+		l.registered = false
 	}
 }
 
@@ -364,8 +739,9 @@ func (l *linkActor) sessionDown(ctx actor.Context, err error) {
 	case l.peerAway != nil:
 		err = l.peerAway
 	}
-	l.up = false
+	l.up, l.resuming = false, false
 	l.stopTimers()
+	l.unregister()
 	l.env.links.remove(l.self)
 	l.env.stats.LinksUp.Add(-1)
 	for _, pid := range l.streams {
@@ -376,8 +752,15 @@ func (l *linkActor) sessionDown(ctx actor.Context, err error) {
 		ctx.Stop(pid)
 	}
 	l.reverse = nil
-	ctx.Stop(l.carrier)
+	for _, c := range l.carriers {
+		ctx.Stop(c.pid)
+	}
+	l.carriers = nil
 	ctx.Stop(l.sched)
+	if l.reorder != nil {
+		l.reorder.Drop()
+		l.reorder = nil
+	}
 	if errors.Is(err, io.EOF) {
 		err = fmt.Errorf("carrier closed by peer: %w", err)
 	}
@@ -410,18 +793,20 @@ func (l *linkActor) stopIfDone(ctx actor.Context) {
 	ctx.Stop(l.self)
 }
 
-// protocolError ends the session: the peer is told why in a GOAWAY, and the
-// reason is what the link-down log line says.
+// protocolError ends the session: the peer is told why in a GOAWAY on
+// every carrier, and the reason is what the link-down log line says.
 func (l *linkActor) protocolError(ctx actor.Context, err error) {
 	if l.downReason != nil && errors.Is(l.downReason, engine.ErrProtocol) {
 		return
 	}
 	l.downReason = err
 	l.env.log.Warn("link protocol error", "peer", l.peer, "err", err)
-	ctx.Send(l.carrier, &closeCarrier{last: engine.NewReason(engine.TypeGoAway, 0, engine.CodeProtocol, err.Error())})
+	l.closeSession(ctx, func() *engine.Frame {
+		return engine.NewReason(engine.TypeGoAway, 0, engine.CodeProtocol, err.Error())
+	})
 }
 
-func (l *linkActor) dispatch(ctx actor.Context, f *engine.Frame) {
+func (l *linkActor) dispatch(ctx actor.Context, c *carrierRef, f *engine.Frame) {
 	if l.downReason != nil && errors.Is(l.downReason, engine.ErrProtocol) { // closing after a protocol error
 		f.Release()
 		return
@@ -463,14 +848,26 @@ func (l *linkActor) dispatch(ctx actor.Context, f *engine.Frame) {
 			l.protocolError(ctx, err)
 			return
 		}
-		ctx.Send(l.sched, engine.NewPing(engine.TypePong, v))
+		ctx.Send(l.sched, &pinned{carrier: c.id, f: engine.NewPing(engine.TypePong, v)})
 	case engine.TypePong:
 		if v, err := engine.ParsePing(f.Bytes()); err == nil {
 			l.rtt = time.Since(time.Unix(0, int64(v)))
 			l.rttNanos.Store(int64(l.rtt))
+			ctx.Send(l.sched, &pathRTT{carrier: c.id, rtt: l.rtt})
 			l.env.log.Debug("pong", "peer", l.peer, "rtt", l.rtt)
 		}
 		f.Release()
+	case engine.TypeAck:
+		a, err := engine.ParseAck(f.Bytes())
+		f.Release()
+		if err == nil && !l.seq {
+			err = fmt.Errorf("%w: ACK on a link without CapSeq", engine.ErrStreamState)
+		}
+		if err != nil {
+			l.protocolError(ctx, err)
+			return
+		}
+		ctx.Send(l.sched, &ackIn{carrier: c.id, ack: a})
 	case engine.TypeBind:
 		b, err := engine.ParseBind(f.Bytes())
 		f.Release()

@@ -25,6 +25,7 @@ func TestPeerSilent(t *testing.T) {
 	p := testpair.New(t, testpair.Config{
 		BForwards: []engine.Forward{fwd(t, echo)},
 		Proxy:     true, Backoff: 10 * time.Millisecond, Keepalive: 20 * time.Millisecond,
+		ResumeWindow: -1, // a silent carrier is the link's end
 	})
 	p.Proxy.Pause()
 	for name, log := range map[string]*testkit.Recorder{"listener": p.ALog, "dialler": p.BLog} {
@@ -105,7 +106,7 @@ func TestOpenTimeoutExpires(t *testing.T) {
 // TestRedialNow: a link waiting out a long backoff redials at once when
 // asked (what SIGHUP does).
 func TestRedialNow(t *testing.T) {
-	p := testpair.New(t, testpair.Config{Proxy: true, Backoff: time.Hour})
+	p := testpair.New(t, testpair.Config{Proxy: true, Backoff: time.Hour, ResumeWindow: -1})
 	p.Proxy.Cut()
 	p.BLog.Wait(t, 10*time.Second, "a redial scheduled an hour away", func(r testkit.Record) bool {
 		return r.Msg == "link redial scheduled"

@@ -13,23 +13,73 @@ import (
 // pointers with Send. A message holding a buffer or a frame hands it over.
 
 // inFrame is a frame read by a carrier's reader, tagged with the carrier's
-// generation so a Link can drop what a dead carrier read.
+// id so a Link can drop what a dead carrier read.
 type inFrame struct {
-	gen uint64
-	f   *engine.Frame
+	carrier int
+	f       *engine.Frame
 }
 
 // carrierDown reports that a carrier's connection ended, and why.
 type carrierDown struct {
-	gen uint64
+	id  int
 	err error
 }
 
-// carrierAttached gives the Scheduler the carrier's outgoing queue.
-type carrierAttached struct{ q *frameQueue }
+// carrierAttached gives the Scheduler a carrier's outgoing queue; first
+// (may be nil) goes out on it before anything else.
+type carrierAttached struct {
+	id    int
+	q     *frameQueue
+	first *engine.Frame
+}
 
-// drained tells the Scheduler the carrier wrote bytes of what it was given.
-type drained struct{ bytes int }
+// carrierGone tells the Scheduler a carrier is gone: what it carried and
+// the peer did not acknowledge goes out again on the others.
+type carrierGone struct{ id int }
+
+// drained tells the Scheduler a carrier wrote bytes of what it was given.
+type drained struct {
+	carrier int
+	bytes   int
+}
+
+// pinned asks the Scheduler to send f, a carrier's own frame (ACK, PING,
+// PONG), on that carrier, before what is waiting.
+type pinned struct {
+	carrier int
+	f       *engine.Frame
+}
+
+// ackIn is an ACK the peer sent on a carrier.
+type ackIn struct {
+	carrier int
+	ack     engine.Ack
+}
+
+// pathRTT is a round trip a carrier's PING measured.
+type pathRTT struct {
+	carrier int
+	rtt     time.Duration
+}
+
+// stallTick asks the Scheduler to look for stalled carriers.
+type stallTick struct{}
+
+// schedFailed tells the Link the peer broke the sequencing protocol (an
+// ACK of what was never sent).
+type schedFailed struct{ err error }
+
+// joinCarrier hands a Link a carrier that was accepted, authenticated and
+// asked to join it.
+type joinCarrier struct {
+	done *handshakeDone
+}
+
+// resumeExpired says a link's resume window is over.
+type resumeExpired struct{ gen uint64 }
+
+// ackTick asks a Link to acknowledge what arrived since its last ACKs.
+type ackTick struct{}
 
 // closeCarrier asks a Carrier to send last (a GOAWAY; may be nil) after
 // what is queued and then close.
@@ -41,7 +91,11 @@ type handshakeDone struct {
 	reader *engine.Reader
 	params engine.Params
 	authed bool // the peer proved who it is (key or TLS certificate)
-	err    error
+	// link is the peer's link extensions (CapSeq links only).
+	link engine.LinkHello
+	// joinAck is the accepter's answer to our join: what it had received.
+	joinAck engine.Ack
+	err     error
 }
 
 // dialDone carries the result of a Link's carrier dial.

@@ -90,6 +90,14 @@ type Config struct {
 	Backoff, MaxBackoff time.Duration
 	// OnLink, when set, is called when a link comes up or goes down.
 	OnLink func(ev LinkEvent)
+	// Carriers is how many carrier connections a dialling link keeps to
+	// its peer (1 when 0, at most MaxCarriers): one stream's frames are
+	// striped across them. It needs a peer that sequences frames (CapSeq).
+	Carriers int
+	// ResumeWindow is how long a CapSeq link whose last carrier dropped
+	// keeps its streams, waiting for the dialler to resume it
+	// (DefaultResumeWindow when 0; negative turns resumption off).
+	ResumeWindow time.Duration
 }
 
 // Liveness defaults.
@@ -136,6 +144,14 @@ type Stats struct {
 	// CreditStalls counts the times a stream's reader had to wait for the
 	// peer's credit.
 	CreditStalls atomic.Int64
+	// Resent counts frames sent again because the carrier they went out
+	// on died or stalled before the peer acknowledged them.
+	Resent atomic.Int64
+	// CarrierStalls counts carriers taken out of the choice because they
+	// delivered nothing for a while.
+	CarrierStalls atomic.Int64
+	// Resumes counts links resumed after losing their last carrier.
+	Resumes atomic.Int64
 	// ForwardConns counts the connections each forward accepted, by its
 	// listen address.
 	forwardConns sync.Map // string -> *atomic.Int64
@@ -180,9 +196,14 @@ type env struct {
 	done       chan struct{}
 
 	mu       sync.Mutex
-	linkPIDs map[string]*actor.PID    // live Link actors, by id
-	linkDone map[string]chan struct{} // closed when a Link and its children have stopped
+	linkPIDs map[string]*actor.PID        // live Link actors, by id
+	linkDone map[string]chan struct{}     // closed when a Link and its children have stopped
+	seqLinks map[engine.LinkID]*actor.PID // accepted CapSeq links, by link id, for joins
 	closed   bool
+
+	// noSeq leaves CapSeq out of this node's HELLOs; tests use it to play
+	// a peer that does not sequence frames.
+	noSeq bool
 
 	// minVersion and maxVersion are what this node's HELLO offers; tests
 	// change them to play a peer of another version.
@@ -214,6 +235,34 @@ func (e *env) spawnLink(p actor.Producer) bool {
 		e.linkDone[pid.Id] = make(chan struct{})
 	}
 	return true
+}
+
+// registerLink enters an accepted CapSeq link in the table joins are
+// routed by; it fails when the id is taken.
+func (e *env) registerLink(id engine.LinkID, pid *actor.PID) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, taken := e.seqLinks[id]; taken {
+		return false
+	}
+	e.seqLinks[id] = pid
+	return true
+}
+
+// unregisterLink takes link id out of the table, if pid has it.
+func (e *env) unregisterLink(id engine.LinkID, pid *actor.PID) {
+	e.mu.Lock()
+	if p := e.seqLinks[id]; p != nil && p.Equal(pid) {
+		delete(e.seqLinks, id)
+	}
+	e.mu.Unlock()
+}
+
+// seqLink returns the Link actor of accepted CapSeq link id, or nil.
+func (e *env) seqLink(id engine.LinkID) *actor.PID {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.seqLinks[id]
 }
 
 // linkStopped forgets a Link actor that has stopped, with its children.
@@ -274,11 +323,18 @@ func NewNode(cfg Config) (*Node, error) {
 	if cfg.MaxBackoff == 0 {
 		cfg.MaxBackoff = 30 * time.Second
 	}
+	if cfg.ResumeWindow == 0 {
+		cfg.ResumeWindow = DefaultResumeWindow
+	}
+	if cfg.Carriers > MaxCarriers {
+		return nil, fmt.Errorf("%d carriers per link: the most is %d", cfg.Carriers, MaxCarriers)
+	}
 	if cfg.DialTarget == nil {
 		d := &net.Dialer{Timeout: 10 * time.Second}
 		cfg.DialTarget = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
 	}
 	e := &env{cfg: cfg, log: cfg.Logger, done: make(chan struct{}), linkPIDs: make(map[string]*actor.PID), linkDone: make(map[string]chan struct{}),
+		seqLinks:   make(map[engine.LinkID]*actor.PID),
 		minVersion: engine.MinVersion, maxVersion: engine.Version,
 		now: time.Now, replay: engine.NewReplayCache(100_000), failed: make(chan error, 1)}
 	lib := slog.New(libHandler{cfg.Logger.Handler()}).With("lib", "protoactor")
@@ -689,6 +745,14 @@ func releaseMessage(msg any) {
 		}
 	case *handshakeDone:
 		m.conn.Close()
+	case *joinCarrier:
+		m.done.conn.Close()
+	case *pinned:
+		m.f.Release()
+	case *carrierAttached:
+		if m.first != nil {
+			m.first.Release()
+		}
 	default:
 		releaseShareMessage(msg)
 	}
@@ -703,7 +767,11 @@ type LinkStatus struct {
 	RTT           time.Duration `json:"rtt_ns"`
 	Streams       int           `json:"streams_open"`
 	Carriers      int           `json:"carriers"`
-	Since         time.Time     `json:"since,omitzero"`
+	Resuming      bool          `json:"resuming,omitempty"`
+	// CarrierBytesIn is, per carrier, the bytes of sequenced frames that
+	// arrived on it (CapSeq links): how the peer striped the link.
+	CarrierBytesIn []uint64  `json:"carrier_bytes_in,omitempty"`
+	Since          time.Time `json:"since,omitzero"`
 }
 
 // ForwardStatus is one forward.
@@ -725,6 +793,11 @@ type Status struct {
 	CreditStalls     int64           `json:"credit_stalls"`
 	DroppedDatagrams int64           `json:"dropped_datagrams"`
 	DialFailures     int64           `json:"dial_failures"`
+	// Resent, CarrierStalls and Resumes are the striping counters of
+	// Stats.
+	Resent        int64 `json:"frames_resent"`
+	CarrierStalls int64 `json:"carrier_stalls"`
+	Resumes       int64 `json:"resumes"`
 }
 
 // Status asks every link for its state (waiting up to a second for each)
@@ -736,6 +809,7 @@ func (n *Node) Status() Status {
 		StreamsOpened: st.StreamsOpened.Load(), StreamsClosed: st.StreamsClosed.Load(),
 		Refusals: st.Refusals.Load(), Reconnects: st.Reconnects.Load(), CreditStalls: st.CreditStalls.Load(),
 		DroppedDatagrams: st.DroppedDatagrams.Load(), DialFailures: st.DialFailures.Load(),
+		Resent: st.Resent.Load(), CarrierStalls: st.CarrierStalls.Load(), Resumes: st.Resumes.Load(),
 	}
 	n.mu.Lock()
 	for i, b := range n.fwdBinds {

@@ -81,7 +81,7 @@ func TestRemoteForward(t *testing.T) {
 func TestRemoteForwardAcrossDrop(t *testing.T) {
 	echo := testkit.Echo(t)
 	port := testkit.FreeAddr(t)
-	p := testpair.New(t, testpair.Config{Proxy: true, Backoff: time.Hour,
+	p := testpair.New(t, testpair.Config{Proxy: true, Backoff: time.Hour, ResumeWindow: -1,
 		B: func(c *actors.Config) { c.Remotes = []engine.Forward{{Bind: port, Target: echo}} }})
 	remoteListening(t, p.BLog, 1)
 	testkit.EchoRoundTrip(t, testkit.Dial(t, mustAddr(t, port)), 1, 1<<20)

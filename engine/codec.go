@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,8 @@ type Reader struct {
 	Version uint8
 	// MaxPayload is the largest payload accepted after the handshake.
 	MaxPayload uint32
+	// Seq allows sequenced frames (FlagSeq): the link agreed CapSeq.
+	Seq bool
 }
 
 // NewReader returns a Reader on r with a read buffer of size bytes.
@@ -39,6 +42,17 @@ func (r *Reader) ReadFrame() (*Frame, error) {
 		return nil, err
 	}
 	f := &Frame{Type: h.Type, Flags: h.Flags, Stream: h.Stream}
+	if h.Flags&FlagSeq != 0 && r.Version != 0 {
+		if !r.Seq {
+			return nil, fmt.Errorf("%w: %v carries a sequence number on a link without CapSeq", ErrMalformed, h.Type)
+		}
+		if _, err := io.ReadFull(r.r, r.hdr[:SeqLen]); err != nil {
+			return nil, fmt.Errorf("%w: %v sequence number cut short", ErrTruncated, h.Type)
+		}
+		if f.Seq = binary.BigEndian.Uint64(r.hdr[:SeqLen]); f.Seq == 0 {
+			return nil, fmt.Errorf("%w: %v with sequence number 0", ErrMalformed, h.Type)
+		}
+	}
 	if h.Length == 0 {
 		return f, nil
 	}
@@ -61,7 +75,7 @@ func (r *Reader) Buffered() int { return r.r.Buffered() }
 // the handshake and tests; the carrier writer sends header and payload with
 // one vectored write instead of copying.
 func AppendFrame(dst []byte, f *Frame, v uint8) []byte {
-	var h [HeaderLen]byte
-	f.PutHeader(h[:], v)
-	return append(append(dst, h[:]...), f.Bytes()...)
+	var h [MaxHeaderLen]byte
+	n := f.PutHeader(h[:], v)
+	return append(append(dst, h[:n]...), f.Bytes()...)
 }

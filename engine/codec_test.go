@@ -32,7 +32,7 @@ func sampleFrames(tb testing.TB) (wire []byte, want []wantFrame) {
 		NewPing(TypePing, 0x0102030405060708),
 		NewPing(TypePong, 0x0102030405060708),
 		NewReason(TypeGoAway, 0, CodeShutdown, "bye"),
-		{Type: TypeData, Flags: 0x8001, Stream: 0xFFFFFFFF}, // empty, flags kept
+		{Type: TypeData, Flags: 0x8002, Stream: 0xFFFFFFFF}, // empty, unknown flags kept
 	}
 	for _, f := range frames {
 		want = append(want, wantFrame{f.Type, f.Flags, f.Stream, append([]byte(nil), f.Bytes()...)})

@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/binary"
 	"fmt"
+	"sync/atomic"
 )
 
 // Frame header, 12 bytes, big-endian:
@@ -12,9 +13,12 @@ import (
 //	|version| type  |     flags     |           stream id           |        payload length         |
 //	+-------+-------+---------------+-------------------------------+-------------------------------+
 //
-// version is the negotiated protocol version (any value on HELLO), flags are
-// reserved (sent as 0, ignored on receipt), stream id 0 is the link itself,
-// and length counts the payload bytes that follow the header.
+// version is the negotiated protocol version (any value on HELLO), stream
+// id 0 is the link itself, and length counts the payload bytes that follow
+// the header (and the sequence number, when there is one). Of the flags only
+// bit 0, FlagSeq, has a meaning: an 8-byte link sequence number follows the
+// header (see seq.go; only on links that agreed CapSeq). Other bits are sent
+// as 0 and ignored on receipt.
 const (
 	// HeaderLen is the size of a frame header.
 	HeaderLen = 12
@@ -52,14 +56,15 @@ const (
 	TypeAuth     Type = 0x0C // link, handshake only: HMAC proving the key
 	TypeBind     Type = 0x0D // link: please listen for me (-R)
 	TypeBindOK   Type = 0x0E // link: the answer to a BIND
-	typeMax           = TypeBindOK
+	TypeAck      Type = 0x0F // link, CapSeq only: what arrived (seq.go)
+	typeMax           = TypeAck
 )
 
 var typeNames = [...]string{
 	TypeHello: "HELLO", TypeOpen: "OPEN", TypeOpenOK: "OPEN_OK", TypeOpenFail: "OPEN_FAIL",
 	TypeData: "DATA", TypeCredit: "CREDIT", TypeFin: "FIN", TypeRst: "RST",
 	TypePing: "PING", TypePong: "PONG", TypeGoAway: "GOAWAY", TypeAuth: "AUTH",
-	TypeBind: "BIND", TypeBindOK: "BIND_REPLY",
+	TypeBind: "BIND", TypeBindOK: "BIND_REPLY", TypeAck: "ACK",
 }
 
 func (t Type) String() string {
@@ -135,12 +140,20 @@ func ParseHeader(b []byte, version uint8, maxPayload uint32) (Header, error) {
 }
 
 // Frame is one frame with its payload in a pooled buffer. Whoever holds a
-// Frame owns its Payload and must hand it on or call Release.
+// Frame owns its Payload and must hand it on or call Release. A frame kept
+// for resending is held by several owners at once (the sender's unacked
+// list and the carrier writers it was handed to): each extra owner is
+// counted by Retain and releases once, and the last one returns the
+// payload.
 type Frame struct {
-	Type    Type
-	Flags   uint16
-	Stream  uint32
-	Payload *Buffer // nil for an empty payload
+	Type   Type
+	Flags  uint16
+	Stream uint32
+	// Seq is the link sequence number (0 for none): set by the sender's
+	// scheduler on a CapSeq link, and by the Reader from the wire.
+	Seq     uint64
+	Payload *Buffer      // nil for an empty payload
+	refs    atomic.Int32 // owners beyond the first
 }
 
 // Len is the payload length.
@@ -159,8 +172,16 @@ func (f *Frame) Bytes() []byte {
 	return f.Payload.B
 }
 
-// Release returns the payload to the pool. Safe to call twice.
+// Retain adds an owner: one more Release is needed before the payload
+// goes back to the pool.
+func (f *Frame) Retain() { f.refs.Add(1) }
+
+// Release gives up one owner's hold; the last owner returns the payload to
+// the pool. For a frame with one owner it is safe to call twice.
 func (f *Frame) Release() {
+	if f.refs.Load() > 0 && f.refs.Add(-1) >= 0 {
+		return // another owner still holds it
+	}
 	if f.Payload != nil {
 		PutBuffer(f.Payload)
 		f.Payload = nil
@@ -168,11 +189,30 @@ func (f *Frame) Release() {
 }
 
 // WireLen is the number of bytes the frame takes on the wire.
-func (f *Frame) WireLen() int { return HeaderLen + f.Len() }
+func (f *Frame) WireLen() int {
+	if f.Seq != 0 {
+		return HeaderLen + SeqLen + f.Len()
+	}
+	return HeaderLen + f.Len()
+}
 
-// PutHeader writes the frame's header, with version v, into b.
-func (f *Frame) PutHeader(b []byte, v uint8) {
-	PutHeader(b, Header{Version: v, Type: f.Type, Flags: f.Flags, Stream: f.Stream, Length: uint32(f.Len())})
+// MaxHeaderLen is the most header bytes a frame has: the header and its
+// sequence number.
+const MaxHeaderLen = HeaderLen + SeqLen
+
+// PutHeader writes the frame's header, with version v, into b and returns
+// its length: HeaderLen, or MaxHeaderLen for a sequenced frame. b must hold
+// MaxHeaderLen bytes.
+func (f *Frame) PutHeader(b []byte, v uint8) int {
+	h := Header{Version: v, Type: f.Type, Flags: f.Flags, Stream: f.Stream, Length: uint32(f.Len())}
+	if f.Seq == 0 {
+		PutHeader(b, h)
+		return HeaderLen
+	}
+	h.Flags |= FlagSeq
+	PutHeader(b, h)
+	binary.BigEndian.PutUint64(b[HeaderLen:], f.Seq)
+	return MaxHeaderLen
 }
 
 func (f *Frame) String() string {

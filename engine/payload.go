@@ -241,6 +241,8 @@ const (
 	CodeUnknownTarget Code = 11 // a target kind we do not serve
 	CodeAuth          Code = 12 // authentication failed
 	CodeBindFailed    Code = 13 // the listening socket could not be made
+	CodeUnknownLink   Code = 14 // a join for a link this side does not have
+	CodeResumeExpired Code = 15 // the link was not resumed within the resume window
 )
 
 var codeNames = map[Code]string{
@@ -249,6 +251,7 @@ var codeNames = map[Code]string{
 	CodeInternal: "internal error", CodeShutdown: "shutdown", CodeTooManyStream: "too many streams",
 	CodeTimeout: "timeout", CodeCancelled: "cancelled", CodeUnknownTarget: "unknown target kind",
 	CodeAuth: "authentication failed", CodeBindFailed: "bind failed",
+	CodeUnknownLink: "unknown link", CodeResumeExpired: "link not resumed in time",
 }
 
 func (c Code) String() string {

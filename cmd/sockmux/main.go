@@ -260,6 +260,9 @@ func stdioCmd(logger func() (*slog.Logger, error)) *cobra.Command {
 					cancel() // one link: when it ends, so does stdio
 				}
 			}
+			// Its one carrier is stdin and stdout: nothing could ever join
+			// the link to resume it.
+			cfg.ResumeWindow = -1
 			conn := carriers.Stdio(os.Stdin, os.Stdout)
 			return serve(ctx, log, &o, cfg, func(n *actors.Node) { n.ServeConn(conn) }, nil)
 		},

@@ -6,16 +6,25 @@ import (
 	"testing"
 )
 
-// Proxy relays connections to a target and can cut them all at once, to
-// inject a carrier fault between two peers.
+// Proxy relays connections to a target and can cut or pause them, all at
+// once or one at a time, and refuse new ones, to inject carrier faults
+// between two peers.
 type Proxy struct {
 	ln     net.Listener
 	target string
 	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
+	pairs  []*proxyPair // relayed connections, oldest first
 	wg     sync.WaitGroup
 	cond   *sync.Cond
 	hold   bool
+	refuse bool
+}
+
+// proxyPair is one relayed connection: the client's side and the
+// target's.
+type proxyPair struct {
+	c, d net.Conn
+	hold bool
 }
 
 // NewProxy starts a proxy to target on loopback; it stops when the test
@@ -26,7 +35,7 @@ func NewProxy(t testing.TB, target string) *Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	p := &Proxy{ln: ln, target: target}
 	p.cond = sync.NewCond(&p.mu)
 	p.wg.Add(1)
 	go p.serve()
@@ -50,10 +59,13 @@ func (p *Proxy) Pause() {
 	p.mu.Unlock()
 }
 
-// Resume relays bytes again.
+// Resume relays bytes again, on every connection.
 func (p *Proxy) Resume() {
 	p.mu.Lock()
 	p.hold = false
+	for _, pr := range p.pairs {
+		pr.hold = false
+	}
 	p.cond.Broadcast()
 	p.mu.Unlock()
 }
@@ -61,11 +73,66 @@ func (p *Proxy) Resume() {
 // Cut closes every relayed connection now; new ones are still accepted.
 func (p *Proxy) Cut() {
 	p.mu.Lock()
-	for c := range p.conns {
-		c.Close()
+	for _, pr := range p.pairs {
+		pr.c.Close()
+		pr.d.Close()
 	}
-	clear(p.conns)
+	p.pairs = nil
 	p.mu.Unlock()
+}
+
+// Conns is the number of connections being relayed.
+func (p *Proxy) Conns() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.pairs)
+}
+
+// CutOne closes the i-th oldest relayed connection; it reports false when
+// there is none.
+func (p *Proxy) CutOne(i int) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if i >= len(p.pairs) {
+		return false
+	}
+	pr := p.pairs[i]
+	pr.c.Close()
+	pr.d.Close()
+	p.pairs = append(p.pairs[:i], p.pairs[i+1:]...)
+	return true
+}
+
+// PauseOne stops relaying bytes on the i-th oldest connection, both ways,
+// until Resume: a carrier that stops reading. It reports false when there
+// is none.
+func (p *Proxy) PauseOne(i int) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if i >= len(p.pairs) {
+		return false
+	}
+	p.pairs[i].hold = true
+	return true
+}
+
+// Refuse makes the proxy close the connections it accepts from now on (a
+// path that is down), or accept them again.
+func (p *Proxy) Refuse(on bool) {
+	p.mu.Lock()
+	p.refuse = on
+	p.mu.Unlock()
+}
+
+func (p *Proxy) forget(pr *proxyPair) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, q := range p.pairs {
+		if q == pr {
+			p.pairs = append(p.pairs[:i], p.pairs[i+1:]...)
+			return
+		}
+	}
 }
 
 func (p *Proxy) serve() {
@@ -75,24 +142,33 @@ func (p *Proxy) serve() {
 		if err != nil {
 			return
 		}
+		p.mu.Lock()
+		refuse := p.refuse
+		p.mu.Unlock()
+		if refuse {
+			c.Close()
+			continue
+		}
 		d, err := net.Dial("tcp", p.target)
 		if err != nil {
 			c.Close()
 			continue
 		}
+		pr := &proxyPair{c: c, d: d}
 		p.mu.Lock()
-		p.conns[c], p.conns[d] = struct{}{}, struct{}{}
+		p.pairs = append(p.pairs, pr)
 		p.mu.Unlock()
 		p.wg.Add(2)
 		pipe := func(dst, src net.Conn) {
 			defer p.wg.Done()
+			defer p.forget(pr)
 			defer dst.Close()
 			defer src.Close()
 			buf := make([]byte, 64<<10)
 			for {
 				n, err := src.Read(buf)
 				p.mu.Lock()
-				for p.hold {
+				for p.hold || pr.hold {
 					p.cond.Wait()
 				}
 				p.mu.Unlock()

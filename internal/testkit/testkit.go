@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -124,9 +125,18 @@ func Stream(w io.Writer, seed uint64, size int) ([32]byte, error) {
 }
 
 // EchoRoundTrip sends size bytes through conn to an echo server while
-// reading the echo, and fails unless what came back is what went out.
+// reading the echo, and fails unless what came back is what went out. It
+// must run on the test's goroutine; others use EchoCheck.
 func EchoRoundTrip(t testing.TB, conn net.Conn, seed uint64, size int) {
 	t.Helper()
+	if err := EchoCheck(conn, seed, size); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// EchoCheck sends size bytes through conn to an echo server while reading
+// the echo, and returns an error unless what came back is what went out.
+func EchoCheck(conn net.Conn, seed uint64, size int) error {
 	sent := make(chan [32]byte, 1)
 	errc := make(chan error, 1)
 	go func() {
@@ -138,20 +148,21 @@ func EchoRoundTrip(t testing.TB, conn net.Conn, seed uint64, size int) {
 		sent <- sum
 	}()
 	h := sha256.New()
-	n, err := io.Copy(h, conn)
-	if err != nil {
-		t.Errorf("reading echo: %v", err)
-	}
+	n, rerr := io.Copy(h, conn)
 	if werr := <-errc; werr != nil {
-		t.Fatalf("writing: %v", werr)
+		return fmt.Errorf("writing: %w", werr)
+	}
+	if rerr != nil {
+		return fmt.Errorf("reading echo: %w", rerr)
 	}
 	want := <-sent
 	if n != int64(size) {
-		t.Fatalf("echo returned %d bytes, want %d", n, size)
+		return fmt.Errorf("echo returned %d bytes, want %d", n, size)
 	}
 	if got := h.Sum(nil); string(got) != string(want[:]) {
-		t.Fatalf("echo of %d bytes came back different (sha256 %x, want %x)", size, got, want)
+		return fmt.Errorf("echo of %d bytes came back different (sha256 %x, want %x)", size, got, want)
 	}
+	return nil
 }
 
 // Record is one captured log record.

@@ -38,6 +38,11 @@ type Config struct {
 	A, B func(*actors.Config)
 	// Carrier is "tcp" (the default) or "pipe" (in memory, unbuffered).
 	Carrier string
+	// Carriers is how many carriers B's link keeps (1 when 0).
+	Carriers int
+	// ResumeWindow is both sides' resume window (the default when 0;
+	// negative: a link whose carrier drops goes down).
+	ResumeWindow time.Duration
 }
 
 // Carriers are the carrier kinds a Pair can run on; end-to-end tests run
@@ -60,7 +65,8 @@ func New(t testing.TB, pc Config) *Pair {
 		}
 	}
 	var err error
-	ca := actors.Config{Logger: slog.New(p.ALog), Forwards: pc.AForwards, Window: pc.Window, MaxWindow: pc.MaxWindow, Keepalive: pc.Keepalive, OnLink: onLink(upA)}
+	ca := actors.Config{Logger: slog.New(p.ALog), Forwards: pc.AForwards, Window: pc.Window, MaxWindow: pc.MaxWindow, Keepalive: pc.Keepalive, OnLink: onLink(upA),
+		ResumeWindow: pc.ResumeWindow}
 	if pc.A != nil {
 		pc.A(&ca)
 	}
@@ -90,7 +96,7 @@ func New(t testing.TB, pc Config) *Pair {
 	}
 	p.A.Serve(ln)
 	cb := actors.Config{Logger: slog.New(p.BLog), Forwards: pc.BForwards, Window: pc.Window, MaxWindow: pc.MaxWindow, Keepalive: pc.Keepalive, OnLink: onLink(upB),
-		Backoff: pc.Backoff, MaxBackoff: 4 * max(pc.Backoff, time.Second)}
+		Backoff: pc.Backoff, MaxBackoff: 4 * max(pc.Backoff, time.Second), ResumeWindow: pc.ResumeWindow, Carriers: pc.Carriers}
 	if pc.B != nil {
 		pc.B(&cb)
 	}

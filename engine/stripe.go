@@ -1,0 +1,192 @@
+package engine
+
+import (
+	"fmt"
+	"time"
+)
+
+// Path is the sending side's view of one carrier of a striped link: what
+// it was given, what arrived, how fast it delivers and whether it stalled.
+// The Scheduler keeps one per carrier and Stripe chooses among them.
+type Path struct {
+	// ID names the carrier.
+	ID int
+	// Queued is the bytes handed to the carrier's writer and not yet
+	// written (kept by the Scheduler).
+	Queued int
+	// Sent is the sequenced bytes put on the carrier; Acked is how many
+	// of those the peer's ACKs say arrived.
+	Sent, Acked uint64
+	// RTT is the least round trip its PINGs measured (0: none yet).
+	RTT time.Duration
+	// Stalled is a carrier that delivered nothing for a while although it
+	// had bytes to deliver: it gets nothing until it delivers again.
+	Stalled bool
+
+	progressAt  time.Time // when Acked last grew, or the path became busy
+	sampleAt    time.Time
+	sampleAcked uint64
+	samples     [rateSamples]float64 // delivery rate, bytes per second
+	sampleN     int
+}
+
+// Rate sampling: a sample is the bytes delivered over at least
+// sampleEvery; the rate is the largest of the last rateSamples, so a
+// moment when the sender had little to send does not make a path look
+// slow, while a path that really slowed down is seen as such within
+// rateSamples × sampleEvery.
+const (
+	rateSamples = 8
+	sampleEvery = 40 * time.Millisecond
+	// MinStall is the least time a path with bytes in flight may deliver
+	// nothing before it is taken for stalled; a path's own RTT raises it.
+	MinStall = 250 * time.Millisecond
+)
+
+// InFlight is what the path was given that has not arrived.
+func (p *Path) InFlight() uint64 { return p.Sent - p.Acked }
+
+// Rate is the path's delivery rate in bytes per second (0: not measured).
+func (p *Path) Rate() float64 {
+	r := 0.0
+	for _, s := range p.samples[:min(p.sampleN, rateSamples)] {
+		r = max(r, s)
+	}
+	return r
+}
+
+// Sent records n sequenced bytes put on the path at now.
+func (p *Path) OnSend(n int, now time.Time) {
+	if p.Sent == p.Acked {
+		p.progressAt = now // idle until now: the stall clock starts here
+		if p.sampleAt.IsZero() || now.Sub(p.sampleAt) > sampleEvery {
+			p.sampleAt, p.sampleAcked = now, p.Acked
+		}
+	}
+	p.Sent += uint64(n)
+}
+
+// OnAck records the peer's count of bytes arrived on the path. It reports
+// whether the path was stalled and now delivers again. A count beyond
+// what was sent is a protocol error.
+func (p *Path) OnAck(bytes uint64, now time.Time) (resumed bool, err error) {
+	if bytes > p.Sent {
+		return false, fmt.Errorf("%w: ACK of %d bytes on carrier %d, which was given %d", ErrMalformed, bytes, p.ID, p.Sent)
+	}
+	if bytes <= p.Acked {
+		return false, nil
+	}
+	p.Acked = bytes
+	p.progressAt = now
+	if dt := now.Sub(p.sampleAt); dt >= sampleEvery {
+		p.samples[p.sampleN%rateSamples] = float64(p.Acked-p.sampleAcked) / dt.Seconds()
+		p.sampleN++
+		p.sampleAt, p.sampleAcked = now, p.Acked
+	}
+	if p.Stalled {
+		p.Stalled = false
+		return true, nil
+	}
+	return false, nil
+}
+
+// stallAfter is how long the path may deliver nothing while it has bytes
+// in flight.
+func (p *Path) stallAfter() time.Duration { return max(MinStall, 4*p.RTT) }
+
+// Stripe chooses, for each frame, the carrier that will deliver it first.
+// It is used by one goroutine (the Scheduler).
+type Stripe struct {
+	Paths []*Path
+}
+
+// Add starts a path for carrier id.
+func (s *Stripe) Add(id int, now time.Time) *Path {
+	p := &Path{ID: id, progressAt: now, sampleAt: now}
+	s.Paths = append(s.Paths, p)
+	return p
+}
+
+// Remove forgets carrier id's path.
+func (s *Stripe) Remove(id int) {
+	for i, p := range s.Paths {
+		if p.ID == id {
+			s.Paths = append(s.Paths[:i], s.Paths[i+1:]...)
+			return
+		}
+	}
+}
+
+// Find returns carrier id's path, or nil.
+func (s *Stripe) Find(id int) *Path {
+	for _, p := range s.Paths {
+		if p.ID == id {
+			return p
+		}
+	}
+	return nil
+}
+
+// Pick returns the path on which a frame of size bytes would arrive
+// first, judged by what each already has in flight and its delivery rate
+// (a path not yet measured is taken to be as fast as the fastest), among
+// those not stalled and with fewer than highWater bytes queued; nil when
+// none may take it. A path that slows down thus gets less, and one that
+// stops delivering gets nothing.
+func (s *Stripe) Pick(size, highWater int) *Path {
+	if len(s.Paths) == 1 {
+		if p := s.Paths[0]; !p.Stalled && p.Queued < highWater {
+			return p
+		}
+		return nil
+	}
+	fastest := 0.0
+	for _, p := range s.Paths {
+		fastest = max(fastest, p.Rate())
+	}
+	var best *Path
+	bestAt := 0.0
+	for _, p := range s.Paths {
+		if p.Stalled || p.Queued >= highWater {
+			continue
+		}
+		var at float64
+		if fastest == 0 { // nothing measured yet: fewest bytes in flight
+			at = float64(p.InFlight())
+		} else {
+			r := p.Rate()
+			if r == 0 {
+				r = fastest
+			}
+			at = float64(p.InFlight()+uint64(size))/r + p.RTT.Seconds()/2
+		}
+		if best == nil || at < bestAt {
+			best, bestAt = p, at
+		}
+	}
+	return best
+}
+
+// Stalls marks, and appends to dst, the paths that had bytes in flight
+// and delivered none of them for their stall time, as long as some other
+// path is not stalled: with nowhere else to send, waiting is all there is.
+func (s *Stripe) Stalls(dst []*Path, now time.Time) []*Path {
+	healthy := 0
+	for _, p := range s.Paths {
+		if !p.Stalled {
+			healthy++
+		}
+	}
+	for _, p := range s.Paths {
+		if healthy <= 1 {
+			break
+		}
+		if !p.Stalled && p.InFlight() > 0 && now.Sub(p.progressAt) > p.stallAfter() {
+			p.Stalled = true
+			p.samples, p.sampleN = [rateSamples]float64{}, 0
+			healthy--
+			dst = append(dst, p)
+		}
+	}
+	return dst
+}
