@@ -30,6 +30,7 @@ func TestMain(m *testing.M) {
 // (its log may hold what connect needs, such as a fingerprint).
 type carrierRow struct {
 	name    string
+	striped int // carriers the link must have before the body runs (0: one)
 	listen  func(t *testing.T, link string) []string
 	connect func(t *testing.T, link string, listenLog string) []string
 }
@@ -40,10 +41,10 @@ func carrierRows(t *testing.T) []carrierRow {
 	pki := testkit.NewPKI(t)
 	dir := t.TempDir()
 	return []carrierRow{
-		{"tcp",
+		{"tcp", 0,
 			func(t *testing.T, link string) []string { return []string{link} },
 			func(t *testing.T, link, _ string) []string { return []string{link} }},
-		{"tls-fingerprint",
+		{"tls-fingerprint", 0,
 			func(t *testing.T, link string) []string {
 				return []string{"--state-dir", filepath.Join(dir, "state"), "tls://" + link}
 			},
@@ -54,24 +55,34 @@ func carrierRows(t *testing.T) []carrierRow {
 				}
 				return []string{"--tls-fingerprint", m[1], "tls://" + link}
 			}},
-		{"tls-ca-and-client-certificate",
+		{"tls-ca-and-client-certificate", 0,
 			func(t *testing.T, link string) []string {
 				return []string{"--tls-cert", pki.ServerCert, "--tls-key", pki.ServerKey, "--tls-client-ca", pki.CA, "tls://" + link}
 			},
 			func(t *testing.T, link, _ string) []string {
 				return []string{"--tls-ca", pki.CA, "--tls-cert", pki.ClientCert, "--tls-key", pki.ClientKey, "tls://" + link}
 			}},
-		{"fifo",
+		{"tcp-striped-over-3", 3,
+			func(t *testing.T, link string) []string { return []string{link} },
+			func(t *testing.T, link, _ string) []string { return []string{"--carriers", "3", link} }},
+		{"tls-client-certificate-striped-over-4", 4,
+			func(t *testing.T, link string) []string {
+				return []string{"--tls-cert", pki.ServerCert, "--tls-key", pki.ServerKey, "--tls-client-ca", pki.CA, "tls://" + link}
+			},
+			func(t *testing.T, link, _ string) []string {
+				return []string{"--carriers", "4", "--tls-ca", pki.CA, "--tls-cert", pki.ClientCert, "--tls-key", pki.ClientKey, "tls://" + link}
+			}},
+		{"fifo", 0,
 			func(t *testing.T, _ string) []string {
 				return []string{fmt.Sprintf("fifo:%s,%s", filepath.Join(dir, "up"), filepath.Join(dir, "down"))}
 			},
 			func(t *testing.T, _, _ string) []string {
 				return []string{fmt.Sprintf("fifo:%s,%s", filepath.Join(dir, "down"), filepath.Join(dir, "up"))}
 			}},
-		{"comm-unix-socket",
+		{"comm-unix-socket", 0,
 			func(t *testing.T, _ string) []string { return []string{"comm:" + filepath.Join(dir, "link.sock")} },
 			func(t *testing.T, _, _ string) []string { return []string{"comm:" + filepath.Join(dir, "link.sock")} }},
-		{"exec-sockmux-stdio",
+		{"exec-sockmux-stdio", 0,
 			nil,
 			func(t *testing.T, _, _ string) []string {
 				return []string{fmt.Sprintf("exec:SOCKMUX_TEST_MAIN=1 exec %s stdio --log-level debug", os.Args[0])}
@@ -118,6 +129,10 @@ func TestCarriers(t *testing.T) {
 			}
 			start("connect", append([]string{"connect", "--drain", "0s", "-L", fwd + ":" + echo}, row.connect(t, link, llog.String())...), &clog)
 			waitLog(t, &clog, `msg="link up"`)
+			if row.striped > 0 {
+				waitLog(t, &clog, fmt.Sprintf("carriers=%d", row.striped))
+				waitLog(t, &llog, fmt.Sprintf("carriers=%d", row.striped))
+			}
 			carrierBody(t, fwd)
 		})
 	}

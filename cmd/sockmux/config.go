@@ -424,6 +424,15 @@ func (c *config) describe() string {
 		}
 		fmt.Fprintf(&b, "  authentication: %s; max-streams %d; keepalive %v; open-timeout %v; drain %v\n",
 			auth, cfg.MaxStreams, cfg.Keepalive, cfg.OpenTimeout, l.opts.drain)
+		resume := "off"
+		if cfg.ResumeWindow > 0 {
+			resume = cfg.ResumeWindow.String()
+		}
+		if l.mode == "connect" {
+			fmt.Fprintf(&b, "  carriers %d; resume-window %s\n", cfg.Carriers, resume)
+		} else {
+			fmt.Fprintf(&b, "  resume-window %s\n", resume)
+		}
 		policy := "default (any for an authenticated peer, loopback otherwise)"
 		if cfg.AllowTargets != nil {
 			policy = cfg.AllowTargets.String()

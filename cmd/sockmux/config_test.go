@@ -42,6 +42,8 @@ func TestConfigErrors(t *testing.T) {
 		{"forward on the link port", "[[link]]\nname = \"a\"\nlisten = \"127.0.0.1:7001\"\n[[link]]\nname = \"b\"\nconnect = \"127.0.0.1:7001\"\ndynamic = [\"127.0.0.1:7001\"]\n", 7, "dynamic", errConflict},
 		{"same name", "[[link]]\nname = \"a\"\nconnect = \"127.0.0.1:1\"\n[[link]]\nname = \"a\"\nconnect = \"127.0.0.1:2\"\n", 5, "name", nil},
 		{"syntax", "[[link]]\nconnect = \"127.0.0.1:1\n", 2, "", nil},
+		{"too many carriers", "[[link]]\nconnect = \"127.0.0.1:1\"\ncarriers = 40\n", 3, "carriers", nil},
+		{"carriers on listen", "[[link]]\nlisten = \"127.0.0.1:1\"\ncarriers = 2\n", 3, "carriers", errUnknownKey},
 		{"unknown share key", "[[share]]\nname = \"s\"\nlisten = \"7000\"\nupstream = \"tcp://127.0.0.1:1\"\nreplays = \"1\"\n", 5, "replays", errUnknownKey},
 	}
 	for _, tc := range cases {
@@ -67,12 +69,12 @@ func TestConfigErrors(t *testing.T) {
 
 // TestCheck: sockmux check prints the resolved configuration.
 func TestCheck(t *testing.T) {
-	path := writeConfig(t, "[[link]]\nname = \"hostY\"\nconnect = \"127.0.0.1:9000\"\nlocal = [\"9023:127.0.0.1:23\"]\ndynamic = [\"1080\"]\n")
+	path := writeConfig(t, "[[link]]\nname = \"hostY\"\nconnect = \"127.0.0.1:9000\"\nlocal = [\"9023:127.0.0.1:23\"]\ndynamic = [\"1080\"]\ncarriers = 4\nresume-window = \"1m\"\n")
 	var out, errOut strings.Builder
 	if code := run(t.Context(), []string{"check", "-c", path}, &out, &errOut); code != 0 {
 		t.Fatalf("check exited %d: %s", code, errOut.String())
 	}
-	for _, want := range []string{`link "hostY": connect 127.0.0.1:9000`, "-L 127.0.0.1:9023->127.0.0.1:23", "-D 127.0.0.1:1080"} {
+	for _, want := range []string{`link "hostY": connect 127.0.0.1:9000`, "-L 127.0.0.1:9023->127.0.0.1:23", "-D 127.0.0.1:1080", "carriers 4; resume-window 1m0s"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("check output lacks %q:\n%s", want, out.String())
 		}

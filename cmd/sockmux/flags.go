@@ -40,6 +40,9 @@ type options struct {
 	metrics      string
 	udpIdle      time.Duration
 	udpMax       int
+	carriers     int  // connect only
+	dials        bool // the connect flags are in
+	resumeWindow time.Duration
 	tls          carriers.TLSConfig
 }
 
@@ -64,6 +67,8 @@ func (o *options) addFlags(f *pflag.FlagSet) {
 		"`PATTERN` (host:port, * globs, CIDRs) this side will dial for the peer (repeatable); default: any for an authenticated peer, loopback only otherwise")
 	f.IntVar(&o.maxStreams, "max-streams", actors.DefaultMaxStreams, "streams open on one link at most")
 	f.DurationVar(&o.keepalive, "keepalive", actors.DefaultKeepalive, "PING interval; a peer silent for 3 intervals is dropped")
+	f.DurationVar(&o.resumeWindow, "resume-window", actors.DefaultResumeWindow,
+		"how long a link whose carriers all dropped keeps its streams for the dialler to resume it (0: no resuming)")
 	f.DurationVar(&o.openTimeout, "open-timeout", actors.DefaultOpenTimeout, "how long a forwarded connection waits for a link")
 	f.DurationVar(&o.drain, "drain", 5*time.Second, "on SIGINT/SIGTERM, how long open streams may finish after GOAWAY")
 	f.DurationVar(&o.udpIdle, "udp-idle", actors.DefaultUDPIdle, "a UDP forward's client session idle this long is closed")
@@ -82,6 +87,9 @@ func (o *options) addListenFlags(f *pflag.FlagSet) {
 }
 
 func (o *options) addConnectFlags(f *pflag.FlagSet) {
+	o.dials = true
+	f.IntVar(&o.carriers, "carriers", 1,
+		fmt.Sprintf("carrier connections per link (1..%d): one stream's frames are striped across them", actors.MaxCarriers))
 	f.StringArrayVar(&o.via, "via", nil,
 		"reach ADDR through the relay peer at `RELAY` (repeatable, in order): each hop's link rides on a stream of the one before; ADDR and the later relays are host:port as the relay before them sees it")
 }
@@ -107,7 +115,7 @@ func (o *options) setup(logger func() (*slog.Logger, error)) (*slog.Logger, acto
 		return nil, actors.Config{}, nil, err
 	}
 	cfg := actors.Config{Logger: log, MaxSkew: o.maxSkew, MaxStreams: o.maxStreams, Keepalive: o.keepalive, OpenTimeout: o.openTimeout,
-		UDPIdle: o.udpIdle, UDPMax: o.udpMax}
+		UDPIdle: o.udpIdle, UDPMax: o.udpMax, Carriers: o.carriers, ResumeWindow: o.resumeWindow}
 	if cfg.Forwards, err = parseForwards(o.forwards); err != nil {
 		return nil, cfg, nil, flagErr("local", err)
 	}
@@ -151,7 +159,8 @@ func (o *options) setup(logger func() (*slog.Logger, error)) (*slog.Logger, acto
 			return nil, cfg, nil, flagErr("allow-target", fmt.Errorf("%w: --allow-target: %w", errUsage, err))
 		}
 	}
-	for name, d := range map[string]time.Duration{"--max-skew": o.maxSkew, "--open-timeout": o.openTimeout, "--drain": o.drain, "--udp-idle": o.udpIdle} {
+	for name, d := range map[string]time.Duration{"--max-skew": o.maxSkew, "--open-timeout": o.openTimeout, "--drain": o.drain,
+		"--udp-idle": o.udpIdle, "--resume-window": o.resumeWindow} {
 		if d < 0 {
 			return nil, cfg, nil, flagErr(name[2:], fmt.Errorf("%w: %s must not be negative", errUsage, name))
 		}
@@ -164,6 +173,12 @@ func (o *options) setup(logger func() (*slog.Logger, error)) (*slog.Logger, acto
 	}
 	if o.keepalive < 0 {
 		cfg.Keepalive = -1
+	}
+	if o.resumeWindow == 0 {
+		cfg.ResumeWindow = -1 // off
+	}
+	if o.dials && (o.carriers < 1 || o.carriers > actors.MaxCarriers) {
+		return nil, cfg, nil, flagErr("carriers", fmt.Errorf("%w: --carriers must be 1..%d, not %d", errUsage, actors.MaxCarriers, o.carriers))
 	}
 	return log, cfg, []carriers.Option{carriers.WithTLS(o.tls), carriers.WithLogger(log)}, nil
 }

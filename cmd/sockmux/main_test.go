@@ -56,6 +56,10 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"connect", "--socks-user", "nocolon", "127.0.0.1:1"}, "--socks-user"},
 		{[]string{"connect", "--direct", "bad", "127.0.0.1:1"}, `"bad"`},
 		{[]string{"connect", "--udp-max", "0", "127.0.0.1:1"}, "--udp-max"},
+		{[]string{"connect", "--carriers", "17", "127.0.0.1:1"}, "--carriers"},
+		{[]string{"connect", "--carriers", "0", "127.0.0.1:1"}, "--carriers"},
+		{[]string{"listen", "--carriers", "2", "127.0.0.1:0"}, "--carriers"},
+		{[]string{"listen", "--resume-window", "-1s", "127.0.0.1:0"}, "--resume-window"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

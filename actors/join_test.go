@@ -1,0 +1,150 @@
+package actors
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"sockmux/carriers"
+	"sockmux/engine"
+	"sockmux/internal/testkit"
+)
+
+// joinPair is a listening node and a dialling one, linked with key; it
+// returns the listener's address and the link's id.
+func joinPair(t *testing.T, key []byte, log *testkit.Recorder) (*Node, string, engine.LinkID) {
+	t.Helper()
+	testkit.CheckLeaks(t)
+	a, err := NewNode(Config{Logger: slog.New(log), Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	ln, err := carriers.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Serve(ln)
+	up := make(chan struct{}, 4)
+	b, err := NewNode(Config{Logger: slog.New(slog.DiscardHandler), Key: key,
+		OnLink: func(ev LinkEvent) {
+			if ev.Up {
+				up <- struct{}{}
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	d, err := carriers.NewDialer(ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Connect(d)
+	select {
+	case <-up:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no link")
+	}
+	var id engine.LinkID
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		a.env.mu.Lock()
+		n := len(a.env.seqLinks)
+		for k := range a.env.seqLinks {
+			id = k
+		}
+		a.env.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the listener has %d sequenced links, want 1", n)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return a, ln.Addr().String(), id
+}
+
+// join runs a joining dialler's handshake against addr (a dialler
+// without the key it does not know the link's).
+func join(t *testing.T, addr string, key []byte, id engine.LinkID) *handshakeDone {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	hs := &handshaker{
+		hello: &engine.Hello{MinVersion: engine.MinVersion, MaxVersion: engine.Version, Role: engine.RoleDialer,
+			MaxPayload: engine.DefaultMaxPayload, InitialWindow: engine.DefaultWindow},
+		key: key, maxSkew: engine.DefaultMaxSkew, replay: engine.NewReplayCache(16), now: time.Now,
+		link: &engine.LinkHello{ID: id, Join: true, Reorder: engine.DefaultReorder},
+	}
+	res := hs.run(conn, 10*time.Second)
+	if res.reader != nil && res.err == nil {
+		t.Cleanup(func() { conn.Close() })
+	}
+	return res
+}
+
+// TestJoin: a carrier may join a link only with the link's key and id;
+// every other join is refused with a reason naming why, and the link goes
+// on untouched.
+func TestJoin(t *testing.T) {
+	key := []byte("the link's key")
+	log := testkit.NewRecorder()
+	a, addr, id := joinPair(t, key, log)
+	other := id
+	other[0] ^= 0xFF
+	cases := []struct {
+		name string
+		key  []byte
+		id   engine.LinkID
+		want error // nil: joined
+		// why the listener logs it refused the join
+		logged func(testkit.Record) bool
+	}{
+		{"wrong key", []byte("another key"), id, engine.ErrAuth, func(r testkit.Record) bool {
+			err, _ := r.Attrs["err"].(error)
+			return r.Msg == "link handshake failed" && errors.Is(err, engine.ErrKeyMismatch)
+		}},
+		{"no key", nil, id, engine.ErrAuth, func(r testkit.Record) bool {
+			err, _ := r.Attrs["err"].(error)
+			return r.Msg == "link handshake failed" && errors.Is(err, engine.ErrNoPeerKey)
+		}},
+		{"unknown link", key, other, engine.ErrUnknownLink, func(r testkit.Record) bool {
+			return r.Msg == "join refused: no such link"
+		}},
+		{"right key and id", key, id, nil, func(r testkit.Record) bool {
+			return r.Msg == "carrier joined the link" && r.Attrs["carriers"] == int64(2)
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			res := join(t, addr, tc.key, tc.id)
+			switch {
+			case tc.want == nil && res.err != nil:
+				t.Fatalf("join refused: %v", res.err)
+			case tc.want != nil && !errors.Is(res.err, tc.want):
+				t.Fatalf("join: %v, want an error matching %v", res.err, tc.want)
+			}
+			log.Wait(t, 10*time.Second, "the listener's verdict", tc.logged)
+		})
+	}
+	ls := a.Status().Links
+	carriers := 0
+	for _, l := range ls {
+		if l.Up {
+			carriers += l.Carriers
+		}
+	}
+	if carriers < 1 {
+		t.Fatalf("the listener's link lost its carrier after the refused joins: %+v", ls)
+	}
+	if r := a.Stats().Refusals.Load(); r < 1 {
+		t.Fatalf("refusals counted %d, want the unknown link's at least", r)
+	}
+}
