@@ -148,3 +148,47 @@ func TestJoin(t *testing.T) {
 		t.Fatalf("refusals counted %d, want the unknown link's at least", r)
 	}
 }
+
+// TestPeerWithoutSeq: a peer that does not sequence frames (an older
+// build) still links, over one carrier whatever --carriers says, and
+// carries streams intact.
+func TestPeerWithoutSeq(t *testing.T) {
+	testkit.CheckLeaks(t)
+	echo := testkit.Echo(t)
+	log := testkit.NewRecorder()
+	a, err := NewNode(Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	ln, err := carriers.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Serve(ln)
+	f, err := engine.ParseForward("127.0.0.1:0:" + echo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewNode(Config{Logger: slog.New(log), Carriers: 3, Forwards: []engine.Forward{f}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.env.noSeq = true
+	t.Cleanup(func() { b.Close() })
+	d, err := carriers.NewDialer(ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Connect(d)
+	rec := log.Wait(t, 10*time.Second, "link up", func(r testkit.Record) bool { return r.Msg == "link up" })
+	if rec.Attrs["sequenced"] != false {
+		t.Fatalf("link up with sequenced=%v, want false", rec.Attrs["sequenced"])
+	}
+	testkit.EchoRoundTrip(t, testkit.Dial(t, b.ForwardAddrs()[0]), 3, 4<<20)
+	for _, l := range a.Status().Links {
+		if l.Up && (l.Carriers != 1 || len(l.CarrierBytesIn) != 0) {
+			t.Fatalf("listener's link: %d carriers, per-carrier bytes %v; want 1 carrier, none", l.Carriers, l.CarrierBytesIn)
+		}
+	}
+}
