@@ -91,7 +91,7 @@ type linkActor struct {
 	seq         bool
 	linkID      engine.LinkID
 	newID       engine.LinkID // the id a dialler offered for a new link
-	registered  bool // linkID is in the node's table (accepter)
+	registered  bool          // linkID is in the node's table (accepter)
 	reorder     *engine.Reorder
 	ackTimer    *time.Timer
 	ackArmed    bool
@@ -566,7 +566,9 @@ func (l *linkActor) shutdown(ctx actor.Context, drain time.Duration) {
 		return
 	}
 	l.downReason = errShuttingDown
-	goAway := func() *engine.Frame { return engine.NewReason(engine.TypeGoAway, 0, engine.CodeShutdown, "shutting down") }
+	goAway := func() *engine.Frame {
+		return engine.NewReason(engine.TypeGoAway, 0, engine.CodeShutdown, "shutting down")
+	}
 	if len(l.streams) == 0 || drain <= 0 || l.resuming {
 		// The GOAWAY is each carrier's last frame: sent through the
 		// Scheduler it could reach a carrier already closing.
