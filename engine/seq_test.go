@@ -8,8 +8,10 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/iotest"
 )
@@ -241,7 +243,7 @@ func TestParseLinkHelloErrors(t *testing.T) {
 		{"missing reorder", func(h *Hello) { delete(h.Extensions, ExtReorder) }},
 		{"empty reorder", func(h *Hello) { h.Extensions[ExtReorder] = nil }},
 		{"short reorder", func(h *Hello) { h.Extensions[ExtReorder] = []byte{0x01, 0, 0} }},
-		{"long reorder", func(h *Hello) { h.Extensions[ExtReorder] = []byte{0, 0x01, 0, 0, 0} }},
+		{"long reorder", func(h *Hello) { h.Extensions[ExtReorder] = append(u32(DefaultReorder), 0) }},
 		{"reorder zero", func(h *Hello) { h.Extensions[ExtReorder] = u32(0) }},
 		{"reorder below the minimum", func(h *Hello) { h.Extensions[ExtReorder] = u32(minReorder - 1) }},
 		{"join without received", func(h *Hello) { delete(h.Extensions, ExtReceived) }},
@@ -675,11 +677,12 @@ func TestFrameRetainRelease(t *testing.T) {
 	e.Release()
 }
 
-// TestFrameReleaseConcurrent has several owners release each frame at once;
+// TestFrameReleaseConcurrent has several owners release each frame at the
+// same moment (they meet before each frame, so their releases collide);
 // every payload must go back exactly once. Run it with -race.
 func TestFrameReleaseConcurrent(t *testing.T) {
 	checkPool(t)
-	const frames, owners = 200, 4
+	const frames, owners = 20000, 2
 	start := PoolOutstanding()
 	fs := make([]*Frame, frames)
 	for i := range fs {
@@ -691,18 +694,25 @@ func TestFrameReleaseConcurrent(t *testing.T) {
 	if got := PoolOutstanding(); got != start+frames {
 		t.Fatalf("%d outstanding, want %d", got, start+frames)
 	}
-	var wg sync.WaitGroup
-	begin := make(chan struct{})
+	var (
+		wg      sync.WaitGroup
+		arrived atomic.Int64
+	)
 	for range owners {
 		wg.Go(func() {
-			<-begin
-			for _, f := range fs {
+			for i, f := range fs {
 				_ = f.Len() // an owner may read the payload until it lets go
+				// Meet the other owners, then release together.
+				arrived.Add(1)
+				for spin := 0; arrived.Load() < int64(owners*(i+1)); spin++ {
+					if spin > 1000 {
+						runtime.Gosched()
+					}
+				}
 				f.Release()
 			}
 		})
 	}
-	close(begin)
 	wg.Wait()
 	if got := PoolOutstanding(); got != start {
 		t.Fatalf("%d outstanding after every owner released, want %d", got, start)
@@ -894,6 +904,14 @@ func TestReorderLimit(t *testing.T) {
 	if r.Held() != 0 || r.Received() != 4 {
 		t.Fatalf("Held %d Received %d, want 0 and 4", r.Held(), r.Received())
 	}
+	// One byte short of room is refused too.
+	tight := NewReorder(2*one - 1)
+	wantErr(t, "Push 2", tight.Push(seqFrame(t, 2, payload)), nil)
+	wantErr(t, "Push 3, one byte past the limit", tight.Push(seqFrame(t, 3, payload)), ErrFlowControl)
+	if tight.Held() != one {
+		t.Fatalf("Held %d, want %d", tight.Held(), one)
+	}
+	tight.Drop()
 	// With room again, 5 is taken back.
 	wantErr(t, "Push 6", r.Push(seqFrame(t, 6, payload)), nil)
 	wantErr(t, "Push 5", r.Push(seqFrame(t, 5, payload)), nil)
