@@ -47,7 +47,10 @@ func (r *Reader) ReadFrame() (*Frame, error) {
 			return nil, fmt.Errorf("%w: %v carries a sequence number on a link without CapSeq", ErrMalformed, h.Type)
 		}
 		if _, err := io.ReadFull(r.r, r.hdr[:SeqLen]); err != nil {
-			return nil, fmt.Errorf("%w: %v sequence number cut short", ErrTruncated, h.Type)
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return nil, fmt.Errorf("%w: %v sequence number cut short", ErrTruncated, h.Type)
+			}
+			return nil, err
 		}
 		if f.Seq = binary.BigEndian.Uint64(r.hdr[:SeqLen]); f.Seq == 0 {
 			return nil, fmt.Errorf("%w: %v with sequence number 0", ErrMalformed, h.Type)

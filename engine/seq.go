@@ -206,12 +206,12 @@ func (r *Reorder) Push(f *Frame) error {
 		f.Release()
 		return nil
 	}
-	if f.Seq == r.next {
-		r.ready = f
+	if _, dup := r.held[f.Seq]; dup { // before ready: the held one may be next
+		f.Release()
 		return nil
 	}
-	if _, dup := r.held[f.Seq]; dup {
-		f.Release()
+	if f.Seq == r.next {
+		r.ready = f
 		return nil
 	}
 	n := f.WireLen()
