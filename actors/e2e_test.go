@@ -235,11 +235,29 @@ func TestBadPeers(t *testing.T) {
 		defer f.Release()
 		return engine.AppendFrame(nil, f, maxV)
 	}
+	// seqHello is a dialler's HELLO that offers CapSeq, with or without
+	// its link extensions.
+	seqHello := func(ext bool) []byte {
+		h := &engine.Hello{MinVersion: 1, MaxVersion: 1, Role: engine.RoleDialer,
+			MaxPayload: engine.DefaultMaxPayload, InitialWindow: engine.DefaultWindow, Capabilities: engine.CapSeq}
+		if ext {
+			engine.SetLinkHello(h, engine.LinkHello{ID: engine.LinkID{1, 2, 3}, Reorder: engine.DefaultReorder})
+		}
+		f := engine.NewHello(h)
+		defer f.Release()
+		return engine.AppendFrame(nil, f, 1)
+	}
 	header := func(typ engine.Type, stream, length uint32) []byte {
 		b := make([]byte, engine.HeaderLen)
 		engine.PutHeader(b, engine.Header{Version: 1, Type: typ, Stream: stream, Length: length})
 		return b
 	}
+	frame := func(f *engine.Frame) []byte {
+		defer f.Release()
+		return engine.AppendFrame(nil, f, 1)
+	}
+	numberedAck := engine.NewAck(engine.Ack{})
+	numberedAck.Seq = 1
 	cat := func(bs ...[]byte) []byte {
 		var out []byte
 		for _, b := range bs {
@@ -259,6 +277,10 @@ func TestBadPeers(t *testing.T) {
 		{"oversized length", cat(hello(1, 1), header(engine.TypeData, 1, 1<<30)), engine.ErrFrameTooLarge, engine.CodeProtocol},
 		{"unknown type", cat(hello(1, 1), header(0x7f, 1, 0)), engine.ErrUnknownType, engine.CodeProtocol},
 		{"bad stream id", cat(hello(1, 1), header(engine.TypeOpen, 2, 0)), engine.ErrBadStreamID, engine.CodeProtocol},
+		{"CapSeq without a link id", seqHello(false), engine.ErrMalformed, engine.CodeProtocol},
+		{"unnumbered frame on a sequenced link", cat(seqHello(true), header(engine.TypeOpenOK, 1, 0)), engine.ErrMalformed, engine.CodeProtocol},
+		{"numbered ACK", cat(seqHello(true), frame(numberedAck)), engine.ErrMalformed, engine.CodeProtocol},
+		{"ACK of a frame never sent", cat(seqHello(true), frame(engine.NewAck(engine.Ack{Received: 1 << 40}))), engine.ErrMalformed, engine.CodeProtocol},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

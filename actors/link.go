@@ -252,6 +252,11 @@ func (l *linkActor) Receive(ctx actor.Context) {
 func (l *linkActor) receive(ctx actor.Context, c *carrierRef, f *engine.Frame) {
 	if l.seq {
 		if f.Seq != 0 {
+			if !f.Type.Sequenced() {
+				f.Release()
+				l.protocolError(ctx, fmt.Errorf("%w: %v with a sequence number", engine.ErrMalformed, f.Type))
+				return
+			}
 			c.seqIn += uint64(f.WireLen())
 			l.scheduleAck(ctx, c)
 			if err := l.reorder.Push(f); err != nil {
