@@ -12,12 +12,13 @@ import (
 	"sockmux/internal/testkit"
 )
 
-// joinPair is a listening node and a dialling one, linked with key; it
-// returns the listener's address and the link's id.
-func joinPair(t *testing.T, key []byte, log *testkit.Recorder) (*Node, string, engine.LinkID) {
+// nodePair starts a listening node with ca and a dialling one with cb,
+// lets before adjust the dialler's env, connects it, and returns both and
+// the listener's address. Both close, and leaks are checked, at the end.
+func nodePair(t *testing.T, ca, cb Config, before func(*env)) (a, b *Node, addr string) {
 	t.Helper()
 	testkit.CheckLeaks(t)
-	a, err := NewNode(Config{Logger: slog.New(log), Key: key})
+	a, err := NewNode(ca)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,22 +28,32 @@ func joinPair(t *testing.T, key []byte, log *testkit.Recorder) (*Node, string, e
 		t.Fatal(err)
 	}
 	a.Serve(ln)
-	up := make(chan struct{}, 4)
-	b, err := NewNode(Config{Logger: slog.New(slog.DiscardHandler), Key: key,
-		OnLink: func(ev LinkEvent) {
-			if ev.Up {
-				up <- struct{}{}
-			}
-		}})
-	if err != nil {
+	if b, err = NewNode(cb); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
+	if before != nil {
+		before(b.env)
+	}
 	d, err := carriers.NewDialer(ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	b.Connect(d)
+	return a, b, ln.Addr().String()
+}
+
+// joinPair is a listening node and a dialling one, linked with key; it
+// returns the listener and its address, and the link's id.
+func joinPair(t *testing.T, key []byte, log *testkit.Recorder) (*Node, string, engine.LinkID) {
+	t.Helper()
+	up := make(chan struct{}, 4)
+	a, _, addr := nodePair(t, Config{Logger: slog.New(log), Key: key},
+		Config{Logger: slog.New(slog.DiscardHandler), Key: key, OnLink: func(ev LinkEvent) {
+			if ev.Up {
+				up <- struct{}{}
+			}
+		}}, nil)
 	select {
 	case <-up:
 	case <-time.After(10 * time.Second):
@@ -65,7 +76,7 @@ func joinPair(t *testing.T, key []byte, log *testkit.Recorder) (*Node, string, e
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	return a, ln.Addr().String(), id
+	return a, addr, id
 }
 
 // join runs a joining dialler's handshake against addr (a dialler
@@ -153,34 +164,15 @@ func TestJoin(t *testing.T) {
 // build) still links, over one carrier whatever --carriers says, and
 // carries streams intact.
 func TestPeerWithoutSeq(t *testing.T) {
-	testkit.CheckLeaks(t)
 	echo := testkit.Echo(t)
 	log := testkit.NewRecorder()
-	a, err := NewNode(Config{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	ln, err := carriers.Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.Serve(ln)
 	f, err := engine.ParseForward("127.0.0.1:0:" + echo)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := NewNode(Config{Logger: slog.New(log), Carriers: 3, Forwards: []engine.Forward{f}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.env.noSeq = true
-	t.Cleanup(func() { b.Close() })
-	d, err := carriers.NewDialer(ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.Connect(d)
+	a, b, _ := nodePair(t, Config{Logger: slog.New(slog.DiscardHandler)},
+		Config{Logger: slog.New(log), Carriers: 3, Forwards: []engine.Forward{f}},
+		func(e *env) { e.noSeq = true })
 	rec := log.Wait(t, 10*time.Second, "link up", func(r testkit.Record) bool { return r.Msg == "link up" })
 	if rec.Attrs["sequenced"] != false {
 		t.Fatalf("link up with sequenced=%v, want false", rec.Attrs["sequenced"])
