@@ -24,6 +24,10 @@ type Path struct {
 	Stalled bool
 
 	progressAt  time.Time // when Acked last grew, or the path became busy
+	// ackWait is the longest recent wait for delivery to show (decaying):
+	// ACKs that come back behind a deep queue the other way make a slow
+	// but live path, which must not be taken for stalled.
+	ackWait time.Duration
 	sampleAt    time.Time
 	sampleAcked uint64
 	samples     [rateSamples]float64 // delivery rate, bytes per second
@@ -55,7 +59,7 @@ func (p *Path) Rate() float64 {
 	return r
 }
 
-// Sent records n sequenced bytes put on the path at now.
+// OnSend records n sequenced bytes put on the path at now.
 func (p *Path) OnSend(n int, now time.Time) {
 	if p.Sent == p.Acked {
 		p.progressAt = now // idle until now: the stall clock starts here
@@ -77,6 +81,9 @@ func (p *Path) OnAck(bytes uint64, now time.Time) (resumed bool, err error) {
 		return false, nil
 	}
 	p.Acked = bytes
+	if !p.Stalled { // a stall is not a slow delivery to get used to
+		p.ackWait = max(now.Sub(p.progressAt), p.ackWait*7/8)
+	}
 	p.progressAt = now
 	if dt := now.Sub(p.sampleAt); dt >= sampleEvery {
 		p.samples[p.sampleN%rateSamples] = float64(p.Acked-p.sampleAcked) / dt.Seconds()
@@ -91,8 +98,9 @@ func (p *Path) OnAck(bytes uint64, now time.Time) (resumed bool, err error) {
 }
 
 // stallAfter is how long the path may deliver nothing while it has bytes
-// in flight.
-func (p *Path) stallAfter() time.Duration { return max(MinStall, 4*p.RTT) }
+// in flight: MinStall, or more on a path with a long round trip or whose
+// deliveries have lately been slow to show.
+func (p *Path) stallAfter() time.Duration { return max(MinStall, 4*p.RTT, 3*p.ackWait) }
 
 // Stripe chooses, for each frame, the carrier that will deliver it first.
 // It is used by one goroutine (the Scheduler).
@@ -130,9 +138,15 @@ func (s *Stripe) Find(id int) *Path {
 // Pick returns the path on which a frame of size bytes would arrive
 // first, judged by what each already has in flight and its delivery rate
 // (a path not yet measured is taken to be as fast as the fastest), among
-// those not stalled and with fewer than highWater bytes queued; nil when
-// none may take it. A path that slows down thus gets less, and one that
-// stops delivering gets nothing.
+// those not stalled; nil when there is none, or when that path has
+// highWater bytes queued already. A path that slows down thus gets less,
+// and one that stops delivering gets nothing.
+//
+// When the best path is full the frame waits for it (its next drain pumps
+// again) rather than going to a worse one: a burst spilled onto a slow
+// path arrives late, the receiver's reorder buffer waits for it and the
+// stream stalls behind it, so the whole stream runs at the slow path's
+// pace.
 func (s *Stripe) Pick(size, highWater int) *Path {
 	if len(s.Paths) == 1 {
 		if p := s.Paths[0]; !p.Stalled && p.Queued < highWater {
@@ -147,7 +161,7 @@ func (s *Stripe) Pick(size, highWater int) *Path {
 	var best *Path
 	bestAt := 0.0
 	for _, p := range s.Paths {
-		if p.Stalled || p.Queued >= highWater {
+		if p.Stalled {
 			continue
 		}
 		var at float64
@@ -163,6 +177,9 @@ func (s *Stripe) Pick(size, highWater int) *Path {
 		if best == nil || at < bestAt {
 			best, bestAt = p, at
 		}
+	}
+	if best != nil && best.Queued >= highWater {
+		return nil
 	}
 	return best
 }

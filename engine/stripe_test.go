@@ -216,12 +216,12 @@ func TestPickUnmeasured(t *testing.T) {
 		t.Fatalf("2 stalled: picked %d, want 3", got)
 	}
 	c.Queued = hw
-	if got := pickID(&s, 100, hw); got != 1 {
-		t.Fatalf("2 stalled, 3 at high water: picked %d, want 1", got)
-	}
-	a.Queued = hw + 1
 	if got := pickID(&s, 100, hw); got != -1 {
-		t.Fatalf("none may take it: picked %d", got)
+		t.Fatalf("2 stalled, 3 (the best) at high water: picked %d, want none (wait for 3)", got)
+	}
+	c.Queued, a.Queued = 0, hw+1
+	if got := pickID(&s, 100, hw); got != 3 {
+		t.Fatalf("1 full but not the best: picked %d, want 3", got)
 	}
 	a.Queued, c.Queued, b.Stalled = 0, 0, false
 	wantErr(t, "OnAck", ack(a, 450, at(1*ms)), nil) // 50 left, still unmeasured
@@ -315,8 +315,9 @@ func TestPickTenthRate(t *testing.T) {
 	}
 }
 
-// TestPickSkipsStalledAndFull: with rates measured, a stalled path or one
-// at high water is not picked, however good it looks.
+// TestPickSkipsStalledAndFull: with rates measured, a stalled path is not
+// picked, however good it looks; when the best path is at high water,
+// nothing is (the frame waits for it rather than arrive late elsewhere).
 func TestPickSkipsStalledAndFull(t *testing.T) {
 	const hw = 1 << 16
 	var s Stripe
@@ -331,8 +332,17 @@ func TestPickSkipsStalledAndFull(t *testing.T) {
 		t.Fatalf("1 stalled: picked %d, want 2", got)
 	}
 	mid.Queued = hw
+	if got := pickID(&s, 100, hw); got != -1 {
+		t.Fatalf("1 stalled, 2 (now the best) at high water: picked %d, want none", got)
+	}
+	worst.Queued = hw
+	mid.Queued = 0
+	if got := pickID(&s, 100, hw); got != 2 {
+		t.Fatalf("1 stalled, 3 full: picked %d, want 2", got)
+	}
+	worst.Queued, mid.Stalled = 0, true
 	if got := pickID(&s, 100, hw); got != 3 {
-		t.Fatalf("1 stalled, 2 at high water: picked %d, want 3", got)
+		t.Fatalf("1 and 2 stalled: picked %d, want 3", got)
 	}
 	worst.Stalled = true
 	if got := pickID(&s, 100, hw); got != -1 {
@@ -359,8 +369,10 @@ func TestStalls(t *testing.T) {
 		{"clock starts when it got bytes", []path{{sendAt: 10 * time.Second}, {sendAt: -1}}, 10*time.Second + MinStall, nil},
 		{"clock starts when it got bytes, later", []path{{sendAt: 10 * time.Second}, {sendAt: -1}}, 10*time.Second + MinStall + 1, []int{0}},
 		{"idle never stalls", []path{{sendAt: -1}, {sendAt: -1}}, time.Hour, nil},
-		{"progress resets the clock", []path{{sendAt: 0, progress: 200 * ms}, {sendAt: -1}}, 200*ms + MinStall, nil},
-		{"progress resets the clock, later", []path{{sendAt: 0, progress: 200 * ms}, {sendAt: -1}}, 200*ms + MinStall + 1, []int{0}},
+		{"progress resets the clock", []path{{sendAt: 0, progress: 50 * ms}, {sendAt: -1}}, 50*ms + MinStall, nil},
+		{"progress resets the clock, later", []path{{sendAt: 0, progress: 50 * ms}, {sendAt: -1}}, 50*ms + MinStall + 1, []int{0}},
+		{"slow deliveries raise the stall time", []path{{sendAt: 0, progress: 200 * ms}, {sendAt: -1}}, 200*ms + 3*200*ms, nil},
+		{"slow deliveries raise the stall time, later", []path{{sendAt: 0, progress: 200 * ms}, {sendAt: -1}}, 200*ms + 3*200*ms + 1, []int{0}},
 		{"4 RTT when larger", []path{{sendAt: 0, rtt: 100 * ms}, {sendAt: -1}}, 400 * ms, nil},
 		{"4 RTT when larger, later", []path{{sendAt: 0, rtt: 100 * ms}, {sendAt: -1}}, 400*ms + 1, []int{0}},
 		{"MinStall when 4 RTT is smaller", []path{{sendAt: 0, rtt: 50 * ms}, {sendAt: -1}}, MinStall + 1, []int{0}},
@@ -461,11 +473,11 @@ func TestStallAndResume(t *testing.T) {
 	if !resumed || a.Stalled {
 		t.Fatalf("delivery after a stall: resumed %v, stalled %v", resumed, a.Stalled)
 	}
-	b.Queued = hw // only a may take it now
+	b.Stalled = true // only a may take it now
 	if got := pickID(&s, size, hw); got != 1 {
 		t.Fatalf("picked %d after 1 resumed, want 1", got)
 	}
-	b.Queued = 0
+	b.Stalled = false
 	// Further deliveries are not resumptions.
 	resumed, err = a.OnAck(base+6000, at(start+time.Second+ms))
 	wantErr(t, "OnAck", err, nil)
