@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -150,8 +152,9 @@ func (l *linkActor) Receive(ctx actor.Context) {
 		ls := &LinkStatus{Peer: l.peer, Up: l.up, Role: l.role.String(), Authenticated: l.authed, RTT: l.rtt,
 			Streams: len(l.streams), Since: l.upSince, Carriers: len(l.carriers), Resuming: l.resuming}
 		if l.seq {
-			for _, c := range l.carriers {
-				ls.CarrierBytesIn = append(ls.CarrierBytesIn, c.seqIn)
+			ids := slices.Sorted(maps.Keys(l.carriers))
+			for _, id := range ids {
+				ls.CarrierBytesIn = append(ls.CarrierBytesIn, l.carriers[id].seqIn)
 			}
 		}
 		ctx.Respond(ls)

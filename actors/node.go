@@ -768,8 +768,9 @@ type LinkStatus struct {
 	Streams       int           `json:"streams_open"`
 	Carriers      int           `json:"carriers"`
 	Resuming      bool          `json:"resuming,omitempty"`
-	// CarrierBytesIn is, per carrier, the bytes of sequenced frames that
-	// arrived on it (CapSeq links): how the peer striped the link.
+	// CarrierBytesIn is, per carrier, oldest first, the bytes of
+	// sequenced frames that arrived on it (CapSeq links): how the peer
+	// striped the link.
 	CarrierBytesIn []uint64  `json:"carrier_bytes_in,omitempty"`
 	Since          time.Time `json:"since,omitzero"`
 }
