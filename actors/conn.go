@@ -61,7 +61,6 @@ var (
 // Reading starts with the first grant of credit.
 func (s *streamActor) openSocket(conn net.Conn) {
 	s.netConn = conn
-	s.maxRead = int(s.params.SendMax)
 	if sc, ok := conn.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			s.raw = raw
@@ -168,26 +167,64 @@ func (s *streamActor) readSize() (max, frame int) {
 	case s.datagram:
 		return maxDatagram, maxDatagram
 	case s.raw == nil:
-		n := int(min(s.credit, int64(s.maxRead)))
+		n := int(min(s.credit, int64(s.maxRead())))
 		return n, n
 	}
-	return int(min(s.credit, int64(s.maxRead*readFrames))), s.maxRead
+	return int(min(s.credit, int64(s.maxRead()*readFrames))), s.maxRead()
 }
+
+// maxRead is the largest DATA payload the peer takes.
+func (s *streamActor) maxRead() int { return int(s.params.SendMax) }
 
 // wait starts the goroutine that reads once the socket has bytes; its
 // dataIn hands them over and says it ended.
 func (s *streamActor) wait() {
 	s.waiting = true
 	s.running++
-	env, self := s.env, s.self
 	max, frame := s.readSize()
-	rd := &sockReader{conn: s.netConn, raw: s.raw}
-	env.goroutine(func() {
-		// The goroutine owns the buffers it read until dataIn hands
-		// them to the actor (or, the actor gone, to releaseMessage).
-		bufs, _, err := rd.readWhenReady(max, frame)
-		env.send(self, &dataIn{bufs: bufs, err: err})
-	})
+	r := &socketRead{env: s.env, self: s.self, rd: sockReader{conn: s.netConn, raw: s.raw}, max: max, frame: frame}
+	s.env.goroutine(r.run)
+}
+
+// socketRead is one wait of a stream's reading goroutine, all it holds
+// while parked in one allocation: an idle stream keeps nothing else.
+type socketRead struct {
+	env        *env
+	self       *actor.PID
+	rd         sockReader
+	max, frame int
+	peeked     bool
+	// msg is the report: the goroutine owns the buffers it read until
+	// msg hands them to the actor (or, the actor gone, to
+	// releaseMessage).
+	msg dataIn
+}
+
+// run waits until the socket has something to say (bytes, its end or an
+// error), reads up to max bytes into buffers of at most frame bytes each,
+// and reports. Until the socket is readable it has only peeked at it, so
+// the goroutine parked here holds no buffer and keeps the smallest stack.
+// A socket with no file descriptor is read with a plain Read.
+func (r *socketRead) run() {
+	if r.rd.raw == nil {
+		r.msg.bufs, _, r.msg.err = r.rd.read(r.max, r.frame)
+	} else if err := r.rd.raw.Read(r.try); err != nil {
+		r.msg.err = err
+	}
+	r.env.send(r.self, &r.msg)
+}
+
+// try is the raw read's callback: a peek first, then a read; false waits
+// for the socket to be readable.
+func (r *socketRead) try(fd uintptr) bool {
+	if !r.peeked {
+		r.peeked = true
+		if !readable(fd) {
+			return false
+		}
+	}
+	r.msg.bufs, _, r.msg.err = readFD(int(fd), r.max, r.frame)
+	return r.msg.err != syscall.EAGAIN && r.msg.err != syscall.EINTR // else a wake-up with nothing there: wait again
 }
 
 // waited takes a reading goroutine's end: bytes it read, or the end of
@@ -232,9 +269,9 @@ func (s *streamActor) readOn(ctx actor.Context, bufs []*engine.Buffer, n, max in
 // buffer, using their credit. A datagram that does not fit a frame or what
 // is left of the credit is dropped and counted: a datagram is never cut.
 func (s *streamActor) dataRead(ctx actor.Context, bufs []*engine.Buffer, n int) {
-	if s.datagram && (n > s.maxRead || int64(n) > s.credit) {
+	if s.datagram && (n > s.maxRead() || int64(n) > s.credit) {
 		s.env.stats.DroppedDatagrams.Add(1)
-		s.env.log.Debug("datagram dropped", "bytes", n, "frame_limit", s.maxRead)
+		s.env.log.Debug("datagram dropped", "bytes", n, "frame_limit", s.maxRead())
 		putAll(bufs)
 		return
 	}
@@ -622,40 +659,6 @@ func (r *sockReader) rawRead(max, frame int, wait bool) ([]*engine.Buffer, int, 
 			return !wait
 		}
 		return true
-	})
-	if err == nil {
-		err = rerr
-	}
-	return bufs, n, err
-}
-
-// readWhenReady waits until the socket has something to say (bytes, its
-// end or an error), then reads up to max bytes into buffers of at most
-// frame bytes each. Until then it has only peeked at the socket, so a
-// goroutine parked in it holds no buffer and keeps the smallest stack. A
-// socket with no file descriptor is read with a plain Read.
-func (r *sockReader) readWhenReady(max, frame int) ([]*engine.Buffer, int, error) {
-	if r.raw == nil {
-		return r.read(max, frame)
-	}
-	if max <= 0 {
-		return nil, 0, nil
-	}
-	var (
-		bufs   []*engine.Buffer
-		n      int
-		rerr   error
-		peeked bool
-	)
-	err := r.raw.Read(func(fd uintptr) bool {
-		if !peeked {
-			peeked = true
-			if !readable(fd) {
-				return false
-			}
-		}
-		bufs, n, rerr = readFD(int(fd), max, frame)
-		return rerr != syscall.EAGAIN && rerr != syscall.EINTR // else a wake-up with nothing there: wait again
 	})
 	if err == nil {
 		err = rerr

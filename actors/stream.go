@@ -21,35 +21,28 @@ import (
 type streamActor struct {
 	env    *env
 	self   *actor.PID
-	id     uint32
 	link   *actor.PID
 	sched  *actor.PID
 	target string
-	params engine.Params
 	state  *engine.Stream
-	recv   engine.RecvWindow
 	budget *budget       // the link's, for growing recv
 	rtt    *atomic.Int64 // the link's round trip, in nanoseconds
-	grown  uint32        // what recv took from budget
+	params engine.Params
+	recv   engine.RecvWindow
+	id     uint32
+	grown  uint32 // what recv took from budget
 
-	datagram  bool                 // the stream carries datagrams (UDP)
 	netConn   net.Conn             // the local socket (opener: the one a forward accepted; accepter: once dialled)
 	firstLen  int                  // opener: bytes of the window the OPEN used
 	reply     *proxyReply          // opener: a -D client waiting to hear how OPEN went
 	opened    chan error           // opener: DialStream waiting for the same
-	proxyHere bool                 // accepter: a "-R port:socks" stream, served by a proxy here
 	policy    *engine.TargetPolicy // accepter: what the peer may have us dial
-	clientEOF bool                 // opener: the client had already shut its write side
 	openFrame *engine.Frame        // accepter: the OPEN, holding the first bytes
+	datagram  bool                 // the stream carries datagrams (UDP)
+	proxyHere bool                 // accepter: a "-R port:socks" stream, served by a proxy here
+	clientEOF bool                 // opener: the client had already shut its write side
 
 	// The socket (conn.go).
-	raw        syscall.RawConn    // netConn's file descriptor; nil: a goroutine reads and writes
-	maxRead    int                // the largest frame payload
-	credit     int64              // what the Scheduler granted that reading may still use
-	wq         *writeQueue        // for the writer goroutine; nil until a write must wait
-	out        []*engine.Buffer   // bytes for the socket until the flush (or, accepter, the dial)
-	cancel     context.CancelFunc // the dial's
-	running    int                // goroutines of this stream alive: the reading one, writers, the dial
 	waiting    bool               // the reading goroutine is out
 	paused     bool               // reading waits for credit
 	readDone   bool               // reading has ended
@@ -58,6 +51,12 @@ type streamActor struct {
 	pendingFin bool               // accepter: shut the write side once dialled
 	closed     bool               // the socket is shut: everything dropped
 	ended      bool               // the stream has ended and stops
+	running    int32              // goroutines of this stream alive: the reading one, writers, the dial
+	raw        syscall.RawConn    // netConn's file descriptor; nil: a goroutine reads and writes
+	credit     int64              // what the Scheduler granted that reading may still use
+	wq         *writeQueue        // for the writer goroutine; nil until a write must wait
+	out        []*engine.Buffer   // bytes for the socket until the flush (or, accepter, the dial)
+	cancel     context.CancelFunc // the dial's
 }
 
 func (s *streamActor) Receive(ctx actor.Context) {
