@@ -280,6 +280,8 @@ func (s *streamActor) dataRead(ctx actor.Context, bufs []*engine.Buffer, n int) 
 		putAll(bufs)
 		return
 	}
+	// The frames take the buffers; the Scheduler, then the carrier, owns
+	// them from here.
 	out := &dataOut{frames: make([]*engine.Frame, len(bufs))}
 	for i, b := range bufs {
 		out.frames[i] = &engine.Frame{Type: engine.TypeData, Stream: s.id, Payload: b}
@@ -325,6 +327,14 @@ func (s *streamActor) output(ctx actor.Context, b *engine.Buffer) {
 		return
 	}
 	if s.wq != nil && s.netConn != nil && s.wq.push(b) { // the writer runs: it takes b
+		return
+	}
+	if k := len(s.out); k > 0 && !s.datagram && len(b.B) <= coalesceMax && cap(s.out[k-1].B)-len(s.out[k-1].B) >= len(b.B) {
+		// Small DATA shares the tail's buffer: a run of tiny frames
+		// pins no buffer each.
+		t := s.out[k-1]
+		t.B = append(t.B, b.B...)
+		engine.PutBuffer(b)
 		return
 	}
 	s.out = append(s.out, b)
@@ -400,6 +410,10 @@ func (s *streamActor) writeNow(bufs []*engine.Buffer) (int, error) {
 	return n, err
 }
 
+// maxIovecs is the most buffers one writev takes (IOV_MAX on Linux); the
+// rest wait for the next.
+const maxIovecs = 1024
+
 // writeFD writes bufs to fd without waiting and returns what it wrote; a
 // full socket is no error.
 func writeFD(fd int, bufs []*engine.Buffer, datagram bool) (int, error) {
@@ -422,7 +436,7 @@ func writeFD(fd int, bufs []*engine.Buffer, datagram bool) (int, error) {
 	}
 	var spare [8][]byte
 	iovs := spare[:0]
-	for _, b := range bufs {
+	for _, b := range bufs[:min(len(bufs), maxIovecs)] {
 		iovs = append(iovs, b.B)
 	}
 	n, err := unix.Writev(fd, iovs)

@@ -55,7 +55,7 @@ type streamActor struct {
 	raw        syscall.RawConn    // netConn's file descriptor; nil: a goroutine reads and writes
 	credit     int64              // what the Scheduler granted that reading may still use
 	wq         *writeQueue        // for the writer goroutine; nil until a write must wait
-	out        []*engine.Buffer   // bytes for the socket until the flush (or, accepter, the dial)
+	out        []*engine.Buffer   // bytes for the socket until the flush (or, accepter, the dial); the stream owns them
 	cancel     context.CancelFunc // the dial's
 }
 
