@@ -15,212 +15,455 @@ import (
 	"sockmux/engine"
 )
 
-// connActor owns one local socket, accepted by a forward or dialled for
-// the peer. Its reader goroutine reads only while the stream has credit
-// (the gate) and holds no buffer while the socket is idle; its writer
-// goroutine writes what the stream hands it and returns the buffers.
-type connActor struct {
-	env      *env
-	self     *actor.PID
-	stream   *actor.PID
-	conn     net.Conn
-	target   string // dial this when conn is nil
-	maxRead  int
-	eof      bool // the socket's read side had ended before the reader started
-	datagram bool // UDP: one read is one datagram is one frame, never split or merged
+// The socket half of a stream: its Stream actor owns the local socket,
+// accepted by a forward or dialled for the peer, and does its I/O itself
+// where it can without waiting. An idle stream costs one parked goroutine
+// and no buffer:
+//
+//   - Reading: with credit from the Scheduler, the actor starts a reading
+//     goroutine, which reads once bytes are there (readv into pooled
+//     buffers, taken only then), hands them to the actor and ends. While
+//     it waits it has peeked at the socket and done nothing else, so its
+//     stack stays the smallest a goroutine has. After a read that took all
+//     it asked for, the actor reads on itself, without waiting, until the
+//     socket is empty or the credit used up.
+//   - Writing: the actor writes what the peer sent, all the DATA that came
+//     in one mailbox run together, with one non-blocking writev. Only what
+//     the socket does not take at once goes to a write queue, for a writer
+//     goroutine that writes it, blocking, and ends when the queue is
+//     empty. On a socket with no file descriptor (a pipe, a UDP session)
+//     every write goes through the writer.
+//
+// So a socket has one reader at a time (the actor, or the goroutine it
+// started and whose end it waits for) and one writer at a time (the actor,
+// or the writer goroutine while the queue says it runs).
 
-	gate    *gate
-	wq      *writeQueue
-	running int // reader and writer goroutines alive
-	closed  bool
-	cancel  context.CancelFunc
+// readFrames is how many frames' worth one read of a local socket may take:
+// one readv fills up to this many pooled buffers, which travel together and
+// leave in one carrier write.
+const readFrames = 4
+
+// readMore asks a Stream actor to read again after a read that took all it
+// asked for: more may be waiting, after what else is in its mailbox.
+type readMore struct{}
+
+// flush asks a Stream actor to write what it collected for its socket:
+// the DATA that arrived together leaves with one writev.
+type flush struct{}
+
+// The one readMore and the one flush every stream sends itself.
+var (
+	readMoreMsg = &readMore{}
+	flushMsg    = &flush{}
+)
+
+// openSocket takes the stream's socket, accepted or just dialled, for I/O.
+// Reading starts with the first grant of credit.
+func (s *streamActor) openSocket(conn net.Conn) {
+	s.netConn = conn
+	if sc, ok := conn.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			s.raw = raw
+		}
+	}
 }
 
-func newConnection(e *env, stream *actor.PID, conn net.Conn, target string, p engine.Params, datagram bool) *connActor {
-	c := &connActor{env: e, stream: stream, conn: conn, target: target, maxRead: int(p.SendMax), datagram: datagram,
-		gate: newGate(&e.stats.CreditStalls), wq: newWriteQueue(&e.stats.MaxQueuedBytes)}
-	c.wq.noCoalesce = datagram
-	return c
+// dial dials the target in a goroutine, which reports with dialDone.
+func (s *streamActor) dial() {
+	dctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.running++
+	env, self, target, dial := s.env, s.self, s.target, s.env.cfg.DialTarget
+	if s.datagram {
+		dial = func(ctx context.Context, addr string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "udp", addr)
+		}
+	}
+	env.goroutine(func() {
+		conn, err := dial(dctx, target)
+		env.send(self, &dialDone{conn: conn, err: err})
+	})
 }
 
-func (c *connActor) Receive(ctx actor.Context) {
-	switch m := ctx.Message().(type) {
-	case *grant:
-		c.gate.add(m.n)
-	case *write:
-		c.wq.push(m.buf)
-	case *ioExit:
-		c.running--
-		c.maybeClosed(ctx)
-	case *closeWrite:
-		c.wq.finish()
-	case *closeAfter:
-		// Write the last words, then close: the reader stops now.
-		c.wq.push(m.buf)
-		c.wq.finish()
-		c.gate.close()
-		if c.conn != nil {
-			_ = c.conn.SetReadDeadline(time.Now())
+// dialDone takes the dial's end.
+func (s *streamActor) dialDone(ctx actor.Context, m *dialDone) {
+	s.running--
+	s.cancel = nil
+	s.connected(ctx, m.conn, m.err)
+}
+
+// connected takes the dialled socket, writes what waited for it and
+// answers the OPEN.
+func (s *streamActor) connected(ctx actor.Context, conn net.Conn, err error) {
+	if err != nil {
+		s.shut()
+		s.dialed(ctx, err)
+		s.maybeClosed(ctx)
+		return
+	}
+	if s.closed {
+		conn.Close()
+		s.maybeClosed(ctx)
+		return
+	}
+	s.openSocket(conn)
+	s.flush(ctx)
+	if s.pendingFin {
+		s.pendingFin = false
+		s.closeWrite(ctx)
+	}
+	s.dialed(ctx, nil)
+}
+
+// grant adds credit from the Scheduler and reads if reading waited for it.
+func (s *streamActor) grant(ctx actor.Context, n int64) {
+	s.credit += n
+	if s.paused {
+		s.paused = false
+		s.readNow(ctx) // bytes are likely waiting
+	}
+}
+
+// readNow reads what the socket holds, up to the credit, with one
+// non-blocking read and sends it on; when the socket is empty a reading
+// goroutine waits for more.
+func (s *streamActor) readNow(ctx actor.Context) {
+	if !s.mayRead() {
+		return
+	}
+	if s.raw == nil {
+		s.wait()
+		return
+	}
+	max, frame := s.readSize()
+	bufs, n, err := (&sockReader{raw: s.raw}).rawRead(max, frame, false)
+	if n == 0 && err == nil {
+		s.wait() // nothing there
+		return
+	}
+	s.readOn(ctx, bufs, n, max, err)
+}
+
+// mayRead says whether the socket is to be read now, and counts a stall
+// when only credit is missing.
+func (s *streamActor) mayRead() bool {
+	if s.readDone || s.closed || s.waiting || s.netConn == nil {
+		return false
+	}
+	if s.credit <= 0 {
+		s.paused = true
+		s.env.stats.CreditStalls.Add(1)
+		return false
+	}
+	return true
+}
+
+// readSize is how much one read may take, in buffers of what size: up to
+// the credit, a datagram whatever its size (it is dropped if it does not
+// fit), and one frame's worth with a plain Read.
+func (s *streamActor) readSize() (max, frame int) {
+	switch {
+	case s.datagram:
+		return maxDatagram, maxDatagram
+	case s.raw == nil:
+		n := int(min(s.credit, int64(s.maxRead())))
+		return n, n
+	}
+	return int(min(s.credit, int64(s.maxRead()*readFrames))), s.maxRead()
+}
+
+// maxRead is the largest DATA payload the peer takes.
+func (s *streamActor) maxRead() int { return int(s.params.SendMax) }
+
+// wait starts the goroutine that reads once the socket has bytes; its
+// dataIn hands them over and says it ended.
+func (s *streamActor) wait() {
+	s.waiting = true
+	s.running++
+	max, frame := s.readSize()
+	r := &socketRead{env: s.env, self: s.self, rd: sockReader{conn: s.netConn, raw: s.raw}, max: max, frame: frame}
+	s.env.goroutine(r.run)
+}
+
+// socketRead is one wait of a stream's reading goroutine, all it holds
+// while parked in one allocation: an idle stream keeps nothing else.
+type socketRead struct {
+	env        *env
+	self       *actor.PID
+	rd         sockReader
+	max, frame int
+	peeked     bool
+	// msg is the report: the goroutine owns the buffers it read until
+	// msg hands them to the actor (or, the actor gone, to
+	// releaseMessage).
+	msg dataIn
+}
+
+// run waits until the socket has something to say (bytes, its end or an
+// error), reads up to max bytes into buffers of at most frame bytes each,
+// and reports. Until the socket is readable it has only peeked at it, so
+// the goroutine parked here holds no buffer and keeps the smallest stack.
+// A socket with no file descriptor is read with a plain Read.
+func (r *socketRead) run() {
+	if r.rd.raw == nil {
+		r.msg.bufs, _, r.msg.err = r.rd.read(r.max, r.frame)
+	} else if err := r.rd.raw.Read(r.try); err != nil {
+		r.msg.err = err
+	}
+	r.env.send(r.self, &r.msg)
+}
+
+// try is the raw read's callback: a peek first, then a read; false waits
+// for the socket to be readable.
+func (r *socketRead) try(fd uintptr) bool {
+	if !r.peeked {
+		r.peeked = true
+		if !readable(fd) {
+			return false
 		}
-	case *abort:
-		c.shut()
-		c.maybeClosed(ctx)
-	case *dialDone:
-		c.cancel = nil
-		if m.err != nil {
-			ctx.Send(c.stream, &dialed{err: m.err})
-			c.shut()
-			c.maybeClosed(ctx)
+	}
+	r.msg.bufs, _, r.msg.err = readFD(int(fd), r.max, r.frame)
+	return r.msg.err != syscall.EAGAIN && r.msg.err != syscall.EINTR // else a wake-up with nothing there: wait again
+}
+
+// waited takes a reading goroutine's end: bytes it read, or the end of
+// reading.
+func (s *streamActor) waited(ctx actor.Context, m *dataIn) {
+	s.waiting = false
+	s.running--
+	n := 0
+	for _, b := range m.bufs {
+		n += len(b.B)
+	}
+	max, _ := s.readSize()
+	s.readOn(ctx, m.bufs, n, max, m.err)
+	s.maybeClosed(ctx)
+}
+
+// readOn sends on n bytes read of max asked for, and reads on: at once
+// after a full read (once the mailbox's other messages had their turn),
+// else from a goroutine that waits.
+func (s *streamActor) readOn(ctx actor.Context, bufs []*engine.Buffer, n, max int, err error) {
+	if n > 0 {
+		s.dataRead(ctx, bufs, n)
+	}
+	switch {
+	case s.readDone || s.closed:
+	case err != nil:
+		s.readEnded(ctx, err)
+	case n >= max || s.datagram && n > 0:
+		if s.raw != nil {
+			ctx.Send(s.self, readMoreMsg)
 			return
 		}
-		c.conn = m.conn
-		if c.closed {
-			c.conn.Close()
-			c.maybeClosed(ctx)
-			return
+		fallthrough
+	default:
+		if s.mayRead() {
+			s.wait()
 		}
-		c.startIO()
-		ctx.Send(c.stream, &dialed{})
-	case *actor.Started:
-		c.self = ctx.Self()
-		if c.conn != nil {
-			c.startIO()
-			return
+	}
+}
+
+// dataRead sends bytes read from the socket to the peer, one DATA frame a
+// buffer, using their credit. A datagram that does not fit a frame or what
+// is left of the credit is dropped and counted: a datagram is never cut.
+func (s *streamActor) dataRead(ctx actor.Context, bufs []*engine.Buffer, n int) {
+	if s.datagram && (n > s.maxRead() || int64(n) > s.credit) {
+		s.env.stats.DroppedDatagrams.Add(1)
+		s.env.log.Debug("datagram dropped", "bytes", n, "frame_limit", s.maxRead())
+		putAll(bufs)
+		return
+	}
+	s.credit -= int64(n)
+	if s.readDone || s.closed || s.state.Send(engine.TypeData) != nil {
+		putAll(bufs)
+		return
+	}
+	// The frames take the buffers; the Scheduler, then the carrier, owns
+	// them from here.
+	out := &dataOut{frames: make([]*engine.Frame, len(bufs))}
+	for i, b := range bufs {
+		out.frames[i] = &engine.Frame{Type: engine.TypeData, Stream: s.id, Payload: b}
+	}
+	ctx.Send(s.sched, out)
+}
+
+// readEnded ends reading: at the socket's end the peer gets FIN; a failure
+// resets the stream.
+func (s *streamActor) readEnded(ctx actor.Context, err error) {
+	s.readDone = true
+	switch {
+	case errors.Is(err, io.EOF):
+		if s.state.CanSend() {
+			_ = s.state.Send(engine.TypeFin)
+			ctx.Send(s.sched, engine.NewEmpty(engine.TypeFin, s.id))
 		}
-		dctx, cancel := context.WithCancel(context.Background())
-		c.cancel = cancel
-		self, target, dial := c.self, c.target, c.env.cfg.DialTarget
-		if c.datagram {
-			dial = func(ctx context.Context, addr string) (net.Conn, error) {
-				var d net.Dialer
-				return d.DialContext(ctx, "udp", addr)
+	case errors.Is(err, net.ErrClosed), errors.Is(err, os.ErrDeadlineExceeded):
+	default:
+		s.env.log.Debug("stream socket error", "stream", s.id, "target", s.target, "write", false, "err", err)
+		s.reset(ctx, engine.CodeCancelled, err.Error())
+	}
+	s.maybeClosed(ctx)
+}
+
+// stopReading ends reading without an end from the socket: a waiting
+// goroutine is woken by a deadline in the past.
+func (s *streamActor) stopReading() {
+	s.readDone = true
+	if s.waiting && s.netConn != nil {
+		_ = s.netConn.SetReadDeadline(time.Now())
+	}
+}
+
+// output takes b, bytes from the peer for the socket: the running writer
+// gets it, or it waits in out for the flush that follows what is already
+// in the mailbox (or, while dialling, for the socket). b is the stream's
+// until it is written, then returned to the pool, or queued, then the
+// queue's.
+func (s *streamActor) output(ctx actor.Context, b *engine.Buffer) {
+	if s.closed || s.writeDone || s.finQueued {
+		engine.PutBuffer(b)
+		return
+	}
+	if s.wq != nil && s.netConn != nil && s.wq.push(b) { // the writer runs: it takes b
+		return
+	}
+	if k := len(s.out); k > 0 && !s.datagram && len(b.B) <= coalesceMax && cap(s.out[k-1].B)-len(s.out[k-1].B) >= len(b.B) {
+		// Small DATA shares the tail's buffer: a run of tiny frames
+		// pins no buffer each.
+		t := s.out[k-1]
+		t.B = append(t.B, b.B...)
+		engine.PutBuffer(b)
+		return
+	}
+	s.out = append(s.out, b)
+	if len(s.out) == 1 && s.netConn != nil {
+		ctx.Send(s.self, flushMsg)
+	}
+}
+
+// flush writes what output collected with one non-blocking write; what the
+// socket does not take goes to a writer goroutine.
+func (s *streamActor) flush(ctx actor.Context) {
+	if len(s.out) == 0 || s.netConn == nil {
+		return
+	}
+	bufs := s.out
+	total := 0
+	for _, b := range bufs {
+		total += len(b.B)
+	}
+	n, err := s.writeNow(bufs)
+	if err != nil {
+		putAll(bufs)
+		s.out = bufs[:0]
+		s.writeFailed(ctx, err)
+		return
+	}
+	// Return what was written; the rest, the first maybe in part, is left.
+	k, left := 0, n
+	for ; k < len(bufs) && left >= len(bufs[k].B); k++ {
+		left -= len(bufs[k].B)
+		engine.PutBuffer(bufs[k])
+		bufs[k] = nil
+	}
+	if k < len(bufs) {
+		if left > 0 {
+			b := bufs[k]
+			b.B = b.B[:copy(b.B, b.B[left:])]
+		}
+		if s.wq == nil {
+			s.wq = newWriteQueue(&s.env.stats.MaxQueuedBytes)
+			s.wq.noCoalesce = s.datagram
+		}
+		s.wq.start(bufs[k:]) // the queue owns them now
+		clear(bufs[k:])
+		s.running++
+		env, self, conn, q, datagram := s.env, s.self, s.netConn, s.wq, s.datagram
+		env.goroutine(func() { writeLoop(env, self, conn, q, datagram) })
+	}
+	s.out = bufs[:0]
+	if n > 0 {
+		s.consumed(ctx, n, total-n)
+	}
+}
+
+// writeNow writes what of bufs the socket takes without waiting, with one
+// writev (a datagram a write, whole or not at all); nothing on a socket
+// with no file descriptor.
+func (s *streamActor) writeNow(bufs []*engine.Buffer) (int, error) {
+	if s.raw == nil {
+		return 0, nil
+	}
+	var (
+		n   int
+		err error
+	)
+	rerr := s.raw.Write(func(fd uintptr) bool {
+		n, err = writeFD(int(fd), bufs, s.datagram)
+		return true // one try: never wait here
+	})
+	if err == nil {
+		err = rerr
+	}
+	return n, err
+}
+
+// maxIovecs is the most buffers one writev takes (IOV_MAX on Linux); the
+// rest wait for the next.
+const maxIovecs = 1024
+
+// writeFD writes bufs to fd without waiting and returns what it wrote; a
+// full socket is no error.
+func writeFD(fd int, bufs []*engine.Buffer, datagram bool) (int, error) {
+	if datagram || len(bufs) == 1 {
+		total := 0
+		for _, b := range bufs {
+			n, err := syscall.Write(fd, b.B)
+			if err == syscall.EAGAIN || err == syscall.EINTR {
+				return total, nil
+			}
+			if err != nil {
+				return total, err
+			}
+			total += n
+			if n < len(b.B) {
+				break
 			}
 		}
-		c.env.goroutine(func() {
-			conn, err := dial(dctx, target)
-			c.env.send(self, &dialDone{conn: conn, err: err})
-		})
-	case *actor.Stopping:
-		c.shut()
+		return total, nil
 	}
+	var spare [8][]byte
+	iovs := spare[:0]
+	for _, b := range bufs[:min(len(bufs), maxIovecs)] {
+		iovs = append(iovs, b.B)
+	}
+	n, err := unix.Writev(fd, iovs)
+	if err == unix.EAGAIN || err == unix.EINTR {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
-func (c *connActor) startIO() {
-	c.running = 2
-	conn := c.conn
-	c.env.goroutine(func() { c.readLoop(conn) })
-	c.env.goroutine(func() { c.writeLoop(conn) })
-}
-
-// shut drops what is queued, stops the goroutines and closes the socket.
-func (c *connActor) shut() {
-	if c.closed {
-		return
-	}
-	c.closed = true
-	c.wq.abort()
-	c.gate.close()
-	if c.cancel != nil {
-		c.cancel()
-	}
-	if c.conn != nil {
-		c.conn.Close()
-	}
-}
-
-// maybeClosed tells the stream once the socket is closed and no goroutine
-// or dial of this connection is left.
-func (c *connActor) maybeClosed(ctx actor.Context) {
-	if c.running > 0 || c.cancel != nil {
-		return
-	}
-	if c.conn != nil {
-		c.conn.Close()
-	}
-	if c.stream != nil {
-		ctx.Send(c.stream, &connClosed{})
-		c.stream = nil
-	}
-}
-
-func (c *connActor) readLoop(conn net.Conn) {
-	defer c.env.send(c.self, &ioExit{})
-	rd := newSockReader(conn)
-	if c.eof {
-		c.readDone(io.EOF)
-		return
-	}
-	if c.datagram {
-		c.readDatagrams(rd)
-		return
-	}
-	for {
-		n, ok := c.gate.wait()
-		if !ok {
-			return
-		}
-		bufs, k, err := rd.read(int(min(n, int64(c.maxRead*readFrames))), c.maxRead)
-		if k > 0 {
-			c.gate.take(int64(k))
-			c.env.send(c.stream, &dataIn{bufs: bufs})
-		}
-		if err != nil {
-			c.readDone(err)
-			return
-		}
-	}
-}
-
-// readDatagrams reads whole datagrams, each a frame of its own. It waits
-// for the stream to have some credit (a new stream's first grant is on its
-// way), and then drops, and counts, a datagram that does not fit a frame or
-// what is left of the credit: a datagram is never cut.
-func (c *connActor) readDatagrams(rd *sockReader) {
-	for {
-		if _, ok := c.gate.wait(); !ok {
-			return
-		}
-		bufs, n, err := rd.read(maxDatagram, maxDatagram)
-		if n > 0 {
-			if n > c.maxRead || !c.gate.tryTake(int64(n)) {
-				c.env.stats.DroppedDatagrams.Add(1)
-				c.env.log.Debug("datagram dropped", "bytes", n, "frame_limit", c.maxRead)
-				putAll(bufs)
-			} else {
-				c.env.send(c.stream, &dataIn{bufs: bufs})
-			}
-		}
-		if err != nil {
-			c.readDone(err)
-			return
-		}
-	}
-}
-
-func (c *connActor) readDone(err error) {
-	if errors.Is(err, io.EOF) {
-		c.env.send(c.stream, &readEOF{})
-		return
-	}
-	if !errors.Is(err, net.ErrClosed) && !errors.Is(err, os.ErrDeadlineExceeded) {
-		c.env.send(c.stream, &ioFailed{err: err})
-	}
-}
-
-func (c *connActor) writeLoop(conn net.Conn) {
-	defer c.env.send(c.self, &ioExit{})
+// writeLoop is a stream's writer goroutine: it writes what the queue holds
+// until the queue is empty, shuts the write side if the queue says so,
+// and ends. It owns the buffers it took from the queue and returns them to
+// the pool once written (or not).
+func writeLoop(env *env, self *actor.PID, conn net.Conn, q *writeQueue, datagram bool) {
 	var (
 		bufs []*engine.Buffer
 		nb   net.Buffers
+		exit writerExit
 	)
+	defer func() { env.send(self, &exit) }()
 	for {
 		var fin, ok bool
-		bufs, fin, ok = c.wq.take(bufs[:0])
+		bufs, fin, ok = q.take(bufs[:0])
 		if !ok {
-			for i, b := range bufs {
-				engine.PutBuffer(b)
-				bufs[i] = nil
-			}
 			return
 		}
 		if len(bufs) > 0 {
@@ -231,7 +474,7 @@ func (c *connActor) writeLoop(conn net.Conn) {
 				total += len(b.B)
 			}
 			var err error
-			if c.datagram { // one write per datagram: writev would merge them
+			if datagram { // one write per datagram: writev would merge them
 				for _, b := range nb {
 					if _, err = conn.Write(b); err != nil {
 						break
@@ -241,34 +484,126 @@ func (c *connActor) writeLoop(conn net.Conn) {
 				w := nb
 				_, err = w.WriteTo(conn)
 			}
-			for i, b := range bufs {
-				engine.PutBuffer(b)
-				bufs[i] = nil
-			}
-			queued := c.wq.written(total)
+			clear(nb)
+			putAll(bufs)
+			queued := q.written(total)
 			if err != nil {
-				if !errors.Is(err, net.ErrClosed) {
-					c.env.send(c.stream, &ioFailed{err: err, write: true})
-				}
+				exit.err = err
 				return
 			}
-			c.env.send(c.stream, &wrote{n: total, queued: queued})
+			env.send(self, &wrote{n: total, queued: queued})
+			continue
 		}
 		if fin {
-			if cw, ok := conn.(interface{ CloseWrite() error }); ok {
-				_ = cw.CloseWrite()
-			} else {
-				conn.Close()
-			}
-			return
+			shutWrite(conn)
+			exit.shut = true
 		}
+		return
 	}
 }
 
-// readFrames is how many frames' worth one read of a local socket may take:
-// one readv fills up to this many pooled buffers, which travel together and
-// leave in one carrier write.
-const readFrames = 4
+// writerExit takes the end of a writer goroutine.
+func (s *streamActor) writerExit(ctx actor.Context, m *writerExit) {
+	s.running--
+	if m.shut {
+		s.writeDone = true
+	}
+	if m.err != nil {
+		s.writeFailed(ctx, m.err)
+	}
+	s.maybeClosed(ctx)
+}
+
+// writeFailed ends writing: the stream is reset.
+func (s *streamActor) writeFailed(ctx actor.Context, err error) {
+	s.writeDone = true
+	if !errors.Is(err, net.ErrClosed) {
+		s.env.log.Debug("stream socket error", "stream", s.id, "target", s.target, "write", true, "err", err)
+		s.reset(ctx, engine.CodeCancelled, err.Error())
+	}
+	s.maybeClosed(ctx)
+}
+
+// closeWrite shuts the socket's write side after what is queued: the peer
+// sent FIN.
+func (s *streamActor) closeWrite(ctx actor.Context) {
+	if s.closed || s.writeDone || s.finQueued {
+		return
+	}
+	if s.netConn == nil {
+		s.pendingFin = true
+		return
+	}
+	s.flush(ctx) // what came before FIN goes first
+	if s.closed || s.writeDone {
+		return
+	}
+	if s.wq != nil && s.wq.finish() { // the writer shuts it after the last buffer
+		s.finQueued = true
+		return
+	}
+	shutWrite(s.netConn)
+	s.writeDone = true
+	s.maybeClosed(ctx)
+}
+
+// shutWrite shuts conn's write side, or closes it when it has no half.
+func shutWrite(conn net.Conn) {
+	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	} else {
+		conn.Close()
+	}
+}
+
+// closeAfter writes b, the last words (a proxy client's failure reply),
+// then closes: reading stops now.
+func (s *streamActor) closeAfter(ctx actor.Context, b *engine.Buffer) {
+	s.output(ctx, b)
+	s.closeWrite(ctx)
+	s.stopReading()
+	s.maybeClosed(ctx)
+}
+
+// abort drops what is queued and closes the socket now.
+func (s *streamActor) abort(ctx actor.Context) {
+	s.shut()
+	s.maybeClosed(ctx)
+}
+
+// shut drops what is queued, stops the goroutines and the dial and closes
+// the socket; their reports still come, and the stream ends after the last.
+func (s *streamActor) shut() {
+	if s.closed {
+		return
+	}
+	s.closed = true
+	s.readDone, s.writeDone = true, true
+	putAll(s.out)
+	s.out = nil
+	if s.wq != nil {
+		s.wq.abort()
+	}
+	if s.cancel != nil {
+		s.cancel()
+	}
+	if s.netConn != nil {
+		s.netConn.Close()
+	}
+}
+
+// maybeClosed ends the stream once its socket is done with (both ways
+// ended, or shut) and no goroutine or dial of it is left.
+func (s *streamActor) maybeClosed(ctx actor.Context) {
+	if s.ended || s.running > 0 || !(s.closed || s.readDone && s.writeDone) {
+		return
+	}
+	s.ended = true
+	if s.netConn != nil {
+		s.netConn.Close()
+	}
+	s.socketClosed(ctx)
+}
 
 // sockReader reads a socket into pooled buffers, taking buffers only when
 // bytes are there: an idle connection holds none. It uses the socket's raw
@@ -276,7 +611,6 @@ const readFrames = 4
 type sockReader struct {
 	conn net.Conn
 	raw  syscall.RawConn
-	iovs [][]byte
 }
 
 func newSockReader(conn net.Conn) *sockReader {
@@ -318,6 +652,9 @@ func (r *sockReader) peek(max int) (*engine.Buffer, error) {
 	return bufs[0], err
 }
 
+// rawRead reads up to max bytes into buffers of at most frame bytes each,
+// with one read or readv; without wait it returns no bytes and no error
+// when there is nothing to read.
 func (r *sockReader) rawRead(max, frame int, wait bool) ([]*engine.Buffer, int, error) {
 	if max <= 0 {
 		return nil, 0, nil
@@ -328,23 +665,11 @@ func (r *sockReader) rawRead(max, frame int, wait bool) ([]*engine.Buffer, int, 
 		rerr error
 	)
 	err := r.raw.Read(func(fd uintptr) bool {
-		bufs, r.iovs = bufs[:0], r.iovs[:0]
-		for left := max; left > 0; left -= frame {
-			b := engine.GetBuffer(min(left, frame))
-			bufs = append(bufs, b)
-			r.iovs = append(r.iovs, b.B)
-		}
-		if len(r.iovs) == 1 {
-			n, rerr = syscall.Read(int(fd), r.iovs[0])
-		} else {
-			n, rerr = unix.Readv(int(fd), r.iovs)
-		}
-		clear(r.iovs)
+		bufs, n, rerr = readFD(int(fd), max, frame)
 		if rerr == syscall.EAGAIN || rerr == syscall.EINTR {
-			// Nothing there: hold no buffer while waiting. A peek
-			// is done; a read waits for the socket to be readable.
-			putAll(bufs)
-			bufs, n, rerr = bufs[:0], 0, nil
+			// Nothing there: no buffer is held while waiting. A
+			// try is done; a read waits for the socket.
+			rerr = nil
 			return !wait
 		}
 		return true
@@ -352,15 +677,48 @@ func (r *sockReader) rawRead(max, frame int, wait bool) ([]*engine.Buffer, int, 
 	if err == nil {
 		err = rerr
 	}
+	return bufs, n, err
+}
+
+// readable says whether the socket has something to say (bytes, its end
+// or an error) by peeking at one byte, which stays for the read.
+func readable(fd uintptr) bool {
+	var b [1]byte
+	_, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	return err != unix.EAGAIN && err != unix.EINTR
+}
+
+// readFD reads fd, without waiting, into pooled buffers of at most frame
+// bytes each, up to max bytes, with one read or readv; it returns the
+// buffers the bytes reached (the last maybe partly full) and their count,
+// or no buffer and the error (EAGAIN: nothing there; io.EOF: the end).
+// The caller owns the buffers it gets.
+func readFD(fd, max, frame int) ([]*engine.Buffer, int, error) {
+	var spare [readFrames][]byte
+	iovs := spare[:0]
+	bufs := make([]*engine.Buffer, 0, (max+frame-1)/frame)
+	for left := max; left > 0; left -= frame {
+		b := engine.GetBuffer(min(left, frame))
+		bufs = append(bufs, b)
+		iovs = append(iovs, b.B)
+	}
+	var (
+		n   int
+		err error
+	)
+	if len(iovs) == 1 {
+		n, err = syscall.Read(fd, iovs[0])
+	} else {
+		n, err = unix.Readv(fd, iovs)
+	}
+	clear(spare[:])
 	if err != nil || n <= 0 {
-		empty := len(bufs) == 0
 		putAll(bufs)
-		if err == nil && !empty {
+		if err == nil {
 			err = io.EOF // a read of 0 bytes
 		}
 		return nil, 0, err
 	}
-	// Keep the buffers the bytes reached; the last may be partly full.
 	k := 0
 	for left := n; left > 0; k++ {
 		m := min(left, len(bufs[k].B))

@@ -1,51 +1,198 @@
 package actors
 
-import "github.com/asynkron/protoactor-go/actor"
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
 
-// dropGuard frees what a message carried when the actor it was posted to
-// stopped before taking it: protoactor drops user messages left in a
-// stopped actor's mailbox without a word, which would leak their buffers
-// and sockets. The guard sits in the mailbox as middleware; the actor's
-// wrapper records each message its Receive is handed, and a message the
-// mailbox popped but Receive never saw is released. Both run on the
-// mailbox's goroutine, one message at a time, so no lock is needed.
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// box is a sockmux actor's mailbox and the wrapper around the actor, in
+// one allocation (an idle stream is mostly its actor's bookkeeping, so
+// this is lean on purpose: protoactor's default mailbox, with its ring of
+// ten, its lock-free system queue and a middleware to guard it, took about
+// three times the memory).
 //
-// Every message sockmux sends is a pointer, so the comparison below never
-// meets a type that cannot be compared.
-type dropGuard struct{ delivered any }
+// It runs as protoactor's default mailbox does: system messages first,
+// suspension, a throughput after which it yields, a panic escalated to the
+// supervisor. And it guards against silent drops: protoactor drops user
+// messages left in a stopped actor's mailbox without a word, which would
+// leak their buffers and sockets. Receive records each message it is
+// handed; a message the mailbox popped but Receive never saw is released
+// (releaseMessage). Both run on the mailbox's goroutine, one message at a
+// time, so delivered needs no lock. Every message sockmux sends is a
+// pointer, so the comparison never meets a type that cannot be compared.
+type box struct {
+	inner     actor.Actor
+	delivered any // what Receive was last handed
 
-func (g *dropGuard) MailboxStarted()   {}
-func (g *dropGuard) MessagePosted(any) {}
-func (g *dropGuard) MailboxEmpty()     {}
+	mu   sync.Mutex
+	user ring  // user messages, under mu
+	sys  []any // system messages, under mu (few: start, stop, watch)
 
-func (g *dropGuard) MessageReceived(msg any) {
-	if env, ok := msg.(*actor.MessageEnvelope); ok {
-		msg = env.Message
-	}
-	if msg != g.delivered {
-		releaseMessage(msg)
-	}
-	g.delivered = nil
+	userN, sysN atomic.Int32 // queued, read without mu
+	running     atomic.Bool  // scheduled on the dispatcher
+	suspended   atomic.Bool
+
+	invoker    actor.MessageInvoker
+	dispatcher actor.Dispatcher
+	process    func() // b.processMessages, bound once
 }
 
-// guarded is an actor whose Receive reports each message to its guard.
-type guarded struct {
-	inner actor.Actor
-	g     *dropGuard
+// Receive records the message for the guard and passes it on.
+func (b *box) Receive(ctx actor.Context) {
+	b.delivered = ctx.Message()
+	b.inner.Receive(ctx)
 }
 
-func (a *guarded) Receive(ctx actor.Context) {
-	a.g.delivered = ctx.Message()
-	a.inner.Receive(ctx)
+// PostUserMessage queues a user message and schedules the mailbox.
+func (b *box) PostUserMessage(msg any) {
+	b.mu.Lock()
+	b.user.push(msg)
+	b.mu.Unlock()
+	b.userN.Add(1)
+	b.schedule()
+}
+
+// PostSystemMessage queues a system message and schedules the mailbox.
+func (b *box) PostSystemMessage(msg any) {
+	b.mu.Lock()
+	b.sys = append(b.sys, msg)
+	b.mu.Unlock()
+	b.sysN.Add(1)
+	b.schedule()
+}
+
+// RegisterHandlers takes the actor's context and the dispatcher.
+func (b *box) RegisterHandlers(invoker actor.MessageInvoker, dispatcher actor.Dispatcher) {
+	b.invoker, b.dispatcher = invoker, dispatcher
+	b.process = b.processMessages
+}
+
+// Start is called once the mailbox is set up; nothing to do.
+func (b *box) Start() {}
+
+// UserMessageCount is how many user messages wait.
+func (b *box) UserMessageCount() int { return int(b.userN.Load()) }
+
+func (b *box) schedule() {
+	if b.running.CompareAndSwap(false, true) {
+		b.dispatcher.Schedule(b.process)
+	}
+}
+
+// processMessages runs what is queued, and runs again if something came
+// after the run ended but before the mailbox was marked idle.
+func (b *box) processMessages() {
+	for {
+		b.run()
+		b.running.Store(false)
+		if b.sysN.Load() == 0 && (b.suspended.Load() || b.userN.Load() == 0) {
+			return
+		}
+		if !b.running.CompareAndSwap(false, true) {
+			return // a poster scheduled it again
+		}
+	}
+}
+
+func (b *box) run() {
+	var msg any
+	defer func() {
+		if r := recover(); r != nil {
+			b.invoker.EscalateFailure(r, msg)
+		}
+	}()
+	i, t := 0, b.dispatcher.Throughput()
+	for {
+		if i > t {
+			i = 0
+			runtime.Gosched()
+		}
+		i++
+		b.mu.Lock()
+		if len(b.sys) > 0 {
+			msg = b.sys[0]
+			b.sys[0] = nil
+			b.sys = b.sys[1:]
+			if len(b.sys) == 0 {
+				b.sys = nil
+			}
+			b.mu.Unlock()
+			b.sysN.Add(-1)
+			switch msg.(type) {
+			case *actor.SuspendMailbox:
+				b.suspended.Store(true)
+			case *actor.ResumeMailbox:
+				b.suspended.Store(false)
+			default:
+				b.invoker.InvokeSystemMessage(msg)
+			}
+			continue
+		}
+		if b.suspended.Load() {
+			b.mu.Unlock()
+			return
+		}
+		msg = b.user.pop()
+		b.mu.Unlock()
+		if msg == nil {
+			return
+		}
+		b.userN.Add(-1)
+		b.delivered = nil
+		b.invoker.InvokeUserMessage(msg)
+		if m := actor.UnwrapEnvelopeMessage(msg); m != b.delivered {
+			releaseMessage(m) // the actor had stopped: protoactor dropped it
+		}
+		b.delivered = nil
+	}
+}
+
+// ring is a queue of messages in a ring that grows as needed and is let
+// go of when a burst that made it large is over.
+type ring struct {
+	buf     []any
+	head, n int32
+}
+
+// ringKeep is the largest ring kept once empty.
+const ringKeep = 16
+
+func (r *ring) push(m any) {
+	if int(r.n) == len(r.buf) {
+		grown := make([]any, max(4, 2*len(r.buf)))
+		for i := range r.n {
+			grown[i] = r.buf[(r.head+i)%int32(len(r.buf))]
+		}
+		r.buf, r.head = grown, 0
+	}
+	r.buf[(r.head+r.n)%int32(len(r.buf))] = m
+	r.n++
+}
+
+func (r *ring) pop() any {
+	if r.n == 0 {
+		return nil
+	}
+	m := r.buf[r.head]
+	r.buf[r.head] = nil
+	r.head = (r.head + 1) % int32(len(r.buf))
+	r.n--
+	if r.n == 0 && len(r.buf) > ringKeep {
+		r.buf, r.head = nil, 0
+	}
+	return m
 }
 
 // props makes the props of every sockmux actor: supervised so that a
-// failure stops the actor rather than restarting it with lost state, and
-// guarded against silent drops.
+// failure stops the actor rather than restarting it with lost state, run
+// on the node's workers, in a box (its mailbox and drop guard).
 func (e *env) props(p actor.Producer) *actor.Props {
-	g := &dropGuard{}
-	return actor.PropsFromProducer(func() actor.Actor { return &guarded{inner: p(), g: g} },
+	b := &box{}
+	return actor.PropsFromProducer(func() actor.Actor { b.inner = p(); return b },
 		actor.WithSupervisor(e.supervisor),
-		actor.WithMailbox(actor.Unbounded(g)),
+		actor.WithMailbox(func() actor.Mailbox { return b }),
 		actor.WithDispatcher(e.dispatcher))
 }

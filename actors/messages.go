@@ -145,8 +145,9 @@ type linkAvailable struct{}
 // too long for a link.
 type openTimeoutTick struct{}
 
-// attach tells the Scheduler a stream can send, through conn, and how much
-// of its initial window the first bytes used.
+// attach tells the Scheduler a stream can send, and how much of its
+// initial window the first bytes used; conn is the actor that gets the
+// stream's grants (the Stream actor, which reads its socket).
 type attach struct {
 	id   uint32
 	conn *actor.PID
@@ -159,51 +160,41 @@ type forget struct{ id uint32 }
 // creditIn is a CREDIT the peer sent for stream id.
 type creditIn struct{ id, n uint32 }
 
-// grant gives a Connection's reader n more bytes of credit.
+// grant gives a stream n more bytes of send credit: its socket may be
+// read for that many more.
 type grant struct{ n int64 }
 
-// dataIn is bytes a Connection read from its socket with one read: one
-// buffer per frame, in order.
-type dataIn struct{ bufs []*engine.Buffer }
+// dataIn is what a stream's reading goroutine found before it ended: the
+// socket became readable (no bytes, no error), bytes it read from a socket
+// with no file descriptor (one buffer per frame, in order; the message
+// hands them over), and or the end of reading (err).
+type dataIn struct {
+	bufs []*engine.Buffer
+	err  error
+}
 
 // dataOut is a stream's DATA frames, handed to the Scheduler together so
 // the carrier can send them with one write.
 type dataOut struct{ frames []*engine.Frame }
 
-// readEOF says the socket's read side reached its end.
-type readEOF struct{}
-
-// ioFailed says a socket read or write failed.
-type ioFailed struct {
-	err   error
-	write bool
-}
-
-// wrote says the Connection wrote n bytes to its socket, with queued bytes
-// still waiting.
+// wrote says a stream's writer goroutine wrote n bytes to its socket, with
+// queued bytes still waiting.
 type wrote struct{ n, queued int }
 
-// dialed says a Connection's dial of its target finished.
-type dialed struct{ err error }
+// writerExit says a stream's writer goroutine ended: its queue was empty
+// (and shut says it shut the socket's write side), or a write failed (err).
+type writerExit struct {
+	shut bool
+	err  error
+}
 
-// connClosed says a Connection closed its socket and its goroutines ended.
-type connClosed struct{}
+// write and closeAfter are no longer sent (a stream writes to its socket
+// itself); releaseMessage still names them.
 
-// ioExit says one of a Connection's goroutines ended.
-type ioExit struct{}
-
-// write asks a Connection to write the frame's payload to its socket.
+// write hands a buffer to be written to a socket.
 type write struct{ buf *engine.Buffer }
 
-// closeWrite asks a Connection to shut its socket's write side after what
-// is queued.
-type closeWrite struct{}
-
-// abort asks a Connection to drop what is queued and close its socket now.
-type abort struct{}
-
-// closeAfter asks a Connection to write buf, then close (a proxy client's
-// failure reply).
+// closeAfter hands a last buffer to be written before a socket closes.
 type closeAfter struct{ buf *engine.Buffer }
 
 // accepted is a connection a Listener's accept loop took, or one

@@ -7,108 +7,66 @@ import (
 	"sockmux/engine"
 )
 
-// gate holds the send credit a Connection's reader may use. The Scheduler
-// grants it by message to the Connection actor, which adds it here; the
-// reader goroutine waits on it before each read, so bytes are read from the
-// socket only while the stream has credit.
-type gate struct {
-	mu     sync.Mutex
-	avail  int64
-	closed bool
-	wake   chan struct{}
-	stalls *atomic.Int64 // counts waits for credit
-}
-
-func newGate(stalls *atomic.Int64) *gate { return &gate{wake: make(chan struct{}, 1), stalls: stalls} }
-
-func (g *gate) add(n int64) {
-	g.mu.Lock()
-	g.avail += n
-	g.mu.Unlock()
-	g.signal()
-}
-
-func (g *gate) close() {
-	g.mu.Lock()
-	g.closed = true
-	g.mu.Unlock()
-	g.signal()
-}
-
-func (g *gate) signal() {
-	select {
-	case g.wake <- struct{}{}:
-	default:
-	}
-}
-
-// wait blocks until there is credit and returns it, or returns false once
-// the gate is closed.
-func (g *gate) wait() (int64, bool) {
-	for {
-		g.mu.Lock()
-		avail, closed := g.avail, g.closed
-		g.mu.Unlock()
-		if closed {
-			return 0, false
-		}
-		if avail > 0 {
-			return avail, true
-		}
-		if g.stalls != nil {
-			g.stalls.Add(1)
-		}
-		<-g.wake
-	}
-}
-
-// tryTake takes n bytes of credit if there are that many.
-func (g *gate) tryTake(n int64) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.closed || g.avail < n {
-		return false
-	}
-	g.avail -= n
-	return true
-}
-
-func (g *gate) take(n int64) {
-	g.mu.Lock()
-	g.avail -= n
-	g.mu.Unlock()
-}
-
-// writeQueue is what a Connection's writer goroutine writes to its socket.
-// The queue owns the buffers in it; the writer returns them after writing.
+// writeQueue is what waits for a stream's writer goroutine: the bytes its
+// socket did not take at once. The queue also says whether that goroutine
+// runs, under the same lock as its contents, so the stream actor and the
+// writer agree on who writes to the socket: while the writer runs the
+// actor only queues; once the writer found the queue empty it has ended
+// and the actor writes itself again. The queue owns the buffers in it; the
+// writer returns them to the pool after writing.
 type writeQueue struct {
 	mu      sync.Mutex
 	bufs    []*engine.Buffer
 	bytes   int64
-	fin     bool // close the write side after the last buffer
+	running bool // a writer goroutine owns the socket's write side
+	fin     bool // shut the write side after the last buffer
 	aborted bool
-	wake    chan struct{}
 	hw      *atomic.Int64 // the node's high-water mark of one queue's bytes
 	// noCoalesce keeps every buffer apart: each is a datagram.
 	noCoalesce bool
 }
 
-func newWriteQueue(hw *atomic.Int64) *writeQueue {
-	return &writeQueue{wake: make(chan struct{}, 1), hw: hw}
-}
+func newWriteQueue(hw *atomic.Int64) *writeQueue { return &writeQueue{hw: hw} }
 
 // coalesceMax is the largest payload copied onto the tail buffer instead of
 // queued on its own: small frames share buffers, so a stream of tiny frames
 // cannot pin a buffer each.
 const coalesceMax = 2048
 
-func (q *writeQueue) push(b *engine.Buffer) {
+// start queues bufs, the bytes the socket did not take, for a writer
+// goroutine the caller starts.
+func (q *writeQueue) start(bufs []*engine.Buffer) {
+	q.mu.Lock()
+	q.running = true
+	for _, b := range bufs {
+		q.add(b)
+	}
+	q.mu.Unlock()
+	q.noteHigh()
+}
+
+// push queues b for the running writer and reports true, or reports false
+// when no writer runs (the caller writes b itself). A finished or aborted
+// queue takes b and returns it to the pool.
+func (q *writeQueue) push(b *engine.Buffer) bool {
 	q.mu.Lock()
 	if q.aborted || q.fin {
 		q.mu.Unlock()
 		engine.PutBuffer(b)
-		return
+		return true
 	}
+	if !q.running {
+		q.mu.Unlock()
+		return false
+	}
+	q.add(b)
+	q.mu.Unlock()
+	q.noteHigh()
+	return true
+}
+
+// add appends b, with the lock held.
+func (q *writeQueue) add(b *engine.Buffer) {
 	n := len(b.B)
 	if k := len(q.bufs); k > 0 && !q.noCoalesce && n <= coalesceMax && cap(q.bufs[k-1].B)-len(q.bufs[k-1].B) >= n {
 		t := q.bufs[k-1]
@@ -118,6 +76,11 @@ func (q *writeQueue) push(b *engine.Buffer) {
 		q.bufs = append(q.bufs, b)
 	}
 	q.bytes += int64(n)
+}
+
+// noteHigh raises the node's high-water mark to what is queued.
+func (q *writeQueue) noteHigh() {
+	q.mu.Lock()
 	total := q.bytes
 	q.mu.Unlock()
 	for {
@@ -126,60 +89,49 @@ func (q *writeQueue) push(b *engine.Buffer) {
 			break
 		}
 	}
-	q.signal()
 }
 
-func (q *writeQueue) signal() {
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-}
-
-// finish asks the writer to close the write side once the queue is empty.
-func (q *writeQueue) finish() {
+// finish asks the running writer to shut the write side once the queue is
+// empty, and reports whether a writer runs to do it (if not, the caller
+// shuts it).
+func (q *writeQueue) finish() bool {
 	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.running {
+		return false
+	}
 	q.fin = true
-	q.mu.Unlock()
-	q.signal()
+	return true
 }
 
-// abort drops everything queued and stops the writer.
+// abort drops everything queued; the writer stops at its next take.
 func (q *writeQueue) abort() {
 	q.mu.Lock()
 	q.aborted = true
 	bufs := q.bufs
 	q.bufs, q.bytes = nil, 0
 	q.mu.Unlock()
-	for _, b := range bufs {
-		engine.PutBuffer(b)
-	}
-	q.signal()
+	putAll(bufs)
 }
 
-// take waits for buffers and returns all of them, moving them into dst. fin
-// is true when the queue is finished and empty; ok is false once aborted.
+// take moves every queued buffer into dst, for the writer. With none
+// queued the writer is done: fin says it shuts the write side first; the
+// queue no longer counts it as running. ok is false once aborted.
 func (q *writeQueue) take(dst []*engine.Buffer) (bufs []*engine.Buffer, fin, ok bool) {
-	for {
-		q.mu.Lock()
-		if q.aborted {
-			q.mu.Unlock()
-			return dst, false, false
-		}
-		if len(q.bufs) > 0 {
-			dst = append(dst, q.bufs...)
-			clear(q.bufs)
-			q.bufs = q.bufs[:0]
-			q.mu.Unlock()
-			return dst, false, true
-		}
-		fin := q.fin
-		q.mu.Unlock()
-		if fin {
-			return dst, true, true
-		}
-		<-q.wake
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.aborted {
+		q.running = false
+		return dst, false, false
 	}
+	if len(q.bufs) > 0 {
+		dst = append(dst, q.bufs...)
+		clear(q.bufs)
+		q.bufs = q.bufs[:0]
+		return dst, false, true
+	}
+	q.running = false
+	return dst, q.fin, true
 }
 
 // written accounts for bytes the writer has written and returns what is

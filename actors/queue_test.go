@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"runtime"
 	"sync/atomic"
 	"testing"
 
@@ -14,55 +13,30 @@ func buf(s string) *engine.Buffer {
 	return b
 }
 
-// TestGate: credit is waited for, taken, and a closed gate ends waiting.
-func TestGate(t *testing.T) {
-	var stalls atomic.Int64
-	g := newGate(&stalls)
-	done := make(chan int64)
-	go func() {
-		n, ok := g.wait()
-		if !ok {
-			n = -1
-		}
-		done <- n
-	}()
-	// The waiter finds no credit, counts a stall and waits: then credit
-	// comes.
-	for stalls.Load() == 0 {
-		runtime.Gosched()
-	}
-	g.add(100)
-	if n := <-done; n != 100 {
-		t.Fatalf("wait gave %d, want 100", n)
-	}
-	if !g.tryTake(60) || g.tryTake(41) || !g.tryTake(40) {
-		t.Fatal("tryTake does not respect the credit")
-	}
-	go func() {
-		_, ok := g.wait()
-		if ok {
-			done <- 1
-		} else {
-			done <- -1
-		}
-	}()
-	g.close()
-	if r := <-done; r != -1 {
-		t.Fatal("a closed gate gave credit")
-	}
-}
-
-// TestWriteQueue: small buffers coalesce (unless they are datagrams), the
-// byte count and high-water mark follow, finish ends after the last buffer,
-// abort returns every buffer.
+// TestWriteQueue: with no writer running the caller writes itself; a
+// started writer gets every pushed buffer, small ones coalesced (unless
+// they are datagrams), with the byte count and high-water mark following;
+// an empty take ends the writer, after which the caller writes again;
+// finish shuts after the last buffer only while a writer runs; abort
+// returns every buffer.
 func TestWriteQueue(t *testing.T) {
 	before := engine.PoolOutstanding()
 	for _, datagram := range []bool{false, true} {
 		var hw atomic.Int64
 		q := newWriteQueue(&hw)
 		q.noCoalesce = datagram
-		q.push(buf("hello "))
-		q.push(buf("world"))
+		b := buf("not queued")
+		if q.push(b) {
+			t.Fatal("a queue with no writer took a buffer")
+		}
+		engine.PutBuffer(b) // still the caller's
+		if q.finish() {
+			t.Fatal("a queue with no writer took the fin")
+		}
+		q.start([]*engine.Buffer{buf("hello ")})
+		if !q.push(buf("world")) {
+			t.Fatal("a running writer's queue refused a buffer")
+		}
 		got, fin, ok := q.take(nil)
 		want := 1
 		if datagram {
@@ -82,8 +56,17 @@ func TestWriteQueue(t *testing.T) {
 		if left := q.written(11); left != 0 {
 			t.Fatalf("%d bytes left after writing all", left)
 		}
-		q.push(buf("last"))
-		q.finish()
+		if got, fin, ok = q.take(nil); !ok || fin || len(got) != 0 {
+			t.Fatalf("an empty queue gave %d buffers (fin %v ok %v)", len(got), fin, ok)
+		}
+		b = buf("after the writer")
+		if q.push(b) {
+			t.Fatal("the queue took a buffer after its writer ended")
+		}
+		q.start([]*engine.Buffer{b})
+		if !q.finish() {
+			t.Fatal("a running writer did not take the fin")
+		}
 		got, fin, _ = q.take(nil)
 		if len(got) != 1 || fin {
 			t.Fatal("finish came before the last buffer")
@@ -92,9 +75,11 @@ func TestWriteQueue(t *testing.T) {
 		if _, fin, _ = q.take(nil); !fin {
 			t.Fatal("no fin after the last buffer")
 		}
-		q.push(buf("after the end")) // dropped, and returned
+		if !q.push(buf("after the end")) { // taken, and returned
+			t.Fatal("a finished queue gave a buffer back")
+		}
 		q2 := newWriteQueue(&hw)
-		q2.push(buf("dropped"))
+		q2.start([]*engine.Buffer{buf("dropped")})
 		q2.abort()
 		if _, _, ok := q2.take(nil); ok {
 			t.Fatal("an aborted queue still gives buffers")

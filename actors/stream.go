@@ -1,9 +1,12 @@
 package actors
 
 import (
+	"context"
 	"errors"
+	"io"
 	"net"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -12,84 +15,72 @@ import (
 )
 
 // streamActor is one logical stream: the engine.Stream state machine and
-// the receive window, between its Connection and the link's Scheduler. It
-// ends when its Connection has closed the socket.
+// the receive window, between its local socket (conn.go: the actor reads
+// and writes it itself) and the link's Scheduler. It ends when its socket
+// is closed and no goroutine of it is left.
 type streamActor struct {
 	env    *env
-	id     uint32
+	self   *actor.PID
 	link   *actor.PID
 	sched  *actor.PID
-	conn   *actor.PID
 	target string
-	params engine.Params
 	state  *engine.Stream
-	recv   engine.RecvWindow
 	budget *budget       // the link's, for growing recv
 	rtt    *atomic.Int64 // the link's round trip, in nanoseconds
-	grown  uint32        // what recv took from budget
+	params engine.Params
+	recv   engine.RecvWindow
+	id     uint32
+	grown  uint32 // what recv took from budget
 
-	datagram  bool                 // the stream carries datagrams (UDP)
-	netConn   net.Conn             // opener: the socket a forward accepted
+	netConn   net.Conn             // the local socket (opener: the one a forward accepted; accepter: once dialled)
 	firstLen  int                  // opener: bytes of the window the OPEN used
 	reply     *proxyReply          // opener: a -D client waiting to hear how OPEN went
 	opened    chan error           // opener: DialStream waiting for the same
-	proxyHere bool                 // accepter: a "-R port:socks" stream, served by a proxy here
 	policy    *engine.TargetPolicy // accepter: what the peer may have us dial
-	clientEOF bool                 // opener: the client had already shut its write side
 	openFrame *engine.Frame        // accepter: the OPEN, holding the first bytes
+	datagram  bool                 // the stream carries datagrams (UDP)
+	proxyHere bool                 // accepter: a "-R port:socks" stream, served by a proxy here
+	clientEOF bool                 // opener: the client had already shut its write side
+
+	// The socket (conn.go).
+	waiting    bool               // the reading goroutine is out
+	paused     bool               // reading waits for credit
+	readDone   bool               // reading has ended
+	writeDone  bool               // the write side is shut (or failed)
+	finQueued  bool               // the writer shuts the write side after the queue
+	pendingFin bool               // accepter: shut the write side once dialled
+	closed     bool               // the socket is shut: everything dropped
+	ended      bool               // the stream has ended and stops
+	running    int32              // goroutines of this stream alive: the reading one, writers, the dial
+	raw        syscall.RawConn    // netConn's file descriptor; nil: a goroutine reads and writes
+	credit     int64              // what the Scheduler granted that reading may still use
+	wq         *writeQueue        // for the writer goroutine; nil until a write must wait
+	out        []*engine.Buffer   // bytes for the socket until the flush (or, accepter, the dial); the stream owns them
+	cancel     context.CancelFunc // the dial's
 }
 
 func (s *streamActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *engine.Frame:
 		s.fromPeer(ctx, m)
+	case *grant:
+		s.grant(ctx, m.n)
+	case *readMore:
+		s.readNow(ctx)
+	case *flush:
+		s.flush(ctx)
 	case *dataIn:
-		if s.state.Send(engine.TypeData) != nil {
-			for _, b := range m.bufs {
-				engine.PutBuffer(b)
-			}
-			return
-		}
-		out := &dataOut{frames: make([]*engine.Frame, len(m.bufs))}
-		for i, b := range m.bufs {
-			out.frames[i] = &engine.Frame{Type: engine.TypeData, Stream: s.id, Payload: b}
-		}
-		ctx.Send(s.sched, out)
+		s.waited(ctx, m)
 	case *wrote:
-		c, grow := s.recv.Consumed(m.n, m.queued, time.Now(), time.Duration(s.rtt.Load()))
-		if grow > 0 {
-			g := s.recv.Grow(s.budget.take(grow))
-			s.grown += g
-			c += g
-			s.env.log.Debug("stream window grown", "stream", s.id, "window", s.recv.Size())
-		}
-		if c > 0 && s.state.CanRecv() {
-			ctx.Send(s.sched, engine.NewCredit(s.id, c))
-		}
-	case *readEOF:
-		if s.state.CanSend() {
-			_ = s.state.Send(engine.TypeFin)
-			ctx.Send(s.sched, engine.NewEmpty(engine.TypeFin, s.id))
-		}
-	case *ioFailed:
-		s.env.log.Debug("stream socket error", "stream", s.id, "target", s.target, "write", m.write, "err", m.err)
-		s.reset(ctx, engine.CodeCancelled, m.err.Error())
-	case *dialed:
-		s.dialed(ctx, m.err)
-	case *connClosed:
-		if !s.state.Done() {
-			s.reset(ctx, engine.CodeCancelled, "connection closed")
-		}
-		s.budget.give(s.grown)
-		s.grown = 0
-		tellOpened(s.opened, ErrLinkDown)
-		ctx.Send(s.link, &streamDone{id: s.id})
-		ctx.Send(s.sched, &forget{id: s.id})
-		s.env.stats.StreamsClosed.Add(1)
-		ctx.Stop(ctx.Self())
+		s.consumed(ctx, m.n, m.queued)
+	case *writerExit:
+		s.writerExit(ctx, m)
+	case *dialDone:
+		s.dialDone(ctx, m)
 	case *actor.Started:
 		s.start(ctx)
 	case *actor.Stopping:
+		s.shut()
 		tellOpened(s.opened, ErrLinkDown) // a no-op if OPEN was answered
 		if s.openFrame != nil {
 			s.openFrame.Release()
@@ -99,30 +90,18 @@ func (s *streamActor) Receive(ctx actor.Context) {
 }
 
 func (s *streamActor) start(ctx actor.Context) {
+	s.self = ctx.Self()
+	s.paused = true       // until the first grant
 	if s.netConn != nil { // we opened it: the Link sent the OPEN
-		c := newConnection(s.env, ctx.Self(), s.netConn, "", s.params, s.datagram)
-		c.eof = s.clientEOF
-		s.netConn = nil
-		s.conn = ctx.Spawn(s.env.props(func() actor.Actor { return c }))
-		ctx.Send(s.sched, &attach{id: s.id, conn: s.conn, used: s.firstLen})
+		s.openSocket(s.netConn)
+		ctx.Send(s.sched, &attach{id: s.id, conn: s.self, used: s.firstLen})
+		if s.clientEOF {
+			s.readEnded(ctx, io.EOF)
+		}
 		return
 	}
-	// The peer opened: dial the target; the first bytes wait in the
-	// Connection's queue until the dial is done.
-	var proxyEnd net.Conn
-	if s.proxyHere { // the target is a proxy served here, at the far end of a pipe
-		var near net.Conn
-		near, proxyEnd = net.Pipe()
-		s.netConn = near
-	}
-	c := newConnection(s.env, ctx.Self(), s.netConn, s.target, s.params, s.datagram)
-	s.netConn = nil
-	s.conn = ctx.Spawn(s.env.props(func() actor.Actor { return c }))
-	if proxyEnd != nil {
-		env, policy := s.env, s.policy
-		s.env.goroutine(func() { serveProxyHere(env, proxyEnd, policy) })
-		s.dialed(ctx, nil)
-	}
+	// The peer opened: dial the target; the first bytes wait until the
+	// dial is done.
 	f := s.openFrame
 	s.openFrame = nil
 	o, _ := engine.ParseOpen(f.Bytes()) // the Link parsed it already
@@ -131,11 +110,20 @@ func (s *streamActor) start(ctx actor.Context) {
 		b := engine.GetBuffer(len(o.Data))
 		copy(b.B, o.Data)
 		s.env.stats.BytesIn.Add(int64(len(o.Data)))
-		ctx.Send(s.conn, &write{buf: b})
+		s.out = append(s.out, b) // the stream's until written
 	}
 	f.Release()
+	if s.proxyHere { // the target is a proxy served here, at the far end of a pipe
+		near, proxyEnd := net.Pipe()
+		env, policy := s.env, s.policy
+		s.env.goroutine(func() { serveProxyHere(env, proxyEnd, policy) })
+		s.connected(ctx, near, nil)
+		return
+	}
+	s.dial()
 }
 
+// dialed answers the peer's OPEN once the dial is done.
 func (s *streamActor) dialed(ctx actor.Context, err error) {
 	if s.state.Done() {
 		return
@@ -149,7 +137,37 @@ func (s *streamActor) dialed(ctx actor.Context, err error) {
 	}
 	_ = s.state.Send(engine.TypeOpenOK)
 	ctx.Send(s.sched, engine.NewEmpty(engine.TypeOpenOK, s.id))
-	ctx.Send(s.sched, &attach{id: s.id, conn: s.conn})
+	ctx.Send(s.sched, &attach{id: s.id, conn: s.self})
+}
+
+// consumed grants the peer credit for n bytes written to the socket, with
+// queued bytes still waiting, and grows the window when it is the limit.
+func (s *streamActor) consumed(ctx actor.Context, n, queued int) {
+	c, grow := s.recv.Consumed(n, queued, time.Now(), time.Duration(s.rtt.Load()))
+	if grow > 0 {
+		g := s.recv.Grow(s.budget.take(grow))
+		s.grown += g
+		c += g
+		s.env.log.Debug("stream window grown", "stream", s.id, "window", s.recv.Size())
+	}
+	if c > 0 && s.state.CanRecv() {
+		ctx.Send(s.sched, engine.NewCredit(s.id, c))
+	}
+}
+
+// socketClosed ends the stream once its socket is closed: a stream not
+// ended by FIN both ways or RST is reset.
+func (s *streamActor) socketClosed(ctx actor.Context) {
+	if !s.state.Done() {
+		s.reset(ctx, engine.CodeCancelled, "connection closed")
+	}
+	s.budget.give(s.grown)
+	s.grown = 0
+	tellOpened(s.opened, ErrLinkDown)
+	ctx.Send(s.link, &streamDone{id: s.id})
+	ctx.Send(s.sched, &forget{id: s.id})
+	s.env.stats.StreamsClosed.Add(1)
+	ctx.Stop(s.self)
 }
 
 func (s *streamActor) fromPeer(ctx actor.Context, f *engine.Frame) {
@@ -174,33 +192,35 @@ func (s *streamActor) fromPeer(ctx actor.Context, f *engine.Frame) {
 		}
 		s.env.stats.BytesIn.Add(int64(f.Len()))
 		if f.Payload != nil {
-			ctx.Send(s.conn, &write{buf: f.Payload})
+			b := f.Payload
 			f.Payload = nil
+			s.output(ctx, b)
 		}
 	case engine.TypeFin:
-		ctx.Send(s.conn, &closeWrite{})
+		s.closeWrite(ctx)
 	case engine.TypeRst:
 		r, _ := engine.ParseReason(f.Bytes())
 		s.env.log.Debug("stream reset by peer", "stream", s.id, "target", s.target, "reason", r.String())
 		f.Release()
-		ctx.Send(s.conn, &abort{})
+		s.abort(ctx)
 	case engine.TypeOpenFail:
 		r, _ := engine.ParseReason(f.Bytes())
 		f.Release()
 		s.env.log.Warn("peer could not open stream", "stream", s.id, "target", s.target, "reason", r.String())
 		tellOpened(s.opened, &OpenError{Reason: r})
 		if s.reply != nil { // a -D client: tell it why, then close
-			ctx.Send(s.conn, &closeAfter{buf: bufferOf(s.reply.fail(r.Code))})
+			b := bufferOf(s.reply.fail(r.Code))
 			s.reply = nil
+			s.closeAfter(ctx, b)
 			return
 		}
-		ctx.Send(s.conn, &abort{})
+		s.abort(ctx)
 	default: // OPEN_OK
 		f.Release()
 		tellOpened(s.opened, nil)
 		if s.reply != nil { // a -D client: tell it the tunnel is open
 			if ok := s.reply.ok(); len(ok) > 0 {
-				ctx.Send(s.conn, &write{buf: bufferOf(ok)})
+				s.output(ctx, bufferOf(ok))
 			}
 			s.reply = nil
 		}
@@ -208,14 +228,14 @@ func (s *streamActor) fromPeer(ctx actor.Context, f *engine.Frame) {
 }
 
 // reset sends RST and drops the socket, unless the stream already ended
-// (its Connection is then closing by itself).
+// (its socket is then closing by itself).
 func (s *streamActor) reset(ctx actor.Context, code engine.Code, text string) {
 	if s.state.Done() {
 		return
 	}
 	_ = s.state.Send(engine.TypeRst)
 	ctx.Send(s.sched, engine.NewReason(engine.TypeRst, s.id, code, text))
-	ctx.Send(s.conn, &abort{})
+	s.abort(ctx)
 }
 
 // ErrLinkDown is a stream whose link went down before the peer answered.

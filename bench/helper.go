@@ -7,6 +7,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 )
@@ -22,6 +25,14 @@ import (
 // HelperEnv names the environment variable that makes a process a helper
 // of the idle workload: its value is the role and its arguments.
 const HelperEnv = "SOCKMUX_BENCH_HELPER"
+
+// HelperProfileEnv names the environment variable that, set to a
+// directory, makes each helper record every allocation and write a heap
+// profile there each time it is asked for its memory (ROLE-N.pprof, N
+// counting from 0): the profile after the streams opened against the one
+// before (go tool pprof -diff_base) shows what a stream holds, which the
+// totals alone cannot.
+const HelperProfileEnv = "SOCKMUX_BENCH_HEAPPROFILE"
 
 // HelperCommand returns the command that runs this program again, to be
 // made a helper (by HelperEnv, which the caller adds). By default it is the
@@ -71,6 +82,11 @@ func runHelper(role []string, in io.Reader, out io.Writer) error {
 	}
 	streams, _ := strconv.Atoi(arg(len(role) - 1))
 	o := Options{Streams: streams}
+	profDir := os.Getenv(HelperProfileEnv)
+	if profDir != "" {
+		runtime.MemProfileRate = 1
+	}
+	profiles := 0
 	switch role[0] {
 	case "hold":
 		hold, err = NewHold()
@@ -98,6 +114,12 @@ func runHelper(role []string, in io.Reader, out io.Writer) error {
 		switch sc.Text() {
 		case "mem":
 			m := MeasureMemory()
+			if profDir != "" {
+				if err := writeHeapProfile(filepath.Join(profDir, fmt.Sprintf("%s-%d.pprof", role[0], profiles))); err != nil {
+					return err
+				}
+				profiles++
+			}
 			fmt.Fprintf(out, "mem %d %d %d\n", m.Heap, m.Stack, m.RSS)
 		case "held":
 			var n int64
@@ -110,6 +132,19 @@ func runHelper(role []string, in io.Reader, out io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// writeHeapProfile writes the live heap's profile to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // helper is a helper process, seen from its parent.
