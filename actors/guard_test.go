@@ -57,7 +57,7 @@ func TestBox(t *testing.T) {
 	// up, then the stop, which goes first.
 	e.send(pid, &grant{n: -1})
 	buf := engine.GetBuffer(10)
-	e.send(pid, &write{buf: buf})
+	e.send(pid, &engine.Frame{Type: engine.TypeData, Stream: 1, Payload: buf})
 	near, far := net.Pipe()
 	defer far.Close()
 	e.send(pid, &accepted{conn: near})

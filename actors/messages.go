@@ -188,15 +188,6 @@ type writerExit struct {
 	err  error
 }
 
-// write and closeAfter are no longer sent (a stream writes to its socket
-// itself); releaseMessage still names them.
-
-// write hands a buffer to be written to a socket.
-type write struct{ buf *engine.Buffer }
-
-// closeAfter hands a last buffer to be written before a socket closes.
-type closeAfter struct{ buf *engine.Buffer }
-
 // accepted is a connection a Listener's accept loop took, or one
 // Node.DialStream made, with its own target.
 type accepted struct {

@@ -727,8 +727,6 @@ func releaseMessage(msg any) {
 		for _, f := range m.frames {
 			f.Release()
 		}
-	case *write:
-		engine.PutBuffer(m.buf)
 	case *closeCarrier:
 		if m.last != nil {
 			m.last.Release()
@@ -737,8 +735,6 @@ func releaseMessage(msg any) {
 		m.conn.Close()
 	case *accepted:
 		m.conn.Close()
-	case *closeAfter:
-		engine.PutBuffer(m.buf)
 	case *dialDone:
 		if m.conn != nil {
 			m.conn.Close()

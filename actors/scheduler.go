@@ -19,7 +19,7 @@ const carrierHighWater = 256 << 10
 const stallCheckEvery = 50 * time.Millisecond
 
 // schedulerActor is the sole owner of a link's send credit and of the
-// order in which frames go out. It grants each stream's Connection the
+// order in which frames go out. It grants each Stream the
 // credit the peer gave (the reader reads no more than that), queues frames
 // by engine.Queue's policy, and feeds the carriers while they are below
 // their high-water mark.
