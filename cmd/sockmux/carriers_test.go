@@ -31,6 +31,8 @@ func TestMain(m *testing.M) {
 type carrierRow struct {
 	name    string
 	striped int // carriers the link must have before the body runs (0: one)
+	// wantLog, when set, is what connect must log before the body runs.
+	wantLog string
 	listen  func(t *testing.T, link string) []string
 	connect func(t *testing.T, link string, listenLog string) []string
 }
@@ -41,10 +43,10 @@ func carrierRows(t *testing.T) []carrierRow {
 	pki := testkit.NewPKI(t)
 	dir := t.TempDir()
 	return []carrierRow{
-		{"tcp", 0,
+		{"tcp", 0, "",
 			func(t *testing.T, link string) []string { return []string{link} },
 			func(t *testing.T, link, _ string) []string { return []string{link} }},
-		{"tls-fingerprint", 0,
+		{"tls-fingerprint", 0, "",
 			func(t *testing.T, link string) []string {
 				return []string{"--state-dir", filepath.Join(dir, "state"), "tls://" + link}
 			},
@@ -55,37 +57,44 @@ func carrierRows(t *testing.T) []carrierRow {
 				}
 				return []string{"--tls-fingerprint", m[1], "tls://" + link}
 			}},
-		{"tls-ca-and-client-certificate", 0,
+		{"tls-ca-and-client-certificate", 0, "",
 			func(t *testing.T, link string) []string {
 				return []string{"--tls-cert", pki.ServerCert, "--tls-key", pki.ServerKey, "--tls-client-ca", pki.CA, "tls://" + link}
 			},
 			func(t *testing.T, link, _ string) []string {
 				return []string{"--tls-ca", pki.CA, "--tls-cert", pki.ClientCert, "--tls-key", pki.ClientKey, "tls://" + link}
 			}},
-		{"tcp-striped-over-3", 3,
+		{"tcp-striped-over-3", 3, "",
 			func(t *testing.T, link string) []string { return []string{link} },
 			func(t *testing.T, link, _ string) []string { return []string{"--carriers", "3", link} }},
-		{"tls-client-certificate-striped-over-4", 4,
+		{"tls-client-certificate-striped-over-4", 4, "",
 			func(t *testing.T, link string) []string {
 				return []string{"--tls-cert", pki.ServerCert, "--tls-key", pki.ServerKey, "--tls-client-ca", pki.CA, "tls://" + link}
 			},
 			func(t *testing.T, link, _ string) []string {
 				return []string{"--carriers", "4", "--tls-ca", pki.CA, "--tls-cert", pki.ClientCert, "--tls-key", pki.ClientKey, "tls://" + link}
 			}},
-		{"fifo", 0,
+		{"fifo", 0, "",
 			func(t *testing.T, _ string) []string {
 				return []string{fmt.Sprintf("fifo:%s,%s", filepath.Join(dir, "up"), filepath.Join(dir, "down"))}
 			},
 			func(t *testing.T, _, _ string) []string {
 				return []string{fmt.Sprintf("fifo:%s,%s", filepath.Join(dir, "down"), filepath.Join(dir, "up"))}
 			}},
-		{"comm-unix-socket", 0,
+		{"comm-unix-socket", 0, "",
 			func(t *testing.T, _ string) []string { return []string{"comm:" + filepath.Join(dir, "link.sock")} },
 			func(t *testing.T, _, _ string) []string { return []string{"comm:" + filepath.Join(dir, "link.sock")} }},
-		{"exec-sockmux-stdio", 0,
+		{"exec-sockmux-stdio", 0, "",
 			nil,
 			func(t *testing.T, _, _ string) []string {
 				return []string{fmt.Sprintf("exec:SOCKMUX_TEST_MAIN=1 exec %s stdio --log-level debug", os.Args[0])}
+			}},
+		// Each dial starts another "sockmux stdio", which serves one
+		// carrier: the extra carriers are refused and the link goes on.
+		{"exec-sockmux-stdio-asked-for-2-carriers", 0, "cannot add carriers",
+			nil,
+			func(t *testing.T, _, _ string) []string {
+				return []string{"--carriers", "2", fmt.Sprintf("exec:SOCKMUX_TEST_MAIN=1 exec %s stdio", os.Args[0])}
 			}},
 	}
 }
@@ -129,6 +138,9 @@ func TestCarriers(t *testing.T) {
 			}
 			start("connect", append([]string{"connect", "--drain", "0s", "-L", fwd + ":" + echo}, row.connect(t, link, llog.String())...), &clog)
 			waitLog(t, &clog, `msg="link up"`)
+			if row.wantLog != "" {
+				waitLog(t, &clog, row.wantLog)
+			}
 			if row.striped > 0 {
 				waitLog(t, &clog, fmt.Sprintf("carriers=%d", row.striped))
 				waitLog(t, &llog, fmt.Sprintf("carriers=%d", row.striped))
