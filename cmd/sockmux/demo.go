@@ -25,10 +25,13 @@ type demoResult struct {
 	Verified  int   // streams whose echo matched what was sent
 	HalfClose bool  // the request/answer after a half-close came back whole
 	Elapsed   time.Duration
+	// CarrierBytes is, per carrier of the link, the bytes east striped
+	// onto it, as west received them.
+	CarrierBytes []uint64
 }
 
 func demoCmd(stdout io.Writer, logger func() (*slog.Logger, error)) *cobra.Command {
-	var streams, mib int
+	var streams, mib, nCarriers int
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run both peers in this process on loopback and push traffic through a forward",
@@ -41,19 +44,23 @@ func demoCmd(stdout io.Writer, logger func() (*slog.Logger, error)) *cobra.Comma
 			if streams < 1 || mib < 1 {
 				return fmt.Errorf("%w: --streams and --mib must be at least 1", errUsage)
 			}
-			_, err = runDemo(cmd.Context(), stdout, log, streams, int64(mib)<<20)
+			if nCarriers < 1 || nCarriers > actors.MaxCarriers {
+				return fmt.Errorf("%w: --carriers must be 1..%d", errUsage, actors.MaxCarriers)
+			}
+			_, err = runDemo(cmd.Context(), stdout, log, streams, int64(mib)<<20, nCarriers)
 			return err
 		},
 	}
 	cmd.Flags().IntVar(&streams, "streams", 8, "concurrent streams")
 	cmd.Flags().IntVar(&mib, "mib", 16, "MiB each stream sends (and gets back)")
+	cmd.Flags().IntVar(&nCarriers, "carriers", 2, "carrier connections east stripes the link over")
 	return cmd
 }
 
 // runDemo starts an echo server and two nodes linked on loopback: "west"
 // listens for the link, "east" dials it. Each declares a -L forward, so
 // traffic crosses the link both ways whichever side dialled.
-func runDemo(ctx context.Context, out io.Writer, log *slog.Logger, streams int, size int64) (demoResult, error) {
+func runDemo(ctx context.Context, out io.Writer, log *slog.Logger, streams int, size int64, nCarriers int) (demoResult, error) {
 	var res demoResult
 	echo, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -79,7 +86,8 @@ func runDemo(ctx context.Context, out io.Writer, log *slog.Logger, streams int, 
 		return res, err
 	}
 	west.Serve(ln)
-	east, err := actors.NewNode(actors.Config{Logger: log.With("node", "east"), Forwards: []engine.Forward{fwd}, OnLink: onLink})
+	east, err := actors.NewNode(actors.Config{Logger: log.With("node", "east"), Forwards: []engine.Forward{fwd}, OnLink: onLink,
+		Carriers: nCarriers})
 	if err != nil {
 		return res, err
 	}
@@ -95,7 +103,12 @@ func runDemo(ctx context.Context, out io.Writer, log *slog.Logger, streams int, 
 			return res, ctx.Err()
 		}
 	}
-	fmt.Fprintf(out, "sockmux demo\n  link      west listens on %s, east dialled it\n", ln.Addr())
+	for deadline := time.Now().Add(10 * time.Second); linkCarriers(west) < nCarriers; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return res, fmt.Errorf("demo: the link has %d carriers after 10 s, want %d", linkCarriers(west), nCarriers)
+		}
+	}
+	fmt.Fprintf(out, "sockmux demo\n  link      west listens on %s, east dialled it over %d carriers\n", ln.Addr(), nCarriers)
 	fmt.Fprintf(out, "  forwards  west -L %s -> (east dials) %s\n", west.ForwardAddrs()[0], fwd.Target)
 	fmt.Fprintf(out, "            east -L %s -> (west dials) %s\n", east.ForwardAddrs()[0], fwd.Target)
 	fmt.Fprintf(out, "  traffic   %d streams, each sends %d MiB through a forward and reads the echo\n", streams, size>>20)
@@ -131,6 +144,12 @@ func runDemo(ctx context.Context, out io.Writer, log *slog.Logger, streams int, 
 	fmt.Fprintf(out, "  result    %d/%d streams echoed intact (sha256), %d MiB each way in %v: %.0f MB/s each way\n",
 		res.Verified, streams, res.Bytes>>20, res.Elapsed.Round(time.Millisecond), mbps)
 	fmt.Fprintf(out, "  half-close request, shutdown(write), full answer: %v\n", okString(res.HalfClose))
+	for _, l := range west.Status().Links {
+		if l.Up {
+			res.CarrierBytes = l.CarrierBytesIn
+		}
+	}
+	fmt.Fprintf(out, "  striping  bytes east put on each carrier, as west got them: %v\n", res.CarrierBytes)
 	ws, es := west.Stats(), east.Stats()
 	fmt.Fprintf(out, "  west      streams opened %d, closed %d, bytes in %d, out %d\n", ws.StreamsOpened.Load(), ws.StreamsClosed.Load(), ws.BytesIn.Load(), ws.BytesOut.Load())
 	fmt.Fprintf(out, "  east      streams opened %d, closed %d, bytes in %d, out %d\n", es.StreamsOpened.Load(), es.StreamsClosed.Load(), es.BytesIn.Load(), es.BytesOut.Load())
@@ -139,6 +158,16 @@ func runDemo(ctx context.Context, out io.Writer, log *slog.Logger, streams int, 
 	}
 	fmt.Fprintf(out, "  OK\n")
 	return res, nil
+}
+
+// linkCarriers is the carriers of n's link that is up (0 for none).
+func linkCarriers(n *actors.Node) int {
+	for _, l := range n.Status().Links {
+		if l.Up {
+			return l.Carriers
+		}
+	}
+	return 0
 }
 
 func okString(ok bool) string {

@@ -49,6 +49,7 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"listen", "nocolon"}, `"nocolon"`},
 		{[]string{"connect", "udp://127.0.0.1:1"}, `"udp"`},
 		{[]string{"demo", "--streams", "0"}, "--streams"},
+		{[]string{"demo", "--carriers", "0"}, "--carriers"},
 		{[]string{"listen", "--profile", "gpu", "127.0.0.1:0"}, `"gpu"`},
 		{[]string{"connect", "-R", "8080:web", "127.0.0.1:1"}, `"8080:web"`},
 		{[]string{"connect", "--allow-listen", "nope", "127.0.0.1:1"}, `"nope"`},
@@ -140,12 +141,15 @@ func TestListenConnect(t *testing.T) {
 func TestDemo(t *testing.T) {
 	testkit.CheckLeaks(t)
 	var out bytes.Buffer
-	res, err := runDemo(context.Background(), &out, slog.New(slog.DiscardHandler), 4, 2<<20)
+	res, err := runDemo(context.Background(), &out, slog.New(slog.DiscardHandler), 4, 2<<20, 2)
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
 	if res.Verified != 4 || !res.HalfClose || res.Bytes != 8<<20 {
 		t.Fatalf("demo result %+v", res)
+	}
+	if len(res.CarrierBytes) != 2 || res.CarrierBytes[0] == 0 || res.CarrierBytes[1] == 0 {
+		t.Fatalf("demo striped %v over its carriers, want bytes on both", res.CarrierBytes)
 	}
 	if !strings.HasSuffix(out.String(), "OK\n") {
 		t.Fatalf("demo output does not end in OK:\n%s", out.String())
