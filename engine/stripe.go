@@ -23,11 +23,11 @@ type Path struct {
 	// had bytes to deliver: it gets nothing until it delivers again.
 	Stalled bool
 
-	progressAt  time.Time // when Acked last grew, or the path became busy
+	progressAt time.Time // when Acked last grew, or the path became busy
 	// ackWait is the longest recent wait for delivery to show (decaying):
 	// ACKs that come back behind a deep queue the other way make a slow
 	// but live path, which must not be taken for stalled.
-	ackWait time.Duration
+	ackWait     time.Duration
 	sampleAt    time.Time
 	sampleAcked uint64
 	samples     [rateSamples]float64 // delivery rate, bytes per second
