@@ -37,6 +37,10 @@ const (
 	ackEvery = 256 << 10
 	// ackDelay is the longest an arrival waits for its ACK.
 	ackDelay = 5 * time.Millisecond
+	// A join naming an id not (yet) known is looked up joinLookups times,
+	// joinLookupEvery apart, before it is refused.
+	joinLookups     = 50
+	joinLookupEvery = 20 * time.Millisecond
 )
 
 // ErrResumeExpired is why a link whose carriers all dropped went down: it
@@ -90,16 +94,18 @@ type linkActor struct {
 	peerAway   error // the peer's GOAWAY, if it sent one
 
 	// Sequencing (CapSeq links).
-	seq         bool
-	linkID      engine.LinkID
-	newID       engine.LinkID // the id a dialler offered for a new link
-	registered  bool          // linkID is in the node's table (accepter)
-	reorder     *engine.Reorder
-	ackTimer    *time.Timer
-	ackArmed    bool
-	resuming    bool // no carrier: waiting to be resumed
-	noJoin      bool // the peer refused a join to the live link: add no carriers
-	resumeTimer *time.Timer
+	seq        bool
+	linkID     engine.LinkID
+	newID      engine.LinkID // the id a dialler offered for a new link
+	registered bool          // linkID is in the node's table (accepter)
+	reorder    *engine.Reorder
+	ackTimer   *time.Timer
+	ackArmed   bool
+	resuming   bool // no carrier: waiting to be resumed
+	noJoin     bool // the peer refused a join to the live link: add no carriers
+	// pendingJoins arrived before this Link's own handshake result.
+	pendingJoins []*handshakeDone
+	resumeTimer  *time.Timer
 
 	// Liveness.
 	rtt        time.Duration
@@ -188,6 +194,14 @@ func (l *linkActor) Receive(ctx actor.Context) {
 		l.handshakeDone(ctx, m)
 	case *joinCarrier:
 		l.join(ctx, m.done)
+	case *retryJoin:
+		if l.closing {
+			l.conn = nil
+			l.closeConn(m.done.conn)
+			l.stopIfDone(ctx)
+			return
+		}
+		l.routeJoin(ctx, m.done, m.attempt)
 	case *carrierDown:
 		if c := l.carriers[m.id]; c != nil {
 			l.carrierLost(ctx, c, m.err)
@@ -408,6 +422,7 @@ func refuseConn(conn net.Conn, version uint8, code engine.Code, text string) {
 
 func (l *linkActor) handshakeDone(ctx actor.Context, m *handshakeDone) {
 	l.conn = nil
+	defer l.takePendingJoins(ctx) // up now, or refused
 	seq := m.err == nil && m.params.Capabilities&engine.CapSeq != 0
 	if l.closing {
 		if seq && l.dialer == nil && !m.link.Join {
@@ -444,7 +459,7 @@ func (l *linkActor) handshakeDone(ctx actor.Context, m *handshakeDone) {
 	}
 	switch {
 	case l.dialer == nil && seq && m.link.Join:
-		l.routeJoin(ctx, m)
+		l.routeJoin(ctx, m, 0)
 	case l.up:
 		if !seq {
 			l.closeConn(m.conn)
@@ -460,10 +475,33 @@ func (l *linkActor) handshakeDone(ctx actor.Context, m *handshakeDone) {
 	}
 }
 
+// takePendingJoins handles the joins that arrived while this Link's own
+// handshake was being reported.
+func (l *linkActor) takePendingJoins(ctx actor.Context) {
+	pending := l.pendingJoins
+	l.pendingJoins = nil
+	for _, j := range pending {
+		l.join(ctx, j)
+	}
+}
+
 // routeJoin hands a carrier that asked to join a link to that link, and
 // ends this (accepting) Link, which never had a session of its own.
-func (l *linkActor) routeJoin(ctx actor.Context, m *handshakeDone) {
-	if pid := l.env.seqLink(m.link.ID); pid != nil {
+//
+// The link's own first handshake may still be finishing on the accepting
+// side when a fast dialler's join arrives (with no key, the dialler is done
+// as soon as it has read our HELLO), so an id not found yet is looked up
+// again for a moment before the join is refused.
+func (l *linkActor) routeJoin(ctx actor.Context, m *handshakeDone, attempt int) {
+	pid := l.env.seqLink(m.link.ID)
+	if pid == nil && attempt < joinLookups {
+		l.conn = m.conn // closed if this Link stops meanwhile
+		self := l.self
+		time.AfterFunc(joinLookupEvery, func() { l.env.send(self, &retryJoin{done: m, attempt: attempt + 1}) })
+		return
+	}
+	l.conn = nil
+	if pid != nil {
 		ctx.Send(pid, &joinCarrier{done: m})
 	} else {
 		l.env.log.Warn("join refused: no such link", "peer", l.peer, "link", m.link.ID)
@@ -485,6 +523,12 @@ func (l *linkActor) join(ctx actor.Context, m *handshakeDone) {
 		l.env.stats.Refusals.Add(1)
 		conn, v := m.conn, m.params.Version
 		l.env.goroutine(func() { refuseConn(conn, v, code, reason) })
+	}
+	if !l.up && !l.closing && l.conn != nil {
+		// Registered by our handshake goroutine, which has not reported
+		// yet: take the join once the session is up.
+		l.pendingJoins = append(l.pendingJoins, m)
+		return
 	}
 	switch {
 	case !l.up || !l.seq || l.ending || l.closing:

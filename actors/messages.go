@@ -75,6 +75,12 @@ type joinCarrier struct {
 	done *handshakeDone
 }
 
+// retryJoin asks an accepting Link to look up a join's link again.
+type retryJoin struct {
+	done    *handshakeDone
+	attempt int
+}
+
 // resumeExpired says a link's resume window is over.
 type resumeExpired struct{ gen uint64 }
 

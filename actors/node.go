@@ -743,6 +743,8 @@ func releaseMessage(msg any) {
 		m.conn.Close()
 	case *joinCarrier:
 		m.done.conn.Close()
+	case *retryJoin:
+		m.done.conn.Close()
 	case *pinned:
 		m.f.Release()
 	case *carrierAttached:
