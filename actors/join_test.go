@@ -83,22 +83,30 @@ func joinPair(t *testing.T, key []byte, log *testkit.Recorder) (*Node, string, e
 // without the key it does not know the link's).
 func join(t *testing.T, addr string, key []byte, id engine.LinkID) *handshakeDone {
 	t.Helper()
+	return runJoin(dialJoin(t, addr), key, id)
+}
+
+// dialJoin dials addr for a join; the connection closes when the test ends.
+func dialJoin(t *testing.T, addr string) net.Conn {
+	t.Helper()
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// runJoin runs a joining dialler's handshake on conn; it may run off the
+// test's goroutine.
+func runJoin(conn net.Conn, key []byte, id engine.LinkID) *handshakeDone {
 	hs := &handshaker{
 		hello: &engine.Hello{MinVersion: engine.MinVersion, MaxVersion: engine.Version, Role: engine.RoleDialer,
 			MaxPayload: engine.DefaultMaxPayload, InitialWindow: engine.DefaultWindow},
 		key: key, maxSkew: engine.DefaultMaxSkew, replay: engine.NewReplayCache(16), now: time.Now,
 		link: &engine.LinkHello{ID: id, Join: true, Reorder: engine.DefaultReorder},
 	}
-	res := hs.run(conn, 10*time.Second)
-	if res.reader != nil && res.err == nil {
-		t.Cleanup(func() { conn.Close() })
-	}
-	return res
+	return hs.run(conn, 10*time.Second)
 }
 
 // TestJoin: a carrier may join a link only with the link's key and id;
@@ -183,4 +191,31 @@ func TestPeerWithoutSeq(t *testing.T) {
 			t.Fatalf("listener's link: %d carriers, per-carrier bytes %v; want 1 carrier, none", l.Carriers, l.CarrierBytesIn)
 		}
 	}
+}
+
+// TestJoinBeforeItsLink: a join whose link id is not known yet (the link's
+// own handshake is still being reported) is looked up again, and joins
+// once the id is there.
+func TestJoinBeforeItsLink(t *testing.T) {
+	key := []byte("k")
+	log := testkit.NewRecorder()
+	a, addr, id := joinPair(t, key, log)
+	late := id
+	late[0] ^= 0x5A
+	done := make(chan *handshakeDone, 1)
+	conn := dialJoin(t, addr)
+	go func() { done <- runJoin(conn, key, late) }()
+	log.Wait(t, 10*time.Second, "the join looked up in vain", func(r testkit.Record) bool {
+		return r.Msg == "join for a link not known yet; looking again"
+	})
+	if !a.env.registerLink(late, a.env.seqLink(id)) { // the same Link, now under a second id too
+		t.Fatal("could not register the late id")
+	}
+	if res := <-done; res.err != nil {
+		t.Fatalf("join refused: %v", res.err)
+	}
+	log.Wait(t, 10*time.Second, "the carrier joined", func(r testkit.Record) bool {
+		return r.Msg == "carrier joined the link" && r.Attrs["carriers"] == int64(2)
+	})
+	a.env.unregisterLink(late, a.env.seqLink(id))
 }

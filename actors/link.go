@@ -495,6 +495,9 @@ func (l *linkActor) takePendingJoins(ctx actor.Context) {
 func (l *linkActor) routeJoin(ctx actor.Context, m *handshakeDone, attempt int) {
 	pid := l.env.seqLink(m.link.ID)
 	if pid == nil && attempt < joinLookups {
+		if attempt == 0 {
+			l.env.log.Debug("join for a link not known yet; looking again", "peer", l.peer, "link", m.link.ID)
+		}
 		l.conn = m.conn // closed if this Link stops meanwhile
 		self := l.self
 		time.AfterFunc(joinLookupEvery, func() { l.env.send(self, &retryJoin{done: m, attempt: attempt + 1}) })
