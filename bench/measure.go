@@ -214,40 +214,11 @@ func MeasureWAN(workload string, sys System, o Options, streams int, warm time.D
 		close(stop)
 		return <-errc
 	}
-	select {
-	case <-time.After(warm):
-	case err := <-errc:
-		return fig, fmt.Errorf("%s: pushing ended during the warm-up: %v", sys.Name, err)
+	got, elapsed, err := measureRun(sink, warm, amount, p, errc)
+	if err != nil {
+		return fig, fmt.Errorf("%s: %w", sys.Name, err)
 	}
-	r0 := sink.Received()
-	p.start()
-	t0 := time.Now()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	var reached <-chan struct{}
-	var deadline <-chan time.Time
-	if amount.Count > 0 {
-		reached = sink.Await(r0 + amount.Count)
-	} else {
-		deadline = time.After(amount.Duration)
-	}
-wait:
-	for {
-		select {
-		case <-reached:
-			break wait
-		case <-deadline:
-			break wait
-		case <-tick.C:
-			p.set(sink.Received() - r0)
-		case err := <-errc:
-			p.stop()
-			return fig, fmt.Errorf("%s: pushing ended early: %v", sys.Name, err)
-		}
-	}
-	p.stop()
-	elapsed := time.Since(t0)
-	got := sink.Received() - r0
+
 	if err := finish(); err != nil {
 		return fig, fmt.Errorf("%s: %w", sys.Name, err)
 	}
@@ -356,4 +327,48 @@ func sinkTunnel(sys System, o Options) (*Sink, Tunnel, func(), error) {
 		tun.Close()
 		sink.Close()
 	}, nil
+}
+
+// counter counts the bytes a workload delivers.
+type counter interface {
+	Received() int64
+	Await(n int64) <-chan struct{}
+}
+
+// measureRun lets a running workload warm up for warm, then counts what rx
+// receives until amount is reached, reporting progress to p; errc carries
+// the workload's end, which before then is an error. It returns the bytes
+// received and the time they took.
+func measureRun(rx counter, warm time.Duration, amount Amount, p Probe, errc <-chan error) (int64, time.Duration, error) {
+	select {
+	case <-time.After(warm):
+	case err := <-errc:
+		return 0, 0, fmt.Errorf("the workload ended during the warm-up: %v", err)
+	}
+	r0 := rx.Received()
+	p.start()
+	t0 := time.Now()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var reached <-chan struct{}
+	var deadline <-chan time.Time
+	if amount.Count > 0 {
+		reached = rx.Await(r0 + amount.Count)
+	} else {
+		deadline = time.After(amount.Duration)
+	}
+	for {
+		select {
+		case <-reached:
+		case <-deadline:
+		case <-tick.C:
+			p.set(rx.Received() - r0)
+			continue
+		case err := <-errc:
+			p.stop()
+			return 0, 0, fmt.Errorf("the workload ended early: %v", err)
+		}
+		p.stop()
+		return rx.Received() - r0, time.Since(t0), nil
+	}
 }

@@ -433,40 +433,11 @@ func MeasureStripe(p StripePath, down bool, warm time.Duration, amount Amount, p
 		close(stop)
 		return <-errc
 	}
-	select {
-	case <-time.After(warm):
-	case err := <-errc:
-		return res, fmt.Errorf("the stream ended during the warm-up: %v", err)
+	got, elapsed, err := measureRun(rx, warm, amount, probe, errc)
+	if err != nil {
+		return res, err
 	}
-	r0 := rx.Received()
-	probe.start()
-	t0 := time.Now()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	var reached <-chan struct{}
-	var deadline <-chan time.Time
-	if amount.Count > 0 {
-		reached = rx.Await(r0 + amount.Count)
-	} else {
-		deadline = time.After(amount.Duration)
-	}
-wait:
-	for {
-		select {
-		case <-reached:
-			break wait
-		case <-deadline:
-			break wait
-		case <-tick.C:
-			probe.set(rx.Received() - r0)
-		case err := <-errc:
-			probe.stop()
-			return res, fmt.Errorf("the stream ended early: %v", err)
-		}
-	}
-	probe.stop()
-	elapsed := time.Since(t0)
-	got := rx.Received() - r0
+
 	if l, ok := upLink(receiver); ok {
 		res.CarrierBytes = slices.Sorted(slices.Values(l.CarrierBytesIn))
 	}
