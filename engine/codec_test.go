@@ -69,20 +69,29 @@ func readAll(tb testing.TB, r *Reader, want []wantFrame) error {
 	}
 }
 
-func TestReadFrameGoodStreams(t *testing.T) {
-	wire, want := sampleFrames(t)
-	readers := []struct {
-		name string
-		make func() io.Reader
-		size int
-	}{
+// wireReader is one way of delivering wire bytes to a Reader, with the
+// Reader's buffer size.
+type wireReader struct {
+	name string
+	make func() io.Reader
+	size int
+}
+
+// wireReaders delivers wire whole, through small buffers, a byte at a
+// time, in halves and with the last data arriving with EOF.
+func wireReaders(wire []byte) []wireReader {
+	return []wireReader{
 		{"whole", func() io.Reader { return bytes.NewReader(wire) }, 4096},
 		{"small buffer", func() io.Reader { return bytes.NewReader(wire) }, 16},
 		{"one byte at a time", func() io.Reader { return iotest.OneByteReader(bytes.NewReader(wire)) }, 16},
 		{"half reads", func() io.Reader { return iotest.HalfReader(bytes.NewReader(wire)) }, 64},
 		{"EOF with data", func() io.Reader { return iotest.DataErrReader(bytes.NewReader(wire)) }, 64},
 	}
-	for _, tc := range readers {
+}
+
+func TestReadFrameGoodStreams(t *testing.T) {
+	wire, want := sampleFrames(t)
+	for _, tc := range wireReaders(wire) {
 		t.Run(tc.name, func(t *testing.T) {
 			checkPool(t)
 			r := NewReader(tc.make(), tc.size)

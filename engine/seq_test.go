@@ -437,21 +437,10 @@ func seqSamples(tb testing.TB) (wire []byte, want []seqSample) {
 
 func TestReadSeqFrames(t *testing.T) {
 	wire, want := seqSamples(t)
-	readers := []struct {
-		name string
-		r    func() io.Reader
-		size int
-	}{
-		{"whole", func() io.Reader { return bytes.NewReader(wire) }, 4096},
-		{"small buffer", func() io.Reader { return bytes.NewReader(wire) }, 16},
-		{"one byte at a time", func() io.Reader { return iotest.OneByteReader(bytes.NewReader(wire)) }, 16},
-		{"half reads", func() io.Reader { return iotest.HalfReader(bytes.NewReader(wire)) }, 64},
-		{"EOF with data", func() io.Reader { return iotest.DataErrReader(bytes.NewReader(wire)) }, 64},
-	}
-	for _, tc := range readers {
+	for _, tc := range wireReaders(wire) {
 		t.Run(tc.name, func(t *testing.T) {
 			checkPool(t)
-			r := NewReader(tc.r(), tc.size)
+			r := NewReader(tc.make(), tc.size)
 			r.Version, r.Seq = Version, true
 			off := 0
 			for i, w := range want {
