@@ -97,6 +97,7 @@ type linkActor struct {
 	seq        bool
 	linkID     engine.LinkID
 	newID      engine.LinkID // the id a dialler offered for a new link
+	joinGen    uint64        // the session the carrier being handshaken asked to join (0: none)
 	registered bool          // linkID is in the node's table (accepter)
 	reorder    *engine.Reorder
 	ackTimer   *time.Timer
@@ -380,8 +381,10 @@ func (l *linkActor) handshake(conn net.Conn) {
 	if !env.noSeq {
 		lh := &engine.LinkHello{Reorder: uint32(reorderLimit(cfg.LinkBudget))}
 		if l.dialer != nil {
+			l.joinGen = 0
 			if l.up {
 				lh.ID, lh.Join, lh.Received = l.linkID, true, l.reorder.Received()
+				l.joinGen = l.gen
 			} else {
 				_, _ = crand.Read(lh.ID[:])
 				l.newID = lh.ID
@@ -432,6 +435,15 @@ func (l *linkActor) handshakeDone(ctx actor.Context, m *handshakeDone) {
 		l.stopIfDone(ctx)
 		return
 	}
+	if l.joinGen != 0 && (!l.up || l.gen != l.joinGen) {
+		// A join for a session that has ended since: the carrier
+		// belongs to nothing here.
+		l.joinGen = 0
+		l.closeConn(m.conn)
+		l.next(ctx)
+		return
+	}
+	l.joinGen = 0
 	if m.err != nil {
 		l.closeConn(m.conn)
 		l.env.log.Warn("link handshake failed", "peer", l.peer, "err", m.err)
