@@ -37,12 +37,8 @@ func greeting(t testing.TB, addr string) string {
 
 func remoteListening(t testing.TB, log *testkit.Recorder, n int) {
 	t.Helper()
-	log.Wait(t, 10*time.Second, "the peer listening for our -R", func(r testkit.Record) bool {
-		if r.Msg != "reverse forward listening" {
-			return false
-		}
-		n--
-		return n <= 0
+	log.WaitN(t, 10*time.Second, "the peer listening for our -R", n, func(r testkit.Record) bool {
+		return r.Msg == "reverse forward listening"
 	})
 }
 

@@ -219,13 +219,23 @@ func (r *Recorder) WithGroup(string) slog.Handler { return r }
 // limit for it to be logged.
 func (r *Recorder) Wait(t testing.TB, limit time.Duration, what string, match func(Record) bool) Record {
 	t.Helper()
+	return r.WaitN(t, limit, what, 1, match)
+}
+
+// WaitN waits until n records match, and returns the n-th. match must
+// not keep state: every record is offered to it again on each change.
+func (r *Recorder) WaitN(t testing.TB, limit time.Duration, what string, n int, match func(Record) bool) Record {
+	t.Helper()
 	deadline := time.After(limit)
 	for {
 		r.mu.Lock()
+		seen := 0
 		for _, rec := range r.recs {
 			if match(rec) {
-				r.mu.Unlock()
-				return rec
+				if seen++; seen == n {
+					r.mu.Unlock()
+					return rec
+				}
 			}
 		}
 		ch := r.changed
@@ -233,7 +243,7 @@ func (r *Recorder) Wait(t testing.TB, limit time.Duration, what string, match fu
 		select {
 		case <-ch:
 		case <-deadline:
-			t.Fatalf("no log record: %s", what)
+			t.Fatalf("no %d log records: %s", n, what)
 			return Record{}
 		}
 	}
