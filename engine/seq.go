@@ -206,9 +206,11 @@ func (r *Reorder) Push(f *Frame) error {
 		f.Release()
 		return nil
 	}
-	if _, dup := r.held[f.Seq]; dup { // before ready: the held one may be next
-		f.Release()
-		return nil
+	if len(r.held) > 0 { // before ready: the held one may be next
+		if _, dup := r.held[f.Seq]; dup {
+			f.Release()
+			return nil
+		}
 	}
 	if f.Seq == r.next {
 		r.ready = f
