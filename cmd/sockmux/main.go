@@ -283,6 +283,12 @@ func serve(ctx context.Context, log *slog.Logger, o *options, cfg actors.Config,
 		return err
 	}
 	defer stopProfile()
+	// SIGHUP is taken before anything starts: a test (or a user) that sees
+	// the first log line may signal at once, and an unregistered SIGHUP
+	// would be lost or, worse, kill the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	node, err := actors.NewNode(cfg)
 	if err != nil {
 		return err
@@ -299,9 +305,6 @@ func serve(ctx context.Context, log *slog.Logger, o *options, cfg actors.Config,
 		}
 		defer srv.Close()
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	var fatal error
 	for {
 		select {

@@ -82,6 +82,11 @@ func runCmd(stderr io.Writer) *cobra.Command {
 }
 
 func runDaemon(ctx context.Context, cfg *config, log *slog.Logger) error {
+	// SIGHUP is taken before any link starts logging: a reload signalled
+	// as soon as the first line shows must not be lost.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	d := &daemon{log: log, cfg: cfg, links: map[string]*runningLink{}, shares: map[string]*runningShare{}}
 	for _, l := range cfg.links {
 		rl, err := d.start(l)
@@ -113,9 +118,6 @@ func runDaemon(ctx context.Context, cfg *config, log *slog.Logger) error {
 		}
 		defer srv.Close()
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for {
 		select {
 		case <-hup:
