@@ -14,6 +14,7 @@ import (
 
 	"sockmux/carriers"
 	"sockmux/engine"
+	"sockmux/internal/ratelog"
 )
 
 // ErrClosed is returned by a Node that has been closed.
@@ -187,6 +188,7 @@ type Node struct {
 type env struct {
 	sys        *actor.ActorSystem
 	log        *slog.Logger
+	limit      *ratelog.Limiter // repeated warnings a peer can cause, one per cause per interval
 	cfg        Config
 	wg         sync.WaitGroup // every goroutine the node starts
 	links      linkSet
@@ -333,7 +335,7 @@ func NewNode(cfg Config) (*Node, error) {
 		d := &net.Dialer{Timeout: 10 * time.Second}
 		cfg.DialTarget = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
 	}
-	e := &env{cfg: cfg, log: cfg.Logger, done: make(chan struct{}), linkPIDs: make(map[string]*actor.PID), linkDone: make(map[string]chan struct{}),
+	e := &env{cfg: cfg, log: cfg.Logger, limit: ratelog.New(0), done: make(chan struct{}), linkPIDs: make(map[string]*actor.PID), linkDone: make(map[string]chan struct{}),
 		seqLinks:   make(map[engine.LinkID]*actor.PID),
 		minVersion: engine.MinVersion, maxVersion: engine.Version,
 		now: time.Now, replay: engine.NewReplayCache(100_000), failed: make(chan error, 1)}
@@ -378,6 +380,11 @@ func (e *env) goroutine(f func()) {
 }
 
 func (e *env) send(pid *actor.PID, msg any) { e.sys.Root.Send(pid, msg) }
+
+// warn logs a warning that a peer or a flood of connections can repeat at
+// will (a refused OPEN, a failed handshake, an accept error): one line per
+// message per interval, the next one counting those left out.
+func (e *env) warn(msg string, args ...any) { e.limit.Warn(e.log, msg, args...) }
 
 // AddForward listens for f and carries its connections over the newest
 // live link.
