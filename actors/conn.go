@@ -179,6 +179,11 @@ func (s *streamActor) maxRead() int { return int(s.params.SendMax) }
 // wait starts the goroutine that reads once the socket has bytes; its
 // dataIn hands them over and says it ended.
 func (s *streamActor) wait() {
+	if s.raw != nil && !s.datagram && s.credit > engine.IdleAllowance {
+		// The socket is empty: what the reader holds beyond the idle
+		// allowance goes back to the link for busier streams.
+		s.giveBack(s.credit - engine.IdleAllowance)
+	}
 	s.waiting = true
 	s.running++
 	max, frame := s.readSize()
@@ -293,6 +298,7 @@ func (s *streamActor) dataRead(ctx actor.Context, bufs []*engine.Buffer, n int) 
 // resets the stream.
 func (s *streamActor) readEnded(ctx actor.Context, err error) {
 	s.readDone = true
+	s.giveBack(s.credit) // it reads no more
 	switch {
 	case errors.Is(err, io.EOF):
 		if s.state.CanSend() {
@@ -305,6 +311,15 @@ func (s *streamActor) readEnded(ctx actor.Context, err error) {
 		s.reset(ctx, engine.CodeCancelled, err.Error())
 	}
 	s.maybeClosed(ctx)
+}
+
+// giveBack returns n bytes of the reader's grant to the Scheduler.
+func (s *streamActor) giveBack(n int64) {
+	if n <= 0 {
+		return
+	}
+	s.credit -= n
+	s.env.send(s.sched, &creditBack{id: s.id, n: n})
 }
 
 // stopReading ends reading without an end from the socket: a waiting

@@ -208,6 +208,10 @@ func (l *linkActor) Receive(ctx actor.Context) {
 			l.carrierLost(ctx, c, m.err)
 		}
 	case *schedFailed:
+		if m.overload {
+			l.overloaded(ctx, m.err)
+			return
+		}
 		l.protocolError(ctx, m.err)
 	case *resumeExpired:
 		if m.gen == l.gen && l.up && l.resuming {
@@ -885,6 +889,19 @@ func (l *linkActor) protocolError(ctx actor.Context, err error) {
 	})
 }
 
+// overloaded ends the session of a peer that does not read what this side
+// sends: GOAWAY with CodeOverload, and no resuming.
+func (l *linkActor) overloaded(ctx actor.Context, err error) {
+	if l.downReason != nil {
+		return
+	}
+	l.downReason = err
+	l.env.log.Warn("link overloaded; closing it", "peer", l.peer, "err", err)
+	l.closeSession(ctx, func() *engine.Frame {
+		return engine.NewReason(engine.TypeGoAway, 0, engine.CodeOverload, err.Error())
+	})
+}
+
 func (l *linkActor) dispatch(ctx actor.Context, c *carrierRef, f *engine.Frame) {
 	if l.downReason != nil && errors.Is(l.downReason, engine.ErrProtocol) { // closing after a protocol error
 		f.Release()
@@ -1105,6 +1122,7 @@ func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 		ctx.Send(l.sched, engine.NewReason(engine.TypeRst, id, engine.CodeFlowControl, "first bytes exceed the window"))
 		return
 	}
+	ctx.Send(l.sched, &declare{id: id})
 	st := &streamActor{env: l.env, id: id, link: l.self, sched: l.sched, target: target, openFrame: f, datagram: datagram,
 		proxyHere: o.Kind == engine.TargetForward && target == engine.TargetSOCKS, policy: l.policy,
 		state: engine.NewAccepter(id), recv: engine.NewRecvWindow(l.params.RecvWindow, l.env.cfg.MaxWindow), params: l.params, budget: l.budget, rtt: l.rttNanos}
@@ -1162,6 +1180,7 @@ func (l *linkActor) open(ctx actor.Context, m *openStream) {
 	state := engine.NewOpener(id)
 	_ = state.Send(engine.TypeOpen)
 	ctx.Send(l.sched, engine.NewOpen(id, m.kind, m.target, data))
+	ctx.Send(l.sched, &declare{id: id})
 	l.env.stats.BytesOut.Add(int64(len(data)))
 	if first != nil {
 		engine.PutBuffer(first)

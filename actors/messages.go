@@ -66,8 +66,12 @@ type pathRTT struct {
 type stallTick struct{}
 
 // schedFailed tells the Link the peer broke the sequencing protocol (an
-// ACK of what was never sent).
-type schedFailed struct{ err error }
+// ACK of what was never sent), or, with overload, that it lets replies
+// pile up unread.
+type schedFailed struct {
+	err      error
+	overload bool
+}
 
 // joinCarrier hands a Link a carrier that was accepted, authenticated and
 // asked to join it.
@@ -158,6 +162,19 @@ type attach struct {
 	id   uint32
 	conn *actor.PID
 	used int
+}
+
+// declare tells the Scheduler, from the Link, that stream id exists (its
+// OPEN was sent or taken): CREDITs for it count from now on, even before
+// its Stream attaches.
+type declare struct{ id uint32 }
+
+// creditBack gives the Scheduler back n bytes of a stream's grant its
+// reader will not use soon (its socket is idle, or its reading ended), for
+// the link's other streams.
+type creditBack struct {
+	id uint32
+	n  int64
 }
 
 // forget tells the Scheduler a stream is gone.

@@ -135,6 +135,9 @@ type Stats struct {
 	DroppedFrames  atomic.Int64 // frames for unknown or ended streams
 	DialFailures   atomic.Int64
 	MaxQueuedBytes atomic.Int64 // high-water mark of one stream's unwritten bytes
+	// MaxSendHeld is the high-water mark of what one link held for
+	// sending: granted to its readers, or queued for a carrier.
+	MaxSendHeld atomic.Int64
 	// DroppedDatagrams counts UDP datagrams dropped: larger than a frame,
 	// beyond a stream's credit, or with no link or room to queue them.
 	DroppedDatagrams atomic.Int64

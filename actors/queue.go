@@ -83,10 +83,15 @@ func (q *writeQueue) noteHigh() {
 	q.mu.Lock()
 	total := q.bytes
 	q.mu.Unlock()
+	raiseMax(q.hw, total)
+}
+
+// raiseMax raises the high-water mark hw to v.
+func raiseMax(hw *atomic.Int64, v int64) {
 	for {
-		m := q.hw.Load()
-		if total <= m || q.hw.CompareAndSwap(m, total) {
-			break
+		m := hw.Load()
+		if v <= m || hw.CompareAndSwap(m, v) {
+			return
 		}
 	}
 }

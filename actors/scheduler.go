@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -13,6 +15,16 @@ import (
 // queue. Past it frames wait in the Scheduler, where control frames can
 // still overtake data and streams take turns.
 const carrierHighWater = 256 << 10
+
+// maxControlBacklog is how many bytes of control frames (OPEN_FAIL, RST,
+// CREDIT, BIND_REPLY: replies, mostly) may wait for a carrier. A peer that
+// floods requests and never reads their replies reaches it; the link is
+// then closed with a GOAWAY saying so, rather than the replies kept.
+const maxControlBacklog = 1 << 20
+
+// ErrPeerNotReading is why a link was closed whose peer let more replies
+// pile up than maxControlBacklog.
+var ErrPeerNotReading = errors.New("peer does not read what this side sends")
 
 // stallCheckEvery is how often a striped link looks for a carrier that
 // stopped delivering.
@@ -34,7 +46,10 @@ type schedulerActor struct {
 	self    *actor.PID
 	params  engine.Params
 	queue   *engine.Queue
-	streams map[uint32]*sendState
+	grants  *engine.Grants        // what each stream's reader may read: the peer's credit, within the link's limits
+	conns   map[uint32]*actor.PID // the Stream actor of each attached stream, which gets its grants
+	granted []engine.Grant        // scratch for grants.Next
+	failed  bool                  // told the Link the peer overloads it
 
 	seq        bool            // CapSeq: number, keep, resend
 	unacked    *engine.Unacked // seq only
@@ -53,16 +68,34 @@ type carrierOut struct {
 	path  *engine.Path
 	q     *frameQueue
 	batch []*engine.Frame
+	// pinned are the carrier's own frames (PONG, ACK, PING) waiting while
+	// its queue is above the high-water mark: one of each type, the
+	// latest, for each replaces the one before (an ACK is cumulative, a
+	// PONG answers the newest PING). A peer that floods PINGs and never
+	// reads costs one PONG.
+	pinned [3]*engine.Frame
 }
 
-type sendState struct {
-	win  engine.SendWindow
-	conn *actor.PID
+// pinnedSlot is where a carrier keeps a waiting frame of type t.
+func pinnedSlot(t engine.Type) int {
+	switch t {
+	case engine.TypePong:
+		return 0
+	case engine.TypeAck:
+		return 1
+	}
+	return 2
 }
+
+// sendLimit is what one link may hold for sending (granted to its readers
+// or queued): a quarter of its memory budget, whatever the peer's windows.
+func sendLimit(linkBudget int64) int64 { return max(linkBudget/4, engine.MaxGrant) }
 
 func newScheduler(e *env, p engine.Params, maxUnacked int) *schedulerActor {
-	s := &schedulerActor{env: e, params: p, queue: engine.NewQueue(), streams: make(map[uint32]*sendState),
-		outs: make(map[int]*carrierOut)}
+	limit := sendLimit(e.cfg.LinkBudget)
+	s := &schedulerActor{env: e, params: p, queue: engine.NewQueue(), conns: make(map[uint32]*actor.PID),
+		grants: engine.NewGrants(limit, min(engine.DefaultGrantPerStream, limit)),
+		outs:   make(map[int]*carrierOut)}
 	if p.Capabilities&engine.CapSeq != 0 {
 		s.seq, s.unacked, s.maxUnacked = true, engine.NewUnacked(), maxUnacked
 	}
@@ -82,16 +115,11 @@ func (s *schedulerActor) Receive(ctx actor.Context) {
 	case *drained:
 		if o := s.outs[m.carrier]; o != nil {
 			o.path.Queued -= m.bytes
+			s.pushPinned(o)
 		}
 		s.pump()
 	case *pinned:
-		o := s.outs[m.carrier]
-		if o == nil {
-			m.f.Release()
-			return
-		}
-		o.path.Queued += m.f.WireLen()
-		o.q.push([]*engine.Frame{m.f})
+		s.pin(m)
 	case *ackIn:
 		s.ack(ctx, m)
 	case *pathRTT:
@@ -101,25 +129,20 @@ func (s *schedulerActor) Receive(ctx actor.Context) {
 	case *stallTick:
 		s.stallArmed = false
 		s.checkStalls()
+	case *declare:
+		s.grants.Open(m.id, s.params.SendWindow)
 	case *attach:
-		st := &sendState{win: engine.NewSendWindow(s.params.SendWindow), conn: m.conn}
-		st.win.Take(m.used)
-		s.streams[m.id] = st
-		if n := st.win.Avail(); n > 0 {
-			s.env.send(m.conn, &grant{n: n})
-		}
+		s.conns[m.id] = m.conn
+		s.grants.Attach(m.id, s.params.SendWindow, m.used)
 	case *creditIn:
-		st := s.streams[m.id]
-		if st == nil {
-			return // the stream ended while the CREDIT was on the wire
+		if err := s.grants.Credit(m.id, m.n); err != nil {
+			s.env.warn("peer over-credited a stream", "stream", m.id, "err", err)
 		}
-		if err := st.win.Add(m.n); err != nil {
-			s.env.log.Warn("peer over-credited a stream", "stream", m.id, "err", err)
-			return
-		}
-		s.env.send(st.conn, &grant{n: int64(m.n)})
+	case *creditBack:
+		s.grants.Returned(m.id, m.n)
 	case *forget:
-		delete(s.streams, m.id)
+		s.grants.Forget(m.id)
+		delete(s.conns, m.id)
 	case *carrierAttached:
 		s.attachCarrier(m)
 	case *carrierGone:
@@ -131,8 +154,80 @@ func (s *schedulerActor) Receive(ctx actor.Context) {
 		for _, f := range s.queue.DropAll() {
 			f.Release()
 		}
+		for _, o := range s.outs {
+			o.dropPinned()
+		}
 		if s.unacked != nil {
 			s.unacked.Drop()
+		}
+		return
+	}
+	s.grant()
+	s.checkBacklog(ctx)
+}
+
+// grant hands the streams' readers what Grants allows now.
+func (s *schedulerActor) grant() {
+	s.granted = s.grants.Next(s.granted[:0])
+	for _, g := range s.granted {
+		if pid := s.conns[g.Stream]; pid != nil {
+			s.env.send(pid, &grant{n: g.N})
+		}
+	}
+	raiseMax(&s.env.stats.MaxSendHeld, s.grants.Held()+int64(s.queue.ReplyBytes()))
+}
+
+// checkBacklog closes the link, through the Link, once the control frames
+// waiting for a carrier pass maxControlBacklog: the peer sends requests and
+// does not read the replies.
+func (s *schedulerActor) checkBacklog(ctx actor.Context) {
+	if s.failed || s.queue.ReplyBytes() <= maxControlBacklog {
+		return
+	}
+	s.failed = true
+	ctx.Send(ctx.Parent(), &schedFailed{overload: true,
+		err: fmt.Errorf("%w: %d bytes of replies waiting", ErrPeerNotReading, s.queue.ReplyBytes())})
+}
+
+// pin sends a carrier's own frame on that carrier, ahead of what waits in
+// the Scheduler; while the carrier's queue is above its high-water mark
+// only the latest of each type waits.
+func (s *schedulerActor) pin(m *pinned) {
+	o := s.outs[m.carrier]
+	if o == nil {
+		m.f.Release()
+		return
+	}
+	if o.path.Queued < carrierHighWater {
+		o.path.Queued += m.f.WireLen()
+		o.q.push([]*engine.Frame{m.f})
+		return
+	}
+	i := pinnedSlot(m.f.Type)
+	if old := o.pinned[i]; old != nil {
+		old.Release()
+	}
+	o.pinned[i] = m.f
+}
+
+// pushPinned sends what pin kept waiting once the carrier has room.
+func (s *schedulerActor) pushPinned(o *carrierOut) {
+	for i, f := range o.pinned {
+		if f == nil || o.path.Queued >= carrierHighWater {
+			continue
+		}
+		o.pinned[i] = nil
+		o.path.Queued += f.WireLen()
+		o.q.push([]*engine.Frame{f})
+	}
+}
+
+// dropPinned releases what pin kept waiting.
+func (o *carrierOut) dropPinned() {
+	for i, f := range o.pinned {
+		if f != nil {
+			f.Release()
+			o.pinned[i] = nil
 		}
 	}
 }
@@ -155,6 +250,7 @@ func (s *schedulerActor) carrierGone(id int) {
 	if s.outs[id] == nil {
 		return
 	}
+	s.outs[id].dropPinned()
 	delete(s.outs, id)
 	s.stripe.Remove(id)
 	if s.seq {
@@ -233,17 +329,19 @@ func (s *schedulerActor) enqueue(f *engine.Frame) {
 	case engine.TypeData:
 		// The reader read no more than its grant, so this cannot fail
 		// unless the stream is already forgotten (it was reset).
-		st := s.streams[f.Stream]
-		if st == nil || !st.win.Take(f.Len()) {
+		if !s.grants.Data(f.Stream, f.Len()) {
 			f.Release()
 			return
 		}
 		s.env.stats.BytesOut.Add(int64(f.Len()))
 	case engine.TypeRst:
 		for _, d := range s.queue.Drop(f.Stream) {
+			if d.Type == engine.TypeData {
+				s.grants.Sent(d.Stream, d.Len())
+			}
 			d.Release()
 		}
-		delete(s.streams, f.Stream)
+		s.grants.Forget(f.Stream)
 	}
 	s.queue.Push(f)
 }
@@ -282,6 +380,9 @@ func (s *schedulerActor) pump() {
 			}
 			if f = s.queue.Pop(); f == nil {
 				break
+			}
+			if f.Type == engine.TypeData {
+				s.grants.Sent(f.Stream, f.Len())
 			}
 			if s.seq && f.Type.Sequenced() {
 				s.unacked.Number(f, p.ID)

@@ -243,6 +243,7 @@ const (
 	CodeBindFailed    Code = 13 // the listening socket could not be made
 	CodeUnknownLink   Code = 14 // a join for a link this side does not have
 	CodeResumeExpired Code = 15 // the link was not resumed within the resume window
+	CodeOverload      Code = 16 // the peer let more replies pile up than this side keeps: it does not read
 )
 
 var codeNames = map[Code]string{
@@ -252,6 +253,7 @@ var codeNames = map[Code]string{
 	CodeTimeout: "timeout", CodeCancelled: "cancelled", CodeUnknownTarget: "unknown target kind",
 	CodeAuth: "authentication failed", CodeBindFailed: "bind failed",
 	CodeUnknownLink: "unknown link", CodeResumeExpired: "link not resumed in time",
+	CodeOverload: "overload",
 }
 
 func (c Code) String() string {

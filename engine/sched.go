@@ -12,7 +12,13 @@ type Queue struct {
 	head    int
 	frames  int
 	bytes   int
+	replies int // wire bytes of the control frames waiting that are not requests
 }
+
+// isReply says whether f answers or acknowledges the peer (everything
+// control but this side's own requests, OPEN and BIND, which its own
+// limits bound).
+func isReply(f *Frame) bool { return f.Type != TypeOpen && f.Type != TypeBind }
 
 // NewQueue returns an empty queue.
 func NewQueue() *Queue { return &Queue{streams: make(map[uint32]*fifo)} }
@@ -22,6 +28,9 @@ func (q *Queue) Push(f *Frame) {
 	q.frames++
 	q.bytes += f.WireLen()
 	if f.Type.Control() {
+		if isReply(f) {
+			q.replies += f.WireLen()
+		}
 		q.ctrl.push(f)
 		return
 	}
@@ -39,6 +48,9 @@ func (q *Queue) Push(f *Frame) {
 // Pop removes and returns the next frame to send, or nil.
 func (q *Queue) Pop() *Frame {
 	if f := q.ctrl.pop(); f != nil {
+		if isReply(f) {
+			q.replies -= f.WireLen()
+		}
 		q.account(f)
 		return f
 	}
@@ -84,7 +96,7 @@ func (q *Queue) DropAll() []*Frame {
 	for id := range q.streams {
 		out = append(out, q.Drop(id)...)
 	}
-	q.frames, q.bytes, q.ring, q.head = 0, 0, q.ring[:0], 0
+	q.frames, q.bytes, q.replies, q.ring, q.head = 0, 0, 0, q.ring[:0], 0
 	return out
 }
 
@@ -93,6 +105,11 @@ func (q *Queue) Len() int { return q.frames }
 
 // Bytes is the wire size of the frames waiting.
 func (q *Queue) Bytes() int { return q.bytes }
+
+// ReplyBytes is the wire size of the control frames waiting other than
+// this side's requests: replies and credit, which a peer that floods
+// requests and does not read lets pile up.
+func (q *Queue) ReplyBytes() int { return q.replies }
 
 func (q *Queue) account(f *Frame) {
 	q.frames--
