@@ -595,6 +595,9 @@ func (l *linkActor) attach(ctx actor.Context, m *handshakeDone) {
 			l.resumeTimer.Stop()
 			l.resumeTimer = nil
 		}
+		if !l.goingAway && !l.closing {
+			l.env.links.add(l.self) // new streams may come again
+		}
 		l.env.stats.Resumes.Add(1)
 		l.env.log.Info("link resumed", "peer", l.peer, "link", l.linkID, "streams", len(l.streams))
 	} else if len(l.carriers) > 1 {
@@ -618,6 +621,9 @@ func (l *linkActor) carrierLost(ctx actor.Context, c *carrierRef, err error) {
 	}
 	if l.seq && l.env.cfg.ResumeWindow > 0 && !l.ending && !l.closing && l.downReason == nil && l.peerAway == nil {
 		l.resuming = true
+		// New streams go to a live link meanwhile, or wait for one (this
+		// one resumed, or another) up to the open timeout.
+		l.env.links.remove(l.self)
 		self, gen := l.self, l.gen
 		l.resumeTimer = time.AfterFunc(l.env.cfg.ResumeWindow, func() { l.env.send(self, &resumeExpired{gen: gen}) })
 		l.env.log.Warn("link lost its last carrier; waiting to resume it", "peer", l.peer, "err", err,

@@ -1,0 +1,49 @@
+package actors_test
+
+import (
+	"log/slog"
+	"testing"
+	"time"
+
+	"sockmux/actors"
+	"sockmux/carriers"
+	"sockmux/engine"
+	"sockmux/internal/testkit"
+	"sockmux/internal/testpair"
+)
+
+// TestResumingLinkGetsNoNewStreams: two peers dial one listener; the newer
+// one vanishes without a word (its link waits to be resumed). The
+// listener's -L connections go to the live link, not to the one waiting.
+func TestResumingLinkGetsNoNewStreams(t *testing.T) {
+	echo := testkit.Echo(t)
+	p := testpair.New(t, testpair.Config{AForwards: []engine.Forward{fwd(t, echo)},
+		A: func(c *actors.Config) { c.ResumeWindow = time.Hour }})
+	// A second peer, C, dials A through a proxy that can be cut, after B:
+	// its link is A's newest.
+	proxy := testkit.NewProxy(t, p.LinkAddr)
+	clog := testkit.NewRecorder()
+	c, err := actors.NewNode(actors.Config{Logger: slog.New(clog), ResumeWindow: time.Hour, Backoff: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	d, err := carriers.NewDialer(proxy.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Connect(d)
+	p.ALog.WaitN(t, 10*time.Second, "both links up", 2, func(r testkit.Record) bool { return r.Msg == "link up" })
+	proxy.Refuse(true)
+	proxy.Cut()
+	p.ALog.Wait(t, 10*time.Second, "C's link waiting to resume", func(r testkit.Record) bool {
+		return r.Msg == "link lost its last carrier; waiting to resume it"
+	})
+	for i := range 4 {
+		conn := testkit.Dial(t, p.A.ForwardAddrs()[0])
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second)) // hang guard: a stream sent to C's link would wait an hour
+		if err := testkit.EchoCheck(conn, uint64(i), 64<<10); err != nil {
+			t.Fatalf("connection %d through the listener's -L: %v", i, err)
+		}
+	}
+}
