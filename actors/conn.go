@@ -224,8 +224,15 @@ func (r *socketRead) run() {
 func (r *socketRead) try(fd uintptr) bool {
 	if !r.peeked {
 		r.peeked = true
-		if !readable(fd) {
+		ok, err := readable(fd)
+		if !ok {
 			return false
+		}
+		if err != nil {
+			// The peek took the socket's error (a reset): the read
+			// after it would see only a clean end.
+			r.msg.err = err
+			return true
 		}
 	}
 	r.msg.bufs, _, r.msg.err = readFD(int(fd), r.max, r.frame)
@@ -586,8 +593,10 @@ func (s *streamActor) abort(ctx actor.Context) {
 	s.maybeClosed(ctx)
 }
 
-// shut drops what is queued, stops the goroutines and the dial and closes
-// the socket; their reports still come, and the stream ends after the last.
+// shut drops what is queued, stops the goroutines and the dial and resets
+// the socket: the stream was cut short (a RST either way, a failure, its
+// link gone). Their reports still come, and the stream ends after the
+// last.
 func (s *streamActor) shut() {
 	if s.closed {
 		return
@@ -603,8 +612,19 @@ func (s *streamActor) shut() {
 		s.cancel()
 	}
 	if s.netConn != nil {
-		s.netConn.Close()
+		resetConn(s.netConn)
 	}
+}
+
+// resetConn closes conn abortively: a TCP socket sends RST, so the client
+// at the other end sees its stream cut short as a reset and never as a
+// clean end (a FIN), even if its write side was already shut. A socket
+// with no RST to send (a pipe, a UDP session) is just closed.
+func resetConn(conn net.Conn) {
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	conn.Close()
 }
 
 // maybeClosed ends the stream once its socket is done with (both ways
@@ -696,11 +716,16 @@ func (r *sockReader) rawRead(max, frame int, wait bool) ([]*engine.Buffer, int, 
 }
 
 // readable says whether the socket has something to say (bytes, its end
-// or an error) by peeking at one byte, which stays for the read.
-func readable(fd uintptr) bool {
+// or an error) by peeking at one byte, which stays for the read. A socket
+// error is returned: the kernel reports it once, to the peek, and the
+// read after it would see a clean end instead of the reset.
+func readable(fd uintptr) (bool, error) {
 	var b [1]byte
 	_, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-	return err != unix.EAGAIN && err != unix.EINTR
+	if err == unix.EAGAIN || err == unix.EINTR {
+		return false, nil
+	}
+	return true, err
 }
 
 // readFD reads fd, without waiting, into pooled buffers of at most frame
