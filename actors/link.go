@@ -85,6 +85,7 @@ type linkActor struct {
 	carriers   map[int]*carrierRef
 	nextCID    int
 	streams    map[uint32]*actor.PID
+	ended      map[uint32]bool       // streams ended on the wire whose actors are still going
 	reverse    map[uint32]*actor.PID // listeners for the peer's -R, by its id
 	budget     *budget
 	rttNanos   *atomic.Int64 // the last PING round trip, shared with the streams
@@ -222,8 +223,13 @@ func (l *linkActor) Receive(ctx actor.Context) {
 		}
 	case *openStream:
 		l.open(ctx, m)
+	case *streamEnded:
+		if l.streams[m.id] != nil {
+			l.ended[m.id] = true
+		}
 	case *streamDone:
 		delete(l.streams, m.id)
+		delete(l.ended, m.id)
 		if l.closing && l.up && len(l.streams) == 0 {
 			l.closeSession(ctx)
 		}
@@ -450,7 +456,7 @@ func (l *linkActor) handshakeDone(ctx actor.Context, m *handshakeDone) {
 	l.joinGen = 0
 	if m.err != nil {
 		l.closeConn(m.conn)
-		l.env.log.Warn("link handshake failed", "peer", l.peer, "err", m.err)
+		l.env.warn("link handshake failed", "peer", l.peer, "err", m.err)
 		if l.up {
 			if errors.Is(m.err, engine.ErrUnknownLink) {
 				if len(l.carriers) == 0 {
@@ -479,7 +485,7 @@ func (l *linkActor) handshakeDone(ctx actor.Context, m *handshakeDone) {
 	case l.up:
 		if !seq {
 			l.closeConn(m.conn)
-			l.env.log.Warn("extra carrier refused: the peer does not sequence frames", "peer", l.peer)
+			l.env.warn("extra carrier refused: the peer does not sequence frames", "peer", l.peer)
 			return
 		}
 		l.backoff = l.env.cfg.Backoff
@@ -523,7 +529,7 @@ func (l *linkActor) routeJoin(ctx actor.Context, m *handshakeDone, attempt int) 
 	if pid != nil {
 		ctx.Send(pid, &joinCarrier{done: m})
 	} else {
-		l.env.log.Warn("join refused: no such link", "peer", l.peer, "link", m.link.ID)
+		l.env.warn("join refused: no such link", "peer", l.peer, "link", m.link.ID)
 		l.env.stats.Refusals.Add(1)
 		conn, v := m.conn, m.params.Version
 		l.env.goroutine(func() {
@@ -538,7 +544,7 @@ func (l *linkActor) routeJoin(ctx actor.Context, m *handshakeDone, attempt int) 
 // join takes a carrier the peer asked to add to this link.
 func (l *linkActor) join(ctx actor.Context, m *handshakeDone) {
 	refuse := func(code engine.Code, reason string) {
-		l.env.log.Warn("join refused", "peer", m.conn.RemoteAddr().String(), "link", l.linkID, "reason", reason)
+		l.env.warn("join refused", cause(reason), "peer", m.conn.RemoteAddr().String(), "link", l.linkID, "reason", reason)
 		l.env.stats.Refusals.Add(1)
 		conn, v := m.conn, m.params.Version
 		l.env.goroutine(func() { refuseConn(conn, v, code, reason) })
@@ -771,6 +777,7 @@ func (l *linkActor) sessionUp(ctx actor.Context, m *handshakeDone) {
 		}
 	}
 	l.streams = make(map[uint32]*actor.PID)
+	l.ended = make(map[uint32]bool)
 	l.carriers = make(map[int]*carrierRef)
 	l.budget = &budget{}
 	l.budget.left.Store(l.env.cfg.LinkBudget)
@@ -836,7 +843,7 @@ func (l *linkActor) sessionDown(ctx actor.Context, err error) {
 	for _, pid := range l.streams {
 		ctx.Stop(pid)
 	}
-	l.streams = nil
+	l.streams, l.ended = nil, nil
 	for _, pid := range l.reverse { // the peer's -R ports are released at once
 		ctx.Stop(pid)
 	}
@@ -1012,9 +1019,16 @@ func (l *linkActor) bind(ctx actor.Context, b engine.Bind) {
 		reply(engine.CodeRefused, fmt.Sprintf("bad forward id %d or protocol %d", b.ID, b.Proto))
 		return
 	}
+	if len(l.reverse) >= l.env.cfg.MaxBinds {
+		reason := fmt.Sprintf("limit of %d reverse forwards per link reached (--max-binds)", l.env.cfg.MaxBinds)
+		l.env.warn("reverse forward refused", cause("max-binds"), "peer", l.peer, "listen", b.Addr, "reason", reason)
+		l.env.stats.Refusals.Add(1)
+		reply(engine.CodeRefused, reason)
+		return
+	}
 	if !l.env.cfg.AllowListen.Allows(b.Addr) {
 		reason := fmt.Sprintf("listening on %s is not allowed by this side's --allow-listen policy", b.Addr)
-		l.env.log.Warn("reverse forward refused", "peer", l.peer, "listen", b.Addr, "reason", reason)
+		l.env.warn("reverse forward refused", cause("allow-listen"), "peer", l.peer, "listen", b.Addr, "reason", reason)
 		l.env.stats.Refusals.Add(1)
 		reply(engine.CodeRefused, reason)
 		return
@@ -1023,7 +1037,7 @@ func (l *linkActor) bind(ctx actor.Context, b engine.Bind) {
 	if b.Proto == 1 {
 		pc, err := listenUDP(b.Addr) // bind: no waiting
 		if err != nil {
-			l.env.log.Warn("reverse forward refused", "peer", l.peer, "listen", b.Addr+"/udp", "reason", err)
+			l.env.warn("reverse forward refused", "peer", l.peer, "listen", b.Addr+"/udp", "reason", err)
 			reply(engine.CodeBindFailed, err.Error())
 			return
 		}
@@ -1034,7 +1048,7 @@ func (l *linkActor) bind(ctx actor.Context, b engine.Bind) {
 	}
 	ln, err := net.Listen("tcp", b.Addr) // bind and listen: no waiting
 	if err != nil {
-		l.env.log.Warn("reverse forward refused", "peer", l.peer, "listen", b.Addr, "reason", err)
+		l.env.warn("reverse forward refused", "peer", l.peer, "listen", b.Addr, "reason", err)
 		reply(engine.CodeBindFailed, err.Error())
 		return
 	}
@@ -1046,7 +1060,7 @@ func (l *linkActor) bind(ctx actor.Context, b engine.Bind) {
 // bindReply is the peer's answer to one of our -R.
 func (l *linkActor) bindReply(r engine.BindReply) {
 	if r.ID == 0 || int(r.ID) > len(l.env.cfg.Remotes) {
-		l.env.log.Warn("BIND_REPLY for an unknown forward", "peer", l.peer, "id", r.ID)
+		l.env.warn("BIND_REPLY for an unknown forward", "peer", l.peer, "id", r.ID)
 		return
 	}
 	fwd := l.env.cfg.Remotes[r.ID-1]
@@ -1090,7 +1104,7 @@ func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 		if !l.policy.Allows(target) {
 			f.Release()
 			reason := fmt.Sprintf("target %s is not allowed by this side's --allow-target policy", target)
-			l.env.log.Warn("stream refused", "peer", l.peer, "stream", id, "target", target, "reason", reason)
+			l.env.warn("stream refused", cause("allow-target"), "peer", l.peer, "stream", id, "target", target, "reason", reason)
 			l.env.stats.Refusals.Add(1)
 			ctx.Send(l.sched, engine.NewReason(engine.TypeOpenFail, id, engine.CodeRefused, reason))
 			return
@@ -1099,14 +1113,14 @@ func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 		n, err := strconv.ParseUint(target, 10, 32)
 		if err != nil || n == 0 || n > uint64(len(l.env.cfg.Remotes)) {
 			f.Release()
-			l.env.log.Warn("stream refused", "peer", l.peer, "stream", id, "reason", "no such reverse forward", "id", target)
+			l.env.warn("stream refused", cause("unknown forward"), "peer", l.peer, "stream", id, "reason", "no such reverse forward", "id", target)
 			ctx.Send(l.sched, engine.NewReason(engine.TypeOpenFail, id, engine.CodeUnknownTarget, "no reverse forward "+target))
 			return
 		}
 		target, datagram = l.env.cfg.Remotes[n-1].Target, l.env.cfg.Remotes[n-1].UDP
 	default:
 		f.Release()
-		l.env.log.Warn("stream refused", "peer", l.peer, "stream", id, "reason", "unknown target kind")
+		l.env.warn("stream refused", cause("target kind"), "peer", l.peer, "stream", id, "reason", "unknown target kind")
 		ctx.Send(l.sched, engine.NewReason(engine.TypeOpenFail, id, engine.CodeUnknownTarget, fmt.Sprintf("target kind %d", o.Kind)))
 		return
 	}
@@ -1115,10 +1129,10 @@ func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 		ctx.Send(l.sched, engine.NewReason(engine.TypeOpenFail, id, engine.CodeShutdown, "shutting down"))
 		return
 	}
-	if len(l.streams) >= l.env.cfg.MaxStreams {
+	if l.openStreams() >= l.env.cfg.MaxStreams {
 		f.Release()
 		reason := fmt.Sprintf("limit of %d streams per link reached", l.env.cfg.MaxStreams)
-		l.env.log.Warn("stream refused", "peer", l.peer, "stream", id, "target", target, "reason", reason)
+		l.env.warn("stream refused", cause("max-streams"), "peer", l.peer, "stream", id, "target", target, "reason", reason)
 		l.env.stats.Refusals.Add(1)
 		ctx.Send(l.sched, engine.NewReason(engine.TypeOpenFail, id, engine.CodeTooManyStream, reason))
 		return
@@ -1136,16 +1150,20 @@ func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 	l.env.stats.StreamsOpened.Add(1)
 }
 
+// openStreams is how many streams count against the stream limit: those
+// not yet ended on the wire.
+func (l *linkActor) openStreams() int { return len(l.streams) - len(l.ended) }
+
 // open starts a stream for a connection a forward accepted.
 func (l *linkActor) open(ctx actor.Context, m *openStream) {
 	if !l.up || l.goingAway || l.closing {
-		l.env.log.Warn("no link for connection; closing it", "forward", m.forward, "client", m.conn.RemoteAddr().String())
+		l.env.warn("no link for connection; closing it", "forward", m.forward, "client", m.conn.RemoteAddr().String())
 		tellOpened(m.opened, ErrNoLink)
 		m.conn.Close()
 		return
 	}
-	if len(l.streams) >= l.env.cfg.MaxStreams {
-		l.env.log.Warn("stream limit reached; closing connection", "forward", m.forward,
+	if l.openStreams() >= l.env.cfg.MaxStreams {
+		l.env.warn("stream limit reached; closing connection", "forward", m.forward,
 			"client", m.conn.RemoteAddr().String(), "limit", l.env.cfg.MaxStreams)
 		tellOpened(m.opened, fmt.Errorf("stream limit of %d reached", l.env.cfg.MaxStreams))
 		m.conn.Close()
@@ -1165,7 +1183,7 @@ func (l *linkActor) open(ctx actor.Context, m *openStream) {
 	var err error
 	if m.first != nil { // a proxy client's bytes after its request
 		if len(m.first) > maxEarly {
-			l.env.log.Warn("proxy client sent more before its reply than the peer's window takes; closing it",
+			l.env.warn("proxy client sent more before its reply than the peer's window takes; closing it",
 				"forward", m.forward, "bytes", len(m.first), "window", maxEarly)
 			m.conn.Close()
 			return

@@ -136,7 +136,7 @@ func (l *listenerActor) flush(ctx actor.Context) {
 		case link != nil:
 			ctx.Send(link, &openStream{conn: w.conn, kind: l.kind, target: w.target, forward: l.fwd.String(), first: w.first, reply: w.reply, opened: w.opened})
 		case !now.Before(w.deadline):
-			l.env.log.Warn("no link within the open timeout; closing connection", "forward", l.fwd.String(),
+			l.env.warn("no link within the open timeout; closing connection", "forward", l.fwd.String(),
 				"client", w.conn.RemoteAddr().String(), "open_timeout", l.env.cfg.OpenTimeout)
 			if w.reply != nil {
 				w.conn.Write(w.reply.fail(engine.CodeTimeout))

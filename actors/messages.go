@@ -132,6 +132,11 @@ type openStream struct {
 // streamDone tells the Link a stream has ended and its actors are going.
 type streamDone struct{ id uint32 }
 
+// streamEnded tells the Link a stream has ended on the wire (FIN both
+// ways, or RST): it no longer counts against the stream limit, though its
+// socket may still be closing.
+type streamEnded struct{ id uint32 }
+
 // linkDown tells a Stream its link is gone: close the socket, send nothing.
 type linkDown struct{}
 

@@ -70,8 +70,13 @@ type Config struct {
 	// any for an authenticated peer and loopback only otherwise.
 	AllowTargets *engine.TargetPolicy
 	// MaxStreams bounds the streams open on one link (DefaultMaxStreams
-	// when 0); past it, OPENs are refused.
+	// when 0); past it, OPENs are refused. A stream that has ended (FIN
+	// both ways, or RST) no longer counts, though its socket may still be
+	// closing.
 	MaxStreams int
+	// MaxBinds bounds the reverse forwards (BINDs) one peer may hold open
+	// here (DefaultMaxBinds when 0); past it, BINDs are refused.
+	MaxBinds int
 	// Keepalive is how often a link PINGs its peer (DefaultKeepalive when
 	// 0; negative turns it off). A link that receives no frame at all for
 	// three intervals is dropped as "peer silent".
@@ -113,6 +118,9 @@ var ErrPeerSilent = errors.New("peer silent")
 
 // DefaultMaxStreams is the default limit of streams open on one link.
 const DefaultMaxStreams = 1024
+
+// DefaultMaxBinds is the default limit of one peer's reverse forwards.
+const DefaultMaxBinds = 64
 
 // DefaultLinkBudget is how much the windows of one link's streams may grow,
 // together, beyond their initial size: 64 MiB.
@@ -307,6 +315,9 @@ func NewNode(cfg Config) (*Node, error) {
 	if cfg.MaxStreams == 0 {
 		cfg.MaxStreams = DefaultMaxStreams
 	}
+	if cfg.MaxBinds == 0 {
+		cfg.MaxBinds = DefaultMaxBinds
+	}
 	if cfg.Keepalive == 0 {
 		cfg.Keepalive = DefaultKeepalive
 	}
@@ -386,8 +397,39 @@ func (e *env) send(pid *actor.PID, msg any) { e.sys.Root.Send(pid, msg) }
 
 // warn logs a warning that a peer or a flood of connections can repeat at
 // will (a refused OPEN, a failed handshake, an accept error): one line per
-// message per interval, the next one counting those left out.
-func (e *env) warn(msg string, args ...any) { e.limit.Warn(e.log, msg, args...) }
+// cause per interval, the next one counting those left out. The cause is
+// the message, the root of each error among args (a bounded set: a
+// sentinel, an errno), and each cause among args, which is not logged.
+func (e *env) warn(msg string, args ...any) {
+	key := msg
+	out := args[:0:0]
+	for _, a := range args {
+		switch v := a.(type) {
+		case cause:
+			key += "|" + string(v)
+			continue
+		case error:
+			key += "|" + rootCause(v)
+		}
+		out = append(out, a)
+	}
+	e.limit.Log(e.log, slog.LevelWarn, key, msg, out...)
+}
+
+// cause names, among a warning's args, why it happened, for the rate
+// limit of env.warn.
+type cause string
+
+// rootCause is the text of the innermost error err wraps.
+func rootCause(err error) string {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err.Error()
+		}
+		err = u
+	}
+}
 
 // AddForward listens for f and carries its connections over the newest
 // live link.

@@ -33,7 +33,7 @@ func (l *listenerActor) proxyClient(conn net.Conn) {
 	req, err := engine.ProxyHandshake(br, conn, l.env.cfg.ProxyAuth)
 	_ = conn.SetDeadline(time.Time{})
 	if err != nil {
-		l.env.log.Warn("proxy request refused", "forward", l.fwd.String(), "client", conn.RemoteAddr().String(), "err", err)
+		l.env.warn("proxy request refused", "forward", l.fwd.String(), "client", conn.RemoteAddr().String(), "err", err)
 		conn.Close()
 		return
 	}
@@ -59,7 +59,7 @@ func relayDirect(e *env, client net.Conn, req engine.ProxyRequest, first []byte,
 		if errors.Is(err, context.DeadlineExceeded) {
 			code = engine.CodeTimeout
 		}
-		e.log.Warn("direct dial failed", "target", req.Target, "err", err)
+		e.warn("direct dial failed", "target", req.Target, "err", err)
 		client.Write(req.Reply(false, code))
 		client.Close()
 		return
@@ -111,12 +111,12 @@ func serveProxyHere(e *env, conn net.Conn, policy *engine.TargetPolicy) {
 	br := bufio.NewReaderSize(conn, 4096)
 	req, err := engine.ProxyHandshake(br, conn, e.cfg.ProxyAuth)
 	if err != nil {
-		e.log.Warn("proxy request refused", "forward", "-R socks", "err", err)
+		e.warn("proxy request refused", "forward", "-R socks", "err", err)
 		conn.Close()
 		return
 	}
 	if !policy.Allows(req.Target) {
-		e.log.Warn("proxy request refused", "forward", "-R socks", "target", req.Target, "reason", "not allowed by --allow-target")
+		e.warn("proxy request refused", "forward", "-R socks", "target", req.Target, "reason", "not allowed by --allow-target")
 		conn.Write(req.Reply(false, engine.CodeRefused))
 		conn.Close()
 		return

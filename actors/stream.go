@@ -51,6 +51,7 @@ type streamActor struct {
 	pendingFin bool               // accepter: shut the write side once dialled
 	closed     bool               // the socket is shut: everything dropped
 	ended      bool               // the stream has ended and stops
+	endTold    bool               // the Link was told the stream ended on the wire
 	running    int32              // goroutines of this stream alive: the reading one, writers, the dial
 	raw        syscall.RawConn    // netConn's file descriptor; nil: a goroutine reads and writes
 	credit     int64              // what the Scheduler granted that reading may still use
@@ -60,6 +61,14 @@ type streamActor struct {
 }
 
 func (s *streamActor) Receive(ctx actor.Context) {
+	s.receive(ctx)
+	if !s.endTold && s.state.Done() && s.link != nil {
+		s.endTold = true
+		ctx.Send(s.link, &streamEnded{id: s.id})
+	}
+}
+
+func (s *streamActor) receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *engine.Frame:
 		s.fromPeer(ctx, m)
@@ -130,7 +139,7 @@ func (s *streamActor) dialed(ctx actor.Context, err error) {
 	}
 	if err != nil {
 		s.env.stats.DialFailures.Add(1)
-		s.env.log.Warn("target dial failed", "stream", s.id, "target", s.target, "err", err)
+		s.env.warn("target dial failed", "stream", s.id, "target", s.target, "err", err)
 		_ = s.state.Send(engine.TypeOpenFail)
 		ctx.Send(s.sched, engine.NewReason(engine.TypeOpenFail, s.id, engine.CodeDialFailed, err.Error()))
 		return
@@ -178,7 +187,7 @@ func (s *streamActor) fromPeer(ctx actor.Context, f *engine.Frame) {
 	}
 	if err != nil {
 		f.Release()
-		s.env.log.Warn("stream protocol error; resetting it", "stream", s.id, "err", err)
+		s.env.warn("stream protocol error; resetting it", "stream", s.id, "err", err)
 		s.reset(ctx, engine.CodeProtocol, err.Error())
 		return
 	}
@@ -186,7 +195,7 @@ func (s *streamActor) fromPeer(ctx actor.Context, f *engine.Frame) {
 	case engine.TypeData:
 		if err := s.recv.Receive(f.Len()); err != nil {
 			f.Release()
-			s.env.log.Warn("stream flow control violation; resetting it", "stream", s.id, "err", err)
+			s.env.warn("stream flow control violation; resetting it", "stream", s.id, "err", err)
 			s.reset(ctx, engine.CodeFlowControl, err.Error())
 			return
 		}
@@ -206,7 +215,7 @@ func (s *streamActor) fromPeer(ctx actor.Context, f *engine.Frame) {
 	case engine.TypeOpenFail:
 		r, _ := engine.ParseReason(f.Bytes())
 		f.Release()
-		s.env.log.Warn("peer could not open stream", "stream", s.id, "target", s.target, "reason", r.String())
+		s.env.warn("peer could not open stream", cause(r.Code.String()), "stream", s.id, "target", s.target, "reason", r.String())
 		tellOpened(s.opened, &OpenError{Reason: r})
 		if s.reply != nil { // a -D client: tell it why, then close
 			b := bufferOf(s.reply.fail(r.Code))

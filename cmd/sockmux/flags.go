@@ -34,6 +34,7 @@ type options struct {
 	insecure     bool
 	allowTargets []string
 	maxStreams   int
+	maxBinds     int
 	keepalive    time.Duration
 	openTimeout  time.Duration
 	drain        time.Duration
@@ -66,6 +67,7 @@ func (o *options) addFlags(f *pflag.FlagSet) {
 	f.StringArrayVar(&o.allowTargets, "allow-target", nil,
 		"`PATTERN` (host:port, * globs, CIDRs) this side will dial for the peer (repeatable); default: any for an authenticated peer, loopback only otherwise")
 	f.IntVar(&o.maxStreams, "max-streams", actors.DefaultMaxStreams, "streams open on one link at most")
+	f.IntVar(&o.maxBinds, "max-binds", actors.DefaultMaxBinds, "reverse forwards (-R) one peer may hold open here at most")
 	f.DurationVar(&o.keepalive, "keepalive", actors.DefaultKeepalive, "PING interval; a peer silent for 3 intervals is dropped")
 	f.DurationVar(&o.resumeWindow, "resume-window", actors.DefaultResumeWindow,
 		"how long a link whose carriers all dropped keeps its streams for the dialler to resume it (0: no resuming)")
@@ -114,7 +116,7 @@ func (o *options) setup(logger func() (*slog.Logger, error)) (*slog.Logger, acto
 	if err != nil {
 		return nil, actors.Config{}, nil, err
 	}
-	cfg := actors.Config{Logger: log, MaxSkew: o.maxSkew, MaxStreams: o.maxStreams, Keepalive: o.keepalive, OpenTimeout: o.openTimeout,
+	cfg := actors.Config{Logger: log, MaxSkew: o.maxSkew, MaxStreams: o.maxStreams, MaxBinds: o.maxBinds, Keepalive: o.keepalive, OpenTimeout: o.openTimeout,
 		UDPIdle: o.udpIdle, UDPMax: o.udpMax, Carriers: o.carriers, ResumeWindow: o.resumeWindow}
 	if cfg.Forwards, err = parseForwards(o.forwards); err != nil {
 		return nil, cfg, nil, flagErr("local", err)
@@ -170,6 +172,9 @@ func (o *options) setup(logger func() (*slog.Logger, error)) (*slog.Logger, acto
 	}
 	if o.maxStreams < 1 {
 		return nil, cfg, nil, flagErr("max-streams", fmt.Errorf("%w: --max-streams must be at least 1", errUsage))
+	}
+	if o.maxBinds < 1 {
+		return nil, cfg, nil, flagErr("max-binds", fmt.Errorf("%w: --max-binds must be at least 1", errUsage))
 	}
 	if o.keepalive < 0 {
 		cfg.Keepalive = -1

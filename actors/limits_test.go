@@ -1,0 +1,103 @@
+package actors_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"sockmux/actors"
+	"sockmux/engine"
+	"sockmux/internal/testkit"
+	"sockmux/internal/testpair"
+)
+
+// TestMaxStreamsCountsOpenOnly: a stream that has ended on the wire (the
+// peer reset it) while its actor still waits for a dial no longer counts
+// against --max-streams.
+func TestMaxStreamsCountsOpenOnly(t *testing.T) {
+	release := make(chan struct{})
+	dials := make(chan string, 4)
+	target := testkit.FreeAddr(t)
+	p := testpair.New(t, testpair.Config{BForwards: []engine.Forward{fwd(t, target)},
+		A: func(c *actors.Config) {
+			c.MaxStreams = 1
+			// A dial that outlives its stream: it ignores cancellation
+			// until the test ends.
+			c.DialTarget = func(ctx context.Context, addr string) (net.Conn, error) {
+				dials <- addr
+				<-release
+				return nil, errors.New("released")
+			}
+		}})
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	first := testkit.Dial(t, p.B.ForwardAddrs()[0])
+	<-dials
+	// The client resets: B resets the stream, and A's stream ends on the
+	// wire with its dial still out.
+	_ = first.SetLinger(0)
+	first.Close()
+	p.ALog.Wait(t, 10*time.Second, "A's stream reset by the peer", func(r testkit.Record) bool { return r.Msg == "stream reset by peer" })
+	second := testkit.Dial(t, p.B.ForwardAddrs()[0])
+	defer second.Close()
+	select {
+	case <-dials:
+	case <-time.After(10 * time.Second): // hang guard
+		for _, r := range p.ALog.Records() {
+			if r.Msg == "stream refused" {
+				t.Fatalf("second stream refused although the first ended: %v", r.Attrs)
+			}
+		}
+		t.Fatal("the second stream never reached A's dial")
+	}
+}
+
+// TestMaxBinds: past --max-binds a peer's BIND is refused with a reason
+// that names the limit; those within it listen.
+func TestMaxBinds(t *testing.T) {
+	echo := testkit.Echo(t)
+	p := testpair.New(t, testpair.Config{
+		A: func(c *actors.Config) { c.MaxBinds = 2 },
+		B: func(c *actors.Config) {
+			for range 3 {
+				c.Remotes = append(c.Remotes, engine.Forward{Bind: testkit.FreeAddr(t), Target: echo})
+			}
+		}})
+	rec := p.BLog.Wait(t, 10*time.Second, "the third -R refused", func(r testkit.Record) bool {
+		return r.Msg == "reverse forward refused by the peer"
+	})
+	if reason := fmt.Sprint(rec.Attrs["reason"]); !strings.Contains(reason, "--max-binds") {
+		t.Fatalf("refusal reason %q does not name --max-binds", reason)
+	}
+	remoteListening(t, p.BLog, 2)
+	if n := p.A.Stats().Refusals.Load(); n != 1 {
+		t.Fatalf("A refused %d BINDs, want 1", n)
+	}
+}
+
+// TestRefusalLogsRateLimited: a flood of refused OPENs is counted in full
+// but logged once per interval, not once each.
+func TestRefusalLogsRateLimited(t *testing.T) {
+	const n = 50
+	p := testpair.New(t, testpair.Config{BForwards: []engine.Forward{fwd(t, "10.255.255.1:9")}}) // not loopback: refused
+	for range n {
+		if err := testkit.DialClosed(t, p.B.ForwardAddrs()[0].String()); !testkit.IsClosed(err) {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "every refusal counted", func() bool { return p.A.Stats().Refusals.Load() == n })
+	lines := 0
+	for _, r := range p.ALog.Records() {
+		if r.Msg == "stream refused" {
+			lines++
+		}
+	}
+	if lines < 1 || lines > 2 {
+		t.Fatalf("%d log lines for %d refusals, want 1 (2 if the interval turned)", lines, n)
+	}
+}
