@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -214,6 +215,9 @@ type env struct {
 	seqLinks map[engine.LinkID]*actor.PID // accepted CapSeq links, by link id, for joins
 	closed   bool
 
+	// lastReclaim is when reclaim last ran, in Unix nanoseconds.
+	lastReclaim atomic.Int64
+
 	// noSeq leaves CapSeq out of this node's HELLOs; tests use it to play
 	// a peer that does not sequence frames.
 	noSeq bool
@@ -414,6 +418,22 @@ func (e *env) warn(msg string, args ...any) {
 		out = append(out, a)
 	}
 	e.limit.Log(e.log, slog.LevelWarn, key, msg, out...)
+}
+
+// reclaimEvery is the least time between two reclaims.
+const reclaimEvery = 10 * time.Second
+
+// reclaim hands the memory the process no longer uses back to the OS, at
+// most once per reclaimEvery: after a link that held a lot (a peer that
+// stopped reading, then left), the Go runtime would otherwise keep it
+// resident for minutes, until a GC and its scavenger got round to it.
+func (e *env) reclaim() {
+	now := time.Now().UnixNano()
+	last := e.lastReclaim.Load()
+	if now-last < int64(reclaimEvery) || !e.lastReclaim.CompareAndSwap(last, now) {
+		return
+	}
+	e.goroutine(debug.FreeOSMemory)
 }
 
 // cause names, among a warning's args, why it happened, for the rate

@@ -26,6 +26,10 @@ const maxControlBacklog = 1 << 20
 // pile up than maxControlBacklog.
 var ErrPeerNotReading = errors.New("peer does not read what this side sends")
 
+// reclaimAfter is how much a link must have held for sending for its end
+// to hand freed memory back to the OS at once (env.reclaim).
+const reclaimAfter = 8 << 20
+
 // stallCheckEvery is how often a striped link looks for a carrier that
 // stopped delivering.
 const stallCheckEvery = 50 * time.Millisecond
@@ -50,6 +54,7 @@ type schedulerActor struct {
 	conns   map[uint32]*actor.PID // the Stream actor of each attached stream, which gets its grants
 	granted []engine.Grant        // scratch for grants.Next
 	failed  bool                  // told the Link the peer overloads it
+	peak    int64                 // the most this link held for sending
 
 	seq        bool            // CapSeq: number, keep, resend
 	unacked    *engine.Unacked // seq only
@@ -160,6 +165,9 @@ func (s *schedulerActor) Receive(ctx actor.Context) {
 		if s.unacked != nil {
 			s.unacked.Drop()
 		}
+		if s.peak >= reclaimAfter {
+			s.env.reclaim()
+		}
 		return
 	}
 	s.grant()
@@ -174,7 +182,11 @@ func (s *schedulerActor) grant() {
 			s.env.send(pid, &grant{n: g.N})
 		}
 	}
-	raiseMax(&s.env.stats.MaxSendHeld, s.grants.Held()+int64(s.queue.ReplyBytes()))
+	held := s.grants.Held() + int64(s.queue.ReplyBytes())
+	if held > s.peak {
+		s.peak = held
+		raiseMax(&s.env.stats.MaxSendHeld, held)
+	}
 }
 
 // checkBacklog closes the link, through the Link, once the control frames

@@ -60,8 +60,9 @@ const (
 	// while more is owed: a reader given a few bytes at a time would make
 	// a frame of each.
 	MinGrant = DefaultMaxPayload
-	// MaxGrant is the most one grant hands out: one read's worth, so that
-	// streams waiting in line take turns at the room that frees up.
+	// MaxGrant is the most one grant hands out while streams wait for
+	// room: one read's worth, so that they take turns at the room that
+	// frees up.
 	MaxGrant = 4 * DefaultMaxPayload
 	// IdleAllowance is what a stream may hold whatever the link holds, and
 	// what an idle reader keeps of its grant.
@@ -184,7 +185,7 @@ func (g *Grants) Next(dst []Grant) []Grant {
 				continue
 			}
 			st.waiting = false
-			if !g.try(id, st, &dst) { // back in line, first; the rest keep their turn
+			if !g.try(id, st, &dst, true) { // back in line, first; the rest keep their turn
 				for _, id := range w[i+1:] {
 					if st := g.streams[id]; st != nil {
 						g.waiting = append(g.waiting, id)
@@ -200,15 +201,16 @@ func (g *Grants) Next(dst []Grant) []Grant {
 	for _, id := range r {
 		if st := g.streams[id]; st != nil {
 			st.ready = false
-			g.try(id, st, &dst)
+			g.try(id, st, &dst, len(g.waiting) > 0)
 		}
 	}
 	return dst
 }
 
-// try grants stream id what it may have now. It reports false when the
-// link limit held it back (it then waits in line).
-func (g *Grants) try(id uint32, st *grantState, dst *[]Grant) bool {
+// try grants stream id what it may have now, one read's worth at most
+// when the link is contended. It reports false when the link limit held
+// it back (it then waits in line).
+func (g *Grants) try(id uint32, st *grantState, dst *[]Grant, contended bool) bool {
 	if !st.attached || st.waiting {
 		return !st.waiting
 	}
@@ -217,7 +219,10 @@ func (g *Grants) try(id uint32, st *grantState, dst *[]Grant) bool {
 	if want <= 0 {
 		return true // the peer's credit or its own queue: woken by Credit or Sent
 	}
-	n := min(want, g.limit-g.held, MaxGrant)
+	n := min(want, g.limit-g.held)
+	if contended {
+		n = min(n, MaxGrant) // streams wait for room: take turns at it
+	}
 	if n < min(want, MinGrant) {
 		if a := IdleAllowance - st.granted - st.queued; a > 0 {
 			n = min(want, a)
