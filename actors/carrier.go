@@ -14,6 +14,13 @@ import (
 // closeWriteTimeout bounds the final flush of a carrier that is closing.
 const closeWriteTimeout = 2 * time.Second
 
+// maxUnprocessed is how many frames a carrier's reader may have handed its
+// Link that the Link has not taken yet. DATA is bounded by credit, but
+// PINGs, OPENs and the like are not: without it a peer that sends them
+// faster than the Link takes them would grow the Link's mailbox without
+// end. At the bound the reader stops reading, and TCP pushes back.
+const maxUnprocessed = 4096
+
 // carrierActor owns one carrier connection: a reader goroutine decodes
 // frames into pooled buffers and sends them to the Link; a writer goroutine
 // drains the queue the Scheduler fills, with one vectored write per batch.
@@ -29,10 +36,16 @@ type carrierActor struct {
 	once    sync.Once   // fail
 	err     error       // the first error, set in fail
 	report  sync.Once   // carrierDown
+	// unprocessed holds a token for each frame read and not yet taken
+	// by the Link (maxUnprocessed at most); stop ends a reader waiting
+	// for room.
+	unprocessed chan struct{}
+	stop        chan struct{}
 }
 
 func newCarrier(e *env, id int, conn net.Conn, r *engine.Reader, version uint8, link, sched *actor.PID, q *frameQueue) *carrierActor {
-	return &carrierActor{env: e, id: id, conn: conn, reader: r, version: version, link: link, sched: sched, q: q}
+	return &carrierActor{env: e, id: id, conn: conn, reader: r, version: version, link: link, sched: sched, q: q,
+		unprocessed: make(chan struct{}, maxUnprocessed), stop: make(chan struct{})}
 }
 
 func (c *carrierActor) Receive(ctx actor.Context) {
@@ -44,6 +57,7 @@ func (c *carrierActor) Receive(ctx actor.Context) {
 		_ = c.conn.SetWriteDeadline(time.Now().Add(closeWriteTimeout))
 		c.q.finish(m.last)
 	case *actor.Stopping:
+		close(c.stop)
 		c.q.close()
 		// Some carriers take time to close (a command is given a moment
 		// to exit); never inside Receive.
@@ -82,7 +96,13 @@ func (c *carrierActor) readLoop() {
 			c.fail(err)
 			return
 		}
-		c.env.send(c.link, &inFrame{carrier: c.id, f: f})
+		select {
+		case c.unprocessed <- struct{}{}:
+		case <-c.stop:
+			f.Release()
+			return
+		}
+		c.env.send(c.link, &inFrame{carrier: c.id, f: f, taken: c.unprocessed})
 	}
 }
 
