@@ -2,7 +2,9 @@ package actors
 
 import (
 	"errors"
+	"fmt"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -41,11 +43,44 @@ type carrierActor struct {
 	// for room.
 	unprocessed chan struct{}
 	stop        chan struct{}
+	// deadline guards the write deadline: each write may take
+	// writeStall (none when 0) until the carrier closes, when the final
+	// flush gets closeWriteTimeout and keeps it.
+	deadline   sync.Mutex
+	closing    bool
+	writeStall time.Duration
 }
 
 func newCarrier(e *env, id int, conn net.Conn, r *engine.Reader, version uint8, link, sched *actor.PID, q *frameQueue) *carrierActor {
-	return &carrierActor{env: e, id: id, conn: conn, reader: r, version: version, link: link, sched: sched, q: q,
+	c := &carrierActor{env: e, id: id, conn: conn, reader: r, version: version, link: link, sched: sched, q: q,
 		unprocessed: make(chan struct{}, maxUnprocessed), stop: make(chan struct{})}
+	if e.cfg.Keepalive > 0 {
+		c.writeStall = 3 * e.cfg.Keepalive
+	}
+	return c
+}
+
+// closeDeadline gives what is left to write closeWriteTimeout, for good.
+func (c *carrierActor) closeDeadline() {
+	c.deadline.Lock()
+	c.closing = true
+	_ = c.conn.SetWriteDeadline(time.Now().Add(closeWriteTimeout))
+	c.deadline.Unlock()
+}
+
+// writeDeadline gives the next write writeStall, unless the carrier is
+// closing. A peer that reads nothing for that long while this side has
+// something for it is not reading at all (a live peer always reads its
+// carrier: credit lets it keep what arrives): the write fails and the
+// carrier goes, rather than holding what is queued for it for ever.
+func (c *carrierActor) writeDeadline() bool {
+	c.deadline.Lock()
+	defer c.deadline.Unlock()
+	if c.closing || c.writeStall <= 0 {
+		return false
+	}
+	_ = c.conn.SetWriteDeadline(time.Now().Add(c.writeStall))
+	return true
 }
 
 func (c *carrierActor) Receive(ctx actor.Context) {
@@ -54,7 +89,7 @@ func (c *carrierActor) Receive(ctx actor.Context) {
 		c.env.goroutine(c.readLoop)
 		c.env.goroutine(c.writeLoop)
 	case *closeCarrier:
-		_ = c.conn.SetWriteDeadline(time.Now().Add(closeWriteTimeout))
+		c.closeDeadline()
 		c.q.finish(m.last)
 	case *actor.Stopping:
 		close(c.stop)
@@ -74,7 +109,7 @@ func (c *carrierActor) fail(err error) {
 	c.once.Do(func() {
 		c.err = err
 		if errors.Is(err, engine.ErrProtocol) {
-			_ = c.conn.SetWriteDeadline(time.Now().Add(closeWriteTimeout))
+			c.closeDeadline()
 			c.q.finish(engine.NewReason(engine.TypeGoAway, 0, engine.CodeProtocol, err.Error()))
 			return
 		}
@@ -141,6 +176,7 @@ func (c *carrierActor) writeLoop() {
 			}
 			total += f.WireLen()
 		}
+		stallable := c.writeDeadline()
 		var err error
 		if vectored {
 			// WriteTo consumes the slice header it is given; keep ours.
@@ -163,6 +199,9 @@ func (c *carrierActor) writeLoop() {
 			frames[i] = nil
 		}
 		if err != nil {
+			if stallable && errors.Is(err, os.ErrDeadlineExceeded) {
+				err = fmt.Errorf("%w: it read nothing for %v", ErrPeerNotReading, c.writeStall)
+			}
 			c.fail(err)
 			c.reportDown()
 			return
