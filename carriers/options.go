@@ -1,13 +1,18 @@
 package carriers
 
-import "log/slog"
+import (
+	"log/slog"
+
+	"sockmux/internal/preauth"
+)
 
 // Option configures NewDialer and Listen.
 type Option func(*options)
 
 type options struct {
-	tls TLSConfig
-	log *slog.Logger
+	tls     TLSConfig
+	log     *slog.Logger
+	preauth preauth.Config
 }
 
 // WithTLS gives the certificates and the verification of a tls:// carrier;
@@ -26,6 +31,14 @@ func WithLogger(l *slog.Logger) Option {
 		}
 		o.log = l
 	}
+}
+
+// WithPreauth sets the limits on a tls:// listener's pending TLS
+// handshakes (see package preauth): the defaults when not given, with
+// carriers.DialTimeout as the handshake timeout and the listener's logger;
+// other kinds ignore it.
+func WithPreauth(c preauth.Config) Option {
+	return func(o *options) { o.preauth = c }
 }
 
 func newOptions(opts []Option) *options {
