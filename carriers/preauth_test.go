@@ -35,11 +35,11 @@ func silentConns(t testing.TB, addr string, n int) []net.Conn {
 	return conns
 }
 
-// waitServerClosed fails unless the server closes c within a generous
-// limit: a deadline for a broken test, not a timing assertion.
-func waitServerClosed(t testing.TB, c net.Conn, what string) {
+// waitServerClosed fails unless the server closes c by deadline, a
+// generous one: a limit for a broken test, not a timing assertion.
+func waitServerClosed(t testing.TB, c net.Conn, deadline time.Time, what string) {
 	t.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	_ = c.SetReadDeadline(deadline)
 	if _, err := io.Copy(io.Discard, c); err != nil {
 		t.Fatalf("%s: the server did not close it: %v", what, err)
 	}
@@ -72,15 +72,16 @@ func TestTLSSilentFlood(t *testing.T) {
 			conns := silentConns(t, ln.Addr().String(), silent)
 			// Once the oldest beyond the room are closed, all 300 have
 			// been admitted.
+			deadline := time.Now().Add(20 * time.Second)
 			for i, c := range conns[:silent-tc.room] {
-				waitServerClosed(t, c, fmt.Sprint("silent connection ", i))
+				waitServerClosed(t, c, deadline, fmt.Sprint("silent connection ", i))
 			}
 			// The real peer's one Dial, with its own handshake
 			// timeout, succeeds while the rest are still there.
 			c, s := dialPair(t, ln, mustDialer(t, "tls://"+ln.Addr().String(), WithTLS(TLSConfig{Fingerprint: fp})))
 			roundTrip(t, c, s, "past 300 silent connections")
 			// It took the slot of the oldest silent one left.
-			waitServerClosed(t, conns[silent-tc.room], "the oldest silent connection left")
+			waitServerClosed(t, conns[silent-tc.room], deadline, "the oldest silent connection left")
 			st := ln.(*tlsListener).gate.Stats()
 			if want := int64(silent - tc.room + 1); st.Evicted != want || st.FirstByteTimeouts != 0 || st.Timeouts != 0 || st.Refused != 0 {
 				t.Fatalf("gate %+v; want %d evicted and nothing timed out or refused", st, want)
