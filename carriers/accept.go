@@ -19,8 +19,8 @@ const (
 // would spin on what only time or a closed connection cures; giving up
 // would turn a moment's exhaustion, which a flood of connections can
 // cause at will, into a listener that is gone for good. A burst is logged
-// twice: a warning at its first error, and a line counting its errors
-// once an accept succeeds again.
+// twice however long it lasts: a warning at its first error, and a line
+// counting its errors once an accept succeeds again.
 type acceptBackoff struct {
 	log      *slog.Logger
 	what     string // "accepting tls connections"
@@ -54,6 +54,6 @@ func (b *acceptBackoff) ok() {
 	if b.failures == 0 {
 		return
 	}
-	b.log.Warn(b.what+" recovered", "failures", b.failures, "after", time.Since(b.since).Round(time.Millisecond))
+	b.log.Info(b.what+" recovered", "failures", b.failures, "after", time.Since(b.since).Round(time.Millisecond))
 	b.failures = 0
 }

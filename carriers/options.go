@@ -22,8 +22,11 @@ func WithTLS(c TLSConfig) Option {
 }
 
 // WithLogger is where carriers log: the fingerprint of a TLS listener's
-// certificate, failed TLS handshakes on a listener, and the stderr lines
-// of an exec: command. slog.Default() when not given; nil discards.
+// certificate, failed TLS handshakes on a listener (one line per 10 s, the
+// next one counting those left out), the connections its gate evicted or
+// refused (likewise), a burst of accept errors (when it starts and when it
+// ends), and the stderr lines of an exec: command. slog.Default() when not
+// given; nil discards.
 func WithLogger(l *slog.Logger) Option {
 	return func(o *options) {
 		if l == nil {

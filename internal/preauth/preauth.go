@@ -68,9 +68,11 @@ const (
 	// of a few peers, still fits.
 	DefaultMaxPerSource = 32
 	// DefaultFirstByteTimeout is how long a connection may stay silent. A
-	// real peer speaks first within a round trip of its connect (a TLS
-	// ClientHello, a sockmux HELLO); 3 s covers a slow path's SYN
-	// retransmit.
+	// real peer speaks first (a TLS ClientHello, a sockmux HELLO) as soon
+	// as its connect returns, so its first bytes follow our accept by
+	// half a round trip; 3 s leaves room for that segment to be lost and
+	// resent once on a slow path (TCP's retransmission timeout starts at
+	// 1 s, at 3 s after a lost SYN).
 	DefaultFirstByteTimeout = 3 * time.Second
 	// DefaultTimeout bounds a whole handshake, as carriers.DialTimeout
 	// and the link's handshake timeout do.
