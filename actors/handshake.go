@@ -4,10 +4,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"time"
 
 	"sockmux/engine"
+	"sockmux/internal/preauth"
 )
 
 // ErrPeerRefused is a handshake the peer ended with a GOAWAY; the error
@@ -32,8 +34,16 @@ type handshaker struct {
 }
 
 // run returns the outcome; a refusal is told to the peer in a GOAWAY
-// before run returns.
+// before run returns. A carrier accepted through gateLinks holds a
+// pre-authentication slot until run returns: its first byte makes it
+// active (no longer evictable), and a handshake the gate cut says so.
 func (h *handshaker) run(conn net.Conn, timeout time.Duration) *handshakeDone {
+	var src io.Reader = conn
+	slot := preauth.Lookup(conn)
+	if slot != nil {
+		defer slot.Done()
+		src = slot.Conn()
+	}
 	_ = conn.SetDeadline(time.Now().Add(timeout))
 	defer conn.SetDeadline(time.Time{})
 	h.out = make(chan []byte, 4)
@@ -47,10 +57,15 @@ func (h *handshaker) run(conn net.Conn, timeout time.Duration) *handshakeDone {
 		}
 		werr <- err
 	}()
-	res := h.exchange(conn)
+	res := h.exchange(src)
 	close(h.out)
 	if e := <-werr; e != nil && res.err == nil {
 		res.err = fmt.Errorf("sending handshake: %w", e)
+	}
+	if res.err != nil && slot != nil {
+		if why := slot.Err(); why != nil {
+			res.err = fmt.Errorf("%w: %w", why, res.err)
+		}
 	}
 	if res.err == nil {
 		res.authed = res.authed || tlsVerified(conn)
@@ -74,7 +89,9 @@ func (h *handshaker) refuse(code engine.Code, err error) *handshakeDone {
 	return &handshakeDone{err: err}
 }
 
-func (h *handshaker) exchange(conn net.Conn) *handshakeDone {
+// exchange reads the peer's frames from src: the carrier, or its
+// first-byte detector.
+func (h *handshaker) exchange(src io.Reader) *handshakeDone {
 	if h.key != nil {
 		h.hello.Capabilities |= engine.CapPSK
 	}
@@ -85,7 +102,7 @@ func (h *handshaker) exchange(conn net.Conn) *handshakeDone {
 	ours := engine.AppendHello(nil, h.hello)
 	h.send(engine.TypeHello, ours)
 
-	r := engine.NewReader(conn, readBufferSize)
+	r := engine.NewReader(src, readBufferSize)
 	in, err := r.ReadFrame()
 	if err != nil {
 		if errors.Is(err, engine.ErrProtocol) {
@@ -192,4 +209,32 @@ func tlsVerified(conn net.Conn) bool {
 	}
 	cs := tc.ConnectionState()
 	return cs.HandshakeComplete && len(cs.PeerCertificates) > 0
+}
+
+// handshakeGrace is how much longer than the handshake timeout the gate
+// waits before it closes a carrier whose handshake has not ended: the
+// handshake's own deadline comes first, with the clearer error.
+const handshakeGrace = time.Second
+
+// gateLinks puts a link listener reachable over the network (TCP: tcp://
+// and tls://) behind a pre-authentication gate with the default limits
+// (see package preauth), unless the caller has gated it already with
+// limits of its own. Each accepted carrier then holds a slot until its
+// HELLO exchange ends (run calls Done): when the gate is full, the oldest
+// carrier that has sent nothing is closed for the new one, so silent
+// connections can neither pile up nor keep a real peer out. Pipes, fifos
+// and devices are not gated: they serve one carrier at a time, and a peer
+// on a serial line may well be silent for a while.
+func gateLinks(ln net.Listener, e *env) net.Listener {
+	if _, ok := ln.(*preauth.Listener); ok {
+		return ln
+	}
+	if _, ok := ln.Addr().(*net.TCPAddr); !ok {
+		return ln
+	}
+	return preauth.Listen(ln, preauth.Config{
+		FirstByteTimeout: min(preauth.DefaultFirstByteTimeout, e.cfg.HandshakeTimeout),
+		Timeout:          e.cfg.HandshakeTimeout + handshakeGrace,
+		Logger:           e.log,
+	})
 }

@@ -572,8 +572,10 @@ func (n *Node) ForwardAddrs() []net.Addr {
 }
 
 // Serve accepts carrier connections on ln, one link each, until ln is
-// closed or the node is.
+// closed or the node is. A TCP listener is gated first (gateLinks): the
+// carriers pending their handshake are bounded.
 func (n *Node) Serve(ln net.Listener) {
+	ln = gateLinks(ln, n.env) // bounds the carriers pending their handshake
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()

@@ -24,6 +24,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"sockmux/internal/preauth"
+	"sockmux/internal/ratelog"
 )
 
 // Errors of TLS carriers, for errors.Is.
@@ -358,20 +361,21 @@ func classifyTLS(err error) error {
 	return err
 }
 
-// maxPendingHandshakes bounds the TLS handshakes a listener runs at once.
-const maxPendingHandshakes = 64
-
 // tlsListener accepts TCP connections and runs each handshake in a
 // goroutine of its own, so a slow or silent client does not hold up the
-// others; Accept returns connections whose handshake is done.
+// others; Accept returns connections whose handshake is done. A
+// preauth.Gate bounds the handshakes pending, in total and per source:
+// a silent connection is evicted for a new one when the gate is full, so
+// silent connections cannot keep a real peer out.
 type tlsListener struct {
 	inner  net.Listener
 	cfg    *tls.Config
 	log    *slog.Logger
+	limit  *ratelog.Limiter // failed handshakes: a peer can repeat them at will
+	gate   *preauth.Gate
 	ctx    context.Context
 	cancel context.CancelFunc
 	ready  chan net.Conn
-	slots  chan struct{}
 	wg     sync.WaitGroup
 
 	failed    chan struct{} // closed when the TCP listener fails
@@ -398,50 +402,76 @@ func listenTLS(hostport string, o *options) (net.Listener, error) {
 		return nil, err
 	}
 	o.log.Info("tls certificate", "fingerprint", Fingerprint(cert.Certificate[0]), "path", path, "generated", generated)
+	return newTLSListener(ln, cfg, o), nil
+}
+
+// newTLSListener serves TLS on ln, which it owns from now on.
+func newTLSListener(ln net.Listener, cfg *tls.Config, o *options) *tlsListener {
+	gc := o.preauth
+	if gc.Timeout == 0 {
+		gc.Timeout = DialTimeout
+	}
+	if gc.Logger == nil {
+		gc.Logger = o.log
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &tlsListener{
-		inner: ln, cfg: cfg, log: o.log, ctx: ctx, cancel: cancel,
-		ready: make(chan net.Conn), slots: make(chan struct{}, maxPendingHandshakes),
-		failed: make(chan struct{}),
+		inner: ln, cfg: cfg, log: o.log, limit: ratelog.New(0), gate: preauth.New(gc),
+		ctx: ctx, cancel: cancel, ready: make(chan net.Conn), failed: make(chan struct{}),
 	}
 	l.wg.Add(1)
 	go l.acceptLoop()
-	return l, nil
+	return l
 }
 
+// acceptLoop ends only when the TCP listener is closed: any other error
+// (out of descriptors, say) is waited out with a backoff.
 func (l *tlsListener) acceptLoop() {
 	defer l.wg.Done()
+	bo := acceptBackoff{log: l.log, what: "accepting tls connections"}
 	for {
-		select {
-		case l.slots <- struct{}{}:
-		case <-l.ctx.Done():
-			return
-		}
 		raw, err := l.inner.Accept()
 		if err != nil {
-			<-l.slots
-			if l.ctx.Err() == nil {
+			if l.ctx.Err() != nil {
+				return
+			}
+			if errors.Is(err, net.ErrClosed) { // closed under us
 				l.acceptErr = err
 				close(l.failed)
+				return
 			}
-			return
+			if !bo.wait(l.ctx, err) {
+				return
+			}
+			continue
+		}
+		bo.ok()
+		e, err := l.gate.Admit(raw)
+		if err != nil {
+			raw.Close() // the gate logs it
+			continue
 		}
 		tune(raw)
 		l.wg.Add(1)
-		go l.handshake(raw)
+		go l.handshake(raw, e)
 	}
 }
 
-func (l *tlsListener) handshake(raw net.Conn) {
+// handshake holds its gate slot until the connection has been handed to
+// Accept, so that handshakes done but not yet taken count too.
+func (l *tlsListener) handshake(raw net.Conn, e *preauth.Entry) {
 	defer l.wg.Done()
-	defer func() { <-l.slots }()
-	c := tls.Server(raw, l.cfg)
+	defer e.Done()
+	c := tls.Server(e.Conn(), l.cfg)
 	ctx, cancel := context.WithTimeout(l.ctx, DialTimeout)
 	defer cancel()
 	if err := c.HandshakeContext(ctx); err != nil {
 		raw.Close()
 		if l.ctx.Err() == nil {
-			l.log.Warn("tls handshake failed", "peer", raw.RemoteAddr().String(), "err", classifyTLS(err))
+			if why := e.Err(); why != nil {
+				err = fmt.Errorf("%w: %w", why, err)
+			}
+			l.limit.Warn(l.log, "tls handshake failed", "peer", raw.RemoteAddr().String(), "err", classifyTLS(err))
 		}
 		return
 	}
@@ -473,6 +503,7 @@ func (l *tlsListener) Close() error {
 	l.cancel()
 	err := l.inner.Close()
 	l.wg.Wait()
+	l.gate.Close()
 	return err
 }
 
