@@ -658,6 +658,11 @@ func (l *linkActor) shutdown(ctx actor.Context, drain time.Duration) {
 		l.cancel()
 	}
 	if !l.up {
+		if l.conn != nil {
+			// A handshake in progress ends now, not at its timeout:
+			// its result then stops the link.
+			l.closeConn(l.conn)
+		}
 		l.stopIfDone(ctx)
 		return
 	}

@@ -189,3 +189,31 @@ func TestDialStream(t *testing.T) {
 		t.Fatalf("no link: %v, want ErrNoLink", err)
 	}
 }
+
+// TestShutdownEndsPendingHandshake: closing a node ends a carrier's HELLO
+// exchange that is still waiting, instead of waiting out its timeout.
+func TestShutdownEndsPendingHandshake(t *testing.T) {
+	testkit.CheckLeaks(t)
+	n, err := actors.NewNode(actors.Config{HandshakeTimeout: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Serve(ln)
+	silent, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	waitFor(t, "the silent carrier's link", func() bool { return len(n.Status().Links) == 1 })
+	done := make(chan struct{})
+	go func() { n.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second): // hang guard: the handshake would wait an hour
+		t.Fatal("Close waited for a handshake with an hour to run")
+	}
+}
