@@ -2,8 +2,10 @@ package acceptloop
 
 import (
 	"errors"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"syscall"
 	"testing"
 	"time"
@@ -188,5 +190,32 @@ func TestLimitHoldsBackBursts(t *testing.T) {
 	}
 	if n, m := count(log, MsgFailing), count(log, MsgRecovered); n != 1 || m != 1 {
 		t.Fatalf("five bursts within the interval logged %d starts and %d ends, want 1 and 1", n, m)
+	}
+}
+
+// TestHTTPServerSurvivesENOMEM: net/http's Server gives up on an accept
+// error it does not take as temporary (ENOBUFS, ENOMEM); over a Listener
+// it never sees one, and serves again after the burst.
+func TestHTTPServerSurvivesENOMEM(t *testing.T) {
+	testkit.CheckLeaks(t)
+	ln := testkit.NewFailingListener(t)
+	ln.Fail(3, syscall.ENOMEM)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(New(ln, Options{MinDelay: time.Microsecond})) }()
+	tr := &http.Transport{DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("http://" + ln.Addr().String())
+	if err != nil {
+		t.Fatalf("no answer after the burst: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "ok" {
+		t.Fatalf("answer %q", body)
+	}
+	srv.Close()
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		t.Fatalf("Serve ended with %v, want ErrServerClosed", err)
 	}
 }
