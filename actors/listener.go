@@ -119,7 +119,7 @@ func (l *listenerActor) what() string {
 	case l.proxy:
 		return "proxy"
 	case l.link != nil:
-		return "reverse forward"
+		return reverseForward
 	}
 	return "forward"
 }

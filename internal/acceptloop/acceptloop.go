@@ -50,6 +50,11 @@ type Options struct {
 	// cannot turn each round into two lines. The next line written says
 	// how many bursts were left out ("suppressed").
 	Limit *ratelog.Limiter
+	// Key is the cause the limiter knows this listener's bursts by: by
+	// default its address, so each listener has its own. Listeners whose
+	// addresses a peer picks (its -R) should share one, so that a peer
+	// with many listeners does not get a line for each.
+	Key string
 	// Attrs name the listener in every line, e.g. "accepting", "links",
 	// "listen", "127.0.0.1:7000".
 	Attrs []any
@@ -83,11 +88,8 @@ func Run(ln net.Listener, o Options, handle func(net.Conn)) {
 // ENOBUFS and ENOMEM). It is safe for concurrent use.
 type Listener struct {
 	net.Listener
-	o Options
-	// key names this listener to the limiter: the address is the
-	// operator's (or the node's own choice), never a peer's, so the
-	// limiter's table stays small.
-	key    string
+	o      Options
+	key    string // the limiter's cause: o.Key, or the address
 	closed chan struct{}
 	once   sync.Once
 
@@ -106,7 +108,11 @@ func New(ln net.Listener, o Options) *Listener {
 	if o.MaxDelay <= 0 {
 		o.MaxDelay = MaxDelay
 	}
-	return &Listener{Listener: ln, o: o, key: "accept failing: " + ln.Addr().String(), closed: make(chan struct{})}
+	key := o.Key
+	if key == "" {
+		key = "accept failing: " + ln.Addr().String()
+	}
+	return &Listener{Listener: ln, o: o, key: key, closed: make(chan struct{})}
 }
 
 // Accept returns the next connection, waiting out any error but the
