@@ -30,6 +30,10 @@ type listenerActor struct {
 	// proxy: a -D forward; each client's proxy handshake names its target.
 	proxy     bool
 	proxyBind string
+
+	// stop is closed when the actor stops, to end its accept loop's
+	// backoff wait (a removed forward, a dropped link's -R) at once.
+	stop chan struct{}
 }
 
 type waiting struct {
@@ -82,26 +86,21 @@ func (l *listenerActor) Receive(ctx actor.Context) {
 		if l.ln == nil { // Node.DialStream's: no socket to accept on
 			return
 		}
-		self, ln := l.self, l.ln
-		l.env.goroutine(func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					if !errors.Is(err, net.ErrClosed) {
-						l.env.log.Error("forward stopped accepting", "listen", ln.Addr().String(), "err", err)
-					}
-					return
-				}
-				if tc, ok := c.(*net.TCPConn); ok {
-					_ = tc.SetNoDelay(true)
-				}
-				l.env.send(self, &accepted{conn: c})
+		self := l.self
+		l.stop = make(chan struct{})
+		l.env.acceptLoop(l.ln, l.stop, l.what(), func(c net.Conn) {
+			if tc, ok := c.(*net.TCPConn); ok {
+				_ = tc.SetNoDelay(true)
 			}
+			l.env.send(self, &accepted{conn: c})
 		})
 	case *actor.Stopping:
 		l.env.links.unwatch(l.self)
 		if l.ln != nil {
 			l.ln.Close()
+		}
+		if l.stop != nil {
+			close(l.stop)
 		}
 		if l.timer != nil {
 			l.timer.Stop()
@@ -112,6 +111,17 @@ func (l *listenerActor) Receive(ctx actor.Context) {
 		}
 		l.pending = nil
 	}
+}
+
+// what names the listener's kind in its accept loop's log lines.
+func (l *listenerActor) what() string {
+	switch {
+	case l.proxy:
+		return "proxy"
+	case l.link != nil:
+		return reverseForward
+	}
+	return "forward"
 }
 
 // key is the name RemoveForward and the stats know this forward by.

@@ -585,19 +585,11 @@ func (n *Node) Serve(ln net.Listener) {
 	n.listeners = append(n.listeners, ln)
 	n.mu.Unlock()
 	n.env.log.Info("listening for links", "addr", ln.Addr().String())
-	n.env.goroutine(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				if !errors.Is(err, net.ErrClosed) {
-					n.env.log.Error("accepting links stopped", "addr", ln.Addr().String(), "err", err)
-				}
-				return
-			}
-			if !n.env.spawnLink(func() actor.Actor { return newLink(n.env, c, nil) }) {
-				c.Close()
-				return
-			}
+	// A connection that comes as the node closes is closed: the node has
+	// already closed ln, so the loop ends at its next Accept.
+	n.env.acceptLoop(ln, nil, "links", func(c net.Conn) {
+		if !n.env.spawnLink(func() actor.Actor { return newLink(n.env, c, nil) }) {
+			c.Close()
 		}
 	})
 }

@@ -355,6 +355,7 @@ type shareHub struct {
 	state   *shareState
 	self    *actor.PID
 	closing bool
+	stop    chan struct{} // closed on Stopping: ends the accept loop's backoff
 
 	upstream *actor.PID
 	clients  map[string]*shareClient // by actor id
@@ -399,22 +400,15 @@ func (h *shareHub) Receive(ctx actor.Context) {
 		h.upstream = ctx.Spawn(h.env.props(func() actor.Actor {
 			return newShareUpstream(h.env, h.up, h.dial, h.self, h.win, h.state, h.cfg)
 		}))
-		ln, self := h.ln, h.self
-		h.env.goroutine(func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					if !errors.Is(err, net.ErrClosed) {
-						h.env.log.Error("accepting share clients stopped", "listen", ln.Addr().String(), "err", err)
-					}
-					return
-				}
-				h.env.send(self, &shareAccepted{conn: c})
-			}
-		})
+		self := h.self
+		h.stop = make(chan struct{})
+		h.env.acceptLoop(h.ln, h.stop, "share clients", func(c net.Conn) { h.env.send(self, &shareAccepted{conn: c}) })
 	case *actor.Stopping:
 		h.closing = true
 		h.ln.Close()
+		if h.stop != nil {
+			close(h.stop)
+		}
 		h.win.close()
 		if h.report != nil {
 			h.report.Stop()

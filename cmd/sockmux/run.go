@@ -28,6 +28,8 @@ import (
 
 	"sockmux/actors"
 	"sockmux/carriers"
+	"sockmux/internal/acceptloop"
+	"sockmux/internal/ratelog"
 )
 
 // daemon runs the links of a configuration file and applies reloads.
@@ -394,16 +396,19 @@ func (d *daemon) serveControl(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
 	d.log.Info("control socket", "path", path)
+	// Out of descriptors, the control socket must answer again once some
+	// are free: it is how the operator finds out what is wrong.
+	rl := acceptloop.New(ln, acceptloop.Options{Log: d.log, Limit: ratelog.New(0), Attrs: []any{"accepting", "control", "listen", path}})
 	go func() {
 		for {
-			c, err := ln.Accept()
+			c, err := rl.Accept() // an error is the socket closed
 			if err != nil {
 				return
 			}
 			go d.control(c)
 		}
 	}()
-	return ln, nil
+	return rl, nil
 }
 
 // peerAllowed reports whether the client of a unix conn runs as this user
@@ -672,7 +677,9 @@ func (d *daemon) serveMetrics(addr string) (*http.Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
+	// http.Server rides out EMFILE itself, but gives up on ENOBUFS and
+	// ENOMEM; the wrapper waits out every error but the closing.
+	go srv.Serve(acceptloop.New(ln, acceptloop.Options{Log: d.log, Limit: ratelog.New(0), Attrs: []any{"accepting", "metrics", "listen", ln.Addr().String()}}))
 	d.log.Info("metrics listening", "addr", ln.Addr().String())
 	return srv, nil
 }
