@@ -440,10 +440,20 @@ func (e *env) reclaim() {
 // limit of env.warn.
 type cause string
 
-// rootCause is the text of the innermost error err wraps.
+// rootCause is the text of the innermost error err wraps (through the
+// first of several, for an error that wraps more than one: "%w: %w" puts
+// the sentinel first).
 func rootCause(err error) string {
 	for {
-		u := errors.Unwrap(err)
+		var u error
+		switch e := err.(type) {
+		case interface{ Unwrap() error }:
+			u = e.Unwrap()
+		case interface{ Unwrap() []error }:
+			if es := e.Unwrap(); len(es) > 0 {
+				u = es[0]
+			}
+		}
 		if u == nil {
 			return err.Error()
 		}

@@ -219,8 +219,9 @@ func recovered(t testing.TB, c *child, what, addr string) {
 
 // TestFDLimit is the issue's report, run: "sockmux listen" under
 // "ulimit -n 256", 400 idle connections to a port, closed; the daemon
-// must accept on that port again. It floods, in turn, the link port (a
-// connect then gets a link), a -L forward and a -R the peer asked for (a
+// must accept on that port again. It floods, in turn, the link port (its
+// pre-authentication gate holds the flood to 32 descriptors; a connect
+// then gets a link), a -L forward and a -R the peer asked for (a
 // checksummed transfer then passes through each); last, a second peer's
 // BINDs take every descriptor while a second forward is flooded, and
 // that forward carries again once the peer has gone.
@@ -230,11 +231,18 @@ func TestFDLimit(t *testing.T) {
 	needBacklog(t, floodConns)
 	echo := testkit.Echo(t)
 	link, fwd, fwd2, rfwd := testkit.FreeAddr(t), testkit.FreeAddr(t), testkit.FreeAddr(t), testkit.FreeAddr(t)
-	listen := startLimited(t, childNofile, "listen", "--drain", "0s", "-L", fwd+":"+echo, "-L", fwd2+":"+echo, link)
+	// --max-binds is raised so that the last phase's BIND flood can
+	// exhaust the descriptors (by default 64 binds per peer stop it
+	// first; TestMaxBinds covers that).
+	listen := startLimited(t, childNofile, "listen", "--drain", "0s", "--max-binds", "1000", "-L", fwd+":"+echo, "-L", fwd2+":"+echo, link)
 	listen.waitLine(t, "listening for links", `msg="listening for links"`)
 
-	// The link port: no link can come up unless accepting resumed.
-	burst(t, listen, link)
+	// The link port: its pre-authentication gate evicts idle
+	// connections from one source past 32, so the flood costs 32
+	// descriptors and no EMFILE; a link must still come up after it.
+	release := flood(t, link, floodConns)
+	listen.waitLine(t, "the gate evicting the flood's idle connections", "evicted the oldest idle connection")
+	release()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	t.Cleanup(wg.Wait)
@@ -247,7 +255,6 @@ func TestFDLimit(t *testing.T) {
 	}()
 	listen.waitLine(t, "a link after the flood", `msg="link up"`)
 	listen.waitLine(t, "the peer's -R listening", `msg="reverse forward listening for the peer"`, "listen="+rfwd)
-	recovered(t, listen, "links", link)
 
 	for _, f := range []struct{ what, addr string }{{"forward", fwd}, {`"reverse forward"`, rfwd}} {
 		burst(t, listen, f.addr)
