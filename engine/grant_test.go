@@ -158,3 +158,57 @@ func TestGrantsDataBeyondCreditRefused(t *testing.T) {
 		t.Fatal("DATA within the credit refused")
 	}
 }
+
+// FuzzGrants drives Grants with arbitrary events and checks, after each,
+// that what the link holds stays within its limit plus each stream's idle
+// allowance, and never goes negative.
+func FuzzGrants(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9})
+	f.Add([]byte{1, 1, 1, 1, 3, 3, 3, 2, 2, 4, 5, 5, 0, 0, 6})
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		const limit, streams = 1 << 20, 8
+		g := NewGrants(limit, 512<<10)
+		outstanding := map[uint32]int64{} // what each reader holds
+		queued := map[uint32][]int{}      // DATA in the queue, per stream
+		dead := map[uint32]bool{} // stream ids are never used again
+		for i, op := range ops {
+			id := uint32(op>>4)%streams + 1
+			if dead[id] && op%8 != 4 {
+				continue
+			}
+			switch op % 8 {
+			case 0:
+				g.Open(id, uint32(op)<<12)
+			case 1:
+				g.Attach(id, 1<<30, 0)
+			case 2:
+				_ = g.Credit(id, uint32(op)<<14)
+			case 3: // the reader reads half of what it holds
+				if n := outstanding[id] / 2; n > 0 && g.Data(id, int(n)) {
+					outstanding[id] -= n
+					queued[id] = append(queued[id], int(n))
+				}
+			case 4: // a carrier takes the oldest DATA
+				if q := queued[id]; len(q) > 0 {
+					g.Sent(id, q[0])
+					queued[id] = q[1:]
+				}
+			case 5: // the reader goes idle
+				if n := outstanding[id] - IdleAllowance; n > 0 {
+					g.Returned(id, n)
+					outstanding[id] -= n
+				}
+			case 6:
+				g.Forget(id)
+				delete(outstanding, id)
+				dead[id] = true
+			}
+			for _, gr := range g.Next(nil) {
+				outstanding[gr.Stream] += gr.N
+			}
+			if h := g.Held(); h < 0 || h > limit+streams*IdleAllowance {
+				t.Fatalf("op %d: held %d, limit %d", i, h, limit)
+			}
+		}
+	})
+}
