@@ -32,26 +32,6 @@ func newSide(t *testing.T, cfg Config) *side {
 	return s
 }
 
-// silentCarriers opens n TCP connections to addr that never send a byte;
-// t.Cleanup closes them.
-func silentCarriers(t *testing.T, addr string, n int) []net.Conn {
-	t.Helper()
-	conns := make([]net.Conn, 0, n)
-	t.Cleanup(func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	for range n {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatalf("silent connection %d: %v", len(conns), err)
-		}
-		conns = append(conns, c)
-	}
-	return conns
-}
-
 // waitAllClosed fails unless the server closes every conn by deadline
 // (what it sends before, a HELLO, is read and dropped). The deadline is
 // a limit for a broken test, not a timing assertion.
@@ -162,7 +142,7 @@ func TestLinkSilentFlood(t *testing.T) {
 			}
 			a.n.Serve(ln)
 			deadline := time.Now().Add(30 * time.Second)
-			conns := silentCarriers(t, ln.Addr().String(), flood)
+			conns := testkit.SilentConns(t, ln.Addr().String(), flood)
 			// Once the oldest beyond the room are closed, all have been
 			// admitted and the gate is full of silent connections.
 			waitAllClosed(t, conns[:flood-room], deadline)
@@ -176,7 +156,7 @@ func TestLinkSilentFlood(t *testing.T) {
 				if st := gate.Stats(); st.Evicted != flood-room+1 || st.Pending != room-1 || st.FirstByteTimeouts+st.Timeouts+st.Refused != 0 {
 					t.Fatalf("gate %+v; want %d evicted, %d pending, nothing timed out or refused", st, flood-room+1, room-1)
 				}
-				more := silentCarriers(t, ln.Addr().String(), flood)
+				more := testkit.SilentConns(t, ln.Addr().String(), flood)
 				// The 255 silent connections left go first, then the
 				// oldest new ones beyond the room; never the carrier.
 				waitAllClosed(t, more[:flood-room], deadline)
@@ -221,7 +201,7 @@ func TestServeGatesTCP(t *testing.T) {
 	if got := gate.Config(); got != want {
 		t.Fatalf("gate config %+v, want %+v", got, want)
 	}
-	conns := silentCarriers(t, ln.Addr().String(), preauth.DefaultMaxPerSource+1)
+	conns := testkit.SilentConns(t, ln.Addr().String(), preauth.DefaultMaxPerSource+1)
 	waitAllClosed(t, conns[:1], time.Now().Add(20*time.Second))
 	if st := gate.Stats(); st.Evicted != 1 {
 		t.Fatalf("gate %+v; want the first silent connection evicted", st)

@@ -13,27 +13,8 @@ import (
 	"time"
 
 	"sockmux/internal/preauth"
+	"sockmux/internal/testkit"
 )
-
-// silentConns opens n TCP connections to addr that never send a byte;
-// t.Cleanup closes them.
-func silentConns(t testing.TB, addr string, n int) []net.Conn {
-	t.Helper()
-	conns := make([]net.Conn, 0, n)
-	t.Cleanup(func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	for range n {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatalf("silent connection %d: %v", len(conns), err)
-		}
-		conns = append(conns, c)
-	}
-	return conns
-}
 
 // waitServerClosed fails unless the server closes c by deadline, a
 // generous one: a limit for a broken test, not a timing assertion.
@@ -69,7 +50,7 @@ func TestTLSSilentFlood(t *testing.T) {
 			}
 			ln := listen(t, "tls://127.0.0.1:0", WithTLS(cfg), WithLogger(nil),
 				WithPreauth(preauth.Config{MaxPerSource: tc.perSource, FirstByteTimeout: time.Minute, Timeout: time.Minute}))
-			conns := silentConns(t, ln.Addr().String(), silent)
+			conns := testkit.SilentConns(t, ln.Addr().String(), silent)
 			// Once the oldest beyond the room are closed, all 300 have
 			// been admitted.
 			deadline := time.Now().Add(20 * time.Second)
