@@ -16,10 +16,8 @@ import (
 )
 
 // codeOverload is the GOAWAY code of a link closed because its peer does
-// not read its replies ("peer does not read its replies"). It is coming as
-// engine.CodeOverload = 16; the main engineer replaces this local constant
-// with it when merging.
-const codeOverload = engine.Code(16)
+// not read its replies.
+const codeOverload = engine.CodeOverload
 
 // Never-reading peers. The listener runs in this process, so its memory is
 // this process's heap: it is sampled while the attack runs and compared
@@ -227,7 +225,7 @@ func TestHostileNeverReading(t *testing.T) {
 // Flood sizes: each is many times what the listener should let wait for a
 // peer that does not read.
 const (
-	pingFloodN = 250_000
+	pingFloodN = 1_000_000
 	openFloodN = 150_000
 )
 
