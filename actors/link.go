@@ -924,7 +924,9 @@ func (l *linkActor) overloaded(ctx actor.Context, err error) {
 }
 
 func (l *linkActor) dispatch(ctx actor.Context, c *carrierRef, f *engine.Frame) {
-	if l.downReason != nil && errors.Is(l.downReason, engine.ErrProtocol) { // closing after a protocol error
+	if l.downReason != nil && (errors.Is(l.downReason, engine.ErrProtocol) || errors.Is(l.downReason, ErrPeerNotReading)) {
+		// Closing after a protocol error, or on a peer that does not
+		// read: nothing more it sends is acted on (or answered).
 		f.Release()
 		return
 	}

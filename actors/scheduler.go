@@ -337,6 +337,10 @@ func (s *schedulerActor) checkStalls() {
 }
 
 func (s *schedulerActor) enqueue(f *engine.Frame) {
+	if s.failed { // the link is closing on a peer that does not read: nothing more is queued for it
+		f.Release()
+		return
+	}
 	switch f.Type {
 	case engine.TypeData:
 		// The reader read no more than its grant, so this cannot fail

@@ -170,7 +170,7 @@ func FuzzGrants(f *testing.F) {
 		g := NewGrants(limit, 512<<10)
 		outstanding := map[uint32]int64{} // what each reader holds
 		queued := map[uint32][]int{}      // DATA in the queue, per stream
-		dead := map[uint32]bool{} // stream ids are never used again
+		dead := map[uint32]bool{}         // stream ids are never used again
 		for i, op := range ops {
 			id := uint32(op>>4)%streams + 1
 			if dead[id] && op%8 != 4 {
