@@ -11,15 +11,16 @@ package engine
 //   - per stream, what it was granted and has not sent yet plus what it
 //     has waiting in the queue stays under PerStream, enough to keep every
 //     carrier of a link busy;
-//   - per link, the same summed over every stream stays under Limit,
-//     whatever the peer announced. A stream held back by it waits in line
-//     and is served, in turn, as the queue drains.
+//   - per link, what streams hold beyond IdleAllowance each, summed,
+//     stays under Limit, whatever the peer announced. A stream held back
+//     by it waits in line and is served, in turn, as the queue drains.
 //
-// An idle stream must not sit on room that busy ones need: a reader whose
-// socket has nothing to read gives back what it holds beyond
-// IdleAllowance (Returned), and a stream may always hold up to
-// IdleAllowance, full link or not, so a new stream starts at once. What a
-// link holds is thus at most Limit plus IdleAllowance per stream.
+// A stream may always hold up to IdleAllowance, full link or not, so a new
+// stream starts at once, and what it holds within its allowance takes no
+// room from the others: a thousand idle streams do not starve a busy one.
+// A reader whose socket has nothing to read gives back what it holds
+// beyond its allowance (Returned). What a link holds is thus at most Limit
+// plus IdleAllowance per stream.
 //
 // It also keeps the credit of a stream that is known but whose reader is
 // not ready yet (a CREDIT may come any time after OPEN, before this side
@@ -30,6 +31,7 @@ package engine
 type Grants struct {
 	limit, perStream int64
 	held             int64 // granted and not yet DATA, plus DATA queued, over every stream
+	excess           int64 // what of held is beyond each stream's IdleAllowance: Limit bounds it
 	streams          map[uint32]*grantState
 	waiting          []uint32 // held back by the link limit, in turn order
 	spare            []uint32 // the other half of waiting's double buffer
@@ -37,6 +39,7 @@ type Grants struct {
 }
 
 type grantState struct {
+	excess   int64 // what it holds beyond IdleAllowance, as counted in Grants.excess
 	win      SendWindow
 	granted  int64 // handed to the reader, not back as DATA yet
 	queued   int64 // DATA in the queue, not handed to a carrier yet
@@ -135,6 +138,7 @@ func (g *Grants) Data(id uint32, n int) bool {
 	}
 	st.granted -= k
 	st.queued += k
+	g.settle(st)
 	g.markReady(id, st) // its reader may take more, within its own limit
 	return true
 }
@@ -145,8 +149,11 @@ func (g *Grants) Sent(id uint32, n int) {
 	g.held -= int64(n)
 	if st := g.streams[id]; st != nil {
 		st.queued -= int64(n)
+		g.settle(st)
 		g.markReady(id, st)
+		return
 	}
+	g.excess -= int64(n) // a forgotten stream's DATA counts in full (Forget)
 }
 
 // Forget drops stream id; what it was granted and did not use is free for
@@ -157,6 +164,9 @@ func (g *Grants) Forget(id uint32) {
 		return
 	}
 	g.held -= st.granted
+	// Its DATA still queued has no allowance any more: it counts in full
+	// until Sent.
+	g.excess += st.queued - st.excess
 	delete(g.streams, id)
 }
 
@@ -170,6 +180,7 @@ func (g *Grants) Returned(id uint32, n int64) {
 	n = min(n, st.granted)
 	st.granted -= n
 	g.held -= n
+	g.settle(st)
 }
 
 // Next appends to dst the grants that can be made now and accounts for
@@ -219,23 +230,28 @@ func (g *Grants) try(id uint32, st *grantState, dst *[]Grant, contended bool) bo
 	if want <= 0 {
 		return true // the peer's credit or its own queue: woken by Credit or Sent
 	}
-	n := min(want, g.limit-g.held)
+	allow := max(0, IdleAllowance-st.granted-st.queued)
+	n := min(want, allow+max(0, g.limit-g.excess))
 	if contended {
-		n = min(n, MaxGrant) // streams wait for room: take turns at it
+		n = min(n, max(allow, MaxGrant)) // streams wait for room: take turns at it
 	}
-	if n < min(want, MinGrant) {
-		if a := IdleAllowance - st.granted - st.queued; a > 0 {
-			n = min(want, a)
-		} else {
-			st.waiting = true
-			g.waiting = append(g.waiting, id)
-			return false
-		}
+	if n <= 0 || allow == 0 && n < min(want, MinGrant) {
+		st.waiting = true
+		g.waiting = append(g.waiting, id)
+		return false
 	}
 	st.granted += n
 	g.held += n
+	g.settle(st)
 	*dst = append(*dst, Grant{Stream: id, N: n})
 	return true
+}
+
+// settle brings what st holds beyond its allowance into Grants.excess.
+func (g *Grants) settle(st *grantState) {
+	e := max(0, st.granted+st.queued-IdleAllowance)
+	g.excess += e - st.excess
+	st.excess = e
 }
 
 func (g *Grants) markReady(id uint32, st *grantState) {
