@@ -40,6 +40,7 @@ type Grants struct {
 
 type grantState struct {
 	excess   int64 // what it holds beyond IdleAllowance, as counted in Grants.excess
+	step     int64 // what its reader may hold: MaxGrant at first, doubled when it ran dry, IdleAllowance once idle
 	win      SendWindow
 	granted  int64 // handed to the reader, not back as DATA yet
 	queued   int64 // DATA in the queue, not handed to a carrier yet
@@ -105,6 +106,7 @@ func (g *Grants) Attach(id uint32, window uint32, used int) {
 	st := g.streams[id]
 	st.win.Take(used)
 	st.attached = true
+	st.step = MaxGrant
 	g.markReady(id, st)
 }
 
@@ -138,6 +140,9 @@ func (g *Grants) Data(id uint32, n int) bool {
 	}
 	st.granted -= k
 	st.queued += k
+	if st.granted == 0 { // it ran dry: it would read more than it may hold
+		st.step = min(2*st.step, g.perStream)
+	}
 	g.settle(st)
 	g.markReady(id, st) // its reader may take more, within its own limit
 	return true
@@ -179,6 +184,7 @@ func (g *Grants) Returned(id uint32, n int64) {
 	}
 	n = min(n, st.granted)
 	st.granted -= n
+	st.step = IdleAllowance // idle: it starts small again when it reads
 	g.held -= n
 	g.settle(st)
 }
@@ -218,15 +224,20 @@ func (g *Grants) Next(dst []Grant) []Grant {
 	return dst
 }
 
-// try grants stream id what it may have now, one read's worth at most
-// when the link is contended. It reports false when the link limit held
+// try grants stream id what it may have now: once its reader holds half
+// its step or less, up to its step (the step adapts: a reader that runs
+// dry may hold twice as much, an idle one starts small again), and one
+// read's worth at most when the link is contended. It reports false when the link limit held
 // it back (it then waits in line).
 func (g *Grants) try(id uint32, st *grantState, dst *[]Grant, contended bool) bool {
 	if !st.attached || st.waiting {
 		return !st.waiting
 	}
+	if st.granted > st.step/2 {
+		return true // enough to read on: no grant for every few bytes read
+	}
 	owed := st.win.Avail() - st.granted
-	want := min(owed, g.perStream-st.granted-st.queued)
+	want := min(owed, st.step-st.granted, g.perStream-st.granted-st.queued)
 	if want <= 0 {
 		return true // the peer's credit or its own queue: woken by Credit or Sent
 	}

@@ -51,6 +51,14 @@ func GetBuffer(n int) *Buffer {
 // PutBuffer returns b to the pool. b must not be used afterwards.
 func PutBuffer(b *Buffer) {
 	poolPuts.Add(1)
+	// bytebufferpool calibrates each pool by the length of what it is
+	// given and, past 42,000 puts, drops buffers with a capacity above
+	// the 95th percentile of those lengths. A class's buffers all have
+	// its capacity but come back holding a few bytes (a 64-byte read in a
+	// 64 KiB buffer, moved out by ShrinkBuffer): calibrated on those, the
+	// pool would drop every buffer of its own class, and each read would
+	// allocate 64 KiB afresh. So the pool sees the capacity.
+	b.B = b.B[:cap(b.B)]
 	classPools[classOf(cap(b.B))].Put(b)
 }
 

@@ -121,3 +121,34 @@ func TestPoolOutstandingFrames(t *testing.T) {
 		t.Fatalf("outstanding %d, want %d", PoolOutstanding(), start)
 	}
 }
+
+// TestPoolKeepsItsClassAfterCalibration: buffers that come back holding a
+// few bytes (a short read, moved out by ShrinkBuffer) stay pooled after
+// bytebufferpool calibrates on them, instead of being dropped and made
+// afresh for each read.
+func TestPoolKeepsItsClassAfterCalibration(t *testing.T) {
+	cycle := func() {
+		b := GetBuffer(DefaultMaxPayload)
+		b.B = b.B[:64]
+		PutBuffer(b)
+	}
+	for range 100_000 { // past the pool's calibration threshold, twice
+		cycle()
+	}
+	// A buffer put back is the one the next get returns (a GC may empty
+	// the pool once in a while: hence not all 100).
+	var last *Buffer
+	reused := 0
+	for range 100 {
+		b := GetBuffer(DefaultMaxPayload)
+		if b == last {
+			reused++
+		}
+		last = b
+		b.B = b.B[:64]
+		PutBuffer(b)
+	}
+	if reused < 90 {
+		t.Fatalf("%d of 100 gets reused the buffer just put back: the pool drops its own class", reused)
+	}
+}
