@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"sync"
 	"sync/atomic"
 
 	"github.com/valyala/bytebufferpool"
@@ -16,8 +17,19 @@ type Buffer = bytebufferpool.ByteBuffer
 // within a small factor of that whatever the frame sizes.
 var classSizes = [...]int{512, 4 << 10, 16 << 10, DefaultMaxPayload + HeaderLen}
 
+// maxPooled is the largest buffer the last class (those above every size
+// class, made for one large payload) keeps; larger ones go to the GC.
+const maxPooled = 4 * (DefaultMaxPayload + HeaderLen)
+
+// The pools are sync.Pools of bytebufferpool's ByteBuffer, one per class,
+// rather than bytebufferpool.Pool: that one calibrates itself on the sizes
+// it is given, in powers of two, and then makes new buffers of the
+// calibrated size and drops those above it. A class of 64 KiB plus a header
+// calibrates to 128 KiB: its new buffers then belong to the next class up
+// and it never refills, so every read allocated 64 KiB (and, for buffers
+// put back holding a few bytes, every buffer of the class was dropped).
 var (
-	classPools [len(classSizes) + 1]bytebufferpool.Pool
+	classPools [len(classSizes) + 1]sync.Pool
 	poolGets   atomic.Int64
 	poolPuts   atomic.Int64
 )
@@ -35,7 +47,10 @@ func classOf(n int) int {
 // undefined.
 func GetBuffer(n int) *Buffer {
 	c := classOf(n)
-	b := classPools[c].Get()
+	b, _ := classPools[c].Get().(*Buffer)
+	if b == nil {
+		b = new(Buffer)
+	}
 	if cap(b.B) < n {
 		size := n
 		if c < len(classSizes) {
@@ -48,18 +63,21 @@ func GetBuffer(n int) *Buffer {
 	return b
 }
 
-// PutBuffer returns b to the pool. b must not be used afterwards.
+// PutBuffer returns b to the pool of the largest class its capacity
+// serves. b must not be used afterwards.
 func PutBuffer(b *Buffer) {
 	poolPuts.Add(1)
-	// bytebufferpool calibrates each pool by the length of what it is
-	// given and, past 42,000 puts, drops buffers with a capacity above
-	// the 95th percentile of those lengths. A class's buffers all have
-	// its capacity but come back holding a few bytes (a 64-byte read in a
-	// 64 KiB buffer, moved out by ShrinkBuffer): calibrated on those, the
-	// pool would drop every buffer of its own class, and each read would
-	// allocate 64 KiB afresh. So the pool sees the capacity.
-	b.B = b.B[:cap(b.B)]
-	classPools[classOf(cap(b.B))].Put(b)
+	c := cap(b.B)
+	if c > maxPooled {
+		return
+	}
+	b.B = b.B[:0]
+	i := len(classSizes)
+	if c <= classSizes[len(classSizes)-1] {
+		for i = len(classSizes) - 1; i > 0 && c < classSizes[i]; i-- {
+		}
+	}
+	classPools[i].Put(b)
 }
 
 // ShrinkBuffer returns a buffer holding b's bytes in the smallest class that
