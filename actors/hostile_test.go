@@ -35,7 +35,7 @@ const hostileGuard = 5 * time.Second
 type hostile struct {
 	pair *testpair.Pair
 	echo string // echoes, and half-closes at the end of its input
-	held string // reads and discards, never closes first
+	held string // reads and discards, never closes (until the test ends)
 
 	mu       sync.Mutex
 	gated    map[string]bool // targets the listener reaches only after openGate
@@ -52,7 +52,6 @@ func newHostile(t *testing.T, key []byte, node func(*hostile, *actors.Config)) *
 	t.Helper()
 	h := &hostile{
 		echo:  testkit.Echo(t),
-		held:  testkit.Serve(t, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) }),
 		gated: map[string]bool{},
 		gate:  make(chan struct{}),
 	}
@@ -80,6 +79,14 @@ func newHostile(t *testing.T, key []byte, node func(*hostile, *actors.Config)) *
 			}
 		},
 	})
+	// held keeps its connection open past the stream's FIN, until the
+	// test ends: closing it would end the stream both ways and race the
+	// frames a case sends after its FIN. Its release runs before the
+	// server's own cleanup, which waits for the handler, and both before
+	// the pair's leak check.
+	release := make(chan struct{})
+	h.held = testkit.Serve(t, func(c net.Conn) { _, _ = io.Copy(io.Discard, c); <-release })
+	t.Cleanup(func() { close(release) })
 	t.Cleanup(h.openGate)
 	return h
 }
