@@ -135,8 +135,9 @@ func TestPoolKeepsItsClassAfterCalibration(t *testing.T) {
 	for range 100_000 { // past the pool's calibration threshold, twice
 		cycle()
 	}
-	// A buffer put back is the one the next get returns (a GC may empty
-	// the pool once in a while: hence not all 100).
+	// A buffer put back is the one the next get returns, mostly: a GC
+	// may empty the pool, and under -race sync.Pool drops a quarter of
+	// what it is given. Dropping its own class, it reused none.
 	var last *Buffer
 	reused := 0
 	for range 100 {
@@ -148,7 +149,7 @@ func TestPoolKeepsItsClassAfterCalibration(t *testing.T) {
 		b.B = b.B[:64]
 		PutBuffer(b)
 	}
-	if reused < 90 {
+	if reused < 50 {
 		t.Fatalf("%d of 100 gets reused the buffer just put back: the pool drops its own class", reused)
 	}
 }
