@@ -243,16 +243,7 @@ func TestFDLimit(t *testing.T) {
 	release := flood(t, link, floodConns)
 	listen.waitLine(t, "the gate evicting the flood's idle connections", "evicted the oldest idle connection")
 	release()
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(wg.Wait)
-	t.Cleanup(cancel)
-	var clog syncBuffer
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		run(ctx, []string{"connect", "--drain", "0s", "-R", rfwd + ":" + echo, link}, io.Discard, &clog)
-	}()
+	runBG(t, "connect", "--drain", "0s", "-R", rfwd+":"+echo, link)
 	listen.waitLine(t, "a link after the flood", `msg="link up"`)
 	listen.waitLine(t, "the peer's -R listening", `msg="reverse forward listening for the peer"`, "listen="+rfwd)
 
@@ -272,7 +263,7 @@ func TestFDLimit(t *testing.T) {
 	for i := range childNofile {
 		args = append(args, "-R", fmt.Sprintf("127.0.%d.%d:%s:%s", 1+i/250, 1+i%250, port, echo))
 	}
-	bctx, bcancel := context.WithCancel(ctx)
+	bctx, bcancel := context.WithCancel(context.Background())
 	var blog syncBuffer
 	bdone := make(chan struct{})
 	go func() {

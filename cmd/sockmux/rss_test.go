@@ -122,16 +122,7 @@ func TestHostileRSS(t *testing.T) {
 
 			// The good link: a connect with a -L to the echo server, which
 			// the listener dials.
-			ctx, cancel := context.WithCancel(context.Background())
-			var wg sync.WaitGroup
-			t.Cleanup(wg.Wait)
-			t.Cleanup(cancel)
-			var clog syncBuffer
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				run(ctx, []string{"connect", "--drain", "0s", "-L", fwd + ":" + echo, link}, io.Discard, &clog)
-			}()
+			runBG(t, "connect", "--drain", "0s", "-L", fwd+":"+echo, link)
 			listen.waitLine(t, "the good link", `msg="link up"`)
 
 			p := wirepeer.Connect(t, link, tc.opts)
@@ -192,4 +183,21 @@ func TestHostileRSS(t *testing.T) {
 			}
 		})
 	}
+}
+
+// runBG runs "sockmux args..." in this process until the test ends, and
+// returns its log.
+func runBG(t testing.TB, args ...string) *syncBuffer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait)
+	t.Cleanup(cancel)
+	log := new(syncBuffer)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		run(ctx, args, io.Discard, log)
+	}()
+	return log
 }
