@@ -109,6 +109,11 @@ type linkActor struct {
 	pendingJoins []*handshakeDone
 	resumeTimer  *time.Timer
 
+	// onEnd, when set, is told how the link ended once it has stopped:
+	// endErr, nil for an orderly end (GOAWAY either way).
+	onEnd  chan error
+	endErr error
+
 	// Liveness.
 	rtt        time.Duration
 	upSince    time.Time
@@ -273,6 +278,9 @@ func (l *linkActor) Receive(ctx actor.Context) {
 			l.reorder.Drop()
 		}
 	case *actor.Stopped:
+		if l.onEnd != nil {
+			l.onEnd <- l.endErr
+		}
 		l.env.linkStopped(l.self)
 	}
 }
@@ -459,6 +467,7 @@ func (l *linkActor) handshakeDone(ctx actor.Context, m *handshakeDone) {
 	l.joinGen = 0
 	if m.err != nil {
 		l.closeConn(m.conn)
+		l.endErr = fmt.Errorf("link handshake failed: %w", m.err)
 		l.env.warn("link handshake failed", "peer", l.peer, "err", m.err)
 		if l.up {
 			if errors.Is(m.err, engine.ErrUnknownLink) {
@@ -867,6 +876,11 @@ func (l *linkActor) sessionDown(ctx actor.Context, err error) {
 	}
 	if errors.Is(err, io.EOF) {
 		err = fmt.Errorf("carrier closed by peer: %w", err)
+	}
+	l.endErr = err
+	var away *GoAwayError
+	if errors.As(err, &away) || errors.Is(err, errShuttingDown) {
+		l.endErr = nil // an orderly end, either side's
 	}
 	l.env.log.Info("link down", "peer", l.peer, "reason", err)
 	if f := l.env.cfg.OnLink; f != nil {

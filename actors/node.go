@@ -605,11 +605,21 @@ func (n *Node) Serve(ln net.Listener) {
 }
 
 // ServeConn runs one link, as the accepting side, on a carrier connection
-// made elsewhere (sockmux stdio's own stdin and stdout).
-func (n *Node) ServeConn(c net.Conn) {
-	if !n.env.spawnLink(func() actor.Actor { return newLink(n.env, c, nil) }) {
+// made elsewhere (sockmux stdio's own stdin and stdout). The channel it
+// returns is told, once the link has ended, how: nil for an orderly end (a
+// GOAWAY, this side's or the peer's), the reason otherwise (a failed
+// handshake, the carrier's end), ErrClosed if the node was closing.
+func (n *Node) ServeConn(c net.Conn) <-chan error {
+	ended := make(chan error, 1)
+	if !n.env.spawnLink(func() actor.Actor {
+		l := newLink(n.env, c, nil)
+		l.onEnd = ended
+		return l
+	}) {
 		c.Close()
+		ended <- ErrClosed
 	}
+	return ended
 }
 
 // Connect keeps a link to the peer d reaches, redialling with backoff when

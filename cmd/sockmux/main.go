@@ -255,16 +255,26 @@ func stdioCmd(logger func() (*slog.Logger, error)) *cobra.Command {
 			}
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
-			cfg.OnLink = func(ev actors.LinkEvent) {
-				if !ev.Up {
-					cancel() // one link: when it ends, so does stdio
-				}
-			}
 			// Its one carrier is stdin and stdout: nothing could ever join
 			// the link to resume it.
 			cfg.ResumeWindow = -1
 			conn := carriers.Stdio(os.Stdin, os.Stdout)
-			return serve(ctx, log, &o, cfg, func(n *actors.Node) { n.ServeConn(conn) }, nil)
+			// One link: when it ends (its handshake failed, stdin ended,
+			// the peer went away), so does stdio, non-zero unless the end
+			// was orderly. An orphan left by a dialler that gave up would
+			// otherwise live on.
+			var ended <-chan error
+			end := make(chan error, 1)
+			err = serve(ctx, log, &o, cfg, func(n *actors.Node) {
+				ended = n.ServeConn(conn)
+				go func() { e := <-ended; end <- e; cancel() }()
+			}, nil)
+			if ended != nil {
+				if e := <-end; e != nil && err == nil && !errors.Is(e, actors.ErrClosed) {
+					err = e
+				}
+			}
+			return err
 		},
 	}
 	o.addFlags(cmd.Flags())
