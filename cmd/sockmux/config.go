@@ -68,6 +68,9 @@ type fileConfig struct {
 	Share     []map[string]any `toml:"share"`
 }
 
+// topLevelKeys are fileConfig's keys, for suggestions.
+var topLevelKeys = []string{"log-level", "log-format", "metrics", "control", "link", "share"}
+
 // shareConf is one [[share]], resolved: a name and every flag of
 // sockmux share as a key.
 type shareConf struct {
@@ -101,6 +104,9 @@ type config struct {
 // loadConfig reads and validates path. Every error names the file, the
 // line and the key.
 func loadConfig(path string, log *slog.Logger) (*config, error) {
+	if path == "" {
+		return nil, fmt.Errorf("%w: a config file is required: -c FILE", errUsage)
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, &configError{Path: path, Err: err}
@@ -119,7 +125,9 @@ func loadConfig(path string, log *slog.Logger) (*config, error) {
 		case errors.As(err, &strict) && len(strict.Errors) > 0:
 			e := strict.Errors[0]
 			row, _ := e.Position()
-			return nil, &configError{Path: path, Line: row, Key: strings.Join(e.Key(), "."), Err: errUnknownKey}
+			key := e.Key()
+			return nil, &configError{Path: path, Line: row, Key: strings.Join(key, "."),
+				Err: fmt.Errorf("%w%s", errUnknownKey, didYouMean(key[len(key)-1], topLevelKeys, strconv.Quote))}
 		case errors.As(err, &de):
 			row, _ := de.Position()
 			return nil, &configError{Path: path, Line: row, Err: de}
@@ -283,7 +291,13 @@ func applyKeys(fs *pflag.FlagSet, raw map[string]any, what string, own, refused 
 			continue
 		}
 		if fs.Lookup(k) == nil || slices.Contains(refused, k) {
-			return at(k, fmt.Errorf("%w for %s", errUnknownKey, what))
+			var known []string
+			for _, n := range append(flagNames(fs), own...) {
+				if !slices.Contains(refused, n) {
+					known = append(known, n)
+				}
+			}
+			return at(k, fmt.Errorf("%w for %s%s", errUnknownKey, what, didYouMean(k, known, strconv.Quote)))
 		}
 		vals, err := flagValues(raw[k])
 		if err != nil {

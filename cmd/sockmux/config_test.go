@@ -67,6 +67,20 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
+// TestConfigTypoSuggestions: a key one typo away from a real one is named.
+func TestConfigTypoSuggestions(t *testing.T) {
+	for _, tc := range []struct{ text, want string }{
+		{"[[link]]\nconnect = \"127.0.0.1:1\"\nlokal = [\"1:h:2\"]\n", `did you mean "local"?`},
+		{"log-levl = \"info\"\n[[link]]\nconnect = \"127.0.0.1:1\"\n", `did you mean "log-level"?`},
+		{"[[link]]\nconnect = \"127.0.0.1:1\"\nmax-stream = 5\n", `did you mean "max-streams"?`},
+	} {
+		_, err := loadConfig(writeConfig(t, tc.text), slog.New(slog.DiscardHandler))
+		if !errors.Is(err, errUnknownKey) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want an unknown key and %s", tc.text, err, tc.want)
+		}
+	}
+}
+
 // TestCheck: sockmux check prints the resolved configuration.
 func TestCheck(t *testing.T) {
 	path := writeConfig(t, "[[link]]\nname = \"hostY\"\nconnect = \"127.0.0.1:9000\"\nlocal = [\"9023:127.0.0.1:23\"]\ndynamic = [\"1080\"]\ncarriers = 4\nresume-window = \"1m\"\n")

@@ -18,10 +18,12 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"sockmux/actors"
 	"sockmux/carriers"
@@ -75,8 +77,27 @@ either may declare forwards (-L), whichever side dialled.`,
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "info", "log level: debug|info|warn|error")
 	root.PersistentFlags().StringVar(&logFormat, "log-format", "text", "log format: text|json")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return fmt.Errorf("%w: %v (see '%s --help')", errUsage, err, c.CommandPath())
+		hint := ""
+		var ne *pflag.NotExistError
+		if errors.As(err, &ne) && ne.GetSpecifiedName() != "" {
+			hint = didYouMean(ne.GetSpecifiedName(), flagNames(c.Flags(), c.InheritedFlags()), func(s string) string { return "--" + s })
+		}
+		return fmt.Errorf("%w: %v%s (see '%s --help')", errUsage, err, hint, c.CommandPath())
 	})
+	// An unknown command is a usage error (exit 2) with a suggestion; the
+	// root alone shows its help.
+	root.Args = func(c *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return nil
+		}
+		var names []string
+		for _, sub := range c.Commands() {
+			names = append(names, sub.Name())
+		}
+		return fmt.Errorf("%w: unknown command %q%s (see 'sockmux --help')", errUsage, args[0],
+			didYouMean(args[0], names, func(s string) string { return strconv.Quote(s) }))
+	}
+	root.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
 	logger := func() (*slog.Logger, error) {
 		if !validLevel(logLevel) {
 			return nil, fmt.Errorf("%w: bad --log-level %q: want debug, info, warn or error", errUsage, logLevel)

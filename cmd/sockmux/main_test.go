@@ -61,6 +61,13 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"connect", "--carriers", "0", "127.0.0.1:1"}, "--carriers"},
 		{[]string{"listen", "--carriers", "2", "127.0.0.1:0"}, "--carriers"},
 		{[]string{"listen", "--resume-window", "-1s", "127.0.0.1:0"}, "--resume-window"},
+		{[]string{"listen", "--max-binds", "0", "127.0.0.1:0"}, "--max-binds"},
+		{[]string{"bogus"}, `unknown command "bogus"`},
+		{[]string{"lisen", "127.0.0.1:0"}, `did you mean "listen"?`},
+		{[]string{"run"}, "-c FILE"},
+		{[]string{"check"}, "-c FILE"},
+		{[]string{"listen", "--lokal", "1:h:2", "127.0.0.1:0"}, "did you mean --local?"},
+		{[]string{"connect", "--max-stream", "5", "127.0.0.1:1"}, "did you mean --max-streams?"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

@@ -79,7 +79,6 @@ func runCmd(stderr io.Writer) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "", "the config `FILE` (TOML)")
 	cmd.Flags().StringVar(&metricsAddr, "metrics", "", "serve Prometheus metrics on `ADDR` (overrides the file's metrics key)")
-	_ = cmd.MarkFlagRequired("config")
 	return cmd
 }
 
@@ -509,7 +508,6 @@ func checkCmd(stdout io.Writer) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "", "the config `FILE` (TOML)")
-	_ = cmd.MarkFlagRequired("config")
 	return cmd
 }
 
