@@ -1051,10 +1051,12 @@ func (l *linkActor) bind(ctx actor.Context, b engine.Bind) {
 		return
 	}
 	if !l.env.cfg.AllowListen.Allows(b.Addr) {
-		reason := fmt.Sprintf("listening on %s is not allowed by this side's --allow-listen policy", b.Addr)
-		l.env.warn("reverse forward refused", cause("allow-listen"), "peer", l.peer, "listen", b.Addr, "reason", reason)
+		// The reason goes to the peer, whose log shows it: from there the
+		// policy is the peer's.
+		l.env.warn("reverse forward refused", cause("allow-listen"), "peer", l.peer, "listen", b.Addr,
+			"reason", "not allowed by this side's --allow-listen policy")
 		l.env.stats.Refusals.Add(1)
-		reply(engine.CodeRefused, reason)
+		reply(engine.CodeRefused, fmt.Sprintf("listening on %s is not allowed by the peer's --allow-listen policy", b.Addr))
 		return
 	}
 	self := l.self
@@ -1127,10 +1129,11 @@ func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 		datagram = o.Kind == engine.TargetUDP
 		if !l.policy.Allows(target) {
 			f.Release()
-			reason := fmt.Sprintf("target %s is not allowed by this side's --allow-target policy", target)
-			l.env.warn("stream refused", cause("allow-target"), "peer", l.peer, "stream", id, "target", target, "reason", reason)
+			l.env.warn("stream refused", cause("allow-target"), "peer", l.peer, "stream", id, "target", target,
+				"reason", "not allowed by this side's --allow-target policy")
 			l.env.stats.Refusals.Add(1)
-			ctx.Send(l.sched, engine.NewReason(engine.TypeOpenFail, id, engine.CodeRefused, reason))
+			ctx.Send(l.sched, engine.NewReason(engine.TypeOpenFail, id, engine.CodeRefused,
+				fmt.Sprintf("target %s is not allowed by the peer's --allow-target policy", target)))
 			return
 		}
 	case engine.TargetForward: // a connection to one of our -R: its target is ours to choose

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -116,10 +117,11 @@ func TestRemoteForwardRefused(t *testing.T) {
 	cases := []struct {
 		name     string
 		bind     string
-		peerWant error // in the listening side's log
+		peerWant error  // in the listening side's log
+		text     string // in the requester's error
 	}{
-		{"not allowed", "0.0.0.0:0", nil},
-		{"in use", busy.Addr().String(), syscall.EADDRINUSE},
+		{"not allowed", "0.0.0.0:0", nil, "the peer's --allow-listen"},
+		{"in use", busy.Addr().String(), syscall.EADDRINUSE, "address already in use"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -131,6 +133,9 @@ func TestRemoteForwardRefused(t *testing.T) {
 			case err := <-p.B.Failed():
 				if !errors.Is(err, actors.ErrForwardRefused) {
 					t.Fatalf("fatal error %v, want ErrForwardRefused", err)
+				}
+				if !strings.Contains(err.Error(), tc.text) {
+					t.Fatalf("the requester's error %q does not say %q", err, tc.text)
 				}
 			case <-time.After(10 * time.Second):
 				t.Fatal("no fatal forward failure")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/pkg/profile"
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"sockmux/bench"
 )
@@ -80,14 +82,19 @@ BENCHMARKS.md holds their figures.`,
 				return exec.Command(exe, "bench"), nil
 			}
 			stderr := cmd.ErrOrStderr()
-			cfg.Progress = func(line string) { fmt.Fprintf(stderr, "\r%s\x1b[K", line) }
+			tty := isTerminal(stderr) // a progress line redrawn in place, only where one is seen
+			if tty {
+				cfg.Progress = func(line string) { fmt.Fprintf(stderr, "\r%s\x1b[K", line) }
+			}
 			stop, err := o.startProfile(log)
 			if err != nil {
 				return err
 			}
 			var sb bench.Scoreboard
 			runErr := bench.Run(cmd.Context(), scenario, cfg, &sb)
-			fmt.Fprint(stderr, "\r\x1b[K")
+			if tty {
+				fmt.Fprint(stderr, "\r\x1b[K")
+			}
 			if err := stop(); err != nil && runErr == nil {
 				runErr = err
 			}
@@ -225,4 +232,14 @@ func (o *benchOptions) startProfile(log *slog.Logger) (func() error, error) {
 		log.Info("profile written", "path", file)
 		return nil
 	}, nil
+}
+
+// isTerminal says whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }

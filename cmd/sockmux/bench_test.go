@@ -50,8 +50,8 @@ func TestBenchScenarios(t *testing.T) {
 					t.Errorf("the table does not show %q:\n%s", w, out)
 				}
 			}
-			if !strings.Contains(errOut, "\r") {
-				t.Errorf("no progress line on stderr: %q", errOut)
+			if strings.Contains(errOut, "\r") {
+				t.Errorf("a progress line redrawn on a stderr that is no terminal: %q", errOut)
 			}
 		})
 	}

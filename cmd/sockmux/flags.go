@@ -57,7 +57,7 @@ func (o *options) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.socksUser, "socks-user", "", "`USER:PASSWORD` a -D (or -R port:socks) client must give")
 	f.StringArrayVar(&o.direct, "direct", nil, "`PATTERN` (host:port, * globs, CIDRs) of -D destinations dialled here, not through the tunnel (repeatable)")
 	f.StringArrayVar(&o.allowListen, "allow-listen", nil,
-		"`PATTERN` (host:port, * globs, CIDRs) the peer may ask this side to listen on for its -R (repeatable); default: loopback only")
+		"`PATTERN` (host:port, * globs, CIDRs) the peer may ask this side to listen on for its -R (repeatable); default: loopback only; once any is given, only what they match (loopback too only if listed)")
 	f.BoolVar(&o.exitOnFwdErr, "exit-on-forward-failure", false, "exit non-zero when the peer refuses a -R")
 	f.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics on `ADDR` (http://ADDR/metrics)")
 	f.StringVar(&o.profile, "profile", "",
@@ -152,6 +152,8 @@ func (o *options) setup(logger func() (*slog.Logger, error)) (*slog.Logger, acto
 		if cfg.AllowListen, err = engine.ParseTargetPolicy(o.allowListen...); err != nil {
 			return nil, cfg, nil, flagErr("allow-listen", fmt.Errorf("%w: --allow-listen: %w", errUsage, err))
 		}
+		log.Info("--allow-listen replaces the loopback-only default: the peer's -R may listen only where these patterns allow",
+			"allow_listen", o.allowListen)
 	}
 	if cfg.Key, err = o.key(); err != nil {
 		return nil, cfg, nil, flagErr("key-file", err)

@@ -174,3 +174,16 @@ func waitLog(t *testing.T, b *syncBuffer, want string) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestJSONLogDurations: JSON logs write durations as people do ("5s").
+func TestJSONLogDurations(t *testing.T) {
+	var buf bytes.Buffer
+	log, err := newLogger(&buf, "info", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info("drain", "drain", 5*time.Second)
+	if !strings.Contains(buf.String(), `"drain":"5s"`) {
+		t.Fatalf("JSON log %s: want the duration as \"5s\"", buf.String())
+	}
+}
