@@ -158,6 +158,9 @@ func (h *handshaker) exchange(src io.Reader) *handshakeDone {
 		if reason.Code == engine.CodeAuth {
 			return &handshakeDone{err: fmt.Errorf("%w: %w: %s", ErrPeerRefused, engine.ErrAuth, reason.Text)}
 		}
+		if reason.Code == engine.CodeVersion {
+			return &handshakeDone{err: fmt.Errorf("%w: %w: %s", ErrPeerRefused, engine.ErrVersion, reason.Text)}
+		}
 		return &handshakeDone{err: fmt.Errorf("%w: %v", ErrPeerRefused, reason)}
 	default:
 		return h.refuse(engine.CodeProtocol, fmt.Errorf("%w: %v during the handshake, want AUTH", engine.ErrStreamState, f.Type))

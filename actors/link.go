@@ -66,11 +66,13 @@ type linkActor struct {
 	conn   net.Conn        // the carrier being dialled or handshaken
 	peer   string
 
-	backoff time.Duration
-	timer   *time.Timer // the next redial, while one is scheduled
-	cancel  context.CancelFunc
-	closing bool
-	waiters []*actor.PID // Close's requests, answered once down
+	backoff   time.Duration
+	timer     *time.Timer // the next redial, while one is scheduled
+	failures  int         // failed attempts in a row (dials and handshakes)
+	firstDial time.Time   // when this link first dialled
+	cancel    context.CancelFunc
+	closing   bool
+	waiters   []*actor.PID // Close's requests, answered once down
 
 	// The session: set while the link is up (with or without carriers).
 	gen        uint64
@@ -193,7 +195,7 @@ func (l *linkActor) Receive(ctx actor.Context) {
 		}
 		if m.err != nil {
 			l.env.log.Warn("link dial failed", "peer", l.peer, "err", m.err)
-			l.scheduleRedial()
+			l.retry(m.err)
 			return
 		}
 		l.handshake(m.conn)
@@ -365,6 +367,9 @@ func (l *linkActor) wantCarriers() int {
 }
 
 func (l *linkActor) dial() {
+	if l.firstDial.IsZero() {
+		l.firstDial = time.Now()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
 	self, d := l.self, l.dialer
@@ -372,6 +377,55 @@ func (l *linkActor) dial() {
 		c, err := d.Dial(ctx)
 		l.env.send(self, &dialDone{conn: c, err: err})
 	})
+}
+
+// retry dials again after a failed attempt (err), unless retrying is over:
+// before the first link, an error retrying cannot fix (Config.FailFast and
+// a permanent one) or the connect timeout spent; at any time, more failed
+// attempts in a row than Config.MaxRetries. Then the node fails with the
+// reason (Node.Failed) and the link dials no more.
+func (l *linkActor) retry(err error) {
+	if l.up { // a carrier added to (or resuming) a link that is up: the resume window bounds it
+		l.scheduleRedial()
+		return
+	}
+	l.failures++
+	cfg := &l.env.cfg
+	var fatal error
+	switch {
+	case l.gen == 0 && cfg.FailFast && permanentError(err):
+		fatal = err
+	case cfg.MaxRetries > 0 && l.failures > cfg.MaxRetries:
+		fatal = fmt.Errorf("%w: %d attempts failed in a row: %w", ErrGaveUp, l.failures, err)
+	case l.gen == 0 && cfg.ConnectTimeout > 0 && time.Since(l.firstDial) >= cfg.ConnectTimeout:
+		fatal = fmt.Errorf("%w: no link within the connect timeout (%v): %w", ErrGaveUp, cfg.ConnectTimeout, err)
+	}
+	if fatal == nil {
+		l.scheduleRedial()
+		return
+	}
+	// The link stays, idle, until the node closes (a redial at SIGHUP
+	// would still try again): stopping here would race the shutdown that
+	// the failure brings.
+	l.env.log.Error("giving up on the link", "peer", l.peer, "err", fatal)
+	l.env.fail(fmt.Errorf("link to %s: %w", l.peer, fatal))
+}
+
+// ErrGaveUp is a dialling link that stopped retrying: its retries or its
+// connect timeout are spent.
+var ErrGaveUp = errors.New("gave up dialling")
+
+// permanentError says whether a failed dial or handshake would fail again
+// the same way however often it is retried: a key, a certificate, a
+// version or an address that is wrong, not a peer that is away.
+func permanentError(err error) bool {
+	for _, p := range []error{engine.ErrAuth, engine.ErrVersion, engine.ErrBadMagic,
+		carriers.ErrFingerprint, carriers.ErrUnknownCA, carriers.ErrTLSConfig, carriers.ErrBadAddress} {
+		if errors.Is(err, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func (l *linkActor) scheduleRedial() {
@@ -486,6 +540,10 @@ func (l *linkActor) handshakeDone(ctx actor.Context, m *handshakeDone) {
 				return
 			}
 			l.scheduleRedial()
+			return
+		}
+		if l.dialer != nil && !l.closing {
+			l.retry(m.err)
 			return
 		}
 		l.afterDown(ctx)
@@ -801,6 +859,7 @@ func (l *linkActor) sessionUp(ctx actor.Context, m *handshakeDone) {
 	l.rttNanos = new(atomic.Int64)
 	l.nextID, l.lastPeerID = l.role.FirstStreamID(), 0
 	l.backoff = l.env.cfg.Backoff
+	l.failures = 0
 	p := m.params
 	l.seq = p.Capabilities&engine.CapSeq != 0
 	maxUnacked := 0

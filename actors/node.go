@@ -36,6 +36,19 @@ type Config struct {
 	AllowListen *engine.TargetPolicy
 	// ExitOnForwardFailure makes a refused -R fatal: Node.Failed reports it.
 	ExitOnForwardFailure bool
+	// FailFast makes a dialling link whose first link fails for a reason
+	// retrying cannot fix (a wrong or missing key, a certificate that does
+	// not verify, no common version, a bad address) stop and report it to
+	// Node.Failed instead of redialling, as an interactive ssh does.
+	FailFast bool
+	// MaxRetries, when above 0, bounds the failed attempts in a row
+	// (dials and handshakes) a dialling link makes before it gives up
+	// (Node.Failed, ErrGaveUp).
+	MaxRetries int
+	// ConnectTimeout, when above 0, is how long a dialling link keeps
+	// trying for its first link before it gives up (Node.Failed,
+	// ErrGaveUp).
+	ConnectTimeout time.Duration
 	// Dynamic are the -D addresses: a SOCKS5 and HTTP CONNECT proxy on each,
 	// whose connections leave the tunnel at the peer.
 	Dynamic []string

@@ -35,6 +35,7 @@ type options struct {
 	allowTargets []string
 	maxStreams   int
 	maxBinds     int
+	maxRetries   int
 	keepalive    time.Duration
 	openTimeout  time.Duration
 	drain        time.Duration
@@ -94,6 +95,7 @@ func (o *options) addConnectFlags(f *pflag.FlagSet) {
 		fmt.Sprintf("carrier connections per link (1..%d): one stream's frames are striped across them", actors.MaxCarriers))
 	f.StringArrayVar(&o.via, "via", nil,
 		"reach ADDR through the relay peer at `RELAY` (repeatable, in order): each hop's link rides on a stream of the one before; ADDR and the later relays are host:port as the relay before them sees it")
+	f.IntVar(&o.maxRetries, "max-retries", 0, "give up (exit 1) after `N` failed dials or handshakes in a row (0: retry for ever)")
 }
 
 // flagError is an error in the value of one flag (or config key).
@@ -116,7 +118,7 @@ func (o *options) setup(logger func() (*slog.Logger, error)) (*slog.Logger, acto
 	if err != nil {
 		return nil, actors.Config{}, nil, err
 	}
-	cfg := actors.Config{Logger: log, MaxSkew: o.maxSkew, MaxStreams: o.maxStreams, MaxBinds: o.maxBinds, Keepalive: o.keepalive, OpenTimeout: o.openTimeout,
+	cfg := actors.Config{Logger: log, MaxSkew: o.maxSkew, MaxStreams: o.maxStreams, MaxBinds: o.maxBinds, MaxRetries: o.maxRetries, Keepalive: o.keepalive, OpenTimeout: o.openTimeout,
 		UDPIdle: o.udpIdle, UDPMax: o.udpMax, Carriers: o.carriers, ResumeWindow: o.resumeWindow}
 	if cfg.Forwards, err = parseForwards(o.forwards); err != nil {
 		return nil, cfg, nil, flagErr("local", err)
@@ -174,6 +176,9 @@ func (o *options) setup(logger func() (*slog.Logger, error)) (*slog.Logger, acto
 	}
 	if o.maxStreams < 1 {
 		return nil, cfg, nil, flagErr("max-streams", fmt.Errorf("%w: --max-streams must be at least 1", errUsage))
+	}
+	if o.maxRetries < 0 {
+		return nil, cfg, nil, flagErr("max-retries", fmt.Errorf("%w: --max-retries must not be negative", errUsage))
 	}
 	if o.maxBinds < 1 {
 		return nil, cfg, nil, flagErr("max-binds", fmt.Errorf("%w: --max-binds must be at least 1", errUsage))

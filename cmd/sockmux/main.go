@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -192,6 +193,8 @@ func listenCmd(logger func() (*slog.Logger, error)) *cobra.Command {
 
 func connectCmd(logger func() (*slog.Logger, error)) *cobra.Command {
 	var o options
+	var persist bool
+	var connectTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "connect [flags] ADDR",
 		Short: "Keep a link to the peer at ADDR (host:port, tcp://, tls://, fifo:, comm: or exec:COMMAND), redialling with backoff",
@@ -200,6 +203,15 @@ func connectCmd(logger func() (*slog.Logger, error)) *cobra.Command {
 			log, cfg, copts, err := o.setup(logger)
 			if err != nil {
 				return err
+			}
+			if connectTimeout < 0 {
+				return flagErr("connect-timeout", fmt.Errorf("%w: --connect-timeout must not be negative", errUsage))
+			}
+			// Like ssh: until the first link is up, a reason retrying
+			// cannot fix ends the command, and so does --connect-timeout;
+			// --persist keeps retrying whatever happens.
+			if !persist {
+				cfg.FailFast, cfg.ConnectTimeout = true, connectTimeout
 			}
 			if len(o.via) == 0 {
 				d, err := carriers.NewDialer(args[0], copts...)
@@ -221,6 +233,10 @@ func connectCmd(logger func() (*slog.Logger, error)) *cobra.Command {
 	}
 	o.addFlags(cmd.Flags())
 	o.addConnectFlags(cmd.Flags())
+	cmd.Flags().BoolVar(&persist, "persist", false,
+		"keep redialling with backoff whatever fails, a wrong key or certificate too (a daemon's way; every link under 'sockmux run' does)")
+	cmd.Flags().DurationVar(&connectTimeout, "connect-timeout", 30*time.Second,
+		"without --persist: give up (exit 1) when no first link came up within this (0: no limit)")
 	return cmd
 }
 
