@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"sockmux/actors"
-	"sockmux/carriers"
 	"sockmux/engine"
 	"sockmux/internal/testkit"
 	"sockmux/internal/wirepeer"
@@ -354,17 +353,8 @@ func TestHostileResetReachesClient(t *testing.T) {
 	testkit.CheckLeaks(t)
 	l := wirepeer.Listen(t)
 	rec := testkit.NewRecorder()
-	n, err := actors.NewNode(actors.Config{Logger: slog.New(rec), Backoff: time.Hour,
+	n := dialingNode(t, l.Addr(), actors.Config{Logger: slog.New(rec), Backoff: time.Hour,
 		Forwards: []engine.Forward{hostileFwd("far.example:80")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
-	d, err := carriers.NewDialer(l.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.Connect(d)
 	p, err := l.Accept(hostileGuard, wirepeer.Options{})
 	if err != nil {
 		t.Fatal(err)

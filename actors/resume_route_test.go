@@ -22,17 +22,7 @@ func TestResumingLinkGetsNoNewStreams(t *testing.T) {
 	// A second peer, C, dials A through a proxy that can be cut, after B:
 	// its link is A's newest.
 	proxy := testkit.NewProxy(t, p.LinkAddr)
-	clog := testkit.NewRecorder()
-	c, err := actors.NewNode(actors.Config{Logger: slog.New(clog), ResumeWindow: time.Hour, Backoff: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	d, err := carriers.NewDialer(proxy.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Connect(d)
+	dialingNode(t, proxy.Addr(), actors.Config{Logger: slog.New(testkit.NewRecorder()), ResumeWindow: time.Hour, Backoff: time.Hour})
 	p.ALog.WaitN(t, 10*time.Second, "both links up", 2, func(r testkit.Record) bool { return r.Msg == "link up" })
 	proxy.Refuse(true)
 	proxy.Cut()
@@ -46,4 +36,21 @@ func TestResumingLinkGetsNoNewStreams(t *testing.T) {
 			t.Fatalf("connection %d through the listener's -L: %v", i, err)
 		}
 	}
+}
+
+// dialingNode starts a node with cfg that keeps a link to addr; it is
+// closed when the test ends.
+func dialingNode(t testing.TB, addr string, cfg actors.Config) *actors.Node {
+	t.Helper()
+	n, err := actors.NewNode(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	d, err := carriers.NewDialer(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Connect(d)
+	return n
 }

@@ -42,26 +42,8 @@ func (d *pipeDialer) String() string { return "stdio" }
 func TestStdioCarrier(t *testing.T) {
 	testkit.CheckLeaks(t)
 	echo := testkit.Echo(t)
-	toChild, fromParent, err := os.Pipe() // child's stdin
-	if err != nil {
-		t.Fatal(err)
-	}
-	fromChild, toParent, err := os.Pipe() // child's stdout
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(os.Args[0], "stdio", "--drain", "0s")
-	cmd.Env = append(os.Environ(), "SOCKMUX_TEST_MAIN=1")
-	cmd.Stdin, cmd.Stdout = toChild, toParent
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	toChild.Close()
-	toParent.Close()
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	c := startStdio(t)
+	exited, stderr := c.exited, &c.stderr
 
 	up := make(chan actors.LinkEvent, 4)
 	node, err := actors.NewNode(actors.Config{Logger: slog.New(slog.DiscardHandler), Backoff: time.Hour,
@@ -70,7 +52,7 @@ func TestStdioCarrier(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	node.Connect(&pipeDialer{conn: carriers.Stdio(fromChild, fromParent)})
+	node.Connect(&pipeDialer{conn: c.conn})
 	select {
 	case ev := <-up:
 		if !ev.Up {
@@ -112,31 +94,12 @@ func TestStdioExitsWhenHandshakeFails(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			testkit.CheckLeaks(t)
-			toChild, fromParent, err := os.Pipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			fromChild, toParent, err := os.Pipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			cmd := exec.Command(os.Args[0], "stdio", "--drain", "0s", "--key-file", keyFile)
-			cmd.Env = append(os.Environ(), "SOCKMUX_TEST_MAIN=1")
-			cmd.Stdin, cmd.Stdout = toChild, toParent
-			var stderr syncBuffer
-			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			toChild.Close()
-			toParent.Close()
-			exited := make(chan error, 1)
-			go func() { exited <- cmd.Wait() }()
-			t.Cleanup(func() { fromChild.Close(); fromParent.Close() })
+			c := startStdio(t, "--key-file", keyFile)
+			cmd, exited, stderr := c.cmd, c.exited, &c.stderr
 			if tc.peer == nil {
-				fromParent.Close()
+				c.conn.Close() // its stdin ends
 			} else {
-				tc.peer(t, carriers.Stdio(fromChild, fromParent))
+				tc.peer(t, c.conn)
 			}
 			select {
 			case err := <-exited:
@@ -154,4 +117,38 @@ func TestStdioExitsWhenHandshakeFails(t *testing.T) {
 			}
 		})
 	}
+}
+
+// stdioChild is a "sockmux stdio" process on pipes: conn is this side's
+// end of its stdin and stdout.
+type stdioChild struct {
+	cmd    *exec.Cmd
+	conn   net.Conn
+	stderr syncBuffer
+	exited chan error
+}
+
+// startStdio starts "sockmux stdio --drain 0s args..." on pipes.
+func startStdio(t testing.TB, args ...string) *stdioChild {
+	t.Helper()
+	toChild, fromParent, err := os.Pipe() // the child's stdin
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromChild, toParent, err := os.Pipe() // the child's stdout
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &stdioChild{cmd: exec.Command(os.Args[0], append([]string{"stdio", "--drain", "0s"}, args...)...), exited: make(chan error, 1)}
+	c.cmd.Env = append(os.Environ(), "SOCKMUX_TEST_MAIN=1")
+	c.cmd.Stdin, c.cmd.Stdout, c.cmd.Stderr = toChild, toParent, &c.stderr
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	toChild.Close()
+	toParent.Close()
+	go func() { c.exited <- c.cmd.Wait() }()
+	c.conn = carriers.Stdio(fromChild, fromParent)
+	t.Cleanup(func() { fromChild.Close(); fromParent.Close() })
+	return c
 }
