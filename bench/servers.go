@@ -243,11 +243,14 @@ func NewHold() (*Hold, error) {
 			h.forget(c)
 			return
 		}
+		// Counted before the answer: a client that has its byte back may
+		// ask at once how many are held, and must find itself counted.
+		h.held.Add(1)
 		if _, err := c.Write(b[:]); err != nil {
+			h.held.Add(-1)
 			h.forget(c)
 			return
 		}
-		h.held.Add(1)
 	})
 	return h, nil
 }
