@@ -8,7 +8,6 @@ import (
 	"io"
 	"maps"
 	"math"
-	"math/rand/v2"
 	"net"
 	"slices"
 	"strconv"
@@ -377,66 +376,6 @@ func (l *linkActor) dial() {
 		c, err := d.Dial(ctx)
 		l.env.send(self, &dialDone{conn: c, err: err})
 	})
-}
-
-// retry dials again after a failed attempt (err), unless retrying is over:
-// before the first link, an error retrying cannot fix (Config.FailFast and
-// a permanent one) or the connect timeout spent; at any time, more failed
-// attempts in a row than Config.MaxRetries. Then the node fails with the
-// reason (Node.Failed) and the link dials no more.
-func (l *linkActor) retry(err error) {
-	if l.up { // a carrier added to (or resuming) a link that is up: the resume window bounds it
-		l.scheduleRedial()
-		return
-	}
-	l.failures++
-	cfg := &l.env.cfg
-	var fatal error
-	switch {
-	case l.gen == 0 && cfg.FailFast && permanentError(err):
-		fatal = err
-	case cfg.MaxRetries > 0 && l.failures > cfg.MaxRetries:
-		fatal = fmt.Errorf("%w: %d attempts failed in a row: %w", ErrGaveUp, l.failures, err)
-	case l.gen == 0 && cfg.ConnectTimeout > 0 && time.Since(l.firstDial) >= cfg.ConnectTimeout:
-		fatal = fmt.Errorf("%w: no link within the connect timeout (%v): %w", ErrGaveUp, cfg.ConnectTimeout, err)
-	}
-	if fatal == nil {
-		l.scheduleRedial()
-		return
-	}
-	// The link stays, idle, until the node closes (a redial at SIGHUP
-	// would still try again): stopping here would race the shutdown that
-	// the failure brings.
-	l.env.log.Error("giving up on the link", "peer", l.peer, "err", fatal)
-	l.env.fail(fmt.Errorf("link to %s: %w", l.peer, fatal))
-}
-
-// ErrGaveUp is a dialling link that stopped retrying: its retries or its
-// connect timeout are spent.
-var ErrGaveUp = errors.New("gave up dialling")
-
-// permanentError says whether a failed dial or handshake would fail again
-// the same way however often it is retried: a key, a certificate, a
-// version or an address that is wrong, not a peer that is away.
-func permanentError(err error) bool {
-	for _, p := range []error{engine.ErrAuth, engine.ErrVersion, engine.ErrBadMagic,
-		carriers.ErrFingerprint, carriers.ErrUnknownCA, carriers.ErrTLSConfig, carriers.ErrBadAddress} {
-		if errors.Is(err, p) {
-			return true
-		}
-	}
-	return false
-}
-
-func (l *linkActor) scheduleRedial() {
-	if l.timer != nil {
-		return
-	}
-	d := time.Duration(float64(l.backoff) * (0.75 + rand.Float64()/2))
-	l.backoff = min(2*l.backoff, l.env.cfg.MaxBackoff)
-	l.env.log.Info("link redial scheduled", "peer", l.peer, "in", d.Round(time.Millisecond))
-	self := l.self
-	l.timer = time.AfterFunc(d, func() { l.env.send(self, &redial{}) })
 }
 
 // handshake runs the HELLO (and AUTH) exchange on conn in a goroutine. A

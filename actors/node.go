@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -411,68 +410,6 @@ func (e *env) goroutine(f func()) {
 }
 
 func (e *env) send(pid *actor.PID, msg any) { e.sys.Root.Send(pid, msg) }
-
-// warn logs a warning that a peer or a flood of connections can repeat at
-// will (a refused OPEN, a failed handshake, an accept error): one line per
-// cause per interval, the next one counting those left out. The cause is
-// the message, the root of each error among args (a bounded set: a
-// sentinel, an errno), and each cause among args, which is not logged.
-func (e *env) warn(msg string, args ...any) {
-	key := msg
-	out := args[:0:0]
-	for _, a := range args {
-		switch v := a.(type) {
-		case cause:
-			key += "|" + string(v)
-			continue
-		case error:
-			key += "|" + rootCause(v)
-		}
-		out = append(out, a)
-	}
-	e.limit.Log(e.log, slog.LevelWarn, key, msg, out...)
-}
-
-// reclaimEvery is the least time between two reclaims.
-const reclaimEvery = 10 * time.Second
-
-// reclaim hands the memory the process no longer uses back to the OS, at
-// most once per reclaimEvery: after a link that held a lot (a peer that
-// stopped reading, then left), the Go runtime would otherwise keep it
-// resident for minutes, until a GC and its scavenger got round to it.
-func (e *env) reclaim() {
-	now := time.Now().UnixNano()
-	last := e.lastReclaim.Load()
-	if now-last < int64(reclaimEvery) || !e.lastReclaim.CompareAndSwap(last, now) {
-		return
-	}
-	e.goroutine(debug.FreeOSMemory)
-}
-
-// cause names, among a warning's args, why it happened, for the rate
-// limit of env.warn.
-type cause string
-
-// rootCause is the text of the innermost error err wraps (through the
-// first of several, for an error that wraps more than one: "%w: %w" puts
-// the sentinel first).
-func rootCause(err error) string {
-	for {
-		var u error
-		switch e := err.(type) {
-		case interface{ Unwrap() error }:
-			u = e.Unwrap()
-		case interface{ Unwrap() []error }:
-			if es := e.Unwrap(); len(es) > 0 {
-				u = es[0]
-			}
-		}
-		if u == nil {
-			return err.Error()
-		}
-		err = u
-	}
-}
 
 // AddForward listens for f and carries its connections over the newest
 // live link.
