@@ -11,7 +11,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"sockmux/carriers"
-	"sockmux/engine"
+	"sockmux/forward"
 	"sockmux/internal/acceptloop"
 	"sockmux/internal/testkit"
 )
@@ -90,7 +90,7 @@ func TestAcceptSurvivesEMFILE(t *testing.T) {
 
 	up := make(chan LinkEvent, 4)
 	b, err := NewNode(Config{Logger: slog.New(slog.DiscardHandler), OnLink: func(ev LinkEvent) { up <- ev },
-		Remotes: []engine.Forward{{Bind: "127.0.0.1:0", Target: echo}}})
+		Remotes: []forward.Forward{{Bind: "127.0.0.1:0", Target: echo}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestAcceptSurvivesEMFILE(t *testing.T) {
 	for _, ln := range []*testkit.FailingListener{fwdLn, revLn, revLn2} {
 		ln.Fail(burst, syscall.EMFILE)
 	}
-	spawnForward(t, a, newListener(a.env, fwdLn, engine.Forward{Bind: fwdLn.Addr().String(), Target: echo}))
+	spawnForward(t, a, newListener(a.env, fwdLn, forward.Forward{Bind: fwdLn.Addr().String(), Target: echo}))
 	spawnForward(t, a, newReverseListener(a.env, revLn, onlyLink(t, a), 1))
 	spawnForward(t, a, newReverseListener(a.env, revLn2, onlyLink(t, a), 1))
 	for i, ln := range []net.Listener{fwdLn, revLn, revLn2} {

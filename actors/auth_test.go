@@ -10,6 +10,7 @@ import (
 
 	"sockmux/carriers"
 	"sockmux/engine"
+	"sockmux/forward"
 	"sockmux/internal/testkit"
 )
 
@@ -185,12 +186,12 @@ func TestTargetPolicy(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var pol *engine.TargetPolicy
+			var pol *forward.TargetPolicy
 			if tc.allow != nil {
-				pol = engine.MustTargetPolicy(tc.allow...)
+				pol = forward.MustTargetPolicy(tc.allow...)
 			}
 			a, b := startLink(t, Config{Key: tc.key, AllowTargets: pol},
-				Config{Key: tc.key, Forwards: []engine.Forward{{Bind: "127.0.0.1:0", Target: tc.target}}}, nil)
+				Config{Key: tc.key, Forwards: []forward.Forward{{Bind: "127.0.0.1:0", Target: tc.target}}}, nil)
 			a.waitUp(t)
 			b.waitUp(t)
 			if !tc.ok {
@@ -223,7 +224,7 @@ func TestTargetPolicy(t *testing.T) {
 // already open carry on.
 func TestMaxStreams(t *testing.T) {
 	echo := testkit.Echo(t)
-	a, b := startLink(t, Config{MaxStreams: 2}, Config{Forwards: []engine.Forward{{Bind: "127.0.0.1:0", Target: echo}}}, nil)
+	a, b := startLink(t, Config{MaxStreams: 2}, Config{Forwards: []forward.Forward{{Bind: "127.0.0.1:0", Target: echo}}}, nil)
 	a.waitUp(t)
 	b.waitUp(t)
 	addr := b.n.ForwardAddrs()[0].String()

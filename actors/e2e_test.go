@@ -12,13 +12,14 @@ import (
 	"time"
 
 	"sockmux/engine"
+	"sockmux/forward"
 	"sockmux/internal/testkit"
 	"sockmux/internal/testpair"
 )
 
-func fwd(t testing.TB, target string) engine.Forward {
+func fwd(t testing.TB, target string) forward.Forward {
 	t.Helper()
-	f, err := engine.ParseForward("127.0.0.1:0:" + target)
+	f, err := forward.ParseForward("127.0.0.1:0:" + target)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,8 +42,8 @@ func TestTransferBothWays(t *testing.T) { eachCarrier(t, testTransferBothWays) }
 func testTransferBothWays(t *testing.T, carrier string) {
 	echo := testkit.Echo(t)
 	p := testpair.New(t, testpair.Config{
-		AForwards: []engine.Forward{fwd(t, echo)},
-		BForwards: []engine.Forward{fwd(t, echo)},
+		AForwards: []forward.Forward{fwd(t, echo)},
+		BForwards: []forward.Forward{fwd(t, echo)},
 		Carrier:   carrier,
 	})
 	size := 64 << 20
@@ -76,7 +77,7 @@ func testHalfClose(t *testing.T, carrier string) {
 		c.Write(h.Sum(nil))
 		testkit.Stream(c, 7, answer)
 	})
-	p := testpair.New(t, testpair.Config{BForwards: []engine.Forward{fwd(t, srv)}, Carrier: carrier})
+	p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{fwd(t, srv)}, Carrier: carrier})
 	c := testkit.Dial(t, p.B.ForwardAddrs()[0])
 	req := testkit.Payload(3, 100_000)
 	if _, err := c.Write(req); err != nil {
@@ -105,7 +106,7 @@ func TestManyStreams(t *testing.T) { eachCarrier(t, testManyStreams) }
 
 func testManyStreams(t *testing.T, carrier string) {
 	echo := testkit.Echo(t)
-	p := testpair.New(t, testpair.Config{AForwards: []engine.Forward{fwd(t, echo)}, Carrier: carrier})
+	p := testpair.New(t, testpair.Config{AForwards: []forward.Forward{fwd(t, echo)}, Carrier: carrier})
 	addr := p.A.ForwardAddrs()[0]
 	var wg sync.WaitGroup
 	for i := range 200 {
@@ -148,7 +149,7 @@ func TestHeadOfLine(t *testing.T) {
 	t.Cleanup(free) // runs before the servers' cleanups, even on failure
 	echo := testkit.Echo(t)
 	p := testpair.New(t, testpair.Config{
-		AForwards: []engine.Forward{fwd(t, stalled), fwd(t, echo)},
+		AForwards: []forward.Forward{fwd(t, stalled), fwd(t, echo)},
 		Window:    window, MaxWindow: maxWindow,
 	})
 	// The stalled stream: the client writes until it is blocked.
@@ -202,7 +203,7 @@ func TestHeadOfLine(t *testing.T) {
 // both sides log the target and the reason.
 func TestTargetRefused(t *testing.T) {
 	dead := testkit.FreeAddr(t)
-	p := testpair.New(t, testpair.Config{AForwards: []engine.Forward{fwd(t, dead)}})
+	p := testpair.New(t, testpair.Config{AForwards: []forward.Forward{fwd(t, dead)}})
 	if err := testkit.DialClosed(t, p.A.ForwardAddrs()[0].String()); !testkit.IsReset(err) {
 		t.Fatalf("client got %v; want its connection reset", err)
 	}
@@ -225,7 +226,7 @@ func TestTargetRefused(t *testing.T) {
 // keeps working.
 func TestBadPeers(t *testing.T) {
 	echo := testkit.Echo(t)
-	p := testpair.New(t, testpair.Config{BForwards: []engine.Forward{fwd(t, echo)}})
+	p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{fwd(t, echo)}})
 	hello := func(minV, maxV uint8) []byte {
 		f := engine.NewHello(&engine.Hello{MinVersion: minV, MaxVersion: maxV, Role: engine.RoleDialer,
 			MaxPayload: engine.DefaultMaxPayload, InitialWindow: engine.DefaultWindow})
@@ -338,7 +339,7 @@ func readGoAway(t testing.TB, c net.Conn) (engine.Code, bool) {
 // every pooled buffer is back and the streams are gone from both sides.
 func TestStreamsReleaseBuffers(t *testing.T) {
 	echo := testkit.Echo(t)
-	p := testpair.New(t, testpair.Config{AForwards: []engine.Forward{fwd(t, echo)}})
+	p := testpair.New(t, testpair.Config{AForwards: []forward.Forward{fwd(t, echo)}})
 	before := engine.PoolOutstanding()
 	for i := range 20 {
 		testkit.EchoRoundTrip(t, testkit.Dial(t, p.A.ForwardAddrs()[0]), uint64(i), 300_000)
@@ -373,7 +374,7 @@ func TestLinkDropMidTransfer(t *testing.T) {
 	held := testkit.Serve(t, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
 	echo := testkit.Echo(t)
 	p := testpair.New(t, testpair.Config{
-		BForwards: []engine.Forward{fwd(t, held), fwd(t, echo)},
+		BForwards: []forward.Forward{fwd(t, held), fwd(t, echo)},
 		Proxy:     true, Backoff: 10 * time.Millisecond,
 		ResumeWindow: -1, // the streams go down with the carrier
 	})

@@ -11,6 +11,7 @@ import (
 
 	"sockmux/actors"
 	"sockmux/engine"
+	"sockmux/forward"
 	"sockmux/internal/testkit"
 	"sockmux/internal/wirepeer"
 )
@@ -354,7 +355,7 @@ func TestHostileResetReachesClient(t *testing.T) {
 	l := wirepeer.Listen(t)
 	rec := testkit.NewRecorder()
 	n := dialingNode(t, l.Addr(), actors.Config{Logger: slog.New(rec), Backoff: time.Hour,
-		Forwards: []engine.Forward{hostileFwd("far.example:80")}})
+		Forwards: []forward.Forward{hostileFwd("far.example:80")}})
 	p, err := l.Accept(hostileGuard, wirepeer.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 
 	"sockmux/actors"
 	"sockmux/engine"
+	"sockmux/forward"
 	"sockmux/internal/testkit"
 	"sockmux/internal/testpair"
 	"sockmux/internal/wirepeer"
@@ -57,7 +58,7 @@ func newHostile(t *testing.T, key []byte, node func(*hostile, *actors.Config)) *
 	}
 	var d net.Dialer
 	h.pair = testpair.New(t, testpair.Config{
-		BForwards: []engine.Forward{hostileFwd(h.echo)},
+		BForwards: []forward.Forward{hostileFwd(h.echo)},
 		B:         func(c *actors.Config) { c.Key = key },
 		A: func(c *actors.Config) {
 			c.Key = key
@@ -92,8 +93,8 @@ func newHostile(t *testing.T, key []byte, node func(*hostile, *actors.Config)) *
 }
 
 // hostileFwd is a -L forward from a loopback port to target.
-func hostileFwd(target string) engine.Forward {
-	return engine.Forward{Bind: "127.0.0.1:0", Target: target}
+func hostileFwd(target string) forward.Forward {
+	return forward.Forward{Bind: "127.0.0.1:0", Target: target}
 }
 
 // gateTarget makes the listener's dials of addr wait for openGate.

@@ -9,6 +9,7 @@ import (
 
 	"sockmux/carriers"
 	"sockmux/engine"
+	"sockmux/forward"
 	"sockmux/internal/testkit"
 )
 
@@ -174,12 +175,12 @@ func TestJoin(t *testing.T) {
 func TestPeerWithoutSeq(t *testing.T) {
 	echo := testkit.Echo(t)
 	log := testkit.NewRecorder()
-	f, err := engine.ParseForward("127.0.0.1:0:" + echo)
+	f, err := forward.ParseForward("127.0.0.1:0:" + echo)
 	if err != nil {
 		t.Fatal(err)
 	}
 	a, b, _ := nodePair(t, Config{Logger: slog.New(slog.DiscardHandler)},
-		Config{Logger: slog.New(log), Carriers: 3, Forwards: []engine.Forward{f}},
+		Config{Logger: slog.New(log), Carriers: 3, Forwards: []forward.Forward{f}},
 		func(e *env) { e.noSeq = true })
 	rec := log.Wait(t, 10*time.Second, "link up", func(r testkit.Record) bool { return r.Msg == "link up" })
 	if rec.Attrs["sequenced"] != false {

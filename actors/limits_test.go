@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"sockmux/actors"
-	"sockmux/engine"
+	"sockmux/forward"
 	"sockmux/internal/testkit"
 	"sockmux/internal/testpair"
 )
@@ -23,7 +23,7 @@ func TestMaxStreamsCountsOpenOnly(t *testing.T) {
 	release := make(chan struct{})
 	dials := make(chan string, 4)
 	target := testkit.FreeAddr(t)
-	p := testpair.New(t, testpair.Config{BForwards: []engine.Forward{fwd(t, target)},
+	p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{fwd(t, target)},
 		A: func(c *actors.Config) {
 			c.MaxStreams = 1
 			// A dial that outlives its stream: it ignores cancellation
@@ -65,7 +65,7 @@ func TestMaxBinds(t *testing.T) {
 		A: func(c *actors.Config) { c.MaxBinds = 2 },
 		B: func(c *actors.Config) {
 			for range 3 {
-				c.Remotes = append(c.Remotes, engine.Forward{Bind: testkit.FreeAddr(t), Target: echo})
+				c.Remotes = append(c.Remotes, forward.Forward{Bind: testkit.FreeAddr(t), Target: echo})
 			}
 		}})
 	rec := p.BLog.Wait(t, 10*time.Second, "the third -R refused", func(r testkit.Record) bool {
@@ -84,7 +84,7 @@ func TestMaxBinds(t *testing.T) {
 // but logged once per interval, not once each.
 func TestRefusalLogsRateLimited(t *testing.T) {
 	const n = 50
-	p := testpair.New(t, testpair.Config{BForwards: []engine.Forward{fwd(t, "10.255.255.1:9")}}) // not loopback: refused
+	p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{fwd(t, "10.255.255.1:9")}}) // not loopback: refused
 	for range n {
 		if err := testkit.DialClosed(t, p.B.ForwardAddrs()[0].String()); !testkit.IsClosed(err) {
 			t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 
 	"sockmux/carriers"
 	"sockmux/engine"
+	"sockmux/forward"
 )
 
 // readBufferSize is a carrier reader's buffer: a few frames, so one read
@@ -77,7 +78,7 @@ type linkActor struct {
 	gen        uint64
 	up         bool
 	authed     bool
-	policy     *engine.TargetPolicy
+	policy     *forward.TargetPolicy
 	goingAway  bool
 	ending     bool // the session ends when its carriers are gone: no resuming
 	role       engine.Role
@@ -785,9 +786,9 @@ func (l *linkActor) sessionUp(ctx actor.Context, m *handshakeDone) {
 	l.authed = m.authed
 	l.policy = l.env.cfg.AllowTargets
 	if l.policy == nil {
-		l.policy = engine.LoopbackTargets
+		l.policy = forward.LoopbackTargets
 		if m.authed {
-			l.policy = engine.AnyTarget
+			l.policy = forward.AnyTarget
 		}
 	}
 	l.streams = make(map[uint32]*actor.PID)
@@ -1169,7 +1170,7 @@ func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 	}
 	ctx.Send(l.sched, &declare{id: id})
 	st := &streamActor{env: l.env, id: id, link: l.self, sched: l.sched, target: target, openFrame: f, datagram: datagram,
-		proxyHere: o.Kind == engine.TargetForward && target == engine.TargetSOCKS, policy: l.policy,
+		proxyHere: o.Kind == engine.TargetForward && target == forward.TargetSOCKS, policy: l.policy,
 		state: engine.NewAccepter(id), recv: engine.NewRecvWindow(l.params.RecvWindow, l.env.cfg.MaxWindow), params: l.params, budget: l.budget, rtt: l.rttNanos}
 	l.streams[id] = ctx.Spawn(l.env.props(func() actor.Actor { return st }))
 	l.env.stats.StreamsOpened.Add(1)

@@ -9,6 +9,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"sockmux/engine"
+	"sockmux/forward"
 )
 
 // listenerActor is one forward: an accept loop hands each connection to the
@@ -18,7 +19,7 @@ type listenerActor struct {
 	env     *env
 	self    *actor.PID
 	ln      net.Listener
-	fwd     engine.Forward
+	fwd     forward.Forward
 	pending []waiting
 	timer   *time.Timer
 
@@ -45,14 +46,14 @@ type waiting struct {
 	deadline time.Time
 }
 
-func newListener(e *env, ln net.Listener, f engine.Forward) *listenerActor {
+func newListener(e *env, ln net.Listener, f forward.Forward) *listenerActor {
 	return &listenerActor{env: e, ln: ln, fwd: f}
 }
 
 // newReverseListener serves the peer's -R number id on ln, for link.
 func newReverseListener(e *env, ln net.Listener, link *actor.PID, id uint32) *listenerActor {
 	return &listenerActor{env: e, ln: ln, link: link, kind: engine.TargetForward,
-		fwd: engine.Forward{Bind: ln.Addr().String(), Target: strconv.FormatUint(uint64(id), 10)}}
+		fwd: forward.Forward{Bind: ln.Addr().String(), Target: strconv.FormatUint(uint64(id), 10)}}
 }
 
 func (l *listenerActor) Receive(ctx actor.Context) {

@@ -13,6 +13,7 @@ import (
 	"sockmux/actors"
 	"sockmux/carriers"
 	"sockmux/engine"
+	"sockmux/forward"
 	"sockmux/internal/testkit"
 	"sockmux/internal/testpair"
 )
@@ -23,7 +24,7 @@ import (
 func TestPeerSilent(t *testing.T) {
 	echo := testkit.Echo(t)
 	p := testpair.New(t, testpair.Config{
-		BForwards: []engine.Forward{fwd(t, echo)},
+		BForwards: []forward.Forward{fwd(t, echo)},
 		Proxy:     true, Backoff: 10 * time.Millisecond, Keepalive: 20 * time.Millisecond,
 		ResumeWindow: -1, // a silent carrier is the link's end
 	})
@@ -52,7 +53,7 @@ func TestOpenTimeout(t *testing.T) {
 	linkAddr := testkit.FreeAddr(t)
 	log := testkit.NewRecorder()
 	b, err := actors.NewNode(actors.Config{Logger: slog.New(log), Backoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
-		OpenTimeout: 30 * time.Second, Forwards: []engine.Forward{fwd(t, echo)}})
+		OpenTimeout: 30 * time.Second, Forwards: []forward.Forward{fwd(t, echo)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +87,7 @@ func TestOpenTimeoutExpires(t *testing.T) {
 	testkit.CheckLeaks(t)
 	log := testkit.NewRecorder()
 	b, err := actors.NewNode(actors.Config{Logger: slog.New(log), Backoff: time.Hour,
-		OpenTimeout: 20 * time.Millisecond, Forwards: []engine.Forward{fwd(t, testkit.FreeAddr(t))}})
+		OpenTimeout: 20 * time.Millisecond, Forwards: []forward.Forward{fwd(t, testkit.FreeAddr(t))}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +124,7 @@ func TestRedialNow(t *testing.T) {
 // told GOAWAY with the reason.
 func TestDrain(t *testing.T) {
 	echo := testkit.Echo(t)
-	p := testpair.New(t, testpair.Config{BForwards: []engine.Forward{fwd(t, echo)}})
+	p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{fwd(t, echo)}})
 	c := testkit.Dial(t, p.B.ForwardAddrs()[0])
 	first := testkit.Payload(1, 1<<20)
 	if _, err := c.Write(first); err != nil {
@@ -162,7 +163,7 @@ func TestDrain(t *testing.T) {
 // link within the open timeout is ErrNoLink.
 func TestDialStream(t *testing.T) {
 	echo := testkit.Echo(t)
-	p := testpair.New(t, testpair.Config{A: func(c *actors.Config) { c.AllowTargets = engine.MustTargetPolicy(echo) }})
+	p := testpair.New(t, testpair.Config{A: func(c *actors.Config) { c.AllowTargets = forward.MustTargetPolicy(echo) }})
 	c, err := p.B.DialStream(context.Background(), echo)
 	if err != nil {
 		t.Fatal(err)

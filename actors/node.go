@@ -14,7 +14,9 @@ import (
 
 	"sockmux/carriers"
 	"sockmux/engine"
+	"sockmux/forward"
 	"sockmux/internal/ratelog"
+	"sockmux/proxy"
 )
 
 // ErrClosed is returned by a Node that has been closed.
@@ -25,14 +27,14 @@ type Config struct {
 	// Logger receives sockmux's logs and, one level down, protoactor's.
 	Logger *slog.Logger
 	// Forwards are the -L forwards this side listens for.
-	Forwards []engine.Forward
+	Forwards []forward.Forward
 	// Remotes are the -R forwards: the peer listens on Bind and this side
-	// dials Target (or serves a proxy, for engine.TargetSOCKS). They are
+	// dials Target (or serves a proxy, for forward.TargetSOCKS). They are
 	// asked for on every link that comes up.
-	Remotes []engine.Forward
+	Remotes []forward.Forward
 	// AllowListen are the addresses the peer may ask this side to listen
 	// on; nil means loopback only (ssh's GatewayPorts no).
-	AllowListen *engine.TargetPolicy
+	AllowListen *forward.TargetPolicy
 	// ExitOnForwardFailure makes a refused -R fatal: Node.Failed reports it.
 	ExitOnForwardFailure bool
 	// FailFast makes a dialling link whose first link fails for a reason
@@ -53,10 +55,10 @@ type Config struct {
 	Dynamic []string
 	// ProxyAuth is the username and password a SOCKS5 client of -D (or of
 	// a "-R port:socks") must give; nil for none.
-	ProxyAuth *engine.ProxyAuth
+	ProxyAuth *proxy.ProxyAuth
 	// Direct are the destinations a -D dials here instead of through the
 	// tunnel; nil for none.
-	Direct *engine.TargetPolicy
+	Direct *forward.TargetPolicy
 	// Window is the initial per-stream receive window (engine.DefaultWindow
 	// when 0).
 	Window uint32
@@ -81,7 +83,7 @@ type Config struct {
 	MaxSkew time.Duration
 	// AllowTargets are the targets this side dials for its peer; nil means
 	// any for an authenticated peer and loopback only otherwise.
-	AllowTargets *engine.TargetPolicy
+	AllowTargets *forward.TargetPolicy
 	// MaxStreams bounds the streams open on one link (DefaultMaxStreams
 	// when 0); past it, OPENs are refused. A stream that has ended (FIN
 	// both ways, or RST) no longer counts, though its socket may still be
@@ -323,7 +325,7 @@ func NewNode(cfg Config) (*Node, error) {
 		cfg.MaxPayload = engine.DefaultMaxPayload
 	}
 	if cfg.AllowListen == nil {
-		cfg.AllowListen = engine.LoopbackTargets
+		cfg.AllowListen = forward.LoopbackTargets
 	}
 	if cfg.MaxSkew == 0 {
 		cfg.MaxSkew = engine.DefaultMaxSkew
@@ -413,7 +415,7 @@ func (e *env) send(pid *actor.PID, msg any) { e.sys.Root.Send(pid, msg) }
 
 // AddForward listens for f and carries its connections over the newest
 // live link.
-func (n *Node) AddForward(f engine.Forward) error {
+func (n *Node) AddForward(f forward.Forward) error {
 	if f.UDP {
 		return n.addUDPForward(f)
 	}
@@ -448,7 +450,7 @@ func (n *Node) addProxy(bind string) error {
 	}
 	n.env.log.Info("proxy listening", "listen", ln.Addr().String(), "protocols", "socks5,http-connect")
 	pid := n.env.sys.Root.Spawn(n.env.props(func() actor.Actor {
-		l := newListener(n.env, ln, engine.Forward{Bind: ln.Addr().String(), Target: "(proxy)"})
+		l := newListener(n.env, ln, forward.Forward{Bind: ln.Addr().String(), Target: "(proxy)"})
 		l.proxy, l.proxyBind = true, bind
 		return l
 	}))
@@ -457,7 +459,7 @@ func (n *Node) addProxy(bind string) error {
 	return nil
 }
 
-func (n *Node) addUDPForward(f engine.Forward) error {
+func (n *Node) addUDPForward(f forward.Forward) error {
 	addr, err := net.ResolveUDPAddr("udp", f.Bind)
 	if err != nil {
 		return fmt.Errorf("forward %v: %w", f, err)
@@ -487,7 +489,7 @@ func (n *Node) addForwardPID(pid *actor.PID, bind string, addr net.Addr) {
 
 // ForwardKey names a forward for RemoveForward: its bind address, with
 // "/udp" for a UDP forward.
-func ForwardKey(f engine.Forward) string {
+func ForwardKey(f forward.Forward) string {
 	if f.UDP {
 		return f.Bind + "/udp"
 	}
@@ -496,7 +498,7 @@ func ForwardKey(f engine.Forward) string {
 
 // ForwardKeyed is a forward or a -D, as configuration reload compares them.
 type ForwardKeyed struct {
-	Forward engine.Forward
+	Forward forward.Forward
 	Proxy   string
 }
 
@@ -599,7 +601,7 @@ func (n *Node) DialStream(ctx context.Context, target string) (net.Conn, error) 
 	}
 	if n.dialer == nil {
 		n.dialer = n.env.sys.Root.Spawn(n.env.props(func() actor.Actor {
-			return newListener(n.env, nil, engine.Forward{Bind: "stream", Target: ""})
+			return newListener(n.env, nil, forward.Forward{Bind: "stream", Target: ""})
 		}))
 	}
 	near, far := net.Pipe()

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"sockmux/engine"
+	"sockmux/forward"
+	"sockmux/proxy"
 )
 
 // proxyHandshakeTimeout bounds a proxy client's request.
@@ -17,7 +19,7 @@ const proxyHandshakeTimeout = 30 * time.Second
 // proxyReply is what a -D stream tells its client once the peer has
 // answered the OPEN: ok on OPEN_OK, the failure for a code on OPEN_FAIL.
 type proxyReply struct {
-	req engine.ProxyRequest
+	req proxy.ProxyRequest
 }
 
 func (p *proxyReply) ok() []byte                   { return p.req.Reply(true, 0) }
@@ -30,7 +32,7 @@ func (p *proxyReply) fail(code engine.Code) []byte { return p.req.Reply(false, c
 func (l *listenerActor) proxyClient(conn net.Conn) {
 	_ = conn.SetDeadline(time.Now().Add(proxyHandshakeTimeout))
 	br := bufio.NewReaderSize(conn, 4096)
-	req, err := engine.ProxyHandshake(br, conn, l.env.cfg.ProxyAuth)
+	req, err := proxy.ProxyHandshake(br, conn, l.env.cfg.ProxyAuth)
 	_ = conn.SetDeadline(time.Time{})
 	if err != nil {
 		l.env.warn("proxy request refused", "forward", l.fwd.String(), "client", conn.RemoteAddr().String(), "err", err)
@@ -50,7 +52,7 @@ func (l *listenerActor) proxyClient(conn net.Conn) {
 }
 
 // relayDirect dials target here and relays between it and client.
-func relayDirect(e *env, client net.Conn, req engine.ProxyRequest, first []byte, dial func(context.Context, string) (net.Conn, error)) {
+func relayDirect(e *env, client net.Conn, req proxy.ProxyRequest, first []byte, dial func(context.Context, string) (net.Conn, error)) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	up, err := dial(ctx, req.Target)
 	cancel()
@@ -107,9 +109,9 @@ func halfClose(c net.Conn) {
 // serveProxyHere is the target of a "-R port:socks" stream: a proxy whose
 // connections leave from this side, under this side's --allow-target
 // policy. conn is this end of a pipe whose other end is the stream.
-func serveProxyHere(e *env, conn net.Conn, policy *engine.TargetPolicy) {
+func serveProxyHere(e *env, conn net.Conn, policy *forward.TargetPolicy) {
 	br := bufio.NewReaderSize(conn, 4096)
-	req, err := engine.ProxyHandshake(br, conn, e.cfg.ProxyAuth)
+	req, err := proxy.ProxyHandshake(br, conn, e.cfg.ProxyAuth)
 	if err != nil {
 		e.warn("proxy request refused", "forward", "-R socks", "err", err)
 		conn.Close()

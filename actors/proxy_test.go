@@ -16,9 +16,10 @@ import (
 	"golang.org/x/net/proxy"
 
 	"sockmux/actors"
-	"sockmux/engine"
+	"sockmux/forward"
 	"sockmux/internal/testkit"
 	"sockmux/internal/testpair"
+	smproxy "sockmux/proxy"
 )
 
 func webServer(t testing.TB, body string) *httptest.Server {
@@ -53,7 +54,7 @@ func TestProxySOCKS5(t *testing.T) {
 	_, port, _ := net.SplitHostPort(u.Host)
 	p := testpair.New(t, testpair.Config{B: func(c *actors.Config) {
 		c.Dynamic = []string{"127.0.0.1:0"}
-		c.ProxyAuth = &engine.ProxyAuth{User: "u", Password: "p"}
+		c.ProxyAuth = &smproxy.ProxyAuth{User: "u", Password: "p"}
 	}})
 	px := p.B.ForwardAddrs()[0].String()
 	for _, host := range []string{"127.0.0.1", "localhost"} {
@@ -95,7 +96,7 @@ func TestProxyHTTPConnect(t *testing.T) {
 func TestProxyRefusedTarget(t *testing.T) {
 	web := webServer(t, "secret")
 	p := testpair.New(t, testpair.Config{
-		A: func(c *actors.Config) { c.AllowTargets = engine.MustTargetPolicy("127.0.0.2:*") },
+		A: func(c *actors.Config) { c.AllowTargets = forward.MustTargetPolicy("127.0.0.2:*") },
 		B: func(c *actors.Config) { c.Dynamic = []string{"127.0.0.1:0"} },
 	})
 	d, _ := proxy.SOCKS5("tcp", p.B.ForwardAddrs()[0].String(), nil, proxy.Direct)
@@ -117,7 +118,7 @@ func TestProxyDirect(t *testing.T) {
 	web := webServer(t, "near")
 	p := testpair.New(t, testpair.Config{B: func(c *actors.Config) {
 		c.Dynamic = []string{"127.0.0.1:0"}
-		c.Direct = engine.MustTargetPolicy("127.0.0.1:*")
+		c.Direct = forward.MustTargetPolicy("127.0.0.1:*")
 	}})
 	body, err := socksGet(t, p.B.ForwardAddrs()[0].String(), nil, web.URL)
 	if err != nil || body != "near" {
@@ -134,7 +135,7 @@ func TestProxyReverse(t *testing.T) {
 	web := webServer(t, "from the asking side")
 	port := testkit.FreeAddr(t)
 	p := testpair.New(t, testpair.Config{B: func(c *actors.Config) {
-		c.Remotes = []engine.Forward{{Bind: port, Target: engine.TargetSOCKS}}
+		c.Remotes = []forward.Forward{{Bind: port, Target: forward.TargetSOCKS}}
 	}})
 	remoteListening(t, p.BLog, 1)
 	body, err := socksGet(t, port, nil, web.URL)

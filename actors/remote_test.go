@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"sockmux/actors"
-	"sockmux/engine"
+	"sockmux/forward"
 	"sockmux/internal/testkit"
 	"sockmux/internal/testpair"
 )
@@ -51,7 +51,7 @@ func TestRemoteForward(t *testing.T) {
 			telnet, web := hello(t, "telnet here"), hello(t, "web here")
 			p1, p2 := testkit.FreeAddr(t), testkit.FreeAddr(t)
 			remotes := func(c *actors.Config) {
-				c.Remotes = []engine.Forward{{Bind: p1, Target: telnet}, {Bind: p2, Target: web}}
+				c.Remotes = []forward.Forward{{Bind: p1, Target: telnet}, {Bind: p2, Target: web}}
 			}
 			cfg := testpair.Config{B: remotes}
 			if side == "listener asks" {
@@ -79,7 +79,7 @@ func TestRemoteForwardAcrossDrop(t *testing.T) {
 	echo := testkit.Echo(t)
 	port := testkit.FreeAddr(t)
 	p := testpair.New(t, testpair.Config{Proxy: true, Backoff: time.Hour, ResumeWindow: -1,
-		B: func(c *actors.Config) { c.Remotes = []engine.Forward{{Bind: port, Target: echo}} }})
+		B: func(c *actors.Config) { c.Remotes = []forward.Forward{{Bind: port, Target: echo}} }})
 	remoteListening(t, p.BLog, 1)
 	testkit.EchoRoundTrip(t, testkit.Dial(t, mustAddr(t, port)), 1, 1<<20)
 	p.Proxy.Cut()
@@ -126,7 +126,7 @@ func TestRemoteForwardRefused(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			p := testpair.New(t, testpair.Config{B: func(c *actors.Config) {
-				c.Remotes = []engine.Forward{{Bind: tc.bind, Target: "127.0.0.1:9"}}
+				c.Remotes = []forward.Forward{{Bind: tc.bind, Target: "127.0.0.1:9"}}
 				c.ExitOnForwardFailure = true
 			}})
 			select {

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"sockmux/engine"
+	"sockmux/forward"
 	"sockmux/internal/testkit"
 	"sockmux/internal/testpair"
 )
@@ -41,7 +41,7 @@ func TestResetReachesClient(t *testing.T) {
 			}
 			t.Run(name, func(t *testing.T) {
 				target := resetAfter(t, 1<<20)
-				p := testpair.New(t, testpair.Config{BForwards: []engine.Forward{fwd(t, target)}, Carrier: carrier})
+				p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{fwd(t, target)}, Carrier: carrier})
 				c := testkit.Dial(t, p.B.ForwardAddrs()[0])
 				_ = c.SetDeadline(time.Now().Add(20 * time.Second)) // hang guard
 				var err error

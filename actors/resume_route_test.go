@@ -7,7 +7,7 @@ import (
 
 	"sockmux/actors"
 	"sockmux/carriers"
-	"sockmux/engine"
+	"sockmux/forward"
 	"sockmux/internal/testkit"
 	"sockmux/internal/testpair"
 )
@@ -17,7 +17,7 @@ import (
 // listener's -L connections go to the live link, not to the one waiting.
 func TestResumingLinkGetsNoNewStreams(t *testing.T) {
 	echo := testkit.Echo(t)
-	p := testpair.New(t, testpair.Config{AForwards: []engine.Forward{fwd(t, echo)},
+	p := testpair.New(t, testpair.Config{AForwards: []forward.Forward{fwd(t, echo)},
 		A: func(c *actors.Config) { c.ResumeWindow = time.Hour }})
 	// A second peer, C, dials A through a proxy that can be cut, after B:
 	// its link is A's newest.

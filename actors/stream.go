@@ -12,6 +12,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"sockmux/engine"
+	"sockmux/forward"
 )
 
 // streamActor is one logical stream: the engine.Stream state machine and
@@ -32,15 +33,15 @@ type streamActor struct {
 	id     uint32
 	grown  uint32 // what recv took from budget
 
-	netConn   net.Conn             // the local socket (opener: the one a forward accepted; accepter: once dialled)
-	firstLen  int                  // opener: bytes of the window the OPEN used
-	reply     *proxyReply          // opener: a -D client waiting to hear how OPEN went
-	opened    chan error           // opener: DialStream waiting for the same
-	policy    *engine.TargetPolicy // accepter: what the peer may have us dial
-	openFrame *engine.Frame        // accepter: the OPEN, holding the first bytes
-	datagram  bool                 // the stream carries datagrams (UDP)
-	proxyHere bool                 // accepter: a "-R port:socks" stream, served by a proxy here
-	clientEOF bool                 // opener: the client had already shut its write side
+	netConn   net.Conn              // the local socket (opener: the one a forward accepted; accepter: once dialled)
+	firstLen  int                   // opener: bytes of the window the OPEN used
+	reply     *proxyReply           // opener: a -D client waiting to hear how OPEN went
+	opened    chan error            // opener: DialStream waiting for the same
+	policy    *forward.TargetPolicy // accepter: what the peer may have us dial
+	openFrame *engine.Frame         // accepter: the OPEN, holding the first bytes
+	datagram  bool                  // the stream carries datagrams (UDP)
+	proxyHere bool                  // accepter: a "-R port:socks" stream, served by a proxy here
+	clientEOF bool                  // opener: the client had already shut its write side
 
 	// The socket (conn.go).
 	waiting    bool               // the reading goroutine is out

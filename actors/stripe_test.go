@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"sockmux/actors"
-	"sockmux/engine"
+	"sockmux/forward"
 	"sockmux/internal/testkit"
 	"sockmux/internal/testpair"
 )
@@ -66,7 +66,7 @@ func TestStripeTransfer(t *testing.T) {
 		for _, n := range []int{2, 4} {
 			t.Run(fmt.Sprintf("%s/%d", carrier, n), func(t *testing.T) {
 				echo := testkit.Echo(t)
-				p := testpair.New(t, testpair.Config{BForwards: []engine.Forward{fwd(t, echo)}, Carrier: carrier, Carriers: n})
+				p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{fwd(t, echo)}, Carrier: carrier, Carriers: n})
 				waitCarriers(t, p, n)
 				if err := echoStreams(t, p.B.ForwardAddrs()[0], 4, 8<<20); err != nil {
 					t.Fatal(err)
@@ -92,7 +92,7 @@ func TestStripeTransfer(t *testing.T) {
 // streams finish intact.
 func TestStripeCarrierClosed(t *testing.T) {
 	echo := testkit.Echo(t)
-	p := testpair.New(t, testpair.Config{BForwards: []engine.Forward{fwd(t, echo)}, Proxy: true, Carriers: 4,
+	p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{fwd(t, echo)}, Proxy: true, Carriers: 4,
 		Backoff: 10 * time.Millisecond})
 	waitCarriers(t, p, 4)
 	done := make(chan error, 1)
@@ -124,7 +124,7 @@ func TestStripeCarrierClosed(t *testing.T) {
 // is still stalled.
 func TestStripeStalledCarrier(t *testing.T) {
 	echo := testkit.Echo(t)
-	p := testpair.New(t, testpair.Config{BForwards: []engine.Forward{fwd(t, echo)}, Proxy: true, Carriers: 3})
+	p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{fwd(t, echo)}, Proxy: true, Carriers: 3})
 	waitCarriers(t, p, 3)
 	done := make(chan error, 1)
 	go func() { done <- echoStreams(t, p.B.ForwardAddrs()[0], 2, 16<<20) }()
@@ -148,7 +148,7 @@ func TestResume(t *testing.T) {
 	for _, carrier := range []string{"tcp"} {
 		t.Run(carrier, func(t *testing.T) {
 			echo := testkit.Echo(t)
-			p := testpair.New(t, testpair.Config{BForwards: []engine.Forward{fwd(t, echo)}, Proxy: true,
+			p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{fwd(t, echo)}, Proxy: true,
 				Backoff: 10 * time.Millisecond})
 			done := make(chan error, 1)
 			go func() { done <- echoStreams(t, p.B.ForwardAddrs()[0], 3, 16<<20) }()
@@ -180,7 +180,7 @@ func TestResume(t *testing.T) {
 // up.
 func TestResumeExpired(t *testing.T) {
 	held := testkit.Serve(t, func(c net.Conn) { _, _ = c.Read(make([]byte, 1)) })
-	p := testpair.New(t, testpair.Config{BForwards: []engine.Forward{fwd(t, held)}, Proxy: true,
+	p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{fwd(t, held)}, Proxy: true,
 		Backoff: 10 * time.Millisecond,
 		A:       func(c *actors.Config) { c.ResumeWindow = 100 * time.Millisecond },
 		B:       func(c *actors.Config) { c.ResumeWindow = time.Hour }})

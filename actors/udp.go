@@ -12,6 +12,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"sockmux/engine"
+	"sockmux/forward"
 )
 
 // UDP defaults.
@@ -45,20 +46,20 @@ type udpListener struct {
 	env      *env
 	self     *actor.PID
 	pc       *net.UDPConn
-	fwd      engine.Forward
+	fwd      forward.Forward
 	link     *actor.PID // fixed for the peer's -R; else the newest link
 	kind     engine.TargetKind
 	sessions map[string]*udpConn
 	timer    *time.Timer
 }
 
-func newUDPListener(e *env, pc *net.UDPConn, f engine.Forward) *udpListener {
+func newUDPListener(e *env, pc *net.UDPConn, f forward.Forward) *udpListener {
 	return &udpListener{env: e, pc: pc, fwd: f, kind: engine.TargetUDP, sessions: make(map[string]*udpConn)}
 }
 
 func newReverseUDPListener(e *env, pc *net.UDPConn, link *actor.PID, id uint32) *udpListener {
 	return &udpListener{env: e, pc: pc, link: link, kind: engine.TargetForward, sessions: make(map[string]*udpConn),
-		fwd: engine.Forward{Bind: pc.LocalAddr().String(), Target: strconv.FormatUint(uint64(id), 10), UDP: true}}
+		fwd: forward.Forward{Bind: pc.LocalAddr().String(), Target: strconv.FormatUint(uint64(id), 10), UDP: true}}
 }
 
 func (u *udpListener) Receive(ctx actor.Context) {

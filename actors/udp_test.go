@@ -9,13 +9,13 @@ import (
 	"time"
 
 	"sockmux/actors"
-	"sockmux/engine"
+	"sockmux/forward"
 	"sockmux/internal/testkit"
 	"sockmux/internal/testpair"
 )
 
-func udpFwd(target string) engine.Forward {
-	return engine.Forward{Bind: "127.0.0.1:0", Target: target, UDP: true}
+func udpFwd(target string) forward.Forward {
+	return forward.Forward{Bind: "127.0.0.1:0", Target: target, UDP: true}
 }
 
 // udpRoundTrip sends one datagram and expects it back whole. This is UDP:
@@ -77,7 +77,7 @@ func udpClient(t testing.TB, addr net.Addr) *net.UDPConn {
 // client has its own socket at the target.
 func TestUDPForward(t *testing.T) {
 	echo := testkit.NewUDPEcho(t)
-	p := testpair.New(t, testpair.Config{BForwards: []engine.Forward{udpFwd(echo.Addr)}})
+	p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{udpFwd(echo.Addr)}})
 	addr := p.B.ForwardAddrs()[0]
 	sizes := []int{1, 2, 100, 1400, 1500, 9000, 30000, 65000}
 	const clients = 16
@@ -107,7 +107,7 @@ func TestUDPForward(t *testing.T) {
 // socket at the target; the client's next datagram starts a new one.
 func TestUDPIdleExpiry(t *testing.T) {
 	echo := testkit.NewUDPEcho(t)
-	p := testpair.New(t, testpair.Config{BForwards: []engine.Forward{udpFwd(echo.Addr)},
+	p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{udpFwd(echo.Addr)},
 		B: func(c *actors.Config) { c.UDPIdle = 20 * time.Millisecond }})
 	c := udpClient(t, p.B.ForwardAddrs()[0])
 	udpRoundTrip(t, c, []byte("first"))
@@ -122,7 +122,7 @@ func TestUDPIdleExpiry(t *testing.T) {
 // evicted; every client still gets its echoes.
 func TestUDPMax(t *testing.T) {
 	echo := testkit.NewUDPEcho(t)
-	p := testpair.New(t, testpair.Config{BForwards: []engine.Forward{udpFwd(echo.Addr)},
+	p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{udpFwd(echo.Addr)},
 		B: func(c *actors.Config) { c.UDPMax = 2 }})
 	var cs []*net.UDPConn
 	for i := range 3 {
@@ -138,7 +138,7 @@ func TestUDPMax(t *testing.T) {
 // dropped and counted, never cut; smaller ones pass.
 func TestUDPTooLarge(t *testing.T) {
 	echo := testkit.NewUDPEcho(t)
-	p := testpair.New(t, testpair.Config{BForwards: []engine.Forward{udpFwd(echo.Addr)},
+	p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{udpFwd(echo.Addr)},
 		A: func(c *actors.Config) { c.MaxPayload = 4096 }})
 	c := udpClient(t, p.B.ForwardAddrs()[0])
 	if _, err := c.Write(make([]byte, 5000)); err != nil {
@@ -159,7 +159,7 @@ func TestUDPRemote(t *testing.T) {
 	port := pc.LocalAddr().String()
 	pc.Close()
 	p := testpair.New(t, testpair.Config{B: func(c *actors.Config) {
-		c.Remotes = []engine.Forward{{Bind: port, Target: echo.Addr, UDP: true}}
+		c.Remotes = []forward.Forward{{Bind: port, Target: echo.Addr, UDP: true}}
 	}})
 	remoteListening(t, p.BLog, 1)
 	a, _ := net.ResolveUDPAddr("udp", port)

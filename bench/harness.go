@@ -11,7 +11,7 @@ import (
 
 	"sockmux/actors"
 	"sockmux/carriers"
-	"sockmux/engine"
+	"sockmux/forward"
 )
 
 // Tunnel is one system under test: clients connect to Addr and are carried
@@ -317,7 +317,7 @@ func sockmuxFar(_ string, o Options) (Tunnel, error) {
 func sockmuxNear(carrier, target string, o Options) (Tunnel, error) {
 	up := make(chan struct{}, 1)
 	n, err := actors.NewNode(actors.Config{Logger: slog.New(slog.DiscardHandler), MaxStreams: sockmuxMaxStreams(o),
-		Forwards: []engine.Forward{{Bind: "127.0.0.1:0", Target: target}},
+		Forwards: []forward.Forward{{Bind: "127.0.0.1:0", Target: target}},
 		OnLink: func(ev actors.LinkEvent) {
 			if ev.Up {
 				select {

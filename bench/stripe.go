@@ -15,7 +15,7 @@ import (
 
 	"sockmux/actors"
 	"sockmux/carriers"
-	"sockmux/engine"
+	"sockmux/forward"
 )
 
 // The striping workload: one stream over a link of several carriers, each
@@ -107,7 +107,7 @@ func NewStriped(target string, p StripePath) (*Striped, error) {
 		i = j
 	}
 	near, err := actors.NewNode(actors.Config{Logger: discard, Carriers: n,
-		Forwards: []engine.Forward{{Bind: "127.0.0.1:0", Target: target}}})
+		Forwards: []forward.Forward{{Bind: "127.0.0.1:0", Target: target}}})
 	if err != nil {
 		s.Close()
 		return nil, err

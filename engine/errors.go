@@ -29,8 +29,6 @@ var (
 	// ErrStreamClosed is a frame for a stream that already ended; the
 	// caller drops it (it may have crossed a RST on the wire).
 	ErrStreamClosed = errors.New("stream closed")
-	// ErrBadForward is a forward specification that does not parse.
-	ErrBadForward = errors.New("bad forward spec")
 )
 
 // protoError is a specific protocol error that also matches ErrProtocol.

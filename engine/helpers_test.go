@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 )
@@ -60,3 +61,5 @@ func encodeFrame(tb testing.TB, f *Frame, v uint8) []byte {
 	f.Release()
 	return b
 }
+
+func catBytes(parts ...[]byte) []byte { return bytes.Join(parts, nil) }

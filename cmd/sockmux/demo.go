@@ -15,7 +15,7 @@ import (
 
 	"sockmux/actors"
 	"sockmux/carriers"
-	"sockmux/engine"
+	"sockmux/forward"
 )
 
 // demoResult is what a demo run did.
@@ -75,8 +75,8 @@ func runDemo(ctx context.Context, out io.Writer, log *slog.Logger, streams int, 
 			ups <- struct{}{}
 		}
 	}
-	fwd := engine.Forward{Bind: "127.0.0.1:0", Target: echo.Addr().String()}
-	west, err := actors.NewNode(actors.Config{Logger: log.With("node", "west"), Forwards: []engine.Forward{fwd}, OnLink: onLink})
+	fwd := forward.Forward{Bind: "127.0.0.1:0", Target: echo.Addr().String()}
+	west, err := actors.NewNode(actors.Config{Logger: log.With("node", "west"), Forwards: []forward.Forward{fwd}, OnLink: onLink})
 	if err != nil {
 		return res, err
 	}
@@ -86,7 +86,7 @@ func runDemo(ctx context.Context, out io.Writer, log *slog.Logger, streams int, 
 		return res, err
 	}
 	west.Serve(ln)
-	east, err := actors.NewNode(actors.Config{Logger: log.With("node", "east"), Forwards: []engine.Forward{fwd}, OnLink: onLink,
+	east, err := actors.NewNode(actors.Config{Logger: log.With("node", "east"), Forwards: []forward.Forward{fwd}, OnLink: onLink,
 		Carriers: nCarriers})
 	if err != nil {
 		return res, err

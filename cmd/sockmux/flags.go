@@ -16,6 +16,8 @@ import (
 	"sockmux/actors"
 	"sockmux/carriers"
 	"sockmux/engine"
+	"sockmux/forward"
+	"sockmux/proxy"
 )
 
 // options are the flags listen, connect and stdio share.
@@ -124,7 +126,7 @@ func (o *options) setup(logger func() (*slog.Logger, error)) (*slog.Logger, acto
 		return nil, cfg, nil, flagErr("local", err)
 	}
 	for _, spec := range o.remotes {
-		r, err := engine.ParseRemote(spec)
+		r, err := forward.ParseRemote(spec)
 		if err != nil {
 			return nil, cfg, nil, flagErr("remote", fmt.Errorf("%w: -R: %w", errUsage, err))
 		}
@@ -143,15 +145,15 @@ func (o *options) setup(logger func() (*slog.Logger, error)) (*slog.Logger, acto
 		if !ok || user == "" {
 			return nil, cfg, nil, flagErr("socks-user", fmt.Errorf("%w: --socks-user wants USER:PASSWORD", errUsage))
 		}
-		cfg.ProxyAuth = &engine.ProxyAuth{User: user, Password: pass}
+		cfg.ProxyAuth = &proxy.ProxyAuth{User: user, Password: pass}
 	}
 	if len(o.direct) > 0 {
-		if cfg.Direct, err = engine.ParseTargetPolicy(o.direct...); err != nil {
+		if cfg.Direct, err = forward.ParseTargetPolicy(o.direct...); err != nil {
 			return nil, cfg, nil, flagErr("direct", fmt.Errorf("%w: --direct: %w", errUsage, err))
 		}
 	}
 	if len(o.allowListen) > 0 {
-		if cfg.AllowListen, err = engine.ParseTargetPolicy(o.allowListen...); err != nil {
+		if cfg.AllowListen, err = forward.ParseTargetPolicy(o.allowListen...); err != nil {
 			return nil, cfg, nil, flagErr("allow-listen", fmt.Errorf("%w: --allow-listen: %w", errUsage, err))
 		}
 		log.Info("--allow-listen replaces the loopback-only default: the peer's -R may listen only where these patterns allow",
@@ -161,7 +163,7 @@ func (o *options) setup(logger func() (*slog.Logger, error)) (*slog.Logger, acto
 		return nil, cfg, nil, flagErr("key-file", err)
 	}
 	if len(o.allowTargets) > 0 {
-		if cfg.AllowTargets, err = engine.ParseTargetPolicy(o.allowTargets...); err != nil {
+		if cfg.AllowTargets, err = forward.ParseTargetPolicy(o.allowTargets...); err != nil {
 			return nil, cfg, nil, flagErr("allow-target", fmt.Errorf("%w: --allow-target: %w", errUsage, err))
 		}
 	}
@@ -248,7 +250,7 @@ func addrErr(err error) error {
 
 // parseDynamic turns a -D "[bind_addr:]port" into host:port.
 func parseDynamic(spec string) (string, error) {
-	host, port := engine.DefaultBind, spec
+	host, port := forward.DefaultBind, spec
 	if h, p, err := net.SplitHostPort(spec); err == nil {
 		host, port = h, p
 		if host == "" || host == "*" {

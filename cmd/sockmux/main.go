@@ -28,7 +28,7 @@ import (
 
 	"sockmux/actors"
 	"sockmux/carriers"
-	"sockmux/engine"
+	"sockmux/forward"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -149,10 +149,10 @@ func exactlyOneAddr(cmd *cobra.Command, args []string) error {
 }
 
 // parseForwards parses every -L.
-func parseForwards(specs []string) ([]engine.Forward, error) {
-	var out []engine.Forward
+func parseForwards(specs []string) ([]forward.Forward, error) {
+	var out []forward.Forward
 	for _, s := range specs {
-		f, err := engine.ParseForward(s)
+		f, err := forward.ParseForward(s)
 		if err != nil {
 			return nil, fmt.Errorf("%w: -L: %w", errUsage, err)
 		}

@@ -16,7 +16,7 @@ import (
 
 	"sockmux/actors"
 	"sockmux/carriers"
-	"sockmux/engine"
+	"sockmux/forward"
 )
 
 // shareFlags are the flags of sockmux share.
@@ -159,7 +159,7 @@ func (sf *shareFlags) config(log *slog.Logger) (actors.ShareConfig, error) {
 
 // parseShareListen parses "[bind:]port" into host:port.
 func parseShareListen(s string) (string, error) {
-	host, port := engine.DefaultBind, s
+	host, port := forward.DefaultBind, s
 	if strings.HasPrefix(s, "[") || strings.Contains(s, ":") {
 		h, p, err := net.SplitHostPort(s)
 		if err != nil {

@@ -14,7 +14,7 @@ import (
 
 	"sockmux/actors"
 	"sockmux/carriers"
-	"sockmux/engine"
+	"sockmux/forward"
 	"sockmux/internal/testkit"
 )
 
@@ -47,7 +47,7 @@ func TestStdioCarrier(t *testing.T) {
 
 	up := make(chan actors.LinkEvent, 4)
 	node, err := actors.NewNode(actors.Config{Logger: slog.New(slog.DiscardHandler), Backoff: time.Hour,
-		Forwards: []engine.Forward{{Bind: "127.0.0.1:0", Target: echo}},
+		Forwards: []forward.Forward{{Bind: "127.0.0.1:0", Target: echo}},
 		OnLink:   func(ev actors.LinkEvent) { up <- ev }})
 	if err != nil {
 		t.Fatal(err)

@@ -39,3 +39,18 @@ func DialClosed(t testing.TB, addr string) error {
 
 // IsReset reports whether err is a connection reset.
 func IsReset(err error) bool { return isReset(err) }
+
+// WantErr fails tb unless err matches want with errors.Is; a nil want
+// means no error is expected. (Package engine's own tests, which testkit
+// cannot serve without an import cycle, keep a copy.)
+func WantErr(tb testing.TB, what string, err, want error) {
+	tb.Helper()
+	switch {
+	case want == nil && err != nil:
+		tb.Fatalf("%s: unexpected error %v", what, err)
+	case want != nil && err == nil:
+		tb.Fatalf("%s: no error, want %v", what, want)
+	case want != nil && !errors.Is(err, want):
+		tb.Fatalf("%s: error %v, want one matching %v", what, err, want)
+	}
+}

@@ -10,7 +10,7 @@ import (
 
 	"sockmux/actors"
 	"sockmux/carriers"
-	"sockmux/engine"
+	"sockmux/forward"
 	"sockmux/internal/testkit"
 )
 
@@ -26,7 +26,7 @@ type Pair struct {
 
 // Config says what each side of a Pair has.
 type Config struct {
-	AForwards, BForwards []engine.Forward
+	AForwards, BForwards []forward.Forward
 	Window, MaxWindow    uint32
 	// Proxy puts a cuttable proxy between B and A (Pair.Proxy).
 	Proxy bool

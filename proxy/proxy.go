@@ -1,4 +1,4 @@
-package engine
+package proxy
 
 import (
 	"bufio"
@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"sockmux/engine"
 	"strconv"
 	"strings"
 )
@@ -126,25 +127,25 @@ func ProxyHandshake(br *bufio.Reader, w io.Writer, auth *ProxyAuth) (ProxyReques
 // (ok) or could not be (code says why):
 //
 //	code            SOCKS5 REP                    HTTP
-//	CodeRefused     0x02 not allowed by ruleset   403 Forbidden
-//	CodeDialFailed  0x05 connection refused       502 Bad Gateway
-//	CodeTimeout     0x06 TTL expired              504 Gateway Timeout
+//	engine.CodeRefused     0x02 not allowed by ruleset   403 Forbidden
+//	engine.CodeDialFailed  0x05 connection refused       502 Bad Gateway
+//	engine.CodeTimeout     0x06 TTL expired              504 Gateway Timeout
 //	anything else   0x01 general failure          502 Bad Gateway
 //
 // A SOCKS5 reply names BND.ADDR 0.0.0.0:0, since the connection leaves at
 // the peer. Reply returns nil for a zero ProxyRequest.
-func (r ProxyRequest) Reply(ok bool, code Code) []byte {
+func (r ProxyRequest) Reply(ok bool, code engine.Code) []byte {
 	switch r.Kind {
 	case ProxySOCKS5:
 		if ok {
 			return socksReply(socksSucceeded)
 		}
 		switch code {
-		case CodeRefused:
+		case engine.CodeRefused:
 			return socksReply(socksNotAllowed)
-		case CodeDialFailed:
+		case engine.CodeDialFailed:
 			return socksReply(socksConnRefused)
-		case CodeTimeout:
+		case engine.CodeTimeout:
 			return socksReply(socksTTLExpired)
 		}
 		return socksReply(socksGeneralFailure)
@@ -157,9 +158,9 @@ func (r ProxyRequest) Reply(ok bool, code Code) []byte {
 		}
 		status := 502
 		switch code {
-		case CodeRefused:
+		case engine.CodeRefused:
 			status = 403
-		case CodeTimeout:
+		case engine.CodeTimeout:
 			status = 504
 		}
 		return httpError(status, "", code.String())

@@ -1,4 +1,4 @@
-package engine
+package proxy
 
 import (
 	"bufio"
@@ -13,6 +13,8 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"sockmux/engine"
+	"sockmux/internal/testkit"
 	"strconv"
 	"strings"
 	"sync"
@@ -118,7 +120,7 @@ func TestProxySOCKS5Good(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, size := range []int{16, 0} {
 				r := runProxyHandshake(t, tc.in, tc.auth, size)
-				wantErr(t, "ProxyHandshake", r.err, nil)
+				testkit.WantErr(t, "ProxyHandshake", r.err, nil)
 				if want := (ProxyRequest{Kind: ProxySOCKS5, Target: tc.target}); !sameRequest(r.req, want) {
 					t.Fatalf("request %+v, want %+v", r.req, want)
 				}
@@ -186,7 +188,7 @@ func TestProxySOCKS5Errors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := runProxyHandshake(t, tc.in, tc.auth, 0)
-			wantErr(t, "ProxyHandshake", r.err, tc.err)
+			testkit.WantErr(t, "ProxyHandshake", r.err, tc.err)
 			if tc.also != nil && !errors.Is(r.err, tc.also) {
 				t.Fatalf("error %v does not match %v", r.err, tc.also)
 			}
@@ -227,7 +229,7 @@ func TestProxyHTTPGood(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, size := range []int{16, 0} {
 				r := runProxyHandshake(t, []byte(tc.in), tc.auth, size)
-				wantErr(t, "ProxyHandshake", r.err, nil)
+				testkit.WantErr(t, "ProxyHandshake", r.err, nil)
 				if want := (ProxyRequest{Kind: ProxyHTTPConnect, Target: tc.target}); !sameRequest(r.req, want) {
 					t.Fatalf("request %+v, want %+v", r.req, want)
 				}
@@ -337,7 +339,7 @@ func TestProxyHTTPErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, size := range []int{16, 0} {
 				r := runProxyHandshake(t, []byte(tc.in), tc.auth, size)
-				wantErr(t, "ProxyHandshake", r.err, tc.err)
+				testkit.WantErr(t, "ProxyHandshake", r.err, tc.err)
 				if tc.also != nil && !errors.Is(r.err, tc.also) {
 					t.Fatalf("error %v does not match %v", r.err, tc.also)
 				}
@@ -379,20 +381,20 @@ func TestProxyReply(t *testing.T) {
 	web := ProxyRequest{Kind: ProxyHTTPConnect, Target: "h:1"}
 	for _, tc := range []struct {
 		ok     bool
-		code   Code
+		code   engine.Code
 		rep    byte
 		status int
 	}{
-		{true, CodeNormal, 0x00, 200},
-		{true, CodeRefused, 0x00, 200}, // ok wins over the code
-		{false, CodeRefused, 0x02, 403},
-		{false, CodeDialFailed, 0x05, 502},
-		{false, CodeTimeout, 0x06, 504},
-		{false, CodeNormal, 0x01, 502},
-		{false, CodeInternal, 0x01, 502},
-		{false, CodeAuth, 0x01, 502},
-		{false, CodeShutdown, 0x01, 502},
-		{false, Code(999), 0x01, 502},
+		{true, engine.CodeNormal, 0x00, 200},
+		{true, engine.CodeRefused, 0x00, 200}, // ok wins over the code
+		{false, engine.CodeRefused, 0x02, 403},
+		{false, engine.CodeDialFailed, 0x05, 502},
+		{false, engine.CodeTimeout, 0x06, 504},
+		{false, engine.CodeNormal, 0x01, 502},
+		{false, engine.CodeInternal, 0x01, 502},
+		{false, engine.CodeAuth, 0x01, 502},
+		{false, engine.CodeShutdown, 0x01, 502},
+		{false, engine.Code(999), 0x01, 502},
 	} {
 		name := fmt.Sprintf("ok=%v/%v", tc.ok, tc.code)
 		if got, want := socks.Reply(tc.ok, tc.code), socksReplyBytes(tc.rep); !bytes.Equal(got, want) {
@@ -411,7 +413,7 @@ func TestProxyReply(t *testing.T) {
 		}
 	}
 	const want403 = "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 17\r\nConnection: close\r\n\r\nsockmux: refused\n"
-	if got := web.Reply(false, CodeRefused); string(got) != want403 {
+	if got := web.Reply(false, engine.CodeRefused); string(got) != want403 {
 		t.Errorf("HTTP refusal %q, want %q", got, want403)
 	}
 	if got := (ProxyRequest{}).Reply(true, 0); got != nil {
@@ -462,7 +464,7 @@ func TestProxyPipelined(t *testing.T) {
 			in := catBytes(tc.req, data)
 			for _, size := range []int{16, 4096} {
 				r := runProxyHandshake(t, in, tc.auth, size)
-				wantErr(t, "ProxyHandshake", r.err, nil)
+				testkit.WantErr(t, "ProxyHandshake", r.err, nil)
 				if r.req.Target != tc.target {
 					t.Fatalf("target %q, want %q", r.req.Target, tc.target)
 				}
@@ -555,7 +557,7 @@ func TestProxySOCKS5Interop(t *testing.T) {
 			}
 			conn, err := d.Dial("tcp", tc.addr)
 			o := <-outcome
-			wantErr(t, "proxy side", o.err, tc.err)
+			testkit.WantErr(t, "proxy side", o.err, tc.err)
 			if tc.err != nil {
 				if err == nil {
 					conn.Close()
@@ -642,7 +644,7 @@ func TestProxyHTTPInterop(t *testing.T) {
 			defer tr.CloseIdleConnections()
 			resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get(tc.url)
 			o := <-outcome
-			wantErr(t, "proxy side", o.err, tc.err)
+			testkit.WantErr(t, "proxy side", o.err, tc.err)
 			if tc.err != nil {
 				if err == nil {
 					resp.Body.Close()
@@ -727,7 +729,7 @@ func FuzzProxyHandshake(f *testing.F) {
 		if useAuth && req.Kind == ProxySOCKS5 && !bytes.Contains(data, socksUserPass("alice", "s3cret")) {
 			t.Fatalf("SOCKS5 with auth accepted %q without the credentials", data)
 		}
-		for _, c := range []Code{CodeNormal, CodeRefused, CodeDialFailed, CodeTimeout, Code(0xFFFF)} {
+		for _, c := range []engine.Code{engine.CodeNormal, engine.CodeRefused, engine.CodeDialFailed, engine.CodeTimeout, engine.Code(0xFFFF)} {
 			if len(req.Reply(false, c)) == 0 || len(req.Reply(true, c)) == 0 {
 				t.Fatalf("empty reply for %v", c)
 			}
@@ -747,7 +749,7 @@ func checkProxyTarget(tb testing.TB, target string) {
 	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
 		tb.Fatalf("target %q: port %q", target, port)
 	}
-	if host == "" || len(target) > MaxTargetLen {
+	if host == "" || len(target) > engine.MaxTargetLen {
 		tb.Fatalf("target %q: empty host or too long", target)
 	}
 	if again, ok := parseProxyAuthority(target); !ok || again != target {

@@ -1,7 +1,9 @@
-package engine
+package forward
 
 import (
 	"errors"
+	"sockmux/engine"
+	"sockmux/internal/testkit"
 	"strings"
 	"testing"
 )
@@ -64,9 +66,9 @@ func TestParseForward(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.spec, func(t *testing.T) {
 			f, err := ParseForward(tc.spec)
-			wantErr(t, "ParseForward", err, tc.err)
+			testkit.WantErr(t, "ParseForward", err, tc.err)
 			if err != nil {
-				if errors.Is(err, ErrProtocol) {
+				if errors.Is(err, engine.ErrProtocol) {
 					t.Fatalf("a bad spec is not a protocol error: %v", err)
 				}
 				return
