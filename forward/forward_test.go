@@ -2,10 +2,11 @@ package forward
 
 import (
 	"errors"
-	"sockmux/engine"
-	"sockmux/internal/testkit"
 	"strings"
 	"testing"
+
+	"sockmux/engine"
+	"sockmux/internal/testkit"
 )
 
 func TestParseForward(t *testing.T) {

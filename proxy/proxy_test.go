@@ -13,8 +13,6 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
-	"sockmux/engine"
-	"sockmux/internal/testkit"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +21,9 @@ import (
 	"time"
 
 	"golang.org/x/net/proxy"
+
+	"sockmux/engine"
+	"sockmux/internal/testkit"
 )
 
 // testProxyAuth is the username and password of the tests that need one.

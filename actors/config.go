@@ -1,0 +1,133 @@
+package actors
+
+// What a Node is configured with, and the defaults.
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"time"
+
+	"sockmux/forward"
+	"sockmux/proxy"
+)
+
+// Config is what a Node needs to run.
+type Config struct {
+	// Logger receives sockmux's logs and, one level down, protoactor's.
+	Logger *slog.Logger
+	// Forwards are the -L forwards this side listens for.
+	Forwards []forward.Forward
+	// Remotes are the -R forwards: the peer listens on Bind and this side
+	// dials Target (or serves a proxy, for forward.TargetSOCKS). They are
+	// asked for on every link that comes up.
+	Remotes []forward.Forward
+	// AllowListen are the addresses the peer may ask this side to listen
+	// on; nil means loopback only (ssh's GatewayPorts no).
+	AllowListen *forward.TargetPolicy
+	// ExitOnForwardFailure makes a refused -R fatal: Node.Failed reports it.
+	ExitOnForwardFailure bool
+	// FailFast makes a dialling link whose first link fails for a reason
+	// retrying cannot fix (a wrong or missing key, a certificate that does
+	// not verify, no common version, a bad address) stop and report it to
+	// Node.Failed instead of redialling, as an interactive ssh does.
+	FailFast bool
+	// MaxRetries, when above 0, bounds the failed attempts in a row
+	// (dials and handshakes) a dialling link makes before it gives up
+	// (Node.Failed, ErrGaveUp).
+	MaxRetries int
+	// ConnectTimeout, when above 0, is how long a dialling link keeps
+	// trying for its first link before it gives up (Node.Failed,
+	// ErrGaveUp).
+	ConnectTimeout time.Duration
+	// Dynamic are the -D addresses: a SOCKS5 and HTTP CONNECT proxy on each,
+	// whose connections leave the tunnel at the peer.
+	Dynamic []string
+	// ProxyAuth is the username and password a SOCKS5 client of -D (or of
+	// a "-R port:socks") must give; nil for none.
+	ProxyAuth *proxy.ProxyAuth
+	// Direct are the destinations a -D dials here instead of through the
+	// tunnel; nil for none.
+	Direct *forward.TargetPolicy
+	// Window is the initial per-stream receive window (engine.DefaultWindow
+	// when 0).
+	Window uint32
+	// MaxWindow is how far a stream's receive window may grow while the
+	// window, not the local reader, limits it (engine.DefaultMaxWindow when
+	// 0; set it to Window to keep windows fixed).
+	MaxWindow uint32
+	// LinkBudget bounds, per link, how much all its streams' windows may
+	// grow beyond their initial size together (DefaultLinkBudget when 0).
+	LinkBudget int64
+	// MaxPayload is the largest frame payload accepted
+	// (engine.DefaultMaxPayload when 0).
+	MaxPayload uint32
+	// DialTarget dials a target for a stream the peer opened (a net.Dialer
+	// with a 10 s timeout when nil).
+	DialTarget func(ctx context.Context, addr string) (net.Conn, error)
+	// Key is the pre-shared key both peers must prove they hold (none when
+	// nil). It never crosses the wire.
+	Key []byte
+	// MaxSkew is the clock difference tolerated in an authenticated HELLO
+	// (engine.DefaultMaxSkew when 0).
+	MaxSkew time.Duration
+	// AllowTargets are the targets this side dials for its peer; nil means
+	// any for an authenticated peer and loopback only otherwise.
+	AllowTargets *forward.TargetPolicy
+	// MaxStreams bounds the streams open on one link (DefaultMaxStreams
+	// when 0); past it, OPENs are refused. A stream that has ended (FIN
+	// both ways, or RST) no longer counts, though its socket may still be
+	// closing.
+	MaxStreams int
+	// MaxBinds bounds the reverse forwards (BINDs) one peer may hold open
+	// here (DefaultMaxBinds when 0); past it, BINDs are refused.
+	MaxBinds int
+	// Keepalive is how often a link PINGs its peer (DefaultKeepalive when
+	// 0; negative turns it off). A link that receives no frame at all for
+	// three intervals is dropped as "peer silent".
+	Keepalive time.Duration
+	// OpenTimeout is how long a connection accepted by a forward waits for
+	// a link to carry it (DefaultOpenTimeout when 0).
+	OpenTimeout time.Duration
+	// UDPIdle expires a UDP forward's client sessions idle this long
+	// (DefaultUDPIdle when 0); UDPMax bounds them per forward
+	// (DefaultUDPMax when 0), the least recently active evicted first.
+	UDPIdle time.Duration
+	UDPMax  int
+	// HandshakeTimeout bounds the HELLO exchange (10 s when 0).
+	HandshakeTimeout time.Duration
+	// Backoff is the first redial delay of a dialling link (1 s when 0); it
+	// doubles to MaxBackoff (30 s when 0), with jitter.
+	Backoff, MaxBackoff time.Duration
+	// OnLink, when set, is called when a link comes up or goes down.
+	OnLink func(ev LinkEvent)
+	// Carriers is how many carrier connections a dialling link keeps to
+	// its peer (1 when 0, at most MaxCarriers): one stream's frames are
+	// striped across them. It needs a peer that sequences frames (CapSeq).
+	Carriers int
+	// ResumeWindow is how long a CapSeq link whose last carrier dropped
+	// keeps its streams, waiting for the dialler to resume it
+	// (DefaultResumeWindow when 0; negative turns resumption off).
+	ResumeWindow time.Duration
+}
+
+// Liveness defaults.
+const (
+	DefaultKeepalive   = 15 * time.Second
+	DefaultOpenTimeout = 10 * time.Second
+)
+
+// ErrPeerSilent is why a link whose peer sent nothing for three keepalive
+// intervals was dropped.
+var ErrPeerSilent = errors.New("peer silent")
+
+// DefaultMaxStreams is the default limit of streams open on one link.
+const DefaultMaxStreams = 1024
+
+// DefaultMaxBinds is the default limit of one peer's reverse forwards.
+const DefaultMaxBinds = 64
+
+// DefaultLinkBudget is how much the windows of one link's streams may grow,
+// together, beyond their initial size: 64 MiB.
+const DefaultLinkBudget = 64 << 20

@@ -1,0 +1,333 @@
+package actors
+
+// A Link's frames and streams: dispatching what arrives, the peer's OPENs
+// and BINDs, and streams for connections a forward accepted.
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"sockmux/engine"
+	"sockmux/forward"
+)
+
+func (l *linkActor) dispatch(ctx actor.Context, c *carrierRef, f *engine.Frame) {
+	if l.downReason != nil && (errors.Is(l.downReason, engine.ErrProtocol) || errors.Is(l.downReason, ErrPeerNotReading)) {
+		// Closing after a protocol error, or on a peer that does not
+		// read: nothing more it sends is acted on (or answered).
+		f.Release()
+		return
+	}
+	switch f.Type {
+	case engine.TypeOpen:
+		l.accept(ctx, f)
+	case engine.TypeOpenOK, engine.TypeOpenFail, engine.TypeData, engine.TypeFin, engine.TypeRst:
+		if f.Stream == 0 {
+			f.Release()
+			l.protocolError(ctx, fmt.Errorf("%w: %v on stream 0", engine.ErrBadStreamID, f.Type))
+			return
+		}
+		if f.Type == engine.TypeRst || f.Type == engine.TypeOpenFail {
+			if _, err := engine.ParseReason(f.Bytes()); err != nil {
+				f.Release()
+				l.protocolError(ctx, err)
+				return
+			}
+		}
+		if pid := l.streams[f.Stream]; pid != nil {
+			ctx.Send(pid, f)
+			return
+		}
+		l.env.stats.DroppedFrames.Add(1)
+		f.Release()
+	case engine.TypeCredit:
+		n, err := engine.ParseCredit(f.Bytes())
+		f.Release()
+		if err != nil {
+			l.protocolError(ctx, err)
+			return
+		}
+		ctx.Send(l.sched, &creditIn{id: f.Stream, n: n})
+	case engine.TypePing:
+		v, err := engine.ParsePing(f.Bytes())
+		f.Release()
+		if err != nil {
+			l.protocolError(ctx, err)
+			return
+		}
+		ctx.Send(l.sched, &pinned{carrier: c.id, f: engine.NewPing(engine.TypePong, v)})
+	case engine.TypePong:
+		if v, err := engine.ParsePing(f.Bytes()); err == nil {
+			l.rtt = time.Since(time.Unix(0, int64(v)))
+			l.rttNanos.Store(int64(l.rtt))
+			ctx.Send(l.sched, &pathRTT{carrier: c.id, rtt: l.rtt})
+			l.env.log.Debug("pong", "peer", l.peer, "rtt", l.rtt)
+		}
+		f.Release()
+	case engine.TypeAck:
+		a, err := engine.ParseAck(f.Bytes())
+		f.Release()
+		if err == nil && !l.seq {
+			err = fmt.Errorf("%w: ACK on a link without CapSeq", engine.ErrStreamState)
+		}
+		if err != nil {
+			l.protocolError(ctx, err)
+			return
+		}
+		ctx.Send(l.sched, &ackIn{carrier: c.id, ack: a})
+	case engine.TypeBind:
+		b, err := engine.ParseBind(f.Bytes())
+		f.Release()
+		if err != nil {
+			l.protocolError(ctx, err)
+			return
+		}
+		l.bind(ctx, b)
+	case engine.TypeBindOK:
+		r, err := engine.ParseBindReply(f.Bytes())
+		f.Release()
+		if err != nil {
+			l.protocolError(ctx, err)
+			return
+		}
+		l.bindReply(r)
+	case engine.TypeGoAway:
+		r, err := engine.ParseReason(f.Bytes())
+		f.Release()
+		if err != nil {
+			l.protocolError(ctx, err)
+			return
+		}
+		l.goingAway = true
+		l.env.links.remove(l.self)
+		l.peerAway = &GoAwayError{Reason: r}
+		l.env.log.Info("peer going away", "peer", l.peer, "reason", r.String())
+	default: // AUTH, which belongs to the handshake
+		f.Release()
+		l.protocolError(ctx, fmt.Errorf("%w: %v after the handshake", engine.ErrStreamState, f.Type))
+	}
+}
+
+// bind listens for the peer's -R, where --allow-listen allows it.
+func (l *linkActor) bind(ctx actor.Context, b engine.Bind) {
+	reply := func(code engine.Code, text string) {
+		ctx.Send(l.sched, engine.NewBindReply(engine.BindReply{ID: b.ID, Code: code, Text: text}))
+	}
+	if _, dup := l.reverse[b.ID]; dup || b.ID == 0 || b.Proto > 1 {
+		reply(engine.CodeRefused, fmt.Sprintf("bad forward id %d or protocol %d", b.ID, b.Proto))
+		return
+	}
+	if len(l.reverse) >= l.env.cfg.MaxBinds {
+		reason := fmt.Sprintf("limit of %d reverse forwards per link reached (--max-binds)", l.env.cfg.MaxBinds)
+		l.env.warn("reverse forward refused", cause("max-binds"), "peer", l.peer, "listen", b.Addr, "reason", reason)
+		l.env.stats.Refusals.Add(1)
+		reply(engine.CodeRefused, reason)
+		return
+	}
+	if !l.env.cfg.AllowListen.Allows(b.Addr) {
+		// The reason goes to the peer, whose log shows it: from there the
+		// policy is the peer's.
+		l.env.warn("reverse forward refused", cause("allow-listen"), "peer", l.peer, "listen", b.Addr,
+			"reason", "not allowed by this side's --allow-listen policy")
+		l.env.stats.Refusals.Add(1)
+		reply(engine.CodeRefused, fmt.Sprintf("listening on %s is not allowed by the peer's --allow-listen policy", b.Addr))
+		return
+	}
+	self := l.self
+	if b.Proto == 1 {
+		pc, err := listenUDP(b.Addr) // bind: no waiting
+		if err != nil {
+			l.env.warn("reverse forward refused", "peer", l.peer, "listen", b.Addr+"/udp", "reason", err)
+			reply(engine.CodeBindFailed, err.Error())
+			return
+		}
+		l.reverse[b.ID] = ctx.Spawn(l.env.props(func() actor.Actor { return newReverseUDPListener(l.env, pc, self, b.ID) }))
+		l.env.log.Info("reverse forward listening for the peer", "peer", l.peer, "listen", pc.LocalAddr().String()+"/udp", "id", b.ID)
+		reply(engine.CodeNormal, pc.LocalAddr().String())
+		return
+	}
+	ln, err := net.Listen("tcp", b.Addr) // bind and listen: no waiting
+	if err != nil {
+		l.env.warn("reverse forward refused", "peer", l.peer, "listen", b.Addr, "reason", err)
+		reply(engine.CodeBindFailed, err.Error())
+		return
+	}
+	l.reverse[b.ID] = ctx.Spawn(l.env.props(func() actor.Actor { return newReverseListener(l.env, ln, self, b.ID) }))
+	l.env.log.Info("reverse forward listening for the peer", "peer", l.peer, "listen", ln.Addr().String(), "id", b.ID)
+	reply(engine.CodeNormal, ln.Addr().String())
+}
+
+// bindReply is the peer's answer to one of our -R.
+func (l *linkActor) bindReply(r engine.BindReply) {
+	if r.ID == 0 || int(r.ID) > len(l.env.cfg.Remotes) {
+		l.env.warn("BIND_REPLY for an unknown forward", "peer", l.peer, "id", r.ID)
+		return
+	}
+	fwd := l.env.cfg.Remotes[r.ID-1]
+	if r.Code == engine.CodeNormal {
+		l.env.log.Info("reverse forward listening", "peer", l.peer, "remote", r.Text, "target", fwd.Target)
+		return
+	}
+	err := fmt.Errorf("%w: -R %s: %v", ErrForwardRefused, fwd.Bind, engine.Reason{Code: r.Code, Text: r.Text})
+	l.env.log.Warn("reverse forward refused by the peer", "peer", l.peer, "listen", fwd.Bind, "reason", err)
+	if l.env.cfg.ExitOnForwardFailure {
+		l.env.fail(err)
+	}
+}
+
+// ErrForwardRefused is a -R the peer would not listen for.
+var ErrForwardRefused = errors.New("reverse forward refused")
+
+// accept handles an OPEN from the peer.
+func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
+	id := f.Stream
+	peerRole := engine.RoleDialer
+	if l.role == engine.RoleDialer {
+		peerRole = engine.RoleAccepter
+	}
+	if !peerRole.Owns(id) || id <= l.lastPeerID {
+		f.Release()
+		l.protocolError(ctx, fmt.Errorf("%w: OPEN of stream %d (peer is %v, last id %d)", engine.ErrBadStreamID, id, peerRole, l.lastPeerID))
+		return
+	}
+	l.lastPeerID = id
+	o, err := engine.ParseOpen(f.Bytes())
+	if err != nil {
+		f.Release()
+		l.protocolError(ctx, err)
+		return
+	}
+	target, datagram := o.Target, false
+	switch o.Kind {
+	case engine.TargetDial, engine.TargetUDP:
+		datagram = o.Kind == engine.TargetUDP
+		if !l.policy.Allows(target) {
+			f.Release()
+			l.env.warn("stream refused", cause("allow-target"), "peer", l.peer, "stream", id, "target", target,
+				"reason", "not allowed by this side's --allow-target policy")
+			l.env.stats.Refusals.Add(1)
+			ctx.Send(l.sched, engine.NewReason(engine.TypeOpenFail, id, engine.CodeRefused,
+				fmt.Sprintf("target %s is not allowed by the peer's --allow-target policy", target)))
+			return
+		}
+	case engine.TargetForward: // a connection to one of our -R: its target is ours to choose
+		n, err := strconv.ParseUint(target, 10, 32)
+		if err != nil || n == 0 || n > uint64(len(l.env.cfg.Remotes)) {
+			f.Release()
+			l.env.warn("stream refused", cause("unknown forward"), "peer", l.peer, "stream", id, "reason", "no such reverse forward", "id", target)
+			ctx.Send(l.sched, engine.NewReason(engine.TypeOpenFail, id, engine.CodeUnknownTarget, "no reverse forward "+target))
+			return
+		}
+		target, datagram = l.env.cfg.Remotes[n-1].Target, l.env.cfg.Remotes[n-1].UDP
+	default:
+		f.Release()
+		l.env.warn("stream refused", cause("target kind"), "peer", l.peer, "stream", id, "reason", "unknown target kind")
+		ctx.Send(l.sched, engine.NewReason(engine.TypeOpenFail, id, engine.CodeUnknownTarget, fmt.Sprintf("target kind %d", o.Kind)))
+		return
+	}
+	if l.closing {
+		f.Release()
+		ctx.Send(l.sched, engine.NewReason(engine.TypeOpenFail, id, engine.CodeShutdown, "shutting down"))
+		return
+	}
+	if l.openStreams() >= l.env.cfg.MaxStreams {
+		f.Release()
+		reason := fmt.Sprintf("limit of %d streams per link reached", l.env.cfg.MaxStreams)
+		l.env.warn("stream refused", cause("max-streams"), "peer", l.peer, "stream", id, "target", target, "reason", reason)
+		l.env.stats.Refusals.Add(1)
+		ctx.Send(l.sched, engine.NewReason(engine.TypeOpenFail, id, engine.CodeTooManyStream, reason))
+		return
+	}
+	if len(o.Data) > int(l.params.RecvWindow) {
+		f.Release()
+		ctx.Send(l.sched, engine.NewReason(engine.TypeRst, id, engine.CodeFlowControl, "first bytes exceed the window"))
+		return
+	}
+	ctx.Send(l.sched, &declare{id: id})
+	st := &streamActor{env: l.env, id: id, link: l.self, sched: l.sched, target: target, openFrame: f, datagram: datagram,
+		proxyHere: o.Kind == engine.TargetForward && target == forward.TargetSOCKS, policy: l.policy,
+		state: engine.NewAccepter(id), recv: engine.NewRecvWindow(l.params.RecvWindow, l.env.cfg.MaxWindow), params: l.params, budget: l.budget, rtt: l.rttNanos}
+	l.streams[id] = ctx.Spawn(l.env.props(func() actor.Actor { return st }))
+	l.env.stats.StreamsOpened.Add(1)
+}
+
+// openStreams is how many streams count against the stream limit: those
+// not yet ended on the wire.
+func (l *linkActor) openStreams() int { return len(l.streams) - len(l.ended) }
+
+// open starts a stream for a connection a forward accepted.
+func (l *linkActor) open(ctx actor.Context, m *openStream) {
+	if !l.up || l.goingAway || l.closing {
+		l.env.warn("no link for connection; closing it", "forward", m.forward, "client", m.conn.RemoteAddr().String())
+		tellOpened(m.opened, ErrNoLink)
+		m.conn.Close()
+		return
+	}
+	if l.openStreams() >= l.env.cfg.MaxStreams {
+		l.env.warn("stream limit reached; closing connection", "forward", m.forward,
+			"client", m.conn.RemoteAddr().String(), "limit", l.env.cfg.MaxStreams)
+		tellOpened(m.opened, fmt.Errorf("stream limit of %d reached", l.env.cfg.MaxStreams))
+		m.conn.Close()
+		return
+	}
+	if l.nextID > math.MaxUint32-2 {
+		l.env.log.Warn("stream ids exhausted on this link; closing connection", "forward", m.forward)
+		m.conn.Close()
+		return
+	}
+	id := l.nextID
+	l.nextID += 2
+	// OPEN leaves here, at allocation, so OPENs go out in id order. What the
+	// client already sent rides in it: a non-blocking read, not a wait.
+	maxEarly := min(int(l.params.SendWindow), int(l.params.SendMax)-3-len(m.target))
+	var first *engine.Buffer
+	var err error
+	if m.first != nil { // a proxy client's bytes after its request
+		if len(m.first) > maxEarly {
+			l.env.warn("proxy client sent more before its reply than the peer's window takes; closing it",
+				"forward", m.forward, "bytes", len(m.first), "window", maxEarly)
+			m.conn.Close()
+			return
+		}
+		if len(m.first) > 0 {
+			first = engine.GetBuffer(len(m.first))
+			copy(first.B, m.first)
+		}
+	} else if first, err = newSockReader(m.conn).peek(maxEarly); err != nil && !errors.Is(err, io.EOF) {
+		l.env.log.Debug("client gone before its stream opened", "forward", m.forward, "err", err)
+		m.conn.Close()
+		return
+	}
+	var data []byte
+	if first != nil {
+		data = first.B
+	}
+	state := engine.NewOpener(id)
+	_ = state.Send(engine.TypeOpen)
+	ctx.Send(l.sched, engine.NewOpen(id, m.kind, m.target, data))
+	ctx.Send(l.sched, &declare{id: id})
+	l.env.stats.BytesOut.Add(int64(len(data)))
+	if first != nil {
+		engine.PutBuffer(first)
+	}
+	st := &streamActor{env: l.env, id: id, link: l.self, sched: l.sched, target: m.target, netConn: m.conn, datagram: m.datagram,
+		state: state, recv: engine.NewRecvWindow(l.params.RecvWindow, l.env.cfg.MaxWindow), params: l.params, budget: l.budget, rtt: l.rttNanos, firstLen: len(data), clientEOF: errors.Is(err, io.EOF),
+		reply: m.reply, opened: m.opened}
+	l.streams[id] = ctx.Spawn(l.env.props(func() actor.Actor { return st }))
+	l.env.stats.StreamsOpened.Add(1)
+}
+
+func listenUDP(addr string) (*net.UDPConn, error) {
+	a, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return net.ListenUDP("udp", a)
+}

@@ -1,0 +1,60 @@
+package actors
+
+import (
+	"sync"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// linkSet is the set of links that are up, newest last; a forward uses the
+// newest.
+type linkSet struct {
+	mu       sync.Mutex
+	pids     []*actor.PID
+	watchers map[string]*actor.PID // Listeners waiting on links, by id
+	env      *env
+}
+
+func (s *linkSet) add(p *actor.PID) {
+	s.mu.Lock()
+	s.pids = append(s.pids, p)
+	for _, w := range s.watchers {
+		s.env.send(w, &linkAvailable{})
+	}
+	s.mu.Unlock()
+}
+
+func (s *linkSet) watch(p *actor.PID) {
+	s.mu.Lock()
+	if s.watchers == nil {
+		s.watchers = make(map[string]*actor.PID)
+	}
+	s.watchers[p.Id] = p
+	s.mu.Unlock()
+}
+
+func (s *linkSet) unwatch(p *actor.PID) {
+	s.mu.Lock()
+	delete(s.watchers, p.Id)
+	s.mu.Unlock()
+}
+
+func (s *linkSet) remove(p *actor.PID) {
+	s.mu.Lock()
+	for i, q := range s.pids {
+		if q.Equal(p) {
+			s.pids = append(s.pids[:i], s.pids[i+1:]...)
+			break
+		}
+	}
+	s.mu.Unlock()
+}
+
+func (s *linkSet) newest() *actor.PID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.pids) == 0 {
+		return nil
+	}
+	return s.pids[len(s.pids)-1]
+}

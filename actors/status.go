@@ -1,0 +1,139 @@
+package actors
+
+// A Node's counters and the status snapshot sockmux status and /metrics show.
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// Stats are a Node's counters.
+type Stats struct {
+	LinksUp        atomic.Int64
+	StreamsOpened  atomic.Int64
+	StreamsClosed  atomic.Int64
+	BytesIn        atomic.Int64 // payload bytes received from the peer
+	BytesOut       atomic.Int64 // payload bytes sent to the peer
+	DroppedFrames  atomic.Int64 // frames for unknown or ended streams
+	DialFailures   atomic.Int64
+	MaxQueuedBytes atomic.Int64 // high-water mark of one stream's unwritten bytes
+	// MaxSendHeld is the high-water mark of what one link held for
+	// sending: granted to its readers, or queued for a carrier.
+	MaxSendHeld atomic.Int64
+	// DroppedDatagrams counts UDP datagrams dropped: larger than a frame,
+	// beyond a stream's credit, or with no link or room to queue them.
+	DroppedDatagrams atomic.Int64
+	// Refusals counts OPENs and BINDs this side refused (policy, limits).
+	Refusals atomic.Int64
+	// Reconnects counts links that came up again after going down.
+	Reconnects atomic.Int64
+	// CreditStalls counts the times a stream's reader had to wait for the
+	// peer's credit.
+	CreditStalls atomic.Int64
+	// Resent counts frames sent again because the carrier they went out
+	// on died or stalled before the peer acknowledged them.
+	Resent atomic.Int64
+	// CarrierStalls counts carriers taken out of the choice because they
+	// delivered nothing for a while.
+	CarrierStalls atomic.Int64
+	// Resumes counts links resumed after losing their last carrier.
+	Resumes atomic.Int64
+	// ForwardConns counts the connections each forward accepted, by its
+	// listen address.
+	forwardConns sync.Map // string -> *atomic.Int64
+}
+
+// ForwardConns is how many connections the forward listening on bind has
+// accepted.
+func (s *Stats) ForwardConns(bind string) int64 {
+	if v, ok := s.forwardConns.Load(bind); ok {
+		return v.(*atomic.Int64).Load()
+	}
+	return 0
+}
+
+func (s *Stats) countForward(bind string) {
+	v, _ := s.forwardConns.LoadOrStore(bind, new(atomic.Int64))
+	v.(*atomic.Int64).Add(1)
+}
+
+// Stats are the node's counters.
+func (n *Node) Stats() *Stats { return &n.env.stats }
+
+// LinkStatus is one link as its Link actor sees it.
+type LinkStatus struct {
+	Peer          string        `json:"peer"`
+	Up            bool          `json:"up"`
+	Role          string        `json:"role"`
+	Authenticated bool          `json:"authenticated"`
+	RTT           time.Duration `json:"rtt_ns"`
+	Streams       int           `json:"streams_open"`
+	Carriers      int           `json:"carriers"`
+	Resuming      bool          `json:"resuming,omitempty"`
+	// CarrierBytesIn is, per carrier, oldest first, the bytes of
+	// sequenced frames that arrived on it (CapSeq links): how the peer
+	// striped the link.
+	CarrierBytesIn []uint64  `json:"carrier_bytes_in,omitempty"`
+	Since          time.Time `json:"since,omitzero"`
+}
+
+// ForwardStatus is one forward.
+type ForwardStatus struct {
+	Listen string `json:"listen"`
+	Conns  int64  `json:"connections"`
+}
+
+// Status is a snapshot of a node for sockmux status and metrics.
+type Status struct {
+	Links            []LinkStatus    `json:"links"`
+	Forwards         []ForwardStatus `json:"forwards"`
+	BytesIn          int64           `json:"bytes_in"`
+	BytesOut         int64           `json:"bytes_out"`
+	StreamsOpened    int64           `json:"streams_opened"`
+	StreamsClosed    int64           `json:"streams_closed"`
+	Refusals         int64           `json:"refusals"`
+	Reconnects       int64           `json:"reconnects"`
+	CreditStalls     int64           `json:"credit_stalls"`
+	DroppedDatagrams int64           `json:"dropped_datagrams"`
+	DialFailures     int64           `json:"dial_failures"`
+	// Resent, CarrierStalls and Resumes are the striping counters of
+	// Stats.
+	Resent        int64 `json:"frames_resent"`
+	CarrierStalls int64 `json:"carrier_stalls"`
+	Resumes       int64 `json:"resumes"`
+}
+
+// Status asks every link for its state (waiting up to a second for each)
+// and reads the counters.
+func (n *Node) Status() Status {
+	st := &n.env.stats
+	s := Status{
+		BytesIn: st.BytesIn.Load(), BytesOut: st.BytesOut.Load(),
+		StreamsOpened: st.StreamsOpened.Load(), StreamsClosed: st.StreamsClosed.Load(),
+		Refusals: st.Refusals.Load(), Reconnects: st.Reconnects.Load(), CreditStalls: st.CreditStalls.Load(),
+		DroppedDatagrams: st.DroppedDatagrams.Load(), DialFailures: st.DialFailures.Load(),
+		Resent: st.Resent.Load(), CarrierStalls: st.CarrierStalls.Load(), Resumes: st.Resumes.Load(),
+	}
+	n.mu.Lock()
+	for i, b := range n.fwdBinds {
+		s.Forwards = append(s.Forwards, ForwardStatus{Listen: n.fwdAddrs[i].String(), Conns: st.ForwardConns(b)})
+	}
+	n.mu.Unlock()
+	n.env.mu.Lock()
+	var futs []*actor.Future
+	for _, pid := range n.env.linkPIDs {
+		futs = append(futs, n.env.sys.Root.RequestFuture(pid, &statusReq{}, time.Second))
+	}
+	n.env.mu.Unlock()
+	for _, f := range futs {
+		if r, err := f.Result(); err == nil {
+			if ls, ok := r.(*LinkStatus); ok {
+				s.Links = append(s.Links, *ls)
+			}
+		}
+	}
+	return s
+}
