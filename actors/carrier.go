@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -38,22 +39,22 @@ type carrierActor struct {
 	once    sync.Once   // fail
 	err     error       // the first error, set in fail
 	report  sync.Once   // carrierDown
-	// unprocessed holds a token for each frame read and not yet taken
-	// by the Link (maxUnprocessed at most); stop ends a reader waiting
-	// for room.
-	unprocessed chan struct{}
+	// unprocessed counts the frames read and not yet taken by the Link
+	// (maxUnprocessed at most); stop ends a reader waiting for room.
+	unprocessed *backlog
 	stop        chan struct{}
 	// deadline guards the write deadline: each write may take
 	// writeStall (none when 0) until the carrier closes, when the final
 	// flush gets closeWriteTimeout and keeps it.
-	deadline   sync.Mutex
-	closing    bool
-	writeStall time.Duration
+	deadline    sync.Mutex
+	closed      atomic.Bool // closing: the final flush's deadline stays
+	writeStall  time.Duration
+	deadlineSet time.Time // when the writer last moved the deadline (the writer's own)
 }
 
 func newCarrier(e *env, id int, conn net.Conn, r *engine.Reader, version uint8, link, sched *actor.PID, q *frameQueue) *carrierActor {
 	c := &carrierActor{env: e, id: id, conn: conn, reader: r, version: version, link: link, sched: sched, q: q,
-		unprocessed: make(chan struct{}, maxUnprocessed), stop: make(chan struct{})}
+		unprocessed: newBacklog(maxUnprocessed), stop: make(chan struct{})}
 	if e.cfg.Keepalive > 0 {
 		c.writeStall = 3 * e.cfg.Keepalive
 	}
@@ -63,7 +64,7 @@ func newCarrier(e *env, id int, conn net.Conn, r *engine.Reader, version uint8, 
 // closeDeadline gives what is left to write closeWriteTimeout, for good.
 func (c *carrierActor) closeDeadline() {
 	c.deadline.Lock()
-	c.closing = true
+	c.closed.Store(true)
 	_ = c.conn.SetWriteDeadline(time.Now().Add(closeWriteTimeout))
 	c.deadline.Unlock()
 }
@@ -73,13 +74,26 @@ func (c *carrierActor) closeDeadline() {
 // something for it is not reading at all (a live peer always reads its
 // carrier: credit lets it keep what arrives): the write fails and the
 // carrier goes, rather than holding what is queued for it for ever.
+//
+// The deadline is moved only once an eighth of writeStall has passed since
+// it was last set, not for every batch: a write then still has at least
+// seven eighths of writeStall, and the data path does not reset a timer
+// per write.
 func (c *carrierActor) writeDeadline() bool {
-	c.deadline.Lock()
-	defer c.deadline.Unlock()
-	if c.closing || c.writeStall <= 0 {
+	if c.writeStall <= 0 || c.closed.Load() {
 		return false
 	}
-	_ = c.conn.SetWriteDeadline(time.Now().Add(c.writeStall))
+	now := time.Now()
+	if now.Sub(c.deadlineSet) < c.writeStall/8 {
+		return true
+	}
+	c.deadline.Lock()
+	defer c.deadline.Unlock()
+	if c.closed.Load() {
+		return false
+	}
+	_ = c.conn.SetWriteDeadline(now.Add(c.writeStall))
+	c.deadlineSet = now
 	return true
 }
 
@@ -131,13 +145,11 @@ func (c *carrierActor) readLoop() {
 			c.fail(err)
 			return
 		}
-		select {
-		case c.unprocessed <- struct{}{}:
-		case <-c.stop:
+		if !c.unprocessed.add(c.stop) {
 			f.Release()
 			return
 		}
-		c.env.send(c.link, &inFrame{carrier: c.id, f: f, taken: c.unprocessed})
+		c.env.send(c.link, &inFrame{carrier: c.id, f: f, backlog: c.unprocessed})
 	}
 }
 

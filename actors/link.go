@@ -144,8 +144,8 @@ func newLink(e *env, conn net.Conn, d carriers.Dialer) *linkActor {
 func (l *linkActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *inFrame:
-		if m.taken != nil {
-			<-m.taken // the reader may read one more
+		if m.backlog != nil {
+			m.backlog.taken() // the reader may read one more
 		}
 		c := l.carriers[m.carrier]
 		if c == nil || !l.up {

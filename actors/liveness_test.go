@@ -191,8 +191,8 @@ func TestDialStream(t *testing.T) {
 	}
 }
 
-// TestShutdownEndsPendingHandshake: closing a node ends a carrier's HELLO
-// exchange that is still waiting, instead of waiting out its timeout.
+// TestShutdownEndsPendingHandshake: shutting a node down ends a carrier's
+// HELLO exchange that is still waiting, instead of waiting out its timeout.
 func TestShutdownEndsPendingHandshake(t *testing.T) {
 	testkit.CheckLeaks(t)
 	n, err := actors.NewNode(actors.Config{HandshakeTimeout: time.Hour})
@@ -211,10 +211,13 @@ func TestShutdownEndsPendingHandshake(t *testing.T) {
 	defer silent.Close()
 	waitFor(t, "the silent carrier's link", func() bool { return len(n.Status().Links) == 1 })
 	done := make(chan struct{})
-	go func() { n.Close(); close(done) }()
+	// A drain of an hour: Shutdown waits for each link's answer up to
+	// drain+3s, so only a link that ends its handshake at once lets it
+	// return.
+	go func() { n.Shutdown(time.Hour); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(20 * time.Second): // hang guard: the handshake would wait an hour
-		t.Fatal("Close waited for a handshake with an hour to run")
+	case <-time.After(20 * time.Second): // hang guard
+		t.Fatal("Shutdown waited for a handshake with an hour to run")
 	}
 }

@@ -17,9 +17,9 @@ import (
 type inFrame struct {
 	carrier int
 	f       *engine.Frame
-	// taken gets back the token the reader took for the frame, once the
-	// Link has taken it (nil: none was taken).
-	taken chan struct{}
+	// backlog is told when the Link has taken the frame (nil: not
+	// counted).
+	backlog *backlog
 }
 
 // carrierDown reports that a carrier's connection ended, and why.
