@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"sockmux/internal/acceptloop"
 	"sockmux/internal/preauth"
 	"sockmux/internal/testkit"
 )
@@ -118,12 +119,12 @@ func TestTLSAcceptBackoff(t *testing.T) {
 	roundTrip(t, c, s, "after a burst of accept errors")
 	var lines []slog.Record
 	for _, r := range recordsOf(rec) {
-		if strings.HasPrefix(r.Message, "accepting tls connections") {
+		if r.Message == acceptloop.MsgFailing || r.Message == acceptloop.MsgRecovered {
 			lines = append(lines, r)
 		}
 	}
 	if len(lines) != 2 || !strings.Contains(attr(lines[0], "err"), "too many open files") ||
-		lines[1].Message != "accepting tls connections recovered" || attr(lines[1], "failures") != "5" {
+		lines[1].Message != acceptloop.MsgRecovered || attr(lines[1], "failures") != "5" {
 		t.Fatalf("logged %d lines about the burst: %v; want a warning naming EMFILE, then one counting 5 failures", len(lines), lines)
 	}
 }

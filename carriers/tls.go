@@ -25,6 +25,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"sockmux/internal/acceptloop"
 	"sockmux/internal/preauth"
 	"sockmux/internal/ratelog"
 )
@@ -425,35 +426,23 @@ func newTLSListener(ln net.Listener, cfg *tls.Config, o *options) *tlsListener {
 }
 
 // acceptLoop ends only when the TCP listener is closed: any other error
-// (out of descriptors, say) is waited out with a backoff.
+// (out of descriptors, say) is waited out with acceptloop's backoff.
 func (l *tlsListener) acceptLoop() {
 	defer l.wg.Done()
-	bo := acceptBackoff{log: l.log, what: "accepting tls connections"}
-	for {
-		raw, err := l.inner.Accept()
-		if err != nil {
-			if l.ctx.Err() != nil {
+	acceptloop.Run(l.inner, acceptloop.Options{Log: l.log, Limit: l.limit, Attrs: []any{"accepting", "tls"}, Done: l.ctx.Done()},
+		func(raw net.Conn) {
+			e, err := l.gate.Admit(raw)
+			if err != nil {
+				raw.Close() // the gate logs it
 				return
 			}
-			if errors.Is(err, net.ErrClosed) { // closed under us
-				l.acceptErr = err
-				close(l.failed)
-				return
-			}
-			if !bo.wait(l.ctx, err) {
-				return
-			}
-			continue
-		}
-		bo.ok()
-		e, err := l.gate.Admit(raw)
-		if err != nil {
-			raw.Close() // the gate logs it
-			continue
-		}
-		tune(raw)
-		l.wg.Add(1)
-		go l.handshake(raw, e)
+			tune(raw)
+			l.wg.Add(1)
+			go l.handshake(raw, e)
+		})
+	if l.ctx.Err() == nil { // closed under us
+		l.acceptErr = net.ErrClosed
+		close(l.failed)
 	}
 }
 
