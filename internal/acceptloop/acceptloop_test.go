@@ -137,7 +137,9 @@ func TestStopEndsBackoff(t *testing.T) {
 				_, err := wrapped.Accept()
 				ended <- err
 			}()
-			<-ln.Calls // the first failure: the loop now waits an hour
+			<-ln.Calls // the first failure
+			// Logged and counted: the loop now waits an hour.
+			log.Wait(t, 10*time.Second, MsgFailing, func(r testkit.Record) bool { return r.Msg == MsgFailing })
 			switch which {
 			case "stop":
 				close(stop)
