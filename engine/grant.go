@@ -40,7 +40,7 @@ type Grants struct {
 
 type grantState struct {
 	excess   int64 // what it holds beyond IdleAllowance, as counted in Grants.excess
-	step     int64 // what its reader may hold: MaxGrant at first, doubled when it ran dry, IdleAllowance once idle
+	step     int64 // what its reader may hold: MaxGrant at first, doubled when it ran dry, halved (to IdleAllowance at least) when it went idle
 	win      SendWindow
 	granted  int64 // handed to the reader, not back as DATA yet
 	queued   int64 // DATA in the queue, not handed to a carrier yet
@@ -184,7 +184,7 @@ func (g *Grants) Returned(id uint32, n int64) {
 	}
 	n = min(n, st.granted)
 	st.granted -= n
-	st.step = IdleAllowance // idle: it starts small again when it reads
+	st.step = max(IdleAllowance, st.step/2) // idle for now: a busy stream that paused ramps up again at once, an idle one shrinks to its allowance
 	g.held -= n
 	g.settle(st)
 }
@@ -226,7 +226,7 @@ func (g *Grants) Next(dst []Grant) []Grant {
 
 // try grants stream id what it may have now: once its reader holds half
 // its step or less, up to its step (the step adapts: a reader that runs
-// dry may hold twice as much, an idle one starts small again), and one
+// dry may hold twice as much, one that went idle half as much), and one
 // read's worth at most when the link is contended. It reports false when the link limit held
 // it back (it then waits in line).
 func (g *Grants) try(id uint32, st *grantState, dst *[]Grant, contended bool) bool {
