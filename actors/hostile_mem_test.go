@@ -162,7 +162,7 @@ func TestHostileNeverReading(t *testing.T) {
 		// from a peer that reads.
 		{name: "PING flood", peer: never, bound: 128 << 20,
 			attack: func(m *memAttack) {
-				m.flood(pingFloodN, 1000, func(b []byte, i int) []byte {
+				m.flood(pingFlood(), 1000, func(b []byte, i int) []byte {
 					return m.p.Append(b, engine.TypePing, 0, wirepeer.PingPayload(uint64(i)))
 				})
 				if m.err == nil {
@@ -186,7 +186,7 @@ func TestHostileNeverReading(t *testing.T) {
 						pongs++
 					}
 				}
-				if pongs > (m.frames+1)/2 {
+				if !raceEnabled && pongs > (m.frames+1)/2 {
 					t.Errorf("%d PONGs for %d PINGs from a peer that did not read: they were queued, not coalesced", pongs, m.frames+1)
 				}
 			}},
@@ -245,7 +245,7 @@ func TestHostileNeverReading(t *testing.T) {
 // Flood sizes: each is many times what the listener should let wait for a
 // peer that does not read.
 const (
-	pingFloodN = 1_000_000
+	pingFloodN = 1_000_000 // more PONGs than the kernel's buffers hold: coalescing shows
 	openFloodN = 150_000
 )
 
@@ -255,6 +255,10 @@ func runMem(t *testing.T, mc memCase) {
 	logs := &countingLog{}
 	h := newHostile(t, nil, func(_ *hostile, c *actors.Config) {
 		c.Logger = slog.New(logs)
+		// The floods never read: a carrier write stalled for three
+		// keepalives would drop them (TestCarrierNotReadDropped) before
+		// a slow (-race) flood is over.
+		c.Keepalive = time.Minute
 		up := c.OnLink
 		c.OnLink = func(ev actors.LinkEvent) {
 			up(ev)
@@ -411,4 +415,13 @@ func hostileWaitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// pingFlood is the PING flood's size: under -race a flood the kernel's
+// buffers absorb, which still bounds memory but cannot show coalescing.
+func pingFlood() int {
+	if raceEnabled {
+		return 200_000
+	}
+	return pingFloodN
 }

@@ -1,0 +1,7 @@
+//go:build race
+
+package actors_test
+
+// raceEnabled says the race detector is on: it slows the node several
+// times over, so the floods are smaller.
+const raceEnabled = true
