@@ -210,7 +210,7 @@ func resolveLink(i int, raw map[string]any, log *slog.Logger, at func(string, er
 	l.addr = addr
 	l.opts = &options{}
 	fs := pflag.NewFlagSet(l.mode, pflag.ContinueOnError)
-	l.opts.addFlags(fs)
+	l.opts.addLinkFlags(fs)
 	if l.mode == "listen" {
 		l.opts.addListenFlags(fs)
 	} else {
@@ -218,6 +218,15 @@ func resolveLink(i int, raw map[string]any, log *slog.Logger, at func(string, er
 	}
 	if err := applyKeys(fs, raw, fmt.Sprintf("a %s link", l.mode), []string{"name", l.mode}, []string{"profile", "metrics"}, at); err != nil {
 		return nil, err
+	}
+	first := addr
+	if len(l.opts.via) > 0 {
+		first = l.opts.via[0]
+	}
+	if err := l.opts.checkTLSFlags(fs, first); err != nil {
+		var fe *flagError
+		errors.As(err, &fe)
+		return nil, at(fe.flag, fe.err)
 	}
 	linkLog := log.With("link", l.name)
 	_, cfg, copts, err := l.opts.setup(func() (*slog.Logger, error) { return linkLog, nil })
