@@ -152,6 +152,13 @@ func loadConfig(path string, log *slog.Logger) (*config, error) {
 	if len(fc.Link) == 0 && len(fc.Share) == 0 {
 		return nil, &configError{Path: path, Err: errors.New("no [[link]] or [[share]]")}
 	}
+	dir := filepath.Dir(path)
+	for _, raw := range fc.Link {
+		resolvePaths(raw, dir)
+	}
+	for _, raw := range fc.Share {
+		resolvePaths(raw, dir)
+	}
 	for i, raw := range fc.Share {
 		sc, err := resolveShare(i, raw, log, func(key string, err error) error {
 			return &configError{Path: path, Line: lines[shareIndex(i)][key], Key: key, Err: err}
@@ -430,49 +437,16 @@ func sameExceptForwards(a, b *linkConf) bool {
 	return reflect.DeepEqual(strip(a.raw), strip(b.raw))
 }
 
-// describe prints the resolved configuration (sockmux check).
-func (c *config) describe() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "config %s: %d link(s); log-level %s; control socket %s", c.path, len(c.links), c.logLevel, c.control)
-	if c.metrics != "" {
-		fmt.Fprintf(&b, "; metrics on %s", c.metrics)
-	}
-	b.WriteString("\n")
-	for _, l := range c.links {
-		fmt.Fprintf(&b, "link %q: %s %s\n", l.name, l.mode, l.addr)
-		cfg := l.cfg
-		auth := "none"
-		if cfg.Key != nil {
-			auth = "pre-shared key from " + l.opts.keyFile
-		}
-		fmt.Fprintf(&b, "  authentication: %s; max-streams %d; keepalive %v; open-timeout %v; drain %v\n",
-			auth, cfg.MaxStreams, cfg.Keepalive, cfg.OpenTimeout, l.opts.drain)
-		resume := "off"
-		if cfg.ResumeWindow > 0 {
-			resume = cfg.ResumeWindow.String()
-		}
-		if l.mode == "connect" {
-			fmt.Fprintf(&b, "  carriers %d; resume-window %s\n", cfg.Carriers, resume)
-		} else {
-			fmt.Fprintf(&b, "  resume-window %s\n", resume)
-		}
-		policy := "default (any for an authenticated peer, loopback otherwise)"
-		if cfg.AllowTargets != nil {
-			policy = cfg.AllowTargets.String()
-		}
-		fmt.Fprintf(&b, "  allow-target: %s\n", policy)
-		for _, f := range cfg.Forwards {
-			fmt.Fprintf(&b, "  -L %s\n", f)
-		}
-		for _, f := range cfg.Remotes {
-			fmt.Fprintf(&b, "  -R %s\n", f)
-		}
-		for _, d := range cfg.Dynamic {
-			fmt.Fprintf(&b, "  -D %s\n", d)
-		}
-		for _, v := range l.opts.via {
-			fmt.Fprintf(&b, "  via %s\n", v)
+// pathKeys are the keys whose value is a file or a folder.
+var pathKeys = []string{"key-file", "tls-cert", "tls-key", "tls-ca", "tls-client-ca", "state-dir"}
+
+// resolvePaths makes the relative paths of a table relative to dir, the
+// config file's folder, as nginx and sshd read theirs: a file keeps
+// working from whatever folder the daemon is started in.
+func resolvePaths(raw map[string]any, dir string) {
+	for _, k := range pathKeys {
+		if v, ok := raw[k].(string); ok && v != "" && !filepath.IsAbs(v) {
+			raw[k] = filepath.Join(dir, v)
 		}
 	}
-	return b.String()
 }

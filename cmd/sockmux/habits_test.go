@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -239,4 +240,84 @@ func runChild(t testing.TB, args ...string) (int, string) {
 	}
 	t.Fatalf("sockmux %v: %v", args, err)
 	return 0, ""
+}
+
+// TestExamplesPassCheck: the shipped config files validate as they are,
+// from any folder (their relative paths are the file's), and the
+// connector pins the fingerprint check prints for the listener.
+func TestExamplesPassCheck(t *testing.T) {
+	files, err := filepath.Glob("../../examples/*.toml")
+	if err != nil || len(files) < 2 {
+		t.Fatalf("examples: %v %v", files, err)
+	}
+	printed := map[string]string{}
+	for _, f := range files {
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), []string{"check", "-c", f}, &out, &errOut); code != 0 {
+			t.Fatalf("check %s: exit %d: %s", f, code, errOut.String())
+		}
+		printed[filepath.Base(f)] = out.String()
+	}
+	fp := regexp.MustCompile(`certificate fingerprint ([0-9a-f]{64}) \(peers pin it`).FindStringSubmatch(printed["hostX.toml"])
+	if fp == nil {
+		t.Fatalf("check of hostX.toml prints no fingerprint:\n%s", printed["hostX.toml"])
+	}
+	if !strings.Contains(printed["hostY.toml"], "pins the server certificate fingerprint "+fp[1]) {
+		t.Fatalf("hostY.toml does not pin %s:\n%s", fp[1], printed["hostY.toml"])
+	}
+	if !strings.Contains(printed["hostX.toml"], `share "console": listen 127.0.0.1:7001`) {
+		t.Fatalf("check of hostX.toml leaves out its [[share]]:\n%s", printed["hostX.toml"])
+	}
+}
+
+// TestReadmeTwoHostExample runs the README's first two-host example as it
+// is written, on one machine: hostX is 127.0.0.1, each side's forward and
+// the link get free ports, and the telnet servers are an echo server.
+func TestReadmeTwoHostExample(t *testing.T) {
+	testkit.CheckLeaks(t)
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	section := string(readme)
+	section = section[strings.Index(section, "## A two-host example"):]
+	section = section[:strings.Index(section[3:], "\n## ")+3]
+	cmdOf := func(prompt string) []string {
+		m := regexp.MustCompile(`(?m)^` + prompt + `\$ sockmux ((?:listen|connect) .*)$`).FindStringSubmatch(section)
+		if m == nil {
+			t.Fatalf("README's two-host example has no %s$ sockmux listen/connect line", prompt)
+		}
+		return strings.Fields(m[1])
+	}
+	key := keyFile(t, "a key made as the README says, 32 bytes and more")
+	link, echo := testkit.FreeAddr(t), testkit.Echo(t)
+	_, linkPort, _ := net.SplitHostPort(link)
+	_, echoPort, _ := net.SplitHostPort(echo)
+	fwd := map[string]string{"hostX": testkit.FreeAddr(t), "hostY": testkit.FreeAddr(t)}
+	for _, host := range []string{"hostX", "hostY"} {
+		_, fwdPort, _ := net.SplitHostPort(fwd[host])
+		args := cmdOf(host)
+		for i, a := range args {
+			a = strings.ReplaceAll(a, "sockmux.key", key)
+			a = strings.ReplaceAll(a, ":9023:", ":"+fwdPort+":")
+			a = strings.ReplaceAll(a, "127.0.0.1:23", "127.0.0.1:"+echoPort)
+			a = strings.ReplaceAll(a, "hostX:9000", "127.0.0.1:"+linkPort)
+			a = strings.ReplaceAll(a, "0.0.0.0:9000", "0.0.0.0:"+linkPort)
+			args[i] = a
+		}
+		log := runBG(t, append(args[:1:1], append([]string{"--drain", "0s"}, args[1:]...)...)...)
+		if host == "hostX" {
+			waitListening(t, link)
+		} else {
+			waitLog(t, log, `msg="link up"`)
+		}
+	}
+	for host, addr := range fwd {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatalf("%s's forward: %v", host, err)
+		}
+		testkit.EchoRoundTrip(t, conn, 3, 256<<10)
+		conn.Close()
+	}
 }
