@@ -88,6 +88,9 @@ func tlsSummary(l *linkConf) string {
 	}
 	if t.CertFile == "" {
 		dir := t.StateDir
+		if dir == "" {
+			dir, _ = carriers.DefaultStateDir()
+		}
 		if _, err := os.Stat(filepath.Join(dir, carriers.GeneratedCertFile)); errors.Is(err, fs.ErrNotExist) {
 			return fmt.Sprintf("no certificate yet: listen generates one in %s at its first start and logs its fingerprint", dir)
 		}

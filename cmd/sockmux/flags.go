@@ -97,8 +97,9 @@ func (o *options) addListenFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.tls.CertFile, "tls-cert", "", "tls:// only: the server's certificate `FILE` (default: one generated and kept in --state-dir)")
 	f.StringVar(&o.tls.KeyFile, "tls-key", "", "tls:// only: the private key `FILE` for --tls-cert")
 	f.StringVar(&o.tls.ClientCAFile, "tls-client-ca", "", "tls:// only: require client certificates signed by this CA `FILE`")
-	stateDir, _ := carriers.DefaultStateDir()
-	f.StringVar(&o.tls.StateDir, "state-dir", stateDir, "tls:// only: where a generated TLS certificate is kept")
+	// The default is resolved when it is needed, so help and man pages do
+	// not show one user's home.
+	f.StringVar(&o.tls.StateDir, "state-dir", "", "tls:// only: where a generated TLS certificate is kept (default $XDG_STATE_HOME/sockmux/tls, or ~/.local/state/sockmux/tls)")
 	o.tlsFlags = []string{"tls-cert", "tls-key", "tls-client-ca", "state-dir"}
 }
 

@@ -321,3 +321,40 @@ func TestReadmeTwoHostExample(t *testing.T) {
 		conn.Close()
 	}
 }
+
+// TestManPagesUpToDate: docs/man is what `sockmux man` makes of the
+// commands as they are now (but the date line).
+func TestManPagesUpToDate(t *testing.T) {
+	dir := t.TempDir()
+	var errOut bytes.Buffer
+	if code := run(context.Background(), []string{"man", dir}, io.Discard, &errOut); code != 0 {
+		t.Fatalf("sockmux man: exit %d: %s", code, errOut.String())
+	}
+	strip := func(b []byte) string { return regexp.MustCompile(`(?m)^\.TH .*$`).ReplaceAllString(string(b), "") }
+	made, _ := filepath.Glob(filepath.Join(dir, "*.1"))
+	shipped, _ := filepath.Glob("../../docs/man/*.1")
+	if len(made) < 10 || len(made) != len(shipped) {
+		t.Fatalf("sockmux man made %d pages, docs/man has %d: run 'go run ./cmd/sockmux man docs/man'", len(made), len(shipped))
+	}
+	for _, m := range made {
+		want, _ := os.ReadFile(m)
+		got, err := os.ReadFile(filepath.Join("../../docs/man", filepath.Base(m)))
+		if err != nil || strip(got) != strip(want) {
+			t.Errorf("docs/man/%s is out of date: run 'go run ./cmd/sockmux man docs/man'", filepath.Base(m))
+		}
+	}
+	page, _ := os.ReadFile(filepath.Join(dir, "sockmux-connect.1"))
+	if !strings.Contains(string(page), "tls-fingerprint") || !strings.Contains(string(page), ".SH EXAMPLE") {
+		t.Errorf("sockmux-connect.1 lacks its flags or examples")
+	}
+}
+
+// TestCompletion: the shells' completion scripts come out of the commands.
+func TestCompletion(t *testing.T) {
+	for _, sh := range []string{"bash", "zsh", "fish"} {
+		var out bytes.Buffer
+		if code := run(context.Background(), []string{"completion", sh}, &out, io.Discard); code != 0 || !strings.Contains(out.String(), "sockmux") {
+			t.Errorf("completion %s: exit %d, %d bytes", sh, code, out.Len())
+		}
+	}
+}
