@@ -166,13 +166,21 @@ func (l *linkActor) Receive(ctx actor.Context) {
 	case *statusReq:
 		ls := &LinkStatus{Peer: l.peer, Up: l.up, Role: l.role.String(), Authenticated: l.authed, RTT: l.rtt,
 			Streams: len(l.streams), Since: l.upSince, Carriers: len(l.carriers), Resuming: l.resuming}
-		if l.seq {
-			ids := slices.Sorted(maps.Keys(l.carriers))
-			for _, id := range ids {
-				ls.CarrierBytesIn = append(ls.CarrierBytesIn, l.carriers[id].seqIn)
+		ids := slices.Sorted(maps.Keys(l.carriers))
+		for _, id := range ids {
+			c := l.carriers[id]
+			if l.seq {
+				ls.CarrierBytesIn = append(ls.CarrierBytesIn, c.seqIn)
 			}
+			ls.PerCarrier = append(ls.PerCarrier, CarrierStatus{Local: c.local, BytesIn: c.seqIn})
 		}
-		ctx.Respond(ls)
+		if len(ids) == 0 {
+			ctx.Respond(ls)
+			return
+		}
+		// The Scheduler, alive while there are carriers, adds what it
+		// knows of each and answers the asker.
+		ctx.RequestWithCustomSender(l.sched, &carrierStatusReq{ids: ids, ls: ls}, ctx.Sender())
 	case *actor.Started:
 		l.self = ctx.Self()
 		if l.dialer != nil {

@@ -232,3 +232,11 @@ type accepted struct {
 // statusReq asks a Link for its LinkStatus (answered with Respond; not on
 // the data path).
 type statusReq struct{}
+
+// carrierStatusReq asks a Scheduler to fill in, for the carriers ids, what
+// it knows of each in ls.PerCarrier (in the same order), then to answer
+// ls to the sender (a statusReq's asker). It only reads.
+type carrierStatusReq struct {
+	ids []int
+	ls  *LinkStatus
+}

@@ -152,6 +152,15 @@ func (s *schedulerActor) Receive(ctx actor.Context) {
 		s.attachCarrier(m)
 	case *carrierGone:
 		s.carrierGone(m.id)
+	case *carrierStatusReq:
+		for i, id := range m.ids {
+			if o := s.outs[id]; o != nil {
+				c := &m.ls.PerCarrier[i]
+				c.RTT, c.BytesSent, c.InFlight, c.Stalled = o.path.RTT, o.path.Sent, o.path.InFlight(), o.path.Stalled
+			}
+		}
+		ctx.Respond(m.ls)
+		return // nothing changed: no grants, no backlog check
 	case *actor.Started:
 		s.self = ctx.Self()
 	case *actor.Stopping:
