@@ -14,7 +14,6 @@ import (
 
 	"sockmux/carriers"
 	"sockmux/engine"
-	"sockmux/forward"
 )
 
 // readBufferSize is a carrier reader's buffer: a few frames, so one read
@@ -74,7 +73,6 @@ type linkActor struct {
 	gen        uint64
 	up         bool
 	authed     bool
-	policy     *forward.TargetPolicy
 	goingAway  bool
 	ending     bool // the session ends when its carriers are gone: no resuming
 	role       engine.Role
@@ -85,6 +83,7 @@ type linkActor struct {
 	streams    map[uint32]*actor.PID
 	ended      map[uint32]bool       // streams ended on the wire whose actors are still going
 	reverse    map[uint32]*actor.PID // listeners for the peer's -R, by its id
+	bound      map[uint32]bool       // our -R this session asked the peer for, by id
 	budget     *budget
 	rttNanos   *atomic.Int64 // the last PING round trip, shared with the streams
 	nextID     uint32
@@ -235,6 +234,8 @@ func (l *linkActor) Receive(ctx actor.Context) {
 				"window", l.env.cfg.ResumeWindow, "streams", len(l.streams))
 			l.sessionDown(ctx, l.downReason)
 		}
+	case *remotesChanged:
+		l.syncBinds(ctx)
 	case *openStream:
 		l.open(ctx, m)
 	case *streamEnded:

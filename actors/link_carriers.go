@@ -87,8 +87,9 @@ func (l *linkActor) handshake(conn net.Conn) {
 		hello: &engine.Hello{
 			MinVersion: env.minVersion, MaxVersion: env.maxVersion, Role: role,
 			MaxPayload: cfg.MaxPayload, InitialWindow: cfg.Window,
+			Capabilities: engine.CapUnbind,
 		},
-		key: cfg.Key, maxSkew: cfg.MaxSkew, replay: env.replay, now: env.now,
+		key: env.policies().Key, maxSkew: cfg.MaxSkew, replay: env.replay, now: env.now,
 	}
 	if !env.noSeq {
 		lh := &engine.LinkHello{Reorder: uint32(reorderLimit(cfg.LinkBudget))}

@@ -13,7 +13,6 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"sockmux/engine"
-	"sockmux/forward"
 )
 
 // shutdown says GOAWAY (the peer opens no more streams), lets the open
@@ -149,13 +148,6 @@ func (l *linkActor) sessionUp(ctx actor.Context, m *handshakeDone) {
 	l.up, l.goingAway, l.ending, l.resuming, l.noJoin, l.downReason, l.peerAway = true, false, false, false, false, nil, nil
 	l.params = m.params
 	l.authed = m.authed
-	l.policy = l.env.cfg.AllowTargets
-	if l.policy == nil {
-		l.policy = forward.LoopbackTargets
-		if m.authed {
-			l.policy = forward.AnyTarget
-		}
-	}
 	l.streams = make(map[uint32]*actor.PID)
 	l.ended = make(map[uint32]bool)
 	l.carriers = make(map[int]*carrierRef)
@@ -187,13 +179,8 @@ func (l *linkActor) sessionUp(ctx actor.Context, m *handshakeDone) {
 	l.env.stats.LinksUp.Add(1)
 	l.armKeepalive()
 	l.reverse = make(map[uint32]*actor.PID)
-	for i, r := range l.env.cfg.Remotes {
-		b := engine.Bind{ID: uint32(i + 1), Addr: r.Bind}
-		if r.UDP {
-			b.Proto = 1
-		}
-		ctx.Send(l.sched, engine.NewBind(b))
-	}
+	l.bound = make(map[uint32]bool)
+	l.syncBinds(ctx) // the peer listens for our -R again
 	l.env.log.Info("link up", "peer", l.peer, "local", m.conn.LocalAddr().String(), "role", l.role.String(),
 		"version", p.Version, "authenticated", m.authed, "sequenced", l.seq)
 	if f := l.env.cfg.OnLink; f != nil {

@@ -90,6 +90,14 @@ func (l *linkActor) dispatch(ctx actor.Context, c *carrierRef, f *engine.Frame) 
 			return
 		}
 		l.bind(ctx, b)
+	case engine.TypeUnbind:
+		id, err := engine.ParseUnbind(f.Bytes())
+		f.Release()
+		if err != nil {
+			l.protocolError(ctx, err)
+			return
+		}
+		l.unbind(ctx, id)
 	case engine.TypeBindOK:
 		r, err := engine.ParseBindReply(f.Bytes())
 		f.Release()
@@ -131,7 +139,7 @@ func (l *linkActor) bind(ctx actor.Context, b engine.Bind) {
 		reply(engine.CodeRefused, reason)
 		return
 	}
-	if !l.env.cfg.AllowListen.Allows(b.Addr) {
+	if !l.env.policies().AllowListen.Allows(b.Addr) {
 		// The reason goes to the peer, whose log shows it: from there the
 		// policy is the peer's.
 		l.env.warn("reverse forward refused", cause("allow-listen"), "peer", l.peer, "listen", b.Addr,
@@ -166,11 +174,11 @@ func (l *linkActor) bind(ctx actor.Context, b engine.Bind) {
 
 // bindReply is the peer's answer to one of our -R.
 func (l *linkActor) bindReply(r engine.BindReply) {
-	if r.ID == 0 || int(r.ID) > len(l.env.cfg.Remotes) {
+	fwd := l.env.remote(r.ID)
+	if fwd == nil {
 		l.env.warn("BIND_REPLY for an unknown forward", "peer", l.peer, "id", r.ID)
 		return
 	}
-	fwd := l.env.cfg.Remotes[r.ID-1]
 	if r.Code == engine.CodeNormal {
 		l.env.log.Info("reverse forward listening", "peer", l.peer, "remote", r.Text, "target", fwd.Target)
 		return
@@ -208,7 +216,7 @@ func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 	switch o.Kind {
 	case engine.TargetDial, engine.TargetUDP:
 		datagram = o.Kind == engine.TargetUDP
-		if !l.policy.Allows(target) {
+		if !l.targetPolicy().Allows(target) {
 			f.Release()
 			l.env.warn("stream refused", cause("allow-target"), "peer", l.peer, "stream", id, "target", target,
 				"reason", "not allowed by this side's --allow-target policy")
@@ -219,13 +227,17 @@ func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 		}
 	case engine.TargetForward: // a connection to one of our -R: its target is ours to choose
 		n, err := strconv.ParseUint(target, 10, 32)
-		if err != nil || n == 0 || n > uint64(len(l.env.cfg.Remotes)) {
+		var fwd *forward.Forward
+		if err == nil && n <= 0xFFFFFFFF {
+			fwd = l.env.remote(uint32(n))
+		}
+		if fwd == nil { // never bound, or removed by a reload
 			f.Release()
 			l.env.warn("stream refused", cause("unknown forward"), "peer", l.peer, "stream", id, "reason", "no such reverse forward", "id", target)
 			ctx.Send(l.sched, engine.NewReason(engine.TypeOpenFail, id, engine.CodeUnknownTarget, "no reverse forward "+target))
 			return
 		}
-		target, datagram = l.env.cfg.Remotes[n-1].Target, l.env.cfg.Remotes[n-1].UDP
+		target, datagram = fwd.Target, fwd.UDP
 	default:
 		f.Release()
 		l.env.warn("stream refused", cause("target kind"), "peer", l.peer, "stream", id, "reason", "unknown target kind")
@@ -252,7 +264,7 @@ func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 	}
 	ctx.Send(l.sched, &declare{id: id})
 	st := &streamActor{env: l.env, id: id, link: l.self, sched: l.sched, target: target, openFrame: f, datagram: datagram,
-		proxyHere: o.Kind == engine.TargetForward && target == forward.TargetSOCKS, policy: l.policy,
+		proxyHere: o.Kind == engine.TargetForward && target == forward.TargetSOCKS, policy: l.targetPolicy(),
 		state: engine.NewAccepter(id), recv: engine.NewRecvWindow(l.params.RecvWindow, l.env.cfg.MaxWindow), params: l.params, budget: l.budget, rtt: l.rttNanos}
 	l.streams[id] = ctx.Spawn(l.env.props(func() actor.Actor { return st }))
 	l.env.stats.StreamsOpened.Add(1)

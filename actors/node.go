@@ -73,6 +73,11 @@ type env struct {
 	now func() time.Time
 	// replay remembers the nonces of authenticated HELLOs.
 	replay *engine.ReplayCache
+	// live holds the Policies, replaced whole by SetPolicies.
+	live atomic.Pointer[Policies]
+	// remoteSlots is the -R list (see remotes); remoteMu orders its writers.
+	remoteSlots atomic.Pointer[[]*forward.Forward]
+	remoteMu    sync.Mutex
 	// failed carries a fatal forward failure (ExitOnForwardFailure).
 	failed     chan error
 	failedOnce sync.Once
@@ -217,6 +222,12 @@ func NewNode(cfg Config) (*Node, error) {
 	})
 	e.links.env = e
 	n := &Node{env: e}
+	n.SetPolicies(Policies{AllowTargets: cfg.AllowTargets, AllowListen: cfg.AllowListen, Direct: cfg.Direct, ProxyAuth: cfg.ProxyAuth, Key: cfg.Key})
+	slots := make([]*forward.Forward, len(cfg.Remotes))
+	for i := range cfg.Remotes {
+		slots[i] = &cfg.Remotes[i]
+	}
+	e.remoteSlots.Store(&slots)
 	for _, f := range cfg.Forwards {
 		if err := n.AddForward(f); err != nil {
 			n.Close()
