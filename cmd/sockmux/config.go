@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -273,10 +274,25 @@ func resolveShare(i int, raw map[string]any, log *slog.Logger, at func(string, e
 	}
 	cfg, err := sf.config(log.With("share", name))
 	if err != nil {
-		return nil, at("name", err)
+		return nil, at(shareErrKey(raw, err), err)
 	}
 	sc.cfg = cfg
 	return sc, nil
+}
+
+// shareFlagRE finds the flag a share's error starts with.
+var shareFlagRE = regexp.MustCompile(`^(?:usage: )?--([a-z-]+)`)
+
+// shareErrKey is the key a [[share]]'s error is about: the flag it names
+// first when the table sets it ("--slow-timeout applies only to --slow
+// wait" is at slow-timeout), the table's name otherwise.
+func shareErrKey(raw map[string]any, err error) string {
+	if m := shareFlagRE.FindStringSubmatch(err.Error()); m != nil {
+		if _, ok := raw[m[1]]; ok {
+			return m[1]
+		}
+	}
+	return "name"
 }
 
 // tableName is a table's name key, or def.
