@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -434,23 +433,6 @@ func keyLines(data []byte) map[int]map[string]int {
 		}
 	}
 	return out
-}
-
-// forwardKeys are the keys reload applies live; others need a restart.
-var forwardKeys = []string{"local", "dynamic"}
-
-// sameExceptForwards reports whether two links differ only in forwards.
-func sameExceptForwards(a, b *linkConf) bool {
-	strip := func(m map[string]any) map[string]any {
-		out := map[string]any{}
-		for k, v := range m {
-			if !slices.Contains(forwardKeys, k) {
-				out[k] = v
-			}
-		}
-		return out
-	}
-	return reflect.DeepEqual(strip(a.raw), strip(b.raw))
 }
 
 // pathKeys are the keys whose value is a file or a folder.
