@@ -145,6 +145,9 @@ func (c *carrierActor) readLoop() {
 			c.fail(err)
 			return
 		}
+		if f.Type == engine.TypeData {
+			traceHop(HopCarrierRead)
+		}
 		if !c.unprocessed.add(c.stop) {
 			f.Release()
 			return
@@ -173,6 +176,10 @@ func (c *carrierActor) writeLoop() {
 		frames, drainedAll, ok = c.q.take(frames[:0])
 		if !ok {
 			return
+		}
+		data := HopTracing && hasData(frames) // a constant: nothing to do in other builds
+		if data {
+			traceHop(HopWriterTake)
 		}
 		if need := len(frames) * engine.MaxHeaderLen; cap(hdrs) < need {
 			hdrs = make([]byte, need)
@@ -203,6 +210,9 @@ func (c *carrierActor) writeLoop() {
 			if cap(flat) > 4<<20 {
 				flat = nil // do not keep a huge batch's buffer for ever
 			}
+		}
+		if data {
+			traceHop(HopCarrierWritten)
 		}
 		// A sequenced frame is also held by the Scheduler until the peer
 		// acknowledges it; this releases the writer's share only.

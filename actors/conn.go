@@ -137,6 +137,9 @@ func (s *streamActor) readNow(ctx actor.Context) {
 	}
 	max, frame := s.readSize()
 	bufs, n, err := (&sockReader{raw: s.raw}).rawRead(max, frame, false)
+	if n > 0 {
+		traceHop(HopSocketRead)
+	}
 	if n == 0 && err == nil {
 		s.wait() // nothing there
 		return
@@ -235,6 +238,9 @@ func (r *socketRead) try(fd uintptr) bool {
 		}
 	}
 	r.msg.bufs, _, r.msg.err = readFD(int(fd), r.max, r.frame)
+	if len(r.msg.bufs) > 0 {
+		traceHop(HopSocketRead)
+	}
 	return r.msg.err != syscall.EAGAIN && r.msg.err != syscall.EINTR // else a wake-up with nothing there: wait again
 }
 
@@ -246,6 +252,9 @@ func (s *streamActor) waited(ctx actor.Context, m *dataIn) {
 	n := 0
 	for _, b := range m.bufs {
 		n += len(b.B)
+	}
+	if n > 0 {
+		traceHop(HopStreamIn)
 	}
 	max, _ := s.readSize()
 	s.readOn(ctx, m.bufs, n, max, m.err)
@@ -349,6 +358,9 @@ func (s *streamActor) flush(ctx actor.Context) {
 		total += len(b.B)
 	}
 	n, err := s.writeNow(bufs)
+	if n > 0 {
+		traceHop(HopSocketWritten)
+	}
 	if err != nil {
 		putAll(bufs)
 		s.out = bufs[:0]

@@ -96,6 +96,7 @@ func writeLoop(env *env, self *actor.PID, conn net.Conn, q *writeQueue, datagram
 				w := nb
 				_, err = w.WriteTo(conn)
 			}
+			traceHop(HopSocketWritten)
 			clear(nb)
 			putAll(bufs)
 			queued := q.written(total)

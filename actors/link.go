@@ -146,6 +146,9 @@ func (l *linkActor) Receive(ctx actor.Context) {
 		if m.backlog != nil {
 			m.backlog.taken() // the reader may read one more
 		}
+		if m.f.Type == engine.TypeData {
+			traceHop(HopLinkIn)
+		}
 		c := l.carriers[m.carrier]
 		if c == nil || !l.up {
 			m.f.Release()

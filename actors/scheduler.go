@@ -110,6 +110,7 @@ func newScheduler(e *env, p engine.Params, maxUnacked int) *schedulerActor {
 func (s *schedulerActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *dataOut:
+		traceHop(HopSchedIn)
 		for _, f := range m.frames {
 			s.enqueue(f)
 		}
@@ -424,6 +425,9 @@ func (s *schedulerActor) pump() {
 	}
 	for _, o := range s.outs {
 		if len(o.batch) > 0 {
+			if HopTracing && hasData(o.batch) {
+				traceHop(HopCarrierQueued)
+			}
 			o.q.push(o.batch)
 			clear(o.batch)
 			o.batch = o.batch[:0]

@@ -194,6 +194,7 @@ func (s *streamActor) fromPeer(ctx actor.Context, f *engine.Frame) {
 	}
 	switch f.Type {
 	case engine.TypeData:
+		traceHop(HopStreamFrame)
 		if err := s.recv.Receive(f.Len()); err != nil {
 			f.Release()
 			s.env.warn("stream flow control violation; resetting it", "stream", s.id, "err", err)

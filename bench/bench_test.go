@@ -269,5 +269,26 @@ func BenchmarkRedis(b *testing.B) {
 	if err := WriteRedisTable(&t, res, Sockmux.Name, OpenSSH.Name); err != nil {
 		b.Fatal(err)
 	}
-	b.Logf("medians of %d interleaved rounds (each round's figure in brackets):\n%s", cfg.Rounds, t.String())
+	fmt.Printf("medians of %d interleaved rounds (each round's figure in brackets):\n%s", cfg.Rounds, t.String())
+}
+
+// BenchmarkRedisHops breaks a GET round trip through sockmux (its peers
+// apart, to a redis-server) into the time between the stages its bytes
+// pass on both peers. It needs a hop-traced build:
+// go test -tags hoptrace -run '^$' -bench RedisHops -benchtime 1x ./bench/
+func BenchmarkRedisHops(b *testing.B) {
+	res, err := MeasureHops(20_000)
+	if errors.Is(err, ErrNotHopTraced) || errors.Is(err, ErrMissingTool) {
+		b.Skip(err)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(us(res.RoundTrip), "p50-µs")
+	var t strings.Builder
+	if err := WriteHops(&t, res); err != nil {
+		b.Fatal(err)
+	}
+	// Printed, not logged: go test cuts a benchmark's log to ten lines.
+	fmt.Printf("per-hop breakdown of a GET round trip through sockmux:\n%s", t.String())
 }
