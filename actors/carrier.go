@@ -36,6 +36,7 @@ type carrierActor struct {
 	link    *actor.PID
 	sched   *actor.PID
 	q       *frameQueue // made by the Link, which gives it to the Scheduler
+	strand  *strand     // the link's: the reader runs what its frames cause
 	once    sync.Once   // fail
 	err     error       // the first error, set in fail
 	report  sync.Once   // carrierDown
@@ -52,8 +53,8 @@ type carrierActor struct {
 	deadlineSet time.Time // when the writer last moved the deadline (the writer's own)
 }
 
-func newCarrier(e *env, id int, conn net.Conn, r *engine.Reader, version uint8, link, sched *actor.PID, q *frameQueue) *carrierActor {
-	c := &carrierActor{env: e, id: id, conn: conn, reader: r, version: version, link: link, sched: sched, q: q,
+func newCarrier(e *env, id int, conn net.Conn, r *engine.Reader, version uint8, link, sched *actor.PID, q *frameQueue, st *strand) *carrierActor {
+	c := &carrierActor{env: e, id: id, conn: conn, reader: r, version: version, link: link, sched: sched, q: q, strand: st,
 		unprocessed: newBacklog(maxUnprocessed), stop: make(chan struct{})}
 	if e.cfg.Keepalive > 0 {
 		c.writeStall = 3 * e.cfg.Keepalive
@@ -138,6 +139,12 @@ func (c *carrierActor) reportDown() {
 	c.report.Do(func() { c.env.send(c.link, &carrierDown{id: c.id, err: c.err}) })
 }
 
+// readLoop reads frames and hands them to the Link. Each frame read
+// blocking may be followed by others already in the read buffer; all of
+// them go to the Link together, and the reader then runs the link's strand
+// itself (unless a worker holds it already): the Link, and the Stream it
+// hands DATA to, which writes it to its socket, run on this goroutine,
+// woken once by the carrier's bytes, instead of waking a worker.
 func (c *carrierActor) readLoop() {
 	for {
 		f, err := c.reader.ReadFrame()
@@ -145,15 +152,38 @@ func (c *carrierActor) readLoop() {
 			c.fail(err)
 			return
 		}
-		if f.Type == engine.TypeData {
-			traceHop(HopCarrierRead)
-		}
 		if !c.unprocessed.add(c.stop) {
 			f.Release()
 			return
 		}
-		c.env.send(c.link, &inFrame{carrier: c.id, f: f, backlog: c.unprocessed})
+		ran := c.strand.claim() // what is sent now waits for our run
+		c.deliver(f)
+		// Only frames already buffered in whole: reading them cannot wait
+		// on the carrier while the strand is held. Nor may the backlog's
+		// bound: at it, the strand's run makes room first.
+		for n := 1; n < strandRunMax && c.reader.FrameBuffered() && c.unprocessed.tryAdd(); n++ {
+			if f, err = c.reader.ReadFrame(); err != nil {
+				c.unprocessed.taken()
+				break
+			}
+			c.deliver(f)
+		}
+		if ran {
+			c.strand.run(strandRunMax)
+		}
+		if err != nil {
+			c.fail(err)
+			return
+		}
 	}
+}
+
+// deliver hands a frame read to the Link.
+func (c *carrierActor) deliver(f *engine.Frame) {
+	if f.Type == engine.TypeData {
+		traceHop(HopCarrierRead)
+	}
+	c.env.send(c.link, &inFrame{carrier: c.id, f: f, backlog: c.unprocessed})
 }
 
 func (c *carrierActor) writeLoop() {
@@ -172,8 +202,11 @@ func (c *carrierActor) writeLoop() {
 		vectored = true
 	}
 	for {
-		var drainedAll, ok bool
-		frames, drainedAll, ok = c.q.take(frames[:0])
+		var (
+			off            int
+			drainedAll, ok bool
+		)
+		frames, off, drainedAll, ok = c.q.take(frames[:0])
 		if !ok {
 			return
 		}
@@ -195,15 +228,16 @@ func (c *carrierActor) writeLoop() {
 			}
 			total += f.WireLen()
 		}
+		total -= off
+		out := skipBytes(bufs, off) // what an earlier write took of the first frame is not sent again
 		stallable := c.writeDeadline()
 		var err error
 		if vectored {
 			// WriteTo consumes the slice header it is given; keep ours.
-			wb := bufs
-			_, err = wb.WriteTo(c.conn)
+			_, err = out.WriteTo(c.conn)
 		} else {
 			flat = flat[:0]
-			for _, b := range bufs {
+			for _, b := range out {
 				flat = append(flat, b...)
 			}
 			_, err = c.conn.Write(flat)
@@ -220,6 +254,7 @@ func (c *carrierActor) writeLoop() {
 			f.Release()
 			frames[i] = nil
 		}
+		c.q.written()
 		if err != nil {
 			if stallable && errors.Is(err, os.ErrDeadlineExceeded) {
 				err = fmt.Errorf("%w: it read nothing for %v", ErrPeerNotReading, c.writeStall)
@@ -240,3 +275,16 @@ func (c *carrierActor) writeLoop() {
 
 // errCarrierClosed is the reason of a carrier closed by this side.
 var errCarrierClosed = errors.New("closed by this side")
+
+// skipBytes drops the first n bytes of bufs.
+func skipBytes(bufs net.Buffers, n int) net.Buffers {
+	for n > 0 && len(bufs) > 0 {
+		if n < len(bufs[0]) {
+			bufs[0] = bufs[0][n:]
+			return bufs
+		}
+		n -= len(bufs[0])
+		bufs = bufs[1:]
+	}
+	return bufs
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -178,8 +179,11 @@ func (s *streamActor) readSize() (max, frame int) {
 // maxRead is the largest DATA payload the peer takes.
 func (s *streamActor) maxRead() int { return int(s.params.SendMax) }
 
-// wait starts the goroutine that reads once the socket has bytes; its
-// dataIn hands them over and says it ended.
+// wait has a goroutine read once the socket has bytes; its dataIn hands
+// them over. The goroutine that brought the last read, if it is running
+// the link's strand right now (this very call may be on it), waits again
+// instead of ending: a busy stream keeps one reading goroutine, which runs
+// what its reads cause itself, rather than starting one per read.
 func (s *streamActor) wait() {
 	if s.raw != nil && !s.datagram && s.credit > engine.IdleAllowance {
 		// The socket is empty: what the reader holds beyond the idle
@@ -189,36 +193,74 @@ func (s *streamActor) wait() {
 	s.waiting = true
 	s.running++
 	max, frame := s.readSize()
-	r := &socketRead{env: s.env, self: s.self, rd: sockReader{conn: s.netConn, raw: s.raw}, max: max, frame: frame}
+	if r := s.reader; r != nil {
+		r.max, r.frame = max, frame // read by it only once it is asked again, below
+		if r.state.CompareAndSwap(readerHanded, readerAgain) {
+			return
+		}
+	}
+	r := &socketRead{env: s.env, self: s.self, strand: s.strand, rd: sockReader{conn: s.netConn, raw: s.raw}, max: max, frame: frame}
+	s.reader = r
 	s.env.goroutine(r.run)
 }
 
-// socketRead is one wait of a stream's reading goroutine, all it holds
-// while parked in one allocation: an idle stream keeps nothing else.
+// A reading goroutine's states (socketRead.state).
+const (
+	readerReading int32 = iota // waiting for the socket, or reading it
+	readerHanded               // it handed a read over and runs the strand; the stream may ask it to read again
+	readerAgain                // the stream asked it to read again
+	readerGone                 // it ended: the next wait starts another
+)
+
+// socketRead is a stream's reading goroutine, all it holds while parked in
+// one allocation: an idle stream keeps nothing else.
 type socketRead struct {
 	env        *env
 	self       *actor.PID
+	strand     *strand // the link's: run here after handing a read over
 	rd         sockReader
-	max, frame int
+	max, frame int // what to read: set by the stream before readerAgain
 	peeked     bool
-	// msg is the report: the goroutine owns the buffers it read until
-	// msg hands them to the actor (or, the actor gone, to
-	// releaseMessage).
-	msg dataIn
+	state      atomic.Int32
+	// bufs and err are the read being made: the goroutine owns the
+	// buffers until a dataIn hands them to the actor (or, the actor
+	// gone, to releaseMessage).
+	bufs []*engine.Buffer
+	err  error
 }
 
 // run waits until the socket has something to say (bytes, its end or an
 // error), reads up to max bytes into buffers of at most frame bytes each,
-// and reports. Until the socket is readable it has only peeked at it, so
-// the goroutine parked here holds no buffer and keeps the smallest stack.
-// A socket with no file descriptor is read with a plain Read.
+// and hands them over. Until the socket is readable it has only peeked at
+// it, so the goroutine parked here holds no buffer. A socket with no file
+// descriptor is read with a plain Read.
+//
+// Once it has handed a read over it runs the link's strand, unless
+// another goroutine does already: the Stream takes the read and sends it
+// on to the carrier on this goroutine, woken once by the socket. If the
+// Stream then wants more, it asks this goroutine to read again (state);
+// otherwise the goroutine ends.
 func (r *socketRead) run() {
-	if r.rd.raw == nil {
-		r.msg.bufs, _, r.msg.err = r.rd.read(r.max, r.frame)
-	} else if err := r.rd.raw.Read(r.try); err != nil {
-		r.msg.err = err
+	for {
+		r.bufs, r.err, r.peeked = nil, nil, false
+		if r.rd.raw == nil {
+			r.bufs, _, r.err = r.rd.read(r.max, r.frame)
+		} else if err := r.rd.raw.Read(r.try); err != nil {
+			r.err = err
+		}
+		msg := &dataIn{bufs: r.bufs, err: r.err}
+		r.bufs, r.err = nil, nil
+		ran := r.strand != nil && r.strand.claim()
+		r.state.Store(readerHanded)
+		r.env.send(r.self, msg)
+		if ran {
+			r.strand.run(strandRunMax)
+		}
+		if r.state.CompareAndSwap(readerHanded, readerGone) {
+			return
+		}
+		r.state.Store(readerReading) // asked again: max and frame are set
 	}
-	r.env.send(r.self, &r.msg)
 }
 
 // try is the raw read's callback: a peek first, then a read; false waits
@@ -233,15 +275,15 @@ func (r *socketRead) try(fd uintptr) bool {
 		if err != nil {
 			// The peek took the socket's error (a reset): the read
 			// after it would see only a clean end.
-			r.msg.err = err
+			r.err = err
 			return true
 		}
 	}
-	r.msg.bufs, _, r.msg.err = readFD(int(fd), r.max, r.frame)
-	if len(r.msg.bufs) > 0 {
+	r.bufs, _, r.err = readFD(int(fd), r.max, r.frame)
+	if len(r.bufs) > 0 {
 		traceHop(HopSocketRead)
 	}
-	return r.msg.err != syscall.EAGAIN && r.msg.err != syscall.EINTR // else a wake-up with nothing there: wait again
+	return r.err != syscall.EAGAIN && r.err != syscall.EINTR // else a wake-up with nothing there: wait again
 }
 
 // waited takes a reading goroutine's end: bytes it read, or the end of

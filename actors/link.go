@@ -56,6 +56,7 @@ var ErrResumeExpired = errors.New("link not resumed within the resume window")
 // for the dialler to resume it.
 type linkActor struct {
 	env    *env
+	strand *strand // runs this Link and every actor it spawns for the session
 	self   *actor.PID
 	dialer carriers.Dialer // nil for a link we accepted
 	conn   net.Conn        // the carrier being dialled or handshaken
@@ -129,6 +130,10 @@ type carrierRef struct {
 	seqIn       uint64 // bytes of sequenced frames received
 	ackedIn     uint64 // seqIn when it was last acknowledged
 }
+
+// props makes the props of an actor of this link's session (its
+// Scheduler, Carriers, Streams): run on the link's strand.
+func (l *linkActor) props(p actor.Producer) *actor.Props { return l.env.propsOn(l.strand, p) }
 
 func newLink(e *env, conn net.Conn, d carriers.Dialer) *linkActor {
 	l := &linkActor{env: e, conn: conn, dialer: d, backoff: e.cfg.Backoff}

@@ -285,7 +285,7 @@ func (l *linkActor) join(ctx actor.Context, m *handshakeDone) {
 func (l *linkActor) attach(ctx actor.Context, m *handshakeDone) {
 	id := l.nextCID
 	l.nextCID++
-	q := newFrameQueue()
+	q := newFrameQueue(m.conn, m.params.Version)
 	var first *engine.Frame
 	if l.seq && m.link.Join {
 		if l.dialer == nil {
@@ -298,7 +298,7 @@ func (l *linkActor) attach(ctx actor.Context, m *handshakeDone) {
 	ctx.Send(l.sched, &carrierAttached{id: id, q: q, first: first})
 	conn, r, v, sched := m.conn, m.reader, m.params.Version, l.sched
 	c := &carrierRef{id: id, local: conn.LocalAddr().String()}
-	c.pid = ctx.Spawn(l.env.props(func() actor.Actor { return newCarrier(l.env, id, conn, r, v, l.self, sched, q) }))
+	c.pid = ctx.Spawn(l.props(func() actor.Actor { return newCarrier(l.env, id, conn, r, v, l.self, sched, q, l.strand) }))
 	l.carriers[id] = c
 	// A PING at once: streams size their windows by the round trip, and
 	// the Scheduler weighs carriers by theirs.

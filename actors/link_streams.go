@@ -266,7 +266,7 @@ func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 	st := &streamActor{env: l.env, id: id, link: l.self, sched: l.sched, target: target, openFrame: f, datagram: datagram,
 		proxyHere: o.Kind == engine.TargetForward && target == forward.TargetSOCKS, policy: l.targetPolicy(),
 		state: engine.NewAccepter(id), recv: engine.NewRecvWindow(l.params.RecvWindow, l.env.cfg.MaxWindow), params: l.params, budget: l.budget, rtt: l.rttNanos}
-	l.streams[id] = ctx.Spawn(l.env.props(func() actor.Actor { return st }))
+	l.streams[id] = ctx.Spawn(l.props(func() actor.Actor { return st }))
 	l.env.stats.StreamsOpened.Add(1)
 }
 
@@ -332,7 +332,7 @@ func (l *linkActor) open(ctx actor.Context, m *openStream) {
 	st := &streamActor{env: l.env, id: id, link: l.self, sched: l.sched, target: m.target, netConn: m.conn, datagram: m.datagram,
 		state: state, recv: engine.NewRecvWindow(l.params.RecvWindow, l.env.cfg.MaxWindow), params: l.params, budget: l.budget, rtt: l.rttNanos, firstLen: len(data), clientEOF: errors.Is(err, io.EOF),
 		reply: m.reply, opened: m.opened}
-	l.streams[id] = ctx.Spawn(l.env.props(func() actor.Actor { return st }))
+	l.streams[id] = ctx.Spawn(l.props(func() actor.Actor { return st }))
 	l.env.stats.StreamsOpened.Add(1)
 }
 

@@ -88,14 +88,20 @@ func (e *env) fail(err error) {
 	e.failedOnce.Do(func() { e.failed <- err })
 }
 
-// spawnLink starts a Link actor unless the node is closing.
-func (e *env) spawnLink(p actor.Producer) bool {
+// spawnLink starts a Link actor, on a strand of its own, unless the node
+// is closing.
+func (e *env) spawnLink(mk func() *linkActor) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
 		return false
 	}
-	pid := e.sys.Root.Spawn(e.props(p))
+	st := newStrand(e.dispatcher)
+	pid := e.sys.Root.Spawn(e.propsOn(st, func() actor.Actor {
+		l := mk()
+		l.strand = st
+		return l
+	}))
 	e.linkPIDs[pid.Id] = pid
 	if _, ok := e.linkDone[pid.Id]; !ok {
 		e.linkDone[pid.Id] = make(chan struct{})
@@ -271,7 +277,7 @@ func (n *Node) Serve(ln net.Listener) {
 	// A connection that comes as the node closes is closed: the node has
 	// already closed ln, so the loop ends at its next Accept.
 	n.env.acceptLoop(ln, nil, "links", func(c net.Conn) {
-		if !n.env.spawnLink(func() actor.Actor { return newLink(n.env, c, nil) }) {
+		if !n.env.spawnLink(func() *linkActor { return newLink(n.env, c, nil) }) {
 			c.Close()
 		}
 	})
@@ -284,7 +290,7 @@ func (n *Node) Serve(ln net.Listener) {
 // handshake, the carrier's end), ErrClosed if the node was closing.
 func (n *Node) ServeConn(c net.Conn) <-chan error {
 	ended := make(chan error, 1)
-	if !n.env.spawnLink(func() actor.Actor {
+	if !n.env.spawnLink(func() *linkActor {
 		l := newLink(n.env, c, nil)
 		l.onEnd = ended
 		return l
@@ -298,7 +304,7 @@ func (n *Node) ServeConn(c net.Conn) <-chan error {
 // Connect keeps a link to the peer d reaches, redialling with backoff when
 // it drops, until the node is closed.
 func (n *Node) Connect(d carriers.Dialer) {
-	n.env.spawnLink(func() actor.Actor { return newLink(n.env, nil, d) })
+	n.env.spawnLink(func() *linkActor { return newLink(n.env, nil, d) })
 }
 
 // DialStream opens a stream to target over the node's newest link (waiting

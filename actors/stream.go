@@ -57,9 +57,15 @@ type streamActor struct {
 	raw        syscall.RawConn    // netConn's file descriptor; nil: a goroutine reads and writes
 	credit     int64              // what the Scheduler granted that reading may still use
 	wq         *writeQueue        // for the writer goroutine; nil until a write must wait
+	reader     *socketRead        // the reading goroutine last started (it may read again)
+	strand     *strand            // the link's, which runs this actor
 	out        []*engine.Buffer   // bytes for the socket until the flush (or, accepter, the dial); the stream owns them
 	cancel     context.CancelFunc // the dial's
 }
+
+// runsOn tells the stream the strand it runs on: its reading goroutine
+// runs it.
+func (s *streamActor) runsOn(st *strand) { s.strand = st }
 
 func (s *streamActor) Receive(ctx actor.Context) {
 	s.receive(ctx)

@@ -74,6 +74,25 @@ func (r *Reader) ReadFrame() (*Frame, error) {
 // decoded.
 func (r *Reader) Buffered() int { return r.r.Buffered() }
 
+// FrameBuffered says whether ReadFrame would return without reading the
+// carrier: a whole frame is buffered, or a header that ReadFrame refuses.
+func (r *Reader) FrameBuffered() bool {
+	n := r.r.Buffered()
+	if n < HeaderLen {
+		return false
+	}
+	b, _ := r.r.Peek(HeaderLen) // buffered: no read
+	h, err := ParseHeader(b, r.Version, r.MaxPayload)
+	if err != nil {
+		return true
+	}
+	need := HeaderLen + int(h.Length)
+	if h.Flags&FlagSeq != 0 && r.Version != 0 {
+		need += SeqLen
+	}
+	return n >= need
+}
+
 // AppendFrame appends f's header (version v) and payload to dst. It is for
 // the handshake and tests; the carrier writer sends header and payload with
 // one vectored write instead of copying.
