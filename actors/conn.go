@@ -47,6 +47,11 @@ const readFrames = 4
 // asked for: more may be waiting, after what else is in its mailbox.
 type readMore struct{}
 
+// readableNow tells a Stream actor, from its link's poller, that its socket
+// has something to say: bytes, or (hup) its end or an error, which the
+// poller will not report again.
+type readableNow struct{ hup bool }
+
 // flush asks a Stream actor to write what it collected for its socket:
 // the DATA that arrived together leaves with one writev.
 type flush struct{}
@@ -55,10 +60,13 @@ type flush struct{}
 var (
 	readMoreMsg = &readMore{}
 	flushMsg    = &flush{}
+	readableMsg = &readableNow{}
+	hangupMsg   = &readableNow{hup: true}
 )
 
-// openSocket takes the stream's socket, accepted or just dialled, for I/O.
-// Reading starts with the first grant of credit.
+// openSocket takes the stream's socket, accepted or just dialled, for I/O,
+// and has the link's poller watch it (where there is one). Reading starts
+// with the first grant of credit.
 func (s *streamActor) openSocket(conn net.Conn) {
 	s.netConn = conn
 	if sc, ok := conn.(syscall.Conn); ok {
@@ -66,10 +74,26 @@ func (s *streamActor) openSocket(conn net.Conn) {
 			s.raw = raw
 		}
 	}
+	if s.raw != nil && s.strand != nil {
+		if p := s.strand.poller(s.env); p != nil {
+			if tok := p.add(s.raw, s.self); tok != 0 {
+				s.poll, s.pollTok = p, tok
+			}
+		}
+	}
+}
+
+// unpoll has the poller stop watching the socket, before it is closed.
+func (s *streamActor) unpoll() {
+	if s.poll != nil {
+		s.poll.remove(s.pollTok, s.raw)
+		s.poll, s.pollTok = nil, 0
+	}
 }
 
 // dial dials the target in a goroutine, which reports with dialDone.
 func (s *streamActor) dial() {
+	traceHop(HopDialStart)
 	dctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.running++
@@ -88,6 +112,7 @@ func (s *streamActor) dial() {
 
 // dialDone takes the dial's end.
 func (s *streamActor) dialDone(ctx actor.Context, m *dialDone) {
+	traceHop(HopDialed)
 	s.running--
 	s.cancel = nil
 	s.connected(ctx, m.conn, m.err)
@@ -191,6 +216,9 @@ func (s *streamActor) wait() {
 		s.giveBack(s.credit - engine.IdleAllowance)
 	}
 	s.waiting = true
+	if s.poll != nil {
+		return // the poller says when the socket is readable (readable)
+	}
 	s.running++
 	max, frame := s.readSize()
 	if r := s.reader; r != nil {
@@ -314,7 +342,10 @@ func (s *streamActor) readOn(ctx actor.Context, bufs []*engine.Buffer, n, max in
 	case s.readDone || s.closed:
 	case err != nil:
 		s.readEnded(ctx, err)
-	case n >= max || s.datagram && n > 0:
+	case n >= max || s.datagram && n > 0 || s.hup && n > 0:
+		// More may be there: the rest of what filled the read, the
+		// next datagram, or the end the poller saw coming (it reports
+		// an end once, so a read that stopped short of it reads on).
 		if s.raw != nil {
 			ctx.Send(s.self, readMoreMsg)
 			return
@@ -383,6 +414,10 @@ func (s *streamActor) giveBack(n int64) {
 // goroutine is woken by a deadline in the past.
 func (s *streamActor) stopReading() {
 	s.readDone = true
+	if s.poll != nil {
+		s.waiting = false // no goroutine waits: the poller's word is ignored from now on
+		return
+	}
 	if s.waiting && s.netConn != nil {
 		_ = s.netConn.SetReadDeadline(time.Now())
 	}
@@ -462,6 +497,7 @@ func (s *streamActor) shut() {
 		s.cancel()
 	}
 	if s.netConn != nil {
+		s.unpoll()
 		resetConn(s.netConn)
 	}
 }
@@ -474,6 +510,7 @@ func (s *streamActor) maybeClosed(ctx actor.Context) {
 	}
 	s.ended = true
 	if s.netConn != nil {
+		s.unpoll()
 		s.netConn.Close()
 	}
 	s.socketClosed(ctx)

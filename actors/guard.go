@@ -29,7 +29,7 @@ type box struct {
 
 	mu   sync.Mutex
 	user ring[any] // user messages, under mu
-	sys  []any // system messages, under mu (few: start, stop, watch)
+	sys  []any     // system messages, under mu (few: start, stop, watch)
 
 	userN, sysN atomic.Int32 // queued, read without mu
 	running     atomic.Bool  // scheduled on the dispatcher

@@ -34,10 +34,28 @@ const (
 	HopStreamFrame
 	// HopSocketWritten: a write of DATA to the stream's socket returned.
 	HopSocketWritten
+
+	// A new connection's stages, before its first DATA.
+
+	// HopAccepted: a forward's accept loop took a connection.
+	HopAccepted
+	// HopListenerIn: the Listener actor took it.
+	HopListenerIn
+	// HopSchedOpen: the Scheduler took an OPEN.
+	HopSchedOpen
+	// HopOpenIn: the Link took an OPEN from a carrier.
+	HopOpenIn
+	// HopDialStart: the new stream starts dialling its target.
+	HopDialStart
+	// HopDialed: the Stream actor took the dial's result.
+	HopDialed
+	// HopOpenOKIn: the Link took an OPEN_OK from a carrier.
+	HopOpenOKIn
 )
 
 var hopNames = [...]string{"", "socket read", "stream took read", "scheduler took DATA", "carrier queued",
-	"writer took DATA", "carrier written", "carrier read", "link took DATA", "stream took DATA", "socket written"}
+	"writer took DATA", "carrier written", "carrier read", "link took DATA", "stream took DATA", "socket written",
+	"accepted", "listener took it", "scheduler took OPEN", "link took OPEN", "dial started", "stream took dial", "link took OPEN_OK"}
 
 func (s HopStage) String() string {
 	if int(s) < len(hopNames) {

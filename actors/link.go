@@ -151,8 +151,13 @@ func (l *linkActor) Receive(ctx actor.Context) {
 		if m.backlog != nil {
 			m.backlog.taken() // the reader may read one more
 		}
-		if m.f.Type == engine.TypeData {
+		switch m.f.Type {
+		case engine.TypeData:
 			traceHop(HopLinkIn)
+		case engine.TypeOpen:
+			traceHop(HopOpenIn)
+		case engine.TypeOpenOK:
+			traceHop(HopOpenOKIn)
 		}
 		c := l.carriers[m.carrier]
 		if c == nil || !l.up {
@@ -293,6 +298,7 @@ func (l *linkActor) Receive(ctx actor.Context) {
 			l.reorder.Drop()
 		}
 	case *actor.Stopped:
+		l.strand.closePoller() // its streams have stopped
 		if l.onEnd != nil {
 			l.onEnd <- l.endErr
 		}

@@ -297,6 +297,9 @@ func (l *linkActor) attach(ctx actor.Context, m *handshakeDone) {
 	}
 	ctx.Send(l.sched, &carrierAttached{id: id, q: q, first: first})
 	conn, r, v, sched := m.conn, m.reader, m.params.Version, l.sched
+	if src := newRawSource(conn); src != nil {
+		r.SetSource(src) // the handshake is over: its first-byte detector has done its work
+	}
 	c := &carrierRef{id: id, local: conn.LocalAddr().String()}
 	c.pid = ctx.Spawn(l.props(func() actor.Actor { return newCarrier(l.env, id, conn, r, v, l.self, sched, q, l.strand) }))
 	l.carriers[id] = c

@@ -59,6 +59,7 @@ func newReverseListener(e *env, ln net.Listener, link *actor.PID, id uint32) *li
 func (l *listenerActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *accepted:
+		traceHop(HopListenerIn)
 		if l.proxy && m.reply == nil { // a new client: its handshake first
 			conn := m.conn
 			l.env.goroutine(func() { l.proxyClient(conn) })
@@ -90,6 +91,7 @@ func (l *listenerActor) Receive(ctx actor.Context) {
 		self := l.self
 		l.stop = make(chan struct{})
 		l.env.acceptLoop(l.ln, l.stop, l.what(), func(c net.Conn) {
+			traceHop(HopAccepted)
 			if tc, ok := c.(*net.TCPConn); ok {
 				_ = tc.SetNoDelay(true)
 			}

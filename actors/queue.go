@@ -7,8 +7,6 @@ import (
 	"sync/atomic"
 	"syscall"
 
-	"golang.org/x/sys/unix"
-
 	"sockmux/engine"
 )
 
@@ -270,7 +268,7 @@ func (q *frameQueue) writeNow(fs []*engine.Frame) (n, whole, off int) {
 	}
 	var err error
 	_ = q.raw.Write(func(fd uintptr) bool {
-		n, err = unix.Writev(int(fd), iovs)
+		n, err = sysWritev(int(fd), iovs)
 		return true // one try: never wait here
 	})
 	clear(iovs)

@@ -126,6 +126,9 @@ func (s *schedulerActor) Receive(ctx actor.Context) {
 		}
 		s.pump()
 	case *engine.Frame:
+		if m.Type == engine.TypeOpen {
+			traceHop(HopSchedOpen)
+		}
 		s.enqueue(m)
 		s.pump()
 	case *flushOut:

@@ -29,7 +29,12 @@ type strand struct {
 	q       ring[func()] // mailboxes scheduled, under mu
 	running bool         // a goroutine holds the strand, under mu
 	workers *workerDispatcher
-	runAll  func()       // a worker's run: until nothing is left (bound once)
+	runAll  func() // a worker's run: until nothing is left (bound once)
+
+	// The poller that wakes the link's streams (made on first use).
+	pollMu     sync.Mutex
+	poll       *poller
+	pollClosed bool
 }
 
 // strandThroughput is how many messages one mailbox runs before the
@@ -45,6 +50,28 @@ func newStrand(workers *workerDispatcher) *strand {
 	s := &strand{workers: workers}
 	s.runAll = func() { s.run(0) }
 	return s
+}
+
+// poller returns the link's poller, made on first use; nil where there is
+// none (then, or once the link has stopped, streams wait with goroutines).
+func (s *strand) poller(e *env) *poller {
+	s.pollMu.Lock()
+	defer s.pollMu.Unlock()
+	if s.poll == nil && !s.pollClosed {
+		s.poll = newPoller(e, s)
+	}
+	return s.poll
+}
+
+// closePoller ends the poller, once the link's streams have stopped.
+func (s *strand) closePoller() {
+	s.pollMu.Lock()
+	defer s.pollMu.Unlock()
+	s.pollClosed = true
+	if s.poll != nil {
+		s.poll.close()
+		s.poll = nil
+	}
 }
 
 // Schedule queues a mailbox run; if no goroutine holds the strand, a

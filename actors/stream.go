@@ -59,6 +59,9 @@ type streamActor struct {
 	wq         *writeQueue        // for the writer goroutine; nil until a write must wait
 	reader     *socketRead        // the reading goroutine last started (it may read again)
 	strand     *strand            // the link's, which runs this actor
+	poll       *poller            // the link's poller, while it watches the socket
+	pollTok    uint64             // the socket's registration with poll
+	hup        bool               // the poller saw the socket's end (or an error): read on to it
 	out        []*engine.Buffer   // bytes for the socket until the flush (or, accepter, the dial); the stream owns them
 	cancel     context.CancelFunc // the dial's
 }
@@ -83,6 +86,14 @@ func (s *streamActor) receive(ctx actor.Context) {
 		s.grant(ctx, m.n)
 	case *readMore:
 		s.readNow(ctx)
+	case *readableNow:
+		if m.hup {
+			s.hup = true
+		}
+		if s.waiting && s.poll != nil {
+			s.waiting = false
+			s.readNow(ctx)
+		}
 	case *flush:
 		s.flush(ctx)
 	case *dataIn:

@@ -275,9 +275,9 @@ func BenchmarkRedis(b *testing.B) {
 // BenchmarkRedisHops breaks a GET round trip through sockmux (its peers
 // apart, to a redis-server) into the time between the stages its bytes
 // pass on both peers. It needs a hop-traced build:
-// go test -tags hoptrace -run '^$' -bench RedisHops -benchtime 1x ./bench/
+// go test -tags hoptrace -run '^$' -bench RedisHops$ -benchtime 1x ./bench/
 func BenchmarkRedisHops(b *testing.B) {
-	res, err := MeasureHops(20_000)
+	res, err := MeasureHops(20_000, false)
 	if errors.Is(err, ErrNotHopTraced) || errors.Is(err, ErrMissingTool) {
 		b.Skip(err)
 	}
@@ -291,4 +291,23 @@ func BenchmarkRedisHops(b *testing.B) {
 	}
 	// Printed, not logged: go test cuts a benchmark's log to ten lines.
 	fmt.Printf("per-hop breakdown of a GET round trip through sockmux:\n%s", t.String())
+}
+
+// BenchmarkRedisHopsFirst is BenchmarkRedisHops for a new connection's
+// first GET, from starting to connect to having the answer:
+// go test -tags hoptrace -run '^$' -bench RedisHopsFirst -benchtime 1x ./bench/
+func BenchmarkRedisHopsFirst(b *testing.B) {
+	res, err := MeasureHops(2_000, true)
+	if errors.Is(err, ErrNotHopTraced) || errors.Is(err, ErrMissingTool) {
+		b.Skip(err)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(us(res.RoundTrip), "p50-µs")
+	var t strings.Builder
+	if err := WriteHops(&t, res); err != nil {
+		b.Fatal(err)
+	}
+	fmt.Printf("per-hop breakdown of a new connection's first GET through sockmux:\n%s", t.String())
 }

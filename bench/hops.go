@@ -45,8 +45,10 @@ type HopResult struct {
 }
 
 // MeasureHops runs n GET round trips through sockmux, its peers apart and
-// hop-traced, to a fresh Redis, and returns the breakdown.
-func MeasureHops(n int) (*HopResult, error) {
+// hop-traced, to a fresh Redis, and returns the breakdown. With fresh,
+// each round trip is a new connection's first, from starting to connect
+// to having the answer.
+func MeasureHops(n int, fresh bool) (*HopResult, error) {
 	if !actors.HopTracing {
 		return nil, ErrNotHopTraced
 	}
@@ -65,17 +67,27 @@ func MeasureHops(n int) (*HopResult, error) {
 		return nil, err
 	}
 	defer near.Close()
-	c, err := net.Dial("tcp", near.addr)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
 	req := respCommand("GET", RedisKey)
 	want := "$" + strconv.Itoa(len(redisValue)) + "\r\n" + redisValue + "\r\n"
 	resp := make([]byte, len(want))
 	trips := make([][2]int64, 0, n)
-	for i := range 1000 + n { // the first thousand warm up
+	var c net.Conn
+	defer func() {
+		if c != nil {
+			c.Close()
+		}
+	}()
+	warm := 1000
+	if fresh {
+		warm = 20
+	}
+	for i := range warm + n {
 		tw := time.Now().UnixNano()
+		if c == nil {
+			if c, err = net.Dial("tcp", near.addr); err != nil {
+				return nil, err
+			}
+		}
 		if _, err := c.Write(req); err != nil {
 			return nil, err
 		}
@@ -86,8 +98,12 @@ func MeasureHops(n int) (*HopResult, error) {
 		if string(resp) != want {
 			return nil, fmt.Errorf("GET answered %q", resp)
 		}
-		if i >= 1000 {
+		if i >= warm {
 			trips = append(trips, [2]int64{tw, tr})
+		}
+		if fresh {
+			c.Close()
+			c = nil
 		}
 	}
 	dir, err := os.MkdirTemp("", "sockmux-hops-")
