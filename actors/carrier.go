@@ -157,17 +157,24 @@ func (c *carrierActor) readLoop() {
 			return
 		}
 		ran := c.strand.claim() // what is sent now waits for our run
-		c.deliver(f)
-		// Only frames already buffered in whole: reading them cannot wait
-		// on the carrier while the strand is held. Nor may the backlog's
-		// bound: at it, the strand's run makes room first.
-		for n := 1; n < strandRunMax && c.reader.FrameBuffered() && c.unprocessed.tryAdd(); n++ {
-			if f, err = c.reader.ReadFrame(); err != nil {
+		// Frames already buffered in whole go with it, in one message:
+		// reading them cannot wait on the carrier while the strand is
+		// held. Nor may the backlog's bound: at it, the strand's run
+		// makes room first.
+		var more []*engine.Frame
+		for n := 1; n < maxBatchIn && c.reader.FrameBuffered() && c.unprocessed.tryAdd(); n++ {
+			g, gerr := c.reader.ReadFrame()
+			if gerr != nil {
 				c.unprocessed.taken()
+				err = gerr
 				break
 			}
-			c.deliver(f)
+			if more == nil {
+				more = append(make([]*engine.Frame, 0, 8), f)
+			}
+			more = append(more, g)
 		}
+		c.deliver(f, more)
 		if ran {
 			c.strand.run(strandRunMax)
 		}
@@ -178,10 +185,22 @@ func (c *carrierActor) readLoop() {
 	}
 }
 
-// deliver hands a frame read to the Link.
-func (c *carrierActor) deliver(f *engine.Frame) {
-	if f.Type == engine.TypeData {
-		traceHop(HopCarrierRead)
+// maxBatchIn is the most frames one message hands the Link.
+const maxBatchIn = 256
+
+// deliver hands the Link a frame read, or, when more is set, the frames
+// more holds (f first among them).
+func (c *carrierActor) deliver(f *engine.Frame, more []*engine.Frame) {
+	if HopTracing {
+		for _, g := range append([]*engine.Frame{f}, more...) {
+			if g.Type == engine.TypeData {
+				traceHop(HopCarrierRead)
+			}
+		}
+	}
+	if more != nil {
+		c.env.send(c.link, &inFrames{carrier: c.id, frames: more, backlog: c.unprocessed})
+		return
 	}
 	c.env.send(c.link, &inFrame{carrier: c.id, f: f, backlog: c.unprocessed})
 }

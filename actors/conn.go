@@ -162,7 +162,7 @@ func (s *streamActor) readNow(ctx actor.Context) {
 		return
 	}
 	max, frame := s.readSize()
-	bufs, n, err := (&sockReader{raw: s.raw}).rawRead(max, frame, false)
+	bufs, n, err := s.io().read(s.raw, max, frame)
 	if n > 0 {
 		traceHop(HopSocketRead)
 	}
@@ -170,7 +170,86 @@ func (s *streamActor) readNow(ctx actor.Context) {
 		s.wait() // nothing there
 		return
 	}
+	s.small = n < smallRead
 	s.readOn(ctx, bufs, n, max, err)
+}
+
+// smallRead is the first read of a stream whose last read was small: one
+// buffer of this size, not the pooled 64 KiB buffers a full read takes
+// (and, after a burst of allocation, zeroes). A read that fills it reads on
+// at full size.
+const smallRead = 4 << 10
+
+// io is the stream's raw I/O state, made on its first use.
+func (s *streamActor) io() *streamIO {
+	if s.sio == nil {
+		s.sio = newStreamIO(s.datagram)
+	}
+	return s.sio
+}
+
+// streamIO holds a stream's non-blocking reads and writes on its socket's
+// descriptor, with the callbacks they pass to the socket made once: a
+// callback made per call, capturing its results, is an allocation a
+// message.
+type streamIO struct {
+	max, frame int
+	room       []*engine.Buffer // the slice reads fill: the caller is done with it by the next read
+	bufs       []*engine.Buffer
+	n          int
+	err        error
+	readFn     func(fd uintptr) bool
+
+	out      []*engine.Buffer
+	datagram bool
+	writeFn  func(fd uintptr) bool
+}
+
+func newStreamIO(datagram bool) *streamIO {
+	o := &streamIO{datagram: datagram}
+	o.readFn = func(fd uintptr) bool {
+		o.bufs, o.n, o.err = readFD(int(fd), o.max, o.frame, o.room)
+		if o.err == syscall.EAGAIN || o.err == syscall.EINTR {
+			o.err = nil // nothing there: no buffer is held
+		}
+		return true // one try: never wait here
+	}
+	o.writeFn = func(fd uintptr) bool {
+		o.n, o.err = writeFD(int(fd), o.out, o.datagram)
+		return true
+	}
+	return o
+}
+
+// read reads up to max bytes into buffers of at most frame bytes each,
+// without waiting: no bytes and no error when there is nothing to read.
+func (o *streamIO) read(raw syscall.RawConn, max, frame int) ([]*engine.Buffer, int, error) {
+	if max <= 0 {
+		return nil, 0, nil
+	}
+	o.max, o.frame = max, frame
+	err := raw.Read(o.readFn)
+	bufs, n := o.bufs, o.n
+	if cap(bufs) > 0 {
+		o.room = bufs[:0]
+	}
+	if err == nil {
+		err = o.err
+	}
+	o.bufs, o.err = nil, nil
+	return bufs, n, err
+}
+
+// write writes what of bufs the socket takes without waiting.
+func (o *streamIO) write(raw syscall.RawConn, bufs []*engine.Buffer) (int, error) {
+	o.out = bufs
+	err := raw.Write(o.writeFn)
+	n := o.n
+	if err == nil {
+		err = o.err
+	}
+	o.out, o.err = nil, nil
+	return n, err
 }
 
 // mayRead says whether the socket is to be read now, and counts a stall
@@ -196,6 +275,9 @@ func (s *streamActor) readSize() (max, frame int) {
 		return maxDatagram, maxDatagram
 	case s.raw == nil:
 		n := int(min(s.credit, int64(s.maxRead())))
+		return n, n
+	case s.small:
+		n := int(min(s.credit, smallRead, int64(s.maxRead())))
 		return n, n
 	}
 	return int(min(s.credit, int64(s.maxRead()*readFrames))), s.maxRead()
@@ -307,7 +389,7 @@ func (r *socketRead) try(fd uintptr) bool {
 			return true
 		}
 	}
-	r.bufs, _, r.err = readFD(int(fd), r.max, r.frame)
+	r.bufs, _, r.err = readFD(int(fd), r.max, r.frame, nil)
 	if len(r.bufs) > 0 {
 		traceHop(HopSocketRead)
 	}
@@ -374,7 +456,12 @@ func (s *streamActor) dataRead(ctx actor.Context, bufs []*engine.Buffer, n int) 
 		return
 	}
 	// The frames take the buffers; the Scheduler, then the carrier, owns
-	// them from here.
+	// them from here (bufs, a slice the next read reuses, lets go).
+	defer clear(bufs)
+	if len(bufs) == 1 { // the frame is the message
+		ctx.Send(s.sched, &engine.Frame{Type: engine.TypeData, Stream: s.id, Payload: bufs[0]})
+		return
+	}
 	out := &dataOut{frames: make([]*engine.Frame, len(bufs))}
 	for i, b := range bufs {
 		out.frames[i] = &engine.Frame{Type: engine.TypeData, Stream: s.id, Payload: b}

@@ -148,24 +148,12 @@ func newLink(e *env, conn net.Conn, d carriers.Dialer) *linkActor {
 func (l *linkActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *inFrame:
-		if m.backlog != nil {
-			m.backlog.taken() // the reader may read one more
+		l.frameIn(ctx, m.carrier, m.f, m.backlog)
+	case *inFrames:
+		for i, f := range m.frames {
+			m.frames[i] = nil
+			l.frameIn(ctx, m.carrier, f, m.backlog)
 		}
-		switch m.f.Type {
-		case engine.TypeData:
-			traceHop(HopLinkIn)
-		case engine.TypeOpen:
-			traceHop(HopOpenIn)
-		case engine.TypeOpenOK:
-			traceHop(HopOpenOKIn)
-		}
-		c := l.carriers[m.carrier]
-		if c == nil || !l.up {
-			m.f.Release()
-			return
-		}
-		c.framesIn++
-		l.receive(ctx, c, m.f)
 	case *ackTick:
 		l.ackArmed = false
 		for _, c := range l.carriers {
@@ -304,6 +292,29 @@ func (l *linkActor) Receive(ctx actor.Context) {
 		}
 		l.env.linkStopped(l.self)
 	}
+}
+
+// frameIn takes a frame carrier read, counted in backlog (nil: not
+// counted).
+func (l *linkActor) frameIn(ctx actor.Context, carrier int, f *engine.Frame, backlog *backlog) {
+	if backlog != nil {
+		backlog.taken() // the reader may read one more
+	}
+	switch f.Type {
+	case engine.TypeData:
+		traceHop(HopLinkIn)
+	case engine.TypeOpen:
+		traceHop(HopOpenIn)
+	case engine.TypeOpenOK:
+		traceHop(HopOpenOKIn)
+	}
+	c := l.carriers[carrier]
+	if c == nil || !l.up {
+		f.Release()
+		return
+	}
+	c.framesIn++
+	l.receive(ctx, c, f)
 }
 
 // receive takes a frame a carrier read. On a CapSeq link, sequenced frames

@@ -313,7 +313,7 @@ func (l *linkActor) attach(ctx actor.Context, m *handshakeDone) {
 			l.resumeTimer = nil
 		}
 		if !l.goingAway && !l.closing {
-			l.env.links.add(l.self) // new streams may come again
+			l.env.links.add(l.self, l.strand) // new streams may come again
 		}
 		l.env.stats.Resumes.Add(1)
 		l.env.log.Info("link resumed", "peer", l.peer, "link", l.linkID, "streams", len(l.streams))

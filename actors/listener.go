@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -35,6 +36,10 @@ type listenerActor struct {
 	// stop is closed when the actor stops, to end its accept loop's
 	// backoff wait (a removed forward, a dropped link's -R) at once.
 	stop chan struct{}
+
+	// waitingN is len(pending), for the accept loop: while connections
+	// wait for a link, new ones wait behind them.
+	waitingN atomic.Int32
 }
 
 type waiting struct {
@@ -95,7 +100,9 @@ func (l *listenerActor) Receive(ctx actor.Context) {
 			if tc, ok := c.(*net.TCPConn); ok {
 				_ = tc.SetNoDelay(true)
 			}
-			l.env.send(self, &accepted{conn: c})
+			if !l.openNow(c) {
+				l.env.send(self, &accepted{conn: c})
+			}
 		})
 	case *actor.Stopping:
 		l.env.links.unwatch(l.self)
@@ -114,6 +121,31 @@ func (l *listenerActor) Receive(ctx actor.Context) {
 		}
 		l.pending = nil
 	}
+}
+
+// openNow is the accept loop's way to a link: a plain -L forward's
+// connection, when a link is up and no earlier connection waits for one,
+// goes to the newest link at once, and the accept loop runs the link's
+// strand itself (unless a goroutine holds it already): the Link sends the
+// OPEN, with the client's first bytes, on the goroutine the connection
+// woke, where going through this actor would wake two more. It reports
+// false when the connection is for the actor to handle.
+func (l *listenerActor) openNow(c net.Conn) bool {
+	if l.proxy || l.link != nil || l.waitingN.Load() > 0 {
+		return false
+	}
+	link, st := l.env.links.newestOn()
+	if link == nil {
+		return false
+	}
+	traceHop(HopListenerIn)
+	l.env.stats.countForward(l.key())
+	ran := st != nil && st.claim()
+	l.env.send(link, &openStream{conn: c, kind: l.kind, target: l.fwd.Target, forward: l.fwd.String()})
+	if ran {
+		st.run(strandRunMax)
+	}
+	return true
 }
 
 // what names the listener's kind in its accept loop's log lines.
@@ -162,6 +194,7 @@ func (l *listenerActor) flush(ctx actor.Context) {
 	}
 	clear(l.pending[len(keep):])
 	l.pending = keep
+	l.waitingN.Store(int32(len(l.pending)))
 	if len(l.pending) > 0 && l.timer == nil {
 		self := l.self
 		l.timer = time.AfterFunc(time.Until(l.pending[0].deadline), func() { l.env.send(self, &openTimeoutTick{}) })

@@ -71,6 +71,10 @@ type env struct {
 	minVersion, maxVersion uint8
 	// now is the clock HELLOs carry and are checked against; tests skew it.
 	now func() time.Time
+	// ownDial: targets are dialled by the node's own dialler (no
+	// Config.DialTarget), which may connect to a loopback target at once
+	// (dialNow).
+	ownDial bool
 	// replay remembers the nonces of authenticated HELLOs.
 	replay *engine.ReplayCache
 	// live holds the Policies, replaced whole by SetPolicies.
@@ -204,6 +208,7 @@ func NewNode(cfg Config) (*Node, error) {
 	if cfg.Carriers > MaxCarriers {
 		return nil, fmt.Errorf("%d carriers per link: the most is %d", cfg.Carriers, MaxCarriers)
 	}
+	ownDial := cfg.DialTarget == nil
 	if cfg.DialTarget == nil {
 		d := &net.Dialer{Timeout: 10 * time.Second}
 		cfg.DialTarget = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
@@ -211,7 +216,7 @@ func NewNode(cfg Config) (*Node, error) {
 	e := &env{cfg: cfg, log: cfg.Logger, limit: ratelog.New(0), done: make(chan struct{}), linkPIDs: make(map[string]*actor.PID), linkDone: make(map[string]chan struct{}),
 		seqLinks:   make(map[engine.LinkID]*actor.PID),
 		minVersion: engine.MinVersion, maxVersion: engine.Version,
-		now: time.Now, replay: engine.NewReplayCache(100_000), failed: make(chan error, 1)}
+		now: time.Now, replay: engine.NewReplayCache(100_000), failed: make(chan error, 1), ownDial: ownDial}
 	lib := slog.New(libHandler{cfg.Logger.Handler()}).With("lib", "protoactor")
 	e.sys = actor.NewActorSystem(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return lib }),

@@ -34,6 +34,8 @@ type poller struct {
 
 	events []unix.EpollEvent // the loop's
 	woken  []woken           // the loop's
+	n      int               // the loop's: events collected
+	waitFn func(fd uintptr) bool
 }
 
 // woken is a stream to tell, and what.
@@ -61,6 +63,11 @@ func newPoller(e *env, st *strand) *poller {
 	}
 	p := &poller{env: e, strand: st, epfd: epfd, f: f, raw: raw, subs: make(map[uint64]*actor.PID),
 		events: make([]unix.EpollEvent, 128)}
+	p.waitFn = func(fd uintptr) bool {
+		var werr error
+		p.n, werr = sysEpollWait(int(fd), p.events)
+		return p.n > 0 || werr != nil && werr != unix.EINTR && werr != unix.EAGAIN
+	}
 	e.goroutine(p.loop)
 	return p
 }
@@ -115,12 +122,9 @@ func (p *poller) close() {
 // runs the strand unless another goroutine holds it.
 func (p *poller) loop() {
 	for {
-		var n int
-		err := p.raw.Read(func(fd uintptr) bool {
-			var werr error
-			n, werr = sysEpollWait(int(fd), p.events)
-			return n > 0 || werr != nil && werr != unix.EINTR && werr != unix.EAGAIN
-		})
+		p.n = 0
+		err := p.raw.Read(p.waitFn)
+		n := p.n
 		if err != nil || n <= 0 {
 			return // closed
 		}

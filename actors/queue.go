@@ -178,14 +178,22 @@ type frameQueue struct {
 	// writes everything.
 	raw     syscall.RawConn
 	version uint8
-	// push's scratch for headers and iovecs: one push writes at a time.
-	hdrs []byte
-	iovs [][]byte
+	// push's scratch for headers and iovecs, and its write's callback
+	// (made once) and result: one push writes at a time.
+	hdrs    []byte
+	iovs    [][]byte
+	writeFn func(fd uintptr) bool
+	wn      int
+	werr    error
 }
 
 // newFrameQueue returns conn's queue; frames carry version v's headers.
 func newFrameQueue(conn net.Conn, v uint8) *frameQueue {
 	q := &frameQueue{wake: make(chan struct{}, 1), version: v}
+	q.writeFn = func(fd uintptr) bool {
+		q.wn, q.werr = sysWritev(int(fd), q.iovs)
+		return true // one try: never wait here
+	}
 	switch c := conn.(type) {
 	case *net.TCPConn, *net.UnixConn:
 		if raw, err := c.(syscall.Conn).SyscallConn(); err == nil {
@@ -266,13 +274,15 @@ func (q *frameQueue) writeNow(fs []*engine.Frame) (n, whole, off int) {
 			iovs = append(iovs, f.Bytes())
 		}
 	}
-	var err error
-	_ = q.raw.Write(func(fd uintptr) bool {
-		n, err = sysWritev(int(fd), iovs)
-		return true // one try: never wait here
-	})
+	q.iovs = iovs
+	q.wn, q.werr = 0, nil
+	if err := q.raw.Write(q.writeFn); err != nil {
+		q.werr = err
+	}
+	n, err := q.wn, q.werr
 	clear(iovs)
 	q.iovs = iovs[:0]
+	q.werr = nil
 	if err != nil || n <= 0 {
 		return 0, 0, 0
 	}

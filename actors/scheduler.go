@@ -126,8 +126,11 @@ func (s *schedulerActor) Receive(ctx actor.Context) {
 		}
 		s.pump()
 	case *engine.Frame:
-		if m.Type == engine.TypeOpen {
+		switch m.Type {
+		case engine.TypeOpen:
 			traceHop(HopSchedOpen)
+		case engine.TypeData:
+			traceHop(HopSchedIn)
 		}
 		s.enqueue(m)
 		s.pump()

@@ -134,7 +134,7 @@ func (r *sockReader) rawRead(max, frame int, wait bool) ([]*engine.Buffer, int, 
 		rerr error
 	)
 	err := r.raw.Read(func(fd uintptr) bool {
-		bufs, n, rerr = readFD(int(fd), max, frame)
+		bufs, n, rerr = readFD(int(fd), max, frame, nil)
 		if rerr == syscall.EAGAIN || rerr == syscall.EINTR {
 			// Nothing there: no buffer is held while waiting. A
 			// try is done; a read waits for the socket.
@@ -165,11 +165,12 @@ func readable(fd uintptr) (bool, error) {
 // bytes each, up to max bytes, with one read or readv; it returns the
 // buffers the bytes reached (the last maybe partly full) and their count,
 // or no buffer and the error (EAGAIN: nothing there; io.EOF: the end).
-// The caller owns the buffers it gets.
-func readFD(fd, max, frame int) ([]*engine.Buffer, int, error) {
+// The caller owns the buffers it gets, appended to dst (whose room it may
+// reuse).
+func readFD(fd, max, frame int, dst []*engine.Buffer) ([]*engine.Buffer, int, error) {
 	var spare [readFrames][]byte
 	iovs := spare[:0]
-	bufs := make([]*engine.Buffer, 0, (max+frame-1)/frame)
+	bufs := dst[:0]
 	for left := max; left > 0; left -= frame {
 		b := engine.GetBuffer(min(left, frame))
 		bufs = append(bufs, b)
@@ -218,6 +219,11 @@ func putAll(bufs []*engine.Buffer) {
 type rawSource struct {
 	conn net.Conn
 	raw  syscall.RawConn
+	// the read's callback (made once) and its buffer and results
+	readFn func(fd uintptr) bool
+	p      []byte
+	n      int
+	err    error
 }
 
 func newRawSource(conn net.Conn) *rawSource {
@@ -230,18 +236,19 @@ func newRawSource(conn net.Conn) *rawSource {
 	if err != nil {
 		return nil
 	}
-	return &rawSource{conn: conn, raw: raw}
+	s := &rawSource{conn: conn, raw: raw}
+	s.readFn = func(fd uintptr) bool {
+		s.n, s.err = sysRead(int(fd), s.p)
+		return s.err != syscall.EAGAIN // nothing there: wait for the socket
+	}
+	return s
 }
 
 func (s *rawSource) Read(p []byte) (int, error) {
-	var (
-		n    int
-		rerr error
-	)
-	err := s.raw.Read(func(fd uintptr) bool {
-		n, rerr = sysRead(int(fd), p)
-		return rerr != syscall.EAGAIN // nothing there: wait for the socket
-	})
+	s.p, s.n, s.err = p, 0, nil
+	err := s.raw.Read(s.readFn)
+	n, rerr := s.n, s.err
+	s.p, s.err = nil, nil
 	switch {
 	case err != nil:
 		return 0, err // closed, or past a deadline

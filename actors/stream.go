@@ -62,6 +62,8 @@ type streamActor struct {
 	poll       *poller            // the link's poller, while it watches the socket
 	pollTok    uint64             // the socket's registration with poll
 	hup        bool               // the poller saw the socket's end (or an error): read on to it
+	small      bool               // the last read was small: the next starts small (smallRead)
+	sio        *streamIO          // the socket's non-blocking reads and writes
 	out        []*engine.Buffer   // bytes for the socket until the flush (or, accepter, the dial); the stream owns them
 	cancel     context.CancelFunc // the dial's
 }
@@ -118,6 +120,7 @@ func (s *streamActor) receive(ctx actor.Context) {
 
 func (s *streamActor) start(ctx actor.Context) {
 	s.self = ctx.Self()
+	s.small = true        // most streams start with a request, not a flood
 	s.paused = true       // until the first grant
 	if s.netConn != nil { // we opened it: the Link sent the OPEN
 		s.openSocket(s.netConn)
@@ -146,6 +149,13 @@ func (s *streamActor) start(ctx actor.Context) {
 		s.env.goroutine(func() { serveProxyHere(env, proxyEnd, policy) })
 		s.connected(ctx, near, nil)
 		return
+	}
+	if s.env.ownDial && !s.datagram {
+		if conn, err, ok := dialNow(s.target); ok {
+			traceHop(HopDialed)
+			s.connected(ctx, conn, err)
+			return
+		}
 	}
 	s.dial()
 }
