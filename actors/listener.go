@@ -97,9 +97,7 @@ func (l *listenerActor) Receive(ctx actor.Context) {
 		l.stop = make(chan struct{})
 		l.env.acceptLoop(l.ln, l.stop, l.what(), func(c net.Conn) {
 			traceHop(HopAccepted)
-			if tc, ok := c.(*net.TCPConn); ok {
-				_ = tc.SetNoDelay(true)
-			}
+			// (Go's accept has set TCP_NODELAY already.)
 			if !l.openNow(c) {
 				l.env.send(self, &accepted{conn: c})
 			}

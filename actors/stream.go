@@ -151,6 +151,7 @@ func (s *streamActor) start(ctx actor.Context) {
 		return
 	}
 	if s.env.ownDial && !s.datagram {
+		traceHop(HopDialStart)
 		if conn, err, ok := dialNow(s.target); ok {
 			traceHop(HopDialed)
 			s.connected(ctx, conn, err)
