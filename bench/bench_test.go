@@ -264,6 +264,9 @@ func BenchmarkRedis(b *testing.B) {
 		if m := res.Median(w, OpenSSH.Name); m > 0 {
 			b.ReportMetric(res.Median(w, Sockmux.Name)/m, "x-ssh-"+strings.TrimPrefix(w, "redis-"))
 		}
+		if m := res.CPUMedian(w, OpenSSH.Name); m > 0 {
+			b.ReportMetric(res.CPUMedian(w, Sockmux.Name)/m, "x-ssh-cpu-"+strings.TrimPrefix(w, "redis-"))
+		}
 	}
 	var t strings.Builder
 	if err := WriteRedisTable(&t, res, Sockmux.Name, OpenSSH.Name); err != nil {

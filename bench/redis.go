@@ -278,12 +278,25 @@ var DefaultRedisConfig = RedisConfig{Rounds: 5, Requests1: 20_000, Requests50: 1
 type RedisResult struct {
 	Systems []string
 	Rounds  map[string]map[string][]float64
+	// CPU is, for the GET workloads, each round's CPU time per request of
+	// the tunnel's processes (both peers, and sshd's per-connection
+	// children), in µs; none for redis alone. Sleeps is, likewise, how
+	// many times per request one of their threads went to sleep.
+	CPU, Sleeps map[string]map[string][]float64
+}
+
+// CPUMedian is the median of a workload's CPU per request for a system.
+func (r *RedisResult) CPUMedian(workload, system string) float64 {
+	return medianOf(r.CPU[workload][system])
 }
 
 // Median is the median of a workload's rounds for a system (0 when it has
 // none).
 func (r *RedisResult) Median(workload, system string) float64 {
-	v := r.Rounds[workload][system]
+	return medianOf(r.Rounds[workload][system])
+}
+
+func medianOf(v []float64) float64 {
 	if len(v) == 0 {
 		return 0
 	}
@@ -315,7 +328,9 @@ func MeasureRedis(systems []System, cfg RedisConfig) (*RedisResult, error) {
 		}
 	}()
 	res := &RedisResult{Rounds: map[string]map[string][]float64{
-		WorkloadRedisGet1: {}, WorkloadRedisGet50: {}, WorkloadRedisTTFR: {}}}
+		WorkloadRedisGet1: {}, WorkloadRedisGet50: {}, WorkloadRedisTTFR: {}},
+		CPU:    map[string]map[string][]float64{WorkloadRedisGet1: {}, WorkloadRedisGet50: {}},
+		Sleeps: map[string]map[string][]float64{WorkloadRedisGet1: {}, WorkloadRedisGet50: {}}}
 	for i, sys := range systems {
 		if tuns[i], err = sys.New(srv.Addr(), Options{}); err != nil {
 			return nil, fmt.Errorf("%s: %w", sys.Name, err)
@@ -337,11 +352,24 @@ func MeasureRedis(systems []System, cfg RedisConfig) (*RedisResult, error) {
 				i := (k + round) % len(systems)
 				name := systems[i].Name
 				say(fmt.Sprintf("round %d/%d: %s through %s", round+1, cfg.Rounds, w, name))
+				pt, hasProcs := tuns[i].(processTree)
+				var (
+					before time.Duration
+					slept  int64
+				)
+				if hasProcs {
+					before, slept = treeUse(pt.Processes())
+				}
 				v, err := redisRun(srv, tuns[i].Addr(), w, cfg)
 				if err != nil {
 					return nil, fmt.Errorf("%s, %s: %w", name, w, err)
 				}
 				res.Rounds[w][name] = append(res.Rounds[w][name], v)
+				if n := map[string]int{WorkloadRedisGet1: cfg.Requests1, WorkloadRedisGet50: cfg.Requests50}[w]; hasProcs && n > 0 {
+					cpu, sleeps := treeUse(pt.Processes())
+					res.CPU[w][name] = append(res.CPU[w][name], us(cpu-before)/float64(n))
+					res.Sleeps[w][name] = append(res.Sleeps[w][name], float64(sleeps-slept)/float64(n))
+				}
 			}
 		}
 	}
@@ -397,15 +425,44 @@ func WriteRedisTable(w io.Writer, r *RedisResult, system, base string) error {
 		}
 		fmt.Fprintf(&b, " **%.2f** |\n", ratio)
 	}
+	for _, row := range []struct {
+		what, unit string
+		v          map[string]map[string][]float64
+	}{{"CPU of the tunnel's processes", "µs/req", r.CPU}, {"their threads' sleeps", "per req", r.Sleeps}} {
+		for _, wl := range []string{WorkloadRedisGet1, WorkloadRedisGet50} {
+			fmt.Fprintf(&b, "| %s, %s | %s |", wl, row.what, row.unit)
+			for _, s := range r.Systems {
+				if len(row.v[wl][s]) == 0 {
+					b.WriteString(" – |")
+					continue
+				}
+				fmt.Fprintf(&b, " **%.2f** (%s) |", medianOf(row.v[wl][s]), fmtSmall(row.v[wl][s]))
+			}
+			ratio := 0.0
+			if m := medianOf(row.v[wl][base]); m > 0 {
+				ratio = medianOf(row.v[wl][system]) / m
+			}
+			fmt.Fprintf(&b, " **%.2f** |\n", ratio)
+		}
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
 func fmtFigure(v float64) string {
-	if v >= 100 {
+	if v >= 1000 {
 		return strconv.FormatFloat(v, 'f', 0, 64)
 	}
 	return strconv.FormatFloat(v, 'f', 3, 64)
+}
+
+// fmtSmall formats per-request figures with two decimals.
+func fmtSmall(v []float64) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = strconv.FormatFloat(x, 'f', 2, 64)
+	}
+	return strings.Join(s, ", ")
 }
 
 func fmtRounds(v []float64) string {
