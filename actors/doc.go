@@ -9,13 +9,40 @@
 // windows, scheduling order) are in package engine. Blocking I/O runs only
 // in goroutines owned by an actor, which talk to it by message; Receive
 // never blocks (a Stream reads and writes its socket itself only with
-// non-blocking calls, and leaves any waiting to a goroutine). Messages are
-// pointers sent with Send; nothing on the data path waits on a future.
-// Mailboxes are unbounded, which is safe because credit bounds what can be
-// in flight.
+// non-blocking calls, and leaves any waiting to a goroutine or its link's
+// poller). Messages are pointers sent with Send; nothing on the data path
+// waits on a future. Mailboxes are unbounded, which is safe because credit
+// bounds what can be in flight.
+//
+// The data path (strand.go, poller_linux.go, queue.go): the actors of one
+// link (the Link, its Scheduler, Carriers and Streams) run on the link's
+// strand, one at a time, so a message between them is queued for the
+// goroutine already running instead of waking another. That goroutine is
+// the one the outside world woke: the link's poller (one epoll set of its
+// streams' sockets) when a socket becomes readable, a carrier's reader
+// when frames arrive, a node worker otherwise. A request thus crosses a
+// node on one goroutine: the poller wakes, the Stream reads its socket
+// and hands DATA to the Scheduler, which batches what one mailbox run
+// produced and hands it to the carrier's queue, which writes it at once
+// with one writev while its writer goroutine is idle. The other way, the
+// carrier's reader hands a batch of frames to the Link, which hands DATA
+// to the Stream, which writes its socket. These calls never wait, and are
+// raw system calls (sysio_linux.go): a call made the usual way wakes Go's
+// sysmon thread from its sleep, a thread wake-up per message.
 //
 // Buffer ownership: a pooled buffer (engine.Buffer) has one owner at a
-// time. Putting it in a message hands it over; the last user (the carrier
-// writer after a write, a Stream or its writer goroutine after a write to
-// the socket, or whoever drops a frame) returns it with engine.PutBuffer.
+// time, and putting it in a message hands it over. A Stream owns what it
+// reads from its socket until it sends it as DATA to the Scheduler, which
+// owns it until it hands the frame to a carrier's queue (frameQueue.push);
+// the queue owns it until it is written, by push itself or by the
+// carrier's writer goroutine, which then returns it; a sequenced frame has
+// a second share in the Scheduler's resend buffer (engine.Unacked) until
+// the peer acknowledges it. The other way, a carrier's reader owns the
+// buffers it decodes until its inFrame or inFrames hands them to the
+// Link, which hands DATA on to the Stream; the Stream owns them until they
+// are written to its socket (or, if the socket does not take them, until
+// its write queue does, whose writer goroutine returns them once
+// written). The poller holds no buffer. Whoever drops a frame or a
+// message holding one returns what it holds (releaseMessage for a message
+// a stopped actor never took).
 package actors
