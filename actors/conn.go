@@ -52,14 +52,9 @@ type readMore struct{}
 // poller will not report again.
 type readableNow struct{ hup bool }
 
-// flush asks a Stream actor to write what it collected for its socket:
-// the DATA that arrived together leaves with one writev.
-type flush struct{}
-
-// The one readMore and the one flush every stream sends itself.
+// The one readMore every stream sends itself, and the poller's two words.
 var (
 	readMoreMsg = &readMore{}
-	flushMsg    = &flush{}
 	readableMsg = &readableNow{}
 	hangupMsg   = &readableNow{hup: true}
 )

@@ -14,8 +14,8 @@ import (
 )
 
 // output takes b, bytes from the peer for the socket: the running writer
-// gets it, or it waits in out for the flush that follows what is already
-// in the mailbox (or, while dialling, for the socket). b is the stream's
+// gets it, or it waits in out for the flush at the end of the mailbox run
+// (or, while dialling, for the socket). b is the stream's
 // until it is written, then returned to the pool, or queued, then the
 // queue's.
 func (s *streamActor) output(ctx actor.Context, b *engine.Buffer) {
@@ -34,9 +34,14 @@ func (s *streamActor) output(ctx actor.Context, b *engine.Buffer) {
 		engine.PutBuffer(b)
 		return
 	}
-	s.out = append(s.out, b)
-	if len(s.out) == 1 && s.netConn != nil {
-		ctx.Send(s.self, flushMsg)
+	s.out = append(s.out, b) // written when this mailbox run is over (runOver)
+}
+
+// runOver writes what the mailbox run collected for the socket: the DATA
+// that arrived together leaves with one writev.
+func (s *streamActor) runOver(ctx actor.Context) {
+	if len(s.out) > 0 && !s.closed {
+		s.flush(ctx)
 	}
 }
 

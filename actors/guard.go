@@ -125,6 +125,7 @@ func (b *box) run() (yield bool) {
 	for {
 		if i > t {
 			if b.onStrand && (b.sysN.Load() > 0 || !b.suspended.Load() && b.userN.Load() > 0) {
+				b.runOver()
 				return true
 			}
 			i = 0
@@ -158,6 +159,7 @@ func (b *box) run() (yield bool) {
 		msg, _ = b.user.pop()
 		b.mu.Unlock()
 		if msg == nil {
+			b.runOver()
 			return false
 		}
 		b.userN.Add(-1)
@@ -167,6 +169,24 @@ func (b *box) run() (yield bool) {
 			releaseMessage(m) // the actor had stopped: protoactor dropped it
 		}
 		b.delivered = nil
+	}
+}
+
+// runEnder is an actor that collects what its messages produce for I/O
+// (a Stream what it writes to its socket, the Scheduler what it hands its
+// carriers) and does it once a mailbox run is over: what came in one run
+// leaves with one system call, at no message's cost.
+type runEnder interface {
+	runOver(ctx actor.Context)
+}
+
+// runOver tells the actor, if it wants to know, that a mailbox run is
+// over (the mailbox is empty, or it yields its turn).
+func (b *box) runOver() {
+	if a, ok := b.inner.(runEnder); ok {
+		if ctx, ok := b.invoker.(actor.Context); ok {
+			a.runOver(ctx)
+		}
 	}
 }
 

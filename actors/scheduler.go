@@ -65,17 +65,9 @@ type schedulerActor struct {
 	stalled    []*engine.Path
 	stallArmed bool
 	closed     bool
-	// flushing: a flushOut is in the mailbox; the batches go to the
-	// carriers once what came before it is handled.
+	// flushing: batches wait for the end of the mailbox run (runOver).
 	flushing bool
 }
-
-// flushOut asks the Scheduler to hand its carriers what it batched for
-// them: the frames of every message that came in one mailbox run leave
-// with one write.
-type flushOut struct{}
-
-var flushOutMsg = &flushOut{}
 
 // carrierOut is one carrier's outgoing queue and the batch being built
 // for it.
@@ -134,9 +126,7 @@ func (s *schedulerActor) Receive(ctx actor.Context) {
 		}
 		s.enqueue(m)
 		s.pump()
-	case *flushOut:
-		s.flushing = false
-		s.flush()
+	case *flushMore: // runOver does it
 	case *drained:
 		if o := s.outs[m.carrier]; o != nil {
 			o.path.Queued -= m.bytes
@@ -267,11 +257,28 @@ func (s *schedulerActor) pushPinned(o *carrierOut) {
 // batch adds f to what goes to o's carrier at the next flush.
 func (s *schedulerActor) batch(o *carrierOut, f *engine.Frame) {
 	o.batch = append(o.batch, f)
-	if !s.flushing {
-		s.flushing = true
-		s.env.send(s.self, flushOutMsg)
+	s.flushing = true
+}
+
+// runOver hands the carriers what the mailbox run batched for them: the
+// frames of every message that came in one run leave with one write.
+// What a carrier wrote at once makes room that is pumped into the next
+// batch, flushed in turn.
+func (s *schedulerActor) runOver(actor.Context) {
+	for i := 0; s.flushing && !s.closed && i < 8; i++ {
+		s.flushing = false
+		s.flush()
+	}
+	if s.flushing && !s.closed {
+		s.env.send(s.self, flushMoreMsg) // the rest in the next run, after what waits
 	}
 }
+
+// flushMore gives the Scheduler another mailbox run to hand its carriers
+// what one run could not.
+type flushMore struct{}
+
+var flushMoreMsg = &flushMore{}
 
 // flush hands each carrier its batch. What a carrier's queue writes at
 // once is drained already: room for more, pumped into the next batch.

@@ -96,8 +96,6 @@ func (s *streamActor) receive(ctx actor.Context) {
 			s.waiting = false
 			s.readNow(ctx)
 		}
-	case *flush:
-		s.flush(ctx)
 	case *dataIn:
 		s.waited(ctx, m)
 	case *wrote:
