@@ -57,6 +57,7 @@ var hopNames = [...]string{"", "socket read", "stream took read", "scheduler too
 	"writer took DATA", "carrier written", "carrier read", "link took DATA", "stream took DATA", "socket written",
 	"accepted", "listener took it", "scheduler took OPEN", "link took OPEN", "dial started", "stream took dial", "link took OPEN_OK"}
 
+// String names the stage as the breakdown's tables do.
 func (s HopStage) String() string {
 	if int(s) < len(hopNames) {
 		return hopNames[s]
