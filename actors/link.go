@@ -81,13 +81,11 @@ type linkActor struct {
 	carriers   map[int]*carrierRef
 	nextCID    int
 	streams    map[uint32]*actor.PID
-	ended      map[uint32]bool       // streams ended on the wire whose actors are still going
+	opens      *engine.Opens         // stream ids, the peer's OPENs, and what counts against the limit
 	reverse    map[uint32]*actor.PID // listeners for the peer's -R, by its id
 	bound      map[uint32]bool       // our -R this session asked the peer for, by id
 	budget     *budget
 	rttNanos   *atomic.Int64 // the last PING round trip, shared with the streams
-	nextID     uint32
-	lastPeerID uint32
 	downReason error // set by this side when it ends the session
 	peerAway   error // the peer's GOAWAY, if it sent one
 
@@ -239,12 +237,14 @@ func (l *linkActor) Receive(ctx actor.Context) {
 	case *openStream:
 		l.open(ctx, m)
 	case *streamEnded:
-		if l.streams[m.id] != nil {
-			l.ended[m.id] = true
+		if l.opens != nil {
+			l.opens.Ended(m.id)
 		}
 	case *streamDone:
 		delete(l.streams, m.id)
-		delete(l.ended, m.id)
+		if l.opens != nil {
+			l.opens.Ended(m.id)
+		}
 		if l.closing && l.up && len(l.streams) == 0 {
 			l.closeSession(ctx)
 		}

@@ -149,12 +149,11 @@ func (l *linkActor) sessionUp(ctx actor.Context, m *handshakeDone) {
 	l.params = m.params
 	l.authed = m.authed
 	l.streams = make(map[uint32]*actor.PID)
-	l.ended = make(map[uint32]bool)
+	l.opens = engine.NewOpens(l.role, l.env.cfg.MaxStreams)
 	l.carriers = make(map[int]*carrierRef)
 	l.budget = &budget{}
 	l.budget.left.Store(l.env.cfg.LinkBudget)
 	l.rttNanos = new(atomic.Int64)
-	l.nextID, l.lastPeerID = l.role.FirstStreamID(), 0
 	l.backoff = l.env.cfg.Backoff
 	l.failures = 0
 	p := m.params
@@ -211,7 +210,7 @@ func (l *linkActor) sessionDown(ctx actor.Context, err error) {
 	for _, pid := range l.streams {
 		ctx.Stop(pid)
 	}
-	l.streams, l.ended = nil, nil
+	l.streams, l.opens = nil, nil
 	for _, pid := range l.reverse { // the peer's -R ports are released at once
 		ctx.Stop(pid)
 	}

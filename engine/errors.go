@@ -29,6 +29,15 @@ var (
 	// ErrStreamClosed is a frame for a stream that already ended; the
 	// caller drops it (it may have crossed a RST on the wire).
 	ErrStreamClosed = errors.New("stream closed")
+
+	// ErrPeerRefused is a handshake the peer ended with a GOAWAY; the error
+	// also matches what the peer's code means (ErrAuth, ErrVersion,
+	// ErrUnknownLink) and carries its reason.
+	ErrPeerRefused = errors.New("peer refused the link")
+	// ErrIDsExhausted is a link that has used every stream id of its side.
+	ErrIDsExhausted = errors.New("stream ids exhausted on this link")
+	// ErrStreamLimit is an open of ours refused by the stream limit.
+	ErrStreamLimit = errors.New("stream limit reached")
 )
 
 // protoError is a specific protocol error that also matches ErrProtocol.

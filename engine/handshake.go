@@ -22,11 +22,6 @@ import (
 // GOAWAY of the peer ends the handshake with ErrPeerRefused and the
 // peer's reason.
 
-// ErrPeerRefused is a handshake the peer ended with a GOAWAY; the error
-// also matches what the peer's code means (ErrAuth, ErrVersion,
-// ErrUnknownLink) and carries its reason.
-var ErrPeerRefused = errors.New("peer refused the link")
-
 // HandshakeConfig is one side's part in a handshake.
 type HandshakeConfig struct {
 	// Hello is this side's HELLO; the handshake adds the key capability,
