@@ -59,6 +59,10 @@ type GoAwayError struct{ Reason engine.Reason }
 
 func (e *GoAwayError) Error() string { return "peer going away: " + e.Reason.String() }
 
+// Unwrap is the error the reason's code stands for (engine.ErrShutdown,
+// engine.ErrOverload, ...), for errors.Is.
+func (e *GoAwayError) Unwrap() error { return e.Reason.Code.Err() }
+
 // errShuttingDown is the reason of a link this side shut down.
 var errShuttingDown = errors.New("shutting down")
 
