@@ -86,8 +86,8 @@ type linkActor struct {
 	bound      map[uint32]bool       // our -R this session asked the peer for, by id
 	budget     *budget
 	rttNanos   *atomic.Int64 // the last PING round trip, shared with the streams
-	downReason error // set by this side when it ends the session
-	peerAway   error // the peer's GOAWAY, if it sent one
+	downReason error         // set by this side when it ends the session
+	peerAway   error         // the peer's GOAWAY, if it sent one
 
 	// Sequencing (CapSeq links).
 	seq        bool
@@ -118,14 +118,12 @@ type linkActor struct {
 
 // carrierRef is the Link's view of one of its carriers.
 type carrierRef struct {
-	id          int
-	pid         *actor.PID
-	local       string
-	framesIn    uint64 // frames received
-	framesSeen  uint64 // framesIn at the last keepalive tick
-	silentTicks int
-	seqIn       uint64 // bytes of sequenced frames received
-	ackedIn     uint64 // seqIn when it was last acknowledged
+	id      int
+	pid     *actor.PID
+	local   string
+	silence engine.Silence // frames heard between keepalive ticks
+	seqIn   uint64         // bytes of sequenced frames received
+	ackedIn uint64         // seqIn when it was last acknowledged
 }
 
 func newLink(e *env, conn net.Conn, d carriers.Dialer) *linkActor {
@@ -149,7 +147,7 @@ func (l *linkActor) Receive(ctx actor.Context) {
 			m.f.Release()
 			return
 		}
-		c.framesIn++
+		c.silence.Heard()
 		l.receive(ctx, c, m.f)
 	case *ackTick:
 		l.ackArmed = false

@@ -115,17 +115,12 @@ func (l *linkActor) tick(ctx actor.Context, gen uint64) {
 	}
 	now := uint64(time.Now().UnixNano())
 	for _, c := range l.carriers {
-		if c.framesIn == c.framesSeen {
-			c.silentTicks++
-		} else {
-			c.silentTicks, c.framesSeen = 0, c.framesIn
-		}
-		if c.silentTicks < 3 {
+		if !c.silence.Tick() {
 			ctx.Send(l.sched, &pinned{carrier: c.id, f: engine.NewPing(engine.TypePing, now)})
 			continue
 		}
-		err := fmt.Errorf("%w for %v", ErrPeerSilent, 3*l.env.cfg.Keepalive)
-		if l.seq && !l.ending {
+		err := fmt.Errorf("%w for %v", ErrPeerSilent, engine.SilentTicks*l.env.cfg.Keepalive)
+		if engine.OnSilent(l.seq, l.ending) == engine.DropCarrier {
 			l.env.log.Warn("carrier silent; dropping it", "peer", l.peer, "carrier", c.local, "keepalive", l.env.cfg.Keepalive)
 			l.carrierLost(ctx, c, err) // stopping its Carrier closes it
 			continue
