@@ -11,10 +11,6 @@ import (
 	"sockmux/internal/preauth"
 )
 
-// ErrPeerRefused is a handshake the peer ended with a GOAWAY; the error
-// carries the peer's reason (engine.ErrPeerRefused).
-var ErrPeerRefused = engine.ErrPeerRefused
-
 // handshaker runs one carrier's handshake: HELLOs both ways, then, when
 // either side has a pre-shared key, AUTH both ways. Frames go out through
 // one writer goroutine, in order, while this side reads, so two peers

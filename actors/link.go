@@ -2,7 +2,6 @@ package actors
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -37,10 +36,6 @@ const (
 	joinLookups     = 50
 	joinLookupEvery = 20 * time.Millisecond
 )
-
-// ErrResumeExpired is why a link whose carriers all dropped went down: it
-// was not resumed within the resume window (or the peer no longer had it).
-var ErrResumeExpired = errors.New("link not resumed within the resume window")
 
 // linkActor is one link to one peer: the handshakes, the carriers, the
 // stream table and the dispatch of incoming frames, and, on the dialling

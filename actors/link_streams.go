@@ -188,9 +188,6 @@ func (l *linkActor) bindReply(r engine.BindReply) {
 	}
 }
 
-// ErrForwardRefused is a -R the peer would not listen for.
-var ErrForwardRefused = errors.New("reverse forward refused")
-
 // accept applies the engine's verdict on an OPEN from the peer.
 func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 	id := f.Stream

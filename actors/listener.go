@@ -165,11 +165,6 @@ func (l *listenerActor) flush(ctx actor.Context) {
 	}
 }
 
-// ErrNoLink is a stream that found no link to carry it within the open
-// timeout.
-// It is a timeout: a net.Error whose Timeout is true.
-var ErrNoLink error = noLinkError{}
-
 // noLinkError is ErrNoLink: a net.Error, so callers that test for a
 // timeout the net package's way see one.
 type noLinkError struct{}

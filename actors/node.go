@@ -2,7 +2,6 @@ package actors
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -17,9 +16,6 @@ import (
 	"sockmux/forward"
 	"sockmux/internal/ratelog"
 )
-
-// ErrClosed is returned by a Node that has been closed.
-var ErrClosed = errors.New("node closed")
 
 // LinkEvent reports a link going up or down.
 type LinkEvent struct {

@@ -16,7 +16,7 @@ var (
 	ErrCancelled     = errors.New("cancelled")
 	ErrUnknownTarget = errors.New("unknown target")
 	ErrBindFailed    = errors.New("bind failed")
-	ErrResumeExpired = errors.New("link not resumed in time")
+	ErrResumeExpired = errors.New("link not resumed within the resume window")
 	ErrOverload      = errors.New("overload: replies piled up unread")
 )
 
