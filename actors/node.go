@@ -305,37 +305,53 @@ func (n *Node) Connect(d carriers.Dialer) {
 // rides on a stream of another (--via), and how a shared upstream is
 // reached through a tunnel.
 func (n *Node) DialStream(ctx context.Context, target string) (net.Conn, error) {
-	if _, _, err := net.SplitHostPort(target); err != nil {
-		return nil, fmt.Errorf("dial stream %q: %w", target, err)
-	}
-	if err := ctx.Err(); err != nil {
+	near, far := net.Pipe()
+	if err := n.OpenStream(ctx, far, target); err != nil {
+		near.Close()
 		return nil, err
 	}
+	return near, nil
+}
+
+// OpenStream carries conn over a new stream to target, dialled by the
+// peer, as a -L forward carries a connection it accepted: it returns once
+// the peer opened the stream (or with why not, as DialStream), and the
+// stream owns conn from then on, closing it when the stream ends (calling
+// Reset instead when conn is a Resetter and the stream was cut short). On
+// an error conn is closed.
+func (n *Node) OpenStream(ctx context.Context, conn net.Conn, target string) error {
+	if _, _, err := net.SplitHostPort(target); err != nil {
+		conn.Close()
+		return fmt.Errorf("dial stream %q: %w", target, err)
+	}
+	if err := ctx.Err(); err != nil {
+		conn.Close()
+		return err
+	}
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	if n.closed {
-		return nil, ErrClosed
+		n.mu.Unlock()
+		conn.Close()
+		return ErrClosed
 	}
 	if n.dialer == nil {
 		n.dialer = n.env.sys.Root.Spawn(n.env.props(func() actor.Actor {
 			return newListener(n.env, nil, forward.Forward{Bind: "stream", Target: ""})
 		}))
 	}
-	near, far := net.Pipe()
 	opened := make(chan error, 1)
-	n.env.send(n.dialer, &accepted{conn: far, target: target, opened: opened})
+	n.env.send(n.dialer, &accepted{conn: conn, target: target, opened: opened})
 	n.mu.Unlock()
-	defer n.mu.Lock()
 	select {
 	case err := <-opened:
 		if err != nil {
-			near.Close()
-			return nil, fmt.Errorf("dial stream %s: %w", target, err)
+			conn.Close()
+			return fmt.Errorf("dial stream %s: %w", target, err)
 		}
-		return near, nil
+		return nil
 	case <-ctx.Done():
-		near.Close()
-		return nil, ctx.Err()
+		conn.Close() // the stream, if it still opens, ends at once
+		return ctx.Err()
 	}
 }
 

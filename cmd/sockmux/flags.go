@@ -48,6 +48,7 @@ type options struct {
 	dials        bool // the connect flags are in
 	resumeWindow time.Duration
 	gateway      bool     // -g: forwards with no bind listen on all addresses
+	stdioTarget  string   // -W host:port (connect only)
 	tlsFlags     []string // the TLS flags this command has, for checkTLSFlags
 	tls          carriers.TLSConfig
 }

@@ -250,7 +250,10 @@ func connectCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Co
   sockmux connect --key-file sockmux.key --tls-fingerprint AB:CD:... --carriers 4 tls://hub.example:7443
 
   # over ssh, with no port open on the far host
-  sockmux connect -L 8080:127.0.0.1:80 'exec:ssh far.example sockmux stdio'`,
+  sockmux connect -L 8080:127.0.0.1:80 'exec:ssh far.example sockmux stdio'
+
+  # ssh to a host behind the hub: sockmux as ssh's ProxyCommand
+  ssh -o ProxyCommand='sockmux connect --key-file sockmux.key -W %h:%p hub.example:7000' internal-host`,
 		Args: exactlyOneAddr,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := h.apply(cmd.Flags()); err != nil {
@@ -262,6 +265,16 @@ func connectCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Co
 			}
 			if err := o.checkTLSFlags(cmd.Flags(), first); err != nil {
 				return err
+			}
+			if o.stdioTarget != "" {
+				if err := checkStdioForward(&o, &h); err != nil {
+					return err
+				}
+				// Its stderr is the terminal of whoever runs it (ssh's
+				// ProxyCommand): warnings and errors only, unless asked.
+				if !cmd.Flags().Changed("log-level") && !cmd.Flags().Changed("verbose") {
+					_ = cmd.Flags().Set("log-level", "warn")
+				}
 			}
 			log, cfg, copts, err := o.setup(logger)
 			if err != nil {
@@ -295,11 +308,21 @@ func connectCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Co
 				if err != nil {
 					return addrErr(err)
 				}
+				if o.stdioTarget != "" {
+					return stdioForward(cmd.Context(), log, cfg, d, o.stdioTarget, nil)
+				}
 				return serve(cmd.Context(), log, &o, cfg, func(n *actors.Node) { n.Connect(d) }, nil)
 			}
 			d, hops, err := cascade(log, cfg, copts, o.via, args[0])
 			if err != nil {
 				return err
+			}
+			if o.stdioTarget != "" {
+				return stdioForward(cmd.Context(), log, cfg, d, o.stdioTarget, func() {
+					for i := len(hops) - 1; i >= 0; i-- {
+						hops[i].Shutdown(0)
+					}
+				})
 			}
 			return serve(cmd.Context(), log, &o, cfg, func(n *actors.Node) { n.Connect(d) }, func() {
 				for i := len(hops) - 1; i >= 0; i-- {
@@ -311,6 +334,8 @@ func connectCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Co
 	o.addLinkFlags(cmd.Flags())
 	o.addConnectFlags(cmd.Flags())
 	h.addHabitFlags(cmd.Flags(), "the first link is up and its forwards listen")
+	cmd.Flags().StringVarP(&o.stdioTarget, "forward-stdio", "W", "",
+		"carry stdin and stdout over one stream that the peer dials to `host:port`, as ssh -W (for ssh's ProxyCommand); exits when the stream ends")
 	cmd.Flags().BoolVar(&persist, "persist", false,
 		"keep redialling with backoff whatever fails, a wrong key or certificate too (a daemon's way; every link under 'sockmux run' does)")
 	cmd.Flags().DurationVar(&connectTimeout, "connect-timeout", 30*time.Second,
