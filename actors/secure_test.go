@@ -2,6 +2,7 @@ package actors_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -10,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"sockmux/actors"
+	"sockmux/engine"
 	"sockmux/forward"
 	"sockmux/internal/testkit"
 	"sockmux/internal/testpair"
@@ -209,5 +212,14 @@ func TestKeyedResume(t *testing.T) {
 				t.Fatalf("the link went down: %v", r.Attrs)
 			}
 		}
+	}
+}
+
+// TestShortKeyRefused: a node with a key under 16 bytes is not made, and
+// the error says how to make a good one.
+func TestShortKeyRefused(t *testing.T) {
+	_, err := actors.NewNode(actors.Config{Key: []byte("fifteen bytes!!")})
+	if !errors.Is(err, engine.ErrShortKey) || !strings.Contains(err.Error(), "sockmux keygen --psk") {
+		t.Fatalf("NewNode with a 15-byte key: %v", err)
 	}
 }

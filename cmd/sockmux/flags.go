@@ -253,6 +253,13 @@ func (o *options) key() ([]byte, error) {
 	default:
 		return nil, nil
 	}
+	if err := engine.CheckKey([]byte(k)); err != nil {
+		src := "SOCKMUX_KEY"
+		if o.keyFile != "" {
+			src = "--key-file " + o.keyFile
+		}
+		return nil, fmt.Errorf("%w: %s: %w", errUsage, src, err)
+	}
 	return []byte(k), nil
 }
 
