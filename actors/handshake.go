@@ -108,7 +108,7 @@ func (h *handshaker) exchange(src io.Reader, conn net.Conn) *handshakeDone {
 	if err != nil {
 		return &handshakeDone{err: err}
 	}
-	return &handshakeDone{conn: sealed, reader: r, params: res.Params, authed: res.Authed, link: res.Link, joinAck: res.JoinAck}
+	return &handshakeDone{conn: sealed, sealed: sealed != nil, reader: r, params: res.Params, authed: res.Authed, link: res.Link, joinAck: res.JoinAck}
 }
 
 // tlsVerified reports whether conn is TLS with a verified peer

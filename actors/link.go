@@ -1,8 +1,8 @@
 package actors
 
 import (
-	"errors"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net"

@@ -223,3 +223,20 @@ func TestShortKeyRefused(t *testing.T) {
 		t.Fatalf("NewNode with a 15-byte key: %v", err)
 	}
 }
+
+// TestKeyedCarrierKinds: a keyed link over each carrier kind a Pair runs
+// on (tcp, and the unbuffered in-memory pipe, where the accepter's first
+// records follow its last AUTH with nothing in between) carries streams
+// intact both ways.
+func TestKeyedCarrierKinds(t *testing.T) {
+	for _, carrier := range testpair.Carriers {
+		t.Run(carrier, func(t *testing.T) {
+			echo := testkit.Echo(t)
+			p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{fwd(t, echo)}, Carrier: carrier, Key: secureKey, Carriers: 2})
+			waitCarriers(t, p, 2)
+			if err := echoStreams(t, p.B.ForwardAddrs()[0], 3, 2<<20); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
