@@ -14,10 +14,12 @@ import (
 )
 
 // BenchmarkOneStream pushes one stream's bytes through a link, keyed and
-// not, over tcp and tls, to a target that discards them; run with -count
-// to interleave the four (BENCHMARKS.md, "Encrypted links"):
+// not, over tcp and tls, to a target that discards them. Interleaved, as
+// BENCHMARKS.md ("Encrypted links") runs it:
 //
-//	go test ./actors -run '^$' -bench OneStream -benchtime 3s -count 5
+//	go test -c -o /tmp/actors.test ./actors
+//	for i in 1 2 3; do for c in tcp/unkeyed tcp/keyed tls/unkeyed tls/keyed; do
+//	  /tmp/actors.test -test.run '^$' -test.bench "OneStream/$c\$" -test.benchtime 3s; done; done
 func BenchmarkOneStream(b *testing.B) {
 	pki := testkit.NewPKI(b)
 	for _, carrier := range []string{"tcp", "tls"} {

@@ -15,11 +15,11 @@ type RecordSealer interface {
 }
 
 // RecordOpener opens the records at the start of src, in order
-// (engine.RecordOpener): it appends their plaintext to dst and says how
-// many bytes of src it used; a record that does not open is an error, and
-// stays one.
+// (engine.RecordOpener): it appends their plaintext to dst, no more than
+// limit bytes (negative: no limit), and says how many bytes of src it
+// used; a record that does not open is an error, and stays one.
 type RecordOpener interface {
-	Decode(dst, src []byte) ([]byte, int, error)
+	Decode(dst, src []byte, limit int) ([]byte, int, error)
 }
 
 // sealedReadBuffer is what a sealed carrier reads at once: room for a few
@@ -68,7 +68,21 @@ func (c *sealedConn) Read(p []byte) (int, error) {
 		if c.rerr != nil {
 			return 0, c.rerr
 		}
-		plain, used, err := c.o.Decode(c.plain[:0], c.raw)
+		if len(c.raw) > 0 {
+			// Straight into p when the next records fit: no copy.
+			out, used, err := c.o.Decode(p[:0], c.raw, len(p))
+			c.raw = c.raw[:copy(c.raw, c.raw[used:])]
+			if err != nil {
+				c.rerr = err
+			}
+			if len(out) > 0 {
+				return len(out), nil
+			}
+			if err != nil {
+				continue
+			}
+		}
+		plain, used, err := c.o.Decode(c.plain[:0], c.raw, -1)
 		c.plain, c.pos = plain, 0
 		c.raw = c.raw[:copy(c.raw, c.raw[used:])]
 		if err != nil {

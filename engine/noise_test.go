@@ -34,7 +34,7 @@ func TestHandshakeChannel(t *testing.T) {
 		if bytes.Contains(wire, []byte("channel")) {
 			t.Fatalf("%s: the record holds its plaintext", p.name)
 		}
-		got, _, err := p.o.Decode(nil, wire)
+		got, _, err := p.o.Decode(nil, wire, -1)
 		if err != nil || string(got) != "hello through the channel" {
 			t.Fatalf("%s: %q, %v", p.name, got, err)
 		}
@@ -42,7 +42,7 @@ func TestHandshakeChannel(t *testing.T) {
 	// A side's own opener does not open what it sealed: the directions
 	// have different keys, so a record reflected back is refused.
 	wire, _ := dr.Sealer.Seal(nil, []byte("reflected"))
-	if _, _, err := dr.Opener.Decode(nil, wire); !errors.Is(err, ErrIntegrity) {
+	if _, _, err := dr.Opener.Decode(nil, wire, -1); !errors.Is(err, ErrIntegrity) {
 		t.Fatalf("a reflected record opened: %v", err)
 	}
 }
@@ -114,7 +114,7 @@ func TestHandshakeKeyedJoin(t *testing.T) {
 			// The accepter seals its answer; the dialer opens and reads it.
 			wire, _ := ar.Sealer.Seal(nil, AppendFrame(nil, tc.answer, 1))
 			tc.answer.Release()
-			plain, _, err := do.Decode(nil, wire)
+			plain, _, err := do.Decode(nil, wire, -1)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -140,7 +140,7 @@ func TestHandshakeKeyedJoin(t *testing.T) {
 			if len(out) != 1 || bytes.Contains(out[0], []byte("GOAWAY")) {
 				t.Fatalf("%d frames out", len(out))
 			}
-			plain, _, err = ar.Opener.Decode(nil, out[0])
+			plain, _, err = ar.Opener.Decode(nil, out[0], -1)
 			if err != nil {
 				t.Fatalf("the refusal does not open: %v", err)
 			}

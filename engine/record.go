@@ -123,15 +123,20 @@ func RecordLen(hdr []byte) (int, error) {
 
 // Decode opens the complete records at the start of src, appending their
 // plaintext to dst, and returns dst and how many bytes of src it used; a
-// record not complete yet is left for the next call. A record that does
+// record not complete yet is left for the next call, and so is one whose
+// plaintext would take dst past limit bytes (limit < 0: no limit), so a
+// caller can open straight into a buffer of its own. A record that does
 // not open (altered, replayed, reordered, sealed with another key) is an
 // ErrIntegrity error: dst then holds the plaintext of the records before
 // it only, and the RecordOpener fails from then on. dst must not overlap src.
-func (o *RecordOpener) Decode(dst, src []byte) ([]byte, int, error) {
+func (o *RecordOpener) Decode(dst, src []byte, limit int) ([]byte, int, error) {
 	if o.err != nil {
 		return dst, 0, o.err
 	}
-	used := 0
+	used, room := 0, limit
+	if limit < 0 {
+		room = int(^uint(0) >> 1)
+	}
 	for len(src)-used >= RecordHeaderLen {
 		hdr := src[used : used+RecordHeaderLen]
 		n, err := RecordLen(hdr)
@@ -139,9 +144,10 @@ func (o *RecordOpener) Decode(dst, src []byte) ([]byte, int, error) {
 			o.err = err
 			return dst, used, err
 		}
-		if len(src)-used-RecordHeaderLen < n {
+		if len(src)-used-RecordHeaderLen < n || n-RecordTagLen > room {
 			break
 		}
+		room -= n - RecordTagLen
 		body := src[used+RecordHeaderLen : used+RecordHeaderLen+n]
 		out, err := o.cs.Decrypt(dst, hdr, body)
 		if err != nil {

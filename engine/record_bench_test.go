@@ -34,7 +34,7 @@ func BenchmarkRecordSealOpen(b *testing.B) {
 				if wire, err = seal.Seal(wire[:0], msg); err != nil {
 					b.Fatal(err)
 				}
-				if plain, _, err = open.Decode(plain[:0], wire); err != nil || len(plain) != len(msg) {
+				if plain, _, err = open.Decode(plain[:0], wire, -1); err != nil || len(plain) != len(msg) {
 					b.Fatal(err)
 				}
 			}

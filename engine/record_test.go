@@ -59,7 +59,7 @@ func TestRecordKnownAnswer(t *testing.T) {
 		if std := gcm.Seal(append([]byte(nil), hdr...), nonce[:], pt, hdr); !bytes.Equal(std, got) {
 			t.Fatalf("record %d differs from crypto/cipher's AES-GCM: %x", n, std)
 		}
-		plain, used, err := o.Decode(nil, got)
+		plain, used, err := o.Decode(nil, got, -1)
 		if err != nil || used != len(got) || !bytes.Equal(plain, pt) {
 			t.Fatalf("record %d opens to %q (%d of %d bytes), %v", n, plain, used, len(got), err)
 		}
@@ -96,7 +96,7 @@ func TestRecordRekey(t *testing.T) {
 	if _, err := gcm.Open(nil, nonce[:], third[RecordHeaderLen:], third[:RecordHeaderLen]); err != nil {
 		t.Fatalf("the third record is not under the twice-rekeyed key: %v", err)
 	}
-	plain, used, err := o.Decode(nil, wire)
+	plain, used, err := o.Decode(nil, wire, -1)
 	if err != nil || used != len(wire) || !bytes.Equal(plain, msg) || o.Rekeys != 2 {
 		t.Fatalf("opened %d bytes of %d, %v, %d rekeys", len(plain), len(msg), err, o.Rekeys)
 	}
@@ -149,14 +149,14 @@ func TestRecordRefusals(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s, o := recordPair(0)
 			wire := tc.wire(sealRecords(t, s, "one", "two", "three"))
-			plain, _, err := o.Decode(nil, wire)
+			plain, _, err := o.Decode(nil, wire, -1)
 			if !errors.Is(err, ErrIntegrity) || !errors.Is(err, ErrProtocol) {
 				t.Fatalf("err %v, want ErrIntegrity", err)
 			}
 			if string(plain) != tc.good {
 				t.Fatalf("delivered %q, want only %q", plain, tc.good)
 			}
-			if _, _, again := o.Decode(nil, sealRecords(t, s, "four")[0]); !errors.Is(again, ErrIntegrity) {
+			if _, _, again := o.Decode(nil, sealRecords(t, s, "four")[0], -1); !errors.Is(again, ErrIntegrity) {
 				t.Fatalf("after a bad record the opener took more: %v", again)
 			}
 		})
@@ -179,7 +179,7 @@ func TestRecordPartial(t *testing.T) {
 	for i := 0; i < len(wire); i += 1000 {
 		pending = append(pending, wire[i:min(i+1000, len(wire))]...)
 		var used int
-		got, used, err = o.Decode(got, pending)
+		got, used, err = o.Decode(got, pending, -1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -187,6 +187,29 @@ func TestRecordPartial(t *testing.T) {
 	}
 	if len(pending) != 0 || !bytes.Equal(got, msg) {
 		t.Fatalf("%d bytes left over, opened %d of %d", len(pending), len(got), len(msg))
+	}
+}
+
+// TestRecordLimit: Decode opens no record whose plaintext would pass its
+// limit; the record waits, whole, for a call with room.
+func TestRecordLimit(t *testing.T) {
+	s, o := recordPair(0)
+	wire := bytes.Join(sealRecords(t, s, "0123456789", "abcdefghij"), nil)
+	for _, tc := range []struct {
+		limit int
+		want  string
+		used  int
+	}{{5, "", 0}, {10, "0123456789", 28}, {19, "0123456789", 28}, {20, "0123456789abcdefghij", 56}} {
+		_, o := recordPair(0)
+		got, used, err := o.Decode(nil, wire, tc.limit)
+		if err != nil || string(got) != tc.want || used != tc.used {
+			t.Fatalf("limit %d: %q, used %d, %v; want %q, %d", tc.limit, got, used, err, tc.want, tc.used)
+		}
+	}
+	got, used, _ := o.Decode(nil, wire, 10)
+	got, _, err := o.Decode(got, wire[used:], 10)
+	if err != nil || string(got) != "0123456789abcdefghij" {
+		t.Fatalf("in two calls of 10: %q, %v", got, err)
 	}
 }
 
@@ -213,7 +236,11 @@ func FuzzRecordDecode(f *testing.F) {
 			pending = append(pending, wire[i:min(i+step, len(wire))]...)
 			var used int
 			var err error
-			got, used, err = o.Decode(got, pending)
+			limit := -1
+			if x&2 == 2 {
+				limit = len(got) + int(chunk)%200 // some records wait for room
+			}
+			got, used, err = o.Decode(got, pending, limit)
 			if used < 0 || used > len(pending) {
 				t.Fatalf("used %d of %d", used, len(pending))
 			}
