@@ -52,7 +52,9 @@ type RecordSealer struct {
 }
 
 // NewRecordSealer seals with cs, rekeying every RekeyBytes.
-func NewRecordSealer(cs *noise.CipherState) *RecordSealer { return &RecordSealer{cs: cs, rekeyEvery: RekeyBytes} }
+func NewRecordSealer(cs *noise.CipherState) *RecordSealer {
+	return &RecordSealer{cs: cs, rekeyEvery: RekeyBytes}
+}
 
 // NewRecordSealerRekey is NewRecordSealer with another rekey interval, for tests of
 // the rekey itself; both ends of a direction must use the same.
@@ -104,7 +106,9 @@ type RecordOpener struct {
 }
 
 // NewRecordOpener opens with cs, rekeying every RekeyBytes.
-func NewRecordOpener(cs *noise.CipherState) *RecordOpener { return &RecordOpener{cs: cs, rekeyEvery: RekeyBytes} }
+func NewRecordOpener(cs *noise.CipherState) *RecordOpener {
+	return &RecordOpener{cs: cs, rekeyEvery: RekeyBytes}
+}
 
 // NewRecordOpenerRekey is NewRecordOpener with another rekey interval, for tests.
 func NewRecordOpenerRekey(cs *noise.CipherState, every uint64) *RecordOpener {
