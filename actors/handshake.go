@@ -7,12 +7,14 @@ import (
 	"net"
 	"time"
 
+	"sockmux/carriers"
 	"sockmux/engine"
 	"sockmux/internal/preauth"
 )
 
 // handshaker runs one carrier's handshake: HELLOs both ways, then, when
-// either side has a pre-shared key, AUTH both ways. Frames go out through
+// both sides have a pre-shared key, the Noise handshake in AUTH frames,
+// after which the carrier is sealed (carriers.Sealed). Frames go out through
 // one writer goroutine, in order, while this side reads, so two peers
 // writing at once on a carrier with no buffering cannot deadlock.
 type handshaker struct {
@@ -52,7 +54,7 @@ func (h *handshaker) run(conn net.Conn, timeout time.Duration) *handshakeDone {
 		}
 		werr <- err
 	}()
-	res := h.exchange(src)
+	res := h.exchange(src, conn)
 	close(h.out)
 	if e := <-werr; e != nil && res.err == nil {
 		res.err = fmt.Errorf("sending handshake: %w", e)
@@ -65,14 +67,21 @@ func (h *handshaker) run(conn net.Conn, timeout time.Duration) *handshakeDone {
 	if res.err == nil {
 		res.authed = res.authed || tlsVerified(conn)
 	}
+	if res.conn == nil || res.err != nil {
+		res.conn = conn
+	}
 	return res
 }
 
 // exchange runs the engine's handshake over src (the carrier, or its
-// first-byte detector) and h.out: it reads, the engine decides.
-func (h *handshaker) exchange(src io.Reader) *handshakeDone {
+// first-byte detector) and h.out: it reads, the engine decides. Once the
+// engine has a channel (both sides keyed), what comes after the peer's
+// last AUTH is read through the records, starting with the bytes the
+// reader holds already, and the carrier the link gets is conn sealed.
+func (h *handshaker) exchange(src io.Reader, conn net.Conn) *handshakeDone {
 	hs := engine.NewHandshake(engine.HandshakeConfig{Hello: h.hello, Key: h.key, MaxSkew: h.maxSkew, Replay: h.replay, Link: h.link}, h.now())
 	r := engine.NewReader(src, readBufferSize)
+	var sealed net.Conn
 	for {
 		for _, b := range hs.Output() {
 			h.out <- b
@@ -87,6 +96,10 @@ func (h *handshaker) exchange(src io.Reader) *handshakeDone {
 		}
 		hs.Input(f, h.now())
 		f.Release()
+		if s, o := hs.Channel(); s != nil && sealed == nil {
+			sealed = carriers.Sealed(conn, r.TakeBuffered(), s, o)
+			r = engine.NewReader(sealed, readBufferSize)
+		}
 		if v, max, seq := hs.ReaderSettings(); v != 0 { // after the HELLO: what was agreed
 			r.Version, r.MaxPayload, r.Seq = v, max, seq
 		}
@@ -95,7 +108,7 @@ func (h *handshaker) exchange(src io.Reader) *handshakeDone {
 	if err != nil {
 		return &handshakeDone{err: err}
 	}
-	return &handshakeDone{reader: r, params: res.Params, authed: res.Authed, link: res.Link, joinAck: res.JoinAck}
+	return &handshakeDone{conn: sealed, sealed: sealed != nil, reader: r, params: res.Params, authed: res.Authed, link: res.Link, joinAck: res.JoinAck}
 }
 
 // tlsVerified reports whether conn is TLS with a verified peer

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -210,6 +211,11 @@ func (l *linkActor) Receive(ctx actor.Context) {
 		l.routeJoin(ctx, m.done, m.attempt)
 	case *carrierDown:
 		if c := l.carriers[m.id]; c != nil {
+			if errors.Is(m.err, engine.ErrIntegrity) {
+				// A record that did not open: someone on the way alters
+				// the link. It ends, on every carrier, with no resuming.
+				l.protocolError(ctx, m.err)
+			}
 			l.carrierLost(ctx, c, m.err)
 		}
 	case *schedFailed:

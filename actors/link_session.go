@@ -180,7 +180,7 @@ func (l *linkActor) sessionUp(ctx actor.Context, m *handshakeDone) {
 	l.bound = make(map[uint32]bool)
 	l.syncBinds(ctx) // the peer listens for our -R again
 	l.env.log.Info("link up", "peer", l.peer, "local", m.conn.LocalAddr().String(), "role", l.role.String(),
-		"version", p.Version, "authenticated", m.authed, "sequenced", l.seq)
+		"version", p.Version, "authenticated", m.authed, "encrypted", m.sealed, "sequenced", l.seq)
 	if f := l.env.cfg.OnLink; f != nil {
 		f(LinkEvent{Peer: l.peer, Up: true})
 	}

@@ -104,6 +104,7 @@ type handshakeDone struct {
 	reader *engine.Reader
 	params engine.Params
 	authed bool // the peer proved who it is (key or TLS certificate)
+	sealed bool // conn is sealed: the Noise channel (keyed carriers)
 	// link is the peer's link extensions (CapSeq links only).
 	link engine.LinkHello
 	// joinAck is the accepter's answer to our join: what it had received.

@@ -191,6 +191,11 @@ func NewNode(cfg Config) (*Node, error) {
 	if cfg.ResumeWindow == 0 {
 		cfg.ResumeWindow = DefaultResumeWindow
 	}
+	if cfg.Key != nil {
+		if err := engine.CheckKey(cfg.Key); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.Carriers > MaxCarriers {
 		return nil, fmt.Errorf("%d carriers per link: the most is %d", cfg.Carriers, MaxCarriers)
 	}

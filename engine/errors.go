@@ -47,3 +47,13 @@ func protoErr(msg string) error { return &protoError{msg} }
 
 func (e *protoError) Error() string        { return e.msg }
 func (e *protoError) Is(target error) bool { return target == ErrProtocol }
+
+// ErrIntegrity is a record of a keyed carrier that does not open: altered,
+// replayed, reordered, cut, or sealed with another key. It matches
+// ErrProtocol, so the side that meets it tells the peer in a GOAWAY
+// (sealed: the direction it sends in is intact) and ends the link.
+var ErrIntegrity = protoErr("integrity check failed")
+
+// ErrShortKey is a pre-shared key shorter than MinKeyLen, refused at
+// startup.
+var ErrShortKey = errors.New("pre-shared key too short")

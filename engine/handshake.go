@@ -3,7 +3,10 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+
+	"github.com/flynn/noise"
 )
 
 // The handshake of one carrier, as a state machine with no I/O: frames
@@ -15,8 +18,13 @@ import (
 //
 //	both:      HELLO ->                       (versions, role, capabilities, limits, freshness)
 //	           <- HELLO                       negotiate; a mismatch is a GOAWAY
-//	keyed:     AUTH ->  <- AUTH               each proves the key over both HELLOs
+//	keyed:     AUTH ->                        Noise NNpsk0, prologue both HELLOs (noise.go)
+//	           <- AUTH                        the channel is up: records from here on, each way
 //	join:      <- ACK (or GOAWAY)             the dialler of a join waits for the accepter's answer
+//
+// On a keyed carrier the frames after the accepter's AUTH, both ways, are
+// sealed in records (record.go): Output seals what it returns from then
+// on, and Channel hands the caller the RecordOpener for what it reads next.
 //
 // A refusal of ours goes out as a GOAWAY with its code before Done; a
 // GOAWAY of the peer ends the handshake with ErrPeerRefused and the
@@ -43,6 +51,11 @@ type HandshakeResult struct {
 	Params Params
 	// Authed is true when both sides proved the pre-shared key.
 	Authed bool
+	// Sealer and Opener are the carrier's record layer (keyed carriers
+	// only): every byte written from now on is sealed by Sealer, every
+	// byte read is opened by Opener.
+	Sealer *RecordSealer
+	Opener *RecordOpener
 	// Link is the peer's link extensions (CapSeq links only).
 	Link LinkHello
 	// JoinAck is the accepter's answer to our join: what it had received.
@@ -68,6 +81,9 @@ type Handshake struct {
 	res    HandshakeResult
 	err    error
 	out    [][]byte // encoded frames waiting for Output
+	noise  *noise.HandshakeState
+	sealer *RecordSealer // set once the Noise handshake is over
+	opener *RecordOpener
 }
 
 // NewHandshake starts a handshake at now: our HELLO is the first Output.
@@ -111,6 +127,12 @@ func (h *Handshake) Expecting() string {
 	}
 	return "nothing"
 }
+
+// Channel is the record layer once the Noise handshake is over (nil, nil
+// before, and on a carrier with no key): the caller reads every byte that
+// follows the peer's last AUTH, the bytes it has buffered included,
+// through the RecordOpener. Output is sealed by the RecordSealer already.
+func (h *Handshake) Channel() (*RecordSealer, *RecordOpener) { return h.sealer, h.opener }
 
 // ReaderSettings is how the carrier's frames after the peer's HELLO are
 // read: the negotiated version and payload limit, and whether they carry
@@ -194,8 +216,25 @@ func (h *Handshake) hello(f *Frame, now time.Time) {
 		h.refuse(CodeAuth, err)
 		return
 	}
-	h.send(TypeAuth, AuthMAC(h.cfg.Key, h.cfg.Hello.Role, h.ours, h.theirs))
+	dialer, accepter := h.ours, h.theirs
+	if h.cfg.Hello.Role != RoleDialer {
+		dialer, accepter = accepter, dialer
+	}
+	hs, err := NewNoiseHandshake(h.cfg.Key, h.cfg.Hello.Role == RoleDialer, NoisePrologue(dialer, accepter))
+	if err != nil {
+		h.refuse(CodeInternal, fmt.Errorf("starting the Noise handshake: %w", err))
+		return
+	}
+	h.noise = hs
 	h.state = wantAuth
+	if h.cfg.Hello.Role == RoleDialer {
+		msg, _, _, err := hs.WriteMessage(nil, nil)
+		if err != nil {
+			h.refuse(CodeInternal, fmt.Errorf("writing the Noise handshake: %w", err))
+			return
+		}
+		h.send(TypeAuth, msg)
+	}
 }
 
 func (h *Handshake) auth(f *Frame) {
@@ -208,11 +247,25 @@ func (h *Handshake) auth(f *Frame) {
 		h.refuse(CodeProtocol, fmt.Errorf("%w: %v during the handshake, want AUTH", ErrStreamState, f.Type))
 		return
 	}
-	if err := VerifyAuth(h.cfg.Key, h.peer.Role, f.Bytes(), h.theirs, h.ours); err != nil {
-		h.refuse(CodeAuth, err)
+	_, c1, c2, err := h.noise.ReadMessage(nil, f.Bytes())
+	if err != nil {
+		h.refuse(CodeAuth, fmt.Errorf("%w (or a HELLO was altered on the way): %v", ErrKeyMismatch, err))
 		return
 	}
+	if c1 == nil { // the accepter, after the dialer's first message: answer it
+		var msg []byte
+		if msg, c1, c2, err = h.noise.WriteMessage(nil, nil); err != nil {
+			h.refuse(CodeInternal, fmt.Errorf("writing the Noise handshake: %w", err))
+			return
+		}
+		h.send(TypeAuth, msg)
+		h.sealer, h.opener = NewRecordSealer(c2), NewRecordOpener(c1)
+	} else {
+		h.sealer, h.opener = NewRecordSealer(c1), NewRecordOpener(c2)
+	}
+	h.noise = nil
 	h.res.Authed = true
+	h.res.Sealer, h.res.Opener = h.sealer, h.opener
 	h.authDone()
 }
 
@@ -251,6 +304,9 @@ func (h *Handshake) peerRefused(f *Frame) {
 	switch reason.Code {
 	case CodeAuth:
 		cause = ErrAuth
+		if strings.Contains(reason.Text, ErrKeyMismatch.Error()) {
+			cause = ErrKeyMismatch // the peer's Noise message did not open
+		}
 	case CodeVersion:
 		cause = ErrVersion
 	case CodeUnknownLink, CodeResumeExpired:
@@ -285,6 +341,15 @@ func (h *Handshake) send(t Type, payload []byte) {
 		f.Payload = GetBuffer(len(payload))
 		copy(f.Payload.B, payload)
 	}
-	h.out = append(h.out, AppendFrame(nil, f, h.cfg.Hello.MaxVersion))
+	b := AppendFrame(nil, f, h.cfg.Hello.MaxVersion)
 	f.Release()
+	if h.sealer != nil {
+		sealed, err := h.sealer.Seal(nil, b)
+		if err != nil { // the first records of a fresh key: cannot happen
+			h.state, h.err = handshakeOver, err
+			return
+		}
+		b = sealed
+	}
+	h.out = append(h.out, b)
 }

@@ -19,7 +19,7 @@ import (
 func TestCascade(t *testing.T) {
 	testkit.CheckLeaks(t)
 	key := filepath.Join(t.TempDir(), "key")
-	if err := os.WriteFile(key, []byte("end to end"), 0o600); err != nil {
+	if err := os.WriteFile(key, []byte("end to end, sixteen bytes and more"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	echo := testkit.Echo(t)

@@ -71,7 +71,7 @@ func (o *options) addLinkFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics on `ADDR` (http://ADDR/metrics)")
 	f.StringVar(&o.profile, "profile", "",
 		"profile the daemon until it exits: cpu|mem|mutex|block (written to a temporary directory named in the log)")
-	f.StringVar(&o.keyFile, "key-file", "", "pre-shared key `FILE` both peers must prove they hold (or SOCKMUX_KEY in the environment); make one with: head -c 32 /dev/urandom | base64 > FILE")
+	f.StringVar(&o.keyFile, "key-file", "", "pre-shared key `FILE` both peers must prove they hold; it encrypts the link (or SOCKMUX_KEY in the environment); make one with: sockmux keygen --psk > FILE")
 	f.DurationVar(&o.maxSkew, "max-skew", engine.DefaultMaxSkew, "largest clock difference accepted from an authenticated peer")
 	f.StringArrayVar(&o.allowTargets, "allow-target", nil,
 		"`PATTERN` (host:port, * globs, CIDRs) this side will dial for the peer (repeatable); default: any for an authenticated peer, loopback only otherwise")
@@ -253,6 +253,13 @@ func (o *options) key() ([]byte, error) {
 		k = os.Getenv("SOCKMUX_KEY")
 	default:
 		return nil, nil
+	}
+	if err := engine.CheckKey([]byte(k)); err != nil {
+		src := "SOCKMUX_KEY"
+		if o.keyFile != "" {
+			src = "--key-file " + o.keyFile
+		}
+		return nil, fmt.Errorf("%w: %s: %w", errUsage, src, err)
 	}
 	return []byte(k), nil
 }
