@@ -44,13 +44,25 @@ type HandshakeConfig struct {
 	// Link, when set, offers CapSeq with these link extensions; a join
 	// then waits for the accepter's ACK.
 	Link *LinkHello
+	// Identity is this side's static key pair, or nil for none: with one,
+	// a peer that has one too runs the XX handshake (identity.go).
+	Identity *noise.DHKey
+	// RequireIdentity refuses a peer with no identity (CapNeedIdentity).
+	RequireIdentity bool
+	// VerifyPeer judges the peer's static key in an XX handshake; an
+	// error refuses the link with it as the reason. nil admits any key,
+	// which then does not authenticate the peer.
+	VerifyPeer func(pub []byte) error
 }
 
 // HandshakeResult is what a handshake that succeeded agreed.
 type HandshakeResult struct {
 	Params Params
-	// Authed is true when both sides proved the pre-shared key.
+	// Authed is true when both sides proved the pre-shared key, or
+	// VerifyPeer admitted the peer's static key.
 	Authed bool
+	// PeerKey is the peer's static public key (XX handshakes only).
+	PeerKey []byte
 	// Sealer and Opener are the carrier's record layer (keyed carriers
 	// only): every byte written from now on is sealed by Sealer, every
 	// byte read is opened by Opener.
@@ -67,6 +79,7 @@ type handshakeState uint8
 const (
 	wantHello handshakeState = iota
 	wantAuth
+	wantVerdict // the dialer of an XX handshake: the accepter's last AUTH
 	wantJoinAck
 	handshakeOver
 )
@@ -82,6 +95,7 @@ type Handshake struct {
 	err    error
 	out    [][]byte // encoded frames waiting for Output
 	noise  *noise.HandshakeState
+	xx     bool // the identity handshake (identity.go), not NNpsk0
 	sealer *RecordSealer // set once the Noise handshake is over
 	opener *RecordOpener
 }
@@ -91,6 +105,12 @@ func NewHandshake(cfg HandshakeConfig, now time.Time) *Handshake {
 	h := &Handshake{cfg: cfg}
 	if cfg.Key != nil {
 		cfg.Hello.Capabilities |= CapPSK
+	}
+	if cfg.Identity != nil {
+		cfg.Hello.Capabilities |= CapIdentity
+	}
+	if cfg.RequireIdentity {
+		cfg.Hello.Capabilities |= CapNeedIdentity
 	}
 	if cfg.Link != nil {
 		SetLinkHello(cfg.Hello, *cfg.Link)
@@ -122,6 +142,8 @@ func (h *Handshake) Expecting() string {
 		return "HELLO"
 	case wantAuth:
 		return "AUTH"
+	case wantVerdict:
+		return "the listener's verdict on our identity"
 	case wantJoinAck:
 		return "the answer to our join"
 	}
@@ -152,6 +174,12 @@ func (h *Handshake) ReadFailed(err error) {
 	if h.Done() {
 		return
 	}
+	if h.state == wantVerdict && h.cfg.Key != nil {
+		// The listener could not open our last message (XXpsk3) and said
+		// so in clear, which our records cannot read, and closed.
+		h.end(fmt.Errorf("%w: the listener did not take our last handshake message: the pre-shared keys differ, or it was altered on the way (%w)", ErrKeyMismatch, err))
+		return
+	}
 	err = fmt.Errorf("reading %s: %w", h.Expecting(), err)
 	if errors.Is(err, ErrProtocol) {
 		h.refuse(CodeProtocol, err)
@@ -166,7 +194,7 @@ func (h *Handshake) Input(f *Frame, now time.Time) {
 	switch h.state {
 	case wantHello:
 		h.hello(f, now)
-	case wantAuth:
+	case wantAuth, wantVerdict:
 		h.auth(f)
 	case wantJoinAck:
 		h.joinAck(f)
@@ -201,6 +229,24 @@ func (h *Handshake) hello(f *Frame, now time.Time) {
 	}
 	h.peer, h.res.Params = peer, p
 	peerKey := peer.Capabilities&CapPSK != 0
+	identities := h.cfg.Identity != nil && peer.Capabilities&CapIdentity != 0
+	switch {
+	case identities && (h.cfg.Key == nil) != !peerKey:
+		// both keys or none: the psk checks below say which is missing
+	case identities:
+		if err := CheckFreshness(peer, now, h.cfg.MaxSkew, h.cfg.Replay); err != nil {
+			h.refuse(CodeAuth, err)
+			return
+		}
+		h.startIdentity(h.prologue())
+		return
+	case h.cfg.RequireIdentity:
+		h.refuse(CodeAuth, ErrNoPeerIdentity)
+		return
+	case peer.Capabilities&CapNeedIdentity != 0:
+		h.refuse(CodeAuth, ErrNoLocalIdentity)
+		return
+	}
 	switch {
 	case h.cfg.Key == nil && !peerKey:
 		h.authDone()
@@ -216,11 +262,7 @@ func (h *Handshake) hello(f *Frame, now time.Time) {
 		h.refuse(CodeAuth, err)
 		return
 	}
-	dialer, accepter := h.ours, h.theirs
-	if h.cfg.Hello.Role != RoleDialer {
-		dialer, accepter = accepter, dialer
-	}
-	hs, err := NewNoiseHandshake(h.cfg.Key, h.cfg.Hello.Role == RoleDialer, NoisePrologue(dialer, accepter))
+	hs, err := NewNoiseHandshake(h.cfg.Key, h.cfg.Hello.Role == RoleDialer, h.prologue())
 	if err != nil {
 		h.refuse(CodeInternal, fmt.Errorf("starting the Noise handshake: %w", err))
 		return
@@ -237,6 +279,15 @@ func (h *Handshake) hello(f *Frame, now time.Time) {
 	}
 }
 
+// prologue is the Noise prologue: both HELLOs, the dialer's first.
+func (h *Handshake) prologue() []byte {
+	dialer, accepter := h.ours, h.theirs
+	if h.cfg.Hello.Role != RoleDialer {
+		dialer, accepter = accepter, dialer
+	}
+	return NoisePrologue(dialer, accepter)
+}
+
 func (h *Handshake) auth(f *Frame) {
 	switch f.Type {
 	case TypeAuth:
@@ -245,6 +296,10 @@ func (h *Handshake) auth(f *Frame) {
 		return
 	default:
 		h.refuse(CodeProtocol, fmt.Errorf("%w: %v during the handshake, want AUTH", ErrStreamState, f.Type))
+		return
+	}
+	if h.xx {
+		h.authXX(f)
 		return
 	}
 	_, c1, c2, err := h.noise.ReadMessage(nil, f.Bytes())
