@@ -37,6 +37,20 @@ func (t *Opens) Ended(id uint32) { delete(t.open, id) }
 // not parse patterns.
 type Policy interface{ Allows(target string) bool }
 
+// PolicyRule names the rule of policy that refuses target, for a
+// refusal's text: the label of a limit joined to it (a policy with a
+// Refuser method, as forward.TargetPolicy), or "--allow-target policy".
+func PolicyRule(policy Policy, target string) string {
+	if r, ok := policy.(interface {
+		Refuser(string) (string, bool)
+	}); ok {
+		if label, refused := r.Refuser(target); refused && label != "" {
+			return label
+		}
+	}
+	return "--allow-target policy"
+}
+
 // ReverseForward is one of this side's -R: where a connection the peer
 // accepted for it goes.
 type ReverseForward struct {
@@ -98,7 +112,7 @@ func (t *Opens) PeerOpen(id uint32, p []byte, req OpenRequest) OpenVerdict {
 		v.Datagram = o.Kind == TargetUDP
 		if req.Policy == nil || !req.Policy.Allows(o.Target) {
 			return refuse("allow-target", TypeOpenFail, CodeRefused,
-				fmt.Sprintf("target %s is not allowed by the peer's --allow-target policy", o.Target))
+				fmt.Sprintf("target %s is not allowed by the peer's %s", o.Target, PolicyRule(req.Policy, o.Target)))
 		}
 	case TargetForward: // a connection to one of our -R: its target is ours to choose
 		n, err := strconv.ParseUint(o.Target, 10, 32)
