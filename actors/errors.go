@@ -25,6 +25,14 @@ var ErrResumeExpired = engine.ErrResumeExpired
 // ErrForwardRefused is a -R the peer would not listen for.
 var ErrForwardRefused = errors.New("reverse forward refused")
 
+// ErrNeedIdentity is a Config that pins or authorizes keys without an
+// Identity of its own.
+var ErrNeedIdentity = errors.New("authorized keys, a pinned peer key and known hosts need an identity of this side (--identity; make one with sockmux keygen)")
+
+// ErrKeyRevoked is why the link of a peer was closed whose key a reload
+// took out of the authorized keys.
+var ErrKeyRevoked = errors.New("peer's key no longer authorized")
+
 // ErrClosed is returned by a Node that has been closed.
 var ErrClosed = errors.New("node closed")
 

@@ -7,6 +7,8 @@ import (
 	"net"
 	"time"
 
+	"github.com/flynn/noise"
+
 	"sockmux/carriers"
 	"sockmux/engine"
 	"sockmux/internal/preauth"
@@ -26,6 +28,11 @@ type handshaker struct {
 	// link, when set, offers CapSeq with these link extensions; a join
 	// then waits for the accepter's ACK.
 	link *engine.LinkHello
+	// identity is this side's static key; requireIdentity refuses a peer
+	// with none; verifyPeer checks the peer's key (engine.HandshakeConfig).
+	identity        *noise.DHKey
+	requireIdentity bool
+	verifyPeer      func([]byte) error
 
 	out chan []byte
 }
@@ -79,7 +86,8 @@ func (h *handshaker) run(conn net.Conn, timeout time.Duration) *handshakeDone {
 // last AUTH is read through the records, starting with the bytes the
 // reader holds already, and the carrier the link gets is conn sealed.
 func (h *handshaker) exchange(src io.Reader, conn net.Conn) *handshakeDone {
-	hs := engine.NewHandshake(engine.HandshakeConfig{Hello: h.hello, Key: h.key, MaxSkew: h.maxSkew, Replay: h.replay, Link: h.link}, h.now())
+	hs := engine.NewHandshake(engine.HandshakeConfig{Hello: h.hello, Key: h.key, MaxSkew: h.maxSkew, Replay: h.replay, Link: h.link,
+		Identity: h.identity, RequireIdentity: h.requireIdentity, VerifyPeer: h.verifyPeer}, h.now())
 	r := engine.NewReader(src, readBufferSize)
 	var sealed net.Conn
 	for {
@@ -108,7 +116,7 @@ func (h *handshaker) exchange(src io.Reader, conn net.Conn) *handshakeDone {
 	if err != nil {
 		return &handshakeDone{err: err}
 	}
-	return &handshakeDone{conn: sealed, sealed: sealed != nil, reader: r, params: res.Params, authed: res.Authed, link: res.Link, joinAck: res.JoinAck}
+	return &handshakeDone{conn: sealed, sealed: sealed != nil, reader: r, params: res.Params, authed: res.Authed, link: res.Link, joinAck: res.JoinAck, peerKey: res.PeerKey}
 }
 
 // tlsVerified reports whether conn is TLS with a verified peer

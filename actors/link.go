@@ -14,6 +14,7 @@ import (
 
 	"sockmux/carriers"
 	"sockmux/engine"
+	"sockmux/identity"
 )
 
 // readBufferSize is a carrier reader's buffer: a few frames, so one read
@@ -69,6 +70,8 @@ type linkActor struct {
 	gen        uint64
 	up         bool
 	authed     bool
+	peerKey    *identity.PublicKey // the peer's static key (identity handshakes)
+	name       string              // its name= in the authorized keys, or ""
 	goingAway  bool
 	ending     bool // the session ends when its carriers are gone: no resuming
 	role       engine.Role
@@ -155,8 +158,11 @@ func (l *linkActor) Receive(ctx actor.Context) {
 	case *keepaliveTick:
 		l.tick(ctx, m.gen)
 	case *statusReq:
-		ls := &LinkStatus{Peer: l.peer, Up: l.up, Role: l.role.String(), Authenticated: l.authed, RTT: l.rtt,
+		ls := &LinkStatus{Peer: l.peer, Name: l.name, Up: l.up, Role: l.role.String(), Authenticated: l.authed, RTT: l.rtt,
 			Streams: len(l.streams), Since: l.upSince, Carriers: len(l.carriers), Resuming: l.resuming}
+		if l.peerKey != nil {
+			ls.PeerKey = l.peerKey.String()
+		}
 		ids := slices.Sorted(maps.Keys(l.carriers))
 		for _, id := range ids {
 			c := l.carriers[id]
@@ -233,6 +239,8 @@ func (l *linkActor) Receive(ctx actor.Context) {
 		}
 	case *remotesChanged:
 		l.syncBinds(ctx)
+	case *authorizedChanged:
+		l.authorizedKeysChanged(ctx)
 	case *openStream:
 		l.open(ctx, m)
 	case *streamEnded:

@@ -91,6 +91,7 @@ func (l *linkActor) handshake(conn net.Conn) {
 		},
 		key: env.policies().Key, maxSkew: cfg.MaxSkew, replay: env.replay, now: env.now,
 	}
+	l.identityHandshake(hs)
 	if !env.noSeq {
 		lh := &engine.LinkHello{Reorder: uint32(reorderLimit(cfg.LinkBudget))}
 		if l.dialer != nil {
@@ -267,12 +268,16 @@ func (l *linkActor) join(ctx actor.Context, m *handshakeDone) {
 		refuse(engine.CodeUnknownLink, "the link is closing")
 	case l.authed && !m.authed:
 		refuse(engine.CodeAuth, "the link is authenticated and the joining carrier is not")
+	case !l.sameIdentity(m):
+		refuse(engine.CodeAuth, "the joining carrier showed another identity than the link's")
 	case m.params.Version != l.params.Version:
 		refuse(engine.CodeProtocol, fmt.Sprintf("carrier speaks version %d, the link %d", m.params.Version, l.params.Version))
 	case len(l.carriers) >= MaxCarriers:
 		refuse(engine.CodeRefused, fmt.Sprintf("the link has %d carriers, the most it takes", MaxCarriers))
 	default:
-		l.peer = m.conn.RemoteAddr().String()
+		if l.name == "" {
+			l.peer = m.conn.RemoteAddr().String()
+		}
 		l.attach(ctx, m)
 	}
 }

@@ -147,6 +147,7 @@ func (l *linkActor) sessionUp(ctx actor.Context, m *handshakeDone) {
 	l.up, l.goingAway, l.ending, l.resuming, l.noJoin, l.downReason, l.peerAway = true, false, false, false, false, nil, nil
 	l.params = m.params
 	l.authed = m.authed
+	l.identityUp(m)
 	l.streams = make(map[uint32]*actor.PID)
 	l.opens = engine.NewOpens(l.role, l.env.cfg.MaxStreams)
 	l.carriers = make(map[int]*carrierRef)
@@ -180,7 +181,7 @@ func (l *linkActor) sessionUp(ctx actor.Context, m *handshakeDone) {
 	l.bound = make(map[uint32]bool)
 	l.syncBinds(ctx) // the peer listens for our -R again
 	l.env.log.Info("link up", "peer", l.peer, "local", m.conn.LocalAddr().String(), "role", l.role.String(),
-		"version", p.Version, "authenticated", m.authed, "encrypted", m.sealed, "sequenced", l.seq)
+		"version", p.Version, "authenticated", m.authed, "encrypted", m.sealed, "sequenced", l.seq, "peer_key", l.peerKeyText())
 	if f := l.env.cfg.OnLink; f != nil {
 		f(LinkEvent{Peer: l.peer, Up: true})
 	}

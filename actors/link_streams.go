@@ -146,6 +146,13 @@ func (l *linkActor) bind(ctx actor.Context, b engine.Bind) {
 		reply(engine.CodeRefused, fmt.Sprintf("listening on %s is not allowed by the peer's --allow-listen policy", b.Addr))
 		return
 	}
+	if !l.permitListen(b.Addr) {
+		l.env.warn("reverse forward refused", cause("permit-listen"), "peer", l.peer, "listen", b.Addr,
+			"reason", "not allowed by the permit-listen of the peer's key in the authorized keys")
+		l.env.stats.Refusals.Add(1)
+		reply(engine.CodeRefused, fmt.Sprintf("listening on %s is not allowed by the permit-listen for your key", b.Addr))
+		return
+	}
 	self := l.self
 	if b.Proto == 1 {
 		pc, err := listenUDP(b.Addr) // bind: no waiting
@@ -207,7 +214,7 @@ func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 			text := reason.Text
 			switch v.Cause {
 			case "allow-target":
-				text = "not allowed by this side's --allow-target policy"
+				text = "not allowed by this side's " + engine.PolicyRule(l.targetPolicy(), v.Open.Target)
 			case "unknown forward":
 				text = "no such reverse forward"
 			}

@@ -196,6 +196,12 @@ func NewNode(cfg Config) (*Node, error) {
 			return nil, err
 		}
 	}
+	if cfg.Identity == nil && (cfg.AuthorizedKeys != nil || cfg.PeerKey != nil || cfg.KnownHosts != "" || cfg.TrustNew) {
+		return nil, ErrNeedIdentity
+	}
+	if cfg.TrustNew && cfg.KnownHosts == "" {
+		return nil, fmt.Errorf("%w: trusting a new listener key needs a known hosts file to record it in", ErrNeedIdentity)
+	}
 	if cfg.Carriers > MaxCarriers {
 		return nil, fmt.Errorf("%d carriers per link: the most is %d", cfg.Carriers, MaxCarriers)
 	}
@@ -223,7 +229,8 @@ func NewNode(cfg Config) (*Node, error) {
 	})
 	e.links.env = e
 	n := &Node{env: e}
-	n.SetPolicies(Policies{AllowTargets: cfg.AllowTargets, AllowListen: cfg.AllowListen, Direct: cfg.Direct, ProxyAuth: cfg.ProxyAuth, Key: cfg.Key})
+	n.SetPolicies(Policies{AllowTargets: cfg.AllowTargets, AllowListen: cfg.AllowListen, Direct: cfg.Direct, ProxyAuth: cfg.ProxyAuth, Key: cfg.Key,
+		AuthorizedKeys: cfg.AuthorizedKeys})
 	slots := make([]*forward.Forward, len(cfg.Remotes))
 	for i := range cfg.Remotes {
 		slots[i] = &cfg.Remotes[i]
