@@ -161,3 +161,6 @@ func (l *linkActor) unbind(ctx actor.Context, id uint32) {
 	delete(l.reverse, id)
 	l.env.log.Info("reverse forward closed at the peer's request", "peer", l.peer, "id", id)
 }
+
+// Policies is a copy of the node's current policies.
+func (n *Node) Policies() Policies { return *n.env.policies() }

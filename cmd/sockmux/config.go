@@ -436,7 +436,7 @@ func keyLines(data []byte) map[int]map[string]int {
 }
 
 // pathKeys are the keys whose value is a file or a folder.
-var pathKeys = []string{"key-file", "tls-cert", "tls-key", "tls-ca", "tls-client-ca", "state-dir"}
+var pathKeys = []string{"key-file", "identity", "authorized-keys", "known-hosts", "tls-cert", "tls-key", "tls-ca", "tls-client-ca", "state-dir"}
 
 // resolvePaths makes the relative paths of a table relative to dir, the
 // config file's folder, as nginx and sshd read theirs: a file keeps

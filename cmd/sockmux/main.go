@@ -209,7 +209,7 @@ func listenCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Com
 			if err != nil {
 				return addrErr(err)
 			}
-			if !local && cfg.Key == nil && o.tls.ClientCAFile == "" && !o.insecure {
+			if !local && cfg.Key == nil && cfg.AuthorizedKeys == nil && o.tls.ClientCAFile == "" && !o.insecure {
 				return fmt.Errorf("%w: %s: %w", errUsage, args[0], errNoKey)
 			}
 			if h.background && !inBackground() {
@@ -475,6 +475,7 @@ func serve(ctx context.Context, log *slog.Logger, o *options, cfg actors.Config,
 		case <-hup:
 			log.Info("SIGHUP: redialling links that are down")
 			node.Redial()
+			reloadAuthorizedKeys(log, o, node)
 			continue
 		case fatal = <-node.Failed():
 			log.Error("exiting", "err", fatal)
