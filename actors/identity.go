@@ -34,7 +34,10 @@ func (l *linkActor) identityHandshake(hs *handshaker) {
 	k := cfg.Identity.DHKey()
 	hs.identity = &k
 	if l.dialer != nil {
-		hs.requireIdentity = cfg.PeerKey != nil
+		// A dialler that pins listeners refuses one with no identity: it
+		// would otherwise fall back to a handshake that proves nothing
+		// about the listener.
+		hs.requireIdentity = cfg.PeerKey != nil || cfg.KnownHosts != ""
 		host := l.peer
 		hs.verifyPeer = func(pub []byte) error { return l.env.verifyListener(host, identity.PublicKey(pub)) }
 		return

@@ -304,3 +304,25 @@ func echoLine(t *testing.T, c net.Conn, msg string) {
 		t.Fatalf("echo %q, %v; want %q", got, err, msg)
 	}
 }
+
+// TestIdentityPinnedListenerWithoutIdentity: a dialler that pins the
+// listener (a key, or a known hosts file) refuses a listener that shows no
+// identity at all, instead of falling back to a handshake that proves
+// nothing about it; the listener is told.
+func TestIdentityPinnedListenerWithoutIdentity(t *testing.T) {
+	dk, lk := newIdentity(t), newIdentity(t)
+	for name, c := range map[string]Config{
+		"peer key":    {Identity: dk, PeerKey: &lk.Public, FailFast: true},
+		"known hosts": {Identity: dk, KnownHosts: filepath.Join(t.TempDir(), "kh"), TrustNew: true, FailFast: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			a, b := startLink(t, Config{}, c, nil)
+			if err := b.failed(t); !errors.Is(err, engine.ErrNoPeerIdentity) {
+				t.Fatalf("dialler: %v, want ErrNoPeerIdentity", err)
+			}
+			if err := a.handshakeError(t); !errors.Is(err, engine.ErrNoLocalIdentity) {
+				t.Fatalf("listener: %v, want ErrNoLocalIdentity", err)
+			}
+		})
+	}
+}
