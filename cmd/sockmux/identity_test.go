@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -116,4 +117,50 @@ func TestConnectUnknownListenerKey(t *testing.T) {
 		t.Fatalf("known hosts %q, %v: want the listener's key recorded", data, err)
 	}
 	connectUp() // the key recorded pins the listener now
+}
+
+// TestSIGHUPAuthorizedKeys: SIGHUP to listen re-reads --authorized-keys:
+// the link of the key removed is closed, the other's forward still works;
+// a file that no longer parses changes nothing.
+func TestSIGHUPAuthorizedKeys(t *testing.T) {
+	testkit.CheckLeaks(t)
+	dir := t.TempDir()
+	greeter := testkit.Greeter(t, "hello")
+	link, fwd1, fwd2 := testkit.FreeAddr(t), testkit.FreeAddr(t), testkit.FreeAddr(t)
+	hub, hk := writeIdentity(t, dir, "hub")
+	one, k1 := writeIdentity(t, dir, "one")
+	two, k2 := writeIdentity(t, dir, "two")
+	auth := filepath.Join(dir, "authorized_keys")
+	writeAuth := func(text string) {
+		if err := os.WriteFile(auth, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeAuth(`name="one" ` + k1.Public.String() + "\n" + `name="two" ` + k2.Public.String() + "\n")
+	hlog := runBG(t, "listen", "--drain", "0s", "--identity", hub, "--authorized-keys", auth, link)
+	waitListening(t, link)
+	runBG(t, "connect", "--identity", one, "--peer-key", hk.Public.String(), "-L", fwd1+":"+greeter, link)
+	runBG(t, "connect", "--identity", two, "--peer-key", hk.Public.String(), "-L", fwd2+":"+greeter, link)
+	waitLog(t, hlog, `msg="link up" peer=one`)
+	waitLog(t, hlog, `msg="link up" peer=two`)
+
+	writeAuth("name=oops " + k2.Public.String() + "\n")
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, hlog, `authorized keys not reloaded`)
+	if got := testkit.Greeting(t, fwd1); got != "hello" {
+		t.Fatalf("after a bad file, one's forward: %q", got)
+	}
+	writeAuth(`name="two" ` + k2.Public.String() + "\n")
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, hlog, `msg="peer's key removed from the authorized keys; closing its link" peer=one`)
+	if got := testkit.Greeting(t, fwd2); got != "hello" {
+		t.Fatalf("after the reload, two's forward: %q", got)
+	}
+	if strings.Contains(hlog.String(), `closing its link" peer=two`) {
+		t.Fatal("two's link was closed too")
+	}
 }
