@@ -13,6 +13,7 @@ type options struct {
 	tls     TLSConfig
 	log     *slog.Logger
 	preauth preauth.Config
+	proxy   proxyChoice
 }
 
 // WithTLS gives the certificates and the verification of a tls:// carrier;

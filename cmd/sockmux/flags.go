@@ -48,6 +48,7 @@ type options struct {
 	dials        bool // the connect flags are in
 	resumeWindow time.Duration
 	tls          carriers.TLSConfig
+	proxy        string // --proxy (proxyflag.go)
 }
 
 func (o *options) addFlags(f *pflag.FlagSet) {
@@ -98,6 +99,7 @@ func (o *options) addConnectFlags(f *pflag.FlagSet) {
 	f.StringArrayVar(&o.via, "via", nil,
 		"reach ADDR through the relay peer at `RELAY` (repeatable, in order): each hop's link rides on a stream of the one before; ADDR and the later relays are host:port as the relay before them sees it")
 	f.IntVar(&o.maxRetries, "max-retries", 0, "give up (exit 1) after `N` failed dials or handshakes in a row (0: retry for ever)")
+	o.addProxyFlag(f)
 }
 
 // flagError is an error in the value of one flag (or config key).
@@ -194,7 +196,11 @@ func (o *options) setup(logger func() (*slog.Logger, error)) (*slog.Logger, acto
 	if o.dials && (o.carriers < 1 || o.carriers > actors.MaxCarriers) {
 		return nil, cfg, nil, flagErr("carriers", fmt.Errorf("%w: --carriers must be 1..%d, not %d", errUsage, actors.MaxCarriers, o.carriers))
 	}
-	return log, cfg, []carriers.Option{carriers.WithTLS(o.tls), carriers.WithLogger(log)}, nil
+	copts, err := o.carrierOptions(log)
+	if err != nil {
+		return nil, cfg, nil, err
+	}
+	return log, cfg, copts, nil
 }
 
 // key is the pre-shared key from --key-file or SOCKMUX_KEY (nil for none).
@@ -239,10 +245,10 @@ func (o *options) startProfile() (func(), error) {
 	return p.Stop, nil
 }
 
-// addrErr marks a bad carrier address or TLS configuration as a usage
-// error.
+// addrErr marks a bad carrier address, TLS configuration or proxy as a
+// usage error.
 func addrErr(err error) error {
-	if errors.Is(err, carriers.ErrBadAddress) || errors.Is(err, carriers.ErrTLSConfig) {
+	if errors.Is(err, carriers.ErrBadAddress) || errors.Is(err, carriers.ErrTLSConfig) || errors.Is(err, carriers.ErrBadProxy) {
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	return err
