@@ -7,12 +7,15 @@ package carriers
 // during a read or a write, which a carrier's handshake and write stall
 // timers cannot live with, and gives Dial's connections no addresses.
 //
-// Between the library and the caller, the reads go through a pump: one
-// goroutine reads the messages into a ring buffer, from which Read copies
-// with its deadline. Under the library, its writes go through asyncConn,
-// which queues them for a writer goroutine: a library write never blocks
-// on the network, so Write waits (with its deadline) only for room in that
-// queue, never in the middle of a frame.
+// The reads go through a pump: one goroutine reads the messages with the
+// library into a ring buffer, from which Read copies with its deadline.
+// The writes go through asyncConn, which queues them for a writer
+// goroutine, so Write waits (with its deadline) only for room in that
+// queue, never in the middle of a frame. Write puts its bytes in binary
+// frames itself, masking them as it copies them into the queue: the
+// library's writer would copy them through its 4 KiB buffer first, and
+// it only writes its control frames (a pong, a close echo), each whole in
+// one write to asyncConn, so frames never interleave.
 
 import (
 	"context"
@@ -50,19 +53,18 @@ const (
 type wsConn struct {
 	ws     *websocket.Conn
 	out    *asyncConn // what ws reads and writes
-	client bool       // masks its frames (the close frame Close writes)
+	client bool       // masks its frames
 	tlsc   *tls.Conn  // for ConnectionState; nil without TLS
 	local  net.Addr
 	remote net.Addr
 
-	rdl, wdl  deadline
-	done      chan struct{} // closed by Close
-	closing   atomic.Bool
-	pumpDone  chan struct{}
-	readable  chan struct{} // cap 1: the pump added bytes or ended
-	roomy     chan struct{} // cap 1: a Read made room in the ring
-	rmu, wmu  sync.Mutex    // one Read, one Write at a time
-	closeOnce sync.Once
+	rdl, wdl deadline
+	done     chan struct{} // closed by Close
+	closing  atomic.Bool
+	pumpDone chan struct{}
+	readable chan struct{} // cap 1: the pump added bytes or ended
+	roomy    chan struct{} // cap 1: a Read made room in the ring
+	rmu, wmu sync.Mutex    // one Read, one Write at a time
 
 	mu    sync.Mutex // guards the ring and rerr
 	ring  []byte
@@ -398,10 +400,10 @@ func isClosed(ch chan struct{}) bool {
 }
 
 // asyncConn is the connection under a WebSocket. Reads pass through.
-// Writes go straight to the connection until startQueue; from then on
-// they are queued and a writer goroutine writes them, all that is queued
-// in one write, so the library's writes, in frames of its 4 KiB buffer,
-// become few large ones and never block.
+// Writes go straight to the connection until startQueue (the upgrade's
+// request and response); from then on they are queued and a writer
+// goroutine writes them, all that is queued in one write, so that no
+// write blocks on the network.
 type asyncConn struct {
 	net.Conn
 
