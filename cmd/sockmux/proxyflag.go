@@ -18,9 +18,8 @@ const proxyNone = "none"
 // addProxyFlag defines --proxy, for the commands that dial carriers.
 func (o *options) addProxyFlag(f *pflag.FlagSet) {
 	f.StringVar(&o.proxy, "proxy", "",
-		"dial tcp://, tls://, ws:// and wss:// carriers through the proxy at `URL`: http://[user:pass@]host:port (CONNECT, Basic auth), "+
-			"socks5://[user:pass@]host:port (socks5h:// to have the proxy resolve names), or none; "+
-			"default: HTTPS_PROXY, ALL_PROXY (ws://: http_proxy; wss://: WSS_PROXY, HTTPS_PROXY) and NO_PROXY, read as curl does")
+		"dial carriers through the proxy at `URL`: http://[user:pass@]host:port (CONNECT), socks5://... or socks5h://... (the proxy resolves names); "+
+			"none: directly (default: as curl reads HTTPS_PROXY, ALL_PROXY and NO_PROXY)")
 }
 
 // carrierOptions are the carrier options of the flags: TLS, the logger and
