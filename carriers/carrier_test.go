@@ -148,6 +148,9 @@ func TestDialCancelled(t *testing.T) {
 	for _, addr := range []string{
 		"fifo:" + dir + "/a," + dir + "/b",
 		"exec:cat",
+		"tcp://127.0.0.1:1",
+		"ws://127.0.0.1:1/x",
+		"wss://127.0.0.1:1/x",
 	} {
 		t.Run(addr, func(t *testing.T) {
 			c, err := mustDialer(t, addr).Dial(ctx)
