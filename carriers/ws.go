@@ -60,6 +60,20 @@ func newWSDialer(a address, o *options, nd netDialer) (Dialer, error) {
 	return d, nil
 }
 
+// hostHeader is the request's Host: host:port, or the host alone on the
+// scheme's default port, as a browser sends it (a reverse proxy may route
+// by it).
+func (d *wsDialer) hostHeader() string {
+	host, port, _ := net.SplitHostPort(d.hostport)
+	if port == map[string]string{"ws": "80", "wss": "443"}[d.scheme] {
+		if strings.Contains(host, ":") {
+			return "[" + host + "]"
+		}
+		return host
+	}
+	return d.hostport
+}
+
 func (d *wsDialer) String() string { return d.scheme + "://" + d.hostport + d.uri + d.net.via() }
 
 // Dial connects and upgrades, within ctx and DialTimeout.
@@ -102,6 +116,7 @@ func (d *wsDialer) upgrade(ctx context.Context, raw net.Conn) (net.Conn, error) 
 	ws, resp, err := websocket.Dial(ctx, "http://"+d.hostport+d.uri, &websocket.DialOptions{
 		HTTPClient: client,
 		HTTPHeader: http.Header{"User-Agent": {"sockmux"}},
+		Host:       d.hostHeader(),
 	})
 	if err != nil {
 		out.Close()

@@ -359,3 +359,22 @@ func TestWSWriteBuffers(t *testing.T) {
 		}
 	}
 }
+
+// TestWSHost: the upgrade's Host is host:port, or the host alone on the
+// scheme's default port.
+func TestWSHost(t *testing.T) {
+	for addr, want := range map[string]string{
+		"ws://example.com/x":       "example.com",
+		"ws://example.com:80/x":    "example.com",
+		"ws://example.com:8080/x":  "example.com:8080",
+		"wss://example.com/x":      "example.com",
+		"wss://example.com:80/x":   "example.com:80",
+		"wss://[2001:db8::1]:443/": "[2001:db8::1]",
+		"ws://[2001:db8::1]:9000/": "[2001:db8::1]:9000",
+	} {
+		d := mustDialer(t, addr).(*wsDialer)
+		if got := d.hostHeader(); got != want {
+			t.Errorf("%s: Host %q, want %q", addr, got, want)
+		}
+	}
+}
