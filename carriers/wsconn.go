@@ -46,6 +46,8 @@ const (
 	// wsRingSize is the read side's buffer: when it is full the pump stops
 	// reading and TCP pushes back.
 	wsRingSize = 256 << 10
+	// wsPumpChunk is the most the pump reads before Read may have it.
+	wsPumpChunk = 64 << 10
 	// wsCloseFlush bounds how long Close spends writing what is queued.
 	wsCloseFlush = 2 * time.Second
 )
@@ -145,7 +147,9 @@ func (c *wsConn) space() []byte {
 				end = c.head
 			}
 			c.mu.Unlock()
-			return c.ring[tail:end]
+			// A bounded read: the library reads all it is asked for
+			// before it returns, so Read gets the bytes as they come.
+			return c.ring[tail:min(end, tail+wsPumpChunk)]
 		}
 		c.mu.Unlock()
 		select {
