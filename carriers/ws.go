@@ -98,15 +98,15 @@ func (d *wsDialer) Dial(ctx context.Context) (net.Conn, error) {
 }
 
 func (d *wsDialer) upgrade(ctx context.Context, raw net.Conn) (net.Conn, error) {
-	conn, tcp := raw, raw
+	conn := raw
 	if d.tls != nil {
 		tc := tls.Client(raw, d.tls)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return nil, fmt.Errorf("tls handshake with %s: %w", d.hostport, classifyTLS(err))
 		}
-		conn, tcp = tc, nil
+		conn = tc
 	}
-	out := newAsyncConn(conn, tcp)
+	out := newAsyncConn(conn)
 	client := &http.Client{
 		Transport:     &upgradeTransport{out: out},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -213,7 +213,7 @@ func (s *wsServer) upgrade(ctx context.Context, raw net.Conn, e *preauth.Entry) 
 var errNotUpgrade = errors.New("not a WebSocket upgrade")
 
 func (s *wsServer) accept(ctx context.Context, raw net.Conn, e *preauth.Entry) (net.Conn, error) {
-	var conn, tcp net.Conn = e.Conn(), raw
+	var conn net.Conn = e.Conn()
 	shut := func() {
 		if tc, ok := raw.(*net.TCPConn); ok {
 			_ = tc.CloseWrite()
@@ -224,10 +224,10 @@ func (s *wsServer) accept(ctx context.Context, raw net.Conn, e *preauth.Entry) (
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return nil, fmt.Errorf("tls handshake: %w", classifyTLS(err))
 		}
-		conn, tcp = tc, nil
+		conn = tc
 		shut = func() { _ = tc.CloseWrite() }
 	}
-	out := newAsyncConn(conn, tcp)
+	out := newAsyncConn(conn)
 	respond := func(code int, h http.Header, body string) { respond(out, shut, code, h, body) }
 	br := bufio.NewReader(io.LimitReader(out, maxUpgradeHead))
 	req, err := http.ReadRequest(br)

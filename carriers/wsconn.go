@@ -30,7 +30,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -412,14 +411,10 @@ func isClosed(ch chan struct{}) bool {
 type asyncConn struct {
 	net.Conn
 
-	raw syscall.RawConn // the TCP socket under it, for writes that do not wait; nil over TLS
-
 	mu      sync.Mutex
 	queued  bool
 	closed  bool
-	busy    bool   // the writer is writing
-	pending []byte // pending[off:] is written, not yet taken by the writer
-	off     int
+	pending []byte // written, not yet taken by the writer
 	spare   []byte // the writer's last buffer, for reuse
 	err     error  // the writer's error, for good
 	kick    chan struct{}
@@ -427,15 +422,8 @@ type asyncConn struct {
 	exited  chan struct{} // the writer ended
 }
 
-// newAsyncConn wraps c; tcp, when it is the *net.TCPConn c writes to
-// unchanged (no TLS between), lets a frame go out at once when nothing is
-// queued before it.
-func newAsyncConn(c, tcp net.Conn) *asyncConn {
-	a := &asyncConn{Conn: c, kick: make(chan struct{}, 1), room: make(chan struct{}, 1), exited: make(chan struct{})}
-	if tc, ok := tcp.(*net.TCPConn); ok {
-		a.raw, _ = tc.SyscallConn()
-	}
-	return a
+func newAsyncConn(c net.Conn) *asyncConn {
+	return &asyncConn{Conn: c, kick: make(chan struct{}, 1), room: make(chan struct{}, 1), exited: make(chan struct{})}
 }
 
 // startQueue queues the writes from now on.
@@ -503,13 +491,6 @@ func (a *asyncConn) enqueueFrame(mask bool, cur *cursor, size int) error {
 		a.mu.Unlock()
 		return err
 	}
-	// With nothing queued and the writer idle, the frame is written here
-	// as far as the socket takes it without waiting; the writer gets the
-	// rest. It saves the writer's wake-up for most frames.
-	direct := a.raw != nil && !a.busy && a.off == len(a.pending)
-	if direct {
-		a.pending, a.off = a.pending[:0], 0
-	}
 	a.pending = append(a.pending, hdr[:h]...)
 	pos := 0 // into the payload, for the key's phase
 	for size > 0 {
@@ -530,39 +511,9 @@ func (a *asyncConn) enqueueFrame(mask bool, cur *cursor, size int) error {
 			cur.off += k
 		}
 	}
-	if direct {
-		a.off += a.tryWrite(a.pending)
-		if a.off == len(a.pending) {
-			a.pending, a.off = a.pending[:0], 0
-			a.mu.Unlock()
-			return nil
-		}
-	}
 	a.mu.Unlock()
 	notify(a.kick)
 	return nil
-}
-
-// tryWrite writes what of b the socket takes without waiting; an error
-// is left for the writer's next write to find.
-func (a *asyncConn) tryWrite(b []byte) int {
-	n := 0
-	_ = a.raw.Write(func(fd uintptr) bool {
-		for n < len(b) {
-			k, err := syscall.Write(int(fd), b[n:])
-			if k > 0 {
-				n += k
-			}
-			if err == syscall.EINTR {
-				continue
-			}
-			if err != nil || k <= 0 {
-				break
-			}
-		}
-		return true // one try: never wait here
-	})
-	return n
 }
 
 // maskCopy copies src to dst XORed with key, starting at the key's byte
@@ -629,7 +580,7 @@ func (a *asyncConn) waitRoom(done, expired <-chan struct{}) error {
 		default:
 		}
 		a.mu.Lock()
-		n, err := len(a.pending)-a.off, a.errLocked()
+		n, err := len(a.pending), a.errLocked()
 		a.mu.Unlock()
 		if err != nil {
 			return err
@@ -651,7 +602,7 @@ func (a *asyncConn) writer() {
 	defer close(a.exited)
 	for {
 		a.mu.Lock()
-		for len(a.pending) == a.off {
+		for len(a.pending) == 0 {
 			if a.closed {
 				a.mu.Unlock()
 				return
@@ -660,20 +611,18 @@ func (a *asyncConn) writer() {
 			<-a.kick
 			a.mu.Lock()
 		}
-		whole, buf := a.pending, a.pending[a.off:]
-		a.pending, a.off, a.spare = a.spare[:0], 0, nil
-		a.busy = true
+		buf := a.pending
+		a.pending, a.spare = a.spare[:0], nil
 		a.mu.Unlock()
 		notify(a.room)
 		_, err := a.Conn.Write(buf)
 		a.mu.Lock()
-		a.busy = false
-		if cap(whole) <= 2*wsQueueMax {
-			a.spare = whole[:0]
+		if cap(buf) <= 2*wsQueueMax {
+			a.spare = buf[:0]
 		}
 		if err != nil {
 			a.err = err
-			a.pending, a.off = nil, 0
+			a.pending = nil
 			a.mu.Unlock()
 			notify(a.room)
 			return
