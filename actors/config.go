@@ -4,7 +4,6 @@ package actors
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"time"
@@ -117,10 +116,6 @@ const (
 	DefaultKeepalive   = 15 * time.Second
 	DefaultOpenTimeout = 10 * time.Second
 )
-
-// ErrPeerSilent is why a link whose peer sent nothing for three keepalive
-// intervals was dropped.
-var ErrPeerSilent = errors.New("peer silent")
 
 // DefaultMaxStreams is the default limit of streams open on one link.
 const DefaultMaxStreams = 1024

@@ -87,8 +87,9 @@ func (l *linkActor) handshake(conn net.Conn) {
 		hello: &engine.Hello{
 			MinVersion: env.minVersion, MaxVersion: env.maxVersion, Role: role,
 			MaxPayload: cfg.MaxPayload, InitialWindow: cfg.Window,
+			Capabilities: engine.CapUnbind,
 		},
-		key: cfg.Key, maxSkew: cfg.MaxSkew, replay: env.replay, now: env.now,
+		key: env.policies().Key, maxSkew: cfg.MaxSkew, replay: env.replay, now: env.now,
 	}
 	if !env.noSeq {
 		lh := &engine.LinkHello{Reorder: uint32(reorderLimit(cfg.LinkBudget))}
@@ -105,12 +106,11 @@ func (l *linkActor) handshake(conn net.Conn) {
 		hs.link = lh
 	}
 	l.env.goroutine(func() {
-		res := hs.run(conn, cfg.HandshakeTimeout)
-		res.conn = conn
+		res := hs.run(conn, cfg.HandshakeTimeout) // res.conn: conn, or conn sealed
 		if res.err == nil && role == engine.RoleAccepter && res.params.Capabilities&engine.CapSeq != 0 && !res.link.Join {
 			if !env.registerLink(res.link.ID, self) {
 				res.err = fmt.Errorf("%w: link id %v is already in use", engine.ErrMalformed, res.link.ID)
-				refuseConn(conn, res.params.Version, engine.CodeProtocol, res.err.Error())
+				refuseConn(res.conn, res.params.Version, engine.CodeProtocol, res.err.Error())
 			}
 		}
 		l.env.send(self, res)

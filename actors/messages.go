@@ -104,6 +104,7 @@ type handshakeDone struct {
 	reader *engine.Reader
 	params engine.Params
 	authed bool // the peer proved who it is (key or TLS certificate)
+	sealed bool // conn is sealed: the Noise channel (keyed carriers)
 	// link is the peer's link extensions (CapSeq links only).
 	link engine.LinkHello
 	// joinAck is the accepter's answer to our join: what it had received.
@@ -232,3 +233,11 @@ type accepted struct {
 // statusReq asks a Link for its LinkStatus (answered with Respond; not on
 // the data path).
 type statusReq struct{}
+
+// carrierStatusReq asks a Scheduler to fill in, for the carriers ids, what
+// it knows of each in ls.PerCarrier (in the same order), then to answer
+// ls to the sender (a statusReq's asker). It only reads.
+type carrierStatusReq struct {
+	ids []int
+	ls  *LinkStatus
+}

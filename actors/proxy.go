@@ -32,7 +32,7 @@ func (p *proxyReply) fail(code engine.Code) []byte { return p.req.Reply(false, c
 func (l *listenerActor) proxyClient(conn net.Conn) {
 	_ = conn.SetDeadline(time.Now().Add(proxyHandshakeTimeout))
 	br := bufio.NewReaderSize(conn, 4096)
-	req, err := proxy.ProxyHandshake(br, conn, l.env.cfg.ProxyAuth)
+	req, err := proxy.ProxyHandshake(br, conn, l.env.policies().ProxyAuth)
 	_ = conn.SetDeadline(time.Time{})
 	if err != nil {
 		l.env.warn("proxy request refused", "forward", l.fwd.String(), "client", conn.RemoteAddr().String(), "err", err)
@@ -43,7 +43,7 @@ func (l *listenerActor) proxyClient(conn net.Conn) {
 	// whatever the client sent after its request.
 	rest, _ := br.Peek(br.Buffered())
 	first := append(append([]byte(nil), req.Request...), rest...)
-	if d := l.env.cfg.Direct; d != nil && d.Allows(req.Target) {
+	if d := l.env.policies().Direct; d != nil && d.Allows(req.Target) {
 		l.env.log.Debug("proxy request dialled directly", "target", req.Target)
 		relayDirect(l.env, conn, req, first, l.env.cfg.DialTarget)
 		return
@@ -111,7 +111,7 @@ func halfClose(c net.Conn) {
 // policy. conn is this end of a pipe whose other end is the stream.
 func serveProxyHere(e *env, conn net.Conn, policy *forward.TargetPolicy) {
 	br := bufio.NewReaderSize(conn, 4096)
-	req, err := proxy.ProxyHandshake(br, conn, e.cfg.ProxyAuth)
+	req, err := proxy.ProxyHandshake(br, conn, e.policies().ProxyAuth)
 	if err != nil {
 		e.warn("proxy request refused", "forward", "-R socks", "err", err)
 		conn.Close()

@@ -44,10 +44,6 @@ func (l *linkActor) retry(err error) {
 	l.env.fail(fmt.Errorf("link to %s: %w", l.peer, fatal))
 }
 
-// ErrGaveUp is a dialling link that stopped retrying: its retries or its
-// connect timeout are spent.
-var ErrGaveUp = errors.New("gave up dialling")
-
 // permanentError says whether a failed dial or handshake would fail again
 // the same way however often it is retried: a key, a certificate, a
 // version, an address, a proxy's credentials or a WebSocket path that is

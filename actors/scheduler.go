@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -21,10 +20,6 @@ const carrierHighWater = 256 << 10
 // floods requests and never reads their replies reaches it; the link is
 // then closed with a GOAWAY saying so, rather than the replies kept.
 const maxControlBacklog = 1 << 20
-
-// ErrPeerNotReading is why a link was closed whose peer let more replies
-// pile up than maxControlBacklog.
-var ErrPeerNotReading = errors.New("peer does not read what this side sends")
 
 // reclaimAfter is how much a link must have held for sending for its end
 // to hand freed memory back to the OS at once (env.reclaim).
@@ -152,6 +147,15 @@ func (s *schedulerActor) Receive(ctx actor.Context) {
 		s.attachCarrier(m)
 	case *carrierGone:
 		s.carrierGone(m.id)
+	case *carrierStatusReq:
+		for i, id := range m.ids {
+			if o := s.outs[id]; o != nil {
+				c := &m.ls.PerCarrier[i]
+				c.RTT, c.BytesSent, c.InFlight, c.Stalled = o.path.RTT, o.path.Sent, o.path.InFlight(), o.path.Stalled
+			}
+		}
+		ctx.Respond(m.ls)
+		return // nothing changed: no grants, no backlog check
 	case *actor.Started:
 		s.self = ctx.Self()
 	case *actor.Stopping:

@@ -25,16 +25,18 @@ import (
 //
 //   - the hub (one per Share) owns the client set, the replay ring and the
 //     drop counters. It accepts clients, and hands every chunk the upstream
-//     sends to each client's queue, where a slow client's overflow is
-//     dropped (oldest first, counted) or gets it disconnected;
+//     sends to each client's queue. A full queue holds the upstream's
+//     reader until the client drains it, for up to the slow timeout
+//     (SlowWait), or its oldest bytes are dropped and counted (SlowDrop),
+//     or its client is disconnected (SlowDisconnect);
 //   - a client actor (one per client socket) owns the socket: its reader
 //     goroutine sends what the client writes to the upstream actor, one
 //     pooled buffer per read, while the input waiting for the upstream is
 //     under its bound; its writer goroutine drains the client's queue;
 //   - the upstream actor owns the upstream connection: it dials (redialling
 //     with backoff when it drops, while the clients stay connected), reads
-//     into pooled buffers for the hub, and writes the clients' chunks, each
-//     whole, in the order they came.
+//     into pooled buffers for the hub while the upstreamGate lets it, and
+//     writes the clients' chunks, each whole, in the order they came.
 //
 // A chunk from the upstream goes to every client without being copied: it
 // is a sharedBuf counting the clients that still hold it, and the last to
@@ -44,6 +46,7 @@ type Share struct {
 	ln    net.Listener
 	hub   *actor.PID
 	state *shareState
+	gate  *upstreamGate
 	once  sync.Once
 }
 
@@ -63,10 +66,18 @@ type ShareConfig struct {
 	// ClientBuffer bounds, per client, the bytes from the upstream waiting
 	// to be written to it (DefaultClientBuffer when 0). One read of the
 	// upstream (at most 64 KiB) always fits an empty queue; the one write
-	// in progress, at most shareWriteBatch bytes, is beside it.
+	// in progress, at most shareWriteBatch bytes, is beside it. Under
+	// SlowWait a full queue pauses the upstream, and what was already read
+	// (at most shareInflight bytes) is queued beyond the bound.
 	ClientBuffer int
-	// Slow says what happens to a client whose queue would overflow.
+	// Slow says what happens to a client whose queue is full: SlowWait
+	// (the zero value) holds the upstream for it, SlowDrop drops its
+	// oldest bytes, SlowDisconnect closes it.
 	Slow SlowPolicy
+	// SlowTimeout is, under SlowWait, how long a client's queue may stay
+	// full (until it drains to half of ClientBuffer) before the client is
+	// disconnected (DefaultSlowTimeout when 0).
+	SlowTimeout time.Duration
 	// Replay is how many of the last bytes the upstream sent a new client
 	// receives first (0: none). It may not exceed ClientBuffer.
 	Replay int
@@ -102,41 +113,12 @@ const shareWriteBatch = 256 << 10
 // the unit that is kept whole.
 const shareChunk = engine.DefaultMaxPayload
 
-// SlowPolicy is what a Share does with a client too slow to take what the
-// upstream sends.
-type SlowPolicy int
-
-const (
-	// SlowDrop drops the oldest bytes waiting for the client, and counts
-	// them.
-	SlowDrop SlowPolicy = iota
-	// SlowDisconnect closes the client.
-	SlowDisconnect
-)
-
-func (p SlowPolicy) String() string {
-	if p == SlowDisconnect {
-		return "disconnect"
-	}
-	return "drop"
-}
-
-// ParseSlowPolicy parses "drop" or "disconnect".
-func ParseSlowPolicy(s string) (SlowPolicy, error) {
-	switch s {
-	case "drop":
-		return SlowDrop, nil
-	case "disconnect":
-		return SlowDisconnect, nil
-	}
-	return 0, fmt.Errorf("bad slow-client policy %q: want drop or disconnect", s)
-}
-
 // ShareStats are a Share's counters at one moment.
 type ShareStats struct {
 	Upstream         string // the UPSTREAM
 	UpstreamUp       bool
 	UpstreamSessions int64 // how many times the upstream came up
+	UpstreamPaused   bool  // not read now: a client's buffer is full (SlowWait)
 	FromUpstream     int64 // bytes the upstream sent
 	ToUpstream       int64 // bytes written to the upstream
 	Dropped          int64 // bytes dropped for slow clients, all clients ever
@@ -152,6 +134,7 @@ type ShareClientStats struct {
 	Out     int64 // bytes written to the client
 	Dropped int64 // bytes dropped because the client was slow
 	Queued  int64 // bytes waiting to be written to it
+	Full    bool  // its buffer is full and holds the upstream (SlowWait)
 }
 
 // shareState is what Stats reads; the actors update it.
@@ -203,11 +186,18 @@ func NewShare(cfg ShareConfig) (*Share, error) {
 	if cfg.DropLogInterval == 0 {
 		cfg.DropLogInterval = 5 * time.Second
 	}
+	if cfg.SlowTimeout == 0 {
+		cfg.SlowTimeout = DefaultSlowTimeout
+	}
 	switch {
 	case cfg.ClientBuffer < 0:
 		return nil, errors.New("share: the client buffer must be positive")
 	case cfg.InputBuffer < 0:
 		return nil, errors.New("share: the input buffer must be positive")
+	case cfg.Slow < SlowWait || cfg.Slow > SlowDisconnect:
+		return nil, fmt.Errorf("share: unknown slow-client policy %d", cfg.Slow)
+	case cfg.SlowTimeout < 0:
+		return nil, errors.New("share: the slow timeout must be positive")
 	case cfg.Replay < 0:
 		return nil, errors.New("share: replay must not be negative")
 	case cfg.Replay > cfg.ClientBuffer:
@@ -240,9 +230,14 @@ func NewShare(cfg ShareConfig) (*Share, error) {
 	s := &Share{node: node, ln: ln, state: &shareState{upstream: up.String()}}
 	hub := &shareHub{env: e, cfg: cfg, up: up, dial: dial, ln: ln, state: s.state,
 		clients: make(map[string]*shareClient), win: newInflow(int64(cfg.InputBuffer)),
-		ring: newReplayRing(cfg.Replay)}
-	e.log.Info("share listening", "listen", ln.Addr().String(), "upstream", up.String(),
-		"client_buffer", cfg.ClientBuffer, "slow", cfg.Slow.String(), "replay", cfg.Replay)
+		gate: newUpstreamGate(), ring: newReplayRing(cfg.Replay)}
+	s.gate = hub.gate
+	attrs := []any{"listen", ln.Addr().String(), "upstream", up.String(),
+		"client_buffer", cfg.ClientBuffer, "slow", cfg.Slow.String()}
+	if cfg.Slow == SlowWait {
+		attrs = append(attrs, "slow_timeout", cfg.SlowTimeout)
+	}
+	e.log.Info("share listening", append(attrs, "replay", cfg.Replay)...)
 	s.hub = e.sys.Root.Spawn(e.props(func() actor.Actor { return hub }))
 	return s, nil
 }
@@ -262,7 +257,7 @@ func (s *Share) Stats() ShareStats {
 	st := s.state
 	out := ShareStats{
 		Upstream: st.upstream, UpstreamUp: st.up.Load(), UpstreamSessions: st.sessions.Load(),
-		FromUpstream: st.from.Load(), ToUpstream: st.to.Load(),
+		UpstreamPaused: s.gate.paused(), FromUpstream: st.from.Load(), ToUpstream: st.to.Load(),
 		Dropped: st.dropped.Load(), SlowDisconnects: st.slowDisconnects.Load(),
 	}
 	st.mu.Lock()
@@ -271,7 +266,7 @@ func (s *Share) Stats() ShareStats {
 	for _, c := range clients {
 		out.Clients = append(out.Clients, ShareClientStats{
 			Addr: c.addr, Joined: c.joined, In: c.in.Load(), Out: c.out.Load(),
-			Dropped: c.dropped.Load(), Queued: int64(c.q.queued()),
+			Dropped: c.dropped.Load(), Queued: int64(c.q.queued()), Full: c.q.isFull(),
 		})
 	}
 	return out
@@ -360,6 +355,7 @@ type shareHub struct {
 	upstream *actor.PID
 	clients  map[string]*shareClient // by actor id
 	win      *inflow
+	gate     *upstreamGate
 	ring     *replayRing
 	report   *time.Timer
 }
@@ -380,6 +376,8 @@ func (h *shareHub) Receive(ctx actor.Context) {
 		if m.up {
 			h.state.sessions.Add(1)
 		}
+	case *slowStuck:
+		h.stuck(ctx, m)
 	case *dropReport:
 		h.reportDrops()
 	case *redialNow:
@@ -398,7 +396,7 @@ func (h *shareHub) Receive(ctx actor.Context) {
 	case *actor.Started:
 		h.self = ctx.Self()
 		h.upstream = ctx.Spawn(h.env.props(func() actor.Actor {
-			return newShareUpstream(h.env, h.up, h.dial, h.self, h.win, h.state, h.cfg)
+			return newShareUpstream(h.env, h.up, h.dial, h.self, h.win, h.gate, h.state, h.cfg)
 		}))
 		self := h.self
 		h.stop = make(chan struct{})
@@ -410,6 +408,7 @@ func (h *shareHub) Receive(ctx actor.Context) {
 			close(h.stop)
 		}
 		h.win.close()
+		h.gate.close()
 		if h.report != nil {
 			h.report.Stop()
 		}
@@ -425,19 +424,23 @@ func (h *shareHub) join(ctx actor.Context, conn net.Conn) {
 		conn.Close()
 		return
 	}
-	c := &shareClient{addr: conn.RemoteAddr().String(), joined: time.Now(), q: newOutQueue(h.cfg.ClientBuffer)}
+	c := &shareClient{addr: conn.RemoteAddr().String(), joined: time.Now()}
+	c.q = newOutQueue(h.cfg.ClientBuffer, h.cfg.Slow, h.waitFor(c))
 	replay := h.ring.chunks()
 	for _, sb := range replay {
-		// The replay fits (Replay <= ClientBuffer), so nothing drops.
-		c.q.push(sb, true)
+		// The replay fits (Replay <= ClientBuffer): nothing drops or
+		// overflows (under SlowWait, a replay that fills the buffer
+		// pauses the upstream until the client takes it).
+		c.q.push(sb)
 	}
-	up, win, hub := h.upstream, h.win, h.self
-	c.pid = ctx.Spawn(h.env.props(func() actor.Actor { return newShareClient(h.env, conn, c, hub, up, win) }))
-	h.clients[c.pid.Id] = c
+	// In Stats before its actor starts writing the replay to it.
 	h.state.mu.Lock()
 	h.state.clients = append(h.state.clients, c)
 	n := len(h.state.clients)
 	h.state.mu.Unlock()
+	up, win, hub := h.upstream, h.win, h.self
+	c.pid = ctx.Spawn(h.env.props(func() actor.Actor { return newShareClient(h.env, conn, c, hub, up, win) }))
+	h.clients[c.pid.Id] = c
 	attrs := []any{"client", c.addr, "clients", n}
 	if h.cfg.Replay > 0 {
 		attrs = append(attrs, "replay", h.ring.n)
@@ -461,9 +464,11 @@ func (h *shareHub) leave(c *shareClient, reason string) {
 	h.env.log.Info("client left", "client", c.addr, "reason", reason, "dropped", c.dropped.Load(), "clients", n)
 }
 
-// broadcast hands one chunk of the upstream's to every client.
+// broadcast hands one chunk of the upstream's to every client, and lets
+// the upstream's reader go on (unless a client's queue is now full).
 func (h *shareHub) broadcast(ctx actor.Context, buf *engine.Buffer) {
 	n := len(buf.B)
+	defer h.gate.queued(n)
 	h.state.from.Add(int64(n))
 	h.ring.write(buf.B)
 	if h.closing || len(h.clients) == 0 {
@@ -474,7 +479,7 @@ func (h *shareHub) broadcast(ctx actor.Context, buf *engine.Buffer) {
 	sb.refs.Store(int32(len(h.clients)))
 	var slow []*shareClient
 	for _, c := range h.clients {
-		dropped, overflow := c.q.push(sb, h.cfg.Slow == SlowDrop)
+		dropped, overflow := c.q.push(sb)
 		if overflow {
 			slow = append(slow, c)
 			continue
@@ -484,49 +489,7 @@ func (h *shareHub) broadcast(ctx actor.Context, buf *engine.Buffer) {
 		}
 	}
 	for _, c := range slow {
-		h.state.slowDisconnects.Add(1)
-		h.env.log.Warn("slow client disconnected", "client", c.addr, "queued", c.q.queued(), "client_buffer", h.cfg.ClientBuffer)
-		ctx.Stop(c.pid)
-		h.leave(c, fmt.Sprintf("too slow: more than %d bytes waiting for it", h.cfg.ClientBuffer))
-	}
-}
-
-// dropped counts bytes dropped for a slow client, and logs the first drop
-// after a quiet spell; reportDrops logs the rest.
-func (h *shareHub) dropped(c *shareClient, n int) {
-	c.dropped.Add(int64(n))
-	h.state.dropped.Add(int64(n))
-	if c.dropping {
-		return
-	}
-	c.dropping = true
-	h.env.log.Warn("slow client: dropping its oldest data", "client", c.addr, "dropped", c.dropped.Load(), "client_buffer", h.cfg.ClientBuffer)
-	c.reported = c.dropped.Load()
-	if h.report == nil {
-		self := h.self
-		h.report = time.AfterFunc(h.cfg.DropLogInterval, func() { h.env.send(self, &dropReport{}) })
-	}
-}
-
-func (h *shareHub) reportDrops() {
-	h.report = nil
-	again := false
-	for _, c := range h.clients {
-		if !c.dropping {
-			continue
-		}
-		total := c.dropped.Load()
-		if total == c.reported {
-			c.dropping = false // quiet since the last report
-			continue
-		}
-		h.env.log.Warn("slow client dropped data", "client", c.addr, "dropped", total, "since_last", total-c.reported)
-		c.reported = total
-		again = true
-	}
-	if again && !h.closing {
-		self := h.self
-		h.report = time.AfterFunc(h.cfg.DropLogInterval, func() { h.env.send(self, &dropReport{}) })
+		h.slowDisconnect(ctx, c, fmt.Sprintf("too slow: more than %d bytes waiting for it", h.cfg.ClientBuffer))
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -150,27 +151,45 @@ type outChunk struct {
 func (c outChunk) len() int { return len(c.sb.b.B) - c.off }
 
 // outQueue is what is waiting to be written to one client: at most limit
-// bytes. The hub pushes; the client's writer takes.
+// bytes (but see SlowWait). The hub pushes; the client's writer takes.
 type outQueue struct {
 	mu     sync.Mutex
 	chunks []outChunk
 	head   int
 	bytes  int
 	limit  int
+	policy SlowPolicy
 	closed bool
 	wake   chan struct{}
+
+	// Under SlowWait (wait is set): full from when the queue reaches its
+	// limit until it drains to half of it, pausing wait.gate meanwhile;
+	// stall counts the times it became full, timer fires wait.stuck once
+	// a stall lasts wait.timeout.
+	wait      *queueWait
+	full      bool
+	fullSince time.Time
+	stall     uint64
+	timer     *time.Timer
 }
 
-func newOutQueue(limit int) *outQueue {
-	return &outQueue{limit: limit, wake: make(chan struct{}, 1)}
+// newOutQueue makes a client's queue; wait is for SlowWait, nil otherwise.
+func newOutQueue(limit int, policy SlowPolicy, wait *queueWait) *outQueue {
+	if policy != SlowWait {
+		wait = nil
+	}
+	return &outQueue{limit: limit, policy: policy, wait: wait, wake: make(chan struct{}, 1)}
 }
 
 // push queues sb, taking over one of its references. A chunk always fits
 // in an empty queue; past that, when the queue would hold more than its
-// limit, drop makes room by dropping the oldest bytes queued (whole chunks,
-// and the start of one) and returns how many, while !drop queues nothing
-// and returns overflow.
-func (q *outQueue) push(sb *sharedBuf, drop bool) (dropped int, overflow bool) {
+// limit, SlowDrop makes room by dropping the oldest bytes queued (whole
+// chunks, and the start of one) and returns how many, SlowDisconnect
+// queues nothing and returns overflow, and SlowWait queues it all the same
+// and marks the queue full once it reaches its limit, which pauses the
+// upstream (what it had already read, at most shareInflight bytes, still
+// comes).
+func (q *outQueue) push(sb *sharedBuf) (dropped int, overflow bool) {
 	n := len(sb.b.B)
 	q.mu.Lock()
 	if q.closed || n == 0 {
@@ -178,8 +197,8 @@ func (q *outQueue) push(sb *sharedBuf, drop bool) (dropped int, overflow bool) {
 		sb.release()
 		return 0, false
 	}
-	if q.bytes > 0 && q.bytes+n > q.limit {
-		if !drop {
+	if q.policy != SlowWait && q.bytes > 0 && q.bytes+n > q.limit {
+		if q.policy == SlowDisconnect {
 			q.mu.Unlock()
 			sb.release()
 			return 0, true
@@ -204,6 +223,13 @@ func (q *outQueue) push(sb *sharedBuf, drop bool) (dropped int, overflow bool) {
 	}
 	q.chunks = append(q.chunks, outChunk{sb: sb})
 	q.bytes += n
+	if q.wait != nil && !q.full && q.bytes >= q.limit {
+		q.full, q.fullSince = true, time.Now()
+		q.stall++
+		q.wait.gate.pause()
+		stall, stuck := q.stall, q.wait.stuck
+		q.timer = time.AfterFunc(q.wait.timeout, func() { stuck(stall) })
+	}
 	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:
@@ -246,6 +272,9 @@ func (q *outQueue) take(dst []outChunk, max int) ([]outChunk, bool) {
 			}
 			q.bytes -= got
 			q.compact()
+			if q.full && q.bytes <= q.limit/2 {
+				q.unfull()
+			}
 			q.mu.Unlock()
 			return dst, true
 		}
@@ -254,11 +283,38 @@ func (q *outQueue) take(dst []outChunk, max int) ([]outChunk, bool) {
 	}
 }
 
+// unfull ends a stall: the upstream may be read again (for this client).
+// The caller holds mu.
+func (q *outQueue) unfull() {
+	q.full = false
+	q.timer.Stop()
+	q.timer = nil
+	q.wait.gate.resume()
+}
+
 // queued is what is waiting.
 func (q *outQueue) queued() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.bytes
+}
+
+// isFull tells whether the queue is full, holding the upstream (SlowWait).
+func (q *outQueue) isFull() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.full
+}
+
+// stuck tells whether the queue is still in its stall-th stall, and for
+// how long it has been.
+func (q *outQueue) stuck(stall uint64) (time.Duration, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.full || q.stall != stall {
+		return 0, false
+	}
+	return time.Since(q.fullSince), true
 }
 
 // close lets go of everything queued and stops the writer.
@@ -271,6 +327,9 @@ func (q *outQueue) close() {
 	q.closed = true
 	chunks := q.chunks[q.head:]
 	q.chunks, q.head, q.bytes = nil, 0, 0
+	if q.full {
+		q.unfull()
+	}
 	q.mu.Unlock()
 	for _, ch := range chunks {
 		ch.sb.release()

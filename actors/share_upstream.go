@@ -17,9 +17,6 @@ import (
 	"sockmux/engine"
 )
 
-// ErrBadUpstream is an UPSTREAM that does not parse.
-var ErrBadUpstream = errors.New("bad upstream")
-
 const upstreamKinds = "want tcp://host:port, fifo:READ_PATH,WRITE_PATH, exec:COMMAND or tunnel:ADDR,host:port"
 
 // Upstream is a parsed UPSTREAM: what the clients of a Share share.
@@ -113,6 +110,7 @@ type shareUpstream struct {
 	up    *Upstream
 	dial  dialFunc
 	win   *inflow
+	gate  *upstreamGate // holds the reader
 	state *shareState
 	cfg   ShareConfig
 	q     *inQueue
@@ -133,8 +131,8 @@ type shareUpstream struct {
 	next    bool // dial again once running is 0
 }
 
-func newShareUpstream(e *env, up *Upstream, dial dialFunc, hub *actor.PID, win *inflow, st *shareState, cfg ShareConfig) *shareUpstream {
-	return &shareUpstream{env: e, up: up, dial: dial, hub: hub, win: win, state: st, cfg: cfg,
+func newShareUpstream(e *env, up *Upstream, dial dialFunc, hub *actor.PID, win *inflow, gate *upstreamGate, st *shareState, cfg ShareConfig) *shareUpstream {
+	return &shareUpstream{env: e, up: up, dial: dial, hub: hub, win: win, gate: gate, state: st, cfg: cfg,
 		q: newInQueue(), backoff: cfg.Backoff}
 }
 
@@ -237,7 +235,7 @@ func (u *shareUpstream) sessionUp(ctx actor.Context, conn net.Conn) {
 	u.backoff = u.cfg.Backoff
 	u.running += 2
 	gen, done := u.gen, u.done
-	u.env.goroutine(func() { u.readLoop(gen, conn) })
+	u.env.goroutine(func() { u.readLoop(gen, conn, done) })
 	u.env.goroutine(func() { u.writeLoop(gen, conn, done) })
 	u.state.up.Store(true)
 	ctx.Send(u.hub, &upstreamStatus{up: true})
@@ -279,11 +277,18 @@ func (u *shareUpstream) afterDown() {
 	u.scheduleRedial()
 }
 
-func (u *shareUpstream) readLoop(gen uint64, conn net.Conn) {
+// readLoop reads the upstream for the hub, each read once the gate lets
+// it: while a client's queue is full (SlowWait) the upstream is not read,
+// and TCP (or a pipe) pushes back on it.
+func (u *shareUpstream) readLoop(gen uint64, conn net.Conn, done <-chan struct{}) {
 	defer u.env.send(u.self, &upstreamIOExit{gen: gen})
 	rd := newSockReader(conn)
 	for {
-		bufs, _, err := rd.read(shareChunk, shareChunk)
+		if !u.gate.wait(done) {
+			return
+		}
+		bufs, n, err := rd.read(shareChunk, shareChunk)
+		u.gate.read(n)
 		for _, b := range bufs {
 			u.env.send(u.hub, &upstreamData{buf: b})
 		}

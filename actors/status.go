@@ -78,6 +78,25 @@ type LinkStatus struct {
 	// striped the link.
 	CarrierBytesIn []uint64  `json:"carrier_bytes_in,omitempty"`
 	Since          time.Time `json:"since,omitzero"`
+	// PerCarrier is each carrier, oldest first, as the Link and its
+	// Scheduler see it (the dashboard's table); none while resuming.
+	PerCarrier []CarrierStatus `json:"per_carrier,omitempty"`
+}
+
+// CarrierStatus is one carrier of a link.
+type CarrierStatus struct {
+	Local string `json:"local"` // this side's address of the connection
+	// RTT is the least round trip its PINGs measured (0: none yet).
+	RTT time.Duration `json:"rtt_ns"`
+	// BytesIn is the bytes of sequenced frames that arrived on it,
+	// BytesSent those put on it, and InFlight what of BytesSent the peer
+	// has not acknowledged (CapSeq links; 0 otherwise).
+	BytesIn   uint64 `json:"bytes_in"`
+	BytesSent uint64 `json:"bytes_sent"`
+	InFlight  uint64 `json:"in_flight"`
+	// Stalled is a carrier that delivered nothing for a while although it
+	// had bytes to deliver: the Scheduler gives it nothing until it does.
+	Stalled bool `json:"stalled,omitempty"`
 }
 
 // ForwardStatus is one forward.

@@ -378,3 +378,15 @@ func TestWSHost(t *testing.T) {
 		}
 	}
 }
+
+// TestWSScheme: wss:// runs TLS and takes the TLS flags; ws:// does not.
+func TestWSScheme(t *testing.T) {
+	for addr, want := range map[string]bool{"wss://h:1/": true, "tls://h:1": true, "ws://h:1/": false, "h:1": false, "nocolon": false} {
+		if got := UsesTLS(addr); got != want {
+			t.Errorf("UsesTLS(%q) = %v, want %v", addr, got, want)
+		}
+	}
+	if s, err := Scheme("ws://h/x"); s != "ws" || err != nil {
+		t.Errorf("Scheme(ws://h/x) = %q, %v", s, err)
+	}
+}

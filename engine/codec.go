@@ -74,6 +74,16 @@ func (r *Reader) ReadFrame() (*Frame, error) {
 // decoded.
 func (r *Reader) Buffered() int { return r.r.Buffered() }
 
+// TakeBuffered returns the bytes read from the carrier but not decoded,
+// and forgets them: on a keyed carrier, what followed the last handshake
+// frame belongs to the record stream.
+func (r *Reader) TakeBuffered() []byte {
+	b, _ := r.r.Peek(r.r.Buffered())
+	b = append([]byte(nil), b...)
+	_, _ = r.r.Discard(len(b))
+	return b
+}
+
 // AppendFrame appends f's header (version v) and payload to dst. It is for
 // the handshake and tests; the carrier writer sends header and payload with
 // one vectored write instead of copying.

@@ -79,7 +79,7 @@ func TestParseHeaderErrors(t *testing.T) {
 		{"bad version", hdr(Header{Version: 2, Type: TypeData, Stream: 1}), 1, 100, ErrVersion},
 		{"version 0 after handshake", hdr(Header{Version: 0, Type: TypeData, Stream: 1}), 1, 100, ErrVersion},
 		{"unknown type 0", hdr(Header{Version: 1, Type: 0, Stream: 1}), 1, 100, ErrUnknownType},
-		{"unknown type 0x10", hdr(Header{Version: 1, Type: 0x10, Stream: 1}), 1, 100, ErrUnknownType},
+		{"unknown type 0x11", hdr(Header{Version: 1, Type: 0x11, Stream: 1}), 1, 100, ErrUnknownType},
 		{"unknown type 0xFF", hdr(Header{Version: 1, Type: 0xFF, Stream: 1}), 1, 100, ErrUnknownType},
 		{"HELLO after handshake", hdr(Header{Version: 1, Type: TypeHello, Length: 20}), 1, 100, ErrStreamState},
 		{"handshake HELLO", hdr(Header{Version: 1, Type: TypeHello, Length: 20}), 0, 100, nil},
@@ -127,7 +127,8 @@ func TestTypeProperties(t *testing.T) {
 		{TypeAuth, "AUTH", true, true},
 		{TypeBind, "BIND", true, true},
 		{TypeAck, "ACK", true, true},
-		{0x10, "TYPE(0x10)", false, true},
+		{TypeUnbind, "UNBIND", true, true},
+		{0x11, "TYPE(0x11)", false, true},
 		{0xFF, "TYPE(0xff)", false, true},
 	}
 	for _, tc := range tests {

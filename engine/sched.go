@@ -18,7 +18,9 @@ type Queue struct {
 // isReply says whether f answers or acknowledges the peer (everything
 // control but this side's own requests, OPEN and BIND, which its own
 // limits bound).
-func isReply(f *Frame) bool { return f.Type != TypeOpen && f.Type != TypeBind }
+func isReply(f *Frame) bool {
+	return f.Type != TypeOpen && f.Type != TypeBind && f.Type != TypeUnbind
+}
 
 // NewQueue returns an empty queue.
 func NewQueue() *Queue { return &Queue{streams: make(map[uint32]*fifo)} }

@@ -29,7 +29,11 @@ func (f Forward) String() string {
 // ParseForward parses "[bind_addr:]port:host:hostport". IPv6 addresses are
 // written in brackets ("[::1]:8080:[::1]:80"). Port 0 for the listening
 // side picks a free port. "port/udp" makes it a UDP forward.
-func ParseForward(spec string) (Forward, error) {
+func ParseForward(spec string) (Forward, error) { return ParseForwardBind(spec, DefaultBind) }
+
+// ParseForwardBind is ParseForward with the address a spec that names none
+// listens on: "0.0.0.0" under ssh's -g (gateway ports).
+func ParseForwardBind(spec, defaultBind string) (Forward, error) {
 	parts, err := splitSpec(spec)
 	if err != nil {
 		return Forward{}, fmt.Errorf("%w %q: %v", ErrBadForward, spec, err)
@@ -37,7 +41,7 @@ func ParseForward(spec string) (Forward, error) {
 	var bind, lport, host, hport string
 	switch len(parts) {
 	case 3:
-		bind, lport, host, hport = DefaultBind, parts[0], parts[1], parts[2]
+		bind, lport, host, hport = defaultBind, parts[0], parts[1], parts[2]
 	case 4:
 		bind, lport, host, hport = parts[0], parts[1], parts[2], parts[3]
 		if bind == "" || bind == "*" {

@@ -26,7 +26,7 @@ func TestCascade(t *testing.T) {
 func testCascade(t *testing.T, scheme, path string) {
 	testkit.CheckLeaks(t)
 	key := filepath.Join(t.TempDir(), "key")
-	if err := os.WriteFile(key, []byte("end to end"), 0o600); err != nil {
+	if err := os.WriteFile(key, []byte("end to end, sixteen bytes and more"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	echo := testkit.Echo(t)

@@ -7,7 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -151,6 +151,13 @@ func loadConfig(path string, log *slog.Logger) (*config, error) {
 	if len(fc.Link) == 0 && len(fc.Share) == 0 {
 		return nil, &configError{Path: path, Err: errors.New("no [[link]] or [[share]]")}
 	}
+	dir := filepath.Dir(path)
+	for _, raw := range fc.Link {
+		resolvePaths(raw, dir)
+	}
+	for _, raw := range fc.Share {
+		resolvePaths(raw, dir)
+	}
 	for i, raw := range fc.Share {
 		sc, err := resolveShare(i, raw, log, func(key string, err error) error {
 			return &configError{Path: path, Line: lines[shareIndex(i)][key], Key: key, Err: err}
@@ -209,7 +216,7 @@ func resolveLink(i int, raw map[string]any, log *slog.Logger, at func(string, er
 	l.addr = addr
 	l.opts = &options{}
 	fs := pflag.NewFlagSet(l.mode, pflag.ContinueOnError)
-	l.opts.addFlags(fs)
+	l.opts.addLinkFlags(fs)
 	if l.mode == "listen" {
 		l.opts.addListenFlags(fs)
 	} else {
@@ -217,6 +224,15 @@ func resolveLink(i int, raw map[string]any, log *slog.Logger, at func(string, er
 	}
 	if err := applyKeys(fs, raw, fmt.Sprintf("a %s link", l.mode), []string{"name", l.mode}, []string{"profile", "metrics"}, at); err != nil {
 		return nil, err
+	}
+	first := addr
+	if len(l.opts.via) > 0 {
+		first = l.opts.via[0]
+	}
+	if err := l.opts.checkTLSFlags(fs, first); err != nil {
+		var fe *flagError
+		errors.As(err, &fe)
+		return nil, at(fe.flag, fe.err)
 	}
 	linkLog := log.With("link", l.name)
 	_, cfg, copts, err := l.opts.setup(func() (*slog.Logger, error) { return linkLog, nil })
@@ -256,10 +272,25 @@ func resolveShare(i int, raw map[string]any, log *slog.Logger, at func(string, e
 	}
 	cfg, err := sf.config(log.With("share", name))
 	if err != nil {
-		return nil, at("name", err)
+		return nil, at(shareErrKey(raw, err), err)
 	}
 	sc.cfg = cfg
 	return sc, nil
+}
+
+// shareFlagRE finds the flag a share's error starts with.
+var shareFlagRE = regexp.MustCompile(`^(?:usage: )?--([a-z-]+)`)
+
+// shareErrKey is the key a [[share]]'s error is about: the flag it names
+// first when the table sets it ("--slow-timeout applies only to --slow
+// wait" is at slow-timeout), the table's name otherwise.
+func shareErrKey(raw map[string]any, err error) string {
+	if m := shareFlagRE.FindStringSubmatch(err.Error()); m != nil {
+		if _, ok := raw[m[1]]; ok {
+			return m[1]
+		}
+	}
+	return "name"
 }
 
 // tableName is a table's name key, or def.
@@ -403,66 +434,16 @@ func keyLines(data []byte) map[int]map[string]int {
 	return out
 }
 
-// forwardKeys are the keys reload applies live; others need a restart.
-var forwardKeys = []string{"local", "dynamic"}
+// pathKeys are the keys whose value is a file or a folder.
+var pathKeys = []string{"key-file", "tls-cert", "tls-key", "tls-ca", "tls-client-ca", "state-dir"}
 
-// sameExceptForwards reports whether two links differ only in forwards.
-func sameExceptForwards(a, b *linkConf) bool {
-	strip := func(m map[string]any) map[string]any {
-		out := map[string]any{}
-		for k, v := range m {
-			if !slices.Contains(forwardKeys, k) {
-				out[k] = v
-			}
-		}
-		return out
-	}
-	return reflect.DeepEqual(strip(a.raw), strip(b.raw))
-}
-
-// describe prints the resolved configuration (sockmux check).
-func (c *config) describe() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "config %s: %d link(s); log-level %s; control socket %s", c.path, len(c.links), c.logLevel, c.control)
-	if c.metrics != "" {
-		fmt.Fprintf(&b, "; metrics on %s", c.metrics)
-	}
-	b.WriteString("\n")
-	for _, l := range c.links {
-		fmt.Fprintf(&b, "link %q: %s %s\n", l.name, l.mode, l.addr)
-		cfg := l.cfg
-		auth := "none"
-		if cfg.Key != nil {
-			auth = "pre-shared key from " + l.opts.keyFile
-		}
-		fmt.Fprintf(&b, "  authentication: %s; max-streams %d; keepalive %v; open-timeout %v; drain %v\n",
-			auth, cfg.MaxStreams, cfg.Keepalive, cfg.OpenTimeout, l.opts.drain)
-		resume := "off"
-		if cfg.ResumeWindow > 0 {
-			resume = cfg.ResumeWindow.String()
-		}
-		if l.mode == "connect" {
-			fmt.Fprintf(&b, "  carriers %d; resume-window %s\n", cfg.Carriers, resume)
-		} else {
-			fmt.Fprintf(&b, "  resume-window %s\n", resume)
-		}
-		policy := "default (any for an authenticated peer, loopback otherwise)"
-		if cfg.AllowTargets != nil {
-			policy = cfg.AllowTargets.String()
-		}
-		fmt.Fprintf(&b, "  allow-target: %s\n", policy)
-		for _, f := range cfg.Forwards {
-			fmt.Fprintf(&b, "  -L %s\n", f)
-		}
-		for _, f := range cfg.Remotes {
-			fmt.Fprintf(&b, "  -R %s\n", f)
-		}
-		for _, d := range cfg.Dynamic {
-			fmt.Fprintf(&b, "  -D %s\n", d)
-		}
-		for _, v := range l.opts.via {
-			fmt.Fprintf(&b, "  via %s\n", v)
+// resolvePaths makes the relative paths of a table relative to dir, the
+// config file's folder, as nginx and sshd read theirs: a file keeps
+// working from whatever folder the daemon is started in.
+func resolvePaths(raw map[string]any, dir string) {
+	for _, k := range pathKeys {
+		if v, ok := raw[k].(string); ok && v != "" && !filepath.IsAbs(v) {
+			raw[k] = filepath.Join(dir, v)
 		}
 	}
-	return b.String()
 }

@@ -38,6 +38,7 @@ type linkReport struct {
 type report struct {
 	Links  []linkReport  `json:"links"`
 	Shares []shareReport `json:"shares,omitempty"`
+	Reload *reloadResult `json:"reload,omitempty"` // the answer to "reload"
 	Error  string        `json:"error,omitempty"`
 }
 
@@ -149,12 +150,15 @@ func (d *daemon) control(c net.Conn) {
 	case "status":
 		enc.Encode(d.report())
 	case "reload":
-		if err := d.reload(); err != nil {
+		res, err := d.reload()
+		if err != nil {
 			d.log.Error("reload rejected; the running configuration stays", "err", err)
 			enc.Encode(report{Error: err.Error()})
 			return
 		}
-		enc.Encode(d.report())
+		r := d.report()
+		r.Reload = res
+		enc.Encode(r)
 	default:
 		enc.Encode(report{Error: fmt.Sprintf("unknown command %q", req.Cmd)})
 	}
@@ -225,10 +229,32 @@ func reloadCmd(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if _, err := controlCall(p, "reload"); err != nil {
+			r, err := controlCall(p, "reload")
+			if err != nil {
 				return fmt.Errorf("reload: %w", err)
 			}
-			fmt.Fprintln(stdout, "reloaded")
+			res := r.Reload
+			if res == nil { // a daemon that predates the account
+				fmt.Fprintln(stdout, "reloaded")
+				return nil
+			}
+			for _, a := range res.Applied {
+				fmt.Fprintln(stdout, "applied:", a)
+			}
+			for _, n := range res.NeedRestart {
+				fmt.Fprintln(stdout, "not applied:", n)
+			}
+			for _, f := range res.Failed {
+				fmt.Fprintln(stdout, "failed:", f)
+			}
+			if !res.complete() {
+				return fmt.Errorf("%w: reload: %d change(s) not applied (restart sockmux run for them)", errIncomplete, len(res.NeedRestart)+len(res.Failed))
+			}
+			if len(res.Applied) == 0 {
+				fmt.Fprintln(stdout, "reloaded: nothing changed")
+			} else {
+				fmt.Fprintln(stdout, "reloaded")
+			}
 			return nil
 		},
 	}

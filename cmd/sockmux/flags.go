@@ -47,17 +47,23 @@ type options struct {
 	carriers     int  // connect only
 	dials        bool // the connect flags are in
 	resumeWindow time.Duration
+	gateway      bool     // -g: forwards with no bind listen on all addresses
+	stdioTarget  string   // -W host:port (connect only)
+	tlsFlags     []string // the TLS flags this command has, for checkTLSFlags
 	tls          carriers.TLSConfig
 	proxy        string // --proxy (proxyflag.go)
 }
 
-func (o *options) addFlags(f *pflag.FlagSet) {
+// addLinkFlags defines the flags of every command that runs a link
+// (listen, connect, stdio), which are also the keys of a [[link]] table.
+func (o *options) addLinkFlags(f *pflag.FlagSet) {
 	f.StringArrayVarP(&o.forwards, "local", "L", nil,
-		"forward `[bind_addr:]port:host:hostport`: listen here (bind default 127.0.0.1), the peer dials host:hostport (repeatable)")
+		"forward `[bind_addr:]port:host:hostport`: listen here (bind default 127.0.0.1, all addresses with -g), the peer dials host:hostport (repeatable)")
 	f.StringArrayVarP(&o.remotes, "remote", "R", nil,
 		"reverse forward `[bind_addr:]port:host:hostport` (or [bind_addr:]port:socks): the peer listens, this side dials host:hostport (repeatable)")
 	f.StringArrayVarP(&o.dynamic, "dynamic", "D", nil,
-		"SOCKS5 and HTTP proxy on `[bind_addr:]port` (default bind 127.0.0.1) whose connections leave at the peer (repeatable)")
+		"SOCKS5 and HTTP proxy on `[bind_addr:]port` (default bind 127.0.0.1, all addresses with -g) whose connections leave at the peer (repeatable)")
+	f.BoolVarP(&o.gateway, "gateway-ports", "g", false, "let other hosts connect to -L and -D forwards that name no bind address (they listen on all addresses, as ssh -g)")
 	f.StringVar(&o.socksUser, "socks-user", "", "`USER:PASSWORD` a -D (or -R port:socks) client must give")
 	f.StringArrayVar(&o.direct, "direct", nil, "`PATTERN` (host:port, * globs, CIDRs) of -D destinations dialled here, not through the tunnel (repeatable)")
 	f.StringArrayVar(&o.allowListen, "allow-listen", nil,
@@ -66,40 +72,73 @@ func (o *options) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics on `ADDR` (http://ADDR/metrics)")
 	f.StringVar(&o.profile, "profile", "",
 		"profile the daemon until it exits: cpu|mem|mutex|block (written to a temporary directory named in the log)")
-	f.StringVar(&o.keyFile, "key-file", "", "pre-shared key `FILE` both peers must prove they hold (or SOCKMUX_KEY in the environment)")
+	f.StringVar(&o.keyFile, "key-file", "", "pre-shared key `FILE` both peers must prove they hold; it encrypts the link (or SOCKMUX_KEY in the environment); make one with: sockmux keygen --psk > FILE")
 	f.DurationVar(&o.maxSkew, "max-skew", engine.DefaultMaxSkew, "largest clock difference accepted from an authenticated peer")
 	f.StringArrayVar(&o.allowTargets, "allow-target", nil,
 		"`PATTERN` (host:port, * globs, CIDRs) this side will dial for the peer (repeatable); default: any for an authenticated peer, loopback only otherwise")
 	f.IntVar(&o.maxStreams, "max-streams", actors.DefaultMaxStreams, "streams open on one link at most")
 	f.IntVar(&o.maxBinds, "max-binds", actors.DefaultMaxBinds, "reverse forwards (-R) one peer may hold open here at most")
 	f.DurationVar(&o.keepalive, "keepalive", actors.DefaultKeepalive, "PING interval; a peer silent for 3 intervals is dropped")
-	f.DurationVar(&o.resumeWindow, "resume-window", actors.DefaultResumeWindow,
-		"how long a link whose carriers all dropped keeps its streams for the dialler to resume it (0: no resuming)")
 	f.DurationVar(&o.openTimeout, "open-timeout", actors.DefaultOpenTimeout, "how long a forwarded connection waits for a link")
 	f.DurationVar(&o.drain, "drain", 5*time.Second, "on SIGINT/SIGTERM, how long open streams may finish after GOAWAY")
 	f.DurationVar(&o.udpIdle, "udp-idle", actors.DefaultUDPIdle, "a UDP forward's client session idle this long is closed")
 	f.IntVar(&o.udpMax, "udp-max", actors.DefaultUDPMax, "client sessions per UDP forward at most (the least recently active is evicted)")
-	f.StringVar(&o.tls.CertFile, "tls-cert", "", "TLS certificate `FILE` (listen: the server's; connect: a client certificate)")
-	f.StringVar(&o.tls.KeyFile, "tls-key", "", "TLS private key `FILE` for --tls-cert")
-	f.StringVar(&o.tls.CAFile, "tls-ca", "", "connect: verify the server with this CA `FILE`")
-	f.StringVar(&o.tls.Fingerprint, "tls-fingerprint", "", "connect: pin the server certificate's SHA-256 `FINGERPRINT`")
-	f.StringVar(&o.tls.ClientCAFile, "tls-client-ca", "", "listen: require client certificates signed by this CA `FILE`")
-	stateDir, _ := carriers.DefaultStateDir()
-	f.StringVar(&o.tls.StateDir, "state-dir", stateDir, "where a generated TLS certificate is kept")
 }
 
+// addResumeFlag defines --resume-window, for the commands whose links can
+// be resumed (not stdio: nothing could join its one carrier).
+func (o *options) addResumeFlag(f *pflag.FlagSet) {
+	f.DurationVar(&o.resumeWindow, "resume-window", actors.DefaultResumeWindow,
+		"how long a link whose carriers all dropped keeps its streams for the dialler to resume it (0: no resuming)")
+}
+
+// addListenFlags defines the flags only listen takes.
 func (o *options) addListenFlags(f *pflag.FlagSet) {
+	o.addResumeFlag(f)
 	f.BoolVar(&o.insecure, "insecure", false, "allow listening on a non-loopback address with neither a key nor client certificates")
+	f.StringVar(&o.tls.CertFile, "tls-cert", "", "tls:// and wss:// only: the server's certificate `FILE` (default: one generated and kept in --state-dir)")
+	f.StringVar(&o.tls.KeyFile, "tls-key", "", "tls:// and wss:// only: the private key `FILE` for --tls-cert")
+	f.StringVar(&o.tls.ClientCAFile, "tls-client-ca", "", "tls:// and wss:// only: require client certificates signed by this CA `FILE`")
+	// The default is resolved when it is needed, so help and man pages do
+	// not show one user's home.
+	f.StringVar(&o.tls.StateDir, "state-dir", "", "tls:// and wss:// only: where a generated TLS certificate is kept (default $XDG_STATE_HOME/sockmux/tls, or ~/.local/state/sockmux/tls)")
+	o.tlsFlags = []string{"tls-cert", "tls-key", "tls-client-ca", "state-dir"}
 }
 
+// addConnectFlags defines the flags only connect takes.
 func (o *options) addConnectFlags(f *pflag.FlagSet) {
 	o.dials = true
+	o.addResumeFlag(f)
 	f.IntVar(&o.carriers, "carriers", 1,
 		fmt.Sprintf("carrier connections per link (1..%d): one stream's frames are striped across them", actors.MaxCarriers))
 	f.StringArrayVar(&o.via, "via", nil,
 		"reach ADDR through the relay peer at `RELAY` (repeatable, in order): each hop's link rides on a stream of the one before; ADDR and the later relays are host:port as the relay before them sees it")
 	f.IntVar(&o.maxRetries, "max-retries", 0, "give up (exit 1) after `N` failed dials or handshakes in a row (0: retry for ever)")
 	o.addProxyFlag(f)
+	f.StringVar(&o.tls.CAFile, "tls-ca", "", "tls:// and wss:// only: verify the server with this CA `FILE`")
+	f.StringVar(&o.tls.Fingerprint, "tls-fingerprint", "", "tls:// and wss:// only: pin the server certificate's SHA-256 `FINGERPRINT` (sockmux check prints it)")
+	f.StringVar(&o.tls.CertFile, "tls-cert", "", "tls:// and wss:// only: a client certificate `FILE`, for a listener with --tls-client-ca")
+	f.StringVar(&o.tls.KeyFile, "tls-key", "", "tls:// and wss:// only: the private key `FILE` for --tls-cert")
+	o.tlsFlags = []string{"tls-ca", "tls-fingerprint", "tls-cert", "tls-key"}
+}
+
+// checkTLSFlags refuses a TLS flag given for a carrier that runs no TLS:
+// it would be ignored, and a pinned fingerprint that pins nothing is worse
+// than none.
+func (o *options) checkTLSFlags(f *pflag.FlagSet, addr string) error {
+	if carriers.UsesTLS(addr) {
+		return nil
+	}
+	scheme, err := carriers.Scheme(addr)
+	if err != nil {
+		return nil // the address's own error comes next
+	}
+	for _, name := range o.tlsFlags {
+		if fl := f.Lookup(name); fl != nil && fl.Changed {
+			return flagErr(name, fmt.Errorf("%w: --%s applies to tls:// and wss:// carriers only, and %s is %s://", errUsage, name, addr, scheme))
+		}
+	}
+	return nil
 }
 
 // flagError is an error in the value of one flag (or config key).
@@ -124,7 +163,7 @@ func (o *options) setup(logger func() (*slog.Logger, error)) (*slog.Logger, acto
 	}
 	cfg := actors.Config{Logger: log, MaxSkew: o.maxSkew, MaxStreams: o.maxStreams, MaxBinds: o.maxBinds, MaxRetries: o.maxRetries, Keepalive: o.keepalive, OpenTimeout: o.openTimeout,
 		UDPIdle: o.udpIdle, UDPMax: o.udpMax, Carriers: o.carriers, ResumeWindow: o.resumeWindow}
-	if cfg.Forwards, err = parseForwards(o.forwards); err != nil {
+	if cfg.Forwards, err = parseForwards(o.forwards, o.defaultBind()); err != nil {
 		return nil, cfg, nil, flagErr("local", err)
 	}
 	for _, spec := range o.remotes {
@@ -136,7 +175,7 @@ func (o *options) setup(logger func() (*slog.Logger, error)) (*slog.Logger, acto
 	}
 	cfg.ExitOnForwardFailure = o.exitOnFwdErr
 	for _, d := range o.dynamic {
-		bind, err := parseDynamic(d)
+		bind, err := parseDynamic(d, o.defaultBind())
 		if err != nil {
 			return nil, cfg, nil, flagErr("dynamic", err)
 		}
@@ -221,6 +260,13 @@ func (o *options) key() ([]byte, error) {
 	default:
 		return nil, nil
 	}
+	if err := engine.CheckKey([]byte(k)); err != nil {
+		src := "SOCKMUX_KEY"
+		if o.keyFile != "" {
+			src = "--key-file " + o.keyFile
+		}
+		return nil, fmt.Errorf("%w: %s: %w", errUsage, src, err)
+	}
 	return []byte(k), nil
 }
 
@@ -254,9 +300,17 @@ func addrErr(err error) error {
 	return err
 }
 
+// defaultBind is where a -L or -D that names no address listens.
+func (o *options) defaultBind() string {
+	if o.gateway {
+		return "0.0.0.0"
+	}
+	return forward.DefaultBind
+}
+
 // parseDynamic turns a -D "[bind_addr:]port" into host:port.
-func parseDynamic(spec string) (string, error) {
-	host, port := forward.DefaultBind, spec
+func parseDynamic(spec, defaultBind string) (string, error) {
+	host, port := defaultBind, spec
 	if h, p, err := net.SplitHostPort(spec); err == nil {
 		host, port = h, p
 		if host == "" || host == "*" {

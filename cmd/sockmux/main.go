@@ -49,9 +49,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := newRoot(stdout, stderr)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
+	var ee *exitError
 	switch {
-	case err == nil:
+	case err == nil, errors.Is(err, errBackgrounded):
 		return 0
+	case errors.As(err, &ee):
+		fmt.Fprintf(stderr, "sockmux: %v\n", err)
+		return ee.code
 	case errors.Is(err, errUsage), errors.Is(err, errConfig):
 		fmt.Fprintf(stderr, "sockmux: %v\n", err)
 		return 2
@@ -63,6 +67,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	var logLevel, logFormat string
+	var verbose, quiet bool
 	root := &cobra.Command{
 		Use:   "sockmux",
 		Short: "Carry many TCP connections, both ways, over one persistent link",
@@ -77,6 +82,8 @@ either may declare forwards (-L), whichever side dialled.`,
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "info", "log level: debug|info|warn|error")
 	root.PersistentFlags().StringVar(&logFormat, "log-format", "text", "log format: text|json")
+	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "log more: everything, debug included (--log-level debug)")
+	root.PersistentFlags().BoolVarP(&quiet, "quiet", "q", false, "log less: errors only (--log-level error)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		hint := ""
 		var ne *pflag.NotExistError
@@ -100,12 +107,22 @@ either may declare forwards (-L), whichever side dialled.`,
 	}
 	root.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
 	logger := func() (*slog.Logger, error) {
+		switch {
+		case verbose && quiet:
+			return nil, fmt.Errorf("%w: -v and -q contradict each other", errUsage)
+		case verbose:
+			logLevel = "debug"
+		case quiet:
+			logLevel = "error"
+		}
 		if !validLevel(logLevel) {
 			return nil, fmt.Errorf("%w: bad --log-level %q: want debug, info, warn or error", errUsage, logLevel)
 		}
 		return newLogger(stderr, logLevel, logFormat)
 	}
-	root.AddCommand(listenCmd(logger), connectCmd(logger), stdioCmd(logger), demoCmd(stdout, logger), shareCmd(logger), runCmd(stderr), checkCmd(stdout), reloadCmd(stdout), statusCmd(stdout), benchCmd(logger))
+	root.AddCommand(listenCmd(logger, stderr), connectCmd(logger, stderr), stdioCmd(logger), demoCmd(stdout, logger), shareCmd(logger), runCmd(stderr), checkCmd(stdout), reloadCmd(stdout), statusCmd(stdout), benchCmd(logger), versionCmd(stdout), manCmd(stdout), keygenCmd(stdout))
+	setVersions(root)
+	setExamples(root)
 	return root
 }
 
@@ -149,10 +166,10 @@ func exactlyOneAddr(cmd *cobra.Command, args []string) error {
 }
 
 // parseForwards parses every -L.
-func parseForwards(specs []string) ([]forward.Forward, error) {
+func parseForwards(specs []string, defaultBind string) ([]forward.Forward, error) {
 	var out []forward.Forward
 	for _, s := range specs {
-		f, err := forward.ParseForward(s)
+		f, err := forward.ParseForwardBind(s, defaultBind)
 		if err != nil {
 			return nil, fmt.Errorf("%w: -L: %w", errUsage, err)
 		}
@@ -161,13 +178,32 @@ func parseForwards(specs []string) ([]forward.Forward, error) {
 	return out, nil
 }
 
-func listenCmd(logger func() (*slog.Logger, error)) *cobra.Command {
+func listenCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Command {
 	var o options
+	var h habits
 	cmd := &cobra.Command{
 		Use:   "listen [flags] ADDR",
-		Short: "Accept links on ADDR: host:port, tcp://, tls://, fifo:READ,WRITE or comm:PATH",
-		Args:  exactlyOneAddr,
+		Short: "Accept links on ADDR: host:port, tcp://, tls://, ws://, wss://, fifo:READ,WRITE or comm:PATH",
+		Example: `  # a hub on all addresses; peers prove they hold the key
+  head -c 32 /dev/urandom | base64 > sockmux.key
+  sockmux listen --key-file sockmux.key 0.0.0.0:7000
+
+  # TLS with a generated certificate (its fingerprint is logged)
+  sockmux listen --key-file sockmux.key tls://0.0.0.0:7443
+
+  # a WebSocket on /tunnel, behind a reverse proxy (nginx, with the Upgrade headers)
+  sockmux listen --key-file sockmux.key ws://127.0.0.1:9000/tunnel
+
+  # let the peer's -R listen on port 8080 of all addresses here
+  sockmux listen --key-file sockmux.key --allow-listen '*:8080' 0.0.0.0:7000`,
+		Args: exactlyOneAddr,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := h.apply(cmd.Flags()); err != nil {
+				return err
+			}
+			if err := o.checkTLSFlags(cmd.Flags(), args[0]); err != nil {
+				return err
+			}
 			log, cfg, copts, err := o.setup(logger)
 			if err != nil {
 				return err
@@ -179,27 +215,73 @@ func listenCmd(logger func() (*slog.Logger, error)) *cobra.Command {
 			if !local && cfg.Key == nil && o.tls.ClientCAFile == "" && !o.insecure {
 				return fmt.Errorf("%w: %s: %w", errUsage, args[0], errNoKey)
 			}
+			if h.background && !inBackground() {
+				return goBackground(stderr)
+			}
 			ln, err := carriers.Listen(args[0], copts...)
 			if err != nil {
 				return addrErr(err)
 			}
-			return serve(cmd.Context(), log, &o, cfg, func(n *actors.Node) { n.Serve(ln) }, func() { ln.Close() })
+			// Listening, and its forwards too: -f's parent may go.
+			return serve(cmd.Context(), log, &o, cfg, func(n *actors.Node) { n.Serve(ln); readyForeground() }, func() { ln.Close() })
 		},
 	}
-	o.addFlags(cmd.Flags())
+	o.addLinkFlags(cmd.Flags())
 	o.addListenFlags(cmd.Flags())
+	h.addHabitFlags(cmd.Flags(), "it listens, and its forwards too")
 	return cmd
 }
 
-func connectCmd(logger func() (*slog.Logger, error)) *cobra.Command {
+func connectCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Command {
 	var o options
+	var h habits
 	var persist bool
 	var connectTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "connect [flags] ADDR",
-		Short: "Keep a link to the peer at ADDR (host:port, tcp://, tls://, fifo:, comm: or exec:COMMAND), redialling with backoff",
-		Args:  exactlyOneAddr,
+		Short: "Keep a link to the peer at ADDR (host:port, tcp://, tls://, ws://, wss://, fifo:, comm: or exec:COMMAND), redialling with backoff",
+		Example: `  # port 8080 here reaches port 80 of the peer's own host
+  sockmux connect --key-file sockmux.key -L 8080:127.0.0.1:80 hub.example:7000
+
+  # the peer listens on its port 2222 and sends its connections to our sshd
+  sockmux connect --key-file sockmux.key -R 2222:127.0.0.1:22 hub.example:7000
+
+  # a SOCKS5/HTTP proxy on port 1080 whose connections leave at the peer
+  sockmux connect --key-file sockmux.key -D 1080 hub.example:7000
+
+  # TLS, pinning the certificate the listener logged; stripe over 4 carriers
+  sockmux connect --key-file sockmux.key --tls-fingerprint AB:CD:... --carriers 4 tls://hub.example:7443
+
+  # a WebSocket through the reverse proxy in front of the hub, out through an HTTP proxy
+  sockmux connect --key-file sockmux.key --proxy http://user:pass@proxy.corp:3128 -L 8080:127.0.0.1:80 wss://hub.example/tunnel
+
+  # over ssh, with no port open on the far host
+  sockmux connect -L 8080:127.0.0.1:80 'exec:ssh far.example sockmux stdio'
+
+  # ssh to a host behind the hub: sockmux as ssh's ProxyCommand
+  ssh -o ProxyCommand='sockmux connect --key-file sockmux.key -W %h:%p hub.example:7000' internal-host`,
+		Args: exactlyOneAddr,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := h.apply(cmd.Flags()); err != nil {
+				return err
+			}
+			first := args[0]
+			if len(o.via) > 0 {
+				first = o.via[0] // the TLS flags are for the first hop's carrier
+			}
+			if err := o.checkTLSFlags(cmd.Flags(), first); err != nil {
+				return err
+			}
+			if o.stdioTarget != "" {
+				if err := checkStdioForward(&o, &h); err != nil {
+					return err
+				}
+				// Its stderr is the terminal of whoever runs it (ssh's
+				// ProxyCommand): warnings and errors only, unless asked.
+				if !cmd.Flags().Changed("log-level") && !cmd.Flags().Changed("verbose") {
+					_ = cmd.Flags().Set("log-level", "warn")
+				}
+			}
 			log, cfg, copts, err := o.setup(logger)
 			if err != nil {
 				return err
@@ -213,16 +295,40 @@ func connectCmd(logger func() (*slog.Logger, error)) *cobra.Command {
 			if !persist {
 				cfg.FailFast, cfg.ConnectTimeout = true, connectTimeout
 			}
+			if h.background && !inBackground() {
+				return goBackground(stderr)
+			}
+			// The first link up (its forwards listen from the start): -f's
+			// parent may go.
+			onLink := cfg.OnLink
+			cfg.OnLink = func(ev actors.LinkEvent) {
+				if ev.Up {
+					readyForeground()
+				}
+				if onLink != nil {
+					onLink(ev)
+				}
+			}
 			if len(o.via) == 0 {
 				d, err := carriers.NewDialer(args[0], copts...)
 				if err != nil {
 					return addrErr(err)
+				}
+				if o.stdioTarget != "" {
+					return stdioForward(cmd.Context(), log, cfg, d, o.stdioTarget, nil)
 				}
 				return serve(cmd.Context(), log, &o, cfg, func(n *actors.Node) { n.Connect(d) }, nil)
 			}
 			d, hops, err := cascade(log, cfg, copts, o.via, args[0])
 			if err != nil {
 				return err
+			}
+			if o.stdioTarget != "" {
+				return stdioForward(cmd.Context(), log, cfg, d, o.stdioTarget, func() {
+					for i := len(hops) - 1; i >= 0; i-- {
+						hops[i].Shutdown(0)
+					}
+				})
 			}
 			return serve(cmd.Context(), log, &o, cfg, func(n *actors.Node) { n.Connect(d) }, func() {
 				for i := len(hops) - 1; i >= 0; i-- {
@@ -231,8 +337,11 @@ func connectCmd(logger func() (*slog.Logger, error)) *cobra.Command {
 			})
 		},
 	}
-	o.addFlags(cmd.Flags())
+	o.addLinkFlags(cmd.Flags())
 	o.addConnectFlags(cmd.Flags())
+	h.addHabitFlags(cmd.Flags(), "the first link is up and its forwards listen")
+	cmd.Flags().StringVarP(&o.stdioTarget, "forward-stdio", "W", "",
+		"carry stdin and stdout over one stream that the peer dials to `host:port`, as ssh -W (for ssh's ProxyCommand); exits when the stream ends")
 	cmd.Flags().BoolVar(&persist, "persist", false,
 		"keep redialling with backoff whatever fails, a wrong key or certificate too (a daemon's way; every link under 'sockmux run' does)")
 	cmd.Flags().DurationVar(&connectTimeout, "connect-timeout", 30*time.Second,
@@ -288,11 +397,17 @@ func (d *streamDialer) String() string { return d.target + " via " + d.via }
 
 func stdioCmd(logger func() (*slog.Logger, error)) *cobra.Command {
 	var o options
+	var h habits
 	cmd := &cobra.Command{
 		Use:   "stdio [flags]",
 		Short: "Serve one link on this process's stdin and stdout (for connect 'exec:ssh host sockmux stdio')",
-		Args:  cobra.NoArgs,
+		Example: `  # on this host; the far host needs sockmux on its PATH, and no open port
+  sockmux connect -L 5432:127.0.0.1:5432 'exec:ssh db.example sockmux stdio'`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := h.apply(cmd.Flags()); err != nil {
+				return err
+			}
 			log, cfg, _, err := o.setup(logger)
 			if err != nil {
 				return err
@@ -321,7 +436,8 @@ func stdioCmd(logger func() (*slog.Logger, error)) *cobra.Command {
 			return err
 		},
 	}
-	o.addFlags(cmd.Flags())
+	o.addLinkFlags(cmd.Flags())
+	h.addHabitFlags(cmd.Flags(), "") // its link is its stdin and stdout: no -f
 	return cmd
 }
 

@@ -1,6 +1,7 @@
 package main
 
-// The Prometheus metrics of a running node or daemon.
+// The Prometheus metrics of a running node or daemon, and the dashboard
+// beside them.
 
 import (
 	"fmt"
@@ -9,9 +10,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"sockmux/internal/acceptloop"
+	"sockmux/internal/dashboard"
 	"sockmux/internal/ratelog"
 )
 
@@ -56,22 +59,49 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// serveMetrics serves /metrics on addr.
-func (d *daemon) serveMetrics(addr string) (*http.Server, error) {
+// metricsServer is the metrics address's server; Close also stops the
+// dashboard's sampling.
+type metricsServer struct {
+	*http.Server
+	dash *dashboard.Dashboard
+}
+
+func (s *metricsServer) Close() error {
+	s.dash.Close()
+	return s.Server.Close()
+}
+
+// serveMetrics serves /metrics on addr (sockmux's figures, and the Go
+// runtime's and the process's), and the dashboard at /.
+func (d *daemon) serveMetrics(addr string) (*metricsServer, error) {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(metrics{d})
+	reg.MustRegister(metrics{d}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
+	dash := dashboard.New(dashboard.Options{Status: func() any { return d.report() }, Counters: d.byteCounters})
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/", dash)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	// http.Server rides out EMFILE itself, but gives up on ENOBUFS and
 	// ENOMEM; the wrapper waits out every error but the closing.
 	go srv.Serve(acceptloop.New(ln, acceptloop.Options{Log: d.log, Limit: ratelog.New(0), Attrs: []any{"accepting", "metrics", "listen", ln.Addr().String()}}))
-	d.log.Info("metrics listening", "addr", ln.Addr().String())
-	return srv, nil
+	d.log.Info("metrics listening", "addr", ln.Addr().String(), "dashboard", "http://"+ln.Addr().String()+"/")
+	return &metricsServer{Server: srv, dash: dash}, nil
+}
+
+// byteCounters are every link's byte counters, for the dashboard's charts.
+func (d *daemon) byteCounters() []dashboard.Counter {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	cs := make([]dashboard.Counter, 0, len(d.links))
+	for name, rl := range d.links {
+		st := rl.node.Stats()
+		cs = append(cs, dashboard.Counter{Name: name, In: st.BytesIn.Load(), Out: st.BytesOut.Load()})
+	}
+	return cs
 }
 
 var (

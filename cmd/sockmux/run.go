@@ -8,8 +8,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"reflect"
-	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -110,7 +108,7 @@ func runDaemon(ctx context.Context, cfg *config, log *slog.Logger) error {
 	for {
 		select {
 		case <-hup:
-			if err := d.reload(); err != nil {
+			if _, err := d.reload(); err != nil {
 				log.Error("reload rejected; the running configuration stays", "err", err)
 			}
 			continue
@@ -209,104 +207,4 @@ func (d *daemon) shutdown(drain time.Duration) {
 	wg.Wait()
 	d.links = map[string]*runningLink{}
 	d.shares = map[string]*runningShare{}
-}
-
-// reload re-reads the file. Forwards (local, dynamic) added or removed take
-// effect at once, without touching the streams of the others; links added
-// or removed start or stop; any other change to a running link is reported
-// as needing a restart and not applied. A file that fails validation
-// changes nothing.
-func (d *daemon) reload() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	next, err := loadConfig(d.cfg.path, d.log)
-	if err != nil {
-		return err
-	}
-	for name, rl := range d.links {
-		if !slices.ContainsFunc(next.links, func(l *linkConf) bool { return l.name == name }) {
-			d.log.Info("reload: link removed", "link", name)
-			rl.stop(rl.conf.opts.drain)
-			delete(d.links, name)
-		}
-	}
-	for _, l := range next.links {
-		rl, ok := d.links[l.name]
-		if !ok {
-			d.log.Info("reload: link added", "link", l.name)
-			if rl, err = d.start(l); err != nil {
-				d.log.Error("reload: link not started", "link", l.name, "err", err)
-				continue
-			}
-			d.links[l.name] = rl
-			continue
-		}
-		if !sameExceptForwards(rl.conf, l) {
-			d.log.Warn("reload: changes to this link other than its forwards need a restart; not applied", "link", l.name)
-			continue
-		}
-		d.applyForwards(rl, l)
-	}
-	for name, rs := range d.shares {
-		i := slices.IndexFunc(next.shares, func(s *shareConf) bool { return s.name == name })
-		if i < 0 || !reflect.DeepEqual(next.shares[i].raw, rs.conf.raw) {
-			d.log.Info("reload: share removed or changed", "share", name)
-			rs.share.Close()
-			delete(d.shares, name)
-		}
-	}
-	for _, sc := range next.shares {
-		if _, ok := d.shares[sc.name]; ok {
-			continue
-		}
-		rs, err := d.startShare(sc)
-		if err != nil {
-			d.log.Error("reload: share not started", "share", sc.name, "err", err)
-			continue
-		}
-		d.shares[sc.name] = rs
-	}
-	d.cfg = next
-	d.log.Info("reloaded", "config", next.path, "links", len(d.links), "shares", len(d.shares))
-	return nil
-}
-
-func (d *daemon) applyForwards(rl *runningLink, next *linkConf) {
-	log := d.log.With("link", next.name)
-	had, want := map[string]actors.ForwardKeyed{}, map[string]actors.ForwardKeyed{}
-	for _, f := range rl.conf.cfg.Forwards {
-		had[actors.ForwardKey(f)] = actors.ForwardKeyed{Forward: f}
-	}
-	for _, b := range rl.conf.cfg.Dynamic {
-		had[actors.ProxyKey(b)] = actors.ForwardKeyed{Proxy: b}
-	}
-	for _, f := range next.cfg.Forwards {
-		want[actors.ForwardKey(f)] = actors.ForwardKeyed{Forward: f}
-	}
-	for _, b := range next.cfg.Dynamic {
-		want[actors.ProxyKey(b)] = actors.ForwardKeyed{Proxy: b}
-	}
-	for k, f := range had {
-		if w, ok := want[k]; !ok || w != f {
-			rl.node.RemoveForward(k)
-			log.Info("reload: forward removed", "forward", k)
-		}
-	}
-	for k, f := range want {
-		if h, ok := had[k]; ok && h == f {
-			continue
-		}
-		var err error
-		if f.Proxy != "" {
-			err = rl.node.AddProxy(f.Proxy)
-		} else {
-			err = rl.node.AddForward(f.Forward)
-		}
-		if err != nil {
-			log.Error("reload: forward not added", "forward", k, "err", err)
-		} else {
-			log.Info("reload: forward added", "forward", k)
-		}
-	}
-	rl.conf = next
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -24,8 +25,10 @@ type shareFlags struct {
 	upstream     string
 	clientBuffer string
 	slow         string
+	slowTimeout  time.Duration
 	replay       string
 	o            options // the key and TLS of a tunnel: upstream's link
+	fs           *pflag.FlagSet
 }
 
 func shareCmd(logger func() (*slog.Logger, error)) *cobra.Command {
@@ -36,9 +39,14 @@ func shareCmd(logger func() (*slog.Logger, error)) *cobra.Command {
 		Long: `share listens for clients on --listen and keeps one connection to UPSTREAM.
 What the upstream sends goes to every client; what any client sends goes
 upstream, one read of a client at a time, never interleaved with another
-client's bytes. A slow client never stalls the upstream or the others: what
-waits for it is bounded by --client-buffer, past which its oldest data is
-dropped and counted (--slow drop) or it is disconnected (--slow disconnect).
+client's bytes. What waits for each client is bounded by --client-buffer.
+When a client's buffer is full, by default (--slow wait) share stops reading
+the upstream, so TCP pushes back on it, until that client has drained half
+of it; a client whose buffer stays full for --slow-timeout is disconnected
+(and logged) and the others carry on. No client loses data: each one gets
+everything, or is disconnected. With --slow drop a slow client instead has
+its oldest data dropped (and counted), with --slow disconnect it is
+disconnected at once: either way the upstream and the others never wait.
 
 UPSTREAM is one of
   tcp://host:port             a TCP server (redialled with backoff when it drops)
@@ -101,7 +109,8 @@ func (sf *shareFlags) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&sf.listen, "listen", "", "where clients connect: `[bind:]port` (bind default 127.0.0.1; * or empty means all addresses)")
 	f.StringVar(&sf.upstream, "upstream", "", "what the clients share, `UPSTREAM`: tcp://host:port, fifo:READ_PATH,WRITE_PATH, exec:COMMAND or tunnel:ADDR,host:port")
 	f.StringVar(&sf.clientBuffer, "client-buffer", "1MiB", "per client, the most upstream bytes waiting for it (`SIZE`: bytes, or with K/KiB, M/MiB, G/GiB; binary)")
-	f.StringVar(&sf.slow, "slow", "drop", "what a client whose buffer overflows gets, `drop|disconnect`: its oldest data dropped (and counted), or disconnected")
+	f.StringVar(&sf.slow, "slow", "wait", "what a client whose buffer is full gets, `wait|drop|disconnect`: the upstream waits for it (up to --slow-timeout), its oldest data dropped (and counted), or disconnected")
+	f.DurationVar(&sf.slowTimeout, "slow-timeout", actors.DefaultSlowTimeout, "with --slow wait, how long a client's buffer may stay full before the client is disconnected (a `DURATION` such as 10s)")
 	f.StringVar(&sf.replay, "replay", "0", "a new client first receives the last `SIZE` bytes the upstream sent (at most --client-buffer)")
 	f.StringVar(&sf.o.keyFile, "key-file", "", "tunnel: pre-shared key `FILE` of the link (or SOCKMUX_KEY in the environment)")
 	f.StringVar(&sf.o.tls.CAFile, "tls-ca", "", "tunnel: verify a tls:// peer with this CA `FILE`")
@@ -109,6 +118,7 @@ func (sf *shareFlags) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&sf.o.tls.CertFile, "tls-cert", "", "tunnel: client certificate `FILE` for a tls:// peer")
 	f.StringVar(&sf.o.tls.KeyFile, "tls-key", "", "tunnel: private key `FILE` for --tls-cert")
 	sf.o.addProxyFlag(f)
+	sf.fs = f
 }
 
 // config checks the flags and makes the share's configuration.
@@ -142,6 +152,12 @@ func (sf *shareFlags) config(log *slog.Logger) (actors.ShareConfig, error) {
 	if err != nil {
 		return usage("--slow: %v", err)
 	}
+	if sf.slowTimeout <= 0 {
+		return usage("--slow-timeout %v: want a duration above 0 (such as 10s)", sf.slowTimeout)
+	}
+	if slow != actors.SlowWait && sf.fs != nil && sf.fs.Changed("slow-timeout") {
+		return usage("--slow-timeout applies only to --slow wait, not --slow %s", slow)
+	}
 	key, err := sf.o.key()
 	if err != nil {
 		return cfg, err
@@ -155,7 +171,7 @@ func (sf *shareFlags) config(log *slog.Logger) (actors.ShareConfig, error) {
 	}
 	return actors.ShareConfig{
 		Logger: log, Listen: listen, Upstream: sf.upstream, CarrierOptions: copts,
-		ClientBuffer: cb, Slow: slow, Replay: replay,
+		ClientBuffer: cb, Slow: slow, SlowTimeout: sf.slowTimeout, Replay: replay,
 		Node: actors.Config{Key: key},
 	}, nil
 }

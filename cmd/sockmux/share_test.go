@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"regexp"
 	"strings"
@@ -13,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"sockmux/actors"
 	"sockmux/internal/testkit"
 )
 
@@ -37,6 +41,10 @@ func TestShareBadCommandLines(t *testing.T) {
 		{[]string{"share", "--listen", "0", "--upstream", "tunnel:127.0.0.1:9000,mud"}, `"mud"`},
 		{[]string{"share", "--listen", "0", "--upstream", "tunnel:tls://127.0.0.1:9000,mud:23"}, "--upstream"},
 		{append([]string{"share", "--listen", "0", "--slow", "fast"}, up...), `"fast"`},
+		{append([]string{"share", "--listen", "0", "--slow-timeout", "0"}, up...), "--slow-timeout 0s: want a duration above 0"},
+		{append([]string{"share", "--listen", "0", "--slow-timeout", "-1s"}, up...), "--slow-timeout"},
+		{append([]string{"share", "--listen", "0", "--slow-timeout", "soon"}, up...), `"soon"`},
+		{append([]string{"share", "--listen", "0", "--slow", "drop", "--slow-timeout", "1s"}, up...), "--slow-timeout applies only to --slow wait, not --slow drop"},
 		{append([]string{"share", "--listen", "0", "--client-buffer", "0"}, up...), "--client-buffer"},
 		{append([]string{"share", "--listen", "0", "--client-buffer", "lots"}, up...), `"lots"`},
 		{append([]string{"share", "--listen", "0", "--replay", "-1"}, up...), "--replay"},
@@ -148,5 +156,117 @@ func expect(t *testing.T, c net.Conn, want, what string) {
 	got := make([]byte, len(want))
 	if _, err := io.ReadFull(c, got); err != nil || string(got) != want {
 		t.Fatalf("%s: read %q, %v; want %q", what, got, err, want)
+	}
+}
+
+// TestShareCommandWaits: sockmux share with its defaults (--slow wait)
+// gives three clients that read at ordinary speeds all 64 MiB an upstream
+// sends at once, intact: the upstream waits for the slowest rather than
+// dropping what it could not take.
+func TestShareCommandWaits(t *testing.T) {
+	testkit.CheckLeaks(t)
+	const size = 64 << 20
+	sums := make(chan [32]byte, 1)
+	upstream := testkit.Serve(t, func(c net.Conn) {
+		// Sends once a client says go: after all three joined.
+		if _, err := bufio.NewReader(c).ReadString('\n'); err != nil {
+			return
+		}
+		sum, err := testkit.Stream(c, 9, size)
+		if err != nil {
+			t.Error(err)
+		}
+		sums <- sum
+		io.Copy(io.Discard, c)
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	var (
+		stderr syncBuffer
+		wg     sync.WaitGroup
+		code   int
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		code = run(ctx, []string{"share", "--listen", "127.0.0.1:0", "--upstream", "tcp://" + upstream}, io.Discard, &stderr)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+	})
+	waitLog(t, &stderr, `msg="upstream up"`)
+	if !strings.Contains(stderr.String(), "slow=wait slow_timeout=10s") {
+		t.Fatalf("share did not log the default policy:\n%s", stderr.String())
+	}
+	m := shareListenRE.FindStringSubmatch(stderr.String())
+	if m == nil {
+		t.Fatalf("no listen address in the log:\n%s", stderr.String())
+	}
+	type result struct {
+		n   int64
+		sum []byte
+		err error
+	}
+	results := make(chan result, 3)
+	var clients []net.Conn
+	for i, readSize := range []int{4 << 10, 32 << 10, 256 << 10} {
+		c, err := net.Dial("tcp", m[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		waitCount(t, &stderr, `msg="client joined"`, i+1)
+		clients = append(clients, c)
+		go func() {
+			c.SetReadDeadline(time.Now().Add(60 * time.Second)) // hang guard
+			h := sha256.New()
+			n, err := io.CopyBuffer(h, io.LimitReader(c, size), make([]byte, readSize))
+			results <- result{n, h.Sum(nil), err}
+		}()
+	}
+	if _, err := clients[0].Write([]byte("go\n")); err != nil {
+		t.Fatal(err)
+	}
+	want := <-sums
+	for range clients {
+		r := <-results
+		if r.err != nil || r.n != size || !bytes.Equal(r.sum, want[:]) {
+			t.Fatalf("a client read %d of %d bytes (%v), sha256 %x, want %x", r.n, size, r.err, r.sum, want)
+		}
+	}
+	cancel()
+	wg.Wait()
+	if code != 0 {
+		t.Fatalf("exit code %d:\n%s", code, stderr.String())
+	}
+	if strings.Contains(stderr.String(), "slow client") {
+		t.Fatalf("a client was slow:\n%s", stderr.String())
+	}
+}
+
+// TestShareConfigSlow: the [[share]] keys slow and slow-timeout, and a
+// slow-timeout that does not apply, reported at its line.
+func TestShareConfigSlow(t *testing.T) {
+	base := "[[share]]\nname = \"s\"\nlisten = \"7000\"\nupstream = \"tcp://127.0.0.1:1\"\n"
+	c, err := loadConfig(writeConfig(t, base+"slow-timeout = \"200ms\"\n"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := c.shares[0].cfg; cfg.Slow != actors.SlowWait || cfg.SlowTimeout != 200*time.Millisecond {
+		t.Fatalf("slow %v, slow-timeout %v; want wait, 200ms", cfg.Slow, cfg.SlowTimeout)
+	}
+	for _, tc := range []struct {
+		text, key, want string
+		line            int
+	}{
+		{"slow = \"drop\"\nslow-timeout = \"1s\"\n", "slow-timeout", "applies only to --slow wait", 6},
+		{"slow-timeout = \"0s\"\n", "slow-timeout", "want a duration above 0", 5},
+		{"slow = \"later\"\n", "slow", "want wait, drop or disconnect", 5},
+	} {
+		_, err := loadConfig(writeConfig(t, base+tc.text), slog.New(slog.DiscardHandler))
+		var ce *configError
+		if !errors.As(err, &ce) || ce.Key != tc.key || ce.Line != tc.line || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %s at line %d key %s", tc.text, err, tc.want, tc.line, tc.key)
+		}
 	}
 }

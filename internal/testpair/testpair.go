@@ -41,6 +41,9 @@ type Config struct {
 	Carrier string
 	// Carriers is how many carriers B's link keeps (1 when 0).
 	Carriers int
+	// Key is both sides' pre-shared key (none when nil): the link is
+	// encrypted.
+	Key []byte
 	// ResumeWindow is both sides' resume window (the default when 0;
 	// negative: a link whose carrier drops goes down).
 	ResumeWindow time.Duration
@@ -70,7 +73,7 @@ func New(t testing.TB, pc Config) *Pair {
 	}
 	var err error
 	ca := actors.Config{Logger: slog.New(p.ALog), Forwards: pc.AForwards, Window: pc.Window, MaxWindow: pc.MaxWindow, Keepalive: pc.Keepalive, OnLink: onLink(upA),
-		ResumeWindow: pc.ResumeWindow}
+		ResumeWindow: pc.ResumeWindow, Key: pc.Key}
 	if pc.A != nil {
 		pc.A(&ca)
 	}
@@ -107,7 +110,7 @@ func New(t testing.TB, pc Config) *Pair {
 	}
 	p.A.Serve(ln)
 	cb := actors.Config{Logger: slog.New(p.BLog), Forwards: pc.BForwards, Window: pc.Window, MaxWindow: pc.MaxWindow, Keepalive: pc.Keepalive, OnLink: onLink(upB),
-		Backoff: pc.Backoff, MaxBackoff: 4 * max(pc.Backoff, time.Second), ResumeWindow: pc.ResumeWindow, Carriers: pc.Carriers}
+		Backoff: pc.Backoff, MaxBackoff: 4 * max(pc.Backoff, time.Second), ResumeWindow: pc.ResumeWindow, Carriers: pc.Carriers, Key: pc.Key}
 	if pc.B != nil {
 		pc.B(&cb)
 	}

@@ -1,0 +1,145 @@
+package actors
+
+// What a reload may change while links run: the policies and the key, read
+// at each decision, and the -R list, whose changes each link applies by
+// BIND and UNBIND.
+
+import (
+	"slices"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"sockmux/engine"
+	"sockmux/forward"
+	"sockmux/proxy"
+)
+
+// Policies are the parts of a Config that Node.SetPolicies changes on a
+// running node. Each applies to what starts after the change: a stream the
+// peer opens, a -R it asks for, a -D client, a handshake. Streams and binds
+// already open stay as they are.
+type Policies struct {
+	AllowTargets *forward.TargetPolicy // nil: the default (Config.AllowTargets)
+	AllowListen  *forward.TargetPolicy // nil: loopback only
+	Direct       *forward.TargetPolicy
+	ProxyAuth    *proxy.ProxyAuth
+	Key          []byte
+}
+
+// policies is the node's current Policies, replaced whole.
+func (e *env) policies() *Policies { return e.live.Load() }
+
+// SetPolicies replaces the node's policies and key (see Policies).
+func (n *Node) SetPolicies(p Policies) {
+	if p.AllowListen == nil {
+		p.AllowListen = forward.LoopbackTargets
+	}
+	n.env.live.Store(&p)
+}
+
+// targetPolicy is what the peer of this link may have dialled now.
+func (l *linkActor) targetPolicy() *forward.TargetPolicy {
+	if p := l.env.policies().AllowTargets; p != nil {
+		return p
+	}
+	if l.authed {
+		return forward.AnyTarget
+	}
+	return forward.LoopbackTargets
+}
+
+// remotes is the node's -R list as slots: a forward's id on the wire is its
+// slot + 1, for as long as the node runs, and a removed one leaves nil, so
+// an id never names another forward than the one it was bound for.
+func (e *env) remotes() []*forward.Forward { return *e.remoteSlots.Load() }
+
+// remote is the -R with wire id id, or nil.
+func (e *env) remote(id uint32) *forward.Forward {
+	r := e.remotes()
+	if id == 0 || uint64(id) > uint64(len(r)) {
+		return nil
+	}
+	return r[id-1]
+}
+
+// SetRemotes makes want the node's -R list. Forwards kept keep their ids;
+// every link that is up asks its peer to listen for the new ones (BIND) and
+// to stop listening for the removed ones (UNBIND, to a peer that offered
+// CapUnbind). It returns how many were added and removed.
+func (n *Node) SetRemotes(want []forward.Forward) (added, removed int) {
+	e := n.env
+	e.remoteMu.Lock()
+	old := e.remotes()
+	next := slices.Clone(old)
+	for i, r := range next {
+		if r != nil && !slices.Contains(want, *r) {
+			next[i] = nil
+			removed++
+		}
+	}
+	for _, w := range want {
+		if !slices.ContainsFunc(next, func(r *forward.Forward) bool { return r != nil && *r == w }) {
+			next = append(next, &w)
+			added++
+		}
+	}
+	e.remoteSlots.Store(&next)
+	e.remoteMu.Unlock()
+	if added+removed > 0 {
+		e.mu.Lock()
+		for _, pid := range e.linkPIDs {
+			e.send(pid, &remotesChanged{})
+		}
+		e.mu.Unlock()
+	}
+	return added, removed
+}
+
+// remotesChanged tells a Link that the node's -R list changed.
+type remotesChanged struct{}
+
+// syncBinds makes the BINDs of this link's session match the node's -R
+// list: a BIND for each forward it has not asked for, an UNBIND for each it
+// asked for that is gone.
+func (l *linkActor) syncBinds(ctx actor.Context) {
+	if !l.up || l.sched == nil {
+		return
+	}
+	slots := l.env.remotes()
+	for i, r := range slots {
+		id := uint32(i + 1)
+		if r == nil || l.bound[id] {
+			continue
+		}
+		b := engine.Bind{ID: id, Addr: r.Bind}
+		if r.UDP {
+			b.Proto = 1
+		}
+		l.bound[id] = true
+		ctx.Send(l.sched, engine.NewBind(b))
+	}
+	for id := range l.bound {
+		if l.env.remote(id) != nil {
+			continue
+		}
+		delete(l.bound, id)
+		if l.params.Capabilities&engine.CapUnbind == 0 {
+			l.env.log.Warn("reverse forward removed; the peer cannot be told to stop listening (it predates UNBIND), so its connections are refused here until the link ends",
+				"peer", l.peer, "id", id)
+			continue
+		}
+		ctx.Send(l.sched, engine.NewUnbind(id))
+	}
+}
+
+// unbind stops listening for the peer's -R with this id, at its request.
+func (l *linkActor) unbind(ctx actor.Context, id uint32) {
+	pid, ok := l.reverse[id]
+	if !ok {
+		l.env.warn("UNBIND of a reverse forward not listening here", "peer", l.peer, "id", id)
+		return
+	}
+	ctx.Stop(pid)
+	delete(l.reverse, id)
+	l.env.log.Info("reverse forward closed at the peer's request", "peer", l.peer, "id", id)
+}

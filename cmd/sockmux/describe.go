@@ -1,0 +1,105 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"sockmux/carriers"
+)
+
+// describe prints the resolved configuration (sockmux check): every link
+// and share as it will run, and for a TLS link the certificate fingerprint
+// the other side pins.
+func (c *config) describe() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "config %s: %d link(s), %d share(s); log-level %s; control socket %s", c.path, len(c.links), len(c.shares), c.logLevel, c.control)
+	if c.metrics != "" {
+		fmt.Fprintf(&b, "; metrics on %s", c.metrics)
+	}
+	b.WriteString("\n")
+	for _, l := range c.links {
+		describeLink(&b, l)
+	}
+	for _, s := range c.shares {
+		cfg := s.cfg
+		fmt.Fprintf(&b, "share %q: listen %s, upstream %s\n", s.name, cfg.Listen, cfg.Upstream)
+		fmt.Fprintf(&b, "  client-buffer %d; slow clients: %v; replay %d\n", cfg.ClientBuffer, cfg.Slow, cfg.Replay)
+	}
+	return b.String()
+}
+
+func describeLink(b *strings.Builder, l *linkConf) {
+	fmt.Fprintf(b, "link %q: %s %s\n", l.name, l.mode, l.addr)
+	cfg := l.cfg
+	auth := "none"
+	if cfg.Key != nil {
+		auth = "pre-shared key from " + l.opts.keyFile
+	}
+	fmt.Fprintf(b, "  authentication: %s; max-streams %d; keepalive %v; open-timeout %v; drain %v\n",
+		auth, cfg.MaxStreams, cfg.Keepalive, cfg.OpenTimeout, l.opts.drain)
+	resume := "off"
+	if cfg.ResumeWindow > 0 {
+		resume = cfg.ResumeWindow.String()
+	}
+	if l.mode == "connect" {
+		fmt.Fprintf(b, "  carriers %d; resume-window %s\n", cfg.Carriers, resume)
+	} else {
+		fmt.Fprintf(b, "  resume-window %s\n", resume)
+	}
+	if carriers.UsesTLS(l.addr) {
+		fmt.Fprintf(b, "  tls: %s\n", tlsSummary(l))
+	}
+	policy := "default (any for an authenticated peer, loopback otherwise)"
+	if cfg.AllowTargets != nil {
+		policy = cfg.AllowTargets.String()
+	}
+	fmt.Fprintf(b, "  allow-target: %s\n", policy)
+	for _, f := range cfg.Forwards {
+		fmt.Fprintf(b, "  -L %s\n", f)
+	}
+	for _, f := range cfg.Remotes {
+		fmt.Fprintf(b, "  -R %s\n", f)
+	}
+	for _, d := range cfg.Dynamic {
+		fmt.Fprintf(b, "  -D %s\n", d)
+	}
+	for _, v := range l.opts.via {
+		fmt.Fprintf(b, "  via %s\n", v)
+	}
+}
+
+// tlsSummary says how a TLS link proves itself: for a listener, the
+// fingerprint its peers pin (a certificate not generated yet is generated
+// by the first listen, not by check, which changes nothing); for a
+// dialler, what it checks.
+func tlsSummary(l *linkConf) string {
+	t := l.opts.tls
+	if l.mode == "connect" {
+		switch {
+		case t.Fingerprint != "":
+			return "pins the server certificate fingerprint " + t.Fingerprint
+		case t.CAFile != "":
+			return "verifies the server against the CA in " + t.CAFile
+		default: // wss:// only: tls:// needs one of the two
+			return "verifies the server against the system's roots"
+		}
+	}
+	if t.CertFile == "" {
+		dir := t.StateDir
+		if dir == "" {
+			dir, _ = carriers.DefaultStateDir()
+		}
+		if _, err := os.Stat(filepath.Join(dir, carriers.GeneratedCertFile)); errors.Is(err, fs.ErrNotExist) {
+			return fmt.Sprintf("no certificate yet: listen generates one in %s at its first start and logs its fingerprint", dir)
+		}
+	}
+	fp, err := t.ServerFingerprint()
+	if err != nil {
+		return "certificate: " + err.Error()
+	}
+	return "certificate fingerprint " + fp + " (peers pin it with tls-fingerprint)"
+}
