@@ -49,7 +49,7 @@ func NewDialer(addr string, opts ...Option) (Dialer, error) {
 		return nil, err
 	}
 	o := newOptions(opts)
-	var nd netDialer
+	nd := netDialer{binds: o.binds}
 	if a.hostport != "" {
 		if nd.proxy, err = o.proxy.forAddr(a.scheme, a.hostport); err != nil {
 			return nil, fmt.Errorf("dialling %s: %w", addr, err)
@@ -231,7 +231,7 @@ func (d *tcpDialer) Dial(ctx context.Context) (net.Conn, error) {
 func (d *tcpDialer) String() string { return "tcp://" + d.addr + d.net.via() }
 
 func dialTCP(ctx context.Context, addr string) (net.Conn, error) {
-	nd := net.Dialer{Timeout: DialTimeout, KeepAlive: 30 * time.Second}
+	nd := net.Dialer{Timeout: DialTimeout, KeepAlive: tcpKeepAlive}
 	c, err := nd.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
@@ -250,6 +250,10 @@ func (l *tcpListener) Accept() (net.Conn, error) {
 	tune(c)
 	return c, nil
 }
+
+// tcpKeepAlive is the kernel keepalive of carrier connections; sockmux's
+// own PINGs find a dead peer sooner.
+const tcpKeepAlive = 30 * time.Second
 
 // tune sets TCP_NODELAY: the carrier writer already batches frames into one
 // vectored write, so Nagle would only add delay to control frames.

@@ -14,6 +14,7 @@ type options struct {
 	log     *slog.Logger
 	preauth preauth.Config
 	proxy   proxyChoice
+	binds   *bindSet // nil: the system's choice of source
 }
 
 // WithTLS gives the certificates and the verification of a tls:// carrier;

@@ -149,15 +149,19 @@ func redactURL(s string) string {
 // netDialer makes the TCP connection a carrier runs on: directly, or
 // through a proxy.
 type netDialer struct {
-	proxy *Proxy // nil: direct
+	proxy *Proxy   // nil: direct
+	binds *bindSet // nil: the system's choice of source
 }
 
 // dial connects to hostport, within ctx.
 func (n netDialer) dial(ctx context.Context, hostport string) (net.Conn, error) {
-	if n.proxy == nil {
-		return dialTCP(ctx, hostport)
+	switch {
+	case n.proxy != nil:
+		return n.proxy.dial(ctx, hostport, n.binds)
+	case n.binds != nil:
+		return n.binds.dial(ctx, hostport)
 	}
-	return n.proxy.Dial(ctx, hostport)
+	return dialTCP(ctx, hostport)
 }
 
 // via is what a dialer's String adds: " via PROXY", or nothing.
@@ -173,13 +177,24 @@ func (n netDialer) via() string {
 // itself, past the proxy's answer: nothing the carrier's peer sent after
 // it has been read.
 func (p *Proxy) Dial(ctx context.Context, target string) (net.Conn, error) {
+	return p.dial(ctx, target, nil)
+}
+
+// dial is Dial with the connection to the proxy leaving from one of binds
+// (nil: the system's choice).
+func (p *Proxy) dial(ctx context.Context, target string, binds *bindSet) (net.Conn, error) {
 	host, port, err := net.SplitHostPort(target)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, DialTimeout)
 	defer cancel()
-	c, err := dialTCP(ctx, p.Addr)
+	var c net.Conn
+	if binds != nil {
+		c, err = binds.dial(ctx, p.Addr)
+	} else {
+		c, err = dialTCP(ctx, p.Addr)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("proxy %s: %w", p, err)
 	}

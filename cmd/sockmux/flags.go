@@ -49,6 +49,8 @@ type options struct {
 	resumeWindow time.Duration
 	gateway      bool     // -g: forwards with no bind listen on all addresses
 	stdioTarget  string   // -W host:port (connect only)
+	bindCarrier  []string // --bind-carrier (connect only)
+	connectFlags *pflag.FlagSet
 	tlsFlags     []string // the TLS flags this command has, for checkTLSFlags
 	tls          carriers.TLSConfig
 	proxy        string // --proxy (proxyflag.go)
@@ -113,6 +115,9 @@ func (o *options) addConnectFlags(f *pflag.FlagSet) {
 		fmt.Sprintf("carrier connections per link (1..%d): one stream's frames are striped across them", actors.MaxCarriers))
 	f.StringArrayVar(&o.via, "via", nil,
 		"reach ADDR through the relay peer at `RELAY` (repeatable, in order): each hop's link rides on a stream of the one before; ADDR and the later relays are host:port as the relay before them sees it")
+	f.StringArrayVar(&o.bindCarrier, "bind-carrier", nil,
+		"dial carriers from this local `ADDR|IFACE` (repeatable): with several, the link's carriers spread over them, so two uplinks add up (--carriers defaults to their number)")
+	o.connectFlags = f
 	f.IntVar(&o.maxRetries, "max-retries", 0, "give up (exit 1) after `N` failed dials or handshakes in a row (0: retry for ever)")
 	o.addProxyFlag(f)
 	f.StringVar(&o.tls.CAFile, "tls-ca", "", "tls:// and wss:// only: verify the server with this CA `FILE`")
@@ -238,6 +243,20 @@ func (o *options) setup(logger func() (*slog.Logger, error)) (*slog.Logger, acto
 	copts, err := o.carrierOptions(log)
 	if err != nil {
 		return nil, cfg, nil, err
+	}
+	if len(o.bindCarrier) > 0 {
+		var binds []carriers.LocalBind
+		for _, s := range o.bindCarrier {
+			b, err := carriers.ParseLocalBind(s)
+			if err != nil {
+				return nil, cfg, nil, flagErr("bind-carrier", fmt.Errorf("%w: --bind-carrier: %w", errUsage, err))
+			}
+			binds = append(binds, b)
+		}
+		copts = append(copts, carriers.WithLocalBinds(binds))
+		if o.connectFlags != nil && !o.connectFlags.Changed("carriers") {
+			cfg.Carriers = min(len(binds), actors.MaxCarriers)
+		}
 	}
 	return log, cfg, copts, nil
 }
