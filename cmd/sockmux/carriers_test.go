@@ -42,6 +42,10 @@ var fingerprintRE = regexp.MustCompile(`fingerprint=([0-9a-fA-F:]+)`)
 func carrierRows(t *testing.T) []carrierRow {
 	pki := testkit.NewPKI(t)
 	dir := t.TempDir()
+	key := filepath.Join(dir, "key")
+	if err := os.WriteFile(key, []byte("a key for the link"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	return []carrierRow{
 		{"tcp", 0, "",
 			func(t *testing.T, link string) []string { return []string{link} },
@@ -73,6 +77,33 @@ func carrierRows(t *testing.T) []carrierRow {
 			},
 			func(t *testing.T, link, _ string) []string {
 				return []string{"--carriers", "4", "--tls-ca", pki.CA, "--tls-cert", pki.ClientCert, "--tls-key", pki.ClientKey, "tls://" + link}
+			}},
+		{"ws", 0, "",
+			func(t *testing.T, link string) []string { return []string{"ws://" + link + "/sockmux"} },
+			func(t *testing.T, link, _ string) []string { return []string{"ws://" + link + "/sockmux"} }},
+		{"ws-key", 0, "",
+			func(t *testing.T, link string) []string { return []string{"--key-file", key, "ws://" + link + "/k"} },
+			func(t *testing.T, link, _ string) []string { return []string{"--key-file", key, "ws://" + link + "/k"} }},
+		{"ws-striped-over-3", 3, "",
+			func(t *testing.T, link string) []string { return []string{"ws://" + link + "/"} },
+			func(t *testing.T, link, _ string) []string { return []string{"--carriers", "3", "ws://" + link} }},
+		{"wss-fingerprint", 0, "",
+			func(t *testing.T, link string) []string {
+				return []string{"--state-dir", filepath.Join(dir, "state-wss"), "wss://" + link + "/t"}
+			},
+			func(t *testing.T, link, log string) []string {
+				m := fingerprintRE.FindStringSubmatch(log)
+				if m == nil {
+					t.Fatalf("listen logged no certificate fingerprint:\n%s", log)
+				}
+				return []string{"--tls-fingerprint", m[1], "wss://" + link + "/t"}
+			}},
+		{"wss-client-certificate-striped-over-2", 2, "",
+			func(t *testing.T, link string) []string {
+				return []string{"--tls-cert", pki.ServerCert, "--tls-key", pki.ServerKey, "--tls-client-ca", pki.CA, "wss://" + link + "/t"}
+			},
+			func(t *testing.T, link, _ string) []string {
+				return []string{"--carriers", "2", "--tls-ca", pki.CA, "--tls-cert", pki.ClientCert, "--tls-key", pki.ClientKey, "wss://" + link + "/t"}
 			}},
 		{"fifo", 0, "",
 			func(t *testing.T, _ string) []string {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -381,8 +380,8 @@ func (c *config) checkConflicts(at func(int, string, error) error) error {
 	}
 	for i, l := range c.links {
 		if l.mode == "listen" {
-			if _, _, err := net.SplitHostPort(strings.TrimPrefix(strings.TrimPrefix(l.addr, "tcp://"), "tls://")); err == nil {
-				if err := claim(i, "listen", "tcp/"+strings.TrimPrefix(strings.TrimPrefix(l.addr, "tcp://"), "tls://")); err != nil {
+			if hp := carriers.TCPAddress(l.addr); hp != "" {
+				if err := claim(i, "listen", "tcp/"+hp); err != nil {
 					return err
 				}
 			}

@@ -97,8 +97,10 @@ func tlsSummary(l *linkConf) string {
 		switch {
 		case t.Fingerprint != "":
 			return "pins the server certificate fingerprint " + t.Fingerprint
-		default:
+		case t.CAFile != "":
 			return "verifies the server against the CA in " + t.CAFile
+		default: // wss:// only: tls:// needs one of the two
+			return "verifies the server against the system's roots"
 		}
 	}
 	if t.CertFile == "" {

@@ -183,13 +183,16 @@ func listenCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Com
 	var h habits
 	cmd := &cobra.Command{
 		Use:   "listen [flags] ADDR",
-		Short: "Accept links on ADDR: host:port, tcp://, tls://, fifo:READ,WRITE or comm:PATH",
+		Short: "Accept links on ADDR: host:port, tcp://, tls://, ws://, wss://, fifo:READ,WRITE or comm:PATH",
 		Example: `  # a hub on all addresses; peers prove they hold the key
   head -c 32 /dev/urandom | base64 > sockmux.key
   sockmux listen --key-file sockmux.key 0.0.0.0:7000
 
   # TLS with a generated certificate (its fingerprint is logged)
   sockmux listen --key-file sockmux.key tls://0.0.0.0:7443
+
+  # a WebSocket on /tunnel, behind a reverse proxy (nginx, with the Upgrade headers)
+  sockmux listen --key-file sockmux.key ws://127.0.0.1:9000/tunnel
 
   # let the peer's -R listen on port 8080 of all addresses here
   sockmux listen --key-file sockmux.key --allow-listen '*:8080' 0.0.0.0:7000`,
@@ -236,7 +239,7 @@ func connectCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Co
 	var connectTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "connect [flags] ADDR",
-		Short: "Keep a link to the peer at ADDR (host:port, tcp://, tls://, fifo:, comm: or exec:COMMAND), redialling with backoff",
+		Short: "Keep a link to the peer at ADDR (host:port, tcp://, tls://, ws://, wss://, fifo:, comm: or exec:COMMAND), redialling with backoff",
 		Example: `  # port 8080 here reaches port 80 of the peer's own host
   sockmux connect --key-file sockmux.key -L 8080:127.0.0.1:80 hub.example:7000
 
@@ -248,6 +251,9 @@ func connectCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Co
 
   # TLS, pinning the certificate the listener logged; stripe over 4 carriers
   sockmux connect --key-file sockmux.key --tls-fingerprint AB:CD:... --carriers 4 tls://hub.example:7443
+
+  # a WebSocket through the reverse proxy in front of the hub, out through an HTTP proxy
+  sockmux connect --key-file sockmux.key --proxy http://user:pass@proxy.corp:3128 -L 8080:127.0.0.1:80 wss://hub.example/tunnel
 
   # over ssh, with no port open on the far host
   sockmux connect -L 8080:127.0.0.1:80 'exec:ssh far.example sockmux stdio'

@@ -36,7 +36,8 @@ type Config struct {
 	Keepalive time.Duration
 	// A and B, when set, adjust each side's configuration last.
 	A, B func(*actors.Config)
-	// Carrier is "tcp" (the default) or "pipe" (in memory, unbuffered).
+	// Carrier is "tcp" (the default), "ws" (a WebSocket carrier) or
+	// "pipe" (in memory, unbuffered).
 	Carrier string
 	// Carriers is how many carriers B's link keeps (1 when 0).
 	Carriers int
@@ -50,7 +51,10 @@ type Config struct {
 
 // Carriers are the carrier kinds a Pair can run on; end-to-end tests run
 // their body once per kind.
-var Carriers = []string{"tcp", "pipe"}
+var Carriers = []string{"tcp", "pipe", "ws"}
+
+// wsPath is the path of a "ws" Pair's carrier.
+const wsPath = "/pair"
 
 // New starts a linked pair and returns once the link is up on both sides.
 // Both nodes are closed, and leaks checked, when the test ends.
@@ -85,12 +89,19 @@ func New(t testing.TB, pc Config) *Pair {
 	})
 	var ln net.Listener
 	var dialer carriers.Dialer
+	scheme, path := "tcp://", ""
 	switch pc.Carrier {
 	case "", "tcp":
 		if ln, err = carriers.Listen("127.0.0.1:0"); err != nil {
 			t.Fatal(err)
 		}
 		p.LinkAddr = ln.Addr().String()
+	case "ws":
+		if ln, err = carriers.Listen("ws://127.0.0.1:0"+wsPath, carriers.WithLogger(slog.New(p.ALog))); err != nil {
+			t.Fatal(err)
+		}
+		p.LinkAddr = ln.Addr().String()
+		scheme, path = "ws://", wsPath
 	case "pipe":
 		pipe := testkit.NewPipeCarrier()
 		ln, dialer = pipe, pipe
@@ -114,7 +125,7 @@ func New(t testing.TB, pc Config) *Pair {
 			p.Proxy = testkit.NewProxy(t, p.LinkAddr)
 			dialAddr = p.Proxy.Addr()
 		}
-		if dialer, err = carriers.NewDialer(dialAddr); err != nil {
+		if dialer, err = carriers.NewDialer(scheme + dialAddr + path); err != nil {
 			t.Fatal(err)
 		}
 	}
