@@ -216,3 +216,30 @@ func FuzzAuthorizedKeys(f *testing.F) {
 		}
 	})
 }
+
+// FuzzKnownHosts: the known hosts parser never panics, and what it
+// accepts parses the same again.
+func FuzzKnownHosts(f *testing.F) {
+	k := mustKey(f, "").Public.String()
+	for _, s := range []string{"h:1 " + k, "# c\n\nh:1 " + k + " comment\n[::1]:2 " + k, "h:1", "h:1 ssh-rsa AAAA", "h:1 " + k + "\nh:1 " + k} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		kh, err := ParseKnownHosts(data)
+		if err != nil {
+			if !errors.Is(err, ErrBadKnownHosts) || !strings.Contains(err.Error(), "line ") {
+				t.Fatalf("error %v is not ErrBadKnownHosts with a line", err)
+			}
+			return
+		}
+		again, err := ParseKnownHosts(data)
+		if err != nil || len(again.hosts) != len(kh.hosts) {
+			t.Fatalf("second parse differs: %v", err)
+		}
+		for h, key := range kh.hosts {
+			if got, ok := again.Lookup(h); !ok || got != key {
+				t.Fatalf("host %q differs", h)
+			}
+		}
+	})
+}
