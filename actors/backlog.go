@@ -32,6 +32,16 @@ func (b *backlog) add(stop <-chan struct{}) bool {
 	}
 }
 
+// tryAdd counts one more frame if that stays within the bound, without
+// waiting.
+func (b *backlog) tryAdd() bool {
+	if b.n.Add(1) <= b.max {
+		return true
+	}
+	b.taken()
+	return false
+}
+
 // taken counts a frame the Link took; leaving the bound wakes the reader.
 func (b *backlog) taken() {
 	if b.n.Add(-1) == b.max-1 {

@@ -36,6 +36,7 @@ type carrierActor struct {
 	link    *actor.PID
 	sched   *actor.PID
 	q       *frameQueue // made by the Link, which gives it to the Scheduler
+	strand  *strand     // the link's: the reader runs what its frames cause
 	once    sync.Once   // fail
 	err     error       // the first error, set in fail
 	report  sync.Once   // carrierDown
@@ -52,8 +53,8 @@ type carrierActor struct {
 	deadlineSet time.Time // when the writer last moved the deadline (the writer's own)
 }
 
-func newCarrier(e *env, id int, conn net.Conn, r *engine.Reader, version uint8, link, sched *actor.PID, q *frameQueue) *carrierActor {
-	c := &carrierActor{env: e, id: id, conn: conn, reader: r, version: version, link: link, sched: sched, q: q,
+func newCarrier(e *env, id int, conn net.Conn, r *engine.Reader, version uint8, link, sched *actor.PID, q *frameQueue, st *strand) *carrierActor {
+	c := &carrierActor{env: e, id: id, conn: conn, reader: r, version: version, link: link, sched: sched, q: q, strand: st,
 		unprocessed: newBacklog(maxUnprocessed), stop: make(chan struct{})}
 	if e.cfg.Keepalive > 0 {
 		c.writeStall = 3 * e.cfg.Keepalive
@@ -138,6 +139,12 @@ func (c *carrierActor) reportDown() {
 	c.report.Do(func() { c.env.send(c.link, &carrierDown{id: c.id, err: c.err}) })
 }
 
+// readLoop reads frames and hands them to the Link. Each frame read
+// blocking may be followed by others already in the read buffer; all of
+// them go to the Link together, and the reader then runs the link's strand
+// itself (unless a worker holds it already): the Link, and the Stream it
+// hands DATA to, which writes it to its socket, run on this goroutine,
+// woken once by the carrier's bytes, instead of waking a worker.
 func (c *carrierActor) readLoop() {
 	for {
 		f, err := c.reader.ReadFrame()
@@ -149,8 +156,53 @@ func (c *carrierActor) readLoop() {
 			f.Release()
 			return
 		}
-		c.env.send(c.link, &inFrame{carrier: c.id, f: f, backlog: c.unprocessed})
+		ran := c.strand.claim() // what is sent now waits for our run
+		// Frames already buffered in whole go with it, in one message:
+		// reading them cannot wait on the carrier while the strand is
+		// held. Nor may the backlog's bound: at it, the strand's run
+		// makes room first.
+		var more []*engine.Frame
+		for n := 1; n < maxBatchIn && c.reader.FrameBuffered() && c.unprocessed.tryAdd(); n++ {
+			g, gerr := c.reader.ReadFrame()
+			if gerr != nil {
+				c.unprocessed.taken()
+				err = gerr
+				break
+			}
+			if more == nil {
+				more = append(make([]*engine.Frame, 0, 8), f)
+			}
+			more = append(more, g)
+		}
+		c.deliver(f, more)
+		if ran {
+			c.strand.run(strandRunMax)
+		}
+		if err != nil {
+			c.fail(err)
+			return
+		}
 	}
+}
+
+// maxBatchIn is the most frames one message hands the Link.
+const maxBatchIn = 256
+
+// deliver hands the Link a frame read, or, when more is set, the frames
+// more holds (f first among them).
+func (c *carrierActor) deliver(f *engine.Frame, more []*engine.Frame) {
+	if HopTracing {
+		for _, g := range append([]*engine.Frame{f}, more...) {
+			if g.Type == engine.TypeData {
+				traceHop(HopCarrierRead)
+			}
+		}
+	}
+	if more != nil {
+		c.env.send(c.link, &inFrames{carrier: c.id, frames: more, backlog: c.unprocessed})
+		return
+	}
+	c.env.send(c.link, &inFrame{carrier: c.id, f: f, backlog: c.unprocessed})
 }
 
 func (c *carrierActor) writeLoop() {
@@ -171,10 +223,17 @@ func (c *carrierActor) writeLoop() {
 	}
 	bw, _ := c.conn.(buffersWriter)
 	for {
-		var drainedAll, ok bool
-		frames, drainedAll, ok = c.q.take(frames[:0])
+		var (
+			off            int
+			drainedAll, ok bool
+		)
+		frames, off, drainedAll, ok = c.q.take(frames[:0])
 		if !ok {
 			return
+		}
+		data := HopTracing && hasData(frames) // a constant: nothing to do in other builds
+		if data {
+			traceHop(HopWriterTake)
 		}
 		if need := len(frames) * engine.MaxHeaderLen; cap(hdrs) < need {
 			hdrs = make([]byte, need)
@@ -190,17 +249,18 @@ func (c *carrierActor) writeLoop() {
 			}
 			total += f.WireLen()
 		}
+		total -= off
+		out := skipBytes(bufs, off) // what an earlier write took of the first frame is not sent again
 		stallable := c.writeDeadline()
 		var err error
 		if vectored {
 			// WriteTo consumes the slice header it is given; keep ours.
-			wb := bufs
-			_, err = wb.WriteTo(c.conn)
+			_, err = out.WriteTo(c.conn)
 		} else if bw != nil {
-			_, err = bw.WriteBuffers(bufs)
+			_, err = bw.WriteBuffers(out)
 		} else {
 			flat = flat[:0]
-			for _, b := range bufs {
+			for _, b := range out {
 				flat = append(flat, b...)
 			}
 			_, err = c.conn.Write(flat)
@@ -208,12 +268,16 @@ func (c *carrierActor) writeLoop() {
 				flat = nil // do not keep a huge batch's buffer for ever
 			}
 		}
+		if data {
+			traceHop(HopCarrierWritten)
+		}
 		// A sequenced frame is also held by the Scheduler until the peer
 		// acknowledges it; this releases the writer's share only.
 		for i, f := range frames {
 			f.Release()
 			frames[i] = nil
 		}
+		c.q.written()
 		if err != nil {
 			if stallable && errors.Is(err, os.ErrDeadlineExceeded) {
 				err = fmt.Errorf("%w: it read nothing for %v", ErrPeerNotReading, c.writeStall)
@@ -240,3 +304,16 @@ type buffersWriter interface {
 
 // errCarrierClosed is the reason of a carrier closed by this side.
 var errCarrierClosed = errors.New("closed by this side")
+
+// skipBytes drops the first n bytes of bufs.
+func skipBytes(bufs net.Buffers, n int) net.Buffers {
+	for n > 0 && len(bufs) > 0 {
+		if n < len(bufs[0]) {
+			bufs[0] = bufs[0][n:]
+			return bufs
+		}
+		n -= len(bufs[0])
+		bufs = bufs[1:]
+	}
+	return bufs
+}

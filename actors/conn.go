@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -46,6 +47,11 @@ const readFrames = 4
 // asked for: more may be waiting, after what else is in its mailbox.
 type readMore struct{}
 
+// readableNow tells a Stream actor, from its link's poller, that its socket
+// has something to say: bytes, or (hup) its end or an error, which the
+// poller will not report again.
+type readableNow struct{ hup bool }
+
 // flush asks a Stream actor to write what it collected for its socket:
 // the DATA that arrived together leaves with one writev.
 type flush struct{}
@@ -54,10 +60,13 @@ type flush struct{}
 var (
 	readMoreMsg = &readMore{}
 	flushMsg    = &flush{}
+	readableMsg = &readableNow{}
+	hangupMsg   = &readableNow{hup: true}
 )
 
-// openSocket takes the stream's socket, accepted or just dialled, for I/O.
-// Reading starts with the first grant of credit.
+// openSocket takes the stream's socket, accepted or just dialled, for I/O,
+// and has the link's poller watch it (where there is one). Reading starts
+// with the first grant of credit.
 func (s *streamActor) openSocket(conn net.Conn) {
 	s.netConn = conn
 	if sc, ok := conn.(syscall.Conn); ok {
@@ -65,10 +74,26 @@ func (s *streamActor) openSocket(conn net.Conn) {
 			s.raw = raw
 		}
 	}
+	if s.raw != nil && s.strand != nil {
+		if p := s.strand.poller(s.env); p != nil {
+			if tok := p.add(s.raw, s.self); tok != 0 {
+				s.poll, s.pollTok = p, tok
+			}
+		}
+	}
+}
+
+// unpoll has the poller stop watching the socket, before it is closed.
+func (s *streamActor) unpoll() {
+	if s.poll != nil {
+		s.poll.remove(s.pollTok, s.raw)
+		s.poll, s.pollTok = nil, 0
+	}
 }
 
 // dial dials the target in a goroutine, which reports with dialDone.
 func (s *streamActor) dial() {
+	traceHop(HopDialStart)
 	dctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.running++
@@ -87,6 +112,7 @@ func (s *streamActor) dial() {
 
 // dialDone takes the dial's end.
 func (s *streamActor) dialDone(ctx actor.Context, m *dialDone) {
+	traceHop(HopDialed)
 	s.running--
 	s.cancel = nil
 	s.connected(ctx, m.conn, m.err)
@@ -136,12 +162,94 @@ func (s *streamActor) readNow(ctx actor.Context) {
 		return
 	}
 	max, frame := s.readSize()
-	bufs, n, err := (&sockReader{raw: s.raw}).rawRead(max, frame, false)
+	bufs, n, err := s.io().read(s.raw, max, frame)
+	if n > 0 {
+		traceHop(HopSocketRead)
+	}
 	if n == 0 && err == nil {
 		s.wait() // nothing there
 		return
 	}
+	s.small = n < smallRead
 	s.readOn(ctx, bufs, n, max, err)
+}
+
+// smallRead is the first read of a stream whose last read was small: one
+// buffer of this size, not the pooled 64 KiB buffers a full read takes
+// (and, after a burst of allocation, zeroes). A read that fills it reads on
+// at full size.
+const smallRead = 4 << 10
+
+// io is the stream's raw I/O state, made on its first use.
+func (s *streamActor) io() *streamIO {
+	if s.sio == nil {
+		s.sio = newStreamIO(s.datagram)
+	}
+	return s.sio
+}
+
+// streamIO holds a stream's non-blocking reads and writes on its socket's
+// descriptor, with the callbacks they pass to the socket made once: a
+// callback made per call, capturing its results, is an allocation a
+// message.
+type streamIO struct {
+	max, frame int
+	room       []*engine.Buffer // the slice reads fill: the caller is done with it by the next read
+	bufs       []*engine.Buffer
+	n          int
+	err        error
+	readFn     func(fd uintptr) bool
+
+	out      []*engine.Buffer
+	datagram bool
+	writeFn  func(fd uintptr) bool
+}
+
+func newStreamIO(datagram bool) *streamIO {
+	o := &streamIO{datagram: datagram}
+	o.readFn = func(fd uintptr) bool {
+		o.bufs, o.n, o.err = readFD(int(fd), o.max, o.frame, o.room)
+		if o.err == syscall.EAGAIN || o.err == syscall.EINTR {
+			o.err = nil // nothing there: no buffer is held
+		}
+		return true // one try: never wait here
+	}
+	o.writeFn = func(fd uintptr) bool {
+		o.n, o.err = writeFD(int(fd), o.out, o.datagram)
+		return true
+	}
+	return o
+}
+
+// read reads up to max bytes into buffers of at most frame bytes each,
+// without waiting: no bytes and no error when there is nothing to read.
+func (o *streamIO) read(raw syscall.RawConn, max, frame int) ([]*engine.Buffer, int, error) {
+	if max <= 0 {
+		return nil, 0, nil
+	}
+	o.max, o.frame = max, frame
+	err := raw.Read(o.readFn)
+	bufs, n := o.bufs, o.n
+	if cap(bufs) > 0 {
+		o.room = bufs[:0]
+	}
+	if err == nil {
+		err = o.err
+	}
+	o.bufs, o.err = nil, nil
+	return bufs, n, err
+}
+
+// write writes what of bufs the socket takes without waiting.
+func (o *streamIO) write(raw syscall.RawConn, bufs []*engine.Buffer) (int, error) {
+	o.out = bufs
+	err := raw.Write(o.writeFn)
+	n := o.n
+	if err == nil {
+		err = o.err
+	}
+	o.out, o.err = nil, nil
+	return n, err
 }
 
 // mayRead says whether the socket is to be read now, and counts a stall
@@ -168,6 +276,9 @@ func (s *streamActor) readSize() (max, frame int) {
 	case s.raw == nil:
 		n := int(min(s.credit, int64(s.maxRead())))
 		return n, n
+	case s.small:
+		n := int(min(s.credit, smallRead, int64(s.maxRead())))
+		return n, n
 	}
 	return int(min(s.credit, int64(s.maxRead()*readFrames))), s.maxRead()
 }
@@ -175,8 +286,11 @@ func (s *streamActor) readSize() (max, frame int) {
 // maxRead is the largest DATA payload the peer takes.
 func (s *streamActor) maxRead() int { return int(s.params.SendMax) }
 
-// wait starts the goroutine that reads once the socket has bytes; its
-// dataIn hands them over and says it ended.
+// wait has a goroutine read once the socket has bytes; its dataIn hands
+// them over. The goroutine that brought the last read, if it is running
+// the link's strand right now (this very call may be on it), waits again
+// instead of ending: a busy stream keeps one reading goroutine, which runs
+// what its reads cause itself, rather than starting one per read.
 func (s *streamActor) wait() {
 	if s.raw != nil && !s.datagram && s.credit > engine.IdleAllowance {
 		// The socket is empty: what the reader holds beyond the idle
@@ -184,38 +298,79 @@ func (s *streamActor) wait() {
 		s.giveBack(s.credit - engine.IdleAllowance)
 	}
 	s.waiting = true
+	if s.poll != nil {
+		return // the poller says when the socket is readable (readable)
+	}
 	s.running++
 	max, frame := s.readSize()
-	r := &socketRead{env: s.env, self: s.self, rd: sockReader{conn: s.netConn, raw: s.raw}, max: max, frame: frame}
+	if r := s.reader; r != nil {
+		r.max, r.frame = max, frame // read by it only once it is asked again, below
+		if r.state.CompareAndSwap(readerHanded, readerAgain) {
+			return
+		}
+	}
+	r := &socketRead{env: s.env, self: s.self, strand: s.strand, rd: sockReader{conn: s.netConn, raw: s.raw}, max: max, frame: frame}
+	s.reader = r
 	s.env.goroutine(r.run)
 }
 
-// socketRead is one wait of a stream's reading goroutine, all it holds
-// while parked in one allocation: an idle stream keeps nothing else.
+// A reading goroutine's states (socketRead.state).
+const (
+	readerReading int32 = iota // waiting for the socket, or reading it
+	readerHanded               // it handed a read over and runs the strand; the stream may ask it to read again
+	readerAgain                // the stream asked it to read again
+	readerGone                 // it ended: the next wait starts another
+)
+
+// socketRead is a stream's reading goroutine, all it holds while parked in
+// one allocation: an idle stream keeps nothing else.
 type socketRead struct {
 	env        *env
 	self       *actor.PID
+	strand     *strand // the link's: run here after handing a read over
 	rd         sockReader
-	max, frame int
+	max, frame int // what to read: set by the stream before readerAgain
 	peeked     bool
-	// msg is the report: the goroutine owns the buffers it read until
-	// msg hands them to the actor (or, the actor gone, to
-	// releaseMessage).
-	msg dataIn
+	state      atomic.Int32
+	// bufs and err are the read being made: the goroutine owns the
+	// buffers until a dataIn hands them to the actor (or, the actor
+	// gone, to releaseMessage).
+	bufs []*engine.Buffer
+	err  error
 }
 
 // run waits until the socket has something to say (bytes, its end or an
 // error), reads up to max bytes into buffers of at most frame bytes each,
-// and reports. Until the socket is readable it has only peeked at it, so
-// the goroutine parked here holds no buffer and keeps the smallest stack.
-// A socket with no file descriptor is read with a plain Read.
+// and hands them over. Until the socket is readable it has only peeked at
+// it, so the goroutine parked here holds no buffer. A socket with no file
+// descriptor is read with a plain Read.
+//
+// Once it has handed a read over it runs the link's strand, unless
+// another goroutine does already: the Stream takes the read and sends it
+// on to the carrier on this goroutine, woken once by the socket. If the
+// Stream then wants more, it asks this goroutine to read again (state);
+// otherwise the goroutine ends.
 func (r *socketRead) run() {
-	if r.rd.raw == nil {
-		r.msg.bufs, _, r.msg.err = r.rd.read(r.max, r.frame)
-	} else if err := r.rd.raw.Read(r.try); err != nil {
-		r.msg.err = err
+	for {
+		r.bufs, r.err, r.peeked = nil, nil, false
+		if r.rd.raw == nil {
+			r.bufs, _, r.err = r.rd.read(r.max, r.frame)
+		} else if err := r.rd.raw.Read(r.try); err != nil {
+			r.err = err
+		}
+		msg := &dataIn{bufs: r.bufs, err: r.err}
+		r.bufs, r.err = nil, nil
+		ran := r.strand != nil && r.strand.claim()
+		r.state.Store(readerHanded)
+		r.env.send(r.self, msg)
+		if ran {
+			r.strand.run(strandRunMax)
+		}
+		if r.state.CompareAndSwap(readerHanded, readerGone) {
+			return
+		}
+		r.state.Store(readerReading) // asked again: max and frame are set
 	}
-	r.env.send(r.self, &r.msg)
 }
 
 // try is the raw read's callback: a peek first, then a read; false waits
@@ -230,12 +385,15 @@ func (r *socketRead) try(fd uintptr) bool {
 		if err != nil {
 			// The peek took the socket's error (a reset): the read
 			// after it would see only a clean end.
-			r.msg.err = err
+			r.err = err
 			return true
 		}
 	}
-	r.msg.bufs, _, r.msg.err = readFD(int(fd), r.max, r.frame)
-	return r.msg.err != syscall.EAGAIN && r.msg.err != syscall.EINTR // else a wake-up with nothing there: wait again
+	r.bufs, _, r.err = readFD(int(fd), r.max, r.frame, nil)
+	if len(r.bufs) > 0 {
+		traceHop(HopSocketRead)
+	}
+	return r.err != syscall.EAGAIN && r.err != syscall.EINTR // else a wake-up with nothing there: wait again
 }
 
 // waited takes a reading goroutine's end: bytes it read, or the end of
@@ -246,6 +404,9 @@ func (s *streamActor) waited(ctx actor.Context, m *dataIn) {
 	n := 0
 	for _, b := range m.bufs {
 		n += len(b.B)
+	}
+	if n > 0 {
+		traceHop(HopStreamIn)
 	}
 	max, _ := s.readSize()
 	s.readOn(ctx, m.bufs, n, max, m.err)
@@ -263,7 +424,10 @@ func (s *streamActor) readOn(ctx actor.Context, bufs []*engine.Buffer, n, max in
 	case s.readDone || s.closed:
 	case err != nil:
 		s.readEnded(ctx, err)
-	case n >= max || s.datagram && n > 0:
+	case n >= max || s.datagram && n > 0 || s.hup && n > 0:
+		// More may be there: the rest of what filled the read, the
+		// next datagram, or the end the poller saw coming (it reports
+		// an end once, so a read that stopped short of it reads on).
 		if s.raw != nil {
 			ctx.Send(s.self, readMoreMsg)
 			return
@@ -292,7 +456,12 @@ func (s *streamActor) dataRead(ctx actor.Context, bufs []*engine.Buffer, n int) 
 		return
 	}
 	// The frames take the buffers; the Scheduler, then the carrier, owns
-	// them from here.
+	// them from here (bufs, a slice the next read reuses, lets go).
+	defer clear(bufs)
+	if len(bufs) == 1 { // the frame is the message
+		ctx.Send(s.sched, &engine.Frame{Type: engine.TypeData, Stream: s.id, Payload: bufs[0]})
+		return
+	}
 	out := &dataOut{frames: make([]*engine.Frame, len(bufs))}
 	for i, b := range bufs {
 		out.frames[i] = &engine.Frame{Type: engine.TypeData, Stream: s.id, Payload: b}
@@ -332,6 +501,10 @@ func (s *streamActor) giveBack(n int64) {
 // goroutine is woken by a deadline in the past.
 func (s *streamActor) stopReading() {
 	s.readDone = true
+	if s.poll != nil {
+		s.waiting = false // no goroutine waits: the poller's word is ignored from now on
+		return
+	}
 	if s.waiting && s.netConn != nil {
 		_ = s.netConn.SetReadDeadline(time.Now())
 	}
@@ -349,6 +522,9 @@ func (s *streamActor) flush(ctx actor.Context) {
 		total += len(b.B)
 	}
 	n, err := s.writeNow(bufs)
+	if n > 0 {
+		traceHop(HopSocketWritten)
+	}
 	if err != nil {
 		putAll(bufs)
 		s.out = bufs[:0]
@@ -408,6 +584,7 @@ func (s *streamActor) shut() {
 		s.cancel()
 	}
 	if s.netConn != nil {
+		s.unpoll()
 		resetConn(s.netConn)
 	}
 }
@@ -420,6 +597,7 @@ func (s *streamActor) maybeClosed(ctx actor.Context) {
 	}
 	s.ended = true
 	if s.netConn != nil {
+		s.unpoll()
 		s.netConn.Close()
 	}
 	s.socketClosed(ctx)

@@ -47,18 +47,7 @@ func (s *streamActor) writeNow(bufs []*engine.Buffer) (int, error) {
 	if s.raw == nil {
 		return 0, nil
 	}
-	var (
-		n   int
-		err error
-	)
-	rerr := s.raw.Write(func(fd uintptr) bool {
-		n, err = writeFD(int(fd), bufs, s.datagram)
-		return true // one try: never wait here
-	})
-	if err == nil {
-		err = rerr
-	}
-	return n, err
+	return s.io().write(s.raw, bufs)
 }
 
 // writeLoop is a stream's writer goroutine: it writes what the queue holds
@@ -96,6 +85,7 @@ func writeLoop(env *env, self *actor.PID, conn net.Conn, q *writeQueue, datagram
 				w := nb
 				_, err = w.WriteTo(conn)
 			}
+			traceHop(HopSocketWritten)
 			clear(nb)
 			putAll(bufs)
 			queued := q.written(total)

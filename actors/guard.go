@@ -28,8 +28,8 @@ type box struct {
 	delivered any // what Receive was last handed
 
 	mu   sync.Mutex
-	user ring  // user messages, under mu
-	sys  []any // system messages, under mu (few: start, stop, watch)
+	user ring[any] // user messages, under mu
+	sys  []any     // system messages, under mu (few: start, stop, watch)
 
 	userN, sysN atomic.Int32 // queued, read without mu
 	running     atomic.Bool  // scheduled on the dispatcher
@@ -37,6 +37,7 @@ type box struct {
 
 	invoker    actor.MessageInvoker
 	dispatcher actor.Dispatcher
+	onStrand   bool   // dispatcher is a link's strand
 	process    func() // b.processMessages, bound once
 }
 
@@ -67,6 +68,12 @@ func (b *box) PostSystemMessage(msg any) {
 // RegisterHandlers takes the actor's context and the dispatcher.
 func (b *box) RegisterHandlers(invoker actor.MessageInvoker, dispatcher actor.Dispatcher) {
 	b.invoker, b.dispatcher = invoker, dispatcher
+	if st, ok := dispatcher.(*strand); ok {
+		b.onStrand = true
+		if a, ok := b.inner.(interface{ runsOn(*strand) }); ok {
+			a.runsOn(st) // an actor whose goroutines run its strand
+		}
+	}
 	b.process = b.processMessages
 }
 
@@ -86,7 +93,13 @@ func (b *box) schedule() {
 // after the run ended but before the mailbox was marked idle.
 func (b *box) processMessages() {
 	for {
-		b.run()
+		if b.run() {
+			// A strand's mailbox yields by going to the back of the
+			// strand's line, still marked running: the link's other
+			// actors get their turn.
+			b.dispatcher.Schedule(b.process)
+			return
+		}
 		b.running.Store(false)
 		if b.sysN.Load() == 0 && (b.suspended.Load() || b.userN.Load() == 0) {
 			return
@@ -97,16 +110,23 @@ func (b *box) processMessages() {
 	}
 }
 
-func (b *box) run() {
+// run runs what is queued; on a strand it stops after the dispatcher's
+// throughput and reports true (yield), elsewhere it yields the processor
+// then and goes on.
+func (b *box) run() (yield bool) {
 	var msg any
 	defer func() {
 		if r := recover(); r != nil {
+			yield = false
 			b.invoker.EscalateFailure(r, msg)
 		}
 	}()
 	i, t := 0, b.dispatcher.Throughput()
 	for {
 		if i > t {
+			if b.onStrand && (b.sysN.Load() > 0 || !b.suspended.Load() && b.userN.Load() > 0) {
+				return true
+			}
 			i = 0
 			runtime.Gosched()
 		}
@@ -133,12 +153,12 @@ func (b *box) run() {
 		}
 		if b.suspended.Load() {
 			b.mu.Unlock()
-			return
+			return false
 		}
-		msg = b.user.pop()
+		msg, _ = b.user.pop()
 		b.mu.Unlock()
 		if msg == nil {
-			return
+			return false
 		}
 		b.userN.Add(-1)
 		b.delivered = nil
@@ -150,19 +170,20 @@ func (b *box) run() {
 	}
 }
 
-// ring is a queue of messages in a ring that grows as needed and is let
-// go of when a burst that made it large is over.
-type ring struct {
-	buf     []any
+// ring is a queue in a ring that grows as needed and is let go of when a
+// burst that made it large is over: a mailbox's messages, a strand's
+// mailboxes.
+type ring[T any] struct {
+	buf     []T
 	head, n int32
 }
 
 // ringKeep is the largest ring kept once empty.
 const ringKeep = 16
 
-func (r *ring) push(m any) {
+func (r *ring[T]) push(m T) {
 	if int(r.n) == len(r.buf) {
-		grown := make([]any, max(4, 2*len(r.buf)))
+		grown := make([]T, max(4, 2*len(r.buf)))
 		for i := range r.n {
 			grown[i] = r.buf[(r.head+i)%int32(len(r.buf))]
 		}
@@ -172,27 +193,33 @@ func (r *ring) push(m any) {
 	r.n++
 }
 
-func (r *ring) pop() any {
+// pop takes the oldest; ok is false when the ring is empty.
+func (r *ring[T]) pop() (m T, ok bool) {
 	if r.n == 0 {
-		return nil
+		return m, false
 	}
-	m := r.buf[r.head]
-	r.buf[r.head] = nil
+	var zero T
+	m = r.buf[r.head]
+	r.buf[r.head] = zero
 	r.head = (r.head + 1) % int32(len(r.buf))
 	r.n--
 	if r.n == 0 && len(r.buf) > ringKeep {
 		r.buf, r.head = nil, 0
 	}
-	return m
+	return m, true
 }
 
 // props makes the props of every sockmux actor: supervised so that a
 // failure stops the actor rather than restarting it with lost state, run
 // on the node's workers, in a box (its mailbox and drop guard).
-func (e *env) props(p actor.Producer) *actor.Props {
+func (e *env) props(p actor.Producer) *actor.Props { return e.propsOn(e.dispatcher, p) }
+
+// propsOn is props with the actor run by d: a link's actors run on the
+// link's strand.
+func (e *env) propsOn(d actor.Dispatcher, p actor.Producer) *actor.Props {
 	b := &box{}
 	return actor.PropsFromProducer(func() actor.Actor { b.inner = p(); return b },
 		actor.WithSupervisor(e.supervisor),
 		actor.WithMailbox(func() actor.Mailbox { return b }),
-		actor.WithDispatcher(e.dispatcher))
+		actor.WithDispatcher(d))
 }

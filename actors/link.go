@@ -53,6 +53,7 @@ const (
 // for the dialler to resume it.
 type linkActor struct {
 	env    *env
+	strand *strand // runs this Link and every actor it spawns for the session
 	self   *actor.PID
 	dialer carriers.Dialer // nil for a link we accepted
 	conn   net.Conn        // the carrier being dialled or handshaken
@@ -125,6 +126,10 @@ type carrierRef struct {
 	ackedIn uint64         // seqIn when it was last acknowledged
 }
 
+// props makes the props of an actor of this link's session (its
+// Scheduler, Carriers, Streams): run on the link's strand.
+func (l *linkActor) props(p actor.Producer) *actor.Props { return l.env.propsOn(l.strand, p) }
+
 func newLink(e *env, conn net.Conn, d carriers.Dialer) *linkActor {
 	l := &linkActor{env: e, conn: conn, dialer: d, backoff: e.cfg.Backoff}
 	if d != nil {
@@ -138,16 +143,12 @@ func newLink(e *env, conn net.Conn, d carriers.Dialer) *linkActor {
 func (l *linkActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *inFrame:
-		if m.backlog != nil {
-			m.backlog.taken() // the reader may read one more
+		l.frameIn(ctx, m.carrier, m.f, m.backlog)
+	case *inFrames:
+		for i, f := range m.frames {
+			m.frames[i] = nil
+			l.frameIn(ctx, m.carrier, f, m.backlog)
 		}
-		c := l.carriers[m.carrier]
-		if c == nil || !l.up {
-			m.f.Release()
-			return
-		}
-		c.silence.Heard()
-		l.receive(ctx, c, m.f)
 	case *ackTick:
 		l.ackArmed = false
 		for _, c := range l.carriers {
@@ -292,11 +293,35 @@ func (l *linkActor) Receive(ctx actor.Context) {
 			l.reorder.Drop()
 		}
 	case *actor.Stopped:
+		l.strand.closePoller() // its streams have stopped
 		if l.onEnd != nil {
 			l.onEnd <- l.endErr
 		}
 		l.env.linkStopped(l.self)
 	}
+}
+
+// frameIn takes a frame carrier read, counted in backlog (nil: not
+// counted).
+func (l *linkActor) frameIn(ctx actor.Context, carrier int, f *engine.Frame, backlog *backlog) {
+	if backlog != nil {
+		backlog.taken() // the reader may read one more
+	}
+	switch f.Type {
+	case engine.TypeData:
+		traceHop(HopLinkIn)
+	case engine.TypeOpen:
+		traceHop(HopOpenIn)
+	case engine.TypeOpenOK:
+		traceHop(HopOpenOKIn)
+	}
+	c := l.carriers[carrier]
+	if c == nil || !l.up {
+		f.Release()
+		return
+	}
+	c.silence.Heard()
+	l.receive(ctx, c, f)
 }
 
 // receive takes a frame a carrier read. On a CapSeq link, sequenced frames

@@ -289,7 +289,7 @@ func (l *linkActor) join(ctx actor.Context, m *handshakeDone) {
 func (l *linkActor) attach(ctx actor.Context, m *handshakeDone) {
 	id := l.nextCID
 	l.nextCID++
-	q := newFrameQueue()
+	q := newFrameQueue(m.conn, m.params.Version)
 	var first *engine.Frame
 	if l.seq && m.link.Join {
 		if l.dialer == nil {
@@ -301,8 +301,11 @@ func (l *linkActor) attach(ctx actor.Context, m *handshakeDone) {
 	}
 	ctx.Send(l.sched, &carrierAttached{id: id, q: q, first: first})
 	conn, r, v, sched := m.conn, m.reader, m.params.Version, l.sched
+	if src := newRawSource(conn); src != nil {
+		r.SetSource(src) // the handshake is over: its first-byte detector has done its work
+	}
 	c := &carrierRef{id: id, local: conn.LocalAddr().String()}
-	c.pid = ctx.Spawn(l.env.props(func() actor.Actor { return newCarrier(l.env, id, conn, r, v, l.self, sched, q) }))
+	c.pid = ctx.Spawn(l.props(func() actor.Actor { return newCarrier(l.env, id, conn, r, v, l.self, sched, q, l.strand) }))
 	l.carriers[id] = c
 	// A PING at once: streams size their windows by the round trip, and
 	// the Scheduler weighs carriers by theirs.
@@ -314,7 +317,7 @@ func (l *linkActor) attach(ctx actor.Context, m *handshakeDone) {
 			l.resumeTimer = nil
 		}
 		if !l.goingAway && !l.closing {
-			l.env.links.add(l.self) // new streams may come again
+			l.env.links.add(l.self, l.strand) // new streams may come again
 		}
 		l.env.stats.Resumes.Add(1)
 		l.env.log.Info("link resumed", "peer", l.peer, "link", l.linkID, "streams", len(l.streams))

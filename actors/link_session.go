@@ -172,9 +172,9 @@ func (l *linkActor) sessionUp(ctx actor.Context, m *handshakeDone) {
 		}
 		l.registered = l.dialer == nil
 	}
-	l.sched = ctx.Spawn(l.env.props(func() actor.Actor { return newScheduler(l.env, p, maxUnacked) }))
+	l.sched = ctx.Spawn(l.props(func() actor.Actor { return newScheduler(l.env, p, maxUnacked) }))
 	l.attach(ctx, m)
-	l.env.links.add(l.self)
+	l.env.links.add(l.self, l.strand)
 	l.env.stats.LinksUp.Add(1)
 	l.armKeepalive()
 	l.reverse = make(map[uint32]*actor.PID)

@@ -230,7 +230,7 @@ func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 	st := &streamActor{env: l.env, id: id, link: l.self, sched: l.sched, target: v.Target, openFrame: f, datagram: v.Datagram,
 		proxyHere: v.Open.Kind == engine.TargetForward && v.Target == forward.TargetSOCKS, policy: l.targetPolicy(),
 		state: engine.NewAccepter(id), recv: engine.NewRecvWindow(l.params.RecvWindow, l.env.cfg.MaxWindow), params: l.params, budget: l.budget, rtt: l.rttNanos}
-	l.streams[id] = ctx.Spawn(l.env.props(func() actor.Actor { return st }))
+	l.streams[id] = ctx.Spawn(l.props(func() actor.Actor { return st }))
 	l.env.stats.StreamsOpened.Add(1)
 }
 
@@ -299,7 +299,7 @@ func (l *linkActor) open(ctx actor.Context, m *openStream) {
 	st := &streamActor{env: l.env, id: id, link: l.self, sched: l.sched, target: m.target, netConn: m.conn, datagram: m.datagram,
 		state: state, recv: engine.NewRecvWindow(l.params.RecvWindow, l.env.cfg.MaxWindow), params: l.params, budget: l.budget, rtt: l.rttNanos, firstLen: len(data), clientEOF: errors.Is(err, io.EOF),
 		reply: m.reply, opened: m.opened}
-	l.streams[id] = ctx.Spawn(l.env.props(func() actor.Actor { return st }))
+	l.streams[id] = ctx.Spawn(l.props(func() actor.Actor { return st }))
 	l.env.stats.StreamsOpened.Add(1)
 }
 

@@ -11,13 +11,16 @@ import (
 type linkSet struct {
 	mu       sync.Mutex
 	pids     []*actor.PID
+	strands  []*strand             // each link's, as pids
 	watchers map[string]*actor.PID // Listeners waiting on links, by id
 	env      *env
 }
 
-func (s *linkSet) add(p *actor.PID) {
+// add enters link p, whose actors run on st.
+func (s *linkSet) add(p *actor.PID, st *strand) {
 	s.mu.Lock()
 	s.pids = append(s.pids, p)
+	s.strands = append(s.strands, st)
 	for _, w := range s.watchers {
 		s.env.send(w, &linkAvailable{})
 	}
@@ -44,6 +47,7 @@ func (s *linkSet) remove(p *actor.PID) {
 	for i, q := range s.pids {
 		if q.Equal(p) {
 			s.pids = append(s.pids[:i], s.pids[i+1:]...)
+			s.strands = append(s.strands[:i], s.strands[i+1:]...)
 			break
 		}
 	}
@@ -51,10 +55,16 @@ func (s *linkSet) remove(p *actor.PID) {
 }
 
 func (s *linkSet) newest() *actor.PID {
+	p, _ := s.newestOn()
+	return p
+}
+
+// newestOn is the newest link and its strand.
+func (s *linkSet) newestOn() (*actor.PID, *strand) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.pids) == 0 {
-		return nil
+		return nil, nil
 	}
-	return s.pids[len(s.pids)-1]
+	return s.pids[len(s.pids)-1], s.strands[len(s.strands)-1]
 }

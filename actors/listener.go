@@ -3,6 +3,7 @@ package actors
 import (
 	"net"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -34,6 +35,10 @@ type listenerActor struct {
 	// stop is closed when the actor stops, to end its accept loop's
 	// backoff wait (a removed forward, a dropped link's -R) at once.
 	stop chan struct{}
+
+	// waitingN is len(pending), for the accept loop: while connections
+	// wait for a link, new ones wait behind them.
+	waitingN atomic.Int32
 }
 
 type waiting struct {
@@ -58,6 +63,7 @@ func newReverseListener(e *env, ln net.Listener, link *actor.PID, id uint32) *li
 func (l *listenerActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *accepted:
+		traceHop(HopListenerIn)
 		if l.proxy && m.reply == nil { // a new client: its handshake first
 			conn := m.conn
 			l.env.goroutine(func() { l.proxyClient(conn) })
@@ -89,10 +95,11 @@ func (l *listenerActor) Receive(ctx actor.Context) {
 		self := l.self
 		l.stop = make(chan struct{})
 		l.env.acceptLoop(l.ln, l.stop, l.what(), func(c net.Conn) {
-			if tc, ok := c.(*net.TCPConn); ok {
-				_ = tc.SetNoDelay(true)
+			traceHop(HopAccepted)
+			// (Go's accept has set TCP_NODELAY already.)
+			if !l.openNow(c) {
+				l.env.send(self, &accepted{conn: c})
 			}
-			l.env.send(self, &accepted{conn: c})
 		})
 	case *actor.Stopping:
 		l.env.links.unwatch(l.self)
@@ -111,6 +118,31 @@ func (l *listenerActor) Receive(ctx actor.Context) {
 		}
 		l.pending = nil
 	}
+}
+
+// openNow is the accept loop's way to a link: a plain -L forward's
+// connection, when a link is up and no earlier connection waits for one,
+// goes to the newest link at once, and the accept loop runs the link's
+// strand itself (unless a goroutine holds it already): the Link sends the
+// OPEN, with the client's first bytes, on the goroutine the connection
+// woke, where going through this actor would wake two more. It reports
+// false when the connection is for the actor to handle.
+func (l *listenerActor) openNow(c net.Conn) bool {
+	if l.proxy || l.link != nil || l.waitingN.Load() > 0 {
+		return false
+	}
+	link, st := l.env.links.newestOn()
+	if link == nil {
+		return false
+	}
+	traceHop(HopListenerIn)
+	l.env.stats.countForward(l.key())
+	ran := st != nil && st.claim()
+	l.env.send(link, &openStream{conn: c, kind: l.kind, target: l.fwd.Target, forward: l.fwd.String()})
+	if ran {
+		st.run(strandRunMax)
+	}
+	return true
 }
 
 // what names the listener's kind in its accept loop's log lines.
@@ -159,6 +191,7 @@ func (l *listenerActor) flush(ctx actor.Context) {
 	}
 	clear(l.pending[len(keep):])
 	l.pending = keep
+	l.waitingN.Store(int32(len(l.pending)))
 	if len(l.pending) > 0 && l.timer == nil {
 		self := l.self
 		l.timer = time.AfterFunc(time.Until(l.pending[0].deadline), func() { l.env.send(self, &openTimeoutTick{}) })

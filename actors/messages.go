@@ -22,6 +22,14 @@ type inFrame struct {
 	backlog *backlog
 }
 
+// inFrames are frames a carrier's reader read together, in order: what
+// one read of the carrier brought, handed over in one message.
+type inFrames struct {
+	carrier int
+	frames  []*engine.Frame
+	backlog *backlog // told as the Link takes each
+}
+
 // carrierDown reports that a carrier's connection ended, and why.
 type carrierDown struct {
 	id  int

@@ -67,6 +67,10 @@ type env struct {
 	minVersion, maxVersion uint8
 	// now is the clock HELLOs carry and are checked against; tests skew it.
 	now func() time.Time
+	// ownDial: targets are dialled by the node's own dialler (no
+	// Config.DialTarget), which may connect to a loopback target at once
+	// (dialNow).
+	ownDial bool
 	// replay remembers the nonces of authenticated HELLOs.
 	replay *engine.ReplayCache
 	// live holds the Policies, replaced whole by SetPolicies.
@@ -84,14 +88,20 @@ func (e *env) fail(err error) {
 	e.failedOnce.Do(func() { e.failed <- err })
 }
 
-// spawnLink starts a Link actor unless the node is closing.
-func (e *env) spawnLink(p actor.Producer) bool {
+// spawnLink starts a Link actor, on a strand of its own, unless the node
+// is closing.
+func (e *env) spawnLink(mk func() *linkActor) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
 		return false
 	}
-	pid := e.sys.Root.Spawn(e.props(p))
+	st := newStrand(e.dispatcher)
+	pid := e.sys.Root.Spawn(e.propsOn(st, func() actor.Actor {
+		l := mk()
+		l.strand = st
+		return l
+	}))
 	e.linkPIDs[pid.Id] = pid
 	if _, ok := e.linkDone[pid.Id]; !ok {
 		e.linkDone[pid.Id] = make(chan struct{})
@@ -205,6 +215,7 @@ func NewNode(cfg Config) (*Node, error) {
 	if cfg.Carriers > MaxCarriers {
 		return nil, fmt.Errorf("%d carriers per link: the most is %d", cfg.Carriers, MaxCarriers)
 	}
+	ownDial := cfg.DialTarget == nil
 	if cfg.DialTarget == nil {
 		d := &net.Dialer{Timeout: 10 * time.Second}
 		cfg.DialTarget = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
@@ -212,7 +223,7 @@ func NewNode(cfg Config) (*Node, error) {
 	e := &env{cfg: cfg, log: cfg.Logger, limit: ratelog.New(0), done: make(chan struct{}), linkPIDs: make(map[string]*actor.PID), linkDone: make(map[string]chan struct{}),
 		seqLinks:   make(map[engine.LinkID]*actor.PID),
 		minVersion: engine.MinVersion, maxVersion: engine.Version,
-		now: time.Now, replay: engine.NewReplayCache(100_000), failed: make(chan error, 1)}
+		now: time.Now, replay: engine.NewReplayCache(100_000), failed: make(chan error, 1), ownDial: ownDial}
 	lib := slog.New(libHandler{cfg.Logger.Handler()}).With("lib", "protoactor")
 	e.sys = actor.NewActorSystem(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return lib }),
@@ -279,7 +290,7 @@ func (n *Node) Serve(ln net.Listener) {
 	// A connection that comes as the node closes is closed: the node has
 	// already closed ln, so the loop ends at its next Accept.
 	n.env.acceptLoop(ln, nil, "links", func(c net.Conn) {
-		if !n.env.spawnLink(func() actor.Actor { return newLink(n.env, c, nil) }) {
+		if !n.env.spawnLink(func() *linkActor { return newLink(n.env, c, nil) }) {
 			c.Close()
 		}
 	})
@@ -292,7 +303,7 @@ func (n *Node) Serve(ln net.Listener) {
 // handshake, the carrier's end), ErrClosed if the node was closing.
 func (n *Node) ServeConn(c net.Conn) <-chan error {
 	ended := make(chan error, 1)
-	if !n.env.spawnLink(func() actor.Actor {
+	if !n.env.spawnLink(func() *linkActor {
 		l := newLink(n.env, c, nil)
 		l.onEnd = ended
 		return l
@@ -306,7 +317,7 @@ func (n *Node) ServeConn(c net.Conn) <-chan error {
 // Connect keeps a link to the peer d reaches, redialling with backoff when
 // it drops, until the node is closed.
 func (n *Node) Connect(d carriers.Dialer) {
-	n.env.spawnLink(func() actor.Actor { return newLink(n.env, nil, d) })
+	n.env.spawnLink(func() *linkActor { return newLink(n.env, nil, d) })
 }
 
 // DialStream opens a stream to target over the node's newest link (waiting

@@ -1,8 +1,11 @@
 package actors
 
 import (
+	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"sockmux/engine"
 )
@@ -148,35 +151,147 @@ func (q *writeQueue) written(n int) int {
 	return int(q.bytes)
 }
 
-// frameQueue is what a Carrier's writer goroutine sends. The Scheduler
-// pushes frames into it (handing them over) while the carrier's bytes in
-// flight are below its high-water mark.
+// frameQueue is a carrier's write side. The Scheduler hands it frames
+// (push), which go out on the carrier whole and in order; it owns them
+// until they are written (a sequenced frame's other share stays with the
+// Scheduler until the peer acknowledges it).
+//
+// When nothing is queued or being written and the carrier is a socket,
+// push writes the frames at once, with one non-blocking writev, on the
+// caller's goroutine (the link's strand): a request that finds its carrier
+// idle leaves without waking the writer goroutine. What the socket does
+// not take then, and everything on a carrier that is not a socket (TLS,
+// pipes, commands), waits here for the writer goroutine, which writes it
+// blocking. One write is under way at a time (writing), so bytes never
+// interleave.
 type frameQueue struct {
-	mu     sync.Mutex
-	frames []*engine.Frame
-	closed bool
-	last   *engine.Frame // a final frame (GOAWAY) to send before closing
-	drain  bool          // write what is queued, then close
-	wake   chan struct{}
+	mu      sync.Mutex
+	frames  []*engine.Frame
+	off     int  // bytes of frames[0] already written: a write the socket took in part
+	writing bool // a write is under way, push's or the writer's
+	closed  bool
+	last    *engine.Frame // a final frame (GOAWAY) to send before closing
+	drain   bool          // write what is queued, then close
+	wake    chan struct{}
+
+	// raw is the carrier's socket, written by push; nil: the writer
+	// writes everything.
+	raw     syscall.RawConn
+	version uint8
+	// push's scratch for headers and iovecs, and its write's callback
+	// (made once) and result: one push writes at a time.
+	hdrs    []byte
+	iovs    [][]byte
+	writeFn func(fd uintptr) bool
+	wn      int
+	werr    error
 }
 
-func newFrameQueue() *frameQueue { return &frameQueue{wake: make(chan struct{}, 1)} }
+// newFrameQueue returns conn's queue; frames carry version v's headers.
+func newFrameQueue(conn net.Conn, v uint8) *frameQueue {
+	q := &frameQueue{wake: make(chan struct{}, 1), version: v}
+	q.writeFn = func(fd uintptr) bool {
+		q.wn, q.werr = sysWritev(int(fd), q.iovs)
+		return true // one try: never wait here
+	}
+	switch c := conn.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		if raw, err := c.(syscall.Conn).SyscallConn(); err == nil {
+			q.raw = raw
+		}
+	}
+	return q
+}
 
-func (q *frameQueue) push(fs []*engine.Frame) {
+func (q *frameQueue) signal() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// push takes fs, handing them over, and returns how many of their bytes
+// it wrote at once (the rest goes through the writer, which reports it
+// with drained). fs is not kept: the caller may reuse it.
+func (q *frameQueue) push(fs []*engine.Frame) int {
 	q.mu.Lock()
 	if q.closed || q.drain {
 		q.mu.Unlock()
 		for _, f := range fs {
 			f.Release()
 		}
-		return
+		return 0
 	}
-	q.frames = append(q.frames, fs...)
+	if q.raw == nil || q.writing || len(q.frames) > 0 {
+		q.frames = append(q.frames, fs...)
+		q.mu.Unlock()
+		q.signal()
+		return 0
+	}
+	q.writing = true
 	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
+	n, k, off := q.writeNow(fs)
+	for _, f := range fs[:k] {
+		f.Release()
 	}
+	q.mu.Lock()
+	q.writing = false
+	if q.closed { // closed meanwhile: the rest is dropped
+		q.mu.Unlock()
+		for _, f := range fs[k:] {
+			f.Release()
+		}
+		return n
+	}
+	if k < len(fs) {
+		q.frames = slices.Insert(q.frames, 0, fs[k:]...)
+		q.off = off
+	}
+	more := len(q.frames) > 0 || q.drain
+	q.mu.Unlock()
+	if more {
+		q.signal()
+	}
+	return n
+}
+
+// writeNow writes what of fs the socket takes now with one writev and
+// returns the bytes written, how many frames went whole, and how much of
+// the next one. A failed write writes nothing: the writer, writing the
+// same frames, meets the error and fails the carrier.
+func (q *frameQueue) writeNow(fs []*engine.Frame) (n, whole, off int) {
+	if need := len(fs) * engine.MaxHeaderLen; cap(q.hdrs) < need {
+		q.hdrs = make([]byte, need)
+	}
+	iovs := q.iovs[:0]
+	for i, f := range fs {
+		if len(iovs)+2 > maxIovecs {
+			break
+		}
+		h := q.hdrs[i*engine.MaxHeaderLen : (i+1)*engine.MaxHeaderLen]
+		iovs = append(iovs, h[:f.PutHeader(h, q.version)])
+		if f.Len() > 0 {
+			iovs = append(iovs, f.Bytes())
+		}
+	}
+	q.iovs = iovs
+	q.wn, q.werr = 0, nil
+	if err := q.raw.Write(q.writeFn); err != nil {
+		q.werr = err
+	}
+	n, err := q.wn, q.werr
+	clear(iovs)
+	q.iovs = iovs[:0]
+	q.werr = nil
+	if err != nil || n <= 0 {
+		return 0, 0, 0
+	}
+	left := n
+	for whole < len(fs) && left >= fs[whole].WireLen() {
+		left -= fs[whole].WireLen()
+		whole++
+	}
+	return n, whole, left
 }
 
 // finish queues last (may be nil) after what is queued, and asks the writer
@@ -192,10 +307,7 @@ func (q *frameQueue) finish(last *engine.Frame) {
 	}
 	q.drain, q.last = true, last
 	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
+	q.signal()
 }
 
 // close drops everything queued and stops the writer.
@@ -212,36 +324,45 @@ func (q *frameQueue) close() {
 	for _, f := range fs {
 		f.Release()
 	}
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
+	q.signal()
 }
 
-// take waits for frames; drained is true when the queue was finished and
-// everything in it is now in dst; ok is false once closed.
-func (q *frameQueue) take(dst []*engine.Frame) (frames []*engine.Frame, drained, ok bool) {
+// take waits until frames wait and no write is under way, and moves them
+// into dst for the writer, which then writes: off is how much of the first
+// was written already; drained is true when the queue was finished and
+// everything in it is now in dst; ok is false once closed. The writer
+// calls written when its write is done.
+func (q *frameQueue) take(dst []*engine.Frame) (frames []*engine.Frame, off int, drained, ok bool) {
 	for {
 		q.mu.Lock()
 		if q.closed {
 			q.mu.Unlock()
-			return dst, false, false
+			return dst, 0, false, false
 		}
-		if len(q.frames) > 0 || q.drain {
+		if !q.writing && (len(q.frames) > 0 || q.drain) {
 			dst = append(dst, q.frames...)
 			clear(q.frames)
 			q.frames = q.frames[:0]
+			off, q.off = q.off, 0
 			drained = q.drain
 			if drained && q.last != nil {
 				dst = append(dst, q.last)
 				q.last = nil
 			}
+			q.writing = true
 			q.mu.Unlock()
-			return dst, drained, true
+			return dst, off, drained, true
 		}
 		q.mu.Unlock()
 		<-q.wake
 	}
+}
+
+// written ends the writer's write.
+func (q *frameQueue) written() {
+	q.mu.Lock()
+	q.writing = false
+	q.mu.Unlock()
 }
 
 // budget is how much a link's stream windows may still grow, together.

@@ -1,6 +1,9 @@
 package actors
 
 import (
+	"bytes"
+	"io"
+	"net"
 	"sync/atomic"
 	"testing"
 
@@ -94,27 +97,123 @@ func TestWriteQueue(t *testing.T) {
 // after the queued ones; close returns everything.
 func TestFrameQueue(t *testing.T) {
 	before := engine.PoolOutstanding()
-	q := newFrameQueue()
-	q.push([]*engine.Frame{engine.NewCredit(1, 10), engine.NewCredit(3, 30)})
+	q := newFrameQueue(nil, engine.Version) // no socket: the writer writes everything
+	if n := q.push([]*engine.Frame{engine.NewCredit(1, 10), engine.NewCredit(3, 30)}); n != 0 {
+		t.Fatalf("push wrote %d bytes with no socket", n)
+	}
 	q.finish(engine.NewReason(engine.TypeGoAway, 0, engine.CodeShutdown, "bye"))
-	fs, drained, ok := q.take(nil)
-	if !ok || !drained || len(fs) != 3 || fs[0].Stream != 1 || fs[1].Stream != 3 || fs[2].Type != engine.TypeGoAway {
+	fs, off, drained, ok := q.take(nil)
+	if !ok || !drained || off != 0 || len(fs) != 3 || fs[0].Stream != 1 || fs[1].Stream != 3 || fs[2].Type != engine.TypeGoAway {
 		t.Fatalf("took %v (drained %v ok %v)", fs, drained, ok)
 	}
 	for _, f := range fs {
 		f.Release()
 	}
 	q.push([]*engine.Frame{engine.NewCredit(5, 1)}) // after finish: released
-	q2 := newFrameQueue()
+	q2 := newFrameQueue(nil, engine.Version)
 	q2.push([]*engine.Frame{engine.NewCredit(1, 1)})
 	q2.finish(engine.NewReason(engine.TypeGoAway, 0, engine.CodeShutdown, ""))
 	q2.close()
-	if _, _, ok := q2.take(nil); ok {
+	if _, _, _, ok := q2.take(nil); ok {
 		t.Fatal("a closed queue still gives frames")
 	}
 	if got := engine.PoolOutstanding(); got != before {
 		t.Fatalf("%d buffers outstanding, want %d", got, before)
 	}
+}
+
+// TestFrameQueueWritesAtOnce: on an idle socket push writes the frames
+// itself; what a full socket does not take waits for the writer, which,
+// resuming within the first frame left, completes the byte stream in
+// order; nothing is left in the pool.
+func TestFrameQueueWritesAtOnce(t *testing.T) {
+	before := engine.PoolOutstanding()
+	a, b := tcpPair(t)
+	q := newFrameQueue(a, engine.Version)
+	var want []byte
+	frames := func(fs ...*engine.Frame) []*engine.Frame {
+		for _, f := range fs {
+			want = engine.AppendFrame(want, f, engine.Version)
+		}
+		return fs
+	}
+	n := q.push(frames(engine.NewCredit(1, 10), engine.NewEmpty(engine.TypeFin, 3)))
+	if n != len(want) {
+		t.Fatalf("push wrote %d bytes at once, want %d", n, len(want))
+	}
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(b, got); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("read %x (%v), want %x", got, err, want)
+	}
+	// 16 MiB of DATA against a small socket buffer no one reads: the
+	// socket takes part, the writer the rest.
+	_ = a.(*net.TCPConn).SetWriteBuffer(64 << 10)
+	want = want[:0]
+	var fs []*engine.Frame
+	for i := range 256 {
+		p := engine.GetBuffer(engine.DefaultMaxPayload)
+		for j := range p.B {
+			p.B[j] = byte(i + j)
+		}
+		fs = append(fs, &engine.Frame{Type: engine.TypeData, Stream: 1, Payload: p})
+	}
+	n = q.push(frames(fs...))
+	if n <= 0 || n >= len(want) {
+		t.Fatalf("push wrote %d of %d bytes at once, want a part", n, len(want))
+	}
+	rest, off, _, ok := q.take(nil)
+	if !ok || len(rest) == 0 {
+		t.Fatalf("the writer got %d frames (ok %v)", len(rest), ok)
+	}
+	var bufs net.Buffers
+	total := 0
+	for _, f := range rest {
+		bufs = append(bufs, engine.AppendFrame(nil, f, engine.Version))
+		total += f.WireLen()
+	}
+	if n+total-off != len(want) {
+		t.Fatalf("%d written at once + %d left - %d of the first = %d, want %d", n, total, off, n+total-off, len(want))
+	}
+	done := make(chan error, 1)
+	go func() {
+		out := skipBytes(bufs, off)
+		_, err := out.WriteTo(a)
+		done <- err
+	}()
+	got = make([]byte, len(want))
+	if _, err := io.ReadFull(b, got); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("the stream differs from the frames pushed (%v)", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range rest {
+		f.Release()
+	}
+	q.written()
+	if got := engine.PoolOutstanding(); got != before {
+		t.Fatalf("%d buffers outstanding, want %d", got, before)
+	}
+}
+
+// tcpPair returns the two ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (net.Conn, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	a, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
 }
 
 // TestBudget: takes never exceed what is left; gives put it back.

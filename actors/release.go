@@ -11,6 +11,10 @@ func releaseMessage(msg any) {
 		m.Release()
 	case *inFrame:
 		m.f.Release()
+	case *inFrames:
+		for _, f := range m.frames {
+			f.Release()
+		}
 	case *dataIn:
 		for _, b := range m.bufs {
 			engine.PutBuffer(b)

@@ -60,7 +60,17 @@ type schedulerActor struct {
 	stalled    []*engine.Path
 	stallArmed bool
 	closed     bool
+	// flushing: a flushOut is in the mailbox; the batches go to the
+	// carriers once what came before it is handled.
+	flushing bool
 }
+
+// flushOut asks the Scheduler to hand its carriers what it batched for
+// them: the frames of every message that came in one mailbox run leave
+// with one write.
+type flushOut struct{}
+
+var flushOutMsg = &flushOut{}
 
 // carrierOut is one carrier's outgoing queue and the batch being built
 // for it.
@@ -105,13 +115,23 @@ func newScheduler(e *env, p engine.Params, maxUnacked int) *schedulerActor {
 func (s *schedulerActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *dataOut:
+		traceHop(HopSchedIn)
 		for _, f := range m.frames {
 			s.enqueue(f)
 		}
 		s.pump()
 	case *engine.Frame:
+		switch m.Type {
+		case engine.TypeOpen:
+			traceHop(HopSchedOpen)
+		case engine.TypeData:
+			traceHop(HopSchedIn)
+		}
 		s.enqueue(m)
 		s.pump()
+	case *flushOut:
+		s.flushing = false
+		s.flush()
 	case *drained:
 		if o := s.outs[m.carrier]; o != nil {
 			o.path.Queued -= m.bytes
@@ -165,6 +185,7 @@ func (s *schedulerActor) Receive(ctx actor.Context) {
 		}
 		for _, o := range s.outs {
 			o.dropPinned()
+			o.dropBatch()
 		}
 		if s.unacked != nil {
 			s.unacked.Drop()
@@ -216,7 +237,7 @@ func (s *schedulerActor) pin(m *pinned) {
 	}
 	if o.path.Queued < carrierHighWater {
 		o.path.Queued += m.f.WireLen()
-		o.q.push([]*engine.Frame{m.f})
+		s.batch(o, m.f)
 		return
 	}
 	i := pinnedSlot(m.f.Type)
@@ -234,8 +255,52 @@ func (s *schedulerActor) pushPinned(o *carrierOut) {
 		}
 		o.pinned[i] = nil
 		o.path.Queued += f.WireLen()
-		o.q.push([]*engine.Frame{f})
+		s.batch(o, f)
 	}
+}
+
+// batch adds f to what goes to o's carrier at the next flush.
+func (s *schedulerActor) batch(o *carrierOut, f *engine.Frame) {
+	o.batch = append(o.batch, f)
+	if !s.flushing {
+		s.flushing = true
+		s.env.send(s.self, flushOutMsg)
+	}
+}
+
+// flush hands each carrier its batch. What a carrier's queue writes at
+// once is drained already: room for more, pumped into the next batch.
+func (s *schedulerActor) flush() {
+	wrote := false
+	for _, o := range s.outs {
+		if len(o.batch) == 0 {
+			continue
+		}
+		if HopTracing && hasData(o.batch) {
+			traceHop(HopCarrierQueued)
+		}
+		if n := o.q.push(o.batch); n > 0 {
+			o.path.Queued -= n
+			wrote = true
+		}
+		clear(o.batch)
+		o.batch = o.batch[:0]
+	}
+	if wrote {
+		for _, o := range s.outs {
+			s.pushPinned(o)
+		}
+		s.pump()
+	}
+}
+
+// dropBatch releases what waited for the next flush.
+func (o *carrierOut) dropBatch() {
+	for _, f := range o.batch {
+		f.Release()
+	}
+	clear(o.batch)
+	o.batch = o.batch[:0]
 }
 
 // dropPinned releases what pin kept waiting.
@@ -253,7 +318,7 @@ func (s *schedulerActor) attachCarrier(m *carrierAttached) {
 	s.outs[m.id] = o
 	if m.first != nil {
 		o.path.Queued += m.first.WireLen()
-		o.q.push([]*engine.Frame{m.first})
+		s.batch(o, m.first)
 	}
 	s.armStallCheck()
 	s.pump()
@@ -267,6 +332,7 @@ func (s *schedulerActor) carrierGone(id int) {
 		return
 	}
 	s.outs[id].dropPinned()
+	s.outs[id].dropBatch() // the writer's share; Unacked still has what must be sent again
 	delete(s.outs, id)
 	s.stripe.Remove(id)
 	if s.seq {
@@ -414,14 +480,6 @@ func (s *schedulerActor) pump() {
 			p.OnSend(n, now)
 		}
 		p.Queued += n
-		o := s.outs[p.ID]
-		o.batch = append(o.batch, f)
-	}
-	for _, o := range s.outs {
-		if len(o.batch) > 0 {
-			o.q.push(o.batch)
-			clear(o.batch)
-			o.batch = o.batch[:0]
-		}
+		s.batch(s.outs[p.ID], f)
 	}
 }

@@ -7,6 +7,7 @@ package actors
 import (
 	"io"
 	"net"
+	"os"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -24,7 +25,7 @@ func writeFD(fd int, bufs []*engine.Buffer, datagram bool) (int, error) {
 	if datagram || len(bufs) == 1 {
 		total := 0
 		for _, b := range bufs {
-			n, err := syscall.Write(fd, b.B)
+			n, err := sysWrite(fd, b.B)
 			if err == syscall.EAGAIN || err == syscall.EINTR {
 				return total, nil
 			}
@@ -43,7 +44,7 @@ func writeFD(fd int, bufs []*engine.Buffer, datagram bool) (int, error) {
 	for _, b := range bufs[:min(len(bufs), maxIovecs)] {
 		iovs = append(iovs, b.B)
 	}
-	n, err := unix.Writev(fd, iovs)
+	n, err := sysWritev(fd, iovs)
 	if err == unix.EAGAIN || err == unix.EINTR {
 		return 0, nil
 	}
@@ -146,7 +147,7 @@ func (r *sockReader) rawRead(max, frame int, wait bool) ([]*engine.Buffer, int, 
 		rerr error
 	)
 	err := r.raw.Read(func(fd uintptr) bool {
-		bufs, n, rerr = readFD(int(fd), max, frame)
+		bufs, n, rerr = readFD(int(fd), max, frame, nil)
 		if rerr == syscall.EAGAIN || rerr == syscall.EINTR {
 			// Nothing there: no buffer is held while waiting. A
 			// try is done; a read waits for the socket.
@@ -166,8 +167,7 @@ func (r *sockReader) rawRead(max, frame int, wait bool) ([]*engine.Buffer, int, 
 // error is returned: the kernel reports it once, to the peek, and the
 // read after it would see a clean end instead of the reset.
 func readable(fd uintptr) (bool, error) {
-	var b [1]byte
-	_, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	err := sysPeek(int(fd))
 	if err == unix.EAGAIN || err == unix.EINTR {
 		return false, nil
 	}
@@ -178,11 +178,12 @@ func readable(fd uintptr) (bool, error) {
 // bytes each, up to max bytes, with one read or readv; it returns the
 // buffers the bytes reached (the last maybe partly full) and their count,
 // or no buffer and the error (EAGAIN: nothing there; io.EOF: the end).
-// The caller owns the buffers it gets.
-func readFD(fd, max, frame int) ([]*engine.Buffer, int, error) {
+// The caller owns the buffers it gets, appended to dst (whose room it may
+// reuse).
+func readFD(fd, max, frame int, dst []*engine.Buffer) ([]*engine.Buffer, int, error) {
 	var spare [readFrames][]byte
 	iovs := spare[:0]
-	bufs := make([]*engine.Buffer, 0, (max+frame-1)/frame)
+	bufs := dst[:0]
 	for left := max; left > 0; left -= frame {
 		b := engine.GetBuffer(min(left, frame))
 		bufs = append(bufs, b)
@@ -193,9 +194,9 @@ func readFD(fd, max, frame int) ([]*engine.Buffer, int, error) {
 		err error
 	)
 	if len(iovs) == 1 {
-		n, err = syscall.Read(fd, iovs[0])
+		n, err = sysRead(fd, iovs[0])
 	} else {
-		n, err = unix.Readv(fd, iovs)
+		n, err = sysReadv(fd, iovs)
 	}
 	clear(spare[:])
 	if err != nil || n <= 0 {
@@ -222,4 +223,55 @@ func putAll(bufs []*engine.Buffer) {
 		engine.PutBuffer(b)
 		bufs[i] = nil
 	}
+}
+
+// rawSource reads a carrier socket with the data path's system calls
+// (sysRead) where the socket has a file descriptor, waiting through Go's
+// poller as a net.Conn read does; nil otherwise (TLS, pipes: their own
+// Read).
+type rawSource struct {
+	conn net.Conn
+	raw  syscall.RawConn
+	// the read's callback (made once) and its buffer and results
+	readFn func(fd uintptr) bool
+	p      []byte
+	n      int
+	err    error
+}
+
+func newRawSource(conn net.Conn) *rawSource {
+	switch conn.(type) {
+	case *net.TCPConn, *net.UnixConn:
+	default:
+		return nil
+	}
+	raw, err := conn.(syscall.Conn).SyscallConn()
+	if err != nil {
+		return nil
+	}
+	s := &rawSource{conn: conn, raw: raw}
+	s.readFn = func(fd uintptr) bool {
+		s.n, s.err = sysRead(int(fd), s.p)
+		return s.err != syscall.EAGAIN // nothing there: wait for the socket
+	}
+	return s
+}
+
+func (s *rawSource) Read(p []byte) (int, error) {
+	s.p, s.n, s.err = p, 0, nil
+	err := s.raw.Read(s.readFn)
+	n, rerr := s.n, s.err
+	s.p, s.err = nil, nil
+	switch {
+	case err != nil:
+		return 0, err // closed, or past a deadline
+	case rerr == syscall.EINTR:
+		return 0, nil // bufio reads again
+	case rerr != nil:
+		return 0, &net.OpError{Op: "read", Net: s.conn.LocalAddr().Network(), Source: s.conn.LocalAddr(),
+			Addr: s.conn.RemoteAddr(), Err: os.NewSyscallError("read", rerr)}
+	case n == 0 && len(p) > 0:
+		return 0, io.EOF
+	}
+	return n, nil
 }

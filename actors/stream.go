@@ -57,9 +57,20 @@ type streamActor struct {
 	raw        syscall.RawConn    // netConn's file descriptor; nil: a goroutine reads and writes
 	credit     int64              // what the Scheduler granted that reading may still use
 	wq         *writeQueue        // for the writer goroutine; nil until a write must wait
+	reader     *socketRead        // the reading goroutine last started (it may read again)
+	strand     *strand            // the link's, which runs this actor
+	poll       *poller            // the link's poller, while it watches the socket
+	pollTok    uint64             // the socket's registration with poll
+	hup        bool               // the poller saw the socket's end (or an error): read on to it
+	small      bool               // the last read was small: the next starts small (smallRead)
+	sio        *streamIO          // the socket's non-blocking reads and writes
 	out        []*engine.Buffer   // bytes for the socket until the flush (or, accepter, the dial); the stream owns them
 	cancel     context.CancelFunc // the dial's
 }
+
+// runsOn tells the stream the strand it runs on: its reading goroutine
+// runs it.
+func (s *streamActor) runsOn(st *strand) { s.strand = st }
 
 func (s *streamActor) Receive(ctx actor.Context) {
 	s.receive(ctx)
@@ -77,6 +88,14 @@ func (s *streamActor) receive(ctx actor.Context) {
 		s.grant(ctx, m.n)
 	case *readMore:
 		s.readNow(ctx)
+	case *readableNow:
+		if m.hup {
+			s.hup = true
+		}
+		if s.waiting && s.poll != nil {
+			s.waiting = false
+			s.readNow(ctx)
+		}
 	case *flush:
 		s.flush(ctx)
 	case *dataIn:
@@ -101,6 +120,7 @@ func (s *streamActor) receive(ctx actor.Context) {
 
 func (s *streamActor) start(ctx actor.Context) {
 	s.self = ctx.Self()
+	s.small = true        // most streams start with a request, not a flood
 	s.paused = true       // until the first grant
 	if s.netConn != nil { // we opened it: the Link sent the OPEN
 		s.openSocket(s.netConn)
@@ -129,6 +149,14 @@ func (s *streamActor) start(ctx actor.Context) {
 		s.env.goroutine(func() { serveProxyHere(env, proxyEnd, policy) })
 		s.connected(ctx, near, nil)
 		return
+	}
+	if s.env.ownDial && !s.datagram {
+		traceHop(HopDialStart)
+		if conn, err, ok := dialNow(s.target); ok {
+			traceHop(HopDialed)
+			s.connected(ctx, conn, err)
+			return
+		}
 	}
 	s.dial()
 }
@@ -194,6 +222,7 @@ func (s *streamActor) fromPeer(ctx actor.Context, f *engine.Frame) {
 	}
 	switch f.Type {
 	case engine.TypeData:
+		traceHop(HopStreamFrame)
 		if err := s.recv.Receive(f.Len()); err != nil {
 			f.Release()
 			s.env.warn("stream flow control violation; resetting it", "stream", s.id, "err", err)

@@ -1,9 +1,12 @@
 package bench
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -228,4 +231,83 @@ func BenchmarkFirstResponse(b *testing.B) {
 		}
 		return WithDirect(&board, f), nil
 	})
+}
+
+// BenchmarkRedis runs redis-benchmark's GET with 1 connection and with 50,
+// and a new connection's time to its first answer, against a redis-server
+// on loopback: directly, through OpenSSH's ssh -L (an sshd of its own,
+// aes128-gcm) and through sockmux's -L (both peers in processes of their
+// own), the systems interleaved, SOCKMUX_BENCH_ROUNDS rounds (5 by
+// default) in one call: run it with -benchtime 1x. It reports each
+// median and sockmux's ratio to ssh (x-ssh), and logs the table. Without
+// redis-server, redis-benchmark or OpenSSH it skips.
+func BenchmarkRedis(b *testing.B) {
+	cfg := DefaultRedisConfig
+	if n, err := strconv.Atoi(os.Getenv("SOCKMUX_BENCH_ROUNDS")); err == nil && n > 0 {
+		cfg.Rounds = n
+	}
+	res, err := MeasureRedis([]System{Direct, OpenSSH, Apart(Sockmux)}, cfg)
+	if errors.Is(err, ErrMissingTool) {
+		b.Skip(err)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, w := range []string{WorkloadRedisGet1, WorkloadRedisGet50, WorkloadRedisTTFR} {
+		unit := "req/s"
+		if w == WorkloadRedisTTFR {
+			unit = "ms"
+		}
+		for _, s := range res.Systems {
+			b.ReportMetric(res.Median(w, s), s+"-"+strings.TrimPrefix(w, "redis-")+"-"+unit)
+		}
+		if m := res.Median(w, OpenSSH.Name); m > 0 {
+			b.ReportMetric(res.Median(w, Sockmux.Name)/m, "x-ssh-"+strings.TrimPrefix(w, "redis-"))
+		}
+	}
+	var t strings.Builder
+	if err := WriteRedisTable(&t, res, Sockmux.Name, OpenSSH.Name); err != nil {
+		b.Fatal(err)
+	}
+	fmt.Printf("medians of %d interleaved rounds (each round's figure in brackets):\n%s", cfg.Rounds, t.String())
+}
+
+// BenchmarkRedisHops breaks a GET round trip through sockmux (its peers
+// apart, to a redis-server) into the time between the stages its bytes
+// pass on both peers. It needs a hop-traced build:
+// go test -tags hoptrace -run '^$' -bench RedisHops$ -benchtime 1x ./bench/
+func BenchmarkRedisHops(b *testing.B) {
+	res, err := MeasureHops(20_000, false)
+	if errors.Is(err, ErrNotHopTraced) || errors.Is(err, ErrMissingTool) {
+		b.Skip(err)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(us(res.RoundTrip), "p50-µs")
+	var t strings.Builder
+	if err := WriteHops(&t, res); err != nil {
+		b.Fatal(err)
+	}
+	// Printed, not logged: go test cuts a benchmark's log to ten lines.
+	fmt.Printf("per-hop breakdown of a GET round trip through sockmux:\n%s", t.String())
+}
+
+// BenchmarkRedisHopsFirst is BenchmarkRedisHops for a new connection's
+// first GET, from starting to connect to having the answer:
+// go test -tags hoptrace -run '^$' -bench RedisHopsFirst -benchtime 1x ./bench/
+func BenchmarkRedisHopsFirst(b *testing.B) {
+	res, err := MeasureHops(2_000, true)
+	if errors.Is(err, ErrNotHopTraced) || errors.Is(err, ErrMissingTool) {
+		b.Skip(err)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(us(res.RoundTrip), "p50-µs")
+	var t strings.Builder
+	if err := WriteHops(&t, res); err != nil {
+		b.Fatal(err)
+	}
+	fmt.Printf("per-hop breakdown of a new connection's first GET through sockmux:\n%s", t.String())
 }

@@ -63,8 +63,9 @@ func RunHelper() bool {
 
 // runHelper starts what role asks for, says "ready ADDR" on out, answers
 // the questions read from in ("mem": "mem HEAP STACK RSS"; "held", of the
-// hold role: "held N") and returns at the end of in, for the process to
-// exit.
+// hold role: "held N"; "hops PATH", of a hop-traced build: the events
+// recorded so far written to PATH, "hops PATH") and returns at the end of
+// in, for the process to exit.
 func runHelper(role []string, in io.Reader, out io.Writer) error {
 	if len(role) == 0 {
 		return errors.New("helper: no role")
@@ -128,6 +129,13 @@ func runHelper(role []string, in io.Reader, out io.Writer) error {
 			}
 			fmt.Fprintf(out, "held %d\n", n)
 		default:
+			if path, ok := strings.CutPrefix(sc.Text(), "hops "); ok {
+				if err := writeHops(path); err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "hops %s\n", path)
+				continue
+			}
 			fmt.Fprintf(out, "error unknown question %q\n", sc.Text())
 		}
 	}

@@ -12,6 +12,7 @@ import (
 // by exactly one goroutine, the carrier's reader.
 type Reader struct {
 	r   *bufio.Reader
+	src *source // what r reads from
 	hdr [HeaderLen]byte
 	// Version is the negotiated version; 0 until the handshake is done,
 	// when only HELLO is accepted.
@@ -24,8 +25,19 @@ type Reader struct {
 
 // NewReader returns a Reader on r with a read buffer of size bytes.
 func NewReader(r io.Reader, size int) *Reader {
-	return &Reader{r: bufio.NewReaderSize(r, size), MaxPayload: DefaultMaxPayload}
+	src := &source{r}
+	return &Reader{r: bufio.NewReaderSize(src, size), src: src, MaxPayload: DefaultMaxPayload}
 }
+
+// SetSource makes the Reader read from r from now on, keeping what it has
+// buffered: a carrier read through a wrapper during its handshake is read
+// directly after it. It must not be called while a read is under way.
+func (r *Reader) SetSource(src io.Reader) { r.src.r = src }
+
+// source is a Reader's underlying reader, which SetSource replaces.
+type source struct{ r io.Reader }
+
+func (s *source) Read(p []byte) (int, error) { return s.r.Read(p) }
 
 // ReadFrame reads one frame. The caller owns the returned frame's payload.
 // A clean end between frames is io.EOF; an end inside a frame is
@@ -82,6 +94,25 @@ func (r *Reader) TakeBuffered() []byte {
 	b = append([]byte(nil), b...)
 	_, _ = r.r.Discard(len(b))
 	return b
+}
+
+// FrameBuffered says whether ReadFrame would return without reading the
+// carrier: a whole frame is buffered, or a header that ReadFrame refuses.
+func (r *Reader) FrameBuffered() bool {
+	n := r.r.Buffered()
+	if n < HeaderLen {
+		return false
+	}
+	b, _ := r.r.Peek(HeaderLen) // buffered: no read
+	h, err := ParseHeader(b, r.Version, r.MaxPayload)
+	if err != nil {
+		return true
+	}
+	need := HeaderLen + int(h.Length)
+	if h.Flags&FlagSeq != 0 && r.Version != 0 {
+		need += SeqLen
+	}
+	return n >= need
 }
 
 // AppendFrame appends f's header (version v) and payload to dst. It is for

@@ -12,7 +12,8 @@ type Queue struct {
 	head    int
 	frames  int
 	bytes   int
-	replies int // wire bytes of the control frames waiting that are not requests
+	replies int     // wire bytes of the control frames waiting that are not requests
+	spare   []*fifo // emptied stream queues, for reuse
 }
 
 // isReply says whether f answers or acknowledges the peer (everything
@@ -38,7 +39,13 @@ func (q *Queue) Push(f *Frame) {
 	}
 	s := q.streams[f.Stream]
 	if s == nil {
-		s = &fifo{}
+		if n := len(q.spare); n > 0 { // an emptied one, with its slice: no allocation a message
+			s = q.spare[n-1]
+			q.spare[n-1] = nil
+			q.spare = q.spare[:n-1]
+		} else {
+			s = &fifo{}
+		}
 		q.streams[f.Stream] = s
 	}
 	if s.len() == 0 {
@@ -68,6 +75,9 @@ func (q *Queue) Pop() *Frame {
 			q.ring = append(q.ring, id)
 		} else {
 			delete(q.streams, id)
+			if len(q.spare) < maxSpareFifos && cap(s.items) <= maxSpareItems {
+				q.spare = append(q.spare, s)
+			}
 		}
 		q.compact()
 		q.account(f)
@@ -126,6 +136,13 @@ func (q *Queue) compact() {
 		q.ring, q.head = q.ring[:n], 0
 	}
 }
+
+// A Queue keeps up to maxSpareFifos emptied stream queues, each of at most
+// maxSpareItems frames' room, for the next streams to send.
+const (
+	maxSpareFifos = 64
+	maxSpareItems = 64
+)
 
 // fifo is a queue of frames on a slice with a moving head.
 type fifo struct {

@@ -1,0 +1,83 @@
+package actors
+
+import "sockmux/engine"
+
+// HopStage is a point on the data path that a hop-traced build
+// (go build -tags hoptrace) timestamps each time a DATA frame's bytes pass
+// it: the per-hop breakdown of a round trip in BENCHMARKS.md is the time
+// between consecutive stages, on both peers (bench's BenchmarkRedisHops).
+// In other builds recording is an empty function the compiler drops.
+type HopStage uint8
+
+// The stages, in the order a stream's bytes pass them on their way from
+// one peer's local socket to the other's.
+const (
+	// HopSocketRead: a stream read bytes from its local socket.
+	HopSocketRead HopStage = iota + 1
+	// HopStreamIn: the Stream actor took what its reading goroutine read.
+	HopStreamIn
+	// HopSchedIn: the Scheduler took the stream's DATA.
+	HopSchedIn
+	// HopCarrierQueued: DATA reached the carrier's queue, or was written
+	// at once.
+	HopCarrierQueued
+	// HopWriterTake: the carrier's writer goroutine took DATA from its
+	// queue.
+	HopWriterTake
+	// HopCarrierWritten: a carrier write holding DATA returned.
+	HopCarrierWritten
+	// HopCarrierRead: the carrier's reader decoded a DATA frame.
+	HopCarrierRead
+	// HopLinkIn: the Link took a DATA frame.
+	HopLinkIn
+	// HopStreamFrame: the Stream actor took a DATA frame.
+	HopStreamFrame
+	// HopSocketWritten: a write of DATA to the stream's socket returned.
+	HopSocketWritten
+
+	// A new connection's stages, before its first DATA.
+
+	// HopAccepted: a forward's accept loop took a connection.
+	HopAccepted
+	// HopListenerIn: the Listener actor took it.
+	HopListenerIn
+	// HopSchedOpen: the Scheduler took an OPEN.
+	HopSchedOpen
+	// HopOpenIn: the Link took an OPEN from a carrier.
+	HopOpenIn
+	// HopDialStart: the new stream starts dialling its target.
+	HopDialStart
+	// HopDialed: the Stream actor took the dial's result.
+	HopDialed
+	// HopOpenOKIn: the Link took an OPEN_OK from a carrier.
+	HopOpenOKIn
+)
+
+var hopNames = [...]string{"", "socket read", "stream took read", "scheduler took DATA", "carrier queued",
+	"writer took DATA", "carrier written", "carrier read", "link took DATA", "stream took DATA", "socket written",
+	"accepted", "listener took it", "scheduler took OPEN", "link took OPEN", "dial started", "stream took dial", "link took OPEN_OK"}
+
+func (s HopStage) String() string {
+	if int(s) < len(hopNames) {
+		return hopNames[s]
+	}
+	return "?"
+}
+
+// HopEvent is one timestamp of a hop-traced build: a stage and when it
+// was passed, in Unix nanoseconds (the wall clock, which the processes of
+// one machine share, so two peers' events can be merged).
+type HopEvent struct {
+	Stage HopStage
+	At    int64
+}
+
+// hasData says whether frames hold a DATA frame.
+func hasData(frames []*engine.Frame) bool {
+	for _, f := range frames {
+		if f.Type == engine.TypeData {
+			return true
+		}
+	}
+	return false
+}
