@@ -131,7 +131,7 @@ func TestAuthentication(t *testing.T) {
 // TestReplayedHello: a HELLO recorded from a good handshake and sent again
 // is refused by name.
 func TestReplayedHello(t *testing.T) {
-	key := []byte("shared")
+	key := []byte("shared, 16 bytes or more")
 	a, _ := startLink(t, Config{Key: key}, Config{Key: key}, nil)
 	a.waitUp(t)
 	// An attacker who recorded a dialler's HELLO sends it again. Make one
@@ -181,8 +181,8 @@ func TestTargetPolicy(t *testing.T) {
 	}{
 		{"unauthenticated peer, loopback target", nil, nil, echo, true},
 		{"unauthenticated peer, other target", nil, nil, "192.0.2.1:9", false},
-		{"authenticated peer, policy allows", []byte("k"), []string{"127.0.0.0/8:*"}, echo, true},
-		{"policy refuses", []byte("k"), []string{"127.0.0.2:*"}, echo, false},
+		{"authenticated peer, policy allows", []byte("k, sixteen bytes long"), []string{"127.0.0.0/8:*"}, echo, true},
+		{"policy refuses", []byte("k, sixteen bytes long"), []string{"127.0.0.2:*"}, echo, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

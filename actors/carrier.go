@@ -212,14 +212,16 @@ func (c *carrierActor) writeLoop() {
 		hdrs   []byte
 		flat   []byte
 	)
-	// TCP and unix sockets take a batch in one writev; other carriers
-	// (pipes, devices, TLS) would get one write per buffer, so the batch is
-	// copied into one buffer and written once.
+	// TCP and unix sockets take a batch in one writev, a WebSocket in one
+	// WriteBuffers; other carriers (pipes, devices, TLS) would get one
+	// write per buffer, so the batch is copied into one buffer and written
+	// once.
 	vectored := false
 	switch c.conn.(type) {
 	case *net.TCPConn, *net.UnixConn:
 		vectored = true
 	}
+	bw, _ := c.conn.(buffersWriter)
 	for {
 		var (
 			off            int
@@ -254,6 +256,8 @@ func (c *carrierActor) writeLoop() {
 		if vectored {
 			// WriteTo consumes the slice header it is given; keep ours.
 			_, err = out.WriteTo(c.conn)
+		} else if bw != nil {
+			_, err = bw.WriteBuffers(out)
 		} else {
 			flat = flat[:0]
 			for _, b := range out {
@@ -290,6 +294,12 @@ func (c *carrierActor) writeLoop() {
 			return
 		}
 	}
+}
+
+// buffersWriter is a carrier that writes a list of buffers as one, in one
+// call (carriers' WebSocket).
+type buffersWriter interface {
+	WriteBuffers(bufs [][]byte) (int, error)
 }
 
 // errCarrierClosed is the reason of a carrier closed by this side.

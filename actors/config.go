@@ -4,12 +4,12 @@ package actors
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"time"
 
 	"sockmux/forward"
+	"sockmux/identity"
 	"sockmux/proxy"
 )
 
@@ -26,6 +26,23 @@ type Config struct {
 	// AllowListen are the addresses the peer may ask this side to listen
 	// on; nil means loopback only (ssh's GatewayPorts no).
 	AllowListen *forward.TargetPolicy
+	// Identity is this side's static key pair (--identity), or nil: with
+	// one, a peer that has one too runs the identity handshake.
+	Identity *identity.PrivateKey
+	// AuthorizedKeys, when set (it needs an Identity), are the only peer
+	// keys this side admits, each with its permissions; Node.SetPolicies
+	// replaces them.
+	AuthorizedKeys *identity.AuthorizedKeys
+	// PeerKey pins the listener's key (a dialling node; it needs an
+	// Identity).
+	PeerKey *identity.PublicKey
+	// KnownHosts is a known hosts file that pins listeners by address;
+	// TrustNew records the key of one it does not name (ssh's
+	// StrictHostKeyChecking=accept-new) instead of refusing it. With a
+	// dialling Identity and neither PeerKey nor a known key, the link is
+	// refused with the listener's key in the reason.
+	KnownHosts string
+	TrustNew   bool
 	// ExitOnForwardFailure makes a refused -R fatal: Node.Failed reports it.
 	ExitOnForwardFailure bool
 	// FailFast makes a dialling link whose first link fails for a reason
@@ -117,10 +134,6 @@ const (
 	DefaultKeepalive   = 15 * time.Second
 	DefaultOpenTimeout = 10 * time.Second
 )
-
-// ErrPeerSilent is why a link whose peer sent nothing for three keepalive
-// intervals was dropped.
-var ErrPeerSilent = errors.New("peer silent")
 
 // DefaultMaxStreams is the default limit of streams open on one link.
 const DefaultMaxStreams = 1024

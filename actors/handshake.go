@@ -2,22 +2,21 @@ package actors
 
 import (
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"time"
 
+	"github.com/flynn/noise"
+
+	"sockmux/carriers"
 	"sockmux/engine"
 	"sockmux/internal/preauth"
 )
 
-// ErrPeerRefused is a handshake the peer ended with a GOAWAY; the error
-// carries the peer's reason.
-var ErrPeerRefused = errors.New("peer refused the link")
-
 // handshaker runs one carrier's handshake: HELLOs both ways, then, when
-// either side has a pre-shared key, AUTH both ways. Frames go out through
+// both sides have a pre-shared key, the Noise handshake in AUTH frames,
+// after which the carrier is sealed (carriers.Sealed). Frames go out through
 // one writer goroutine, in order, while this side reads, so two peers
 // writing at once on a carrier with no buffering cannot deadlock.
 type handshaker struct {
@@ -29,6 +28,11 @@ type handshaker struct {
 	// link, when set, offers CapSeq with these link extensions; a join
 	// then waits for the accepter's ACK.
 	link *engine.LinkHello
+	// identity is this side's static key; requireIdentity refuses a peer
+	// with none; verifyPeer checks the peer's key (engine.HandshakeConfig).
+	identity        *noise.DHKey
+	requireIdentity bool
+	verifyPeer      func([]byte) error
 
 	out chan []byte
 }
@@ -57,7 +61,7 @@ func (h *handshaker) run(conn net.Conn, timeout time.Duration) *handshakeDone {
 		}
 		werr <- err
 	}()
-	res := h.exchange(src)
+	res := h.exchange(src, conn)
 	close(h.out)
 	if e := <-werr; e != nil && res.err == nil {
 		res.err = fmt.Errorf("sending handshake: %w", e)
@@ -70,136 +74,49 @@ func (h *handshaker) run(conn net.Conn, timeout time.Duration) *handshakeDone {
 	if res.err == nil {
 		res.authed = res.authed || tlsVerified(conn)
 	}
+	if res.conn == nil || res.err != nil {
+		res.conn = conn
+	}
 	return res
 }
 
-func (h *handshaker) send(t engine.Type, payload []byte) {
-	f := &engine.Frame{Type: t}
-	if len(payload) > 0 {
-		f.Payload = engine.GetBuffer(len(payload))
-		copy(f.Payload.B, payload)
-	}
-	h.out <- engine.AppendFrame(nil, f, h.hello.MaxVersion)
-	f.Release()
-}
-
-// refuse tells the peer why the handshake ends, and returns err.
-func (h *handshaker) refuse(code engine.Code, err error) *handshakeDone {
-	h.send(engine.TypeGoAway, engine.AppendReason(nil, code, err.Error()))
-	return &handshakeDone{err: err}
-}
-
-// exchange reads the peer's frames from src: the carrier, or its
-// first-byte detector.
-func (h *handshaker) exchange(src io.Reader) *handshakeDone {
-	if h.key != nil {
-		h.hello.Capabilities |= engine.CapPSK
-	}
-	if h.link != nil {
-		engine.SetLinkHello(h.hello, *h.link)
-	}
-	engine.AddFreshness(h.hello, h.now())
-	ours := engine.AppendHello(nil, h.hello)
-	h.send(engine.TypeHello, ours)
-
+// exchange runs the engine's handshake over src (the carrier, or its
+// first-byte detector) and h.out: it reads, the engine decides. Once the
+// engine has a channel (both sides keyed), what comes after the peer's
+// last AUTH is read through the records, starting with the bytes the
+// reader holds already, and the carrier the link gets is conn sealed.
+func (h *handshaker) exchange(src io.Reader, conn net.Conn) *handshakeDone {
+	hs := engine.NewHandshake(engine.HandshakeConfig{Hello: h.hello, Key: h.key, MaxSkew: h.maxSkew, Replay: h.replay, Link: h.link,
+		Identity: h.identity, RequireIdentity: h.requireIdentity, VerifyPeer: h.verifyPeer}, h.now())
 	r := engine.NewReader(src, readBufferSize)
-	in, err := r.ReadFrame()
+	var sealed net.Conn
+	for {
+		for _, b := range hs.Output() {
+			h.out <- b
+		}
+		if hs.Done() {
+			break
+		}
+		f, err := r.ReadFrame()
+		if err != nil {
+			hs.ReadFailed(err)
+			continue
+		}
+		hs.Input(f, h.now())
+		f.Release()
+		if s, o := hs.Channel(); s != nil && sealed == nil {
+			sealed = carriers.Sealed(conn, r.TakeBuffered(), s, o)
+			r = engine.NewReader(sealed, readBufferSize)
+		}
+		if v, max, seq := hs.ReaderSettings(); v != 0 { // after the HELLO: what was agreed
+			r.Version, r.MaxPayload, r.Seq = v, max, seq
+		}
+	}
+	res, err := hs.Result()
 	if err != nil {
-		if errors.Is(err, engine.ErrProtocol) {
-			return h.refuse(engine.CodeProtocol, fmt.Errorf("reading HELLO: %w", err))
-		}
-		return &handshakeDone{err: fmt.Errorf("reading HELLO: %w", err)}
+		return &handshakeDone{err: err}
 	}
-	theirs := append([]byte(nil), in.Bytes()...)
-	in.Release()
-	peer, err := engine.ParseHello(theirs)
-	if err != nil {
-		return h.refuse(engine.CodeProtocol, fmt.Errorf("reading HELLO: %w", err))
-	}
-	p, err := engine.Negotiate(h.hello, peer)
-	if err != nil {
-		code := engine.CodeProtocol
-		if errors.Is(err, engine.ErrVersion) {
-			code = engine.CodeVersion
-		}
-		return h.refuse(code, err)
-	}
-	r.Version, r.MaxPayload = p.Version, p.RecvMax
-	var lh engine.LinkHello
-	if p.Capabilities&engine.CapSeq != 0 {
-		if lh, err = engine.ParseLinkHello(peer); err != nil {
-			return h.refuse(engine.CodeProtocol, err)
-		}
-		r.Seq = true
-	}
-
-	peerKey := peer.Capabilities&engine.CapPSK != 0
-	switch {
-	case h.key == nil && !peerKey:
-		return h.joined(r, &handshakeDone{reader: r, params: p, link: lh})
-	case h.key == nil:
-		return h.refuse(engine.CodeAuth, engine.ErrNoLocalKey)
-	case !peerKey:
-		return h.refuse(engine.CodeAuth, engine.ErrNoPeerKey)
-	}
-	if err := engine.CheckFreshness(peer, h.now(), h.maxSkew, h.replay); err != nil {
-		return h.refuse(engine.CodeAuth, err)
-	}
-	h.send(engine.TypeAuth, engine.AuthMAC(h.key, h.hello.Role, ours, theirs))
-	f, err := r.ReadFrame()
-	if err != nil {
-		return &handshakeDone{err: fmt.Errorf("reading AUTH: %w", err)}
-	}
-	defer f.Release()
-	switch f.Type {
-	case engine.TypeAuth:
-	case engine.TypeGoAway:
-		reason, _ := engine.ParseReason(f.Bytes())
-		if reason.Code == engine.CodeAuth {
-			return &handshakeDone{err: fmt.Errorf("%w: %w: %s", ErrPeerRefused, engine.ErrAuth, reason.Text)}
-		}
-		if reason.Code == engine.CodeVersion {
-			return &handshakeDone{err: fmt.Errorf("%w: %w: %s", ErrPeerRefused, engine.ErrVersion, reason.Text)}
-		}
-		return &handshakeDone{err: fmt.Errorf("%w: %v", ErrPeerRefused, reason)}
-	default:
-		return h.refuse(engine.CodeProtocol, fmt.Errorf("%w: %v during the handshake, want AUTH", engine.ErrStreamState, f.Type))
-	}
-	if err := engine.VerifyAuth(h.key, peer.Role, f.Bytes(), theirs, ours); err != nil {
-		return h.refuse(engine.CodeAuth, err)
-	}
-	return h.joined(r, &handshakeDone{reader: r, params: p, authed: true, link: lh})
-}
-
-// joined completes a join on the dialling side: the accepter answers it
-// with an ACK (what it has received of the link), or refuses it with a
-// GOAWAY.
-func (h *handshaker) joined(r *engine.Reader, res *handshakeDone) *handshakeDone {
-	if h.link == nil || !h.link.Join || res.params.Capabilities&engine.CapSeq == 0 {
-		return res
-	}
-	f, err := r.ReadFrame()
-	if err != nil {
-		return &handshakeDone{err: fmt.Errorf("waiting for the answer to our join: %w", err)}
-	}
-	defer f.Release()
-	switch f.Type {
-	case engine.TypeAck:
-		if res.joinAck, err = engine.ParseAck(f.Bytes()); err != nil {
-			return h.refuse(engine.CodeProtocol, err)
-		}
-		return res
-	case engine.TypeGoAway:
-		reason, _ := engine.ParseReason(f.Bytes())
-		switch reason.Code {
-		case engine.CodeUnknownLink, engine.CodeResumeExpired:
-			return &handshakeDone{err: fmt.Errorf("%w: %w: %s", ErrPeerRefused, engine.ErrUnknownLink, reason.Text)}
-		case engine.CodeAuth:
-			return &handshakeDone{err: fmt.Errorf("%w: %w: %s", ErrPeerRefused, engine.ErrAuth, reason.Text)}
-		}
-		return &handshakeDone{err: fmt.Errorf("%w: %v", ErrPeerRefused, reason)}
-	}
-	return h.refuse(engine.CodeProtocol, fmt.Errorf("%w: %v in answer to a join, want ACK", engine.ErrStreamState, f.Type))
+	return &handshakeDone{conn: sealed, sealed: sealed != nil, reader: r, params: res.Params, authed: res.Authed, link: res.Link, joinAck: res.JoinAck, peerKey: res.PeerKey}
 }
 
 // tlsVerified reports whether conn is TLS with a verified peer

@@ -2,6 +2,8 @@ package actors_test
 
 import (
 	"encoding/binary"
+	"errors"
+	"syscall"
 	"testing"
 
 	"sockmux/actors"
@@ -147,7 +149,11 @@ func TestHostileFrames(t *testing.T) {
 				for i := range 20 { // 20 × 64 KiB held out of order > 1 MiB
 					b = wirepeer.AppendFrame(b, engine.Header{Version: 1, Type: engine.TypeData, Stream: 1}, 1000+uint64(i), make([]byte, 64<<10))
 				}
-				check(t, p.Write(b))
+				// The listener may close the link before the last of it
+				// is written: that is the outcome checked, not a failure.
+				if err := p.Write(b); err != nil && !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, syscall.EPIPE) {
+					t.Fatal(err)
+				}
 			},
 			want: closes, code: engine.CodeProtocol},
 	}

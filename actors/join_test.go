@@ -114,7 +114,7 @@ func runJoin(conn net.Conn, key []byte, id engine.LinkID) *handshakeDone {
 // every other join is refused with a reason naming why, and the link goes
 // on untouched.
 func TestJoin(t *testing.T) {
-	key := []byte("the link's key")
+	key := []byte("the link's key, long enough")
 	log := testkit.NewRecorder()
 	a, addr, id := joinPair(t, key, log)
 	other := id
@@ -198,7 +198,7 @@ func TestPeerWithoutSeq(t *testing.T) {
 // own handshake is still being reported) is looked up again, and joins
 // once the id is there.
 func TestJoinBeforeItsLink(t *testing.T) {
-	key := []byte("k")
+	key := []byte("k, but sixteen bytes long")
 	log := testkit.NewRecorder()
 	a, addr, id := joinPair(t, key, log)
 	late := id

@@ -14,6 +14,7 @@ import (
 
 	"sockmux/carriers"
 	"sockmux/engine"
+	"sockmux/identity"
 )
 
 // readBufferSize is a carrier reader's buffer: a few frames, so one read
@@ -37,10 +38,6 @@ const (
 	joinLookups     = 50
 	joinLookupEvery = 20 * time.Millisecond
 )
-
-// ErrResumeExpired is why a link whose carriers all dropped went down: it
-// was not resumed within the resume window (or the peer no longer had it).
-var ErrResumeExpired = errors.New("link not resumed within the resume window")
 
 // linkActor is one link to one peer: the handshakes, the carriers, the
 // stream table and the dispatch of incoming frames, and, on the dialling
@@ -74,6 +71,8 @@ type linkActor struct {
 	gen        uint64
 	up         bool
 	authed     bool
+	peerKey    *identity.PublicKey // the peer's static key (identity handshakes)
+	name       string              // its name= in the authorized keys, or ""
 	goingAway  bool
 	ending     bool // the session ends when its carriers are gone: no resuming
 	role       engine.Role
@@ -82,15 +81,13 @@ type linkActor struct {
 	carriers   map[int]*carrierRef
 	nextCID    int
 	streams    map[uint32]*actor.PID
-	ended      map[uint32]bool       // streams ended on the wire whose actors are still going
+	opens      *engine.Opens         // stream ids, the peer's OPENs, and what counts against the limit
 	reverse    map[uint32]*actor.PID // listeners for the peer's -R, by its id
 	bound      map[uint32]bool       // our -R this session asked the peer for, by id
 	budget     *budget
 	rttNanos   *atomic.Int64 // the last PING round trip, shared with the streams
-	nextID     uint32
-	lastPeerID uint32
-	downReason error // set by this side when it ends the session
-	peerAway   error // the peer's GOAWAY, if it sent one
+	downReason error         // set by this side when it ends the session
+	peerAway   error         // the peer's GOAWAY, if it sent one
 
 	// Sequencing (CapSeq links).
 	seq        bool
@@ -121,14 +118,12 @@ type linkActor struct {
 
 // carrierRef is the Link's view of one of its carriers.
 type carrierRef struct {
-	id          int
-	pid         *actor.PID
-	local       string
-	framesIn    uint64 // frames received
-	framesSeen  uint64 // framesIn at the last keepalive tick
-	silentTicks int
-	seqIn       uint64 // bytes of sequenced frames received
-	ackedIn     uint64 // seqIn when it was last acknowledged
+	id      int
+	pid     *actor.PID
+	local   string
+	silence engine.Silence // frames heard between keepalive ticks
+	seqIn   uint64         // bytes of sequenced frames received
+	ackedIn uint64         // seqIn when it was last acknowledged
 }
 
 // props makes the props of an actor of this link's session (its
@@ -164,8 +159,11 @@ func (l *linkActor) Receive(ctx actor.Context) {
 	case *keepaliveTick:
 		l.tick(ctx, m.gen)
 	case *statusReq:
-		ls := &LinkStatus{Peer: l.peer, Up: l.up, Role: l.role.String(), Authenticated: l.authed, RTT: l.rtt,
+		ls := &LinkStatus{Peer: l.peer, Name: l.name, Up: l.up, Role: l.role.String(), Authenticated: l.authed, RTT: l.rtt,
 			Streams: len(l.streams), Since: l.upSince, Carriers: len(l.carriers), Resuming: l.resuming}
+		if l.peerKey != nil {
+			ls.PeerKey = l.peerKey.String()
+		}
 		ids := slices.Sorted(maps.Keys(l.carriers))
 		for _, id := range ids {
 			c := l.carriers[id]
@@ -220,6 +218,11 @@ func (l *linkActor) Receive(ctx actor.Context) {
 		l.routeJoin(ctx, m.done, m.attempt)
 	case *carrierDown:
 		if c := l.carriers[m.id]; c != nil {
+			if errors.Is(m.err, engine.ErrIntegrity) {
+				// A record that did not open: someone on the way alters
+				// the link. It ends, on every carrier, with no resuming.
+				l.protocolError(ctx, m.err)
+			}
 			l.carrierLost(ctx, c, m.err)
 		}
 	case *schedFailed:
@@ -237,15 +240,19 @@ func (l *linkActor) Receive(ctx actor.Context) {
 		}
 	case *remotesChanged:
 		l.syncBinds(ctx)
+	case *authorizedChanged:
+		l.authorizedKeysChanged(ctx)
 	case *openStream:
 		l.open(ctx, m)
 	case *streamEnded:
-		if l.streams[m.id] != nil {
-			l.ended[m.id] = true
+		if l.opens != nil {
+			l.opens.Ended(m.id)
 		}
 	case *streamDone:
 		delete(l.streams, m.id)
-		delete(l.ended, m.id)
+		if l.opens != nil {
+			l.opens.Ended(m.id)
+		}
 		if l.closing && l.up && len(l.streams) == 0 {
 			l.closeSession(ctx)
 		}
@@ -313,7 +320,7 @@ func (l *linkActor) frameIn(ctx actor.Context, carrier int, f *engine.Frame, bac
 		f.Release()
 		return
 	}
-	c.framesIn++
+	c.silence.Heard()
 	l.receive(ctx, c, f)
 }
 

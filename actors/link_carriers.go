@@ -91,6 +91,7 @@ func (l *linkActor) handshake(conn net.Conn) {
 		},
 		key: env.policies().Key, maxSkew: cfg.MaxSkew, replay: env.replay, now: env.now,
 	}
+	l.identityHandshake(hs)
 	if !env.noSeq {
 		lh := &engine.LinkHello{Reorder: uint32(reorderLimit(cfg.LinkBudget))}
 		if l.dialer != nil {
@@ -106,12 +107,11 @@ func (l *linkActor) handshake(conn net.Conn) {
 		hs.link = lh
 	}
 	l.env.goroutine(func() {
-		res := hs.run(conn, cfg.HandshakeTimeout)
-		res.conn = conn
+		res := hs.run(conn, cfg.HandshakeTimeout) // res.conn: conn, or conn sealed
 		if res.err == nil && role == engine.RoleAccepter && res.params.Capabilities&engine.CapSeq != 0 && !res.link.Join {
 			if !env.registerLink(res.link.ID, self) {
 				res.err = fmt.Errorf("%w: link id %v is already in use", engine.ErrMalformed, res.link.ID)
-				refuseConn(conn, res.params.Version, engine.CodeProtocol, res.err.Error())
+				refuseConn(res.conn, res.params.Version, engine.CodeProtocol, res.err.Error())
 			}
 		}
 		l.env.send(self, res)
@@ -268,12 +268,16 @@ func (l *linkActor) join(ctx actor.Context, m *handshakeDone) {
 		refuse(engine.CodeUnknownLink, "the link is closing")
 	case l.authed && !m.authed:
 		refuse(engine.CodeAuth, "the link is authenticated and the joining carrier is not")
+	case !l.sameIdentity(m):
+		refuse(engine.CodeAuth, "the joining carrier showed another identity than the link's")
 	case m.params.Version != l.params.Version:
 		refuse(engine.CodeProtocol, fmt.Sprintf("carrier speaks version %d, the link %d", m.params.Version, l.params.Version))
 	case len(l.carriers) >= MaxCarriers:
 		refuse(engine.CodeRefused, fmt.Sprintf("the link has %d carriers, the most it takes", MaxCarriers))
 	default:
-		l.peer = m.conn.RemoteAddr().String()
+		if l.name == "" {
+			l.peer = m.conn.RemoteAddr().String()
+		}
 		l.attach(ctx, m)
 	}
 }

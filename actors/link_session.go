@@ -59,6 +59,10 @@ type GoAwayError struct{ Reason engine.Reason }
 
 func (e *GoAwayError) Error() string { return "peer going away: " + e.Reason.String() }
 
+// Unwrap is the error the reason's code stands for (engine.ErrShutdown,
+// engine.ErrOverload, ...), for errors.Is.
+func (e *GoAwayError) Unwrap() error { return e.Reason.Code.Err() }
+
 // errShuttingDown is the reason of a link this side shut down.
 var errShuttingDown = errors.New("shutting down")
 
@@ -111,17 +115,12 @@ func (l *linkActor) tick(ctx actor.Context, gen uint64) {
 	}
 	now := uint64(time.Now().UnixNano())
 	for _, c := range l.carriers {
-		if c.framesIn == c.framesSeen {
-			c.silentTicks++
-		} else {
-			c.silentTicks, c.framesSeen = 0, c.framesIn
-		}
-		if c.silentTicks < 3 {
+		if !c.silence.Tick() {
 			ctx.Send(l.sched, &pinned{carrier: c.id, f: engine.NewPing(engine.TypePing, now)})
 			continue
 		}
-		err := fmt.Errorf("%w for %v", ErrPeerSilent, 3*l.env.cfg.Keepalive)
-		if l.seq && !l.ending {
+		err := fmt.Errorf("%w for %v", ErrPeerSilent, engine.SilentTicks*l.env.cfg.Keepalive)
+		if engine.OnSilent(l.seq, l.ending) == engine.DropCarrier {
 			l.env.log.Warn("carrier silent; dropping it", "peer", l.peer, "carrier", c.local, "keepalive", l.env.cfg.Keepalive)
 			l.carrierLost(ctx, c, err) // stopping its Carrier closes it
 			continue
@@ -148,13 +147,13 @@ func (l *linkActor) sessionUp(ctx actor.Context, m *handshakeDone) {
 	l.up, l.goingAway, l.ending, l.resuming, l.noJoin, l.downReason, l.peerAway = true, false, false, false, false, nil, nil
 	l.params = m.params
 	l.authed = m.authed
+	l.identityUp(m)
 	l.streams = make(map[uint32]*actor.PID)
-	l.ended = make(map[uint32]bool)
+	l.opens = engine.NewOpens(l.role, l.env.cfg.MaxStreams)
 	l.carriers = make(map[int]*carrierRef)
 	l.budget = &budget{}
 	l.budget.left.Store(l.env.cfg.LinkBudget)
 	l.rttNanos = new(atomic.Int64)
-	l.nextID, l.lastPeerID = l.role.FirstStreamID(), 0
 	l.backoff = l.env.cfg.Backoff
 	l.failures = 0
 	p := m.params
@@ -182,7 +181,7 @@ func (l *linkActor) sessionUp(ctx actor.Context, m *handshakeDone) {
 	l.bound = make(map[uint32]bool)
 	l.syncBinds(ctx) // the peer listens for our -R again
 	l.env.log.Info("link up", "peer", l.peer, "local", m.conn.LocalAddr().String(), "role", l.role.String(),
-		"version", p.Version, "authenticated", m.authed, "sequenced", l.seq)
+		"version", p.Version, "authenticated", m.authed, "encrypted", m.sealed, "sequenced", l.seq, "peer_key", l.peerKeyText())
 	if f := l.env.cfg.OnLink; f != nil {
 		f(LinkEvent{Peer: l.peer, Up: true})
 	}
@@ -211,7 +210,7 @@ func (l *linkActor) sessionDown(ctx actor.Context, err error) {
 	for _, pid := range l.streams {
 		ctx.Stop(pid)
 	}
-	l.streams, l.ended = nil, nil
+	l.streams, l.opens = nil, nil
 	for _, pid := range l.reverse { // the peer's -R ports are released at once
 		ctx.Stop(pid)
 	}

@@ -7,9 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
-	"strconv"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -148,6 +146,13 @@ func (l *linkActor) bind(ctx actor.Context, b engine.Bind) {
 		reply(engine.CodeRefused, fmt.Sprintf("listening on %s is not allowed by the peer's --allow-listen policy", b.Addr))
 		return
 	}
+	if !l.permitListen(b.Addr) {
+		l.env.warn("reverse forward refused", cause("permit-listen"), "peer", l.peer, "listen", b.Addr,
+			"reason", "not allowed by the permit-listen of the peer's key in the authorized keys")
+		l.env.stats.Refusals.Add(1)
+		reply(engine.CodeRefused, fmt.Sprintf("listening on %s is not allowed by the permit-listen for your key", b.Addr))
+		return
+	}
 	self := l.self
 	if b.Proto == 1 {
 		pc, err := listenUDP(b.Addr) // bind: no waiting
@@ -190,89 +195,53 @@ func (l *linkActor) bindReply(r engine.BindReply) {
 	}
 }
 
-// ErrForwardRefused is a -R the peer would not listen for.
-var ErrForwardRefused = errors.New("reverse forward refused")
-
-// accept handles an OPEN from the peer.
+// accept applies the engine's verdict on an OPEN from the peer.
 func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 	id := f.Stream
-	peerRole := engine.RoleDialer
-	if l.role == engine.RoleDialer {
-		peerRole = engine.RoleAccepter
-	}
-	if !peerRole.Owns(id) || id <= l.lastPeerID {
+	v := l.opens.PeerOpen(id, f.Bytes(), engine.OpenRequest{
+		Policy: l.targetPolicy(), Reverse: l.reverseForward, RecvWindow: l.params.RecvWindow, Closing: l.closing})
+	switch {
+	case v.Err != nil:
 		f.Release()
-		l.protocolError(ctx, fmt.Errorf("%w: OPEN of stream %d (peer is %v, last id %d)", engine.ErrBadStreamID, id, peerRole, l.lastPeerID))
+		l.protocolError(ctx, v.Err)
 		return
-	}
-	l.lastPeerID = id
-	o, err := engine.ParseOpen(f.Bytes())
-	if err != nil {
+	case v.Refuse != nil:
 		f.Release()
-		l.protocolError(ctx, err)
-		return
-	}
-	target, datagram := o.Target, false
-	switch o.Kind {
-	case engine.TargetDial, engine.TargetUDP:
-		datagram = o.Kind == engine.TargetUDP
-		if !l.targetPolicy().Allows(target) {
-			f.Release()
-			l.env.warn("stream refused", cause("allow-target"), "peer", l.peer, "stream", id, "target", target,
-				"reason", "not allowed by this side's --allow-target policy")
+		if v.Cause != "shutdown" && v.Cause != "window" {
+			// The frame tells the peer it was its peer's rule; the log
+			// here says it was ours.
+			reason, _ := engine.ParseReason(v.Refuse.Bytes())
+			text := reason.Text
+			switch v.Cause {
+			case "allow-target":
+				text = "not allowed by this side's " + engine.PolicyRule(l.targetPolicy(), v.Open.Target)
+			case "unknown forward":
+				text = "no such reverse forward"
+			}
+			l.env.warn("stream refused", cause(v.Cause), "peer", l.peer, "stream", id, "target", v.Open.Target, "reason", text)
+		}
+		if v.Cause == "allow-target" || v.Cause == "max-streams" {
 			l.env.stats.Refusals.Add(1)
-			ctx.Send(l.sched, engine.NewReason(engine.TypeOpenFail, id, engine.CodeRefused,
-				fmt.Sprintf("target %s is not allowed by the peer's --allow-target policy", target)))
-			return
 		}
-	case engine.TargetForward: // a connection to one of our -R: its target is ours to choose
-		n, err := strconv.ParseUint(target, 10, 32)
-		var fwd *forward.Forward
-		if err == nil && n <= 0xFFFFFFFF {
-			fwd = l.env.remote(uint32(n))
-		}
-		if fwd == nil { // never bound, or removed by a reload
-			f.Release()
-			l.env.warn("stream refused", cause("unknown forward"), "peer", l.peer, "stream", id, "reason", "no such reverse forward", "id", target)
-			ctx.Send(l.sched, engine.NewReason(engine.TypeOpenFail, id, engine.CodeUnknownTarget, "no reverse forward "+target))
-			return
-		}
-		target, datagram = fwd.Target, fwd.UDP
-	default:
-		f.Release()
-		l.env.warn("stream refused", cause("target kind"), "peer", l.peer, "stream", id, "reason", "unknown target kind")
-		ctx.Send(l.sched, engine.NewReason(engine.TypeOpenFail, id, engine.CodeUnknownTarget, fmt.Sprintf("target kind %d", o.Kind)))
-		return
-	}
-	if l.closing {
-		f.Release()
-		ctx.Send(l.sched, engine.NewReason(engine.TypeOpenFail, id, engine.CodeShutdown, "shutting down"))
-		return
-	}
-	if l.openStreams() >= l.env.cfg.MaxStreams {
-		f.Release()
-		reason := fmt.Sprintf("limit of %d streams per link reached", l.env.cfg.MaxStreams)
-		l.env.warn("stream refused", cause("max-streams"), "peer", l.peer, "stream", id, "target", target, "reason", reason)
-		l.env.stats.Refusals.Add(1)
-		ctx.Send(l.sched, engine.NewReason(engine.TypeOpenFail, id, engine.CodeTooManyStream, reason))
-		return
-	}
-	if len(o.Data) > int(l.params.RecvWindow) {
-		f.Release()
-		ctx.Send(l.sched, engine.NewReason(engine.TypeRst, id, engine.CodeFlowControl, "first bytes exceed the window"))
+		ctx.Send(l.sched, v.Refuse)
 		return
 	}
 	ctx.Send(l.sched, &declare{id: id})
-	st := &streamActor{env: l.env, id: id, link: l.self, sched: l.sched, target: target, openFrame: f, datagram: datagram,
-		proxyHere: o.Kind == engine.TargetForward && target == forward.TargetSOCKS, policy: l.targetPolicy(),
+	st := &streamActor{env: l.env, id: id, link: l.self, sched: l.sched, target: v.Target, openFrame: f, datagram: v.Datagram,
+		proxyHere: v.Open.Kind == engine.TargetForward && v.Target == forward.TargetSOCKS, policy: l.targetPolicy(),
 		state: engine.NewAccepter(id), recv: engine.NewRecvWindow(l.params.RecvWindow, l.env.cfg.MaxWindow), params: l.params, budget: l.budget, rtt: l.rttNanos}
 	l.streams[id] = ctx.Spawn(l.props(func() actor.Actor { return st }))
 	l.env.stats.StreamsOpened.Add(1)
 }
 
-// openStreams is how many streams count against the stream limit: those
-// not yet ended on the wire.
-func (l *linkActor) openStreams() int { return len(l.streams) - len(l.ended) }
+// reverseForward is the engine's view of our -R with wire id id.
+func (l *linkActor) reverseForward(id uint32) (engine.ReverseForward, bool) {
+	f := l.env.remote(id)
+	if f == nil {
+		return engine.ReverseForward{}, false
+	}
+	return engine.ReverseForward{Target: f.Target, UDP: f.UDP}, true
+}
 
 // open starts a stream for a connection a forward accepted.
 func (l *linkActor) open(ctx actor.Context, m *openStream) {
@@ -282,22 +251,8 @@ func (l *linkActor) open(ctx actor.Context, m *openStream) {
 		m.conn.Close()
 		return
 	}
-	if l.openStreams() >= l.env.cfg.MaxStreams {
-		l.env.warn("stream limit reached; closing connection", "forward", m.forward,
-			"client", m.conn.RemoteAddr().String(), "limit", l.env.cfg.MaxStreams)
-		tellOpened(m.opened, fmt.Errorf("stream limit of %d reached", l.env.cfg.MaxStreams))
-		m.conn.Close()
-		return
-	}
-	if l.nextID > math.MaxUint32-2 {
-		l.env.log.Warn("stream ids exhausted on this link; closing connection", "forward", m.forward)
-		m.conn.Close()
-		return
-	}
-	id := l.nextID
-	l.nextID += 2
-	// OPEN leaves here, at allocation, so OPENs go out in id order. What the
-	// client already sent rides in it: a non-blocking read, not a wait.
+	// What the client already sent rides in the OPEN: a non-blocking
+	// read, not a wait.
 	maxEarly := min(int(l.params.SendWindow), int(l.params.SendMax)-3-len(m.target))
 	var first *engine.Buffer
 	var err error
@@ -314,6 +269,18 @@ func (l *linkActor) open(ctx actor.Context, m *openStream) {
 		}
 	} else if first, err = newSockReader(m.conn).peek(maxEarly); err != nil && !errors.Is(err, io.EOF) {
 		l.env.log.Debug("client gone before its stream opened", "forward", m.forward, "err", err)
+		m.conn.Close()
+		return
+	}
+	// OPEN leaves here, at allocation, so OPENs go out in id order.
+	id, idErr := l.opens.NextID()
+	if idErr != nil {
+		l.env.warn("no stream for connection; closing it", "forward", m.forward,
+			"client", m.conn.RemoteAddr().String(), "reason", idErr)
+		tellOpened(m.opened, idErr)
+		if first != nil {
+			engine.PutBuffer(first)
+		}
 		m.conn.Close()
 		return
 	}

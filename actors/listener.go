@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"errors"
 	"net"
 	"strconv"
 	"sync/atomic"
@@ -199,14 +198,22 @@ func (l *listenerActor) flush(ctx actor.Context) {
 	}
 }
 
-// ErrNoLink is a stream that found no link to carry it within the open
-// timeout.
-var ErrNoLink = errors.New("no link within the open timeout")
+// noLinkError is ErrNoLink: a net.Error, so callers that test for a
+// timeout the net package's way see one.
+type noLinkError struct{}
+
+func (noLinkError) Error() string   { return "no link within the open timeout" }
+func (noLinkError) Timeout() bool   { return true }
+func (noLinkError) Temporary() bool { return true }
 
 // OpenError is the peer's reason for refusing a stream.
 type OpenError struct{ Reason engine.Reason }
 
 func (e *OpenError) Error() string { return "peer could not open the stream: " + e.Reason.String() }
+
+// Unwrap is the error the reason's code stands for (engine.ErrDialFailed,
+// engine.ErrRefused, ...), for errors.Is.
+func (e *OpenError) Unwrap() error { return e.Reason.Code.Err() }
 
 // tellOpened reports how an OPEN went to whoever waits for it, once.
 func tellOpened(ch chan error, err error) {

@@ -11,6 +11,7 @@ import (
 
 	"sockmux/engine"
 	"sockmux/forward"
+	"sockmux/identity"
 	"sockmux/proxy"
 )
 
@@ -24,6 +25,10 @@ type Policies struct {
 	Direct       *forward.TargetPolicy
 	ProxyAuth    *proxy.ProxyAuth
 	Key          []byte
+	// AuthorizedKeys are the peer keys admitted (Config.AuthorizedKeys):
+	// a change closes the links of the keys it removed, and the others
+	// take the new permissions for what they ask next.
+	AuthorizedKeys *identity.AuthorizedKeys
 }
 
 // policies is the node's current Policies, replaced whole.
@@ -34,18 +39,26 @@ func (n *Node) SetPolicies(p Policies) {
 	if p.AllowListen == nil {
 		p.AllowListen = forward.LoopbackTargets
 	}
-	n.env.live.Store(&p)
+	old := n.env.live.Swap(&p)
+	if old != nil && !old.AuthorizedKeys.Equal(p.AuthorizedKeys) {
+		n.env.eachLink(&authorizedChanged{})
+	}
 }
 
 // targetPolicy is what the peer of this link may have dialled now.
 func (l *linkActor) targetPolicy() *forward.TargetPolicy {
-	if p := l.env.policies().AllowTargets; p != nil {
-		return p
+	p := l.env.policies().AllowTargets
+	switch {
+	case p != nil:
+	case l.authed:
+		p = forward.AnyTarget
+	default:
+		p = forward.LoopbackTargets
 	}
-	if l.authed {
-		return forward.AnyTarget
+	if permit, limited := l.permitTarget(); limited {
+		return p.Also(permit, "permit-target for its key")
 	}
-	return forward.LoopbackTargets
+	return p
 }
 
 // remotes is the node's -R list as slots: a forward's id on the wire is its
@@ -86,13 +99,18 @@ func (n *Node) SetRemotes(want []forward.Forward) (added, removed int) {
 	e.remoteSlots.Store(&next)
 	e.remoteMu.Unlock()
 	if added+removed > 0 {
-		e.mu.Lock()
-		for _, pid := range e.linkPIDs {
-			e.send(pid, &remotesChanged{})
-		}
-		e.mu.Unlock()
+		e.eachLink(&remotesChanged{})
 	}
 	return added, removed
+}
+
+// eachLink sends msg to every Link of the node.
+func (e *env) eachLink(msg any) {
+	e.mu.Lock()
+	for _, pid := range e.linkPIDs {
+		e.send(pid, msg)
+	}
+	e.mu.Unlock()
 }
 
 // remotesChanged tells a Link that the node's -R list changed.
@@ -143,3 +161,6 @@ func (l *linkActor) unbind(ctx actor.Context, id uint32) {
 	delete(l.reverse, id)
 	l.env.log.Info("reverse forward closed at the peer's request", "peer", l.peer, "id", id)
 }
+
+// Policies is a copy of the node's current policies.
+func (n *Node) Policies() Policies { return *n.env.policies() }

@@ -154,7 +154,7 @@ func TestDrain(t *testing.T) {
 	p.ALog.Wait(t, 10*time.Second, "the peer's GOAWAY as the reason", func(r testkit.Record) bool {
 		err, _ := r.Attrs["reason"].(error)
 		var ga *actors.GoAwayError
-		return r.Msg == "link down" && errors.As(err, &ga) && ga.Reason.Code == engine.CodeShutdown
+		return r.Msg == "link down" && errors.As(err, &ga) && ga.Reason.Code == engine.CodeShutdown && errors.Is(err, engine.ErrShutdown)
 	})
 }
 
@@ -177,8 +177,8 @@ func TestDialStream(t *testing.T) {
 	c.Close()
 	_, err = p.B.DialStream(context.Background(), testkit.FreeAddr(t))
 	var oe *actors.OpenError
-	if !errors.As(err, &oe) || oe.Reason.Code != engine.CodeRefused {
-		t.Fatalf("refused target: %v, want an OpenError with code refused", err)
+	if !errors.As(err, &oe) || oe.Reason.Code != engine.CodeRefused || !errors.Is(err, engine.ErrRefused) {
+		t.Fatalf("refused target: %v, want an OpenError with code refused that is engine.ErrRefused", err)
 	}
 
 	lonely, err := actors.NewNode(actors.Config{OpenTimeout: 10 * time.Millisecond})
@@ -186,8 +186,10 @@ func TestDialStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer lonely.Close()
-	if _, err := lonely.DialStream(context.Background(), echo); !errors.Is(err, actors.ErrNoLink) {
-		t.Fatalf("no link: %v, want ErrNoLink", err)
+	_, err = lonely.DialStream(context.Background(), echo)
+	var ne net.Error
+	if !errors.Is(err, actors.ErrNoLink) || !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("no link: %v, want ErrNoLink, a net.Error timeout", err)
 	}
 }
 

@@ -112,6 +112,9 @@ type handshakeDone struct {
 	reader *engine.Reader
 	params engine.Params
 	authed bool // the peer proved who it is (key or TLS certificate)
+	sealed bool // conn is sealed: the Noise channel (keyed carriers)
+	// peerKey is the peer's static key (identity handshakes).
+	peerKey []byte
 	// link is the peer's link extensions (CapSeq links only).
 	link engine.LinkHello
 	// joinAck is the accepter's answer to our join: what it had received.

@@ -2,7 +2,6 @@ package actors
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -17,9 +16,6 @@ import (
 	"sockmux/forward"
 	"sockmux/internal/ratelog"
 )
-
-// ErrClosed is returned by a Node that has been closed.
-var ErrClosed = errors.New("node closed")
 
 // LinkEvent reports a link going up or down.
 type LinkEvent struct {
@@ -205,6 +201,17 @@ func NewNode(cfg Config) (*Node, error) {
 	if cfg.ResumeWindow == 0 {
 		cfg.ResumeWindow = DefaultResumeWindow
 	}
+	if cfg.Key != nil {
+		if err := engine.CheckKey(cfg.Key); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Identity == nil && (cfg.AuthorizedKeys != nil || cfg.PeerKey != nil || cfg.KnownHosts != "" || cfg.TrustNew) {
+		return nil, ErrNeedIdentity
+	}
+	if cfg.TrustNew && cfg.KnownHosts == "" {
+		return nil, fmt.Errorf("%w: trusting a new listener key needs a known hosts file to record it in", ErrNeedIdentity)
+	}
 	if cfg.Carriers > MaxCarriers {
 		return nil, fmt.Errorf("%d carriers per link: the most is %d", cfg.Carriers, MaxCarriers)
 	}
@@ -233,7 +240,8 @@ func NewNode(cfg Config) (*Node, error) {
 	})
 	e.links.env = e
 	n := &Node{env: e}
-	n.SetPolicies(Policies{AllowTargets: cfg.AllowTargets, AllowListen: cfg.AllowListen, Direct: cfg.Direct, ProxyAuth: cfg.ProxyAuth, Key: cfg.Key})
+	n.SetPolicies(Policies{AllowTargets: cfg.AllowTargets, AllowListen: cfg.AllowListen, Direct: cfg.Direct, ProxyAuth: cfg.ProxyAuth, Key: cfg.Key,
+		AuthorizedKeys: cfg.AuthorizedKeys})
 	slots := make([]*forward.Forward, len(cfg.Remotes))
 	for i := range cfg.Remotes {
 		slots[i] = &cfg.Remotes[i]
@@ -320,37 +328,53 @@ func (n *Node) Connect(d carriers.Dialer) {
 // rides on a stream of another (--via), and how a shared upstream is
 // reached through a tunnel.
 func (n *Node) DialStream(ctx context.Context, target string) (net.Conn, error) {
-	if _, _, err := net.SplitHostPort(target); err != nil {
-		return nil, fmt.Errorf("dial stream %q: %w", target, err)
-	}
-	if err := ctx.Err(); err != nil {
+	near, far := net.Pipe()
+	if err := n.OpenStream(ctx, far, target); err != nil {
+		near.Close()
 		return nil, err
 	}
+	return near, nil
+}
+
+// OpenStream carries conn over a new stream to target, dialled by the
+// peer, as a -L forward carries a connection it accepted: it returns once
+// the peer opened the stream (or with why not, as DialStream), and the
+// stream owns conn from then on, closing it when the stream ends (calling
+// Reset instead when conn is a Resetter and the stream was cut short). On
+// an error conn is closed.
+func (n *Node) OpenStream(ctx context.Context, conn net.Conn, target string) error {
+	if _, _, err := net.SplitHostPort(target); err != nil {
+		conn.Close()
+		return fmt.Errorf("dial stream %q: %w", target, err)
+	}
+	if err := ctx.Err(); err != nil {
+		conn.Close()
+		return err
+	}
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	if n.closed {
-		return nil, ErrClosed
+		n.mu.Unlock()
+		conn.Close()
+		return ErrClosed
 	}
 	if n.dialer == nil {
 		n.dialer = n.env.sys.Root.Spawn(n.env.props(func() actor.Actor {
 			return newListener(n.env, nil, forward.Forward{Bind: "stream", Target: ""})
 		}))
 	}
-	near, far := net.Pipe()
 	opened := make(chan error, 1)
-	n.env.send(n.dialer, &accepted{conn: far, target: target, opened: opened})
+	n.env.send(n.dialer, &accepted{conn: conn, target: target, opened: opened})
 	n.mu.Unlock()
-	defer n.mu.Lock()
 	select {
 	case err := <-opened:
 		if err != nil {
-			near.Close()
-			return nil, fmt.Errorf("dial stream %s: %w", target, err)
+			conn.Close()
+			return fmt.Errorf("dial stream %s: %w", target, err)
 		}
-		return near, nil
+		return nil
 	case <-ctx.Done():
-		near.Close()
-		return nil, ctx.Err()
+		conn.Close() // the stream, if it still opens, ends at once
+		return ctx.Err()
 	}
 }
 

@@ -44,16 +44,14 @@ func (l *linkActor) retry(err error) {
 	l.env.fail(fmt.Errorf("link to %s: %w", l.peer, fatal))
 }
 
-// ErrGaveUp is a dialling link that stopped retrying: its retries or its
-// connect timeout are spent.
-var ErrGaveUp = errors.New("gave up dialling")
-
 // permanentError says whether a failed dial or handshake would fail again
 // the same way however often it is retried: a key, a certificate, a
-// version or an address that is wrong, not a peer that is away.
+// version, an address, a proxy's credentials or a WebSocket path that is
+// wrong, not a peer (or a proxy's way to it) that is away.
 func permanentError(err error) bool {
 	for _, p := range []error{engine.ErrAuth, engine.ErrVersion, engine.ErrBadMagic,
-		carriers.ErrFingerprint, carriers.ErrUnknownCA, carriers.ErrTLSConfig, carriers.ErrBadAddress} {
+		carriers.ErrFingerprint, carriers.ErrUnknownCA, carriers.ErrTLSConfig, carriers.ErrBadAddress,
+		carriers.ErrBadProxy, carriers.ErrProxyAuth, carriers.ErrProxyForbidden, carriers.ErrNotWebSocket} {
 		if errors.Is(err, p) {
 			return true
 		}

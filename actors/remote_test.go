@@ -2,7 +2,6 @@ package actors_test
 
 import (
 	"errors"
-	"io"
 	"net"
 	"strings"
 	"syscall"
@@ -15,26 +14,10 @@ import (
 	"sockmux/internal/testpair"
 )
 
-// hello serves a fixed greeting, so a test can tell which target a
-// connection reached.
-func hello(t testing.TB, greeting string) string {
-	return testkit.Serve(t, func(c net.Conn) { c.Write([]byte(greeting)) })
-}
+// hello and greeting are testkit's Greeter and Greeting.
+func hello(t testing.TB, greeting string) string { return testkit.Greeter(t, greeting) }
 
-func greeting(t testing.TB, addr string) string {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetReadDeadline(time.Now().Add(10 * time.Second)) // hang guard
-	b, err := io.ReadAll(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
+func greeting(t testing.TB, addr string) string { t.Helper(); return testkit.Greeting(t, addr) }
 
 func remoteListening(t testing.TB, log *testkit.Recorder, n int) {
 	t.Helper()

@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -21,10 +20,6 @@ const carrierHighWater = 256 << 10
 // floods requests and never reads their replies reaches it; the link is
 // then closed with a GOAWAY saying so, rather than the replies kept.
 const maxControlBacklog = 1 << 20
-
-// ErrPeerNotReading is why a link was closed whose peer let more replies
-// pile up than maxControlBacklog.
-var ErrPeerNotReading = errors.New("peer does not read what this side sends")
 
 // reclaimAfter is how much a link must have held for sending for its end
 // to hand freed memory back to the OS at once (env.reclaim).

@@ -17,9 +17,6 @@ import (
 	"sockmux/engine"
 )
 
-// ErrBadUpstream is an UPSTREAM that does not parse.
-var ErrBadUpstream = errors.New("bad upstream")
-
 const upstreamKinds = "want tcp://host:port, fifo:READ_PATH,WRITE_PATH, exec:COMMAND or tunnel:ADDR,host:port"
 
 // Upstream is a parsed UPSTREAM: what the clients of a Share share.

@@ -63,11 +63,24 @@ func shutWrite(conn net.Conn) {
 	}
 }
 
+// Resetter is a local connection that says "cut short" its own way: a
+// stream reset by the peer (or by this side) calls Reset instead of
+// Close, so the client can tell a truncated stream from a clean end. A
+// *net.TCPConn needs none: it is closed with SO_LINGER 0, a TCP RST.
+type Resetter interface {
+	net.Conn
+	Reset()
+}
+
 // resetConn closes conn abortively: a TCP socket sends RST, so the client
 // at the other end sees its stream cut short as a reset and never as a
 // clean end (a FIN), even if its write side was already shut. A socket
 // with no RST to send (a pipe, a UDP session) is just closed.
 func resetConn(conn net.Conn) {
+	if r, ok := conn.(Resetter); ok {
+		r.Reset()
+		return
+	}
 	if tc, ok := conn.(*net.TCPConn); ok {
 		_ = tc.SetLinger(0)
 	}

@@ -66,6 +66,10 @@ func (n *Node) Stats() *Stats { return &n.env.stats }
 // LinkStatus is one link as its Link actor sees it.
 type LinkStatus struct {
 	Peer          string        `json:"peer"`
+	// Name is the name= of the peer's authorized key, which Peer then
+	// is too; PeerKey is the key the peer showed (identity links).
+	Name          string        `json:"name,omitempty"`
+	PeerKey       string        `json:"peer_key,omitempty"`
 	Up            bool          `json:"up"`
 	Role          string        `json:"role"`
 	Authenticated bool          `json:"authenticated"`

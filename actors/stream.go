@@ -275,9 +275,6 @@ func (s *streamActor) reset(ctx actor.Context, code engine.Code, text string) {
 	s.abort(ctx)
 }
 
-// ErrLinkDown is a stream whose link went down before the peer answered.
-var ErrLinkDown = errors.New("link went down before the stream opened")
-
 // bufferOf copies b into a pooled buffer.
 func bufferOf(b []byte) *engine.Buffer {
 	buf := engine.GetBuffer(len(b))

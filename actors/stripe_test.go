@@ -145,11 +145,11 @@ func TestStripeStalledCarrier(t *testing.T) {
 // resumes the link: the streams carry on with no byte lost or repeated,
 // and the link never went down.
 func TestResume(t *testing.T) {
-	for _, carrier := range []string{"tcp"} {
+	for _, carrier := range []string{"tcp", "ws"} {
 		t.Run(carrier, func(t *testing.T) {
 			echo := testkit.Echo(t)
 			p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{fwd(t, echo)}, Proxy: true,
-				Backoff: 10 * time.Millisecond})
+				Backoff: 10 * time.Millisecond, Carrier: carrier})
 			done := make(chan error, 1)
 			go func() { done <- echoStreams(t, p.B.ForwardAddrs()[0], 3, 16<<20) }()
 			for range 2 {

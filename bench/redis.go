@@ -287,16 +287,16 @@ type RedisResult struct {
 
 // CPUMedian is the median of a workload's CPU per request for a system.
 func (r *RedisResult) CPUMedian(workload, system string) float64 {
-	return medianOf(r.CPU[workload][system])
+	return medianValue(r.CPU[workload][system])
 }
 
 // Median is the median of a workload's rounds for a system (0 when it has
 // none).
 func (r *RedisResult) Median(workload, system string) float64 {
-	return medianOf(r.Rounds[workload][system])
+	return medianValue(r.Rounds[workload][system])
 }
 
-func medianOf(v []float64) float64 {
+func medianValue(v []float64) float64 {
 	if len(v) == 0 {
 		return 0
 	}
@@ -436,11 +436,11 @@ func WriteRedisTable(w io.Writer, r *RedisResult, system, base string) error {
 					b.WriteString(" – |")
 					continue
 				}
-				fmt.Fprintf(&b, " **%.2f** (%s) |", medianOf(row.v[wl][s]), fmtSmall(row.v[wl][s]))
+				fmt.Fprintf(&b, " **%.2f** (%s) |", medianValue(row.v[wl][s]), fmtSmall(row.v[wl][s]))
 			}
 			ratio := 0.0
-			if m := medianOf(row.v[wl][base]); m > 0 {
-				ratio = medianOf(row.v[wl][system]) / m
+			if m := medianValue(row.v[wl][base]); m > 0 {
+				ratio = medianValue(row.v[wl][system]) / m
 			}
 			fmt.Fprintf(&b, " **%.2f** |\n", ratio)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -32,21 +33,35 @@ const DialTimeout = 10 * time.Second
 //	tls://host:port              TLS 1.3 over TCP (needs WithTLS with a CAFile or a Fingerprint)
 //	fifo:READ_PATH,WRITE_PATH    a pair of named pipes
 //	comm:PATH                    a unix socket or a character device (tty, serial line)
+//	ws://host[:port]/path        a WebSocket (binary messages) over TCP, port 80 by default
+//	wss://host[:port]/path       a WebSocket over TLS 1.3 (WithTLS as tls://, or the system's roots), port 443 by default
+//	fifo:READ_PATH,WRITE_PATH    a pair of named pipes
+//	comm:PATH                    a unix socket or a character device (tty, serial line)
 //	exec:COMMAND                 the stdin and stdout of a command run with sh -c
 //
-// An address that does not parse is ErrBadAddress; a TLS configuration that
-// cannot work is ErrTLSConfig.
+// tcp, tls, ws and wss dial through the proxy of WithProxy or
+// WithProxyFromEnvironment, if any. An address that does not parse is
+// ErrBadAddress; a TLS configuration that cannot work is ErrTLSConfig; a
+// proxy URL that does not parse is ErrBadProxy.
 func NewDialer(addr string, opts ...Option) (Dialer, error) {
 	a, err := parse(addr)
 	if err != nil {
 		return nil, err
 	}
 	o := newOptions(opts)
+	nd := netDialer{binds: o.binds}
+	if a.hostport != "" {
+		if nd.proxy, err = o.proxy.forAddr(a.scheme, a.hostport); err != nil {
+			return nil, fmt.Errorf("dialling %s: %w", addr, err)
+		}
+	}
 	switch a.scheme {
 	case "tcp":
-		return &tcpDialer{addr: a.hostport}, nil
+		return &tcpDialer{addr: a.hostport, net: nd}, nil
 	case "tls":
-		return newTLSDialer(a.hostport, o)
+		return newTLSDialer(a.hostport, o, nd)
+	case "ws", "wss":
+		return newWSDialer(a, o, nd)
 	case "fifo":
 		return &fifoDialer{rpath: a.rpath, wpath: a.wpath}, nil
 	case "comm":
@@ -76,6 +91,8 @@ func Listen(addr string, opts ...Option) (net.Listener, error) {
 		return &tcpListener{ln.(*net.TCPListener)}, nil
 	case "tls":
 		return listenTLS(a.hostport, o)
+	case "ws", "wss":
+		return listenWS(a, o)
 	case "fifo":
 		return listenFifo(a.rpath, a.wpath)
 	case "comm":
@@ -86,8 +103,8 @@ func Listen(addr string, opts ...Option) (net.Listener, error) {
 	return nil, fmt.Errorf("%w %q: %s has no listener (the stdio command serves it)", ErrBadAddress, addr, a.scheme)
 }
 
-// IsLoopback tells whether ADDR only reaches this machine: a tcp or tls
-// address whose host is "localhost" or a loopback IP, or any fifo:, comm:,
+// IsLoopback tells whether ADDR only reaches this machine: a tcp, tls, ws
+// or wss address whose host is "localhost" or a loopback IP, or any fifo:, comm:,
 // exec: or stdio address. An empty host, 0.0.0.0, :: and every other name
 // or IP are not loopback (names other than localhost are not resolved).
 func IsLoopback(addr string) (bool, error) {
@@ -95,7 +112,7 @@ func IsLoopback(addr string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if a.scheme != "tcp" && a.scheme != "tls" {
+	if a.hostport == "" {
 		return true, nil
 	}
 	host, _, _ := net.SplitHostPort(a.hostport)
@@ -109,10 +126,23 @@ func IsLoopback(addr string) (bool, error) {
 	return ip != nil && ip.IsLoopback(), nil
 }
 
+// TCPAddress is the host:port a carrier address of a kind that runs on
+// TCP (tcp, tls, ws, wss) listens on or dials, "" for the other kinds and
+// for what does not parse.
+func TCPAddress(addr string) string {
+	a, err := parse(addr)
+	if err != nil {
+		return ""
+	}
+	return a.hostport
+}
+
 // address is a parsed carrier address.
 type address struct {
-	scheme       string // tcp, tls, fifo, comm, exec, stdio
-	hostport     string // tcp, tls
+	scheme       string // tcp, tls, ws, wss, fifo, comm, exec, stdio
+	hostport     string // tcp, tls, ws, wss
+	wsPath       string // ws, wss: the path, "/" at least, unescaped
+	wsURI        string // ws, wss: the path as sent, escaped
 	rpath, wpath string // fifo
 	path         string // comm
 	command      string // exec
@@ -154,8 +184,30 @@ func parse(addr string) (address, error) {
 	if i := strings.Index(addr, "://"); i >= 0 {
 		scheme, hostport = addr[:i], addr[i+3:]
 	}
-	if scheme != "tcp" && scheme != "tls" {
-		return bad("unknown scheme %q (want tcp, tls, fifo, comm or exec)", scheme)
+	var wsPath, wsURI string
+	switch scheme {
+	case "tcp", "tls":
+	case "ws", "wss":
+		u, err := url.Parse(addr)
+		if err != nil {
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
+			return bad("%v", err)
+		}
+		if u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+			return bad("want %s://host:port/path (no user, query or fragment)", scheme)
+		}
+		hostport, wsPath, wsURI = u.Host, u.Path, u.EscapedPath()
+		if u.Port() == "" && !strings.HasSuffix(u.Host, ":") && u.Hostname() != "" {
+			hostport = net.JoinHostPort(u.Hostname(), map[string]string{"ws": "80", "wss": "443"}[scheme])
+		}
+		if wsPath == "" {
+			wsPath, wsURI = "/", "/"
+		}
+	default:
+		return bad("unknown scheme %q (want tcp, tls, ws, wss, fifo, comm or exec)", scheme)
 	}
 	_, port, err := net.SplitHostPort(hostport)
 	if err != nil {
@@ -164,19 +216,22 @@ func parse(addr string) (address, error) {
 	if port == "" {
 		return bad("no port")
 	}
-	return address{scheme: scheme, hostport: hostport}, nil
+	return address{scheme: scheme, hostport: hostport, wsPath: wsPath, wsURI: wsURI}, nil
 }
 
-type tcpDialer struct{ addr string }
+type tcpDialer struct {
+	addr string
+	net  netDialer
+}
 
 func (d *tcpDialer) Dial(ctx context.Context) (net.Conn, error) {
-	return dialTCP(ctx, d.addr)
+	return d.net.dial(ctx, d.addr)
 }
 
-func (d *tcpDialer) String() string { return "tcp://" + d.addr }
+func (d *tcpDialer) String() string { return "tcp://" + d.addr + d.net.via() }
 
 func dialTCP(ctx context.Context, addr string) (net.Conn, error) {
-	nd := net.Dialer{Timeout: DialTimeout, KeepAlive: 30 * time.Second}
+	nd := net.Dialer{Timeout: DialTimeout, KeepAlive: tcpKeepAlive}
 	c, err := nd.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
@@ -195,6 +250,10 @@ func (l *tcpListener) Accept() (net.Conn, error) {
 	tune(c)
 	return c, nil
 }
+
+// tcpKeepAlive is the kernel keepalive of carrier connections; sockmux's
+// own PINGs find a dead peer sooner.
+const tcpKeepAlive = 30 * time.Second
 
 // tune sets TCP_NODELAY: the carrier writer already batches frames into one
 // vectored write, so Nagle would only add delay to control frames.

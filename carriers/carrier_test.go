@@ -24,6 +24,9 @@ func TestAddresses(t *testing.T) {
 		{"udp://127.0.0.1:9000", ErrBadAddress},
 		{"tls://127.0.0.1", ErrBadAddress},
 		{"tls://127.0.0.1:9000", ErrTLSConfig}, // neither a CA nor a fingerprint
+		{"ws://127.0.0.1:9000/tunnel", nil},
+		{"wss://127.0.0.1:9000/tunnel", nil}, // the system's roots
+		{"ws://127.0.0.1:9000/x?y", ErrBadAddress},
 		{"fifo:/tmp/a,/tmp/b", nil},
 		{"fifo:/tmp/a", ErrBadAddress},
 		{"fifo:/tmp/a,", ErrBadAddress},
@@ -82,6 +85,10 @@ func TestIsLoopback(t *testing.T) {
 		{"tls://[::1]:9000", true},
 		{"localhost:9000", true},
 		{"tls://LocalHost:9000", true},
+		{"ws://127.0.0.1:9000/tunnel", true},
+		{"wss://localhost/tunnel", true},
+		{"ws://0.0.0.0:9000/", false},
+		{"wss://example.com/tunnel", false},
 		{":9000", false},
 		{"0.0.0.0:9000", false},
 		{"[::]:9000", false},
@@ -141,6 +148,9 @@ func TestDialCancelled(t *testing.T) {
 	for _, addr := range []string{
 		"fifo:" + dir + "/a," + dir + "/b",
 		"exec:cat",
+		"tcp://127.0.0.1:1",
+		"ws://127.0.0.1:1/x",
+		"wss://127.0.0.1:1/x",
 	} {
 		t.Run(addr, func(t *testing.T) {
 			c, err := mustDialer(t, addr).Dial(ctx)

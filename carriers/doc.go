@@ -13,6 +13,16 @@
 //	                             the dialler verifies with a CA file or pins
 //	                             the fingerprint. Client certificates are
 //	                             optional mutual authentication.
+//	ws://host[:port]/path        a WebSocket over TCP (port 80 by default), the
+//	                             link's bytes in binary messages. The listener
+//	                             serves the upgrade on its path, answers
+//	                             anything else with a plain 404, and gates
+//	                             its connections as a TLS listener does until
+//	                             they are upgraded.
+//	wss://host[:port]/path       a WebSocket over TLS 1.3 (port 443), with the
+//	                             TLSConfig of tls://; without a CA file or a
+//	                             fingerprint the dialler verifies against the
+//	                             system's roots.
 //	fifo:READ_PATH,WRITE_PATH    a pair of named pipes, made when absent; the
 //	                             peer names the same two in the other order.
 //	comm:PATH                    one bidirectional file: a unix socket (made by
@@ -21,6 +31,10 @@
 //	                             line, put in raw mode.
 //	exec:COMMAND                 dial only: the stdin and stdout of
 //	                             `sh -c COMMAND`; its stderr goes to the log.
+//
+// The TCP-based kinds (tcp, tls, ws, wss) dial through an HTTP (CONNECT)
+// or SOCKS5 proxy given with WithProxy, or named by the environment as
+// curl reads it (WithProxyFromEnvironment).
 //
 // Stdio makes a carrier of this process's stdin and stdout, for
 // `sockmux stdio`. A fifo: or comm: device listener holds one peer at a

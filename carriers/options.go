@@ -13,6 +13,8 @@ type options struct {
 	tls     TLSConfig
 	log     *slog.Logger
 	preauth preauth.Config
+	proxy   proxyChoice
+	binds   *bindSet // nil: the system's choice of source
 }
 
 // WithTLS gives the certificates and the verification of a tls:// carrier;

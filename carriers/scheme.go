@@ -1,6 +1,6 @@
 package carriers
 
-// Scheme names the kind of carrier ADDR is: tcp, tls, fifo, comm, exec or
+// Scheme names the kind of carrier ADDR is: tcp, tls, ws, wss, fifo, comm, exec or
 // stdio. An address that does not parse is ErrBadAddress.
 func Scheme(addr string) (string, error) {
 	a, err := parse(addr)
@@ -15,5 +15,5 @@ func Scheme(addr string) (string, error) {
 // parse.
 func UsesTLS(addr string) bool {
 	s, err := Scheme(addr)
-	return err == nil && s == "tls"
+	return err == nil && (s == "tls" || s == "wss")
 }

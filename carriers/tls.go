@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"math/big"
 	"net"
 	"os"
@@ -25,9 +24,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"sockmux/internal/acceptloop"
 	"sockmux/internal/preauth"
-	"sockmux/internal/ratelog"
 )
 
 // Errors of TLS carriers, for errors.Is.
@@ -284,22 +281,36 @@ func selfSigned() (certPEM, keyPEM []byte, err error) {
 type tlsDialer struct {
 	addr string
 	cfg  *tls.Config
+	net  netDialer
 }
 
-func newTLSDialer(hostport string, o *options) (Dialer, error) {
+func newTLSDialer(hostport string, o *options, nd netDialer) (Dialer, error) {
 	t := o.tls
 	if t.CAFile == "" && t.Fingerprint == "" {
 		return nil, fmt.Errorf("%w: dialling tls://%s needs a CA file or a certificate fingerprint to verify the server with", ErrTLSConfig, hostport)
 	}
+	cfg, err := clientTLSConfig(hostport, t)
+	if err != nil {
+		return nil, err
+	}
+	return &tlsDialer{addr: hostport, cfg: cfg, net: nd}, nil
+}
+
+// clientTLSConfig is the TLS 1.3 configuration of a dialler of hostport:
+// the server verified with t.CAFile, pinned by t.Fingerprint (both, when
+// both are given), or, with neither, against the system's roots; t's
+// client certificate presented when it has one.
+func clientTLSConfig(hostport string, t TLSConfig) (*tls.Config, error) {
 	host, _, _ := net.SplitHostPort(hostport)
 	cfg := &tls.Config{MinVersion: tls.VersionTLS13, ServerName: host}
-	if t.CAFile != "" {
+	switch {
+	case t.CAFile != "":
 		pool, err := loadPool(t.CAFile)
 		if err != nil {
 			return nil, err
 		}
 		cfg.RootCAs = pool
-	} else {
+	case t.Fingerprint != "":
 		// Pinned: the fingerprint is the whole verification.
 		cfg.InsecureSkipVerify = true
 	}
@@ -329,17 +340,17 @@ func newTLSDialer(hostport string, o *options) (Dialer, error) {
 			return &cert, nil
 		}
 	}
-	return &tlsDialer{addr: hostport, cfg: cfg}, nil
+	return cfg, nil
 }
 
-func (d *tlsDialer) String() string { return "tls://" + d.addr }
+func (d *tlsDialer) String() string { return "tls://" + d.addr + d.net.via() }
 
 // Dial connects and completes the handshake: a certificate that fails
 // verification is an error here (ErrFingerprint, ErrUnknownCA). A client
 // certificate the server refuses shows only at the first Read, as TLS 1.3
 // has the server check it after the client is done.
 func (d *tlsDialer) Dial(ctx context.Context) (net.Conn, error) {
-	raw, err := dialTCP(ctx, d.addr)
+	raw, err := d.net.dial(ctx, d.addr)
 	if err != nil {
 		return nil, err
 	}
@@ -362,29 +373,15 @@ func classifyTLS(err error) error {
 	return err
 }
 
-// tlsListener accepts TCP connections and runs each handshake in a
-// goroutine of its own, so a slow or silent client does not hold up the
-// others; Accept returns connections whose handshake is done. A
-// preauth.Gate bounds the handshakes pending, in total and per source:
-// a silent connection is evicted for a new one when the gate is full, so
-// silent connections cannot keep a real peer out.
-type tlsListener struct {
-	inner  net.Listener
-	cfg    *tls.Config
-	log    *slog.Logger
-	limit  *ratelog.Limiter // failed handshakes: a peer can repeat them at will
-	gate   *preauth.Gate
-	ctx    context.Context
-	cancel context.CancelFunc
-	ready  chan net.Conn
-	wg     sync.WaitGroup
+// tlsListener accepts TCP connections and runs each TLS handshake in a
+// goroutine of its own, behind a pre-authentication gate (see
+// upgradeListener).
+type tlsListener = upgradeListener
 
-	failed    chan struct{} // closed when the TCP listener fails
-	acceptErr error
-}
-
-func listenTLS(hostport string, o *options) (net.Listener, error) {
-	t := o.tls
+// serverTLSConfig is a listener's TLS 1.3 configuration: its certificate
+// (t's, or the generated one, logged with its fingerprint) and, with
+// t.ClientCAFile, required client certificates.
+func serverTLSConfig(t TLSConfig, o *options) (*tls.Config, error) {
 	cert, path, generated, err := t.serverCertificate()
 	if err != nil {
 		return nil, err
@@ -398,103 +395,29 @@ func listenTLS(hostport string, o *options) (net.Listener, error) {
 		cfg.ClientCAs = pool
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	}
+	o.log.Info("tls certificate", "fingerprint", Fingerprint(cert.Certificate[0]), "path", path, "generated", generated)
+	return cfg, nil
+}
+
+func listenTLS(hostport string, o *options) (net.Listener, error) {
+	cfg, err := serverTLSConfig(o.tls, o)
+	if err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", hostport)
 	if err != nil {
 		return nil, err
 	}
-	o.log.Info("tls certificate", "fingerprint", Fingerprint(cert.Certificate[0]), "path", path, "generated", generated)
 	return newTLSListener(ln, cfg, o), nil
 }
 
 // newTLSListener serves TLS on ln, which it owns from now on.
 func newTLSListener(ln net.Listener, cfg *tls.Config, o *options) *tlsListener {
-	gc := o.preauth
-	if gc.Timeout == 0 {
-		gc.Timeout = DialTimeout
-	}
-	if gc.Logger == nil {
-		gc.Logger = o.log
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	l := &tlsListener{
-		inner: ln, cfg: cfg, log: o.log, limit: ratelog.New(0), gate: preauth.New(gc),
-		ctx: ctx, cancel: cancel, ready: make(chan net.Conn), failed: make(chan struct{}),
-	}
-	l.wg.Add(1)
-	go l.acceptLoop()
-	return l
-}
-
-// acceptLoop ends only when the TCP listener is closed: any other error
-// (out of descriptors, say) is waited out with acceptloop's backoff.
-func (l *tlsListener) acceptLoop() {
-	defer l.wg.Done()
-	acceptloop.Run(l.inner, acceptloop.Options{Log: l.log, Limit: l.limit, Attrs: []any{"accepting", "tls"}, Done: l.ctx.Done()},
-		func(raw net.Conn) {
-			e, err := l.gate.Admit(raw)
-			if err != nil {
-				raw.Close() // the gate logs it
-				return
-			}
-			tune(raw)
-			l.wg.Add(1)
-			go l.handshake(raw, e)
-		})
-	if l.ctx.Err() == nil { // closed under us
-		l.acceptErr = net.ErrClosed
-		close(l.failed)
-	}
-}
-
-// handshake holds its gate slot until the connection has been handed to
-// Accept, so that handshakes done but not yet taken count too.
-func (l *tlsListener) handshake(raw net.Conn, e *preauth.Entry) {
-	defer l.wg.Done()
-	defer e.Done()
-	c := tls.Server(e.Conn(), l.cfg)
-	ctx, cancel := context.WithTimeout(l.ctx, DialTimeout)
-	defer cancel()
-	if err := c.HandshakeContext(ctx); err != nil {
-		raw.Close()
-		if l.ctx.Err() == nil {
-			if why := e.Err(); why != nil {
-				err = fmt.Errorf("%w: %w", why, err)
-			}
-			l.limit.Warn(l.log, "tls handshake failed", "peer", raw.RemoteAddr().String(), "err", classifyTLS(err))
+	return newUpgradeListener(ln, "tls", "tls handshake failed", func(ctx context.Context, raw net.Conn, e *preauth.Entry) (net.Conn, error) {
+		c := tls.Server(e.Conn(), cfg)
+		if err := c.HandshakeContext(ctx); err != nil {
+			return nil, classifyTLS(err)
 		}
-		return
-	}
-	select {
-	case l.ready <- c:
-	case <-l.ctx.Done():
-		c.Close()
-	}
-}
-
-// Accept returns the next connection whose handshake succeeded; failed
-// handshakes are logged at warn and dropped.
-func (l *tlsListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.ready:
 		return c, nil
-	case <-l.ctx.Done():
-		return nil, &net.OpError{Op: "accept", Net: "tls", Addr: l.Addr(), Err: net.ErrClosed}
-	case <-l.failed:
-		return nil, l.acceptErr
-	}
+	}, o)
 }
-
-// Close stops accepting, ends the pending handshakes and waits for them.
-func (l *tlsListener) Close() error {
-	if l.ctx.Err() != nil {
-		return &net.OpError{Op: "close", Net: "tls", Addr: l.Addr(), Err: net.ErrClosed}
-	}
-	l.cancel()
-	err := l.inner.Close()
-	l.wg.Wait()
-	l.gate.Close()
-	return err
-}
-
-// Addr is the TCP address listened on.
-func (l *tlsListener) Addr() net.Addr { return l.inner.Addr() }

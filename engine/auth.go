@@ -1,9 +1,7 @@
 package engine
 
 import (
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,13 +11,15 @@ import (
 
 // Authentication by pre-shared key. Every HELLO carries a fresh nonce and
 // the sender's clock (extensions ExtNonce and ExtTime); a peer with a key
-// sets CapPSK. After the HELLOs each peer with a key sends AUTH, whose
-// payload is
+// sets CapPSK. When both have one, AUTH frames carry a Noise handshake
+// that proves the key and keys the channel (noise.go).
 //
-//	HMAC-SHA-256(key, "sockmux-auth-v1" || sender role || sender's HELLO payload || receiver's HELLO payload)
-//
-// The MAC covers the receiver's own fresh nonce, so an AUTH recorded from
-// another handshake never verifies; the key never crosses the wire.
+// The nonce and the clock add no secrecy and no integrity to what Noise
+// gives (each handshake mixes two fresh ephemeral keys, so a recorded
+// handshake replayed never yields a channel the attacker can use). They
+// stay as a cheap, named refusal: a replayed HELLO is turned away before
+// any Diffie-Hellman is done and before it holds a carrier open until the
+// handshake times out, and a peer whose clock is far off is told so.
 const (
 	// CapPSK is the capability bit of a peer that has a pre-shared key and
 	// requires the other to prove it.
@@ -33,19 +33,19 @@ const (
 
 	// NonceLen is the length of a HELLO nonce.
 	NonceLen = 32
-	// AuthLen is the length of an AUTH payload.
-	AuthLen = sha256.Size
+	// AuthLen is the length of an AUTH payload: a Noise NNpsk0 message
+	// with no payload, an X25519 key and a tag.
+	AuthLen = 32 + RecordTagLen
 	// DefaultMaxSkew is the clock difference tolerated between peers: 300 s,
 	// as the seed system had.
 	DefaultMaxSkew = 300 * time.Second
-
-	authLabel = "sockmux-auth-v1"
 )
 
 // Authentication errors; each matches ErrAuth.
 var (
 	ErrAuth = errors.New("authentication failed")
-	// ErrKeyMismatch is an AUTH that does not verify: the peers' keys differ.
+	// ErrKeyMismatch is an AUTH whose Noise message does not open: the
+	// peers' keys differ, or a HELLO was altered on the way.
 	ErrKeyMismatch = authErr("pre-shared keys do not match")
 	// ErrNoPeerKey is a peer without a key when this side requires one.
 	ErrNoPeerKey = authErr("peer has no pre-shared key; this side requires one")
@@ -92,31 +92,6 @@ func CheckFreshness(h *Hello, now time.Time, maxSkew time.Duration, seen *Replay
 	}
 	if seen != nil && !seen.Add(nonce, now, 2*maxSkew) {
 		return ErrReplay
-	}
-	return nil
-}
-
-// AuthMAC is the AUTH payload a peer of role sender sends, given the two
-// HELLO payloads as they were on the wire.
-func AuthMAC(key []byte, sender Role, senderHello, receiverHello []byte) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(authLabel))
-	m.Write([]byte{uint8(sender)})
-	var n [4]byte
-	binary.BigEndian.PutUint32(n[:], uint32(len(senderHello)))
-	m.Write(n[:])
-	m.Write(senderHello)
-	m.Write(receiverHello)
-	return m.Sum(nil)
-}
-
-// VerifyAuth checks the peer's AUTH payload in constant time.
-func VerifyAuth(key []byte, peer Role, mac, peerHello, ourHello []byte) error {
-	if len(mac) != AuthLen {
-		return fmt.Errorf("%w: AUTH of %d bytes", ErrMalformed, len(mac))
-	}
-	if !hmac.Equal(mac, AuthMAC(key, peer, peerHello, ourHello)) {
-		return ErrKeyMismatch
 	}
 	return nil
 }

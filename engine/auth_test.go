@@ -16,42 +16,6 @@ func helloPair(t testing.TB, now time.Time) (d, a *Hello, dp, ap []byte) {
 	return d, a, AppendHello(nil, d), AppendHello(nil, a)
 }
 
-// TestAuthMAC: a MAC made with the same key verifies in the other peer's
-// view; another key, another role, or another handshake's HELLO does not.
-func TestAuthMAC(t *testing.T) {
-	now := time.Unix(1_800_000_000, 0)
-	_, _, dp, ap := helloPair(t, now)
-	_, _, dp2, ap2 := helloPair(t, now)
-	key := []byte("correct horse battery staple")
-	mac := AuthMAC(key, RoleDialer, dp, ap)
-	cases := []struct {
-		name        string
-		key         []byte
-		role        Role
-		peerH, ourH []byte
-		mac         []byte
-		wantErr     error
-	}{
-		{"same key", key, RoleDialer, dp, ap, mac, nil},
-		{"other key", []byte("another key"), RoleDialer, dp, ap, mac, ErrKeyMismatch},
-		{"reflected to its sender", key, RoleAccepter, dp, ap, mac, ErrKeyMismatch},
-		{"replayed into another handshake", key, RoleDialer, dp, ap2, mac, ErrKeyMismatch},
-		{"from another handshake", key, RoleDialer, dp2, ap, mac, ErrKeyMismatch},
-		{"short", key, RoleDialer, dp, ap, mac[:8], ErrMalformed},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			err := VerifyAuth(tc.key, tc.role, tc.mac, tc.peerH, tc.ourH)
-			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil) {
-				t.Fatalf("VerifyAuth: %v, want %v", err, tc.wantErr)
-			}
-			if tc.wantErr == ErrKeyMismatch && !errors.Is(err, ErrAuth) {
-				t.Fatalf("%v does not match ErrAuth", err)
-			}
-		})
-	}
-}
-
 func TestCheckFreshness(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	fresh := func(at time.Time) *Hello {

@@ -86,6 +86,16 @@ func (r *Reader) ReadFrame() (*Frame, error) {
 // decoded.
 func (r *Reader) Buffered() int { return r.r.Buffered() }
 
+// TakeBuffered returns the bytes read from the carrier but not decoded,
+// and forgets them: on a keyed carrier, what followed the last handshake
+// frame belongs to the record stream.
+func (r *Reader) TakeBuffered() []byte {
+	b, _ := r.r.Peek(r.r.Buffered())
+	b = append([]byte(nil), b...)
+	_, _ = r.r.Discard(len(b))
+	return b
+}
+
 // FrameBuffered says whether ReadFrame would return without reading the
 // carrier: a whole frame is buffered, or a header that ReadFrame refuses.
 func (r *Reader) FrameBuffered() bool {

@@ -29,6 +29,15 @@ var (
 	// ErrStreamClosed is a frame for a stream that already ended; the
 	// caller drops it (it may have crossed a RST on the wire).
 	ErrStreamClosed = errors.New("stream closed")
+
+	// ErrPeerRefused is a handshake the peer ended with a GOAWAY; the error
+	// also matches what the peer's code means (ErrAuth, ErrVersion,
+	// ErrUnknownLink) and carries its reason.
+	ErrPeerRefused = errors.New("peer refused the link")
+	// ErrIDsExhausted is a link that has used every stream id of its side.
+	ErrIDsExhausted = errors.New("stream ids exhausted on this link")
+	// ErrStreamLimit is an open of ours refused by the stream limit.
+	ErrStreamLimit = errors.New("stream limit reached")
 )
 
 // protoError is a specific protocol error that also matches ErrProtocol.
@@ -38,3 +47,13 @@ func protoErr(msg string) error { return &protoError{msg} }
 
 func (e *protoError) Error() string        { return e.msg }
 func (e *protoError) Is(target error) bool { return target == ErrProtocol }
+
+// ErrIntegrity is a record of a keyed carrier that does not open: altered,
+// replayed, reordered, cut, or sealed with another key. It matches
+// ErrProtocol, so the side that meets it tells the peer in a GOAWAY
+// (sealed: the direction it sends in is intact) and ends the link.
+var ErrIntegrity = protoErr("integrity check failed")
+
+// ErrShortKey is a pre-shared key shorter than MinKeyLen, refused at
+// startup.
+var ErrShortKey = errors.New("pre-shared key too short")

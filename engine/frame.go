@@ -53,7 +53,7 @@ const (
 	TypePing     Type = 0x09 // link: 8 opaque bytes
 	TypePong     Type = 0x0A // link: the 8 bytes of the PING
 	TypeGoAway   Type = 0x0B // link: code u16, reason
-	TypeAuth     Type = 0x0C // link, handshake only: HMAC proving the key
+	TypeAuth     Type = 0x0C // link, handshake only: a Noise message proving the key
 	TypeBind     Type = 0x0D // link: please listen for me (-R)
 	TypeBindOK   Type = 0x0E // link: the answer to a BIND
 	TypeAck      Type = 0x0F // link, CapSeq only: what arrived (seq.go)

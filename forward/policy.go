@@ -19,6 +19,36 @@ var ErrBadPattern = errors.New("bad target pattern")
 type TargetPolicy struct {
 	patterns []targetPattern
 	text     []string
+	// also, when set, must allow a target too (Also); label names it.
+	also  *TargetPolicy
+	label string
+}
+
+// Also is the policy that allows what both p and q allow; a target q
+// refuses is said to be refused by label (Refuser), for example "the
+// permit-target of its key".
+func (p *TargetPolicy) Also(q *TargetPolicy, label string) *TargetPolicy {
+	c := *p
+	if p.also != nil {
+		c.also = p.also.Also(q, label)
+		return &c
+	}
+	qc := *q
+	qc.label = label
+	c.also = &qc
+	return &c
+}
+
+// Refuser says whether target is refused and, when a policy joined by
+// Also refused it, that policy's label ("" for p's own patterns).
+func (p *TargetPolicy) Refuser(target string) (label string, refused bool) {
+	if !p.matches(target) {
+		return p.label, true
+	}
+	if p.also != nil {
+		return p.also.Refuser(target)
+	}
+	return "", false
 }
 
 type targetPattern struct {
@@ -109,6 +139,11 @@ func splitHostPortPattern(s string) (host, port string, err error) {
 
 // Allows reports whether target ("host:port") may be dialled.
 func (p *TargetPolicy) Allows(target string) bool {
+	_, refused := p.Refuser(target)
+	return !refused
+}
+
+func (p *TargetPolicy) matches(target string) bool {
 	host, port, err := net.SplitHostPort(target)
 	if err != nil {
 		return false
@@ -136,7 +171,13 @@ func (p *TargetPolicy) Allows(target string) bool {
 	return false
 }
 
-func (p *TargetPolicy) String() string { return strings.Join(p.text, ",") }
+func (p *TargetPolicy) String() string {
+	s := strings.Join(p.text, ",")
+	if p.also != nil {
+		s += " and " + p.also.String()
+	}
+	return s
+}
 
 // glob matches s against a pattern where '*' is any run of characters. It
 // runs in time linear in len(pattern)*len(s) at worst: on a mismatch it

@@ -86,3 +86,28 @@ func TestGlob(t *testing.T) {
 		}
 	}
 }
+
+// TestPolicyAlso: a policy joined by Also allows only what both allow,
+// and a refusal names the one that refused.
+func TestPolicyAlso(t *testing.T) {
+	side := MustTargetPolicy("10.0.0.0/8:*", "db:5432")
+	key := MustTargetPolicy("10.1.0.0/16:22", "db:*")
+	both := side.Also(key, "permit-target of its key")
+	for target, want := range map[string]string{"10.1.2.3:22": "", "db:5432": "", "10.2.0.1:22": "permit-target of its key", "10.1.2.3:80": "permit-target of its key", "db:22": "-", "1.1.1.1:22": "-"} {
+		label, refused := both.Refuser(target)
+		switch {
+		case want == "" && (refused || !both.Allows(target)):
+			t.Errorf("%s refused (%q), want allowed", target, label)
+		case want == "-" && (!refused || label != "" || both.Allows(target)):
+			t.Errorf("%s: refused %v by %q, want refused by the side's own patterns", target, refused, label)
+		case want != "" && want != "-" && (!refused || label != want || both.Allows(target)):
+			t.Errorf("%s: refused %v by %q, want by %q", target, refused, label, want)
+		}
+	}
+	if side.Also(key, "x").Also(MustTargetPolicy("db:5432"), "y").Allows("10.1.2.3:22") {
+		t.Error("a third policy joined did not apply")
+	}
+	if !side.Allows("10.2.0.1:22") {
+		t.Error("Also changed the policy it was called on")
+	}
+}

@@ -42,6 +42,10 @@ var fingerprintRE = regexp.MustCompile(`fingerprint=([0-9a-fA-F:]+)`)
 func carrierRows(t *testing.T) []carrierRow {
 	pki := testkit.NewPKI(t)
 	dir := t.TempDir()
+	key := filepath.Join(dir, "key")
+	if err := os.WriteFile(key, []byte("a key for the link"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	return []carrierRow{
 		{"tcp", 0, "",
 			func(t *testing.T, link string) []string { return []string{link} },
@@ -74,6 +78,33 @@ func carrierRows(t *testing.T) []carrierRow {
 			func(t *testing.T, link, _ string) []string {
 				return []string{"--carriers", "4", "--tls-ca", pki.CA, "--tls-cert", pki.ClientCert, "--tls-key", pki.ClientKey, "tls://" + link}
 			}},
+		{"ws", 0, "",
+			func(t *testing.T, link string) []string { return []string{"ws://" + link + "/sockmux"} },
+			func(t *testing.T, link, _ string) []string { return []string{"ws://" + link + "/sockmux"} }},
+		{"ws-key", 0, "",
+			func(t *testing.T, link string) []string { return []string{"--key-file", key, "ws://" + link + "/k"} },
+			func(t *testing.T, link, _ string) []string { return []string{"--key-file", key, "ws://" + link + "/k"} }},
+		{"ws-striped-over-3", 3, "",
+			func(t *testing.T, link string) []string { return []string{"ws://" + link + "/"} },
+			func(t *testing.T, link, _ string) []string { return []string{"--carriers", "3", "ws://" + link} }},
+		{"wss-fingerprint", 0, "",
+			func(t *testing.T, link string) []string {
+				return []string{"--state-dir", filepath.Join(dir, "state-wss"), "wss://" + link + "/t"}
+			},
+			func(t *testing.T, link, log string) []string {
+				m := fingerprintRE.FindStringSubmatch(log)
+				if m == nil {
+					t.Fatalf("listen logged no certificate fingerprint:\n%s", log)
+				}
+				return []string{"--tls-fingerprint", m[1], "wss://" + link + "/t"}
+			}},
+		{"wss-client-certificate-striped-over-2", 2, "",
+			func(t *testing.T, link string) []string {
+				return []string{"--tls-cert", pki.ServerCert, "--tls-key", pki.ServerKey, "--tls-client-ca", pki.CA, "wss://" + link + "/t"}
+			},
+			func(t *testing.T, link, _ string) []string {
+				return []string{"--carriers", "2", "--tls-ca", pki.CA, "--tls-cert", pki.ClientCert, "--tls-key", pki.ClientKey, "wss://" + link + "/t"}
+			}},
 		{"fifo", 0, "",
 			func(t *testing.T, _ string) []string {
 				return []string{fmt.Sprintf("fifo:%s,%s", filepath.Join(dir, "up"), filepath.Join(dir, "down"))}
@@ -104,7 +135,27 @@ func carrierRows(t *testing.T) []carrierRow {
 // listen and connect commands as a user runs them.
 func TestCarriers(t *testing.T) {
 	for _, row := range carrierRows(t) {
-		t.Run(row.name, func(t *testing.T) {
+		t.Run(row.name, func(t *testing.T) { carrierRun(t, row, nil, "") })
+	}
+}
+
+// TestKeyedCarriers runs TestCarriers's body over every carrier kind with
+// a pre-shared key on both sides: each link, and each carrier of a
+// striped one, comes up encrypted (TLS ones with the channel inside TLS).
+func TestKeyedCarriers(t *testing.T) {
+	const k = "the key of every carrier kind, 32+"
+	key := keyFile(t, k)
+	t.Setenv("SOCKMUX_KEY", k) // for the "sockmux stdio" an exec carrier runs
+	for _, row := range carrierRows(t) {
+		t.Run(row.name, func(t *testing.T) { carrierRun(t, row, []string{"--key-file", key}, "encrypted=true") })
+	}
+}
+
+// carrierRun runs one carrier row with extra flags on both sides; when
+// wantUp is set, both sides' "link up" lines must say it.
+func carrierRun(t *testing.T, row carrierRow, extra []string, wantUp string) {
+	{
+		{
 			testkit.CheckLeaks(t)
 			echo := testkit.Echo(t)
 			link, fwd := testkit.FreeAddr(t), testkit.FreeAddr(t)
@@ -133,11 +184,17 @@ func TestCarriers(t *testing.T) {
 				}
 			})
 			if row.listen != nil {
-				start("listen", append([]string{"listen", "--drain", "0s"}, row.listen(t, link)...), &llog)
+				start("listen", append(append([]string{"listen", "--drain", "0s"}, extra...), row.listen(t, link)...), &llog)
 				waitLog(t, &llog, `msg="listening for links"`)
 			}
-			start("connect", append([]string{"connect", "--drain", "0s", "-L", fwd + ":" + echo}, row.connect(t, link, llog.String())...), &clog)
+			start("connect", append(append([]string{"connect", "--drain", "0s", "-L", fwd + ":" + echo}, extra...), row.connect(t, link, llog.String())...), &clog)
 			waitLog(t, &clog, `msg="link up"`)
+			if wantUp != "" {
+				waitLog(t, &clog, wantUp)
+				if row.listen != nil {
+					waitLog(t, &llog, wantUp)
+				}
+			}
 			if row.wantLog != "" {
 				waitLog(t, &clog, row.wantLog)
 			}
@@ -146,7 +203,7 @@ func TestCarriers(t *testing.T) {
 				waitLog(t, &llog, fmt.Sprintf("carriers=%d", row.striped))
 			}
 			carrierBody(t, fwd)
-		})
+		}
 	}
 }
 

@@ -15,11 +15,18 @@ import (
 
 // TestCascade: connect reaches the final peer through two relays, each
 // link riding on a stream of the one before, all authenticated with the
-// key, and carries a checksummed transfer.
+// key, and carries a checksummed transfer; the first relay reached over
+// tcp:// or over ws://.
 func TestCascade(t *testing.T) {
+	for _, first := range []struct{ name, scheme, path string }{{"tcp", "", ""}, {"ws", "ws://", "/relay"}} {
+		t.Run(first.name, func(t *testing.T) { testCascade(t, first.scheme, first.path) })
+	}
+}
+
+func testCascade(t *testing.T, scheme, path string) {
 	testkit.CheckLeaks(t)
 	key := filepath.Join(t.TempDir(), "key")
-	if err := os.WriteFile(key, []byte("end to end"), 0o600); err != nil {
+	if err := os.WriteFile(key, []byte("end to end, sixteen bytes and more"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	echo := testkit.Echo(t)
@@ -41,11 +48,11 @@ func TestCascade(t *testing.T) {
 		cancel()
 		wg.Wait()
 	})
-	for _, p := range []struct{ name, addr string }{{"final", final}, {"relay1", relay1}, {"relay2", relay2}} {
+	for _, p := range []struct{ name, addr string }{{"final", final}, {"relay1", scheme + relay1 + path}, {"relay2", relay2}} {
 		start(p.name, "listen", "--drain", "0s", "--key-file", key, p.addr)
 		waitLog(t, logs[p.name], `msg="listening for links"`)
 	}
-	start("client", "connect", "--drain", "0s", "--key-file", key, "--via", relay1, "--via", relay2, "-L", fwd+":"+echo, final)
+	start("client", "connect", "--drain", "0s", "--key-file", key, "--via", scheme+relay1+path, "--via", relay2, "-L", fwd+":"+echo, final)
 	waitLog(t, logs["client"], `msg="link up" peer="`+final+` via `+relay2+`"`)
 	c, err := net.Dial("tcp", fwd)
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -381,8 +380,8 @@ func (c *config) checkConflicts(at func(int, string, error) error) error {
 	}
 	for i, l := range c.links {
 		if l.mode == "listen" {
-			if _, _, err := net.SplitHostPort(strings.TrimPrefix(strings.TrimPrefix(l.addr, "tcp://"), "tls://")); err == nil {
-				if err := claim(i, "listen", "tcp/"+strings.TrimPrefix(strings.TrimPrefix(l.addr, "tcp://"), "tls://")); err != nil {
+			if hp := carriers.TCPAddress(l.addr); hp != "" {
+				if err := claim(i, "listen", "tcp/"+hp); err != nil {
 					return err
 				}
 			}
@@ -436,7 +435,7 @@ func keyLines(data []byte) map[int]map[string]int {
 }
 
 // pathKeys are the keys whose value is a file or a folder.
-var pathKeys = []string{"key-file", "tls-cert", "tls-key", "tls-ca", "tls-client-ca", "state-dir"}
+var pathKeys = []string{"key-file", "identity", "authorized-keys", "known-hosts", "tls-cert", "tls-key", "tls-ca", "tls-client-ca", "state-dir"}
 
 // resolvePaths makes the relative paths of a table relative to dir, the
 // config file's folder, as nginx and sshd read theirs: a file keeps

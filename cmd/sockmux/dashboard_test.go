@@ -147,7 +147,7 @@ func TestDashboardInChromium(t *testing.T) {
 	shotPath := os.Getenv("SOCKMUX_DASHBOARD_PNG")
 	dir := t.TempDir()
 	key := filepath.Join(dir, "key")
-	os.WriteFile(key, []byte("dashboard key"), 0o600)
+	os.WriteFile(key, []byte("dashboard key, long enough"), 0o600)
 	echo := testkit.Echo(t)
 	upstream := testkit.Serve(t, func(c net.Conn) {
 		c.Write([]byte("welcome to the MUD\n"))

@@ -36,8 +36,23 @@ func describeLink(b *strings.Builder, l *linkConf) {
 	fmt.Fprintf(b, "link %q: %s %s\n", l.name, l.mode, l.addr)
 	cfg := l.cfg
 	auth := "none"
+	var parts []string
 	if cfg.Key != nil {
-		auth = "pre-shared key from " + l.opts.keyFile
+		parts = append(parts, "pre-shared key from "+l.opts.keyFile)
+	}
+	if cfg.Identity != nil {
+		parts = append(parts, "identity "+cfg.Identity.Public.String()+" from "+l.opts.identity)
+	}
+	switch {
+	case cfg.AuthorizedKeys != nil:
+		parts = append(parts, fmt.Sprintf("%d authorized keys from %s", cfg.AuthorizedKeys.Len(), l.opts.authKeys))
+	case cfg.PeerKey != nil:
+		parts = append(parts, "listener pinned to "+cfg.PeerKey.String())
+	case cfg.KnownHosts != "":
+		parts = append(parts, "listener pinned by "+cfg.KnownHosts)
+	}
+	if len(parts) > 0 {
+		auth = strings.Join(parts, ", ")
 	}
 	fmt.Fprintf(b, "  authentication: %s; max-streams %d; keepalive %v; open-timeout %v; drain %v\n",
 		auth, cfg.MaxStreams, cfg.Keepalive, cfg.OpenTimeout, l.opts.drain)
@@ -82,8 +97,10 @@ func tlsSummary(l *linkConf) string {
 		switch {
 		case t.Fingerprint != "":
 			return "pins the server certificate fingerprint " + t.Fingerprint
-		default:
+		case t.CAFile != "":
 			return "verifies the server against the CA in " + t.CAFile
+		default: // wss:// only: tls:// needs one of the two
+			return "verifies the server against the system's roots"
 		}
 	}
 	if t.CertFile == "" {

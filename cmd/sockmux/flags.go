@@ -17,6 +17,7 @@ import (
 	"sockmux/carriers"
 	"sockmux/engine"
 	"sockmux/forward"
+	"sockmux/identity"
 	"sockmux/proxy"
 )
 
@@ -32,6 +33,11 @@ type options struct {
 	exitOnFwdErr bool
 	profile      string
 	keyFile      string
+	identity     string // --identity FILE
+	authKeys     string // --authorized-keys FILE (listen)
+	peerKey      string // --peer-key PUB (connect)
+	knownHosts   string // --known-hosts FILE (connect)
+	trustNew     bool   // --trust-new (connect)
 	maxSkew      time.Duration
 	insecure     bool
 	allowTargets []string
@@ -48,8 +54,12 @@ type options struct {
 	dials        bool // the connect flags are in
 	resumeWindow time.Duration
 	gateway      bool     // -g: forwards with no bind listen on all addresses
+	stdioTarget  string   // -W host:port (connect only)
+	bindCarrier  []string // --bind-carrier (connect only)
+	connectFlags *pflag.FlagSet
 	tlsFlags     []string // the TLS flags this command has, for checkTLSFlags
 	tls          carriers.TLSConfig
+	proxy        string // --proxy (proxyflag.go)
 }
 
 // addLinkFlags defines the flags of every command that runs a link
@@ -70,7 +80,8 @@ func (o *options) addLinkFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics on `ADDR` (http://ADDR/metrics)")
 	f.StringVar(&o.profile, "profile", "",
 		"profile the daemon until it exits: cpu|mem|mutex|block (written to a temporary directory named in the log)")
-	f.StringVar(&o.keyFile, "key-file", "", "pre-shared key `FILE` both peers must prove they hold (or SOCKMUX_KEY in the environment); make one with: head -c 32 /dev/urandom | base64 > FILE")
+	f.StringVar(&o.keyFile, "key-file", "", "pre-shared key `FILE` both peers must prove they hold; it encrypts the link (or SOCKMUX_KEY in the environment); make one with: sockmux keygen --psk > FILE")
+	f.StringVar(&o.identity, "identity", "", "this side's private key `FILE` (from sockmux keygen): the link runs the identity handshake with a peer that has one too")
 	f.DurationVar(&o.maxSkew, "max-skew", engine.DefaultMaxSkew, "largest clock difference accepted from an authenticated peer")
 	f.StringArrayVar(&o.allowTargets, "allow-target", nil,
 		"`PATTERN` (host:port, * globs, CIDRs) this side will dial for the peer (repeatable); default: any for an authenticated peer, loopback only otherwise")
@@ -94,12 +105,13 @@ func (o *options) addResumeFlag(f *pflag.FlagSet) {
 func (o *options) addListenFlags(f *pflag.FlagSet) {
 	o.addResumeFlag(f)
 	f.BoolVar(&o.insecure, "insecure", false, "allow listening on a non-loopback address with neither a key nor client certificates")
-	f.StringVar(&o.tls.CertFile, "tls-cert", "", "tls:// only: the server's certificate `FILE` (default: one generated and kept in --state-dir)")
-	f.StringVar(&o.tls.KeyFile, "tls-key", "", "tls:// only: the private key `FILE` for --tls-cert")
-	f.StringVar(&o.tls.ClientCAFile, "tls-client-ca", "", "tls:// only: require client certificates signed by this CA `FILE`")
+	f.StringVar(&o.authKeys, "authorized-keys", "", "admit only the peers whose public keys this `FILE` lists (as ssh's authorized_keys, options permit-listen=, permit-target=, name=); needs --identity; SIGHUP and reload re-read it")
+	f.StringVar(&o.tls.CertFile, "tls-cert", "", "tls:// and wss:// only: the server's certificate `FILE` (default: one generated and kept in --state-dir)")
+	f.StringVar(&o.tls.KeyFile, "tls-key", "", "tls:// and wss:// only: the private key `FILE` for --tls-cert")
+	f.StringVar(&o.tls.ClientCAFile, "tls-client-ca", "", "tls:// and wss:// only: require client certificates signed by this CA `FILE`")
 	// The default is resolved when it is needed, so help and man pages do
 	// not show one user's home.
-	f.StringVar(&o.tls.StateDir, "state-dir", "", "tls:// only: where a generated TLS certificate is kept (default $XDG_STATE_HOME/sockmux/tls, or ~/.local/state/sockmux/tls)")
+	f.StringVar(&o.tls.StateDir, "state-dir", "", "tls:// and wss:// only: where a generated TLS certificate is kept (default $XDG_STATE_HOME/sockmux/tls, or ~/.local/state/sockmux/tls)")
 	o.tlsFlags = []string{"tls-cert", "tls-key", "tls-client-ca", "state-dir"}
 }
 
@@ -111,11 +123,18 @@ func (o *options) addConnectFlags(f *pflag.FlagSet) {
 		fmt.Sprintf("carrier connections per link (1..%d): one stream's frames are striped across them", actors.MaxCarriers))
 	f.StringArrayVar(&o.via, "via", nil,
 		"reach ADDR through the relay peer at `RELAY` (repeatable, in order): each hop's link rides on a stream of the one before; ADDR and the later relays are host:port as the relay before them sees it")
+	f.StringArrayVar(&o.bindCarrier, "bind-carrier", nil,
+		"dial carriers from this local `ADDR|IFACE` (repeatable): with several, the link's carriers spread over them, so two uplinks add up (--carriers defaults to their number)")
+	o.connectFlags = f
 	f.IntVar(&o.maxRetries, "max-retries", 0, "give up (exit 1) after `N` failed dials or handshakes in a row (0: retry for ever)")
-	f.StringVar(&o.tls.CAFile, "tls-ca", "", "tls:// only: verify the server with this CA `FILE`")
-	f.StringVar(&o.tls.Fingerprint, "tls-fingerprint", "", "tls:// only: pin the server certificate's SHA-256 `FINGERPRINT` (sockmux check prints it)")
-	f.StringVar(&o.tls.CertFile, "tls-cert", "", "tls:// only: a client certificate `FILE`, for a listener with --tls-client-ca")
-	f.StringVar(&o.tls.KeyFile, "tls-key", "", "tls:// only: the private key `FILE` for --tls-cert")
+	o.addProxyFlag(f)
+	f.StringVar(&o.peerKey, "peer-key", "", "pin the listener's public key: its `PUB` line (sockmux-x25519 BASE64) or the base64 alone; needs --identity")
+	f.StringVar(&o.knownHosts, "known-hosts", "", "pin listeners by address with this `FILE` (ADDRESS sockmux-x25519 BASE64 per line); needs --identity")
+	f.BoolVar(&o.trustNew, "trust-new", false, "record the key of a listener --known-hosts does not name, instead of refusing it (ssh's StrictHostKeyChecking=accept-new)")
+	f.StringVar(&o.tls.CAFile, "tls-ca", "", "tls:// and wss:// only: verify the server with this CA `FILE`")
+	f.StringVar(&o.tls.Fingerprint, "tls-fingerprint", "", "tls:// and wss:// only: pin the server certificate's SHA-256 `FINGERPRINT` (sockmux check prints it)")
+	f.StringVar(&o.tls.CertFile, "tls-cert", "", "tls:// and wss:// only: a client certificate `FILE`, for a listener with --tls-client-ca")
+	f.StringVar(&o.tls.KeyFile, "tls-key", "", "tls:// and wss:// only: the private key `FILE` for --tls-cert")
 	o.tlsFlags = []string{"tls-ca", "tls-fingerprint", "tls-cert", "tls-key"}
 }
 
@@ -132,7 +151,7 @@ func (o *options) checkTLSFlags(f *pflag.FlagSet, addr string) error {
 	}
 	for _, name := range o.tlsFlags {
 		if fl := f.Lookup(name); fl != nil && fl.Changed {
-			return flagErr(name, fmt.Errorf("%w: --%s applies to tls:// carriers only, and %s is %s://", errUsage, name, addr, scheme))
+			return flagErr(name, fmt.Errorf("%w: --%s applies to tls:// and wss:// carriers only, and %s is %s://", errUsage, name, addr, scheme))
 		}
 	}
 	return nil
@@ -150,7 +169,7 @@ func (e *flagError) Unwrap() error { return e.err }
 func flagErr(flag string, err error) error { return &flagError{flag: flag, err: err} }
 
 // errNoKey is a non-loopback listen with nothing to authenticate peers.
-var errNoKey = errors.New("refusing to listen for links on a non-loopback address without --key-file or --tls-client-ca (any peer could use the link); pass --insecure to do it anyway")
+var errNoKey = errors.New("refusing to listen for links on a non-loopback address without --key-file, --authorized-keys or --tls-client-ca (any peer could use the link); pass --insecure to do it anyway")
 
 // setup reads the flags into a node configuration and carrier options.
 func (o *options) setup(logger func() (*slog.Logger, error)) (*slog.Logger, actors.Config, []carriers.Option, error) {
@@ -200,6 +219,9 @@ func (o *options) setup(logger func() (*slog.Logger, error)) (*slog.Logger, acto
 	if cfg.Key, err = o.key(); err != nil {
 		return nil, cfg, nil, flagErr("key-file", err)
 	}
+	if err := o.identities(&cfg); err != nil {
+		return nil, cfg, nil, err
+	}
 	if len(o.allowTargets) > 0 {
 		if cfg.AllowTargets, err = forward.ParseTargetPolicy(o.allowTargets...); err != nil {
 			return nil, cfg, nil, flagErr("allow-target", fmt.Errorf("%w: --allow-target: %w", errUsage, err))
@@ -232,7 +254,76 @@ func (o *options) setup(logger func() (*slog.Logger, error)) (*slog.Logger, acto
 	if o.dials && (o.carriers < 1 || o.carriers > actors.MaxCarriers) {
 		return nil, cfg, nil, flagErr("carriers", fmt.Errorf("%w: --carriers must be 1..%d, not %d", errUsage, actors.MaxCarriers, o.carriers))
 	}
-	return log, cfg, []carriers.Option{carriers.WithTLS(o.tls), carriers.WithLogger(log)}, nil
+	copts, err := o.carrierOptions(log)
+	if err != nil {
+		return nil, cfg, nil, err
+	}
+	if len(o.bindCarrier) > 0 {
+		var binds []carriers.LocalBind
+		for _, s := range o.bindCarrier {
+			b, err := carriers.ParseLocalBind(s)
+			if err != nil {
+				return nil, cfg, nil, flagErr("bind-carrier", fmt.Errorf("%w: --bind-carrier: %w", errUsage, err))
+			}
+			binds = append(binds, b)
+		}
+		copts = append(copts, carriers.WithLocalBinds(binds))
+		if o.connectFlags != nil && !o.connectFlags.Changed("carriers") {
+			cfg.Carriers = min(len(binds), actors.MaxCarriers)
+		}
+	}
+	return log, cfg, copts, nil
+}
+
+// identities reads --identity, --authorized-keys, --peer-key,
+// --known-hosts and --trust-new into cfg.
+func (o *options) identities(cfg *actors.Config) error {
+	if o.identity != "" {
+		k, err := identity.LoadPrivateKey(o.identity)
+		if err != nil {
+			return flagErr("identity", fmt.Errorf("%w: --identity: %w", errUsage, err))
+		}
+		cfg.Identity = k
+	}
+	need := func(flag string) error {
+		return flagErr(flag, fmt.Errorf("%w: --%s: %w", errUsage, flag, actors.ErrNeedIdentity))
+	}
+	if o.authKeys != "" {
+		if cfg.Identity == nil {
+			return need("authorized-keys")
+		}
+		ak, err := identity.LoadAuthorizedKeys(o.authKeys)
+		if err != nil {
+			return flagErr("authorized-keys", fmt.Errorf("%w: --authorized-keys: %w", errUsage, err))
+		}
+		cfg.AuthorizedKeys = ak
+	}
+	if o.peerKey != "" {
+		if cfg.Identity == nil {
+			return need("peer-key")
+		}
+		k, _, err := identity.ParsePublicKey(o.peerKey)
+		if err != nil {
+			return flagErr("peer-key", fmt.Errorf("%w: --peer-key: %w", errUsage, err))
+		}
+		cfg.PeerKey = &k
+	}
+	if o.knownHosts != "" {
+		if cfg.Identity == nil {
+			return need("known-hosts")
+		}
+		if _, err := identity.LoadKnownHosts(o.knownHosts); err != nil {
+			return flagErr("known-hosts", fmt.Errorf("%w: --known-hosts: %w", errUsage, err))
+		}
+		cfg.KnownHosts = o.knownHosts
+	}
+	if o.trustNew {
+		if o.knownHosts == "" {
+			return flagErr("trust-new", fmt.Errorf("%w: --trust-new records the key in --known-hosts FILE: give one", errUsage))
+		}
+		cfg.TrustNew = true
+	}
+	return nil
 }
 
 // key is the pre-shared key from --key-file or SOCKMUX_KEY (nil for none).
@@ -252,6 +343,13 @@ func (o *options) key() ([]byte, error) {
 		k = os.Getenv("SOCKMUX_KEY")
 	default:
 		return nil, nil
+	}
+	if err := engine.CheckKey([]byte(k)); err != nil {
+		src := "SOCKMUX_KEY"
+		if o.keyFile != "" {
+			src = "--key-file " + o.keyFile
+		}
+		return nil, fmt.Errorf("%w: %s: %w", errUsage, src, err)
 	}
 	return []byte(k), nil
 }
@@ -277,10 +375,10 @@ func (o *options) startProfile() (func(), error) {
 	return p.Stop, nil
 }
 
-// addrErr marks a bad carrier address or TLS configuration as a usage
-// error.
+// addrErr marks a bad carrier address, TLS configuration or proxy as a
+// usage error.
 func addrErr(err error) error {
-	if errors.Is(err, carriers.ErrBadAddress) || errors.Is(err, carriers.ErrTLSConfig) {
+	if errors.Is(err, carriers.ErrBadAddress) || errors.Is(err, carriers.ErrTLSConfig) || errors.Is(err, carriers.ErrBadProxy) {
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	return err

@@ -120,7 +120,7 @@ either may declare forwards (-L), whichever side dialled.`,
 		}
 		return newLogger(stderr, logLevel, logFormat)
 	}
-	root.AddCommand(listenCmd(logger, stderr), connectCmd(logger, stderr), stdioCmd(logger), demoCmd(stdout, logger), shareCmd(logger), runCmd(stderr), checkCmd(stdout), reloadCmd(stdout), statusCmd(stdout), benchCmd(logger), versionCmd(stdout), manCmd(stdout))
+	root.AddCommand(listenCmd(logger, stderr), connectCmd(logger, stderr), stdioCmd(logger), demoCmd(stdout, logger), shareCmd(logger), runCmd(stderr), checkCmd(stdout), reloadCmd(stdout), statusCmd(stdout), benchCmd(logger), versionCmd(stdout), manCmd(stdout), keygenCmd(stdout))
 	setVersions(root)
 	setExamples(root)
 	return root
@@ -183,13 +183,16 @@ func listenCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Com
 	var h habits
 	cmd := &cobra.Command{
 		Use:   "listen [flags] ADDR",
-		Short: "Accept links on ADDR: host:port, tcp://, tls://, fifo:READ,WRITE or comm:PATH",
+		Short: "Accept links on ADDR: host:port, tcp://, tls://, ws://, wss://, fifo:READ,WRITE or comm:PATH",
 		Example: `  # a hub on all addresses; peers prove they hold the key
   head -c 32 /dev/urandom | base64 > sockmux.key
   sockmux listen --key-file sockmux.key 0.0.0.0:7000
 
   # TLS with a generated certificate (its fingerprint is logged)
   sockmux listen --key-file sockmux.key tls://0.0.0.0:7443
+
+  # a WebSocket on /tunnel, behind a reverse proxy (nginx, with the Upgrade headers)
+  sockmux listen --key-file sockmux.key ws://127.0.0.1:9000/tunnel
 
   # let the peer's -R listen on port 8080 of all addresses here
   sockmux listen --key-file sockmux.key --allow-listen '*:8080' 0.0.0.0:7000`,
@@ -209,7 +212,7 @@ func listenCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Com
 			if err != nil {
 				return addrErr(err)
 			}
-			if !local && cfg.Key == nil && o.tls.ClientCAFile == "" && !o.insecure {
+			if !local && cfg.Key == nil && cfg.AuthorizedKeys == nil && o.tls.ClientCAFile == "" && !o.insecure {
 				return fmt.Errorf("%w: %s: %w", errUsage, args[0], errNoKey)
 			}
 			if h.background && !inBackground() {
@@ -236,7 +239,7 @@ func connectCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Co
 	var connectTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "connect [flags] ADDR",
-		Short: "Keep a link to the peer at ADDR (host:port, tcp://, tls://, fifo:, comm: or exec:COMMAND), redialling with backoff",
+		Short: "Keep a link to the peer at ADDR (host:port, tcp://, tls://, ws://, wss://, fifo:, comm: or exec:COMMAND), redialling with backoff",
 		Example: `  # port 8080 here reaches port 80 of the peer's own host
   sockmux connect --key-file sockmux.key -L 8080:127.0.0.1:80 hub.example:7000
 
@@ -249,8 +252,14 @@ func connectCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Co
   # TLS, pinning the certificate the listener logged; stripe over 4 carriers
   sockmux connect --key-file sockmux.key --tls-fingerprint AB:CD:... --carriers 4 tls://hub.example:7443
 
+  # a WebSocket through the reverse proxy in front of the hub, out through an HTTP proxy
+  sockmux connect --key-file sockmux.key --proxy http://user:pass@proxy.corp:3128 -L 8080:127.0.0.1:80 wss://hub.example/tunnel
+
   # over ssh, with no port open on the far host
-  sockmux connect -L 8080:127.0.0.1:80 'exec:ssh far.example sockmux stdio'`,
+  sockmux connect -L 8080:127.0.0.1:80 'exec:ssh far.example sockmux stdio'
+
+  # ssh to a host behind the hub: sockmux as ssh's ProxyCommand
+  ssh -o ProxyCommand='sockmux connect --key-file sockmux.key -W %h:%p hub.example:7000' internal-host`,
 		Args: exactlyOneAddr,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := h.apply(cmd.Flags()); err != nil {
@@ -262,6 +271,16 @@ func connectCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Co
 			}
 			if err := o.checkTLSFlags(cmd.Flags(), first); err != nil {
 				return err
+			}
+			if o.stdioTarget != "" {
+				if err := checkStdioForward(&o, &h); err != nil {
+					return err
+				}
+				// Its stderr is the terminal of whoever runs it (ssh's
+				// ProxyCommand): warnings and errors only, unless asked.
+				if !cmd.Flags().Changed("log-level") && !cmd.Flags().Changed("verbose") {
+					_ = cmd.Flags().Set("log-level", "warn")
+				}
 			}
 			log, cfg, copts, err := o.setup(logger)
 			if err != nil {
@@ -295,11 +314,21 @@ func connectCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Co
 				if err != nil {
 					return addrErr(err)
 				}
+				if o.stdioTarget != "" {
+					return stdioForward(cmd.Context(), log, cfg, d, o.stdioTarget, nil)
+				}
 				return serve(cmd.Context(), log, &o, cfg, func(n *actors.Node) { n.Connect(d) }, nil)
 			}
 			d, hops, err := cascade(log, cfg, copts, o.via, args[0])
 			if err != nil {
 				return err
+			}
+			if o.stdioTarget != "" {
+				return stdioForward(cmd.Context(), log, cfg, d, o.stdioTarget, func() {
+					for i := len(hops) - 1; i >= 0; i-- {
+						hops[i].Shutdown(0)
+					}
+				})
 			}
 			return serve(cmd.Context(), log, &o, cfg, func(n *actors.Node) { n.Connect(d) }, func() {
 				for i := len(hops) - 1; i >= 0; i-- {
@@ -311,6 +340,8 @@ func connectCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Co
 	o.addLinkFlags(cmd.Flags())
 	o.addConnectFlags(cmd.Flags())
 	h.addHabitFlags(cmd.Flags(), "the first link is up and its forwards listen")
+	cmd.Flags().StringVarP(&o.stdioTarget, "forward-stdio", "W", "",
+		"carry stdin and stdout over one stream that the peer dials to `host:port`, as ssh -W (for ssh's ProxyCommand); exits when the stream ends")
 	cmd.Flags().BoolVar(&persist, "persist", false,
 		"keep redialling with backoff whatever fails, a wrong key or certificate too (a daemon's way; every link under 'sockmux run' does)")
 	cmd.Flags().DurationVar(&connectTimeout, "connect-timeout", 30*time.Second,
@@ -450,6 +481,7 @@ func serve(ctx context.Context, log *slog.Logger, o *options, cfg actors.Config,
 		case <-hup:
 			log.Info("SIGHUP: redialling links that are down")
 			node.Redial()
+			reloadAuthorizedKeys(log, o, node)
 			continue
 		case fatal = <-node.Failed():
 			log.Error("exiting", "err", fatal)

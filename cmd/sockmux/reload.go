@@ -19,7 +19,7 @@ import (
 // liveKeys are the [[link]] keys a reload applies to a running link:
 // forwards (-L, -D, -R) at once, the policies, -D's credentials and the
 // key for what starts after the reload. Any other key needs a restart.
-var liveKeys = []string{"local", "dynamic", "remote", "gateway-ports", "allow-target", "allow-listen", "direct", "socks-user", "key-file"}
+var liveKeys = []string{"local", "dynamic", "remote", "gateway-ports", "allow-target", "allow-listen", "direct", "socks-user", "key-file", "authorized-keys"}
 
 // reloadResult is what a reload did, for the log and `sockmux reload`.
 type reloadResult struct {
@@ -201,14 +201,15 @@ func (d *daemon) applyLink(rl *runningLink, next *linkConf, res *reloadResult) {
 	running.cfg.Dynamic = slices.DeleteFunc(slices.Clone(next.cfg.Dynamic), func(b string) bool { return failed[actors.ProxyKey(b)] })
 	running.cfg.Remotes = next.cfg.Remotes
 	running.cfg.AllowTargets, running.cfg.AllowListen, running.cfg.Direct = next.cfg.AllowTargets, next.cfg.AllowListen, next.cfg.Direct
-	running.cfg.ProxyAuth, running.cfg.Key = next.cfg.ProxyAuth, next.cfg.Key
+	running.cfg.ProxyAuth, running.cfg.Key, running.cfg.AuthorizedKeys = next.cfg.ProxyAuth, next.cfg.Key, next.cfg.AuthorizedKeys
 	running.lines = next.lines
 	rl.conf = &running
 }
 
 // policiesOf is the part of a link's configuration SetPolicies changes.
 func policiesOf(c actors.Config) actors.Policies {
-	return actors.Policies{AllowTargets: c.AllowTargets, AllowListen: c.AllowListen, Direct: c.Direct, ProxyAuth: c.ProxyAuth, Key: c.Key}
+	return actors.Policies{AllowTargets: c.AllowTargets, AllowListen: c.AllowListen, Direct: c.Direct, ProxyAuth: c.ProxyAuth, Key: c.Key,
+		AuthorizedKeys: c.AuthorizedKeys}
 }
 
 func samePolicies(a, b actors.Policies) bool {
@@ -219,7 +220,8 @@ func samePolicies(a, b actors.Policies) bool {
 		return p.String()
 	}
 	return text(a.AllowTargets) == text(b.AllowTargets) && text(a.AllowListen) == text(b.AllowListen) &&
-		text(a.Direct) == text(b.Direct) && reflect.DeepEqual(a.ProxyAuth, b.ProxyAuth) && bytes.Equal(a.Key, b.Key)
+		text(a.Direct) == text(b.Direct) && reflect.DeepEqual(a.ProxyAuth, b.ProxyAuth) && bytes.Equal(a.Key, b.Key) &&
+		a.AuthorizedKeys.Equal(b.AuthorizedKeys)
 }
 
 // applyForwards adds and removes -L and -D listeners to match next; the

@@ -19,7 +19,7 @@ import (
 // on the next reload until the file agrees with what runs.
 func TestReloadAppliesLive(t *testing.T) {
 	testkit.CheckLeaks(t)
-	one, two := hello(t, "one"), hello(t, "two")
+	one, two := testkit.Greeter(t, "one"), testkit.Greeter(t, "two")
 	link, a, b, r := testkit.FreeAddr(t), testkit.FreeAddr(t), testkit.FreeAddr(t), testkit.FreeAddr(t)
 	control := filepath.Join(t.TempDir(), "ctl.sock")
 	conf := func(reloaded bool, keepalive string) string {
@@ -35,7 +35,7 @@ func TestReloadAppliesLive(t *testing.T) {
 	}
 	d := startDaemon(t, conf(false, "15s"))
 	waitLog(t, d.log, `msg="link up" link=east`)
-	if got := greetingOf(t, a); got != "one" {
+	if got := testkit.Greeting(t, a); got != "one" {
 		t.Fatalf("before the reload, the forward reached %q", got)
 	}
 	reload := func(want int) string {
@@ -61,11 +61,11 @@ func TestReloadAppliesLive(t *testing.T) {
 			t.Errorf("reload printed no %q:\n%s", want, out)
 		}
 	}
-	if got := greetingOf(t, b); got != "two" {
+	if got := testkit.Greeting(t, b); got != "two" {
 		t.Errorf("the added forward, through the widened policy, reached %q", got)
 	}
 	waitLog(t, d.log, `msg="reverse forward listening" link=east`)
-	if got := greetingOf(t, r); got != "two" {
+	if got := testkit.Greeting(t, r); got != "two" {
 		t.Errorf("the added -R reached %q", got)
 	}
 	// What needs a restart stays named: it is still not what runs.
@@ -87,23 +87,4 @@ func TestReloadAppliesLive(t *testing.T) {
 		c.Close()
 		t.Error("the removed -R still accepts")
 	}
-}
-
-// greetingOf reads what the server behind addr says first, to its end.
-func greetingOf(t testing.TB, addr string) string {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	var b bytes.Buffer
-	b.ReadFrom(c)
-	return b.String()
-}
-
-// hello serves a fixed greeting, so a test can tell which target a
-// connection reached.
-func hello(t testing.TB, greeting string) string {
-	return testkit.Serve(t, func(c net.Conn) { c.Write([]byte(greeting)) })
 }

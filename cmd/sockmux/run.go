@@ -132,7 +132,7 @@ func (d *daemon) start(l *linkConf) (*runningLink, error) {
 		if err != nil {
 			return nil, err
 		}
-		if !local && cfg.Key == nil && l.opts.tls.ClientCAFile == "" && !l.opts.insecure {
+		if !local && cfg.Key == nil && cfg.AuthorizedKeys == nil && l.opts.tls.ClientCAFile == "" && !l.opts.insecure {
 			return nil, fmt.Errorf("%w: link %q: %s: %w", errUsage, l.name, l.addr, errNoKey)
 		}
 		if rl.ln, err = carriers.Listen(l.addr, l.copts...); err != nil {

@@ -86,7 +86,7 @@ func TestRunConfig(t *testing.T) {
 	testkit.CheckLeaks(t)
 	dir := t.TempDir()
 	key := filepath.Join(dir, "key")
-	os.WriteFile(key, []byte("file key"), 0o600)
+	os.WriteFile(key, []byte("file key, sixteen bytes long"), 0o600)
 	echo, udpEcho := testkit.Echo(t), testkit.NewUDPEcho(t)
 	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "web") }))
 	defer web.Close()

@@ -18,7 +18,7 @@ import (
 // key or client certificates, unless --insecure says otherwise.
 func TestListenRefusesStrangers(t *testing.T) {
 	keyFile := filepath.Join(t.TempDir(), "key")
-	if err := os.WriteFile(keyFile, []byte("s3cret\n"), 0o600); err != nil {
+	if err := os.WriteFile(keyFile, []byte("s3cret, sixteen bytes and more\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {
@@ -58,12 +58,15 @@ func TestSecurityFlagErrors(t *testing.T) {
 	dir := t.TempDir()
 	empty := filepath.Join(dir, "empty")
 	os.WriteFile(empty, nil, 0o600)
+	short := filepath.Join(dir, "short")
+	os.WriteFile(short, []byte("fifteen bytes!!\n"), 0o600)
 	cases := []struct {
 		args []string
 		want string
 	}{
 		{[]string{"connect", "--key-file", filepath.Join(dir, "missing"), "127.0.0.1:1"}, "missing"},
 		{[]string{"connect", "--key-file", empty, "127.0.0.1:1"}, "empty"},
+		{[]string{"connect", "--key-file", short, "127.0.0.1:1"}, "sockmux keygen --psk"},
 		{[]string{"listen", "--allow-target", "10.0.0.0/33:*", "127.0.0.1:0"}, `"10.0.0.0/33:*"`},
 		{[]string{"listen", "--allow-target", "host", "127.0.0.1:0"}, `"host"`},
 		{[]string{"listen", "--max-streams", "0", "127.0.0.1:0"}, "--max-streams"},

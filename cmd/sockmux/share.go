@@ -16,7 +16,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"sockmux/actors"
-	"sockmux/carriers"
 	"sockmux/forward"
 )
 
@@ -118,6 +117,7 @@ func (sf *shareFlags) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&sf.o.tls.Fingerprint, "tls-fingerprint", "", "tunnel: pin a tls:// peer's certificate SHA-256 `FINGERPRINT`")
 	f.StringVar(&sf.o.tls.CertFile, "tls-cert", "", "tunnel: client certificate `FILE` for a tls:// peer")
 	f.StringVar(&sf.o.tls.KeyFile, "tls-key", "", "tunnel: private key `FILE` for --tls-cert")
+	sf.o.addProxyFlag(f)
 	sf.fs = f
 }
 
@@ -162,7 +162,10 @@ func (sf *shareFlags) config(log *slog.Logger) (actors.ShareConfig, error) {
 	if err != nil {
 		return cfg, err
 	}
-	copts := []carriers.Option{carriers.WithTLS(sf.o.tls), carriers.WithLogger(log)}
+	copts, err := sf.o.carrierOptions(log)
+	if err != nil {
+		return cfg, err
+	}
 	if _, err := actors.ParseUpstream(sf.upstream, copts...); err != nil {
 		return usage("--upstream: %v", err)
 	}

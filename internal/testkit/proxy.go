@@ -18,6 +18,21 @@ type Proxy struct {
 	cond   *sync.Cond
 	hold   bool
 	refuse bool
+	tap    Tap
+}
+
+// Tap sees every chunk a Proxy relays, before it is written on: toTarget
+// says its direction, off is where the chunk starts in that direction of
+// its connection. It may change the chunk in place (flip a bit); it runs
+// on the relaying goroutine, so it must not block.
+type Tap func(toTarget bool, off int64, b []byte)
+
+// SetTap makes tap see (and perhaps alter) what is relayed from now on;
+// nil relays untouched.
+func (p *Proxy) SetTap(tap Tap) {
+	p.mu.Lock()
+	p.tap = tap
+	p.mu.Unlock()
 }
 
 // proxyPair is one relayed connection: the client's side and the
@@ -158,20 +173,49 @@ func (p *Proxy) serve() {
 		p.mu.Lock()
 		p.pairs = append(p.pairs, pr)
 		p.mu.Unlock()
-		p.wg.Add(2)
+		p.wg.Add(3)
+		// A direction that ends passes its end on (FIN) and stops reading;
+		// the pair is closed once both have ended. What one side sent just
+		// before it closed (its last GOAWAY) still reaches the other, as
+		// through a real network.
+		var ends sync.WaitGroup
+		ends.Add(2)
+		go func() {
+			defer p.wg.Done()
+			ends.Wait()
+			c.Close()
+			d.Close()
+			p.forget(pr)
+		}()
 		pipe := func(dst, src net.Conn) {
 			defer p.wg.Done()
-			defer p.forget(pr)
-			defer dst.Close()
-			defer src.Close()
+			defer ends.Done()
+			defer func() {
+				if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+					_ = cw.CloseWrite()
+				} else {
+					dst.Close()
+				}
+				if cr, ok := src.(interface{ CloseRead() error }); ok {
+					_ = cr.CloseRead()
+				} else {
+					src.Close()
+				}
+			}()
 			buf := make([]byte, 64<<10)
+			var off int64
 			for {
 				n, err := src.Read(buf)
 				p.mu.Lock()
 				for p.hold || pr.hold {
 					p.cond.Wait()
 				}
+				tap := p.tap
 				p.mu.Unlock()
+				if n > 0 && tap != nil {
+					tap(dst == d, off, buf[:n])
+				}
+				off += int64(n)
 				if n > 0 {
 					if _, werr := dst.Write(buf[:n]); werr != nil {
 						return

@@ -294,3 +294,25 @@ func CheckLeaks(t testing.TB) {
 func IsClosed(err error) bool {
 	return err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF) || isReset(err)
 }
+
+// Greeter serves a fixed greeting to every connection and closes it, so a
+// test can tell which target a connection reached; it returns the address.
+func Greeter(t testing.TB, greeting string) string {
+	return Serve(t, func(c net.Conn) { c.Write([]byte(greeting)) })
+}
+
+// Greeting reads what the server at addr says, to its end.
+func Greeting(t testing.TB, addr string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second)) // hang guard
+	b, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

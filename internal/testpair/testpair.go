@@ -36,10 +36,14 @@ type Config struct {
 	Keepalive time.Duration
 	// A and B, when set, adjust each side's configuration last.
 	A, B func(*actors.Config)
-	// Carrier is "tcp" (the default) or "pipe" (in memory, unbuffered).
+	// Carrier is "tcp" (the default), "ws" (a WebSocket carrier) or
+	// "pipe" (in memory, unbuffered).
 	Carrier string
 	// Carriers is how many carriers B's link keeps (1 when 0).
 	Carriers int
+	// Key is both sides' pre-shared key (none when nil): the link is
+	// encrypted.
+	Key []byte
 	// ResumeWindow is both sides' resume window (the default when 0;
 	// negative: a link whose carrier drops goes down).
 	ResumeWindow time.Duration
@@ -47,7 +51,10 @@ type Config struct {
 
 // Carriers are the carrier kinds a Pair can run on; end-to-end tests run
 // their body once per kind.
-var Carriers = []string{"tcp", "pipe"}
+var Carriers = []string{"tcp", "pipe", "ws"}
+
+// wsPath is the path of a "ws" Pair's carrier.
+const wsPath = "/pair"
 
 // New starts a linked pair and returns once the link is up on both sides.
 // Both nodes are closed, and leaks checked, when the test ends.
@@ -66,7 +73,7 @@ func New(t testing.TB, pc Config) *Pair {
 	}
 	var err error
 	ca := actors.Config{Logger: slog.New(p.ALog), Forwards: pc.AForwards, Window: pc.Window, MaxWindow: pc.MaxWindow, Keepalive: pc.Keepalive, OnLink: onLink(upA),
-		ResumeWindow: pc.ResumeWindow}
+		ResumeWindow: pc.ResumeWindow, Key: pc.Key}
 	if pc.A != nil {
 		pc.A(&ca)
 	}
@@ -82,12 +89,19 @@ func New(t testing.TB, pc Config) *Pair {
 	})
 	var ln net.Listener
 	var dialer carriers.Dialer
+	scheme, path := "tcp://", ""
 	switch pc.Carrier {
 	case "", "tcp":
 		if ln, err = carriers.Listen("127.0.0.1:0"); err != nil {
 			t.Fatal(err)
 		}
 		p.LinkAddr = ln.Addr().String()
+	case "ws":
+		if ln, err = carriers.Listen("ws://127.0.0.1:0"+wsPath, carriers.WithLogger(slog.New(p.ALog))); err != nil {
+			t.Fatal(err)
+		}
+		p.LinkAddr = ln.Addr().String()
+		scheme, path = "ws://", wsPath
 	case "pipe":
 		pipe := testkit.NewPipeCarrier()
 		ln, dialer = pipe, pipe
@@ -96,7 +110,7 @@ func New(t testing.TB, pc Config) *Pair {
 	}
 	p.A.Serve(ln)
 	cb := actors.Config{Logger: slog.New(p.BLog), Forwards: pc.BForwards, Window: pc.Window, MaxWindow: pc.MaxWindow, Keepalive: pc.Keepalive, OnLink: onLink(upB),
-		Backoff: pc.Backoff, MaxBackoff: 4 * max(pc.Backoff, time.Second), ResumeWindow: pc.ResumeWindow, Carriers: pc.Carriers}
+		Backoff: pc.Backoff, MaxBackoff: 4 * max(pc.Backoff, time.Second), ResumeWindow: pc.ResumeWindow, Carriers: pc.Carriers, Key: pc.Key}
 	if pc.B != nil {
 		pc.B(&cb)
 	}
@@ -111,7 +125,7 @@ func New(t testing.TB, pc Config) *Pair {
 			p.Proxy = testkit.NewProxy(t, p.LinkAddr)
 			dialAddr = p.Proxy.Addr()
 		}
-		if dialer, err = carriers.NewDialer(dialAddr); err != nil {
+		if dialer, err = carriers.NewDialer(scheme + dialAddr + path); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -16,9 +16,9 @@ import (
 // Writing. Every method writes at once, from the caller's goroutine, and
 // blocks while the node does not read.
 
-// Write writes raw bytes.
+// Write writes raw bytes (sealed in records on a keyed link).
 func (p *Peer) Write(b []byte) error {
-	_, err := p.conn.Write(b)
+	_, err := p.w.Write(b)
 	return err
 }
 

@@ -17,19 +17,23 @@ package wirepeer
 import (
 	"bufio"
 	"crypto/rand"
-	"errors"
 	"fmt"
+	"io"
 	"net"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/flynn/noise"
+
+	"sockmux/carriers"
 	"sockmux/engine"
 )
 
 // Options say how a Peer introduces itself.
 type Options struct {
-	// Key is the pre-shared key the peer proves with AUTH (none when nil).
+	// Key is the pre-shared key the peer proves in the Noise handshake
+	// (AUTH frames); the connection is sealed after it (none when nil).
 	Key []byte
 	// Seq offers CapSeq, with a fresh link id and a 16 MiB reorder limit;
 	// once agreed, Send numbers the frames that are sequenced.
@@ -62,6 +66,7 @@ type Options struct {
 // Peer is one carrier connection to a node, played by hand.
 type Peer struct {
 	conn *net.TCPConn
+	w    io.Writer // conn, or conn sealed once a keyed handshake is over
 	br   *bufio.Reader
 	opts Options
 	role engine.Role
@@ -118,7 +123,7 @@ func Connect(t testing.TB, addr string, o Options) *Peer {
 
 func newPeer(t testing.TB, c *net.TCPConn, o Options, role engine.Role) *Peer {
 	t.Cleanup(func() { c.Close() })
-	p := &Peer{conn: c, br: bufio.NewReaderSize(c, 64<<10), opts: o, role: role, version: engine.Version,
+	p := &Peer{conn: c, w: c, br: bufio.NewReaderSize(c, 64<<10), opts: o, role: role, version: engine.Version,
 		nextID: role.FirstStreamID()}
 	return p
 }
@@ -169,8 +174,9 @@ func (e *RefusedError) Error() string {
 }
 
 // Handshake sends this peer's HELLO, reads the node's, checks them with
-// engine.Negotiate and, when either side has a key (and HelloOnly is not
-// set), exchanges and checks AUTH. A node that answers with a GOAWAY gives
+// engine.Negotiate and, when both sides have a key (and HelloOnly is not
+// set), runs the Noise handshake in AUTH frames and seals the connection;
+// when only one has a key, it reads the node's refusal. A node that answers with a GOAWAY gives
 // a *RefusedError (and GoAway reports it); a HELLO that this side's own
 // negotiation refuses gives that error, and the node's verdict is left to
 // be read (Closed).
@@ -230,24 +236,61 @@ func (p *Peer) Handshake() error {
 	if o.HelloOnly || !ours && !theirs {
 		return nil
 	}
-	if ours {
-		mac := engine.AuthMAC(o.Key, h.Role, p.LocalRaw, p.RemoteRaw)
-		if err := p.Write(AppendFrame(nil, engine.Header{Version: p.version, Type: engine.TypeAuth}, 0, mac)); err != nil {
+	if !ours || !theirs { // the node refuses: read its GOAWAY
+		if f, err = p.readHandshake(); err != nil {
+			return err
+		}
+		return fmt.Errorf("wirepeer: node sent %v to a peer it cannot authenticate", f.Type)
+	}
+	return p.noise()
+}
+
+// noise runs the Noise handshake in AUTH frames (engine/noise.go), then
+// seals the connection: every byte written and read from here on is a
+// record.
+func (p *Peer) noise() error {
+	dialer, accepter := p.LocalRaw, p.RemoteRaw
+	if p.role != engine.RoleDialer {
+		dialer, accepter = accepter, dialer
+	}
+	hs, err := engine.NewNoiseHandshake(p.opts.Key, p.role == engine.RoleDialer, engine.NoisePrologue(dialer, accepter))
+	if err != nil {
+		return err
+	}
+	var c1, c2 *noise.CipherState
+	if p.role == engine.RoleDialer {
+		msg, _, _, err := hs.WriteMessage(nil, nil)
+		if err != nil {
+			return err
+		}
+		if err := p.Write(AppendFrame(nil, engine.Header{Version: p.version, Type: engine.TypeAuth}, 0, msg)); err != nil {
 			return fmt.Errorf("wirepeer: sending AUTH: %w", err)
 		}
 	}
-	if f, err = p.readHandshake(); err != nil {
+	f, err := p.readHandshake()
+	if err != nil {
 		return err
 	}
 	if f.Type != engine.TypeAuth {
 		return fmt.Errorf("wirepeer: node sent %v, want AUTH", f.Type)
 	}
-	if !ours {
-		return errors.New("wirepeer: node sent AUTH to a peer without a key")
+	if _, c1, c2, err = hs.ReadMessage(nil, f.Payload); err != nil {
+		return fmt.Errorf("wirepeer: node's AUTH: %w: %v", engine.ErrKeyMismatch, err)
 	}
-	if err := engine.VerifyAuth(o.Key, p.Remote.Role, f.Payload, p.RemoteRaw, p.LocalRaw); err != nil {
-		return fmt.Errorf("wirepeer: node's AUTH: %w", err)
+	send, recv := c1, c2
+	if p.role != engine.RoleDialer {
+		msg, a, b, err := hs.WriteMessage(nil, nil)
+		if err != nil {
+			return err
+		}
+		if err := p.Write(AppendFrame(nil, engine.Header{Version: p.version, Type: engine.TypeAuth}, 0, msg)); err != nil {
+			return fmt.Errorf("wirepeer: sending AUTH: %w", err)
+		}
+		send, recv = b, a
 	}
+	left, _ := p.br.Peek(p.br.Buffered())
+	sealed := carriers.Sealed(p.conn, append([]byte(nil), left...), engine.NewRecordSealer(send), engine.NewRecordOpener(recv))
+	p.w, p.br = sealed, bufio.NewReaderSize(sealed, 64<<10)
 	return nil
 }
 

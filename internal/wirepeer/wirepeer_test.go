@@ -104,7 +104,7 @@ func FuzzHostileReadFrame(f *testing.F) {
 // TestHostilePeerHandshake: the peer comes up with a real node, with and
 // without a key and with CapSeq, and a wrong key is refused with code 12.
 func TestHostilePeerHandshake(t *testing.T) {
-	key := []byte("k")
+	key := []byte("k, but sixteen bytes long")
 	cases := []struct {
 		name     string
 		nodeKey  []byte

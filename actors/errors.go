@@ -1,0 +1,55 @@
+package actors
+
+// The errors of package actors, for errors.Is. Each is wrapped with %w
+// where it happens, with what it happened to.
+
+import (
+	"errors"
+
+	"sockmux/engine"
+)
+
+// ErrPeerSilent is why a link whose peer sent nothing for three keepalive
+// intervals was dropped.
+var ErrPeerSilent = errors.New("peer silent")
+
+// ErrPeerRefused is a handshake the peer ended with a GOAWAY; the error
+// carries the peer's reason (engine.ErrPeerRefused).
+var ErrPeerRefused = engine.ErrPeerRefused
+
+// ErrResumeExpired is why a link whose carriers all dropped went down: it
+// was not resumed within the resume window (or the peer no longer had it).
+// It is engine.ErrResumeExpired, which a GOAWAY with that code unwraps to.
+var ErrResumeExpired = engine.ErrResumeExpired
+
+// ErrForwardRefused is a -R the peer would not listen for.
+var ErrForwardRefused = errors.New("reverse forward refused")
+
+// ErrNeedIdentity is a Config that pins or authorizes keys without an
+// Identity of its own.
+var ErrNeedIdentity = errors.New("authorized keys, a pinned peer key and known hosts need an identity of this side (--identity; make one with sockmux keygen)")
+
+// ErrKeyRevoked is why the link of a peer was closed whose key a reload
+// took out of the authorized keys.
+var ErrKeyRevoked = errors.New("peer's key no longer authorized")
+
+// ErrClosed is returned by a Node that has been closed.
+var ErrClosed = errors.New("node closed")
+
+// ErrGaveUp is a dialling link that stopped retrying: its retries or its
+// connect timeout are spent.
+var ErrGaveUp = errors.New("gave up dialling")
+
+// ErrPeerNotReading is why a link was closed whose peer let more replies
+// pile up than maxControlBacklog.
+var ErrPeerNotReading = errors.New("peer does not read what this side sends")
+
+// ErrBadUpstream is an UPSTREAM that does not parse.
+var ErrBadUpstream = errors.New("bad upstream")
+
+// ErrLinkDown is a stream whose link went down before the peer answered.
+var ErrLinkDown = errors.New("link went down before the stream opened")
+
+// ErrNoLink is a stream that found no link to carry it within the open
+// timeout. It is a timeout: a net.Error whose Timeout is true.
+var ErrNoLink error = noLinkError{}

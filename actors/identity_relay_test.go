@@ -1,0 +1,58 @@
+package actors_test
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"sockmux/actors"
+	"sockmux/forward"
+	"sockmux/identity"
+	"sockmux/internal/testkit"
+	"sockmux/internal/testpair"
+)
+
+// TestRelaySeesNoCleartextIdentity: TestRelaySeesNoCleartext for links
+// keyed by identities, with and without a pre-shared key mixed in: the
+// relay sees none of the payload, the target all of it.
+func TestRelaySeesNoCleartextIdentity(t *testing.T) {
+	payload := knownPayload(1 << 20)
+	for _, tc := range []struct {
+		name string
+		key  []byte
+	}{{"identities", nil}, {"identities and key", secureKey}} {
+		t.Run(tc.name, func(t *testing.T) {
+			lk, _ := identity.Generate("")
+			dk, _ := identity.Generate("")
+			ak, err := identity.ParseAuthorizedKeys([]byte(dk.Public.String()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			target := newSink(t)
+			p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{fwd(t, target.addr)}, Proxy: true, Key: tc.key,
+				A: func(c *actors.Config) { c.Identity, c.AuthorizedKeys = lk, ak },
+				B: func(c *actors.Config) { c.Identity, c.PeerKey = dk, &lk.Public }})
+			rec := &recorder{}
+			p.Proxy.SetTap(rec.tap)
+			c := testkit.Dial(t, p.B.ForwardAddrs()[0])
+			if _, err := c.Write(payload); err != nil {
+				t.Fatal(err)
+			}
+			c.CloseWrite()
+			select {
+			case <-target.done:
+			case <-time.After(20 * time.Second):
+				t.Fatal("the target did not get the payload's end")
+			}
+			if got := target.bytes(); !bytes.Equal(got, payload) {
+				t.Fatalf("target got %d bytes, want the %d sent", len(got), len(payload))
+			}
+			if rec.contains([]byte("KNOWN-PAYLOAD-")) {
+				t.Fatal("the relay saw the payload's marker")
+			}
+			if st := p.A.Status(); len(st.Links) != 1 || st.Links[0].PeerKey != dk.Public.String() {
+				t.Fatalf("the listener's link: %+v, want the dialler's key", st.Links)
+			}
+		})
+	}
+}

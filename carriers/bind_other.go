@@ -1,0 +1,13 @@
+//go:build !linux
+
+package carriers
+
+import (
+	"fmt"
+	"syscall"
+)
+
+// bindToDevice is Linux's SO_BINDTODEVICE; elsewhere give an address.
+func bindToDevice(_ syscall.RawConn, iface string) error {
+	return fmt.Errorf("%w %q: binding to an interface needs Linux; give one of its addresses", ErrBadBind, iface)
+}

@@ -1,0 +1,724 @@
+package engine
+
+// A deterministic simulator of two peers' link layer, in the spirit of
+// FoundationDB's simulation testing and TigerBeetle's VOPR: the engine's
+// pieces that a link is made of (Opens, Stream, SendWindow and RecvWindow,
+// Queue, Unacked, Reorder) composed as the actors compose them, over a
+// simulated network of 1 to 8 carriers, all driven by one seeded random
+// source. Each step delivers what is due, lets each side send within its
+// credit and its unacknowledged limit, and injects faults: delays and
+// reordering across carriers, a carrier cut (what was on it is lost) and a
+// new one joining, every carrier cut at once then one back, paused
+// carriers, slow and stopped readers, opens from both sides, half-closes,
+// resets. After every step it checks the invariants:
+//
+//   - each stream's bytes arrive exactly once and in order (checked byte
+//     for byte against the sender's payload);
+//   - nothing arrives beyond the window the receiver granted;
+//   - what waits unacknowledged stays under the peer's reorder limit, and
+//     what is held out of order under it too;
+//   - both sides agree on each stream's state at the end;
+//   - once the network heals, every stream finishes within a bound of
+//     steps.
+//
+// `go test ./engine` runs 1,000 seeds and prints how many; -sim.seeds N
+// runs more (a soak), -sim.seed S replays one. A failure prints the seed
+// and the command that replays it.
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+var (
+	simSeeds = flag.Int("sim.seeds", 1000, "how many seeds the link simulator runs")
+	simSeed  = flag.Uint64("sim.seed", 0, "run the link simulator on this one seed only")
+	simTrace = flag.Bool("sim.trace", false, "print every event of the simulated seeds")
+)
+
+const (
+	simWindow   = 32 << 10 // each stream's initial window
+	simMaxWin   = 256 << 10
+	simReorder  = 512 << 10 // each side's reorder limit: the other's unacked limit
+	simChunk    = 8 << 10   // the most DATA one frame carries
+	simMaxSteps = 20_000
+	simHealAt   = 1_000 // no new faults after this step
+	simFinishIn = 15_000
+)
+
+// simCarrier is one simulated carrier: a FIFO each way with delays.
+type simCarrier struct {
+	id     int
+	alive  bool
+	paused bool
+	lanes  [2][]simFlight // [0]: a to b, [1]: b to a
+	last   [2]int         // the step the lane's last frame arrives: FIFO, like TCP
+}
+
+type simFlight struct {
+	f  *Frame
+	at int
+}
+
+// simStream is one side's view of a stream.
+type simStream struct {
+	id      uint32
+	st      *Stream
+	send    SendWindow
+	recv    RecvWindow
+	size    int    // the bytes this side sends on it
+	sent    int    // of them, sent so far
+	seed    uint64 // its bytes are simBytes(seed, ...)
+	peerLen int    // the peer's size, known from the OPEN (for the check)
+	got     int    // the peer's bytes delivered in order
+	unread  int    // delivered, not yet consumed by the reader
+	reader  int    // bytes the reader consumes a step (0: stopped)
+	rst     bool   // the stream was reset (by either side)
+	finSent bool
+	finGot  bool
+}
+
+// simSide is one peer.
+type simSide struct {
+	name     string
+	idx      int // 0 for a, 1 for b: the lane it sends on
+	opens    *Opens
+	streams  map[uint32]*simStream
+	q        *Queue
+	unacked  *Unacked
+	reorder  *Reorder
+	acked    uint64   // the last ACK we sent: what the peer may forget
+	order    []uint32 // stream ids as they came: maps iterate at random, a seed must not
+	away     bool     // this side said GOAWAY: it opens no more, and refuses the peer's
+	peerAway bool     // the peer's GOAWAY arrived: no more opens to it
+}
+
+// inOrder is the side's streams in the order they came.
+func (side *simSide) inOrder() []*simStream {
+	out := make([]*simStream, len(side.order))
+	for i, id := range side.order {
+		out[i] = side.streams[id]
+	}
+	return out
+}
+
+// simCounts are what the seeds exercised, summed, for the summary line.
+type simCounts struct {
+	streams, bytes, resets, refused, goaways, cuts, allCut, joins, pauses, resent int
+}
+
+type sim struct {
+	n        *simCounts
+	t        testing.TB
+	seed     uint64
+	rng      *rand.Rand
+	step     int
+	sides    [2]*simSide
+	carriers []*simCarrier
+	nextCID  int
+	trace    bool
+	sizes    map[uint32][2]int // each stream's size each way, decided by its opener
+}
+
+// simBytes is a stream's payload: bytes off..off+n of the stream whose
+// seed is seed, a window into a fixed random table (twice over, so any
+// window up to its period is one slice). Each stream starts elsewhere in
+// it, and its period is prime, so a frame delivered twice, lost or out of
+// order shows as bytes that differ.
+func simBytes(seed uint64, off, n int) []byte {
+	i := int((seed*7919 + uint64(off)) % simPeriod)
+	return simTable[i : i+n]
+}
+
+const simPeriod = 65521
+
+var simTable = func() []byte {
+	r := rand.New(rand.NewPCG(1, 2))
+	b := make([]byte, 2*simPeriod)
+	for i := range simPeriod {
+		b[i] = byte(r.Uint32())
+	}
+	copy(b[simPeriod:], b[:simPeriod])
+	return b
+}()
+
+func newSim(t testing.TB, seed uint64, n *simCounts) *sim {
+	s := &sim{n: n, t: t, seed: seed, rng: rand.New(rand.NewPCG(seed, seed^0x5eed)), trace: *simTrace, sizes: map[uint32][2]int{}}
+	for i, name := range []string{"a", "b"} {
+		role := RoleDialer
+		if i == 1 {
+			role = RoleAccepter
+		}
+		s.sides[i] = &simSide{name: name, idx: i, opens: NewOpens(role, 64), streams: map[uint32]*simStream{},
+			q: NewQueue(), unacked: NewUnacked(), reorder: NewReorder(simReorder)}
+	}
+	for range 1 + s.rng.IntN(8) {
+		s.addCarrier()
+	}
+	return s
+}
+
+func (s *sim) logf(format string, args ...any) {
+	if s.trace {
+		s.t.Logf("seed %d step %d: %s", s.seed, s.step, fmt.Sprintf(format, args...))
+	}
+}
+
+func (s *sim) fail(format string, args ...any) {
+	s.t.Helper()
+	s.t.Fatalf("seed %d, step %d: %s\nreplay: go test ./engine -run TestSimulator -sim.seed %d -sim.trace -v",
+		s.seed, s.step, fmt.Sprintf(format, args...), s.seed)
+}
+
+func (s *sim) live() []*simCarrier {
+	var out []*simCarrier
+	for _, c := range s.carriers {
+		if c.alive {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (s *sim) addCarrier() {
+	c := &simCarrier{id: s.nextCID, alive: true}
+	s.nextCID++
+	s.carriers = append(s.carriers, c)
+	s.n.joins++
+	s.logf("carrier %d joins", c.id)
+	// What the dead carriers carried goes again on the live ones.
+	for _, side := range s.sides {
+		s.resendLost(side)
+	}
+}
+
+// cut kills a carrier: its frames in flight are lost both ways.
+func (s *sim) cut(c *simCarrier) {
+	c.alive = false
+	s.n.cuts++
+	for i := range c.lanes {
+		for _, fl := range c.lanes[i] {
+			fl.f.Release()
+		}
+		c.lanes[i] = nil
+	}
+	s.logf("carrier %d cut", c.id)
+	for _, side := range s.sides {
+		s.resendLost(side)
+	}
+}
+
+// resendLost sends again, on live carriers, what a side last sent on dead
+// ones and the peer has not acknowledged.
+func (s *sim) resendLost(side *simSide) {
+	live := s.live()
+	if len(live) == 0 {
+		return
+	}
+	for _, c := range s.carriers {
+		if c.alive {
+			continue
+		}
+		for _, seq := range side.unacked.On(nil, c.id) {
+			f, _ := side.unacked.Get(seq)
+			to := live[s.rng.IntN(len(live))]
+			side.unacked.SentOn(seq, to.id)
+			s.n.resent++
+			s.put(side, to, f)
+		}
+	}
+}
+
+// put sends a copy of f (the wire's) on carrier c from side.
+func (s *sim) put(side *simSide, c *simCarrier, f *Frame) {
+	cp := &Frame{Type: f.Type, Flags: f.Flags, Stream: f.Stream, Seq: f.Seq}
+	if f.Len() > 0 {
+		cp.Payload = GetBuffer(f.Len())
+		copy(cp.Payload.B, f.Bytes())
+	}
+	at := max(s.step+1+s.rng.IntN(4), c.last[side.idx])
+	c.last[side.idx] = at
+	c.lanes[side.idx] = append(c.lanes[side.idx], simFlight{f: cp, at: at})
+}
+
+// faults injects this step's faults, until the network heals.
+func (s *sim) faults() {
+	if s.step >= simHealAt {
+		return
+	}
+	live := s.live()
+	switch r := s.rng.IntN(1000); {
+	case r < 8 && len(live) > 1:
+		s.cut(live[s.rng.IntN(len(live))])
+	case r < 12 && len(live) > 0: // every carrier at once: the link waits to resume
+		s.n.allCut++
+		for _, c := range live {
+			s.cut(c)
+		}
+	case r < 30 && len(live) < 8:
+		s.addCarrier()
+	case r < 40 && len(live) > 0:
+		c := live[s.rng.IntN(len(live))]
+		c.paused = !c.paused
+		s.n.pauses++
+		s.logf("carrier %d paused=%v", c.id, c.paused)
+	}
+	if len(s.live()) == 0 && s.rng.IntN(20) == 0 {
+		s.addCarrier() // the dialler resumes the link
+	}
+}
+
+// heal ends every fault: a carrier up, none paused, readers reading.
+func (s *sim) heal() {
+	if len(s.live()) == 0 {
+		s.addCarrier()
+	}
+	for _, c := range s.carriers {
+		c.paused = false
+	}
+	for _, side := range s.sides {
+		for _, st := range side.inOrder() {
+			if st.reader == 0 {
+				st.reader = 16 << 10
+			}
+		}
+	}
+}
+
+// workload opens streams from either side and changes readers' speeds.
+func (s *sim) workload() {
+	if s.step >= simHealAt {
+		return
+	}
+	if s.rng.IntN(50) == 0 {
+		side := s.sides[s.rng.IntN(2)]
+		if side.away || side.peerAway {
+			return
+		}
+		id, err := side.opens.NextID()
+		if err != nil {
+			return
+		}
+		mine, theirs := s.rng.IntN(256<<10), s.rng.IntN(256<<10)
+		st := s.newStream(side, id, mine, theirs)
+		st.st = NewOpener(id)
+		s.n.streams++
+		if err := st.st.Send(TypeOpen); err != nil {
+			s.fail("%s: OPEN of %d: %v", side.name, id, err)
+		}
+		// The OPEN says how much each side will send, so the other can
+		// check every byte; real OPENs carry a target instead.
+		side.q.Push(NewOpen(id, TargetDial, fmt.Sprintf("sim:%d:%d", theirs, mine), nil))
+		s.logf("%s opens %d (%d bytes out, %d back)", side.name, id, mine, theirs)
+	}
+	if s.rng.IntN(300) == 0 { // a reset, racing whatever is in flight (a FIN too)
+		side := s.sides[s.rng.IntN(2)]
+		if all := side.inOrder(); len(all) > 0 {
+			if st := all[s.rng.IntN(len(all))]; !st.rst && !st.st.Done() {
+				s.reset(side, st)
+			}
+		}
+	}
+	if s.rng.IntN(3000) == 0 { // GOAWAY mid-stream: streams open finish, no new ones
+		side := s.sides[s.rng.IntN(2)]
+		if !side.away {
+			side.away = true
+			s.n.goaways++
+			s.logf("%s says GOAWAY", side.name)
+			for _, c := range s.live() {
+				g := NewReason(TypeGoAway, 0, CodeShutdown, "sim")
+				s.put(side, c, g)
+				g.Release()
+			}
+		}
+	}
+	if s.rng.IntN(50) == 0 {
+		side := s.sides[s.rng.IntN(2)]
+		for _, st := range side.inOrder() {
+			switch s.rng.IntN(3) {
+			case 0:
+				st.reader = 0 // stopped
+			case 1:
+				st.reader = 1 + s.rng.IntN(2<<10) // slow
+			default:
+				st.reader = 16 << 10
+			}
+			break
+		}
+	}
+}
+
+// reset aborts a stream from side: what it had queued goes, a RST follows.
+func (s *sim) reset(side *simSide, st *simStream) {
+	if err := st.st.Send(TypeRst); err != nil {
+		s.fail("%s: RST of %d: %v", side.name, st.id, err)
+	}
+	st.rst, st.unread = true, 0
+	s.n.resets++
+	for _, f := range side.q.Drop(st.id) {
+		f.Release()
+	}
+	side.q.Push(NewReason(TypeRst, st.id, CodeCancelled, "sim"))
+	s.logf("%s resets %d", side.name, st.id)
+}
+
+func (s *sim) newStream(side *simSide, id uint32, mine, theirs int) *simStream {
+	st := &simStream{id: id, send: NewSendWindow(simWindow), recv: NewRecvWindow(simWindow, simMaxWin),
+		size: mine, peerLen: theirs, seed: uint64(id)<<1 | uint64(side.idx), reader: 16 << 10}
+	side.streams[id] = st
+	side.order = append(side.order, id)
+	return st
+}
+
+// produce queues each stream's next DATA (within its send credit) and its
+// FIN once all is sent.
+func (s *sim) produce(side *simSide) {
+	for _, st := range side.inOrder() {
+		if st.rst || !st.st.CanSend() || st.finSent {
+			continue
+		}
+		for st.sent < st.size && st.send.Avail() > 0 && side.q.Bytes() < 1<<20 {
+			n := min(simChunk, st.size-st.sent, int(st.send.Avail()))
+			if !st.send.Take(n) {
+				s.fail("%s: Take(%d) refused with %d available", side.name, n, st.send.Avail())
+			}
+			if err := st.st.Send(TypeData); err != nil {
+				s.fail("%s: DATA on %d: %v", side.name, st.id, err)
+			}
+			side.q.Push(newFrame(TypeData, st.id, simBytes(st.seed, st.sent, n)))
+			st.sent += n
+		}
+		if st.sent == st.size && !st.finSent {
+			if err := st.st.Send(TypeFin); err != nil {
+				s.fail("%s: FIN on %d: %v", side.name, st.id, err)
+			}
+			st.finSent = true
+			side.q.Push(newFrame(TypeFin, st.id, nil))
+		}
+	}
+}
+
+// transmit moves queued frames onto live, unpaused carriers while the
+// unacknowledged bytes stay under the peer's reorder limit (as the
+// Scheduler's maxUnacked does).
+func (s *sim) transmit(side *simSide) {
+	var open []*simCarrier
+	for _, c := range s.live() {
+		if !c.paused {
+			open = append(open, c)
+		}
+	}
+	if len(open) == 0 {
+		return
+	}
+	for side.q.Len() > 0 && side.unacked.Bytes()+simChunk+HeaderLen+8 <= simReorder {
+		f := side.q.Pop()
+		c := open[s.rng.IntN(len(open))]
+		side.unacked.Number(f, c.id)
+		s.put(side, c, f)
+	}
+	// The ACK of what we received, on a carrier of its own choosing.
+	// An ACK lost with its carrier is said again: every 50 steps even
+	// when nothing new arrived (the Link's ACK timer).
+	if r := side.reorder.Received(); r > 0 && (r > side.acked && s.rng.IntN(3) == 0 || s.step%50 == 0) {
+		side.acked = r
+		ack := NewAck(Ack{Received: r})
+		s.put(side, open[s.rng.IntN(len(open))], ack)
+		ack.Release()
+	}
+}
+
+// deliver hands the frames due this step to their receivers.
+func (s *sim) deliver() {
+	for _, c := range s.carriers {
+		if !c.alive || c.paused {
+			continue
+		}
+		for from := range 2 {
+			to := s.sides[1-from]
+			lane := c.lanes[from]
+			n := 0
+			for n < len(lane) && lane[n].at <= s.step {
+				s.receive(to, lane[n].f)
+				n++
+			}
+			c.lanes[from] = lane[n:]
+		}
+	}
+}
+
+// receive is one frame arriving at side.
+func (s *sim) receive(side *simSide, f *Frame) {
+	if f.Type == TypeGoAway {
+		f.Release()
+		if !side.peerAway {
+			side.peerAway = true
+			s.logf("%s: the peer goes away", side.name)
+		}
+		return
+	}
+	if f.Type == TypeAck {
+		a, err := ParseAck(f.Bytes())
+		f.Release()
+		if err != nil {
+			s.fail("%s: ACK: %v", side.name, err)
+		}
+		if err := side.unacked.Ack(a.Received); err != nil {
+			s.fail("%s: %v", side.name, err)
+		}
+		return
+	}
+	if err := side.reorder.Push(f); err != nil {
+		s.fail("%s: the peer sent past our reorder limit: %v (held %d)", side.name, err, side.reorder.Held())
+	}
+	for f := side.reorder.Pop(); f != nil; f = side.reorder.Pop() {
+		s.handle(side, f)
+		f.Release()
+	}
+}
+
+// handle is a frame in link order, as the Link and its Stream act on it.
+func (s *sim) handle(side *simSide, f *Frame) {
+	st := side.streams[f.Stream]
+	switch f.Type {
+	case TypeOpen:
+		v := side.opens.PeerOpen(f.Stream, f.Bytes(), OpenRequest{Policy: allowAll{}, RecvWindow: simWindow, Closing: side.away})
+		if v.Err != nil || v.Refuse != nil && v.Cause != "shutdown" {
+			s.fail("%s: OPEN %d: %+v", side.name, f.Stream, v)
+		}
+		if v.Refuse != nil { // an OPEN that crossed our GOAWAY
+			s.n.refused++
+			st = s.newStream(side, f.Stream, 0, 0)
+			st.st = NewAccepter(f.Stream)
+			if err := st.st.Send(TypeOpenFail); err != nil {
+				s.fail("%s: OPEN_FAIL: %v", side.name, err)
+			}
+			st.rst = true // what the opener sent before it knew is dropped
+			side.q.Push(v.Refuse)
+			return
+		}
+		var mine, theirs int
+		fmt.Sscanf(v.Target, "sim:%d:%d", &mine, &theirs)
+		st = s.newStream(side, f.Stream, mine, theirs)
+		st.st = NewAccepter(f.Stream)
+		if err := st.st.Send(TypeOpenOK); err != nil {
+			s.fail("%s: OPEN_OK: %v", side.name, err)
+		}
+		side.q.Push(newFrame(TypeOpenOK, f.Stream, nil))
+	case TypeOpenOK:
+		mustRecv(s, side, st, TypeOpenOK)
+	case TypeOpenFail:
+		if !mustRecv(s, side, st, TypeOpenFail) {
+			return
+		}
+		st.rst, st.unread = true, 0
+		for _, f := range side.q.Drop(st.id) {
+			f.Release()
+		}
+	case TypeRst:
+		if st == nil {
+			s.fail("%s: RST for a stream it does not have", side.name)
+		}
+		if err := st.st.Recv(TypeRst); err != nil && !errors.Is(err, ErrStreamClosed) {
+			s.fail("%s: stream %d: %v", side.name, st.id, err)
+		}
+		if !st.rst {
+			st.rst, st.unread = true, 0
+			for _, f := range side.q.Drop(st.id) {
+				f.Release()
+			}
+		}
+	case TypeData:
+		if st == nil || st.rst {
+			return
+		}
+		mustRecv(s, side, st, TypeData)
+		if err := st.recv.Receive(f.Len()); err != nil {
+			s.fail("%s: stream %d: DATA beyond the window granted: %v", side.name, st.id, err)
+		}
+		if !bytes.Equal(f.Bytes(), simBytes(st.seed^1, st.got, f.Len())) {
+			s.fail("%s: stream %d: the %d bytes at %d are not the sender's: delivered twice, lost or out of order", side.name, st.id, f.Len(), st.got)
+		}
+		st.got += f.Len()
+		s.n.bytes += f.Len()
+		st.unread += f.Len()
+		if st.got > st.peerLen {
+			s.fail("%s: stream %d: %d bytes, the peer sends %d", side.name, st.id, st.got, st.peerLen)
+		}
+	case TypeFin:
+		if st == nil || st.rst {
+			return
+		}
+		mustRecv(s, side, st, TypeFin)
+		if st.got != st.peerLen {
+			s.fail("%s: stream %d: FIN after %d of %d bytes: a short stream looks like a clean end", side.name, st.id, st.got, st.peerLen)
+		}
+		st.finGot = true
+	case TypeCredit:
+		if st == nil || st.rst {
+			return
+		}
+		n, err := ParseCredit(f.Bytes())
+		if err != nil {
+			s.fail("%s: CREDIT: %v", side.name, err)
+		}
+		if err := st.send.Add(n); err != nil {
+			s.fail("%s: stream %d: %v", side.name, st.id, err)
+		}
+	default:
+		s.fail("%s: unexpected %v", side.name, f.Type)
+	}
+}
+
+// mustRecv records frame type t on st; false means the stream already
+// ended (a reset crossed it) and the frame is dropped, as a Stream actor
+// drops it.
+func mustRecv(s *sim, side *simSide, st *simStream, t Type) bool {
+	if st == nil {
+		s.fail("%s: %v for a stream it does not have", side.name, t)
+	}
+	err := st.st.Recv(t)
+	if errors.Is(err, ErrStreamClosed) && st.rst {
+		return false
+	}
+	if err != nil {
+		s.fail("%s: stream %d: %v", side.name, st.id, err)
+	}
+	return true
+}
+
+type allowAll struct{}
+
+func (allowAll) Allows(string) bool { return true }
+
+// read lets each stream's reader consume, and grants back what it did.
+func (s *sim) read(side *simSide) {
+	for _, st := range side.inOrder() {
+		n := min(st.unread, st.reader)
+		if n == 0 {
+			continue
+		}
+		st.unread -= n
+		c, grow := st.recv.Consumed(n, st.unread, time.Unix(int64(s.step), 0), time.Second)
+		c += st.recv.Grow(grow)
+		if c > 0 && !st.finGot {
+			side.q.Push(NewCredit(st.id, c))
+		}
+	}
+}
+
+// done tells whether every stream has ended both ways on both sides.
+func (s *sim) done() bool {
+	for _, side := range s.sides {
+		for _, st := range side.inOrder() {
+			if !st.rst && (!st.finSent || !st.finGot || st.unread > 0) {
+				return false
+			}
+		}
+	}
+	return len(s.sides[0].streams) == len(s.sides[1].streams)
+}
+
+// check holds after every step.
+func (s *sim) check() {
+	for _, side := range s.sides {
+		if side.reorder.Held() > simReorder {
+			s.fail("%s holds %d bytes out of order, past %d", side.name, side.reorder.Held(), simReorder)
+		}
+		if side.unacked.Bytes() > simReorder {
+			s.fail("%s keeps %d bytes unacknowledged, past the peer's reorder limit %d", side.name, side.unacked.Bytes(), simReorder)
+		}
+	}
+}
+
+func (s *sim) run() {
+	defer s.close()
+	for s.step = 0; s.step < simMaxSteps; s.step++ {
+		if s.step == simHealAt {
+			s.heal()
+		}
+		s.faults()
+		s.workload()
+		for _, side := range s.sides {
+			s.produce(side)
+			s.transmit(side)
+		}
+		s.deliver()
+		for _, side := range s.sides {
+			s.read(side)
+		}
+		s.check()
+		if s.step > simHealAt && s.done() {
+			s.agree()
+			return
+		}
+	}
+	s.fail("the streams did not finish within %d steps of the network healing", simMaxSteps-simHealAt)
+}
+
+// agree: both sides see each stream in the same state, ended.
+func (s *sim) agree() {
+	a, b := s.sides[0], s.sides[1]
+	for _, sa := range a.inOrder() {
+		id := sa.id
+		sb := b.streams[id]
+		if sb == nil {
+			s.fail("stream %d exists at a only", id)
+		}
+		// Both ended; a reset racing the other's FIN may end them
+		// differently (reset here, closed there), never one still open.
+		if !sa.st.Done() || !sb.st.Done() || !sa.rst && !sb.rst && sa.st.State() != sb.st.State() {
+			s.fail("stream %d: a sees %v, b sees %v", id, sa.st.State(), sb.st.State())
+		}
+	}
+}
+
+// close releases every frame still held, so the pool's accounting holds.
+func (s *sim) close() {
+	for _, c := range s.carriers {
+		for i := range c.lanes {
+			for _, fl := range c.lanes[i] {
+				fl.f.Release()
+			}
+		}
+	}
+	for _, side := range s.sides {
+		side.unacked.Drop()
+		side.reorder.Drop()
+		for _, f := range side.q.DropAll() {
+			f.Release()
+		}
+	}
+}
+
+// simSeedsSet tells whether -sim.seeds was given: then it is run as asked.
+func simSeedsSet() bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "sim.seeds" })
+	return set
+}
+
+// TestSimulator runs the link simulator over many seeds.
+func TestSimulator(t *testing.T) {
+	seeds := []uint64{*simSeed}
+	if *simSeed == 0 {
+		seeds = seeds[:0]
+		for i := range *simSeeds {
+			seeds = append(seeds, uint64(i+1))
+		}
+	}
+	if (testing.Short() || raceEnabled) && *simSeed == 0 && !simSeedsSet() {
+		seeds = seeds[:min(len(seeds), 100)]
+	}
+	var n simCounts
+	for _, seed := range seeds {
+		newSim(t, seed, &n).run()
+	}
+	fmt.Printf("simulated %d seeds: %d streams, %d MiB delivered, %d resets, %d OPENs refused after GOAWAY (%d GOAWAYs), %d carriers joined, %d cut (%d times all at once), %d pauses, %d frames resent\n",
+		len(seeds), n.streams, n.bytes>>20, n.resets, n.refused, n.goaways, n.joins, n.cuts, n.allCut, n.pauses, n.resent)
+}
