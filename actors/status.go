@@ -65,7 +65,7 @@ func (n *Node) Stats() *Stats { return &n.env.stats }
 
 // LinkStatus is one link as its Link actor sees it.
 type LinkStatus struct {
-	Peer          string        `json:"peer"`
+	Peer string `json:"peer"`
 	// Name is the name= of the peer's authorized key, which Peer then
 	// is too; PeerKey is the key the peer showed (identity links).
 	Name          string        `json:"name,omitempty"`

@@ -95,7 +95,7 @@ type Handshake struct {
 	err    error
 	out    [][]byte // encoded frames waiting for Output
 	noise  *noise.HandshakeState
-	xx     bool // the identity handshake (identity.go), not NNpsk0
+	xx     bool          // the identity handshake (identity.go), not NNpsk0
 	sealer *RecordSealer // set once the Noise handshake is over
 	opener *RecordOpener
 }

@@ -105,7 +105,9 @@ func TestConnectUnknownListenerKey(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		var out syncBuffer
 		done := make(chan int, 1)
-		go func() { done <- run(ctx, append([]string{"connect", "--identity", me, "--known-hosts", kh}, append(args, link)...), io.Discard, &out) }()
+		go func() {
+			done <- run(ctx, append([]string{"connect", "--identity", me, "--known-hosts", kh}, append(args, link)...), io.Discard, &out)
+		}()
 		waitLog(t, &out, `msg="link up"`)
 		cancel()
 		if c := <-done; c != 0 {
