@@ -1,4 +1,4 @@
-module sockmux
+module github.com/sockmux/sockmux
 
 go 1.26.0
 

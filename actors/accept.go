@@ -3,7 +3,7 @@ package actors
 import (
 	"net"
 
-	"sockmux/internal/acceptloop"
+	"github.com/sockmux/sockmux/internal/acceptloop"
 )
 
 // acceptLoop accepts on ln, on a goroutine the node waits for, handing

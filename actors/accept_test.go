@@ -10,10 +10,10 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
-	"sockmux/carriers"
-	"sockmux/forward"
-	"sockmux/internal/acceptloop"
-	"sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/carriers"
+	"github.com/sockmux/sockmux/forward"
+	"github.com/sockmux/sockmux/internal/acceptloop"
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 // spawnForward runs l as one of n's forwards, so n's Close stops it.

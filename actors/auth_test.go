@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"sockmux/carriers"
-	"sockmux/engine"
-	"sockmux/forward"
-	"sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/carriers"
+	"github.com/sockmux/sockmux/engine"
+	"github.com/sockmux/sockmux/forward"
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 // side is one node of a test link.

@@ -11,7 +11,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
-	"sockmux/engine"
+	"github.com/sockmux/sockmux/engine"
 )
 
 // closeWriteTimeout bounds the final flush of a carrier that is closing.

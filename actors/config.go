@@ -8,9 +8,9 @@ import (
 	"net"
 	"time"
 
-	"sockmux/forward"
-	"sockmux/identity"
-	"sockmux/proxy"
+	"github.com/sockmux/sockmux/forward"
+	"github.com/sockmux/sockmux/identity"
+	"github.com/sockmux/sockmux/proxy"
 )
 
 // Config is what a Node needs to run.

@@ -6,7 +6,7 @@ package actors
 import (
 	"syscall"
 
-	"sockmux/engine"
+	"github.com/sockmux/sockmux/engine"
 )
 
 // io is the stream's raw I/O state, made on its first use.

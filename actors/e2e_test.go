@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"sockmux/engine"
-	"sockmux/forward"
-	"sockmux/internal/testkit"
-	"sockmux/internal/testpair"
+	"github.com/sockmux/sockmux/engine"
+	"github.com/sockmux/sockmux/forward"
+	"github.com/sockmux/sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/internal/testpair"
 )
 
 func fwd(t testing.TB, target string) forward.Forward {

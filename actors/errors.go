@@ -6,7 +6,7 @@ package actors
 import (
 	"errors"
 
-	"sockmux/engine"
+	"github.com/sockmux/sockmux/engine"
 )
 
 // ErrPeerSilent is why a link whose peer sent nothing for three keepalive

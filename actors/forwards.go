@@ -8,7 +8,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
-	"sockmux/forward"
+	"github.com/sockmux/sockmux/forward"
 )
 
 // AddForward listens for f and carries its connections over the newest

@@ -7,8 +7,8 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
-	"sockmux/engine"
-	"sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/engine"
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 // TestBox: a box delivers user messages in order, a burst of them past

@@ -9,9 +9,9 @@ import (
 
 	"github.com/flynn/noise"
 
-	"sockmux/carriers"
-	"sockmux/engine"
-	"sockmux/internal/preauth"
+	"github.com/sockmux/sockmux/carriers"
+	"github.com/sockmux/sockmux/engine"
+	"github.com/sockmux/sockmux/internal/preauth"
 )
 
 // handshaker runs one carrier's handshake: HELLOs both ways, then, when

@@ -1,6 +1,6 @@
 package actors
 
-import "sockmux/engine"
+import "github.com/sockmux/sockmux/engine"
 
 // HopStage is a point on the data path that a hop-traced build
 // (go build -tags hoptrace) timestamps each time a DATA frame's bytes pass

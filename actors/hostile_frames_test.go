@@ -6,9 +6,9 @@ import (
 	"syscall"
 	"testing"
 
-	"sockmux/actors"
-	"sockmux/engine"
-	"sockmux/internal/wirepeer"
+	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux/engine"
+	"github.com/sockmux/sockmux/internal/wirepeer"
 )
 
 // TestHostileFrames: broken headers and malformed frames after a good

@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"sockmux/actors"
-	"sockmux/engine"
-	"sockmux/internal/testkit"
-	"sockmux/internal/wirepeer"
+	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux/engine"
+	"github.com/sockmux/sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/internal/wirepeer"
 )
 
 // codeOverload is the GOAWAY code of a link closed because its peer does

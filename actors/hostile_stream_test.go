@@ -9,11 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"sockmux/actors"
-	"sockmux/engine"
-	"sockmux/forward"
-	"sockmux/internal/testkit"
-	"sockmux/internal/wirepeer"
+	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux/engine"
+	"github.com/sockmux/sockmux/forward"
+	"github.com/sockmux/sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/internal/wirepeer"
 )
 
 // refusedTarget is a target the listener's default policy refuses to an

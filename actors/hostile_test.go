@@ -11,12 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"sockmux/actors"
-	"sockmux/engine"
-	"sockmux/forward"
-	"sockmux/internal/testkit"
-	"sockmux/internal/testpair"
-	"sockmux/internal/wirepeer"
+	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux/engine"
+	"github.com/sockmux/sockmux/forward"
+	"github.com/sockmux/sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/internal/testpair"
+	"github.com/sockmux/sockmux/internal/wirepeer"
 )
 
 // Hostile peers (issue "Hardening"): a hand-played peer (internal/wirepeer)

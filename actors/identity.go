@@ -10,9 +10,9 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
-	"sockmux/engine"
-	"sockmux/forward"
-	"sockmux/identity"
+	"github.com/sockmux/sockmux/engine"
+	"github.com/sockmux/sockmux/forward"
+	"github.com/sockmux/sockmux/identity"
 )
 
 // denyAll is the policy of a link whose key is no longer authorized,

@@ -5,11 +5,11 @@ import (
 	"testing"
 	"time"
 
-	"sockmux/actors"
-	"sockmux/forward"
-	"sockmux/identity"
-	"sockmux/internal/testkit"
-	"sockmux/internal/testpair"
+	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux/forward"
+	"github.com/sockmux/sockmux/identity"
+	"github.com/sockmux/sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/internal/testpair"
 )
 
 // TestRelaySeesNoCleartextIdentity: TestRelaySeesNoCleartext for links

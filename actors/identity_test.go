@@ -12,11 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"sockmux/carriers"
-	"sockmux/engine"
-	"sockmux/forward"
-	"sockmux/identity"
-	"sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/carriers"
+	"github.com/sockmux/sockmux/engine"
+	"github.com/sockmux/sockmux/forward"
+	"github.com/sockmux/sockmux/identity"
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 func newIdentity(t *testing.T) *identity.PrivateKey {

@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"sockmux/carriers"
-	"sockmux/engine"
-	"sockmux/forward"
-	"sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/carriers"
+	"github.com/sockmux/sockmux/engine"
+	"github.com/sockmux/sockmux/forward"
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 // nodePair starts a listening node with ca and a dialling one with cb,

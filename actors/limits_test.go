@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"sockmux/actors"
-	"sockmux/forward"
-	"sockmux/internal/testkit"
-	"sockmux/internal/testpair"
+	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux/forward"
+	"github.com/sockmux/sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/internal/testpair"
 )
 
 // TestMaxStreamsCountsOpenOnly: a stream that has ended on the wire (the

@@ -12,9 +12,9 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
-	"sockmux/carriers"
-	"sockmux/engine"
-	"sockmux/identity"
+	"github.com/sockmux/sockmux/carriers"
+	"github.com/sockmux/sockmux/engine"
+	"github.com/sockmux/sockmux/identity"
 )
 
 // readBufferSize is a carrier reader's buffer: a few frames, so one read

@@ -13,7 +13,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
-	"sockmux/engine"
+	"github.com/sockmux/sockmux/engine"
 )
 
 // scheduleAck acknowledges at once when a carrier brought ackEvery bytes,

@@ -12,8 +12,8 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
-	"sockmux/engine"
-	"sockmux/forward"
+	"github.com/sockmux/sockmux/engine"
+	"github.com/sockmux/sockmux/forward"
 )
 
 func (l *linkActor) dispatch(ctx actor.Context, c *carrierRef, f *engine.Frame) {

@@ -8,8 +8,8 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
-	"sockmux/engine"
-	"sockmux/forward"
+	"github.com/sockmux/sockmux/engine"
+	"github.com/sockmux/sockmux/forward"
 )
 
 // listenerActor is one forward: an accept loop hands each connection to the

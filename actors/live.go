@@ -9,10 +9,10 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
-	"sockmux/engine"
-	"sockmux/forward"
-	"sockmux/identity"
-	"sockmux/proxy"
+	"github.com/sockmux/sockmux/engine"
+	"github.com/sockmux/sockmux/forward"
+	"github.com/sockmux/sockmux/identity"
+	"github.com/sockmux/sockmux/proxy"
 )
 
 // Policies are the parts of a Config that Node.SetPolicies changes on a

@@ -10,12 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"sockmux/actors"
-	"sockmux/carriers"
-	"sockmux/engine"
-	"sockmux/forward"
-	"sockmux/internal/testkit"
-	"sockmux/internal/testpair"
+	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux/carriers"
+	"github.com/sockmux/sockmux/engine"
+	"github.com/sockmux/sockmux/forward"
+	"github.com/sockmux/sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/internal/testpair"
 )
 
 // TestPeerSilent: when the network goes silent, both sides drop the link

@@ -6,7 +6,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
-	"sockmux/engine"
+	"github.com/sockmux/sockmux/engine"
 )
 
 // Messages between the actors and their goroutines. All are sent as

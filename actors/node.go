@@ -11,10 +11,10 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
-	"sockmux/carriers"
-	"sockmux/engine"
-	"sockmux/forward"
-	"sockmux/internal/ratelog"
+	"github.com/sockmux/sockmux/carriers"
+	"github.com/sockmux/sockmux/engine"
+	"github.com/sockmux/sockmux/forward"
+	"github.com/sockmux/sockmux/internal/ratelog"
 )
 
 // LinkEvent reports a link going up or down.

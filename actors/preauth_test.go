@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"sockmux/carriers"
-	"sockmux/internal/preauth"
-	"sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/carriers"
+	"github.com/sockmux/sockmux/internal/preauth"
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 // newSide starts a node with cfg that reports its link events; it is

@@ -8,9 +8,9 @@ import (
 	"net"
 	"time"
 
-	"sockmux/engine"
-	"sockmux/forward"
-	"sockmux/proxy"
+	"github.com/sockmux/sockmux/engine"
+	"github.com/sockmux/sockmux/forward"
+	"github.com/sockmux/sockmux/proxy"
 )
 
 // proxyHandshakeTimeout bounds a proxy client's request.

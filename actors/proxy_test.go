@@ -15,11 +15,11 @@ import (
 
 	"golang.org/x/net/proxy"
 
-	"sockmux/actors"
-	"sockmux/forward"
-	"sockmux/internal/testkit"
-	"sockmux/internal/testpair"
-	smproxy "sockmux/proxy"
+	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux/forward"
+	"github.com/sockmux/sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/internal/testpair"
+	smproxy "github.com/sockmux/sockmux/proxy"
 )
 
 func webServer(t testing.TB, body string) *httptest.Server {

@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
-	"sockmux/engine"
+	"github.com/sockmux/sockmux/engine"
 )
 
 // writeQueue is what waits for a stream's writer goroutine: the bytes its

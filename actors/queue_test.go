@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"sockmux/engine"
+	"github.com/sockmux/sockmux/engine"
 )
 
 func buf(s string) *engine.Buffer {

@@ -6,8 +6,8 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"sockmux/carriers"
-	"sockmux/engine"
+	"github.com/sockmux/sockmux/carriers"
+	"github.com/sockmux/sockmux/engine"
 )
 
 // Redialling: when a dialling link tries again, and when it gives up.

@@ -1,6 +1,6 @@
 package actors
 
-import "sockmux/engine"
+import "github.com/sockmux/sockmux/engine"
 
 // releaseMessage frees what a message sent to an actor that had already
 // stopped was carrying: its buffer goes back to the pool, its socket is

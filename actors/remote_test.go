@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"sockmux/actors"
-	"sockmux/forward"
-	"sockmux/internal/testkit"
-	"sockmux/internal/testpair"
+	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux/forward"
+	"github.com/sockmux/sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/internal/testpair"
 )
 
 // hello and greeting are testkit's Greeter and Greeting.

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"sockmux/forward"
-	"sockmux/internal/testkit"
-	"sockmux/internal/testpair"
+	"github.com/sockmux/sockmux/forward"
+	"github.com/sockmux/sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/internal/testpair"
 )
 
 // resetAfter serves a target that writes n bytes and then resets the

@@ -5,11 +5,11 @@ import (
 	"testing"
 	"time"
 
-	"sockmux/actors"
-	"sockmux/carriers"
-	"sockmux/forward"
-	"sockmux/internal/testkit"
-	"sockmux/internal/testpair"
+	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux/carriers"
+	"github.com/sockmux/sockmux/forward"
+	"github.com/sockmux/sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/internal/testpair"
 )
 
 // TestResumingLinkGetsNoNewStreams: two peers dial one listener; the newer

@@ -7,7 +7,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
-	"sockmux/engine"
+	"github.com/sockmux/sockmux/engine"
 )
 
 // carrierHighWater is how many bytes the Scheduler lets sit in a carrier's

@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"sockmux/actors"
-	"sockmux/carriers"
-	"sockmux/forward"
-	"sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux/carriers"
+	"github.com/sockmux/sockmux/forward"
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 // BenchmarkOneStream pushes one stream's bytes through a link, keyed and

@@ -11,11 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"sockmux/actors"
-	"sockmux/engine"
-	"sockmux/forward"
-	"sockmux/internal/testkit"
-	"sockmux/internal/testpair"
+	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux/engine"
+	"github.com/sockmux/sockmux/forward"
+	"github.com/sockmux/sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/internal/testpair"
 )
 
 var secureKey = []byte("a pre-shared key of 32 bytes, ok")

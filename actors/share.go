@@ -12,8 +12,8 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
-	"sockmux/carriers"
-	"sockmux/engine"
+	"github.com/sockmux/sockmux/carriers"
+	"github.com/sockmux/sockmux/engine"
 )
 
 // A Share lets many local clients share one upstream connection (sockmux

@@ -10,7 +10,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
-	"sockmux/engine"
+	"github.com/sockmux/sockmux/engine"
 )
 
 // shareClientActor owns one client socket of a Share. Its reader goroutine

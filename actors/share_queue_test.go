@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"sockmux/engine"
-	"sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/engine"
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 func newShared(p []byte, refs int32) *sharedBuf {

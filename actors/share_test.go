@@ -20,8 +20,8 @@ import (
 	"testing"
 	"time"
 
-	"sockmux/actors"
-	"sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 // shareLimit bounds every wait of the share tests.

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"sockmux/actors"
-	"sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 // shareRead is what one client read: its byte count and SHA-256.

@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"sockmux/engine"
+	"github.com/sockmux/sockmux/engine"
 )
 
 // maxIovecs is the most buffers one writev takes (IOV_MAX on Linux); the

@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"sockmux/actors"
-	"sockmux/engine"
-	"sockmux/internal/testkit"
-	"sockmux/internal/wirepeer"
+	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux/engine"
+	"github.com/sockmux/sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/internal/wirepeer"
 )
 
 // TestCarrierNotReadDropped: a peer that keeps sending PINGs (so it never

@@ -11,8 +11,8 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
-	"sockmux/engine"
-	"sockmux/forward"
+	"github.com/sockmux/sockmux/engine"
+	"github.com/sockmux/sockmux/forward"
 )
 
 // UDP defaults.

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"sockmux/engine"
-	"sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/engine"
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 // TestVersionMismatch links a node that speaks only version 2 to one that

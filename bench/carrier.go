@@ -8,9 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"sockmux/actors"
-	"sockmux/carriers"
-	"sockmux/forward"
+	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux/carriers"
+	"github.com/sockmux/sockmux/forward"
 )
 
 // CarrierKinds are the carriers SockmuxOver knows: each a scheme.

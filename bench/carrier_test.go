@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 // TestSockmuxOverCarries: sockmux over every carrier kind of the carrier

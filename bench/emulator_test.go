@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 // newEmulator starts an emulator for the test and closes it at the end.

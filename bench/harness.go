@@ -9,9 +9,9 @@ import (
 	"sync"
 	"time"
 
-	"sockmux/actors"
-	"sockmux/carriers"
-	"sockmux/forward"
+	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux/carriers"
+	"github.com/sockmux/sockmux/forward"
 )
 
 // Tunnel is one system under test: clients connect to Addr and are carried

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 // newTunnel builds a tunnel of sys to target for the test.

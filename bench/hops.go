@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"sockmux/actors"
+	"github.com/sockmux/sockmux/actors"
 )
 
 // The per-hop breakdown: where a round trip through sockmux spends its

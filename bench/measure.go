@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"sockmux/actors"
+	"github.com/sockmux/sockmux/actors"
 )
 
 // Amount is how much of a workload to run: Count of its units (bytes,

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 // TestOpenSSHCarries: the ssh -L system carries bulk data, round trips and

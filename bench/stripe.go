@@ -13,9 +13,9 @@ import (
 	"sync"
 	"time"
 
-	"sockmux/actors"
-	"sockmux/carriers"
-	"sockmux/forward"
+	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux/carriers"
+	"github.com/sockmux/sockmux/forward"
 )
 
 // The striping workload: one stream over a link of several carriers, each

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 // The striping case: R per carrier, a few ms of delay (and a

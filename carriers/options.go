@@ -3,7 +3,7 @@ package carriers
 import (
 	"log/slog"
 
-	"sockmux/internal/preauth"
+	"github.com/sockmux/sockmux/internal/preauth"
 )
 
 // Option configures NewDialer and Listen.

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"sockmux/internal/acceptloop"
-	"sockmux/internal/preauth"
-	"sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/internal/acceptloop"
+	"github.com/sockmux/sockmux/internal/preauth"
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 // waitServerClosed fails unless the server closes c by deadline, a

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 func TestParseProxy(t *testing.T) {

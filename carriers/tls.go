@@ -24,7 +24,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"sockmux/internal/preauth"
+	"github.com/sockmux/sockmux/internal/preauth"
 )
 
 // Errors of TLS carriers, for errors.Is.

@@ -7,9 +7,9 @@ import (
 	"net"
 	"sync"
 
-	"sockmux/internal/acceptloop"
-	"sockmux/internal/preauth"
-	"sockmux/internal/ratelog"
+	"github.com/sockmux/sockmux/internal/acceptloop"
+	"github.com/sockmux/sockmux/internal/preauth"
+	"github.com/sockmux/sockmux/internal/ratelog"
 )
 
 // upgradeFunc turns an accepted TCP connection into a carrier: a TLS

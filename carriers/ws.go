@@ -22,7 +22,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"sockmux/internal/preauth"
+	"github.com/sockmux/sockmux/internal/preauth"
 )
 
 // ErrNotWebSocket is a server that answered a WebSocket upgrade with an

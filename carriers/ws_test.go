@@ -19,7 +19,7 @@ import (
 
 	"golang.org/x/net/nettest"
 
-	"sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 // wsPair listens on addr (ws:// or wss://, port 0), dials it and returns

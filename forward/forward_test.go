@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"sockmux/engine"
-	"sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/engine"
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 func TestParseForward(t *testing.T) {

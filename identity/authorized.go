@@ -7,7 +7,7 @@ import (
 	"strings"
 	"unicode"
 
-	"sockmux/forward"
+	"github.com/sockmux/sockmux/forward"
 )
 
 // An authorized keys file names the peers a listener admits, one a line,

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 
-	"sockmux/engine"
+	"github.com/sockmux/sockmux/engine"
 )
 
 // The proxy handshake of -D: one port speaks SOCKS5 (RFC 1928, with the

@@ -22,8 +22,8 @@ import (
 
 	"golang.org/x/net/proxy"
 
-	"sockmux/engine"
-	"sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/engine"
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 // testProxyAuth is the username and password of the tests that need one.

@@ -15,7 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
-	"sockmux/bench"
+	"github.com/sockmux/sockmux/bench"
 )
 
 // benchOptions are sockmux bench's flags.

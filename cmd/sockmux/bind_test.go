@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 // TestBindCarrier: a link whose carriers leave from 127.0.0.2 and

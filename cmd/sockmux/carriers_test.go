@@ -12,7 +12,7 @@ import (
 	"sync"
 	"testing"
 
-	"sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 // TestMain lets the test binary stand in for the sockmux command, so the

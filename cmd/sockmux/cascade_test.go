@@ -10,7 +10,7 @@ import (
 	"sync"
 	"testing"
 
-	"sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 // TestCascade: connect reaches the final peer through two relays, each

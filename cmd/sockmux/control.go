@@ -21,9 +21,9 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
-	"sockmux/actors"
-	"sockmux/internal/acceptloop"
-	"sockmux/internal/ratelog"
+	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux/internal/acceptloop"
+	"github.com/sockmux/sockmux/internal/ratelog"
 )
 
 // linkReport is one link in sockmux status.

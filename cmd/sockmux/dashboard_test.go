@@ -19,8 +19,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"sockmux/actors"
-	"sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 // TestMetricsRuntimeAndDashboard: /metrics has the Go runtime's and the

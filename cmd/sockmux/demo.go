@@ -13,9 +13,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"sockmux/actors"
-	"sockmux/carriers"
-	"sockmux/forward"
+	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux/carriers"
+	"github.com/sockmux/sockmux/forward"
 )
 
 // demoResult is what a demo run did.

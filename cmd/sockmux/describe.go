@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"sockmux/carriers"
+	"github.com/sockmux/sockmux/carriers"
 )
 
 // describe prints the resolved configuration (sockmux check): every link

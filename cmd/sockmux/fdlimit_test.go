@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 // The child "sockmux listen" of TestFDLimit runs under RLIMIT_NOFILE

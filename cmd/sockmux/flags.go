@@ -13,12 +13,12 @@ import (
 	"github.com/pkg/profile"
 	"github.com/spf13/pflag"
 
-	"sockmux/actors"
-	"sockmux/carriers"
-	"sockmux/engine"
-	"sockmux/forward"
-	"sockmux/identity"
-	"sockmux/proxy"
+	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux/carriers"
+	"github.com/sockmux/sockmux/engine"
+	"github.com/sockmux/sockmux/forward"
+	"github.com/sockmux/sockmux/identity"
+	"github.com/sockmux/sockmux/proxy"
 )
 
 // options are the flags listen, connect and stdio share.

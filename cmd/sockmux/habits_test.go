@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 // TestHelpListsOnlyWhatApplies: each command's --help shows the flags it

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"sockmux/identity"
-	"sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/identity"
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 // writeIdentity makes a key file in dir and returns its path and key.

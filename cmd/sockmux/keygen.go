@@ -12,8 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"sockmux/actors"
-	"sockmux/identity"
+	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux/identity"
 )
 
 // pskBytes is how much randomness `keygen --psk` draws: 256 bits.

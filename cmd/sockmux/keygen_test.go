@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"sockmux/actors"
-	"sockmux/engine"
+	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux/engine"
 )
 
 // TestKeygenPSK: keygen --psk prints a different 32-byte key, base64,

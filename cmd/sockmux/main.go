@@ -26,9 +26,9 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"sockmux/actors"
-	"sockmux/carriers"
-	"sockmux/forward"
+	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux/carriers"
+	"github.com/sockmux/sockmux/forward"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".

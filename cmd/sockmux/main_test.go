@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 // syncBuffer is a bytes.Buffer safe for a logger and a test to share.

@@ -13,9 +13,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"sockmux/internal/acceptloop"
-	"sockmux/internal/dashboard"
-	"sockmux/internal/ratelog"
+	"github.com/sockmux/sockmux/internal/acceptloop"
+	"github.com/sockmux/sockmux/internal/dashboard"
+	"github.com/sockmux/sockmux/internal/ratelog"
 )
 
 // metrics exports every link's figures to Prometheus, read at scrape time.

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 // clearProxyEnv unsets the proxy variables for the test (set and empty,

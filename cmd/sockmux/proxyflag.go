@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"sockmux/carriers"
+	"github.com/sockmux/sockmux/carriers"
 )
 
 // proxyNone is the --proxy value that dials directly whatever the

@@ -12,8 +12,8 @@ import (
 	"sort"
 	"strings"
 
-	"sockmux/actors"
-	"sockmux/forward"
+	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux/forward"
 )
 
 // liveKeys are the [[link]] keys a reload applies to a running link:

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 // TestReloadAppliesLive: a reload that changes a forward, a -R, a policy

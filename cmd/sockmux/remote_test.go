@@ -7,7 +7,7 @@ import (
 	"sync"
 	"testing"
 
-	"sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 // TestExitOnForwardFailure: a -R the peer refuses makes connect exit 1

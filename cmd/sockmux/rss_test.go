@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"sockmux/engine"
-	"sockmux/internal/testkit"
-	"sockmux/internal/wirepeer"
+	"github.com/sockmux/sockmux/engine"
+	"github.com/sockmux/sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/internal/wirepeer"
 )
 
 // rssOf is the resident memory of process pid, from /proc.

@@ -14,8 +14,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"sockmux/actors"
-	"sockmux/carriers"
+	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux/carriers"
 )
 
 // daemon runs the links of a configuration file and applies reloads.

@@ -20,7 +20,7 @@ import (
 
 	"golang.org/x/net/proxy"
 
-	"sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 // daemonUnderTest runs "sockmux run" on a config file until the test ends.

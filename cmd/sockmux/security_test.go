@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"testing"
 
-	"sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 // TestListenRefusesStrangers: listening for links beyond loopback needs a

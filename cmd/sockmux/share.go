@@ -15,8 +15,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"sockmux/actors"
-	"sockmux/forward"
+	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux/forward"
 )
 
 // shareFlags are the flags of sockmux share.

@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"sockmux/actors"
-	"sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 // TestShareBadCommandLines: each bad share command line exits 2 with a

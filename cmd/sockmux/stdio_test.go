@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"sockmux/actors"
-	"sockmux/carriers"
-	"sockmux/forward"
-	"sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux/carriers"
+	"github.com/sockmux/sockmux/forward"
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 // pipeDialer hands out one stdio carrier, the near ends of the pipes a

@@ -16,8 +16,8 @@ import (
 	"os"
 	"sync"
 
-	"sockmux/actors"
-	"sockmux/carriers"
+	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux/carriers"
 )
 
 // errStreamReset is a -W stream cut short: the exit is non-zero, so the

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 // TestSSHProxyCommand: a real ssh client reaches a private sshd through

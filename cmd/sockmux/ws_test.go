@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 // TestWSBehindNginx: listen ws:// behind a real nginx reverse proxy (the

@@ -18,7 +18,7 @@ import (
 	"sync"
 	"time"
 
-	"sockmux/internal/ratelog"
+	"github.com/sockmux/sockmux/internal/ratelog"
 )
 
 // The backoff between failed accepts, as net/http's Server.

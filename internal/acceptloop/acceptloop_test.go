@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"sockmux/internal/ratelog"
-	"sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/internal/ratelog"
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 // count is how many records of log have message msg.

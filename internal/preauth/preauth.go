@@ -30,7 +30,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"sockmux/internal/ratelog"
+	"github.com/sockmux/sockmux/internal/ratelog"
 )
 
 // Errors of a Gate, for errors.Is: why it refused a connection (Admit), or

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 
-	"sockmux/engine"
+	"github.com/sockmux/sockmux/engine"
 )
 
 // Frame is one frame as it came off the wire: the header as it was sent

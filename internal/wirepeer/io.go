@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"sockmux/engine"
+	"github.com/sockmux/sockmux/engine"
 )
 
 // Writing. Every method writes at once, from the caller's goroutine, and

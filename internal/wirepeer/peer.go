@@ -26,8 +26,8 @@ import (
 
 	"github.com/flynn/noise"
 
-	"sockmux/carriers"
-	"sockmux/engine"
+	"github.com/sockmux/sockmux/carriers"
+	"github.com/sockmux/sockmux/engine"
 )
 
 // Options say how a Peer introduces itself.

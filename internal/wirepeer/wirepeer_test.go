@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"sockmux/actors"
-	"sockmux/carriers"
-	"sockmux/engine"
-	"sockmux/internal/testkit"
-	"sockmux/internal/wirepeer"
+	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux/carriers"
+	"github.com/sockmux/sockmux/engine"
+	"github.com/sockmux/sockmux/internal/testkit"
+	"github.com/sockmux/sockmux/internal/wirepeer"
 )
 
 // TestHostilePeerEncodes: the peer's frames are byte for byte the engine's
