@@ -230,7 +230,7 @@ func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 	st := &streamActor{env: l.env, id: id, link: l.self, sched: l.sched, target: v.Target, openFrame: f, datagram: v.Datagram,
 		proxyHere: v.Open.Kind == engine.TargetForward && v.Target == forward.TargetSOCKS, policy: l.targetPolicy(),
 		state: engine.NewAccepter(id), recv: engine.NewRecvWindow(l.params.RecvWindow, l.env.cfg.MaxWindow), params: l.params, budget: l.budget, rtt: l.rttNanos}
-	l.streams[id] = ctx.Spawn(l.props(func() actor.Actor { return st }))
+	l.spawnStream(ctx, id, st)
 	l.env.stats.StreamsOpened.Add(1)
 }
 
@@ -299,7 +299,7 @@ func (l *linkActor) open(ctx actor.Context, m *openStream) {
 	st := &streamActor{env: l.env, id: id, link: l.self, sched: l.sched, target: m.target, netConn: m.conn, datagram: m.datagram,
 		state: state, recv: engine.NewRecvWindow(l.params.RecvWindow, l.env.cfg.MaxWindow), params: l.params, budget: l.budget, rtt: l.rttNanos, firstLen: len(data), clientEOF: errors.Is(err, io.EOF),
 		reply: m.reply, opened: m.opened}
-	l.streams[id] = ctx.Spawn(l.props(func() actor.Actor { return st }))
+	l.spawnStream(ctx, id, st)
 	l.env.stats.StreamsOpened.Add(1)
 }
 
@@ -309,4 +309,31 @@ func listenUDP(addr string) (*net.UDPConn, error) {
 		return nil, err
 	}
 	return net.ListenUDP("udp", a)
+}
+
+// spawnStream starts st as a child of the Link, which learns of its end
+// from protoactor's Terminated (childStopped).
+func (l *linkActor) spawnStream(ctx actor.Context, id uint32, st *streamActor) {
+	pid := ctx.Spawn(l.props(func() actor.Actor { return st }))
+	l.streams[id] = pid
+	l.streamOf[pid.Id] = id
+}
+
+// childStopped forgets a stream whose actor has stopped (protoactor tells
+// a parent of each child's end), and ends a draining link once its last
+// stream is gone. The streams of a session already down were forgotten
+// with it, so a late Terminated finds nothing.
+func (l *linkActor) childStopped(ctx actor.Context, who *actor.PID) {
+	id, ok := l.streamOf[who.Id]
+	if !ok {
+		return
+	}
+	delete(l.streamOf, who.Id)
+	delete(l.streams, id)
+	if l.opens != nil {
+		l.opens.Ended(id)
+	}
+	if l.closing && l.up && len(l.streams) == 0 {
+		l.closeSession(ctx)
+	}
 }

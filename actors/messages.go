@@ -181,9 +181,6 @@ type openStream struct {
 
 func (m *openStream) release() { m.conn.Close() }
 
-// streamDone tells the Link a stream has ended and its actors are going.
-type streamDone struct{ id uint32 }
-
 // streamEnded tells the Link a stream has ended on the wire (FIN both
 // ways, or RST): it no longer counts against the stream limit, though its
 // socket may still be closing.
