@@ -23,101 +23,48 @@ func (l *linkActor) dispatch(ctx actor.Context, c *carrierRef, f *engine.Frame) 
 		f.Release()
 		return
 	}
-	switch f.Type {
-	case engine.TypeOpen:
+	in, err := engine.ClassifyInbound(f, l.seq)
+	if !in.KeepsFrame() {
+		f.Release()
+	}
+	if err != nil {
+		l.protocolError(ctx, err)
+		return
+	}
+	switch in.Kind {
+	case engine.InboundOpen:
 		l.accept(ctx, f)
-	case engine.TypeOpenOK, engine.TypeOpenFail, engine.TypeData, engine.TypeFin, engine.TypeRst:
-		if f.Stream == 0 {
-			f.Release()
-			l.protocolError(ctx, fmt.Errorf("%w: %v on stream 0", engine.ErrBadStreamID, f.Type))
-			return
-		}
-		if f.Type == engine.TypeRst || f.Type == engine.TypeOpenFail {
-			if _, err := engine.ParseReason(f.Bytes()); err != nil {
-				f.Release()
-				l.protocolError(ctx, err)
-				return
-			}
-		}
+	case engine.InboundStream:
 		if pid := l.streams[f.Stream]; pid != nil {
 			ctx.Send(pid, f)
 			return
 		}
 		l.env.stats.DroppedFrames.Add(1)
 		f.Release()
-	case engine.TypeCredit:
-		n, err := engine.ParseCredit(f.Bytes())
-		f.Release()
-		if err != nil {
-			l.protocolError(ctx, err)
-			return
-		}
-		ctx.Send(l.sched, &creditIn{id: f.Stream, n: n})
-	case engine.TypePing:
-		v, err := engine.ParsePing(f.Bytes())
-		f.Release()
-		if err != nil {
-			l.protocolError(ctx, err)
-			return
-		}
-		ctx.Send(l.sched, &pinned{carrier: c.id, f: engine.NewPing(engine.TypePong, v)})
-	case engine.TypePong:
-		if v, err := engine.ParsePing(f.Bytes()); err == nil {
-			l.rtt = time.Since(time.Unix(0, int64(v)))
+	case engine.InboundCredit:
+		ctx.Send(l.sched, &creditIn{id: f.Stream, n: in.Credit})
+	case engine.InboundPing:
+		ctx.Send(l.sched, &pinned{carrier: c.id, f: engine.NewPing(engine.TypePong, in.Ping)})
+	case engine.InboundPong:
+		if in.Ping != 0 { // 0: a PONG that did not parse, or not our PING's
+			l.rtt = time.Since(time.Unix(0, int64(in.Ping)))
 			l.rttNanos.Store(int64(l.rtt))
 			ctx.Send(l.sched, &pathRTT{carrier: c.id, rtt: l.rtt})
 			l.env.log.Debug("pong", "peer", l.peer, "rtt", l.rtt)
 		}
-		f.Release()
-	case engine.TypeAck:
-		a, err := engine.ParseAck(f.Bytes())
-		f.Release()
-		if err == nil && !l.seq {
-			err = fmt.Errorf("%w: ACK on a link without CapSeq", engine.ErrStreamState)
-		}
-		if err != nil {
-			l.protocolError(ctx, err)
-			return
-		}
-		ctx.Send(l.sched, &ackIn{carrier: c.id, ack: a})
-	case engine.TypeBind:
-		b, err := engine.ParseBind(f.Bytes())
-		f.Release()
-		if err != nil {
-			l.protocolError(ctx, err)
-			return
-		}
-		l.bind(ctx, b)
-	case engine.TypeUnbind:
-		id, err := engine.ParseUnbind(f.Bytes())
-		f.Release()
-		if err != nil {
-			l.protocolError(ctx, err)
-			return
-		}
-		l.unbind(ctx, id)
-	case engine.TypeBindOK:
-		r, err := engine.ParseBindReply(f.Bytes())
-		f.Release()
-		if err != nil {
-			l.protocolError(ctx, err)
-			return
-		}
-		l.bindReply(r)
-	case engine.TypeGoAway:
-		r, err := engine.ParseReason(f.Bytes())
-		f.Release()
-		if err != nil {
-			l.protocolError(ctx, err)
-			return
-		}
+	case engine.InboundAck:
+		ctx.Send(l.sched, &ackIn{carrier: c.id, ack: in.Ack})
+	case engine.InboundBind:
+		l.bind(ctx, in.Bind)
+	case engine.InboundUnbind:
+		l.unbind(ctx, in.Unbind)
+	case engine.InboundBindReply:
+		l.bindReply(in.BindReply)
+	case engine.InboundGoAway:
 		l.goingAway = true
 		l.env.links.remove(l.self)
-		l.peerAway = &GoAwayError{Reason: r}
-		l.env.log.Info("peer going away", "peer", l.peer, "reason", r.String())
-	default: // AUTH, which belongs to the handshake
-		f.Release()
-		l.protocolError(ctx, fmt.Errorf("%w: %v after the handshake", engine.ErrStreamState, f.Type))
+		l.peerAway = &GoAwayError{Reason: in.Reason}
+		l.env.log.Info("peer going away", "peer", l.peer, "reason", in.Reason.String())
 	}
 }
 
