@@ -73,31 +73,19 @@ func (l *linkActor) bind(ctx actor.Context, b engine.Bind) {
 	reply := func(code engine.Code, text string) {
 		ctx.Send(l.sched, engine.NewBindReply(engine.BindReply{ID: b.ID, Code: code, Text: text}))
 	}
-	if _, dup := l.reverse[b.ID]; dup || b.ID == 0 || b.Proto > 1 {
-		reply(engine.CodeRefused, fmt.Sprintf("bad forward id %d or protocol %d", b.ID, b.Proto))
-		return
-	}
-	if len(l.reverse) >= l.env.cfg.MaxBinds {
-		reason := fmt.Sprintf("limit of %d reverse forwards per link reached (--max-binds)", l.env.cfg.MaxBinds)
-		l.env.warn("reverse forward refused", cause("max-binds"), "peer", l.peer, "listen", b.Addr, "reason", reason)
-		l.env.stats.Refusals.Add(1)
-		reply(engine.CodeRefused, reason)
-		return
-	}
-	if !l.env.policies().AllowListen.Allows(b.Addr) {
-		// The reason goes to the peer, whose log shows it: from there the
-		// policy is the peer's.
-		l.env.warn("reverse forward refused", cause("allow-listen"), "peer", l.peer, "listen", b.Addr,
-			"reason", "not allowed by this side's --allow-listen policy")
-		l.env.stats.Refusals.Add(1)
-		reply(engine.CodeRefused, fmt.Sprintf("listening on %s is not allowed by the peer's --allow-listen policy", b.Addr))
-		return
-	}
-	if !l.permitListen(b.Addr) {
-		l.env.warn("reverse forward refused", cause("permit-listen"), "peer", l.peer, "listen", b.Addr,
-			"reason", "not allowed by the permit-listen of the peer's key in the authorized keys")
-		l.env.stats.Refusals.Add(1)
-		reply(engine.CodeRefused, fmt.Sprintf("listening on %s is not allowed by the permit-listen for your key", b.Addr))
+	v := engine.PeerBind(b, engine.BindRequest{
+		Bound: func(id uint32) bool { _, ok := l.reverse[id]; return ok },
+		Count: len(l.reverse), MaxBinds: l.env.cfg.MaxBinds,
+		AllowListen: l.env.policies().AllowListen, PermitListen: engine.PolicyFunc(l.permitListen),
+	})
+	if v.Refuse != nil {
+		if v.Cause != "bad-bind" {
+			// The reply tells the peer it was its peer's rule; the log
+			// here says it was ours.
+			l.env.warn("reverse forward refused", cause(v.Cause), "peer", l.peer, "listen", b.Addr, "reason", v.Reason)
+			l.env.stats.Refusals.Add(1)
+		}
+		ctx.Send(l.sched, v.Refuse)
 		return
 	}
 	self := l.self
