@@ -81,7 +81,7 @@ type linkActor struct {
 	carriers   map[int]*carrierRef
 	nextCID    int
 	streams    map[uint32]*actor.PID
-	streamOf   map[string]uint32 // a stream's id by its actor's PID id, for Terminated
+	streamOf   map[string]uint32     // a stream's id by its actor's PID id, for Terminated
 	opens      *engine.Opens         // stream ids, the peer's OPENs, and what counts against the limit
 	reverse    map[uint32]*actor.PID // listeners for the peer's -R, by its id
 	bound      map[uint32]bool       // our -R this session asked the peer for, by id
