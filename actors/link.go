@@ -82,6 +82,7 @@ type linkActor struct {
 	nextCID    int
 	streams    map[uint32]*actor.PID
 	streamOf   map[string]uint32     // a stream's id by its actor's PID id, for Terminated
+	unbinding  map[string]uint32     // reverse listeners stopped by UNBIND, by PID id: their bind id
 	opens      *engine.Opens         // stream ids, the peer's OPENs, and what counts against the limit
 	reverse    map[uint32]*actor.PID // listeners for the peer's -R, by its id
 	bound      map[uint32]bool       // our -R this session asked the peer for, by id

@@ -256,9 +256,15 @@ func (l *linkActor) spawnStream(ctx actor.Context, id uint32, st *streamActor) {
 
 // childStopped forgets a stream whose actor has stopped (protoactor tells
 // a parent of each child's end), and ends a draining link once its last
-// stream is gone. The streams of a session already down were forgotten
+// stream is gone; a reverse listener the peer's UNBIND stopped is logged
+// as closed. The streams of a session already down were forgotten
 // with it, so a late Terminated finds nothing.
 func (l *linkActor) childStopped(ctx actor.Context, who *actor.PID) {
+	if bind, ok := l.unbinding[who.Id]; ok {
+		delete(l.unbinding, who.Id)
+		l.env.log.Info("reverse forward closed at the peer's request", "peer", l.peer, "id", bind)
+		return
+	}
 	id, ok := l.streamOf[who.Id]
 	if !ok {
 		return
