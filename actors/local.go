@@ -222,11 +222,22 @@ func (p *localPipe) take(max, frame int, dst []*engine.Buffer) ([]*engine.Buffer
 	bufs, n, k := dst[:0], 0, 0
 	for k < len(p.up) && n < max {
 		b := p.up[k]
-		if part := min(frame, max-n); len(b.B) > part { // the rest stays for the next take
-			c := engine.GetBuffer(part)
-			copy(c.B, b.B)
-			b.B = b.B[:copy(b.B, b.B[part:])]
-			bufs, n = append(bufs, c), n+part
+		if part := min(frame, max-n); len(b.B) > part {
+			// The rest stays for the next take; the smaller side is
+			// copied to a buffer of its own.
+			if rest := len(b.B) - part; rest <= part {
+				r := engine.GetBuffer(rest)
+				copy(r.B, b.B[part:])
+				b.B = b.B[:part]
+				p.up[k] = r
+				bufs = append(bufs, b)
+			} else {
+				c := engine.GetBuffer(part)
+				copy(c.B, b.B)
+				b.B = b.B[:copy(b.B, b.B[part:])]
+				bufs = append(bufs, c)
+			}
+			n += part
 			break
 		}
 		bufs, n = append(bufs, b), n+len(b.B)
