@@ -40,6 +40,8 @@ type carrierActor struct {
 	once    sync.Once   // fail
 	err     error       // the first error, set in fail
 	report  sync.Once   // carrierDown
+	// writeErr: a failed write closed the carrier; the reader reports it.
+	writeErr atomic.Bool
 	// unprocessed counts the frames read and not yet taken by the Link
 	// (maxUnprocessed at most); stop ends a reader waiting for room.
 	unprocessed *backlog
@@ -134,6 +136,41 @@ func (c *carrierActor) fail(err error) {
 	})
 }
 
+// writeFailed records a failed write as the carrier's first error and
+// closes the carrier, but leaves reporting it down to the reader, which
+// the close ends once it has handed over what it had read: a peer's last
+// frames (its GOAWAY, on a pipe whose writes fail the moment the peer
+// closes) reach the Link before the carrier's end. A reader that a close
+// does not end (a blocking file) is not waited for long.
+func (c *carrierActor) writeFailed(err error) {
+	first := false
+	c.once.Do(func() {
+		first = true
+		c.err = err
+		c.writeErr.Store(true)
+		c.q.close()
+		c.conn.Close()
+	})
+	if !first { // failed before: reported, or being reported
+		c.reportDown()
+		return
+	}
+	time.AfterFunc(writeFailedReport, c.reportDown)
+}
+
+// writeFailedReport is how long a reader has to report a failed write.
+const writeFailedReport = 200 * time.Millisecond
+
+// readFailed ends the reader: the carrier fails, and if a failed write
+// closed it the reader reports it down now that it has handed everything
+// over.
+func (c *carrierActor) readFailed(err error) {
+	c.fail(err)
+	if c.writeErr.Load() {
+		c.reportDown()
+	}
+}
+
 // reportDown tells the Link, once, that the carrier ended and why.
 func (c *carrierActor) reportDown() {
 	c.report.Do(func() { c.env.send(c.link, &carrierDown{id: c.id, err: c.err}) })
@@ -149,7 +186,7 @@ func (c *carrierActor) readLoop() {
 	for {
 		f, err := c.reader.ReadFrame()
 		if err != nil {
-			c.fail(err)
+			c.readFailed(err)
 			return
 		}
 		if !c.unprocessed.add(c.stop) {
@@ -179,7 +216,7 @@ func (c *carrierActor) readLoop() {
 			c.strand.run(strandRunMax)
 		}
 		if err != nil {
-			c.fail(err)
+			c.readFailed(err)
 			return
 		}
 	}
@@ -282,8 +319,7 @@ func (c *carrierActor) writeLoop() {
 			if stallable && errors.Is(err, os.ErrDeadlineExceeded) {
 				err = fmt.Errorf("%w: it read nothing for %v", ErrPeerNotReading, c.writeStall)
 			}
-			c.fail(err)
-			c.reportDown()
+			c.writeFailed(err)
 			return
 		}
 		c.env.send(c.sched, &drained{carrier: c.id, bytes: total})

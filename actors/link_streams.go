@@ -134,7 +134,7 @@ func (l *linkActor) bindReply(r engine.BindReply) {
 func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 	id := f.Stream
 	v := l.opens.PeerOpen(id, f.Bytes(), engine.OpenRequest{
-		Policy: l.targetPolicy(), Reverse: l.reverseForward, RecvWindow: l.params.RecvWindow, Closing: l.closing})
+		Policy: l.openPolicy(), Reverse: l.reverseForward, RecvWindow: l.params.RecvWindow, Closing: l.closing})
 	switch {
 	case v.Err != nil:
 		f.Release()
@@ -183,7 +183,7 @@ func (l *linkActor) open(ctx actor.Context, m *openStream) {
 	if !l.up || l.goingAway || l.closing {
 		l.env.warn("no link for connection; closing it", "forward", m.forward, "client", m.conn.RemoteAddr().String())
 		tellOpened(m.opened, ErrNoLink)
-		m.conn.Close()
+		closeWith(m.conn, ErrNoLink)
 		return
 	}
 	// What the client already sent rides in the OPEN: a non-blocking
@@ -216,7 +216,7 @@ func (l *linkActor) open(ctx actor.Context, m *openStream) {
 		if first != nil {
 			engine.PutBuffer(first)
 		}
-		m.conn.Close()
+		closeWith(m.conn, idErr)
 		return
 	}
 	var data []byte

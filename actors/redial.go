@@ -26,6 +26,8 @@ func (l *linkActor) retry(err error) {
 	cfg := &l.env.cfg
 	var fatal error
 	switch {
+	case l.gen == 0 && cfg.SingleSession:
+		fatal = err
 	case l.gen == 0 && cfg.FailFast && permanentError(err):
 		fatal = err
 	case cfg.MaxRetries > 0 && l.failures > cfg.MaxRetries:
