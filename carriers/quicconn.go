@@ -3,17 +3,20 @@ package carriers
 // A QUIC stream as a net.Conn with the semantics of a TCP connection.
 // CloseWrite is the stream's FIN: the peer reads what was written, then
 // EOF, and may still write. Close also delivers what was written before
-// it: closing the QUIC connection at once would drop whatever the peer
-// has not yet acknowledged, and quic-go does not tell when it has. So
-// each end acknowledges the other's end of stream itself: the first Read
-// that returns io.EOF opens and ends a unidirectional stream, which tells
-// the peer that everything it sent has been read. Close sends the FIN,
-// reads and drops what the peer still sends (so that a peer closing at
-// the same time gets its own acknowledgement), waits for the peer's
-// acknowledgement (up to quicCloseFlush), and only then closes the
-// connection. A peer that is gone or does not read costs that wait; a
-// Read of a stream whose connection ended without its FIN is an error,
-// never a clean EOF.
+// it, in the background as a TCP socket's close does: closing the QUIC
+// connection at once would drop whatever the peer has not yet
+// acknowledged, and quic-go does not tell when it has. So each end
+// acknowledges the other's end of stream itself: the first Read that
+// returns io.EOF opens and ends a unidirectional stream, which tells the
+// peer that everything it sent has been read. Close sends the FIN and
+// returns; a goroutine then reads and drops what the peer still sends (so
+// that a peer closing at the same time gets its own acknowledgement),
+// waits for the peer's acknowledgement (up to quicCloseFlush), and only
+// then closes the connection and lets go of its socket. A peer that is
+// gone or does not read keeps that goroutine for quicCloseFlush, never
+// the caller of Close (a gate evicting silent connections, say). A Read
+// of a stream whose connection ended without its FIN is an error, never
+// a clean EOF.
 
 import (
 	"context"
@@ -29,9 +32,15 @@ import (
 	"github.com/quic-go/quic-go"
 )
 
-// quicCloseFlush bounds how long Close waits for the peer to acknowledge
-// the end of what was written.
-const quicCloseFlush = 2 * time.Second
+const (
+	// quicCloseFlush bounds how long a closed carrier waits for the peer
+	// to acknowledge the end of what was written.
+	quicCloseFlush = 2 * time.Second
+	// quicLingerQuiet is how long it waits while no packet at all comes
+	// from the peer (4 round trips, when that is longer): a peer that is
+	// gone, or has everything and reads nothing, is not waited for.
+	quicLingerQuiet = 250 * time.Millisecond
+)
 
 // quicConn is one QUIC carrier: the connection and its one stream.
 type quicConn struct {
@@ -56,6 +65,9 @@ func newQUICConn(qc *quic.Conn, st *quic.Stream) *quicConn {
 
 // Read reads what the peer sent: io.EOF once the peer's FIN is read.
 func (c *quicConn) Read(p []byte) (int, error) {
+	if c.closing.Load() { // the lingering goroutine may hold rmu
+		return 0, c.opErr("read", net.ErrClosed)
+	}
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	if c.closing.Load() {
@@ -127,9 +139,10 @@ func (c *quicConn) shutWrite() error {
 	return nil
 }
 
-// Close delivers what was written (see the top of this file), then
-// closes the connection and lets go of its socket. Blocked Reads and
-// Writes return net.ErrClosed at once.
+// Close sends the FIN after what was written and returns; delivering it,
+// then closing the connection and its socket, goes on in the background
+// (see the top of this file). Blocked Reads and Writes return
+// net.ErrClosed at once.
 func (c *quicConn) Close() error {
 	c.dmu.Lock()
 	if c.closing.Swap(true) {
@@ -143,17 +156,19 @@ func (c *quicConn) Close() error {
 	c.wmu.Lock()
 	_ = c.shutWrite()
 	c.wmu.Unlock()
-	c.rmu.Lock()
-	c.linger()
-	c.rmu.Unlock()
-	_ = c.qc.CloseWithError(quicCodeClosed, "")
-	c.release()
+	go func() {
+		c.rmu.Lock() // a Read in progress has returned
+		c.linger()
+		c.rmu.Unlock()
+		_ = c.qc.CloseWithError(quicCodeClosed, "")
+		c.release()
+	}()
 	return nil
 }
 
 // linger waits, up to quicCloseFlush, for the peer's acknowledgement of
 // our FIN, reading and dropping what the peer sends meanwhile. It ends
-// sooner when the connection does.
+// sooner when the connection does, or when the peer goes quiet.
 func (c *quicConn) linger() {
 	ctx, cancel := context.WithTimeout(c.qc.Context(), quicCloseFlush)
 	defer cancel()
@@ -161,10 +176,11 @@ func (c *quicConn) linger() {
 	acked := make(chan struct{})
 	go func() {
 		defer close(acked)
+		defer c.st.SetReadDeadline(time.Unix(1, 0)) // the drain is done too
+		go c.watchQuiet(ctx, cancel)
 		if us, err := c.qc.AcceptUniStream(ctx); err == nil {
 			us.CancelRead(0)
 		}
-		_ = c.st.SetReadDeadline(time.Unix(1, 0)) // the drain is done too
 	}()
 	buf := make([]byte, 16<<10)
 	for {
@@ -173,6 +189,28 @@ func (c *quicConn) linger() {
 		}
 	}
 	<-acked
+}
+
+// watchQuiet cancels the linger once no packet has come from the peer
+// for quicLingerQuiet (or 4 round trips); it ends with ctx.
+func (c *quicConn) watchQuiet(ctx context.Context, cancel context.CancelFunc) {
+	tick := time.NewTicker(quicLingerQuiet / 5)
+	defer tick.Stop()
+	last, since := c.qc.ConnectionStats().PacketsReceived, time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			st := c.qc.ConnectionStats()
+			if st.PacketsReceived != last {
+				last, since = st.PacketsReceived, now
+			} else if now.Sub(since) >= max(quicLingerQuiet, 4*st.SmoothedRTT) {
+				cancel()
+				return
+			}
+		}
+	}
 }
 
 // ioErr is what Read or Write says of err: net.ErrClosed once closing,
