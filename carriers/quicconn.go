@@ -241,7 +241,9 @@ func (c *quicConn) SetDeadline(t time.Time) error { return c.setDeadline(c.st.Se
 
 func (c *quicConn) SetReadDeadline(t time.Time) error { return c.setDeadline(c.st.SetReadDeadline, t) }
 
-func (c *quicConn) SetWriteDeadline(t time.Time) error { return c.setDeadline(c.st.SetWriteDeadline, t) }
+func (c *quicConn) SetWriteDeadline(t time.Time) error {
+	return c.setDeadline(c.st.SetWriteDeadline, t)
+}
 
 // setDeadline sets a deadline unless the carrier is closing: Close's own
 // deadlines stay.
