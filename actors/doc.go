@@ -43,6 +43,6 @@
 // are written to its socket (or, if the socket does not take them, until
 // its write queue does, whose writer goroutine returns them once
 // written). The poller holds no buffer. Whoever drops a frame or a
-// message holding one returns what it holds (releaseMessage for a message
-// a stopped actor never took).
+// message holding one returns what it holds: a message that a stopped
+// actor never took is freed by its own release method (holder).
 package actors

@@ -81,6 +81,7 @@ type linkActor struct {
 	carriers   map[int]*carrierRef
 	nextCID    int
 	streams    map[uint32]*actor.PID
+	streamOf   map[string]uint32     // a stream's id by its actor's PID id, for Terminated
 	opens      *engine.Opens         // stream ids, the peer's OPENs, and what counts against the limit
 	reverse    map[uint32]*actor.PID // listeners for the peer's -R, by its id
 	bound      map[uint32]bool       // our -R this session asked the peer for, by id
@@ -248,14 +249,8 @@ func (l *linkActor) Receive(ctx actor.Context) {
 		if l.opens != nil {
 			l.opens.Ended(m.id)
 		}
-	case *streamDone:
-		delete(l.streams, m.id)
-		if l.opens != nil {
-			l.opens.Ended(m.id)
-		}
-		if l.closing && l.up && len(l.streams) == 0 {
-			l.closeSession(ctx)
-		}
+	case *actor.Terminated:
+		l.childStopped(ctx, m.Who)
 	case *shutdown:
 		l.shutdown(ctx, m.drain)
 	case *drainOver:

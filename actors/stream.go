@@ -200,7 +200,6 @@ func (s *streamActor) socketClosed(ctx actor.Context) {
 	s.budget.give(s.grown)
 	s.grown = 0
 	tellOpened(s.opened, ErrLinkDown)
-	ctx.Send(s.link, &streamDone{id: s.id})
 	ctx.Send(s.sched, &forget{id: s.id})
 	s.env.stats.StreamsClosed.Add(1)
 	ctx.Stop(s.self)

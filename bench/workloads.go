@@ -69,6 +69,11 @@ func push(addr string, limit int64, stop <-chan struct{}, sent *atomic.Int64) (i
 		return 0, err
 	}
 	defer c.Close()
+	return pushConn(c, limit, stop, sent)
+}
+
+// pushConn is push on a connection already made (which the caller closes).
+func pushConn(c net.Conn, limit int64, stop <-chan struct{}, sent *atomic.Int64) (int64, error) {
 	block := make([]byte, BlockSize)
 	for i := range block {
 		block[i] = byte(i * 7)

@@ -105,7 +105,7 @@ func (o *options) addResumeFlag(f *pflag.FlagSet) {
 func (o *options) addListenFlags(f *pflag.FlagSet) {
 	o.addResumeFlag(f)
 	f.BoolVar(&o.insecure, "insecure", false, "allow listening on a non-loopback address with neither a key nor client certificates")
-	f.StringVar(&o.authKeys, "authorized-keys", "", "admit only the peers whose public keys this `FILE` lists (as ssh's authorized_keys, options permit-listen=, permit-target=, name=); needs --identity; SIGHUP and reload re-read it")
+	o.addAuthorizedKeysFlag(f)
 	f.StringVar(&o.tls.CertFile, "tls-cert", "", "tls:// and wss:// only: the server's certificate `FILE` (default: one generated and kept in --state-dir)")
 	f.StringVar(&o.tls.KeyFile, "tls-key", "", "tls:// and wss:// only: the private key `FILE` for --tls-cert")
 	f.StringVar(&o.tls.ClientCAFile, "tls-client-ca", "", "tls:// and wss:// only: require client certificates signed by this CA `FILE`")
@@ -113,6 +113,12 @@ func (o *options) addListenFlags(f *pflag.FlagSet) {
 	// not show one user's home.
 	f.StringVar(&o.tls.StateDir, "state-dir", "", "tls:// and wss:// only: where a generated TLS certificate is kept (default $XDG_STATE_HOME/sockmux/tls, or ~/.local/state/sockmux/tls)")
 	o.tlsFlags = []string{"tls-cert", "tls-key", "tls-client-ca", "state-dir"}
+}
+
+// addAuthorizedKeysFlag defines --authorized-keys, for the commands that
+// accept links (listen, and stdio, whose link the other side dials).
+func (o *options) addAuthorizedKeysFlag(f *pflag.FlagSet) {
+	f.StringVar(&o.authKeys, "authorized-keys", "", "admit only the peers whose public keys this `FILE` lists (as ssh's authorized_keys, options permit-listen=, permit-target=, name=); needs --identity; SIGHUP and reload re-read it")
 }
 
 // addConnectFlags defines the flags only connect takes.

@@ -437,6 +437,10 @@ func stdioCmd(logger func() (*slog.Logger, error)) *cobra.Command {
 		},
 	}
 	o.addLinkFlags(cmd.Flags())
+	// stdio accepts its link (the dialler runs it): it admits peers by
+	// --authorized-keys; --peer-key and --known-hosts, which pin a
+	// listener, are the dialler's.
+	o.addAuthorizedKeysFlag(cmd.Flags())
 	h.addHabitFlags(cmd.Flags(), "") // its link is its stdin and stdout: no -f
 	return cmd
 }
