@@ -37,11 +37,14 @@ type carrierActor struct {
 	sched   *actor.PID
 	q       *frameQueue // made by the Link, which gives it to the Scheduler
 	strand  *strand     // the link's: the reader runs what its frames cause
-	once    sync.Once   // fail
-	err     error       // the first error, set in fail
-	report  sync.Once   // carrierDown
-	// writeErr: a failed write closed the carrier; the reader reports it.
-	writeErr atomic.Bool
+	once    sync.Once   // fail, writeFailed
+	err     error       // the first error, set in fail or writeFailed
+	// lingering: the writer failed first, and the reader reads out what
+	// the peer sent before the carrier is closed (writeFailed); linger
+	// closes it if the reader has not ended by then.
+	lingering atomic.Bool
+	linger    *time.Timer
+	report    sync.Once // carrierDown
 	// unprocessed counts the frames read and not yet taken by the Link
 	// (maxUnprocessed at most); stop ends a reader waiting for room.
 	unprocessed *backlog
@@ -136,37 +139,43 @@ func (c *carrierActor) fail(err error) {
 	})
 }
 
-// writeFailed records a failed write as the carrier's first error and
-// closes the carrier, but leaves reporting it down to the reader, which
-// the close ends once it has handed over what it had read: a peer's last
-// frames (its GOAWAY, on a pipe whose writes fail the moment the peer
-// closes) reach the Link before the carrier's end. A reader that a close
-// does not end (a blocking file) is not waited for long.
-func (c *carrierActor) writeFailed(err error) {
-	first := false
-	c.once.Do(func() {
-		first = true
-		c.err = err
-		c.writeErr.Store(true)
-		c.q.close()
-		c.conn.Close()
-	})
-	if !first { // failed before: reported, or being reported
+// writeFailed ends the carrier after a write failed with err. A peer that
+// closed the carrier may have said why just before (its GOAWAY: shutting
+// down), and a write of ours that crossed it fails (EPIPE, a reset) while
+// that is still unread: closing at once would lose it, and an orderly end
+// would be taken for a failure. So what is queued is dropped, but the
+// reader goes on until the carrier ends (the peer closed it) or for
+// closeWriteTimeout at most, and the carrier is reported down when it
+// stops (readEnded), after every frame it read. A peer that reads nothing
+// (ErrPeerNotReading), or a carrier that was closing anyway, is closed at
+// once.
+func (c *carrierActor) writeFailed(err error, stalled bool) {
+	if stalled || c.closed.Load() {
+		c.fail(err)
 		c.reportDown()
 		return
 	}
-	time.AfterFunc(writeFailedReport, c.reportDown)
+	c.once.Do(func() {
+		c.err = err
+		c.q.close()
+		// Reported down then even if the reader stays blocked: not every
+		// carrier's Close ends a Read under way (a file that is not
+		// polled).
+		c.linger = time.AfterFunc(closeWriteTimeout, func() { c.conn.Close(); c.reportDown() })
+		c.lingering.Store(true)
+	})
+	if !c.lingering.Load() { // the carrier had failed already
+		c.reportDown()
+	}
 }
 
-// writeFailedReport is how long a reader has to report a failed write.
-const writeFailedReport = 200 * time.Millisecond
-
-// readFailed ends the reader: the carrier fails, and if a failed write
-// closed it the reader reports it down now that it has handed everything
-// over.
-func (c *carrierActor) readFailed(err error) {
-	c.fail(err)
-	if c.writeErr.Load() {
+// readEnded ends the carrier after the reader met err; after writeFailed
+// it closes it and reports it down, now that all it read went to the Link.
+func (c *carrierActor) readEnded(err error) {
+	c.fail(err) // once Do returns, lingering is what the first call made it
+	if c.lingering.Load() {
+		c.linger.Stop()
+		c.conn.Close()
 		c.reportDown()
 	}
 }
@@ -186,7 +195,7 @@ func (c *carrierActor) readLoop() {
 	for {
 		f, err := c.reader.ReadFrame()
 		if err != nil {
-			c.readFailed(err)
+			c.readEnded(err)
 			return
 		}
 		if !c.unprocessed.add(c.stop) {
@@ -216,7 +225,7 @@ func (c *carrierActor) readLoop() {
 			c.strand.run(strandRunMax)
 		}
 		if err != nil {
-			c.readFailed(err)
+			c.readEnded(err)
 			return
 		}
 	}
@@ -316,10 +325,11 @@ func (c *carrierActor) writeLoop() {
 		}
 		c.q.written()
 		if err != nil {
-			if stallable && errors.Is(err, os.ErrDeadlineExceeded) {
+			stalled := stallable && errors.Is(err, os.ErrDeadlineExceeded)
+			if stalled {
 				err = fmt.Errorf("%w: it read nothing for %v", ErrPeerNotReading, c.writeStall)
 			}
-			c.writeFailed(err)
+			c.writeFailed(err, stalled)
 			return
 		}
 		c.env.send(c.sched, &drained{carrier: c.id, bytes: total})

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"sync"
 	"syscall"
 	"testing"
@@ -148,14 +147,6 @@ func TestStripeStalledCarrier(t *testing.T) {
 func TestResume(t *testing.T) {
 	for _, carrier := range []string{"tcp", "ws", "quic"} {
 		t.Run(carrier, func(t *testing.T) {
-			if carrier == "ws" && os.Getenv("SOCKMUX_WS_RESUME") == "" {
-				// KNOWN BUG, open: resuming over ws:// intermittently
-				// corrupts stream bytes (about 1 run in 10: the accepter
-				// reads a frame header out of place after the rejoin).
-				// README says resumption over WebSocket is not to be
-				// trusted until it is fixed; SOCKMUX_WS_RESUME=1 runs it.
-				t.Skip("known bug: resuming a link over ws:// can corrupt data (set SOCKMUX_WS_RESUME=1 to run)")
-			}
 			echo := testkit.Echo(t)
 			cfg := testpair.Config{BForwards: []forward.Forward{fwd(t, echo)}, Proxy: true,
 				Backoff: 10 * time.Millisecond, Carrier: carrier}
