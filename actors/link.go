@@ -19,7 +19,7 @@ import (
 
 // readBufferSize is a carrier reader's buffer: a few frames, so one read
 // syscall brings several small frames.
-const readBufferSize = 256 << 10
+const readBufferSize = 32 << 10
 
 // Striping and resumption limits.
 const (
