@@ -109,7 +109,7 @@ func (c *carrierActor) Receive(ctx actor.Context) {
 	case *actor.Started:
 		c.env.goroutine(c.readLoop)
 		c.env.goroutine(c.writeLoop)
-	case *closeCarrier:
+	case *carrierClose:
 		c.closeDeadline()
 		c.q.finish(m.last)
 	case *actor.Stopping:

@@ -205,14 +205,14 @@ func (l *linkActor) Receive(ctx actor.Context) {
 			return
 		}
 		l.handshake(m.conn)
-	case *redial:
+	case *redialTick:
 		l.timer = nil
 		l.next(ctx)
 	case *handshakeDone:
 		l.handshakeDone(ctx, m)
-	case *joinCarrier:
+	case *carrierJoin:
 		l.join(ctx, m.done)
-	case *retryJoin:
+	case *joinRetry:
 		if l.closing {
 			l.conn = nil
 			l.closeConn(m.done.conn)
@@ -246,7 +246,7 @@ func (l *linkActor) Receive(ctx actor.Context) {
 		l.syncBinds(ctx)
 	case *authorizedChanged:
 		l.authorizedKeysChanged(ctx)
-	case *openStream:
+	case *openRequest:
 		l.open(ctx, m)
 	case *streamEnded:
 		if l.opens != nil {
@@ -261,7 +261,7 @@ func (l *linkActor) Receive(ctx actor.Context) {
 			l.env.log.Info("drain time over; closing the link", "peer", l.peer, "streams", len(l.streams))
 			l.closeSession(ctx)
 		}
-	case *redialNow:
+	case *redialRequest:
 		if l.dialer != nil && !l.closing && l.conn == nil && l.cancel == nil && (!l.up || l.resuming) {
 			if l.timer != nil {
 				l.timer.Stop()

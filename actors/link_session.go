@@ -76,7 +76,7 @@ func (l *linkActor) closeSession(ctx actor.Context, last ...func() *engine.Frame
 		return
 	}
 	for _, c := range l.carriers {
-		m := &closeCarrier{}
+		m := &carrierClose{}
 		if len(last) > 0 {
 			m.last = last[0]()
 		}

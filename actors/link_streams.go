@@ -179,7 +179,7 @@ func (l *linkActor) reverseForward(id uint32) (engine.ReverseForward, bool) {
 }
 
 // open starts a stream for a connection a forward accepted.
-func (l *linkActor) open(ctx actor.Context, m *openStream) {
+func (l *linkActor) open(ctx actor.Context, m *openRequest) {
 	if !l.up || l.goingAway || l.closing {
 		l.env.warn("no link for connection; closing it", "forward", m.forward, "client", m.conn.RemoteAddr().String())
 		tellOpened(m.opened, ErrNoLink)

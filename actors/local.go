@@ -145,7 +145,7 @@ func (n *Node) OpenLocal(ctx context.Context, target string) (*LocalConn, error)
 		// runs its strand (a message to a Link that has just stopped
 		// closes end: the application sees a reset).
 		ran := st != nil && st.claim()
-		n.env.send(link, &openStream{conn: end, kind: engine.TargetDial, target: target, forward: "library"})
+		n.env.send(link, &openRequest{conn: end, kind: engine.TargetDial, target: target, forward: "library"})
 		if ran {
 			st.run(strandRunMax)
 		}

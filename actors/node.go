@@ -402,7 +402,7 @@ func (n *Node) Redial() {
 	n.env.mu.Lock()
 	defer n.env.mu.Unlock()
 	for _, pid := range n.env.linkPIDs {
-		n.env.send(pid, &redialNow{})
+		n.env.send(pid, &redialRequest{})
 	}
 }
 

@@ -69,5 +69,5 @@ func (l *linkActor) scheduleRedial() {
 	l.backoff = min(2*l.backoff, l.env.cfg.MaxBackoff)
 	l.env.log.Info("link redial scheduled", "peer", l.peer, "in", d.Round(time.Millisecond))
 	self := l.self
-	l.timer = time.AfterFunc(d, func() { l.env.send(self, &redial{}) })
+	l.timer = time.AfterFunc(d, func() { l.env.send(self, &redialTick{}) })
 }
