@@ -5,6 +5,13 @@
 // shared-upstream actors (the Share hub, its clients and its upstream),
 // which run on a Node too.
 //
+// The library's streams (local.go, local_conn.go): with
+// Config.AcceptStream set, a stream the peer opens is handed to the
+// application as a LocalConn instead of dialled, and Node.OpenLocal opens
+// one; the Stream actor holds the other end of an in-memory pipe where it
+// would hold a socket, taking the application's writes and handing it the
+// peer's bytes as pooled buffers, without a copy.
+//
 // The actors are thin: the protocol's decisions (codec, stream states,
 // windows, scheduling order) are in package engine. Blocking I/O runs only
 // in goroutines owned by an actor, which talk to it by message; Receive
@@ -43,6 +50,6 @@
 // are written to its socket (or, if the socket does not take them, until
 // its write queue does, whose writer goroutine returns them once
 // written). The poller holds no buffer. Whoever drops a frame or a
-// message holding one returns what it holds (releaseMessage for a message
-// a stopped actor never took).
+// message holding one returns what it holds: a message that a stopped
+// actor never took is freed by its own release method (holder).
 package actors

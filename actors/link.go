@@ -81,6 +81,8 @@ type linkActor struct {
 	carriers   map[int]*carrierRef
 	nextCID    int
 	streams    map[uint32]*actor.PID
+	streamOf   map[string]uint32     // a stream's id by its actor's PID id, for Terminated
+	unbinding  map[string]uint32     // reverse listeners stopped by UNBIND, by PID id: their bind id
 	opens      *engine.Opens         // stream ids, the peer's OPENs, and what counts against the limit
 	reverse    map[uint32]*actor.PID // listeners for the peer's -R, by its id
 	bound      map[uint32]bool       // our -R this session asked the peer for, by id
@@ -201,14 +203,14 @@ func (l *linkActor) Receive(ctx actor.Context) {
 			return
 		}
 		l.handshake(m.conn)
-	case *redial:
+	case *redialTick:
 		l.timer = nil
 		l.next(ctx)
 	case *handshakeDone:
 		l.handshakeDone(ctx, m)
-	case *joinCarrier:
+	case *carrierJoin:
 		l.join(ctx, m.done)
-	case *retryJoin:
+	case *joinRetry:
 		if l.closing {
 			l.conn = nil
 			l.closeConn(m.done.conn)
@@ -242,20 +244,14 @@ func (l *linkActor) Receive(ctx actor.Context) {
 		l.syncBinds(ctx)
 	case *authorizedChanged:
 		l.authorizedKeysChanged(ctx)
-	case *openStream:
+	case *openRequest:
 		l.open(ctx, m)
 	case *streamEnded:
 		if l.opens != nil {
 			l.opens.Ended(m.id)
 		}
-	case *streamDone:
-		delete(l.streams, m.id)
-		if l.opens != nil {
-			l.opens.Ended(m.id)
-		}
-		if l.closing && l.up && len(l.streams) == 0 {
-			l.closeSession(ctx)
-		}
+	case *actor.Terminated:
+		l.childStopped(ctx, m.Who)
 	case *shutdown:
 		l.shutdown(ctx, m.drain)
 	case *drainOver:
@@ -263,7 +259,7 @@ func (l *linkActor) Receive(ctx actor.Context) {
 			l.env.log.Info("drain time over; closing the link", "peer", l.peer, "streams", len(l.streams))
 			l.closeSession(ctx)
 		}
-	case *redialNow:
+	case *redialRequest:
 		if l.dialer != nil && !l.closing && l.conn == nil && l.cancel == nil && (!l.up || l.resuming) {
 			if l.timer != nil {
 				l.timer.Stop()

@@ -76,7 +76,7 @@ func (l *linkActor) closeSession(ctx actor.Context, last ...func() *engine.Frame
 		return
 	}
 	for _, c := range l.carriers {
-		m := &closeCarrier{}
+		m := &carrierClose{}
 		if len(last) > 0 {
 			m.last = last[0]()
 		}
@@ -149,6 +149,7 @@ func (l *linkActor) sessionUp(ctx actor.Context, m *handshakeDone) {
 	l.authed = m.authed
 	l.identityUp(m)
 	l.streams = make(map[uint32]*actor.PID)
+	l.streamOf = make(map[string]uint32)
 	l.opens = engine.NewOpens(l.role, l.env.cfg.MaxStreams)
 	l.carriers = make(map[int]*carrierRef)
 	l.budget = &budget{}
@@ -210,7 +211,7 @@ func (l *linkActor) sessionDown(ctx actor.Context, err error) {
 	for _, pid := range l.streams {
 		ctx.Stop(pid)
 	}
-	l.streams, l.opens = nil, nil
+	l.streams, l.streamOf, l.opens = nil, nil, nil
 	for _, pid := range l.reverse { // the peer's -R ports are released at once
 		ctx.Stop(pid)
 	}
@@ -241,7 +242,7 @@ func (l *linkActor) sessionDown(ctx actor.Context, err error) {
 
 // afterDown redials or stops, once a session or an attempt at one ended.
 func (l *linkActor) afterDown(ctx actor.Context) {
-	if l.dialer != nil && !l.closing {
+	if l.dialer != nil && !l.closing && !(l.env.cfg.SingleSession && l.gen > 0) {
 		l.scheduleRedial()
 		return
 	}

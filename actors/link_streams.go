@@ -23,101 +23,48 @@ func (l *linkActor) dispatch(ctx actor.Context, c *carrierRef, f *engine.Frame) 
 		f.Release()
 		return
 	}
-	switch f.Type {
-	case engine.TypeOpen:
+	in, err := engine.ClassifyInbound(f, l.seq)
+	if !in.KeepsFrame() {
+		f.Release()
+	}
+	if err != nil {
+		l.protocolError(ctx, err)
+		return
+	}
+	switch in.Kind {
+	case engine.InboundOpen:
 		l.accept(ctx, f)
-	case engine.TypeOpenOK, engine.TypeOpenFail, engine.TypeData, engine.TypeFin, engine.TypeRst:
-		if f.Stream == 0 {
-			f.Release()
-			l.protocolError(ctx, fmt.Errorf("%w: %v on stream 0", engine.ErrBadStreamID, f.Type))
-			return
-		}
-		if f.Type == engine.TypeRst || f.Type == engine.TypeOpenFail {
-			if _, err := engine.ParseReason(f.Bytes()); err != nil {
-				f.Release()
-				l.protocolError(ctx, err)
-				return
-			}
-		}
+	case engine.InboundStream:
 		if pid := l.streams[f.Stream]; pid != nil {
 			ctx.Send(pid, f)
 			return
 		}
 		l.env.stats.DroppedFrames.Add(1)
 		f.Release()
-	case engine.TypeCredit:
-		n, err := engine.ParseCredit(f.Bytes())
-		f.Release()
-		if err != nil {
-			l.protocolError(ctx, err)
-			return
-		}
-		ctx.Send(l.sched, &creditIn{id: f.Stream, n: n})
-	case engine.TypePing:
-		v, err := engine.ParsePing(f.Bytes())
-		f.Release()
-		if err != nil {
-			l.protocolError(ctx, err)
-			return
-		}
-		ctx.Send(l.sched, &pinned{carrier: c.id, f: engine.NewPing(engine.TypePong, v)})
-	case engine.TypePong:
-		if v, err := engine.ParsePing(f.Bytes()); err == nil {
-			l.rtt = time.Since(time.Unix(0, int64(v)))
+	case engine.InboundCredit:
+		ctx.Send(l.sched, &creditIn{id: f.Stream, n: in.Credit})
+	case engine.InboundPing:
+		ctx.Send(l.sched, &pinned{carrier: c.id, f: engine.NewPing(engine.TypePong, in.Ping)})
+	case engine.InboundPong:
+		if in.Ping != 0 { // 0: a PONG that did not parse, or not our PING's
+			l.rtt = time.Since(time.Unix(0, int64(in.Ping)))
 			l.rttNanos.Store(int64(l.rtt))
 			ctx.Send(l.sched, &pathRTT{carrier: c.id, rtt: l.rtt})
 			l.env.log.Debug("pong", "peer", l.peer, "rtt", l.rtt)
 		}
-		f.Release()
-	case engine.TypeAck:
-		a, err := engine.ParseAck(f.Bytes())
-		f.Release()
-		if err == nil && !l.seq {
-			err = fmt.Errorf("%w: ACK on a link without CapSeq", engine.ErrStreamState)
-		}
-		if err != nil {
-			l.protocolError(ctx, err)
-			return
-		}
-		ctx.Send(l.sched, &ackIn{carrier: c.id, ack: a})
-	case engine.TypeBind:
-		b, err := engine.ParseBind(f.Bytes())
-		f.Release()
-		if err != nil {
-			l.protocolError(ctx, err)
-			return
-		}
-		l.bind(ctx, b)
-	case engine.TypeUnbind:
-		id, err := engine.ParseUnbind(f.Bytes())
-		f.Release()
-		if err != nil {
-			l.protocolError(ctx, err)
-			return
-		}
-		l.unbind(ctx, id)
-	case engine.TypeBindOK:
-		r, err := engine.ParseBindReply(f.Bytes())
-		f.Release()
-		if err != nil {
-			l.protocolError(ctx, err)
-			return
-		}
-		l.bindReply(r)
-	case engine.TypeGoAway:
-		r, err := engine.ParseReason(f.Bytes())
-		f.Release()
-		if err != nil {
-			l.protocolError(ctx, err)
-			return
-		}
+	case engine.InboundAck:
+		ctx.Send(l.sched, &ackIn{carrier: c.id, ack: in.Ack})
+	case engine.InboundBind:
+		l.bind(ctx, in.Bind)
+	case engine.InboundUnbind:
+		l.unbind(ctx, in.Unbind)
+	case engine.InboundBindReply:
+		l.bindReply(in.BindReply)
+	case engine.InboundGoAway:
 		l.goingAway = true
 		l.env.links.remove(l.self)
-		l.peerAway = &GoAwayError{Reason: r}
-		l.env.log.Info("peer going away", "peer", l.peer, "reason", r.String())
-	default: // AUTH, which belongs to the handshake
-		f.Release()
-		l.protocolError(ctx, fmt.Errorf("%w: %v after the handshake", engine.ErrStreamState, f.Type))
+		l.peerAway = &GoAwayError{Reason: in.Reason}
+		l.env.log.Info("peer going away", "peer", l.peer, "reason", in.Reason.String())
 	}
 }
 
@@ -126,31 +73,19 @@ func (l *linkActor) bind(ctx actor.Context, b engine.Bind) {
 	reply := func(code engine.Code, text string) {
 		ctx.Send(l.sched, engine.NewBindReply(engine.BindReply{ID: b.ID, Code: code, Text: text}))
 	}
-	if _, dup := l.reverse[b.ID]; dup || b.ID == 0 || b.Proto > 1 {
-		reply(engine.CodeRefused, fmt.Sprintf("bad forward id %d or protocol %d", b.ID, b.Proto))
-		return
-	}
-	if len(l.reverse) >= l.env.cfg.MaxBinds {
-		reason := fmt.Sprintf("limit of %d reverse forwards per link reached (--max-binds)", l.env.cfg.MaxBinds)
-		l.env.warn("reverse forward refused", cause("max-binds"), "peer", l.peer, "listen", b.Addr, "reason", reason)
-		l.env.stats.Refusals.Add(1)
-		reply(engine.CodeRefused, reason)
-		return
-	}
-	if !l.env.policies().AllowListen.Allows(b.Addr) {
-		// The reason goes to the peer, whose log shows it: from there the
-		// policy is the peer's.
-		l.env.warn("reverse forward refused", cause("allow-listen"), "peer", l.peer, "listen", b.Addr,
-			"reason", "not allowed by this side's --allow-listen policy")
-		l.env.stats.Refusals.Add(1)
-		reply(engine.CodeRefused, fmt.Sprintf("listening on %s is not allowed by the peer's --allow-listen policy", b.Addr))
-		return
-	}
-	if !l.permitListen(b.Addr) {
-		l.env.warn("reverse forward refused", cause("permit-listen"), "peer", l.peer, "listen", b.Addr,
-			"reason", "not allowed by the permit-listen of the peer's key in the authorized keys")
-		l.env.stats.Refusals.Add(1)
-		reply(engine.CodeRefused, fmt.Sprintf("listening on %s is not allowed by the permit-listen for your key", b.Addr))
+	v := engine.PeerBind(b, engine.BindRequest{
+		Bound: func(id uint32) bool { _, ok := l.reverse[id]; return ok },
+		Count: len(l.reverse), MaxBinds: l.env.cfg.MaxBinds,
+		AllowListen: l.env.policies().AllowListen, PermitListen: engine.PolicyFunc(l.permitListen),
+	})
+	if v.Refuse != nil {
+		if v.Cause != "bad-bind" {
+			// The reply tells the peer it was its peer's rule; the log
+			// here says it was ours.
+			l.env.warn("reverse forward refused", cause(v.Cause), "peer", l.peer, "listen", b.Addr, "reason", v.Reason)
+			l.env.stats.Refusals.Add(1)
+		}
+		ctx.Send(l.sched, v.Refuse)
 		return
 	}
 	self := l.self
@@ -199,7 +134,7 @@ func (l *linkActor) bindReply(r engine.BindReply) {
 func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 	id := f.Stream
 	v := l.opens.PeerOpen(id, f.Bytes(), engine.OpenRequest{
-		Policy: l.targetPolicy(), Reverse: l.reverseForward, RecvWindow: l.params.RecvWindow, Closing: l.closing})
+		Policy: l.openPolicy(), Reverse: l.reverseForward, RecvWindow: l.params.RecvWindow, Closing: l.closing})
 	switch {
 	case v.Err != nil:
 		f.Release()
@@ -230,7 +165,7 @@ func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 	st := &streamActor{env: l.env, id: id, link: l.self, sched: l.sched, target: v.Target, openFrame: f, datagram: v.Datagram,
 		proxyHere: v.Open.Kind == engine.TargetForward && v.Target == forward.TargetSOCKS, policy: l.targetPolicy(),
 		state: engine.NewAccepter(id), recv: engine.NewRecvWindow(l.params.RecvWindow, l.env.cfg.MaxWindow), params: l.params, budget: l.budget, rtt: l.rttNanos}
-	l.streams[id] = ctx.Spawn(l.props(func() actor.Actor { return st }))
+	l.spawnStream(ctx, id, st)
 	l.env.stats.StreamsOpened.Add(1)
 }
 
@@ -244,11 +179,11 @@ func (l *linkActor) reverseForward(id uint32) (engine.ReverseForward, bool) {
 }
 
 // open starts a stream for a connection a forward accepted.
-func (l *linkActor) open(ctx actor.Context, m *openStream) {
+func (l *linkActor) open(ctx actor.Context, m *openRequest) {
 	if !l.up || l.goingAway || l.closing {
 		l.env.warn("no link for connection; closing it", "forward", m.forward, "client", m.conn.RemoteAddr().String())
 		tellOpened(m.opened, ErrNoLink)
-		m.conn.Close()
+		closeWith(m.conn, ErrNoLink)
 		return
 	}
 	// What the client already sent rides in the OPEN: a non-blocking
@@ -281,7 +216,7 @@ func (l *linkActor) open(ctx actor.Context, m *openStream) {
 		if first != nil {
 			engine.PutBuffer(first)
 		}
-		m.conn.Close()
+		closeWith(m.conn, idErr)
 		return
 	}
 	var data []byte
@@ -299,7 +234,7 @@ func (l *linkActor) open(ctx actor.Context, m *openStream) {
 	st := &streamActor{env: l.env, id: id, link: l.self, sched: l.sched, target: m.target, netConn: m.conn, datagram: m.datagram,
 		state: state, recv: engine.NewRecvWindow(l.params.RecvWindow, l.env.cfg.MaxWindow), params: l.params, budget: l.budget, rtt: l.rttNanos, firstLen: len(data), clientEOF: errors.Is(err, io.EOF),
 		reply: m.reply, opened: m.opened}
-	l.streams[id] = ctx.Spawn(l.props(func() actor.Actor { return st }))
+	l.spawnStream(ctx, id, st)
 	l.env.stats.StreamsOpened.Add(1)
 }
 
@@ -309,4 +244,37 @@ func listenUDP(addr string) (*net.UDPConn, error) {
 		return nil, err
 	}
 	return net.ListenUDP("udp", a)
+}
+
+// spawnStream starts st as a child of the Link, which learns of its end
+// from protoactor's Terminated (childStopped).
+func (l *linkActor) spawnStream(ctx actor.Context, id uint32, st *streamActor) {
+	pid := ctx.Spawn(l.props(func() actor.Actor { return st }))
+	l.streams[id] = pid
+	l.streamOf[pid.Id] = id
+}
+
+// childStopped forgets a stream whose actor has stopped (protoactor tells
+// a parent of each child's end), and ends a draining link once its last
+// stream is gone; a reverse listener the peer's UNBIND stopped is logged
+// as closed. The streams of a session already down were forgotten
+// with it, so a late Terminated finds nothing.
+func (l *linkActor) childStopped(ctx actor.Context, who *actor.PID) {
+	if bind, ok := l.unbinding[who.Id]; ok {
+		delete(l.unbinding, who.Id)
+		l.env.log.Info("reverse forward closed at the peer's request", "peer", l.peer, "id", bind)
+		return
+	}
+	id, ok := l.streamOf[who.Id]
+	if !ok {
+		return
+	}
+	delete(l.streamOf, who.Id)
+	delete(l.streams, id)
+	if l.opens != nil {
+		l.opens.Ended(id)
+	}
+	if l.closing && l.up && len(l.streams) == 0 {
+		l.closeSession(ctx)
+	}
 }

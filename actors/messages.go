@@ -10,7 +10,9 @@ import (
 )
 
 // Messages between the actors and their goroutines. All are sent as
-// pointers with Send. A message holding a buffer or a frame hands it over.
+// pointers with Send. A message holding a buffer, a frame or a socket
+// hands it over, and has a release method (a holder) that frees what it
+// holds when it cannot be delivered.
 
 // inFrame is a frame read by a carrier's reader, tagged with the carrier's
 // id so a Link can drop what a dead carrier read.
@@ -22,12 +24,20 @@ type inFrame struct {
 	backlog *backlog
 }
 
+func (m *inFrame) release() { m.f.Release() }
+
 // inFrames are frames a carrier's reader read together, in order: what
 // one read of the carrier brought, handed over in one message.
 type inFrames struct {
 	carrier int
 	frames  []*engine.Frame
 	backlog *backlog // told as the Link takes each
+}
+
+func (m *inFrames) release() {
+	for _, f := range m.frames {
+		f.Release()
+	}
 }
 
 // carrierDown reports that a carrier's connection ended, and why.
@@ -42,6 +52,12 @@ type carrierAttached struct {
 	id    int
 	q     *frameQueue
 	first *engine.Frame
+}
+
+func (m *carrierAttached) release() {
+	if m.first != nil {
+		m.first.Release()
+	}
 }
 
 // carrierGone tells the Scheduler a carrier is gone: what it carried and
@@ -60,6 +76,8 @@ type pinned struct {
 	carrier int
 	f       *engine.Frame
 }
+
+func (m *pinned) release() { m.f.Release() }
 
 // ackIn is an ACK the peer sent on a carrier.
 type ackIn struct {
@@ -84,17 +102,21 @@ type schedFailed struct {
 	overload bool
 }
 
-// joinCarrier hands a Link a carrier that was accepted, authenticated and
+// carrierJoin hands a Link a carrier that was accepted, authenticated and
 // asked to join it.
-type joinCarrier struct {
+type carrierJoin struct {
 	done *handshakeDone
 }
 
-// retryJoin asks an accepting Link to look up a join's link again.
-type retryJoin struct {
+func (m *carrierJoin) release() { m.done.release() }
+
+// joinRetry asks an accepting Link to look up a join's link again.
+type joinRetry struct {
 	done    *handshakeDone
 	attempt int
 }
+
+func (m *joinRetry) release() { m.done.release() }
 
 // resumeExpired says a link's resume window is over.
 type resumeExpired struct{ gen uint64 }
@@ -102,9 +124,15 @@ type resumeExpired struct{ gen uint64 }
 // ackTick asks a Link to acknowledge what arrived since its last ACKs.
 type ackTick struct{}
 
-// closeCarrier asks a Carrier to send last (a GOAWAY; may be nil) after
+// carrierClose asks a Carrier to send last (a GOAWAY; may be nil) after
 // what is queued and then close.
-type closeCarrier struct{ last *engine.Frame }
+type carrierClose struct{ last *engine.Frame }
+
+func (m *carrierClose) release() {
+	if m.last != nil {
+		m.last.Release()
+	}
+}
 
 // handshakeDone carries the result of a carrier's HELLO exchange.
 type handshakeDone struct {
@@ -122,17 +150,25 @@ type handshakeDone struct {
 	err     error
 }
 
+func (m *handshakeDone) release() { m.conn.Close() }
+
 // dialDone carries the result of a Link's carrier dial.
 type dialDone struct {
 	conn net.Conn
 	err  error
 }
 
-// redial asks a dialling Link to dial again.
-type redial struct{}
+func (m *dialDone) release() {
+	if m.conn != nil {
+		m.conn.Close()
+	}
+}
 
-// openStream asks a Link to carry conn, accepted by a forward, to target.
-type openStream struct {
+// redialTick asks a dialling Link to dial again.
+type redialTick struct{}
+
+// openRequest asks a Link to carry conn, accepted by a forward, to target.
+type openRequest struct {
 	conn     net.Conn
 	kind     engine.TargetKind
 	target   string
@@ -143,8 +179,7 @@ type openStream struct {
 	opened   chan error  // told nil on OPEN_OK, the reason otherwise (buffered)
 }
 
-// streamDone tells the Link a stream has ended and its actors are going.
-type streamDone struct{ id uint32 }
+func (m *openRequest) release() { m.conn.Close() }
 
 // streamEnded tells the Link a stream has ended on the wire (FIN both
 // ways, or RST): it no longer counts against the stream limit, though its
@@ -164,8 +199,8 @@ type drainOver struct{ gen uint64 }
 // keepaliveTick asks a Link to PING and to check that the peer is alive.
 type keepaliveTick struct{ gen uint64 }
 
-// redialNow asks a dialling Link that is waiting to redial to dial now.
-type redialNow struct{}
+// redialRequest asks a dialling Link that is waiting to redial to dial now.
+type redialRequest struct{}
 
 // linkAvailable tells a Listener a link came up.
 type linkAvailable struct{}
@@ -215,9 +250,21 @@ type dataIn struct {
 	err  error
 }
 
+func (m *dataIn) release() {
+	for _, b := range m.bufs {
+		engine.PutBuffer(b)
+	}
+}
+
 // dataOut is a stream's DATA frames, handed to the Scheduler together so
 // the carrier can send them with one write.
 type dataOut struct{ frames []*engine.Frame }
+
+func (m *dataOut) release() {
+	for _, f := range m.frames {
+		f.Release()
+	}
+}
 
 // wrote says a stream's writer goroutine wrote n bytes to its socket, with
 // queued bytes still waiting.
@@ -239,6 +286,8 @@ type accepted struct {
 	reply  *proxyReply // a -D client waiting for its proxy reply
 	opened chan error  // DialStream waiting for the peer's answer (buffered)
 }
+
+func (m *accepted) release() { m.conn.Close() }
 
 // statusReq asks a Link for its LinkStatus (answered with Respond; not on
 // the data path).

@@ -250,7 +250,7 @@ func (s *Share) Addr() net.Addr { return s.ln.Addr() }
 func (s *Share) Node() *Node { return s.node }
 
 // Redial makes an upstream that is waiting to redial dial now.
-func (s *Share) Redial() { s.node.env.send(s.hub, &redialNow{}) }
+func (s *Share) Redial() { s.node.env.send(s.hub, &redialRequest{}) }
 
 // Stats are the share's counters now.
 func (s *Share) Stats() ShareStats {
@@ -284,20 +284,26 @@ func (s *Share) Close() error {
 	return err
 }
 
-// Share messages. Those holding a buffer or a socket hand it over; see
-// releaseShareMessage.
+// Share messages. Those holding a buffer or a socket hand it over, and
+// free it by their release method when they cannot be delivered.
 
 // shareAccepted is a client the hub's accept loop took.
 type shareAccepted struct{ conn net.Conn }
 
+func (m *shareAccepted) release() { m.conn.Close() }
+
 // upstreamData is one read of the upstream, for the hub.
 type upstreamData struct{ buf *engine.Buffer }
+
+func (m *upstreamData) release() { engine.PutBuffer(m.buf) }
 
 // upstreamStatus tells the hub the upstream went up or down.
 type upstreamStatus struct{ up bool }
 
 // clientInput is one read of a client socket, for the upstream actor.
 type clientInput struct{ buf *engine.Buffer }
+
+func (m *clientInput) release() { engine.PutBuffer(m.buf) }
 
 // clientLeft tells the hub a client is gone, and why; the hub stops its
 // actor.
@@ -323,22 +329,6 @@ type upstreamIOExit struct{ gen uint64 }
 
 // dropReport asks the hub to log the drops since the last report.
 type dropReport struct{}
-
-// releaseShareMessage frees what a share message carried when it could not
-// be delivered, and tells whether msg was one of the share's.
-func releaseShareMessage(msg any) bool {
-	switch m := msg.(type) {
-	case *upstreamData:
-		engine.PutBuffer(m.buf)
-	case *clientInput:
-		engine.PutBuffer(m.buf)
-	case *shareAccepted:
-		m.conn.Close()
-	default:
-		return false
-	}
-	return true
-}
 
 // shareHub owns the client set, the replay ring and the drop counters.
 type shareHub struct {
@@ -380,7 +370,7 @@ func (h *shareHub) Receive(ctx actor.Context) {
 		h.stuck(ctx, m)
 	case *dropReport:
 		h.reportDrops()
-	case *redialNow:
+	case *redialRequest:
 		ctx.Send(h.upstream, m)
 	case *actor.Terminated:
 		if c := h.clients[m.Who.Id]; c != nil {

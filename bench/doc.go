@@ -18,6 +18,16 @@
 // connection's time to its first answer across that path, against
 // connecting directly (MeasureFirstResponse).
 //
+// Paths that really differ, at the packet level, come from the netem
+// subpackage (bench/netem): a private network namespace where each source
+// address is its own path, netem.Path{Rate, Delay, Loss, Queue}, with
+// Cut and Restore; the peers' kernels see the delay and the losses end to
+// end (Emulator, by contrast, relays TCP in userspace). The bonding
+// benchmarks (bond_test.go, BenchmarkBond*) use it, one stream striped
+// over carriers bound to two source addresses as connect --bind-carrier
+// does; so can any benchmark wanting "a 50 ms path with 1% loss"
+// (netem.New, Net.Listen on Net.Far, Net.Dial or Net.Do from Source(i)).
+//
 // The benchmarks are in bench_test.go (go test -bench . ./bench/; with
 // SOCKMUX_BENCH_CHARTS=DIR they also write DIR/throughput.svg,
 // DIR/wan-window.svg and DIR/figures.txt); Run is the same workloads for a

@@ -107,9 +107,18 @@ func NewSink() (*Sink, error) {
 	if err != nil {
 		return nil, err
 	}
+	return serveSink(srv), nil
+}
+
+// newSinkOn starts a Sink on ln (a listener in a netem namespace).
+func newSinkOn(ln net.Listener) *Sink {
+	return serveSink(&server{ln: ln, conns: map[net.Conn]struct{}{}})
+}
+
+func serveSink(srv *server) *Sink {
 	s := &Sink{server: srv}
 	s.serve(s.handle)
-	return s, nil
+	return s
 }
 
 // sinkBuffer is the sink's read buffer per connection.

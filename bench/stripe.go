@@ -114,7 +114,7 @@ func NewStriped(target string, p StripePath) (*Striped, error) {
 	}
 	s.near = near
 	near.Connect(d)
-	if err := s.settle(n); err != nil {
+	if err := settleLink(near, far, n); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -122,15 +122,16 @@ func NewStriped(target string, p StripePath) (*Striped, error) {
 	return s, nil
 }
 
-// settle waits until both nodes have the link up with n carriers. A node
-// tells of a carrier joining nowhere but in its status, so it is polled.
-func (s *Striped) settle(n int) error {
+// settleLink waits until both nodes have the link up with n carriers. A
+// node tells of a carrier joining nowhere but in its status, so it is
+// polled.
+func settleLink(near, far *actors.Node, n int) error {
 	deadline := time.Now().Add(StripeSettle)
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		a, okA := upLink(s.near)
-		b, okB := upLink(s.far)
+		a, okA := upLink(near)
+		b, okB := upLink(far)
 		if okA && okB && a.Carriers == n && b.Carriers == n && !a.Resuming && !b.Resuming {
 			return nil
 		}

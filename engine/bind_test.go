@@ -51,3 +51,50 @@ func FuzzParseBind(f *testing.F) {
 		}
 	})
 }
+
+func TestPeerBind(t *testing.T) {
+	only := func(addr string) Policy { return PolicyFunc(func(a string) bool { return a == addr }) }
+	bound := func(ids ...uint32) func(uint32) bool {
+		return func(id uint32) bool {
+			for _, b := range ids {
+				if b == id {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	ok := Bind{ID: 3, Addr: "127.0.0.1:8080"}
+	cases := []struct {
+		name  string
+		b     Bind
+		req   BindRequest
+		cause string // "": listen
+	}{
+		{"allowed", ok, BindRequest{MaxBinds: 4, AllowListen: only(ok.Addr)}, ""},
+		{"no policies at all", ok, BindRequest{MaxBinds: 1}, ""},
+		{"id 0", Bind{Addr: ok.Addr}, BindRequest{MaxBinds: 4}, "bad-bind"},
+		{"unknown protocol", Bind{ID: 3, Proto: 2, Addr: ok.Addr}, BindRequest{MaxBinds: 4}, "bad-bind"},
+		{"id already bound", ok, BindRequest{Bound: bound(3), Count: 1, MaxBinds: 4}, "bad-bind"},
+		{"max binds", ok, BindRequest{Bound: bound(1, 2), Count: 2, MaxBinds: 2}, "max-binds"},
+		{"allow-listen", ok, BindRequest{MaxBinds: 4, AllowListen: only("127.0.0.1:9")}, "allow-listen"},
+		{"permit-listen", ok, BindRequest{MaxBinds: 4, AllowListen: only(ok.Addr), PermitListen: only("127.0.0.1:9")}, "permit-listen"},
+		{"permit-listen allows", ok, BindRequest{MaxBinds: 4, PermitListen: only(ok.Addr)}, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			v := PeerBind(c.b, c.req)
+			if v.Cause != c.cause || (v.Refuse != nil) != (c.cause != "") {
+				t.Fatalf("verdict %+v, want cause %q", v, c.cause)
+			}
+			if v.Refuse == nil {
+				return
+			}
+			defer v.Refuse.Release()
+			r, err := ParseBindReply(v.Refuse.Bytes())
+			if err != nil || r.ID != c.b.ID || r.Code != CodeRefused || r.Text == "" || v.Reason == "" {
+				t.Fatalf("refusal %+v, %v (reason %q): want CodeRefused for id %d with a text", r, err, v.Reason, c.b.ID)
+			}
+		})
+	}
+}

@@ -24,10 +24,12 @@ func newSide(cfg HandshakeConfig, now time.Time) *hsSide {
 }
 
 // pump moves frames both ways until both sides are done or stuck, and
-// returns how many frames crossed.
+// returns how many frames crossed. Each side's reader switches to its
+// records once its channel is up (keyed handshakes).
 func pump(t *testing.T, a, b *hsSide, now time.Time) int {
 	t.Helper()
 	n := 0
+	sealed := map[*hsSide]bool{}
 	for progress := true; progress; {
 		progress = false
 		for _, p := range [][2]*hsSide{{a, b}, {b, a}} {
@@ -39,19 +41,39 @@ func pump(t *testing.T, a, b *hsSide, now time.Time) int {
 			for !to.hs.Done() {
 				f, err := to.r.ReadFrame()
 				if errors.Is(err, io.EOF) {
-					break // all written so far is read: the other side's turn
+					break
 				}
 				if err != nil {
 					to.hs.ReadFailed(err)
+					progress = true
 					break
 				}
 				to.hs.Input(f, now)
 				f.Release()
+				if _, o := to.hs.Channel(); o != nil && !sealed[to] {
+					sealed[to] = true
+					rest := append(to.r.TakeBuffered(), to.in.Next(to.in.Len())...)
+					to.in.Write(rest)
+					to.r = NewReader(&recordReader{src: &to.in, o: o}, 1<<16)
+				}
 				if v, max, seq := to.hs.ReaderSettings(); v != 0 {
 					to.r.Version, to.r.MaxPayload, to.r.Seq = v, max, seq
 				}
 				progress = true
 			}
+		}
+	}
+	return n
+}
+
+// pumpToEnd is pump, then a side left waiting when its peer is done reads
+// the end of the carrier (the peer closes it).
+func pumpToEnd(t *testing.T, a, b *hsSide, now time.Time) int {
+	t.Helper()
+	n := pump(t, a, b, now)
+	for _, p := range [][2]*hsSide{{a, b}, {b, a}} {
+		if p[0].hs.Done() && !p[1].hs.Done() {
+			p[1].hs.ReadFailed(io.ErrUnexpectedEOF)
 		}
 	}
 	return n

@@ -49,53 +49,6 @@ func (r *recordReader) Read(p []byte) (int, error) {
 	return 0, io.EOF
 }
 
-// pumpSealed is pump with each side's reader switched to its records once
-// its channel is up.
-func pumpSealed(t *testing.T, a, b *hsSide, now time.Time) int {
-	t.Helper()
-	n := 0
-	sealed := map[*hsSide]bool{}
-	for progress := true; progress; {
-		progress = false
-		for _, p := range [][2]*hsSide{{a, b}, {b, a}} {
-			from, to := p[0], p[1]
-			for _, f := range from.hs.Output() {
-				to.in.Write(f)
-				n++
-			}
-			for !to.hs.Done() {
-				f, err := to.r.ReadFrame()
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				if err != nil {
-					to.hs.ReadFailed(err)
-					progress = true
-					break
-				}
-				to.hs.Input(f, now)
-				f.Release()
-				if _, o := to.hs.Channel(); o != nil && !sealed[to] {
-					sealed[to] = true
-					rest := append(to.r.TakeBuffered(), to.in.Next(to.in.Len())...)
-					to.in.Write(rest)
-					to.r = NewReader(&recordReader{src: &to.in, o: o}, 1<<16)
-				}
-				if v, max, seq := to.hs.ReaderSettings(); v != 0 {
-					to.r.Version, to.r.MaxPayload, to.r.Seq = v, max, seq
-				}
-				progress = true
-			}
-		}
-	}
-	for _, p := range [][2]*hsSide{{a, b}, {b, a}} {
-		if p[0].hs.Done() && !p[1].hs.Done() { // the peer is done: it closes
-			p[1].hs.ReadFailed(io.ErrUnexpectedEOF)
-		}
-	}
-	return n
-}
-
 type idCase struct {
 	dID, aID         *noise.DHKey
 	dKey, aKey       []byte
@@ -108,7 +61,7 @@ func runIdentity(t *testing.T, c idCase) (d, a *hsSide, n int) {
 	now := time.Unix(1_800_000_000, 0)
 	d = newSide(HandshakeConfig{Hello: testHello(RoleDialer), Key: c.dKey, MaxSkew: time.Minute, Identity: c.dID, VerifyPeer: c.dVerify, RequireIdentity: c.dRequire}, now)
 	a = newSide(HandshakeConfig{Hello: testHello(RoleAccepter), Key: c.aKey, MaxSkew: time.Minute, Identity: c.aID, VerifyPeer: c.aVerify, RequireIdentity: c.aRequire}, now)
-	n = pumpSealed(t, d, a, now)
+	n = pumpToEnd(t, d, a, now)
 	if !d.hs.Done() || !a.hs.Done() {
 		t.Fatalf("handshake stuck: dialer waits for %s, accepter for %s", d.hs.Expecting(), a.hs.Expecting())
 	}
@@ -249,7 +202,7 @@ func TestIdentityTamperedHello(t *testing.T) {
 	f.Release()
 	h.Capabilities &^= CapUnbind // a downgrade the accepter cannot tell
 	a.in.Write(AppendFrame(nil, NewHello(h), 1))
-	pumpSealed(t, d, a, now)
+	pumpToEnd(t, d, a, now)
 	_, derr := d.hs.Result()
 	_, aerr := a.hs.Result()
 	wantErr(t, "dialer", derr, ErrIdentityHandshake)

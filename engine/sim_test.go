@@ -1,11 +1,9 @@
 package engine
 
 // A deterministic simulator of two peers' link layer, in the spirit of
-// FoundationDB's simulation testing and TigerBeetle's VOPR: the engine's
-// pieces that a link is made of (Opens, Stream, SendWindow and RecvWindow,
-// Queue, Unacked, Reorder) composed as the actors compose them, over a
-// simulated network of 1 to 8 carriers, all driven by one seeded random
-// source. Each step delivers what is due, lets each side send within its
+// FoundationDB's simulation testing and TigerBeetle's VOPR: two Sessions
+// (session.go) over a simulated network of 1 to 8 carriers, all driven by
+// one seeded random source. Each step delivers what is due, lets each side send within its
 // credit and its unacknowledged limit, and injects faults: delays and
 // reordering across carriers, a carrier cut (what was on it is lost) and a
 // new one joining, every carrier cut at once then one back, paused
@@ -65,37 +63,27 @@ type simFlight struct {
 	at int
 }
 
-// simStream is one side's view of a stream.
+// simStream is one side's record of a stream, to check what the Session
+// delivers against what the peer sent.
 type simStream struct {
 	id      uint32
-	st      *Stream
-	send    SendWindow
-	recv    RecvWindow
 	size    int    // the bytes this side sends on it
-	sent    int    // of them, sent so far
+	sent    int    // of them, taken by Write so far
 	seed    uint64 // its bytes are simBytes(seed, ...)
 	peerLen int    // the peer's size, known from the OPEN (for the check)
 	got     int    // the peer's bytes delivered in order
-	unread  int    // delivered, not yet consumed by the reader
 	reader  int    // bytes the reader consumes a step (0: stopped)
-	rst     bool   // the stream was reset (by either side)
 	finSent bool
 	finGot  bool
 }
 
-// simSide is one peer.
+// simSide is one peer: its Session, and its record of each stream.
 type simSide struct {
-	name     string
-	idx      int // 0 for a, 1 for b: the lane it sends on
-	opens    *Opens
-	streams  map[uint32]*simStream
-	q        *Queue
-	unacked  *Unacked
-	reorder  *Reorder
-	acked    uint64   // the last ACK we sent: what the peer may forget
-	order    []uint32 // stream ids as they came: maps iterate at random, a seed must not
-	away     bool     // this side said GOAWAY: it opens no more, and refuses the peer's
-	peerAway bool     // the peer's GOAWAY arrived: no more opens to it
+	name    string
+	idx     int // 0 for a, 1 for b: the lane it sends on
+	sess    *Session
+	streams map[uint32]*simStream
+	order   []uint32 // stream ids as they came: maps iterate at random, a seed must not
 }
 
 // inOrder is the side's streams in the order they came.
@@ -105,6 +93,12 @@ func (side *simSide) inOrder() []*simStream {
 		out[i] = side.streams[id]
 	}
 	return out
+}
+
+// info is the Session's view of st.
+func (side *simSide) info(st *simStream) StreamInfo {
+	in, _ := side.sess.Stream(st.id)
+	return in
 }
 
 // simCounts are what the seeds exercised, summed, for the summary line.
@@ -154,8 +148,9 @@ func newSim(t testing.TB, seed uint64, n *simCounts) *sim {
 		if i == 1 {
 			role = RoleAccepter
 		}
-		s.sides[i] = &simSide{name: name, idx: i, opens: NewOpens(role, 64), streams: map[uint32]*simStream{},
-			q: NewQueue(), unacked: NewUnacked(), reorder: NewReorder(simReorder)}
+		s.sides[i] = &simSide{name: name, idx: i, streams: map[uint32]*simStream{}, sess: NewSession(SessionConfig{
+			Role: role, MaxStreams: 64, Window: simWindow, PeerWindow: simWindow, MaxWindow: simMaxWin, MaxData: simChunk,
+			Policy: allowAll{}, Seq: true, Reorder: simReorder, PeerReorder: simReorder})}
 	}
 	for range 1 + s.rng.IntN(8) {
 		s.addCarrier()
@@ -191,10 +186,6 @@ func (s *sim) addCarrier() {
 	s.carriers = append(s.carriers, c)
 	s.n.joins++
 	s.logf("carrier %d joins", c.id)
-	// What the dead carriers carried goes again on the live ones.
-	for _, side := range s.sides {
-		s.resendLost(side)
-	}
 }
 
 // cut kills a carrier: its frames in flight are lost both ways.
@@ -208,29 +199,9 @@ func (s *sim) cut(c *simCarrier) {
 		c.lanes[i] = nil
 	}
 	s.logf("carrier %d cut", c.id)
+	// What it carried goes again on the live ones.
 	for _, side := range s.sides {
-		s.resendLost(side)
-	}
-}
-
-// resendLost sends again, on live carriers, what a side last sent on dead
-// ones and the peer has not acknowledged.
-func (s *sim) resendLost(side *simSide) {
-	live := s.live()
-	if len(live) == 0 {
-		return
-	}
-	for _, c := range s.carriers {
-		if c.alive {
-			continue
-		}
-		for _, seq := range side.unacked.On(nil, c.id) {
-			f, _ := side.unacked.Get(seq)
-			to := live[s.rng.IntN(len(live))]
-			side.unacked.SentOn(seq, to.id)
-			s.n.resent++
-			s.put(side, to, f)
-		}
+		side.sess.CarrierLost(c.id)
 	}
 }
 
@@ -297,44 +268,42 @@ func (s *sim) workload() {
 	}
 	if s.rng.IntN(50) == 0 {
 		side := s.sides[s.rng.IntN(2)]
-		if side.away || side.peerAway {
-			return
-		}
-		id, err := side.opens.NextID()
-		if err != nil {
-			return
-		}
 		mine, theirs := s.rng.IntN(256<<10), s.rng.IntN(256<<10)
-		st := s.newStream(side, id, mine, theirs)
-		st.st = NewOpener(id)
-		s.n.streams++
-		if err := st.st.Send(TypeOpen); err != nil {
-			s.fail("%s: OPEN of %d: %v", side.name, id, err)
-		}
 		// The OPEN says how much each side will send, so the other can
 		// check every byte; real OPENs carry a target instead.
-		side.q.Push(NewOpen(id, TargetDial, fmt.Sprintf("sim:%d:%d", theirs, mine), nil))
+		id, err := side.sess.Open(TargetDial, fmt.Sprintf("sim:%d:%d", theirs, mine))
+		switch {
+		case errors.Is(err, ErrGoingAway) || errors.Is(err, ErrStreamLimit):
+			return
+		case err != nil:
+			s.fail("%s: Open: %v", side.name, err)
+		}
+		s.newStream(side, id, mine, theirs)
+		s.n.streams++
 		s.logf("%s opens %d (%d bytes out, %d back)", side.name, id, mine, theirs)
 	}
 	if s.rng.IntN(300) == 0 { // a reset, racing whatever is in flight (a FIN too)
 		side := s.sides[s.rng.IntN(2)]
 		if all := side.inOrder(); len(all) > 0 {
-			if st := all[s.rng.IntN(len(all))]; !st.rst && !st.st.Done() {
-				s.reset(side, st)
+			st := all[s.rng.IntN(len(all))]
+			if in := side.info(st); !in.Reset && in.State != StateClosed {
+				if err := side.sess.Reset(st.id, CodeCancelled, "sim"); err != nil {
+					s.fail("%s: Reset of %d: %v", side.name, st.id, err)
+				}
+				s.n.resets++
+				s.logf("%s resets %d", side.name, st.id)
 			}
 		}
 	}
 	if s.rng.IntN(3000) == 0 { // GOAWAY mid-stream: streams open finish, no new ones
 		side := s.sides[s.rng.IntN(2)]
-		if !side.away {
-			side.away = true
-			s.n.goaways++
-			s.logf("%s says GOAWAY", side.name)
-			for _, c := range s.live() {
-				g := NewReason(TypeGoAway, 0, CodeShutdown, "sim")
-				s.put(side, c, g)
-				g.Release()
-			}
+		side.sess.GoAway()
+		s.n.goaways++
+		s.logf("%s says GOAWAY", side.name)
+		for _, c := range s.live() {
+			g := NewReason(TypeGoAway, 0, CodeShutdown, "sim")
+			s.put(side, c, g)
+			g.Release()
 		}
 	}
 	if s.rng.IntN(50) == 0 {
@@ -353,59 +322,47 @@ func (s *sim) workload() {
 	}
 }
 
-// reset aborts a stream from side: what it had queued goes, a RST follows.
-func (s *sim) reset(side *simSide, st *simStream) {
-	if err := st.st.Send(TypeRst); err != nil {
-		s.fail("%s: RST of %d: %v", side.name, st.id, err)
-	}
-	st.rst, st.unread = true, 0
-	s.n.resets++
-	for _, f := range side.q.Drop(st.id) {
-		f.Release()
-	}
-	side.q.Push(NewReason(TypeRst, st.id, CodeCancelled, "sim"))
-	s.logf("%s resets %d", side.name, st.id)
-}
-
 func (s *sim) newStream(side *simSide, id uint32, mine, theirs int) *simStream {
-	st := &simStream{id: id, send: NewSendWindow(simWindow), recv: NewRecvWindow(simWindow, simMaxWin),
-		size: mine, peerLen: theirs, seed: uint64(id)<<1 | uint64(side.idx), reader: 16 << 10}
+	st := &simStream{id: id, size: mine, peerLen: theirs, seed: uint64(id)<<1 | uint64(side.idx), reader: 16 << 10}
 	side.streams[id] = st
 	side.order = append(side.order, id)
 	return st
 }
 
-// produce queues each stream's next DATA (within its send credit) and its
-// FIN once all is sent.
+// produce writes each stream's next bytes (Write takes what its send
+// credit allows) and its FIN once all is taken.
 func (s *sim) produce(side *simSide) {
 	for _, st := range side.inOrder() {
-		if st.rst || !st.st.CanSend() || st.finSent {
+		if in := side.info(st); in.Reset || in.State == StateClosed || st.finSent {
 			continue
 		}
-		for st.sent < st.size && st.send.Avail() > 0 && side.q.Bytes() < 1<<20 {
-			n := min(simChunk, st.size-st.sent, int(st.send.Avail()))
-			if !st.send.Take(n) {
-				s.fail("%s: Take(%d) refused with %d available", side.name, n, st.send.Avail())
+		for st.sent < st.size {
+			if q, _ := side.sess.Queued(); q >= 1<<20 {
+				break
 			}
-			if err := st.st.Send(TypeData); err != nil {
-				s.fail("%s: DATA on %d: %v", side.name, st.id, err)
+			n, err := side.sess.Write(st.id, simBytes(st.seed, st.sent, min(4*simChunk, st.size-st.sent)))
+			if errors.Is(err, ErrStreamClosed) {
+				break // the peer reset it meanwhile
 			}
-			side.q.Push(newFrame(TypeData, st.id, simBytes(st.seed, st.sent, n)))
+			if err != nil {
+				s.fail("%s: Write on %d: %v", side.name, st.id, err)
+			}
+			if n == 0 {
+				break // no credit: an EventWritable will come
+			}
 			st.sent += n
 		}
 		if st.sent == st.size && !st.finSent {
-			if err := st.st.Send(TypeFin); err != nil {
+			if err := side.sess.CloseWrite(st.id); err != nil && !errors.Is(err, ErrStreamClosed) {
 				s.fail("%s: FIN on %d: %v", side.name, st.id, err)
 			}
 			st.finSent = true
-			side.q.Push(newFrame(TypeFin, st.id, nil))
 		}
 	}
 }
 
-// transmit moves queued frames onto live, unpaused carriers while the
-// unacknowledged bytes stay under the peer's reorder limit (as the
-// Scheduler's maxUnacked does).
+// transmit moves what the Session has to send onto live, unpaused
+// carriers, each frame on one chosen at random, and an ACK now and then.
 func (s *sim) transmit(side *simSide) {
 	var open []*simCarrier
 	for _, c := range s.live() {
@@ -416,20 +373,23 @@ func (s *sim) transmit(side *simSide) {
 	if len(open) == 0 {
 		return
 	}
-	for side.q.Len() > 0 && side.unacked.Bytes()+simChunk+HeaderLen+8 <= simReorder {
-		f := side.q.Pop()
+	for {
 		c := open[s.rng.IntN(len(open))]
-		side.unacked.Number(f, c.id)
+		f := side.sess.Next(c.id)
+		if f == nil {
+			break
+		}
 		s.put(side, c, f)
+		f.Release()
 	}
 	// The ACK of what we received, on a carrier of its own choosing.
 	// An ACK lost with its carrier is said again: every 50 steps even
 	// when nothing new arrived (the Link's ACK timer).
-	if r := side.reorder.Received(); r > 0 && (r > side.acked && s.rng.IntN(3) == 0 || s.step%50 == 0) {
-		side.acked = r
-		ack := NewAck(Ack{Received: r})
-		s.put(side, open[s.rng.IntN(len(open))], ack)
-		ack.Release()
+	if again := s.step%50 == 0; again || s.rng.IntN(3) == 0 {
+		if ack := side.sess.Ack(again); ack != nil {
+			s.put(side, open[s.rng.IntN(len(open))], ack)
+			ack.Release()
+		}
 	}
 }
 
@@ -444,170 +404,72 @@ func (s *sim) deliver() {
 			lane := c.lanes[from]
 			n := 0
 			for n < len(lane) && lane[n].at <= s.step {
-				s.receive(to, lane[n].f)
+				if err := to.sess.Receive(c.id, lane[n].f); err != nil {
+					s.fail("%s: %v", to.name, err)
+				}
 				n++
 			}
 			c.lanes[from] = lane[n:]
+			s.events(to)
 		}
 	}
 }
 
-// receive is one frame arriving at side.
-func (s *sim) receive(side *simSide, f *Frame) {
-	if f.Type == TypeGoAway {
-		f.Release()
-		if !side.peerAway {
-			side.peerAway = true
+// events checks and acts on what the Session told side.
+func (s *sim) events(side *simSide) {
+	for _, ev := range side.sess.Events() {
+		st := side.streams[ev.Stream]
+		switch ev.Kind {
+		case EventOpened:
+			var mine, theirs int
+			fmt.Sscanf(ev.Target, "sim:%d:%d", &mine, &theirs)
+			s.newStream(side, ev.Stream, mine, theirs)
+			// A RST that came with the OPEN ended it already.
+			if err := side.sess.Accept(ev.Stream); err != nil && !errors.Is(err, ErrStreamClosed) {
+				s.fail("%s: Accept of %d: %v", side.name, ev.Stream, err)
+			}
+		case EventRefused:
+			if ev.Cause != "shutdown" {
+				s.fail("%s: OPEN %d refused: %s (%v)", side.name, ev.Stream, ev.Cause, ev.Reason)
+			}
+			s.n.refused++ // an OPEN that crossed our GOAWAY
+			s.newStream(side, ev.Stream, 0, 0)
+		case EventData:
+			n := ev.Frame.Len()
+			same := bytes.Equal(ev.Frame.Bytes(), simBytes(st.seed^1, st.got, n))
+			ev.Frame.Release()
+			if !same {
+				s.fail("%s: stream %d: the %d bytes at %d are not the sender's: delivered twice, lost or out of order", side.name, st.id, n, st.got)
+			}
+			st.got += n
+			s.n.bytes += n
+			if st.got > st.peerLen {
+				s.fail("%s: stream %d: %d bytes, the peer sends %d", side.name, st.id, st.got, st.peerLen)
+			}
+		case EventFin:
+			if st.got != st.peerLen {
+				s.fail("%s: stream %d: FIN after %d of %d bytes: a short stream looks like a clean end", side.name, st.id, st.got, st.peerLen)
+			}
+			st.finGot = true
+		case EventGoAway:
 			s.logf("%s: the peer goes away", side.name)
 		}
-		return
+		if ev.Kind != EventOpened && ev.Kind != EventRefused && ev.Kind != EventGoAway && st == nil {
+			s.fail("%s: %v for stream %d, which it does not have", side.name, ev.Kind, ev.Stream)
+		}
 	}
-	if f.Type == TypeAck {
-		a, err := ParseAck(f.Bytes())
-		f.Release()
-		if err != nil {
-			s.fail("%s: ACK: %v", side.name, err)
-		}
-		if err := side.unacked.Ack(a.Received); err != nil {
-			s.fail("%s: %v", side.name, err)
-		}
-		return
-	}
-	if err := side.reorder.Push(f); err != nil {
-		s.fail("%s: the peer sent past our reorder limit: %v (held %d)", side.name, err, side.reorder.Held())
-	}
-	for f := side.reorder.Pop(); f != nil; f = side.reorder.Pop() {
-		s.handle(side, f)
-		f.Release()
-	}
-}
-
-// handle is a frame in link order, as the Link and its Stream act on it.
-func (s *sim) handle(side *simSide, f *Frame) {
-	st := side.streams[f.Stream]
-	switch f.Type {
-	case TypeOpen:
-		v := side.opens.PeerOpen(f.Stream, f.Bytes(), OpenRequest{Policy: allowAll{}, RecvWindow: simWindow, Closing: side.away})
-		if v.Err != nil || v.Refuse != nil && v.Cause != "shutdown" {
-			s.fail("%s: OPEN %d: %+v", side.name, f.Stream, v)
-		}
-		if v.Refuse != nil { // an OPEN that crossed our GOAWAY
-			s.n.refused++
-			st = s.newStream(side, f.Stream, 0, 0)
-			st.st = NewAccepter(f.Stream)
-			if err := st.st.Send(TypeOpenFail); err != nil {
-				s.fail("%s: OPEN_FAIL: %v", side.name, err)
-			}
-			st.rst = true // what the opener sent before it knew is dropped
-			side.q.Push(v.Refuse)
-			return
-		}
-		var mine, theirs int
-		fmt.Sscanf(v.Target, "sim:%d:%d", &mine, &theirs)
-		st = s.newStream(side, f.Stream, mine, theirs)
-		st.st = NewAccepter(f.Stream)
-		if err := st.st.Send(TypeOpenOK); err != nil {
-			s.fail("%s: OPEN_OK: %v", side.name, err)
-		}
-		side.q.Push(newFrame(TypeOpenOK, f.Stream, nil))
-	case TypeOpenOK:
-		mustRecv(s, side, st, TypeOpenOK)
-	case TypeOpenFail:
-		if !mustRecv(s, side, st, TypeOpenFail) {
-			return
-		}
-		st.rst, st.unread = true, 0
-		for _, f := range side.q.Drop(st.id) {
-			f.Release()
-		}
-	case TypeRst:
-		if st == nil {
-			s.fail("%s: RST for a stream it does not have", side.name)
-		}
-		if err := st.st.Recv(TypeRst); err != nil && !errors.Is(err, ErrStreamClosed) {
-			s.fail("%s: stream %d: %v", side.name, st.id, err)
-		}
-		if !st.rst {
-			st.rst, st.unread = true, 0
-			for _, f := range side.q.Drop(st.id) {
-				f.Release()
-			}
-		}
-	case TypeData:
-		if st == nil || st.rst {
-			return
-		}
-		mustRecv(s, side, st, TypeData)
-		if err := st.recv.Receive(f.Len()); err != nil {
-			s.fail("%s: stream %d: DATA beyond the window granted: %v", side.name, st.id, err)
-		}
-		if !bytes.Equal(f.Bytes(), simBytes(st.seed^1, st.got, f.Len())) {
-			s.fail("%s: stream %d: the %d bytes at %d are not the sender's: delivered twice, lost or out of order", side.name, st.id, f.Len(), st.got)
-		}
-		st.got += f.Len()
-		s.n.bytes += f.Len()
-		st.unread += f.Len()
-		if st.got > st.peerLen {
-			s.fail("%s: stream %d: %d bytes, the peer sends %d", side.name, st.id, st.got, st.peerLen)
-		}
-	case TypeFin:
-		if st == nil || st.rst {
-			return
-		}
-		mustRecv(s, side, st, TypeFin)
-		if st.got != st.peerLen {
-			s.fail("%s: stream %d: FIN after %d of %d bytes: a short stream looks like a clean end", side.name, st.id, st.got, st.peerLen)
-		}
-		st.finGot = true
-	case TypeCredit:
-		if st == nil || st.rst {
-			return
-		}
-		n, err := ParseCredit(f.Bytes())
-		if err != nil {
-			s.fail("%s: CREDIT: %v", side.name, err)
-		}
-		if err := st.send.Add(n); err != nil {
-			s.fail("%s: stream %d: %v", side.name, st.id, err)
-		}
-	default:
-		s.fail("%s: unexpected %v", side.name, f.Type)
-	}
-}
-
-// mustRecv records frame type t on st; false means the stream already
-// ended (a reset crossed it) and the frame is dropped, as a Stream actor
-// drops it.
-func mustRecv(s *sim, side *simSide, st *simStream, t Type) bool {
-	if st == nil {
-		s.fail("%s: %v for a stream it does not have", side.name, t)
-	}
-	err := st.st.Recv(t)
-	if errors.Is(err, ErrStreamClosed) && st.rst {
-		return false
-	}
-	if err != nil {
-		s.fail("%s: stream %d: %v", side.name, st.id, err)
-	}
-	return true
 }
 
 type allowAll struct{}
 
 func (allowAll) Allows(string) bool { return true }
 
-// read lets each stream's reader consume, and grants back what it did.
+// read lets each stream's reader consume what was delivered; the Session
+// grants it back.
 func (s *sim) read(side *simSide) {
 	for _, st := range side.inOrder() {
-		n := min(st.unread, st.reader)
-		if n == 0 {
-			continue
-		}
-		st.unread -= n
-		c, grow := st.recv.Consumed(n, st.unread, time.Unix(int64(s.step), 0), time.Second)
-		c += st.recv.Grow(grow)
-		if c > 0 && !st.finGot {
-			side.q.Push(NewCredit(st.id, c))
+		if n := min(side.info(st).Unread, st.reader); n > 0 {
+			side.sess.Consumed(st.id, n, time.Unix(int64(s.step), 0), time.Second)
 		}
 	}
 }
@@ -616,7 +478,7 @@ func (s *sim) read(side *simSide) {
 func (s *sim) done() bool {
 	for _, side := range s.sides {
 		for _, st := range side.inOrder() {
-			if !st.rst && (!st.finSent || !st.finGot || st.unread > 0) {
+			if in := side.info(st); !in.Reset && (!st.finSent || !st.finGot || in.Unread > 0) {
 				return false
 			}
 		}
@@ -627,11 +489,11 @@ func (s *sim) done() bool {
 // check holds after every step.
 func (s *sim) check() {
 	for _, side := range s.sides {
-		if side.reorder.Held() > simReorder {
-			s.fail("%s holds %d bytes out of order, past %d", side.name, side.reorder.Held(), simReorder)
+		if side.sess.Held() > simReorder {
+			s.fail("%s holds %d bytes out of order, past %d", side.name, side.sess.Held(), simReorder)
 		}
-		if side.unacked.Bytes() > simReorder {
-			s.fail("%s keeps %d bytes unacknowledged, past the peer's reorder limit %d", side.name, side.unacked.Bytes(), simReorder)
+		if _, un := side.sess.Queued(); un > simReorder {
+			s.fail("%s keeps %d bytes unacknowledged, past the peer's reorder limit %d", side.name, un, simReorder)
 		}
 	}
 }
@@ -666,14 +528,16 @@ func (s *sim) agree() {
 	a, b := s.sides[0], s.sides[1]
 	for _, sa := range a.inOrder() {
 		id := sa.id
-		sb := b.streams[id]
-		if sb == nil {
+		ia, _ := a.sess.Stream(id)
+		ib, ok := b.sess.Stream(id)
+		if !ok {
 			s.fail("stream %d exists at a only", id)
 		}
+		done := func(st State) bool { return st == StateClosed || st == StateReset }
 		// Both ended; a reset racing the other's FIN may end them
 		// differently (reset here, closed there), never one still open.
-		if !sa.st.Done() || !sb.st.Done() || !sa.rst && !sb.rst && sa.st.State() != sb.st.State() {
-			s.fail("stream %d: a sees %v, b sees %v", id, sa.st.State(), sb.st.State())
+		if !done(ia.State) || !done(ib.State) || !ia.Reset && !ib.Reset && ia.State != ib.State {
+			s.fail("stream %d: a sees %v, b sees %v", id, ia.State, ib.State)
 		}
 	}
 }
@@ -688,11 +552,8 @@ func (s *sim) close() {
 		}
 	}
 	for _, side := range s.sides {
-		side.unacked.Drop()
-		side.reorder.Drop()
-		for _, f := range side.q.DropAll() {
-			f.Release()
-		}
+		side.sess.Close()
+		s.n.resent += side.sess.Resent()
 	}
 }
 

@@ -1,0 +1,334 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Session is one peer's side of an established link, as a state machine
+// with no I/O: the stream layer and the link's sequencing composed from
+// Opens, Stream, SendWindow, RecvWindow, Queue, Unacked and Reorder.
+//
+// What goes in: frames received per carrier (Receive), local events (Open,
+// Accept, Refuse, Write, CloseWrite, Reset, Consumed, GoAway), a carrier
+// lost (CarrierLost), and the time, passed in where a decision needs it.
+// What comes out: the frames to send, pulled per carrier (Next, Ack), and
+// events for the local side (Events): a stream the peer opened, bytes to
+// deliver, a FIN, a reset or refusal with its reason, credit to send
+// more, the peer going away. Every decision is here, so the deterministic
+// simulator (sim_test.go) drives two Sessions over a simulated network and
+// checks them step by step, and FuzzSession feeds one arbitrary frames.
+//
+// The carrier handshake is Handshake's, liveness Silence's, and which
+// carrier sends next (striping) the caller's, which pulls Next from the
+// carrier that can take a frame; the actors still compose these pieces
+// themselves and are to be moved onto a Session (docs/ENGINE.md).
+//
+// Ownership: Receive takes over the frame it is given. A frame Next or Ack
+// returns is the caller's to write and then Release; the Session keeps a
+// share of each sequenced frame until the peer acknowledges it. An
+// EventData's Frame is the caller's to deliver and Release.
+//
+// A Session is used by one goroutine.
+type Session struct {
+	cfg     SessionConfig
+	opens   *Opens
+	streams map[uint32]*sessionStream
+	q       *Queue
+	unacked *Unacked // CapSeq: what the peer has not acknowledged
+	reorder *Reorder // CapSeq: what arrived out of order
+	resend  []uint64 // CapSeq: sequence numbers to send again first (a carrier was lost)
+	acked   uint64   // the Received of the last ACK made
+	away    bool     // we said GOAWAY: no more opens either way
+	peer    *Reason  // the peer's GOAWAY
+	pending map[uint64]bool // CapSeq: what resend holds, so a frame lost twice goes once
+	resent  int
+	events  []Event
+	err     error // the first protocol error: the link ends with it
+}
+
+// SessionConfig is what a Session is set up with: what the handshake
+// agreed and this side's limits.
+type SessionConfig struct {
+	Role       Role
+	MaxStreams int    // streams open at once, both ways
+	Window     uint32 // each stream's initial receive window (ours)
+	PeerWindow uint32 // each stream's initial send window (the peer's HELLO)
+	MaxWindow  uint32 // how far a receive window may grow
+	MaxData    int    // the most payload one DATA frame carries
+	Policy     Policy // the targets the peer may open (nil: none)
+	// Seq is CapSeq: frames are numbered, acknowledged and resent, so the
+	// link may ride several carriers. Reorder is the most bytes held out of
+	// order here; PeerReorder the peer's, which bounds what is sent and
+	// not yet acknowledged.
+	Seq                  bool
+	Reorder, PeerReorder int
+}
+
+// sessionStream is one stream's state in a Session.
+type sessionStream struct {
+	st     *Stream
+	send   SendWindow
+	recv   RecvWindow
+	unread int  // delivered, not yet consumed by the local reader
+	reset  bool // ended by a reset or refusal (either side)
+}
+
+// EventKind says what an Event tells the local side.
+type EventKind uint8
+
+// The kinds of Event.
+const (
+	// EventOpened is a stream the peer opened to Target: Accept or Refuse it.
+	EventOpened EventKind = iota + 1
+	// EventAccepted is the peer's OPEN_OK for a stream we opened.
+	EventAccepted
+	// EventData is bytes for the stream's local socket, in Frame.
+	EventData
+	// EventFin is the peer's end of sending on the stream.
+	EventFin
+	// EventReset is the stream reset or refused by the peer, with Reason.
+	EventReset
+	// EventWritable is credit from the peer: Write takes more now.
+	EventWritable
+	// EventGoAway is the peer going away, with Reason: it takes no new
+	// streams.
+	EventGoAway
+	// EventRefused is a peer's OPEN of Target that this side's rules
+	// refused at once (Cause: the rule, as OpenVerdict's; Reason: what the
+	// peer was told).
+	EventRefused
+)
+
+// Event is something the local side must act on.
+type Event struct {
+	Kind   EventKind
+	Stream uint32
+	Target string // EventOpened, EventRefused
+	Frame  *Frame // EventData: the caller's, to deliver and Release
+	Reason Reason // EventReset, EventGoAway, EventRefused
+	Cause  string // EventRefused
+}
+
+// Errors of a Session's local calls.
+var (
+	// ErrNoStream is a call for a stream the Session does not have.
+	ErrNoStream = errors.New("no such stream")
+	// ErrGoingAway is an Open after either side said GOAWAY.
+	ErrGoingAway = errors.New("link going away")
+)
+
+// NewSession returns the Session of a link just up.
+func NewSession(cfg SessionConfig) *Session {
+	s := &Session{cfg: cfg, opens: NewOpens(cfg.Role, cfg.MaxStreams), streams: map[uint32]*sessionStream{}, q: NewQueue()}
+	if cfg.Seq {
+		s.unacked, s.reorder, s.pending = NewUnacked(), NewReorder(cfg.Reorder), map[uint64]bool{}
+	}
+	return s
+}
+
+// Err is the protocol error that ended the Session, or nil.
+func (s *Session) Err() error { return s.err }
+
+// Events returns, and forgets, what happened since the last call.
+func (s *Session) Events() []Event {
+	ev := s.events
+	s.events = nil
+	return ev
+}
+
+// StreamInfo is what a Session knows of one stream.
+type StreamInfo struct {
+	State  State
+	Reset  bool // ended by a reset or refusal, from either side
+	Unread int  // delivered bytes the local reader has not consumed
+}
+
+// Stream is stream id's state; false when the Session does not have it.
+func (s *Session) Stream(id uint32) (StreamInfo, bool) {
+	st := s.streams[id]
+	if st == nil {
+		return StreamInfo{}, false
+	}
+	return StreamInfo{State: st.st.State(), Reset: st.reset, Unread: st.unread}, true
+}
+
+// Forget drops a stream that has ended (Done) once the local side is done
+// with it; a frame for it that comes later is dropped. It reports whether
+// the stream had ended.
+func (s *Session) Forget(id uint32) bool {
+	st := s.streams[id]
+	if st == nil || !st.st.Done() {
+		return false
+	}
+	delete(s.streams, id)
+	return true
+}
+
+// Resent is how many frames went out again after their carrier was lost.
+func (s *Session) Resent() int { return s.resent }
+
+// settle counts a stream that has ended out of the streams open, so the
+// stream limit frees its place.
+func (s *Session) settle(id uint32, st *sessionStream) {
+	if st.st.Done() {
+		s.opens.Ended(id)
+	}
+}
+
+// Queued is the wire bytes waiting to be sent (the link's send budget
+// bounds it) and, on a CapSeq link, Unacked the wire bytes sent and not yet
+// acknowledged.
+func (s *Session) Queued() (queued, unacked int) {
+	if s.unacked != nil {
+		unacked = s.unacked.Bytes()
+	}
+	return s.q.Bytes(), unacked
+}
+
+// Held is the wire bytes held out of order (CapSeq).
+func (s *Session) Held() int {
+	if s.reorder == nil {
+		return 0
+	}
+	return s.reorder.Held()
+}
+
+// Open starts a stream to target (OPEN with kind), and returns its id.
+func (s *Session) Open(kind TargetKind, target string) (uint32, error) {
+	if s.away || s.peer != nil {
+		return 0, ErrGoingAway
+	}
+	id, err := s.opens.NextID()
+	if err != nil {
+		return 0, err
+	}
+	st := s.newStream(NewOpener(id))
+	_ = st.st.Send(TypeOpen) // a new opener may always send its OPEN
+	s.q.Push(NewOpen(id, kind, target, nil))
+	return id, nil
+}
+
+func (s *Session) newStream(st *Stream) *sessionStream {
+	ss := &sessionStream{st: st, send: NewSendWindow(s.cfg.PeerWindow), recv: NewRecvWindow(s.cfg.Window, s.cfg.MaxWindow)}
+	s.streams[st.ID] = ss
+	return ss
+}
+
+// Accept answers the peer's OPEN of id with OPEN_OK: its target was
+// reached.
+func (s *Session) Accept(id uint32) error {
+	st := s.streams[id]
+	if st == nil {
+		return fmt.Errorf("%w: %d", ErrNoStream, id)
+	}
+	if err := st.st.Send(TypeOpenOK); err != nil {
+		return err
+	}
+	s.q.Push(newFrame(TypeOpenOK, id, nil))
+	return nil
+}
+
+// Refuse answers the peer's OPEN of id with OPEN_FAIL: its target could
+// not be reached, for reason.
+func (s *Session) Refuse(id uint32, code Code, reason string) error {
+	st := s.streams[id]
+	if st == nil {
+		return fmt.Errorf("%w: %d", ErrNoStream, id)
+	}
+	if err := st.st.Send(TypeOpenFail); err != nil {
+		return err
+	}
+	s.endStream(id, st)
+	s.settle(id, st)
+	s.q.Push(NewReason(TypeOpenFail, id, code, reason))
+	return nil
+}
+
+// Write queues what of p the stream's send credit allows, as DATA frames
+// of at most MaxData bytes, and returns how many bytes it took; the rest
+// waits for an EventWritable.
+func (s *Session) Write(id uint32, p []byte) (int, error) {
+	st := s.streams[id]
+	if st == nil {
+		return 0, fmt.Errorf("%w: %d", ErrNoStream, id)
+	}
+	if !st.st.CanSend() {
+		return 0, fmt.Errorf("%w: stream %d is %v", ErrStreamClosed, id, st.st.State())
+	}
+	n := 0
+	for n < len(p) && st.send.Avail() > 0 {
+		k := min(len(p)-n, int(st.send.Avail()), max(s.cfg.MaxData, 1))
+		st.send.Take(k)
+		if err := st.st.Send(TypeData); err != nil {
+			return n, err
+		}
+		s.q.Push(newFrame(TypeData, id, p[n:n+k]))
+		n += k
+	}
+	return n, nil
+}
+
+// CloseWrite ends our sending on the stream (FIN), after what Write took.
+func (s *Session) CloseWrite(id uint32) error {
+	st := s.streams[id]
+	if st == nil {
+		return fmt.Errorf("%w: %d", ErrNoStream, id)
+	}
+	if err := st.st.Send(TypeFin); err != nil {
+		return err
+	}
+	s.settle(id, st)
+	s.q.Push(newFrame(TypeFin, id, nil))
+	return nil
+}
+
+// Reset aborts the stream: what it had queued is dropped, and a RST with
+// code and reason follows.
+func (s *Session) Reset(id uint32, code Code, reason string) error {
+	st := s.streams[id]
+	if st == nil {
+		return fmt.Errorf("%w: %d", ErrNoStream, id)
+	}
+	if err := st.st.Send(TypeRst); err != nil {
+		return err
+	}
+	s.endStream(id, st)
+	s.settle(id, st)
+	s.q.Push(NewReason(TypeRst, id, code, reason))
+	return nil
+}
+
+// endStream drops what a stream cut short had queued or not yet delivered.
+func (s *Session) endStream(id uint32, st *sessionStream) {
+	st.reset, st.unread = true, 0
+	for _, f := range s.q.Drop(id) {
+		f.Release()
+	}
+}
+
+// Consumed says the local socket took n bytes of what EventData delivered
+// on stream id, at now, with rtt the link's round trip (0: not known); it
+// queues the CREDIT this earns the peer, and grows the window when the
+// reader keeps up (RecvWindow.Consumed). Growth is not bounded by a link
+// budget here: the caller's limits are MaxWindow.
+func (s *Session) Consumed(id uint32, n int, now time.Time, rtt time.Duration) {
+	st := s.streams[id]
+	if st == nil || st.reset || n <= 0 {
+		return
+	}
+	n = min(n, st.unread)
+	st.unread -= n
+	c, grow := st.recv.Consumed(n, st.unread, now, rtt)
+	c += st.recv.Grow(grow)
+	if c > 0 && st.st.CanRecv() {
+		s.q.Push(NewCredit(id, c))
+	}
+}
+
+// GoAway makes this side open no more streams and refuse the peer's new
+// ones; the streams open finish. The GOAWAY frame is not sequenced and
+// goes on every carrier: the caller sends one on each
+// (NewReason(TypeGoAway, ...)).
+func (s *Session) GoAway() { s.away = true }

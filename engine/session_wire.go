@@ -1,0 +1,225 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+)
+
+// A Session's side of the wire: frames in (Receive), frames out (Next,
+// Ack), carriers lost (CarrierLost), and the end (Close).
+
+// Receive takes f, a frame that arrived on carrier, and acts on it; the
+// Session owns f from here. On a CapSeq link sequenced frames are put in
+// link order first. An error is the peer breaking the protocol (it
+// matches ErrProtocol): the link ends with it, and every later call
+// returns it.
+func (s *Session) Receive(carrier int, f *Frame) error {
+	if s.err != nil {
+		f.Release()
+		return s.err
+	}
+	if !s.cfg.Seq || !f.Type.Sequenced() {
+		return s.fail(s.handle(carrier, f))
+	}
+	if err := s.reorder.Push(f); err != nil {
+		return s.fail(err)
+	}
+	for f := s.reorder.Pop(); f != nil; f = s.reorder.Pop() {
+		if err := s.handle(carrier, f); err != nil {
+			return s.fail(err)
+		}
+	}
+	return nil
+}
+
+func (s *Session) fail(err error) error {
+	if err != nil && s.err == nil {
+		s.err = err
+	}
+	return err
+}
+
+// handle acts on one frame in link order, and releases it unless an
+// event hands it on.
+func (s *Session) handle(carrier int, f *Frame) error {
+	in, err := ClassifyInbound(f, s.cfg.Seq)
+	if !in.KeepsFrame() || err != nil {
+		f.Release()
+	}
+	if err != nil {
+		return err
+	}
+	switch in.Kind {
+	case InboundOpen:
+		return s.peerOpen(f)
+	case InboundStream:
+		return s.streamFrame(f)
+	case InboundCredit:
+		if st := s.streams[f.Stream]; st != nil && !st.reset {
+			if err := st.send.Add(in.Credit); err != nil {
+				return err
+			}
+			s.events = append(s.events, Event{Kind: EventWritable, Stream: f.Stream})
+		}
+	case InboundAck:
+		return s.unacked.Ack(in.Ack.Received)
+	case InboundGoAway:
+		if s.peer == nil {
+			r := in.Reason
+			s.peer = &r
+			s.events = append(s.events, Event{Kind: EventGoAway, Reason: r})
+		}
+	case InboundPing, InboundPong, InboundBind, InboundUnbind, InboundBindReply:
+		// Liveness (Silence) and reverse forwards (PeerBind) are decided
+		// by their own engines; the caller routes these before Receive.
+	}
+	return nil
+}
+
+// peerOpen decides on the peer's OPEN (Opens.PeerOpen): a stream the
+// local side then Accepts or Refuses, or a refusal sent at once.
+func (s *Session) peerOpen(f *Frame) error {
+	defer f.Release()
+	v := s.opens.PeerOpen(f.Stream, f.Bytes(), OpenRequest{Policy: s.cfg.Policy, RecvWindow: s.cfg.Window, Closing: s.away})
+	if v.Err != nil {
+		return v.Err
+	}
+	st := s.newStream(NewAccepter(f.Stream))
+	_ = st.st.Recv(TypeOpen) // a new accepter may always take its OPEN
+	if v.Refuse != nil {
+		_ = st.st.Send(v.Refuse.Type)
+		st.reset = true // what the opener sent before it knew is dropped
+		r, _ := ParseReason(v.Refuse.Bytes())
+		s.events = append(s.events, Event{Kind: EventRefused, Stream: f.Stream, Target: v.Open.Target, Reason: r, Cause: v.Cause})
+		s.q.Push(v.Refuse)
+		return nil
+	}
+	s.events = append(s.events, Event{Kind: EventOpened, Stream: f.Stream, Target: v.Target})
+	if data := v.Open.Data; len(data) > 0 {
+		if err := st.recv.Receive(len(data)); err != nil {
+			return err
+		}
+		st.unread += len(data)
+		s.events = append(s.events, Event{Kind: EventData, Stream: f.Stream, Frame: newFrame(TypeData, f.Stream, data)})
+	}
+	return nil
+}
+
+// streamFrame is OPEN_OK, OPEN_FAIL, DATA, FIN or RST for a stream: its
+// state machine decides whether the frame is legal; one for a stream that
+// ended (a reset crossed it) or that this side never had is dropped.
+func (s *Session) streamFrame(f *Frame) error {
+	st := s.streams[f.Stream]
+	if st == nil {
+		f.Release()
+		return nil
+	}
+	if st.reset && (f.Type == TypeData || f.Type == TypeFin) {
+		f.Release() // sent before the peer knew of the reset
+		return nil
+	}
+	if err := st.st.Recv(f.Type); err != nil {
+		f.Release()
+		if !errors.Is(err, ErrStreamClosed) {
+			return err
+		}
+		// The stream had ended: a frame that crossed our reset, or a RST
+		// that crossed the stream's clean end, which it now is.
+		if f.Type == TypeRst {
+			st.reset = true
+		}
+		return nil
+	}
+	switch f.Type {
+	case TypeOpenOK:
+		f.Release()
+		s.events = append(s.events, Event{Kind: EventAccepted, Stream: f.Stream})
+	case TypeOpenFail, TypeRst:
+		r, _ := ParseReason(f.Bytes()) // ClassifyInbound checked it
+		f.Release()
+		if !st.reset {
+			s.endStream(f.Stream, st)
+			s.events = append(s.events, Event{Kind: EventReset, Stream: f.Stream, Reason: r})
+		}
+	case TypeData:
+		if err := st.recv.Receive(f.Len()); err != nil {
+			f.Release()
+			return fmt.Errorf("stream %d: %w", f.Stream, err)
+		}
+		st.unread += f.Len()
+		s.events = append(s.events, Event{Kind: EventData, Stream: f.Stream, Frame: f})
+	case TypeFin:
+		f.Release()
+		s.events = append(s.events, Event{Kind: EventFin, Stream: f.Stream})
+	}
+	s.settle(f.Stream, st)
+	return nil
+}
+
+// Next returns the next frame to send on carrier, or nil when nothing may
+// go now: nothing waits, or (CapSeq) what is unacknowledged is at the
+// peer's reorder limit. What a lost carrier carried goes first. The frame
+// is the caller's to write and Release.
+func (s *Session) Next(carrier int) *Frame {
+	if !s.cfg.Seq {
+		return s.q.Pop()
+	}
+	for len(s.resend) > 0 {
+		seq := s.resend[0]
+		s.resend = s.resend[1:]
+		delete(s.pending, seq)
+		if f, _ := s.unacked.Get(seq); f != nil { // nil: acknowledged meanwhile
+			s.unacked.SentOn(seq, carrier)
+			s.resent++
+			f.Retain()
+			return f
+		}
+	}
+	if s.q.Len() == 0 || s.unacked.Bytes()+s.cfg.MaxData+HeaderLen+8 > s.cfg.PeerReorder {
+		return nil
+	}
+	f := s.q.Pop()
+	s.unacked.Number(f, carrier)
+	f.Retain()
+	return f
+}
+
+// Ack returns an ACK of what arrived in order, for carrier, when there is
+// news since the last one or again is set (an ACK lost with its carrier
+// is said again on a timer); nil otherwise. The frame is the caller's.
+func (s *Session) Ack(again bool) *Frame {
+	if !s.cfg.Seq {
+		return nil
+	}
+	r := s.reorder.Received()
+	if r == 0 || r == s.acked && !again {
+		return nil
+	}
+	s.acked = r
+	return NewAck(Ack{Received: r})
+}
+
+// CarrierLost says carrier is gone: what it carried and the peer has not
+// acknowledged goes out again, first, on the carriers that pull Next.
+func (s *Session) CarrierLost(carrier int) {
+	if !s.cfg.Seq {
+		return
+	}
+	for _, seq := range s.unacked.On(nil, carrier) {
+		if !s.pending[seq] {
+			s.pending[seq] = true
+			s.resend = append(s.resend, seq)
+		}
+	}
+}
+
+// Close releases every frame the Session holds.
+func (s *Session) Close() {
+	if s.cfg.Seq {
+		s.unacked.Drop()
+		s.reorder.Drop()
+	}
+	for _, f := range s.q.DropAll() {
+		f.Release()
+	}
+}
