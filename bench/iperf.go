@@ -8,8 +8,9 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/sockmux/sockmux/internal/procgroup"
 )
 
 // The iperf3 workload measures one TCP stream's bulk throughput through a
@@ -39,7 +40,7 @@ func NewIperf() (*Iperf, error) {
 			return nil, err
 		}
 		cmd := exec.Command(path, "-s", "--forceflush", "-B", "127.0.0.1", "-p", port) // --forceflush: its "listening" reaches the pipe at once
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		procgroup.Set(cmd)
 		if err = waitLine(cmd, false, "Server listening", 10*time.Second); err == nil {
 			return &Iperf{cmd: cmd, addr: "127.0.0.1:" + port}, nil
 		}

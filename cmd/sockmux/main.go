@@ -120,7 +120,7 @@ either may declare forwards (-L), whichever side dialled.`,
 		}
 		return newLogger(stderr, logLevel, logFormat)
 	}
-	root.AddCommand(listenCmd(logger, stderr), connectCmd(logger, stderr), stdioCmd(logger), demoCmd(stdout, logger), shareCmd(logger), runCmd(stderr), checkCmd(stdout), reloadCmd(stdout), statusCmd(stdout), benchCmd(logger), versionCmd(stdout), manCmd(stdout), keygenCmd(stdout))
+	root.AddCommand(listenCmd(logger, stderr), connectCmd(logger, stderr), stdioCmd(logger), demoCmd(stdout, logger), shareCmd(logger), runCmd(stderr), checkCmd(stdout), reloadCmd(stdout), statusCmd(stdout), versionCmd(stdout), manCmd(stdout), keygenCmd(stdout))
 	setVersions(root)
 	setExamples(root)
 	return root
