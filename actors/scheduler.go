@@ -98,6 +98,7 @@ func newScheduler(e *env, p engine.Params, maxUnacked int) *schedulerActor {
 	s := &schedulerActor{env: e, params: p, queue: engine.NewQueue(), conns: make(map[uint32]*actor.PID),
 		grants: engine.NewGrants(limit, min(engine.DefaultGrantPerStream, limit)),
 		outs:   make(map[int]*carrierOut)}
+	s.stripe.AckDelay = ackDelay // the peer's, as this side's: one protocol
 	if p.Capabilities&engine.CapSeq != 0 {
 		s.seq, s.unacked, s.maxUnacked = true, engine.NewUnacked(), maxUnacked
 	}
@@ -445,7 +446,8 @@ const maxFrameWire = engine.MaxHeaderLen + engine.DefaultMaxPayload
 // pump hands frames to the carriers: first what must be sent again, then
 // the queue's next, each to the carrier Stripe picks, while one has room
 // (and, on a CapSeq link, while the unacknowledged bytes stay below the
-// peer's reorder limit).
+// peer's reorder limit). When the next frame must wait (every carrier
+// holds its cap), a small one behind it may still go (Queue.PopSmall).
 func (s *schedulerActor) pump() {
 	if len(s.outs) == 0 {
 		return
@@ -455,23 +457,36 @@ func (s *schedulerActor) pump() {
 		now = time.Now()
 	}
 	for {
-		p := s.stripe.Pick(0, carrierHighWater)
-		if p == nil {
-			break
-		}
-		var f *engine.Frame
+		var (
+			f *engine.Frame
+			p *engine.Path
+		)
 		if len(s.resend) > 0 {
 			seq := s.resend[0]
-			s.resend = s.resend[1:]
 			if f, _ = s.unacked.Get(seq); f == nil {
+				s.resend = s.resend[1:]
 				continue // acknowledged since
 			}
+			if p = s.stripe.Pick(f.WireLen(), carrierHighWater); p == nil {
+				break
+			}
+			s.resend = s.resend[1:]
 			s.unacked.SentOn(seq, p.ID)
 		} else {
 			if s.seq && s.unacked.Bytes()+maxFrameWire > s.maxUnacked {
 				break
 			}
-			if f = s.queue.Pop(); f == nil {
+			if f = s.queue.Peek(); f == nil {
+				break
+			}
+			if p = s.stripe.Pick(f.WireLen(), carrierHighWater); p != nil {
+				f = s.queue.Pop()
+			} else if f.WireLen() > engine.SmallFrame {
+				if p = s.stripe.Pick(engine.SmallFrame, carrierHighWater); p != nil {
+					f = s.queue.PopSmall(engine.SmallFrame)
+				}
+			}
+			if p == nil || f == nil {
 				break
 			}
 			if f.Type == engine.TypeData {
