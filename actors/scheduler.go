@@ -58,6 +58,9 @@ type schedulerActor struct {
 	stripe     engine.Stripe
 	outs       map[int]*carrierOut
 	stalled    []*engine.Path
+	// carry is the rest of a DATA frame cut for a slow path
+	// (engine.Stripe.Chunk), not numbered yet: it goes next.
+	carry      *engine.Frame
 	stallArmed bool
 	closed     bool
 	// flushing: batches wait for the end of the mailbox run (runOver).
@@ -171,6 +174,10 @@ func (s *schedulerActor) Receive(ctx actor.Context) {
 		s.self = ctx.Self()
 	case *actor.Stopping:
 		s.closed = true
+		if s.carry != nil {
+			s.carry.Release()
+			s.carry = nil
+		}
 		for _, f := range s.queue.DropAll() {
 			f.Release()
 		}
@@ -429,6 +436,10 @@ func (s *schedulerActor) enqueue(f *engine.Frame) {
 		}
 		s.env.stats.BytesOut.Add(int64(f.Len()))
 	case engine.TypeRst:
+		if s.carry != nil && s.carry.Stream == f.Stream {
+			s.carry.Release() // its grant was given back when its frame was taken
+			s.carry = nil
+		}
 		for _, d := range s.queue.Drop(f.Stream) {
 			if d.Type == engine.TypeData {
 				s.grants.Sent(d.Stream, d.Len())
@@ -476,21 +487,39 @@ func (s *schedulerActor) pump() {
 			if s.seq && s.unacked.Bytes()+maxFrameWire > s.maxUnacked {
 				break
 			}
-			if f = s.queue.Peek(); f == nil {
+			// The rest of a frame split for a slow path goes before the
+			// rest of its stream; control frames may still overtake it.
+			f = s.queue.Peek()
+			carried := s.carry != nil && (f == nil || !f.Type.Control())
+			if carried {
+				f = s.carry
+			}
+			if f == nil {
 				break
 			}
 			if p = s.stripe.Pick(f.WireLen(), carrierHighWater); p != nil {
-				f = s.queue.Pop()
+				if carried {
+					s.carry = nil
+				} else {
+					f = s.queue.Pop()
+				}
 			} else if f.WireLen() > engine.SmallFrame {
+				var skip uint32 // the carried frame's stream: its rest goes first
+				if s.carry != nil {
+					skip = s.carry.Stream
+				}
 				if p = s.stripe.Pick(engine.SmallFrame, carrierHighWater); p != nil {
-					f = s.queue.PopSmall(engine.SmallFrame)
+					f, carried = s.queue.PopSmall(engine.SmallFrame, skip), false
 				}
 			}
 			if p == nil || f == nil {
 				break
 			}
-			if f.Type == engine.TypeData {
+			if f.Type == engine.TypeData && !carried {
 				s.grants.Sent(f.Stream, f.Len())
+			}
+			if c := s.stripe.Chunk(p); s.carry == nil && f.Type == engine.TypeData && c > 0 && f.Len() > c {
+				s.carry = splitFrame(f, c)
 			}
 			if s.seq && f.Type.Sequenced() {
 				s.unacked.Number(f, p.ID)
@@ -504,4 +533,13 @@ func (s *schedulerActor) pump() {
 		p.Queued += n
 		s.batch(s.outs[p.ID], f)
 	}
+}
+
+// splitFrame cuts DATA frame f after n bytes of payload and returns a new
+// frame with the rest, which the caller owns.
+func splitFrame(f *engine.Frame, n int) *engine.Frame {
+	rest := &engine.Frame{Type: f.Type, Flags: f.Flags, Stream: f.Stream, Payload: engine.GetBuffer(f.Len() - n)}
+	copy(rest.Payload.B, f.Payload.B[n:])
+	f.Payload.B = f.Payload.B[:n]
+	return rest
 }

@@ -98,7 +98,9 @@ const smallScan = 64
 // when the next frame is too big to send yet: a small one (a request, an
 // interactive stream's keystroke) need not wait behind it. A stream keeps
 // its frames' order; one whose frame is taken this way goes to the back.
-func (q *Queue) PopSmall(max int) *Frame {
+// Stream skip (0: none) is passed over: the caller holds a frame of it
+// that must go first.
+func (q *Queue) PopSmall(max int, skip uint32) *Frame {
 	if f := q.ctrl.peek(); f != nil {
 		if f.WireLen() > max {
 			return nil
@@ -108,7 +110,7 @@ func (q *Queue) PopSmall(max int) *Frame {
 	for i := q.head; i < len(q.ring) && i < q.head+smallScan; i++ {
 		id := q.ring[i]
 		s := q.streams[id]
-		if s == nil || s.len() == 0 || s.peek().WireLen() > max {
+		if s == nil || s.len() == 0 || s.peek().WireLen() > max || (skip != 0 && id == skip) {
 			continue
 		}
 		q.ring = append(q.ring[:i], q.ring[i+1:]...)

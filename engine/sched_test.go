@@ -393,19 +393,22 @@ func TestQueuePopSmall(t *testing.T) {
 	tests := []struct {
 		name  string
 		push  []string
-		small []string // what PopSmall(100) takes, in turn, until nil
+		skip  uint32
+		small []string // what PopSmall(100, skip) takes, in turn, until nil
 		rest  []string // what Pop then takes
 	}{
-		{"nothing small", []string{"DATA/1/" + big, "DATA/3/" + big}, nil,
+		{"nothing small", []string{"DATA/1/" + big, "DATA/3/" + big}, 0, nil,
 			[]string{"DATA/1/" + big, "DATA/3/" + big}},
-		{"a request behind bulk", []string{"DATA/1/" + big, "DATA/1/" + big, "DATA/3/req"}, []string{"DATA/3/req"},
+		{"a request behind bulk", []string{"DATA/1/" + big, "DATA/1/" + big, "DATA/3/req"}, 0, []string{"DATA/3/req"},
 			[]string{"DATA/1/" + big, "DATA/1/" + big}},
-		{"stream order kept", []string{"DATA/1/" + big, "DATA/3/" + big, "DATA/3/s", "DATA/5/t", "FIN/5/"},
+		{"stream order kept", []string{"DATA/1/" + big, "DATA/3/" + big, "DATA/3/s", "DATA/5/t", "FIN/5/"}, 0,
 			[]string{"DATA/5/t", "FIN/5/"}, []string{"DATA/1/" + big, "DATA/3/" + big, "DATA/3/s"}},
-		{"control first", []string{"DATA/1/" + big, "DATA/3/req", "CREDIT/1/c"}, []string{"CREDIT/1/c", "DATA/3/req"},
+		{"control first", []string{"DATA/1/" + big, "DATA/3/req", "CREDIT/1/c"}, 0, []string{"CREDIT/1/c", "DATA/3/req"},
 			[]string{"DATA/1/" + big}},
-		{"turn given up", []string{"DATA/1/" + big, "DATA/3/s1", "DATA/3/" + big, "DATA/5/" + big}, []string{"DATA/3/s1"},
+		{"turn given up", []string{"DATA/1/" + big, "DATA/3/s1", "DATA/3/" + big, "DATA/5/" + big}, 0, []string{"DATA/3/s1"},
 			[]string{"DATA/1/" + big, "DATA/5/" + big, "DATA/3/" + big}},
+		{"a stream skipped", []string{"FIN/1/", "DATA/3/s", "FIN/5/"}, 1, []string{"DATA/3/s", "FIN/5/"},
+			[]string{"FIN/1/"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -415,7 +418,7 @@ func TestQueuePopSmall(t *testing.T) {
 			var small []string
 			for {
 				n, b := q.Len(), q.Bytes()
-				f := q.PopSmall(100)
+				f := q.PopSmall(100, tc.skip)
 				if f == nil {
 					break
 				}
@@ -446,11 +449,11 @@ func TestQueuePopSmallLooksNear(t *testing.T) {
 		push(t, q, fmt.Sprintf("DATA/%d/%s", i+1, big))
 	}
 	push(t, q, "DATA/1000/req")
-	if f := q.PopSmall(100); f != nil {
+	if f := q.PopSmall(100, 0); f != nil {
 		t.Fatalf("PopSmall looked past %d turns: %v", smallScan, label(f))
 	}
 	q.Pop().Release()
-	if f := q.PopSmall(100); f == nil || label(f) != "DATA/1000/req" {
+	if f := q.PopSmall(100, 0); f == nil || label(f) != "DATA/1000/req" {
 		t.Fatalf("PopSmall within %d turns: %v, want the request", smallScan, f)
 	} else {
 		f.Release()

@@ -130,10 +130,10 @@ const (
 	// is the two ends' scheduling, not the path, and a cap sized by the
 	// PING's round trip would starve it.
 	MinCapTime = 5 * time.Millisecond
-	// MinCap is the least cap: two frames of the largest size. A frame
-	// goes while the path holds less than its cap, so a cap is passed by
-	// up to a frame.
-	MinCap = 2 * (MaxHeaderLen + SeqLen + DefaultMaxPayload)
+	// minCapFrames is the least cap, in frames of the largest size the
+	// path is given (Chunk): a frame goes while the path holds less than
+	// its cap, so a cap is passed by up to a frame.
+	minCapFrames = 2
 	// SmallFrame is the wire size up to which a frame is small: it may go
 	// to a path SmallAllowance beyond its cap, so a request does not wait
 	// for an ACK behind a stream's bulk.
@@ -148,16 +148,48 @@ const (
 	idleRate = 1e6
 )
 
-// Cap is how many bytes p may have in flight: about
-// its delivery rate times its round trip (see capGain), at least MinCap;
-// unlimited while its rate or round trip is not measured yet.
+// Cap is how many bytes p may have in flight: about its delivery rate
+// times its round trip (see capGain), at least two of the largest frames
+// it is given; unlimited while its rate or round trip is not measured
+// yet.
 func (s *Stripe) Cap(p *Path) uint64 {
 	r := p.Rate()
 	if r == 0 || p.RTT == 0 {
 		return math.MaxUint64
 	}
+	frame := s.Chunk(p)
+	if frame == 0 {
+		frame = DefaultMaxPayload
+	}
 	t := max(p.RTT+s.AckDelay+capSlack, MinCapTime)
-	return max(uint64(capGain*r*t.Seconds()), MinCap)
+	return max(uint64(capGain*r*t.Seconds()), minCapFrames*uint64(MaxHeaderLen+frame))
+}
+
+// Frames on a striped link are cut to what a path sends in about
+// chunkTime, at least MinChunk. The receiver delivers frames in link
+// order, so everything sent after a frame on a slow path waits until that
+// frame has arrived whole: a 64 KiB frame takes 13 ms more at 5 MB/s, 26
+// ms at 20 Mbit/s.
+const (
+	chunkTime = 2 * time.Millisecond
+	// MinChunk is the least payload a cut leaves a frame.
+	MinChunk = 8 << 10
+)
+
+// Chunk is the largest DATA payload a frame sent on p should have: what p
+// delivers in chunkTime, at least MinChunk; 0 when there is no need to cut
+// (one path, a rate not measured yet, or a path fast enough for the
+// largest frames).
+func (s *Stripe) Chunk(p *Path) int {
+	r := p.Rate()
+	if len(s.Paths) < 2 || r == 0 {
+		return 0
+	}
+	c := max(int(r*chunkTime.Seconds()), MinChunk)
+	if c >= DefaultMaxPayload {
+		return 0
+	}
+	return c
 }
 
 // Add starts a path for carrier id.

@@ -505,11 +505,11 @@ func TestPathCap(t *testing.T) {
 		{"no round trip yet", 20e6, 0, 5 * ms, math.MaxUint64},
 		{"rate × (RTT + ACK delay + slack), with the gain", 20e6, 7 * ms, 5 * ms, uint64(capGain * 20e6 * 0.013)},
 		{"a tiny round trip is taken as MinCapTime", 1e9, 100 * time.Microsecond, 0, uint64(capGain * 1e9 * MinCapTime.Seconds())},
-		{"never below MinCap", 1e5, 20 * ms, 5 * ms, MinCap},
+		{"never below two of the largest frames", 1e5, 20 * ms, 5 * ms, minCapFrames * (MaxHeaderLen + DefaultMaxPayload)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := Stripe{AckDelay: tc.ack}
+			s := Stripe{AckDelay: tc.ack} // one path: frames are not cut
 			var p *Path
 			if tc.rate == 0 {
 				p = s.Add(1, t0)
@@ -521,6 +521,15 @@ func TestPathCap(t *testing.T) {
 				t.Fatalf("Cap %d, want %d", got, tc.want)
 			}
 		})
+	}
+	// On a striped link a slow path's frames are cut (Chunk), and its
+	// least cap is two of those.
+	s := Stripe{AckDelay: 5 * ms}
+	slow := withRate(t, &s, 1, 1e5, t0)
+	withRate(t, &s, 2, 20e6, t0)
+	slow.RTT = 20 * ms
+	if got, want := s.Cap(slow), uint64(minCapFrames*(MaxHeaderLen+MinChunk)); got != want {
+		t.Fatalf("slow path of a striped link: Cap %d, want %d", got, want)
 	}
 }
 
@@ -618,5 +627,34 @@ func TestPickIdleByRTT(t *testing.T) {
 	hold(fast, 8<<10) // not idle: 8 KiB at 10 kB/s is most of a second
 	if got := pickID(s, size, hw); got != 2 {
 		t.Fatalf("fast path busy: picked %d, want 2", got)
+	}
+}
+
+func TestChunk(t *testing.T) {
+	tests := []struct {
+		name  string
+		rates []float64 // the paths'; the first is asked about
+		want  int
+	}{
+		{"one path: no cut", []float64{1e6}, 0},
+		{"not measured: no cut", []float64{0, 1e6}, 0},
+		{"what it sends in chunkTime", []float64{5e6, 20e6}, 10000},
+		{"at least MinChunk", []float64{1e6, 20e6}, MinChunk},
+		{"fast enough for the largest frames", []float64{1e9, 20e6}, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var s Stripe
+			for i, r := range tc.rates {
+				if r == 0 {
+					s.Add(i, t0)
+				} else {
+					withRate(t, &s, i, r, t0)
+				}
+			}
+			if got := s.Chunk(s.Paths[0]); got != tc.want {
+				t.Fatalf("Chunk %d, want %d", got, tc.want)
+			}
+		})
 	}
 }
