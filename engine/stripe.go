@@ -117,11 +117,11 @@ type Stripe struct {
 // rest in its TCP send buffer and the path's bottleneck, below anything
 // sockmux can reorder: a small frame sent after it waits for all of it
 // (with one bulk stream, 2 MB, 100 ms and more on a 20 MB/s path). So a
-// sequenced link gives each path, one or several, no more than about
-// what it delivers in a round trip (rate × (RTT + the peer's ACK delay +
-// capSlack), with capGain to spare, so the path can show it delivers
-// more) and the backlog waits in the Scheduler's Queue, where control
-// frames and the other streams' turns come first.
+// striped link gives each path no more than about what it delivers in a
+// round trip (rate × (RTT + the peer's ACK delay + capSlack), with
+// capGain to spare, so the path can show it delivers more) and the
+// backlog waits in the Scheduler's Queue, where control frames and the
+// other streams' turns come first.
 const (
 	capGain  = 1.25
 	capSlack = time.Millisecond
@@ -148,10 +148,13 @@ const (
 	idleRate = 1e6
 )
 
-// Cap is how many bytes p may have in flight: about its delivery rate
-// times its round trip (see capGain), at least two of the largest frames
-// it is given; unlimited while its rate or round trip is not measured
-// yet.
+// Cap is how many bytes p may have in flight on a striped link: about its
+// delivery rate times its round trip (see capGain), at least two of the
+// largest frames it is given; unlimited while its rate or round trip is
+// not measured yet. The one carrier of an unstriped link is not capped:
+// that cut a 64-byte request's wait beside bulk to 0.3–0.6× (the
+// fast-alone-bulk case of BenchmarkBondLatency) but cost a single 20 MB/s
+// carrier 1–29% of its throughput in BenchmarkStripe (carriers=1).
 func (s *Stripe) Cap(p *Path) uint64 {
 	r := p.Rate()
 	if r == 0 || p.RTT == 0 {
@@ -244,8 +247,8 @@ func (s *Stripe) Pick(size, highWater int) *Path {
 		c := s.Cap(p)
 		return p.Queued >= highWater || (c != math.MaxUint64 && p.InFlight() >= c+allow)
 	}
-	if len(s.Paths) == 1 {
-		if p := s.Paths[0]; !p.Stalled && !full(p) {
+	if len(s.Paths) == 1 { // nothing to choose, nor to cap (see Cap)
+		if p := s.Paths[0]; !p.Stalled && p.Queued < highWater {
 			return p
 		}
 		return nil
