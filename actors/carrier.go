@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -37,9 +38,14 @@ type carrierActor struct {
 	sched   *actor.PID
 	q       *frameQueue // made by the Link, which gives it to the Scheduler
 	strand  *strand     // the link's: the reader runs what its frames cause
-	once    sync.Once   // fail
-	err     error       // the first error, set in fail
-	report  sync.Once   // carrierDown
+	once    sync.Once   // fail, writeFailed
+	err     error       // the first error, set in fail or writeFailed
+	// lingering: the writer failed first, and the reader reads out what
+	// the peer sent before the carrier is closed (writeFailed); linger
+	// closes it if the reader has not ended by then.
+	lingering atomic.Bool
+	linger    *time.Timer
+	report    sync.Once // carrierDown
 	// unprocessed counts the frames read and not yet taken by the Link
 	// (maxUnprocessed at most); stop ends a reader waiting for room.
 	unprocessed *backlog
@@ -103,7 +109,7 @@ func (c *carrierActor) Receive(ctx actor.Context) {
 	case *actor.Started:
 		c.env.goroutine(c.readLoop)
 		c.env.goroutine(c.writeLoop)
-	case *closeCarrier:
+	case *carrierClose:
 		c.closeDeadline()
 		c.q.finish(m.last)
 	case *actor.Stopping:
@@ -134,6 +140,47 @@ func (c *carrierActor) fail(err error) {
 	})
 }
 
+// writeFailed ends the carrier after a write failed with err. A peer that
+// closed the carrier may have said why just before (its GOAWAY: shutting
+// down), and a write of ours that crossed it fails (EPIPE, a reset) while
+// that is still unread: closing at once would lose it, and an orderly end
+// would be taken for a failure. So what is queued is dropped, but the
+// reader goes on until the carrier ends (the peer closed it) or for
+// closeWriteTimeout at most, and the carrier is reported down when it
+// stops (readEnded), after every frame it read. A peer that reads nothing
+// (ErrPeerNotReading), or a carrier that was closing anyway, is closed at
+// once.
+func (c *carrierActor) writeFailed(err error, stalled bool) {
+	if stalled || c.closed.Load() {
+		c.fail(err)
+		c.reportDown()
+		return
+	}
+	c.once.Do(func() {
+		c.err = err
+		c.q.close()
+		// Reported down then even if the reader stays blocked: not every
+		// carrier's Close ends a Read under way (a file that is not
+		// polled).
+		c.linger = time.AfterFunc(closeWriteTimeout, func() { c.conn.Close(); c.reportDown() })
+		c.lingering.Store(true)
+	})
+	if !c.lingering.Load() { // the carrier had failed already
+		c.reportDown()
+	}
+}
+
+// readEnded ends the carrier after the reader met err; after writeFailed
+// it closes it and reports it down, now that all it read went to the Link.
+func (c *carrierActor) readEnded(err error) {
+	c.fail(err) // once Do returns, lingering is what the first call made it
+	if c.lingering.Load() {
+		c.linger.Stop()
+		c.conn.Close()
+		c.reportDown()
+	}
+}
+
 // reportDown tells the Link, once, that the carrier ended and why.
 func (c *carrierActor) reportDown() {
 	c.report.Do(func() { c.env.send(c.link, &carrierDown{id: c.id, err: c.err}) })
@@ -149,7 +196,7 @@ func (c *carrierActor) readLoop() {
 	for {
 		f, err := c.reader.ReadFrame()
 		if err != nil {
-			c.fail(err)
+			c.readEnded(err)
 			return
 		}
 		if !c.unprocessed.add(c.stop) {
@@ -179,7 +226,7 @@ func (c *carrierActor) readLoop() {
 			c.strand.run(strandRunMax)
 		}
 		if err != nil {
-			c.fail(err)
+			c.readEnded(err)
 			return
 		}
 	}
@@ -222,6 +269,8 @@ func (c *carrierActor) writeLoop() {
 		vectored = true
 	}
 	bw, _ := c.conn.(buffersWriter)
+	_, isTLS := c.conn.(*tls.Conn)
+	split := !isTLS // one write is one record: a frame's header alone would be one
 	for {
 		var (
 			off            int
@@ -259,11 +308,7 @@ func (c *carrierActor) writeLoop() {
 		} else if bw != nil {
 			_, err = bw.WriteBuffers(out)
 		} else {
-			flat = flat[:0]
-			for _, b := range out {
-				flat = append(flat, b...)
-			}
-			_, err = c.conn.Write(flat)
+			flat, err = writeFlat(c.conn, out, flat[:0], split)
 			if cap(flat) > 4<<20 {
 				flat = nil // do not keep a huge batch's buffer for ever
 			}
@@ -279,11 +324,11 @@ func (c *carrierActor) writeLoop() {
 		}
 		c.q.written()
 		if err != nil {
-			if stallable && errors.Is(err, os.ErrDeadlineExceeded) {
+			stalled := stallable && errors.Is(err, os.ErrDeadlineExceeded)
+			if stalled {
 				err = fmt.Errorf("%w: it read nothing for %v", ErrPeerNotReading, c.writeStall)
 			}
-			c.fail(err)
-			c.reportDown()
+			c.writeFailed(err, stalled)
 			return
 		}
 		c.env.send(c.sched, &drained{carrier: c.id, bytes: total})
@@ -294,6 +339,40 @@ func (c *carrierActor) writeLoop() {
 			return
 		}
 	}
+}
+
+// directWriteMin is the least payload a carrier without writev (a pipe,
+// a file, a QUIC stream) is given in a write of its own rather than
+// copied into the batch's flat buffer: past it the copy costs more than
+// the extra write.
+const directWriteMin = 8 << 10
+
+// writeFlat writes bufs to conn, a carrier without writev, in as few
+// writes as it can without copying a large payload: the small pieces
+// (headers, short payloads) go together in flat, which it returns for
+// reuse, and, when split is set, each piece of directWriteMin bytes or
+// more is written as it is.
+func writeFlat(conn net.Conn, bufs net.Buffers, flat []byte, split bool) ([]byte, error) {
+	for _, b := range bufs {
+		if !split || len(b) < directWriteMin {
+			flat = append(flat, b...)
+			continue
+		}
+		if len(flat) > 0 {
+			if _, err := conn.Write(flat); err != nil {
+				return flat, err
+			}
+			flat = flat[:0]
+		}
+		if _, err := conn.Write(b); err != nil {
+			return flat, err
+		}
+	}
+	if len(flat) == 0 {
+		return flat, nil
+	}
+	_, err := conn.Write(flat)
+	return flat, err
 }
 
 // buffersWriter is a carrier that writes a list of buffers as one, in one

@@ -123,6 +123,19 @@ type Config struct {
 	// its peer (1 when 0, at most MaxCarriers): one stream's frames are
 	// striped across them. It needs a peer that sequences frames (CapSeq).
 	Carriers int
+	// AcceptStream, when set, is handed the local end of every stream the
+	// peer opens, instead of this side dialling its target (the library's
+	// Session.Accept): the target policies do not apply, the application
+	// decides what a target means (LocalConn.Target). It runs inside the
+	// Link's actors and must not block; an error refuses the stream
+	// (OPEN_FAIL with its text). UDP streams are refused, and so are the
+	// peer's BINDs (-R) unless AllowListen is set.
+	AcceptStream func(c *LocalConn) error
+	// SingleSession makes a dialling link one session: a first attempt
+	// that fails is fatal (Node.Failed, with its reason), and a session
+	// that ends is not redialled. Carriers are still added and resumed
+	// within it (the library's Client).
+	SingleSession bool
 	// ResumeWindow is how long a CapSeq link whose last carrier dropped
 	// keeps its streams, waiting for the dialler to resume it
 	// (DefaultResumeWindow when 0; negative turns resumption off).

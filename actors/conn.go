@@ -64,6 +64,11 @@ var (
 // with the first grant of credit.
 func (s *streamActor) openSocket(conn net.Conn) {
 	s.netConn = conn
+	if e, ok := conn.(*localEnd); ok { // the library's: a pipe, not a socket
+		s.local = e.p
+		s.local.attach(s.env, s.self, s.strand)
+		return
+	}
 	if sc, ok := conn.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			s.raw = raw
@@ -152,6 +157,10 @@ func (s *streamActor) readNow(ctx actor.Context) {
 	if !s.mayRead() {
 		return
 	}
+	if s.local != nil {
+		s.readLocal(ctx)
+		return
+	}
 	if s.raw == nil {
 		s.wait()
 		return
@@ -215,6 +224,11 @@ func (s *streamActor) maxRead() int { return int(s.params.SendMax) }
 // instead of ending: a busy stream keeps one reading goroutine, which runs
 // what its reads cause itself, rather than starting one per read.
 func (s *streamActor) wait() {
+	if s.local != nil { // the pipe says when the application wrote
+		s.waiting = true
+		s.local.arm()
+		return
+	}
 	if s.raw != nil && !s.datagram && s.credit > engine.IdleAllowance {
 		// The socket is empty: what the reader holds beyond the idle
 		// allowance goes back to the link for busier streams.
@@ -351,7 +365,7 @@ func (s *streamActor) readOn(ctx actor.Context, bufs []*engine.Buffer, n, max in
 		// More may be there: the rest of what filled the read, the
 		// next datagram, or the end the poller saw coming (it reports
 		// an end once, so a read that stopped short of it reads on).
-		if s.raw != nil {
+		if s.raw != nil || s.local != nil {
 			ctx.Send(s.self, readMoreMsg)
 			return
 		}
@@ -424,7 +438,7 @@ func (s *streamActor) giveBack(n int64) {
 // goroutine is woken by a deadline in the past.
 func (s *streamActor) stopReading() {
 	s.readDone = true
-	if s.poll != nil {
+	if s.poll != nil || s.local != nil {
 		s.waiting = false // no goroutine waits: the poller's word is ignored from now on
 		return
 	}
@@ -440,6 +454,13 @@ func (s *streamActor) flush(ctx actor.Context) {
 		return
 	}
 	bufs := s.out
+	if s.local != nil {
+		s.out = bufs[:0]
+		if !s.local.push(bufs) { // the application closed its end: nobody reads
+			s.reset(ctx, engine.CodeCancelled, "closed by the application")
+		}
+		return
+	}
 	total := 0
 	for _, b := range bufs {
 		total += len(b.B)

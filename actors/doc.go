@@ -5,6 +5,13 @@
 // shared-upstream actors (the Share hub, its clients and its upstream),
 // which run on a Node too.
 //
+// The library's streams (local.go, local_conn.go): with
+// Config.AcceptStream set, a stream the peer opens is handed to the
+// application as a LocalConn instead of dialled, and Node.OpenLocal opens
+// one; the Stream actor holds the other end of an in-memory pipe where it
+// would hold a socket, taking the application's writes and handing it the
+// peer's bytes as pooled buffers, without a copy.
+//
 // The actors are thin: the protocol's decisions (codec, stream states,
 // windows, scheduling order) are in package engine. Blocking I/O runs only
 // in goroutines owned by an actor, which talk to it by message; Receive

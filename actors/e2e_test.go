@@ -234,12 +234,17 @@ func TestBadPeers(t *testing.T) {
 		return engine.AppendFrame(nil, f, maxV)
 	}
 	// seqHello is a dialler's HELLO that offers CapSeq, with or without
-	// its link extensions.
+	// its link extensions. Each has a link id of its own: a case's link
+	// may still hold its id while the next case connects, and a HELLO
+	// with the same id would be refused for that instead (logged under
+	// the rate limit's key of another case's handshake failure).
+	var links byte
 	seqHello := func(ext bool) []byte {
 		h := &engine.Hello{MinVersion: 1, MaxVersion: 1, Role: engine.RoleDialer,
 			MaxPayload: engine.DefaultMaxPayload, InitialWindow: engine.DefaultWindow, Capabilities: engine.CapSeq}
 		if ext {
-			engine.SetLinkHello(h, engine.LinkHello{ID: engine.LinkID{1, 2, 3}, Reorder: engine.DefaultReorder})
+			links++
+			engine.SetLinkHello(h, engine.LinkHello{ID: engine.LinkID{1, 2, 3, links}, Reorder: engine.DefaultReorder})
 		}
 		f := engine.NewHello(h)
 		defer f.Release()

@@ -53,3 +53,14 @@ var ErrLinkDown = errors.New("link went down before the stream opened")
 // ErrNoLink is a stream that found no link to carry it within the open
 // timeout. It is a timeout: a net.Error whose Timeout is true.
 var ErrNoLink error = noLinkError{}
+
+// ErrStreamReset is a stream cut short: reset by the peer or by this
+// side, refused by the peer, or left by its link. The error a LocalConn
+// returns wraps it, with the reason.
+var ErrStreamReset = errors.New("stream reset")
+
+// ErrWriteShut is a write to a LocalConn whose write side is shut.
+var ErrWriteShut = errors.New("write after CloseWrite")
+
+// errLocalIO is a Read or Write on a localEnd, which the Stream never does.
+var errLocalIO = errors.New("a stream's local end is not read or written as a socket")

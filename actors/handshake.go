@@ -136,8 +136,8 @@ func tlsVerified(conn net.Conn) bool {
 // handshake's own deadline comes first, with the clearer error.
 const handshakeGrace = time.Second
 
-// gateLinks puts a link listener reachable over the network (TCP: tcp://
-// and tls://) behind a pre-authentication gate with the default limits
+// gateLinks puts a link listener reachable over the network (tcp://,
+// tls://, ws://, wss://, quic://) behind a pre-authentication gate with the default limits
 // (see package preauth), unless the caller has gated it already with
 // limits of its own. Each accepted carrier then holds a slot until its
 // HELLO exchange ends (run calls Done): when the gate is full, the oldest
@@ -149,7 +149,9 @@ func gateLinks(ln net.Listener, e *env) net.Listener {
 	if _, ok := ln.(*preauth.Listener); ok {
 		return ln
 	}
-	if _, ok := ln.Addr().(*net.TCPAddr); !ok {
+	switch ln.Addr().(type) {
+	case *net.TCPAddr, *net.UDPAddr: // UDP: a quic:// listener's carriers
+	default:
 		return ln
 	}
 	return preauth.Listen(ln, preauth.Config{

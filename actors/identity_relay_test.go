@@ -12,6 +12,26 @@ import (
 	"github.com/sockmux/sockmux/internal/testpair"
 )
 
+// identityPair is the configuration of a Pair keyed by identities (XX):
+// the listener A admits the dialler's key only, the dialler B pins the
+// listener's; dk is the dialler's identity.
+func identityPair(t *testing.T) (a, b func(*actors.Config), dk *identity.PrivateKey) {
+	t.Helper()
+	lk, err := identity.Generate("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dk, err = identity.Generate(""); err != nil {
+		t.Fatal(err)
+	}
+	ak, err := identity.ParseAuthorizedKeys([]byte(dk.Public.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(c *actors.Config) { c.Identity, c.AuthorizedKeys = lk, ak },
+		func(c *actors.Config) { c.Identity, c.PeerKey = dk, &lk.Public }, dk
+}
+
 // TestRelaySeesNoCleartextIdentity: TestRelaySeesNoCleartext for links
 // keyed by identities, with and without a pre-shared key mixed in: the
 // relay sees none of the payload, the target all of it.
@@ -22,16 +42,9 @@ func TestRelaySeesNoCleartextIdentity(t *testing.T) {
 		key  []byte
 	}{{"identities", nil}, {"identities and key", secureKey}} {
 		t.Run(tc.name, func(t *testing.T) {
-			lk, _ := identity.Generate("")
-			dk, _ := identity.Generate("")
-			ak, err := identity.ParseAuthorizedKeys([]byte(dk.Public.String()))
-			if err != nil {
-				t.Fatal(err)
-			}
+			a, b, dk := identityPair(t)
 			target := newSink(t)
-			p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{fwd(t, target.addr)}, Proxy: true, Key: tc.key,
-				A: func(c *actors.Config) { c.Identity, c.AuthorizedKeys = lk, ak },
-				B: func(c *actors.Config) { c.Identity, c.PeerKey = dk, &lk.Public }})
+			p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{fwd(t, target.addr)}, Proxy: true, Key: tc.key, A: a, B: b})
 			rec := &recorder{}
 			p.Proxy.SetTap(rec.tap)
 			c := testkit.Dial(t, p.B.ForwardAddrs()[0])

@@ -17,9 +17,11 @@ import (
 	"github.com/sockmux/sockmux/identity"
 )
 
-// readBufferSize is a carrier reader's buffer: a few frames, so one read
-// syscall brings several small frames.
-const readBufferSize = 256 << 10
+// readBufferSize is a carrier reader's buffer: many small frames, so one
+// read syscall brings several; no larger, since a large payload is read
+// past it straight into its frame's buffer (engine.Reader), and what the
+// buffer takes of it is copied once more.
+const readBufferSize = 32 << 10
 
 // Striping and resumption limits.
 const (
@@ -82,6 +84,7 @@ type linkActor struct {
 	nextCID    int
 	streams    map[uint32]*actor.PID
 	streamOf   map[string]uint32     // a stream's id by its actor's PID id, for Terminated
+	unbinding  map[string]uint32     // reverse listeners stopped by UNBIND, by PID id: their bind id
 	opens      *engine.Opens         // stream ids, the peer's OPENs, and what counts against the limit
 	reverse    map[uint32]*actor.PID // listeners for the peer's -R, by its id
 	bound      map[uint32]bool       // our -R this session asked the peer for, by id
@@ -202,14 +205,14 @@ func (l *linkActor) Receive(ctx actor.Context) {
 			return
 		}
 		l.handshake(m.conn)
-	case *redial:
+	case *redialTick:
 		l.timer = nil
 		l.next(ctx)
 	case *handshakeDone:
 		l.handshakeDone(ctx, m)
-	case *joinCarrier:
+	case *carrierJoin:
 		l.join(ctx, m.done)
-	case *retryJoin:
+	case *joinRetry:
 		if l.closing {
 			l.conn = nil
 			l.closeConn(m.done.conn)
@@ -243,7 +246,7 @@ func (l *linkActor) Receive(ctx actor.Context) {
 		l.syncBinds(ctx)
 	case *authorizedChanged:
 		l.authorizedKeysChanged(ctx)
-	case *openStream:
+	case *openRequest:
 		l.open(ctx, m)
 	case *streamEnded:
 		if l.opens != nil {
@@ -258,7 +261,7 @@ func (l *linkActor) Receive(ctx actor.Context) {
 			l.env.log.Info("drain time over; closing the link", "peer", l.peer, "streams", len(l.streams))
 			l.closeSession(ctx)
 		}
-	case *redialNow:
+	case *redialRequest:
 		if l.dialer != nil && !l.closing && l.conn == nil && l.cancel == nil && (!l.up || l.resuming) {
 			if l.timer != nil {
 				l.timer.Stop()

@@ -230,12 +230,12 @@ func (l *linkActor) routeJoin(ctx actor.Context, m *handshakeDone, attempt int) 
 		}
 		l.conn = m.conn // closed if this Link stops meanwhile
 		self := l.self
-		time.AfterFunc(joinLookupEvery, func() { l.env.send(self, &retryJoin{done: m, attempt: attempt + 1}) })
+		time.AfterFunc(joinLookupEvery, func() { l.env.send(self, &joinRetry{done: m, attempt: attempt + 1}) })
 		return
 	}
 	l.conn = nil
 	if pid != nil {
-		ctx.Send(pid, &joinCarrier{done: m})
+		ctx.Send(pid, &carrierJoin{done: m})
 	} else {
 		l.env.warn("join refused: no such link", "peer", l.peer, "link", m.link.ID)
 		l.env.stats.Refusals.Add(1)

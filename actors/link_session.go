@@ -76,7 +76,7 @@ func (l *linkActor) closeSession(ctx actor.Context, last ...func() *engine.Frame
 		return
 	}
 	for _, c := range l.carriers {
-		m := &closeCarrier{}
+		m := &carrierClose{}
 		if len(last) > 0 {
 			m.last = last[0]()
 		}
@@ -242,7 +242,7 @@ func (l *linkActor) sessionDown(ctx actor.Context, err error) {
 
 // afterDown redials or stops, once a session or an attempt at one ended.
 func (l *linkActor) afterDown(ctx actor.Context) {
-	if l.dialer != nil && !l.closing {
+	if l.dialer != nil && !l.closing && !(l.env.cfg.SingleSession && l.gen > 0) {
 		l.scheduleRedial()
 		return
 	}

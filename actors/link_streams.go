@@ -134,7 +134,7 @@ func (l *linkActor) bindReply(r engine.BindReply) {
 func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 	id := f.Stream
 	v := l.opens.PeerOpen(id, f.Bytes(), engine.OpenRequest{
-		Policy: l.targetPolicy(), Reverse: l.reverseForward, RecvWindow: l.params.RecvWindow, Closing: l.closing})
+		Policy: l.openPolicy(), Reverse: l.reverseForward, RecvWindow: l.params.RecvWindow, Closing: l.closing})
 	switch {
 	case v.Err != nil:
 		f.Release()
@@ -179,11 +179,11 @@ func (l *linkActor) reverseForward(id uint32) (engine.ReverseForward, bool) {
 }
 
 // open starts a stream for a connection a forward accepted.
-func (l *linkActor) open(ctx actor.Context, m *openStream) {
+func (l *linkActor) open(ctx actor.Context, m *openRequest) {
 	if !l.up || l.goingAway || l.closing {
 		l.env.warn("no link for connection; closing it", "forward", m.forward, "client", m.conn.RemoteAddr().String())
 		tellOpened(m.opened, ErrNoLink)
-		m.conn.Close()
+		closeWith(m.conn, ErrNoLink)
 		return
 	}
 	// What the client already sent rides in the OPEN: a non-blocking
@@ -216,7 +216,7 @@ func (l *linkActor) open(ctx actor.Context, m *openStream) {
 		if first != nil {
 			engine.PutBuffer(first)
 		}
-		m.conn.Close()
+		closeWith(m.conn, idErr)
 		return
 	}
 	var data []byte
@@ -256,9 +256,15 @@ func (l *linkActor) spawnStream(ctx actor.Context, id uint32, st *streamActor) {
 
 // childStopped forgets a stream whose actor has stopped (protoactor tells
 // a parent of each child's end), and ends a draining link once its last
-// stream is gone. The streams of a session already down were forgotten
+// stream is gone; a reverse listener the peer's UNBIND stopped is logged
+// as closed. The streams of a session already down were forgotten
 // with it, so a late Terminated finds nothing.
 func (l *linkActor) childStopped(ctx actor.Context, who *actor.PID) {
+	if bind, ok := l.unbinding[who.Id]; ok {
+		delete(l.unbinding, who.Id)
+		l.env.log.Info("reverse forward closed at the peer's request", "peer", l.peer, "id", bind)
+		return
+	}
 	id, ok := l.streamOf[who.Id]
 	if !ok {
 		return

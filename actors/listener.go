@@ -138,7 +138,7 @@ func (l *listenerActor) openNow(c net.Conn) bool {
 	traceHop(HopListenerIn)
 	l.env.stats.countForward(l.key())
 	ran := st != nil && st.claim()
-	l.env.send(link, &openStream{conn: c, kind: l.kind, target: l.fwd.Target, forward: l.fwd.String()})
+	l.env.send(link, &openRequest{conn: c, kind: l.kind, target: l.fwd.Target, forward: l.fwd.String()})
 	if ran {
 		st.run(strandRunMax)
 	}
@@ -176,7 +176,7 @@ func (l *listenerActor) flush(ctx actor.Context) {
 	for _, w := range l.pending {
 		switch {
 		case link != nil:
-			ctx.Send(link, &openStream{conn: w.conn, kind: l.kind, target: w.target, forward: l.fwd.String(), first: w.first, reply: w.reply, opened: w.opened})
+			ctx.Send(link, &openRequest{conn: w.conn, kind: l.kind, target: w.target, forward: l.fwd.String(), first: w.first, reply: w.reply, opened: w.opened})
 		case !now.Before(w.deadline):
 			l.env.warn("no link within the open timeout; closing connection", "forward", l.fwd.String(),
 				"client", w.conn.RemoteAddr().String(), "open_timeout", l.env.cfg.OpenTimeout)

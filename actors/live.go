@@ -159,7 +159,12 @@ func (l *linkActor) unbind(ctx actor.Context, id uint32) {
 	}
 	ctx.Stop(pid)
 	delete(l.reverse, id)
-	l.env.log.Info("reverse forward closed at the peer's request", "peer", l.peer, "id", id)
+	// Logged when its listener has stopped, and so closed its socket
+	// (childStopped): a script that waits for the line may rely on it.
+	if l.unbinding == nil {
+		l.unbinding = make(map[string]uint32)
+	}
+	l.unbinding[pid.Id] = id
 }
 
 // Policies is a copy of the node's current policies.

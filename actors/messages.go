@@ -102,21 +102,21 @@ type schedFailed struct {
 	overload bool
 }
 
-// joinCarrier hands a Link a carrier that was accepted, authenticated and
+// carrierJoin hands a Link a carrier that was accepted, authenticated and
 // asked to join it.
-type joinCarrier struct {
+type carrierJoin struct {
 	done *handshakeDone
 }
 
-func (m *joinCarrier) release() { m.done.release() }
+func (m *carrierJoin) release() { m.done.release() }
 
-// retryJoin asks an accepting Link to look up a join's link again.
-type retryJoin struct {
+// joinRetry asks an accepting Link to look up a join's link again.
+type joinRetry struct {
 	done    *handshakeDone
 	attempt int
 }
 
-func (m *retryJoin) release() { m.done.release() }
+func (m *joinRetry) release() { m.done.release() }
 
 // resumeExpired says a link's resume window is over.
 type resumeExpired struct{ gen uint64 }
@@ -124,11 +124,11 @@ type resumeExpired struct{ gen uint64 }
 // ackTick asks a Link to acknowledge what arrived since its last ACKs.
 type ackTick struct{}
 
-// closeCarrier asks a Carrier to send last (a GOAWAY; may be nil) after
+// carrierClose asks a Carrier to send last (a GOAWAY; may be nil) after
 // what is queued and then close.
-type closeCarrier struct{ last *engine.Frame }
+type carrierClose struct{ last *engine.Frame }
 
-func (m *closeCarrier) release() {
+func (m *carrierClose) release() {
 	if m.last != nil {
 		m.last.Release()
 	}
@@ -164,11 +164,11 @@ func (m *dialDone) release() {
 	}
 }
 
-// redial asks a dialling Link to dial again.
-type redial struct{}
+// redialTick asks a dialling Link to dial again.
+type redialTick struct{}
 
-// openStream asks a Link to carry conn, accepted by a forward, to target.
-type openStream struct {
+// openRequest asks a Link to carry conn, accepted by a forward, to target.
+type openRequest struct {
 	conn     net.Conn
 	kind     engine.TargetKind
 	target   string
@@ -179,7 +179,7 @@ type openStream struct {
 	opened   chan error  // told nil on OPEN_OK, the reason otherwise (buffered)
 }
 
-func (m *openStream) release() { m.conn.Close() }
+func (m *openRequest) release() { m.conn.Close() }
 
 // streamEnded tells the Link a stream has ended on the wire (FIN both
 // ways, or RST): it no longer counts against the stream limit, though its
@@ -199,8 +199,8 @@ type drainOver struct{ gen uint64 }
 // keepaliveTick asks a Link to PING and to check that the peer is alive.
 type keepaliveTick struct{ gen uint64 }
 
-// redialNow asks a dialling Link that is waiting to redial to dial now.
-type redialNow struct{}
+// redialRequest asks a dialling Link that is waiting to redial to dial now.
+type redialRequest struct{}
 
 // linkAvailable tells a Listener a link came up.
 type linkAvailable struct{}

@@ -165,7 +165,11 @@ func NewNode(cfg Config) (*Node, error) {
 	if cfg.MaxPayload == 0 {
 		cfg.MaxPayload = engine.DefaultMaxPayload
 	}
-	if cfg.AllowListen == nil {
+	switch {
+	case cfg.AllowListen != nil:
+	case cfg.AcceptStream != nil: // the library's: it listens for no one
+		cfg.AllowListen = forward.MustTargetPolicy()
+	default:
 		cfg.AllowListen = forward.LoopbackTargets
 	}
 	if cfg.MaxSkew == 0 {
@@ -347,6 +351,13 @@ func (n *Node) OpenStream(ctx context.Context, conn net.Conn, target string) err
 		conn.Close()
 		return fmt.Errorf("dial stream %q: %w", target, err)
 	}
+	return n.openThrough(ctx, conn, target)
+}
+
+// openThrough is OpenStream once target is known to be one: it hands conn
+// to DialStream's Listener, which waits for a link, and waits for the
+// peer's answer.
+func (n *Node) openThrough(ctx context.Context, conn net.Conn, target string) error {
 	if err := ctx.Err(); err != nil {
 		conn.Close()
 		return err
@@ -391,7 +402,7 @@ func (n *Node) Redial() {
 	n.env.mu.Lock()
 	defer n.env.mu.Unlock()
 	for _, pid := range n.env.linkPIDs {
-		n.env.send(pid, &redialNow{})
+		n.env.send(pid, &redialRequest{})
 	}
 }
 

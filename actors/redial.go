@@ -26,6 +26,8 @@ func (l *linkActor) retry(err error) {
 	cfg := &l.env.cfg
 	var fatal error
 	switch {
+	case l.gen == 0 && cfg.SingleSession:
+		fatal = err
 	case l.gen == 0 && cfg.FailFast && permanentError(err):
 		fatal = err
 	case cfg.MaxRetries > 0 && l.failures > cfg.MaxRetries:
@@ -67,5 +69,5 @@ func (l *linkActor) scheduleRedial() {
 	l.backoff = min(2*l.backoff, l.env.cfg.MaxBackoff)
 	l.env.log.Info("link redial scheduled", "peer", l.peer, "in", d.Round(time.Millisecond))
 	self := l.self
-	l.timer = time.AfterFunc(d, func() { l.env.send(self, &redial{}) })
+	l.timer = time.AfterFunc(d, func() { l.env.send(self, &redialTick{}) })
 }

@@ -114,43 +114,56 @@ func TestRelaySeesNoCleartext(t *testing.T) {
 	}
 }
 
-// TestRelayFlipsABit: a bit flipped by the relay after the handshake
-// ends the link with "integrity check failed", logged on both sides, and
-// no altered byte reaches the target: what it got is a prefix of what was
-// sent.
+// TestRelayFlipsABit: on a link keyed by a pre-shared key (NNpsk0) and
+// on one keyed by identities (XX), a bit flipped by the relay after the
+// handshake ends the link with "integrity check failed", logged on both
+// sides, and no altered byte reaches the target: what it got is a prefix
+// of what was sent.
 func TestRelayFlipsABit(t *testing.T) {
 	payload := knownPayload(4 << 20)
-	target := newSink(t)
-	p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{fwd(t, target.addr)}, Proxy: true, Key: secureKey})
-	const at = 300 << 10 // well past the handshake, inside the payload
-	var once sync.Once
-	p.Proxy.SetTap(func(toTarget bool, off int64, b []byte) {
-		if toTarget && off <= at && at < off+int64(len(b)) {
-			once.Do(func() { b[at-off] ^= 0x10 })
-		}
-	})
-	c := testkit.Dial(t, p.B.ForwardAddrs()[0])
-	go func() { _, _ = c.Write(payload) }()
-	integrity := func(r testkit.Record) bool {
-		return strings.Contains(fmt.Sprint(r.Attrs), "integrity check failed")
-	}
-	p.ALog.Wait(t, 20*time.Second, "the accepter to report the bad record", integrity)
-	p.BLog.Wait(t, 20*time.Second, "the dialer to be told", integrity)
-	select {
-	case <-target.done: // the stream ended with the link
-	case <-time.After(20 * time.Second):
-		t.Fatal("the target's stream did not end")
-	}
-	got := target.bytes()
-	if !bytes.HasPrefix(payload, got) {
-		i := 0
-		for i < len(got) && got[i] == payload[i] {
-			i++
-		}
-		t.Fatalf("the target got an altered byte at %d of %d", i, len(got))
-	}
-	if len(got) >= len(payload) {
-		t.Fatalf("the target got all %d bytes: the flip went unnoticed", len(got))
+	for _, tc := range []struct {
+		name string
+		cfg  func(t *testing.T, pc *testpair.Config)
+	}{
+		{"psk", func(_ *testing.T, pc *testpair.Config) { pc.Key = secureKey }},
+		{"identities", func(t *testing.T, pc *testpair.Config) { pc.A, pc.B, _ = identityPair(t) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			target := newSink(t)
+			pc := testpair.Config{BForwards: []forward.Forward{fwd(t, target.addr)}, Proxy: true}
+			tc.cfg(t, &pc)
+			p := testpair.New(t, pc)
+			const at = 300 << 10 // well past the handshake, inside the payload
+			var once sync.Once
+			p.Proxy.SetTap(func(toTarget bool, off int64, b []byte) {
+				if toTarget && off <= at && at < off+int64(len(b)) {
+					once.Do(func() { b[at-off] ^= 0x10 })
+				}
+			})
+			c := testkit.Dial(t, p.B.ForwardAddrs()[0])
+			go func() { _, _ = c.Write(payload) }()
+			integrity := func(r testkit.Record) bool {
+				return strings.Contains(fmt.Sprint(r.Attrs), "integrity check failed")
+			}
+			p.ALog.Wait(t, 20*time.Second, "the accepter to report the bad record", integrity)
+			p.BLog.Wait(t, 20*time.Second, "the dialer to be told", integrity)
+			select {
+			case <-target.done: // the stream ended with the link
+			case <-time.After(20 * time.Second):
+				t.Fatal("the target's stream did not end")
+			}
+			got := target.bytes()
+			if !bytes.HasPrefix(payload, got) {
+				i := 0
+				for i < len(got) && got[i] == payload[i] {
+					i++
+				}
+				t.Fatalf("the target got an altered byte at %d of %d", i, len(got))
+			}
+			if len(got) >= len(payload) {
+				t.Fatalf("the target got all %d bytes: the flip went unnoticed", len(got))
+			}
+		})
 	}
 }
 

@@ -250,7 +250,7 @@ func (s *Share) Addr() net.Addr { return s.ln.Addr() }
 func (s *Share) Node() *Node { return s.node }
 
 // Redial makes an upstream that is waiting to redial dial now.
-func (s *Share) Redial() { s.node.env.send(s.hub, &redialNow{}) }
+func (s *Share) Redial() { s.node.env.send(s.hub, &redialRequest{}) }
 
 // Stats are the share's counters now.
 func (s *Share) Stats() ShareStats {
@@ -370,7 +370,7 @@ func (h *shareHub) Receive(ctx actor.Context) {
 		h.stuck(ctx, m)
 	case *dropReport:
 		h.reportDrops()
-	case *redialNow:
+	case *redialRequest:
 		ctx.Send(h.upstream, m)
 	case *actor.Terminated:
 		if c := h.clients[m.Who.Id]; c != nil {

@@ -167,12 +167,12 @@ func (u *shareUpstream) Receive(ctx actor.Context) {
 			return
 		}
 		u.sessionUp(ctx, m.conn)
-	case *redial:
+	case *redialTick:
 		u.timer = nil
 		if !u.closing && !u.live && u.cancel == nil && u.running == 0 {
 			u.startDial()
 		}
-	case *redialNow:
+	case *redialRequest:
 		if u.timer != nil && u.timer.Stop() {
 			u.timer = nil
 			u.backoff = u.cfg.Backoff
@@ -215,7 +215,7 @@ func (u *shareUpstream) scheduleRedial() {
 	u.backoff = min(2*u.backoff, u.cfg.MaxBackoff)
 	u.env.log.Info("upstream redial scheduled", "upstream", u.up.String(), "in", d.Round(time.Millisecond))
 	self := u.self
-	u.timer = time.AfterFunc(d, func() { u.env.send(self, &redial{}) })
+	u.timer = time.AfterFunc(d, func() { u.env.send(self, &redialTick{}) })
 }
 
 // closeConn closes a connection: an exec: one off the actor, since closing

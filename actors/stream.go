@@ -64,6 +64,7 @@ type streamActor struct {
 	hup        bool               // the poller saw the socket's end (or an error): read on to it
 	small      bool               // the last read was small: the next starts small (smallRead)
 	sio        *streamIO          // the socket's non-blocking reads and writes
+	local      *localPipe         // the library's: the application's end instead of a socket (local.go)
 	out        []*engine.Buffer   // bytes for the socket until the flush (or, accepter, the dial); the stream owns them
 	cancel     context.CancelFunc // the dial's
 }
@@ -98,6 +99,8 @@ func (s *streamActor) receive(ctx actor.Context) {
 		}
 	case *dataIn:
 		s.waited(ctx, m)
+	case *localWake:
+		s.localWoken(ctx)
 	case *wrote:
 		s.consumed(ctx, m.n, m.queued)
 	case *writerExit:
@@ -141,6 +144,10 @@ func (s *streamActor) start(ctx actor.Context) {
 		s.out = append(s.out, b) // the stream's until written
 	}
 	f.Release()
+	if s.env.cfg.AcceptStream != nil { // the library's: the application takes it
+		s.acceptLocal(ctx)
+		return
+	}
 	if s.proxyHere { // the target is a proxy served here, at the far end of a pipe
 		near, proxyEnd := net.Pipe()
 		env, policy := s.env, s.policy
@@ -238,12 +245,18 @@ func (s *streamActor) fromPeer(ctx actor.Context, f *engine.Frame) {
 		r, _ := engine.ParseReason(f.Bytes())
 		s.env.log.Debug("stream reset by peer", "stream", s.id, "target", s.target, "reason", r.String())
 		f.Release()
+		if s.local != nil {
+			s.local.setWhy(&ResetError{Reason: r})
+		}
 		s.abort(ctx)
 	case engine.TypeOpenFail:
 		r, _ := engine.ParseReason(f.Bytes())
 		f.Release()
 		s.env.warn("peer could not open stream", cause(r.Code.String()), "stream", s.id, "target", s.target, "reason", r.String())
 		tellOpened(s.opened, &OpenError{Reason: r})
+		if s.local != nil {
+			s.local.setWhy(&OpenError{Reason: r})
+		}
 		if s.reply != nil { // a -D client: tell it why, then close
 			b := bufferOf(s.reply.fail(r.Code))
 			s.reply = nil

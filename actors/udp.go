@@ -135,7 +135,7 @@ func (u *udpListener) datagram(ctx actor.Context, m *datagramIn) {
 		u.sessions[key] = s
 		u.env.stats.countForward(ForwardKey(u.fwd))
 		u.env.log.Debug("UDP session", "forward", u.fwd.String(), "client", key)
-		ctx.Send(link, &openStream{conn: s, kind: u.kind, target: u.fwd.Target, forward: u.fwd.String(), datagram: true})
+		ctx.Send(link, &openRequest{conn: s, kind: u.kind, target: u.fwd.Target, forward: u.fwd.String(), datagram: true})
 		u.arm()
 	}
 	s.deliver(m.buf)

@@ -14,11 +14,13 @@ import (
 )
 
 // CarrierKinds are the carriers SockmuxOver knows: each a scheme.
-var CarrierKinds = []string{"tcp", "ws", "tls", "wss"}
+var CarrierKinds = []string{"tcp", "ws", "tls", "wss", "quic"}
 
 // SockmuxOver is the sockmux system with its one carrier of the given kind
-// (one of CarrierKinds): tcp:// (what Sockmux uses), ws://, or tls:// and
-// wss:// with a certificate the far node generates and the near one pins.
+// (one of CarrierKinds): tcp:// (what Sockmux uses), ws://, or tls://,
+// wss:// and quic:// with a certificate the far node generates and the
+// near one pins. A quic:// carrier cannot cross Options' path (the
+// emulator relays TCP): see MeasureCarrierPath for a lossy one.
 // Its name is "sockmux-" and the kind. The carrier crosses o's path, if
 // any, as Sockmux's does.
 func SockmuxOver(kind string) System {
@@ -57,21 +59,16 @@ func newSockmuxOver(kind, target string, o Options) (_ Tunnel, err error) {
 	case "tcp":
 	case "ws":
 		path = carrierPath
-	case "tls", "wss":
+	case "tls", "wss", "quic":
 		if kind == "wss" {
 			path = carrierPath
 		}
-		if s.stateDir, err = os.MkdirTemp("", "sockmux-bench-tls"); err != nil {
+		if kind == "quic" && o.emulated() {
+			return nil, fmt.Errorf("sockmux over quic: the emulator relays TCP only")
+		}
+		if s.stateDir, listenOpts, dialOpts, err = pinnedTLS(); err != nil {
 			return nil, err
 		}
-		cfg := carriers.TLSConfig{StateDir: s.stateDir}
-		fp, err := cfg.ServerFingerprint()
-		if err != nil {
-			os.RemoveAll(s.stateDir)
-			return nil, err
-		}
-		listenOpts = []carriers.Option{carriers.WithTLS(cfg), carriers.WithLogger(nil)}
-		dialOpts = []carriers.Option{carriers.WithTLS(carriers.TLSConfig{Fingerprint: fp})}
 	default:
 		return nil, fmt.Errorf("no carrier kind %q (want one of %s)", kind, strings.Join(CarrierKinds, ", "))
 	}
@@ -131,3 +128,20 @@ func newSockmuxOver(kind, target string, o Options) (_ Tunnel, err error) {
 }
 
 func (s *sockmuxOver) addrOr(kind string) string { return "sockmux over " + kind }
+
+// pinnedTLS makes a state directory (the caller removes it) where a TLS
+// listener generates its certificate, and the options of a listener using
+// it and of a dialler pinning it.
+func pinnedTLS() (dir string, listen, dial []carriers.Option, err error) {
+	if dir, err = os.MkdirTemp("", "sockmux-bench-tls"); err != nil {
+		return "", nil, nil, err
+	}
+	cfg := carriers.TLSConfig{StateDir: dir}
+	fp, err := cfg.ServerFingerprint()
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, nil, err
+	}
+	return dir, []carriers.Option{carriers.WithTLS(cfg), carriers.WithLogger(nil)},
+		[]carriers.Option{carriers.WithTLS(carriers.TLSConfig{Fingerprint: fp}), carriers.WithLogger(nil)}, nil
+}

@@ -35,12 +35,12 @@ const DialTimeout = 10 * time.Second
 //	comm:PATH                    a unix socket or a character device (tty, serial line)
 //	ws://host[:port]/path        a WebSocket (binary messages) over TCP, port 80 by default
 //	wss://host[:port]/path       a WebSocket over TLS 1.3 (WithTLS as tls://, or the system's roots), port 443 by default
-//	fifo:READ_PATH,WRITE_PATH    a pair of named pipes
-//	comm:PATH                    a unix socket or a character device (tty, serial line)
+//	quic://host:port             a QUIC stream over UDP, TLS 1.3 inside QUIC (WithTLS as tls://)
 //	exec:COMMAND                 the stdin and stdout of a command run with sh -c
 //
 // tcp, tls, ws and wss dial through the proxy of WithProxy or
-// WithProxyFromEnvironment, if any. An address that does not parse is
+// WithProxyFromEnvironment, if any; quic, on UDP, refuses WithProxy and
+// ignores the environment's. An address that does not parse is
 // ErrBadAddress; a TLS configuration that cannot work is ErrTLSConfig; a
 // proxy URL that does not parse is ErrBadProxy.
 func NewDialer(addr string, opts ...Option) (Dialer, error) {
@@ -49,6 +49,9 @@ func NewDialer(addr string, opts ...Option) (Dialer, error) {
 		return nil, err
 	}
 	o := newOptions(opts)
+	if a.scheme == "quic" { // UDP: no proxy of the environment applies
+		return newQUICDialer(a, o)
+	}
 	nd := netDialer{binds: o.binds}
 	if a.hostport != "" {
 		if nd.proxy, err = o.proxy.forAddr(a.scheme, a.hostport); err != nil {
@@ -93,6 +96,8 @@ func Listen(addr string, opts ...Option) (net.Listener, error) {
 		return listenTLS(a.hostport, o)
 	case "ws", "wss":
 		return listenWS(a, o)
+	case "quic":
+		return listenQUIC(a, o)
 	case "fifo":
 		return listenFifo(a.rpath, a.wpath)
 	case "comm":
@@ -103,8 +108,8 @@ func Listen(addr string, opts ...Option) (net.Listener, error) {
 	return nil, fmt.Errorf("%w %q: %s has no listener (the stdio command serves it)", ErrBadAddress, addr, a.scheme)
 }
 
-// IsLoopback tells whether ADDR only reaches this machine: a tcp, tls, ws
-// or wss address whose host is "localhost" or a loopback IP, or any fifo:, comm:,
+// IsLoopback tells whether ADDR only reaches this machine: a tcp, tls, ws,
+// wss or quic address whose host is "localhost" or a loopback IP, or any fifo:, comm:,
 // exec: or stdio address. An empty host, 0.0.0.0, :: and every other name
 // or IP are not loopback (names other than localhost are not resolved).
 func IsLoopback(addr string) (bool, error) {
@@ -131,7 +136,7 @@ func IsLoopback(addr string) (bool, error) {
 // for what does not parse.
 func TCPAddress(addr string) string {
 	a, err := parse(addr)
-	if err != nil {
+	if err != nil || a.scheme == "quic" {
 		return ""
 	}
 	return a.hostport
@@ -139,8 +144,8 @@ func TCPAddress(addr string) string {
 
 // address is a parsed carrier address.
 type address struct {
-	scheme       string // tcp, tls, ws, wss, fifo, comm, exec, stdio
-	hostport     string // tcp, tls, ws, wss
+	scheme       string // tcp, tls, ws, wss, quic, fifo, comm, exec, stdio
+	hostport     string // tcp, tls, ws, wss, quic
 	wsPath       string // ws, wss: the path, "/" at least, unescaped
 	wsURI        string // ws, wss: the path as sent, escaped
 	rpath, wpath string // fifo
@@ -186,7 +191,7 @@ func parse(addr string) (address, error) {
 	}
 	var wsPath, wsURI string
 	switch scheme {
-	case "tcp", "tls":
+	case "tcp", "tls", "quic":
 	case "ws", "wss":
 		u, err := url.Parse(addr)
 		if err != nil {
@@ -207,7 +212,7 @@ func parse(addr string) (address, error) {
 			wsPath, wsURI = "/", "/"
 		}
 	default:
-		return bad("unknown scheme %q (want tcp, tls, ws, wss, fifo, comm or exec)", scheme)
+		return bad("unknown scheme %q (want tcp, tls, ws, wss, quic, fifo, comm or exec)", scheme)
 	}
 	_, port, err := net.SplitHostPort(hostport)
 	if err != nil {

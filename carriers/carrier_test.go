@@ -27,6 +27,8 @@ func TestAddresses(t *testing.T) {
 		{"ws://127.0.0.1:9000/tunnel", nil},
 		{"wss://127.0.0.1:9000/tunnel", nil}, // the system's roots
 		{"ws://127.0.0.1:9000/x?y", ErrBadAddress},
+		{"quic://127.0.0.1:9000", ErrTLSConfig}, // neither a CA nor a fingerprint
+		{"quic://127.0.0.1", ErrBadAddress},
 		{"fifo:/tmp/a,/tmp/b", nil},
 		{"fifo:/tmp/a", ErrBadAddress},
 		{"fifo:/tmp/a,", ErrBadAddress},
@@ -89,6 +91,9 @@ func TestIsLoopback(t *testing.T) {
 		{"wss://localhost/tunnel", true},
 		{"ws://0.0.0.0:9000/", false},
 		{"wss://example.com/tunnel", false},
+		{"quic://[::1]:9000", true},
+		{"quic://localhost:9000", true},
+		{"quic://0.0.0.0:9000", false},
 		{":9000", false},
 		{"0.0.0.0:9000", false},
 		{"[::]:9000", false},
@@ -151,9 +156,10 @@ func TestDialCancelled(t *testing.T) {
 		"tcp://127.0.0.1:1",
 		"ws://127.0.0.1:1/x",
 		"wss://127.0.0.1:1/x",
+		"quic://127.0.0.1:1",
 	} {
 		t.Run(addr, func(t *testing.T) {
-			c, err := mustDialer(t, addr).Dial(ctx)
+			c, err := mustDialer(t, addr, WithTLS(TLSConfig{Fingerprint: strings.Repeat("ab", 32)})).Dial(ctx)
 			if err == nil {
 				c.Close()
 				t.Fatal("Dial succeeded")

@@ -23,6 +23,11 @@
 //	                             TLSConfig of tls://; without a CA file or a
 //	                             fingerprint the dialler verifies against the
 //	                             system's roots.
+//	quic://host:port             one bidirectional QUIC stream over UDP
+//	                             (quic-go), TLS 1.3 inside QUIC with the
+//	                             TLSConfig of tls://. A listener is one UDP
+//	                             socket; a carrier follows its peer's new
+//	                             address after a NAT rebinding.
 //	fifo:READ_PATH,WRITE_PATH    a pair of named pipes, made when absent; the
 //	                             peer names the same two in the other order.
 //	comm:PATH                    one bidirectional file: a unix socket (made by

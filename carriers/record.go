@@ -5,13 +5,20 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // RecordSealer seals plaintext into the records of a keyed carrier
 // (engine.RecordSealer).
 type RecordSealer interface {
 	Seal(dst, p []byte) ([]byte, error)
+	// SealBuffers seals the concatenation of bufs, or its first max
+	// bytes, gathering each record's plaintext into dst and sealing it
+	// there; it says how much plaintext it took.
+	SealBuffers(dst []byte, bufs [][]byte, max int) ([]byte, int, error)
 }
 
 // RecordOpener opens the records at the start of src, in order
@@ -26,9 +33,15 @@ type RecordOpener interface {
 // records of the largest size.
 const sealedReadBuffer = 256 << 10
 
-// sealedWriteChunk bounds the plaintext sealed per write, so a big batch
-// does not need a sealed copy of its whole size.
-const sealedWriteChunk = 1 << 20
+// maxSealedRecord is the longest record on the wire: its length and the
+// most its u16 length can say (engine.MaxRecordLen).
+const maxSealedRecord = 2 + 1<<16 - 1
+
+// sealedWriteChunk bounds the plaintext sealed per write: a few
+// full-size records, one syscall, and a sealed buffer small enough to
+// stay in the CPU's cache between the sealing and the write that copies
+// it into the kernel.
+const sealedWriteChunk = 256 << 10 // four records of the largest size
 
 // Sealed wraps conn so that what is written is sealed into records and
 // what is read is opened from them. buffered is what was read from conn
@@ -47,14 +60,17 @@ type sealedConn struct {
 	o RecordOpener
 
 	rmu   sync.Mutex
-	raw   []byte // read from conn, not opened yet
+	raw   []byte // read from conn; raw[rpos:] is not opened yet
+	rpos  int
 	plain []byte // opened, not returned yet: plain[pos:]
 	pos   int
 	rerr  error // a record that did not open: sticky
 
-	wmu  sync.Mutex
-	wbuf []byte
-	werr error // a write cut inside a record: sticky
+	wmu     sync.Mutex
+	wbuf    []byte // sealed records; pending is what of them is not written yet
+	pending []byte
+	werr    error        // a record that could not be sealed: sticky
+	wdl     atomic.Int64 // the write deadline, Unix ns (0: none)
 }
 
 // Read returns opened bytes, reading and opening records as needed.
@@ -68,10 +84,10 @@ func (c *sealedConn) Read(p []byte) (int, error) {
 		if c.rerr != nil {
 			return 0, c.rerr
 		}
-		if len(c.raw) > 0 {
+		if c.rpos < len(c.raw) {
 			// Straight into p when the next records fit: no copy.
-			out, used, err := c.o.Decode(p[:0], c.raw, len(p))
-			c.raw = c.raw[:copy(c.raw, c.raw[used:])]
+			out, used, err := c.o.Decode(p[:0], c.raw[c.rpos:], len(p))
+			c.rpos += used
 			if err != nil {
 				c.rerr = err
 			}
@@ -82,15 +98,23 @@ func (c *sealedConn) Read(p []byte) (int, error) {
 				continue
 			}
 		}
-		plain, used, err := c.o.Decode(c.plain[:0], c.raw, -1)
+		plain, used, err := c.o.Decode(c.plain[:0], c.raw[c.rpos:], -1)
 		c.plain, c.pos = plain, 0
-		c.raw = c.raw[:copy(c.raw, c.raw[used:])]
+		c.rpos += used
 		if err != nil {
 			c.rerr = err
 			continue // what opened before the bad record is returned first
 		}
 		if len(c.plain) > 0 {
 			break
+		}
+		// What is left is the start of a record. It moves to the front
+		// only when the room behind it could not hold a whole one, so
+		// that most reads move nothing.
+		if c.rpos == len(c.raw) {
+			c.raw, c.rpos = c.raw[:0], 0
+		} else if cap(c.raw)-len(c.raw) < maxSealedRecord {
+			c.raw, c.rpos = c.raw[:copy(c.raw, c.raw[c.rpos:])], 0
 		}
 		if len(c.raw) == cap(c.raw) { // cannot happen: a record fits twice
 			c.rerr = errors.New("sealed carrier: record larger than the read buffer")
@@ -101,7 +125,7 @@ func (c *sealedConn) Read(p []byte) (int, error) {
 		if n > 0 {
 			continue
 		}
-		if err == io.EOF && len(c.raw) > 0 {
+		if err == io.EOF && c.rpos < len(c.raw) {
 			err = fmt.Errorf("%w: the carrier ended inside a record", io.ErrUnexpectedEOF)
 		}
 		if err != nil {
@@ -113,12 +137,51 @@ func (c *sealedConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// WriteBuffers seals the concatenation of bufs (a carrier writer's batch
+// of frame headers and payloads) into records and writes them, one write
+// per sealedWriteChunk: the plaintext is gathered straight into the
+// sealed buffer and sealed in place, with no flat copy of the batch first
+// (the carrier writer uses this instead of Write). It consumes bufs, as
+// net.Buffers.WriteTo does.
+func (c *sealedConn) WriteBuffers(bufs [][]byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.writable(); err != nil {
+		return 0, err
+	}
+	done := 0
+	for {
+		var (
+			n   int
+			err error
+		)
+		if c.wbuf, n, err = c.s.SealBuffers(c.wbuf[:0], bufs, sealedWriteChunk); err != nil {
+			c.werr = err
+			return done, err
+		}
+		if n == 0 {
+			return done, nil
+		}
+		done += n
+		if err := c.send(); err != nil {
+			return done, err
+		}
+		for n > 0 { // drop what was sealed
+			k := min(n, len(bufs[0]))
+			bufs[0], n = bufs[0][k:], n-k
+			if len(bufs[0]) == 0 {
+				bufs = bufs[1:]
+			}
+		}
+	}
+}
+
 // Write seals p into records and writes them.
 func (c *sealedConn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.werr != nil {
-		return 0, c.werr
+	if err := c.writable(); err != nil {
+		return 0, err
 	}
 	done := 0
 	for done < len(p) {
@@ -128,14 +191,63 @@ func (c *sealedConn) Write(p []byte) (int, error) {
 			c.werr = err
 			return done, err
 		}
-		if _, err := c.Conn.Write(c.wbuf); err != nil {
-			c.werr = fmt.Errorf("sealed carrier: a record cut by a failed write: %w", err)
+		done += len(chunk)
+		if err := c.send(); err != nil {
 			return done, err
 		}
-		done += len(chunk)
-	}
-	if cap(c.wbuf) > 2*sealedWriteChunk {
-		c.wbuf = nil
 	}
 	return done, nil
+}
+
+// writable is nil when a write may seal more: no sealing failure, the
+// write deadline not passed (checked here, so that a write that could not
+// go out seals nothing: a record sealed is a nonce spent), and the
+// records a failed write left over written first.
+func (c *sealedConn) writable() error {
+	if c.werr != nil {
+		return c.werr
+	}
+	if dl := c.wdl.Load(); dl != 0 && time.Now().UnixNano() >= dl {
+		return os.ErrDeadlineExceeded
+	}
+	for len(c.pending) > 0 {
+		n, err := c.Conn.Write(c.pending)
+		c.pending = c.pending[n:]
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// send writes the records in wbuf. Those a failed write (a deadline that
+// passed meanwhile) did not take stay pending and go first next time: they
+// are sealed, their nonces spent, and their plaintext was counted as
+// written, so the stream stays whole.
+func (c *sealedConn) send() error {
+	n, err := c.Conn.Write(c.wbuf)
+	if err != nil {
+		c.pending = c.wbuf[n:]
+	}
+	return err
+}
+
+// SetDeadline sets both deadlines, and notes the write one.
+func (c *sealedConn) SetDeadline(t time.Time) error {
+	c.noteWriteDeadline(t)
+	return c.Conn.SetDeadline(t)
+}
+
+// SetWriteDeadline sets the write deadline, and notes it.
+func (c *sealedConn) SetWriteDeadline(t time.Time) error {
+	c.noteWriteDeadline(t)
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c *sealedConn) noteWriteDeadline(t time.Time) {
+	if t.IsZero() {
+		c.wdl.Store(0)
+		return
+	}
+	c.wdl.Store(t.UnixNano())
 }

@@ -1,7 +1,7 @@
 package carriers
 
-// Scheme names the kind of carrier ADDR is: tcp, tls, ws, wss, fifo, comm, exec or
-// stdio. An address that does not parse is ErrBadAddress.
+// Scheme names the kind of carrier ADDR is: tcp, tls, ws, wss, quic, fifo,
+// comm, exec or stdio. An address that does not parse is ErrBadAddress.
 func Scheme(addr string) (string, error) {
 	a, err := parse(addr)
 	if err != nil {
@@ -15,5 +15,5 @@ func Scheme(addr string) (string, error) {
 // parse.
 func UsesTLS(addr string) bool {
 	s, err := Scheme(addr)
-	return err == nil && (s == "tls" || s == "wss")
+	return err == nil && (s == "tls" || s == "wss" || s == "quic")
 }

@@ -4,14 +4,17 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -389,4 +392,126 @@ func TestWSScheme(t *testing.T) {
 	if s, err := Scheme("ws://h/x"); s != "ws" || err != nil {
 		t.Errorf("Scheme(ws://h/x) = %q, %v", s, err)
 	}
+}
+
+// TestWSCutMidMessage: a peer's connection that ends part-way through a
+// binary message's payload gives the reader at most the bytes the peer
+// meant, never the message's bytes as they were on the wire. A client's
+// frames are masked, and the library returns the bytes of a payload read
+// that failed before unmasking them: taken as data, they once completed a
+// frame in progress with garbage (a link resumed over ws:// delivered
+// corrupt stream bytes and read its next header out of step). Both ends
+// are tried, against a peer written by hand that sends a frame's header
+// and cut bytes of its payload, then closes.
+func TestWSCutMidMessage(t *testing.T) {
+	const size = 1000
+	plain := make([]byte, size)
+	fill(plain, 0)
+	key := [4]byte{0x5a, 0xa5, 0x3c, 0xc3} // no zero byte: every masked byte differs
+	for _, cut := range []int{1, 500, size - 1} {
+		for _, end := range []string{"accepted", "dialled"} {
+			t.Run(fmt.Sprintf("%s/%d", end, cut), func(t *testing.T) {
+				var c net.Conn
+				if end == "accepted" {
+					c = wsCutByClient(t, plain[:cut], size, key)
+				} else {
+					c = wsCutByServer(t, plain[:cut], size)
+				}
+				_ = c.SetReadDeadline(time.Now().Add(20 * time.Second)) // hang guard
+				got, err := io.ReadAll(c)
+				if !bytes.HasPrefix(plain[:cut], got) {
+					t.Fatalf("read %d bytes that are not what the peer sent (first %x, want %x)", len(got), got[:min(8, len(got))], plain[:min(8, len(got))])
+				}
+				if err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+					t.Fatalf("read %d bytes and %v: a message cut short must end the carrier with an error", len(got), err)
+				}
+			})
+		}
+	}
+}
+
+// wsCutByClient returns the accepted end of a ws:// carrier whose client,
+// written by hand, upgrades, sends the header of a masked binary frame of
+// size bytes and then only part, and closes.
+func wsCutByClient(t testing.TB, part []byte, size int, key [4]byte) net.Conn {
+	t.Helper()
+	ln := listen(t, "ws://127.0.0.1:0/link", WithLogger(nil))
+	ach := acceptAsync(t, ln)
+	raw, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	fmt.Fprintf(raw, "GET /link HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n", wsTestKey)
+	resp, err := http.ReadResponse(bufio.NewReader(raw), nil) // the server sends nothing after its 101
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	frame := append(wsTestHeader(size, true), key[:]...)
+	for i, b := range part {
+		frame = append(frame, b^key[i%4])
+	}
+	if _, err := raw.Write(frame); err != nil {
+		t.Fatal(err)
+	}
+	a := <-ach
+	if a.err != nil {
+		t.Fatalf("Accept: %v", a.err)
+	}
+	t.Cleanup(func() { a.c.Close() })
+	return a.c
+}
+
+// wsCutByServer returns the dialled end of a ws:// carrier whose server,
+// written by hand, answers the upgrade, sends the header of a binary frame
+// of size bytes and then only part, and closes.
+func wsCutByServer(t testing.TB, part []byte, size int) net.Conn {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	served := make(chan error, 1)
+	go func() {
+		raw, err := ln.Accept()
+		if err != nil {
+			served <- err
+			return
+		}
+		defer raw.Close()
+		req, err := http.ReadRequest(bufio.NewReader(raw))
+		if err != nil {
+			served <- err
+			return
+		}
+		sum := sha1.Sum([]byte(req.Header.Get("Sec-WebSocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+		fmt.Fprintf(raw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+			"Sec-WebSocket-Accept: %s\r\n\r\n", base64.StdEncoding.EncodeToString(sum[:]))
+		_, err = raw.Write(append(wsTestHeader(size, false), part...))
+		served <- err
+	}()
+	c, err := mustDialer(t, "ws://"+ln.Addr().String()+"/link").Dial(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := <-served; err != nil {
+		t.Fatalf("the server: %v", err)
+	}
+	return c
+}
+
+// wsTestKey is RFC 6455's sample Sec-WebSocket-Key.
+const wsTestKey = "dGhlIHNhbXBsZSBub25jZQ=="
+
+// wsTestHeader is the header of a final binary frame of size bytes
+// (126..65535), with the mask bit set when masked (the key follows).
+func wsTestHeader(size int, masked bool) []byte {
+	h := []byte{0x82, 126, byte(size >> 8), byte(size)}
+	if masked {
+		h[1] |= 0x80
+	}
+	return h
 }

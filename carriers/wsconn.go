@@ -116,6 +116,18 @@ func (c *wsConn) pumpMessages() error {
 				return net.ErrClosed
 			}
 			n, err := r.Read(space)
+			if err != nil && err != io.EOF {
+				// A read that fails part-way through a frame's payload
+				// returns the bytes it got still masked: the library
+				// (coder/websocket v1.8, msgReader.read) returns before
+				// it unmasks them. Taken as data they were garbage that
+				// could complete a frame in progress, which the link
+				// would deliver and acknowledge, and whose end put the
+				// frame reader out of step. The carrier is dead either
+				// way: nothing is lost by dropping them, as the peer
+				// sends again what was not acknowledged.
+				n = 0
+			}
 			if n > 0 {
 				c.mu.Lock()
 				c.count += n

@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"github.com/flynn/noise"
 )
@@ -44,7 +45,7 @@ const (
 // RecordSealer seals one direction of a carrier into records. It is used by one
 // goroutine at a time.
 type RecordSealer struct {
-	cs         *noise.CipherState
+	c          recordCipher
 	since      uint64 // plaintext sealed under the current key
 	rekeyEvery uint64
 	// Rekeys counts the rekeys so far.
@@ -53,13 +54,13 @@ type RecordSealer struct {
 
 // NewRecordSealer seals with cs, rekeying every RekeyBytes.
 func NewRecordSealer(cs *noise.CipherState) *RecordSealer {
-	return &RecordSealer{cs: cs, rekeyEvery: RekeyBytes}
+	return &RecordSealer{c: newRecordCipher(cs), rekeyEvery: RekeyBytes}
 }
 
 // NewRecordSealerRekey is NewRecordSealer with another rekey interval, for tests of
 // the rekey itself; both ends of a direction must use the same.
 func NewRecordSealerRekey(cs *noise.CipherState, every uint64) *RecordSealer {
-	return &RecordSealer{cs: cs, rekeyEvery: every}
+	return &RecordSealer{c: newRecordCipher(cs), rekeyEvery: every}
 }
 
 // Seal appends to dst the records that carry p, each of at most
@@ -73,17 +74,66 @@ func (s *RecordSealer) Seal(dst, p []byte) ([]byte, error) {
 		start := len(dst)
 		dst = binary.BigEndian.AppendUint16(dst, uint16(n+RecordTagLen))
 		var err error
-		dst, err = s.cs.Encrypt(dst, dst[start:start+RecordHeaderLen], p[:n])
+		dst, err = s.c.seal(dst, dst[start:start+RecordHeaderLen], p[:n])
 		if err != nil {
 			return dst[:start], fmt.Errorf("sealing a record: %w", err)
 		}
 		p = p[n:]
 		if s.since += uint64(n); s.since >= s.rekeyEvery {
-			s.cs.Rekey()
+			s.c.rekey()
 			s.since, s.Rekeys = 0, s.Rekeys+1
 		}
 	}
 	return dst, nil
+}
+
+// SealBuffers appends to dst the records that carry the concatenation of
+// bufs, or its first max bytes (max < 0: all of it), and returns dst and
+// how many bytes of plaintext it sealed. Each record's plaintext is
+// gathered into dst behind its length and sealed there, in place, so a
+// batch of frames costs one copy (into dst) beside the cipher, and dst,
+// reused, is the only buffer: no allocation once it has grown. bufs is not
+// changed.
+func (s *RecordSealer) SealBuffers(dst []byte, bufs [][]byte, max int) ([]byte, int, error) {
+	total := 0
+	for _, b := range bufs {
+		total += len(b)
+	}
+	if max >= 0 && max < total {
+		total = max
+	}
+	sealed, i, off := 0, 0, 0 // bufs[i][off:] is next
+	for sealed < total {
+		n := min(total-sealed, MaxRecordPlaintext)
+		if left := s.rekeyEvery - s.since; uint64(n) > left {
+			n = int(left) // a record never straddles a rekey
+		}
+		start := len(dst)
+		dst = slices.Grow(dst, RecordHeaderLen+n+RecordTagLen)
+		dst = binary.BigEndian.AppendUint16(dst, uint16(n+RecordTagLen))
+		body := start + RecordHeaderLen
+		for len(dst) < body+n {
+			if off == len(bufs[i]) {
+				i, off = i+1, 0
+				continue
+			}
+			k := min(len(bufs[i])-off, body+n-len(dst))
+			dst = append(dst, bufs[i][off:off+k]...)
+			off += k
+		}
+		// Sealed where it lies: the output exactly overlaps the plaintext,
+		// which the AEAD allows, and the capacity is there already.
+		var err error
+		if dst, err = s.c.seal(dst[:body], dst[start:body], dst[body:body+n]); err != nil {
+			return dst[:start], sealed, fmt.Errorf("sealing a record: %w", err)
+		}
+		sealed += n
+		if s.since += uint64(n); s.since >= s.rekeyEvery {
+			s.c.rekey()
+			s.since, s.Rekeys = 0, s.Rekeys+1
+		}
+	}
+	return dst, sealed, nil
 }
 
 // SealedLen is the length of the records that carry n bytes of plaintext
@@ -97,7 +147,7 @@ func SealedLen(n int) int {
 // a record fails to open, every later call fails the same way: nothing
 // after a bad record is believed.
 type RecordOpener struct {
-	cs         *noise.CipherState
+	c          recordCipher
 	since      uint64
 	rekeyEvery uint64
 	err        error
@@ -107,12 +157,12 @@ type RecordOpener struct {
 
 // NewRecordOpener opens with cs, rekeying every RekeyBytes.
 func NewRecordOpener(cs *noise.CipherState) *RecordOpener {
-	return &RecordOpener{cs: cs, rekeyEvery: RekeyBytes}
+	return &RecordOpener{c: newRecordCipher(cs), rekeyEvery: RekeyBytes}
 }
 
 // NewRecordOpenerRekey is NewRecordOpener with another rekey interval, for tests.
 func NewRecordOpenerRekey(cs *noise.CipherState, every uint64) *RecordOpener {
-	return &RecordOpener{cs: cs, rekeyEvery: every}
+	return &RecordOpener{c: newRecordCipher(cs), rekeyEvery: every}
 }
 
 // RecordLen parses a record's length prefix: the ciphertext that follows
@@ -153,15 +203,16 @@ func (o *RecordOpener) Decode(dst, src []byte, limit int) ([]byte, int, error) {
 		}
 		room -= n - RecordTagLen
 		body := src[used+RecordHeaderLen : used+RecordHeaderLen+n]
-		out, err := o.cs.Decrypt(dst, hdr, body)
+		n0 := o.c.n
+		out, err := o.c.open(dst, hdr, body)
 		if err != nil {
-			o.err = fmt.Errorf("%w: record %d does not open (altered, replayed, reordered or sealed with another key)", ErrIntegrity, o.cs.Nonce())
+			o.err = fmt.Errorf("%w: record %d does not open (altered, replayed, reordered or sealed with another key)", ErrIntegrity, n0)
 			return dst, used, o.err
 		}
 		dst = out
 		used += RecordHeaderLen + n
 		if o.since += uint64(n - RecordTagLen); o.since >= o.rekeyEvery {
-			o.cs.Rekey()
+			o.c.rekey()
 			o.since, o.Rekeys = 0, o.Rekeys+1
 		}
 	}

@@ -257,3 +257,72 @@ func FuzzRecordDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestSealBuffers: sealing a list of buffers in place makes the very
+// records Seal makes of their concatenation (same key: same bytes), with
+// max bounding the plaintext taken, across record and rekey boundaries,
+// and it leaves bufs as they were.
+func TestSealBuffers(t *testing.T) {
+	msg := make([]byte, 2*MaxRecordPlaintext+5000)
+	for i := range msg {
+		msg[i] = byte(i * 13)
+	}
+	// Pieces as a carrier writer's batch has them: headers, payloads, an
+	// empty one, one that spans records.
+	var bufs [][]byte
+	for _, cut := range []int{0, 9, 9, 70000, 70012, 100000, len(msg)} {
+		if len(bufs) == 0 {
+			bufs = append(bufs, msg[:cut])
+			continue
+		}
+		prev := 0
+		for _, b := range bufs {
+			prev += len(b)
+		}
+		bufs = append(bufs, msg[prev:cut])
+	}
+	for _, tc := range []struct {
+		name  string
+		every uint64
+		max   int
+	}{{"all", 0, -1}, {"max", 0, 70003}, {"rekeys", 50000, -1}, {"zero", 0, 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s1, o := recordPair(tc.every)
+			s2, _ := recordPair(tc.every)
+			orig := make([][]byte, len(bufs))
+			copy(orig, bufs)
+			got, n, err := s1.SealBuffers(nil, bufs, tc.max)
+			want := len(msg)
+			if tc.max >= 0 {
+				want = tc.max
+			}
+			if err != nil || n != want {
+				t.Fatalf("sealed %d bytes, %v; want %d", n, err, want)
+			}
+			for i := range bufs {
+				if &bufs[i][:1][0] != &orig[i][:1][0] || len(bufs[i]) != len(orig[i]) {
+					t.Fatalf("bufs[%d] changed", i)
+				}
+			}
+			ref, err := s2.Seal(nil, msg[:want])
+			if err != nil || !bytes.Equal(got, ref) {
+				t.Fatalf("SealBuffers made %d bytes, Seal %d (%v): not the same records", len(got), len(ref), err)
+			}
+			plain, used, err := o.Decode(nil, got, -1)
+			if err != nil || used != len(got) || !bytes.Equal(plain, msg[:want]) || o.Rekeys != s1.Rekeys {
+				t.Fatalf("opened %d of %d bytes, %v, rekeys %d and %d", len(plain), want, err, o.Rekeys, s1.Rekeys)
+			}
+		})
+	}
+}
+
+// TestSealBuffersNoAllocs: once its buffer has grown, sealing a batch
+// allocates nothing.
+func TestSealBuffersNoAllocs(t *testing.T) {
+	s, _ := recordPair(0)
+	bufs := [][]byte{make([]byte, 12), make([]byte, 60000), make([]byte, 12), make([]byte, 100000)}
+	dst, _, _ := s.SealBuffers(nil, bufs, -1)
+	if a := testing.AllocsPerRun(20, func() { dst, _, _ = s.SealBuffers(dst[:0], bufs, -1) }); a > 0 {
+		t.Fatalf("%v allocations a batch", a)
+	}
+}

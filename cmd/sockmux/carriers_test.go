@@ -105,6 +105,24 @@ func carrierRows(t *testing.T) []carrierRow {
 			func(t *testing.T, link, _ string) []string {
 				return []string{"--carriers", "2", "--tls-ca", pki.CA, "--tls-cert", pki.ClientCert, "--tls-key", pki.ClientKey, "wss://" + link + "/t"}
 			}},
+		{"quic-fingerprint", 0, "",
+			func(t *testing.T, link string) []string {
+				return []string{"--state-dir", filepath.Join(dir, "state-quic"), "quic://" + link}
+			},
+			func(t *testing.T, link, log string) []string {
+				m := fingerprintRE.FindStringSubmatch(log)
+				if m == nil {
+					t.Fatalf("listen logged no certificate fingerprint:\n%s", log)
+				}
+				return []string{"--tls-fingerprint", m[1], "quic://" + link}
+			}},
+		{"quic-client-certificate-striped-over-3", 3, "",
+			func(t *testing.T, link string) []string {
+				return []string{"--tls-cert", pki.ServerCert, "--tls-key", pki.ServerKey, "--tls-client-ca", pki.CA, "quic://" + link}
+			},
+			func(t *testing.T, link, _ string) []string {
+				return []string{"--carriers", "3", "--tls-ca", pki.CA, "--tls-cert", pki.ClientCert, "--tls-key", pki.ClientKey, "quic://" + link}
+			}},
 		{"fifo", 0, "",
 			func(t *testing.T, _ string) []string {
 				return []string{fmt.Sprintf("fifo:%s,%s", filepath.Join(dir, "up"), filepath.Join(dir, "down"))}

@@ -385,6 +385,11 @@ func (c *config) checkConflicts(at func(int, string, error) error) error {
 					return err
 				}
 			}
+			if hp := carriers.UDPAddress(l.addr); hp != "" {
+				if err := claim(i, "listen", "udp/"+hp); err != nil {
+					return err
+				}
+			}
 		}
 		for _, f := range l.cfg.Forwards {
 			proto := "tcp/"

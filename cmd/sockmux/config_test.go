@@ -40,6 +40,7 @@ func TestConfigErrors(t *testing.T) {
 		{"no mode", "[[link]]\nname = \"lost\"\n", 2, "name", nil},
 		{"conflicting forwards", "[[link]]\nname = \"a\"\nconnect = \"127.0.0.1:1\"\nlocal = [\"127.0.0.1:7000:h:1\"]\n[[link]]\nname = \"b\"\nconnect = \"127.0.0.1:2\"\nlocal = [\"127.0.0.1:7000:h:2\"]\n", 8, "local", errConflict},
 		{"forward on the link port", "[[link]]\nname = \"a\"\nlisten = \"127.0.0.1:7001\"\n[[link]]\nname = \"b\"\nconnect = \"127.0.0.1:7001\"\ndynamic = [\"127.0.0.1:7001\"]\n", 7, "dynamic", errConflict},
+		{"UDP forward on the quic link port", "[[link]]\nname = \"a\"\nlisten = \"quic://127.0.0.1:7001\"\n[[link]]\nname = \"b\"\nconnect = \"127.0.0.1:7001\"\nlocal = [\"127.0.0.1:7001/udp:h:1\"]\n", 7, "local", errConflict},
 		{"same name", "[[link]]\nname = \"a\"\nconnect = \"127.0.0.1:1\"\n[[link]]\nname = \"a\"\nconnect = \"127.0.0.1:2\"\n", 5, "name", nil},
 		{"syntax", "[[link]]\nconnect = \"127.0.0.1:1\n", 2, "", nil},
 		{"too many carriers", "[[link]]\nconnect = \"127.0.0.1:1\"\ncarriers = 40\n", 3, "carriers", nil},

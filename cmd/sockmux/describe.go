@@ -99,7 +99,7 @@ func tlsSummary(l *linkConf) string {
 			return "pins the server certificate fingerprint " + t.Fingerprint
 		case t.CAFile != "":
 			return "verifies the server against the CA in " + t.CAFile
-		default: // wss:// only: tls:// needs one of the two
+		default: // wss:// only: tls:// and quic:// need one of the two
 			return "verifies the server against the system's roots"
 		}
 	}

@@ -105,14 +105,20 @@ func (o *options) addResumeFlag(f *pflag.FlagSet) {
 func (o *options) addListenFlags(f *pflag.FlagSet) {
 	o.addResumeFlag(f)
 	f.BoolVar(&o.insecure, "insecure", false, "allow listening on a non-loopback address with neither a key nor client certificates")
-	f.StringVar(&o.authKeys, "authorized-keys", "", "admit only the peers whose public keys this `FILE` lists (as ssh's authorized_keys, options permit-listen=, permit-target=, name=); needs --identity; SIGHUP and reload re-read it")
-	f.StringVar(&o.tls.CertFile, "tls-cert", "", "tls:// and wss:// only: the server's certificate `FILE` (default: one generated and kept in --state-dir)")
-	f.StringVar(&o.tls.KeyFile, "tls-key", "", "tls:// and wss:// only: the private key `FILE` for --tls-cert")
-	f.StringVar(&o.tls.ClientCAFile, "tls-client-ca", "", "tls:// and wss:// only: require client certificates signed by this CA `FILE`")
+	o.addAuthorizedKeysFlag(f)
+	f.StringVar(&o.tls.CertFile, "tls-cert", "", "tls://, wss:// and quic:// only: the server's certificate `FILE` (default: one generated and kept in --state-dir)")
+	f.StringVar(&o.tls.KeyFile, "tls-key", "", "tls://, wss:// and quic:// only: the private key `FILE` for --tls-cert")
+	f.StringVar(&o.tls.ClientCAFile, "tls-client-ca", "", "tls://, wss:// and quic:// only: require client certificates signed by this CA `FILE`")
 	// The default is resolved when it is needed, so help and man pages do
 	// not show one user's home.
-	f.StringVar(&o.tls.StateDir, "state-dir", "", "tls:// and wss:// only: where a generated TLS certificate is kept (default $XDG_STATE_HOME/sockmux/tls, or ~/.local/state/sockmux/tls)")
+	f.StringVar(&o.tls.StateDir, "state-dir", "", "tls://, wss:// and quic:// only: where a generated TLS certificate is kept (default $XDG_STATE_HOME/sockmux/tls, or ~/.local/state/sockmux/tls)")
 	o.tlsFlags = []string{"tls-cert", "tls-key", "tls-client-ca", "state-dir"}
+}
+
+// addAuthorizedKeysFlag defines --authorized-keys, for the commands that
+// accept links (listen, and stdio, whose link the other side dials).
+func (o *options) addAuthorizedKeysFlag(f *pflag.FlagSet) {
+	f.StringVar(&o.authKeys, "authorized-keys", "", "admit only the peers whose public keys this `FILE` lists (as ssh's authorized_keys, options permit-listen=, permit-target=, name=); needs --identity; SIGHUP and reload re-read it")
 }
 
 // addConnectFlags defines the flags only connect takes.
@@ -131,10 +137,10 @@ func (o *options) addConnectFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.peerKey, "peer-key", "", "pin the listener's public key: its `PUB` line (sockmux-x25519 BASE64) or the base64 alone; needs --identity")
 	f.StringVar(&o.knownHosts, "known-hosts", "", "pin listeners by address with this `FILE` (ADDRESS sockmux-x25519 BASE64 per line); needs --identity")
 	f.BoolVar(&o.trustNew, "trust-new", false, "record the key of a listener --known-hosts does not name, instead of refusing it (ssh's StrictHostKeyChecking=accept-new)")
-	f.StringVar(&o.tls.CAFile, "tls-ca", "", "tls:// and wss:// only: verify the server with this CA `FILE`")
-	f.StringVar(&o.tls.Fingerprint, "tls-fingerprint", "", "tls:// and wss:// only: pin the server certificate's SHA-256 `FINGERPRINT` (sockmux check prints it)")
-	f.StringVar(&o.tls.CertFile, "tls-cert", "", "tls:// and wss:// only: a client certificate `FILE`, for a listener with --tls-client-ca")
-	f.StringVar(&o.tls.KeyFile, "tls-key", "", "tls:// and wss:// only: the private key `FILE` for --tls-cert")
+	f.StringVar(&o.tls.CAFile, "tls-ca", "", "tls://, wss:// and quic:// only: verify the server with this CA `FILE`")
+	f.StringVar(&o.tls.Fingerprint, "tls-fingerprint", "", "tls://, wss:// and quic:// only: pin the server certificate's SHA-256 `FINGERPRINT` (sockmux check prints it)")
+	f.StringVar(&o.tls.CertFile, "tls-cert", "", "tls://, wss:// and quic:// only: a client certificate `FILE`, for a listener with --tls-client-ca")
+	f.StringVar(&o.tls.KeyFile, "tls-key", "", "tls://, wss:// and quic:// only: the private key `FILE` for --tls-cert")
 	o.tlsFlags = []string{"tls-ca", "tls-fingerprint", "tls-cert", "tls-key"}
 }
 
@@ -151,7 +157,7 @@ func (o *options) checkTLSFlags(f *pflag.FlagSet, addr string) error {
 	}
 	for _, name := range o.tlsFlags {
 		if fl := f.Lookup(name); fl != nil && fl.Changed {
-			return flagErr(name, fmt.Errorf("%w: --%s applies to tls:// and wss:// carriers only, and %s is %s://", errUsage, name, addr, scheme))
+			return flagErr(name, fmt.Errorf("%w: --%s applies to tls://, wss:// and quic:// carriers only, and %s is %s://", errUsage, name, addr, scheme))
 		}
 	}
 	return nil

@@ -79,10 +79,10 @@ func TestFlagsThatDoNotApply(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"connect", "--tls-fingerprint", "AB:CD", "127.0.0.1:1"}, "--tls-fingerprint applies to tls:// and wss:// carriers only"},
-		{[]string{"connect", "--tls-ca", "ca.pem", "tcp://127.0.0.1:1"}, "--tls-ca applies to tls:// and wss:// carriers only"},
+		{[]string{"connect", "--tls-fingerprint", "AB:CD", "127.0.0.1:1"}, "--tls-fingerprint applies to tls://, wss:// and quic:// carriers only"},
+		{[]string{"connect", "--tls-ca", "ca.pem", "tcp://127.0.0.1:1"}, "--tls-ca applies to tls://, wss:// and quic:// carriers only"},
 		{[]string{"connect", "--tls-ca", "ca.pem", "exec:true"}, "exec://"},
-		{[]string{"listen", "--tls-cert", "c.pem", "127.0.0.1:0"}, "--tls-cert applies to tls:// and wss:// carriers only"},
+		{[]string{"listen", "--tls-cert", "c.pem", "127.0.0.1:0"}, "--tls-cert applies to tls://, wss:// and quic:// carriers only"},
 		{[]string{"listen", "--state-dir", "/tmp/x", "127.0.0.1:0"}, "--state-dir applies"},
 		{[]string{"connect", "--via", "127.0.0.1:1", "--tls-fingerprint", "AB", "127.0.0.1:2"}, "--tls-fingerprint applies"},
 		{[]string{"listen", "--tls-fingerprint", "AB", "127.0.0.1:0"}, "unknown flag: --tls-fingerprint"},

@@ -183,7 +183,7 @@ func listenCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Com
 	var h habits
 	cmd := &cobra.Command{
 		Use:   "listen [flags] ADDR",
-		Short: "Accept links on ADDR: host:port, tcp://, tls://, ws://, wss://, fifo:READ,WRITE or comm:PATH",
+		Short: "Accept links on ADDR: host:port, tcp://, tls://, ws://, wss://, quic://, fifo:READ,WRITE or comm:PATH",
 		Example: `  # a hub on all addresses; peers prove they hold the key
   head -c 32 /dev/urandom | base64 > sockmux.key
   sockmux listen --key-file sockmux.key 0.0.0.0:7000
@@ -193,6 +193,9 @@ func listenCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Com
 
   # a WebSocket on /tunnel, behind a reverse proxy (nginx, with the Upgrade headers)
   sockmux listen --key-file sockmux.key ws://127.0.0.1:9000/tunnel
+
+  # QUIC on UDP port 7443, with the certificate flags of tls://
+  sockmux listen --key-file sockmux.key quic://0.0.0.0:7443
 
   # let the peer's -R listen on port 8080 of all addresses here
   sockmux listen --key-file sockmux.key --allow-listen '*:8080' 0.0.0.0:7000`,
@@ -239,7 +242,7 @@ func connectCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Co
 	var connectTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "connect [flags] ADDR",
-		Short: "Keep a link to the peer at ADDR (host:port, tcp://, tls://, ws://, wss://, fifo:, comm: or exec:COMMAND), redialling with backoff",
+		Short: "Keep a link to the peer at ADDR (host:port, tcp://, tls://, ws://, wss://, quic://, fifo:, comm: or exec:COMMAND), redialling with backoff",
 		Example: `  # port 8080 here reaches port 80 of the peer's own host
   sockmux connect --key-file sockmux.key -L 8080:127.0.0.1:80 hub.example:7000
 
@@ -437,6 +440,10 @@ func stdioCmd(logger func() (*slog.Logger, error)) *cobra.Command {
 		},
 	}
 	o.addLinkFlags(cmd.Flags())
+	// stdio accepts its link (the dialler runs it): it admits peers by
+	// --authorized-keys; --peer-key and --known-hosts, which pin a
+	// listener, are the dialler's.
+	o.addAuthorizedKeysFlag(cmd.Flags())
 	h.addHabitFlags(cmd.Flags(), "") // its link is its stdin and stdout: no -f
 	return cmd
 }

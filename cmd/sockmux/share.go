@@ -113,12 +113,24 @@ func (sf *shareFlags) addFlags(f *pflag.FlagSet) {
 	f.DurationVar(&sf.slowTimeout, "slow-timeout", actors.DefaultSlowTimeout, "with --slow wait, how long a client's buffer may stay full before the client is disconnected (a `DURATION` such as 10s)")
 	f.StringVar(&sf.replay, "replay", "0", "a new client first receives the last `SIZE` bytes the upstream sent (at most --client-buffer)")
 	f.StringVar(&sf.o.keyFile, "key-file", "", "tunnel: pre-shared key `FILE` of the link (or SOCKMUX_KEY in the environment)")
+	f.StringVar(&sf.o.identity, "identity", "", "tunnel: this side's private key `FILE` (from sockmux keygen), for the identity handshake with the peer")
+	f.StringVar(&sf.o.peerKey, "peer-key", "", "tunnel: pin the peer's public key: its `PUB` line (sockmux-x25519 BASE64) or the base64 alone; needs --identity")
+	f.StringVar(&sf.o.knownHosts, "known-hosts", "", "tunnel: pin the peer by address with this `FILE` (ADDRESS sockmux-x25519 BASE64 per line); needs --identity")
+	f.BoolVar(&sf.o.trustNew, "trust-new", false, "tunnel: record the key of a peer --known-hosts does not name, instead of refusing it")
 	f.StringVar(&sf.o.tls.CAFile, "tls-ca", "", "tunnel: verify a tls:// peer with this CA `FILE`")
 	f.StringVar(&sf.o.tls.Fingerprint, "tls-fingerprint", "", "tunnel: pin a tls:// peer's certificate SHA-256 `FINGERPRINT`")
 	f.StringVar(&sf.o.tls.CertFile, "tls-cert", "", "tunnel: client certificate `FILE` for a tls:// peer")
 	f.StringVar(&sf.o.tls.KeyFile, "tls-key", "", "tunnel: private key `FILE` for --tls-cert")
 	sf.o.addProxyFlag(f)
 	sf.fs = f
+}
+
+// lookup is the flag called name, or nil.
+func (sf *shareFlags) lookup(name string) *pflag.Flag {
+	if sf.fs == nil {
+		return nil
+	}
+	return sf.fs.Lookup(name)
 }
 
 // config checks the flags and makes the share's configuration.
@@ -162,17 +174,31 @@ func (sf *shareFlags) config(log *slog.Logger) (actors.ShareConfig, error) {
 	if err != nil {
 		return cfg, err
 	}
+	node := actors.Config{Key: key}
+	if err := sf.o.identities(&node); err != nil {
+		return cfg, err
+	}
 	copts, err := sf.o.carrierOptions(log)
 	if err != nil {
 		return cfg, err
 	}
-	if _, err := actors.ParseUpstream(sf.upstream, copts...); err != nil {
+	up, err := actors.ParseUpstream(sf.upstream, copts...)
+	if err != nil {
 		return usage("--upstream: %v", err)
+	}
+	if up.Kind != "tunnel" {
+		// A key or identity flag would be ignored: say so rather than
+		// leave the user believing the upstream is protected.
+		for _, name := range []string{"key-file", "identity", "peer-key", "known-hosts", "trust-new"} {
+			if fl := sf.lookup(name); fl != nil && fl.Changed {
+				return usage("--%s applies to a tunnel: upstream only, and %s is %s:", name, sf.upstream, up.Kind)
+			}
+		}
 	}
 	return actors.ShareConfig{
 		Logger: log, Listen: listen, Upstream: sf.upstream, CarrierOptions: copts,
 		ClientBuffer: cb, Slow: slow, SlowTimeout: sf.slowTimeout, Replay: replay,
-		Node: actors.Config{Key: key},
+		Node: node,
 	}, nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux/identity"
 	"github.com/sockmux/sockmux/internal/testkit"
 )
 
@@ -52,6 +53,9 @@ func TestShareBadCommandLines(t *testing.T) {
 		{append([]string{"share", "--listen", "0", "extra"}, up...), `"extra"`},
 		{append([]string{"share", "--listen", "0", "--bogus"}, up...), "--bogus"},
 		{append([]string{"share", "--listen", "0", "--log-level", "loud"}, up...), `"loud"`},
+		{append([]string{"share", "--listen", "0", "--peer-key", "sockmux-x25519 AAAA"}, up...), "need an identity"},
+		{append([]string{"share", "--listen", "0", "--identity", "/nonexistent/id"}, up...), "--identity"},
+		{append([]string{"share", "--listen", "0", "--key-file", "/nonexistent/key"}, up...), "--key-file"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -268,5 +272,75 @@ func TestShareConfigSlow(t *testing.T) {
 		if !errors.As(err, &ce) || ce.Key != tc.key || ce.Line != tc.line || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: %v, want %s at line %d key %s", tc.text, err, tc.want, tc.line, tc.key)
 		}
+	}
+}
+
+// TestShareTunnelIdentity: share's tunnel: upstream runs the identity
+// handshake with --identity and --peer-key: with the listener's key
+// pinned its clients reach the target; with another key pinned the link
+// is refused, naming the mismatch, and no upstream comes up.
+func TestShareTunnelIdentity(t *testing.T) {
+	dir := t.TempDir()
+	shareID, shareKey := writeIdentity(t, dir, "share")
+	_, listenerKey := writeIdentity(t, dir, "listener")
+	_, otherKey := writeIdentity(t, dir, "other")
+	ak, err := identity.ParseAuthorizedKeys([]byte(shareKey.Public.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errOut bytes.Buffer
+	if code := run(t.Context(), []string{"share", "--listen", "0", "--identity", shareID, "--upstream", "tcp://127.0.0.1:1"}, io.Discard, &errOut); code != 2 ||
+		!strings.Contains(errOut.String(), "--identity applies to a tunnel: upstream only") {
+		t.Fatalf("--identity with a tcp:// upstream: exit %d, %s", code, errOut.String())
+	}
+	for _, tc := range []struct {
+		name string
+		pin  *identity.PrivateKey
+		want string // in the share's log
+	}{{"pinned", listenerKey, `msg="upstream up"`}, {"wrong pin", otherKey, "does not match the pinned key"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			testkit.CheckLeaks(t)
+			greeter := testkit.Greeter(t, "hello")
+			peer, err := actors.NewNode(actors.Config{Logger: slog.New(slog.DiscardHandler), Identity: listenerKey, AuthorizedKeys: ak})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { peer.Close() })
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			peer.Serve(ln)
+			ctx, cancel := context.WithCancel(context.Background())
+			var (
+				stderr syncBuffer
+				wg     sync.WaitGroup
+			)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				run(ctx, []string{"share", "--listen", "127.0.0.1:0", "--replay", "5", "--identity", shareID, "--peer-key", tc.pin.Public.String(),
+					"--upstream", "tunnel:" + ln.Addr().String() + "," + greeter}, io.Discard, &stderr)
+			}()
+			t.Cleanup(func() { cancel(); wg.Wait() })
+			waitLog(t, &stderr, tc.want)
+			if tc.pin != listenerKey {
+				if strings.Contains(stderr.String(), `msg="upstream up"`) {
+					t.Fatalf("the upstream came up through a listener with another key:\n%s", stderr.String())
+				}
+				return
+			}
+			m := shareListenRE.FindStringSubmatch(stderr.String())
+			if m == nil {
+				t.Fatalf("no listen address in the log:\n%s", stderr.String())
+			}
+			c, err := net.Dial("tcp", m[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetReadDeadline(time.Now().Add(15 * time.Second))
+			expect(t, c, "hello", "the client's greeting through the tunnel")
+		})
 	}
 }

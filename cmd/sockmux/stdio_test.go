@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/carriers"
 	"github.com/sockmux/sockmux/forward"
+	"github.com/sockmux/sockmux/identity"
 	"github.com/sockmux/sockmux/internal/testkit"
 )
 
@@ -151,4 +153,66 @@ func startStdio(t testing.TB, args ...string) *stdioChild {
 	c.conn = carriers.Stdio(fromChild, fromParent)
 	t.Cleanup(func() { fromChild.Close(); fromParent.Close() })
 	return c
+}
+
+// TestStdioIdentity: "sockmux stdio --identity --authorized-keys" admits
+// a dialler whose key the file lists (and that pins stdio's key), and
+// refuses, exiting non-zero, one whose key it does not.
+func TestStdioIdentity(t *testing.T) {
+	dir := t.TempDir()
+	stdioID, stdioKey := writeIdentity(t, dir, "stdio")
+	_, listed := writeIdentity(t, dir, "listed")
+	_, unlisted := writeIdentity(t, dir, "unlisted")
+	auth := filepath.Join(dir, "authorized_keys")
+	if err := os.WriteFile(auth, []byte(listed.Public.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		key   *identity.PrivateKey
+		admit bool
+	}{{"listed", listed, true}, {"unlisted", unlisted, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			testkit.CheckLeaks(t)
+			echo := testkit.Echo(t)
+			c := startStdio(t, "--identity", stdioID, "--authorized-keys", auth)
+			up := make(chan actors.LinkEvent, 4)
+			node, err := actors.NewNode(actors.Config{Logger: slog.New(slog.DiscardHandler), Backoff: time.Hour,
+				Identity: tc.key, PeerKey: &stdioKey.Public,
+				Forwards: []forward.Forward{{Bind: "127.0.0.1:0", Target: echo}},
+				OnLink:   func(ev actors.LinkEvent) { up <- ev }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { node.Close() })
+			node.Connect(&pipeDialer{conn: c.conn})
+			if !tc.admit {
+				select {
+				case err := <-c.exited:
+					var ee *exec.ExitError
+					if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(c.stderr.String(), "not in the authorized keys") {
+						t.Fatalf("sockmux stdio exited with %v, want status 1 naming the authorized keys:\n%s", err, c.stderr.String())
+					}
+				case <-time.After(20 * time.Second): // hang guard
+					_ = c.cmd.Process.Kill()
+					<-c.exited
+					t.Fatalf("sockmux stdio admitted an unlisted key:\n%s", c.stderr.String())
+				}
+				return
+			}
+			select {
+			case ev := <-up:
+				if !ev.Up {
+					t.Fatalf("link down: %v\n%s", ev.Err, c.stderr.String())
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("no link; stdio's stderr:\n%s", c.stderr.String())
+			}
+			carrierBody(t, node.ForwardAddrs()[0].String())
+			node.Close()
+			if err := <-c.exited; err != nil {
+				t.Fatalf("sockmux stdio: %v\n%s", err, c.stderr.String())
+			}
+		})
+	}
 }

@@ -142,7 +142,7 @@ func EchoCheck(conn net.Conn, seed uint64, size int) error {
 	go func() {
 		sum, err := Stream(conn, seed, size)
 		if err == nil {
-			err = conn.(*net.TCPConn).CloseWrite()
+			err = conn.(interface{ CloseWrite() error }).CloseWrite() // a TCP connection, a sockmux.Stream
 		}
 		errc <- err
 		sent <- sum

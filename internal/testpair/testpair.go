@@ -3,8 +3,10 @@
 package testpair
 
 import (
+	"context"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,15 +22,20 @@ type Pair struct {
 	LinkAddr   string
 	ALog, BLog *testkit.Recorder
 	Proxy      *testkit.Proxy
+	// Relay is the UDP relay a "quic" Pair's Proxy puts between B and A.
+	Relay *testkit.UDPRelay
 	// Ups receives a value each time B's link comes up.
 	Ups chan struct{}
+	// Dials counts B's carrier dials, successful or not.
+	Dials atomic.Int64
 }
 
 // Config says what each side of a Pair has.
 type Config struct {
 	AForwards, BForwards []forward.Forward
 	Window, MaxWindow    uint32
-	// Proxy puts a cuttable proxy between B and A (Pair.Proxy).
+	// Proxy puts a cuttable proxy between B and A (Pair.Proxy; for a
+	// "quic" Pair, the UDP relay Pair.Relay).
 	Proxy bool
 	// Backoff is B's first redial delay (the default when 0).
 	Backoff time.Duration
@@ -36,7 +43,8 @@ type Config struct {
 	Keepalive time.Duration
 	// A and B, when set, adjust each side's configuration last.
 	A, B func(*actors.Config)
-	// Carrier is "tcp" (the default), "ws" (a WebSocket carrier) or
+	// Carrier is "tcp" (the default), "ws" (a WebSocket carrier), "quic"
+	// (a QUIC carrier, the listener's generated certificate pinned) or
 	// "pipe" (in memory, unbuffered).
 	Carrier string
 	// Carriers is how many carriers B's link keeps (1 when 0).
@@ -51,7 +59,7 @@ type Config struct {
 
 // Carriers are the carrier kinds a Pair can run on; end-to-end tests run
 // their body once per kind.
-var Carriers = []string{"tcp", "pipe", "ws"}
+var Carriers = []string{"tcp", "pipe", "ws", "quic"}
 
 // wsPath is the path of a "ws" Pair's carrier.
 const wsPath = "/pair"
@@ -89,6 +97,7 @@ func New(t testing.TB, pc Config) *Pair {
 	})
 	var ln net.Listener
 	var dialer carriers.Dialer
+	var dialOpts []carriers.Option
 	scheme, path := "tcp://", ""
 	switch pc.Carrier {
 	case "", "tcp":
@@ -102,6 +111,18 @@ func New(t testing.TB, pc Config) *Pair {
 		}
 		p.LinkAddr = ln.Addr().String()
 		scheme, path = "ws://", wsPath
+	case "quic":
+		tc := carriers.TLSConfig{StateDir: t.TempDir()}
+		fp, err := tc.ServerFingerprint()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ln, err = carriers.Listen("quic://127.0.0.1:0", carriers.WithTLS(tc), carriers.WithLogger(slog.New(p.ALog))); err != nil {
+			t.Fatal(err)
+		}
+		p.LinkAddr = ln.Addr().String()
+		scheme = "quic://"
+		dialOpts = []carriers.Option{carriers.WithTLS(carriers.TLSConfig{Fingerprint: fp}), carriers.WithLogger(slog.New(p.BLog))}
 	case "pipe":
 		pipe := testkit.NewPipeCarrier()
 		ln, dialer = pipe, pipe
@@ -121,15 +142,22 @@ func New(t testing.TB, pc Config) *Pair {
 	t.Cleanup(func() { p.B.Close() })
 	if dialer == nil {
 		dialAddr := p.LinkAddr
-		if pc.Proxy {
+		switch {
+		case pc.Proxy && pc.Carrier == "quic":
+			p.Relay = testkit.NewUDPRelay(t, p.LinkAddr)
+			dialAddr = p.Relay.Addr()
+			// The nodes close before the relay does, so that their
+			// carriers can say goodbye through it.
+			t.Cleanup(func() { p.B.Close(); p.A.Close() })
+		case pc.Proxy:
 			p.Proxy = testkit.NewProxy(t, p.LinkAddr)
 			dialAddr = p.Proxy.Addr()
 		}
-		if dialer, err = carriers.NewDialer(scheme + dialAddr + path); err != nil {
+		if dialer, err = carriers.NewDialer(scheme+dialAddr+path, dialOpts...); err != nil {
 			t.Fatal(err)
 		}
 	}
-	p.B.Connect(dialer)
+	p.B.Connect(&countingDialer{Dialer: dialer, n: &p.Dials})
 	for _, ch := range []chan struct{}{upA, upB} {
 		select {
 		case <-ch:
@@ -138,6 +166,17 @@ func New(t testing.TB, pc Config) *Pair {
 		}
 	}
 	return p
+}
+
+// countingDialer counts the dials of the Dialer it wraps.
+type countingDialer struct {
+	carriers.Dialer
+	n *atomic.Int64
+}
+
+func (d *countingDialer) Dial(ctx context.Context) (net.Conn, error) {
+	d.n.Add(1)
+	return d.Dialer.Dial(ctx)
 }
 
 // dumpLogs prints the last info-and-above records of both sides.

@@ -1,0 +1,304 @@
+package actors
+
+// The application's side of a LocalConn (local.go): reads, writes, ends
+// and deadlines, as a net.Conn.
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/sockmux/sockmux/engine"
+)
+
+// LocalAddr is the stream's target, as an address.
+func (c *LocalConn) LocalAddr() net.Addr { return LocalAddr(c.p.target) }
+
+// RemoteAddr is the stream's target, as an address.
+func (c *LocalConn) RemoteAddr() net.Addr { return LocalAddr(c.p.target) }
+
+// SetDeadline sets the read and write deadlines.
+func (c *LocalConn) SetDeadline(t time.Time) error {
+	c.p.rd.set(t)
+	c.p.wd.set(t)
+	return nil
+}
+
+// SetReadDeadline sets the deadline of Reads, those waiting included.
+func (c *LocalConn) SetReadDeadline(t time.Time) error {
+	c.p.rd.set(t)
+	return nil
+}
+
+// SetWriteDeadline sets the deadline of Writes, those waiting included.
+func (c *LocalConn) SetWriteDeadline(t time.Time) error {
+	c.p.wd.set(t)
+	return nil
+}
+
+// LocalAddr is the address of both ends of a LocalConn: its target.
+type LocalAddr string
+
+// Network is "sockmux".
+func (LocalAddr) Network() string { return "sockmux" }
+
+// String is the target.
+func (a LocalAddr) String() string { return string(a) }
+
+// Target is what the stream was opened to.
+func (c *LocalConn) Target() string { return c.p.target }
+
+// Read reads what the peer sent: io.EOF after its FIN, an error wrapping
+// ErrStreamReset if the stream was cut short.
+func (c *LocalConn) Read(b []byte) (int, error) {
+	p := c.p
+	p.mu.Lock()
+	for {
+		switch {
+		case p.closed:
+			p.mu.Unlock()
+			return 0, net.ErrClosed
+		case p.err != nil:
+			err := p.err
+			p.mu.Unlock()
+			return 0, err
+		case p.rd.expired():
+			p.mu.Unlock()
+			return 0, os.ErrDeadlineExceeded
+		case p.downBytes > 0:
+			n := p.copyOut(b)
+			wake := n > 0 && p.needWake()
+			p.mu.Unlock()
+			if wake {
+				p.tell()
+			}
+			return n, nil
+		case p.downEOF:
+			p.mu.Unlock()
+			return 0, io.EOF
+		case len(b) == 0:
+			p.mu.Unlock()
+			return 0, nil
+		}
+		ch, dl := p.waitCh(), p.rd.wait()
+		p.mu.Unlock()
+		select {
+		case <-ch:
+		case <-dl:
+		}
+		p.mu.Lock()
+	}
+}
+
+// copyOut copies what is unread into b, with mu held, returning the
+// buffers emptied to the pool.
+func (p *localPipe) copyOut(b []byte) int {
+	n, k := 0, 0
+	for k < len(p.down) && n < len(b) {
+		d := p.down[k]
+		m := copy(b[n:], d.B[p.downOff:])
+		n += m
+		p.downOff += m
+		if p.downOff < len(d.B) {
+			break
+		}
+		engine.PutBuffer(d)
+		p.downOff = 0
+		k++
+	}
+	m := copy(p.down, p.down[k:])
+	clear(p.down[m:])
+	p.down = p.down[:m]
+	p.downBytes -= n
+	p.unread += n
+	return n
+}
+
+// Write queues b for the peer, waiting while the pipe holds localUpMax
+// bytes the stream has not sent.
+func (c *LocalConn) Write(b []byte) (int, error) {
+	p := c.p
+	select {
+	case p.wsem <- struct{}{}:
+	case <-p.wd.wait():
+		return 0, os.ErrDeadlineExceeded
+	}
+	defer func() { <-p.wsem }()
+	n := 0
+	p.mu.Lock()
+	for {
+		switch {
+		case p.closed:
+			p.mu.Unlock()
+			return n, net.ErrClosed
+		case p.err != nil:
+			err := p.err
+			p.mu.Unlock()
+			return n, err
+		case p.upEOF:
+			p.mu.Unlock()
+			return n, ErrWriteShut
+		case p.gone:
+			p.mu.Unlock()
+			return n, fmt.Errorf("%w: the stream has ended", ErrStreamReset)
+		case p.wd.expired():
+			p.mu.Unlock()
+			return n, os.ErrDeadlineExceeded
+		case len(b) == 0:
+			p.mu.Unlock()
+			return n, nil
+		}
+		if room := localUpMax - p.upBytes; room > 0 {
+			k := min(room, len(b))
+			p.appendUp(b[:k])
+			b, n = b[k:], n+k
+			wake := p.armed && p.needWake()
+			p.armed = false
+			p.mu.Unlock()
+			if wake {
+				p.tell()
+			}
+			p.mu.Lock()
+			continue
+		}
+		ch, dl := p.waitCh(), p.wd.wait()
+		p.mu.Unlock()
+		select {
+		case <-ch:
+		case <-dl:
+		}
+		p.mu.Lock()
+	}
+}
+
+// appendUp copies b into the pipe's pooled buffers, with mu held: onto the
+// last one while it has room, else into new ones of at most a frame.
+func (p *localPipe) appendUp(b []byte) {
+	p.upBytes += len(b)
+	if k := len(p.up); k > 0 {
+		t := p.up[k-1]
+		if m := min(cap(t.B)-len(t.B), len(b)); m > 0 {
+			t.B = append(t.B, b[:m]...)
+			b = b[m:]
+		}
+	}
+	for len(b) > 0 {
+		m := min(len(b), engine.DefaultMaxPayload)
+		buf := engine.GetBuffer(m)
+		copy(buf.B, b)
+		p.up = append(p.up, buf)
+		b = b[m:]
+	}
+}
+
+// CloseWrite shuts the write side: the peer reads to its end once what was
+// written has reached it.
+func (c *LocalConn) CloseWrite() error {
+	p := c.p
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return net.ErrClosed
+	}
+	wake := !p.upEOF && p.armed && p.needWake()
+	p.upEOF, p.armed = true, false
+	p.signal()
+	p.mu.Unlock()
+	if wake {
+		p.tell()
+	}
+	return nil
+}
+
+// Close shuts the write side as CloseWrite does, and drops what the peer
+// sent that was not read; the stream is reset if the peer sends more.
+// Blocked Reads and Writes return net.ErrClosed.
+func (c *LocalConn) Close() error {
+	p := c.p
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return net.ErrClosed
+	}
+	p.closed = true
+	wake := !p.upEOF && p.armed && p.needWake()
+	p.upEOF, p.armed = true, false
+	p.unread += p.downBytes // dropped unread: the peer's credit is not held by it
+	putAll(p.down)
+	p.down, p.downBytes, p.downOff = nil, 0, 0
+	if !wake && p.unread > 0 {
+		wake = p.needWake()
+	}
+	if p.gone || p.err != nil { // nothing more will come for it
+		putAll(p.up)
+		p.up, p.upBytes = nil, 0
+	}
+	p.signal()
+	p.mu.Unlock()
+	p.rd.set(time.Time{})
+	p.wd.set(time.Time{})
+	if wake {
+		p.tell()
+	}
+	return nil
+}
+
+// deadline is a settable deadline a waiter can select on, as net.Pipe's:
+// its channel is closed once the deadline passes.
+type deadline struct {
+	mu    sync.Mutex
+	timer *time.Timer
+	ch    chan struct{}
+}
+
+func (d *deadline) init() { d.ch = make(chan struct{}) }
+
+// set moves the deadline to t (none when t is zero).
+func (d *deadline) set(t time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.timer != nil && !d.timer.Stop() {
+		<-d.ch // the timer fired: its function has closed ch, or is about to
+	}
+	d.timer = nil
+	closed := isClosed(d.ch)
+	if t.IsZero() {
+		if closed {
+			d.ch = make(chan struct{})
+		}
+		return
+	}
+	if dur := time.Until(t); dur > 0 {
+		if closed {
+			d.ch = make(chan struct{})
+		}
+		ch := d.ch
+		d.timer = time.AfterFunc(dur, func() { close(ch) })
+		return
+	}
+	if !closed {
+		close(d.ch)
+	}
+}
+
+// wait is closed once the deadline has passed.
+func (d *deadline) wait() chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.ch
+}
+
+// expired says whether the deadline has passed.
+func (d *deadline) expired() bool { return isClosed(d.wait()) }
+
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}

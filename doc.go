@@ -1,0 +1,36 @@
+// Package sockmux multiplexes many streams over one link between two
+// peers, the way hashicorp/yamux and xtaci/smux do, riding one carrier
+// connection or several at once: any net.Conn (a TCP connection, a TLS
+// one, a net.Pipe, a WebSocket).
+//
+// One side calls Client on its carrier connection, the other Server on
+// its own; each gets a Session. Either side may Open a stream, naming a
+// target the other side receives with it (Stream.Target): a service
+// name, an address, whatever the application means by it. The other
+// side takes it with AcceptStream (or Accept: a Session is a
+// net.Listener). A Stream is a net.Conn with CloseWrite.
+//
+// What the link does beyond a plain multiplexer comes through the Config:
+//
+//   - Flow control per stream, with windows that grow while they, not
+//     the reader, are the limit (Window, MaxWindow), inside a memory
+//     budget per link (LinkBudget): a stream nobody reads holds at most
+//     its window and never stalls the others.
+//   - A pre-shared key (Key) or static key pairs (Identity, PeerKey,
+//     AuthorizedKeys): the peers prove themselves in a Noise handshake and
+//     every byte after it is encrypted.
+//   - Striping: with a Dialer and Carriers above one, the client dials
+//     more carrier connections and the link spreads frames over all of
+//     them; the server takes each with AddCarrier.
+//   - Resumption: a client whose carriers all drop dials again (Dialer)
+//     and the link, its streams and what was in flight carry on, within
+//     ResumeWindow.
+//
+// A stream cut short (reset by either side, refused, its link gone)
+// reaches the application as an error for which
+// errors.Is(err, ErrStreamReset) holds, never as a clean io.EOF.
+//
+// The protocol (docs/PROTOCOL.md) and the machinery are sockmux's own:
+// the Session runs the same actors (package actors) the sockmux command
+// runs its links with.
+package sockmux
