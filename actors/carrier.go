@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -268,6 +269,8 @@ func (c *carrierActor) writeLoop() {
 		vectored = true
 	}
 	bw, _ := c.conn.(buffersWriter)
+	_, isTLS := c.conn.(*tls.Conn)
+	split := !isTLS // one write is one record: a frame's header alone would be one
 	for {
 		var (
 			off            int
@@ -305,11 +308,7 @@ func (c *carrierActor) writeLoop() {
 		} else if bw != nil {
 			_, err = bw.WriteBuffers(out)
 		} else {
-			flat = flat[:0]
-			for _, b := range out {
-				flat = append(flat, b...)
-			}
-			_, err = c.conn.Write(flat)
+			flat, err = writeFlat(c.conn, out, flat[:0], split)
 			if cap(flat) > 4<<20 {
 				flat = nil // do not keep a huge batch's buffer for ever
 			}
@@ -340,6 +339,40 @@ func (c *carrierActor) writeLoop() {
 			return
 		}
 	}
+}
+
+// directWriteMin is the least payload a carrier without writev (a pipe,
+// a file, a QUIC stream) is given in a write of its own rather than
+// copied into the batch's flat buffer: past it the copy costs more than
+// the extra write.
+const directWriteMin = 8 << 10
+
+// writeFlat writes bufs to conn, a carrier without writev, in as few
+// writes as it can without copying a large payload: the small pieces
+// (headers, short payloads) go together in flat, which it returns for
+// reuse, and, when split is set, each piece of directWriteMin bytes or
+// more is written as it is.
+func writeFlat(conn net.Conn, bufs net.Buffers, flat []byte, split bool) ([]byte, error) {
+	for _, b := range bufs {
+		if !split || len(b) < directWriteMin {
+			flat = append(flat, b...)
+			continue
+		}
+		if len(flat) > 0 {
+			if _, err := conn.Write(flat); err != nil {
+				return flat, err
+			}
+			flat = flat[:0]
+		}
+		if _, err := conn.Write(b); err != nil {
+			return flat, err
+		}
+	}
+	if len(flat) == 0 {
+		return flat, nil
+	}
+	_, err := conn.Write(flat)
+	return flat, err
 }
 
 // buffersWriter is a carrier that writes a list of buffers as one, in one

@@ -17,9 +17,11 @@ import (
 	"github.com/sockmux/sockmux/identity"
 )
 
-// readBufferSize is a carrier reader's buffer: a few frames, so one read
-// syscall brings several small frames.
-const readBufferSize = 256 << 10
+// readBufferSize is a carrier reader's buffer: many small frames, so one
+// read syscall brings several; no larger, since a large payload is read
+// past it straight into its frame's buffer (engine.Reader), and what the
+// buffer takes of it is copied once more.
+const readBufferSize = 32 << 10
 
 // Striping and resumption limits.
 const (

@@ -72,7 +72,7 @@ func (r *Reader) ReadFrame() (*Frame, error) {
 		return f, nil
 	}
 	f.Payload = GetBuffer(int(h.Length))
-	if _, err := io.ReadFull(r.r, f.Payload.B); err != nil {
+	if err := r.readPayload(f.Payload.B); err != nil {
 		f.Release()
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil, fmt.Errorf("%w: %v payload of %d bytes cut short", ErrTruncated, h.Type, h.Length)
@@ -80,6 +80,27 @@ func (r *Reader) ReadFrame() (*Frame, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// directReadMin is the least part of a payload, past what is buffered,
+// that is read from the source straight into the frame's buffer rather
+// than through the read buffer (one copy less).
+const directReadMin = 8 << 10
+
+// readPayload fills p, a frame's payload: what is buffered first, then,
+// when what is missing is large, straight from the source (the read
+// buffer is empty then, so the order holds), else through the buffer.
+func (r *Reader) readPayload(p []byte) error {
+	n := 0
+	if k := r.r.Buffered(); k > 0 {
+		n, _ = r.r.Read(p[:min(k, len(p))]) // buffered: no read
+	}
+	if len(p)-n >= directReadMin {
+		_, err := io.ReadFull(r.src, p[n:])
+		return err
+	}
+	_, err := io.ReadFull(r.r, p[n:])
+	return err
 }
 
 // Buffered is the number of bytes read from the carrier but not yet

@@ -107,6 +107,51 @@ func TestReadFrameGoodStreams(t *testing.T) {
 	}
 }
 
+// TestReadFrameLargePayloads: payloads around and past directReadMin,
+// which ReadFrame reads partly from its buffer and the rest straight from
+// the source, arrive whole and in order however the source delivers them,
+// and one cut short, or failing, inside the direct part is reported as
+// such.
+func TestReadFrameLargePayloads(t *testing.T) {
+	var wire []byte
+	var want []wantFrame
+	for i, n := range []int{directReadMin - 1, directReadMin, 3*directReadMin + 5, 10, DefaultMaxPayload} {
+		p := bytes.Repeat([]byte{byte('a' + i)}, n)
+		p[0], p[n-1] = byte(i), byte(n)
+		f := &Frame{Type: TypeData, Stream: uint32(i + 1), Payload: GetBuffer(n)}
+		copy(f.Payload.B, p)
+		wire = append(wire, encodeFrame(t, f, Version)...)
+		want = append(want, wantFrame{Type: TypeData, Stream: uint32(i + 1), Payload: p})
+	}
+	for _, tc := range wireReaders(wire) {
+		t.Run(tc.name, func(t *testing.T) {
+			checkPool(t)
+			r := NewReader(tc.make(), tc.size)
+			r.Version = Version
+			if err := readAll(t, r, want); err != io.EOF {
+				t.Fatalf("end of stream: %v, want io.EOF", err)
+			}
+		})
+	}
+	big := encodeFrame(t, dataFrame(t, TypeData, 1, string(bytes.Repeat([]byte("x"), 4*directReadMin))), Version)
+	for _, tc := range []struct {
+		name string
+		r    io.Reader
+		want error
+	}{
+		{"cut short", bytes.NewReader(big[:len(big)-1]), ErrTruncated},
+		{"carrier error", io.MultiReader(bytes.NewReader(big[:2*directReadMin]), iotest.ErrReader(errCarrier)), errCarrier},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkPool(t)
+			r := NewReader(tc.r, 64)
+			r.Version = Version
+			_, err := r.ReadFrame()
+			wantErr(t, "ReadFrame", err, tc.want)
+		})
+	}
+}
+
 func TestReadFrameHandshake(t *testing.T) {
 	checkPool(t)
 	hello := &Hello{MinVersion: 1, MaxVersion: 3, Role: RoleDialer, MaxPayload: DefaultMaxPayload, InitialWindow: DefaultWindow}
