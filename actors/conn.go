@@ -69,11 +69,7 @@ func (s *streamActor) openSocket(conn net.Conn) {
 		s.local.attach(s.env, s.self, s.strand)
 		return
 	}
-	if sc, ok := conn.(syscall.Conn); ok {
-		if raw, err := sc.SyscallConn(); err == nil {
-			s.raw = raw
-		}
-	}
+	s.raw = rawConn(conn)
 	if s.raw != nil && s.strand != nil {
 		if p := s.strand.poller(s.env); p != nil {
 			if tok := p.add(s.raw, s.self); tok != 0 {

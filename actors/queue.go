@@ -194,11 +194,9 @@ func newFrameQueue(conn net.Conn, v uint8) *frameQueue {
 		q.wn, q.werr = sysWritev(int(fd), q.iovs)
 		return true // one try: never wait here
 	}
-	switch c := conn.(type) {
+	switch conn.(type) {
 	case *net.TCPConn, *net.UnixConn:
-		if raw, err := c.(syscall.Conn).SyscallConn(); err == nil {
-			q.raw = raw
-		}
+		q.raw = rawConn(conn)
 	}
 	return q
 }

@@ -16,7 +16,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -197,11 +196,7 @@ func fifoKind() upstreamKind {
 		start: func(t testing.TB) (string, func(testing.TB) farEnd) {
 			dir := t.TempDir()
 			rpath, wpath := filepath.Join(dir, "down"), filepath.Join(dir, "up") // sockmux reads down, writes up
-			for _, p := range []string{rpath, wpath} {
-				if err := syscall.Mkfifo(p, 0o600); err != nil {
-					t.Fatal(err)
-				}
-			}
+			testkit.Mkfifo(t, rpath, wpath)
 			return "fifo:" + rpath + "," + wpath, func(t testing.TB) farEnd {
 				t.Helper()
 				type res struct {
@@ -459,9 +454,7 @@ func TestShareSlowClient(t *testing.T) {
 			far := accept(t)
 			a, b := joinClient(t, s, rec, nil), joinClient(t, s, rec, nil)
 			// The slow client has a tiny receive buffer and never reads.
-			slow := joinClient(t, s, rec, &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-				return rc.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-			}})
+			slow := joinClient(t, s, rec, testkit.RecvBufferDialer(4096))
 			var (
 				mu    sync.Mutex
 				recvd [2]int
@@ -746,11 +739,7 @@ func TestShareEchoUpstream(t *testing.T) {
 		{"fifo with cat", func(t *testing.T) string {
 			dir := t.TempDir()
 			rpath, wpath := filepath.Join(dir, "down"), filepath.Join(dir, "up")
-			for _, p := range []string{rpath, wpath} {
-				if err := syscall.Mkfifo(p, 0o600); err != nil {
-					t.Fatal(err)
-				}
-			}
+			testkit.Mkfifo(t, rpath, wpath)
 			// The far end: cat reads what sockmux writes to up and writes
 			// it back to down.
 			cmd := exec.Command("sh", "-c", `exec cat "$0" > "$1"`, wpath, rpath)

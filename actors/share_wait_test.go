@@ -7,7 +7,6 @@ import (
 	"net"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -62,9 +61,7 @@ func checkReads(t testing.TB, reads []<-chan shareRead, size int64, want [32]byt
 
 // tinyReceiveBuffer is a dialer whose connections have a 4 KiB receive
 // buffer: a client that does not read is stuck at once.
-var tinyReceiveBuffer = &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-	return rc.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-}}
+var tinyReceiveBuffer = testkit.RecvBufferDialer(4096)
 
 // TestShareWaitLosesNothing: with the defaults (--slow wait, a 1 MiB
 // buffer), an upstream that sends 64 MiB as fast as it can to three

@@ -10,8 +10,6 @@ import (
 	"os"
 	"syscall"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/sockmux/sockmux/engine"
 )
 
@@ -45,7 +43,7 @@ func writeFD(fd int, bufs []*engine.Buffer, datagram bool) (int, error) {
 		iovs = append(iovs, b.B)
 	}
 	n, err := sysWritev(fd, iovs)
-	if err == unix.EAGAIN || err == unix.EINTR {
+	if err == syscall.EAGAIN || err == syscall.EINTR {
 		return 0, nil
 	}
 	if err != nil {
@@ -96,13 +94,7 @@ type sockReader struct {
 }
 
 func newSockReader(conn net.Conn) *sockReader {
-	r := &sockReader{conn: conn}
-	if sc, ok := conn.(syscall.Conn); ok {
-		if raw, err := sc.SyscallConn(); err == nil {
-			r.raw = raw
-		}
-	}
-	return r
+	return &sockReader{conn: conn, raw: rawConn(conn)}
 }
 
 // read reads up to max bytes into buffers of at most frame bytes each and
@@ -168,7 +160,7 @@ func (r *sockReader) rawRead(max, frame int, wait bool) ([]*engine.Buffer, int, 
 // read after it would see a clean end instead of the reset.
 func readable(fd uintptr) (bool, error) {
 	err := sysPeek(int(fd))
-	if err == unix.EAGAIN || err == unix.EINTR {
+	if err == syscall.EAGAIN || err == syscall.EINTR {
 		return false, nil
 	}
 	return true, err
@@ -245,8 +237,8 @@ func newRawSource(conn net.Conn) *rawSource {
 	default:
 		return nil
 	}
-	raw, err := conn.(syscall.Conn).SyscallConn()
-	if err != nil {
+	raw := rawConn(conn)
+	if raw == nil {
 		return nil
 	}
 	s := &rawSource{conn: conn, raw: raw}

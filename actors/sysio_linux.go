@@ -18,6 +18,9 @@ import (
 // goes"). A call that may copy a lot (a 256 KiB writev) keeps its
 // processor that long, as any Go code would.
 
+// rawIO: sockets are non-blocking descriptors that read(2) takes.
+const rawIO = true
+
 func errnoErr(e syscall.Errno) error {
 	if e == 0 {
 		return nil
@@ -49,20 +52,6 @@ func sysWrite(fd int, p []byte) (int, error) {
 		return 0, e
 	}
 	return int(n), nil
-}
-
-// iovecs fills vs (grown as needed) with bs.
-func iovecs(vs []unix.Iovec, bs [][]byte) []unix.Iovec {
-	vs = vs[:0]
-	for _, b := range bs {
-		if len(b) == 0 {
-			continue
-		}
-		v := unix.Iovec{Base: &b[0]}
-		v.SetLen(len(b))
-		vs = append(vs, v)
-	}
-	return vs
 }
 
 // sysReadv reads fd into bs with one readv.

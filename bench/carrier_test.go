@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -179,14 +178,4 @@ func medianOf(rs []float64) string {
 		each = append(each, fmt.Sprintf("%.2f", r))
 	}
 	return fmt.Sprintf("median %.2f (rounds %s)", med, strings.Join(each, ", "))
-}
-
-// processCPU is the CPU time this process has used, user and system: on a
-// shared machine, what a transfer cost says more than how long it took.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -31,6 +31,6 @@
 // The benchmarks are in bench_test.go (go test -bench . ./bench/; with
 // SOCKMUX_BENCH_CHARTS=DIR they also write DIR/throughput.svg,
 // DIR/wan-window.svg and DIR/figures.txt); Run is the same workloads for a
-// tuning run, behind sockmux bench. BENCHMARKS.md at the root holds the
+// tuning run, behind cmd/sockmux-bench. BENCHMARKS.md at the root holds the
 // figures and the commands that made them.
 package bench

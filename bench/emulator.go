@@ -7,7 +7,6 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -239,7 +238,7 @@ func (e *Emulator) newPipe(dst, src net.Conn, notBefore time.Time) (*pipe, error
 		size = int(inflight*1.25) + 256<<10
 	}
 	size = (size + 4095) &^ 4095
-	ring, err := syscall.Mmap(-1, 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	ring, err := mapRing(size)
 	if err != nil {
 		return nil, fmt.Errorf("emulator: mapping a %d-byte ring: %w", size, err)
 	}
@@ -247,7 +246,7 @@ func (e *Emulator) newPipe(dst, src net.Conn, notBefore time.Time) (*pipe, error
 		space: make(chan struct{}, 1), ready: make(chan struct{}, 1)}, nil
 }
 
-func (p *pipe) free() { _ = syscall.Munmap(p.ring) }
+func (p *pipe) free() { unmapRing(p.ring) }
 
 func signal(ch chan struct{}) {
 	select {

@@ -37,8 +37,8 @@ const HelperProfileEnv = "SOCKMUX_BENCH_HEAPPROFILE"
 // HelperCommand returns the command that runs this program again, to be
 // made a helper (by HelperEnv, which the caller adds). By default it is the
 // running executable with no arguments, which suits a test binary whose
-// TestMain calls RunHelper first; a program whose helpers start otherwise
-// (sockmux bench) sets its own.
+// TestMain calls RunHelper first, and cmd/sockmux-bench, whose main does; a
+// program whose helpers start otherwise sets its own.
 var HelperCommand = func() (*exec.Cmd, error) {
 	exe, err := os.Executable()
 	if err != nil {

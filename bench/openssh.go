@@ -12,8 +12,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/sockmux/sockmux/internal/procgroup"
 )
 
 // OpenSSH is OpenSSH's port forwarding, `ssh -N -L`, through an sshd of
@@ -141,7 +142,7 @@ func (t *sshTunnel) start(sshd, ssh, keygen, target string) error {
 	// -D -e: in the foreground, logging to stderr, which says when it
 	// listens.
 	t.sshd = exec.Command(sshd, "-D", "-e", "-f", confPath)
-	t.sshd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its per-connection children go with it
+	procgroup.Set(t.sshd) // its per-connection children go with it
 	if err := waitLine(t.sshd, true, "Server listening on", 10*time.Second); err != nil {
 		return fmt.Errorf("sshd: %w", err)
 	}
@@ -172,7 +173,7 @@ func (t *sshTunnel) start(sshd, ssh, keygen, target string) error {
 		"-o", "PermitLocalCommand=yes",
 		"-o", "LocalCommand=echo ready",
 		"127.0.0.1")
-	t.ssh.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	procgroup.Set(t.ssh)
 	if err := waitLine(t.ssh, false, "ready", 10*time.Second); err != nil {
 		return fmt.Errorf("ssh -L: %w", err)
 	}
@@ -279,7 +280,7 @@ func (t *sshTunnel) stop() {
 		if c == nil || c.Process == nil {
 			continue
 		}
-		_ = syscall.Kill(-c.Process.Pid, syscall.SIGTERM)
+		procgroup.Terminate(c)
 		_ = c.Wait()
 	}
 	t.ssh, t.sshd = nil, nil

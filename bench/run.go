@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Config is a tuning run's settings (sockmux bench).
+// Config is a tuning run's settings (cmd/sockmux-bench).
 type Config struct {
 	// Duration is how long each system runs a throughput or latency
 	// workload (bulk, rr, wan, ttfr).

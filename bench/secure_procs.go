@@ -10,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/sockmux/sockmux/internal/procgroup"
 )
 
 // The secure workloads run sockmux as a user does: a `sockmux listen` and
@@ -130,12 +132,12 @@ func (t *procTunnel) start(bin, target string, flags []string) error {
 	link := "127.0.0.1:" + linkPort
 	t.addr = "127.0.0.1:" + localPort
 	t.listen = exec.Command(bin, append([]string{"listen"}, append(flags, link)...)...)
-	t.listen.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	procgroup.Set(t.listen)
 	if err := waitLine(t.listen, true, `msg="listening for links"`, 10*time.Second); err != nil {
 		return fmt.Errorf("sockmux listen: %w", err)
 	}
 	t.conn = exec.Command(bin, append([]string{"connect", "-L", t.addr + ":" + target}, append(flags, link)...)...)
-	t.conn.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	procgroup.Set(t.conn)
 	if err := waitLine(t.conn, true, `msg="link up"`, 10*time.Second); err != nil {
 		return fmt.Errorf("sockmux connect: %w", err)
 	}
@@ -161,7 +163,9 @@ func (t *procTunnel) stop() {
 		if c == nil || c.Process == nil {
 			continue
 		}
-		_ = syscall.Kill(c.Process.Pid, syscall.SIGTERM)
+		if c.Process.Signal(syscall.SIGTERM) != nil { // none on Windows
+			_ = c.Process.Kill()
+		}
 		_ = c.Wait()
 	}
 	t.conn, t.listen = nil, nil

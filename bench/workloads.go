@@ -15,7 +15,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -397,25 +396,4 @@ func Idle(sys System, n int, opened *atomic.Int64) (IdleResult, error) {
 		*p.grew = after.Sub(before[i])
 	}
 	return res, nil
-}
-
-// RaiseFileLimit raises this process's open-file limit to at least n, the
-// hard limit too where the process may; it fails when it cannot.
-func RaiseFileLimit(n uint64) error {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return err
-	}
-	if lim.Cur >= n {
-		return nil
-	}
-	want := lim
-	want.Cur = n
-	if want.Max < n {
-		want.Max = n
-	}
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {
-		return fmt.Errorf("%d open files needed, the limit is %d (hard %d) and raising it failed: %w (ulimit -n)", n, lim.Cur, lim.Max, err)
-	}
-	return nil
 }

@@ -5,8 +5,9 @@ import (
 	"errors"
 	"net"
 	"strings"
-	"syscall"
 	"testing"
+
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 func TestAddresses(t *testing.T) {
@@ -130,18 +131,7 @@ func TestTCPNoDelay(t *testing.T) {
 
 func noDelay(t testing.TB, c net.Conn) bool {
 	t.Helper()
-	raw, err := c.(*net.TCPConn).SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v int
-	var serr error
-	if err := raw.Control(func(fd uintptr) {
-		v, serr = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_NODELAY)
-	}); err != nil || serr != nil {
-		t.Fatal(err, serr)
-	}
-	return v != 0
+	return testkit.NoDelay(t, c.(*net.TCPConn))
 }
 
 // TestDialCancelled: a dial whose context is already done fails with the

@@ -11,8 +11,9 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"syscall"
 	"time"
+
+	"github.com/sockmux/sockmux/internal/procgroup"
 )
 
 // Grace periods of an exec: carrier.
@@ -40,7 +41,8 @@ type execDialer struct {
 
 func (d *execDialer) String() string { return "exec:" + d.command }
 
-// Dial starts `sh -c COMMAND` in a process group of its own. It fails only
+// Dial starts `sh -c COMMAND` in a process group of its own (on Windows
+// `cmd /C COMMAND`: see exec_windows.go). It fails only
 // when the shell cannot be started: a command that does not exist or
 // fails at once shows as a Read error naming its exit status.
 func (d *execDialer) Dial(ctx context.Context) (net.Conn, error) {
@@ -71,10 +73,9 @@ func (d *execDialer) Dial(ctx context.Context) (net.Conn, error) {
 	if err != nil {
 		return fail(err)
 	}
-	cmd := exec.Command("/bin/sh", "-c", d.command)
+	cmd := shellCommand(d.command)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	if err := procgroup.Start(cmd); err != nil {
 		return fail(err)
 	}
 	closeAll(inR, outW, errW) // the child's ends
@@ -128,23 +129,23 @@ func (c *execConn) Read(b []byte) (int, error) {
 
 // reap ends the command once its stdin and stdout are closed: it may exit
 // by itself for a grace period, then its process group gets SIGTERM, and
-// SIGKILL after another; the group is signalled even when the command
+// SIGKILL after another (on Windows the process is killed after the
+// first); the group is signalled even when the command
 // exited, so that nothing it started outlives it. Then it is reaped and
 // the last of its stderr logged.
 func (c *execConn) reap() error {
-	pgid := c.cmd.Process.Pid
 	t := time.NewTimer(execExitGrace)
 	defer t.Stop()
 	select {
 	case <-c.exited:
 	case <-t.C:
 	}
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	procgroup.Terminate(c.cmd)
 	t.Reset(execKillGrace)
 	select {
 	case <-c.exited:
 	case <-t.C:
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		procgroup.Kill(c.cmd)
 		<-c.exited
 	}
 	// Something the command started may still hold stderr open.

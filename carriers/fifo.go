@@ -8,8 +8,6 @@ import (
 	"io/fs"
 	"net"
 	"os"
-
-	"golang.org/x/sys/unix"
 )
 
 // A FIFO pair is opened in an order that lets a listener tell its last
@@ -73,11 +71,14 @@ func newFifoConn(r, w *os.File, rpath, wpath string) *fileConn {
 // ensureFifos makes each path a named pipe (mode 0600) when it does not
 // exist, and fails when it exists and is something else.
 func ensureFifos(paths ...string) error {
+	if err := fifosAvailable(); err != nil {
+		return err
+	}
 	for _, p := range paths {
 		st, err := os.Stat(p)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			if err := unix.Mkfifo(p, 0o600); err != nil && !errors.Is(err, unix.EEXIST) {
+			if err := mkfifo(p); err != nil {
 				return &fs.PathError{Op: "mkfifo", Path: p, Err: err}
 			}
 		case err != nil:
@@ -93,7 +94,7 @@ func ensureFifos(paths ...string) error {
 // and dropping what is still written to it: the previous peer's last
 // frames. Opening for reading without blocking never waits for a writer.
 func waitNoWriter(ctx context.Context, path string) error {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	f, err := os.OpenFile(path, os.O_RDONLY|oNonblock, 0)
 	if err != nil {
 		return err
 	}
@@ -164,7 +165,7 @@ func openFifoPair(ctx context.Context, rpath, wpath string) (*fileConn, error) {
 func startOpen(path string, flag int) chan opened {
 	ch := make(chan opened, 1)
 	go func() {
-		f, err := os.OpenFile(path, flag|unix.O_CLOEXEC, 0)
+		f, err := os.OpenFile(path, flag, 0) // os adds O_CLOEXEC
 		ch <- opened{f, err}
 	}()
 	return ch
@@ -181,13 +182,13 @@ type opened struct {
 // be released: it is left to finish in the background, and what it opens
 // is closed then.
 func release(path string, ch chan opened) opened {
-	fd, err := unix.Open(path, unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	done, err := openBothEnds(path)
 	if err != nil {
 		go func() { closeAll((<-ch).f) }()
 		return opened{}
 	}
 	v := <-ch
-	unix.Close(fd)
+	done()
 	return v
 }
 

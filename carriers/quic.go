@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
-	"golang.org/x/sys/unix"
 
 	"github.com/sockmux/sockmux/internal/ratelog"
 )
@@ -491,22 +490,4 @@ func UDPAddress(addr string) string {
 		return ""
 	}
 	return a.hostport
-}
-
-// socketBuffers reads udp's receive and send buffer sizes, as the kernel
-// reports them (Linux doubles what was asked, for its bookkeeping, as
-// quic-go's own check counts it too).
-func socketBuffers(udp *net.UDPConn) (rcv, snd int, err error) {
-	raw, err := udp.SyscallConn()
-	if err != nil {
-		return 0, 0, err
-	}
-	var rerr, serr error
-	if err := raw.Control(func(fd uintptr) {
-		rcv, rerr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
-		snd, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF)
-	}); err != nil {
-		return 0, 0, err
-	}
-	return rcv, snd, errors.Join(rerr, serr)
 }

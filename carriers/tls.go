@@ -22,8 +22,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/sockmux/sockmux/internal/preauth"
 )
 
@@ -164,7 +162,7 @@ func loadOrGenerate(dir string) (cert tls.Certificate, generated bool, err error
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return tls.Certificate{}, false, fmt.Errorf("%w: state directory: %v", ErrTLSConfig, err)
 	}
-	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return tls.Certificate{}, false, fmt.Errorf("%w: state directory: %v", ErrTLSConfig, err)
 	}
@@ -174,7 +172,7 @@ func loadOrGenerate(dir string) (cert tls.Certificate, generated bool, err error
 		return tls.Certificate{}, false, err
 	}
 	var ferr error
-	if err := raw.Control(func(fd uintptr) { ferr = flock(int(fd)) }); err != nil || ferr != nil {
+	if err := raw.Control(func(fd uintptr) { ferr = lockFile(fd) }); err != nil || ferr != nil {
 		return tls.Certificate{}, false, fmt.Errorf("%w: locking the state directory: %v", ErrTLSConfig, errors.Join(err, ferr))
 	}
 	certPath, keyPath := filepath.Join(dir, GeneratedCertFile), filepath.Join(dir, GeneratedKeyFile)
@@ -200,16 +198,6 @@ func loadOrGenerate(dir string) (cert tls.Certificate, generated bool, err error
 	}
 	cert, err = tls.X509KeyPair(certPEM, keyPEM)
 	return cert, true, err
-}
-
-// flock takes an exclusive lock on fd, retrying when a signal interrupts.
-func flock(fd int) error {
-	for {
-		err := unix.Flock(fd, unix.LOCK_EX)
-		if !errors.Is(err, unix.EINTR) {
-			return err
-		}
-	}
 }
 
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {

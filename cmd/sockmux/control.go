@@ -14,12 +14,10 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
 	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/internal/acceptloop"
@@ -80,6 +78,9 @@ type controlRequest struct {
 // serveControl listens on the control socket, mode 0600, and answers only
 // clients of this user (or root).
 func (d *daemon) serveControl(path string) (net.Listener, error) {
+	if err := controlAvailable(); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
@@ -88,9 +89,7 @@ func (d *daemon) serveControl(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("control socket %s: another sockmux is running", path)
 	}
 	os.Remove(path)
-	old := syscall.Umask(0o177)
-	ln, err := net.Listen("unix", path)
-	syscall.Umask(old)
+	ln, err := listenPrivate(path)
 	if err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
@@ -125,12 +124,12 @@ func peerAllowed(c net.Conn) bool {
 	if err != nil {
 		return false
 	}
-	var cred *unix.Ucred
+	var uid int
 	var cerr error
-	if err := raw.Control(func(fd uintptr) { cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) }); err != nil || cerr != nil {
+	if err := raw.Control(func(fd uintptr) { uid, cerr = peerUID(fd) }); err != nil || cerr != nil {
 		return false
 	}
-	return cred.Uid == uint32(os.Getuid()) || cred.Uid == 0
+	return uid == os.Getuid() || uid == 0
 }
 
 func (d *daemon) control(c net.Conn) {
@@ -166,6 +165,9 @@ func (d *daemon) control(c net.Conn) {
 
 // controlCall sends one request to a daemon's control socket.
 func controlCall(path, cmd string) (report, error) {
+	if err := controlAvailable(); err != nil {
+		return report{}, err
+	}
 	c, err := net.Dial("unix", path)
 	if err != nil {
 		return report{}, fmt.Errorf("control socket: %w", err)

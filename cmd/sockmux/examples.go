@@ -24,9 +24,6 @@ var examples = map[string]string{
 	"status": `  # links, carriers, forwards and counters of a running daemon
   sockmux status -c /etc/sockmux/sockmux.toml
   sockmux status -c /etc/sockmux/sockmux.toml --json --watch`,
-	"bench": `  # one stream and 64, through sockmux, yamux, smux and a relay chain
-  sockmux bench bulk
-  sockmux bench rr`,
 }
 
 // setExamples fills in the Example of every command that has none.

@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -81,6 +80,9 @@ func inBackground() bool { return os.Getenv(backgroundEnv) != "" }
 // readyForeground) or exits. Go cannot fork a running process, so -f is
 // a re-exec, as daemons written in Go do.
 func goBackground(stderr io.Writer) error {
+	if err := backgroundAvailable(); err != nil {
+		return fmt.Errorf("-f: %w", err)
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("-f: %w", err)
@@ -101,7 +103,7 @@ func goBackground(stderr io.Writer) error {
 	} else {
 		c.Stderr = os.Stderr
 	}
-	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	c.SysProcAttr = newSession()
 	if err := c.Start(); err != nil {
 		w.Close()
 		return fmt.Errorf("-f: %w", err)

@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -198,7 +197,11 @@ func TestBackground(t *testing.T) {
 		t.Fatalf("connect -f printed no pid:\n%s", stderr)
 	}
 	pid, _ := strconv.Atoi(m[1])
-	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	t.Cleanup(func() {
+		if p, err := os.FindProcess(pid); err == nil {
+			_ = p.Kill()
+		}
+	})
 	// The parent has exited; the forward answers at once, no waiting.
 	conn, err := net.Dial("tcp", fwd)
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -147,17 +146,13 @@ func TestSIGHUPAuthorizedKeys(t *testing.T) {
 	waitLog(t, hlog, `msg="link up" peer=two`)
 
 	writeAuth("name=oops " + k2.Public.String() + "\n")
-	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
+	sendHUP(t)
 	waitLog(t, hlog, `authorized keys not reloaded`)
 	if got := testkit.Greeting(t, fwd1); got != "hello" {
 		t.Fatalf("after a bad file, one's forward: %q", got)
 	}
 	writeAuth(`name="two" ` + k2.Public.String() + "\n")
-	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
+	sendHUP(t)
 	waitLog(t, hlog, `msg="peer's key removed from the authorized keys; closing its link" peer=one`)
 	if got := testkit.Greeting(t, fwd2); got != "hello" {
 		t.Fatalf("after the reload, two's forward: %q", got)

@@ -28,7 +28,7 @@ import (
 
 	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/carriers"
-	"github.com/sockmux/sockmux/forward"
+	"github.com/sockmux/sockmux/internal/forward"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -120,7 +120,7 @@ either may declare forwards (-L), whichever side dialled.`,
 		}
 		return newLogger(stderr, logLevel, logFormat)
 	}
-	root.AddCommand(listenCmd(logger, stderr), connectCmd(logger, stderr), stdioCmd(logger), demoCmd(stdout, logger), shareCmd(logger), runCmd(stderr), checkCmd(stdout), reloadCmd(stdout), statusCmd(stdout), benchCmd(logger), versionCmd(stdout), manCmd(stdout), keygenCmd(stdout))
+	root.AddCommand(listenCmd(logger, stderr), connectCmd(logger, stderr), stdioCmd(logger), demoCmd(stdout, logger), shareCmd(logger), runCmd(stderr), checkCmd(stdout), reloadCmd(stdout), statusCmd(stdout), versionCmd(stdout), manCmd(stdout), keygenCmd(stdout))
 	setVersions(root)
 	setExamples(root)
 	return root

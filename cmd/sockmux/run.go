@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -92,11 +93,17 @@ func runDaemon(ctx context.Context, cfg *config, log *slog.Logger) error {
 		d.shares[sc.name] = rs
 	}
 	ctrl, err := d.serveControl(cfg.control)
-	if err != nil {
+	switch {
+	case errors.Is(err, errors.ErrUnsupported):
+		// The links run all the same; only status and reload cannot
+		// reach them (on Windows: no SIGHUP either).
+		log.Warn("no control socket", "err", err)
+	case err != nil:
 		d.shutdown(0)
 		return err
+	default:
+		defer ctrl.Close()
 	}
-	defer ctrl.Close()
 	if cfg.metrics != "" {
 		srv, err := d.serveMetrics(cfg.metrics)
 		if err != nil {

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 
 	"github.com/sockmux/sockmux/internal/testkit"
@@ -123,9 +122,7 @@ func TestSIGHUPRedials(t *testing.T) {
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"connect", testkit.FreeAddr(t)}, io.Discard, &log) }()
 	waitLog(t, &log, `msg="link redial scheduled"`)
-	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
+	sendHUP(t)
 	waitLog(t, &log, `msg="redialling now"`)
 	cancel()
 	if code := <-done; code != 0 {

@@ -14,9 +14,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sockmux/sockmux/internal/procgroup"
 )
 
 // outside is a running outside server.
@@ -51,8 +52,7 @@ func startOutside(t testing.TB, name, addr, path string, args ...string) *outsid
 	o := &outside{name: name, out: &lockedBuffer{}}
 	o.cmd = exec.Command(path, args...)
 	o.cmd.Stdout, o.cmd.Stderr = o.out, o.out
-	o.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := o.cmd.Start(); err != nil {
+	if err := procgroup.Start(o.cmd); err != nil {
 		t.Fatalf("starting %s: %v", name, err)
 	}
 	exited := make(chan struct{})
@@ -61,7 +61,7 @@ func startOutside(t testing.TB, name, addr, path string, args ...string) *outsid
 		close(exited)
 	}()
 	t.Cleanup(func() {
-		_ = syscall.Kill(-o.cmd.Process.Pid, syscall.SIGKILL)
+		procgroup.Kill(o.cmd)
 		<-exited
 		if t.Failed() {
 			t.Logf("%s's output:\n%s", name, o.out.String())

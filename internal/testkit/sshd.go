@@ -8,9 +8,10 @@ import (
 	"os/user"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sockmux/sockmux/internal/procgroup"
 )
 
 // SSHD is an OpenSSH server a test started on a loopback port, with keys
@@ -68,16 +69,15 @@ func StartSSHD(t testing.TB) *SSHD {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(sshd, "-D", "-e", "-f", confPath)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its per-connection children go with it
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
+	if err := procgroup.Start(cmd); err != nil { // its per-connection children go with it
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		procgroup.Kill(cmd)
 		cmd.Wait()
 	})
 	listening := make(chan error, 1)

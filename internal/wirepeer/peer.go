@@ -28,6 +28,7 @@ import (
 
 	"github.com/sockmux/sockmux/carriers"
 	"github.com/sockmux/sockmux/engine"
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 // Options say how a Peer introduces itself.
@@ -92,16 +93,7 @@ func Dial(t testing.TB, addr string, o Options) *Peer {
 	t.Helper()
 	d := net.Dialer{Timeout: 5 * time.Second}
 	if o.RecvBuffer > 0 {
-		d.Control = func(_, _ string, c syscall.RawConn) error {
-			var serr error
-			err := c.Control(func(fd uintptr) {
-				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, o.RecvBuffer)
-			})
-			if err == nil {
-				err = serr
-			}
-			return err
-		}
+		d.Control = func(_, _ string, c syscall.RawConn) error { return testkit.SetRecvBuffer(c, o.RecvBuffer) }
 	}
 	c, err := d.Dial("tcp", addr)
 	if err != nil {

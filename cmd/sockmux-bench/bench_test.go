@@ -11,7 +11,7 @@ import (
 	"testing"
 )
 
-// runBench runs sockmux bench with args, as the root command would.
+// runBench runs sockmux-bench with args, as main would.
 func runBench(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
@@ -29,7 +29,7 @@ func runBench(t *testing.T, args ...string) (stdout, stderr string, err error) {
 // TestBenchScenarios runs each scenario briefly and checks the table has
 // every system with its ratios, and the progress line was shown. (idle is
 // left to package bench's tests: its helper processes are this binary run
-// as "sockmux bench", which a test binary is not.)
+// again as sockmux-bench, which a test binary is not.)
 func TestBenchScenarios(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
@@ -112,5 +112,30 @@ func TestParseRate(t *testing.T) {
 		if got, err := parseRate(tc.in); err != nil || got != tc.want {
 			t.Errorf("parseRate(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
 		}
+	}
+}
+
+// TestRunExitCodes: main's exit codes, 2 for a command line that does not
+// parse (a flag or a scenario), 0 for help.
+func TestRunExitCodes(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--bogus"}, 2, "--bogus"},
+		{[]string{"nope"}, 2, `"nope"`},
+		{[]string{"--log-level", "loud"}, 2, "loud"},
+		{[]string{"--help"}, 0, "go run ./cmd/sockmux-bench"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			if code := run(context.Background(), tc.args, &out, &errOut); code != tc.code {
+				t.Fatalf("exit code %d, want %d\n%s", code, tc.code, errOut.String())
+			}
+			if !strings.Contains(out.String()+errOut.String(), tc.want) {
+				t.Fatalf("the output does not name %s:\n%s%s", tc.want, out.String(), errOut.String())
+			}
+		})
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,12 +12,12 @@ import (
 
 	"github.com/pkg/profile"
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 
 	"github.com/sockmux/sockmux/bench"
 )
 
-// benchOptions are sockmux bench's flags.
+// benchOptions are sockmux-bench's flags.
 type benchOptions struct {
 	duration, rtt, warm time.Duration
 	streams             int
@@ -30,13 +29,13 @@ type benchOptions struct {
 	mutexProfile        string
 }
 
-// benchCmd is sockmux bench: a tuning run of the benchmark harness, every
+// benchCmd is sockmux-bench: a tuning run of the benchmark harness, every
 // system in this process, a live progress line on stderr, the table of
 // figures and ratios on stdout, and profiles on request.
 func benchCmd(logger func() (*slog.Logger, error)) *cobra.Command {
 	o := benchOptions{}
 	cmd := &cobra.Command{
-		Use:   "bench [scenario]",
+		Use:   "sockmux-bench [scenario]",
 		Short: "Run a benchmark scenario through sockmux, yamux, smux and a relay chain in this process; print figures and ratios",
 		Long: `Run a benchmark scenario end to end in this process, through each system in
 turn (a relay chain, tunnels on hashicorp/yamux and xtaci/smux, sockmux), and
@@ -56,12 +55,11 @@ Scenarios (default bulk):
 
 The go test benchmarks (go test -bench . ./bench/) measure the same things;
 BENCHMARKS.md holds their figures.`,
+		Example: `  # one stream and 64, through sockmux, yamux, smux and a relay chain
+  go run ./cmd/sockmux-bench bulk
+  go run ./cmd/sockmux-bench rr`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			// This binary again, as a helper process of the idle scenario.
-			if bench.RunHelper() {
-				return nil
-			}
 			log, err := logger()
 			if err != nil {
 				return err
@@ -74,13 +72,8 @@ BENCHMARKS.md holds their figures.`,
 			if err != nil {
 				return err
 			}
-			bench.HelperCommand = func() (*exec.Cmd, error) {
-				exe, err := os.Executable()
-				if err != nil {
-					return nil, err
-				}
-				return exec.Command(exe, "bench"), nil
-			}
+			// The idle scenario's helpers are this binary again, with no
+			// arguments (bench.HelperCommand's default): main runs them.
 			stderr := cmd.ErrOrStderr()
 			tty := isTerminal(stderr) // a progress line redrawn in place, only where one is seen
 			if tty {
@@ -234,12 +227,9 @@ func (o *benchOptions) startProfile(log *slog.Logger) (func() error, error) {
 	}, nil
 }
 
-// isTerminal says whether w is a terminal.
+// isTerminal says whether w is a terminal (golang.org/x/term: a termios
+// ioctl on unix, the console mode on Windows).
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
+	return ok && term.IsTerminal(int(f.Fd()))
 }
