@@ -143,9 +143,9 @@ func (s *schedulerActor) Receive(ctx actor.Context) {
 	case *stallTick:
 		s.stallArmed = false
 		s.checkStalls()
-	case *declare:
+	case *streamDeclared:
 		s.grants.Open(m.id, s.params.SendWindow)
-	case *attach:
+	case *streamAttached:
 		s.conns[m.id] = m.conn
 		s.grants.Attach(m.id, s.params.SendWindow, m.used)
 	case *creditIn:
@@ -154,7 +154,7 @@ func (s *schedulerActor) Receive(ctx actor.Context) {
 		}
 	case *creditBack:
 		s.grants.Returned(m.id, m.n)
-	case *forget:
+	case *streamGone:
 		s.grants.Forget(m.id)
 		delete(s.conns, m.id)
 	case *carrierAttached:
