@@ -11,8 +11,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/sockmux/sockmux/carriers"
-	"github.com/sockmux/sockmux/forward"
 	"github.com/sockmux/sockmux/internal/acceptloop"
+	"github.com/sockmux/sockmux/internal/forward"
 	"github.com/sockmux/sockmux/internal/testkit"
 )
 

@@ -8,9 +8,9 @@ import (
 	"net"
 	"time"
 
-	"github.com/sockmux/sockmux/forward"
 	"github.com/sockmux/sockmux/identity"
-	"github.com/sockmux/sockmux/proxy"
+	"github.com/sockmux/sockmux/internal/forward"
+	"github.com/sockmux/sockmux/internal/proxy"
 )
 
 // Config is what a Node needs to run.

@@ -43,9 +43,9 @@ import (
 // leave in one carrier write.
 const readFrames = 4
 
-// readMore asks a Stream actor to read again after a read that took all it
+// readAgain asks a Stream actor to read again after a read that took all it
 // asked for: more may be waiting, after what else is in its mailbox.
-type readMore struct{}
+type readAgain struct{}
 
 // readableNow tells a Stream actor, from its link's poller, that its socket
 // has something to say: bytes, or (hup) its end or an error, which the
@@ -54,9 +54,9 @@ type readableNow struct{ hup bool }
 
 // The one readMore every stream sends itself, and the poller's two words.
 var (
-	readMoreMsg = &readMore{}
-	readableMsg = &readableNow{}
-	hangupMsg   = &readableNow{hup: true}
+	readAgainMsg = &readAgain{}
+	readableMsg  = &readableNow{}
+	hangupMsg    = &readableNow{hup: true}
 )
 
 // openSocket takes the stream's socket, accepted or just dialled, for I/O,
@@ -362,7 +362,7 @@ func (s *streamActor) readOn(ctx actor.Context, bufs []*engine.Buffer, n, max in
 		// next datagram, or the end the poller saw coming (it reports
 		// an end once, so a read that stopped short of it reads on).
 		if s.raw != nil || s.local != nil {
-			ctx.Send(s.self, readMoreMsg)
+			ctx.Send(s.self, readAgainMsg)
 			return
 		}
 		fallthrough

@@ -35,11 +35,15 @@
 // carrier's reader hands a batch of frames to the Link, which hands DATA
 // to the Stream, which writes its socket. These calls never wait, and are
 // raw system calls (sysio_linux.go): a call made the usual way wakes Go's
-// sysmon thread from its sleep, a thread wake-up per message.
-// A keyed carrier over a socket takes the same path: its sealed conn
-// (carriers.Sealed) seals the batch into records for the queue's one
-// write (SealNow) and keeps what the socket did not take for the writer
-// goroutine, and its records are read with the same raw reads.
+// sysmon thread from its sleep, a thread wake-up per message. Elsewhere
+// (rawio.go): on the other unixes the same reads and writes go through
+// syscall and Go's poller, with no epoll set; on Windows, and for a
+// connection with no descriptor, a stream or carrier takes the portable
+// path, a goroutine blocked in Read and writes with Write (TestPortableIO
+// runs it on Linux). A keyed carrier over a socket takes the same path:
+// its sealed conn (carriers.Sealed) seals the batch into records for the
+// queue's one write (SealNow) and keeps what the socket did not take for
+// the writer goroutine, and its records are read with the same raw reads.
 //
 // Buffer ownership: a pooled buffer (engine.Buffer) has one owner at a
 // time, and putting it in a message hands it over. A Stream owns what it

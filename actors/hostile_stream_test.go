@@ -11,7 +11,7 @@ import (
 
 	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/engine"
-	"github.com/sockmux/sockmux/forward"
+	"github.com/sockmux/sockmux/internal/forward"
 	"github.com/sockmux/sockmux/internal/testkit"
 	"github.com/sockmux/sockmux/internal/wirepeer"
 )

@@ -13,7 +13,7 @@ import (
 
 	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/engine"
-	"github.com/sockmux/sockmux/forward"
+	"github.com/sockmux/sockmux/internal/forward"
 	"github.com/sockmux/sockmux/internal/testkit"
 	"github.com/sockmux/sockmux/internal/testpair"
 	"github.com/sockmux/sockmux/internal/wirepeer"

@@ -11,8 +11,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/sockmux/sockmux/engine"
-	"github.com/sockmux/sockmux/forward"
 	"github.com/sockmux/sockmux/identity"
+	"github.com/sockmux/sockmux/internal/forward"
 )
 
 // denyAll is the policy of a link whose key is no longer authorized,

@@ -14,8 +14,8 @@ import (
 
 	"github.com/sockmux/sockmux/carriers"
 	"github.com/sockmux/sockmux/engine"
-	"github.com/sockmux/sockmux/forward"
 	"github.com/sockmux/sockmux/identity"
+	"github.com/sockmux/sockmux/internal/forward"
 	"github.com/sockmux/sockmux/internal/testkit"
 )
 

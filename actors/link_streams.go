@@ -13,7 +13,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/sockmux/sockmux/engine"
-	"github.com/sockmux/sockmux/forward"
+	"github.com/sockmux/sockmux/internal/forward"
 )
 
 func (l *linkActor) dispatch(ctx actor.Context, c *carrierRef, f *engine.Frame) {
@@ -161,7 +161,7 @@ func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 		ctx.Send(l.sched, v.Refuse)
 		return
 	}
-	ctx.Send(l.sched, &declare{id: id})
+	ctx.Send(l.sched, &streamDeclared{id: id})
 	st := &streamActor{env: l.env, id: id, link: l.self, sched: l.sched, target: v.Target, openFrame: f, datagram: v.Datagram,
 		proxyHere: v.Open.Kind == engine.TargetForward && v.Target == forward.TargetSOCKS, policy: l.targetPolicy(),
 		state: engine.NewAccepter(id), recv: engine.NewRecvWindow(l.params.RecvWindow, l.env.cfg.MaxWindow), params: l.params, budget: l.budget, rtt: l.rttNanos}
@@ -226,7 +226,7 @@ func (l *linkActor) open(ctx actor.Context, m *openRequest) {
 	state := engine.NewOpener(id)
 	_ = state.Send(engine.TypeOpen)
 	ctx.Send(l.sched, engine.NewOpen(id, m.kind, m.target, data))
-	ctx.Send(l.sched, &declare{id: id})
+	ctx.Send(l.sched, &streamDeclared{id: id})
 	l.env.stats.BytesOut.Add(int64(len(data)))
 	if first != nil {
 		engine.PutBuffer(first)

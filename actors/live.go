@@ -10,9 +10,9 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/sockmux/sockmux/engine"
-	"github.com/sockmux/sockmux/forward"
 	"github.com/sockmux/sockmux/identity"
-	"github.com/sockmux/sockmux/proxy"
+	"github.com/sockmux/sockmux/internal/forward"
+	"github.com/sockmux/sockmux/internal/proxy"
 )
 
 // Policies are the parts of a Config that Node.SetPolicies changes on a

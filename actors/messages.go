@@ -209,19 +209,19 @@ type linkAvailable struct{}
 // too long for a link.
 type openTimeoutTick struct{}
 
-// attach tells the Scheduler a stream can send, and how much of its
+// streamAttached tells the Scheduler a stream can send, and how much of its
 // initial window the first bytes used; conn is the actor that gets the
 // stream's grants (the Stream actor, which reads its socket).
-type attach struct {
+type streamAttached struct {
 	id   uint32
 	conn *actor.PID
 	used int
 }
 
-// declare tells the Scheduler, from the Link, that stream id exists (its
+// streamDeclared tells the Scheduler, from the Link, that stream id exists (its
 // OPEN was sent or taken): CREDITs for it count from now on, even before
 // its Stream attaches.
-type declare struct{ id uint32 }
+type streamDeclared struct{ id uint32 }
 
 // creditBack gives the Scheduler back n bytes of a stream's grant its
 // reader will not use soon (its socket is idle, or its reading ended), for
@@ -231,8 +231,8 @@ type creditBack struct {
 	n  int64
 }
 
-// forget tells the Scheduler a stream is gone.
-type forget struct{ id uint32 }
+// streamGone tells the Scheduler a stream is gone.
+type streamGone struct{ id uint32 }
 
 // creditIn is a CREDIT the peer sent for stream id.
 type creditIn struct{ id, n uint32 }

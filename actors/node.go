@@ -13,7 +13,7 @@ import (
 
 	"github.com/sockmux/sockmux/carriers"
 	"github.com/sockmux/sockmux/engine"
-	"github.com/sockmux/sockmux/forward"
+	"github.com/sockmux/sockmux/internal/forward"
 	"github.com/sockmux/sockmux/internal/ratelog"
 )
 

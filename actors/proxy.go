@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/sockmux/sockmux/engine"
-	"github.com/sockmux/sockmux/forward"
-	"github.com/sockmux/sockmux/proxy"
+	"github.com/sockmux/sockmux/internal/forward"
+	"github.com/sockmux/sockmux/internal/proxy"
 )
 
 // proxyHandshakeTimeout bounds a proxy client's request.

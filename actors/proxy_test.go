@@ -16,10 +16,10 @@ import (
 	"golang.org/x/net/proxy"
 
 	"github.com/sockmux/sockmux/actors"
-	"github.com/sockmux/sockmux/forward"
+	"github.com/sockmux/sockmux/internal/forward"
+	smproxy "github.com/sockmux/sockmux/internal/proxy"
 	"github.com/sockmux/sockmux/internal/testkit"
 	"github.com/sockmux/sockmux/internal/testpair"
-	smproxy "github.com/sockmux/sockmux/proxy"
 )
 
 func webServer(t testing.TB, body string) *httptest.Server {

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sockmux/sockmux/forward"
+	"github.com/sockmux/sockmux/internal/forward"
 	"github.com/sockmux/sockmux/internal/testkit"
 	"github.com/sockmux/sockmux/internal/testpair"
 )

@@ -7,7 +7,7 @@ import (
 
 	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/carriers"
-	"github.com/sockmux/sockmux/forward"
+	"github.com/sockmux/sockmux/internal/forward"
 	"github.com/sockmux/sockmux/internal/testkit"
 	"github.com/sockmux/sockmux/internal/testpair"
 )

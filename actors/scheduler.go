@@ -58,6 +58,9 @@ type schedulerActor struct {
 	stripe     engine.Stripe
 	outs       map[int]*carrierOut
 	stalled    []*engine.Path
+	// carry is the rest of a DATA frame cut for a slow path
+	// (engine.Stripe.Chunk), not numbered yet: it goes next.
+	carry      *engine.Frame
 	stallArmed bool
 	closed     bool
 	// flushing: batches wait for the end of the mailbox run (runOver).
@@ -98,6 +101,7 @@ func newScheduler(e *env, p engine.Params, maxUnacked int) *schedulerActor {
 	s := &schedulerActor{env: e, params: p, queue: engine.NewQueue(), conns: make(map[uint32]*actor.PID),
 		grants: engine.NewGrants(limit, min(engine.DefaultGrantPerStream, limit)),
 		outs:   make(map[int]*carrierOut)}
+	s.stripe.AckDelay = ackDelay // the peer's, as this side's: one protocol
 	if p.Capabilities&engine.CapSeq != 0 {
 		s.seq, s.unacked, s.maxUnacked = true, engine.NewUnacked(), maxUnacked
 	}
@@ -139,9 +143,9 @@ func (s *schedulerActor) Receive(ctx actor.Context) {
 	case *stallTick:
 		s.stallArmed = false
 		s.checkStalls()
-	case *declare:
+	case *streamDeclared:
 		s.grants.Open(m.id, s.params.SendWindow)
-	case *attach:
+	case *streamAttached:
 		s.conns[m.id] = m.conn
 		s.grants.Attach(m.id, s.params.SendWindow, m.used)
 	case *creditIn:
@@ -150,7 +154,7 @@ func (s *schedulerActor) Receive(ctx actor.Context) {
 		}
 	case *creditBack:
 		s.grants.Returned(m.id, m.n)
-	case *forget:
+	case *streamGone:
 		s.grants.Forget(m.id)
 		delete(s.conns, m.id)
 	case *carrierAttached:
@@ -170,6 +174,10 @@ func (s *schedulerActor) Receive(ctx actor.Context) {
 		s.self = ctx.Self()
 	case *actor.Stopping:
 		s.closed = true
+		if s.carry != nil {
+			s.carry.Release()
+			s.carry = nil
+		}
 		for _, f := range s.queue.DropAll() {
 			f.Release()
 		}
@@ -428,6 +436,10 @@ func (s *schedulerActor) enqueue(f *engine.Frame) {
 		}
 		s.env.stats.BytesOut.Add(int64(f.Len()))
 	case engine.TypeRst:
+		if s.carry != nil && s.carry.Stream == f.Stream {
+			s.carry.Release() // its grant was given back when its frame was taken
+			s.carry = nil
+		}
 		for _, d := range s.queue.Drop(f.Stream) {
 			if d.Type == engine.TypeData {
 				s.grants.Sent(d.Stream, d.Len())
@@ -445,7 +457,8 @@ const maxFrameWire = engine.MaxHeaderLen + engine.DefaultMaxPayload
 // pump hands frames to the carriers: first what must be sent again, then
 // the queue's next, each to the carrier Stripe picks, while one has room
 // (and, on a CapSeq link, while the unacknowledged bytes stay below the
-// peer's reorder limit).
+// peer's reorder limit). When the next frame must wait (every carrier
+// holds its cap), a small one behind it may still go (Queue.PopSmall).
 func (s *schedulerActor) pump() {
 	if len(s.outs) == 0 {
 		return
@@ -455,27 +468,58 @@ func (s *schedulerActor) pump() {
 		now = time.Now()
 	}
 	for {
-		p := s.stripe.Pick(0, carrierHighWater)
-		if p == nil {
-			break
-		}
-		var f *engine.Frame
+		var (
+			f *engine.Frame
+			p *engine.Path
+		)
 		if len(s.resend) > 0 {
 			seq := s.resend[0]
-			s.resend = s.resend[1:]
 			if f, _ = s.unacked.Get(seq); f == nil {
+				s.resend = s.resend[1:]
 				continue // acknowledged since
 			}
+			if p = s.stripe.Pick(f.WireLen(), carrierHighWater); p == nil {
+				break
+			}
+			s.resend = s.resend[1:]
 			s.unacked.SentOn(seq, p.ID)
 		} else {
 			if s.seq && s.unacked.Bytes()+maxFrameWire > s.maxUnacked {
 				break
 			}
-			if f = s.queue.Pop(); f == nil {
+			// The rest of a frame split for a slow path goes before the
+			// rest of its stream; control frames may still overtake it.
+			f = s.queue.Peek()
+			carried := s.carry != nil && (f == nil || !f.Type.Control())
+			if carried {
+				f = s.carry
+			}
+			if f == nil {
 				break
 			}
-			if f.Type == engine.TypeData {
+			if p = s.stripe.Pick(f.WireLen(), carrierHighWater); p != nil {
+				if carried {
+					s.carry = nil
+				} else {
+					f = s.queue.Pop()
+				}
+			} else if f.WireLen() > engine.SmallFrame {
+				var skip uint32 // the carried frame's stream: its rest goes first
+				if s.carry != nil {
+					skip = s.carry.Stream
+				}
+				if p = s.stripe.Pick(engine.SmallFrame, carrierHighWater); p != nil {
+					f, carried = s.queue.PopSmall(engine.SmallFrame, skip), false
+				}
+			}
+			if p == nil || f == nil {
+				break
+			}
+			if f.Type == engine.TypeData && !carried {
 				s.grants.Sent(f.Stream, f.Len())
+			}
+			if c := s.stripe.Chunk(p); s.carry == nil && f.Type == engine.TypeData && c > 0 && f.Len() > c {
+				s.carry = splitFrame(f, c)
 			}
 			if s.seq && f.Type.Sequenced() {
 				s.unacked.Number(f, p.ID)
@@ -489,4 +533,13 @@ func (s *schedulerActor) pump() {
 		p.Queued += n
 		s.batch(s.outs[p.ID], f)
 	}
+}
+
+// splitFrame cuts DATA frame f after n bytes of payload and returns a new
+// frame with the rest, which the caller owns.
+func splitFrame(f *engine.Frame, n int) *engine.Frame {
+	rest := &engine.Frame{Type: f.Type, Flags: f.Flags, Stream: f.Stream, Payload: engine.GetBuffer(f.Len() - n)}
+	copy(rest.Payload.B, f.Payload.B[n:])
+	f.Payload.B = f.Payload.B[:n]
+	return rest
 }

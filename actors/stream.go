@@ -12,7 +12,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/sockmux/sockmux/engine"
-	"github.com/sockmux/sockmux/forward"
+	"github.com/sockmux/sockmux/internal/forward"
 )
 
 // streamActor is one logical stream: the engine.Stream state machine and
@@ -87,7 +87,7 @@ func (s *streamActor) receive(ctx actor.Context) {
 		s.fromPeer(ctx, m)
 	case *grant:
 		s.grant(ctx, m.n)
-	case *readMore:
+	case *readAgain:
 		s.readNow(ctx)
 	case *readableNow:
 		if m.hup {
@@ -125,7 +125,7 @@ func (s *streamActor) start(ctx actor.Context) {
 	s.paused = true       // until the first grant
 	if s.netConn != nil { // we opened it: the Link sent the OPEN
 		s.openSocket(s.netConn)
-		ctx.Send(s.sched, &attach{id: s.id, conn: s.self, used: s.firstLen})
+		ctx.Send(s.sched, &streamAttached{id: s.id, conn: s.self, used: s.firstLen})
 		if s.clientEOF {
 			s.readEnded(ctx, io.EOF)
 		}
@@ -180,7 +180,7 @@ func (s *streamActor) dialed(ctx actor.Context, err error) {
 	}
 	_ = s.state.Send(engine.TypeOpenOK)
 	ctx.Send(s.sched, engine.NewEmpty(engine.TypeOpenOK, s.id))
-	ctx.Send(s.sched, &attach{id: s.id, conn: s.self})
+	ctx.Send(s.sched, &streamAttached{id: s.id, conn: s.self})
 }
 
 // consumed grants the peer credit for n bytes written to the socket, with
@@ -207,7 +207,7 @@ func (s *streamActor) socketClosed(ctx actor.Context) {
 	s.budget.give(s.grown)
 	s.grown = 0
 	tellOpened(s.opened, ErrLinkDown)
-	ctx.Send(s.sched, &forget{id: s.id})
+	ctx.Send(s.sched, &streamGone{id: s.id})
 	s.env.stats.StreamsClosed.Add(1)
 	ctx.Stop(s.self)
 }

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/sockmux/sockmux/actors"
-	"github.com/sockmux/sockmux/forward"
+	"github.com/sockmux/sockmux/internal/forward"
 	"github.com/sockmux/sockmux/internal/testkit"
 	"github.com/sockmux/sockmux/internal/testpair"
 )

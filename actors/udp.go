@@ -12,7 +12,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/sockmux/sockmux/engine"
-	"github.com/sockmux/sockmux/forward"
+	"github.com/sockmux/sockmux/internal/forward"
 )
 
 // UDP defaults.

@@ -123,10 +123,12 @@ func BenchmarkBondThroughput(b *testing.B) {
 // BenchmarkBondLatency is the small-frames benchmark: 64-byte
 // requests, one at a time, through the bonded link of each pair while one
 // stream pushes bulk through it, against the same requests on that link
-// idle and beside bulk on the fast path alone; each 2 s of warm-up, then
-// 4 s of requests, in rounds. It reports the medians of each p50 (and the
-// bonded p90) as x-rtt (÷ the fast path's round trip; target: the bonded
-// one beside bulk ≤ 1.5), and the bulk stream's MB/s. Run it with
+// idle and on the fast path alone, beside bulk and idle (the floor: what
+// a round trip through two nodes costs on this machine); each 2 s of
+// warm-up, then 4 s of requests, in rounds. It reports the medians of each
+// p50 (and the bonded p90) as x-rtt (÷ the fast path's round trip;
+// target: the bonded one beside bulk ≤ 1.5), and the bulk stream's MB/s.
+// Run it with
 //
 //	go test -run '^$' -bench BondLatency -benchtime 1x ./bench/
 func BenchmarkBondLatency(b *testing.B) {
@@ -140,7 +142,7 @@ func BenchmarkBondLatency(b *testing.B) {
 				name  string
 				paths []int
 				bulk  bool
-			}{{"idle", bothPath, false}, {"bulk", bothPath, true}, {"fast-alone-bulk", fastPath, true}}
+			}{{"idle", bothPath, false}, {"bulk", bothPath, true}, {"fast-alone-bulk", fastPath, true}, {"fast-alone-idle", fastPath, false}}
 			p50 := make([][]float64, len(cases))
 			var p90, bulk []float64
 			for r := range bondRounds() {

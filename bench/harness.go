@@ -11,7 +11,7 @@ import (
 
 	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/carriers"
-	"github.com/sockmux/sockmux/forward"
+	"github.com/sockmux/sockmux/internal/forward"
 )
 
 // Tunnel is one system under test: clients connect to Addr and are carried

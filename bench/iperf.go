@@ -34,24 +34,15 @@ func NewIperf() (*Iperf, error) {
 	if err != nil {
 		return nil, err
 	}
-	for attempt := 0; ; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			return nil, err
-		}
+	cmd, addr, err := startOnFreePort("iperf3 -s", func(port string) *exec.Cmd {
 		cmd := exec.Command(path, "-s", "--forceflush", "-B", "127.0.0.1", "-p", port) // --forceflush: its "listening" reaches the pipe at once
 		procgroup.Set(cmd)
-		if err = waitLine(cmd, false, "Server listening", 10*time.Second); err == nil {
-			return &Iperf{cmd: cmd, addr: "127.0.0.1:" + port}, nil
-		}
-		if cmd.Process != nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-		if attempt == 2 { // the port was taken meanwhile, three times over
-			return nil, fmt.Errorf("iperf3 -s: %w", err)
-		}
+		return cmd
+	}, "Server listening")
+	if err != nil {
+		return nil, err
 	}
+	return &Iperf{cmd: cmd, addr: addr}, nil
 }
 
 // Addr is the server's address.

@@ -42,29 +42,18 @@ func NewRedis() (*Redis, error) {
 	if err != nil {
 		return nil, err
 	}
-	for attempt := 0; ; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		cmd := exec.Command(path, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-		err = waitLine(cmd, false, "Ready to accept connections", 10*time.Second)
-		if err == nil {
-			r := &Redis{cmd: cmd, addr: "127.0.0.1:" + port}
-			if _, err := r.command("SET", RedisKey, redisValue); err != nil {
-				r.Close()
-				return nil, err
-			}
-			return r, nil
-		}
-		if cmd.Process != nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-		if attempt == 2 { // the port was taken meanwhile, three times over
-			return nil, fmt.Errorf("redis-server: %w", err)
-		}
+	cmd, addr, err := startOnFreePort("redis-server", func(port string) *exec.Cmd {
+		return exec.Command(path, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	}, "Ready to accept connections")
+	if err != nil {
+		return nil, err
 	}
+	r := &Redis{cmd: cmd, addr: addr}
+	if _, err := r.command("SET", RedisKey, redisValue); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
 }
 
 // Addr is the server's address.

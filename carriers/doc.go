@@ -46,4 +46,10 @@
 // time: its Accept opens the carrier again once the connection it returned
 // before is closed. Streams of another link plug in behind the same
 // Dialer and net.Listener.
+//
+// What needs the OS is in files by build tag (*_unix.go, *_linux.go,
+// *_windows.go, comm_tty*.go). Where a kind cannot work (fifo: and comm:
+// devices on Windows, binding to an interface outside Linux) it fails
+// with ErrUnsupported (errors.ErrUnsupported) naming the feature and the
+// OS; exec: runs `cmd /C` on Windows.
 package carriers

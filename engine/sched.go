@@ -70,21 +70,70 @@ func (q *Queue) Pop() *Frame {
 		if s == nil || s.len() == 0 {
 			continue // dropped since it was queued
 		}
-		f := s.pop()
-		if s.len() > 0 {
-			q.ring = append(q.ring, id)
-		} else {
-			delete(q.streams, id)
-			if len(q.spare) < maxSpareFifos && cap(s.items) <= maxSpareItems {
-				q.spare = append(q.spare, s)
-			}
-		}
-		q.compact()
-		q.account(f)
-		return f
+		return q.took(id, s)
 	}
 	q.ring, q.head = q.ring[:0], 0
 	return nil
+}
+
+// Peek returns the frame Pop would return, leaving it queued, or nil.
+func (q *Queue) Peek() *Frame {
+	if f := q.ctrl.peek(); f != nil {
+		return f
+	}
+	for ; q.head < len(q.ring); q.head++ {
+		if s := q.streams[q.ring[q.head]]; s != nil && s.len() > 0 {
+			return s.peek()
+		}
+	}
+	return nil
+}
+
+// smallScan is how many streams' turns PopSmall looks at.
+const smallScan = 64
+
+// PopSmall removes and returns the first frame, in the order Pop would
+// take them, of at most max wire bytes, looking no further than the next
+// smallScan streams' turns; nil when there is none. The Scheduler takes it
+// when the next frame is too big to send yet: a small one (a request, an
+// interactive stream's keystroke) need not wait behind it. A stream keeps
+// its frames' order; one whose frame is taken this way goes to the back.
+// Stream skip (0: none) is passed over: the caller holds a frame of it
+// that must go first.
+func (q *Queue) PopSmall(max int, skip uint32) *Frame {
+	if f := q.ctrl.peek(); f != nil {
+		if f.WireLen() > max {
+			return nil
+		}
+		return q.Pop()
+	}
+	for i := q.head; i < len(q.ring) && i < q.head+smallScan; i++ {
+		id := q.ring[i]
+		s := q.streams[id]
+		if s == nil || s.len() == 0 || s.peek().WireLen() > max || (skip != 0 && id == skip) {
+			continue
+		}
+		q.ring = append(q.ring[:i], q.ring[i+1:]...)
+		return q.took(id, s)
+	}
+	return nil
+}
+
+// took pops stream id's next frame, its turn in the ring taken: the
+// stream goes to the back if it has more.
+func (q *Queue) took(id uint32, s *fifo) *Frame {
+	f := s.pop()
+	if s.len() > 0 {
+		q.ring = append(q.ring, id)
+	} else {
+		delete(q.streams, id)
+		if len(q.spare) < maxSpareFifos && cap(s.items) <= maxSpareItems {
+			q.spare = append(q.spare, s)
+		}
+	}
+	q.compact()
+	q.account(f)
+	return f
 }
 
 // Drop removes every frame waiting for stream id (it was reset) and returns
@@ -153,6 +202,13 @@ type fifo struct {
 func (f *fifo) len() int { return len(f.items) - f.head }
 
 func (f *fifo) push(fr *Frame) { f.items = append(f.items, fr) }
+
+func (f *fifo) peek() *Frame {
+	if f.head == len(f.items) {
+		return nil
+	}
+	return f.items[f.head]
+}
 
 func (f *fifo) pop() *Frame {
 	if f.head == len(f.items) {

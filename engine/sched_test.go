@@ -353,3 +353,110 @@ func TestQueueStreamBacklogBounded(t *testing.T) {
 		t.Errorf("control list holds %d frame in a slice of cap %d", q.Len(), c)
 	}
 }
+
+// TestQueuePeek: Peek shows the frame Pop takes next and leaves it queued,
+// control first, then the streams in turn, past dropped streams.
+func TestQueuePeek(t *testing.T) {
+	checkPool(t)
+	q := NewQueue()
+	if q.Peek() != nil {
+		t.Fatal("an empty queue peeks a frame")
+	}
+	push(t, q, "DATA/1/a1", "DATA/3/b1", "DATA/1/a2", "DATA/5/c1", "PING/0/p")
+	release(q.Drop(3))
+	var got []string
+	for {
+		n, f := q.Len(), q.Peek()
+		if f == nil {
+			break
+		}
+		if q.Peek() != f || q.Len() != n {
+			t.Fatalf("Peek took %v off the queue", f)
+		}
+		g := q.Pop()
+		if g != f {
+			t.Fatalf("peeked %v, popped %v", label(f), label(g))
+		}
+		got = append(got, label(g))
+		g.Release()
+	}
+	if want := []string{"PING/0/p", "DATA/1/a1", "DATA/5/c1", "DATA/1/a2"}; !slices.Equal(got, want) {
+		t.Fatalf("order\n got %v\nwant %v", got, want)
+	}
+}
+
+// TestQueuePopSmall: PopSmall takes the first frame, in turn order, of at
+// most the size asked, its stream's order kept and its turn given up; a
+// frame behind a big one of the same stream does not overtake it.
+func TestQueuePopSmall(t *testing.T) {
+	big := strings.Repeat("x", 1000)
+	tests := []struct {
+		name  string
+		push  []string
+		skip  uint32
+		small []string // what PopSmall(100, skip) takes, in turn, until nil
+		rest  []string // what Pop then takes
+	}{
+		{"nothing small", []string{"DATA/1/" + big, "DATA/3/" + big}, 0, nil,
+			[]string{"DATA/1/" + big, "DATA/3/" + big}},
+		{"a request behind bulk", []string{"DATA/1/" + big, "DATA/1/" + big, "DATA/3/req"}, 0, []string{"DATA/3/req"},
+			[]string{"DATA/1/" + big, "DATA/1/" + big}},
+		{"stream order kept", []string{"DATA/1/" + big, "DATA/3/" + big, "DATA/3/s", "DATA/5/t", "FIN/5/"}, 0,
+			[]string{"DATA/5/t", "FIN/5/"}, []string{"DATA/1/" + big, "DATA/3/" + big, "DATA/3/s"}},
+		{"control first", []string{"DATA/1/" + big, "DATA/3/req", "CREDIT/1/c"}, 0, []string{"CREDIT/1/c", "DATA/3/req"},
+			[]string{"DATA/1/" + big}},
+		{"turn given up", []string{"DATA/1/" + big, "DATA/3/s1", "DATA/3/" + big, "DATA/5/" + big}, 0, []string{"DATA/3/s1"},
+			[]string{"DATA/1/" + big, "DATA/5/" + big, "DATA/3/" + big}},
+		{"a stream skipped", []string{"FIN/1/", "DATA/3/s", "FIN/5/"}, 1, []string{"DATA/3/s", "FIN/5/"},
+			[]string{"FIN/1/"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			checkPool(t)
+			q := NewQueue()
+			push(t, q, tc.push...)
+			var small []string
+			for {
+				n, b := q.Len(), q.Bytes()
+				f := q.PopSmall(100, tc.skip)
+				if f == nil {
+					break
+				}
+				if f.WireLen() > 100 || q.Len() != n-1 || q.Bytes() != b-f.WireLen() {
+					t.Fatalf("PopSmall(100) took %v (%d bytes): Len %d Bytes %d", label(f), f.WireLen(), q.Len(), q.Bytes())
+				}
+				small = append(small, label(f))
+				f.Release()
+			}
+			if !slices.Equal(small, tc.small) {
+				t.Fatalf("PopSmall\n got %v\nwant %v", small, tc.small)
+			}
+			if got := popAll(t, q); !slices.Equal(got, tc.rest) {
+				t.Fatalf("then Pop\n got %v\nwant %v", got, tc.rest)
+			}
+		})
+	}
+}
+
+// TestQueuePopSmallLooksNear: PopSmall looks at the next smallScan turns
+// only, so a link with many busy streams does not scan them all for each
+// frame.
+func TestQueuePopSmallLooksNear(t *testing.T) {
+	checkPool(t)
+	q := NewQueue()
+	big := strings.Repeat("x", 1000)
+	for i := range smallScan {
+		push(t, q, fmt.Sprintf("DATA/%d/%s", i+1, big))
+	}
+	push(t, q, "DATA/1000/req")
+	if f := q.PopSmall(100, 0); f != nil {
+		t.Fatalf("PopSmall looked past %d turns: %v", smallScan, label(f))
+	}
+	q.Pop().Release()
+	if f := q.PopSmall(100, 0); f == nil || label(f) != "DATA/1000/req" {
+		t.Fatalf("PopSmall within %d turns: %v, want the request", smallScan, f)
+	} else {
+		f.Release()
+	}
+	release(q.DropAll())
+}

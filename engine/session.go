@@ -36,12 +36,12 @@ type Session struct {
 	opens   *Opens
 	streams map[uint32]*sessionStream
 	q       *Queue
-	unacked *Unacked // CapSeq: what the peer has not acknowledged
-	reorder *Reorder // CapSeq: what arrived out of order
-	resend  []uint64 // CapSeq: sequence numbers to send again first (a carrier was lost)
-	acked   uint64   // the Received of the last ACK made
-	away    bool     // we said GOAWAY: no more opens either way
-	peer    *Reason  // the peer's GOAWAY
+	unacked *Unacked        // CapSeq: what the peer has not acknowledged
+	reorder *Reorder        // CapSeq: what arrived out of order
+	resend  []uint64        // CapSeq: sequence numbers to send again first (a carrier was lost)
+	acked   uint64          // the Received of the last ACK made
+	away    bool            // we said GOAWAY: no more opens either way
+	peer    *Reason         // the peer's GOAWAY
 	pending map[uint64]bool // CapSeq: what resend holds, so a frame lost twice goes once
 	resent  int
 	events  []Event

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -106,6 +107,92 @@ func (p *Path) stallAfter() time.Duration { return max(MinStall, 4*p.RTT, 3*p.ac
 // It is used by one goroutine (the Scheduler).
 type Stripe struct {
 	Paths []*Path
+	// AckDelay is the longest the peer holds an arrival before it
+	// acknowledges it: bytes it holds that long still count as in
+	// flight, so each path's cap leaves room for them.
+	AckDelay time.Duration
+}
+
+// In-flight caps. A carrier given more than its path holds queues the
+// rest in its TCP send buffer and the path's bottleneck, below anything
+// sockmux can reorder: a small frame sent after it waits for all of it
+// (with one bulk stream, 2 MB, 100 ms and more on a 20 MB/s path). So a
+// striped link gives each path no more than about what it delivers in a
+// round trip (rate × (RTT + the peer's ACK delay + capSlack), with
+// capGain to spare, so the path can show it delivers more) and the
+// backlog waits in the Scheduler's Queue, where control frames and the
+// other streams' turns come first.
+const (
+	capGain  = 1.25
+	capSlack = time.Millisecond
+	// MinCapTime is the least round trip a cap is sized for: on a path
+	// whose round trip is tiny (loopback, a LAN), what delays the ACKs
+	// is the two ends' scheduling, not the path, and a cap sized by the
+	// PING's round trip would starve it.
+	MinCapTime = 5 * time.Millisecond
+	// minCapFrames is the least cap, in frames of the largest size the
+	// path is given (Chunk): a frame goes while the path holds less than
+	// its cap, so a cap is passed by up to a frame.
+	minCapFrames = 2
+	// SmallFrame is the wire size up to which a frame is small: it may go
+	// to a path SmallAllowance beyond its cap, so a request does not wait
+	// for an ACK behind a stream's bulk.
+	SmallFrame     = 2 << 10
+	SmallAllowance = 32 << 10
+	// idleBytes is what a path may hold and still count as idle: what it
+	// carried says nothing of how fast it can deliver (a rate measured
+	// while it carried requests is a few kB/s), so it is judged by its
+	// round trip alone.
+	idleBytes = 4 << 10
+	// idleRate is the least rate an idle path is taken to have.
+	idleRate = 1e6
+)
+
+// Cap is how many bytes p may have in flight on a striped link: about its
+// delivery rate times its round trip (see capGain), at least two of the
+// largest frames it is given; unlimited while its rate or round trip is
+// not measured yet. The one carrier of an unstriped link is not capped:
+// that cut a 64-byte request's wait beside bulk to 0.3–0.6× (the
+// fast-alone-bulk case of BenchmarkBondLatency) but cost a single 20 MB/s
+// carrier 1–29% of its throughput in BenchmarkStripe (carriers=1).
+func (s *Stripe) Cap(p *Path) uint64 {
+	r := p.Rate()
+	if r == 0 || p.RTT == 0 {
+		return math.MaxUint64
+	}
+	frame := s.Chunk(p)
+	if frame == 0 {
+		frame = DefaultMaxPayload
+	}
+	t := max(p.RTT+s.AckDelay+capSlack, MinCapTime)
+	return max(uint64(capGain*r*t.Seconds()), minCapFrames*uint64(MaxHeaderLen+frame))
+}
+
+// Frames on a striped link are cut to what a path sends in about
+// chunkTime, at least MinChunk. The receiver delivers frames in link
+// order, so everything sent after a frame on a slow path waits until that
+// frame has arrived whole: a 64 KiB frame takes 13 ms more at 5 MB/s, 26
+// ms at 20 Mbit/s.
+const (
+	chunkTime = 2 * time.Millisecond
+	// MinChunk is the least payload a cut leaves a frame.
+	MinChunk = 8 << 10
+)
+
+// Chunk is the largest DATA payload a frame sent on p should have: what p
+// delivers in chunkTime, at least MinChunk; 0 when there is no need to cut
+// (one path, a rate not measured yet, or a path fast enough for the
+// largest frames).
+func (s *Stripe) Chunk(p *Path) int {
+	r := p.Rate()
+	if len(s.Paths) < 2 || r == 0 {
+		return 0
+	}
+	c := max(int(r*chunkTime.Seconds()), MinChunk)
+	if c >= DefaultMaxPayload {
+		return 0
+	}
+	return c
 }
 
 // Add starts a path for carrier id.
@@ -137,18 +224,30 @@ func (s *Stripe) Find(id int) *Path {
 
 // Pick returns the path on which a frame of size bytes would arrive
 // first, judged by what each already has in flight and its delivery rate
-// (a path not yet measured is taken to be as fast as the fastest), among
-// those not stalled; nil when there is none, or when that path has
-// highWater bytes queued already. A path that slows down thus gets less,
-// and one that stops delivering gets nothing.
+// (a path not yet measured is taken to be as fast as the fastest; an idle
+// one is judged by its round trip), among those not stalled; nil when
+// there is none, or when that path has highWater bytes queued already or
+// holds its Cap (a small frame: SmallAllowance more).
 //
-// When the best path is full the frame waits for it (its next drain pumps
-// again) rather than going to a worse one: a burst spilled onto a slow
-// path arrives late, the receiver's reorder buffer waits for it and the
-// stream stalls behind it, so the whole stream runs at the slow path's
-// pace.
+// A path that slows down thus gets less, and one that stops delivering
+// gets nothing. When the best path is full the frame waits for it (its
+// next drain or ACK pumps again) rather than going to a worse one: a
+// burst spilled onto a slow path arrives late, the receiver's reorder
+// buffer waits for it and the stream stalls behind it, so the whole
+// stream runs at the slow path's pace; a request sent there waits its
+// round trip. A path at its cap is another matter for a large frame:
+// the cap is about what it delivers in a round trip, so the others may
+// take more meanwhile, and a bulk stream keeps every path busy.
 func (s *Stripe) Pick(size, highWater int) *Path {
-	if len(s.Paths) == 1 {
+	var allow uint64
+	if size <= SmallFrame {
+		allow = SmallAllowance
+	}
+	full := func(p *Path) bool {
+		c := s.Cap(p)
+		return p.Queued >= highWater || (c != math.MaxUint64 && p.InFlight() >= c+allow)
+	}
+	if len(s.Paths) == 1 { // nothing to choose, nor to cap (see Cap)
 		if p := s.Paths[0]; !p.Stalled && p.Queued < highWater {
 			return p
 		}
@@ -161,7 +260,7 @@ func (s *Stripe) Pick(size, highWater int) *Path {
 	var best *Path
 	bestAt := 0.0
 	for _, p := range s.Paths {
-		if p.Stalled {
+		if p.Stalled || (allow == 0 && full(p)) {
 			continue
 		}
 		var at float64
@@ -172,13 +271,16 @@ func (s *Stripe) Pick(size, highWater int) *Path {
 			if r == 0 {
 				r = fastest
 			}
+			if p.InFlight() <= idleBytes {
+				r = max(r, idleRate)
+			}
 			at = float64(p.InFlight()+uint64(size))/r + p.RTT.Seconds()/2
 		}
 		if best == nil || at < bestAt {
 			best, bestAt = p, at
 		}
 	}
-	if best != nil && best.Queued >= highWater {
+	if best == nil || best.Queued >= highWater || (allow > 0 && full(best)) {
 		return nil
 	}
 	return best

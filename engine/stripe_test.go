@@ -249,7 +249,7 @@ func TestPickByRate(t *testing.T) {
 		{"RTT against load, other way", []float64{1e6, 1e6}, []int{0, 6000}, []time.Duration{10 * ms, 0}, 0}, // 1+5 vs 7
 		{"unmeasured taken as the fastest", []float64{1e6, 0}, []int{3000, 2000}, nil, 1},
 		{"unmeasured loses with more load", []float64{1e6, 0}, []int{2000, 3000}, nil, 0},
-		{"unmeasured is as fast as the fastest", []float64{1e5, 1e6, 0}, []int{0, 5000, 4000}, nil, 2},
+		{"unmeasured is as fast as the fastest", []float64{1e5, 1e6, 0}, []int{5000, 5000, 4000}, nil, 2},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -491,5 +491,158 @@ func TestStallAndResume(t *testing.T) {
 	}
 	if st := s.Stalls(nil, at(start+time.Second+2*ms+MinStall)); !slices.Equal(ids(st), []int{1}) {
 		t.Fatalf("Stalls = %v a stall time after its last delivery, want [1]", ids(st))
+	}
+}
+
+func TestPathCap(t *testing.T) {
+	tests := []struct {
+		name     string
+		rate     float64 // bytes/s; 0: unmeasured
+		rtt, ack time.Duration
+		want     uint64
+	}{
+		{"unmeasured rate", 0, 10 * ms, 5 * ms, math.MaxUint64},
+		{"no round trip yet", 20e6, 0, 5 * ms, math.MaxUint64},
+		{"rate × (RTT + ACK delay + slack), with the gain", 20e6, 7 * ms, 5 * ms, uint64(capGain * 20e6 * 0.013)},
+		{"a tiny round trip is taken as MinCapTime", 1e9, 100 * time.Microsecond, 0, uint64(capGain * 1e9 * MinCapTime.Seconds())},
+		{"never below two of the largest frames", 1e5, 20 * ms, 5 * ms, minCapFrames * (MaxHeaderLen + DefaultMaxPayload)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := Stripe{AckDelay: tc.ack} // one path: frames are not cut
+			var p *Path
+			if tc.rate == 0 {
+				p = s.Add(1, t0)
+			} else {
+				p = withRate(t, &s, 1, tc.rate, t0)
+			}
+			p.RTT = tc.rtt
+			if got := s.Cap(p); got != tc.want {
+				t.Fatalf("Cap %d, want %d", got, tc.want)
+			}
+		})
+	}
+	// On a striped link a slow path's frames are cut (Chunk), and its
+	// least cap is two of those.
+	s := Stripe{AckDelay: 5 * ms}
+	slow := withRate(t, &s, 1, 1e5, t0)
+	withRate(t, &s, 2, 20e6, t0)
+	slow.RTT = 20 * ms
+	if got, want := s.Cap(slow), uint64(minCapFrames*(MaxHeaderLen+MinChunk)); got != want {
+		t.Fatalf("slow path of a striped link: Cap %d, want %d", got, want)
+	}
+}
+
+// capPaths is a fast and a slow measured path, as in the bonding
+// benchmark's first pair, with their caps.
+func capPaths(tb testing.TB) (s *Stripe, fast, slow *Path) {
+	s = &Stripe{AckDelay: 5 * ms}
+	fast = withRate(tb, s, 1, 20e6, t0)
+	slow = withRate(tb, s, 2, 5e6, t0)
+	fast.RTT, slow.RTT = 7*ms, 21*ms
+	return s, fast, slow
+}
+
+// hold gives p n bytes in flight.
+func hold(p *Path, n uint64) { p.Sent = p.Acked + n }
+
+// TestPickCap: a large frame goes to a path below its cap, the slow one
+// when the fast one holds its cap, to none when both do; a small frame may
+// pass a cap by SmallAllowance, and waits for the best path rather than
+// take the slow one.
+func TestPickCap(t *testing.T) {
+	const big, small, hw = 64 << 10, 80, 1 << 30
+	s, fast, slow := capPaths(t)
+	fc, sc := s.Cap(fast), s.Cap(slow)
+	tests := []struct {
+		name       string
+		fast, slow uint64 // in flight
+		size       int
+		want       int
+	}{
+		{"both empty", 0, 0, big, 1},
+		{"fast below its cap", fc - 1, 0, big, 1},
+		{"fast at its cap: the slow one takes it", fc, 0, big, 2},
+		{"both at their caps", fc, sc, big, -1},
+		{"a small frame passes the cap", fc, sc, small, 1},
+		{"a small frame within the allowance", fc + SmallAllowance - 1, sc, small, 1},
+		{"a small frame waits for the best path", fc + SmallAllowance, sc, small, -1},
+		{"a small frame to the slow path when it is sooner there", fc + SmallAllowance, 0, small, 2},
+		{"a small frame on the best path, below its cap", 0, sc + SmallAllowance, small, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			hold(fast, tc.fast)
+			hold(slow, tc.slow)
+			if got := pickID(s, tc.size, hw); got != tc.want {
+				t.Fatalf("fast holding %d (cap %d), slow %d (cap %d): picked %d, want %d", tc.fast, fc, tc.slow, sc, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestPickCapOnePath: the one path of a link is not capped (see Cap).
+func TestPickCapOnePath(t *testing.T) {
+	s := &Stripe{AckDelay: 5 * ms}
+	p := withRate(t, s, 1, 20e6, t0)
+	p.RTT = 7 * ms
+	hold(p, 10*s.Cap(p))
+	if s.Pick(64<<10, 1<<30) != p {
+		t.Fatal("the one path, far past its cap, does not take a large frame")
+	}
+}
+
+// TestPickIdleByRTT: on an idle link a request goes to the path with the
+// shorter round trip, although the rates measured there (a few requests a
+// second) would make the few bytes it still has in flight, waiting for the
+// peer's delayed ACK, look slow to drain; a path holding more than that is
+// judged by its rate again.
+func TestPickIdleByRTT(t *testing.T) {
+	const size, hw = 80, 1 << 30
+	s := &Stripe{AckDelay: 5 * ms}
+	fast := withRate(t, s, 1, 1e4, t0)
+	slow := withRate(t, s, 2, 1e4, t0)
+	fast.RTT, slow.RTT = 7*ms, 21*ms
+	hold(fast, 84) // the last request, not acknowledged yet
+	if got := pickID(s, size, hw); got != 1 {
+		t.Fatalf("idle: picked %d, want 1 (the shorter round trip)", got)
+	}
+	hold(slow, 84)
+	hold(fast, 0)
+	if got := pickID(s, size, hw); got != 1 {
+		t.Fatalf("idle, the slow path holding a request: picked %d, want 1", got)
+	}
+	hold(fast, 8<<10) // not idle: 8 KiB at 10 kB/s is most of a second
+	if got := pickID(s, size, hw); got != 2 {
+		t.Fatalf("fast path busy: picked %d, want 2", got)
+	}
+}
+
+func TestChunk(t *testing.T) {
+	tests := []struct {
+		name  string
+		rates []float64 // the paths'; the first is asked about
+		want  int
+	}{
+		{"one path: no cut", []float64{1e6}, 0},
+		{"not measured: no cut", []float64{0, 1e6}, 0},
+		{"what it sends in chunkTime", []float64{5e6, 20e6}, 10000},
+		{"at least MinChunk", []float64{1e6, 20e6}, MinChunk},
+		{"fast enough for the largest frames", []float64{1e9, 20e6}, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var s Stripe
+			for i, r := range tc.rates {
+				if r == 0 {
+					s.Add(i, t0)
+				} else {
+					withRate(t, &s, i, r, t0)
+				}
+			}
+			if got := s.Chunk(s.Paths[0]); got != tc.want {
+				t.Fatalf("Chunk %d, want %d", got, tc.want)
+			}
+		})
 	}
 }

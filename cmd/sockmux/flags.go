@@ -16,9 +16,9 @@ import (
 	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/carriers"
 	"github.com/sockmux/sockmux/engine"
-	"github.com/sockmux/sockmux/forward"
 	"github.com/sockmux/sockmux/identity"
-	"github.com/sockmux/sockmux/proxy"
+	"github.com/sockmux/sockmux/internal/forward"
+	"github.com/sockmux/sockmux/internal/proxy"
 )
 
 // options are the flags listen, connect and stdio share.

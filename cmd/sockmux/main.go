@@ -28,7 +28,7 @@ import (
 
 	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/carriers"
-	"github.com/sockmux/sockmux/forward"
+	"github.com/sockmux/sockmux/internal/forward"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".

@@ -13,7 +13,7 @@ import (
 	"strings"
 
 	"github.com/sockmux/sockmux/actors"
-	"github.com/sockmux/sockmux/forward"
+	"github.com/sockmux/sockmux/internal/forward"
 )
 
 // liveKeys are the [[link]] keys a reload applies to a running link:

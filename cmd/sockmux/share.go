@@ -16,7 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/sockmux/sockmux/actors"
-	"github.com/sockmux/sockmux/forward"
+	"github.com/sockmux/sockmux/internal/forward"
 )
 
 // shareFlags are the flags of sockmux share.

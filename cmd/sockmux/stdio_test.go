@@ -15,8 +15,8 @@ import (
 
 	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/carriers"
-	"github.com/sockmux/sockmux/forward"
 	"github.com/sockmux/sockmux/identity"
+	"github.com/sockmux/sockmux/internal/forward"
 	"github.com/sockmux/sockmux/internal/testkit"
 )
 
