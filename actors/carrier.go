@@ -273,10 +273,10 @@ func (c *carrierActor) writeLoop() {
 	split := !isTLS // one write is one record: a frame's header alone would be one
 	for {
 		var (
-			off            int
+			off, owed      int
 			drainedAll, ok bool
 		)
-		frames, off, drainedAll, ok = c.q.take(frames[:0])
+		frames, off, owed, drainedAll, ok = c.q.take(frames[:0])
 		if !ok {
 			return
 		}
@@ -298,7 +298,7 @@ func (c *carrierActor) writeLoop() {
 			}
 			total += f.WireLen()
 		}
-		total -= off
+		total += owed - off         // owed: records sealed by push, which bw's write sends first
 		out := skipBytes(bufs, off) // what an earlier write took of the first frame is not sent again
 		stallable := c.writeDeadline()
 		var err error

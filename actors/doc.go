@@ -40,7 +40,10 @@
 // syscall and Go's poller, with no epoll set; on Windows, and for a
 // connection with no descriptor, a stream or carrier takes the portable
 // path, a goroutine blocked in Read and writes with Write (TestPortableIO
-// runs it on Linux).
+// runs it on Linux). A keyed carrier over a socket takes the same path:
+// its sealed conn (carriers.Sealed) seals the batch into records for the
+// queue's one write (SealNow) and keeps what the socket did not take for
+// the writer goroutine, and its records are read with the same raw reads.
 //
 // Buffer ownership: a pooled buffer (engine.Buffer) has one owner at a
 // time, and putting it in a message hands it over. A Stream owns what it

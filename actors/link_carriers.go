@@ -303,6 +303,10 @@ func (l *linkActor) attach(ctx actor.Context, m *handshakeDone) {
 	conn, r, v, sched := m.conn, m.reader, m.params.Version, l.sched
 	if src := newRawSource(conn); src != nil {
 		r.SetSource(src) // the handshake is over: its first-byte detector has done its work
+	} else if sc, ok := conn.(sealedCarrier); ok {
+		if src := newRawSource(sc.NetConn()); src != nil {
+			sc.SetSource(src) // the records, read with the data path's system calls
+		}
 	}
 	c := &carrierRef{id: id, local: conn.LocalAddr().String()}
 	c.pid = ctx.Spawn(l.props(func() actor.Actor { return newCarrier(l.env, id, conn, r, v, l.self, sched, q, l.strand) }))

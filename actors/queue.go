@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"io"
 	"net"
 	"slices"
 	"sync"
@@ -164,6 +165,15 @@ func (q *writeQueue) written(n int) int {
 // pipes, commands), waits here for the writer goroutine, which writes it
 // blocking. One write is under way at a time (writing), so bytes never
 // interleave.
+//
+// A keyed carrier over a socket (sealedCarrier) gets the same immediate
+// write: push hands the frames to the sealed conn's SealNow, which seals
+// them into records and makes the one non-blocking write with push's try.
+// The frames sealed are the sealed conn's bytes from then on, released
+// here; records the socket did not take stay pending in the sealed conn,
+// and flush sends the writer goroutine to write them (its WriteBuffers
+// writes them first) before anything else is sealed or written, so every
+// record is sealed once and goes out once, in order.
 type frameQueue struct {
 	mu      sync.Mutex
 	frames  []*engine.Frame
@@ -174,17 +184,41 @@ type frameQueue struct {
 	drain   bool          // write what is queued, then close
 	wake    chan struct{}
 
+	// flush: records push sealed wait in the sealed conn for the writer;
+	// owed is their plaintext, which the writer reports drained.
+	flush bool
+	owed  int
+
 	// raw is the carrier's socket, written by push; nil: the writer
-	// writes everything.
+	// writes everything. sealed is set when the carrier is keyed: push
+	// writes raw through it.
 	raw     syscall.RawConn
+	sealed  sealedCarrier
 	version uint8
-	// push's scratch for headers and iovecs, and its write's callback
+	// push's scratch for headers and iovecs, and its write's callbacks
 	// (made once) and result: one push writes at a time.
 	hdrs    []byte
 	iovs    [][]byte
+	wp      []byte // tryFn's bytes, for writeFn1
 	writeFn func(fd uintptr) bool
+	write1  func(fd uintptr) bool
+	tryFn   func(p []byte) int
 	wn      int
 	werr    error
+}
+
+// sealedCarrier is a keyed carrier (carriers.Sealed): the records' sealing
+// is its own; the queue only gives it frames and a way to write now.
+type sealedCarrier interface {
+	// NetConn is the connection under the records.
+	NetConn() net.Conn
+	// SealNow seals the concatenation of bufs, or a first part of it, and
+	// writes the records with try, which must not wait; it reports how
+	// much plaintext it sealed and whether records are left for the next
+	// WriteBuffers. err: nothing was sealed, and WriteBuffers fails too.
+	SealNow(bufs [][]byte, try func([]byte) int) (sealed int, pending bool, err error)
+	// SetSource gives the record reader the socket's own reads.
+	SetSource(src io.Reader)
 }
 
 // newFrameQueue returns conn's queue; frames carry version v's headers.
@@ -194,11 +228,36 @@ func newFrameQueue(conn net.Conn, v uint8) *frameQueue {
 		q.wn, q.werr = sysWritev(int(fd), q.iovs)
 		return true // one try: never wait here
 	}
-	switch conn.(type) {
+	switch c := conn.(type) {
 	case *net.TCPConn, *net.UnixConn:
 		q.raw = rawConn(conn)
+	case sealedCarrier:
+		switch c.NetConn().(type) {
+		case *net.TCPConn, *net.UnixConn:
+			if q.raw = rawConn(c.NetConn()); q.raw != nil {
+				q.sealed = c
+				q.write1 = func(fd uintptr) bool {
+					q.wn, q.werr = sysWrite(int(fd), q.wp)
+					return true
+				}
+				q.tryFn = q.try
+			}
+		}
 	}
 	return q
+}
+
+// try writes what of p the socket takes now, for SealNow: one
+// non-blocking write, none at all past the write deadline.
+func (q *frameQueue) try(p []byte) int {
+	q.wp, q.wn, q.werr = p, 0, nil
+	err := q.raw.Write(q.write1)
+	n := q.wn
+	q.wp, q.werr = nil, nil
+	if err != nil {
+		return 0
+	}
+	return n // 0 when the write failed: the writer meets the error
 }
 
 func (q *frameQueue) signal() {
@@ -220,7 +279,7 @@ func (q *frameQueue) push(fs []*engine.Frame) int {
 		}
 		return 0
 	}
-	if q.raw == nil || q.writing || len(q.frames) > 0 {
+	if q.raw == nil || q.writing || q.flush || len(q.frames) > 0 {
 		q.frames = append(q.frames, fs...)
 		q.mu.Unlock()
 		q.signal()
@@ -228,7 +287,7 @@ func (q *frameQueue) push(fs []*engine.Frame) int {
 	}
 	q.writing = true
 	q.mu.Unlock()
-	n, k, off := q.writeNow(fs)
+	n, k, off, owed := q.writeNow(fs)
 	for _, f := range fs[:k] {
 		f.Release()
 	}
@@ -245,7 +304,10 @@ func (q *frameQueue) push(fs []*engine.Frame) int {
 		q.frames = slices.Insert(q.frames, 0, fs[k:]...)
 		q.off = off
 	}
-	more := len(q.frames) > 0 || q.drain
+	if owed > 0 {
+		q.flush, q.owed = true, q.owed+owed
+	}
+	more := len(q.frames) > 0 || q.drain || q.flush
 	q.mu.Unlock()
 	if more {
 		q.signal()
@@ -256,8 +318,11 @@ func (q *frameQueue) push(fs []*engine.Frame) int {
 // writeNow writes what of fs the socket takes now with one writev and
 // returns the bytes written, how many frames went whole, and how much of
 // the next one. A failed write writes nothing: the writer, writing the
-// same frames, meets the error and fails the carrier.
-func (q *frameQueue) writeNow(fs []*engine.Frame) (n, whole, off int) {
+// same frames, meets the error and fails the carrier. On a keyed carrier
+// whole and off count what was sealed; n is what was sealed when all its
+// records went out, else 0 and owed is what was sealed: the writer writes
+// the records left (flush) and reports it.
+func (q *frameQueue) writeNow(fs []*engine.Frame) (n, whole, off, owed int) {
 	if need := len(fs) * engine.MaxHeaderLen; cap(q.hdrs) < need {
 		q.hdrs = make([]byte, need)
 	}
@@ -273,23 +338,39 @@ func (q *frameQueue) writeNow(fs []*engine.Frame) (n, whole, off int) {
 		}
 	}
 	q.iovs = iovs
-	q.wn, q.werr = 0, nil
-	if err := q.raw.Write(q.writeFn); err != nil {
-		q.werr = err
+	var err error
+	if q.sealed != nil {
+		var pending bool
+		n, pending, err = q.sealed.SealNow(iovs, q.tryFn)
+		if pending {
+			n, owed = 0, n
+		}
+		whole, off = framesIn(fs, n+owed)
+	} else {
+		q.wn, q.werr = 0, nil
+		if err = q.raw.Write(q.writeFn); err == nil {
+			err = q.werr
+		}
+		n = q.wn
+		whole, off = framesIn(fs, n)
 	}
-	n, err := q.wn, q.werr
 	clear(iovs)
 	q.iovs = iovs[:0]
 	q.werr = nil
-	if err != nil || n <= 0 {
-		return 0, 0, 0
+	if err != nil || n+owed <= 0 {
+		return 0, 0, 0, 0
 	}
-	left := n
-	for whole < len(fs) && left >= fs[whole].WireLen() {
-		left -= fs[whole].WireLen()
+	return n, whole, off, owed
+}
+
+// framesIn is how many of fs the first n bytes of their wire form hold
+// whole, and how many bytes of the next one.
+func framesIn(fs []*engine.Frame, n int) (whole, off int) {
+	for whole < len(fs) && n >= fs[whole].WireLen() {
+		n -= fs[whole].WireLen()
 		whole++
 	}
-	return n, whole, left
+	return whole, n
 }
 
 // finish queues last (may be nil) after what is queued, and asks the writer
@@ -325,19 +406,22 @@ func (q *frameQueue) close() {
 	q.signal()
 }
 
-// take waits until frames wait and no write is under way, and moves them
-// into dst for the writer, which then writes: off is how much of the first
-// was written already; drained is true when the queue was finished and
+// take waits until frames (or records, flush) wait and no write is under
+// way, and moves them into dst for the writer, which then writes: off is
+// how much of the first was written already; owed is the plaintext of
+// records push sealed that the writer's write sends first, which it
+// reports with the frames; drained is true when the queue was finished and
 // everything in it is now in dst; ok is false once closed. The writer
 // calls written when its write is done.
-func (q *frameQueue) take(dst []*engine.Frame) (frames []*engine.Frame, off int, drained, ok bool) {
+func (q *frameQueue) take(dst []*engine.Frame) (frames []*engine.Frame, off, owed int, drained, ok bool) {
 	for {
 		q.mu.Lock()
 		if q.closed {
 			q.mu.Unlock()
-			return dst, 0, false, false
+			return dst, 0, 0, false, false
 		}
-		if !q.writing && (len(q.frames) > 0 || q.drain) {
+		if !q.writing && (len(q.frames) > 0 || q.drain || q.flush) {
+			owed, q.owed, q.flush = q.owed, 0, false
 			dst = append(dst, q.frames...)
 			clear(q.frames)
 			q.frames = q.frames[:0]
@@ -349,7 +433,7 @@ func (q *frameQueue) take(dst []*engine.Frame) (frames []*engine.Frame, off int,
 			}
 			q.writing = true
 			q.mu.Unlock()
-			return dst, off, drained, true
+			return dst, off, owed, drained, true
 		}
 		q.mu.Unlock()
 		<-q.wake

@@ -102,7 +102,7 @@ func TestFrameQueue(t *testing.T) {
 		t.Fatalf("push wrote %d bytes with no socket", n)
 	}
 	q.finish(engine.NewReason(engine.TypeGoAway, 0, engine.CodeShutdown, "bye"))
-	fs, off, drained, ok := q.take(nil)
+	fs, off, _, drained, ok := q.take(nil)
 	if !ok || !drained || off != 0 || len(fs) != 3 || fs[0].Stream != 1 || fs[1].Stream != 3 || fs[2].Type != engine.TypeGoAway {
 		t.Fatalf("took %v (drained %v ok %v)", fs, drained, ok)
 	}
@@ -114,7 +114,7 @@ func TestFrameQueue(t *testing.T) {
 	q2.push([]*engine.Frame{engine.NewCredit(1, 1)})
 	q2.finish(engine.NewReason(engine.TypeGoAway, 0, engine.CodeShutdown, ""))
 	q2.close()
-	if _, _, _, ok := q2.take(nil); ok {
+	if _, _, _, _, ok := q2.take(nil); ok {
 		t.Fatal("a closed queue still gives frames")
 	}
 	if got := engine.PoolOutstanding(); got != before {
@@ -161,7 +161,7 @@ func TestFrameQueueWritesAtOnce(t *testing.T) {
 	if n <= 0 || n >= len(want) {
 		t.Fatalf("push wrote %d of %d bytes at once, want a part", n, len(want))
 	}
-	rest, off, _, ok := q.take(nil)
+	rest, off, _, _, ok := q.take(nil)
 	if !ok || len(rest) == 0 {
 		t.Fatalf("the writer got %d frames (ok %v)", len(rest), ok)
 	}

@@ -49,7 +49,7 @@ const sealedWriteChunk = 256 << 10 // four records of the largest size
 // addresses and Close are conn's. A record that does not open fails the
 // read, and every read after it; no byte of it is returned.
 func Sealed(conn net.Conn, buffered []byte, s RecordSealer, o RecordOpener) net.Conn {
-	c := &sealedConn{Conn: conn, s: s, o: o, raw: make([]byte, 0, max(sealedReadBuffer, 2*len(buffered)))}
+	c := &sealedConn{Conn: conn, s: s, o: o, src: conn, raw: make([]byte, 0, max(sealedReadBuffer, 2*len(buffered)))}
 	c.raw = append(c.raw, buffered...)
 	return c
 }
@@ -64,7 +64,8 @@ type sealedConn struct {
 	rpos  int
 	plain []byte // opened, not returned yet: plain[pos:]
 	pos   int
-	rerr  error // a record that did not open: sticky
+	rerr  error     // a record that did not open: sticky
+	src   io.Reader // where records are read from: Conn, or what SetSource gave
 
 	wmu     sync.Mutex
 	wbuf    []byte // sealed records; pending is what of them is not written yet
@@ -120,7 +121,7 @@ func (c *sealedConn) Read(p []byte) (int, error) {
 			c.rerr = errors.New("sealed carrier: record larger than the read buffer")
 			continue
 		}
-		n, err := c.Conn.Read(c.raw[len(c.raw):cap(c.raw)])
+		n, err := c.src.Read(c.raw[len(c.raw):cap(c.raw)])
 		c.raw = c.raw[:len(c.raw)+n]
 		if n > 0 {
 			continue
@@ -231,6 +232,63 @@ func (c *sealedConn) send() error {
 	}
 	return err
 }
+
+// NetConn is the connection the records travel on, for its descriptor (a
+// caller's own non-blocking system calls through SealNow's try and
+// SetSource): bytes written to it around the sealed conn would break the
+// record stream.
+func (c *sealedConn) NetConn() net.Conn { return c.Conn }
+
+// SetSource makes Read read the record stream from src instead of the
+// wrapped conn: src reads that same conn (its descriptor, with system
+// calls of the caller's choosing, actors' rawSource). Called before the
+// first Read that reaches the conn, by the conn's one reader.
+func (c *sealedConn) SetSource(src io.Reader) {
+	c.rmu.Lock()
+	c.src = src
+	c.rmu.Unlock()
+}
+
+// SealNow is the immediate write of a batch (a carrier's frames written
+// on the goroutine that has them, without waking a writer): it seals the
+// concatenation of bufs, at most sealedWriteChunk bytes of it, into
+// records, in place as WriteBuffers does, and hands them to try, which
+// writes what the socket takes now and must not wait. sealed is how much
+// plaintext it took (the caller drops that much of its batch: those bytes
+// are in records now, and are never sealed again); pending says records
+// are left that try did not take. The sealed conn owns them, and the next
+// Write or WriteBuffers (even of nothing) writes them first, blocking, in
+// order: the caller hands that to its writer goroutine, and until it ran
+// SealNow only retries them and seals nothing. try's error is
+// not returned: what it did not take is pending, and the blocking write
+// meets the error again. err is a failure to seal (sticky, as in Write),
+// with nothing taken. bufs is not changed.
+//
+// Who owns what: bufs stay the caller's; the records (wbuf, pending) are
+// the sealed conn's; try is called with wmu held, so it must not call
+// back into the conn.
+func (c *sealedConn) SealNow(bufs [][]byte, try func([]byte) int) (sealed int, pending bool, err error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return 0, len(c.pending) > 0, c.werr
+	}
+	if len(c.pending) > 0 { // a write left them: they go first
+		c.pending = c.pending[tried(try, c.pending):]
+		if len(c.pending) > 0 {
+			return 0, true, nil
+		}
+	}
+	if c.wbuf, sealed, err = c.s.SealBuffers(c.wbuf[:0], bufs, sealedWriteChunk); err != nil {
+		c.werr = err
+		return 0, false, err
+	}
+	c.pending = c.wbuf[tried(try, c.wbuf):]
+	return sealed, len(c.pending) > 0, nil
+}
+
+// tried is how much of p try wrote, within p's bounds.
+func tried(try func([]byte) int, p []byte) int { return min(max(try(p), 0), len(p)) }
 
 // SetDeadline sets both deadlines, and notes the write one.
 func (c *sealedConn) SetDeadline(t time.Time) error {

@@ -2,6 +2,7 @@ package carriers
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"testing"
@@ -94,5 +95,79 @@ func TestSealedWriteBuffers(t *testing.T) {
 	}
 	if !bytes.Equal(got, want.Bytes()) {
 		t.Fatal("the batch arrived altered")
+	}
+}
+
+// TestSealNowShortWrites: SealNow's records go out once and in order
+// whatever its try takes (all, nothing, a byte, half): what try leaves is
+// pending, a SealNow meanwhile retries it and seals nothing new until it
+// is out, and the next WriteBuffers (of nothing, as the carrier writer's
+// flush) writes it before what it seals itself; the reader opens the
+// concatenation of everything, so no record was sealed twice or skipped.
+func TestSealNowShortWrites(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		take func(n int) int // how much of n bytes try writes
+	}{
+		{"all", func(n int) int { return n }},
+		{"nothing", func(int) int { return 0 }},
+		{"one byte", func(n int) int { return min(n, 1) }},
+		{"half", func(n int) int { return n / 2 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c1, c2 := sealedPair(t)
+			defer c1.Close()
+			defer c2.Close()
+			sc := c1.(*sealedConn)
+			try := func(p []byte) int {
+				n, _ := sc.NetConn().Write(p[:tc.take(len(p))])
+				return n
+			}
+			var want bytes.Buffer
+			got := make(chan []byte, 1)
+			go func() {
+				b, _ := io.ReadAll(c2)
+				got <- b
+			}()
+			for i := range 20 {
+				bufs := [][]byte{{byte(i), 0xEE}, bytes.Repeat([]byte{byte('a' + i)}, 100+i*5000)}
+				sealed, pending, err := sc.SealNow(bufs, try)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if total := len(bufs[0]) + len(bufs[1]); sealed != total {
+					t.Fatalf("batch %d: sealed %d of %d", i, sealed, total)
+				}
+				want.Write(bufs[0])
+				want.Write(bufs[1])
+				if pending != (tc.take(2) < 2) {
+					t.Fatalf("batch %d: pending %v with try taking %d of 2", i, pending, tc.take(2))
+				}
+				if !pending {
+					continue
+				}
+				if again, _, _ := sc.SealNow([][]byte{[]byte("not yet")}, func([]byte) int { return 0 }); again != 0 {
+					t.Fatalf("batch %d: sealed %d bytes behind pending records", i, again)
+				}
+				if i%2 == 0 { // the writer's flush, then a batch of its own
+					if _, err := sc.WriteBuffers(nil); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				tail := []byte(fmt.Sprintf("|tail %d|", i))
+				if n, err := sc.WriteBuffers([][]byte{tail}); err != nil || n != len(tail) {
+					t.Fatalf("WriteBuffers after pending records: %d, %v", n, err)
+				}
+				want.Write(tail)
+			}
+			if _, err := sc.WriteBuffers(nil); err != nil {
+				t.Fatal(err)
+			}
+			c1.Close()
+			if b := <-got; !bytes.Equal(b, want.Bytes()) {
+				t.Fatalf("read %d bytes, want %d, or they differ", len(b), want.Len())
+			}
+		})
 	}
 }
