@@ -337,7 +337,13 @@ func (l *linkActor) carrierLost(ctx actor.Context, c *carrierRef, err error) {
 	ctx.Stop(c.pid)
 	ctx.Send(l.sched, &carrierGone{id: c.id})
 	if len(l.carriers) > 0 {
-		if !l.ending {
+		switch {
+		case l.ending:
+		case l.peerAway != nil:
+			// The peer said GOAWAY and closes its carriers one by one:
+			// an orderly end, not a loss.
+			l.env.log.Debug("carrier closed by the peer going away", "peer", l.peer, "carriers", len(l.carriers))
+		default:
 			l.env.log.Warn("carrier lost; the link goes on over the others", "peer", l.peer, "err", err,
 				"carriers", len(l.carriers))
 			l.next(ctx)
