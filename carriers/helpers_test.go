@@ -2,6 +2,7 @@ package carriers
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -104,6 +105,31 @@ func acceptAsync(t testing.TB, ln net.Listener) <-chan acceptResult {
 type acceptResult struct {
 	c   net.Conn
 	err error
+}
+
+// listenerPipe is a nettest.MakePipe for a carrier kind with a listener:
+// it listens on addr, dials the address dialTo gives for the listener, and
+// returns both ends, with a stop that closes them and the listener.
+func listenerPipe(t testing.TB, addr string, dialTo func(net.Listener) string, listen, dial []Option) func() (net.Conn, net.Conn, func(), error) {
+	return func() (net.Conn, net.Conn, func(), error) {
+		ln, err := Listen(addr, listen...)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		d, err := NewDialer(dialTo(ln), dial...)
+		if err != nil {
+			ln.Close()
+			return nil, nil, nil, err
+		}
+		ach := acceptAsync(t, ln)
+		c1, err := d.Dial(context.Background())
+		a := <-ach
+		if err != nil || a.err != nil {
+			ln.Close()
+			return nil, nil, nil, errors.Join(err, a.err)
+		}
+		return c1, a.c, func() { c1.Close(); a.c.Close(); ln.Close() }, nil
+	}
 }
 
 // dialPair dials addr with d and accepts on ln: the two ends of one

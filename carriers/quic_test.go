@@ -56,25 +56,7 @@ func quicPair(t testing.TB, k quicKind) (net.Listener, net.Conn, net.Conn) {
 func TestQUICConn(t *testing.T) {
 	for _, k := range quicKinds(t) {
 		t.Run(k.name, func(t *testing.T) {
-			nettest.TestConn(t, func() (c1, c2 net.Conn, stop func(), err error) {
-				ln, err := Listen("quic://127.0.0.1:0", k.listen...)
-				if err != nil {
-					return nil, nil, nil, err
-				}
-				d, err := NewDialer("quic://"+ln.Addr().String(), k.dial...)
-				if err != nil {
-					ln.Close()
-					return nil, nil, nil, err
-				}
-				ach := acceptAsync(t, ln)
-				c1, err = d.Dial(context.Background())
-				a := <-ach
-				if err != nil || a.err != nil {
-					ln.Close()
-					return nil, nil, nil, errors.Join(err, a.err)
-				}
-				return c1, a.c, func() { c1.Close(); a.c.Close(); ln.Close() }, nil
-			})
+			nettest.TestConn(t, listenerPipe(t, "quic://127.0.0.1:0", func(ln net.Listener) string { return "quic://" + ln.Addr().String() }, k.listen, k.dial))
 		})
 	}
 }

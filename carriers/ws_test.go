@@ -65,25 +65,7 @@ func wsKinds(t testing.TB) []struct {
 func TestWSConn(t *testing.T) {
 	for _, k := range wsKinds(t) {
 		t.Run(k.name, func(t *testing.T) {
-			nettest.TestConn(t, func() (c1, c2 net.Conn, stop func(), err error) {
-				ln, err := Listen(k.addr, k.listen...)
-				if err != nil {
-					return nil, nil, nil, err
-				}
-				d, err := NewDialer(wsAddr(k.addr, ln), k.dial...)
-				if err != nil {
-					ln.Close()
-					return nil, nil, nil, err
-				}
-				ach := acceptAsync(t, ln)
-				c1, err = d.Dial(context.Background())
-				a := <-ach
-				if err != nil || a.err != nil {
-					ln.Close()
-					return nil, nil, nil, errors.Join(err, a.err)
-				}
-				return c1, a.c, func() { c1.Close(); a.c.Close(); ln.Close() }, nil
-			})
+			nettest.TestConn(t, listenerPipe(t, k.addr, func(ln net.Listener) string { return wsAddr(k.addr, ln) }, k.listen, k.dial))
 		})
 	}
 }
