@@ -58,72 +58,32 @@ func TestFrameQueueSealedShortWrite(t *testing.T) {
 	if q.sealed == nil || q.raw == nil {
 		t.Fatal("a keyed TCP carrier got no immediate write")
 	}
-	var want []byte
-	frames := func(fs ...*engine.Frame) []*engine.Frame {
-		for _, f := range fs {
-			want = engine.AppendFrame(want, f, engine.Version)
-		}
-		return fs
-	}
-	n := q.push(frames(engine.NewCredit(1, 10), engine.NewEmpty(engine.TypeFin, 3)))
-	if n != len(want) {
-		t.Fatalf("push wrote %d bytes at once, want %d", n, len(want))
-	}
-	got := make([]byte, len(want))
-	if _, err := io.ReadFull(b, got); err != nil || !bytes.Equal(got, want) {
-		t.Fatalf("read %x (%v), want %x", got, err, want)
-	}
+	var w wireLog
+	pushIdle(t, q, b, &w)
 	_ = under.(*net.TCPConn).SetWriteBuffer(8 << 10)
-	want = want[:0]
-	var fs []*engine.Frame
-	for i := range 64 {
-		p := engine.GetBuffer(engine.DefaultMaxPayload)
-		for j := range p.B {
-			p.B[j] = byte(i*7 + j)
-		}
-		fs = append(fs, &engine.Frame{Type: engine.TypeData, Stream: 1, Payload: p})
-	}
-	n = q.push(frames(fs...))
+	w.want = w.want[:0]
+	n := q.push(w.add(bulkFrames(64)...))
 	if n != 0 || !q.flush || q.owed == 0 {
 		t.Fatalf("push against a full socket: wrote %d, flush %v, owed %d", n, q.flush, q.owed)
 	}
-	if n2 := q.push(frames(engine.NewCredit(7, 70))); n2 != 0 {
+	if n2 := q.push(w.add(engine.NewCredit(7, 70))); n2 != 0 {
 		t.Fatalf("push behind pending records wrote %d bytes", n2)
 	}
 	rest, off, owed, _, ok := q.take(nil)
 	if !ok || owed == 0 || len(rest) == 0 || rest[len(rest)-1].Stream != 7 {
 		t.Fatalf("the writer got %d frames, owed %d (ok %v)", len(rest), owed, ok)
 	}
-	var bufs net.Buffers
-	total := 0
-	for _, f := range rest {
-		bufs = append(bufs, engine.AppendFrame(nil, f, engine.Version))
-		total += f.WireLen()
-	}
-	if owed+total-off != len(want) {
-		t.Fatalf("%d sealed by push + %d left - %d of the first = %d, want %d", owed, total, off, owed+total-off, len(want))
-	}
-	done := make(chan error, 1)
-	go func() {
-		_, err := a.(buffersWriter).WriteBuffers(skipBytes(bufs, off))
-		done <- err
-	}()
-	got = make([]byte, len(want))
-	if _, err := io.ReadFull(b, got); err != nil || !bytes.Equal(got, want) {
-		t.Fatalf("the stream differs from the frames pushed (%v)", err)
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range rest {
-		f.Release()
-	}
+	finishAsWriter(t, rest, off, owed, b, w.want, func(bufs net.Buffers) error {
+		_, err := a.(buffersWriter).WriteBuffers(bufs)
+		return err
+	})
 	q.written()
-	if n := q.push(frames(engine.NewCredit(9, 90))); n == 0 {
+	w.want = w.want[:0]
+	if n := q.push(w.add(engine.NewCredit(9, 90))); n == 0 {
 		t.Fatal("push after the writer's flush did not write at once")
 	}
-	got = make([]byte, len(want)-len(got))
-	if _, err := io.ReadFull(b, got); err != nil || !bytes.Equal(got, want[len(want)-len(got):]) {
+	got := make([]byte, len(w.want))
+	if _, err := io.ReadFull(b, got); err != nil || !bytes.Equal(got, w.want) {
 		t.Fatalf("the last frame arrived as %x (%v)", got, err)
 	}
 	if got := engine.PoolOutstanding(); got != before {

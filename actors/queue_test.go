@@ -130,69 +130,92 @@ func TestFrameQueueWritesAtOnce(t *testing.T) {
 	before := engine.PoolOutstanding()
 	a, b := tcpPair(t)
 	q := newFrameQueue(a, engine.Version)
-	var want []byte
-	frames := func(fs ...*engine.Frame) []*engine.Frame {
-		for _, f := range fs {
-			want = engine.AppendFrame(want, f, engine.Version)
-		}
-		return fs
-	}
-	n := q.push(frames(engine.NewCredit(1, 10), engine.NewEmpty(engine.TypeFin, 3)))
-	if n != len(want) {
-		t.Fatalf("push wrote %d bytes at once, want %d", n, len(want))
-	}
-	got := make([]byte, len(want))
-	if _, err := io.ReadFull(b, got); err != nil || !bytes.Equal(got, want) {
-		t.Fatalf("read %x (%v), want %x", got, err, want)
-	}
+	var w wireLog
+	pushIdle(t, q, b, &w)
 	// 16 MiB of DATA against a small socket buffer no one reads: the
 	// socket takes part, the writer the rest.
 	_ = a.(*net.TCPConn).SetWriteBuffer(64 << 10)
-	want = want[:0]
-	var fs []*engine.Frame
-	for i := range 256 {
-		p := engine.GetBuffer(engine.DefaultMaxPayload)
-		for j := range p.B {
-			p.B[j] = byte(i + j)
-		}
-		fs = append(fs, &engine.Frame{Type: engine.TypeData, Stream: 1, Payload: p})
-	}
-	n = q.push(frames(fs...))
-	if n <= 0 || n >= len(want) {
-		t.Fatalf("push wrote %d of %d bytes at once, want a part", n, len(want))
+	w.want = w.want[:0]
+	n := q.push(w.add(bulkFrames(256)...))
+	if n <= 0 || n >= len(w.want) {
+		t.Fatalf("push wrote %d of %d bytes at once, want a part", n, len(w.want))
 	}
 	rest, off, _, _, ok := q.take(nil)
 	if !ok || len(rest) == 0 {
 		t.Fatalf("the writer got %d frames (ok %v)", len(rest), ok)
 	}
+	finishAsWriter(t, rest, off, n, b, w.want, func(bufs net.Buffers) error { _, err := bufs.WriteTo(a); return err })
+	q.written()
+	if got := engine.PoolOutstanding(); got != before {
+		t.Fatalf("%d buffers outstanding, want %d", got, before)
+	}
+}
+
+// wireLog is the bytes a test expects on the wire for the frames it
+// pushes.
+type wireLog struct{ want []byte }
+
+// add records fs's wire bytes and returns fs, for push.
+func (w *wireLog) add(fs ...*engine.Frame) []*engine.Frame {
+	for _, f := range fs {
+		w.want = engine.AppendFrame(w.want, f, engine.Version)
+	}
+	return fs
+}
+
+// pushIdle pushes two small frames on q's idle socket, which must take
+// them at once, and reads them at b.
+func pushIdle(t *testing.T, q *frameQueue, b net.Conn, w *wireLog) {
+	t.Helper()
+	n := q.push(w.add(engine.NewCredit(1, 10), engine.NewEmpty(engine.TypeFin, 3)))
+	if n != len(w.want) {
+		t.Fatalf("push wrote %d bytes at once, want %d", n, len(w.want))
+	}
+	got := make([]byte, len(w.want))
+	if _, err := io.ReadFull(b, got); err != nil || !bytes.Equal(got, w.want) {
+		t.Fatalf("read %x (%v), want %x", got, err, w.want)
+	}
+}
+
+// bulkFrames is n full DATA frames of stream 1, each with bytes of its own.
+func bulkFrames(n int) []*engine.Frame {
+	var fs []*engine.Frame
+	for i := range n {
+		p := engine.GetBuffer(engine.DefaultMaxPayload)
+		for j := range p.B {
+			p.B[j] = byte(i*7 + j)
+		}
+		fs = append(fs, &engine.Frame{Type: engine.TypeData, Stream: 1, Payload: p})
+	}
+	return fs
+}
+
+// finishAsWriter plays the carrier's writer for rest, what take gave it
+// (off bytes of the first already out, done bytes written before it):
+// the bytes must add up to want, write sends them, and b must read want
+// whole, in order. It releases rest.
+func finishAsWriter(t *testing.T, rest []*engine.Frame, off, done int, b net.Conn, want []byte, write func(net.Buffers) error) {
+	t.Helper()
 	var bufs net.Buffers
 	total := 0
 	for _, f := range rest {
 		bufs = append(bufs, engine.AppendFrame(nil, f, engine.Version))
 		total += f.WireLen()
 	}
-	if n+total-off != len(want) {
-		t.Fatalf("%d written at once + %d left - %d of the first = %d, want %d", n, total, off, n+total-off, len(want))
+	if done+total-off != len(want) {
+		t.Fatalf("%d out before + %d left - %d of the first = %d, want %d", done, total, off, done+total-off, len(want))
 	}
-	done := make(chan error, 1)
-	go func() {
-		out := skipBytes(bufs, off)
-		_, err := out.WriteTo(a)
-		done <- err
-	}()
-	got = make([]byte, len(want))
+	errc := make(chan error, 1)
+	go func() { errc <- write(skipBytes(bufs, off)) }()
+	got := make([]byte, len(want))
 	if _, err := io.ReadFull(b, got); err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("the stream differs from the frames pushed (%v)", err)
 	}
-	if err := <-done; err != nil {
+	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range rest {
 		f.Release()
-	}
-	q.written()
-	if got := engine.PoolOutstanding(); got != before {
-		t.Fatalf("%d buffers outstanding, want %d", got, before)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/engine"
+	"github.com/sockmux/sockmux/identity"
 	"github.com/sockmux/sockmux/internal/forward"
 	"github.com/sockmux/sockmux/internal/testkit"
 	"github.com/sockmux/sockmux/internal/testpair"
@@ -80,18 +81,30 @@ func (r *recorder) contains(s []byte) bool {
 }
 
 // TestRelaySeesNoCleartext: a relay in the middle of a keyed tcp link
-// sees none of a known payload, nor its marker; on an unkeyed link the
+// (a pre-shared key, identities, or both) sees none of a known payload,
+// nor its marker, and the target gets all of it; on an unkeyed link the
 // same relay sees it (the check can fail).
 func TestRelaySeesNoCleartext(t *testing.T) {
 	payload := knownPayload(1 << 20)
 	for _, tc := range []struct {
 		name  string
 		key   []byte
+		ids   bool // identities (XX): the listener then shows the dialler's key
 		clear bool
-	}{{"keyed", secureKey, false}, {"unkeyed", nil, true}} {
+	}{
+		{"keyed", secureKey, false, false},
+		{"unkeyed", nil, false, true},
+		{"identities", nil, true, false},
+		{"identities and key", secureKey, true, false},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			target := newSink(t)
-			p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{fwd(t, target.addr)}, Proxy: true, Key: tc.key})
+			pc := testpair.Config{BForwards: []forward.Forward{fwd(t, target.addr)}, Proxy: true, Key: tc.key}
+			var dk *identity.PrivateKey
+			if tc.ids {
+				pc.A, pc.B, dk = identityPair(t)
+			}
+			p := testpair.New(t, pc)
 			rec := &recorder{}
 			p.Proxy.SetTap(rec.tap)
 			c := testkit.Dial(t, p.B.ForwardAddrs()[0])
@@ -109,6 +122,11 @@ func TestRelaySeesNoCleartext(t *testing.T) {
 			}
 			if seen := rec.contains([]byte("KNOWN-PAYLOAD-")); seen != tc.clear {
 				t.Fatalf("the relay saw the payload's marker: %v, want %v", seen, tc.clear)
+			}
+			if tc.ids {
+				if st := p.A.Status(); len(st.Links) != 1 || st.Links[0].PeerKey != dk.Public.String() {
+					t.Fatalf("the listener's link: %+v, want the dialler's key", st.Links)
+				}
 			}
 		})
 	}

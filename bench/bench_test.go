@@ -280,7 +280,20 @@ func BenchmarkRedis(b *testing.B) {
 // pass on both peers. It needs a hop-traced build:
 // go test -tags hoptrace -run '^$' -bench RedisHops$ -benchtime 1x ./bench/
 func BenchmarkRedisHops(b *testing.B) {
-	res, err := MeasureHops(20_000, false)
+	benchHops(b, 20_000, false, "a GET round trip")
+}
+
+// BenchmarkRedisHopsFirst is BenchmarkRedisHops for a new connection's
+// first GET, from starting to connect to having the answer:
+// go test -tags hoptrace -run '^$' -bench RedisHopsFirst -benchtime 1x ./bench/
+func BenchmarkRedisHopsFirst(b *testing.B) {
+	benchHops(b, 2_000, true, "a new connection's first GET")
+}
+
+// benchHops measures n traced GETs (first: each on a new connection) and
+// prints the breakdown of what.
+func benchHops(b *testing.B, n int, first bool, what string) {
+	res, err := MeasureHops(n, first)
 	if errors.Is(err, ErrNotHopTraced) || errors.Is(err, ErrMissingTool) {
 		b.Skip(err)
 	}
@@ -293,24 +306,5 @@ func BenchmarkRedisHops(b *testing.B) {
 		b.Fatal(err)
 	}
 	// Printed, not logged: go test cuts a benchmark's log to ten lines.
-	fmt.Printf("per-hop breakdown of a GET round trip through sockmux:\n%s", t.String())
-}
-
-// BenchmarkRedisHopsFirst is BenchmarkRedisHops for a new connection's
-// first GET, from starting to connect to having the answer:
-// go test -tags hoptrace -run '^$' -bench RedisHopsFirst -benchtime 1x ./bench/
-func BenchmarkRedisHopsFirst(b *testing.B) {
-	res, err := MeasureHops(2_000, true)
-	if errors.Is(err, ErrNotHopTraced) || errors.Is(err, ErrMissingTool) {
-		b.Skip(err)
-	}
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(us(res.RoundTrip), "p50-µs")
-	var t strings.Builder
-	if err := WriteHops(&t, res); err != nil {
-		b.Fatal(err)
-	}
-	fmt.Printf("per-hop breakdown of a new connection's first GET through sockmux:\n%s", t.String())
+	fmt.Printf("per-hop breakdown of %s through sockmux:\n%s", what, t.String())
 }

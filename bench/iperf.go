@@ -22,10 +22,7 @@ import (
 // systems take turns within each round, their order rotating.
 
 // Iperf is an iperf3 server on a loopback port of its own.
-type Iperf struct {
-	cmd  *exec.Cmd
-	addr string
-}
+type Iperf struct{ serverProc }
 
 // NewIperf starts iperf3 -s on a free loopback port. Without iperf3 the
 // error is ErrMissingTool.
@@ -42,16 +39,7 @@ func NewIperf() (*Iperf, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Iperf{cmd: cmd, addr: addr}, nil
-}
-
-// Addr is the server's address.
-func (s *Iperf) Addr() string { return s.addr }
-
-// Close ends the server.
-func (s *Iperf) Close() {
-	_ = s.cmd.Process.Kill()
-	_ = s.cmd.Wait()
+	return &Iperf{serverProc{cmd: cmd, addr: addr}}, nil
 }
 
 // IperfRun is one iperf3 client run: the bytes the server received and

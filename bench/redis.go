@@ -30,10 +30,7 @@ const RedisKey = "key:__rand_int__"
 const redisValue = "xxx"
 
 // Redis is a redis-server on a loopback port of its own, saving nothing.
-type Redis struct {
-	cmd  *exec.Cmd
-	addr string
-}
+type Redis struct{ serverProc }
 
 // NewRedis starts a redis-server on a free loopback port and sets RedisKey.
 // Without redis-server the error is ErrMissingTool.
@@ -48,21 +45,12 @@ func NewRedis() (*Redis, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Redis{cmd: cmd, addr: addr}
+	r := &Redis{serverProc{cmd: cmd, addr: addr}}
 	if _, err := r.command("SET", RedisKey, redisValue); err != nil {
 		r.Close()
 		return nil, err
 	}
 	return r, nil
-}
-
-// Addr is the server's address.
-func (r *Redis) Addr() string { return r.addr }
-
-// Close ends the server.
-func (r *Redis) Close() {
-	_ = r.cmd.Process.Kill()
-	_ = r.cmd.Wait()
 }
 
 // command sends one command on a connection of its own and returns the

@@ -29,3 +29,18 @@ func startOnFreePort(name string, command func(port string) *exec.Cmd, ready str
 		}
 	}
 }
+
+// serverProc is a server process of a benchmark's on a loopback port.
+type serverProc struct {
+	cmd  *exec.Cmd
+	addr string
+}
+
+// Addr is the server's address.
+func (s *serverProc) Addr() string { return s.addr }
+
+// Close ends the server.
+func (s *serverProc) Close() {
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+}

@@ -171,18 +171,9 @@ func TestQUICCutShort(t *testing.T) {
 // a refused client fails its dial or its first read, and the listener
 // warns with the peer's address.
 func TestQUICTLS(t *testing.T) {
-	ca := newTestCA(t, "good")
-	other := newTestCA(t, "other")
-	serverCert, serverKey := ca.issue(t, "server")
-	clientCert, clientKey := ca.issue(t, "client")
-	strangerCert, strangerKey := other.issue(t, "stranger")
-	generated := TLSConfig{StateDir: t.TempDir()}
-	genFP, err := generated.ServerFingerprint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	caServer := TLSConfig{CertFile: serverCert, KeyFile: serverKey}
-	mutual := TLSConfig{CertFile: serverCert, KeyFile: serverKey, ClientCAFile: ca.CAFile}
+	fx := newTLSFixtures(t)
+	ca, generated, genFP, caServer, mutual := fx.ca, fx.generated, fx.genFP, fx.caServer, fx.mutual
+	clientCert, clientKey, strangerCert, strangerKey := fx.clientCert, fx.clientKey, fx.strangerCert, fx.strangerKey
 	wrongFP := strings.Repeat("0f", 32)
 	cases := []struct {
 		name         string
@@ -193,7 +184,7 @@ func TestQUICTLS(t *testing.T) {
 		{name: "pinned", server: generated, dial: TLSConfig{Fingerprint: genFP}},
 		{name: "CA", server: caServer, dial: TLSConfig{CAFile: ca.CAFile}},
 		{name: "wrong fingerprint", server: generated, dial: TLSConfig{Fingerprint: wrongFP}, dialErr: ErrFingerprint},
-		{name: "unknown CA", server: caServer, dial: TLSConfig{CAFile: other.CAFile}, dialErr: ErrUnknownCA},
+		{name: "unknown CA", server: caServer, dial: TLSConfig{CAFile: fx.other.CAFile}, dialErr: ErrUnknownCA},
 		{name: "client certificate", server: mutual, dial: TLSConfig{CAFile: ca.CAFile, CertFile: clientCert, KeyFile: clientKey}},
 		{name: "no client certificate", server: mutual, dial: TLSConfig{CAFile: ca.CAFile}, refused: "didn't provide a certificate"},
 		{name: "client certificate of an unknown CA", server: mutual,

@@ -99,21 +99,39 @@ func colons(fp string) string {
 	return b.String()
 }
 
-// TestTLS: server verification, by pinned fingerprint or by CA, and
-// client certificates; failures name their cause and match the sentinels.
-func TestTLS(t *testing.T) {
+// tlsFixtures are the certificates the TLS tests of every TLS carrier
+// use: a CA with a server and a client, a stranger from another CA, and a
+// generated server certificate with its fingerprint.
+type tlsFixtures struct {
+	ca, other                                        *testCA
+	clientCert, clientKey, strangerCert, strangerKey string
+	generated, caServer, mutual                      TLSConfig
+	genFP                                            string
+}
+
+func newTLSFixtures(t testing.TB) tlsFixtures {
+	t.Helper()
 	ca := newTestCA(t, "good")
 	other := newTestCA(t, "other")
 	serverCert, serverKey := ca.issue(t, "server")
-	clientCert, clientKey := ca.issue(t, "client")
-	strangerCert, strangerKey := other.issue(t, "stranger")
-	generated := TLSConfig{StateDir: t.TempDir()}
-	genFP, err := generated.ServerFingerprint()
-	if err != nil {
+	fx := tlsFixtures{ca: ca, other: other, generated: TLSConfig{StateDir: t.TempDir()},
+		caServer: TLSConfig{CertFile: serverCert, KeyFile: serverKey},
+		mutual:   TLSConfig{CertFile: serverCert, KeyFile: serverKey, ClientCAFile: ca.CAFile}}
+	fx.clientCert, fx.clientKey = ca.issue(t, "client")
+	fx.strangerCert, fx.strangerKey = other.issue(t, "stranger")
+	var err error
+	if fx.genFP, err = fx.generated.ServerFingerprint(); err != nil {
 		t.Fatal(err)
 	}
-	caServer := TLSConfig{CertFile: serverCert, KeyFile: serverKey}
-	mutual := TLSConfig{CertFile: serverCert, KeyFile: serverKey, ClientCAFile: ca.CAFile}
+	return fx
+}
+
+// TestTLS: server verification, by pinned fingerprint or by CA, and
+// client certificates; failures name their cause and match the sentinels.
+func TestTLS(t *testing.T) {
+	fx := newTLSFixtures(t)
+	ca, generated, genFP, caServer, mutual := fx.ca, fx.generated, fx.genFP, fx.caServer, fx.mutual
+	clientCert, clientKey, strangerCert, strangerKey := fx.clientCert, fx.clientKey, fx.strangerCert, fx.strangerKey
 	const wrongFP = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 
 	cases := []struct {
@@ -130,8 +148,8 @@ func TestTLS(t *testing.T) {
 		{name: "wrong fingerprint", server: generated, dial: TLSConfig{Fingerprint: wrongFP},
 			dialErr: ErrFingerprint, says: "expected " + wrongFP + ", the server presented " + genFP},
 		{name: "CA", server: caServer, dial: TLSConfig{CAFile: ca.CAFile}},
-		{name: "CA and pin", server: caServer, dial: TLSConfig{CAFile: ca.CAFile, Fingerprint: certFileFingerprint(t, serverCert)}},
-		{name: "unknown CA", server: caServer, dial: TLSConfig{CAFile: other.CAFile},
+		{name: "CA and pin", server: caServer, dial: TLSConfig{CAFile: ca.CAFile, Fingerprint: certFileFingerprint(t, caServer.CertFile)}},
+		{name: "unknown CA", server: caServer, dial: TLSConfig{CAFile: fx.other.CAFile},
 			dialErr: ErrUnknownCA, says: "unknown authority"},
 		{name: "self-signed, CA expected", server: generated, dial: TLSConfig{CAFile: ca.CAFile},
 			dialErr: ErrUnknownCA, says: "unknown authority"},
