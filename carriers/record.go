@@ -29,9 +29,47 @@ type RecordOpener interface {
 	Decode(dst, src []byte, limit int) ([]byte, int, error)
 }
 
-// sealedReadBuffer is what a sealed carrier reads at once: room for a few
-// records of the largest size.
+// sealedReadBuffer is what a busy sealed carrier reads at once: room for
+// a few records of the largest size.
 const sealedReadBuffer = 256 << 10
+
+// A sealed carrier's buffers (the records read, the plaintext opened and
+// not yet returned, the records sealed for a write) are large only while
+// the carrier is busy, and come from sealedBufs: an idle keyed carrier (a
+// hub holds thousands) reads its next records into a small array of its
+// own and holds no large buffer while it waits, as engine.Reader does.
+// The large ones go back to the pool once everything in them is used
+// and the last read was short (it brought less than the small array
+// holds), or, for the sealed records, once they are written.
+const (
+	// sealedSmallRead is the small array: a quiet carrier's records (a
+	// PING's is 42 bytes) in one read.
+	sealedSmallRead = 512
+	// sealedSmallWrite is the largest records buffer a sealed conn keeps
+	// between writes: an idle link's PINGs and ACKs fit.
+	sealedSmallWrite = 4 << 10
+)
+
+// sealedBufs holds the large buffers (cap sealedReadBuffer or more) of
+// the sealed conns that have none.
+var sealedBufs sync.Pool // *[]byte
+
+// getSealedBuf takes a large buffer from the pool, empty. Its room beyond
+// sealedReadBuffer holds the records' overhead when a whole write chunk
+// is sealed into it.
+func getSealedBuf() []byte {
+	if p, _ := sealedBufs.Get().(*[]byte); p != nil && cap(*p) >= sealedReadBuffer {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, sealedReadBuffer+16<<10)
+}
+
+// putSealedBuf gives b back to the pool if it is a large one.
+func putSealedBuf(b []byte) {
+	if cap(b) >= sealedReadBuffer {
+		sealedBufs.Put(&b)
+	}
+}
 
 // maxSealedRecord is the longest record on the wire: its length and the
 // most its u16 length can say (engine.MaxRecordLen).
@@ -49,7 +87,11 @@ const sealedWriteChunk = 256 << 10 // four records of the largest size
 // addresses and Close are conn's. A record that does not open fails the
 // read, and every read after it; no byte of it is returned.
 func Sealed(conn net.Conn, buffered []byte, s RecordSealer, o RecordOpener) net.Conn {
-	c := &sealedConn{Conn: conn, s: s, o: o, src: conn, raw: make([]byte, 0, max(sealedReadBuffer, 2*len(buffered)))}
+	c := &sealedConn{Conn: conn, s: s, o: o, src: conn}
+	c.raw, c.inSmall = c.small[:0], true
+	if len(buffered) > len(c.small) {
+		c.raw, c.inSmall = make([]byte, 0, max(sealedReadBuffer, 2*len(buffered))), false
+	}
 	c.raw = append(c.raw, buffered...)
 	return c
 }
@@ -59,13 +101,16 @@ type sealedConn struct {
 	s RecordSealer
 	o RecordOpener
 
-	rmu   sync.Mutex
-	raw   []byte // read from conn; raw[rpos:] is not opened yet
-	rpos  int
-	plain []byte // opened, not returned yet: plain[pos:]
-	pos   int
-	rerr  error     // a record that did not open: sticky
-	src   io.Reader // where records are read from: Conn, or what SetSource gave
+	rmu     sync.Mutex
+	raw     []byte // read from conn; raw[rpos:] is not opened yet
+	rpos    int
+	small   [sealedSmallRead]byte // raw while the carrier is quiet
+	inSmall bool                  // raw is small's
+	busy    bool                  // the last read brought sealedSmallRead bytes or more
+	plain   []byte                // opened, not returned yet: plain[pos:]
+	pos     int
+	rerr    error     // a record that did not open: sticky
+	src     io.Reader // where records are read from: Conn, or what SetSource gave
 
 	wmu     sync.Mutex
 	wbuf    []byte // sealed records; pending is what of them is not written yet
@@ -109,14 +154,7 @@ func (c *sealedConn) Read(p []byte) (int, error) {
 		if len(c.plain) > 0 {
 			break
 		}
-		// What is left is the start of a record. It moves to the front
-		// only when the room behind it could not hold a whole one, so
-		// that most reads move nothing.
-		if c.rpos == len(c.raw) {
-			c.raw, c.rpos = c.raw[:0], 0
-		} else if cap(c.raw)-len(c.raw) < maxSealedRecord {
-			c.raw, c.rpos = c.raw[:copy(c.raw, c.raw[c.rpos:])], 0
-		}
+		c.makeRoom()
 		if len(c.raw) == cap(c.raw) { // cannot happen: a record fits twice
 			c.rerr = errors.New("sealed carrier: record larger than the read buffer")
 			continue
@@ -124,6 +162,7 @@ func (c *sealedConn) Read(p []byte) (int, error) {
 		n, err := c.src.Read(c.raw[len(c.raw):cap(c.raw)])
 		c.raw = c.raw[:len(c.raw)+n]
 		if n > 0 {
+			c.busy = n >= len(c.small)
 			continue
 		}
 		if err == io.EOF && c.rpos < len(c.raw) {
@@ -138,6 +177,35 @@ func (c *sealedConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// makeRoom makes room in raw for the next read; nothing in plain is left
+// to return. What is left in raw is the start of a record: it moves to
+// the front only when the room behind it could not hold a whole one, so
+// that most reads move nothing; it moves into a large buffer when it is
+// in the small array. With nothing left, the next read goes into the
+// small array if the last one was short, and the large buffers go back to
+// the pool.
+func (c *sealedConn) makeRoom() {
+	switch {
+	case c.rpos == len(c.raw) && !c.busy:
+		if !c.inSmall {
+			putSealedBuf(c.raw)
+		}
+		putSealedBuf(c.plain)
+		c.raw, c.inSmall, c.plain, c.pos = c.small[:0], true, nil, 0
+	case c.rpos == len(c.raw) && c.inSmall:
+		c.raw, c.inSmall = getSealedBuf(), false
+	case c.rpos == len(c.raw):
+		c.raw = c.raw[:0]
+	case c.inSmall:
+		c.raw, c.inSmall = append(getSealedBuf(), c.raw[c.rpos:]...), false
+	case cap(c.raw)-len(c.raw) < maxSealedRecord:
+		c.raw = c.raw[:copy(c.raw, c.raw[c.rpos:])]
+	default:
+		return
+	}
+	c.rpos = 0
+}
+
 // WriteBuffers seals the concatenation of bufs (a carrier writer's batch
 // of frame headers and payloads) into records and writes them, one write
 // per sealedWriteChunk: the plaintext is gathered straight into the
@@ -150,6 +218,8 @@ func (c *sealedConn) WriteBuffers(bufs [][]byte) (int, error) {
 	if err := c.writable(); err != nil {
 		return 0, err
 	}
+	defer c.dropWriteBuf()
+	c.sealRoom(buffersLen(bufs))
 	done := 0
 	for {
 		var (
@@ -184,6 +254,8 @@ func (c *sealedConn) Write(p []byte) (int, error) {
 	if err := c.writable(); err != nil {
 		return 0, err
 	}
+	defer c.dropWriteBuf()
+	c.sealRoom(len(p))
 	done := 0
 	for done < len(p) {
 		chunk := p[done:min(len(p), done+sealedWriteChunk)]
@@ -279,12 +351,41 @@ func (c *sealedConn) SealNow(bufs [][]byte, try func([]byte) int) (sealed int, p
 			return 0, true, nil
 		}
 	}
+	c.sealRoom(buffersLen(bufs))
 	if c.wbuf, sealed, err = c.s.SealBuffers(c.wbuf[:0], bufs, sealedWriteChunk); err != nil {
 		c.werr = err
 		return 0, false, err
 	}
 	c.pending = c.wbuf[tried(try, c.wbuf):]
+	c.dropWriteBuf()
 	return sealed, len(c.pending) > 0, nil
+}
+
+// sealRoom makes wbuf a pooled large buffer when n bytes of plaintext (up
+// to a write chunk of them) would not fit a small one; what is pending
+// stays where it is.
+func (c *sealedConn) sealRoom(n int) {
+	if min(n, sealedWriteChunk) > sealedSmallWrite && cap(c.wbuf) < sealedReadBuffer && len(c.pending) == 0 {
+		c.wbuf = getSealedBuf()
+	}
+}
+
+// dropWriteBuf gives a large wbuf back to the pool once nothing in it is
+// pending: an idle carrier keeps none.
+func (c *sealedConn) dropWriteBuf() {
+	if len(c.pending) == 0 && cap(c.wbuf) > sealedSmallWrite {
+		putSealedBuf(c.wbuf)
+		c.wbuf = nil
+	}
+}
+
+// buffersLen is the length of the concatenation of bufs.
+func buffersLen(bufs [][]byte) int {
+	n := 0
+	for _, b := range bufs {
+		n += len(b)
+	}
+	return n
 }
 
 // tried is how much of p try wrote, within p's bounds.

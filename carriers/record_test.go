@@ -171,3 +171,73 @@ func TestSealNowShortWrites(t *testing.T) {
 		})
 	}
 }
+
+// askRecorder is a sealed conn's record source that tells the size of
+// every buffer it is given to read into.
+type askRecorder struct {
+	r     io.Reader
+	asked chan int
+}
+
+func (a *askRecorder) Read(p []byte) (int, error) {
+	a.asked <- len(p)
+	return a.r.Read(p)
+}
+
+// TestSealedQuietHoldsNoBuffer: a sealed conn reads a bulk transfer into
+// a large buffer and seals it into one, but once the carrier is quiet
+// again (a short read came and was returned) it waits with its small
+// array, and has given its large buffers back.
+func TestSealedQuietHoldsNoBuffer(t *testing.T) {
+	c1, c2 := sealedPair(t)
+	defer c1.Close()
+	defer c2.Close()
+	sc1, sc2 := c1.(*sealedConn), c2.(*sealedConn)
+	rec := &askRecorder{r: sc2.NetConn(), asked: make(chan int, 4096)}
+	sc2.SetSource(rec)
+	bulk := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := c1.Write(bulk)
+		wrote <- err
+	}()
+	got := make([]byte, len(bulk))
+	if _, err := io.ReadFull(c2, got); err != nil || !bytes.Equal(got, bulk) {
+		t.Fatalf("bulk: %v, or the bytes differ", err)
+	}
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	if c := cap(sc1.wbuf); c > sealedSmallWrite {
+		t.Errorf("the writer keeps a %d-byte records buffer after its write", c)
+	}
+	large := 0
+	for len(rec.asked) > 0 {
+		large = max(large, <-rec.asked)
+	}
+	if large < sealedReadBuffer {
+		t.Errorf("the bulk was read into at most %d bytes at once, want the large buffer's %d", large, sealedReadBuffer)
+	}
+	if _, err := c1.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	small := make([]byte, 4)
+	if _, err := io.ReadFull(c2, small); err != nil || string(small) != "ping" {
+		t.Fatalf("after the bulk: %q, %v", small, err)
+	}
+	for len(rec.asked) > 0 {
+		<-rec.asked
+	}
+	ended := make(chan error, 1)
+	go func() {
+		_, err := c2.Read(small)
+		ended <- err
+	}()
+	if n := <-rec.asked; n != sealedSmallRead {
+		t.Errorf("the read waiting on a quiet carrier was given %d bytes, want the small array's %d", n, sealedSmallRead)
+	}
+	c1.Close()
+	if err := <-ended; err == nil {
+		t.Error("a read after the peer closed returned no error")
+	}
+}

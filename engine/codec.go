@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -9,10 +8,11 @@ import (
 )
 
 // Reader decodes frames from a byte stream into pooled buffers. It is used
-// by exactly one goroutine, the carrier's reader.
+// by exactly one goroutine, the carrier's reader. Its read buffer is taken
+// from a pool only while the stream is busy (readbuf.go).
 type Reader struct {
-	r   *bufio.Reader
-	src *source // what r reads from
+	b   readBuf
+	src *source // what b reads from
 	hdr [HeaderLen]byte
 	// Version is the negotiated version; 0 until the handshake is done,
 	// when only HELLO is accepted.
@@ -23,10 +23,11 @@ type Reader struct {
 	Seq bool
 }
 
-// NewReader returns a Reader on r with a read buffer of size bytes.
+// NewReader returns a Reader on r that reads up to size bytes at once.
 func NewReader(r io.Reader, size int) *Reader {
-	src := &source{r}
-	return &Reader{r: bufio.NewReaderSize(src, size), src: src, MaxPayload: DefaultMaxPayload}
+	rd := &Reader{src: &source{r}, MaxPayload: DefaultMaxPayload}
+	rd.b.init(rd.src, size)
+	return rd
 }
 
 // SetSource makes the Reader read from r from now on, keeping what it has
@@ -43,7 +44,7 @@ func (s *source) Read(p []byte) (int, error) { return s.r.Read(p) }
 // A clean end between frames is io.EOF; an end inside a frame is
 // ErrTruncated; a bad header is an ErrProtocol error naming what was wrong.
 func (r *Reader) ReadFrame() (*Frame, error) {
-	if _, err := io.ReadFull(r.r, r.hdr[:]); err != nil {
+	if err := r.b.readFull(r.hdr[:]); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil, fmt.Errorf("%w: header cut short", ErrTruncated)
 		}
@@ -58,7 +59,7 @@ func (r *Reader) ReadFrame() (*Frame, error) {
 		if !r.Seq {
 			return nil, fmt.Errorf("%w: %v carries a sequence number on a link without CapSeq", ErrMalformed, h.Type)
 		}
-		if _, err := io.ReadFull(r.r, r.hdr[:SeqLen]); err != nil {
+		if err := r.b.readFull(r.hdr[:SeqLen]); err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 				return nil, fmt.Errorf("%w: %v sequence number cut short", ErrTruncated, h.Type)
 			}
@@ -91,41 +92,36 @@ const directReadMin = 8 << 10
 // when what is missing is large, straight from the source (the read
 // buffer is empty then, so the order holds), else through the buffer.
 func (r *Reader) readPayload(p []byte) error {
-	n := 0
-	if k := r.r.Buffered(); k > 0 {
-		n, _ = r.r.Read(p[:min(k, len(p))]) // buffered: no read
-	}
+	n := r.b.read(p) // buffered: no read
 	if len(p)-n >= directReadMin {
 		_, err := io.ReadFull(r.src, p[n:])
 		return err
 	}
-	_, err := io.ReadFull(r.r, p[n:])
-	return err
+	return r.b.readFull(p[n:])
 }
 
 // Buffered is the number of bytes read from the carrier but not yet
 // decoded.
-func (r *Reader) Buffered() int { return r.r.Buffered() }
+func (r *Reader) Buffered() int { return r.b.buffered() }
 
 // TakeBuffered returns the bytes read from the carrier but not decoded,
 // and forgets them: on a keyed carrier, what followed the last handshake
 // frame belongs to the record stream.
 func (r *Reader) TakeBuffered() []byte {
-	b, _ := r.r.Peek(r.r.Buffered())
-	b = append([]byte(nil), b...)
-	_, _ = r.r.Discard(len(b))
+	b := append([]byte(nil), r.b.bytes()...)
+	r.b.discard(len(b))
+	r.b.putLarge()
 	return b
 }
 
 // FrameBuffered says whether ReadFrame would return without reading the
 // carrier: a whole frame is buffered, or a header that ReadFrame refuses.
 func (r *Reader) FrameBuffered() bool {
-	n := r.r.Buffered()
-	if n < HeaderLen {
+	b := r.b.bytes()
+	if len(b) < HeaderLen {
 		return false
 	}
-	b, _ := r.r.Peek(HeaderLen) // buffered: no read
-	h, err := ParseHeader(b, r.Version, r.MaxPayload)
+	h, err := ParseHeader(b[:HeaderLen], r.Version, r.MaxPayload)
 	if err != nil {
 		return true
 	}
@@ -133,7 +129,7 @@ func (r *Reader) FrameBuffered() bool {
 	if h.Flags&FlagSeq != 0 && r.Version != 0 {
 		need += SeqLen
 	}
-	return n >= need
+	return len(b) >= need
 }
 
 // AppendFrame appends f's header (version v) and payload to dst. It is for
