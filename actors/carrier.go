@@ -26,8 +26,10 @@ const closeWriteTimeout = 2 * time.Second
 const maxUnprocessed = 4096
 
 // carrierActor owns one carrier connection: a reader goroutine decodes
-// frames into pooled buffers and sends them to the Link; a writer goroutine
-// drains the queue the Scheduler fills, with one vectored write per batch.
+// frames into pooled buffers and sends them to the Link; a writer
+// goroutine, started while there is work for it, drains the queue the
+// Scheduler fills (what push did not write at once), with one vectored
+// write per batch, and ends once the queue is empty.
 type carrierActor struct {
 	env     *env
 	id      int // unique within its Link
@@ -108,7 +110,9 @@ func (c *carrierActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		c.env.goroutine(c.readLoop)
-		c.env.goroutine(c.writeLoop)
+		// The writer runs while the queue has work for it (push starts
+		// it): an idle carrier has only its reader.
+		c.q.setWriter(func() { c.env.goroutine(c.writeLoop) })
 	case *carrierClose:
 		c.closeDeadline()
 		c.q.finish(m.last)

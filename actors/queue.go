@@ -160,10 +160,11 @@ func (q *writeQueue) written(n int) int {
 // When nothing is queued or being written and the carrier is a socket,
 // push writes the frames at once, with one non-blocking writev, on the
 // caller's goroutine (the link's strand): a request that finds its carrier
-// idle leaves without waking the writer goroutine. What the socket does
+// idle leaves without starting the writer goroutine. What the socket does
 // not take then, and everything on a carrier that is not a socket (TLS,
-// pipes, commands), waits here for the writer goroutine, which writes it
-// blocking. One write is under way at a time (writing), so bytes never
+// pipes, commands), waits here for the writer goroutine, which push starts
+// (kick) and which writes it blocking, then ends when it finds nothing
+// more. One write is under way at a time (writing), so bytes never
 // interleave.
 //
 // A keyed carrier over a socket (sealedCarrier) gets the same immediate
@@ -182,7 +183,12 @@ type frameQueue struct {
 	closed  bool
 	last    *engine.Frame // a final frame (GOAWAY) to send before closing
 	drain   bool          // write what is queued, then close
-	wake    chan struct{}
+	// The writer goroutine runs only while there is work for it: an idle
+	// carrier (a hub holds thousands) has none. startWriter starts one (nil
+	// until the Carrier actor has started); writer says one runs, and ends
+	// at its take that finds nothing to do.
+	startWriter func()
+	writer      bool
 
 	// flush: records push sealed wait in the sealed conn for the writer;
 	// owed is their plaintext, which the writer reports drained.
@@ -223,7 +229,7 @@ type sealedCarrier interface {
 
 // newFrameQueue returns conn's queue; frames carry version v's headers.
 func newFrameQueue(conn net.Conn, v uint8) *frameQueue {
-	q := &frameQueue{wake: make(chan struct{}, 1), version: v}
+	q := &frameQueue{version: v}
 	q.writeFn = func(fd uintptr) bool {
 		q.wn, q.werr = sysWritev(int(fd), q.iovs)
 		return true // one try: never wait here
@@ -260,12 +266,31 @@ func (q *frameQueue) try(p []byte) int {
 	return n // 0 when the write failed: the writer meets the error
 }
 
-func (q *frameQueue) signal() {
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
+// setWriter gives the queue the way to start its writer goroutine, and
+// starts one if work is waiting already.
+func (q *frameQueue) setWriter(start func()) {
+	q.mu.Lock()
+	q.startWriter = start
+	q.mu.Unlock()
+	q.kick()
 }
+
+// kick starts the writer goroutine unless one runs, the queue is closed or
+// it has none to start yet; the writer finds the work at its take.
+func (q *frameQueue) kick() {
+	q.mu.Lock()
+	start := q.startWriter
+	if q.writer || q.closed || start == nil || !q.hasWork() {
+		q.mu.Unlock()
+		return
+	}
+	q.writer = true
+	q.mu.Unlock()
+	start()
+}
+
+// hasWork says the writer has something to do, with the lock held.
+func (q *frameQueue) hasWork() bool { return len(q.frames) > 0 || q.drain || q.flush }
 
 // push takes fs, handing them over, and returns how many of their bytes
 // it wrote at once (the rest goes through the writer, which reports it
@@ -282,7 +307,7 @@ func (q *frameQueue) push(fs []*engine.Frame) int {
 	if q.raw == nil || q.writing || q.flush || len(q.frames) > 0 {
 		q.frames = append(q.frames, fs...)
 		q.mu.Unlock()
-		q.signal()
+		q.kick()
 		return 0
 	}
 	q.writing = true
@@ -307,10 +332,10 @@ func (q *frameQueue) push(fs []*engine.Frame) int {
 	if owed > 0 {
 		q.flush, q.owed = true, q.owed+owed
 	}
-	more := len(q.frames) > 0 || q.drain || q.flush
+	more := q.hasWork()
 	q.mu.Unlock()
 	if more {
-		q.signal()
+		q.kick()
 	}
 	return n
 }
@@ -386,10 +411,10 @@ func (q *frameQueue) finish(last *engine.Frame) {
 	}
 	q.drain, q.last = true, last
 	q.mu.Unlock()
-	q.signal()
+	q.kick()
 }
 
-// close drops everything queued and stops the writer.
+// close drops everything queued; a running writer ends at its next take.
 func (q *frameQueue) close() {
 	q.mu.Lock()
 	q.closed = true
@@ -403,41 +428,35 @@ func (q *frameQueue) close() {
 	for _, f := range fs {
 		f.Release()
 	}
-	q.signal()
 }
 
-// take waits until frames (or records, flush) wait and no write is under
-// way, and moves them into dst for the writer, which then writes: off is
-// how much of the first was written already; owed is the plaintext of
-// records push sealed that the writer's write sends first, which it
-// reports with the frames; drained is true when the queue was finished and
-// everything in it is now in dst; ok is false once closed. The writer
+// take moves what waits (frames, or records: flush) into dst for the
+// writer, which then writes: off is how much of the first was written
+// already; owed is the plaintext of records push sealed that the writer's
+// write sends first, which it reports with the frames; drained is true
+// when the queue was finished and everything in it is now in dst. ok is
+// false, and the writer ends, once closed, or when nothing waits or push
+// is writing (push starts a writer again for what it leaves). The writer
 // calls written when its write is done.
 func (q *frameQueue) take(dst []*engine.Frame) (frames []*engine.Frame, off, owed int, drained, ok bool) {
-	for {
-		q.mu.Lock()
-		if q.closed {
-			q.mu.Unlock()
-			return dst, 0, 0, false, false
-		}
-		if !q.writing && (len(q.frames) > 0 || q.drain || q.flush) {
-			owed, q.owed, q.flush = q.owed, 0, false
-			dst = append(dst, q.frames...)
-			clear(q.frames)
-			q.frames = q.frames[:0]
-			off, q.off = q.off, 0
-			drained = q.drain
-			if drained && q.last != nil {
-				dst = append(dst, q.last)
-				q.last = nil
-			}
-			q.writing = true
-			q.mu.Unlock()
-			return dst, off, owed, drained, true
-		}
-		q.mu.Unlock()
-		<-q.wake
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed || q.writing || !q.hasWork() {
+		q.writer = false
+		return dst, 0, 0, false, false
 	}
+	owed, q.owed, q.flush = q.owed, 0, false
+	dst = append(dst, q.frames...)
+	clear(q.frames)
+	q.frames = q.frames[:0]
+	off, q.off = q.off, 0
+	drained = q.drain
+	if drained && q.last != nil {
+		dst = append(dst, q.last)
+		q.last = nil
+	}
+	q.writing = true
+	return dst, off, owed, drained, true
 }
 
 // written ends the writer's write.

@@ -132,13 +132,25 @@ func TestFrameQueueWritesAtOnce(t *testing.T) {
 	q := newFrameQueue(a, engine.Version)
 	var w wireLog
 	pushIdle(t, q, b, &w)
-	// 16 MiB of DATA against a small socket buffer no one reads: the
-	// socket takes part, the writer the rest.
+	pushPastFull(t, q, a, b, &w)
+	if got := engine.PoolOutstanding(); got != before {
+		t.Fatalf("%d buffers outstanding, want %d", got, before)
+	}
+}
+
+// pushPastFull pushes 16 MiB of DATA, then extra, against a small socket
+// buffer no one reads: the socket takes part, and the test plays the
+// writer for the rest, which b must read whole and in order.
+func pushPastFull(t *testing.T, q *frameQueue, a, b net.Conn, w *wireLog, extra ...*engine.Frame) {
+	t.Helper()
 	_ = a.(*net.TCPConn).SetWriteBuffer(64 << 10)
 	w.want = w.want[:0]
 	n := q.push(w.add(bulkFrames(256)...))
 	if n <= 0 || n >= len(w.want) {
 		t.Fatalf("push wrote %d of %d bytes at once, want a part", n, len(w.want))
+	}
+	if len(extra) > 0 {
+		q.push(w.add(extra...))
 	}
 	rest, off, _, _, ok := q.take(nil)
 	if !ok || len(rest) == 0 {
@@ -146,9 +158,6 @@ func TestFrameQueueWritesAtOnce(t *testing.T) {
 	}
 	finishAsWriter(t, rest, off, n, b, w.want, func(bufs net.Buffers) error { _, err := bufs.WriteTo(a); return err })
 	q.written()
-	if got := engine.PoolOutstanding(); got != before {
-		t.Fatalf("%d buffers outstanding, want %d", got, before)
-	}
 }
 
 // wireLog is the bytes a test expects on the wire for the frames it
@@ -255,5 +264,48 @@ func TestBudget(t *testing.T) {
 	b.give(100)
 	if b.left.Load() != 100 {
 		t.Fatalf("left %d after giving all back", b.left.Load())
+	}
+}
+
+// TestFrameQueueWriterOnDemand: a carrier's writer goroutine runs only
+// while there is work for it. push on an idle socket writes at once and
+// starts none; what a full socket leaves starts one (once, however many
+// pushes queue behind it); its take that finds nothing ends it, and the
+// next push on the idle socket writes at once again; finish starts one to
+// write the last frame; close starts none.
+func TestFrameQueueWriterOnDemand(t *testing.T) {
+	before := engine.PoolOutstanding()
+	a, b := tcpPair(t)
+	q := newFrameQueue(a, engine.Version)
+	starts := 0
+	q.setWriter(func() { starts++ })
+	var w wireLog
+	pushIdle(t, q, b, &w)
+	if starts != 0 {
+		t.Fatalf("%d writers started for frames written at once", starts)
+	}
+	pushPastFull(t, q, a, b, &w, engine.NewCredit(7, 70))
+	if starts != 1 {
+		t.Fatalf("%d writers started for what a full socket left, want 1", starts)
+	}
+	if _, _, _, _, ok := q.take(nil); ok || q.writer {
+		t.Fatalf("take on an empty queue: ok %v, a writer still counted running: %v", ok, q.writer)
+	}
+	w.want = w.want[:0]
+	pushIdle(t, q, b, &w)
+	if starts != 1 {
+		t.Fatalf("%d writers started, want still 1: the idle socket took the push", starts)
+	}
+	q.finish(engine.NewReason(engine.TypeGoAway, 0, engine.CodeShutdown, "bye"))
+	if starts != 2 {
+		t.Fatalf("%d writers started, want 2: finish needs one for its last frame", starts)
+	}
+	q.close()
+	q.push([]*engine.Frame{engine.NewCredit(9, 1)}) // closed: released, no writer
+	if starts != 2 {
+		t.Fatalf("%d writers started after close, want 2", starts)
+	}
+	if got := engine.PoolOutstanding(); got != before {
+		t.Fatalf("%d buffers outstanding, want %d", got, before)
 	}
 }
