@@ -45,6 +45,13 @@
 // queue's one write (SealNow) and keeps what the socket did not take for
 // the writer goroutine, and its records are read with the same raw reads.
 //
+// An idle link costs little (a hub holds thousands): a carrier's writer
+// goroutine runs only while writes wait for it (the queue's push starts
+// it, and it ends when it finds the queue empty), and its reader reads
+// into a small array while the carrier is quiet, taking its large read
+// buffers (engine.Reader's, the sealed conn's) from a pool only while
+// reads bring more.
+//
 // Buffer ownership: a pooled buffer (engine.Buffer) has one owner at a
 // time, and putting it in a message hands it over. A Stream owns what it
 // reads from its socket until it sends it as DATA to the Scheduler, which

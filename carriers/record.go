@@ -38,15 +38,16 @@ const sealedReadBuffer = 256 << 10
 // the carrier is busy, and come from sealedBufs: an idle keyed carrier (a
 // hub holds thousands) reads its next records into a small array of its
 // own and holds no large buffer while it waits, as engine.Reader does.
-// The large ones go back to the pool once everything in them is used
+// The read side's go back to the pool once everything in them is used
 // and the last read was short (it brought less than the small array
-// holds), or, for the sealed records, once they are written.
+// holds); the sealed records' buffer, at the first small write after
+// large ones.
 const (
 	// sealedSmallRead is the small array: a quiet carrier's records (a
 	// PING's is 42 bytes) in one read.
 	sealedSmallRead = 512
-	// sealedSmallWrite is the largest records buffer a sealed conn keeps
-	// between writes: an idle link's PINGs and ACKs fit.
+	// sealedSmallWrite is the most plaintext a small write has, and the
+	// largest records buffer one keeps: an idle link's PINGs and ACKs fit.
 	sealedSmallWrite = 4 << 10
 )
 
@@ -144,6 +145,9 @@ func (c *sealedConn) Read(p []byte) (int, error) {
 				continue
 			}
 		}
+		if c.plain == nil && !c.inSmall { // what a large buffer holds opens into a large one
+			c.plain = getSealedBuf()
+		}
 		plain, used, err := c.o.Decode(c.plain[:0], c.raw[c.rpos:], -1)
 		c.plain, c.pos = plain, 0
 		c.rpos += used
@@ -218,7 +222,6 @@ func (c *sealedConn) WriteBuffers(bufs [][]byte) (int, error) {
 	if err := c.writable(); err != nil {
 		return 0, err
 	}
-	defer c.dropWriteBuf()
 	c.sealRoom(buffersLen(bufs))
 	done := 0
 	for {
@@ -254,7 +257,6 @@ func (c *sealedConn) Write(p []byte) (int, error) {
 	if err := c.writable(); err != nil {
 		return 0, err
 	}
-	defer c.dropWriteBuf()
 	c.sealRoom(len(p))
 	done := 0
 	for done < len(p) {
@@ -357,23 +359,21 @@ func (c *sealedConn) SealNow(bufs [][]byte, try func([]byte) int) (sealed int, p
 		return 0, false, err
 	}
 	c.pending = c.wbuf[tried(try, c.wbuf):]
-	c.dropWriteBuf()
 	return sealed, len(c.pending) > 0, nil
 }
 
-// sealRoom makes wbuf a pooled large buffer when n bytes of plaintext (up
-// to a write chunk of them) would not fit a small one; what is pending
-// stays where it is.
+// sealRoom readies wbuf for sealing n bytes of plaintext (up to a write
+// chunk of them), with nothing pending: a pooled large buffer when they
+// would not fit a small one, kept while the writes stay large; the first
+// small write gives it back (an idle carrier's next PING), and a small
+// one grows as the records need.
 func (c *sealedConn) sealRoom(n int) {
-	if min(n, sealedWriteChunk) > sealedSmallWrite && cap(c.wbuf) < sealedReadBuffer && len(c.pending) == 0 {
+	large := cap(c.wbuf) > sealedSmallWrite
+	switch {
+	case len(c.pending) > 0:
+	case min(n, sealedWriteChunk) > sealedSmallWrite && cap(c.wbuf) < sealedReadBuffer:
 		c.wbuf = getSealedBuf()
-	}
-}
-
-// dropWriteBuf gives a large wbuf back to the pool once nothing in it is
-// pending: an idle carrier keeps none.
-func (c *sealedConn) dropWriteBuf() {
-	if len(c.pending) == 0 && cap(c.wbuf) > sealedSmallWrite {
+	case n <= sealedSmallWrite && large:
 		putSealedBuf(c.wbuf)
 		c.wbuf = nil
 	}
