@@ -16,7 +16,10 @@
 // in a helper process of its own (Idle); one stream and 64 across an
 // emulated 50 ms, 1 Gbit/s path (MeasureWAN, with Emulator); a new
 // connection's time to its first answer across that path, against
-// connecting directly (MeasureFirstResponse).
+// connecting directly (MeasureFirstResponse); a hub process holding
+// 10,000 idle edge links, its resident memory per link and its CPU while
+// only keepalives run (MeasureIdleLinks, LinkHubs: `sockmux listen`,
+// sockmux's Node and yamux sessions, the edges in helper processes).
 //
 // Paths that really differ, at the packet level, come from the netem
 // subpackage (bench/netem): a private network namespace where each source
