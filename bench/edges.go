@@ -155,8 +155,7 @@ func runEdges(args []string, in io.Reader, out io.Writer) error {
 
 // answer answers a link role's questions until in ends.
 func answer(in io.Reader, out io.Writer, role string, c *linkCounter) error {
-	profDir := os.Getenv(HelperProfileEnv)
-	profiles := 0
+	profiles := heapProfiles{dir: os.Getenv(HelperProfileEnv)}
 	sc := bufio.NewScanner(in)
 	for sc.Scan() {
 		switch sc.Text() {
@@ -164,11 +163,8 @@ func answer(in io.Reader, out io.Writer, role string, c *linkCounter) error {
 			fmt.Fprintf(out, "links %d %d\n", c.up.Load(), c.downs.Load())
 		case "mem":
 			m := MeasureMemory()
-			if profDir != "" {
-				if err := writeHeapProfile(filepath.Join(profDir, fmt.Sprintf("%s-%d.pprof", role, profiles))); err != nil {
-					return err
-				}
-				profiles++
+			if err := profiles.write(role); err != nil {
+				return err
 			}
 			fmt.Fprintf(out, "mem %d %d %d %d\n", m.Heap, m.Stack, m.RSS, runtime.NumGoroutine())
 		case "cpu-start":

@@ -90,7 +90,7 @@ func runHelper(role []string, in io.Reader, out io.Writer) error {
 	if profDir != "" {
 		runtime.MemProfileRate = 1
 	}
-	profiles := 0
+	profiles := heapProfiles{dir: profDir}
 	switch role[0] {
 	case "hold":
 		hold, err = NewHold()
@@ -118,11 +118,8 @@ func runHelper(role []string, in io.Reader, out io.Writer) error {
 		switch sc.Text() {
 		case "mem":
 			m := MeasureMemory()
-			if profDir != "" {
-				if err := writeHeapProfile(filepath.Join(profDir, fmt.Sprintf("%s-%d.pprof", role[0], profiles))); err != nil {
-					return err
-				}
-				profiles++
+			if err := profiles.write(role[0]); err != nil {
+				return err
 			}
 			fmt.Fprintf(out, "mem %d %d %d\n", m.Heap, m.Stack, m.RSS)
 		case "held":
@@ -143,6 +140,21 @@ func runHelper(role []string, in io.Reader, out io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// heapProfiles writes a helper's heap profiles into dir (none when dir is
+// empty), ROLE-N.pprof, N counting from 0.
+type heapProfiles struct {
+	dir string
+	n   int
+}
+
+func (p *heapProfiles) write(role string) error {
+	if p.dir == "" {
+		return nil
+	}
+	p.n++
+	return writeHeapProfile(filepath.Join(p.dir, fmt.Sprintf("%s-%d.pprof", role, p.n-1)))
 }
 
 // writeHeapProfile writes the live heap's profile to path.

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -115,32 +116,22 @@ func startListenHub(keepalive time.Duration, keyFile string) (*runningHub, error
 	if err != nil {
 		return nil, err
 	}
-	for attempt := 0; ; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		args := []string{"listen"}
-		if keepalive > 0 {
-			args = append(args, "--keepalive", keepalive.String())
-		}
-		if keyFile != "" {
-			args = append(args, "--key-file", keyFile)
-		}
-		addr := "127.0.0.1:" + port
-		cmd := exec.Command(bin, append(args, addr)...)
-		procgroup.Set(cmd)
-		if err = waitLine(cmd, true, `msg="listening for links"`, 10*time.Second); err == nil {
-			return &runningHub{addr: addr, pid: cmd.Process.Pid, cmd: cmd}, nil
-		}
-		if cmd.Process != nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-		if attempt == 2 {
-			return nil, fmt.Errorf("sockmux listen: %w", err)
-		}
+	args := []string{"listen"}
+	if keepalive > 0 {
+		args = append(args, "--keepalive", keepalive.String())
 	}
+	if keyFile != "" {
+		args = append(args, "--key-file", keyFile)
+	}
+	cmd, addr, err := startOnFreePort("sockmux listen", func(port string) *exec.Cmd {
+		cmd := exec.Command(bin, append(args, "127.0.0.1:"+port)...)
+		procgroup.Set(cmd)
+		return cmd
+	}, `msg="listening for links"`, true)
+	if err != nil {
+		return nil, err
+	}
+	return &runningHub{addr: addr, pid: cmd.Process.Pid, cmd: cmd}, nil
 }
 
 func helperHub(system string) func(time.Duration, string) (*runningHub, error) {
@@ -395,7 +386,7 @@ func procRSS(pid int) (int64, error) {
 // to base (a hub's name; "" for none).
 func WriteIdleLinksTable(w io.Writer, rounds map[string][]IdleLinksResult, order []string, base string) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "hub\tlinks\tsetup s\tresident B/link (rounds)\tx-target\tx-"+orDash(base)+"\tup B/link\tCPU % of a core\tµs CPU/link/keepalive\twake-ups/s\theap B/link\tstacks B/link\tgoroutines/link")
+	fmt.Fprintln(tw, "hub\tlinks\tsetup s\tresident B/link (rounds)\tx-target\tx-"+cmp.Or(base, "base")+"\tup B/link\tCPU % of a core\tµs CPU/link/keepalive\twake-ups/s\theap B/link\tstacks B/link\tgoroutines/link")
 	baseRSS := medianValue(perRound(rounds[base], IdleLinksResult.RSSPerLink))
 	for _, name := range order {
 		rs := rounds[name]

@@ -35,7 +35,7 @@ func NewIperf() (*Iperf, error) {
 		cmd := exec.Command(path, "-s", "--forceflush", "-B", "127.0.0.1", "-p", port) // --forceflush: its "listening" reaches the pipe at once
 		procgroup.Set(cmd)
 		return cmd
-	}, "Server listening")
+	}, "Server listening", false)
 	if err != nil {
 		return nil, err
 	}

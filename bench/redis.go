@@ -41,7 +41,7 @@ func NewRedis() (*Redis, error) {
 	}
 	cmd, addr, err := startOnFreePort("redis-server", func(port string) *exec.Cmd {
 		return exec.Command(path, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	}, "Ready to accept connections")
+	}, "Ready to accept connections", false)
 	if err != nil {
 		return nil, err
 	}

@@ -7,17 +7,18 @@ import (
 )
 
 // startOnFreePort starts the server that command makes for a free loopback port
-// and waits for it to print ready; a port taken between choosing it and
-// the server binding it is tried again, three times in all. It returns the
-// running command and its address.
-func startOnFreePort(name string, command func(port string) *exec.Cmd, ready string) (*exec.Cmd, string, error) {
+// and waits for it to print ready (on stdout; on stderr with
+// readyOnStderr); a port taken between choosing it and the server binding
+// it is tried again, three times in all. It returns the running command and
+// its address.
+func startOnFreePort(name string, command func(port string) *exec.Cmd, ready string, readyOnStderr bool) (*exec.Cmd, string, error) {
 	for attempt := 0; ; attempt++ {
 		port, err := freePort()
 		if err != nil {
 			return nil, "", err
 		}
 		cmd := command(port)
-		if err = waitLine(cmd, false, ready, 10*time.Second); err == nil {
+		if err = waitLine(cmd, readyOnStderr, ready, 10*time.Second); err == nil {
 			return cmd, "127.0.0.1:" + port, nil
 		}
 		if cmd.Process != nil {
