@@ -65,10 +65,11 @@ type fileConfig struct {
 	Control   string           `toml:"control"`
 	Link      []map[string]any `toml:"link"`
 	Share     []map[string]any `toml:"share"`
+	Cluster   map[string]any   `toml:"cluster"`
 }
 
 // topLevelKeys are fileConfig's keys, for suggestions.
-var topLevelKeys = []string{"log-level", "log-format", "metrics", "control", "link", "share"}
+var topLevelKeys = []string{"log-level", "log-format", "metrics", "control", "link", "share", "cluster"}
 
 // shareConf is one [[share]], resolved: a name and every flag of
 // sockmux share as a key.
@@ -98,6 +99,7 @@ type config struct {
 	metrics, control    string
 	links               []*linkConf
 	shares              []*shareConf
+	cluster             *clusterConf // nil: no [cluster]
 }
 
 // loadConfig reads and validates path. Every error names the file, the
@@ -185,6 +187,15 @@ func loadConfig(path string, log *slog.Logger) (*config, error) {
 	}
 	if err := c.checkConflicts(at); err != nil {
 		return nil, err
+	}
+	if fc.Cluster != nil {
+		cc, err := resolveCluster(fc.Cluster, dir, c.links, log, func(key string, err error) error {
+			return &configError{Path: path, Line: lines[clusterKeyLines][key], Key: "cluster." + key, Err: err}
+		})
+		if err != nil {
+			return nil, err
+		}
+		c.cluster = cc
 	}
 	return c, nil
 }
@@ -425,6 +436,9 @@ func keyLines(data []byte) map[int]map[string]int {
 		case strings.HasPrefix(line, "[[share]]"):
 			link = shareIndex(shares)
 			shares++
+			out[link] = map[string]int{"name": n}
+		case strings.HasPrefix(line, "[cluster]"):
+			link = clusterKeyLines
 			out[link] = map[string]int{"name": n}
 		case strings.HasPrefix(line, "#") || line == "":
 		default:

@@ -337,14 +337,11 @@ func (o *options) key() ([]byte, error) {
 	var k string
 	switch {
 	case o.keyFile != "":
-		b, err := os.ReadFile(o.keyFile)
+		b, err := readKeyFile("key-file", o.keyFile)
 		if err != nil {
-			return nil, fmt.Errorf("%w: --key-file: %w", errUsage, err)
+			return nil, err
 		}
-		k = strings.TrimSpace(string(b))
-		if k == "" {
-			return nil, fmt.Errorf("%w: --key-file %s is empty", errUsage, o.keyFile)
-		}
+		k = string(b)
 	case os.Getenv("SOCKMUX_KEY") != "":
 		k = os.Getenv("SOCKMUX_KEY")
 	default:

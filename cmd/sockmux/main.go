@@ -28,6 +28,7 @@ import (
 
 	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/carriers"
+	"github.com/sockmux/sockmux/internal/cluster"
 	"github.com/sockmux/sockmux/internal/forward"
 )
 
@@ -181,6 +182,7 @@ func parseForwards(specs []string, defaultBind string) ([]forward.Forward, error
 func listenCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Command {
 	var o options
 	var h habits
+	var cf clusterFlags
 	cmd := &cobra.Command{
 		Use:   "listen [flags] ADDR",
 		Short: "Accept links on ADDR: host:port, tcp://, tls://, ws://, wss://, quic://, fifo:READ,WRITE or comm:PATH",
@@ -198,7 +200,11 @@ func listenCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Com
   sockmux listen --key-file sockmux.key quic://0.0.0.0:7443
 
   # let the peer's -R listen on port 8080 of all addresses here
-  sockmux listen --key-file sockmux.key --allow-listen '*:8080' 0.0.0.0:7000`,
+  sockmux listen --key-file sockmux.key --allow-listen '*:8080' 0.0.0.0:7000
+
+  # one hub of a cluster of three (docs/CLUSTER.md): edges' -R binds are bound on every hub
+  sockmux listen --key-file sockmux.key --allow-listen '*:8080' --cluster prod \
+    --cluster-key cluster.key --cluster-bind 10.0.0.1:7946 --cluster-seed 10.0.0.2:7946 0.0.0.0:7000`,
 		Args: exactlyOneAddr,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := h.apply(cmd.Flags()); err != nil {
@@ -218,6 +224,16 @@ func listenCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Com
 			if !local && cfg.Key == nil && cfg.AuthorizedKeys == nil && o.tls.ClientCAFile == "" && !o.insecure {
 				return fmt.Errorf("%w: %s: %w", errUsage, args[0], errNoKey)
 			}
+			clustered, err := cf.enabled(cmd.Flags())
+			if err != nil {
+				return err
+			}
+			var ccfg cluster.Config
+			if clustered {
+				if ccfg, err = cf.config(args[0], log); err != nil {
+					return err
+				}
+			}
 			if h.background && !inBackground() {
 				return goBackground(stderr)
 			}
@@ -225,12 +241,22 @@ func listenCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Com
 			if err != nil {
 				return addrErr(err)
 			}
+			ccfg.Link = boundLink(ccfg.Link, ln.Addr())
+			member, err := startCluster(&cf, ccfg)
+			if err != nil {
+				ln.Close()
+				return err
+			}
+			if member != nil {
+				defer member.Close()
+			}
 			// Listening, and its forwards too: -f's parent may go.
 			return serve(cmd.Context(), log, &o, cfg, func(n *actors.Node) { n.Serve(ln); readyForeground() }, func() { ln.Close() })
 		},
 	}
 	o.addLinkFlags(cmd.Flags())
 	o.addListenFlags(cmd.Flags())
+	cf.addFlags(cmd.Flags(), true)
 	h.addHabitFlags(cmd.Flags(), "it listens, and its forwards too")
 	return cmd
 }

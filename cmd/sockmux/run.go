@@ -92,6 +92,15 @@ func runDaemon(ctx context.Context, cfg *config, log *slog.Logger) error {
 		}
 		d.shares[sc.name] = rs
 	}
+	if cfg.cluster != nil {
+		member, err := startCluster(&cfg.cluster.flags, cfg.cluster.cfg)
+		if err != nil {
+			d.shutdown(0)
+			return err
+		}
+		// Closed after the links' shutdown below (defers run last).
+		defer member.Close()
+	}
 	ctrl, err := d.serveControl(cfg.control)
 	switch {
 	case errors.Is(err, errors.ErrUnsupported):

@@ -76,6 +76,21 @@ type Config struct {
 	ClusterProvider cluster.ClusterProvider
 }
 
+// Check reports what is wrong with c, as Start would, without starting
+// anything: the error names the flag.
+func (c Config) Check() error {
+	c, err := c.withDefaults()
+	if err != nil {
+		return err
+	}
+	if c.Key != nil {
+		if _, err := deriveCredentials(c.Key, c.Name); err != nil {
+			return fmt.Errorf("--cluster-key: %w", err)
+		}
+	}
+	return nil
+}
+
 // withDefaults fills in what c leaves out and checks the rest.
 func (c Config) withDefaults() (Config, error) {
 	if c.Logger == nil {
