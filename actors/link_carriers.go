@@ -69,10 +69,10 @@ func (l *linkActor) dial() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
-	self, d := l.self, l.dialer
+	self, d, at := l.self, l.dialer, l.addrs.at
 	l.env.goroutine(func() {
 		c, err := d.Dial(ctx)
-		l.env.send(self, &dialDone{conn: c, err: err})
+		l.env.send(self, &dialDone{conn: c, err: err, at: at})
 	})
 }
 

@@ -152,10 +152,12 @@ type handshakeDone struct {
 
 func (m *handshakeDone) release() { m.conn.Close() }
 
-// dialDone carries the result of a Link's carrier dial.
+// dialDone carries the result of a Link's carrier dial, to the address at
+// of its failover list.
 type dialDone struct {
 	conn net.Conn
 	err  error
+	at   int
 }
 
 func (m *dialDone) release() {

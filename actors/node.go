@@ -294,7 +294,7 @@ func (n *Node) Serve(ln net.Listener) {
 	// A connection that comes as the node closes is closed: the node has
 	// already closed ln, so the loop ends at its next Accept.
 	n.env.acceptLoop(ln, nil, "links", func(c net.Conn) {
-		if !n.env.spawnLink(func() *linkActor { return newLink(n.env, c, nil) }) {
+		if !n.env.spawnLink(func() *linkActor { return newLink(n.env, c) }) {
 			c.Close()
 		}
 	})
@@ -308,7 +308,7 @@ func (n *Node) Serve(ln net.Listener) {
 func (n *Node) ServeConn(c net.Conn) <-chan error {
 	ended := make(chan error, 1)
 	if !n.env.spawnLink(func() *linkActor {
-		l := newLink(n.env, c, nil)
+		l := newLink(n.env, c)
 		l.onEnd = ended
 		return l
 	}) {
@@ -319,9 +319,15 @@ func (n *Node) ServeConn(c net.Conn) <-chan error {
 }
 
 // Connect keeps a link to the peer d reaches, redialling with backoff when
-// it drops, until the node is closed.
-func (n *Node) Connect(d carriers.Dialer) {
-	n.env.spawnLink(func() *linkActor { return newLink(n.env, nil, d) })
+// it drops, until the node is closed. With failover, the link moves to the
+// next of d, failover... in turn (and from the last back to d) when an
+// attempt fails, at once until each has failed in a row, and when the
+// link is lost for good, after the backoff; a link that can be resumed is
+// resumed at the address it is on. Every carrier of the link, its extra
+// carriers and those that resume it, goes to the address in use.
+func (n *Node) Connect(d carriers.Dialer, failover ...carriers.Dialer) {
+	addrs := append([]carriers.Dialer{d}, failover...)
+	n.env.spawnLink(func() *linkActor { return newLink(n.env, nil, addrs...) })
 }
 
 // DialStream opens a stream to target over the node's newest link (waiting

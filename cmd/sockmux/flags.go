@@ -144,20 +144,25 @@ func (o *options) addConnectFlags(f *pflag.FlagSet) {
 	o.tlsFlags = []string{"tls-ca", "tls-fingerprint", "tls-cert", "tls-key"}
 }
 
-// checkTLSFlags refuses a TLS flag given for a carrier that runs no TLS:
+// checkTLSFlags refuses a TLS flag given for carriers that run no TLS:
 // it would be ignored, and a pinned fingerprint that pins nothing is worse
-// than none.
-func (o *options) checkTLSFlags(f *pflag.FlagSet, addr string) error {
-	if carriers.UsesTLS(addr) {
-		return nil
-	}
-	scheme, err := carriers.Scheme(addr)
-	if err != nil {
-		return nil // the address's own error comes next
+// than none. With a failover list, the flags apply to the addresses that
+// run TLS, so one of them must.
+func (o *options) checkTLSFlags(f *pflag.FlagSet, addrs ...string) error {
+	var schemes []string
+	for _, addr := range addrs {
+		if carriers.UsesTLS(addr) {
+			return nil
+		}
+		scheme, err := carriers.Scheme(addr)
+		if err != nil {
+			return nil // the address's own error comes next
+		}
+		schemes = append(schemes, fmt.Sprintf("%s is %s://", addr, scheme))
 	}
 	for _, name := range o.tlsFlags {
 		if fl := f.Lookup(name); fl != nil && fl.Changed {
-			return flagErr(name, fmt.Errorf("%w: --%s applies to tls://, wss:// and quic:// carriers only, and %s is %s://", errUsage, name, addr, scheme))
+			return flagErr(name, fmt.Errorf("%w: --%s applies to tls://, wss:// and quic:// carriers only, and %s", errUsage, name, strings.Join(schemes, ", ")))
 		}
 	}
 	return nil
