@@ -319,12 +319,13 @@ func (n *Node) ServeConn(c net.Conn) <-chan error {
 }
 
 // Connect keeps a link to the peer d reaches, redialling with backoff when
-// it drops, until the node is closed. With failover, the link moves to the
-// next of d, failover... in turn (and from the last back to d) when an
-// attempt fails, at once until each has failed in a row, and when the
-// link is lost for good, after the backoff; a link that can be resumed is
-// resumed at the address it is on. Every carrier of the link, its extra
-// carriers and those that resume it, goes to the address in use.
+// it drops, until the node is closed. The failover dialers are the other
+// addresses of that peer, in order (after the last comes d again): an
+// attempt that fails moves to the next at once, until each has failed in
+// a row (then the backoff applies); a link lost for good moves to the
+// next after the backoff; a link that can be resumed is resumed where it
+// is. Every carrier of the link, the extra ones and those that resume it,
+// goes to the address in use (see failover).
 func (n *Node) Connect(d carriers.Dialer, failover ...carriers.Dialer) {
 	addrs := append([]carriers.Dialer{d}, failover...)
 	n.env.spawnLink(func() *linkActor { return newLink(n.env, nil, addrs...) })

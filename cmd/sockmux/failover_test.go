@@ -141,3 +141,18 @@ func TestFailoverBadAddress(t *testing.T) {
 		}
 	}
 }
+
+// TestCascadeFailover: with --via, the list is the final hop's: the relay
+// cannot reach the first address, so the link comes up on the second at
+// once, through the same relay.
+func TestCascadeFailover(t *testing.T) {
+	testkit.CheckLeaks(t)
+	echo := testkit.Echo(t)
+	relay, dead, final, fwd := testkit.FreeAddr(t), testkit.FreeAddr(t), testkit.FreeAddr(t), testkit.FreeAddr(t)
+	waitLog(t, runBG(t, "listen", "--drain", "0s", relay), `msg="listening for links"`)
+	waitLog(t, runBG(t, "listen", "--drain", "0s", final), `msg="listening for links"`)
+	clog := runBG(t, "connect", "--drain", "0s", "--via", relay, "-L", fwd+":"+echo, dead, final)
+	waitLine(t, clog, `msg="link up"`, "addr=", final+" via "+relay, `failover="2 of 2"`)
+	waitLine(t, clog, "failing over to "+final+" via "+relay+" (2 of 2)", "dial=now")
+	echoThroughFwd(t, fwd, 5)
+}

@@ -244,6 +244,19 @@ func connectCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Co
 	cmd := &cobra.Command{
 		Use:   "connect [flags] ADDR [ADDR...]",
 		Short: "Keep a link to the peer at ADDR (host:port, tcp://, tls://, ws://, wss://, quic://, fifo:, comm: or exec:COMMAND), redialling with backoff; with several ADDRs, failing over between them in turn",
+		Long: `Keep a link to the peer at ADDR (host:port, tcp://, tls://, ws://, wss://,
+quic://, fifo:, comm: or exec:COMMAND), redialling with backoff (1 s doubling
+to 30 s, with jitter) when it drops.
+
+With several ADDRs, of any carrier kinds, the link is at one of them at a
+time, and every carrier of it (--carriers, and those that resume it) goes to
+that address with the same carrier flags. At the start they are tried in
+order, as ssh tries a host's addresses: when one refuses or fails its
+handshake the next is dialled at once; only after all of them failed in a
+row does the backoff apply. A link lost for good (the peer went away, the
+resume window ran out) moves to the next address after the backoff, and
+from there the same rule holds; after the last comes the first. The log names the address in use (addr= on
+"link up") and each move ("failing over to ADDR (n of m)").`,
 		Example: `  # port 8080 here reaches port 80 of the peer's own host
   sockmux connect --key-file sockmux.key -L 8080:127.0.0.1:80 hub.example:7000
 
