@@ -44,6 +44,7 @@ type env struct {
 	cfg        Config
 	wg         sync.WaitGroup // every goroutine the node starts
 	links      linkSet
+	pools      poolSet
 	stats      Stats
 	supervisor actor.SupervisorStrategy
 	dispatcher *workerDispatcher

@@ -218,3 +218,44 @@ func (p *Pair) dumpLogs(t testing.TB) {
 		}
 	}
 }
+
+// Edge is one more node dialling a Pair's A over a plain TCP carrier (a
+// hub with several edges), through a cuttable Proxy.
+type Edge struct {
+	Node  *actors.Node
+	Log   *testkit.Recorder
+	Proxy *testkit.Proxy
+}
+
+// AddEdge starts a node that dials p.A (whose carrier must be "tcp"),
+// adjusted by adjust, and returns once its link is up. It is closed when
+// the test ends.
+func (p *Pair) AddEdge(t testing.TB, adjust func(*actors.Config)) *Edge {
+	t.Helper()
+	e := &Edge{Log: testkit.NewRecorder(), Proxy: testkit.NewProxy(t, p.LinkAddr)}
+	up := make(chan struct{}, 16)
+	cfg := actors.Config{Logger: slog.New(e.Log), OnLink: func(ev actors.LinkEvent) {
+		if ev.Up {
+			up <- struct{}{}
+		}
+	}}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	var err error
+	if e.Node, err = actors.NewNode(cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Node.Close() })
+	dialer, err := carriers.NewDialer("tcp://" + e.Proxy.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Node.Connect(dialer)
+	select {
+	case <-up:
+	case <-time.After(10 * time.Second):
+		t.Fatal("edge link did not come up")
+	}
+	return e
+}
