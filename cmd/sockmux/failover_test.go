@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -119,12 +120,18 @@ func TestRunFailover(t *testing.T) {
 
 // TestFailoverBadAddress: a bad address anywhere in the list is an error
 // at the start that names it, on the command line and in a config file
-// (at the connect key).
+// (at the connect key); so is a TLS flag when no address runs TLS, and a
+// connect key that is not an address or a list of them.
 func TestFailoverBadAddress(t *testing.T) {
 	const bad = "tpc://127.0.0.1:2"
 	code, log := runFor(t, 10*time.Second, "connect", "127.0.0.1:1", bad)
 	if code != 2 || !strings.Contains(log, `"`+bad+`"`) {
 		t.Fatalf("connect with %s in its list: exit %d, want 2 naming it:\n%s", bad, code, log)
+	}
+	// A TLS flag needs an address in the list that runs TLS.
+	code, log = runFor(t, 10*time.Second, "connect", "--tls-fingerprint", "ab", "127.0.0.1:1", "ws://127.0.0.1:2/x")
+	if code != 2 || !strings.Contains(log, "--tls-fingerprint applies to tls://, wss:// and quic:// carriers only, and 127.0.0.1:1 is tcp://, ws://127.0.0.1:2/x is ws://") {
+		t.Fatalf("a TLS flag with no TLS address: exit %d:\n%s", code, log)
 	}
 	path := writeConfig(t, fmt.Sprintf("[[link]]\nname = \"a\"\nconnect = [\"127.0.0.1:1\", %q]\n", bad))
 	var errOut strings.Builder
@@ -155,4 +162,45 @@ func TestCascadeFailover(t *testing.T) {
 	waitLine(t, clog, `msg="link up"`, "addr=", final+" via "+relay, `failover="2 of 2"`)
 	waitLine(t, clog, "failing over to "+final+" via "+relay+" (2 of 2)", "dial=now")
 	echoThroughFwd(t, fwd, 5)
+}
+
+// TestReloadFailoverList: a changed connect list is named once as needing
+// a restart; the same list again is no change.
+func TestReloadFailoverList(t *testing.T) {
+	load := func(connect string) *linkConf {
+		t.Helper()
+		cfg, err := loadConfig(writeConfig(t, "[[link]]\nname = \"out\"\nconnect = "+connect+"\n"), slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg.links[0]
+	}
+	for _, tc := range []struct{ was, will, want string }{
+		{`"127.0.0.1:1"`, `["127.0.0.1:1", "ws://127.0.0.1:2/x"]`, `link "out": connect changed: needs a restart`},
+		{`["127.0.0.1:1", "127.0.0.1:2"]`, `["127.0.0.1:2", "127.0.0.1:1"]`, `link "out": connect changed: needs a restart`},
+		{`["127.0.0.1:1", "127.0.0.1:2"]`, `["127.0.0.1:1", "127.0.0.1:2"]`, ""},
+	} {
+		d := &daemon{log: slog.New(slog.DiscardHandler)}
+		res := &reloadResult{}
+		d.applyLink(&runningLink{conf: load(tc.was)}, load(tc.will), res)
+		if got := strings.Join(res.NeedRestart, "; "); got != tc.want {
+			t.Errorf("%s to %s: %q, want %q", tc.was, tc.will, got, tc.want)
+		}
+	}
+}
+
+// TestCheckFailoverList: sockmux check prints a connect list in order,
+// and says how it is used.
+func TestCheckFailoverList(t *testing.T) {
+	path := writeConfig(t, "[[link]]\nname = \"out\"\nconnect = [\"127.0.0.1:1\", \"quic://127.0.0.1:2\"]\ntls-fingerprint = \""+strings.Repeat("ab", 32)+"\"\n")
+	var out, errOut strings.Builder
+	if code := run(t.Context(), []string{"check", "-c", path}, &out, &errOut); code != 0 {
+		t.Fatalf("check exited %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{`link "out": connect 127.0.0.1:1 quic://127.0.0.1:2`,
+		"failover in turn: 127.0.0.1:1, quic://127.0.0.1:2 (after the last, the first again)", "tls: "} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("check output lacks %q:\n%s", want, out.String())
+		}
+	}
 }

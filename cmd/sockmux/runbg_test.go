@@ -3,9 +3,13 @@ package main
 import (
 	"context"
 	"io"
+	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sockmux/sockmux/internal/testkit"
 )
 
 // runBG runs "sockmux args..." in this process until the test ends, and
@@ -48,4 +52,35 @@ func waitLine(t testing.TB, log *syncBuffer, parts ...string) string {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// echoThroughFwd passes a checksummed megabyte through the forward on
+// addr to the echo server and back.
+func echoThroughFwd(t testing.TB, addr string, seed uint64) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// A deaf listener still completes the dial (the kernel's backlog
+	// does); the deadline makes it fail the test instead of hanging it.
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := testkit.EchoCheck(c, seed, 1<<20); err != nil {
+		t.Fatalf("through %s: %v", addr, err)
+	}
+}
+
+// findLine returns the first line of log that holds every one of parts.
+func findLine(log string, parts ...string) (string, bool) {
+	for line := range strings.Lines(log) {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(line, p)
+		}
+		if all {
+			return line, true
+		}
+	}
+	return "", false
 }
