@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -53,6 +54,9 @@ func TestConnectFailover(t *testing.T) {
 			}
 			up(logA, linkA, "1 of 2")
 			echoThroughFwd(t, fwd, 1)
+			if strings.Contains(logB.String(), `msg="link up"`) {
+				t.Fatalf("B has a link while A is in use:\n%s", logB.String())
+			}
 			stopA()
 			waitLine(t, clog, "failing over to ", linkB, "(2 of 2)", "reason=", `"link lost"`)
 			up(logB, linkB, "2 of 2")
@@ -83,8 +87,8 @@ func TestConnectFailoverAtStart(t *testing.T) {
 }
 
 // TestRunFailover: a config file's connect list; status (the control
-// socket's, which the dashboard shows too, and sockmux status) names the
-// address in use before and after the first one stops.
+// socket's, sockmux status and the dashboard's JSON) names the address in
+// use before and after the first one stops.
 func TestRunFailover(t *testing.T) {
 	testkit.CheckLeaks(t)
 	echo := testkit.Echo(t)
@@ -93,9 +97,9 @@ func TestRunFailover(t *testing.T) {
 	waitLog(t, logA, `msg="listening for links"`)
 	waitLog(t, runBG(t, "listen", "--drain", "0s", "ws://"+linkB+"/hub"), `msg="listening for links"`)
 	addrB := "ws://" + linkB + "/hub"
-	control := filepath.Join(t.TempDir(), "ctl.sock")
-	d := startDaemon(t, fmt.Sprintf("control = %q\n[[link]]\nname = \"out\"\nconnect = [\n  %q,\n  %q,\n]\nlocal = [%q]\ndrain = \"0s\"\n",
-		control, linkA, addrB, fwd+":"+echo))
+	control, metrics := filepath.Join(t.TempDir(), "ctl.sock"), testkit.FreeAddr(t)
+	d := startDaemon(t, fmt.Sprintf("control = %q\nmetrics = %q\n[[link]]\nname = \"out\"\nconnect = [\n  %q,\n  %q,\n]\nlocal = [%q]\ndrain = \"0s\"\n",
+		control, metrics, linkA, addrB, fwd+":"+echo))
 	inUse := func(want, of string) {
 		t.Helper()
 		waitLine(t, d.log, `msg="link up"`, "link=out", "addr=", want, `failover="`+of+`"`)
@@ -110,6 +114,12 @@ func TestRunFailover(t *testing.T) {
 		if code := run(t.Context(), []string{"status", "--control", control}, &out, io.Discard); code != 0 ||
 			!strings.Contains(out.String(), "connect "+want+" ("+of+")") {
 			t.Fatalf("sockmux status: exit %d, no %q:\n%s", code, "connect "+want+" ("+of+")", out.String())
+		}
+		// The dashboard's JSON is the same report.
+		var dash struct{ Report report }
+		if err := json.Unmarshal([]byte(httpGet(t, "http://"+metrics+"/api/status")), &dash); err != nil || len(dash.Report.Links) != 1 ||
+			dash.Report.Links[0].Addr != want || len(dash.Report.Links[0].Addrs) != 2 {
+			t.Fatalf("the dashboard's status: %+v, %v", dash.Report.Links, err)
 		}
 		echoThroughFwd(t, fwd, 4)
 	}
