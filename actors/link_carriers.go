@@ -87,7 +87,7 @@ func (l *linkActor) handshake(conn net.Conn) {
 		hello: &engine.Hello{
 			MinVersion: env.minVersion, MaxVersion: env.maxVersion, Role: role,
 			MaxPayload: cfg.MaxPayload, InitialWindow: cfg.Window,
-			Capabilities: engine.CapUnbind | engine.CapPool,
+			Capabilities: engine.CapUnbind | engine.CapPool | engine.CapStreamOrder,
 		},
 		key: env.policies().Key, maxSkew: cfg.MaxSkew, replay: env.replay, now: env.now,
 	}
