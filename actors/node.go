@@ -445,14 +445,24 @@ func (n *Node) Shutdown(drain time.Duration) error {
 		dones = append(dones, n.env.linkDone[id])
 	}
 	n.env.mu.Unlock()
-	// Links say GOAWAY and wait (briefly) for it to be written.
-	var futs []*actor.Future
+	// Links say GOAWAY, let their streams drain, and stop themselves once
+	// it is written; they are waited for by their done channels, which a
+	// link that stopped on its own at the same moment closes too (a reply
+	// to a request would be lost with its mailbox). Past drain and a
+	// little more, what is left is stopped.
 	for _, pid := range links {
-		futs = append(futs, n.env.sys.Root.RequestFuture(pid, &shutdown{drain: drain}, drain+3*time.Second))
+		n.env.sys.Root.Send(pid, &shutdown{drain: drain})
 	}
-	for _, f := range futs {
-		_, _ = f.Result()
+	limit := time.NewTimer(drain + 3*time.Second)
+wait:
+	for _, done := range dones {
+		select {
+		case <-done:
+		case <-limit.C:
+			break wait
+		}
 	}
+	limit.Stop()
 	for _, pid := range links {
 		n.env.sys.Root.Stop(pid)
 	}
