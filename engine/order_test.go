@@ -89,24 +89,30 @@ func TestReorderStreamOrder(t *testing.T) {
 	}
 }
 
-// TestReorderHeldLimit: frames waiting count against the limit, frames
-// delivered ahead do not.
+// TestReorderHeldLimit: frames held and frames delivered ahead of the gap
+// both count against the limit (a peer that never fills the gap cannot
+// grow what is remembered), and both stop counting once it fills.
 func TestReorderHeldLimit(t *testing.T) {
 	checkPool(t)
 	probe := orderedFrame(t, 1, 2, 1)
 	one := probe.WireLen()
 	probe.Release()
-	r := NewReorder(2 * one)
+	r := NewReorder(3 * one)
 	defer r.Drop()
-	for seq := uint64(2); seq <= 20; seq++ { // each of its own stream, ahead of 1
-		if err := r.Push(orderedFrame(t, uint32(seq), seq, uint32(seq))); err != nil {
-			t.Fatalf("frame %d, delivered ahead: %v", seq, err)
-		}
+	wantErr(t, "frame 2, delivered ahead", r.Push(orderedFrame(t, 2, 2, 2)), nil)
+	wantErr(t, "frame 3, delivered ahead", r.Push(orderedFrame(t, 3, 3, 3)), nil)
+	wantErr(t, "frame 4, held (follows 1)", r.Push(orderedFrame(t, 1, 4, 3)), nil)
+	if got := deliveredNow(r); !slices.Equal(got, []uint64{2, 3}) {
+		t.Fatalf("delivered %v, want [2 3]", got)
 	}
-	deliveredNow(r)
-	wantErr(t, "held frame 1", r.Push(orderedFrame(t, 1, 22, 1)), nil)
-	wantErr(t, "held frame 2", r.Push(orderedFrame(t, 1, 23, 1)), nil)
-	wantErr(t, "held frame 3", r.Push(orderedFrame(t, 1, 24, 1)), ErrFlowControl)
+	wantErr(t, "frame 5, past the limit", r.Push(orderedFrame(t, 5, 5, 5)), ErrFlowControl)
+	wantErr(t, "frame 1, the gap", r.Push(orderedFrame(t, 1, 1, 1)), nil)
+	if got := deliveredNow(r); !slices.Equal(got, []uint64{1, 4}) || r.Received() != 4 || r.Held() != 0 {
+		t.Fatalf("delivered %v, received %d, held %d; want [1 4], 4, 0", got, r.Received(), r.Held())
+	}
+	for seq := uint64(6); seq <= 8; seq++ { // room again
+		wantErr(t, "a frame after the gap filled", r.Push(orderedFrame(t, uint32(seq), seq, uint32(seq))), nil)
+	}
 }
 
 // TestOrdererRules: what each frame a sender numbers is made to follow.
@@ -220,6 +226,50 @@ func FuzzReadOrdered(f *testing.F) {
 				t.Fatalf("re-encoded % x, read from % x", re, data[off:min(off+n, len(data))])
 			}
 			off += n
+		}
+	})
+}
+
+// FuzzReorder: whatever a peer sends (numbers, afters, copies, in any
+// order), nothing is delivered twice, nothing before what it follows, and
+// the limit holds.
+func FuzzReorder(f *testing.F) {
+	f.Add([]byte{2, 1, 1, 0, 3, 3, 2, 1})
+	f.Add([]byte{5, 0, 4, 1, 3, 1, 2, 1, 1, 0})
+	f.Fuzz(func(t *testing.T, script []byte) {
+		checkPool(t)
+		r := NewReorder(8 * 25)
+		defer r.Drop()
+		delivered := map[uint64]bool{}
+		afters := map[uint64]uint32{}
+		for i := 0; i+1 < len(script); i += 2 {
+			seq := uint64(script[i]%32) + 1
+			after := uint32(script[i+1]) % uint32(seq+1)
+			if a, ok := afters[seq]; ok {
+				after = a // a copy is the same frame
+			}
+			afters[seq] = after
+			if err := r.Push(orderedFrame(t, 1, seq, after)); err != nil && !errors.Is(err, ErrFlowControl) {
+				t.Fatalf("push %d: %v", seq, err)
+			}
+			for _, s := range deliveredNow(r) {
+				switch a := afters[s]; {
+				case delivered[s]:
+					t.Fatalf("frame %d delivered twice", s)
+				case a == 0:
+					for k := uint64(1); k < s; k++ {
+						if !delivered[k] {
+							t.Fatalf("frame %d (link order) delivered before %d", s, k)
+						}
+					}
+				case s-uint64(a) > 0 && !delivered[s-uint64(a)]:
+					t.Fatalf("frame %d delivered before %d, which it follows", s, s-uint64(a))
+				}
+				delivered[s] = true
+			}
+			if r.Held() > 8*25 {
+				t.Fatalf("holding %d bytes past the limit", r.Held())
+			}
 		}
 	})
 }

@@ -21,9 +21,10 @@ type Reorder struct {
 	head    int                 // the next of ready to pop
 	held    map[uint64]*Frame   // waiting for what they follow
 	waiters map[uint64][]uint64 // a frame's number → the held frames that follow it (stream order)
-	done    map[uint64]struct{} // delivered ahead of next
+	done    map[uint64]int      // delivered ahead of next: their wire sizes
 	work    []*Frame            // deliver's worklist
-	bytes   int
+	bytes   int // held
+	early   int // delivered ahead of next (done's sizes)
 	limit   int
 	ahead   int // frames delivered ahead of link order
 }
@@ -54,20 +55,24 @@ func (r *Reorder) Push(f *Frame) error {
 		f.Release()
 		return nil
 	}
-	if f.After == 0 {
-		if f.Seq == r.next {
-			r.deliver(f)
-			return nil
-		}
-	} else if dep := f.Seq - uint64(f.After); dep < r.next || r.delivered(dep) {
+	if f.Seq == r.next { // in order (what it follows is below it): the usual case
 		r.deliver(f)
 		return nil
 	}
+	// Past next, what is held and what was delivered ahead both count
+	// against the limit: the sender keeps all of it unacknowledged, so a
+	// peer that never fills the gap cannot grow done for ever.
 	n := f.WireLen()
-	if r.bytes+n > r.limit {
+	if r.bytes+r.early+n > r.limit {
 		f.Release()
 		return fmt.Errorf("%w: frame %d arrived %d frames early, past the reorder limit of %d bytes",
 			ErrFlowControl, f.Seq, f.Seq-r.next, r.limit)
+	}
+	if f.After != 0 {
+		if dep := f.Seq - uint64(f.After); dep < r.next || r.delivered(dep) {
+			r.deliver(f)
+			return nil
+		}
 	}
 	r.held[f.Seq] = f
 	r.bytes += n
@@ -109,9 +114,11 @@ func (r *Reorder) deliver(f *Frame) {
 		} else {
 			r.ahead++
 			if r.done == nil {
-				r.done = make(map[uint64]struct{})
+				r.done = make(map[uint64]int)
 			}
-			r.done[g.Seq] = struct{}{}
+			n := g.WireLen()
+			r.done[g.Seq] = n
+			r.early += n
 		}
 		if ws, ok := r.waiters[g.Seq]; ok {
 			delete(r.waiters, g.Seq)
@@ -126,10 +133,12 @@ func (r *Reorder) deliver(f *Frame) {
 // deliver the held frame in link order that next reaches.
 func (r *Reorder) advance() {
 	for len(r.done) > 0 {
-		if _, ok := r.done[r.next]; !ok {
+		n, ok := r.done[r.next]
+		if !ok {
 			break
 		}
 		delete(r.done, r.next)
+		r.early -= n
 		r.next++
 	}
 	if h := r.held[r.next]; h != nil && h.After == 0 {
@@ -168,5 +177,6 @@ func (r *Reorder) Drop() {
 		delete(r.held, s)
 	}
 	clear(r.waiters)
-	r.bytes = 0
+	clear(r.done)
+	r.bytes, r.early = 0, 0
 }
