@@ -23,8 +23,8 @@ type Reorder struct {
 	waiters map[uint64][]uint64 // a frame's number → the held frames that follow it (stream order)
 	done    map[uint64]int      // delivered ahead of next: their wire sizes
 	work    []*Frame            // deliver's worklist
-	bytes   int // held
-	early   int // delivered ahead of next (done's sizes)
+	bytes   int                 // held
+	early   int                 // delivered ahead of next (done's sizes)
 	limit   int
 	ahead   int // frames delivered ahead of link order
 }
