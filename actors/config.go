@@ -100,6 +100,13 @@ type Config struct {
 	// MaxBinds bounds the reverse forwards (BINDs) one peer may hold open
 	// here (DefaultMaxBinds when 0); past it, BINDs are refused.
 	MaxBinds int
+	// RemoteBindAddr, when set, is the host this side binds a peer's -R
+	// on when the -R asks for all addresses ("*", "", 0.0.0.0 or ::).
+	RemoteBindAddr string
+	// Pool names the pool this side's TCP -R forwards join at the peer:
+	// links that ask the same peer for the same address under the same
+	// pool share its listening socket (pool.go). "" pools nothing.
+	Pool string
 	// Keepalive is how often a link PINGs its peer (DefaultKeepalive when
 	// 0; negative turns it off). A link that receives no frame at all for
 	// three intervals is dropped as "peer silent".

@@ -107,20 +107,6 @@ func (c *child) waitLine(t testing.TB, what string, parts ...string) string {
 	}
 }
 
-// findLine returns the first line of log that holds every one of parts.
-func findLine(log string, parts ...string) (string, bool) {
-	for line := range strings.Lines(log) {
-		all := true
-		for _, p := range parts {
-			all = all && strings.Contains(line, p)
-		}
-		if all {
-			return line, true
-		}
-	}
-	return "", false
-}
-
 // countLines is how many lines of log hold every one of parts.
 func countLines(log string, parts ...string) int {
 	n := 0
@@ -279,21 +265,4 @@ func TestFDLimit(t *testing.T) {
 	listen.waitLine(t, "the BIND flooder's link down", `msg="link down"`)
 	echoThroughFwd(t, fwd2, 8)
 	recovered(t, listen, "forward", fwd2)
-}
-
-// echoThroughFwd passes a checksummed megabyte through the forward on
-// addr to the echo server and back.
-func echoThroughFwd(t testing.TB, addr string, seed uint64) {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	// A deaf listener still completes the dial (the kernel's backlog
-	// does); the deadline makes it fail the test instead of hanging it.
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if err := testkit.EchoCheck(c, seed, 1<<20); err != nil {
-		t.Fatalf("through %s: %v", addr, err)
-	}
 }

@@ -3,6 +3,7 @@
 //
 //	sockmux listen [flags] ADDR    accept links on ADDR
 //	sockmux connect [flags] ADDR   keep a link to ADDR, redialling with backoff
+//	                               (several ADDRs: failing over between them)
 //	sockmux demo                   both peers in one process, with traffic
 //
 // This package is the command line and nothing else; the work is done by
@@ -267,8 +268,21 @@ func connectCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Co
 	var persist bool
 	var connectTimeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "connect [flags] ADDR",
-		Short: "Keep a link to the peer at ADDR (host:port, tcp://, tls://, ws://, wss://, quic://, fifo:, comm: or exec:COMMAND), redialling with backoff",
+		Use:   "connect [flags] ADDR [ADDR...]",
+		Short: "Keep a link to the peer at ADDR (host:port, tcp://, tls://, ws://, wss://, quic://, fifo:, comm: or exec:COMMAND), redialling with backoff; with several ADDRs, failing over between them in turn",
+		Long: `Keep a link to the peer at ADDR (host:port, tcp://, tls://, ws://, wss://,
+quic://, fifo:, comm: or exec:COMMAND), redialling with backoff (1 s doubling
+to 30 s, with jitter) when it drops.
+
+With several ADDRs, of any carrier kinds, the link is at one of them at a
+time, and every carrier of it (--carriers, and those that resume it) goes to
+that address with the same carrier flags. At the start they are tried in
+order, as ssh tries a host's addresses: when one refuses or fails its
+handshake the next is dialled at once; only after all of them failed in a
+row does the backoff apply. A link lost for good (the peer went away, the
+resume window ran out) moves to the next address after the backoff, and
+from there the same rule holds; after the last comes the first. The log names the address in use (addr= on
+"link up") and each move ("failing over to ADDR (n of m)").`,
 		Example: `  # port 8080 here reaches port 80 of the peer's own host
   sockmux connect --key-file sockmux.key -L 8080:127.0.0.1:80 hub.example:7000
 
@@ -281,6 +295,9 @@ func connectCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Co
   # TLS, pinning the certificate the listener logged; stripe over 4 carriers
   sockmux connect --key-file sockmux.key --tls-fingerprint AB:CD:... --carriers 4 tls://hub.example:7443
 
+  # two hubs: the first one that answers; when its link is lost for good, the other
+  sockmux connect --key-file sockmux.key -L 8080:127.0.0.1:80 hub1.example:7000 tls://hub2.example:7443 --tls-ca ca.pem
+
   # a WebSocket through the reverse proxy in front of the hub, out through an HTTP proxy
   sockmux connect --key-file sockmux.key --proxy http://user:pass@proxy.corp:3128 -L 8080:127.0.0.1:80 wss://hub.example/tunnel
 
@@ -289,16 +306,16 @@ func connectCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Co
 
   # ssh to a host behind the hub: sockmux as ssh's ProxyCommand
   ssh -o ProxyCommand='sockmux connect --key-file sockmux.key -W %h:%p hub.example:7000' internal-host`,
-		Args: exactlyOneAddr,
+		Args: someAddrs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := h.apply(cmd.Flags()); err != nil {
 				return err
 			}
-			first := args[0]
+			first := args
 			if len(o.via) > 0 {
-				first = o.via[0] // the TLS flags are for the first hop's carrier
+				first = o.via[:1] // the TLS flags are for the first hop's carrier
 			}
-			if err := o.checkTLSFlags(cmd.Flags(), first); err != nil {
+			if err := o.checkTLSFlags(cmd.Flags(), first...); err != nil {
 				return err
 			}
 			if o.stdioTarget != "" {
@@ -339,27 +356,27 @@ func connectCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Co
 				}
 			}
 			if len(o.via) == 0 {
-				d, err := carriers.NewDialer(args[0], copts...)
+				ds, err := newDialers(args, copts)
 				if err != nil {
 					return addrErr(err)
 				}
 				if o.stdioTarget != "" {
-					return stdioForward(cmd.Context(), log, cfg, d, o.stdioTarget, nil)
+					return stdioForward(cmd.Context(), log, cfg, ds, o.stdioTarget, nil)
 				}
-				return serve(cmd.Context(), log, &o, cfg, func(n *actors.Node) { n.Connect(d) }, nil)
+				return serve(cmd.Context(), log, &o, cfg, func(n *actors.Node) { connectTo(n, ds) }, nil)
 			}
-			d, hops, err := cascade(log, cfg, copts, o.via, args[0])
+			ds, hops, err := cascade(log, cfg, copts, o.via, args)
 			if err != nil {
 				return err
 			}
 			if o.stdioTarget != "" {
-				return stdioForward(cmd.Context(), log, cfg, d, o.stdioTarget, func() {
+				return stdioForward(cmd.Context(), log, cfg, ds, o.stdioTarget, func() {
 					for i := len(hops) - 1; i >= 0; i-- {
 						hops[i].Shutdown(0)
 					}
 				})
 			}
-			return serve(cmd.Context(), log, &o, cfg, func(n *actors.Node) { n.Connect(d) }, func() {
+			return serve(cmd.Context(), log, &o, cfg, func(n *actors.Node) { connectTo(n, ds) }, func() {
 				for i := len(hops) - 1; i >= 0; i-- {
 					hops[i].Shutdown(o.drain)
 				}
@@ -379,11 +396,13 @@ func connectCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Co
 }
 
 // cascade links to each relay in turn, each link riding on a stream of the
-// one before, and returns the dialer of the final link and the hops' nodes.
-// Every hop authenticates with the same key: authentication is end to end.
-func cascade(log *slog.Logger, cfg actors.Config, copts []carriers.Option, via []string, final string) (carriers.Dialer, []*actors.Node, error) {
+// one before, and returns the dialers of the final link (one per address
+// of finals, to fail over between, each through the last relay) and the
+// hops' nodes. Every hop authenticates with the same key: authentication
+// is end to end.
+func cascade(log *slog.Logger, cfg actors.Config, copts []carriers.Option, via []string, finals []string) ([]carriers.Dialer, []*actors.Node, error) {
 	var hops []*actors.Node
-	fail := func(err error) (carriers.Dialer, []*actors.Node, error) {
+	fail := func(err error) ([]carriers.Dialer, []*actors.Node, error) {
 		for _, h := range hops {
 			h.Close()
 		}
@@ -393,11 +412,18 @@ func cascade(log *slog.Logger, cfg actors.Config, copts []carriers.Option, via [
 	if err != nil {
 		return fail(addrErr(err))
 	}
-	next := append(append([]string(nil), via[1:]...), final)
-	for i, addr := range next {
+	hostPort := func(addr string) error {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
-			return fail(fmt.Errorf("%w: %q: after --via, addresses are host:port as the relay before sees them", errUsage, addr))
+			return fmt.Errorf("%w: %q: after --via, addresses are host:port as the relay before sees them", errUsage, addr)
 		}
+		return nil
+	}
+	for _, addr := range append(append([]string(nil), via[1:]...), finals...) {
+		if err := hostPort(addr); err != nil {
+			return fail(err)
+		}
+	}
+	for i := range via {
 		hopCfg := cfg
 		hopCfg.Forwards, hopCfg.Remotes, hopCfg.OnLink = nil, nil, nil
 		hopCfg.Logger = log.With("hop", i+1, "relay", via[i])
@@ -407,9 +433,15 @@ func cascade(log *slog.Logger, cfg actors.Config, copts []carriers.Option, via [
 		}
 		hop.Connect(d)
 		hops = append(hops, hop)
-		d = &streamDialer{node: hop, target: addr, via: via[i]}
+		if i+1 < len(via) {
+			d = &streamDialer{node: hop, target: via[i+1], via: via[i]}
+		}
 	}
-	return d, hops, nil
+	ds := make([]carriers.Dialer, len(finals))
+	for i, addr := range finals {
+		ds[i] = &streamDialer{node: hops[len(hops)-1], target: addr, via: via[len(via)-1]}
+	}
+	return ds, hops, nil
 }
 
 // streamDialer makes a carrier out of a stream of another node's link.

@@ -170,7 +170,7 @@ func (d *daemon) applyLink(rl *runningLink, next *linkConf, res *reloadResult) {
 			restart = append(restart, k)
 		}
 	}
-	if old.mode != next.mode || old.addr != next.addr {
+	if (old.mode != next.mode || !slices.Equal(old.addrs, next.addrs)) && !slices.Contains(restart, next.mode) {
 		restart = append(restart, next.mode)
 	}
 	running := *old

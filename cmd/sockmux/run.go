@@ -167,20 +167,20 @@ func (d *daemon) start(l *linkConf) (*runningLink, error) {
 	case l.mode == "listen":
 		node.Serve(rl.ln)
 	case len(l.opts.via) > 0:
-		dl, hops, err := cascade(log, cfg, l.copts, l.opts.via, l.addr)
+		ds, hops, err := cascade(log, cfg, l.copts, l.opts.via, l.addrs)
 		if err != nil {
 			node.Close()
 			return nil, err
 		}
 		rl.hops = hops
-		node.Connect(dl)
+		connectTo(node, ds)
 	default:
-		dl, err := carriers.NewDialer(l.addr, l.copts...)
+		ds, err := newDialers(l.addrs, l.copts)
 		if err != nil {
 			node.Close()
 			return nil, err
 		}
-		node.Connect(dl)
+		connectTo(node, ds)
 	}
 	return rl, nil
 }
