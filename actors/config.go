@@ -126,6 +126,12 @@ type Config struct {
 	Backoff, MaxBackoff time.Duration
 	// OnLink, when set, is called when a link comes up or goes down.
 	OnLink func(ev LinkEvent)
+	// BindWatcher, when set, is told of every TCP reverse forward this
+	// node listens on for its peers (pooled or not), and again when its
+	// members change or it stops listening (Members 0): the hub cluster's
+	// directory lists them (binds_watch.go). It is called from the
+	// node's actors and must not block.
+	BindWatcher func(ReverseBind)
 	// Carriers is how many carrier connections a dialling link keeps to
 	// its peer (1 when 0, at most MaxCarriers): one stream's frames are
 	// striped across them. It needs a peer that sequences frames (CapSeq).

@@ -91,6 +91,8 @@ func (l *listenerActor) Receive(ctx actor.Context) {
 		l.self = ctx.Self()
 		if l.link == nil {
 			l.env.links.watch(l.self)
+		} else if l.ln != nil {
+			l.env.watchBind(l.ln.Addr().String(), "", 1) // a peer's -R, not pooled
 		}
 		if l.ln == nil { // Node.DialStream's: no socket to accept on
 			return
@@ -108,6 +110,9 @@ func (l *listenerActor) Receive(ctx actor.Context) {
 		l.env.links.unwatch(l.self)
 		if l.ln != nil {
 			l.ln.Close()
+			if l.link != nil {
+				l.env.watchBind(l.ln.Addr().String(), "", 0)
+			}
 		}
 		if l.stop != nil {
 			close(l.stop)

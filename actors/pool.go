@@ -66,6 +66,7 @@ func (e *env) joinPool(addr, name string, m *poolMember) (string, error) {
 		}
 		p.members = append(p.members, m)
 		e.send(p.pid, &linkAvailable{})
+		e.watchBind(p.ln.Addr().String(), name, len(p.members))
 		return p.ln.Addr().String(), nil
 	}
 	ln, err := net.Listen("tcp", addr) // bind and listen: no waiting
@@ -78,6 +79,7 @@ func (e *env) joinPool(addr, name string, m *poolMember) (string, error) {
 		ps.byAddr = make(map[string]*pool)
 	}
 	ps.byAddr[addr] = p
+	e.watchBind(ln.Addr().String(), name, 1)
 	return ln.Addr().String(), nil
 }
 
@@ -98,6 +100,7 @@ func (e *env) leavePool(addr string, m *poolMember) {
 			break
 		}
 	}
+	e.watchBind(p.ln.Addr().String(), p.name, len(p.members))
 	if len(p.members) > 0 {
 		return
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/carriers"
 	"github.com/sockmux/sockmux/engine"
 	"github.com/sockmux/sockmux/internal/cluster"
@@ -243,4 +244,27 @@ func clusterChanged(was, will *clusterConf) string {
 		return "changed"
 	}
 	return ""
+}
+
+// registerBinds is a node's BindWatcher for member: each reverse forward
+// the node listens on for its edges is this hub's entry in the directory.
+func registerBinds(member *cluster.Member, log *slog.Logger) func(actors.ReverseBind) {
+	return func(rb actors.ReverseBind) {
+		bind := "tcp/" + rb.Asked
+		var err error
+		if rb.Members == 0 {
+			err = member.Unregister(bind)
+		} else {
+			err = member.Register(cluster.Entry{Bind: bind, Pool: rb.Pool, Addr: rb.Addr, Members: rb.Members})
+		}
+		if err != nil && !errors.Is(err, cluster.ErrClosed) {
+			log.Warn("cluster: bind not registered", "bind", bind, "reason", err)
+		}
+	}
+}
+
+// bridgeConfig is how the hub whose node runs cfg bridges the binds of
+// the other hubs: with its key, --remote-bind-addr and --allow-listen.
+func bridgeConfig(cfg actors.Config, log *slog.Logger) cluster.BridgeConfig {
+	return cluster.BridgeConfig{Key: cfg.Key, RemoteBindAddr: cfg.RemoteBindAddr, AllowListen: cfg.AllowListen, Logger: log}
 }

@@ -62,8 +62,16 @@ type child struct {
 // set the limit skips the test.
 func startLimited(t testing.TB, nofile int, args ...string) *child {
 	t.Helper()
+	return startChild(t, []string{nofileEnv + "=" + strconv.Itoa(nofile)}, args...)
+}
+
+// startChild runs "sockmux args..." as a process of its own, with env
+// added to the test's environment; it is interrupted, and waited for,
+// when the test ends.
+func startChild(t testing.TB, env []string, args ...string) *child {
+	t.Helper()
 	c := &child{cmd: exec.Command(os.Args[0], args...), exited: make(chan error, 1)}
-	c.cmd.Env = append(os.Environ(), "SOCKMUX_TEST_MAIN=1", nofileEnv+"="+strconv.Itoa(nofile))
+	c.cmd.Env = append(append(os.Environ(), "SOCKMUX_TEST_MAIN=1"), env...)
 	c.cmd.Stderr = &c.log
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)

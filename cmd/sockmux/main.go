@@ -250,6 +250,9 @@ func listenCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Com
 			}
 			if member != nil {
 				defer member.Close()
+				cfg.BindWatcher = registerBinds(member, log)
+				bridge := cluster.NewBridge(member, bridgeConfig(cfg, log))
+				defer bridge.Close() // before the member leaves
 			}
 			// Listening, and its forwards too: -f's parent may go.
 			return serve(cmd.Context(), log, &o, cfg, func(n *actors.Node) { n.Serve(ln); readyForeground() }, func() { ln.Close() })

@@ -17,6 +17,7 @@ import (
 
 	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/carriers"
+	"github.com/sockmux/sockmux/internal/cluster"
 )
 
 // daemon runs the links of a configuration file and applies reloads.
@@ -76,6 +77,26 @@ func runDaemon(ctx context.Context, cfg *config, log *slog.Logger) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	d := &daemon{log: log, cfg: cfg, links: map[string]*runningLink{}, shares: map[string]*runningShare{}}
+	if cfg.cluster != nil {
+		member, err := startCluster(&cfg.cluster.flags, cfg.cluster.cfg)
+		if err != nil {
+			return err
+		}
+		// Closed after the links' shutdown below (defers run last).
+		defer member.Close()
+		bridged := false
+		for _, l := range cfg.links {
+			if l.mode != "listen" {
+				continue
+			}
+			l.cfg.BindWatcher = registerBinds(member, log)
+			if !bridged {
+				bridged = true
+				bridge := cluster.NewBridge(member, bridgeConfig(l.cfg, log))
+				defer bridge.Close()
+			}
+		}
+	}
 	for _, l := range cfg.links {
 		rl, err := d.start(l)
 		if err != nil {
@@ -91,15 +112,6 @@ func runDaemon(ctx context.Context, cfg *config, log *slog.Logger) error {
 			return err
 		}
 		d.shares[sc.name] = rs
-	}
-	if cfg.cluster != nil {
-		member, err := startCluster(&cfg.cluster.flags, cfg.cluster.cfg)
-		if err != nil {
-			d.shutdown(0)
-			return err
-		}
-		// Closed after the links' shutdown below (defers run last).
-		defer member.Close()
 	}
 	ctrl, err := d.serveControl(cfg.control)
 	switch {

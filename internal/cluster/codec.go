@@ -11,7 +11,7 @@ package cluster
 //	{"op": "error", "error": "TEXT"}             the grain's refusal
 //
 //	ENTRY = {"bind": "tcp/*:8080", "pool": "web", "hub": "10.0.0.1:7946",
-//	         "link": "10.0.0.1:7000", "members": 2}
+//	         "link": "10.0.0.1:7000", "addr": "10.0.0.1:8080", "members": 2}
 //
 // JSON because the documents are small, rare (one per membership change
 // and per change of a hub's binds) and read by people debugging; limits
@@ -55,6 +55,9 @@ type Entry struct {
 	// Link is where other hubs dial the holding hub's sockmux listener
 	// for the link that carries this bind's streams.
 	Link string `json:"link"`
+	// Addr is the address the holding hub listens on for it (what a
+	// stream another hub carries there asks the holder to dial).
+	Addr string `json:"addr,omitempty"`
 	// Members is how many of the pool's edges hold it at that hub.
 	Members int `json:"members"`
 }
@@ -69,7 +72,7 @@ func (e Entry) check() error {
 		return fmt.Errorf("%w: no bind", ErrEntry)
 	case e.Hub == "":
 		return fmt.Errorf("%w: %s: no hub", ErrEntry, e.Bind)
-	case len(e.Bind) > maxField || len(e.Pool) > maxField || len(e.Hub) > maxField || len(e.Link) > maxField:
+	case len(e.Bind) > maxField || len(e.Pool) > maxField || len(e.Hub) > maxField || len(e.Link) > maxField || len(e.Addr) > maxField:
 		return fmt.Errorf("%w: %.40s: a field is longer than %d bytes", ErrEntry, e.Bind, maxField)
 	case e.Members < 0 || e.Members > maxPoolMember:
 		return fmt.Errorf("%w: %s: member count %d out of range", ErrEntry, e.Bind, e.Members)

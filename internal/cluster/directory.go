@@ -14,9 +14,10 @@ package cluster
 // sync message, which is what Register, Unregister and the re-registering
 // all send, so a message lost or repeated costs nothing.
 //
-// When the directory changes, the grain pushes it to the watcher actor of
-// every member (watcherName), and it drops the entries of hubs no longer
-// in the membership as soon as its member sees them leave.
+// When the directory changes, and whenever its member sees the membership
+// change, the grain pushes it to the watcher actor of every member
+// (watcherName); it drops the entries of hubs no longer in the membership
+// as soon as its member sees them leave.
 
 import (
 	"slices"
@@ -128,7 +129,8 @@ func (g *directoryGrain) sync(hub string, entries []Entry) bool {
 	return changed || len(old) > 0
 }
 
-// prune drops the entries of hubs not among members.
+// prune drops the entries of hubs not among members, and pushes the
+// directory to them all.
 func (g *directoryGrain) prune(ctx actor.Context, members []*cluster.Member) {
 	live := map[string]bool{}
 	for _, m := range members {
@@ -143,8 +145,10 @@ func (g *directoryGrain) prune(ctx actor.Context, members []*cluster.Member) {
 	}
 	if dropped > 0 {
 		g.m.log.Info("cluster: directory dropped the entries of hubs that left", "entries", dropped)
-		g.push(ctx)
 	}
+	// Pushed whatever changed: a member that joined may have missed a
+	// push that went out before the grain's member counted it.
+	g.push(ctx)
 }
 
 // list is the directory, sorted by bind then hub.
