@@ -12,7 +12,6 @@ import (
 	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/asynkron/protoactor-go/cluster/clusterproviders/consul"
 	"github.com/asynkron/protoactor-go/cluster/clusterproviders/etcd"
-	"github.com/asynkron/protoactor-go/cluster/clusterproviders/k8s"
 	"github.com/hashicorp/consul/api"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -42,9 +41,7 @@ func newProvider(c Config) (cluster.ClusterProvider, error) {
 	case "consul":
 		p, err = consul.NewWithConfig(&api.Config{Address: c.Consul})
 	case "k8s":
-		// In-cluster configuration: the pod's service account, which
-		// needs to get, list, watch and patch pods in its namespace.
-		p, err = k8s.New()
+		p, err = newK8sProvider() // providers_k8s.go, behind a build tag
 	default:
 		return nil, fmt.Errorf("%w: --cluster-provider %q: not one of %v", ErrConfig, c.Provider, Providers)
 	}
