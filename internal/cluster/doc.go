@@ -18,8 +18,11 @@
 //     the grain moves to another member when the membership changes and
 //     starts empty there; entries of a hub that left are dropped;
 //   - Member (member.go) is the Go API the rest of sockmux uses: Start,
-//     Register and Unregister this hub's entries, Watch the directory,
-//     Close.
+//     Register and Unregister this hub's entries, Watch the directory
+//     (and WatchHubs the membership), Close;
+//   - Bridge (bridge.go) binds here what other hubs hold, and carries
+//     those connections to the holder over an ordinary sockmux link
+//     (an actors.Node per peer hub, dialling Entry.Link), one hop.
 //
 // Data never rides the control plane: hubs carry each other's streams
 // over ordinary sockmux links, whose addresses the directory's entries
