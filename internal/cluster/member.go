@@ -58,15 +58,16 @@ func Start(cfg Config) (*Member, error) {
 	}
 	host, port, _ := splitHostPort("--cluster-bind", cfg.Bind)
 	var opts []remote.ConfigOption
+	server := recovering(cfg.Logger)
 	if cfg.Key != nil {
 		creds, err := deriveCredentials(cfg.Key, cfg.Name)
 		if err != nil {
 			return nil, fmt.Errorf("--cluster-key: %w", err)
 		}
-		opts = append(opts,
-			remote.WithServerOptions(grpc.Creds(grpccreds.NewTLS(creds.server))),
-			remote.WithDialOptions(grpc.WithTransportCredentials(grpccreds.NewTLS(creds.client))))
+		server = append(server, grpc.Creds(grpccreds.NewTLS(creds.server)))
+		opts = append(opts, remote.WithDialOptions(grpc.WithTransportCredentials(grpccreds.NewTLS(creds.client))))
 	}
+	opts = append(opts, remote.WithServerOptions(server...))
 	if cfg.Advertise != "" {
 		opts = append(opts, remote.WithAdvertisedHost(cfg.Advertise))
 	}
