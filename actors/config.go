@@ -100,6 +100,13 @@ type Config struct {
 	// MaxBinds bounds the reverse forwards (BINDs) one peer may hold open
 	// here (DefaultMaxBinds when 0); past it, BINDs are refused.
 	MaxBinds int
+	// RemoteBindAddr, when set, is the host this side binds a peer's -R
+	// on when the -R asks for all addresses ("*", "", 0.0.0.0 or ::).
+	RemoteBindAddr string
+	// Pool names the pool this side's TCP -R forwards join at the peer:
+	// links that ask the same peer for the same address under the same
+	// pool share its listening socket (pool.go). "" pools nothing.
+	Pool string
 	// Keepalive is how often a link PINGs its peer (DefaultKeepalive when
 	// 0; negative turns it off). A link that receives no frame at all for
 	// three intervals is dropped as "peer silent".
@@ -119,6 +126,12 @@ type Config struct {
 	Backoff, MaxBackoff time.Duration
 	// OnLink, when set, is called when a link comes up or goes down.
 	OnLink func(ev LinkEvent)
+	// BindWatcher, when set, is told of every TCP reverse forward this
+	// node listens on for its peers (pooled or not), and again when its
+	// members change or it stops listening (Members 0): the hub cluster's
+	// directory lists them (binds_watch.go). It is called from the
+	// node's actors and must not block.
+	BindWatcher func(ReverseBind)
 	// Carriers is how many carrier connections a dialling link keeps to
 	// its peer (1 when 0, at most MaxCarriers): one stream's frames are
 	// striped across them. It needs a peer that sequences frames (CapSeq).

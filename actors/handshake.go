@@ -116,6 +116,7 @@ func (h *handshaker) exchange(src io.Reader, conn net.Conn) *handshakeDone {
 	if err != nil {
 		return &handshakeDone{err: err}
 	}
+	r.StreamOrder = streamOrder(res.Params)
 	return &handshakeDone{conn: sealed, sealed: sealed != nil, reader: r, params: res.Params, authed: res.Authed, link: res.Link, joinAck: res.JoinAck, peerKey: res.PeerKey}
 }
 
@@ -159,4 +160,12 @@ func gateLinks(ln net.Listener, e *env) net.Listener {
 		Timeout:          e.cfg.HandshakeTimeout + handshakeGrace,
 		Logger:           e.log,
 	})
+}
+
+// streamOrder reports whether a link delivers each stream in its own
+// order (engine/order.go): both sides sequence frames and agreed
+// CapStreamOrder.
+func streamOrder(p engine.Params) bool {
+	const both = engine.CapSeq | engine.CapStreamOrder
+	return p.Capabilities&both == both
 }

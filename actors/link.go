@@ -57,13 +57,15 @@ type linkActor struct {
 	env    *env
 	strand *strand // runs this Link and every actor it spawns for the session
 	self   *actor.PID
-	dialer carriers.Dialer // nil for a link we accepted
+	dialer carriers.Dialer // nil for a link we accepted; the address in use of addrs
+	addrs  failover        // a dialling link's addresses
 	conn   net.Conn        // the carrier being dialled or handshaken
 	peer   string
 
 	backoff   time.Duration
 	timer     *time.Timer // the next redial, while one is scheduled
 	failures  int         // failed attempts in a row (dials and handshakes)
+	permanent int         // of those, the last ones that failed for good (permanentError)
 	firstDial time.Time   // when this link first dialled
 	cancel    context.CancelFunc
 	closing   bool
@@ -134,10 +136,14 @@ type carrierRef struct {
 // Scheduler, Carriers, Streams): run on the link's strand.
 func (l *linkActor) props(p actor.Producer) *actor.Props { return l.env.propsOn(l.strand, p) }
 
-func newLink(e *env, conn net.Conn, d carriers.Dialer) *linkActor {
-	l := &linkActor{env: e, conn: conn, dialer: d, backoff: e.cfg.Backoff}
-	if d != nil {
-		l.peer, l.role = d.String(), engine.RoleDialer
+// newLink makes the Link of an accepted carrier conn, or, given addrs,
+// of a link that dials them (conn nil), in failover order.
+func newLink(e *env, conn net.Conn, addrs ...carriers.Dialer) *linkActor {
+	l := &linkActor{env: e, conn: conn, backoff: e.cfg.Backoff}
+	if len(addrs) > 0 {
+		l.addrs = failover{dialers: addrs}
+		l.dialer = l.addrs.current()
+		l.peer, l.role = l.dialer.String(), engine.RoleDialer
 	} else {
 		l.peer, l.role = conn.RemoteAddr().String(), engine.RoleAccepter
 	}
@@ -168,6 +174,12 @@ func (l *linkActor) Receive(ctx actor.Context) {
 		if l.peerKey != nil {
 			ls.PeerKey = l.peerKey.String()
 		}
+		if l.dialer != nil {
+			ls.Addr = l.dialer.String()
+			if l.addrs.list() {
+				ls.Addrs = l.addrs.names()
+			}
+		}
 		ids := slices.Sorted(maps.Keys(l.carriers))
 		for _, id := range ids {
 			c := l.carriers[id]
@@ -197,6 +209,16 @@ func (l *linkActor) Receive(ctx actor.Context) {
 				l.closeConn(m.conn)
 			}
 			l.stopIfDone(ctx)
+			return
+		}
+		if m.at != l.addrs.at {
+			// A dial begun before the link moved on to another address
+			// (the session it was for was lost meanwhile): its carrier
+			// belongs to nothing now.
+			if m.conn != nil {
+				l.closeConn(m.conn)
+			}
+			l.next(ctx)
 			return
 		}
 		if m.err != nil {
@@ -269,6 +291,7 @@ func (l *linkActor) Receive(ctx actor.Context) {
 			}
 			l.env.log.Info("redialling now", "peer", l.peer)
 			l.backoff = l.env.cfg.Backoff
+			l.addrs.sessionUp() // a new round: each address at once again
 			l.next(ctx)
 		}
 	case *actor.Stopping:

@@ -69,10 +69,10 @@ func (l *linkActor) dial() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
-	self, d := l.self, l.dialer
+	self, d, at := l.self, l.dialer, l.addrs.at
 	l.env.goroutine(func() {
 		c, err := d.Dial(ctx)
-		l.env.send(self, &dialDone{conn: c, err: err})
+		l.env.send(self, &dialDone{conn: c, err: err, at: at})
 	})
 }
 
@@ -87,7 +87,7 @@ func (l *linkActor) handshake(conn net.Conn) {
 		hello: &engine.Hello{
 			MinVersion: env.minVersion, MaxVersion: env.maxVersion, Role: role,
 			MaxPayload: cfg.MaxPayload, InitialWindow: cfg.Window,
-			Capabilities: engine.CapUnbind,
+			Capabilities: engine.CapUnbind | engine.CapPool | engine.CapStreamOrder,
 		},
 		key: env.policies().Key, maxSkew: cfg.MaxSkew, replay: env.replay, now: env.now,
 	}

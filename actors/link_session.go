@@ -156,7 +156,8 @@ func (l *linkActor) sessionUp(ctx actor.Context, m *handshakeDone) {
 	l.budget.left.Store(l.env.cfg.LinkBudget)
 	l.rttNanos = new(atomic.Int64)
 	l.backoff = l.env.cfg.Backoff
-	l.failures = 0
+	l.failures, l.permanent = 0, 0
+	l.addrs.sessionUp()
 	p := m.params
 	l.seq = p.Capabilities&engine.CapSeq != 0
 	maxUnacked := 0
@@ -181,8 +182,15 @@ func (l *linkActor) sessionUp(ctx actor.Context, m *handshakeDone) {
 	l.reverse = make(map[uint32]*actor.PID)
 	l.bound = make(map[uint32]bool)
 	l.syncBinds(ctx) // the peer listens for our -R again
-	l.env.log.Info("link up", "peer", l.peer, "local", m.conn.LocalAddr().String(), "role", l.role.String(),
-		"version", p.Version, "authenticated", m.authed, "encrypted", m.sealed, "sequenced", l.seq, "peer_key", l.peerKeyText())
+	attrs := []any{"peer", l.peer, "local", m.conn.LocalAddr().String(), "role", l.role.String(),
+		"version", p.Version, "authenticated", m.authed, "encrypted", m.sealed, "sequenced", l.seq, "peer_key", l.peerKeyText()}
+	if l.dialer != nil {
+		attrs = append(attrs, "addr", l.dialer.String())
+		if l.addrs.list() {
+			attrs = append(attrs, "failover", l.addrs.position())
+		}
+	}
+	l.env.log.Info("link up", attrs...)
 	if f := l.env.cfg.OnLink; f != nil {
 		f(LinkEvent{Peer: l.peer, Up: true})
 	}
@@ -241,8 +249,13 @@ func (l *linkActor) sessionDown(ctx actor.Context, err error) {
 }
 
 // afterDown redials or stops, once a session or an attempt at one ended.
+// A dialling link redials after the backoff, at the next address of its
+// failover list: the session is lost for good (one that could be resumed
+// is not down yet).
 func (l *linkActor) afterDown(ctx actor.Context) {
 	if l.dialer != nil && !l.closing && !(l.env.cfg.SingleSession && l.gen > 0) {
+		l.addrs.sessionLost()
+		l.moved("link lost", false)
 		l.scheduleRedial()
 		return
 	}

@@ -73,7 +73,11 @@ func (l *linkActor) bind(ctx actor.Context, b engine.Bind) {
 	reply := func(code engine.Code, text string) {
 		ctx.Send(l.sched, engine.NewBindReply(engine.BindReply{ID: b.ID, Code: code, Text: text}))
 	}
-	v := engine.PeerBind(b, engine.BindRequest{
+	// The policies judge the address this side would bind.
+	addr := l.bindAddr(b.Addr)
+	asked := b
+	asked.Addr = addr
+	v := engine.PeerBind(asked, engine.BindRequest{
 		Bound: func(id uint32) bool { _, ok := l.reverse[id]; return ok },
 		Count: len(l.reverse), MaxBinds: l.env.cfg.MaxBinds,
 		AllowListen: l.env.policies().AllowListen, PermitListen: engine.PolicyFunc(l.permitListen),
@@ -90,9 +94,9 @@ func (l *linkActor) bind(ctx actor.Context, b engine.Bind) {
 	}
 	self := l.self
 	if b.Proto == 1 {
-		pc, err := listenUDP(b.Addr) // bind: no waiting
+		pc, err := listenUDP(addr) // bind: no waiting
 		if err != nil {
-			l.env.warn("reverse forward refused", "peer", l.peer, "listen", b.Addr+"/udp", "reason", err)
+			l.env.warn("reverse forward refused", "peer", l.peer, "listen", addr+"/udp", "reason", err)
 			reply(engine.CodeBindFailed, err.Error())
 			return
 		}
@@ -101,15 +105,45 @@ func (l *linkActor) bind(ctx actor.Context, b engine.Bind) {
 		reply(engine.CodeNormal, pc.LocalAddr().String())
 		return
 	}
-	ln, err := net.Listen("tcp", b.Addr) // bind and listen: no waiting
+	if b.Pool != "" {
+		m := &poolMember{link: self, id: b.ID, peer: l.peer}
+		bound, err := l.env.joinPool(addr, b.Pool, m)
+		if err != nil {
+			l.env.warn("pooled reverse forward refused", "peer", l.peer, "listen", addr, "pool", b.Pool, "reason", err)
+			reply(engine.CodeBindFailed, err.Error())
+			return
+		}
+		l.reverse[b.ID] = ctx.Spawn(l.env.props(func() actor.Actor { return &poolMemberActor{env: l.env, addr: addr, m: m} }))
+		l.env.log.Info("reverse forward joined its pool", "peer", l.peer, "listen", bound, "pool", b.Pool,
+			"members", l.env.poolMembers(addr), "id", b.ID)
+		reply(engine.CodeNormal, bound)
+		return
+	}
+	ln, err := net.Listen("tcp", addr) // bind and listen: no waiting
 	if err != nil {
-		l.env.warn("reverse forward refused", "peer", l.peer, "listen", b.Addr, "reason", err)
+		l.env.warn("reverse forward refused", "peer", l.peer, "listen", addr, "reason", err)
 		reply(engine.CodeBindFailed, err.Error())
 		return
 	}
 	l.reverse[b.ID] = ctx.Spawn(l.env.props(func() actor.Actor { return newReverseListener(l.env, ln, self, b.ID) }))
 	l.env.log.Info("reverse forward listening for the peer", "peer", l.peer, "listen", ln.Addr().String(), "id", b.ID)
 	reply(engine.CodeNormal, ln.Addr().String())
+}
+
+// bindAddr is where this side listens for a peer's BIND of addr: with
+// --remote-bind-addr, a BIND for all addresses ("*", "", 0.0.0.0 or ::)
+// binds that host instead, so hubs on one machine, or a hub with several
+// addresses, each bind their own.
+func (l *linkActor) bindAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || l.env.cfg.RemoteBindAddr == "" {
+		return addr
+	}
+	switch host {
+	case "", "*", "0.0.0.0", "::":
+		return net.JoinHostPort(l.env.cfg.RemoteBindAddr, port)
+	}
+	return addr
 }
 
 // bindReply is the peer's answer to one of our -R.
@@ -184,6 +218,7 @@ func (l *linkActor) open(ctx actor.Context, m *openRequest) {
 		l.env.warn("no link for connection; closing it", "forward", m.forward, "client", m.conn.RemoteAddr().String())
 		tellOpened(m.opened, ErrNoLink)
 		closeWith(m.conn, ErrNoLink)
+		m.unload()
 		return
 	}
 	// What the client already sent rides in the OPEN: a non-blocking
@@ -196,6 +231,7 @@ func (l *linkActor) open(ctx actor.Context, m *openRequest) {
 			l.env.warn("proxy client sent more before its reply than the peer's window takes; closing it",
 				"forward", m.forward, "bytes", len(m.first), "window", maxEarly)
 			m.conn.Close()
+			m.unload()
 			return
 		}
 		if len(m.first) > 0 {
@@ -205,6 +241,7 @@ func (l *linkActor) open(ctx actor.Context, m *openRequest) {
 	} else if first, err = newSockReader(m.conn).peek(maxEarly); err != nil && !errors.Is(err, io.EOF) {
 		l.env.log.Debug("client gone before its stream opened", "forward", m.forward, "err", err)
 		m.conn.Close()
+		m.unload()
 		return
 	}
 	// OPEN leaves here, at allocation, so OPENs go out in id order.
@@ -217,6 +254,7 @@ func (l *linkActor) open(ctx actor.Context, m *openRequest) {
 			engine.PutBuffer(first)
 		}
 		closeWith(m.conn, idErr)
+		m.unload()
 		return
 	}
 	var data []byte
@@ -233,7 +271,7 @@ func (l *linkActor) open(ctx actor.Context, m *openRequest) {
 	}
 	st := &streamActor{env: l.env, id: id, link: l.self, sched: l.sched, target: m.target, netConn: m.conn, datagram: m.datagram,
 		state: state, recv: engine.NewRecvWindow(l.params.RecvWindow, l.env.cfg.MaxWindow), params: l.params, budget: l.budget, rtt: l.rttNanos, firstLen: len(data), clientEOF: errors.Is(err, io.EOF),
-		reply: m.reply, opened: m.opened}
+		reply: m.reply, opened: m.opened, load: m.load}
 	l.spawnStream(ctx, id, st)
 	l.env.stats.StreamsOpened.Add(1)
 }

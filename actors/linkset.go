@@ -13,6 +13,7 @@ type linkSet struct {
 	pids     []*actor.PID
 	strands  []*strand             // each link's, as pids
 	watchers map[string]*actor.PID // Listeners waiting on links, by id
+	up       map[string]bool       // the ids of pids
 	env      *env
 }
 
@@ -21,6 +22,10 @@ func (s *linkSet) add(p *actor.PID, st *strand) {
 	s.mu.Lock()
 	s.pids = append(s.pids, p)
 	s.strands = append(s.strands, st)
+	if s.up == nil {
+		s.up = make(map[string]bool)
+	}
+	s.up[p.Id] = true
 	for _, w := range s.watchers {
 		s.env.send(w, &linkAvailable{})
 	}
@@ -48,10 +53,18 @@ func (s *linkSet) remove(p *actor.PID) {
 		if q.Equal(p) {
 			s.pids = append(s.pids[:i], s.pids[i+1:]...)
 			s.strands = append(s.strands[:i], s.strands[i+1:]...)
+			delete(s.up, p.Id)
 			break
 		}
 	}
 	s.mu.Unlock()
+}
+
+// has reports whether link p is up (a link waiting to resume is not).
+func (s *linkSet) has(p *actor.PID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.up[p.Id]
 }
 
 func (s *linkSet) newest() *actor.PID {

@@ -27,6 +27,9 @@ type listenerActor struct {
 	// one link that asked for it, as OPENs of kind TargetForward.
 	link *actor.PID
 	kind engine.TargetKind
+	// pool: a pooled reverse forward, whose connections go to its members
+	// (pool.go); kind is TargetForward.
+	pool *pool
 
 	// proxy: a -D forward; each client's proxy handshake names its target.
 	proxy     bool
@@ -88,6 +91,8 @@ func (l *listenerActor) Receive(ctx actor.Context) {
 		l.self = ctx.Self()
 		if l.link == nil {
 			l.env.links.watch(l.self)
+		} else if l.ln != nil {
+			l.env.watchBind(l.ln.Addr().String(), "", 1) // a peer's -R, not pooled
 		}
 		if l.ln == nil { // Node.DialStream's: no socket to accept on
 			return
@@ -105,6 +110,9 @@ func (l *listenerActor) Receive(ctx actor.Context) {
 		l.env.links.unwatch(l.self)
 		if l.ln != nil {
 			l.ln.Close()
+			if l.link != nil {
+				l.env.watchBind(l.ln.Addr().String(), "", 0)
+			}
 		}
 		if l.stop != nil {
 			close(l.stop)
@@ -131,6 +139,16 @@ func (l *listenerActor) openNow(c net.Conn) bool {
 	if l.proxy || l.link != nil || l.waitingN.Load() > 0 {
 		return false
 	}
+	if l.pool != nil {
+		m := l.env.pick(l.pool)
+		if m == nil {
+			return false
+		}
+		traceHop(HopListenerIn)
+		l.env.stats.countForward(l.key())
+		l.env.send(m.link, &openRequest{conn: c, kind: l.kind, target: openFor(m), forward: l.fwd.String(), load: &m.load})
+		return true
+	}
 	link, st := l.env.links.newestOn()
 	if link == nil {
 		return false
@@ -150,6 +168,8 @@ func (l *listenerActor) what() string {
 	switch {
 	case l.proxy:
 		return "proxy"
+	case l.pool != nil:
+		return "pooled " + reverseForward
 	case l.link != nil:
 		return reverseForward
 	}
@@ -169,14 +189,21 @@ func (l *listenerActor) key() string {
 func (l *listenerActor) flush(ctx actor.Context) {
 	now := time.Now()
 	link := l.link
-	if link == nil {
+	if link == nil && l.pool == nil {
 		link = l.env.links.newest()
 	}
 	keep := l.pending[:0]
 	for _, w := range l.pending {
+		target, load := w.target, (*atomic.Int32)(nil)
+		if l.pool != nil {
+			link = nil
+			if m := l.env.pick(l.pool); m != nil {
+				link, target, load = m.link, openFor(m), &m.load
+			}
+		}
 		switch {
 		case link != nil:
-			ctx.Send(link, &openRequest{conn: w.conn, kind: l.kind, target: w.target, forward: l.fwd.String(), first: w.first, reply: w.reply, opened: w.opened})
+			ctx.Send(link, &openRequest{conn: w.conn, kind: l.kind, target: target, forward: l.fwd.String(), first: w.first, reply: w.reply, opened: w.opened, load: load})
 		case !now.Before(w.deadline):
 			l.env.warn("no link within the open timeout; closing connection", "forward", l.fwd.String(),
 				"client", w.conn.RemoteAddr().String(), "open_timeout", l.env.cfg.OpenTimeout)

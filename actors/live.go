@@ -130,8 +130,13 @@ func (l *linkActor) syncBinds(ctx actor.Context) {
 			continue
 		}
 		b := engine.Bind{ID: id, Addr: r.Bind}
-		if r.UDP {
+		switch {
+		case r.UDP:
 			b.Proto = 1
+		case l.env.cfg.Pool != "" && l.params.Capabilities&engine.CapPool != 0:
+			b.Pool = l.env.cfg.Pool
+		case l.env.cfg.Pool != "":
+			l.env.log.Warn("the peer predates pooled reverse forwards; this -R is not pooled there", "peer", l.peer, "listen", r.Bind)
 		}
 		l.bound[id] = true
 		ctx.Send(l.sched, engine.NewBind(b))

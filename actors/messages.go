@@ -2,6 +2,7 @@ package actors
 
 import (
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -152,10 +153,12 @@ type handshakeDone struct {
 
 func (m *handshakeDone) release() { m.conn.Close() }
 
-// dialDone carries the result of a Link's carrier dial.
+// dialDone carries the result of a Link's carrier dial, to the address at
+// of its failover list.
 type dialDone struct {
 	conn net.Conn
 	err  error
+	at   int
 }
 
 func (m *dialDone) release() {
@@ -177,9 +180,22 @@ type openRequest struct {
 	first    []byte      // bytes already read from conn; they ride in OPEN
 	reply    *proxyReply // a -D client waiting for its proxy reply
 	opened   chan error  // told nil on OPEN_OK, the reason otherwise (buffered)
+	// load, for a pooled reverse forward's connection, is its member's
+	// count of open streams, already counting this one: the stream takes
+	// it off when it ends, and a request that opens no stream at once.
+	load *atomic.Int32
 }
 
-func (m *openRequest) release() { m.conn.Close() }
+func (m *openRequest) release() { m.conn.Close(); m.unload() }
+
+// unload takes the request off its pool member's load, when it opens no
+// stream.
+func (m *openRequest) unload() {
+	if m.load != nil {
+		m.load.Add(-1)
+		m.load = nil
+	}
+}
 
 // streamEnded tells the Link a stream has ended on the wire (FIN both
 // ways, or RST): it no longer counts against the stream limit, though its

@@ -44,6 +44,7 @@ type env struct {
 	cfg        Config
 	wg         sync.WaitGroup // every goroutine the node starts
 	links      linkSet
+	pools      poolSet
 	stats      Stats
 	supervisor actor.SupervisorStrategy
 	dispatcher *workerDispatcher
@@ -294,7 +295,7 @@ func (n *Node) Serve(ln net.Listener) {
 	// A connection that comes as the node closes is closed: the node has
 	// already closed ln, so the loop ends at its next Accept.
 	n.env.acceptLoop(ln, nil, "links", func(c net.Conn) {
-		if !n.env.spawnLink(func() *linkActor { return newLink(n.env, c, nil) }) {
+		if !n.env.spawnLink(func() *linkActor { return newLink(n.env, c) }) {
 			c.Close()
 		}
 	})
@@ -308,7 +309,7 @@ func (n *Node) Serve(ln net.Listener) {
 func (n *Node) ServeConn(c net.Conn) <-chan error {
 	ended := make(chan error, 1)
 	if !n.env.spawnLink(func() *linkActor {
-		l := newLink(n.env, c, nil)
+		l := newLink(n.env, c)
 		l.onEnd = ended
 		return l
 	}) {
@@ -319,9 +320,16 @@ func (n *Node) ServeConn(c net.Conn) <-chan error {
 }
 
 // Connect keeps a link to the peer d reaches, redialling with backoff when
-// it drops, until the node is closed.
-func (n *Node) Connect(d carriers.Dialer) {
-	n.env.spawnLink(func() *linkActor { return newLink(n.env, nil, d) })
+// it drops, until the node is closed. The failover dialers are the other
+// addresses of that peer, in order (after the last comes d again): an
+// attempt that fails moves to the next at once, until each has failed in
+// a row (then the backoff applies); a link lost for good moves to the
+// next after the backoff; a link that can be resumed is resumed where it
+// is. Every carrier of the link, the extra ones and those that resume it,
+// goes to the address in use (see failover).
+func (n *Node) Connect(d carriers.Dialer, failover ...carriers.Dialer) {
+	addrs := append([]carriers.Dialer{d}, failover...)
+	n.env.spawnLink(func() *linkActor { return newLink(n.env, nil, addrs...) })
 }
 
 // DialStream opens a stream to target over the node's newest link (waiting
@@ -437,14 +445,24 @@ func (n *Node) Shutdown(drain time.Duration) error {
 		dones = append(dones, n.env.linkDone[id])
 	}
 	n.env.mu.Unlock()
-	// Links say GOAWAY and wait (briefly) for it to be written.
-	var futs []*actor.Future
+	// Links say GOAWAY, let their streams drain, and stop themselves once
+	// it is written; they are waited for by their done channels, which a
+	// link that stopped on its own at the same moment closes too (a reply
+	// to a request would be lost with its mailbox). Past drain and a
+	// little more, what is left is stopped.
 	for _, pid := range links {
-		futs = append(futs, n.env.sys.Root.RequestFuture(pid, &shutdown{drain: drain}, drain+3*time.Second))
+		n.env.sys.Root.Send(pid, &shutdown{drain: drain})
 	}
-	for _, f := range futs {
-		_, _ = f.Result()
+	limit := time.NewTimer(drain + 3*time.Second)
+wait:
+	for _, done := range dones {
+		select {
+		case <-done:
+		case <-limit.C:
+			break wait
+		}
 	}
+	limit.Stop()
 	for _, pid := range links {
 		n.env.sys.Root.Stop(pid)
 	}

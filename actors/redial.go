@@ -12,23 +12,33 @@ import (
 
 // Redialling: when a dialling link tries again, and when it gives up.
 
-// retry dials again after a failed attempt (err), unless retrying is over:
-// before the first link, an error retrying cannot fix (Config.FailFast and
-// a permanent one) or the connect timeout spent; at any time, more failed
-// attempts in a row than Config.MaxRetries. Then the node fails with the
-// reason (Node.Failed) and the link dials no more.
+// retry dials again after a failed attempt (err), at the next address of
+// the link's failover list (at once, or after the backoff once a round of
+// them has failed), unless retrying is over: before the first link, an
+// error retrying cannot fix at every address in turn (Config.FailFast and
+// a permanent one; with Config.SingleSession any), or the connect timeout
+// spent; at any time, more failed attempts in a row than
+// Config.MaxRetries. Then the node fails with the reason (Node.Failed)
+// and the link dials no more. A carrier that fails to join (or resume) a
+// live session is redialled at the same address after the backoff.
 func (l *linkActor) retry(err error) {
 	if l.up { // a carrier added to (or resuming) a link that is up: the resume window bounds it
 		l.scheduleRedial()
 		return
 	}
 	l.failures++
+	if permanentError(err) {
+		l.permanent++
+	} else {
+		l.permanent = 0
+	}
 	cfg := &l.env.cfg
+	every := len(l.addrs.dialers) // a single address: its first failure
 	var fatal error
 	switch {
-	case l.gen == 0 && cfg.SingleSession:
+	case l.gen == 0 && cfg.SingleSession && l.failures >= every:
 		fatal = err
-	case l.gen == 0 && cfg.FailFast && permanentError(err):
+	case l.gen == 0 && cfg.FailFast && l.permanent >= every:
 		fatal = err
 	case cfg.MaxRetries > 0 && l.failures > cfg.MaxRetries:
 		fatal = fmt.Errorf("%w: %d attempts failed in a row: %w", ErrGaveUp, l.failures, err)
@@ -36,6 +46,12 @@ func (l *linkActor) retry(err error) {
 		fatal = fmt.Errorf("%w: no link within the connect timeout (%v): %w", ErrGaveUp, cfg.ConnectTimeout, err)
 	}
 	if fatal == nil {
+		now := l.addrs.attemptFailed()
+		l.moved("attempt failed", now)
+		if now {
+			l.dial()
+			return
+		}
 		l.scheduleRedial()
 		return
 	}

@@ -104,6 +104,9 @@ func newScheduler(e *env, p engine.Params, maxUnacked int) *schedulerActor {
 	s.stripe.AckDelay = ackDelay // the peer's, as this side's: one protocol
 	if p.Capabilities&engine.CapSeq != 0 {
 		s.seq, s.unacked, s.maxUnacked = true, engine.NewUnacked(), maxUnacked
+		if streamOrder(p) {
+			s.unacked.StreamOrder()
+		}
 	}
 	return s
 }

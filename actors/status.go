@@ -66,6 +66,10 @@ func (n *Node) Stats() *Stats { return &n.env.stats }
 // LinkStatus is one link as its Link actor sees it.
 type LinkStatus struct {
 	Peer string `json:"peer"`
+	// Addr is, on the dialling side, the address the link dials: with a
+	// failover list (Addrs, in order), the one in use.
+	Addr  string   `json:"addr,omitempty"`
+	Addrs []string `json:"addrs,omitempty"`
 	// Name is the name= of the peer's authorized key, which Peer then
 	// is too; PeerKey is the key the peer showed (identity links).
 	Name          string        `json:"name,omitempty"`

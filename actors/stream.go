@@ -37,6 +37,7 @@ type streamActor struct {
 	firstLen  int                   // opener: bytes of the window the OPEN used
 	reply     *proxyReply           // opener: a -D client waiting to hear how OPEN went
 	opened    chan error            // opener: DialStream waiting for the same
+	load      *atomic.Int32         // opener of a pooled -R's connection: its member's open streams
 	policy    *forward.TargetPolicy // accepter: what the peer may have us dial
 	openFrame *engine.Frame         // accepter: the OPEN, holding the first bytes
 	datagram  bool                  // the stream carries datagrams (UDP)
@@ -112,6 +113,10 @@ func (s *streamActor) receive(ctx actor.Context) {
 	case *actor.Stopping:
 		s.shut()
 		tellOpened(s.opened, ErrLinkDown) // a no-op if OPEN was answered
+		if s.load != nil {
+			s.load.Add(-1)
+			s.load = nil
+		}
 		if s.openFrame != nil {
 			s.openFrame.Release()
 			s.openFrame = nil

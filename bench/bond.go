@@ -98,6 +98,9 @@ func (b *Bonded) Close() {
 type nsDialer struct {
 	n *netem.Net
 	d carriers.Dialer
+	// congestion, when set, is the TCP congestion control the carrier's
+	// socket is switched to once dialled (SetCongestion).
+	congestion string
 }
 
 func (d *nsDialer) Dial(ctx context.Context) (c net.Conn, err error) {
@@ -105,6 +108,11 @@ func (d *nsDialer) Dial(ctx context.Context) (c net.Conn, err error) {
 		c, err = d.d.Dial(ctx)
 		return err
 	})
+	if err == nil && d.congestion != "" {
+		if err = SetCongestion(c, d.congestion); err != nil {
+			c.Close()
+		}
+	}
 	return c, err
 }
 

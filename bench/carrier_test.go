@@ -142,9 +142,10 @@ func BenchmarkCarrierQUICLossy(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { n.Close() })
-	kinds := []string{"tcp", "quic"}
+	algo := TCPCongestion()
+	kinds := []string{"tcp", "tcp-cubic", "quic"}
 	got := map[string][]float64{}
-	var ratio []float64
+	var ratio, ratioCubic []float64
 	for r := range bondRounds() {
 		fig := map[string]float64{}
 		for k := range kinds {
@@ -156,14 +157,17 @@ func BenchmarkCarrierQUICLossy(b *testing.B) {
 			fig[kind] = v
 			got[kind] = append(got[kind], v)
 		}
-		b.Logf("round %d (MB/s): tcp %.3f, quic %.3f", r, fig["tcp"], fig["quic"])
+		b.Logf("round %d (MB/s): tcp (%s) %.3f, tcp (cubic) %.3f, quic %.3f", r, algo, fig["tcp"], fig["tcp-cubic"], fig["quic"])
 		ratio = append(ratio, fig["quic"]/fig["tcp"])
+		ratioCubic = append(ratioCubic, fig["quic"]/fig["tcp-cubic"])
 	}
 	for _, kind := range kinds {
 		b.ReportMetric(medianValue(got[kind]), kind+"-MB/s")
 	}
 	b.ReportMetric(medianValue(ratio), "x-tcp")
-	fmt.Printf("CarrierQUICLossy: quic ÷ tcp: throughput %s\n", medianOf(ratio))
+	b.ReportMetric(medianValue(ratioCubic), "x-tcp-cubic")
+	fmt.Printf("CarrierQUICLossy: quic ÷ tcp (the host's %s): throughput %s\n", algo, medianOf(ratio))
+	fmt.Printf("CarrierQUICLossy: quic ÷ tcp (cubic): throughput %s\n", medianOf(ratioCubic))
 }
 
 // medianOf says "median M (rounds a, b, ...)".

@@ -20,13 +20,18 @@ import (
 // at the relay, and carries no UDP).
 
 // MeasureCarrierPath pushes one stream for dur after warm through a link
-// whose one carrier of kind ("tcp", "tls" or "quic") leaves from path's
-// source address of n to a far node on n.Far, and returns its throughput
-// in MB/s, every byte confirmed by the sink.
+// whose one carrier of kind ("tcp", "tls" or "quic"; "tcp-cubic" is tcp
+// with its socket's congestion control set to CUBIC, where the host's
+// default may be BBR) leaves from path's source address
+// of n to a far node on n.Far, and returns its throughput in MB/s, every
+// byte confirmed by the sink.
 func MeasureCarrierPath(n *netem.Net, path int, kind string, warm, dur time.Duration) (_ float64, err error) {
 	var listenOpts, dialOpts []carriers.Option
+	congestion := ""
 	switch kind {
 	case "tcp":
+	case "tcp-cubic":
+		kind, congestion = "tcp", "cubic"
 	case "tls", "quic":
 		dir, lo, do, err := pinnedTLS()
 		if err != nil {
@@ -66,7 +71,7 @@ func MeasureCarrierPath(n *netem.Net, path int, kind string, warm, dur time.Dura
 		return 0, err
 	}
 	defer near.Close()
-	near.Connect(&nsDialer{n: n, d: d})
+	near.Connect(&nsDialer{n: n, d: d, congestion: congestion})
 	if err := settleLink(near, far, 1); err != nil {
 		return 0, err
 	}

@@ -2,11 +2,12 @@ package engine
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
 func TestBindRoundTrip(t *testing.T) {
-	for _, b := range []Bind{{ID: 1, Addr: "127.0.0.1:8080"}, {ID: 1 << 31, Proto: 1, Addr: "[::1]:0"}} {
+	for _, b := range []Bind{{ID: 1, Addr: "127.0.0.1:8080"}, {ID: 1 << 31, Proto: 1, Addr: "[::1]:0"}, {ID: 2, Addr: "0.0.0.0:8080", Pool: "web-1.a_b"}} {
 		got, err := ParseBind(AppendBind(nil, b))
 		if err != nil || got != b {
 			t.Errorf("ParseBind(AppendBind(%+v)) = %+v, %v", b, got, err)
@@ -25,6 +26,9 @@ func TestBindMalformed(t *testing.T) {
 	for name, p := range map[string][]byte{
 		"empty": nil, "short": good[:6], "cut address": good[:len(good)-1], "extra byte": append(append([]byte(nil), good...), 0),
 		"empty address": AppendBind(nil, Bind{ID: 1}), "not UTF-8": AppendBind(nil, Bind{ID: 1, Addr: "\xff:1"}),
+		"pool cut":       AppendBind(nil, Bind{ID: 1, Addr: "127.0.0.1:1", Pool: "web"})[:len(good)+3],
+		"pool bad chars": AppendBind(nil, Bind{ID: 1, Addr: "127.0.0.1:1", Pool: "we b"}),
+		"pool too long":  AppendBind(nil, Bind{ID: 1, Addr: "127.0.0.1:1", Pool: strings.Repeat("p", MaxPoolName+1)}),
 	} {
 		if _, err := ParseBind(p); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: ParseBind: %v, want ErrMalformed", name, err)
@@ -37,6 +41,7 @@ func TestBindMalformed(t *testing.T) {
 
 func FuzzParseBind(f *testing.F) {
 	f.Add(AppendBind(nil, Bind{ID: 3, Addr: "127.0.0.1:80"}))
+	f.Add(AppendBind(nil, Bind{ID: 3, Addr: "127.0.0.1:80", Pool: "web"}))
 	f.Add(AppendBindReply(nil, BindReply{ID: 3, Code: CodeBindFailed, Text: "in use"}))
 	f.Fuzz(func(t *testing.T, p []byte) {
 		if b, err := ParseBind(p); err == nil {

@@ -21,6 +21,8 @@ type Reader struct {
 	MaxPayload uint32
 	// Seq allows sequenced frames (FlagSeq): the link agreed CapSeq.
 	Seq bool
+	// StreamOrder allows FlagAfter: the link agreed CapStreamOrder.
+	StreamOrder bool
 }
 
 // NewReader returns a Reader on r that reads up to size bytes at once.
@@ -68,6 +70,11 @@ func (r *Reader) ReadFrame() (*Frame, error) {
 		if f.Seq = binary.BigEndian.Uint64(r.hdr[:SeqLen]); f.Seq == 0 {
 			return nil, fmt.Errorf("%w: %v with sequence number 0", ErrMalformed, h.Type)
 		}
+		if h.Flags&FlagAfter != 0 {
+			if err := r.readAfter(f); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if h.Length == 0 {
 		return f, nil
@@ -81,6 +88,24 @@ func (r *Reader) ReadFrame() (*Frame, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// readAfter reads the After of f, a sequenced frame with FlagAfter.
+func (r *Reader) readAfter(f *Frame) error {
+	if !r.StreamOrder {
+		return fmt.Errorf("%w: %v names the frame it follows on a link without CapStreamOrder", ErrMalformed, f.Type)
+	}
+	if err := r.b.readFull(r.hdr[:AfterLen]); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return fmt.Errorf("%w: %v after cut short", ErrTruncated, f.Type)
+		}
+		return err
+	}
+	f.After = binary.BigEndian.Uint32(r.hdr[:AfterLen])
+	if f.After == 0 || uint64(f.After) > f.Seq {
+		return fmt.Errorf("%w: %v %d follows frame %d back", ErrMalformed, f.Type, f.Seq, f.After)
+	}
+	return nil
 }
 
 // directReadMin is the least part of a payload, past what is buffered,
@@ -128,6 +153,9 @@ func (r *Reader) FrameBuffered() bool {
 	need := HeaderLen + int(h.Length)
 	if h.Flags&FlagSeq != 0 && r.Version != 0 {
 		need += SeqLen
+		if h.Flags&FlagAfter != 0 {
+			need += AfterLen
+		}
 	}
 	return len(b) >= need
 }

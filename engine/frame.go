@@ -152,7 +152,10 @@ type Frame struct {
 	Stream uint32
 	// Seq is the link sequence number (0 for none): set by the sender's
 	// scheduler on a CapSeq link, and by the Reader from the wire.
-	Seq     uint64
+	Seq uint64
+	// After, with stream order (order.go), is how far back the frame this
+	// one must be delivered after is; 0 is link order.
+	After   uint32
 	Payload *Buffer      // nil for an empty payload
 	refs    atomic.Int32 // owners beyond the first
 }
@@ -190,29 +193,43 @@ func (f *Frame) Release() {
 }
 
 // WireLen is the number of bytes the frame takes on the wire.
-func (f *Frame) WireLen() int {
-	if f.Seq != 0 {
-		return HeaderLen + SeqLen + f.Len()
+func (f *Frame) WireLen() int { return f.headerLen() + f.Len() }
+
+func (f *Frame) headerLen() int {
+	switch {
+	case f.Seq == 0:
+		return HeaderLen
+	case f.After == 0:
+		return HeaderLen + SeqLen
 	}
-	return HeaderLen + f.Len()
+	return MaxHeaderLen
 }
 
-// MaxHeaderLen is the most header bytes a frame has: the header and its
-// sequence number.
-const MaxHeaderLen = HeaderLen + SeqLen
+// MaxHeaderLen is the most header bytes a frame has: the header, its
+// sequence number and its After.
+const MaxHeaderLen = HeaderLen + SeqLen + AfterLen
 
 // PutHeader writes the frame's header, with version v, into b and returns
-// its length: HeaderLen, or MaxHeaderLen for a sequenced frame. b must hold
-// MaxHeaderLen bytes.
+// its length: HeaderLen, HeaderLen+SeqLen for a sequenced frame, or
+// MaxHeaderLen for one with an After. b must hold MaxHeaderLen bytes.
 func (f *Frame) PutHeader(b []byte, v uint8) int {
 	h := Header{Version: v, Type: f.Type, Flags: f.Flags, Stream: f.Stream, Length: uint32(f.Len())}
 	if f.Seq == 0 {
 		PutHeader(b, h)
 		return HeaderLen
 	}
-	h.Flags |= FlagSeq
+	// The layout flags are this frame's own, whatever a frame read from
+	// the wire came with.
+	h.Flags = h.Flags&^FlagAfter | FlagSeq
+	if f.After != 0 {
+		h.Flags |= FlagAfter
+	}
 	PutHeader(b, h)
 	binary.BigEndian.PutUint64(b[HeaderLen:], f.Seq)
+	if f.After == 0 {
+		return HeaderLen + SeqLen
+	}
+	binary.BigEndian.PutUint32(b[HeaderLen+SeqLen:], f.After)
 	return MaxHeaderLen
 }
 

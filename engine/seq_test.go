@@ -366,8 +366,8 @@ func TestSeqFrameWire(t *testing.T) {
 		t.Fatalf("WireLen %d, want %d", f.WireLen(), HeaderLen+SeqLen+3)
 	}
 	var b [MaxHeaderLen]byte
-	if n := f.PutHeader(b[:], Version); n != MaxHeaderLen {
-		t.Fatalf("PutHeader = %d, want %d", n, MaxHeaderLen)
+	if n := f.PutHeader(b[:], Version); n != HeaderLen+SeqLen {
+		t.Fatalf("PutHeader = %d, want %d", n, HeaderLen+SeqLen)
 	}
 	want := []byte{
 		Version, byte(TypeData), 0x80, 0x01, 0x01, 0x02, 0x03, 0x04, 0, 0, 0, 3, // length: the payload only
@@ -399,8 +399,13 @@ func TestSeqFrameWire(t *testing.T) {
 	// An empty sequenced frame is 20 bytes.
 	e := NewEmpty(TypeFin, 3)
 	e.Seq = 1
-	if got := encodeFrame(t, e, Version); len(got) != MaxHeaderLen || e.WireLen() != MaxHeaderLen {
+	if got := encodeFrame(t, e, Version); len(got) != HeaderLen+SeqLen || e.WireLen() != HeaderLen+SeqLen {
 		t.Fatalf("empty sequenced frame: %d bytes on the wire, WireLen %d", len(got), e.WireLen())
+	}
+	// With an After it is 24, the most a header takes.
+	e.After = 1
+	if got := encodeFrame(t, e, Version); len(got) != MaxHeaderLen || e.WireLen() != MaxHeaderLen {
+		t.Fatalf("empty frame with an After: %d bytes on the wire, WireLen %d", len(got), e.WireLen())
 	}
 }
 

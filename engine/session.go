@@ -64,6 +64,10 @@ type SessionConfig struct {
 	// not yet acknowledged.
 	Seq                  bool
 	Reorder, PeerReorder int
+	// StreamOrder is CapStreamOrder (on a Seq link): each frame names the
+	// one it follows, so the peer delivers each stream in its own order
+	// rather than the link's (order.go).
+	StreamOrder bool
 }
 
 // sessionStream is one stream's state in a Session.
@@ -124,6 +128,9 @@ func NewSession(cfg SessionConfig) *Session {
 	s := &Session{cfg: cfg, opens: NewOpens(cfg.Role, cfg.MaxStreams), streams: map[uint32]*sessionStream{}, q: NewQueue()}
 	if cfg.Seq {
 		s.unacked, s.reorder, s.pending = NewUnacked(), NewReorder(cfg.Reorder), map[uint64]bool{}
+		if cfg.StreamOrder {
+			s.unacked.StreamOrder()
+		}
 	}
 	return s
 }

@@ -68,7 +68,7 @@ func (p *sessionPair) pump() error {
 
 // copyFrame is f as the peer reads it: a frame of its own.
 func copyFrame(f *Frame) *Frame {
-	return &Frame{Type: f.Type, Flags: f.Flags, Stream: f.Stream, Seq: f.Seq, Payload: copyPayload(f)}
+	return &Frame{Type: f.Type, Flags: f.Flags, Stream: f.Stream, Seq: f.Seq, After: f.After, Payload: copyPayload(f)}
 }
 
 func copyPayload(f *Frame) *Buffer {

@@ -175,7 +175,7 @@ func (s *Session) Next(carrier int) *Frame {
 			return f
 		}
 	}
-	if s.q.Len() == 0 || s.unacked.Bytes()+s.cfg.MaxData+HeaderLen+8 > s.cfg.PeerReorder {
+	if s.q.Len() == 0 || s.unacked.Bytes()+s.cfg.MaxData+MaxHeaderLen > s.cfg.PeerReorder {
 		return nil
 	}
 	f := s.q.Pop()

@@ -103,7 +103,7 @@ func (side *simSide) info(st *simStream) StreamInfo {
 
 // simCounts are what the seeds exercised, summed, for the summary line.
 type simCounts struct {
-	streams, bytes, resets, refused, goaways, cuts, allCut, joins, pauses, resent int
+	streams, bytes, resets, refused, goaways, cuts, allCut, joins, pauses, resent, ahead int
 }
 
 type sim struct {
@@ -150,7 +150,8 @@ func newSim(t testing.TB, seed uint64, n *simCounts) *sim {
 		}
 		s.sides[i] = &simSide{name: name, idx: i, streams: map[uint32]*simStream{}, sess: NewSession(SessionConfig{
 			Role: role, MaxStreams: 64, Window: simWindow, PeerWindow: simWindow, MaxWindow: simMaxWin, MaxData: simChunk,
-			Policy: allowAll{}, Seq: true, Reorder: simReorder, PeerReorder: simReorder})}
+			Policy: allowAll{}, Seq: true, Reorder: simReorder, PeerReorder: simReorder,
+			StreamOrder: seed%2 == 1})}
 	}
 	for range 1 + s.rng.IntN(8) {
 		s.addCarrier()
@@ -207,7 +208,7 @@ func (s *sim) cut(c *simCarrier) {
 
 // put sends a copy of f (the wire's) on carrier c from side.
 func (s *sim) put(side *simSide, c *simCarrier, f *Frame) {
-	cp := &Frame{Type: f.Type, Flags: f.Flags, Stream: f.Stream, Seq: f.Seq}
+	cp := &Frame{Type: f.Type, Flags: f.Flags, Stream: f.Stream, Seq: f.Seq, After: f.After}
 	if f.Len() > 0 {
 		cp.Payload = GetBuffer(f.Len())
 		copy(cp.Payload.B, f.Bytes())
@@ -552,6 +553,9 @@ func (s *sim) close() {
 		}
 	}
 	for _, side := range s.sides {
+		if side.sess.reorder != nil {
+			s.n.ahead += side.sess.reorder.Ahead()
+		}
 		side.sess.Close()
 		s.n.resent += side.sess.Resent()
 	}
@@ -580,6 +584,6 @@ func TestSimulator(t *testing.T) {
 	for _, seed := range seeds {
 		newSim(t, seed, &n).run()
 	}
-	fmt.Printf("simulated %d seeds: %d streams, %d MiB delivered, %d resets, %d OPENs refused after GOAWAY (%d GOAWAYs), %d carriers joined, %d cut (%d times all at once), %d pauses, %d frames resent\n",
-		len(seeds), n.streams, n.bytes>>20, n.resets, n.refused, n.goaways, n.joins, n.cuts, n.allCut, n.pauses, n.resent)
+	fmt.Printf("simulated %d seeds: %d streams, %d MiB delivered, %d resets, %d OPENs refused after GOAWAY (%d GOAWAYs), %d carriers joined, %d cut (%d times all at once), %d pauses, %d frames resent, %d delivered ahead of link order (stream order, odd seeds)\n",
+		len(seeds), n.streams, n.bytes>>20, n.resets, n.refused, n.goaways, n.joins, n.cuts, n.allCut, n.pauses, n.resent, n.ahead)
 }

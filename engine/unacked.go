@@ -18,6 +18,7 @@ type Unacked struct {
 	head  int // index of the entry for acked+1
 	n     int
 	bytes int
+	order *orderer // stream order: what each frame follows (nil: link order)
 }
 
 type unackedEntry struct {
@@ -28,11 +29,23 @@ type unackedEntry struct {
 // NewUnacked returns an empty Unacked whose first frame is number 1.
 func NewUnacked() *Unacked { return &Unacked{next: 1, ring: make([]unackedEntry, 64)} }
 
-// Number gives f the next sequence number and keeps it, as sent on
-// carrier, taking over the caller's ownership of it.
+// StreamOrder makes the frames numbered from now on name the frame each
+// must follow (order.go): the peer agreed CapStreamOrder.
+func (u *Unacked) StreamOrder() {
+	if u.order == nil {
+		u.order = &orderer{lastOf: make(map[uint32]uint64)}
+	}
+}
+
+// Number gives f the next sequence number (and, with stream order, the
+// frame it follows) and keeps it, as sent on carrier, taking over the
+// caller's ownership of it.
 func (u *Unacked) Number(f *Frame, carrier int) {
 	f.Seq = u.next
 	u.next++
+	if u.order != nil {
+		f.After = u.order.after(f)
+	}
 	if u.n == len(u.ring) {
 		grown := make([]unackedEntry, 2*len(u.ring))
 		for i := range u.n {
@@ -71,6 +84,9 @@ func (u *Unacked) Ack(received uint64) error {
 		u.head = (u.head + 1) % len(u.ring)
 		u.n--
 		u.acked++
+	}
+	if u.order != nil {
+		u.order.acked(received)
 	}
 	return nil
 }

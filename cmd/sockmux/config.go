@@ -54,7 +54,8 @@ func (e *configError) Is(target error) bool { return target == errConfig }
 func (e *configError) Unwrap() error        { return e.Err }
 
 // fileConfig is the TOML file: a few process-wide keys and the links. Each
-// [[link]] table takes "name", one of "listen" or "connect" (the ADDR), and
+// [[link]] table takes "name", one of "listen" or "connect" (the ADDR; for
+// connect, a list of them too, to fail over between in turn), and
 // every flag of that command under its long name ("local" for -L, "remote"
 // for -R, "dynamic" for -D, "key-file", "allow-target", ...). Lists are
 // TOML arrays; durations are strings such as "15s".
@@ -65,10 +66,11 @@ type fileConfig struct {
 	Control   string           `toml:"control"`
 	Link      []map[string]any `toml:"link"`
 	Share     []map[string]any `toml:"share"`
+	Cluster   map[string]any   `toml:"cluster"`
 }
 
 // topLevelKeys are fileConfig's keys, for suggestions.
-var topLevelKeys = []string{"log-level", "log-format", "metrics", "control", "link", "share"}
+var topLevelKeys = []string{"log-level", "log-format", "metrics", "control", "link", "share", "cluster"}
 
 // shareConf is one [[share]], resolved: a name and every flag of
 // sockmux share as a key.
@@ -81,8 +83,9 @@ type shareConf struct {
 // linkConf is one [[link]], resolved.
 type linkConf struct {
 	name    string
-	mode    string // "listen" or "connect"
-	addr    string
+	mode    string   // "listen" or "connect"
+	addr    string   // the listen address, or the first of addrs
+	addrs   []string // connect's failover list (listen: addr alone)
 	opts    *options
 	cfg     actors.Config
 	copts   []carriers.Option
@@ -98,6 +101,7 @@ type config struct {
 	metrics, control    string
 	links               []*linkConf
 	shares              []*shareConf
+	cluster             *clusterConf // nil: no [cluster]
 }
 
 // loadConfig reads and validates path. Every error names the file, the
@@ -186,6 +190,15 @@ func loadConfig(path string, log *slog.Logger) (*config, error) {
 	if err := c.checkConflicts(at); err != nil {
 		return nil, err
 	}
+	if fc.Cluster != nil {
+		cc, err := resolveCluster(fc.Cluster, dir, c.links, log, func(key string, err error) error {
+			return &configError{Path: path, Line: lines[clusterKeyLines][key], Key: "cluster." + key, Err: err}
+		})
+		if err != nil {
+			return nil, err
+		}
+		c.cluster = cc
+	}
 	return c, nil
 }
 
@@ -209,11 +222,16 @@ func resolveLink(i int, raw map[string]any, log *slog.Logger, at func(string, er
 	default:
 		return nil, at("name", fmt.Errorf("link %q needs listen = ADDR or connect = ADDR", l.name))
 	}
-	addr, ok := raw[l.mode].(string)
-	if !ok {
-		return nil, at(l.mode, errors.New("want an address string"))
+	if l.mode == "listen" {
+		addr, ok := raw[l.mode].(string)
+		if !ok {
+			return nil, at(l.mode, errors.New("want an address string"))
+		}
+		l.addrs = []string{addr}
+	} else if l.addrs, err = connectAddrs(raw[l.mode]); err != nil {
+		return nil, at(l.mode, err)
 	}
-	l.addr = addr
+	l.addr = l.addrs[0]
 	l.opts = &options{}
 	fs := pflag.NewFlagSet(l.mode, pflag.ContinueOnError)
 	l.opts.addLinkFlags(fs)
@@ -225,11 +243,11 @@ func resolveLink(i int, raw map[string]any, log *slog.Logger, at func(string, er
 	if err := applyKeys(fs, raw, fmt.Sprintf("a %s link", l.mode), []string{"name", l.mode}, []string{"profile", "metrics"}, at); err != nil {
 		return nil, err
 	}
-	first := addr
+	first := l.addrs
 	if len(l.opts.via) > 0 {
-		first = l.opts.via[0]
+		first = l.opts.via[:1]
 	}
-	if err := l.opts.checkTLSFlags(fs, first); err != nil {
+	if err := l.opts.checkTLSFlags(fs, first...); err != nil {
 		var fe *flagError
 		errors.As(err, &fe)
 		return nil, at(fe.flag, fe.err)
@@ -245,10 +263,10 @@ func resolveLink(i int, raw map[string]any, log *slog.Logger, at func(string, er
 	}
 	l.cfg, l.copts = cfg, copts
 	if l.mode == "listen" {
-		if _, err := carriers.IsLoopback(addr); err != nil {
+		if _, err := carriers.IsLoopback(l.addr); err != nil {
 			return nil, at("listen", err)
 		}
-	} else if _, err := carriers.NewDialer(addr, copts...); err != nil && len(l.opts.via) == 0 {
+	} else if _, err := newDialers(l.addrs, copts); err != nil && len(l.opts.via) == 0 {
 		return nil, at("connect", err)
 	}
 	return l, nil
@@ -425,6 +443,9 @@ func keyLines(data []byte) map[int]map[string]int {
 		case strings.HasPrefix(line, "[[share]]"):
 			link = shareIndex(shares)
 			shares++
+			out[link] = map[string]int{"name": n}
+		case strings.HasPrefix(line, "[cluster]"):
+			link = clusterKeyLines
 			out[link] = map[string]int{"name": n}
 		case strings.HasPrefix(line, "#") || line == "":
 		default:

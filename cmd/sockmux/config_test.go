@@ -45,6 +45,10 @@ func TestConfigErrors(t *testing.T) {
 		{"syntax", "[[link]]\nconnect = \"127.0.0.1:1\n", 2, "", nil},
 		{"too many carriers", "[[link]]\nconnect = \"127.0.0.1:1\"\ncarriers = 40\n", 3, "carriers", nil},
 		{"carriers on listen", "[[link]]\nlisten = \"127.0.0.1:1\"\ncarriers = 2\n", 3, "carriers", errUnknownKey},
+		{"unknown cluster key", "[[link]]\nlisten = \"127.0.0.1:1\"\n[cluster]\nname = \"c\"\nbnd = \"127.0.0.1:0\"\n", 5, "cluster.bnd", errUnknownKey},
+		{"cluster without name", "[[link]]\nlisten = \"127.0.0.1:1\"\n[cluster]\nbind = \"127.0.0.1:0\"\n", 3, "cluster.name", nil},
+		{"bad cluster bind", "[[link]]\nlisten = \"127.0.0.1:1\"\n[cluster]\nname = \"c\"\nbind = \"nocolon\"\n", 5, "cluster.bind", nil},
+		{"cluster seed not host:port", "[[link]]\nlisten = \"127.0.0.1:1\"\n[cluster]\nname = \"c\"\nbind = \"127.0.0.1:0\"\nseed = [\"hub-b\"]\n", 6, "cluster.seed", nil},
 		{"unknown share key", "[[share]]\nname = \"s\"\nlisten = \"7000\"\nupstream = \"tcp://127.0.0.1:1\"\nreplays = \"1\"\n", 5, "replays", errUnknownKey},
 	}
 	for _, tc := range cases {
@@ -74,6 +78,7 @@ func TestConfigTypoSuggestions(t *testing.T) {
 		{"[[link]]\nconnect = \"127.0.0.1:1\"\nlokal = [\"1:h:2\"]\n", `did you mean "local"?`},
 		{"log-levl = \"info\"\n[[link]]\nconnect = \"127.0.0.1:1\"\n", `did you mean "log-level"?`},
 		{"[[link]]\nconnect = \"127.0.0.1:1\"\nmax-stream = 5\n", `did you mean "max-streams"?`},
+		{"[[link]]\nlisten = \"127.0.0.1:1\"\n[cluster]\nname = \"c\"\nprovidr = \"etcd\"\n", `did you mean "provider"?`},
 	} {
 		_, err := loadConfig(writeConfig(t, tc.text), slog.New(slog.DiscardHandler))
 		if !errors.Is(err, errUnknownKey) || !strings.Contains(err.Error(), tc.want) {

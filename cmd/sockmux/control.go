@@ -24,11 +24,14 @@ import (
 	"github.com/sockmux/sockmux/internal/ratelog"
 )
 
-// linkReport is one link in sockmux status.
+// linkReport is one link in sockmux status. Addr is where it listens or
+// what it dials: of a connect link's failover list (Addrs), the address
+// in use.
 type linkReport struct {
 	Name   string        `json:"name"`
 	Mode   string        `json:"mode"`
 	Addr   string        `json:"addr"`
+	Addrs  []string      `json:"addrs,omitempty"`
 	Status actors.Status `json:"status"`
 }
 
@@ -62,7 +65,11 @@ func (d *daemon) report() report {
 	sort.Slice(links, func(i, j int) bool { return links[i].conf.name < links[j].conf.name })
 	var r report
 	for _, rl := range links {
-		r.Links = append(r.Links, linkReport{Name: rl.conf.name, Mode: rl.conf.mode, Addr: rl.conf.addr, Status: rl.node.Status()})
+		lr := linkReport{Name: rl.conf.name, Mode: rl.conf.mode, Addr: rl.conf.addr, Status: rl.node.Status()}
+		if len(rl.conf.addrs) > 1 {
+			lr.Addr, lr.Addrs = inUse(rl.conf.addrs, lr.Status), rl.conf.addrs
+		}
+		r.Links = append(r.Links, lr)
 	}
 	for _, rs := range shares {
 		r.Shares = append(r.Shares, shareReport{Name: rs.conf.name, Listen: rs.share.Addr().String(), Stats: rs.share.Stats()})
@@ -311,8 +318,12 @@ func printReport(w io.Writer, r report) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	for _, l := range r.Links {
 		s := l.Status
+		addr := l.Addr
+		if n := failoverPosition(l); n != "" {
+			addr += " (" + n + ")"
+		}
 		fmt.Fprintf(tw, "link %s\t%s %s\tbytes in %d\tout %d\tstreams %d/%d\trefusals %d\treconnects %d\tcredit stalls %d\n",
-			l.Name, l.Mode, l.Addr, s.BytesIn, s.BytesOut, s.StreamsOpened-s.StreamsClosed, s.StreamsOpened,
+			l.Name, l.Mode, addr, s.BytesIn, s.BytesOut, s.StreamsOpened-s.StreamsClosed, s.StreamsOpened,
 			s.Refusals, s.Reconnects, s.CreditStalls)
 		for _, p := range s.Links {
 			state := "down"

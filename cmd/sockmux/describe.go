@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/sockmux/sockmux/carriers"
@@ -33,7 +34,10 @@ func (c *config) describe() string {
 }
 
 func describeLink(b *strings.Builder, l *linkConf) {
-	fmt.Fprintf(b, "link %q: %s %s\n", l.name, l.mode, l.addr)
+	fmt.Fprintf(b, "link %q: %s %s\n", l.name, l.mode, strings.Join(l.addrs, " "))
+	if len(l.addrs) > 1 {
+		fmt.Fprintf(b, "  failover in turn: %s (after the last, the first again)\n", strings.Join(l.addrs, ", "))
+	}
 	cfg := l.cfg
 	auth := "none"
 	var parts []string
@@ -65,7 +69,7 @@ func describeLink(b *strings.Builder, l *linkConf) {
 	} else {
 		fmt.Fprintf(b, "  resume-window %s\n", resume)
 	}
-	if carriers.UsesTLS(l.addr) {
+	if slices.ContainsFunc(l.addrs, carriers.UsesTLS) {
 		fmt.Fprintf(b, "  tls: %s\n", tlsSummary(l))
 	}
 	policy := "default (any for an authenticated peer, loopback otherwise)"

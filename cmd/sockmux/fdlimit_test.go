@@ -62,8 +62,16 @@ type child struct {
 // set the limit skips the test.
 func startLimited(t testing.TB, nofile int, args ...string) *child {
 	t.Helper()
+	return startChild(t, []string{nofileEnv + "=" + strconv.Itoa(nofile)}, args...)
+}
+
+// startChild runs "sockmux args..." as a process of its own, with env
+// added to the test's environment; it is interrupted, and waited for,
+// when the test ends.
+func startChild(t testing.TB, env []string, args ...string) *child {
+	t.Helper()
 	c := &child{cmd: exec.Command(os.Args[0], args...), exited: make(chan error, 1)}
-	c.cmd.Env = append(os.Environ(), "SOCKMUX_TEST_MAIN=1", nofileEnv+"="+strconv.Itoa(nofile))
+	c.cmd.Env = append(append(os.Environ(), "SOCKMUX_TEST_MAIN=1"), env...)
 	c.cmd.Stderr = &c.log
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -105,20 +113,6 @@ func (c *child) waitLine(t testing.TB, what string, parts ...string) string {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-// findLine returns the first line of log that holds every one of parts.
-func findLine(log string, parts ...string) (string, bool) {
-	for line := range strings.Lines(log) {
-		all := true
-		for _, p := range parts {
-			all = all && strings.Contains(line, p)
-		}
-		if all {
-			return line, true
-		}
-	}
-	return "", false
 }
 
 // countLines is how many lines of log hold every one of parts.
@@ -279,21 +273,4 @@ func TestFDLimit(t *testing.T) {
 	listen.waitLine(t, "the BIND flooder's link down", `msg="link down"`)
 	echoThroughFwd(t, fwd2, 8)
 	recovered(t, listen, "forward", fwd2)
-}
-
-// echoThroughFwd passes a checksummed megabyte through the forward on
-// addr to the echo server and back.
-func echoThroughFwd(t testing.TB, addr string, seed uint64) {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	// A deaf listener still completes the dial (the kernel's backlog
-	// does); the deadline makes it fail the test instead of hanging it.
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if err := testkit.EchoCheck(c, seed, 1<<20); err != nil {
-		t.Fatalf("through %s: %v", addr, err)
-	}
 }

@@ -60,6 +60,8 @@ type options struct {
 	tlsFlags     []string // the TLS flags this command has, for checkTLSFlags
 	tls          carriers.TLSConfig
 	proxy        string // --proxy (proxyflag.go)
+	pool         string // --pool NAME (connect)
+	remoteBind   string // --remote-bind-addr HOST (listen)
 }
 
 // addLinkFlags defines the flags of every command that runs a link
@@ -113,6 +115,8 @@ func (o *options) addListenFlags(f *pflag.FlagSet) {
 	// not show one user's home.
 	f.StringVar(&o.tls.StateDir, "state-dir", "", "tls://, wss:// and quic:// only: where a generated TLS certificate is kept (default $XDG_STATE_HOME/sockmux/tls, or ~/.local/state/sockmux/tls)")
 	o.tlsFlags = []string{"tls-cert", "tls-key", "tls-client-ca", "state-dir"}
+	f.StringVar(&o.remoteBind, "remote-bind-addr", "",
+		"bind a peer's -R that asks for all addresses (*, empty, 0.0.0.0 or ::) on this `HOST` instead, so several hubs on one machine each bind their own")
 }
 
 // addAuthorizedKeysFlag defines --authorized-keys, for the commands that
@@ -132,6 +136,8 @@ func (o *options) addConnectFlags(f *pflag.FlagSet) {
 	f.StringArrayVar(&o.bindCarrier, "bind-carrier", nil,
 		"dial carriers from this local `ADDR|IFACE` (repeatable): with several, the link's carriers spread over them, so two uplinks add up (--carriers defaults to their number)")
 	o.connectFlags = f
+	f.StringVar(&o.pool, "pool", "",
+		"share each TCP -R with the other links that ask the listener for the same address under this pool `NAME`: it spreads their connections over the live ones (fewest open streams first)")
 	f.IntVar(&o.maxRetries, "max-retries", 0, "give up (exit 1) after `N` failed dials or handshakes in a row (0: retry for ever)")
 	o.addProxyFlag(f)
 	f.StringVar(&o.peerKey, "peer-key", "", "pin the listener's public key: its `PUB` line (sockmux-x25519 BASE64) or the base64 alone; needs --identity")
@@ -144,20 +150,25 @@ func (o *options) addConnectFlags(f *pflag.FlagSet) {
 	o.tlsFlags = []string{"tls-ca", "tls-fingerprint", "tls-cert", "tls-key"}
 }
 
-// checkTLSFlags refuses a TLS flag given for a carrier that runs no TLS:
+// checkTLSFlags refuses a TLS flag given for carriers that run no TLS:
 // it would be ignored, and a pinned fingerprint that pins nothing is worse
-// than none.
-func (o *options) checkTLSFlags(f *pflag.FlagSet, addr string) error {
-	if carriers.UsesTLS(addr) {
-		return nil
-	}
-	scheme, err := carriers.Scheme(addr)
-	if err != nil {
-		return nil // the address's own error comes next
+// than none. With a failover list, the flags apply to the addresses that
+// run TLS, so one of them must.
+func (o *options) checkTLSFlags(f *pflag.FlagSet, addrs ...string) error {
+	var schemes []string
+	for _, addr := range addrs {
+		if carriers.UsesTLS(addr) {
+			return nil
+		}
+		scheme, err := carriers.Scheme(addr)
+		if err != nil {
+			return nil // the address's own error comes next
+		}
+		schemes = append(schemes, fmt.Sprintf("%s is %s://", addr, scheme))
 	}
 	for _, name := range o.tlsFlags {
 		if fl := f.Lookup(name); fl != nil && fl.Changed {
-			return flagErr(name, fmt.Errorf("%w: --%s applies to tls://, wss:// and quic:// carriers only, and %s is %s://", errUsage, name, addr, scheme))
+			return flagErr(name, fmt.Errorf("%w: --%s applies to tls://, wss:// and quic:// carriers only, and %s", errUsage, name, strings.Join(schemes, ", ")))
 		}
 	}
 	return nil
@@ -196,6 +207,9 @@ func (o *options) setup(logger func() (*slog.Logger, error)) (*slog.Logger, acto
 		cfg.Remotes = append(cfg.Remotes, r)
 	}
 	cfg.ExitOnForwardFailure = o.exitOnFwdErr
+	if cfg.Pool, cfg.RemoteBindAddr, err = o.poolFlags(cfg.Remotes); err != nil {
+		return nil, cfg, nil, err
+	}
 	for _, d := range o.dynamic {
 		bind, err := parseDynamic(d, o.defaultBind())
 		if err != nil {
@@ -337,14 +351,11 @@ func (o *options) key() ([]byte, error) {
 	var k string
 	switch {
 	case o.keyFile != "":
-		b, err := os.ReadFile(o.keyFile)
+		b, err := readKeyFile("key-file", o.keyFile)
 		if err != nil {
-			return nil, fmt.Errorf("%w: --key-file: %w", errUsage, err)
+			return nil, err
 		}
-		k = strings.TrimSpace(string(b))
-		if k == "" {
-			return nil, fmt.Errorf("%w: --key-file %s is empty", errUsage, o.keyFile)
-		}
+		k = string(b)
 	case os.Getenv("SOCKMUX_KEY") != "":
 		k = os.Getenv("SOCKMUX_KEY")
 	default:
@@ -411,4 +422,24 @@ func parseDynamic(spec, defaultBind string) (string, error) {
 		return "", fmt.Errorf("%w: -D %q: want [bind_addr:]port", errUsage, spec)
 	}
 	return net.JoinHostPort(host, port), nil
+}
+
+// poolFlags checks --pool (against the -R it pools) and --remote-bind-addr.
+func (o *options) poolFlags(remotes []forward.Forward) (pool, remoteBind string, err error) {
+	if o.pool != "" {
+		if !engine.ValidPoolName(o.pool) {
+			return "", "", flagErr("pool", fmt.Errorf("%w: --pool %q: a pool name is 1 to %d letters, digits, '-', '_' or '.'", errUsage, o.pool, engine.MaxPoolName))
+		}
+		for _, r := range remotes {
+			if r.UDP {
+				return "", "", flagErr("pool", fmt.Errorf("%w: --pool pools TCP reverse forwards, and -R %s is UDP; give it on a link of its own", errUsage, r))
+			}
+		}
+	}
+	if h := o.remoteBind; h != "" {
+		if strings.ContainsAny(h, ":/ ") && net.ParseIP(h) == nil || strings.HasPrefix(h, "[") {
+			return "", "", flagErr("remote-bind-addr", fmt.Errorf("%w: --remote-bind-addr %q: want a host or IP address, no port", errUsage, h))
+		}
+	}
+	return o.pool, o.remoteBind, nil
 }

@@ -293,10 +293,12 @@ func TestReadmeTwoHostExample(t *testing.T) {
 		return strings.Fields(m[1])
 	}
 	key := keyFile(t, "a key made as the README says, 32 bytes and more")
-	link, echo := testkit.FreeAddr(t), testkit.Echo(t)
+	// The example listens on 0.0.0.0: its ports must be free on every
+	// address, not only on 127.0.0.1 (other tests bind 127.0.0.11 and up).
+	link, echo := testkit.FreeWildcardAddr(t), testkit.Echo(t)
 	_, linkPort, _ := net.SplitHostPort(link)
 	_, echoPort, _ := net.SplitHostPort(echo)
-	fwd := map[string]string{"hostX": testkit.FreeAddr(t), "hostY": testkit.FreeAddr(t)}
+	fwd := map[string]string{"hostX": testkit.FreeWildcardAddr(t), "hostY": testkit.FreeWildcardAddr(t)}
 	for _, host := range []string{"hostX", "hostY"} {
 		_, fwdPort, _ := net.SplitHostPort(fwd[host])
 		args := cmdOf(host)
@@ -310,6 +312,11 @@ func TestReadmeTwoHostExample(t *testing.T) {
 		}
 		log := runBG(t, append(args[:1:1], append([]string{"--drain", "0s"}, args[1:]...)...)...)
 		if host == "hostX" {
+			t.Cleanup(func() {
+				if t.Failed() {
+					t.Logf("hostX's log:\n%s", log.String())
+				}
+			})
 			waitListening(t, link)
 		} else {
 			waitLog(t, log, `msg="link up"`)

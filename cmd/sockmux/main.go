@@ -3,6 +3,7 @@
 //
 //	sockmux listen [flags] ADDR    accept links on ADDR
 //	sockmux connect [flags] ADDR   keep a link to ADDR, redialling with backoff
+//	                               (several ADDRs: failing over between them)
 //	sockmux demo                   both peers in one process, with traffic
 //
 // This package is the command line and nothing else; the work is done by
@@ -28,6 +29,7 @@ import (
 
 	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/carriers"
+	"github.com/sockmux/sockmux/internal/cluster"
 	"github.com/sockmux/sockmux/internal/forward"
 )
 
@@ -181,6 +183,7 @@ func parseForwards(specs []string, defaultBind string) ([]forward.Forward, error
 func listenCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Command {
 	var o options
 	var h habits
+	var cf clusterFlags
 	cmd := &cobra.Command{
 		Use:   "listen [flags] ADDR",
 		Short: "Accept links on ADDR: host:port, tcp://, tls://, ws://, wss://, quic://, fifo:READ,WRITE or comm:PATH",
@@ -198,7 +201,11 @@ func listenCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Com
   sockmux listen --key-file sockmux.key quic://0.0.0.0:7443
 
   # let the peer's -R listen on port 8080 of all addresses here
-  sockmux listen --key-file sockmux.key --allow-listen '*:8080' 0.0.0.0:7000`,
+  sockmux listen --key-file sockmux.key --allow-listen '*:8080' 0.0.0.0:7000
+
+  # one hub of a cluster of three (docs/CLUSTER.md): edges' -R binds are bound on every hub
+  sockmux listen --key-file sockmux.key --allow-listen '*:8080' --cluster prod \
+    --cluster-key cluster.key --cluster-bind 10.0.0.1:7946 --cluster-seed 10.0.0.2:7946 0.0.0.0:7000`,
 		Args: exactlyOneAddr,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := h.apply(cmd.Flags()); err != nil {
@@ -218,6 +225,16 @@ func listenCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Com
 			if !local && cfg.Key == nil && cfg.AuthorizedKeys == nil && o.tls.ClientCAFile == "" && !o.insecure {
 				return fmt.Errorf("%w: %s: %w", errUsage, args[0], errNoKey)
 			}
+			clustered, err := cf.enabled(cmd.Flags())
+			if err != nil {
+				return err
+			}
+			var ccfg cluster.Config
+			if clustered {
+				if ccfg, err = cf.config(args[0], log); err != nil {
+					return err
+				}
+			}
 			if h.background && !inBackground() {
 				return goBackground(stderr)
 			}
@@ -225,12 +242,25 @@ func listenCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Com
 			if err != nil {
 				return addrErr(err)
 			}
+			ccfg.Link = boundLink(ccfg.Link, ln.Addr())
+			member, err := startCluster(&cf, ccfg)
+			if err != nil {
+				ln.Close()
+				return err
+			}
+			if member != nil {
+				defer member.Close()
+				cfg.BindWatcher = registerBinds(member, log)
+				bridge := cluster.NewBridge(member, bridgeConfig(cfg, log))
+				defer bridge.Close() // before the member leaves
+			}
 			// Listening, and its forwards too: -f's parent may go.
 			return serve(cmd.Context(), log, &o, cfg, func(n *actors.Node) { n.Serve(ln); readyForeground() }, func() { ln.Close() })
 		},
 	}
 	o.addLinkFlags(cmd.Flags())
 	o.addListenFlags(cmd.Flags())
+	cf.addFlags(cmd.Flags(), true)
 	h.addHabitFlags(cmd.Flags(), "it listens, and its forwards too")
 	return cmd
 }
@@ -241,8 +271,21 @@ func connectCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Co
 	var persist bool
 	var connectTimeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "connect [flags] ADDR",
-		Short: "Keep a link to the peer at ADDR (host:port, tcp://, tls://, ws://, wss://, quic://, fifo:, comm: or exec:COMMAND), redialling with backoff",
+		Use:   "connect [flags] ADDR [ADDR...]",
+		Short: "Keep a link to the peer at ADDR (host:port, tcp://, tls://, ws://, wss://, quic://, fifo:, comm: or exec:COMMAND), redialling with backoff; with several ADDRs, failing over between them in turn",
+		Long: `Keep a link to the peer at ADDR (host:port, tcp://, tls://, ws://, wss://,
+quic://, fifo:, comm: or exec:COMMAND), redialling with backoff (1 s doubling
+to 30 s, with jitter) when it drops.
+
+With several ADDRs, of any carrier kinds, the link is at one of them at a
+time, and every carrier of it (--carriers, and those that resume it) goes to
+that address with the same carrier flags. At the start they are tried in
+order, as ssh tries a host's addresses: when one refuses or fails its
+handshake the next is dialled at once; only after all of them failed in a
+row does the backoff apply. A link lost for good (the peer went away, the
+resume window ran out) moves to the next address after the backoff, and
+from there the same rule holds; after the last comes the first. The log names the address in use (addr= on
+"link up") and each move ("failing over to ADDR (n of m)").`,
 		Example: `  # port 8080 here reaches port 80 of the peer's own host
   sockmux connect --key-file sockmux.key -L 8080:127.0.0.1:80 hub.example:7000
 
@@ -255,6 +298,9 @@ func connectCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Co
   # TLS, pinning the certificate the listener logged; stripe over 4 carriers
   sockmux connect --key-file sockmux.key --tls-fingerprint AB:CD:... --carriers 4 tls://hub.example:7443
 
+  # two hubs: the first one that answers; when its link is lost for good, the other
+  sockmux connect --key-file sockmux.key -L 8080:127.0.0.1:80 hub1.example:7000 tls://hub2.example:7443 --tls-ca ca.pem
+
   # a WebSocket through the reverse proxy in front of the hub, out through an HTTP proxy
   sockmux connect --key-file sockmux.key --proxy http://user:pass@proxy.corp:3128 -L 8080:127.0.0.1:80 wss://hub.example/tunnel
 
@@ -263,16 +309,16 @@ func connectCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Co
 
   # ssh to a host behind the hub: sockmux as ssh's ProxyCommand
   ssh -o ProxyCommand='sockmux connect --key-file sockmux.key -W %h:%p hub.example:7000' internal-host`,
-		Args: exactlyOneAddr,
+		Args: someAddrs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := h.apply(cmd.Flags()); err != nil {
 				return err
 			}
-			first := args[0]
+			first := args
 			if len(o.via) > 0 {
-				first = o.via[0] // the TLS flags are for the first hop's carrier
+				first = o.via[:1] // the TLS flags are for the first hop's carrier
 			}
-			if err := o.checkTLSFlags(cmd.Flags(), first); err != nil {
+			if err := o.checkTLSFlags(cmd.Flags(), first...); err != nil {
 				return err
 			}
 			if o.stdioTarget != "" {
@@ -313,27 +359,27 @@ func connectCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Co
 				}
 			}
 			if len(o.via) == 0 {
-				d, err := carriers.NewDialer(args[0], copts...)
+				ds, err := newDialers(args, copts)
 				if err != nil {
 					return addrErr(err)
 				}
 				if o.stdioTarget != "" {
-					return stdioForward(cmd.Context(), log, cfg, d, o.stdioTarget, nil)
+					return stdioForward(cmd.Context(), log, cfg, ds, o.stdioTarget, nil)
 				}
-				return serve(cmd.Context(), log, &o, cfg, func(n *actors.Node) { n.Connect(d) }, nil)
+				return serve(cmd.Context(), log, &o, cfg, func(n *actors.Node) { connectTo(n, ds) }, nil)
 			}
-			d, hops, err := cascade(log, cfg, copts, o.via, args[0])
+			ds, hops, err := cascade(log, cfg, copts, o.via, args)
 			if err != nil {
 				return err
 			}
 			if o.stdioTarget != "" {
-				return stdioForward(cmd.Context(), log, cfg, d, o.stdioTarget, func() {
+				return stdioForward(cmd.Context(), log, cfg, ds, o.stdioTarget, func() {
 					for i := len(hops) - 1; i >= 0; i-- {
 						hops[i].Shutdown(0)
 					}
 				})
 			}
-			return serve(cmd.Context(), log, &o, cfg, func(n *actors.Node) { n.Connect(d) }, func() {
+			return serve(cmd.Context(), log, &o, cfg, func(n *actors.Node) { connectTo(n, ds) }, func() {
 				for i := len(hops) - 1; i >= 0; i-- {
 					hops[i].Shutdown(o.drain)
 				}
@@ -353,11 +399,13 @@ func connectCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Co
 }
 
 // cascade links to each relay in turn, each link riding on a stream of the
-// one before, and returns the dialer of the final link and the hops' nodes.
-// Every hop authenticates with the same key: authentication is end to end.
-func cascade(log *slog.Logger, cfg actors.Config, copts []carriers.Option, via []string, final string) (carriers.Dialer, []*actors.Node, error) {
+// one before, and returns the dialers of the final link (one per address
+// of finals, to fail over between, each through the last relay) and the
+// hops' nodes. Every hop authenticates with the same key: authentication
+// is end to end.
+func cascade(log *slog.Logger, cfg actors.Config, copts []carriers.Option, via []string, finals []string) ([]carriers.Dialer, []*actors.Node, error) {
 	var hops []*actors.Node
-	fail := func(err error) (carriers.Dialer, []*actors.Node, error) {
+	fail := func(err error) ([]carriers.Dialer, []*actors.Node, error) {
 		for _, h := range hops {
 			h.Close()
 		}
@@ -367,11 +415,18 @@ func cascade(log *slog.Logger, cfg actors.Config, copts []carriers.Option, via [
 	if err != nil {
 		return fail(addrErr(err))
 	}
-	next := append(append([]string(nil), via[1:]...), final)
-	for i, addr := range next {
+	hostPort := func(addr string) error {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
-			return fail(fmt.Errorf("%w: %q: after --via, addresses are host:port as the relay before sees them", errUsage, addr))
+			return fmt.Errorf("%w: %q: after --via, addresses are host:port as the relay before sees them", errUsage, addr)
 		}
+		return nil
+	}
+	for _, addr := range append(append([]string(nil), via[1:]...), finals...) {
+		if err := hostPort(addr); err != nil {
+			return fail(err)
+		}
+	}
+	for i := range via {
 		hopCfg := cfg
 		hopCfg.Forwards, hopCfg.Remotes, hopCfg.OnLink = nil, nil, nil
 		hopCfg.Logger = log.With("hop", i+1, "relay", via[i])
@@ -381,9 +436,15 @@ func cascade(log *slog.Logger, cfg actors.Config, copts []carriers.Option, via [
 		}
 		hop.Connect(d)
 		hops = append(hops, hop)
-		d = &streamDialer{node: hop, target: addr, via: via[i]}
+		if i+1 < len(via) {
+			d = &streamDialer{node: hop, target: via[i+1], via: via[i]}
+		}
 	}
-	return d, hops, nil
+	ds := make([]carriers.Dialer, len(finals))
+	for i, addr := range finals {
+		ds[i] = &streamDialer{node: hops[len(hops)-1], target: addr, via: via[len(via)-1]}
+	}
+	return ds, hops, nil
 }
 
 // streamDialer makes a carrier out of a stream of another node's link.

@@ -62,12 +62,22 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"listen", "--carriers", "2", "127.0.0.1:0"}, "--carriers"},
 		{[]string{"listen", "--resume-window", "-1s", "127.0.0.1:0"}, "--resume-window"},
 		{[]string{"listen", "--max-binds", "0", "127.0.0.1:0"}, "--max-binds"},
+		{[]string{"connect", "--pool", "we b", "127.0.0.1:1"}, `--pool "we b"`},
+		{[]string{"connect", "--pool", "web", "-R", "9000/udp:127.0.0.1:53", "127.0.0.1:1"}, "is UDP"},
+		{[]string{"listen", "--remote-bind-addr", "127.0.0.11:80", "127.0.0.1:0"}, "--remote-bind-addr"},
 		{[]string{"bogus"}, `unknown command "bogus"`},
 		{[]string{"lisen", "127.0.0.1:0"}, `did you mean "listen"?`},
 		{[]string{"run"}, "-c FILE"},
 		{[]string{"check"}, "-c FILE"},
 		{[]string{"listen", "--lokal", "1:h:2", "127.0.0.1:0"}, "did you mean --local?"},
 		{[]string{"connect", "--max-stream", "5", "127.0.0.1:1"}, "did you mean --max-streams?"},
+		{[]string{"listen", "--cluster-bind", "127.0.0.1:0", "127.0.0.1:0"}, "--cluster-bind applies only with --cluster"},
+		{[]string{"listen", "--cluster", "c", "127.0.0.1:0"}, "--cluster-bind"},
+		{[]string{"listen", "--cluster", "c", "--cluster-bind", "127.0.0.1:0", "--cluster-provider", "zk", "127.0.0.1:0"}, "--cluster-provider"},
+		{[]string{"listen", "--cluster", "c", "--cluster-bind", "0.0.0.0:7946", "--cluster-advertise", "10.0.0.1:7946", "127.0.0.1:0"}, "without --cluster-key"},
+		{[]string{"listen", "--cluster", "c", "--cluster-bind", "127.0.0.1:0", "--cluster-seed", "nocolon", "127.0.0.1:0"}, "--cluster-seed"},
+		{[]string{"listen", "--cluster", "c", "--cluster-bind", "127.0.0.1:0", "--cluster-key", "/nonexistent/key", "127.0.0.1:0"}, "--cluster-key"},
+		{[]string{"listen", "--cluster", "c", "--cluster-bind", "127.0.0.1:0", "fifo:/nonexistent/r,/nonexistent/w"}, "--cluster-link"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

@@ -79,6 +79,10 @@ func (d *daemon) reload() (*reloadResult, error) {
 			setProcessKey(next, k.key, k.was) // what runs stays what the file said before
 		}
 	}
+	if changed := clusterChanged(d.cfg.cluster, next.cluster); changed != "" {
+		res.NeedRestart = append(res.NeedRestart, "cluster: "+changed+": needs a restart")
+		next.cluster = d.cfg.cluster // what runs stays what the file said before
+	}
 	for name, rl := range d.links {
 		if !slices.ContainsFunc(next.links, func(l *linkConf) bool { return l.name == name }) {
 			rl.stop(rl.conf.opts.drain)
@@ -166,7 +170,7 @@ func (d *daemon) applyLink(rl *runningLink, next *linkConf, res *reloadResult) {
 			restart = append(restart, k)
 		}
 	}
-	if old.mode != next.mode || old.addr != next.addr {
+	if (old.mode != next.mode || !slices.Equal(old.addrs, next.addrs)) && !slices.Contains(restart, next.mode) {
 		restart = append(restart, next.mode)
 	}
 	running := *old

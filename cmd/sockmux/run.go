@@ -17,6 +17,7 @@ import (
 
 	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/carriers"
+	"github.com/sockmux/sockmux/internal/cluster"
 )
 
 // daemon runs the links of a configuration file and applies reloads.
@@ -76,6 +77,26 @@ func runDaemon(ctx context.Context, cfg *config, log *slog.Logger) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	d := &daemon{log: log, cfg: cfg, links: map[string]*runningLink{}, shares: map[string]*runningShare{}}
+	if cfg.cluster != nil {
+		member, err := startCluster(&cfg.cluster.flags, cfg.cluster.cfg)
+		if err != nil {
+			return err
+		}
+		// Closed after the links' shutdown below (defers run last).
+		defer member.Close()
+		bridged := false
+		for _, l := range cfg.links {
+			if l.mode != "listen" {
+				continue
+			}
+			l.cfg.BindWatcher = registerBinds(member, log)
+			if !bridged {
+				bridged = true
+				bridge := cluster.NewBridge(member, bridgeConfig(l.cfg, log))
+				defer bridge.Close()
+			}
+		}
+	}
 	for _, l := range cfg.links {
 		rl, err := d.start(l)
 		if err != nil {
@@ -158,20 +179,20 @@ func (d *daemon) start(l *linkConf) (*runningLink, error) {
 	case l.mode == "listen":
 		node.Serve(rl.ln)
 	case len(l.opts.via) > 0:
-		dl, hops, err := cascade(log, cfg, l.copts, l.opts.via, l.addr)
+		ds, hops, err := cascade(log, cfg, l.copts, l.opts.via, l.addrs)
 		if err != nil {
 			node.Close()
 			return nil, err
 		}
 		rl.hops = hops
-		node.Connect(dl)
+		connectTo(node, ds)
 	default:
-		dl, err := carriers.NewDialer(l.addr, l.copts...)
+		ds, err := newDialers(l.addrs, l.copts)
 		if err != nil {
 			node.Close()
 			return nil, err
 		}
-		node.Connect(dl)
+		connectTo(node, ds)
 	}
 	return rl, nil
 }

@@ -61,11 +61,11 @@ func (s *stdioStream) Reset() { s.end(true) }
 
 var _ actors.Resetter = (*stdioStream)(nil)
 
-// stdioForward runs -W: a node with one link to d, and one stream over it
-// to target carrying stdin and stdout. It returns when the stream ends:
-// nil on a clean end; the reason when the open is refused, the link
-// fails, or the stream is reset.
-func stdioForward(ctx context.Context, log *slog.Logger, cfg actors.Config, d carriers.Dialer, target string, cleanup func()) error {
+// stdioForward runs -W: a node with one link to ds (failing over between
+// them in turn), and one stream over it to target carrying stdin and
+// stdout. It returns when the stream ends: nil on a clean end; the reason
+// when the open is refused, the link fails, or the stream is reset.
+func stdioForward(ctx context.Context, log *slog.Logger, cfg actors.Config, ds []carriers.Dialer, target string, cleanup func()) error {
 	if cleanup != nil {
 		defer cleanup()
 	}
@@ -76,7 +76,7 @@ func stdioForward(ctx context.Context, log *slog.Logger, cfg actors.Config, d ca
 		return err
 	}
 	defer node.Shutdown(0)
-	node.Connect(d)
+	connectTo(node, ds)
 	conn := newStdioStream()
 	opened := make(chan error, 1)
 	go func() { opened <- node.OpenStream(ctx, conn, target) }()

@@ -2,7 +2,8 @@ package testkit
 
 // Real outside servers a test starts on loopback, with a configuration it
 // writes: nginx as a WebSocket reverse proxy, tinyproxy as an HTTP
-// CONNECT proxy, Dante as a SOCKS5 proxy. Each runs as a process group of
+// CONNECT proxy, Dante as a SOCKS5 proxy, etcd for the cluster's etcd
+// provider. Each runs as a process group of
 // its own, killed when the test ends.
 
 import (
@@ -238,4 +239,19 @@ socks pass {
 		filepath.Join(dir, "passwd"), filepath.Join(dir, "shadow"), bin, path)
 	startOutside(t, "danted", addr, unshare, "--mount", "--propagation", "private", "sh", "-c", script)
 	return addr
+}
+
+// Etcd starts an etcd server (Debian's etcd-server) of one node on free
+// loopback ports, its data in a temporary directory, and returns its
+// client address (host:port).
+func Etcd(t testing.TB) string {
+	t.Helper()
+	bin := NeedTool(t, "etcd")
+	client, peer := FreeAddr(t), FreeAddr(t)
+	startOutside(t, "etcd", client, bin,
+		"--name", "test", "--data-dir", t.TempDir(),
+		"--listen-client-urls", "http://"+client, "--advertise-client-urls", "http://"+client,
+		"--listen-peer-urls", "http://"+peer, "--initial-advertise-peer-urls", "http://"+peer,
+		"--initial-cluster", "test=http://"+peer, "--log-level", "warn")
+	return client
 }

@@ -88,6 +88,20 @@ func FreeAddr(t testing.TB) string {
 	return addr
 }
 
+// FreeWildcardAddr returns a loopback address whose port nothing listens
+// on at any address, for a test that listens on 0.0.0.0 (a port free on
+// 127.0.0.1 may be taken on 127.0.0.11).
+func FreeWildcardAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	ln.Close()
+	return net.JoinHostPort("127.0.0.1", port)
+}
+
 // Payload is n deterministic pseudo-random bytes.
 func Payload(seed uint64, n int) []byte {
 	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))

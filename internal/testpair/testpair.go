@@ -4,6 +4,7 @@ package testpair
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"sync/atomic"
@@ -95,40 +96,7 @@ func New(t testing.TB, pc Config) *Pair {
 			p.dumpLogs(t)
 		}
 	})
-	var ln net.Listener
-	var dialer carriers.Dialer
-	var dialOpts []carriers.Option
-	scheme, path := "tcp://", ""
-	switch pc.Carrier {
-	case "", "tcp":
-		if ln, err = carriers.Listen("127.0.0.1:0"); err != nil {
-			t.Fatal(err)
-		}
-		p.LinkAddr = ln.Addr().String()
-	case "ws":
-		if ln, err = carriers.Listen("ws://127.0.0.1:0"+wsPath, carriers.WithLogger(slog.New(p.ALog))); err != nil {
-			t.Fatal(err)
-		}
-		p.LinkAddr = ln.Addr().String()
-		scheme, path = "ws://", wsPath
-	case "quic":
-		tc := carriers.TLSConfig{StateDir: t.TempDir()}
-		fp, err := tc.ServerFingerprint()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ln, err = carriers.Listen("quic://127.0.0.1:0", carriers.WithTLS(tc), carriers.WithLogger(slog.New(p.ALog))); err != nil {
-			t.Fatal(err)
-		}
-		p.LinkAddr = ln.Addr().String()
-		scheme = "quic://"
-		dialOpts = []carriers.Option{carriers.WithTLS(carriers.TLSConfig{Fingerprint: fp}), carriers.WithLogger(slog.New(p.BLog))}
-	case "pipe":
-		pipe := testkit.NewPipeCarrier()
-		ln, dialer = pipe, pipe
-	default:
-		t.Fatalf("unknown carrier %q", pc.Carrier)
-	}
+	ln, dial := Listen(t, pc.Carrier, slog.New(p.ALog), slog.New(p.BLog))
 	p.A.Serve(ln)
 	cb := actors.Config{Logger: slog.New(p.BLog), Forwards: pc.BForwards, Window: pc.Window, MaxWindow: pc.MaxWindow, Keepalive: pc.Keepalive, OnLink: onLink(upB),
 		Backoff: pc.Backoff, MaxBackoff: 4 * max(pc.Backoff, time.Second), ResumeWindow: pc.ResumeWindow, Carriers: pc.Carriers, Key: pc.Key}
@@ -140,8 +108,10 @@ func New(t testing.TB, pc Config) *Pair {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.B.Close() })
-	if dialer == nil {
-		dialAddr := p.LinkAddr
+	dialAddr := ""
+	if pc.Carrier != "pipe" {
+		p.LinkAddr = ln.Addr().String()
+		dialAddr = p.LinkAddr
 		switch {
 		case pc.Proxy && pc.Carrier == "quic":
 			p.Relay = testkit.NewUDPRelay(t, p.LinkAddr)
@@ -153,10 +123,8 @@ func New(t testing.TB, pc Config) *Pair {
 			p.Proxy = testkit.NewProxy(t, p.LinkAddr)
 			dialAddr = p.Proxy.Addr()
 		}
-		if dialer, err = carriers.NewDialer(scheme+dialAddr+path, dialOpts...); err != nil {
-			t.Fatal(err)
-		}
 	}
+	dialer := dial(dialAddr)
 	p.B.Connect(&countingDialer{Dialer: dialer, n: &p.Dials})
 	for _, ch := range []chan struct{}{upA, upB} {
 		select {
@@ -167,6 +135,63 @@ func New(t testing.TB, pc Config) *Pair {
 	}
 	return p
 }
+
+// pipes numbers the "pipe" listeners, so that their dialers have names
+// of their own.
+var pipes atomic.Int64
+
+// Listen starts a carrier listener of kind (one of Carriers; "" is "tcp")
+// on loopback, logging to log, and returns it, to be served, with the
+// dialers of that kind: dial(addr) reaches it at addr (its own address, or
+// a proxy's in front of it), logging to dialLog. A "pipe" listener's
+// dialer ignores addr, and is named "pipe:N". The node that serves the
+// listener closes it.
+func Listen(t testing.TB, kind string, log, dialLog *slog.Logger) (ln net.Listener, dial func(addr string) carriers.Dialer) {
+	t.Helper()
+	var err error
+	var dialOpts []carriers.Option
+	scheme, path := "tcp://", ""
+	switch kind {
+	case "", "tcp":
+		ln, err = carriers.Listen("127.0.0.1:0")
+	case "ws":
+		ln, err = carriers.Listen("ws://127.0.0.1:0"+wsPath, carriers.WithLogger(log))
+		scheme, path = "ws://", wsPath
+	case "quic":
+		tc := carriers.TLSConfig{StateDir: t.TempDir()}
+		fp, ferr := tc.ServerFingerprint()
+		if ferr != nil {
+			t.Fatal(ferr)
+		}
+		ln, err = carriers.Listen("quic://127.0.0.1:0", carriers.WithTLS(tc), carriers.WithLogger(log))
+		scheme = "quic://"
+		dialOpts = []carriers.Option{carriers.WithTLS(carriers.TLSConfig{Fingerprint: fp}), carriers.WithLogger(dialLog)}
+	case "pipe":
+		pipe := testkit.NewPipeCarrier()
+		d := &namedDialer{Dialer: pipe, name: fmt.Sprintf("pipe:%d", pipes.Add(1))}
+		return pipe, func(string) carriers.Dialer { return d }
+	default:
+		t.Fatalf("unknown carrier %q", kind)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln, func(addr string) carriers.Dialer {
+		d, err := carriers.NewDialer(scheme+addr+path, dialOpts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+}
+
+// namedDialer is a Dialer under another name.
+type namedDialer struct {
+	carriers.Dialer
+	name string
+}
+
+func (d *namedDialer) String() string { return d.name }
 
 // countingDialer counts the dials of the Dialer it wraps.
 type countingDialer struct {
@@ -192,4 +217,45 @@ func (p *Pair) dumpLogs(t testing.TB) {
 			}
 		}
 	}
+}
+
+// Edge is one more node dialling a Pair's A over a plain TCP carrier (a
+// hub with several edges), through a cuttable Proxy.
+type Edge struct {
+	Node  *actors.Node
+	Log   *testkit.Recorder
+	Proxy *testkit.Proxy
+}
+
+// AddEdge starts a node that dials p.A (whose carrier must be "tcp"),
+// adjusted by adjust, and returns once its link is up. It is closed when
+// the test ends.
+func (p *Pair) AddEdge(t testing.TB, adjust func(*actors.Config)) *Edge {
+	t.Helper()
+	e := &Edge{Log: testkit.NewRecorder(), Proxy: testkit.NewProxy(t, p.LinkAddr)}
+	up := make(chan struct{}, 16)
+	cfg := actors.Config{Logger: slog.New(e.Log), OnLink: func(ev actors.LinkEvent) {
+		if ev.Up {
+			up <- struct{}{}
+		}
+	}}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	var err error
+	if e.Node, err = actors.NewNode(cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Node.Close() })
+	dialer, err := carriers.NewDialer("tcp://" + e.Proxy.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Node.Connect(dialer)
+	select {
+	case <-up:
+	case <-time.After(10 * time.Second):
+		t.Fatal("edge link did not come up")
+	}
+	return e
 }

@@ -62,6 +62,12 @@ func ReadFrame(r io.Reader, seq bool, max uint32) (*Frame, error) {
 			return nil, noEOF(err)
 		}
 		f.Seq = binary.BigEndian.Uint64(s[:])
+		if f.Flags&engine.FlagAfter != 0 { // stream order: the frame it follows
+			var a [engine.AfterLen]byte
+			if _, err := io.ReadFull(r, a[:]); err != nil {
+				return nil, noEOF(err)
+			}
+		}
 	}
 	if f.Length > max {
 		return nil, fmt.Errorf("%w: %v of %d bytes (limit %d)", ErrTooLarge, f.Type, f.Length, max)
@@ -97,7 +103,7 @@ func AppendFrame(dst []byte, h engine.Header, seq uint64, payload []byte) []byte
 	n := engine.HeaderLen
 	if seq != 0 {
 		binary.BigEndian.PutUint64(b[engine.HeaderLen:], seq)
-		n = engine.MaxHeaderLen
+		n = engine.HeaderLen + engine.SeqLen
 	}
 	return append(append(dst, b[:n]...), payload...)
 }

@@ -125,11 +125,18 @@ function peerRows(p, now) {
   return rows;
 }
 
+// failover is "(n of m)" for a connect link with a failover list: which of
+// its addresses it is on.
+function failover(l) {
+  const addrs = l.addrs || [];
+  return addrs.length > 1 ? `(${addrs.indexOf(l.addr) + 1} of ${addrs.length})` : "";
+}
+
 function renderLink(l, hist, data, now) {
   const c = linkCard(l.name);
   const s = l.status || {};
   c.title.replaceChildren(el("span", { class: "name" }, l.name),
-    el("span", { class: "kind mono" }, [l.mode, l.addr].filter(Boolean).join(" ")));
+    el("span", { class: "kind mono" }, [l.mode, l.addr, failover(l)].filter(Boolean).join(" ")));
   const open = (s.streams_opened || 0) - (s.streams_closed || 0);
   c.totals.replaceChildren(
     stat("received", fmtBytes(s.bytes_in)), stat("sent", fmtBytes(s.bytes_out)),

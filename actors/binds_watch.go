@@ -1,0 +1,37 @@
+package actors
+
+// What a node tells Config.BindWatcher of the reverse forwards it listens
+// on: the hub cluster registers each in its directory so that the other
+// hubs bind it too.
+
+import "net"
+
+// ReverseBind is one TCP reverse forward this node listens on for peers.
+type ReverseBind struct {
+	// Addr is the address listened on, as bound ("127.0.0.11:8080").
+	Addr string
+	// Asked is the address the peer's -R asked for, as far as the node
+	// can tell from Addr: with --remote-bind-addr H, a bind on H was a
+	// bind for all addresses, and is given as "*:PORT"; "*:PORT" too
+	// for a bind on 0.0.0.0 or ::.
+	Asked string
+	// Pool is the pool's name ("" for a forward of one link).
+	Pool string
+	// Members is how many links hold it here; 0: no longer listening.
+	Members int
+}
+
+// watchBind tells the BindWatcher, if any, about the forward on addr.
+func (e *env) watchBind(addr, pool string, members int) {
+	if e.cfg.BindWatcher == nil {
+		return
+	}
+	asked := addr
+	if host, port, err := net.SplitHostPort(addr); err == nil {
+		ip := net.ParseIP(host)
+		if host == e.cfg.RemoteBindAddr || ip != nil && ip.IsUnspecified() {
+			asked = "*:" + port
+		}
+	}
+	e.cfg.BindWatcher(ReverseBind{Addr: addr, Asked: asked, Pool: pool, Members: members})
+}

@@ -1,0 +1,178 @@
+package actors
+
+// Pooled reverse forwards: links that ask this node to listen on the same
+// address under the same pool name (connect --pool NAME -R ...) share one
+// listening socket, and each connection it accepts goes to the live member
+// with the fewest open streams (frp's load-balancing groups, ngrok's
+// endpoint pooling).
+//
+// Who owns what: the node's poolSet owns each pool and its listening
+// socket; the socket's accept loop and the connections waiting for a
+// member are a listenerActor spawned at the root (it outlives any one
+// link); each member is a poolMemberActor, a child of the Link whose BIND
+// joined it, which leaves the pool when it stops — at UNBIND, when the
+// session ends, or when the Link itself stops — so the Link's own lifecycle
+// (protoactor's Stopping and Terminated) does the bookkeeping. The pool's
+// socket closes when its last member leaves.
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/sockmux/sockmux/engine"
+	"github.com/sockmux/sockmux/internal/forward"
+)
+
+// poolSet is a node's pools, by the address they listen on.
+type poolSet struct {
+	mu     sync.Mutex
+	byAddr map[string]*pool
+}
+
+// pool is one pooled listening socket and its members, in joining order.
+type pool struct {
+	name    string
+	addr    string // as bound: the key in poolSet
+	ln      net.Listener
+	pid     *actor.PID // its listenerActor
+	members []*poolMember
+	next    int // where the round robin among equally loaded members goes on
+}
+
+// poolMember is one link's BIND in a pool.
+type poolMember struct {
+	link *actor.PID
+	id   uint32       // the BIND's forward id on that link: the OPEN's target
+	peer string       // for logs
+	load atomic.Int32 // streams the pool has opened on it that are still open
+}
+
+// join adds m to the pool listening on addr under name, making the pool
+// (listen, and spawn its accept loop) if there is none. It reports the
+// address bound, or why the BIND fails: the address is another pool's, or
+// listening failed (another socket, pooled or not, has it).
+func (e *env) joinPool(addr, name string, m *poolMember) (string, error) {
+	ps := &e.pools
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if p := ps.byAddr[addr]; p != nil {
+		if p.name != name {
+			return "", fmt.Errorf("%s is taken by pool %q", addr, p.name)
+		}
+		p.members = append(p.members, m)
+		e.send(p.pid, &linkAvailable{})
+		e.watchBind(p.ln.Addr().String(), name, len(p.members))
+		return p.ln.Addr().String(), nil
+	}
+	ln, err := net.Listen("tcp", addr) // bind and listen: no waiting
+	if err != nil {
+		return "", err
+	}
+	p := &pool{name: name, addr: addr, ln: ln, members: []*poolMember{m}}
+	p.pid = e.sys.Root.Spawn(e.props(func() actor.Actor { return newPoolListener(e, ln, p) }))
+	if ps.byAddr == nil {
+		ps.byAddr = make(map[string]*pool)
+	}
+	ps.byAddr[addr] = p
+	e.watchBind(ln.Addr().String(), name, 1)
+	return ln.Addr().String(), nil
+}
+
+// leavePool takes m out of the pool on addr. The last member to leave
+// closes the socket there and then, so the address is free for the next
+// BIND at once, and stops the pool's listener.
+func (e *env) leavePool(addr string, m *poolMember) {
+	ps := &e.pools
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	p := ps.byAddr[addr]
+	if p == nil {
+		return
+	}
+	for i, q := range p.members {
+		if q == m {
+			p.members = append(p.members[:i], p.members[i+1:]...)
+			break
+		}
+	}
+	e.watchBind(p.ln.Addr().String(), p.name, len(p.members))
+	if len(p.members) > 0 {
+		return
+	}
+	delete(ps.byAddr, addr)
+	p.ln.Close()
+	e.sys.Root.Stop(p.pid)
+	e.log.Info("pooled reverse forward closed: its last member left", "pool", p.name, "listen", p.ln.Addr().String())
+}
+
+// pick chooses the member for a new connection: of those whose link is up
+// (not down, not waiting to resume), the one with the fewest open streams
+// from this pool, ties going round in joining order. It counts the stream
+// against the member at once, so a burst of connections spreads before
+// any of their OPENs is answered. nil: no member is live.
+func (e *env) pick(p *pool) *poolMember {
+	e.pools.mu.Lock()
+	defer e.pools.mu.Unlock()
+	var best *poolMember
+	n := len(p.members)
+	bestAt := 0
+	for k := range n {
+		i := (p.next + k) % n
+		m := p.members[i]
+		if !e.links.has(m.link) {
+			continue
+		}
+		if best == nil || m.load.Load() < best.load.Load() {
+			best, bestAt = m, i
+		}
+	}
+	if best != nil {
+		best.load.Add(1)
+		p.next = bestAt + 1
+	}
+	return best
+}
+
+// members is how many links are in the pool on addr (for tests and status).
+func (e *env) poolMembers(addr string) int {
+	e.pools.mu.Lock()
+	defer e.pools.mu.Unlock()
+	if p := e.pools.byAddr[addr]; p != nil {
+		return len(p.members)
+	}
+	return 0
+}
+
+// newPoolListener serves pool p's socket ln.
+func newPoolListener(e *env, ln net.Listener, p *pool) *listenerActor {
+	l := newListener(e, ln, poolForward(ln, p))
+	l.pool, l.kind = p, engine.TargetForward
+	return l
+}
+
+// poolMemberActor is one link's membership in a pool, as a child of that
+// Link: it leaves the pool when it stops.
+type poolMemberActor struct {
+	env  *env
+	addr string
+	m    *poolMember
+}
+
+func (a *poolMemberActor) Receive(ctx actor.Context) {
+	if _, ok := ctx.Message().(*actor.Stopping); ok {
+		a.env.leavePool(a.addr, a.m)
+	}
+}
+
+// openFor is the OPEN a pooled connection makes on member m's link.
+func openFor(m *poolMember) string { return strconv.FormatUint(uint64(m.id), 10) }
+
+// poolForward names a pool's listener in logs and stats.
+func poolForward(ln net.Listener, p *pool) forward.Forward {
+	return forward.Forward{Bind: ln.Addr().String(), Target: "pool " + p.name}
+}

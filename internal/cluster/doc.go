@@ -1,0 +1,34 @@
+// Package cluster owns a hub's membership of a sockmux hub cluster: the
+// control plane that lets many hubs share the reverse forwards (-R) their
+// edges asked for.
+//
+// It runs protoactor-go's cluster (package cluster, with disthash identity
+// lookup) on an actor system of its own, apart from the data path's:
+//
+//   - membership comes from a cluster provider, chosen by name: "static"
+//     (this package's, static.go: a list of seeds, each member probing the
+//     others over the control plane and learning the members they know),
+//     or protoactor's "etcd", "consul" and "k8s" (providers.go);
+//   - the control plane's traffic (protoactor's gRPC remote) is mutual TLS
+//     1.3 with credentials derived from the cluster's key (tls.go), and
+//     refused on a non-loopback address without one;
+//   - the directory (directory.go) is one virtual actor (a grain) that
+//     lists which hub holds which -R bind and for which pool: soft state,
+//     which every hub registers again after each membership change, since
+//     the grain moves to another member when the membership changes and
+//     starts empty there; entries of a hub that left are dropped;
+//   - Member (member.go) is the Go API the rest of sockmux uses: Start,
+//     Register and Unregister this hub's entries, Watch the directory
+//     (and WatchHubs the membership), Close;
+//   - Bridge (bridge.go) binds here what other hubs hold, and carries
+//     those connections to the holder over an ordinary sockmux link
+//     (an actors.Node per peer hub, dialling Entry.Link), one hop.
+//
+// Data never rides the control plane: hubs carry each other's streams
+// over ordinary sockmux links, whose addresses the directory's entries
+// name (Entry.Link). What travels between members is in codec.go:
+// protobuf well-known wrappers (wrapperspb.BytesValue) carrying a small
+// JSON document, so that no protoc step is needed.
+//
+// docs/CLUSTER.md has the design and a deployment.
+package cluster

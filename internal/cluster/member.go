@@ -1,0 +1,436 @@
+package cluster
+
+// Member: one hub's membership, the API the rest of sockmux uses.
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
+	"github.com/asynkron/protoactor-go/eventstream"
+	"github.com/asynkron/protoactor-go/remote"
+	"google.golang.org/grpc"
+	grpccreds "google.golang.org/grpc/credentials"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// retryAfter is how soon a failed sync with the directory is tried again.
+const retryAfter = time.Second
+
+// Member is this hub's membership of a cluster: its control plane, its
+// own entries in the directory, and the directory as it last saw it.
+type Member struct {
+	cfg      Config
+	log      *slog.Logger
+	sys      *actor.ActorSystem
+	cl       *cluster.Cluster
+	provider cluster.ClusterProvider
+	addr     string
+	topoSub  *eventstream.Subscription
+
+	kick chan struct{}
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+
+	mu       sync.Mutex
+	live     map[string]bool  // control-plane addresses of the members
+	own      map[string]Entry // this hub's entries, by bind
+	dir      []Entry          // the directory as last read or pushed
+	shown    []Entry          // dir less the hubs not live: what Watch saw last
+	watchers []chan []Entry
+	hubWatch []chan []string
+	closed   bool
+}
+
+// Start makes this hub a member of the cluster cfg names: it starts the
+// control plane, joins through the provider, and keeps this hub's entries
+// registered until Close.
+func Start(cfg Config) (*Member, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	host, port, _ := splitHostPort("--cluster-bind", cfg.Bind)
+	var opts []remote.ConfigOption
+	server := recovering(cfg.Logger)
+	if cfg.Key != nil {
+		creds, err := deriveCredentials(cfg.Key, cfg.Name)
+		if err != nil {
+			return nil, fmt.Errorf("--cluster-key: %w", err)
+		}
+		server = append(server, grpc.Creds(grpccreds.NewTLS(creds.server)))
+		opts = append(opts, remote.WithDialOptions(grpc.WithTransportCredentials(grpccreds.NewTLS(creds.client))))
+	}
+	opts = append(opts, remote.WithServerOptions(server...))
+	if cfg.Advertise != "" {
+		opts = append(opts, remote.WithAdvertisedHost(cfg.Advertise))
+	}
+	rcfg := remote.Configure(host, port, opts...)
+	// A member that is gone is found by the provider; the remote's
+	// endpoint need not spend long redialling it (2 s per try).
+	rcfg.MaxRetryCount = 2
+	provider, err := newProvider(cfg)
+	if err != nil {
+		return nil, err
+	}
+	m := &Member{
+		cfg: cfg, log: cfg.Logger, provider: provider,
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		live: map[string]bool{}, own: map[string]Entry{},
+	}
+	lib := slog.New(libLog{cfg.Logger.Handler()}).With("lib", "protoactor")
+	m.sys = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return lib }))
+	ccfg := cluster.Configure(cfg.Name, provider, disthash.New(), rcfg,
+		cluster.WithKinds(directoryKindOf(m)), cluster.WithRequestTimeout(cfg.RequestTimeout))
+	m.cl = cluster.New(m.sys, ccfg)
+	m.topoSub = m.sys.EventStream.Subscribe(func(ev any) {
+		if t, ok := ev.(*cluster.ClusterTopology); ok {
+			m.topology(t)
+		}
+	})
+	if _, err := m.sys.Root.SpawnNamed(actor.PropsFromFunc(m.receivePush), watcherName); err != nil {
+		m.sys.Shutdown()
+		return nil, fmt.Errorf("%w: %w", ErrStart, err)
+	}
+	if err := startMember(m.cl); err != nil {
+		m.sys.Shutdown()
+		return nil, err
+	}
+	m.mu.Lock()
+	m.addr = m.sys.Address()
+	m.mu.Unlock()
+	m.log.Info("cluster member started", "cluster", cfg.Name, "addr", m.addr, "provider", cfg.Provider, "tls", cfg.Key != nil)
+	go m.loop()
+	return m, nil
+}
+
+// startMember runs protoactor's StartMember, which panics where it could
+// have returned an error (its remote cannot listen, its provider fails).
+func startMember(c *cluster.Cluster) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", ErrStart, r)
+			// What started of it is stopped as far as it can be.
+			func() {
+				defer func() { _ = recover() }()
+				if c.Remote != nil {
+					c.Remote.Shutdown(false)
+				}
+			}()
+		}
+	}()
+	c.StartMember()
+	return nil
+}
+
+// ID is this hub's name in the cluster: its control plane's address,
+// which Entry.Hub holds.
+func (m *Member) ID() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.addr
+}
+
+// Hubs lists the members' IDs, sorted.
+func (m *Member) Hubs() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.liveLocked()
+}
+
+// Register puts e in the directory as held by this hub (e.Hub and e.Link
+// default to this hub's), replacing the entry for the same bind. It does
+// not wait: the member sends its whole set to the directory grain at
+// once, and again after every membership change.
+func (m *Member) Register(e Entry) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	if e.Hub == "" {
+		e.Hub = m.addr
+	}
+	if e.Link == "" {
+		e.Link = m.cfg.Link
+	}
+	if e.Hub != m.addr {
+		return fmt.Errorf("%w: %s: hub %s is not this one (%s)", ErrEntry, e.Bind, e.Hub, m.addr)
+	}
+	if err := e.check(); err != nil {
+		return err
+	}
+	m.own[e.Bind] = e
+	m.kickLocked()
+	return nil
+}
+
+// Unregister takes this hub's entry for bind out of the directory.
+func (m *Member) Unregister(bind string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	delete(m.own, bind)
+	m.kickLocked()
+	return nil
+}
+
+// Entries is the directory as this member last saw it, without the
+// entries of hubs that are not members.
+func (m *Member) Entries() []Entry {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.shown)
+}
+
+// Watch returns a channel that gets the directory (as Entries) whenever
+// it changes; it holds only the newest, so a slow reader skips to it.
+// The channel is closed by Close.
+func (m *Member) Watch() <-chan []Entry {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ch := make(chan []Entry, 1)
+	if m.closed {
+		close(ch)
+		return ch
+	}
+	ch <- slices.Clone(m.shown)
+	m.watchers = append(m.watchers, ch)
+	return ch
+}
+
+// WatchHubs returns a channel that gets the members' IDs (as Hubs)
+// whenever the membership changes, holding only the newest. The channel
+// is closed by Close.
+func (m *Member) WatchHubs() <-chan []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ch := make(chan []string, 1)
+	if m.closed {
+		close(ch)
+		return ch
+	}
+	ch <- m.liveLocked()
+	m.hubWatch = append(m.hubWatch, ch)
+	return ch
+}
+
+// offer puts v in ch, a channel of capacity 1 whose only sender holds
+// the member's lock, in place of what the reader has not taken.
+func offer[T any](ch chan T, v T) {
+	select {
+	case <-ch:
+	default:
+	}
+	ch <- v
+}
+
+// Close leaves the cluster: this hub's entries are taken out of the
+// directory first, then the control plane stops. It takes a few seconds
+// (protoactor lets the grains hand over).
+func (m *Member) Close() error {
+	m.shut(true)
+	return nil
+}
+
+// shut stops the member; graceful says whether to leave (take the
+// entries out, deregister from the provider) or vanish as a killed hub
+// would.
+func (m *Member) shut(graceful bool) {
+	m.once.Do(func() {
+		m.mu.Lock()
+		m.closed = true
+		clear(m.own)
+		m.mu.Unlock()
+		close(m.stop)
+		<-m.done
+		if graceful {
+			if err := m.sync(); err != nil {
+				m.log.Debug("cluster: could not take this hub's entries out of the directory", "reason", err)
+			}
+		}
+		m.sys.EventStream.Unsubscribe(m.topoSub)
+		if graceful {
+			m.cl.Shutdown(true)
+		} else {
+			_ = m.provider.Shutdown(false)
+			m.cl.Remote.Shutdown(false)
+			m.sys.Shutdown()
+		}
+		m.mu.Lock()
+		for _, w := range m.watchers {
+			close(w)
+		}
+		for _, w := range m.hubWatch {
+			close(w)
+		}
+		m.watchers, m.hubWatch = nil, nil
+		m.mu.Unlock()
+		m.log.Info("cluster member stopped", "addr", m.addr)
+	})
+}
+
+// kickLocked asks the loop for a sync now; m.mu is held.
+func (m *Member) kickLocked() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+// loop syncs this hub's entries with the directory when they change,
+// after every membership change, and every Refresh.
+func (m *Member) loop() {
+	defer close(m.done)
+	tick := time.NewTicker(m.cfg.Refresh)
+	defer tick.Stop()
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
+	failing := false
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-m.kick:
+		case <-tick.C:
+		case <-retry.C:
+		}
+		err := m.sync()
+		switch {
+		case err != nil && !failing:
+			m.log.Warn("cluster: directory not reachable, retrying", "reason", err)
+			failing = true
+		case err == nil && failing:
+			m.log.Info("cluster: directory reachable again")
+			failing = false
+		}
+		if err != nil {
+			retry.Reset(retryAfter)
+		}
+	}
+}
+
+// sync sends this hub's whole set of entries to the directory grain and
+// takes the directory it answers with.
+func (m *Member) sync() error {
+	m.mu.Lock()
+	req := &message{Op: opSync, Hub: m.addr, Entries: make([]Entry, 0, len(m.own))}
+	for _, e := range m.own {
+		req.Entries = append(req.Entries, e)
+	}
+	m.mu.Unlock()
+	sortEntries(req.Entries)
+	res, err := m.cl.Request(directoryIdentity, directoryKind, encode(req),
+		cluster.WithTimeout(m.cfg.RequestTimeout), cluster.WithRetryCount(2))
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrDirectory, err)
+	}
+	b, ok := res.(*wrapperspb.BytesValue)
+	if !ok {
+		return fmt.Errorf("%w: an answer of type %T", ErrDirectory, res)
+	}
+	ans, err := decode(b.GetValue())
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrDirectory, err)
+	}
+	if ans.Op != opEntries {
+		return fmt.Errorf("%w: %s: %s", ErrDirectory, ans.Op, ans.Error)
+	}
+	m.setDirectory(ans.Entries)
+	return nil
+}
+
+// receivePush is the watcher actor: it takes the directory grain's pushes.
+func (m *Member) receivePush(ctx actor.Context) {
+	b, ok := ctx.Message().(*wrapperspb.BytesValue)
+	if !ok {
+		return
+	}
+	msg, err := decode(b.GetValue())
+	if err != nil || msg.Op != opEntries {
+		m.log.Warn("cluster: bad directory push", "from", ctx.Sender(), "reason", err)
+		return
+	}
+	m.setDirectory(msg.Entries)
+}
+
+// topology takes a membership change: protoactor calls it, in the
+// provider's goroutine, with its member list locked, so it must not wait.
+func (m *Member) topology(t *cluster.ClusterTopology) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	clear(m.live)
+	for _, mem := range t.Members {
+		m.live[mem.Address()] = true
+	}
+	for _, mem := range t.Joined {
+		m.log.Info("cluster: hub joined", "hub", mem.Address())
+	}
+	for _, mem := range t.Left {
+		m.log.Info("cluster: hub left", "hub", mem.Address())
+	}
+	hubs := m.liveLocked()
+	for _, w := range m.hubWatch {
+		offer(w, slices.Clone(hubs))
+	}
+	m.publishLocked()
+	m.kickLocked()
+}
+
+// isLive reports whether hub is a member.
+func (m *Member) isLive(hub string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.live[hub]
+}
+
+// liveAddrs lists the members' addresses.
+func (m *Member) liveAddrs() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.liveLocked()
+}
+
+func (m *Member) liveLocked() []string {
+	out := make([]string, 0, len(m.live))
+	for a := range m.live {
+		out = append(out, a)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// setDirectory takes the directory as read or pushed.
+func (m *Member) setDirectory(es []Entry) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.dir = es
+	m.publishLocked()
+}
+
+// publishLocked hands the directory, less the hubs not live, to the
+// watchers if it changed; m.mu is held.
+func (m *Member) publishLocked() {
+	shown := make([]Entry, 0, len(m.dir))
+	for _, e := range m.dir {
+		if m.live[e.Hub] {
+			shown = append(shown, e)
+		}
+	}
+	if slices.Equal(shown, m.shown) {
+		return
+	}
+	m.shown = shown
+	for _, w := range m.watchers {
+		offer(w, slices.Clone(shown))
+	}
+}
