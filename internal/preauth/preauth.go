@@ -8,7 +8,8 @@
 //
 // A Gate admits each accepted connection. When the gate is full, or the
 // connection's source is, the oldest connection of that scope that has
-// not sent a byte yet is evicted (closed) to make room: a silent
+// not sent a byte yet (none read, and none waiting unread in its socket)
+// is evicted (closed) to make room: a silent
 // connection is the cheapest to drop and the least likely to be a real
 // peer, whose first bytes follow its connect within a round trip. A new
 // connection is refused only when every slot of its scope is held by a
@@ -241,13 +242,21 @@ func (g *Gate) admit(c net.Conn, register bool) (*Entry, error) {
 
 // oldestIdle is the longest pending connection that has sent nothing,
 // from src ("": from any source); g.mu is held. The scan is linear, over
-// at most MaxPending entries, and only runs when a scope is full.
+// at most MaxPending entries, and only runs when a scope is full. A
+// connection whose first bytes wait unread in its socket has sent
+// something: it is marked active and passed over (a burst of real peers,
+// such as edges failing over to this hub at once, is not evicted).
 func (g *Gate) oldestIdle(src string) *Entry {
 	for el := g.pending.Front(); el != nil; el = el.Next() {
 		e := el.Value.(*Entry)
-		if !e.active && (src == "" || e.source == src) {
-			return e
+		if e.active || src != "" && e.source != src {
+			continue
 		}
+		if sentSomething(e.c) {
+			g.activate(e)
+			continue
+		}
+		return e
 	}
 	return nil
 }
@@ -332,6 +341,12 @@ func (e *Entry) Active() {
 	if e.elem == nil || e.active {
 		return
 	}
+	g.activate(e)
+}
+
+// activate moves e to the active stage: no longer evictable, closed at
+// the handshake timeout; g.mu is held.
+func (g *Gate) activate(e *Entry) {
 	e.active = true
 	e.stop()
 	left := e.admitted.Add(g.cfg.Timeout).Sub(g.clk.Now())
