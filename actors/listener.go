@@ -146,7 +146,7 @@ func (l *listenerActor) openNow(c net.Conn) bool {
 		}
 		traceHop(HopListenerIn)
 		l.env.stats.countForward(l.key())
-		l.env.send(m.link, &openRequest{conn: c, kind: l.kind, target: openFor(m), forward: l.fwd.String(), load: &m.load})
+		l.env.send(m.link, &openRequest{conn: c, kind: l.kind, target: m.target, forward: l.fwd.String(), load: &m.load})
 		return true
 	}
 	link, st := l.env.links.newestOn()
@@ -198,7 +198,7 @@ func (l *listenerActor) flush(ctx actor.Context) {
 		if l.pool != nil {
 			link = nil
 			if m := l.env.pick(l.pool); m != nil {
-				link, target, load = m.link, openFor(m), &m.load
+				link, target, load = m.link, m.target, &m.load
 			}
 		}
 		switch {

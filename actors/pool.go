@@ -37,7 +37,6 @@ type poolSet struct {
 // pool is one pooled listening socket and its members, in joining order.
 type pool struct {
 	name    string
-	addr    string // as bound: the key in poolSet
 	ln      net.Listener
 	pid     *actor.PID // its listenerActor
 	members []*poolMember
@@ -46,10 +45,14 @@ type pool struct {
 
 // poolMember is one link's BIND in a pool.
 type poolMember struct {
-	link *actor.PID
-	id   uint32       // the BIND's forward id on that link: the OPEN's target
-	peer string       // for logs
-	load atomic.Int32 // streams the pool has opened on it that are still open
+	link   *actor.PID
+	target string       // the BIND's forward id on that link, in decimal: the OPEN's target
+	load   atomic.Int32 // streams the pool has opened on it that are still open
+}
+
+// newPoolMember is link's BIND number id, as a pool member.
+func newPoolMember(link *actor.PID, id uint32) *poolMember {
+	return &poolMember{link: link, target: strconv.FormatUint(uint64(id), 10)}
 }
 
 // join adds m to the pool listening on addr under name, making the pool
@@ -73,7 +76,7 @@ func (e *env) joinPool(addr, name string, m *poolMember) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	p := &pool{name: name, addr: addr, ln: ln, members: []*poolMember{m}}
+	p := &pool{name: name, ln: ln, members: []*poolMember{m}}
 	p.pid = e.sys.Root.Spawn(e.props(func() actor.Actor { return newPoolListener(e, ln, p) }))
 	if ps.byAddr == nil {
 		ps.byAddr = make(map[string]*pool)
@@ -168,9 +171,6 @@ func (a *poolMemberActor) Receive(ctx actor.Context) {
 		a.env.leavePool(a.addr, a.m)
 	}
 }
-
-// openFor is the OPEN a pooled connection makes on member m's link.
-func openFor(m *poolMember) string { return strconv.FormatUint(uint64(m.id), 10) }
 
 // poolForward names a pool's listener in logs and stats.
 func poolForward(ln net.Listener, p *pool) forward.Forward {

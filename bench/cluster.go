@@ -58,16 +58,11 @@ func startCluster(target string) (*clusterTunnel, error) {
 		return nil, err
 	}
 	t := &clusterTunnel{dir: dir}
-	for attempt := 0; ; attempt++ {
-		if err = t.start(bin, target); err == nil {
-			return t, nil
-		}
-		t.stop()
-		if attempt == 2 {
-			os.RemoveAll(dir)
-			return nil, err
-		}
+	if err := startTries(func() error { return t.start(bin, target) }, t.stop); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
 	}
+	return t, nil
 }
 
 func (t *clusterTunnel) start(bin, target string) error {

@@ -233,20 +233,29 @@ func (h *helper) ask(q string) ([]string, error) {
 
 // memory asks the helper for its memory.
 func (h *helper) memory() (Memory, error) {
-	f, err := h.ask("mem")
+	v, err := h.askInts("mem", 3)
 	if err != nil {
 		return Memory{}, err
 	}
-	if len(f) != 3 {
-		return Memory{}, fmt.Errorf("mem: %q", f)
+	return Memory{Heap: v[0], Stack: v[1], RSS: v[2]}, nil
+}
+
+// askInts asks the helper q and reads its answer as n integers.
+func (h *helper) askInts(q string, n int) ([]int64, error) {
+	f, err := h.ask(q)
+	if err != nil {
+		return nil, err
 	}
-	var v [3]int64
+	if len(f) != n {
+		return nil, fmt.Errorf("%s: %q", q, f)
+	}
+	v := make([]int64, n)
 	for i := range v {
 		if v[i], err = strconv.ParseInt(f[i], 10, 64); err != nil {
-			return Memory{}, err
+			return nil, err
 		}
 	}
-	return Memory{Heap: v[0], Stack: v[1], RSS: v[2]}, nil
+	return v, nil
 }
 
 // Close ends the helper: killed, not asked, since its measurements are

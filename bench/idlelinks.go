@@ -347,18 +347,9 @@ type hubMemory struct {
 }
 
 func askHubMemory(h *helper) (hubMemory, error) {
-	f, err := h.ask("mem")
+	v, err := h.askInts("mem", 4)
 	if err != nil {
 		return hubMemory{}, err
-	}
-	if len(f) != 4 {
-		return hubMemory{}, fmt.Errorf("mem: %q", f)
-	}
-	var v [4]int64
-	for i := range v {
-		if v[i], err = strconv.ParseInt(f[i], 10, 64); err != nil {
-			return hubMemory{}, err
-		}
 	}
 	return hubMemory{Memory{Heap: v[0], Stack: v[1], RSS: v[2]}, v[3]}, nil
 }

@@ -79,17 +79,11 @@ func NewOpenSSH(target string, _ Options) (Tunnel, error) {
 	t := &sshTunnel{dir: dir}
 	// A port taken between choosing it and binding it (other programs
 	// run here too) fails the start; another port is tried.
-	for attempt := 0; ; attempt++ {
-		err = t.start(paths[0], paths[1], paths[2], target)
-		if err == nil {
-			return t, nil
-		}
-		t.stop()
-		if attempt == 2 || errors.Is(err, ErrMissingTool) {
-			os.RemoveAll(dir)
-			return nil, err
-		}
+	if err := startTries(func() error { return t.start(paths[0], paths[1], paths[2], target) }, t.stop); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
 	}
+	return t, nil
 }
 
 func (t *sshTunnel) start(sshd, ssh, keygen, target string) error {

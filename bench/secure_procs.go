@@ -108,16 +108,11 @@ func startProcTunnel(target string, keyed bool, profile string) (*procTunnel, er
 	}
 	// A port taken between choosing it and binding it fails the start;
 	// another is tried.
-	for attempt := 0; ; attempt++ {
-		if err = t.start(bin, target, flags); err == nil {
-			return t, nil
-		}
-		t.stop()
-		if attempt == 2 {
-			os.RemoveAll(dir)
-			return nil, err
-		}
+	if err := startTries(func() error { return t.start(bin, target, flags) }, t.stop); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
 	}
+	return t, nil
 }
 
 func (t *procTunnel) start(bin, target string, flags []string) error {

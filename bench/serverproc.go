@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"errors"
 	"fmt"
 	"os/exec"
 	"time"
@@ -12,23 +13,24 @@ import (
 // it is tried again, three times in all. It returns the running command and
 // its address.
 func startOnFreePort(name string, command func(port string) *exec.Cmd, ready string, readyOnStderr bool) (*exec.Cmd, string, error) {
-	for attempt := 0; ; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			return nil, "", err
+	var cmd *exec.Cmd
+	var port string
+	err := startTries(func() (err error) {
+		if port, err = freePort(); err != nil {
+			return err
 		}
-		cmd := command(port)
-		if err = waitLine(cmd, readyOnStderr, ready, 10*time.Second); err == nil {
-			return cmd, "127.0.0.1:" + port, nil
-		}
-		if cmd.Process != nil {
+		cmd = command(port)
+		return waitLine(cmd, readyOnStderr, ready, 10*time.Second)
+	}, func() {
+		if cmd != nil && cmd.Process != nil {
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
 		}
-		if attempt == 2 {
-			return nil, "", fmt.Errorf("%s: %w", name, err)
-		}
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", name, err)
 	}
+	return cmd, "127.0.0.1:" + port, nil
 }
 
 // serverProc is a server process of a benchmark's on a loopback port.
@@ -44,4 +46,22 @@ func (s *serverProc) Addr() string { return s.addr }
 func (s *serverProc) Close() {
 	_ = s.cmd.Process.Kill()
 	_ = s.cmd.Wait()
+}
+
+// startTries runs start until it works, three tries at most: a port taken
+// between choosing it and binding it fails a start, and the next try
+// chooses another. stop undoes a failed try; a missing tool is not tried
+// again.
+func startTries(start func() error, stop func()) error {
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		if err = start(); err == nil {
+			return nil
+		}
+		stop()
+		if errors.Is(err, ErrMissingTool) {
+			break
+		}
+	}
+	return err
 }
