@@ -11,11 +11,13 @@ import (
 
 // Frame is one frame as it came off the wire: the header as it was sent
 // (no check made of it), the sequence number when the header had FlagSeq
-// on a sequenced link, and the payload in a plain slice of its own (never
+// on a sequenced link (and After, the frame it follows, when it also had
+// FlagAfter), and the payload in a plain slice of its own (never
 // a pooled buffer, so a test peer cannot upset the node's buffer counts).
 type Frame struct {
 	engine.Header
 	Seq     uint64
+	After   uint32
 	Payload []byte
 }
 
@@ -39,7 +41,8 @@ func (f *Frame) Reason() (engine.Reason, error) { return engine.ParseReason(f.Pa
 var ErrTooLarge = errors.New("wirepeer: frame length above the limit")
 
 // ReadFrame reads one frame from r. seq says the link agreed CapSeq, so a
-// header with FlagSeq is followed by an 8-byte sequence number. A length
+// header with FlagSeq is followed by an 8-byte sequence number, and then,
+// with FlagAfter too, the 4-byte After. A length
 // above max is ErrTooLarge, found before any payload is allocated. A clean
 // end before a header is io.EOF; an end inside a frame is
 // io.ErrUnexpectedEOF. Nothing else is checked: version, type, flags and
@@ -67,6 +70,7 @@ func ReadFrame(r io.Reader, seq bool, max uint32) (*Frame, error) {
 			if _, err := io.ReadFull(r, a[:]); err != nil {
 				return nil, noEOF(err)
 			}
+			f.After = binary.BigEndian.Uint32(a[:])
 		}
 	}
 	if f.Length > max {

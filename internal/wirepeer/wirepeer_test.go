@@ -65,6 +65,7 @@ func FuzzHostileReadFrame(f *testing.F) {
 	f.Add([]byte{0}, wirepeer.AppendFrame(nil, engine.Header{Version: 1, Type: engine.TypePing}, 0, wirepeer.PingPayload(1)))
 	f.Add([]byte{0}, wirepeer.Header(1, engine.TypeData, 1, 0xFFFFFFFF))
 	f.Add([]byte{1}, []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	f.Add([]byte{1}, append(wirepeer.AppendFrame(nil, engine.Header{Version: 1, Type: engine.TypeCredit, Flags: engine.FlagAfter, Stream: 3}, 9, nil), 0, 0, 0, 7)) // with its After
 	f.Fuzz(func(t *testing.T, mode, data []byte) {
 		seq := len(mode) > 0 && mode[0]&1 == 1
 		const limit = 1 << 12
@@ -90,8 +91,16 @@ func FuzzHostileReadFrame(f *testing.F) {
 				if len(used) < off || binary.BigEndian.Uint64(used[engine.HeaderLen:]) != fr.Seq {
 					t.Fatalf("sequence number %d does not match the bytes %x", fr.Seq, used)
 				}
-			} else if fr.Seq != 0 {
-				t.Fatalf("sequence number %d without CapSeq and FlagSeq", fr.Seq)
+				if fr.Flags&engine.FlagAfter != 0 {
+					off += engine.AfterLen
+					if len(used) < off || binary.BigEndian.Uint32(used[off-engine.AfterLen:]) != fr.After {
+						t.Fatalf("After %d does not match the bytes %x", fr.After, used)
+					}
+				} else if fr.After != 0 {
+					t.Fatalf("After %d without FlagAfter", fr.After)
+				}
+			} else if fr.Seq != 0 || fr.After != 0 {
+				t.Fatalf("sequence number %d, After %d without CapSeq and FlagSeq", fr.Seq, fr.After)
 			}
 			if !bytes.Equal(hdr[:], used[:engine.HeaderLen]) || len(used) != off+len(fr.Payload) ||
 				!bytes.Equal(used[off:], fr.Payload) {
