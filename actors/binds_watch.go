@@ -6,8 +6,10 @@ package actors
 
 import "net"
 
-// ReverseBind is one TCP reverse forward this node listens on for peers.
+// ReverseBind is one reverse forward this node listens on for peers.
 type ReverseBind struct {
+	// UDP: a datagram forward ("port/udp"), not a stream one.
+	UDP bool
 	// Addr is the address listened on, as bound ("127.0.0.11:8080").
 	Addr string
 	// Asked is the address the peer's -R asked for, as far as the node
@@ -21,8 +23,14 @@ type ReverseBind struct {
 	Members int
 }
 
-// watchBind tells the BindWatcher, if any, about the forward on addr.
-func (e *env) watchBind(addr, pool string, members int) {
+// watchBind tells the BindWatcher, if any, about the TCP forward on addr.
+func (e *env) watchBind(addr, pool string, members int) { e.watchAnyBind(false, addr, pool, members) }
+
+// watchUDPBind tells the BindWatcher, if any, about the UDP forward on
+// addr, which one link holds (members 1) or held (0).
+func (e *env) watchUDPBind(addr string, members int) { e.watchAnyBind(true, addr, "", members) }
+
+func (e *env) watchAnyBind(udp bool, addr, pool string, members int) {
 	if e.cfg.BindWatcher == nil {
 		return
 	}
@@ -33,5 +41,5 @@ func (e *env) watchBind(addr, pool string, members int) {
 			asked = "*:" + port
 		}
 	}
-	e.cfg.BindWatcher(ReverseBind{Addr: addr, Asked: asked, Pool: pool, Members: members})
+	e.cfg.BindWatcher(ReverseBind{UDP: udp, Addr: addr, Asked: asked, Pool: pool, Members: members})
 }

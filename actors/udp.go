@@ -93,7 +93,13 @@ func (u *udpListener) Receive(ctx actor.Context) {
 			}
 		})
 		u.arm()
+		if u.kind == engine.TargetForward { // a peer's -R: the hub cluster's directory hears of it
+			u.env.watchUDPBind(u.fwd.Bind, 1)
+		}
 	case *actor.Stopping:
+		if u.kind == engine.TargetForward {
+			u.env.watchUDPBind(u.fwd.Bind, 0)
+		}
 		u.pc.Close()
 		if u.timer != nil {
 			u.timer.Stop()

@@ -251,6 +251,9 @@ func clusterChanged(was, will *clusterConf) string {
 func registerBinds(member *cluster.Member, log *slog.Logger) func(actors.ReverseBind) {
 	return func(rb actors.ReverseBind) {
 		bind := "tcp/" + rb.Asked
+		if rb.UDP {
+			bind = "udp/" + rb.Asked
+		}
 		var err error
 		if rb.Members == 0 {
 			err = member.Unregister(bind)

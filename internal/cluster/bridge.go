@@ -57,13 +57,35 @@ type Bridge struct {
 
 	// The loop's own (no lock): peer nodes and the routes listening.
 	peers  map[string]*actors.Node // by hub
-	routes map[string]route        // by the local address listened on
+	routes map[routeKey]route      // by what is listened on here
 	warned map[string]bool         // binds refused here, logged once
 }
 
 // route is one bind bridged: listened on here, carried to hub.
 type route struct {
 	hub, link, target string
+}
+
+// routeKey is what a route listens on here: an address, for streams or
+// for datagrams (a UDP -R is bridged as a UDP forward: each client
+// address a datagram stream to the holder, which sends its datagrams on
+// to the bind from a socket of its own).
+type routeKey struct {
+	local string
+	udp   bool
+}
+
+// String is the address as logged: "host:port" or "host:port/udp".
+func (k routeKey) String() string {
+	if k.udp {
+		return k.local + "/udp"
+	}
+	return k.local
+}
+
+// forward is the forward that listens for route r here.
+func (k routeKey) forward(r route) forward.Forward {
+	return forward.Forward{Bind: k.local, Target: r.target, UDP: k.udp}
 }
 
 // NewBridge starts bridging m's directory; it stops when m closes.
@@ -75,7 +97,7 @@ func NewBridge(m *Member, cfg BridgeConfig) *Bridge {
 		cfg.AllowListen = forward.LoopbackTargets
 	}
 	b := &Bridge{cfg: cfg, m: m, log: cfg.Logger, kick: make(chan struct{}, 1), done: make(chan struct{}),
-		up: map[string]bool{}, peers: map[string]*actors.Node{}, routes: map[string]route{}, warned: map[string]bool{}}
+		up: map[string]bool{}, peers: map[string]*actors.Node{}, routes: map[routeKey]route{}, warned: map[string]bool{}}
 	go b.loop(m.Watch())
 	return b
 }
@@ -144,10 +166,10 @@ func holderTarget(e Entry) string {
 	return e.Addr
 }
 
-// want is the routes the directory asks for: for each TCP bind held
-// elsewhere and not here, the holder with the most members (then the
+// want is the routes the directory asks for: for each TCP or UDP bind
+// held elsewhere and not here, the holder with the most members (then the
 // lowest id), if its link is up.
-func (b *Bridge) want(entries []Entry) map[string]route {
+func (b *Bridge) want(entries []Entry) map[routeKey]route {
 	self := b.m.ID()
 	heldHere := map[string]bool{}
 	for _, e := range entries {
@@ -155,10 +177,10 @@ func (b *Bridge) want(entries []Entry) map[string]route {
 			heldHere[e.Bind] = true
 		}
 	}
-	best := map[string]Entry{}
+	best := map[routeKey]Entry{}
 	for _, e := range entries {
-		asked, ok := strings.CutPrefix(e.Bind, "tcp/")
-		if !ok || e.Hub == self || heldHere[e.Bind] || e.Link == "" || e.Addr == "" {
+		proto, asked, ok := strings.Cut(e.Bind, "/")
+		if !ok || proto != "tcp" && proto != "udp" || e.Hub == self || heldHere[e.Bind] || e.Link == "" || e.Addr == "" {
 			continue
 		}
 		local := b.localAddr(asked)
@@ -169,17 +191,18 @@ func (b *Bridge) want(entries []Entry) map[string]route {
 			}
 			continue
 		}
-		if o, ok := best[local]; !ok || e.Members > o.Members || e.Members == o.Members && e.Hub < o.Hub {
-			best[local] = e
+		k := routeKey{local: local, udp: proto == "udp"}
+		if o, ok := best[k]; !ok || e.Members > o.Members || e.Members == o.Members && e.Hub < o.Hub {
+			best[k] = e
 		}
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	out := map[string]route{}
-	for local, e := range best {
+	out := map[routeKey]route{}
+	for k, e := range best {
 		r := route{hub: e.Hub, link: e.Link, target: holderTarget(e)}
 		if _, ok := b.peers[e.Hub]; !ok || b.up[e.Hub] {
-			out[local] = r // a hub with no link yet gets one below
+			out[k] = r // a hub with no link yet gets one below
 		}
 	}
 	return out
@@ -188,17 +211,17 @@ func (b *Bridge) want(entries []Entry) map[string]route {
 // apply makes the routes listening what entries ask for.
 func (b *Bridge) apply(entries []Entry) {
 	want := b.want(entries)
-	for local, r := range b.routes {
-		if w, ok := want[local]; !ok || w != r {
-			b.peers[r.hub].RemoveForward(local)
-			delete(b.routes, local)
-			b.log.Info("cluster: bind no longer bridged", "listen", local, "hub", r.hub)
+	for k, r := range b.routes {
+		if w, ok := want[k]; !ok || w != r {
+			b.peers[r.hub].RemoveForward(actors.ForwardKey(k.forward(r)))
+			delete(b.routes, k)
+			b.log.Info("cluster: bind no longer bridged", "listen", k, "hub", r.hub)
 		}
 	}
 	needed := map[string]bool{}
-	for local, r := range want {
+	for k, r := range want {
 		needed[r.hub] = true
-		if _, ok := b.routes[local]; ok {
+		if _, ok := b.routes[k]; ok {
 			continue
 		}
 		n, err := b.peer(r.hub, r.link)
@@ -209,12 +232,12 @@ func (b *Bridge) apply(entries []Entry) {
 		if !b.isUp(r.hub) {
 			continue // listens once the link is up
 		}
-		if err := n.AddForward(forward.Forward{Bind: local, Target: r.target}); err != nil {
-			b.log.Warn("cluster: could not bridge a bind of another hub", "listen", local, "hub", r.hub, "reason", err)
+		if err := n.AddForward(k.forward(r)); err != nil {
+			b.log.Warn("cluster: could not bridge a bind of another hub", "listen", k, "hub", r.hub, "reason", err)
 			continue
 		}
-		b.routes[local] = r
-		b.log.Info("cluster: bridging a bind of another hub", "listen", local, "hub", r.hub, "target", r.target)
+		b.routes[k] = r
+		b.log.Info("cluster: bridging a bind of another hub", "listen", k, "hub", r.hub, "target", r.target)
 	}
 	for hub, n := range b.peers {
 		if !needed[hub] {
