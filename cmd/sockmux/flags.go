@@ -59,9 +59,11 @@ type options struct {
 	connectFlags *pflag.FlagSet
 	tlsFlags     []string // the TLS flags this command has, for checkTLSFlags
 	tls          carriers.TLSConfig
-	proxy        string // --proxy (proxyflag.go)
-	pool         string // --pool NAME (connect)
-	remoteBind   string // --remote-bind-addr HOST (listen)
+	proxy        string      // --proxy (proxyflag.go)
+	pool         string      // --pool NAME (connect)
+	remoteBind   string      // --remote-bind-addr HOST (listen)
+	procs        int         // --procs N (procs.go)
+	procsFlag    *pflag.Flag // --procs, to tell a default from a choice
 }
 
 // addLinkFlags defines the flags of every command that runs a link
@@ -192,6 +194,9 @@ var errNoKey = errors.New("refusing to listen for links on a non-loopback addres
 func (o *options) setup(logger func() (*slog.Logger, error)) (*slog.Logger, actors.Config, []carriers.Option, error) {
 	log, err := logger()
 	if err != nil {
+		return nil, actors.Config{}, nil, err
+	}
+	if err := o.applyProcs(); err != nil {
 		return nil, actors.Config{}, nil, err
 	}
 	cfg := actors.Config{Logger: log, MaxSkew: o.maxSkew, MaxStreams: o.maxStreams, MaxBinds: o.maxBinds, MaxRetries: o.maxRetries, Keepalive: o.keepalive, OpenTimeout: o.openTimeout,

@@ -260,6 +260,7 @@ func listenCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Com
 	}
 	o.addLinkFlags(cmd.Flags())
 	o.addListenFlags(cmd.Flags())
+	o.addProcsFlag(cmd.Flags(), 0)
 	cf.addFlags(cmd.Flags(), true)
 	h.addHabitFlags(cmd.Flags(), "it listens, and its forwards too")
 	return cmd
@@ -388,6 +389,7 @@ from there the same rule holds; after the last comes the first. The log names th
 	}
 	o.addLinkFlags(cmd.Flags())
 	o.addConnectFlags(cmd.Flags())
+	o.addProcsFlag(cmd.Flags(), 1)
 	h.addHabitFlags(cmd.Flags(), "the first link is up and its forwards listen")
 	cmd.Flags().StringVarP(&o.stdioTarget, "forward-stdio", "W", "",
 		"carry stdin and stdout over one stream that the peer dials to `host:port`, as ssh -W (for ssh's ProxyCommand); exits when the stream ends")
@@ -505,6 +507,7 @@ func stdioCmd(logger func() (*slog.Logger, error)) *cobra.Command {
 	// --authorized-keys; --peer-key and --known-hosts, which pin a
 	// listener, are the dialler's.
 	o.addAuthorizedKeysFlag(cmd.Flags())
+	o.addProcsFlag(cmd.Flags(), 1)
 	h.addHabitFlags(cmd.Flags(), "") // its link is its stdin and stdout: no -f
 	return cmd
 }
