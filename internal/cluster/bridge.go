@@ -77,10 +77,7 @@ type routeKey struct {
 
 // String is the address as logged: "host:port" or "host:port/udp".
 func (k routeKey) String() string {
-	if k.udp {
-		return k.local + "/udp"
-	}
-	return k.local
+	return actors.ForwardKey(forward.Forward{Bind: k.local, UDP: k.udp})
 }
 
 // forward is the forward that listens for route r here.
