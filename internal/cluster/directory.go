@@ -43,7 +43,7 @@ const (
 
 // directoryGrain is the directory's activation on the member that owns it.
 type directoryGrain struct {
-	m       *Member // the member it runs on, which knows the membership
+	m   *Member // the member it runs on, which knows the membership
 	cl  *cluster.Cluster
 	tab table
 	sub *eventstream.Subscription

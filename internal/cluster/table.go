@@ -96,4 +96,3 @@ func (t *table) merge(entries []Entry, versions map[string]uint64) bool {
 	}
 	return changed
 }
-
