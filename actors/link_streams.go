@@ -119,7 +119,7 @@ func (l *linkActor) bind(ctx actor.Context, b engine.Bind) {
 		reply(engine.CodeNormal, bound)
 		return
 	}
-	ln, err := net.Listen("tcp", addr) // bind and listen: no waiting
+	ln, err := listenTCP(addr) // bind and listen: no waiting
 	if err != nil {
 		l.env.warn("reverse forward refused", "peer", l.peer, "listen", addr, "reason", err)
 		reply(engine.CodeBindFailed, err.Error())
