@@ -1,8 +1,10 @@
 package sockmux_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"testing"
@@ -87,5 +89,52 @@ func TestSessionsShareNothingVisible(t *testing.T) {
 	echo("B's third", bx3, by3, "new streams too")
 	for _, s := range []*sockmux.Stream{bx, by, bx2, by2, bx3, by3} {
 		s.Close()
+	}
+}
+
+// TestSmallReadsKeepCreditFlowing: a Read tells the stream of what it
+// read only once it adds up to an eighth of the window, and the peer
+// still never runs out of credit, whatever the read size: several windows
+// go through small windows in reads from one byte up.
+func TestSmallReadsKeepCreditFlowing(t *testing.T) {
+	for _, window := range []uint32{1024, 64 << 10} {
+		for _, readSize := range []int{1, 100, 4096} {
+			t.Run(fmt.Sprintf("window=%d/read=%d", window, readSize), func(t *testing.T) {
+				testkit.CheckLeaks(t)
+				cfg := sockmux.DefaultConfig()
+				cfg.Window, cfg.MaxWindow = window, window
+				client, server := sessions(t, pipePair, cfg, cfg)
+				c, s := streamPair(t, client, server, "small reads")
+				defer c.Close()
+				defer s.Close()
+				total := 4*int(window) + 7
+				if readSize == 1 && window > 1024 {
+					total = int(window) + int(window)/2 + 7
+				}
+				want := make([]byte, total)
+				for i := range want {
+					want[i] = byte(i * 7)
+				}
+				go func() {
+					c.Write(want)
+					c.CloseWrite()
+				}()
+				got := make([]byte, 0, total)
+				buf := make([]byte, readSize)
+				for {
+					n, err := s.Read(buf)
+					got = append(got, buf[:n]...)
+					if err == io.EOF {
+						break
+					}
+					if err != nil {
+						t.Fatalf("after %d bytes: %v", len(got), err)
+					}
+				}
+				if !bytes.Equal(got, want) {
+					t.Fatalf("got %d bytes, want %d (or they differ)", len(got), len(want))
+				}
+			})
+		}
 	}
 }

@@ -107,8 +107,6 @@ type localPipe struct {
 // newLocalPipe makes a stream's two ends.
 func newLocalPipe(target string) (*LocalConn, *localEnd) {
 	p := &localPipe{target: target, wsem: make(chan struct{}, 1)}
-	p.rd.init()
-	p.wd.init()
 	return &LocalConn{p}, &localEnd{p}
 }
 
