@@ -147,37 +147,47 @@ func (p *localPipe) copyOut(b []byte) int {
 }
 
 // Write queues b for the peer, waiting while the pipe holds localUpMax
-// bytes the stream has not sent.
+// bytes the stream has not sent, and while another Write is under way.
 func (c *LocalConn) Write(b []byte) (int, error) {
 	p := c.p
-	select {
-	case p.wsem <- struct{}{}:
-	case <-p.wd.wait():
-		return 0, os.ErrDeadlineExceeded
-	}
-	defer func() { <-p.wsem }()
-	n := 0
 	p.mu.Lock()
+	for p.writing {
+		if p.wd.expired() {
+			p.mu.Unlock()
+			return 0, os.ErrDeadlineExceeded
+		}
+		ch, dl := p.waitCh(), p.wd.wait()
+		p.mu.Unlock()
+		select {
+		case <-ch:
+		case <-dl:
+		}
+		p.mu.Lock()
+	}
+	p.writing = true
+	n, err := p.write(b)
+	p.writing = false
+	p.signal() // the next Write's turn
+	p.mu.Unlock()
+	return n, err
+}
+
+// write is Write's, with mu held (and held again on return).
+func (p *localPipe) write(b []byte) (int, error) {
+	n := 0
 	for {
 		switch {
 		case p.closed:
-			p.mu.Unlock()
 			return n, net.ErrClosed
 		case p.err != nil:
-			err := p.err
-			p.mu.Unlock()
-			return n, err
+			return n, p.err
 		case p.upEOF:
-			p.mu.Unlock()
 			return n, ErrWriteShut
 		case p.gone:
-			p.mu.Unlock()
 			return n, fmt.Errorf("%w: the stream has ended", ErrStreamReset)
 		case p.wd.expired():
-			p.mu.Unlock()
 			return n, os.ErrDeadlineExceeded
 		case len(b) == 0:
-			p.mu.Unlock()
 			return n, nil
 		}
 		if room := localUpMax - p.upBytes; room > 0 {
