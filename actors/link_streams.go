@@ -287,7 +287,11 @@ func listenUDP(addr string) (*net.UDPConn, error) {
 // spawnStream starts st as a child of the Link, which learns of its end
 // from protoactor's Terminated (childStopped).
 func (l *linkActor) spawnStream(ctx actor.Context, id uint32, st *streamActor) {
-	pid := ctx.Spawn(l.props(func() actor.Actor { return st }))
+	if l.streamProps == nil {
+		l.streamProps = l.env.propsHanded(l.strand, &l.nextStream)
+	}
+	l.nextStream = st
+	pid := ctx.Spawn(l.streamProps)
 	l.streams[id] = pid
 	l.streamOf[pid.Id] = id
 }
