@@ -146,5 +146,6 @@ func (c *Config) nodeConfig(s *Session) actors.Config {
 		AcceptStream:     s.offer,
 		SingleSession:    true,
 		OnLink:           s.linkEvent,
+		System:           actors.SharedSystem(), // one for every Session (actors/system.go)
 	}
 }

@@ -153,6 +153,11 @@ type Config struct {
 	// keeps its streams, waiting for the dialler to resume it
 	// (DefaultResumeWindow when 0; negative turns resumption off).
 	ResumeWindow time.Duration
+	// System is the actor system the node's actors run on, shared with
+	// other nodes (SharedSystem); nil: the node starts one of its own and
+	// stops it on Close. The library's Sessions share one, as a process's
+	// links share the command's Node.
+	System *System
 }
 
 // Liveness defaults.

@@ -20,13 +20,24 @@ type workerDispatcher struct {
 }
 
 func newWorkerDispatcher(throughput int) *workerDispatcher {
+	return startWorkers(throughput, (*workerDispatcher).worker)
+}
+
+// startWorkers starts a dispatcher whose workers each run loop.
+func startWorkers(throughput int, loop func(*workerDispatcher)) *workerDispatcher {
 	d := &workerDispatcher{work: make(chan func()), done: make(chan struct{}), throughput: throughput}
 	for range 2 * runtime.GOMAXPROCS(0) {
 		d.wg.Add(1)
-		go d.worker()
+		go loop(d)
 	}
 	return d
 }
+
+// sharedWorker is the loop of a worker of the shared system
+// (SharedSystem), which lives as long as the process: testkit's leak
+// check ignores the goroutines with it on their stack
+// (testkit.SharedWorkerFunc).
+func sharedWorker(d *workerDispatcher) { d.worker() }
 
 func (d *workerDispatcher) worker() {
 	defer d.wg.Done()

@@ -234,6 +234,22 @@ func (r *ring[T]) pop() (m T, ok bool) {
 // on the node's workers, in a box (its mailbox and drop guard).
 func (e *env) props(p actor.Producer) *actor.Props { return e.propsOn(e.dispatcher, p) }
 
+// propsHanded is propsOn for actors that one goroutine at a time spawns
+// with the same Props, one after another (a Link's Streams, on its
+// strand): before each Spawn the caller puts the actor in *next. One Props
+// serves them all, where propsOn makes a Props, its options and their
+// closures for each actor. protoactor's spawn produces the actor, then its
+// mailbox, both within Spawn, so b passes from one to the other; the
+// supervisor never restarts an actor (it stops it), so the producer runs
+// once per Spawn.
+func (e *env) propsHanded(d actor.Dispatcher, next *actor.Actor) *actor.Props {
+	var b *box
+	return actor.PropsFromProducer(func() actor.Actor { b = &box{inner: *next}; *next = nil; return b },
+		actor.WithSupervisor(e.supervisor),
+		actor.WithMailbox(func() actor.Mailbox { m := b; b = nil; return m }),
+		actor.WithDispatcher(d))
+}
+
 // propsOn is props with the actor run by d: a link's actors run on the
 // link's strand.
 func (e *env) propsOn(d actor.Dispatcher, p actor.Producer) *actor.Props {

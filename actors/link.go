@@ -56,11 +56,14 @@ const (
 type linkActor struct {
 	env    *env
 	strand *strand // runs this Link and every actor it spawns for the session
-	self   *actor.PID
-	dialer carriers.Dialer // nil for a link we accepted; the address in use of addrs
-	addrs  failover        // a dialling link's addresses
-	conn   net.Conn        // the carrier being dialled or handshaken
-	peer   string
+
+	streamProps *actor.Props // every Stream's, made on first use (propsHanded)
+	nextStream  actor.Actor  // the Stream streamProps spawns next
+	self        *actor.PID
+	dialer      carriers.Dialer // nil for a link we accepted; the address in use of addrs
+	addrs       failover        // a dialling link's addresses
+	conn        net.Conn        // the carrier being dialled or handshaken
+	peer        string
 
 	backoff   time.Duration
 	timer     *time.Timer // the next redial, while one is scheduled

@@ -119,7 +119,7 @@ func (l *linkActor) bind(ctx actor.Context, b engine.Bind) {
 		reply(engine.CodeNormal, bound)
 		return
 	}
-	ln, err := net.Listen("tcp", addr) // bind and listen: no waiting
+	ln, err := listenTCP(addr) // bind and listen: no waiting
 	if err != nil {
 		l.env.warn("reverse forward refused", "peer", l.peer, "listen", addr, "reason", err)
 		reply(engine.CodeBindFailed, err.Error())
@@ -287,7 +287,11 @@ func listenUDP(addr string) (*net.UDPConn, error) {
 // spawnStream starts st as a child of the Link, which learns of its end
 // from protoactor's Terminated (childStopped).
 func (l *linkActor) spawnStream(ctx actor.Context, id uint32, st *streamActor) {
-	pid := ctx.Spawn(l.props(func() actor.Actor { return st }))
+	if l.streamProps == nil {
+		l.streamProps = l.env.propsHanded(l.strand, &l.nextStream)
+	}
+	l.nextStream = st
+	pid := ctx.Spawn(l.streamProps)
 	l.streams[id] = pid
 	l.streamOf[pid.Id] = id
 }

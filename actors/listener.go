@@ -102,7 +102,7 @@ func (l *listenerActor) Receive(ctx actor.Context) {
 		l.stop = make(chan struct{})
 		l.env.acceptLoop(l.ln, l.stop, l.what(), func(c net.Conn) {
 			traceHop(HopAccepted)
-			// (Go's accept has set TCP_NODELAY already.)
+			// (the accept has set TCP_NODELAY already.)
 			if !l.openNow(c) {
 				l.env.send(self, &accepted{conn: c})
 			}

@@ -68,6 +68,8 @@ type LocalConn struct{ p *localPipe }
 type localEnd struct{ p *localPipe }
 
 type localPipe struct {
+	user   LocalConn // the application's end, in the pipe's allocation
+	end    localEnd  // the Stream's end, likewise
 	target string
 
 	mu sync.Mutex
@@ -100,17 +102,16 @@ type localPipe struct {
 	// something changed, made by the first waiter.
 	changed chan struct{}
 	rd, wd  deadline
-	wsem    chan struct{} // one Write at a time: each Write's bytes go together
+	writing bool // a Write is under way: one at a time, so each Write's bytes go together
 
 	room []*engine.Buffer // the slice take fills: the Stream's, reused read after read
 }
 
 // newLocalPipe makes a stream's two ends.
 func newLocalPipe(target string) (*LocalConn, *localEnd) {
-	p := &localPipe{target: target, wsem: make(chan struct{}, 1)}
-	p.rd.init()
-	p.wd.init()
-	return &LocalConn{p}, &localEnd{p}
+	p := &localPipe{target: target}
+	p.user.p, p.end.p = p, p
+	return &p.user, &p.end
 }
 
 // checkTarget says what is wrong with a target an OPEN cannot carry.

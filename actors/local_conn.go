@@ -24,19 +24,31 @@ func (c *LocalConn) RemoteAddr() net.Addr { return LocalAddr(c.p.target) }
 func (c *LocalConn) SetDeadline(t time.Time) error {
 	c.p.rd.set(t)
 	c.p.wd.set(t)
+	c.p.deadlineMoved()
 	return nil
 }
 
 // SetReadDeadline sets the deadline of Reads, those waiting included.
 func (c *LocalConn) SetReadDeadline(t time.Time) error {
 	c.p.rd.set(t)
+	c.p.deadlineMoved()
 	return nil
 }
 
 // SetWriteDeadline sets the deadline of Writes, those waiting included.
 func (c *LocalConn) SetWriteDeadline(t time.Time) error {
 	c.p.wd.set(t)
+	c.p.deadlineMoved()
 	return nil
+}
+
+// deadlineMoved wakes the application's waiters to look at the deadlines
+// again: one that waited before a deadline had a channel (deadline.wait
+// was nil) waits on the new one from its next round.
+func (p *localPipe) deadlineMoved() {
+	p.mu.Lock()
+	p.signal()
+	p.mu.Unlock()
 }
 
 // LocalAddr is the address of both ends of a LocalConn: its target.
@@ -70,7 +82,10 @@ func (c *LocalConn) Read(b []byte) (int, error) {
 			return 0, os.ErrDeadlineExceeded
 		case p.downBytes > 0:
 			n := p.copyOut(b)
-			wake := n > 0 && p.needWake()
+			// The Stream hears of what was read once it adds up to
+			// a batch (creditBatch), not after every Read: it grants
+			// credit only by the quarter window anyway.
+			wake := n > 0 && p.unread >= p.creditBatch() && p.needWake()
 			p.mu.Unlock()
 			if wake {
 				p.tell()
@@ -91,6 +106,20 @@ func (c *LocalConn) Read(b []byte) (int, error) {
 		}
 		p.mu.Lock()
 	}
+}
+
+// creditBatch is how many bytes read make a Read tell the Stream, with mu
+// held: an eighth of the initial window. Below it the Stream would not
+// grant credit yet (engine.RecvWindow.Consumed waits for a quarter), and
+// no deadlock can come of holding them back: with every byte read, what
+// is held back (under an eighth) and what the Stream was told (under a
+// quarter, or it would have granted it) are less than the window, so the
+// peer still has credit.
+func (p *localPipe) creditBatch() int {
+	if p.env == nil {
+		return 0 // not attached: needWake says no
+	}
+	return int(p.env.cfg.Window / 8)
 }
 
 // copyOut copies what is unread into b, with mu held, returning the
@@ -118,37 +147,47 @@ func (p *localPipe) copyOut(b []byte) int {
 }
 
 // Write queues b for the peer, waiting while the pipe holds localUpMax
-// bytes the stream has not sent.
+// bytes the stream has not sent, and while another Write is under way.
 func (c *LocalConn) Write(b []byte) (int, error) {
 	p := c.p
-	select {
-	case p.wsem <- struct{}{}:
-	case <-p.wd.wait():
-		return 0, os.ErrDeadlineExceeded
-	}
-	defer func() { <-p.wsem }()
-	n := 0
 	p.mu.Lock()
+	for p.writing {
+		if p.wd.expired() {
+			p.mu.Unlock()
+			return 0, os.ErrDeadlineExceeded
+		}
+		ch, dl := p.waitCh(), p.wd.wait()
+		p.mu.Unlock()
+		select {
+		case <-ch:
+		case <-dl:
+		}
+		p.mu.Lock()
+	}
+	p.writing = true
+	n, err := p.write(b)
+	p.writing = false
+	p.signal() // the next Write's turn
+	p.mu.Unlock()
+	return n, err
+}
+
+// write is Write's, with mu held (and held again on return).
+func (p *localPipe) write(b []byte) (int, error) {
+	n := 0
 	for {
 		switch {
 		case p.closed:
-			p.mu.Unlock()
 			return n, net.ErrClosed
 		case p.err != nil:
-			err := p.err
-			p.mu.Unlock()
-			return n, err
+			return n, p.err
 		case p.upEOF:
-			p.mu.Unlock()
 			return n, ErrWriteShut
 		case p.gone:
-			p.mu.Unlock()
 			return n, fmt.Errorf("%w: the stream has ended", ErrStreamReset)
 		case p.wd.expired():
-			p.mu.Unlock()
 			return n, os.ErrDeadlineExceeded
 		case len(b) == 0:
-			p.mu.Unlock()
 			return n, nil
 		}
 		if room := localUpMax - p.upBytes; room > 0 {
@@ -247,19 +286,27 @@ func (c *LocalConn) Close() error {
 }
 
 // deadline is a settable deadline a waiter can select on, as net.Pipe's:
-// its channel is closed once the deadline passes.
+// its channel is closed once the deadline passes. The channel and the
+// timer are made when a deadline is first set: most streams never have
+// one, and a nil channel is one a select never takes. (A waiter that took
+// nil learns of a later deadline through the pipe's signal:
+// deadlineMoved.)
 type deadline struct {
 	mu    sync.Mutex
 	timer *time.Timer
-	ch    chan struct{}
+	ch    chan struct{} // nil until a deadline is set
 }
-
-func (d *deadline) init() { d.ch = make(chan struct{}) }
 
 // set moves the deadline to t (none when t is zero).
 func (d *deadline) set(t time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.ch == nil {
+		if t.IsZero() {
+			return
+		}
+		d.ch = make(chan struct{})
+	}
 	if d.timer != nil && !d.timer.Stop() {
 		<-d.ch // the timer fired: its function has closed ch, or is about to
 	}
@@ -284,7 +331,8 @@ func (d *deadline) set(t time.Time) {
 	}
 }
 
-// wait is closed once the deadline has passed.
+// wait is closed once the deadline has passed; nil while none was ever
+// set.
 func (d *deadline) wait() chan struct{} {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -292,7 +340,10 @@ func (d *deadline) wait() chan struct{} {
 }
 
 // expired says whether the deadline has passed.
-func (d *deadline) expired() bool { return isClosed(d.wait()) }
+func (d *deadline) expired() bool {
+	ch := d.wait()
+	return ch != nil && isClosed(ch)
+}
 
 func isClosed(ch chan struct{}) bool {
 	select {

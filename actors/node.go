@@ -38,6 +38,8 @@ type Node struct {
 
 // env is what every actor of a node shares.
 type env struct {
+	system     *System // what sys and dispatcher come from
+	ownSystem  bool    // the node started system, and stops it on Close
 	sys        *actor.ActorSystem
 	log        *slog.Logger
 	limit      *ratelog.Limiter // repeated warnings a peer can cause, one per cause per interval
@@ -230,19 +232,14 @@ func NewNode(cfg Config) (*Node, error) {
 		seqLinks:   make(map[engine.LinkID]*actor.PID),
 		minVersion: engine.MinVersion, maxVersion: engine.Version,
 		now: time.Now, replay: engine.NewReplayCache(100_000), failed: make(chan error, 1), ownDial: ownDial}
-	lib := slog.New(libHandler{cfg.Logger.Handler()}).With("lib", "protoactor")
-	e.sys = actor.NewActorSystem(
-		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return lib }),
-		actor.WithDeadLetterThrottleInterval(10*time.Millisecond))
-	e.dispatcher = newWorkerDispatcher(300)
+	e.system, e.ownSystem = cfg.System, cfg.System == nil
+	if e.ownSystem {
+		e.system = NewSystem(cfg.Logger)
+	}
+	e.sys, e.dispatcher = e.system.sys, e.system.workers
 	e.supervisor = actor.NewOneForOneStrategy(0, 0, func(reason any) actor.Directive {
 		e.log.Error("actor failed; stopping it", "reason", reason)
 		return actor.StopDirective
-	})
-	e.sys.EventStream.Subscribe(func(evt any) {
-		if dl, ok := evt.(*actor.DeadLetterEvent); ok {
-			releaseMessage(dl.Message)
-		}
 	})
 	e.links.env = e
 	n := &Node{env: e}
@@ -477,7 +474,8 @@ wait:
 		<-done
 	}
 	n.env.wg.Wait()
-	n.env.dispatcher.stop()
-	n.env.sys.Shutdown()
+	if n.env.ownSystem {
+		n.env.system.Close()
+	}
 	return nil
 }

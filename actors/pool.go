@@ -75,7 +75,7 @@ func (e *env) joinPool(addr, name string, m *poolMember) (string, error) {
 		e.watchBind(p.ln.Addr().String(), name, len(p.members))
 		return p.ln.Addr().String(), nil
 	}
-	ln, err := net.Listen("tcp", addr) // bind and listen: no waiting
+	ln, err := listenTCP(addr) // bind and listen: no waiting
 	if err != nil {
 		return "", err
 	}

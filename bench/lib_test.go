@@ -11,6 +11,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"runtime"
 	"testing"
 
 	"github.com/hashicorp/yamux"
@@ -255,4 +256,48 @@ func BenchmarkLibRoundTrip64(b *testing.B) {
 			}
 		}
 	})
+}
+
+// libSessionPairs is how many session pairs BenchmarkLibSessions holds at
+// once.
+const libSessionPairs = 200
+
+// BenchmarkLibSessions is what a session pair costs to hold: per op,
+// libSessionPairs client and server pairs are made over net.Pipes (which
+// have no goroutines of their own) and then closed. It reports, per pair
+// held, the heap (after a GC) and the goroutines they added; ns/op is the
+// time to make and close them all.
+func BenchmarkLibSessions(b *testing.B) {
+	for _, l := range libs {
+		b.Run("lib="+l.name, func(b *testing.B) {
+			var heap, goroutines float64
+			pairs := make([]libSession, 0, 2*libSessionPairs)
+			for range b.N {
+				var ms runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&ms)
+				heap0, g0 := ms.HeapAlloc, runtime.NumGoroutine()
+				for range libSessionPairs {
+					c, s := net.Pipe()
+					client, server, err := l.pair(c, s)
+					if err != nil {
+						b.Fatal(err)
+					}
+					pairs = append(pairs, client, server)
+				}
+				b.StopTimer()
+				runtime.GC()
+				runtime.ReadMemStats(&ms)
+				heap += float64(int64(ms.HeapAlloc)-int64(heap0)) / libSessionPairs
+				goroutines += float64(runtime.NumGoroutine()-g0) / libSessionPairs
+				b.StartTimer()
+				for _, p := range pairs {
+					p.Close()
+				}
+				pairs = pairs[:0]
+			}
+			b.ReportMetric(heap/float64(b.N), "heap-B/pair")
+			b.ReportMetric(goroutines/float64(b.N), "goroutines/pair")
+		})
+	}
 }

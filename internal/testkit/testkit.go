@@ -281,6 +281,12 @@ func Dial(t testing.TB, addr net.Addr) *net.TCPConn {
 	return c.(*net.TCPConn)
 }
 
+// SharedWorkerFunc is the function of the library's shared actor system's
+// workers (actors.SharedSystem), which live as long as the process:
+// CheckLeaks ignores them. (This package cannot import actors, whose
+// tests use it; TestSharedWorkerFunc checks the name.)
+const SharedWorkerFunc = "github.com/sockmux/sockmux/actors.sharedWorker"
+
 // CheckLeaks registers, to run after everything else the test cleans up,
 // checks that no goroutine is left and every pooled buffer taken during
 // the test was returned.
@@ -294,7 +300,8 @@ func CheckLeaks(t testing.TB) {
 		}
 		if err := goleak.Find(existing,
 			goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewThrottleWithLogger.func1"),
-			goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewThrottle.func1")); err != nil {
+			goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewThrottle.func1"),
+			goleak.IgnoreAnyFunction(SharedWorkerFunc)); err != nil {
 			t.Errorf("goroutines left behind: %v", err)
 		}
 		// Buffers a stream being torn down still holds come back within
