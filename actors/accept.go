@@ -32,3 +32,16 @@ func (e *env) acceptLoop(ln net.Listener, stop <-chan struct{}, what string, han
 
 // reverseForward is what a peer's -R listener is called in the log.
 const reverseForward = "reverse forward"
+
+// listenTCP listens on addr for a forward's connections (-L, -D, a peer's
+// -R, a pool), with raw accepts where the OS has them (rawAccepting).
+// Whoever holds the listener closes it, and must close this one: with raw
+// accepts it wraps a second descriptor of the socket, which keeps it
+// listening until both are closed.
+func listenTCP(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return rawAccepting(ln), nil
+}

@@ -64,3 +64,8 @@ var ErrWriteShut = errors.New("write after CloseWrite")
 
 // errLocalIO is a Read or Write on a localEnd, which the Stream never does.
 var errLocalIO = errors.New("a stream's local end is not read or written as a socket")
+
+// ErrNotHeldHere is a stream another hub brought for one of this node's
+// own pooled reverse forwards when none of its members here is live: it
+// is refused rather than sent on to another hub (one hop at most).
+var ErrNotHeldHere = errors.New("no live edge holds that reverse forward here")

@@ -17,7 +17,7 @@ func (n *Node) AddForward(f forward.Forward) error {
 	if f.UDP {
 		return n.addUDPForward(f)
 	}
-	ln, err := net.Listen("tcp", f.Bind)
+	ln, err := listenTCP(f.Bind)
 	if err != nil {
 		return fmt.Errorf("forward %v: %w", f, err)
 	}
@@ -36,7 +36,7 @@ func (n *Node) AddForward(f forward.Forward) error {
 
 // addProxy listens for -D on bind.
 func (n *Node) addProxy(bind string) error {
-	ln, err := net.Listen("tcp", bind)
+	ln, err := listenTCP(bind)
 	if err != nil {
 		return fmt.Errorf("-D %s: %w", bind, err)
 	}

@@ -106,7 +106,7 @@ func (l *linkActor) bind(ctx actor.Context, b engine.Bind) {
 		return
 	}
 	if b.Pool != "" {
-		m := newPoolMember(self, b.ID)
+		m := newPoolMember(l.env, self, b.ID)
 		bound, err := l.env.joinPool(addr, b.Pool, m)
 		if err != nil {
 			l.env.warn("pooled reverse forward refused", "peer", l.peer, "listen", addr, "pool", b.Pool, "reason", err)
@@ -119,7 +119,7 @@ func (l *linkActor) bind(ctx actor.Context, b engine.Bind) {
 		reply(engine.CodeNormal, bound)
 		return
 	}
-	ln, err := net.Listen("tcp", addr) // bind and listen: no waiting
+	ln, err := listenTCP(addr) // bind and listen: no waiting
 	if err != nil {
 		l.env.warn("reverse forward refused", "peer", l.peer, "listen", addr, "reason", err)
 		reply(engine.CodeBindFailed, err.Error())

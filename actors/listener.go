@@ -101,7 +101,7 @@ func (l *listenerActor) Receive(ctx actor.Context) {
 		l.stop = make(chan struct{})
 		l.env.acceptLoop(l.ln, l.stop, l.what(), func(c net.Conn) {
 			traceHop(HopAccepted)
-			// (Go's accept has set TCP_NODELAY already.)
+			// (the accept has set TCP_NODELAY already.)
 			if !l.openNow(c) {
 				l.env.send(self, &accepted{conn: c})
 			}
@@ -140,13 +140,12 @@ func (l *listenerActor) openNow(c net.Conn) bool {
 		return false
 	}
 	if l.pool != nil {
-		m := l.env.pick(l.pool)
-		if m == nil {
+		ch := l.env.pick(l.pool, false)
+		if !ch.ok() || !ch.open(&openRequest{conn: c, forward: l.fwd.String()}, true) {
 			return false
 		}
 		traceHop(HopListenerIn)
 		l.env.stats.countForward(l.key())
-		l.env.send(m.link, &openRequest{conn: c, kind: l.kind, target: m.target, forward: l.fwd.String(), load: &m.load})
 		return true
 	}
 	link, st := l.env.links.newestOn()
@@ -194,16 +193,17 @@ func (l *listenerActor) flush(ctx actor.Context) {
 	}
 	keep := l.pending[:0]
 	for _, w := range l.pending {
-		target, load := w.target, (*atomic.Int32)(nil)
+		req := &openRequest{conn: w.conn, kind: l.kind, target: w.target, forward: l.fwd.String(), first: w.first, reply: w.reply, opened: w.opened}
+		sent := false
 		if l.pool != nil {
-			link = nil
-			if m := l.env.pick(l.pool); m != nil {
-				link, target, load = m.link, m.target, &m.load
-			}
+			ch := l.env.pick(l.pool, false)
+			sent = ch.ok() && ch.open(req, false)
+		} else if link != nil {
+			ctx.Send(link, req)
+			sent = true
 		}
 		switch {
-		case link != nil:
-			ctx.Send(link, &openRequest{conn: w.conn, kind: l.kind, target: target, forward: l.fwd.String(), first: w.first, reply: w.reply, opened: w.opened, load: load})
+		case sent:
 		case !now.Before(w.deadline):
 			l.env.warn("no link within the open timeout; closing connection", "forward", l.fwd.String(),
 				"client", w.conn.RemoteAddr().String(), "open_timeout", l.env.cfg.OpenTimeout)

@@ -85,10 +85,11 @@ type localPipe struct {
 	downEOF   bool // the peer's FIN
 	unread    int  // bytes read that the Stream has not been told of
 	// Ends.
-	closed bool  // the application closed its end
-	gone   bool  // the Stream let go of its end
-	err    error // the stream was cut short: what Read and Write return
-	why    error // the reason a reset gives, when the Stream knows it
+	closed  bool  // the application closed its end
+	aborted bool  // and reset it (a splice's far end, splice.go)
+	gone    bool  // the Stream let go of its end
+	err     error // the stream was cut short: what Read and Write return
+	why     error // the reason a reset gives, when the Stream knows it
 
 	// Waking the Stream, once it has taken its end (attach).
 	env    *env
@@ -449,6 +450,10 @@ func (s *streamActor) readLocal(ctx actor.Context) {
 // a read if the Stream waited for its writes.
 func (s *streamActor) localWoken(ctx actor.Context) {
 	if s.local == nil {
+		return
+	}
+	if s.local.wasAborted() {
+		s.reset(ctx, engine.CodeCancelled, "reset at the other end of the splice")
 		return
 	}
 	if read, unread := s.local.woken(); read > 0 {

@@ -427,6 +427,10 @@ func (n *Node) Shutdown(drain time.Duration) error {
 	for _, ln := range lns {
 		ln.Close()
 	}
+	// Pools stop accepting too. A pool of other hubs' shares only has no
+	// member whose link's end would close it, and its accept loop would
+	// keep the Wait below waiting (pool_peers.go).
+	n.env.closePools()
 	if n.dialer != nil {
 		fwds = append(fwds, n.dialer)
 	}

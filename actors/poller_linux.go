@@ -87,7 +87,7 @@ func (p *poller) add(conn syscall.RawConn, pid *actor.PID) uint64 {
 	var err error
 	cerr := conn.Control(func(fd uintptr) {
 		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(tok), Pad: int32(tok >> 32)}
-		err = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev)
+		err = sysEpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev)
 	})
 	if err != nil || cerr != nil {
 		p.mu.Lock()
@@ -106,7 +106,7 @@ func (p *poller) remove(tok uint64, conn syscall.RawConn) {
 	closed := p.closed
 	p.mu.Unlock()
 	if !closed {
-		_ = conn.Control(func(fd uintptr) { _ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, int(fd), nil) })
+		_ = conn.Control(func(fd uintptr) { _ = sysEpollCtl(p.epfd, unix.EPOLL_CTL_DEL, int(fd), nil) })
 	}
 }
 

@@ -34,25 +34,28 @@ type poolSet struct {
 	byAddr map[string]*pool
 }
 
-// pool is one pooled listening socket and its members, in joining order.
+// pool is one pooled listening socket and its members, in joining order,
+// and the other hubs' shares of it (pool_peers.go).
 type pool struct {
 	name    string
 	ln      net.Listener
 	pid     *actor.PID // its listenerActor
 	members []*poolMember
-	next    int // where the round robin among equally loaded members goes on
+	peers   []*poolPeer
+	next    int // where the round robin among equally loaded choices goes on
 }
 
 // poolMember is one link's BIND in a pool.
 type poolMember struct {
+	env    *env
 	link   *actor.PID
 	target string       // the BIND's forward id on that link, in decimal: the OPEN's target
 	load   atomic.Int32 // streams the pool has opened on it that are still open
 }
 
 // newPoolMember is link's BIND number id, as a pool member.
-func newPoolMember(link *actor.PID, id uint32) *poolMember {
-	return &poolMember{link: link, target: strconv.FormatUint(uint64(id), 10)}
+func newPoolMember(e *env, link *actor.PID, id uint32) *poolMember {
+	return &poolMember{env: e, link: link, target: strconv.FormatUint(uint64(id), 10)}
 }
 
 // join adds m to the pool listening on addr under name, making the pool
@@ -72,7 +75,7 @@ func (e *env) joinPool(addr, name string, m *poolMember) (string, error) {
 		e.watchBind(p.ln.Addr().String(), name, len(p.members))
 		return p.ln.Addr().String(), nil
 	}
-	ln, err := net.Listen("tcp", addr) // bind and listen: no waiting
+	ln, err := listenTCP(addr) // bind and listen: no waiting
 	if err != nil {
 		return "", err
 	}
@@ -104,41 +107,125 @@ func (e *env) leavePool(addr string, m *poolMember) {
 		}
 	}
 	e.watchBind(p.ln.Addr().String(), p.name, len(p.members))
-	if len(p.members) > 0 {
+	if len(p.members) > 0 || len(p.peers) > 0 {
 		return
 	}
-	delete(ps.byAddr, addr)
-	p.ln.Close()
-	e.sys.Root.Stop(p.pid)
+	e.closePoolLocked(addr, p)
 	e.log.Info("pooled reverse forward closed: its last member left", "pool", p.name, "listen", p.ln.Addr().String())
 }
 
-// pick chooses the member for a new connection: of those whose link is up
-// (not down, not waiting to resume), the one with the fewest open streams
-// from this pool, ties going round in joining order. It counts the stream
-// against the member at once, so a burst of connections spreads before
-// any of their OPENs is answered. nil: no member is live.
-func (e *env) pick(p *pool) *poolMember {
+// closePoolLocked closes pool p on addr: its socket at once, its listener
+// after; e.pools.mu is held.
+func (e *env) closePoolLocked(addr string, p *pool) {
+	delete(e.pools.byAddr, addr)
+	p.ln.Close()
+	e.sys.Root.Stop(p.pid)
+}
+
+// closePools closes every pool: at shutdown, those a link's end does not
+// close (a pool of other hubs' shares only, pool_peers.go).
+func (e *env) closePools() {
 	e.pools.mu.Lock()
 	defer e.pools.mu.Unlock()
-	var best *poolMember
-	n := len(p.members)
+	for addr, p := range e.pools.byAddr {
+		e.closePoolLocked(addr, p)
+	}
+}
+
+// pick chooses where a new connection goes: of the live members (link up,
+// not down, not waiting to resume) and the live shares of other hubs
+// (pool_peers.go), the one with the fewest open streams from this pool
+// for its weight (a member weighs 1, a share the members it stands for),
+// ties going round in order. It counts the stream against the choice at
+// once, so a burst of connections spreads before any of their OPENs is
+// answered. localOnly leaves the other hubs' shares out (a connection
+// another hub brought here goes no further than one hop, splice.go). The
+// zero choice: nothing is live.
+func (e *env) pick(p *pool, localOnly bool) poolChoice {
+	e.pools.mu.Lock()
+	defer e.pools.mu.Unlock()
+	var best poolChoice
+	var bestLoad, bestWeight int64
+	nm := len(p.members)
+	n := nm
+	if !localOnly {
+		n += len(p.peers)
+	}
 	bestAt := 0
 	for k := range n {
 		i := (p.next + k) % n
-		m := p.members[i]
-		if !e.links.has(m.link) {
-			continue
+		var c poolChoice
+		var load, weight int64
+		if i < nm {
+			m := p.members[i]
+			if !e.links.has(m.link) {
+				continue
+			}
+			c, load, weight = poolChoice{member: m}, int64(m.load.Load()), 1
+		} else {
+			q := p.peers[i-nm]
+			if !q.live() {
+				continue
+			}
+			c, load, weight = poolChoice{peer: q, via: q.via, target: q.target}, int64(q.load.Load()), int64(q.weight)
 		}
-		if best == nil || m.load.Load() < best.load.Load() {
-			best, bestAt = m, i
+		// load/weight below the best's, without dividing.
+		if !best.ok() || load*bestWeight < bestLoad*weight {
+			best, bestLoad, bestWeight, bestAt = c, load, weight, i
 		}
 	}
-	if best != nil {
-		best.load.Add(1)
+	if best.ok() {
+		best.counter().Add(1)
 		p.next = bestAt + 1
 	}
 	return best
+}
+
+// poolChoice is where pick sends a connection: a member here, or another
+// hub's share.
+type poolChoice struct {
+	member *poolMember
+	peer   *poolPeer
+	via    *Node  // the share's, as pick saw it
+	target string // the share's, as pick saw it
+}
+
+func (c poolChoice) ok() bool { return c.member != nil || c.peer != nil }
+
+// counter is the choice's count of open streams.
+func (c poolChoice) counter() *atomic.Int32 {
+	if c.member != nil {
+		return &c.member.load
+	}
+	return &c.peer.load
+}
+
+// open sends conn (with first, reply and opened as the listener had them)
+// on to the choice, over the member's link or over the share's node's
+// newest link; the stream takes itself off the choice's load when it
+// ends. It reports false, having taken the stream off again, when the
+// share's link has just gone (the connection is the caller's still).
+// runStrand: the caller is an accept loop, not an actor, and runs the
+// share's link's strand itself when no goroutine does (as openNow).
+func (c poolChoice) open(r *openRequest, runStrand bool) bool {
+	r.load = c.counter()
+	if c.member != nil {
+		r.kind, r.target = engine.TargetForward, c.member.target
+		c.member.env.send(c.member.link, r)
+		return true
+	}
+	link, st := c.via.env.links.newestOn()
+	if link == nil {
+		r.unload()
+		return false
+	}
+	r.kind, r.target = engine.TargetDial, c.target
+	ran := runStrand && st != nil && st.claim()
+	c.via.env.send(link, r)
+	if ran {
+		st.run(strandRunMax)
+	}
+	return true
 }
 
 // members is how many links are in the pool on addr (for tests and status).

@@ -64,7 +64,7 @@ func shutWrite(conn net.Conn) {
 // Resetter is a local connection that says "cut short" its own way: a
 // stream reset by the peer (or by this side) calls Reset instead of
 // Close, so the client can tell a truncated stream from a clean end. A
-// *net.TCPConn needs none: it is closed with SO_LINGER 0, a TCP RST.
+// TCP socket needs none: it is closed with SO_LINGER 0, a TCP RST.
 type Resetter interface {
 	net.Conn
 	Reset()
@@ -79,7 +79,7 @@ func resetConn(conn net.Conn) {
 		r.Reset()
 		return
 	}
-	if tc, ok := conn.(*net.TCPConn); ok {
+	if tc, ok := conn.(interface{ SetLinger(int) error }); ok { // *net.TCPConn, *rawsock.Conn
 		_ = tc.SetLinger(0)
 	}
 	conn.Close()
@@ -235,7 +235,9 @@ func newRawSource(conn net.Conn) *rawSource {
 	switch conn.(type) {
 	case *net.TCPConn, *net.UnixConn:
 	default:
-		return nil
+		if !isRawSock(conn) {
+			return nil
+		}
 	}
 	raw := rawConn(conn)
 	if raw == nil {

@@ -41,6 +41,9 @@ type Stats struct {
 	CarrierStalls atomic.Int64
 	// Resumes counts links resumed after losing their last carrier.
 	Resumes atomic.Int64
+	// Spliced counts streams handed in process to one of this node's own
+	// pooled reverse forwards, instead of dialling its address (splice.go).
+	Spliced atomic.Int64
 	// ForwardConns counts the connections each forward accepted, by its
 	// listen address.
 	forwardConns sync.Map // string -> *atomic.Int64
@@ -131,6 +134,8 @@ type Status struct {
 	Resent        int64 `json:"frames_resent"`
 	CarrierStalls int64 `json:"carrier_stalls"`
 	Resumes       int64 `json:"resumes"`
+	// Spliced is Stats.Spliced: streams handed in process to a pool here.
+	Spliced int64 `json:"spliced,omitempty"`
 }
 
 // Status asks every link for its state (waiting up to a second for each)
@@ -143,6 +148,7 @@ func (n *Node) Status() Status {
 		Refusals: st.Refusals.Load(), Reconnects: st.Reconnects.Load(), CreditStalls: st.CreditStalls.Load(),
 		DroppedDatagrams: st.DroppedDatagrams.Load(), DialFailures: st.DialFailures.Load(),
 		Resent: st.Resent.Load(), CarrierStalls: st.CarrierStalls.Load(), Resumes: st.Resumes.Load(),
+		Spliced: st.Spliced.Load(),
 	}
 	n.mu.Lock()
 	for i, b := range n.fwdBinds {

@@ -160,6 +160,12 @@ func (s *streamActor) start(ctx actor.Context) {
 		s.connected(ctx, near, nil)
 		return
 	}
+	if !s.datagram {
+		if conn, err, ok := s.env.splice(s.target); ok { // one of this node's own pools (splice.go)
+			s.connected(ctx, conn, err)
+			return
+		}
+	}
 	if s.env.ownDial && !s.datagram {
 		traceHop(HopDialStart)
 		if conn, err, ok := dialNow(s.target); ok {

@@ -15,6 +15,7 @@ import (
 // own loopback address (127.0.0.1N: Linux routes all of 127/8 to lo).
 type hubProc struct {
 	host, link, control string
+	port                string // the bind's, which it allows
 	proc                *child
 }
 
@@ -25,7 +26,7 @@ func startHub(t *testing.T, n int, key, clusterKey, port string, seeds ...*hubPr
 	free := testkit.FreeAddr(t) // a port free on 127.0.0.1 is as good as free on 127.0.0.1N
 	_, lp, _ := net.SplitHostPort(free)
 	_, cp, _ := net.SplitHostPort(testkit.FreeAddr(t))
-	h := &hubProc{host: fmt.Sprintf("127.0.0.%d", 10+n)}
+	h := &hubProc{host: fmt.Sprintf("127.0.0.%d", 10+n), port: port}
 	h.link, h.control = net.JoinHostPort(h.host, lp), net.JoinHostPort(h.host, cp)
 	args := []string{"listen", "--drain", "0s", "--key-file", key, "--remote-bind-addr", h.host,
 		"--allow-listen", "*:" + port, "--cluster", "t", "--cluster-key", clusterKey, "--cluster-bind", h.control}

@@ -248,14 +248,21 @@ func listenCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Com
 				ln.Close()
 				return err
 			}
+			var bridge *cluster.Bridge
 			if member != nil {
 				defer member.Close()
 				cfg.BindWatcher = registerBinds(member, log)
-				bridge := cluster.NewBridge(member, bridgeConfig(cfg, log))
+				bridge = cluster.NewBridge(member, bridgeConfig(cfg, log))
 				defer bridge.Close() // before the member leaves
 			}
 			// Listening, and its forwards too: -f's parent may go.
-			return serve(cmd.Context(), log, &o, cfg, func(n *actors.Node) { n.Serve(ln); readyForeground() }, func() { ln.Close() })
+			return serve(cmd.Context(), log, &o, cfg, func(n *actors.Node) {
+				if bridge != nil {
+					bridge.Attach(n) // its pools get the other hubs' shares
+				}
+				n.Serve(ln)
+				readyForeground()
+			}, func() { ln.Close() })
 		},
 	}
 	o.addLinkFlags(cmd.Flags())

@@ -77,6 +77,8 @@ func runDaemon(ctx context.Context, cfg *config, log *slog.Logger) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	d := &daemon{log: log, cfg: cfg, links: map[string]*runningLink{}, shares: map[string]*runningShare{}}
+	var bridge *cluster.Bridge // the first listen link's, named bridged
+	bridged := ""
 	if cfg.cluster != nil {
 		member, err := startCluster(&cfg.cluster.flags, cfg.cluster.cfg)
 		if err != nil {
@@ -84,15 +86,13 @@ func runDaemon(ctx context.Context, cfg *config, log *slog.Logger) error {
 		}
 		// Closed after the links' shutdown below (defers run last).
 		defer member.Close()
-		bridged := false
 		for _, l := range cfg.links {
 			if l.mode != "listen" {
 				continue
 			}
 			l.cfg.BindWatcher = registerBinds(member, log)
-			if !bridged {
-				bridged = true
-				bridge := cluster.NewBridge(member, bridgeConfig(l.cfg, log))
+			if bridge == nil {
+				bridge, bridged = cluster.NewBridge(member, bridgeConfig(l.cfg, log)), l.name
 				defer bridge.Close()
 			}
 		}
@@ -104,6 +104,9 @@ func runDaemon(ctx context.Context, cfg *config, log *slog.Logger) error {
 			return err
 		}
 		d.links[l.name] = rl
+		if bridge != nil && l.name == bridged {
+			bridge.Attach(rl.node) // its pools get the other hubs' shares
+		}
 	}
 	for _, sc := range cfg.shares {
 		rs, err := d.startShare(sc)

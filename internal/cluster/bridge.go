@@ -1,20 +1,31 @@
 package cluster
 
-// The bridge: what makes a bind held at one hub work at every hub. For
-// each entry of the directory held elsewhere (and not here), this hub
-// listens on the same address (mapped through its own --remote-bind-addr,
-// within its own --allow-listen) and carries each connection, over an
-// ordinary sockmux link to the holding hub, as a stream whose target is
-// the address the holder listens on for it: the holder dials that, its
-// own pool or edge's listener, which hands the connection to an edge. One
-// hop between hubs, at most; the control plane never carries data.
+// The bridge: what makes a bind held at some hubs work at every hub, and
+// spread over the edges holding it wherever they are linked.
+//
+// A TCP bind (pooled or not) is a pool at every hub (actors.Node's pools,
+// pool_peers.go there): at a hub holding some of its edges, beside them;
+// at a hub holding none, alone, listening on the same address (mapped
+// through this hub's --remote-bind-addr, within its --allow-listen). The
+// bridge gives the pool a share for every other hub the directory says
+// holds the bind, weighed by the edges it holds there; a connection the
+// pool sends to a share is carried, over an ordinary sockmux link to that
+// hub, as a stream whose target is the address the holder listens on for
+// the bind, and the holder hands it in process to one of its own edges
+// (actors' splice.go), never on to a third hub. One hop between hubs, at
+// most; the control plane never carries data.
+//
+// A UDP bind is bridged as before pools: a UDP forward to one holder (the
+// one with the most members, then the lowest id), whose node sends each
+// client's datagrams on to its own bind from a socket of its own.
 //
 // Each peer hub the bridge routes to gets one actors.Node, dialling that
 // hub's link address (Entry.Link) with the hubs' link key, kept while
-// some route goes there. A route listens only while its link is up: when
-// the holder dies its link drops at once, and the bridge lets go of the
-// address before the directory has dropped the holder's entries, so an
-// edge failing over to this hub can bind it here.
+// some route goes there. A share or a route is there only while its link
+// is up: when a holder dies its link drops at once, and the bridge drops
+// its share (closing the pool, if it was the last and no edge here holds
+// it) before the directory has dropped the holder's entries, so an edge
+// failing over to this hub can bind the address here.
 
 import (
 	"fmt"
@@ -53,23 +64,26 @@ type Bridge struct {
 
 	mu     sync.Mutex
 	up     map[string]bool // peer hubs whose link is up
+	node   *actors.Node    // this hub's own node, where the pools are (Attach)
 	closed bool
 
-	// The loop's own (no lock): peer nodes and the routes listening.
+	// The loop's own (no lock): peer nodes, the UDP routes listening and
+	// the shares given to the pools.
 	peers  map[string]*actors.Node // by hub
 	routes map[routeKey]route      // by what is listened on here
+	pools  map[string]poolRoute    // by the address the pool listens on here
 	warned map[string]bool         // binds refused here, logged once
 }
 
-// route is one bind bridged: listened on here, carried to hub.
+// route is one UDP bind bridged: listened on here, carried to hub.
 type route struct {
 	hub, link, target string
 }
 
-// routeKey is what a route listens on here: an address, for streams or
-// for datagrams (a UDP -R is bridged as a UDP forward: each client
-// address a datagram stream to the holder, which sends its datagrams on
-// to the bind from a socket of its own).
+// routeKey is what a UDP route listens on here: an address, for
+// datagrams (a UDP -R is bridged as a UDP forward: each client address a
+// datagram stream to the holder, which sends its datagrams on to the
+// bind from a socket of its own).
 type routeKey struct {
 	local string
 	udp   bool
@@ -94,9 +108,31 @@ func NewBridge(m *Member, cfg BridgeConfig) *Bridge {
 		cfg.AllowListen = forward.LoopbackTargets
 	}
 	b := &Bridge{cfg: cfg, m: m, log: cfg.Logger, kick: make(chan struct{}, 1), done: make(chan struct{}),
-		up: map[string]bool{}, peers: map[string]*actors.Node{}, routes: map[routeKey]route{}, warned: map[string]bool{}}
+		up: map[string]bool{}, peers: map[string]*actors.Node{}, routes: map[routeKey]route{}, pools: map[string]poolRoute{},
+		warned: map[string]bool{}}
 	go b.loop(m.Watch())
 	return b
+}
+
+// Attach gives the bridge this hub's own node, whose pools it gives the
+// other hubs' shares of their binds (and where it listens for the binds
+// no edge holds here). Until then only UDP binds are bridged.
+func (b *Bridge) Attach(n *actors.Node) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
+	b.node = n
+	b.kickLocked()
+}
+
+// kickLocked has the loop apply the directory again; b.mu is held.
+func (b *Bridge) kickLocked() {
+	select {
+	case b.kick <- struct{}{}:
+	default:
+	}
 }
 
 // Close stops the bridge: its listeners and its links to other hubs.
@@ -163,70 +199,116 @@ func holderTarget(e Entry) string {
 	return e.Addr
 }
 
-// want is the routes the directory asks for: for each TCP or UDP bind
-// held elsewhere and not here, the holder with the most members (then the
-// lowest id), if its link is up.
-func (b *Bridge) want(entries []Entry) map[routeKey]route {
+// wanted is what the directory asks of this hub: the UDP routes, and
+// the shares of each TCP bind's pool; hubs are the peer hubs they name
+// (with their link addresses), whose links are needed.
+type wanted struct {
+	routes map[routeKey]route
+	pools  map[string]poolRoute
+	hubs   map[string]string
+}
+
+// want reads the directory: for each TCP bind held elsewhere, the shares
+// of its pool here (unless an edge here holds it outside a pool, which
+// no share can join); for each UDP bind held elsewhere and not here, the
+// holder with the most members (then the lowest id).
+func (b *Bridge) want(entries []Entry) wanted {
 	self := b.m.ID()
-	heldHere := map[string]bool{}
+	own := map[string]Entry{}
 	for _, e := range entries {
 		if e.Hub == self {
-			heldHere[e.Bind] = true
+			own[e.Bind] = e
 		}
 	}
+	w := wanted{routes: map[routeKey]route{}, pools: map[string]poolRoute{}, hubs: map[string]string{}}
 	best := map[routeKey]Entry{}
 	for _, e := range entries {
 		proto, asked, ok := strings.Cut(e.Bind, "/")
-		if !ok || proto != "tcp" && proto != "udp" || e.Hub == self || heldHere[e.Bind] || e.Link == "" || e.Addr == "" {
+		if !ok || proto != "tcp" && proto != "udp" || e.Hub == self || e.Link == "" || e.Addr == "" {
+			continue
+		}
+		mine, heldHere := own[e.Bind]
+		if heldHere && (proto == "udp" || mine.Pool == "") {
 			continue
 		}
 		local := b.localAddr(asked)
 		if !b.cfg.AllowListen.Allows(local) {
-			if !b.warned[e.Bind] {
-				b.warned[e.Bind] = true
-				b.log.Warn("cluster: a bind of another hub is not bridged here: not allowed by --allow-listen", "bind", e.Bind, "listen", local, "hub", e.Hub)
-			}
+			b.warnOnce(e.Bind, "cluster: a bind of another hub is not bridged here: not allowed by --allow-listen", "bind", e.Bind, "listen", local, "hub", e.Hub)
 			continue
 		}
-		k := routeKey{local: local, udp: proto == "udp"}
+		if proto == "tcp" {
+			pr, ok := w.pools[local]
+			if !ok {
+				pr.name = e.Pool
+				if heldHere {
+					pr.name = mine.Pool
+				}
+			}
+			if e.Pool != pr.name {
+				b.warnOnce("pool:"+e.Bind+"\x00"+e.Hub, "cluster: a bind of another hub is in another pool than here: not shared",
+					"bind", e.Bind, "hub", e.Hub, "pool", e.Pool, "here", pr.name)
+				continue
+			}
+			pr.shares = append(pr.shares, share{hub: e.Hub, target: holderTarget(e), members: e.Members})
+			w.pools[local] = pr
+			w.hubs[e.Hub] = e.Link
+			continue
+		}
+		k := routeKey{local: local, udp: true}
 		if o, ok := best[k]; !ok || e.Members > o.Members || e.Members == o.Members && e.Hub < o.Hub {
 			best[k] = e
 		}
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	out := map[routeKey]route{}
 	for k, e := range best {
-		r := route{hub: e.Hub, link: e.Link, target: holderTarget(e)}
-		if _, ok := b.peers[e.Hub]; !ok || b.up[e.Hub] {
-			out[k] = r // a hub with no link yet gets one below
-		}
+		w.routes[k] = route{hub: e.Hub, link: e.Link, target: holderTarget(e)}
+		w.hubs[e.Hub] = e.Link
 	}
-	return out
+	return w
 }
 
-// apply makes the routes listening what entries ask for.
+// warnOnce logs msg the first time key comes up.
+func (b *Bridge) warnOnce(key, msg string, args ...any) {
+	if !b.warned[key] {
+		b.warned[key] = true
+		b.log.Warn(msg, args...)
+	}
+}
+
+// apply makes the routes listening and the pools' shares what entries
+// ask for, as far as the links to the peer hubs are up.
 func (b *Bridge) apply(entries []Entry) {
-	want := b.want(entries)
+	w := b.want(entries)
+	for hub, link := range w.hubs {
+		if _, err := b.peer(hub, link); err != nil {
+			b.warnOnce("link:"+hub+"\x00"+link, "cluster: no link to the holding hub", "hub", hub, "link", link, "reason", err)
+		}
+	}
+	b.applyRoutes(w.routes)
+	b.applyPools(w.pools)
+	for hub, n := range b.peers {
+		if _, ok := w.hubs[hub]; !ok {
+			n.Shutdown(0)
+			delete(b.peers, hub)
+			b.mu.Lock()
+			delete(b.up, hub)
+			b.mu.Unlock()
+		}
+	}
+}
+
+// applyRoutes makes the UDP routes listening what want asks for, those
+// whose link is up.
+func (b *Bridge) applyRoutes(want map[routeKey]route) {
 	for k, r := range b.routes {
-		if w, ok := want[k]; !ok || w != r {
+		if w, ok := want[k]; !ok || w != r || !b.isUp(r.hub) {
 			b.peers[r.hub].RemoveForward(actors.ForwardKey(k.forward(r)))
 			delete(b.routes, k)
 			b.log.Info("cluster: bind no longer bridged", "listen", k, "hub", r.hub)
 		}
 	}
-	needed := map[string]bool{}
 	for k, r := range want {
-		needed[r.hub] = true
-		if _, ok := b.routes[k]; ok {
-			continue
-		}
-		n, err := b.peer(r.hub, r.link)
-		if err != nil {
-			b.log.Warn("cluster: no link to the holding hub", "hub", r.hub, "link", r.link, "reason", err)
-			continue
-		}
-		if !b.isUp(r.hub) {
+		n, ok := b.peers[r.hub]
+		if _, done := b.routes[k]; done || !ok || !b.isUp(r.hub) {
 			continue // listens once the link is up
 		}
 		if err := n.AddForward(k.forward(r)); err != nil {
@@ -235,15 +317,6 @@ func (b *Bridge) apply(entries []Entry) {
 		}
 		b.routes[k] = r
 		b.log.Info("cluster: bridging a bind of another hub", "listen", k, "hub", r.hub, "target", r.target)
-	}
-	for hub, n := range b.peers {
-		if !needed[hub] {
-			n.Shutdown(0)
-			delete(b.peers, hub)
-			b.mu.Lock()
-			delete(b.up, hub)
-			b.mu.Unlock()
-		}
 	}
 }
 
@@ -290,8 +363,5 @@ func (b *Bridge) linkEvent(hub string, up bool) {
 		return
 	}
 	b.up[hub] = up
-	select {
-	case b.kick <- struct{}{}:
-	default:
-	}
+	b.kickLocked()
 }

@@ -5,13 +5,21 @@ package cluster
 // message is a wrapperspb.BytesValue (a well-known type every protobuf
 // runtime has) holding a JSON document:
 //
-//	{"op": "sync", "hub": "10.0.0.1:7946", "entries": [ENTRY...]}
+//	{"op": "sync", "hub": "10.0.0.1:7946", "version": N, "entries": [ENTRY...]}
 //	{"op": "list"}
-//	{"op": "entries", "entries": [ENTRY...]}      the grain's answer and push
+//	{"op": "entries", "entries": [ENTRY...],      the grain's answer and push
+//	 "versions": {"10.0.0.1:7946": N, ...}}       every hub's registration held
 //	{"op": "error", "error": "TEXT"}             the grain's refusal
 //
 //	ENTRY = {"bind": "tcp/*:8080", "pool": "web", "hub": "10.0.0.1:7946",
 //	         "link": "10.0.0.1:7000", "addr": "10.0.0.1:8080", "members": 2}
+//
+// A sync's version numbers the hub's registrations (table.go): the grain
+// and the members keep each hub's newest. Every entry of an "entries"
+// document belongs to a hub its versions list; a hub listed without
+// entries holds none. A hub of an older sockmux, whose syncs have no
+// version and whose decoder refuses the versions field, cannot talk to a
+// newer one: the hubs of a cluster are upgraded together.
 //
 // JSON because the documents are small, rare (one per membership change
 // and per change of a hub's binds) and read by people debugging; limits
@@ -27,7 +35,7 @@ import (
 
 // The message kinds (the "op" field).
 const (
-	opSync    = "sync"    // replace every entry of Hub with Entries
+	opSync    = "sync"    // replace every entry of Hub with Entries, unless a newer Version is held
 	opList    = "list"    // ask for the directory
 	opEntries = "entries" // the directory, answered or pushed
 	opError   = "error"   // a request the grain refused
@@ -86,6 +94,11 @@ type message struct {
 	Hub     string  `json:"hub,omitempty"`
 	Entries []Entry `json:"entries,omitempty"`
 	Error   string  `json:"error,omitempty"`
+	// Version numbers a sync: a hub's registrations, newest highest.
+	Version uint64 `json:"version,omitempty"`
+	// Versions is, in a directory, the version of each hub's
+	// registration it holds.
+	Versions map[string]uint64 `json:"versions,omitempty"`
 }
 
 // encode wraps m for protoactor's remote.
@@ -117,7 +130,7 @@ func decode(b []byte) (*message, error) {
 	default:
 		return nil, fmt.Errorf("%w: unknown op %.40q", ErrMalformed, m.Op)
 	}
-	if len(m.Entries) > maxEntries {
+	if len(m.Entries) > maxEntries || len(m.Versions) > maxEntries {
 		return nil, fmt.Errorf("%w: %d entries, at most %d", ErrMalformed, len(m.Entries), maxEntries)
 	}
 	if len(m.Hub) > maxField || len(m.Error) > 4*maxField {
@@ -126,12 +139,23 @@ func decode(b []byte) (*message, error) {
 	if m.Op == opSync && m.Hub == "" {
 		return nil, fmt.Errorf("%w: sync without a hub", ErrMalformed)
 	}
+	if m.Op == opSync && m.Version == 0 {
+		return nil, fmt.Errorf("%w: sync without a version (a hub of an older sockmux?)", ErrMalformed)
+	}
+	for hub := range m.Versions {
+		if hub == "" || len(hub) > maxField {
+			return nil, fmt.Errorf("%w: a version for hub %.40q", ErrMalformed, hub)
+		}
+	}
 	for _, e := range m.Entries {
 		if err := e.check(); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 		}
 		if m.Op == opSync && e.Hub != m.Hub {
 			return nil, fmt.Errorf("%w: sync of hub %s holds an entry of hub %.40s", ErrMalformed, m.Hub, e.Hub)
+		}
+		if _, ok := m.Versions[e.Hub]; m.Op == opEntries && !ok {
+			return nil, fmt.Errorf("%w: an entry of hub %.40s, which the directory gives no version", ErrMalformed, e.Hub)
 		}
 	}
 	return &m, nil

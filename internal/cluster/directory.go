@@ -12,7 +12,9 @@ package cluster
 // have. One grain holds the whole directory because it is small (hubs ×
 // binds) and every hub needs all of it; a hub's whole set travels in one
 // sync message, which is what Register, Unregister and the re-registering
-// all send, so a message lost or repeated costs nothing.
+// all send, so a message lost or repeated costs nothing; each is numbered,
+// and one older than the hub's registration held is ignored (table.go),
+// so one that comes late costs nothing either.
 //
 // When the directory changes, and whenever its member sees the membership
 // change, the grain pushes it to the watcher actor of every member
@@ -41,16 +43,16 @@ const (
 
 // directoryGrain is the directory's activation on the member that owns it.
 type directoryGrain struct {
-	m       *Member // the member it runs on, which knows the membership
-	cl      *cluster.Cluster
-	entries map[string]Entry
-	sub     *eventstream.Subscription
+	m   *Member // the member it runs on, which knows the membership
+	cl  *cluster.Cluster
+	tab table
+	sub *eventstream.Subscription
 }
 
 // directoryKindOf is the grain's kind for cluster.WithKinds, on member m.
 func directoryKindOf(m *Member) *cluster.Kind {
 	return cluster.NewKind(directoryKind, actor.PropsFromProducer(func() actor.Actor {
-		return &directoryGrain{m: m, entries: map[string]Entry{}}
+		return &directoryGrain{m: m}
 	}))
 }
 
@@ -96,7 +98,11 @@ func (g *directoryGrain) request(ctx actor.Context, b []byte) {
 			ctx.Respond(encode(&message{Op: opError, Error: "hub " + m.Hub + " is not a member here"}))
 			return
 		}
-		if g.sync(m.Hub, m.Entries) {
+		changed, stale := g.tab.put(m.Hub, m.Version, m.Entries)
+		if stale {
+			g.m.log.Debug("cluster: an older registration ignored", "hub", m.Hub, "version", m.Version)
+		}
+		if changed {
 			g.push(ctx)
 		}
 	case opList:
@@ -104,29 +110,7 @@ func (g *directoryGrain) request(ctx actor.Context, b []byte) {
 		ctx.Respond(encode(&message{Op: opError, Error: "not a request: " + m.Op}))
 		return
 	}
-	ctx.Respond(encode(&message{Op: opEntries, Entries: g.list()}))
-}
-
-// sync replaces hub's entries with these, reporting whether anything
-// changed.
-func (g *directoryGrain) sync(hub string, entries []Entry) bool {
-	old := map[string]Entry{}
-	for k, e := range g.entries {
-		if e.Hub == hub {
-			old[k] = e
-			delete(g.entries, k)
-		}
-	}
-	changed := false
-	for _, e := range entries {
-		k := e.key()
-		if o, ok := old[k]; !ok || o != e {
-			changed = true
-		}
-		delete(old, k)
-		g.entries[k] = e
-	}
-	return changed || len(old) > 0
+	ctx.Respond(g.directory())
 }
 
 // prune drops the entries of hubs not among members, and pushes the
@@ -136,13 +120,7 @@ func (g *directoryGrain) prune(ctx actor.Context, members []*cluster.Member) {
 	for _, m := range members {
 		live[m.Address()] = true
 	}
-	dropped := 0
-	for k, e := range g.entries {
-		if !live[e.Hub] {
-			delete(g.entries, k)
-			dropped++
-		}
-	}
+	dropped := g.tab.drop(func(hub string) bool { return live[hub] })
 	if dropped > 0 {
 		g.m.log.Info("cluster: directory dropped the entries of hubs that left", "entries", dropped)
 	}
@@ -151,19 +129,15 @@ func (g *directoryGrain) prune(ctx actor.Context, members []*cluster.Member) {
 	g.push(ctx)
 }
 
-// list is the directory, sorted by bind then hub.
-func (g *directoryGrain) list() []Entry {
-	out := make([]Entry, 0, len(g.entries))
-	for _, e := range g.entries {
-		out = append(out, e)
-	}
-	sortEntries(out)
-	return out
+// directory is the grain's answer and push: every entry, and the version
+// of every hub's registration.
+func (g *directoryGrain) directory() any {
+	return encode(&message{Op: opEntries, Entries: g.tab.list(), Versions: g.tab.versions()})
 }
 
 // push sends the directory to the watcher of every member.
 func (g *directoryGrain) push(ctx actor.Context) {
-	msg := encode(&message{Op: opEntries, Entries: g.list()})
+	msg := g.directory()
 	for _, addr := range g.m.liveAddrs() {
 		ctx.Send(actor.NewPID(addr, watcherName), msg)
 	}

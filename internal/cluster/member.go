@@ -41,7 +41,8 @@ type Member struct {
 	mu       sync.Mutex
 	live     map[string]bool  // control-plane addresses of the members
 	own      map[string]Entry // this hub's entries, by bind
-	dir      []Entry          // the directory as last read or pushed
+	version  uint64           // of the last sync: this hub's registrations, numbered
+	dir      table            // the directory, each hub's newest registration read or pushed
 	shown    []Entry          // dir less the hubs not live: what Watch saw last
 	watchers []chan []Entry
 	hubWatch []chan []string
@@ -83,6 +84,9 @@ func Start(cfg Config) (*Member, error) {
 		cfg: cfg, log: cfg.Logger, provider: provider,
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 		live: map[string]bool{}, own: map[string]Entry{},
+		// Seeded from the start time: a restarted hub's registrations are
+		// newer than those it made before.
+		version: uint64(time.Now().UnixNano()),
 	}
 	lib := slog.New(libLog{cfg.Logger.Handler()}).With("lib", "protoactor")
 	m.sys = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return lib }))
@@ -323,7 +327,8 @@ func (m *Member) loop() {
 // takes the directory it answers with.
 func (m *Member) sync() error {
 	m.mu.Lock()
-	req := &message{Op: opSync, Hub: m.addr, Entries: make([]Entry, 0, len(m.own))}
+	m.version++
+	req := &message{Op: opSync, Hub: m.addr, Version: m.version, Entries: make([]Entry, 0, len(m.own))}
 	for _, e := range m.own {
 		req.Entries = append(req.Entries, e)
 	}
@@ -345,7 +350,7 @@ func (m *Member) sync() error {
 	if ans.Op != opEntries {
 		return fmt.Errorf("%w: %s: %s", ErrDirectory, ans.Op, ans.Error)
 	}
-	m.setDirectory(ans.Entries)
+	m.setDirectory(ans)
 	return nil
 }
 
@@ -360,7 +365,7 @@ func (m *Member) receivePush(ctx actor.Context) {
 		m.log.Warn("cluster: bad directory push", "from", ctx.Sender(), "reason", err)
 		return
 	}
-	m.setDirectory(msg.Entries)
+	m.setDirectory(msg)
 }
 
 // topology takes a membership change: protoactor calls it, in the
@@ -378,6 +383,7 @@ func (m *Member) topology(t *cluster.ClusterTopology) {
 	for _, mem := range t.Left {
 		m.log.Info("cluster: hub left", "hub", mem.Address())
 	}
+	m.dir.drop(func(hub string) bool { return m.live[hub] })
 	hubs := m.liveLocked()
 	for _, w := range m.hubWatch {
 		offer(w, slices.Clone(hubs))
@@ -409,19 +415,22 @@ func (m *Member) liveLocked() []string {
 	return out
 }
 
-// setDirectory takes the directory as read or pushed.
-func (m *Member) setDirectory(es []Entry) {
+// setDirectory takes the directory as read or pushed: each hub's
+// registration in it that is not older than the one held.
+func (m *Member) setDirectory(d *message) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.dir = es
-	m.publishLocked()
+	if m.dir.merge(d.Entries, d.Versions) {
+		m.publishLocked()
+	}
 }
 
 // publishLocked hands the directory, less the hubs not live, to the
 // watchers if it changed; m.mu is held.
 func (m *Member) publishLocked() {
-	shown := make([]Entry, 0, len(m.dir))
-	for _, e := range m.dir {
+	all := m.dir.list()
+	shown := make([]Entry, 0, len(all))
+	for _, e := range all {
 		if m.live[e.Hub] {
 			shown = append(shown, e)
 		}

@@ -1,0 +1,107 @@
+//go:build linux
+
+package rawsock
+
+import (
+	"net"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Listener accepts a *net.TCPListener's connections with raw accept4
+// calls, as Conns tuned as Go's net tunes its own (Tune). It waits for
+// connections in Go's poller through a duplicate of the listener's
+// descriptor (net's listeners give raw calls Control only), so it must be
+// closed itself, not only the listener it wraps: Close closes both, and
+// ends Accept with an error that is net.ErrClosed.
+type Listener struct {
+	*net.TCPListener
+	dup    *os.File
+	raw    syscall.RawConn
+	closed atomic.Bool
+	// the accept's callback (made once) and its results; Accept is
+	// called from one goroutine at a time (acceptMu)
+	acceptFn func(fd uintptr) bool
+	nfd      int
+	rsa      unix.RawSockaddrAny
+	err      error
+	acceptMu chan struct{}
+}
+
+// NewListener wraps ln, which must be a *net.TCPListener (ErrNotTCP
+// otherwise).
+func NewListener(ln net.Listener) (*Listener, error) {
+	tl, ok := ln.(*net.TCPListener)
+	if !ok {
+		return nil, ErrNotTCP
+	}
+	dup, err := tl.File() // non-blocking, in Go's poller
+	if err != nil {
+		return nil, err
+	}
+	raw, err := dup.SyscallConn()
+	if err != nil {
+		dup.Close()
+		return nil, err
+	}
+	l := &Listener{TCPListener: tl, dup: dup, raw: raw, acceptMu: make(chan struct{}, 1)}
+	l.acceptFn = func(fd uintptr) bool {
+		l.nfd, l.err = accept(int(fd), &l.rsa)
+		return l.err != unix.EAGAIN // none waiting: wait for the listener
+	}
+	return l, nil
+}
+
+func accept(fd int, rsa *unix.RawSockaddrAny) (int, error) {
+	for {
+		l := uint32(unsafe.Sizeof(*rsa))
+		r, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(fd), uintptr(unsafe.Pointer(rsa)),
+			uintptr(unsafe.Pointer(&l)), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+		switch e {
+		case 0:
+			return int(r), nil
+		case unix.EINTR, unix.ECONNABORTED: // as Go's net: the next one
+			continue
+		}
+		return -1, e
+	}
+}
+
+// Accept waits for and returns the next connection, a *Conn.
+func (l *Listener) Accept() (net.Conn, error) {
+	l.acceptMu <- struct{}{}
+	defer func() { <-l.acceptMu }()
+	if err := l.raw.Read(l.acceptFn); err != nil {
+		if l.closed.Load() {
+			err = net.ErrClosed
+		}
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.Addr(), Err: err}
+	}
+	nfd, err := l.nfd, l.err
+	if err != nil {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.Addr(), Err: os.NewSyscallError("accept4", err)}
+	}
+	raddr := tcpAddr(&l.rsa)
+	loopback := false
+	if ta, ok := raddr.(*net.TCPAddr); ok {
+		loopback = ta.IP.IsLoopback()
+	}
+	if err := Tune(nfd, loopback); err != nil {
+		rawClose(nfd)
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.Addr(), Err: os.NewSyscallError("setsockopt", err)}
+	}
+	return New(nfd, raddr), nil
+}
+
+// Close closes the listener and its duplicate: the socket stops
+// listening, and Accept returns.
+func (l *Listener) Close() error {
+	l.closed.Store(true)
+	err := l.TCPListener.Close()
+	l.dup.Close()
+	return err
+}
