@@ -233,7 +233,7 @@ func NewNode(cfg Config) (*Node, error) {
 		now: time.Now, replay: engine.NewReplayCache(100_000), failed: make(chan error, 1), ownDial: ownDial}
 	e.system, e.ownSystem = cfg.System, cfg.System == nil
 	if e.ownSystem {
-		e.system = NewSystem(cfg.Logger)
+		e.system = newSystem(cfg.Logger, newWorkerDispatcher(300))
 	}
 	e.sys, e.dispatcher = e.system.sys, e.system.workers
 	e.supervisor = actor.NewOneForOneStrategy(0, 0, func(reason any) actor.Directive {
@@ -474,7 +474,7 @@ wait:
 	}
 	n.env.wg.Wait()
 	if n.env.ownSystem {
-		n.env.system.Close()
+		n.env.system.close()
 	}
 	return nil
 }
