@@ -1,7 +1,8 @@
 // Package actors owns the actors that move frames between sockets and
 // carriers: Listener, Stream (which owns its local socket), Link,
 // Scheduler and Carrier, and the Node that runs them on one protoactor-go
-// actor system; the UDP forward and its per-client sessions; and the
+// actor system (its own, or one shared by many nodes: system.go; the
+// library's Sessions share one); the UDP forward and its per-client sessions; and the
 // shared-upstream actors (the Share hub, its clients and its upstream),
 // which run on a Node too.
 //
