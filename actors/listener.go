@@ -93,6 +93,7 @@ func (l *listenerActor) Receive(ctx actor.Context) {
 			l.env.links.watch(l.self)
 		} else if l.ln != nil {
 			l.env.watchBind(l.ln.Addr().String(), "", 1) // a peer's -R, not pooled
+			l.env.addReverse(l.self, reverseBind{link: l.link, fwd: l.fwd, ln: l.ln.Addr()})
 		}
 		if l.ln == nil { // Node.DialStream's: no socket to accept on
 			return
@@ -112,6 +113,7 @@ func (l *listenerActor) Receive(ctx actor.Context) {
 			l.ln.Close()
 			if l.link != nil {
 				l.env.watchBind(l.ln.Addr().String(), "", 0)
+				l.env.removeReverse(l.self)
 			}
 		}
 		if l.stop != nil {

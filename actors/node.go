@@ -47,6 +47,7 @@ type env struct {
 	wg         sync.WaitGroup // every goroutine the node starts
 	links      linkSet
 	pools      poolSet
+	reverses   reverseSet // the reverse forwards of one link each, for splicing
 	stats      Stats
 	supervisor actor.SupervisorStrategy
 	dispatcher *workerDispatcher

@@ -16,7 +16,6 @@ package actors
 
 import (
 	"fmt"
-	"net"
 	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -73,7 +72,7 @@ func (n *Node) SetPoolPeers(addr, name string, peers []PoolPeer) (string, error)
 	case p == nil && len(peers) == 0:
 		return "", nil
 	case p == nil:
-		ln, err := net.Listen("tcp", addr) // bind and listen: no waiting
+		ln, err := listenTCP(addr) // bind and listen: no waiting
 		if err != nil {
 			return "", err
 		}

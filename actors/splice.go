@@ -1,16 +1,16 @@
 package actors
 
 // Splicing at the holder: a stream whose target is the address one of
-// this node's own pooled reverse forwards listens on (in a hub cluster:
-// another hub bridging a connection to the pool, internal/cluster) does
+// this node's own reverse forwards listens on (in a hub cluster: another
+// hub bridging a connection to a bind held here, internal/cluster) does
 // not dial that address, which would cost a loopback connection, an
-// accept and a listener's turn, and would let the pool send it on to yet
-// another hub. It is handed in process to one of the pool's members
-// here: the stream takes the Stream end of a local pipe (local.go) as its
-// socket, and the member's link opens its stream to the edge on the
-// pipe's other end (a splicedConn), as it would on a socket the pool
-// accepted. Connections another hub brings go to this node's own members
-// only, so a connection crosses one hop between hubs at most.
+// accept and a listener's turn, and would let a pool send it on to yet
+// another hub. It is handed in process to the forward's link, or to one
+// of the pool's members here: the stream takes the Stream end of a local
+// pipe (local.go) as its socket, and the link opens its stream to the
+// edge on the pipe's other end (a splicedConn), as it would on a socket
+// the forward accepted. Connections another hub brings go to this node's
+// own edges only, so a connection crosses one hop between hubs at most.
 //
 // Who owns what: the pipe is the two streams'; each closes its end when
 // its stream ends. A reset at the member's end (splicedConn.Reset)
@@ -20,50 +20,118 @@ package actors
 import (
 	"fmt"
 	"net"
+	"strconv"
+	"sync"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/sockmux/sockmux/engine"
+	"github.com/sockmux/sockmux/internal/forward"
 )
 
-// splice hands a stream to target, if target is one of this node's pooled
+// splice hands a stream to target, if target is one of this node's
 // reverse forwards: the conn to take as the stream's socket, or why there
 // is none (ok: target is such a forward).
 func (e *env) splice(target string) (conn net.Conn, err error, ok bool) {
-	p := e.poolAt(target)
-	if p == nil {
-		return nil, nil, false
+	if p := e.poolAt(target); p != nil {
+		ch := e.pick(p, true)
+		if !ch.ok() {
+			return nil, fmt.Errorf("%w: %s (pool %s)", ErrNotHeldHere, target, p.name), true
+		}
+		user, end := newLocalPipe(target)
+		fwd := poolForward(p.ln, p)
+		ch.open(&openRequest{conn: &splicedConn{LocalConn: user}, forward: fwd.String()}, false)
+		e.spliced(ForwardKey(fwd))
+		return end, nil, true
 	}
-	ch := e.pick(p, true)
-	if !ch.ok() {
-		return nil, fmt.Errorf("%w: %s (pool %s)", ErrNotHeldHere, target, p.name), true
+	if r, found := e.reverseAt(target); found {
+		user, end := newLocalPipe(target)
+		e.send(r.link, &openRequest{conn: &splicedConn{LocalConn: user}, kind: engine.TargetForward, target: r.fwd.Target, forward: r.fwd.String()})
+		e.spliced(ForwardKey(r.fwd))
+		return end, nil, true
 	}
-	user, end := newLocalPipe(target)
-	fwd := poolForward(p.ln, p)
-	ch.open(&openRequest{conn: &splicedConn{LocalConn: user}, forward: fwd.String()}, false)
-	e.stats.Spliced.Add(1)
-	e.stats.countForward(ForwardKey(fwd))
-	return end, nil, true
+	return nil, nil, false
 }
 
-// poolAt is the pool listening on addr, as a stream's target names it: its
-// bound address, or, for a pool bound on all addresses, loopback or any
-// address with its port.
-func (e *env) poolAt(addr string) *pool {
+// spliced counts a stream spliced to the forward known by key.
+func (e *env) spliced(key string) {
+	e.stats.Spliced.Add(1)
+	e.stats.countForward(key)
+}
+
+// listensOn reports whether a listener bound to a takes a stream's
+// target addr: a's own address, or, for a listener on all addresses,
+// loopback or any address with its port.
+func listensOn(a net.Addr, addr string) bool {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return false
+	}
+	if ta.String() == addr {
+		return true
+	}
 	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil
+	if err != nil || !ta.IP.IsUnspecified() || strconv.Itoa(ta.Port) != port {
+		return false
 	}
 	ip := net.ParseIP(host)
-	anyHost := ip != nil && (ip.IsLoopback() || ip.IsUnspecified())
+	return ip != nil && (ip.IsLoopback() || ip.IsUnspecified())
+}
+
+// poolAt is the pool listening on addr, as a stream's target names it.
+func (e *env) poolAt(addr string) *pool {
 	e.pools.mu.Lock()
 	defer e.pools.mu.Unlock()
 	for _, p := range e.pools.byAddr {
-		a, ok := p.ln.Addr().(*net.TCPAddr)
-		if !ok {
-			continue
-		}
-		if a.String() == addr || anyHost && a.IP.IsUnspecified() && fmt.Sprint(a.Port) == port {
+		if listensOn(p.ln.Addr(), addr) {
 			return p
 		}
 	}
 	return nil
+}
+
+// reverseBind is a reverse forward of one link (not pooled) listening
+// here: the link, the forward as its listener knows it, and the address.
+type reverseBind struct {
+	link *actor.PID
+	fwd  forward.Forward
+	ln   net.Addr
+}
+
+// reverseSet is a node's reverse forwards of one link each, by listener.
+type reverseSet struct {
+	mu    sync.Mutex
+	byPID map[string]reverseBind // by their listenerActor's id
+}
+
+// addReverse enters the reverse forward served by listener pid.
+func (e *env) addReverse(pid *actor.PID, r reverseBind) {
+	e.reverses.mu.Lock()
+	defer e.reverses.mu.Unlock()
+	if e.reverses.byPID == nil {
+		e.reverses.byPID = map[string]reverseBind{}
+	}
+	e.reverses.byPID[pid.Id] = r
+}
+
+// removeReverse takes the reverse forward of listener pid out.
+func (e *env) removeReverse(pid *actor.PID) {
+	e.reverses.mu.Lock()
+	defer e.reverses.mu.Unlock()
+	delete(e.reverses.byPID, pid.Id)
+}
+
+// reverseAt is the reverse forward listening on addr, as a stream's target
+// names it.
+func (e *env) reverseAt(addr string) (reverseBind, bool) {
+	e.reverses.mu.Lock()
+	defer e.reverses.mu.Unlock()
+	for _, r := range e.reverses.byPID {
+		if listensOn(r.ln, addr) {
+			return r, true
+		}
+	}
+	return reverseBind{}, false
 }
 
 // splicedConn is the member's end of a splice: a LocalConn whose Reset

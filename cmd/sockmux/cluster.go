@@ -49,7 +49,7 @@ func (c *clusterFlags) addFlags(f *pflag.FlagSet, cli bool) {
 	f.StringVar(&c.advertise, pre+"advertise", "", "cluster: `HOST:PORT` other hubs reach the control plane at, when --cluster-bind is 0.0.0.0 or ::")
 	f.StringArrayVar(&c.seeds, pre+"seed", nil, "cluster, static provider: another hub's control plane `HOST:PORT` (repeatable); one is enough, the others are learned from it")
 	f.StringVar(&c.provider, pre+"provider", cluster.DefaultProvider, "cluster: where the members are found: "+strings.Join(cluster.Providers, ", "))
-	f.StringVar(&c.keyFile, pre+"key", "", "cluster: the cluster's pre-shared key `FILE` (sockmux keygen --psk): it authenticates and encrypts the control plane and the links between hubs; required unless --cluster-bind is loopback")
+	f.StringVar(&c.keyFile, pre+"key", "", "cluster: the cluster's pre-shared key `FILE` (sockmux keygen --psk): it authenticates and encrypts the control plane (the links between hubs use --key-file, as the edges' do); required unless --cluster-bind is loopback")
 	f.StringVar(&c.link, pre+"link", "", "cluster: `ADDR` other hubs dial for this hub's links (default: the listen ADDR, its host made --cluster-advertise's when it listens on all addresses)")
 	f.StringArrayVar(&c.etcd, pre+"etcd", nil, "cluster, etcd provider: an etcd `ENDPOINT` (repeatable; default "+cluster.DefaultEtcd+")")
 	f.StringVar(&c.consul, pre+"consul", "", "cluster, consul provider: the consul agent's HTTP `ADDR` (default: consul's CONSUL_HTTP_ADDR, or 127.0.0.1:8500)")

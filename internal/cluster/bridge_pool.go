@@ -5,6 +5,7 @@ package cluster
 // holding hub whose link is up, weighed by the edges it holds there.
 
 import (
+	"errors"
 	"slices"
 	"strings"
 
@@ -83,6 +84,9 @@ func (b *Bridge) setShares(node *actors.Node, addr string, r, had poolRoute) err
 		peers = append(peers, actors.PoolPeer{Hub: sh.hub, Via: b.peers[sh.hub], Target: sh.target, Members: sh.members})
 	}
 	if _, err := node.SetPoolPeers(addr, r.name, peers); err != nil {
+		if errors.Is(err, actors.ErrClosed) {
+			return err // the hub is stopping: its pools are closed
+		}
 		b.warnOnce("share:"+addr+"\x00"+err.Error(), "cluster: could not bridge a bind of other hubs", "listen", addr, "pool", r.name, "reason", err)
 		return err
 	}

@@ -20,9 +20,13 @@
 //   - Member (member.go) is the Go API the rest of sockmux uses: Start,
 //     Register and Unregister this hub's entries, Watch the directory
 //     (and WatchHubs the membership), Close;
-//   - Bridge (bridge.go) binds here what other hubs hold, and carries
-//     those connections to the holder over an ordinary sockmux link
-//     (an actors.Node per peer hub, dialling Entry.Link), one hop.
+//   - Bridge (bridge.go, bridge_pool.go) binds here what other hubs
+//     hold: each TCP bind's pool here gets a share per holding hub
+//     (actors.Node.SetPoolPeers), so connections spread over the pool's
+//     edges wherever they are linked, carried to the holder over an
+//     ordinary sockmux link (an actors.Node per peer hub, dialling
+//     Entry.Link), one hop; a UDP bind is a forward to one holder;
+//   - the directory keeps each hub's newest registration (table.go).
 //
 // Data never rides the control plane: hubs carry each other's streams
 // over ordinary sockmux links, whose addresses the directory's entries
