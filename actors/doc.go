@@ -13,6 +13,14 @@
 // would hold a socket, taking the application's writes and handing it the
 // peer's bytes as pooled buffers, without a copy.
 //
+// Pooled reverse forwards (pool.go, pool_peers.go, splice.go): links that
+// bind one address under one pool name share its socket, each connection
+// going to the member with the fewest open streams; in a hub cluster a
+// pool also holds other hubs' shares (Node.SetPoolPeers), weighed by the
+// edges they hold, and a stream another hub brings for one of this node's
+// reverse forwards is spliced to the forward's link in process (an
+// in-memory pipe, never a dial of its own address nor a hop onwards).
+//
 // The actors are thin: the protocol's decisions (codec, stream states,
 // windows, scheduling order) are in package engine. Blocking I/O runs only
 // in goroutines owned by an actor, which talk to it by message; Receive
