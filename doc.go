@@ -32,5 +32,8 @@
 //
 // The protocol (docs/PROTOCOL.md) and the machinery are sockmux's own:
 // the Session runs the same actors (package actors) the sockmux command
-// runs its links with.
+// runs its links with. Every Session of a process runs them on one shared
+// actor system, whose few worker goroutines start with the first Session;
+// a Session costs its link and streams, and sessions see nothing of each
+// other's.
 package sockmux

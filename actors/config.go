@@ -15,7 +15,9 @@ import (
 
 // Config is what a Node needs to run.
 type Config struct {
-	// Logger receives sockmux's logs and, one level down, protoactor's.
+	// Logger receives sockmux's logs and, one level down, protoactor's
+	// (those of the node's own actor system: a shared System's are its
+	// own, and SharedSystem drops them).
 	Logger *slog.Logger
 	// Forwards are the -L forwards this side listens for.
 	Forwards []forward.Forward

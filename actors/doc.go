@@ -1,7 +1,8 @@
 // Package actors owns the actors that move frames between sockets and
 // carriers: Listener, Stream (which owns its local socket), Link,
 // Scheduler and Carrier, and the Node that runs them on one protoactor-go
-// actor system; the UDP forward and its per-client sessions; and the
+// actor system (its own, or one shared by many nodes: system.go; the
+// library's Sessions share one); the UDP forward and its per-client sessions; and the
 // shared-upstream actors (the Share hub, its clients and its upstream),
 // which run on a Node too.
 //
@@ -43,7 +44,12 @@
 // carrier's reader hands a batch of frames to the Link, which hands DATA
 // to the Stream, which writes its socket. These calls never wait, and are
 // raw system calls (sysio_linux.go): a call made the usual way wakes Go's
-// sysmon thread from its sleep, a thread wake-up per message. Elsewhere
+// sysmon thread from its sleep, a thread wake-up per message. So does a
+// new connection's whole life on Linux: a forward's listener accepts with
+// raw accept4 (listenTCP, rawaccept_linux.go) and a loopback target is
+// dialled raw (dialNow), both giving an *rawsock.Conn whose options,
+// shutdown and close are raw calls, where Go's net made a dozen calls the
+// usual way per connection on each peer (internal/rawsock). Elsewhere
 // (rawio.go): on the other unixes the same reads and writes go through
 // syscall and Go's poller, with no epoll set; on Windows, and for a
 // connection with no descriptor, a stream or carrier takes the portable

@@ -29,7 +29,7 @@ type box struct {
 
 	mu   sync.Mutex
 	user ring[any] // user messages, under mu
-	sys  []any     // system messages, under mu (few: start, stop, watch)
+	sys  []any     // system messages, under mu (few: start, stop, watch); its array is kept
 
 	userN, sysN atomic.Int32 // queued, read without mu
 	running     atomic.Bool  // scheduled on the dispatcher
@@ -134,12 +134,13 @@ func (b *box) run() (yield bool) {
 		i++
 		b.mu.Lock()
 		if len(b.sys) > 0 {
+			// Shifted down, not resliced: the array is kept for the
+			// next (an actor's few, a Link's Terminated per stream)
+			// instead of allocated again.
 			msg = b.sys[0]
-			b.sys[0] = nil
-			b.sys = b.sys[1:]
-			if len(b.sys) == 0 {
-				b.sys = nil
-			}
+			n := copy(b.sys, b.sys[1:])
+			b.sys[n] = nil
+			b.sys = b.sys[:n]
 			b.mu.Unlock()
 			b.sysN.Add(-1)
 			switch msg.(type) {

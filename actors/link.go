@@ -63,7 +63,10 @@ type linkActor struct {
 	dialer      carriers.Dialer // nil for a link we accepted; the address in use of addrs
 	addrs       failover        // a dialling link's addresses
 	conn        net.Conn        // the carrier being dialled or handshaken
-	peer        string
+	// ownKey, set on a link accepted by ServeKeyed, is the only key its
+	// handshake takes: the node's key and identity are not used.
+	ownKey []byte
+	peer   string
 
 	backoff   time.Duration
 	timer     *time.Timer // the next redial, while one is scheduled

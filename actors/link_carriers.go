@@ -91,7 +91,11 @@ func (l *linkActor) handshake(conn net.Conn) {
 		},
 		key: env.policies().Key, maxSkew: cfg.MaxSkew, replay: env.replay, now: env.now,
 	}
-	l.identityHandshake(hs)
+	if l.ownKey != nil {
+		hs.key = l.ownKey // a listener of its own (ServeKeyed): its key alone
+	} else {
+		l.identityHandshake(hs)
+	}
 	if !env.noSeq {
 		lh := &engine.LinkHello{Reorder: uint32(reorderLimit(cfg.LinkBudget))}
 		if l.dialer != nil {

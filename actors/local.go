@@ -105,12 +105,17 @@ type localPipe struct {
 	writing bool // a Write is under way: one at a time, so each Write's bytes go together
 
 	room []*engine.Buffer // the slice take fills: the Stream's, reused read after read
+
+	// First arrays of up, down and room, in the pipe's allocation: a
+	// stream of a request and a reply never allocates them.
+	upArr, downArr, roomArr [1]*engine.Buffer
 }
 
 // newLocalPipe makes a stream's two ends.
 func newLocalPipe(target string) (*LocalConn, *localEnd) {
 	p := &localPipe{target: target}
 	p.user.p, p.end.p = p, p
+	p.up, p.down, p.room = p.upArr[:0], p.downArr[:0], p.roomArr[:0]
 	return &p.user, &p.end
 }
 

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -234,7 +235,7 @@ func NewNode(cfg Config) (*Node, error) {
 		now: time.Now, replay: engine.NewReplayCache(100_000), failed: make(chan error, 1), ownDial: ownDial}
 	e.system, e.ownSystem = cfg.System, cfg.System == nil
 	if e.ownSystem {
-		e.system = NewSystem(cfg.Logger)
+		e.system = newSystem(cfg.Logger, newWorkerDispatcher(300))
 	}
 	e.sys, e.dispatcher = e.system.sys, e.system.workers
 	e.supervisor = actor.NewOneForOneStrategy(0, 0, func(reason any) actor.Directive {
@@ -279,7 +280,24 @@ func (e *env) send(pid *actor.PID, msg any) { e.sys.Root.Send(pid, msg) }
 // Serve accepts carrier connections on ln, one link each, until ln is
 // closed or the node is. A TCP listener is gated first (gateLinks): the
 // carriers pending their handshake are bounded.
-func (n *Node) Serve(ln net.Listener) {
+func (n *Node) Serve(ln net.Listener) { n.serve(ln, nil) }
+
+// ServeKeyed is Serve for links that authenticate with key alone (a
+// pre-shared key, as --key-file's): the node's own key, identity and
+// authorized keys are not asked of them, and what they may ask is the
+// node's policies. It gives one node a second door for a second kind of
+// peer: a cluster's hubs reach each other with a key derived from the
+// cluster's (internal/cluster), not with the edges' key or identities.
+// A key CheckKey refuses is an error, and ln is not served.
+func (n *Node) ServeKeyed(ln net.Listener, key []byte) error {
+	if err := engine.CheckKey(key); err != nil {
+		return err
+	}
+	n.serve(ln, bytes.Clone(key))
+	return nil
+}
+
+func (n *Node) serve(ln net.Listener, key []byte) {
 	ln = gateLinks(ln, n.env) // bounds the carriers pending their handshake
 	n.mu.Lock()
 	if n.closed {
@@ -293,7 +311,7 @@ func (n *Node) Serve(ln net.Listener) {
 	// A connection that comes as the node closes is closed: the node has
 	// already closed ln, so the loop ends at its next Accept.
 	n.env.acceptLoop(ln, nil, "links", func(c net.Conn) {
-		if !n.env.spawnLink(func() *linkActor { return newLink(n.env, c) }) {
+		if !n.env.spawnLink(func() *linkActor { l := newLink(n.env, c); l.ownKey = key; return l }) {
 			c.Close()
 		}
 	})
@@ -475,7 +493,7 @@ wait:
 	}
 	n.env.wg.Wait()
 	if n.env.ownSystem {
-		n.env.system.Close()
+		n.env.system.close()
 	}
 	return nil
 }

@@ -27,13 +27,9 @@ type System struct {
 	workers *workerDispatcher
 }
 
-// NewSystem starts an actor system; protoactor's own logs go to log, one
-// level down (libHandler). The caller stops it with Close once every node
-// on it has closed.
-func NewSystem(log *slog.Logger) *System {
-	return newSystem(log, newWorkerDispatcher(300))
-}
-
+// newSystem starts an actor system whose mailboxes workers run;
+// protoactor's own logs go to log, one level down (libHandler). A node's
+// own is stopped with close once the node has closed.
 func newSystem(log *slog.Logger, workers *workerDispatcher) *System {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -53,8 +49,9 @@ func newSystem(log *slog.Logger, workers *workerDispatcher) *System {
 	return s
 }
 
-// Close stops the workers and the actor system.
-func (s *System) Close() {
+// close stops the workers and the actor system (a node's own, never the
+// shared one).
+func (s *System) close() {
 	s.workers.stop()
 	s.sys.Shutdown()
 }

@@ -103,14 +103,22 @@ func BenchmarkIperf(b *testing.B) {
 // BenchmarkSecureRedis is BenchmarkRedis through sockmux keyed and
 // unkeyed (both peers sockmux processes built from this tree) beside ssh
 // -L: the round trip of GET on one connection is the latency a keyed link
-// adds. Run it with -benchtime 1x; without redis or OpenSSH it skips.
+// adds. With SOCKMUX_BENCH_BASE_BIN (BaseBinEnv) a second binary runs
+// keyed beside them in the same rounds: x-base-* is this tree's keyed
+// figure over it. Run it with -benchtime 1x; without redis or OpenSSH it
+// skips.
 func BenchmarkSecureRedis(b *testing.B) {
 	cfg := DefaultRedisConfig
 	if n, err := strconv.Atoi(os.Getenv("SOCKMUX_BENCH_ROUNDS")); err == nil && n > 0 {
 		cfg.Rounds = n
 	}
 	keyed, unkeyed := SockmuxProcs(true), SockmuxProcs(false)
-	res, err := MeasureRedis([]System{Direct, OpenSSH, unkeyed, keyed}, cfg)
+	systems := []System{Direct, OpenSSH, unkeyed, keyed}
+	base, withBase := SockmuxProcsBase()
+	if withBase {
+		systems = append(systems, base)
+	}
+	res, err := MeasureRedis(systems, cfg)
 	if errors.Is(err, ErrMissingTool) {
 		b.Skip(err)
 	}
@@ -118,6 +126,12 @@ func BenchmarkSecureRedis(b *testing.B) {
 		b.Fatal(err)
 	}
 	for _, w := range []string{WorkloadRedisGet1, WorkloadRedisGet50, WorkloadRedisTTFR} {
+		if m := res.Median(w, base.Name); withBase && m > 0 {
+			b.ReportMetric(res.Median(w, keyed.Name)/m, "x-base-"+strings.TrimPrefix(w, "redis-"))
+			if s := res.Median(w, OpenSSH.Name); s > 0 {
+				b.ReportMetric(m/s, "base-x-ssh-"+strings.TrimPrefix(w, "redis-"))
+			}
+		}
 		if m := res.Median(w, unkeyed.Name); m > 0 {
 			b.ReportMetric(res.Median(w, keyed.Name)/m, "x-unkeyed-"+strings.TrimPrefix(w, "redis-"))
 		}
@@ -125,7 +139,11 @@ func BenchmarkSecureRedis(b *testing.B) {
 			b.ReportMetric(res.Median(w, keyed.Name)/m, "x-ssh-"+strings.TrimPrefix(w, "redis-"))
 		}
 	}
-	for _, base := range []string{unkeyed.Name, OpenSSH.Name} {
+	bases := []string{unkeyed.Name, OpenSSH.Name}
+	if withBase {
+		bases = append(bases, base.Name)
+	}
+	for _, base := range bases {
 		var t strings.Builder
 		if err := WriteRedisTable(&t, res, keyed.Name, base); err != nil {
 			b.Fatal(err)

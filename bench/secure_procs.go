@@ -64,8 +64,30 @@ func SockmuxProcs(keyed bool) System {
 		name = "sockmux-keyed"
 	}
 	return System{Name: name, New: func(target string, _ Options) (Tunnel, error) {
-		return startProcTunnel(target, keyed, os.Getenv(ProfileEnv))
+		bin, err := sockmuxBinary()
+		if err != nil {
+			return nil, err
+		}
+		return startProcTunnel(bin, target, keyed, os.Getenv(ProfileEnv))
 	}}
+}
+
+// BaseBinEnv names the environment variable that gives the secure
+// workloads a second sockmux binary (a build of an earlier tree) to run
+// beside this one, interleaved in the same rounds, as the system
+// "sockmux-base-keyed": a change's before and after measured in one run.
+const BaseBinEnv = "SOCKMUX_BENCH_BASE_BIN"
+
+// SockmuxProcsBase is SockmuxProcs(true) running the binary BaseBinEnv
+// names; ok is false when it names none.
+func SockmuxProcsBase() (sys System, ok bool) {
+	bin := os.Getenv(BaseBinEnv)
+	if bin == "" {
+		return System{}, false
+	}
+	return System{Name: "sockmux-base-keyed", New: func(target string, _ Options) (Tunnel, error) {
+		return startProcTunnel(bin, target, true, os.Getenv(ProfileEnv))
+	}}, true
 }
 
 // ProfileEnv names the environment variable that makes both peers of a
@@ -83,11 +105,7 @@ type procTunnel struct {
 	closeOnce    sync.Once
 }
 
-func startProcTunnel(target string, keyed bool, profile string) (*procTunnel, error) {
-	bin, err := sockmuxBinary()
-	if err != nil {
-		return nil, err
-	}
+func startProcTunnel(bin, target string, keyed bool, profile string) (*procTunnel, error) {
 	dir, err := os.MkdirTemp("", "sockmux-bench-procs-")
 	if err != nil {
 		return nil, err

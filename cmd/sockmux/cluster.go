@@ -32,6 +32,7 @@ type clusterFlags struct {
 	provider  string
 	keyFile   string
 	link      string
+	hubListen string
 	etcd      []string
 	consul    string
 }
@@ -49,8 +50,9 @@ func (c *clusterFlags) addFlags(f *pflag.FlagSet, cli bool) {
 	f.StringVar(&c.advertise, pre+"advertise", "", "cluster: `HOST:PORT` other hubs reach the control plane at, when --cluster-bind is 0.0.0.0 or ::")
 	f.StringArrayVar(&c.seeds, pre+"seed", nil, "cluster, static provider: another hub's control plane `HOST:PORT` (repeatable); one is enough, the others are learned from it")
 	f.StringVar(&c.provider, pre+"provider", cluster.DefaultProvider, "cluster: where the members are found: "+strings.Join(cluster.Providers, ", "))
-	f.StringVar(&c.keyFile, pre+"key", "", "cluster: the cluster's pre-shared key `FILE` (sockmux keygen --psk): it authenticates and encrypts the control plane and the links between hubs; required unless --cluster-bind is loopback")
-	f.StringVar(&c.link, pre+"link", "", "cluster: `ADDR` other hubs dial for this hub's links (default: the listen ADDR, its host made --cluster-advertise's when it listens on all addresses)")
+	f.StringVar(&c.keyFile, pre+"key", "", "cluster: the cluster's pre-shared key `FILE` (sockmux keygen --psk): it authenticates and encrypts the control plane and, with a key derived from it, the links between hubs (without it they use --key-file, as the edges do); required unless --cluster-bind is loopback")
+	f.StringVar(&c.link, pre+"link", "", "cluster: `ADDR` other hubs dial for this hub's links (with --cluster-key: the address of --cluster-hub-listen's listener; without: the listen ADDR; its host made --cluster-advertise's when it listens on all addresses)")
+	f.StringVar(&c.hubListen, pre+"hub-listen", "", "cluster, with --cluster-key: `HOST:PORT` this hub listens on for the other hubs' links, keyed from the cluster key (default: --cluster-bind's host, a port the system picks)")
 	f.StringArrayVar(&c.etcd, pre+"etcd", nil, "cluster, etcd provider: an etcd `ENDPOINT` (repeatable; default "+cluster.DefaultEtcd+")")
 	f.StringVar(&c.consul, pre+"consul", "", "cluster, consul provider: the consul agent's HTTP `ADDR` (default: consul's CONSUL_HTTP_ADDR, or 127.0.0.1:8500)")
 }
@@ -90,7 +92,7 @@ func (c *clusterFlags) config(listen string, log *slog.Logger) (cluster.Config, 
 		}
 		cfg.Key = k
 	}
-	if cfg.Link == "" {
+	if cfg.Link == "" && cfg.Key == nil { // with a key, the hubs' own listener's (openHubDoor)
 		via := c.advertise
 		if via == "" {
 			via = c.bind
@@ -267,7 +269,78 @@ func registerBinds(member *cluster.Member, log *slog.Logger) func(actors.Reverse
 }
 
 // bridgeConfig is how the hub whose node runs cfg bridges the binds of
-// the other hubs: with its key, --remote-bind-addr and --allow-listen.
-func bridgeConfig(cfg actors.Config, log *slog.Logger) cluster.BridgeConfig {
-	return cluster.BridgeConfig{Key: cfg.Key, RemoteBindAddr: cfg.RemoteBindAddr, AllowListen: cfg.AllowListen, Logger: log}
+// the other hubs: with the hubs' key (door's, or without a door the
+// edges' --key-file), --remote-bind-addr and --allow-listen.
+func bridgeConfig(cfg actors.Config, door *hubDoor, log *slog.Logger) cluster.BridgeConfig {
+	key := cfg.Key
+	if door != nil {
+		key = door.key
+	}
+	return cluster.BridgeConfig{Key: key, RemoteBindAddr: cfg.RemoteBindAddr, AllowListen: cfg.AllowListen, Logger: log}
+}
+
+// hubDoor is the listener on which a hub of a cluster with a key takes
+// the other hubs' links, and their key (cluster.HubLinkKey): the hubs
+// reach each other with the cluster's key, whatever the edges use
+// (--key-file, or identities, which one hub could not show another).
+type hubDoor struct {
+	ln  net.Listener
+	key []byte
+}
+
+// openHubDoor listens for the other hubs' links when the cluster has a
+// key (nil, nil when not: the hubs then dial the edges' listener with
+// --key-file, as an edge would), at --cluster-hub-listen or on
+// --cluster-bind's host, and makes ccfg.Link the address the other hubs
+// dial, unless --cluster-link gave one.
+func openHubDoor(c *clusterFlags, ccfg *cluster.Config) (*hubDoor, error) {
+	if c.name == "" || ccfg.Key == nil {
+		return nil, nil
+	}
+	key, err := cluster.HubLinkKey(ccfg.Key, ccfg.Name)
+	if err != nil {
+		return nil, flagErr("cluster-key", fmt.Errorf("%w: --cluster-key: %w", errUsage, err))
+	}
+	at := c.hubListen
+	if at == "" {
+		host, _, err := net.SplitHostPort(c.bind)
+		if err != nil {
+			return nil, flagErr("cluster-bind", fmt.Errorf("%w: --cluster-bind %s: %w", errUsage, c.bind, err))
+		}
+		at = net.JoinHostPort(host, "0")
+	}
+	ln, err := carriers.Listen(at)
+	if err != nil {
+		return nil, flagErr("cluster-hub-listen", fmt.Errorf("%w: --cluster-hub-listen %s: %w", errUsage, at, err))
+	}
+	if c.link == "" {
+		via := c.advertise
+		if via == "" {
+			via = c.bind
+		}
+		link, err := linkAddr(ln.Addr().String(), via)
+		if err != nil {
+			ln.Close()
+			return nil, flagErr("cluster-link", fmt.Errorf("%w: --cluster-link: %w", errUsage, err))
+		}
+		ccfg.Link = link
+	}
+	return &hubDoor{ln: ln, key: key}, nil
+}
+
+// serve has n take the other hubs' links at the door; a nil door does
+// nothing.
+func (d *hubDoor) serve(n *actors.Node) error {
+	if d == nil {
+		return nil
+	}
+	return n.ServeKeyed(d.ln, d.key)
+}
+
+// close closes the door's listener if no node serves it (a start that
+// failed); a nil door does nothing.
+func (d *hubDoor) close() {
+	if d != nil {
+		d.ln.Close()
+	}
 }

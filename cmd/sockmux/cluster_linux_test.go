@@ -94,3 +94,24 @@ func echoAt(t *testing.T, addr string) {
 	defer c.Close()
 	testkit.EchoRoundTrip(t, c, 5, 256<<10)
 }
+
+// TestClusterHubLinksUseClusterKey: the links between hubs are keyed
+// from the cluster's key, not the edges': two hubs whose edges hold
+// different keys still carry each other's binds, so an edge's -R at one
+// works at the other.
+func TestClusterHubLinksUseClusterKey(t *testing.T) {
+	testkit.CheckLeaks(t)
+	key1 := keyFile(t, "hub 1's edges' key, 32 bytes or more")
+	key2 := keyFile(t, "hub 2's edges' key, another one entirely")
+	clusterKey := keyFile(t, "the cluster's key, 32 bytes or more, shared")
+	_, port, _ := net.SplitHostPort(testkit.FreeAddr(t))
+	h1 := startHub(t, 1, key1, clusterKey, port)
+	h2 := startHub(t, 2, key2, clusterKey, port, h1)
+	echo := testkit.Echo(t)
+	edge := runBG(t, "connect", "--drain", "0s", "--resume-window", "0", "--key-file", key1,
+		"-R", "*:"+port+":"+echo, h1.link)
+	waitLog(t, edge, `msg="reverse forward listening"`)
+	h2.proc.waitLine(t, "bridging h1's bind", `msg="cluster: bridging a bind of another hub"`, "hub="+h1.control)
+	echoAt(t, net.JoinHostPort(h2.host, port))
+	echoAt(t, net.JoinHostPort(h1.host, port))
+}

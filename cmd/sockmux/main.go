@@ -243,22 +243,31 @@ func listenCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Com
 				return addrErr(err)
 			}
 			ccfg.Link = boundLink(ccfg.Link, ln.Addr())
+			door, err := openHubDoor(&cf, &ccfg)
+			if err != nil {
+				ln.Close()
+				return err
+			}
 			member, err := startCluster(&cf, ccfg)
 			if err != nil {
 				ln.Close()
+				door.close()
 				return err
 			}
 			var bridge *cluster.Bridge
 			if member != nil {
 				defer member.Close()
 				cfg.BindWatcher = registerBinds(member, log)
-				bridge = cluster.NewBridge(member, bridgeConfig(cfg, log))
+				bridge = cluster.NewBridge(member, bridgeConfig(cfg, door, log))
 				defer bridge.Close() // before the member leaves
 			}
 			// Listening, and its forwards too: -f's parent may go.
 			return serve(cmd.Context(), log, &o, cfg, func(n *actors.Node) {
 				if bridge != nil {
 					bridge.Attach(n) // its pools get the other hubs' shares
+				}
+				if err := door.serve(n); err != nil { // the key was checked: it cannot fail
+					log.Error("cluster: the other hubs' links are not served", "err", err)
 				}
 				n.Serve(ln)
 				readyForeground()

@@ -79,9 +79,15 @@ func runDaemon(ctx context.Context, cfg *config, log *slog.Logger) error {
 	d := &daemon{log: log, cfg: cfg, links: map[string]*runningLink{}, shares: map[string]*runningShare{}}
 	var bridge *cluster.Bridge // the first listen link's, named bridged
 	bridged := ""
+	var door *hubDoor // the other hubs' links, served by the bridged link's node
 	if cfg.cluster != nil {
+		var err error
+		if door, err = openHubDoor(&cfg.cluster.flags, &cfg.cluster.cfg); err != nil {
+			return err
+		}
 		member, err := startCluster(&cfg.cluster.flags, cfg.cluster.cfg)
 		if err != nil {
+			door.close()
 			return err
 		}
 		// Closed after the links' shutdown below (defers run last).
@@ -92,7 +98,7 @@ func runDaemon(ctx context.Context, cfg *config, log *slog.Logger) error {
 			}
 			l.cfg.BindWatcher = registerBinds(member, log)
 			if bridge == nil {
-				bridge, bridged = cluster.NewBridge(member, bridgeConfig(l.cfg, log)), l.name
+				bridge, bridged = cluster.NewBridge(member, bridgeConfig(l.cfg, door, log)), l.name
 				defer bridge.Close()
 			}
 		}
@@ -106,6 +112,10 @@ func runDaemon(ctx context.Context, cfg *config, log *slog.Logger) error {
 		d.links[l.name] = rl
 		if bridge != nil && l.name == bridged {
 			bridge.Attach(rl.node) // its pools get the other hubs' shares
+			if err := door.serve(rl.node); err != nil {
+				d.shutdown(0)
+				return err
+			}
 		}
 	}
 	for _, sc := range cfg.shares {

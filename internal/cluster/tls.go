@@ -13,7 +13,8 @@ package cluster
 // cluster with another name, or with another key, derives another
 // certificate and fails the handshake. Holding the key is being a member:
 // there is no per-hub identity on the control plane (the hubs' sockmux
-// links between them authenticate with the same key).
+// links between them authenticate with a key derived from the same one,
+// HubLinkKey).
 
 import (
 	"crypto/ed25519"
