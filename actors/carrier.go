@@ -379,8 +379,10 @@ func writeFlat(conn net.Conn, bufs net.Buffers, flat []byte, split bool) ([]byte
 	return flat, err
 }
 
-// buffersWriter is a carrier that writes a list of buffers as one, in one
-// call (carriers' WebSocket).
+// buffersWriter writes a list of buffers as one, in one call: a carrier
+// (carriers' WebSocket), or a stream's socket (*rawsock.Conn, with
+// writev, which net.Buffers.WriteTo does only for net's own connections:
+// for any other it makes one write per buffer).
 type buffersWriter interface {
 	WriteBuffers(bufs [][]byte) (int, error)
 }

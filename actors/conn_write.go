@@ -88,7 +88,11 @@ func writeLoop(env *env, self *actor.PID, conn net.Conn, q *writeQueue, datagram
 				}
 			} else {
 				w := nb
-				_, err = w.WriteTo(conn)
+				if bw, ok := conn.(buffersWriter); ok { // *rawsock.Conn: writev, as WriteTo does for net's own
+					_, err = bw.WriteBuffers(w)
+				} else {
+					_, err = w.WriteTo(conn)
+				}
 			}
 			traceHop(HopSocketWritten)
 			clear(nb)
@@ -162,3 +166,4 @@ func (s *streamActor) closeAfter(ctx actor.Context, b *engine.Buffer) {
 	s.stopReading()
 	s.maybeClosed(ctx)
 }
+

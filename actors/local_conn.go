@@ -177,6 +177,10 @@ func (p *localPipe) write(b []byte) (int, error) {
 	n := 0
 	for {
 		switch {
+		case n > 0 && len(b) == 0:
+			// All of b is queued: a reset its bytes provoked since is
+			// the next call's to report, not this one's.
+			return n, nil
 		case p.closed:
 			return n, net.ErrClosed
 		case p.err != nil:

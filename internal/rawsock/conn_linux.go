@@ -86,6 +86,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 
 // Close closes the socket once no raw call uses it.
 func (c *Conn) Close() error {
+	c.LocalAddr() // asked now, while there is a descriptor to ask: errors and logs after the close name it
 	return c.opError("close", c.close())
 }
 
@@ -206,6 +207,9 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 // SyscallConn gives the descriptor to raw calls: Control, Read and Write
 // run their function on it at once, and a Read or Write whose function
 // returns false waits in Go's poller and runs it again, as net's do.
+// Unlike net's, the function runs under the Conn's read lock: it must not
+// call the Conn's own methods (a Close waiting for the lock would leave
+// both waiting).
 func (c *Conn) SyscallConn() (syscall.RawConn, error) { return rawConn{c}, nil }
 
 // rawConn is a Conn's syscall.RawConn.
@@ -217,7 +221,7 @@ func (r rawConn) Control(fn func(fd uintptr)) error {
 	c.mu.RLock()
 	if c.f != nil {
 		c.mu.RUnlock()
-		return c.fraw.Control(fn)
+		return c.closedErr(c.fraw.Control(fn))
 	}
 	defer c.mu.RUnlock()
 	if c.closed {
@@ -259,7 +263,79 @@ func (r rawConn) run(fn func(fd uintptr) bool, write bool) error {
 		c.mu.RUnlock()
 	}
 	if write {
-		return c.fraw.Write(fn)
+		return c.closedErr(c.fraw.Write(fn))
 	}
-	return c.fraw.Read(fn)
+	return c.closedErr(c.fraw.Read(fn))
+}
+
+// closedErr is err from the file's raw calls, net.ErrClosed when the
+// Conn was closed (the file says "use of closed file", which is neither
+// net's nor os's ErrClosed), as a raw call before the move says.
+func (c *Conn) closedErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	c.mu.RLock()
+	closed := c.closed
+	c.mu.RUnlock()
+	if closed {
+		return net.ErrClosed
+	}
+	return err
+}
+
+// WriteBuffers writes all of bufs, in order, with writev calls, waiting
+// for room in Go's poller, as a *net.TCPConn's WriteTo of net.Buffers
+// does (for a type of another package net.Buffers makes one write per
+// buffer). It may change bufs' elements; it returns how many bytes it
+// wrote.
+func (c *Conn) WriteBuffers(bufs [][]byte) (int, error) {
+	if c.file() == nil {
+		return 0, c.opError("writev", net.ErrClosed)
+	}
+	left := net.Buffers(bufs)
+	pending := &left
+	var (
+		total int
+		werr  error
+	)
+	err := c.fraw.Write(func(fd uintptr) bool {
+		for len(*pending) > 0 {
+			n, e := writev(int(fd), *pending)
+			total += n
+			consume(pending, n)
+			switch e {
+			case 0:
+			case unix.EINTR:
+			case unix.EAGAIN:
+				return false // wait for room
+			default:
+				werr = e
+				return true
+			}
+		}
+		return true
+	})
+	if err == nil {
+		err = werr
+	}
+	if err != nil {
+		return total, c.opError("writev", c.closedErr(err))
+	}
+	return total, nil
+}
+
+// consume drops n written bytes from the front of bufs, and the empty
+// buffers there.
+func consume(bufs *net.Buffers, n int) {
+	for len(*bufs) > 0 {
+		b := (*bufs)[0]
+		if len(b) > n {
+			(*bufs)[0] = b[n:]
+			return
+		}
+		n -= len(b)
+		(*bufs)[0] = nil
+		*bufs = (*bufs)[1:]
+	}
 }

@@ -3,10 +3,12 @@
 package rawsock
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
 	"net/netip"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -200,5 +202,44 @@ func TestConnectNow(t *testing.T) {
 	}
 	if _, err := NewListener(nil); !errors.Is(err, ErrNotTCP) {
 		t.Fatalf("NewListener(nil): %v", err)
+	}
+}
+
+// WriteBuffers writes every byte of many small buffers, in order, with
+// writev (not one write each), waiting when the socket is full.
+func TestWriteBuffers(t *testing.T) {
+	a, d := pair(t, true)
+	defer a.Close()
+	defer d.Close()
+	var want []byte
+	var bufs [][]byte
+	for i := 0; i < 5000; i++ {
+		b := []byte(strings.Repeat(string(rune('a'+i%26)), 1+i%300))
+		want = append(want, b...)
+		bufs = append(bufs, b, nil) // empty ones too
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(d)
+		got <- b
+	}()
+	n, err := a.WriteBuffers(bufs)
+	if err != nil || n != len(want) {
+		t.Fatalf("WriteBuffers: %d of %d, %v", n, len(want), err)
+	}
+	a.CloseWrite()
+	if b := <-got; !bytes.Equal(b, want) {
+		t.Fatalf("the peer read %d bytes, not the %d written in order", len(b), len(want))
+	}
+	a.Close()
+	if _, err := a.WriteBuffers([][]byte{[]byte("x")}); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("WriteBuffers after Close: %v, want net.ErrClosed", err)
+	}
+	rc, _ := a.SyscallConn()
+	if err := rc.Read(func(uintptr) bool { return true }); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("a raw read after the move and Close: %v, want net.ErrClosed", err)
+	}
+	if a.LocalAddr().(*net.TCPAddr).Port == 0 {
+		t.Fatal("LocalAddr after Close lost the address")
 	}
 }

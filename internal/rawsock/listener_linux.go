@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"sync/atomic"
+	"time"
 	"syscall"
 	"unsafe"
 
@@ -19,7 +20,7 @@ import (
 // closed itself, not only the listener it wraps: Close closes both, and
 // ends Accept with an error that is net.ErrClosed.
 type Listener struct {
-	*net.TCPListener
+	ln     *net.TCPListener // not embedded: its SetDeadline, File and Close would act on the other descriptor
 	dup    *os.File
 	raw    syscall.RawConn
 	closed atomic.Bool
@@ -48,7 +49,7 @@ func NewListener(ln net.Listener) (*Listener, error) {
 		dup.Close()
 		return nil, err
 	}
-	l := &Listener{TCPListener: tl, dup: dup, raw: raw, acceptMu: make(chan struct{}, 1)}
+	l := &Listener{ln: tl, dup: dup, raw: raw, acceptMu: make(chan struct{}, 1)}
 	l.acceptFn = func(fd uintptr) bool {
 		l.nfd, l.err = accept(int(fd), &l.rsa)
 		return l.err != unix.EAGAIN // none waiting: wait for the listener
@@ -90,10 +91,10 @@ func (l *Listener) Accept() (net.Conn, error) {
 	if ta, ok := raddr.(*net.TCPAddr); ok {
 		loopback = ta.IP.IsLoopback()
 	}
-	if err := Tune(nfd, loopback); err != nil {
-		rawClose(nfd)
-		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.Addr(), Err: os.NewSyscallError("setsockopt", err)}
-	}
+	// Best effort, as Go's net: a socket that refuses an option (an
+	// MPTCP one on an older kernel refuses the keepalive settings) is a
+	// connection all the same, not an accept error to back off from.
+	_ = Tune(nfd, loopback)
 	return New(nfd, raddr), nil
 }
 
@@ -101,7 +102,13 @@ func (l *Listener) Accept() (net.Conn, error) {
 // listening, and Accept returns.
 func (l *Listener) Close() error {
 	l.closed.Store(true)
-	err := l.TCPListener.Close()
+	err := l.ln.Close()
 	l.dup.Close()
 	return err
 }
+
+// Addr is the listener's address.
+func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
+
+// SetDeadline sets the deadline of Accept, those waiting included.
+func (l *Listener) SetDeadline(t time.Time) error { return l.dup.SetDeadline(t) }

@@ -28,6 +28,31 @@ func rawClose(fd int) syscall.Errno {
 	return e
 }
 
+// writev writes the first 64 non-empty buffers of bs with one raw writev.
+func writev(fd int, bs [][]byte) (int, syscall.Errno) {
+	var iov [64]unix.Iovec
+	vs := iov[:0]
+	for _, b := range bs {
+		if len(b) == 0 {
+			continue
+		}
+		if len(vs) == cap(iov) {
+			break
+		}
+		v := unix.Iovec{Base: &b[0]}
+		v.SetLen(len(b))
+		vs = append(vs, v)
+	}
+	if len(vs) == 0 {
+		return 0, 0
+	}
+	n, _, e := unix.RawSyscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&vs[0])), uintptr(len(vs)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), 0
+}
+
 func setsockoptInt(fd, level, opt, v int) error {
 	iv := int32(v)
 	_, _, e := unix.RawSyscall6(unix.SYS_SETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt),
@@ -100,20 +125,13 @@ func tcpAddr(rsa *unix.RawSockaddrAny) net.Addr {
 		port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&p.Port))[:])
 		a := netip.AddrFrom16(p.Addr)
 		if p.Scope_id != 0 {
-			a = a.WithZone(zoneName(p.Scope_id))
+			// The zone's index, not its name: the name is a netlink dump
+			// away, too dear for every accept (Go's net caches it).
+			a = a.WithZone(uitoa(p.Scope_id))
 		}
 		return net.TCPAddrFromAddrPort(netip.AddrPortFrom(a, port))
 	}
 	return nil
-}
-
-// zoneName is an IPv6 zone's interface name, or its index when the name
-// is not known.
-func zoneName(idx uint32) string {
-	if ifi, err := net.InterfaceByIndex(int(idx)); err == nil {
-		return ifi.Name
-	}
-	return uitoa(idx)
 }
 
 func uitoa(v uint32) string {
