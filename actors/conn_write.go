@@ -166,4 +166,3 @@ func (s *streamActor) closeAfter(ctx actor.Context, b *engine.Buffer) {
 	s.stopReading()
 	s.maybeClosed(ctx)
 }
-

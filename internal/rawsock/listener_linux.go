@@ -6,8 +6,8 @@ import (
 	"net"
 	"os"
 	"sync/atomic"
-	"time"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
