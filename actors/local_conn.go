@@ -156,13 +156,7 @@ func (c *LocalConn) Write(b []byte) (int, error) {
 			p.mu.Unlock()
 			return 0, os.ErrDeadlineExceeded
 		}
-		ch, dl := p.waitCh(), p.wd.wait()
-		p.mu.Unlock()
-		select {
-		case <-ch:
-		case <-dl:
-		}
-		p.mu.Lock()
+		p.waitWrite()
 	}
 	p.writing = true
 	n, err := p.write(b)
@@ -207,14 +201,20 @@ func (p *localPipe) write(b []byte) (int, error) {
 			p.mu.Lock()
 			continue
 		}
-		ch, dl := p.waitCh(), p.wd.wait()
-		p.mu.Unlock()
-		select {
-		case <-ch:
-		case <-dl:
-		}
-		p.mu.Lock()
+		p.waitWrite()
 	}
+}
+
+// waitWrite waits, with mu held and let go while it waits, for the pipe
+// to change or the write deadline to pass.
+func (p *localPipe) waitWrite() {
+	ch, dl := p.waitCh(), p.wd.wait()
+	p.mu.Unlock()
+	select {
+	case <-ch:
+	case <-dl:
+	}
+	p.mu.Lock()
 }
 
 // appendUp copies b into the pipe's pooled buffers, with mu held: onto the
