@@ -20,7 +20,7 @@ package actors
 import (
 	"fmt"
 	"net"
-	"strconv"
+	"net/netip"
 	"sync"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -33,7 +33,14 @@ import (
 // reverse forwards: the conn to take as the stream's socket, or why there
 // is none (ok: target is such a forward).
 func (e *env) splice(target string) (conn net.Conn, err error, ok bool) {
-	if p := e.poolAt(target); p != nil {
+	// Every OPEN of every link asks: an address that is no IP and port
+	// (a name) is no listener here, and the look-ups below allocate
+	// nothing and go by port.
+	ap, perr := netip.ParseAddrPort(target)
+	if perr != nil {
+		return nil, nil, false
+	}
+	if p := e.poolAt(ap); p != nil {
 		ch := e.pick(p, true)
 		if !ch.ok() {
 			return nil, fmt.Errorf("%w: %s (pool %s)", ErrNotHeldHere, target, p.name), true
@@ -44,7 +51,7 @@ func (e *env) splice(target string) (conn net.Conn, err error, ok bool) {
 		e.spliced(ForwardKey(fwd))
 		return end, nil, true
 	}
-	if r, found := e.reverseAt(target); found {
+	if r, found := e.reverseAt(ap); found {
 		user, end := newLocalPipe(target)
 		e.send(r.link, &openRequest{conn: &splicedConn{LocalConn: user}, kind: engine.TargetForward, target: r.fwd.Target, forward: r.fwd.String()})
 		e.spliced(ForwardKey(r.fwd))
@@ -60,30 +67,27 @@ func (e *env) spliced(key string) {
 }
 
 // listensOn reports whether a listener bound to a takes a stream's
-// target addr: a's own address, or, for a listener on all addresses,
+// target t: a's own address, or, for a listener on all addresses,
 // loopback or any address with its port.
-func listensOn(a net.Addr, addr string) bool {
+func listensOn(a net.Addr, t netip.AddrPort) bool {
 	ta, ok := a.(*net.TCPAddr)
-	if !ok {
+	if !ok || ta.Port != int(t.Port()) {
 		return false
 	}
-	if ta.String() == addr {
+	la := ta.AddrPort().Addr().Unmap()
+	ip := t.Addr().Unmap()
+	if la == ip {
 		return true
 	}
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil || !ta.IP.IsUnspecified() || strconv.Itoa(ta.Port) != port {
-		return false
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && (ip.IsLoopback() || ip.IsUnspecified())
+	return la.IsUnspecified() && (ip.IsLoopback() || ip.IsUnspecified())
 }
 
 // poolAt is the pool listening on addr, as a stream's target names it.
-func (e *env) poolAt(addr string) *pool {
+func (e *env) poolAt(t netip.AddrPort) *pool {
 	e.pools.mu.Lock()
 	defer e.pools.mu.Unlock()
-	for _, p := range e.pools.byAddr {
-		if listensOn(p.ln.Addr(), addr) {
+	for _, p := range e.pools.byAddr { // a node's pools are few: one per pooled bind
+		if listensOn(p.ln.Addr(), t) {
 			return p
 		}
 	}
@@ -98,36 +102,58 @@ type reverseBind struct {
 	ln   net.Addr
 }
 
-// reverseSet is a node's reverse forwards of one link each, by listener.
+// reverseSet is a node's reverse forwards of one link each, by port and
+// listener: a hub holds one for each -R of each edge, and every OPEN looks
+// here.
 type reverseSet struct {
-	mu    sync.Mutex
-	byPID map[string]reverseBind // by their listenerActor's id
+	mu     sync.Mutex
+	byPort map[int]map[string]reverseBind // by port, then their listenerActor's id
+	ports  map[string]int                 // each listener's port
 }
 
 // addReverse enters the reverse forward served by listener pid.
 func (e *env) addReverse(pid *actor.PID, r reverseBind) {
-	e.reverses.mu.Lock()
-	defer e.reverses.mu.Unlock()
-	if e.reverses.byPID == nil {
-		e.reverses.byPID = map[string]reverseBind{}
+	ta, ok := r.ln.(*net.TCPAddr)
+	if !ok {
+		return
 	}
-	e.reverses.byPID[pid.Id] = r
+	rs := &e.reverses
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.byPort == nil {
+		rs.byPort, rs.ports = map[int]map[string]reverseBind{}, map[string]int{}
+	}
+	if rs.byPort[ta.Port] == nil {
+		rs.byPort[ta.Port] = map[string]reverseBind{}
+	}
+	rs.byPort[ta.Port][pid.Id] = r
+	rs.ports[pid.Id] = ta.Port
 }
 
 // removeReverse takes the reverse forward of listener pid out.
 func (e *env) removeReverse(pid *actor.PID) {
-	e.reverses.mu.Lock()
-	defer e.reverses.mu.Unlock()
-	delete(e.reverses.byPID, pid.Id)
+	rs := &e.reverses
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	port, ok := rs.ports[pid.Id]
+	if !ok {
+		return
+	}
+	delete(rs.ports, pid.Id)
+	delete(rs.byPort[port], pid.Id)
+	if len(rs.byPort[port]) == 0 {
+		delete(rs.byPort, port)
+	}
 }
 
-// reverseAt is the reverse forward listening on addr, as a stream's target
+// reverseAt is the reverse forward listening on t, as a stream's target
 // names it.
-func (e *env) reverseAt(addr string) (reverseBind, bool) {
-	e.reverses.mu.Lock()
-	defer e.reverses.mu.Unlock()
-	for _, r := range e.reverses.byPID {
-		if listensOn(r.ln, addr) {
+func (e *env) reverseAt(t netip.AddrPort) (reverseBind, bool) {
+	rs := &e.reverses
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	for _, r := range rs.byPort[int(t.Port())] { // those on other addresses of the port: a few at most
+		if listensOn(r.ln, t) {
 			return r, true
 		}
 	}

@@ -52,10 +52,7 @@ func (c *Conn) file() *os.File {
 	defer c.mu.Unlock()
 	if c.f == nil && !c.closed {
 		f := os.NewFile(uintptr(c.fd), "") // non-blocking: Go's poller waits on it
-		raw, err := f.SyscallConn()
-		if err != nil { // an *os.File always has one
-			panic("rawsock: an os.File without SyscallConn: " + err.Error())
-		}
+		raw, _ := f.SyscallConn()          // an error only for a nil *os.File
 		c.f, c.fraw = f, raw
 	}
 	return c.f
@@ -293,17 +290,15 @@ func (c *Conn) WriteBuffers(bufs [][]byte) (int, error) {
 	if c.file() == nil {
 		return 0, c.opError("writev", net.ErrClosed)
 	}
-	left := net.Buffers(bufs)
-	pending := &left
 	var (
 		total int
 		werr  error
 	)
 	err := c.fraw.Write(func(fd uintptr) bool {
-		for len(*pending) > 0 {
-			n, e := writev(int(fd), *pending)
+		for len(bufs) > 0 {
+			n, e := writev(int(fd), bufs)
 			total += n
-			consume(pending, n)
+			bufs = consume(bufs, n)
 			switch e {
 			case 0:
 			case unix.EINTR:
@@ -326,16 +321,16 @@ func (c *Conn) WriteBuffers(bufs [][]byte) (int, error) {
 }
 
 // consume drops n written bytes from the front of bufs, and the empty
-// buffers there.
-func consume(bufs *net.Buffers, n int) {
-	for len(*bufs) > 0 {
-		b := (*bufs)[0]
-		if len(b) > n {
-			(*bufs)[0] = b[n:]
-			return
+// buffers there, and returns what is left.
+func consume(bufs [][]byte, n int) [][]byte {
+	for len(bufs) > 0 {
+		if len(bufs[0]) > n {
+			bufs[0] = bufs[0][n:]
+			return bufs
 		}
-		n -= len(b)
-		(*bufs)[0] = nil
-		*bufs = (*bufs)[1:]
+		n -= len(bufs[0])
+		bufs[0] = nil
+		bufs = bufs[1:]
 	}
+	return bufs
 }

@@ -57,7 +57,7 @@ func ConnectNow(ap netip.AddrPort) (conn *Conn, err error, ok bool) {
 			rawClose(fd)
 			return nil, nil, false
 		}
-		soerr, gerr := GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+		soerr, gerr := getsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
 		if gerr != nil {
 			return fail("getsockopt", gerr)
 		}
@@ -67,7 +67,7 @@ func ConnectNow(ap netip.AddrPort) (conn *Conn, err error, ok bool) {
 	default:
 		return fail("connect", e)
 	}
-	if err := Tune(fd, true); err != nil {
+	if err := tune(fd, true); err != nil {
 		return fail("setsockopt", err)
 	}
 	return New(fd, net.TCPAddrFromAddrPort(netip.AddrPortFrom(addr, ap.Port()))), nil, true

@@ -5,6 +5,7 @@ package rawsock
 import (
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -14,7 +15,7 @@ import (
 )
 
 // Listener accepts a *net.TCPListener's connections with raw accept4
-// calls, as Conns tuned as Go's net tunes its own (Tune). It waits for
+// calls, as Conns tuned as Go's net tunes its own (tune). It waits for
 // connections in Go's poller through a duplicate of the listener's
 // descriptor (net's listeners give raw calls Control only), so it must be
 // closed itself, not only the listener it wraps: Close closes both, and
@@ -24,13 +25,13 @@ type Listener struct {
 	dup    *os.File
 	raw    syscall.RawConn
 	closed atomic.Bool
-	// the accept's callback (made once) and its results; Accept is
-	// called from one goroutine at a time (acceptMu)
+	// the accept's callback (made once) and its results, one Accept at
+	// a time (acceptMu)
+	acceptMu sync.Mutex
 	acceptFn func(fd uintptr) bool
 	nfd      int
 	rsa      unix.RawSockaddrAny
 	err      error
-	acceptMu chan struct{}
 }
 
 // NewListener wraps ln, which must be a *net.TCPListener (ErrNotTCP
@@ -49,7 +50,7 @@ func NewListener(ln net.Listener) (*Listener, error) {
 		dup.Close()
 		return nil, err
 	}
-	l := &Listener{ln: tl, dup: dup, raw: raw, acceptMu: make(chan struct{}, 1)}
+	l := &Listener{ln: tl, dup: dup, raw: raw}
 	l.acceptFn = func(fd uintptr) bool {
 		l.nfd, l.err = accept(int(fd), &l.rsa)
 		return l.err != unix.EAGAIN // none waiting: wait for the listener
@@ -74,8 +75,8 @@ func accept(fd int, rsa *unix.RawSockaddrAny) (int, error) {
 
 // Accept waits for and returns the next connection, a *Conn.
 func (l *Listener) Accept() (net.Conn, error) {
-	l.acceptMu <- struct{}{}
-	defer func() { <-l.acceptMu }()
+	l.acceptMu.Lock()
+	defer l.acceptMu.Unlock()
 	if err := l.raw.Read(l.acceptFn); err != nil {
 		if l.closed.Load() {
 			err = net.ErrClosed
@@ -94,7 +95,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 	// Best effort, as Go's net: a socket that refuses an option (an
 	// MPTCP one on an older kernel refuses the keepalive settings) is a
 	// connection all the same, not an accept error to back off from.
-	_ = Tune(nfd, loopback)
+	_ = tune(nfd, loopback)
 	return New(nfd, raddr), nil
 }
 

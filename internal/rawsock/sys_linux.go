@@ -66,8 +66,8 @@ func setsockoptLinger(fd int, l *unix.Linger) error {
 	return errno(e)
 }
 
-// GetsockoptInt reads an int option of fd with a raw call.
-func GetsockoptInt(fd, level, opt int) (int, error) {
+// getsockoptInt reads an int option of fd with a raw call.
+func getsockoptInt(fd, level, opt int) (int, error) {
 	var v int32
 	l := uint32(unsafe.Sizeof(v))
 	_, _, e := unix.RawSyscall6(unix.SYS_GETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt),
@@ -75,23 +75,23 @@ func GetsockoptInt(fd, level, opt int) (int, error) {
 	return int(v), errno(e)
 }
 
-// KeepAlive is the keepalive Go's net gives the TCP connections it
+// keepAlive is the keepalive Go's net gives the TCP connections it
 // accepts and dials by default (net.ListenConfig, net.Dialer): probes
 // after 15 s idle, every 15 s, 9 of them.
-const KeepAlive = 15
+const keepAlive = 15
 
-// Tune sets on fd, a TCP socket, what Go's net sets on a connection it
-// accepts or dials: TCP_NODELAY, and keepalive every KeepAlive seconds
+// tune sets on fd, a TCP socket, what Go's net sets on a connection it
+// accepts or dials: TCP_NODELAY, and keepalive every keepAlive seconds
 // unless loopback says the peer is this host (whose kernel resets its
 // connections when it goes: no probe can find one silently gone).
-func Tune(fd int, loopback bool) error {
+func tune(fd int, loopback bool) error {
 	if err := setsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil || loopback {
 		return err
 	}
 	for _, o := range [...]struct{ level, opt, v int }{
 		{unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
-		{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, KeepAlive},
-		{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, KeepAlive},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, keepAlive},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, keepAlive},
 		{unix.IPPROTO_TCP, unix.TCP_KEEPCNT, 9},
 	} {
 		if err := setsockoptInt(fd, o.level, o.opt, o.v); err != nil {
