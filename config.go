@@ -57,7 +57,8 @@ type Config struct {
 	// Dialer makes another carrier connection to the same server: for
 	// striping (Carriers above 1) and for resuming a link whose carriers
 	// dropped. A client only; nil: the link lives and dies with its
-	// first connection.
+	// first connection, and (as with one carrier and no ResumeWindow)
+	// does not keep what it sent for resending, which makes it cheaper.
 	Dialer func(ctx context.Context) (net.Conn, error)
 	// Carriers is how many carrier connections a client keeps, the first
 	// one included (at most 16); above 1 needs a Dialer, and frames are
@@ -143,9 +144,19 @@ func (c *Config) nodeConfig(s *Session) actors.Config {
 		AuthorizedKeys:   c.AuthorizedKeys,
 		Carriers:         c.Carriers,
 		ResumeWindow:     c.ResumeWindow,
+		Unsequenced:      !s.server && !c.canResume(),
 		AcceptStream:     s.offer,
 		SingleSession:    true,
 		OnLink:           s.linkEvent,
 		System:           actors.SharedSystem(), // one for every Session (actors/system.go)
 	}
+}
+
+// canResume says whether a client with c could ever add a carrier to its
+// link or resume it: only with a Dialer, and to stripe or to resume. A
+// client that cannot does not sequence its link (actors.Config.Unsequenced):
+// a frame is let go once written instead of kept until the peer
+// acknowledges it, which only a second carrier could use.
+func (c *Config) canResume() bool {
+	return c.Dialer != nil && (c.Carriers > 1 || c.ResumeWindow > 0)
 }

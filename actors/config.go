@@ -155,6 +155,13 @@ type Config struct {
 	// keeps its streams, waiting for the dialler to resume it
 	// (DefaultResumeWindow when 0; negative turns resumption off).
 	ResumeWindow time.Duration
+	// Unsequenced leaves sequencing (CapSeq) out of this node's HELLOs, so
+	// its links neither number their frames nor keep each one until the
+	// peer acknowledges it: such a link is never striped or resumed. For
+	// a dialler that could do neither anyway (the library's Client with no
+	// Dialer, or with one carrier and no resuming), whose links then skip
+	// the work and the memory of the resend buffer.
+	Unsequenced bool
 	// System is the actor system the node's actors run on, shared with
 	// other nodes (SharedSystem); nil: the node starts one of its own and
 	// stops it on Close. The library's Sessions share one, as a process's

@@ -63,8 +63,8 @@ type env struct {
 	// lastReclaim is when reclaim last ran, in Unix nanoseconds.
 	lastReclaim atomic.Int64
 
-	// noSeq leaves CapSeq out of this node's HELLOs; tests use it to play
-	// a peer that does not sequence frames.
+	// noSeq leaves CapSeq out of this node's HELLOs (Config.Unsequenced;
+	// tests also set it to play a peer that does not sequence frames).
 	noSeq bool
 
 	// minVersion and maxVersion are what this node's HELLO offers; tests
@@ -232,7 +232,8 @@ func NewNode(cfg Config) (*Node, error) {
 	e := &env{cfg: cfg, log: cfg.Logger, limit: ratelog.New(0), done: make(chan struct{}), linkPIDs: make(map[string]*actor.PID), linkDone: make(map[string]chan struct{}),
 		seqLinks:   make(map[engine.LinkID]*actor.PID),
 		minVersion: engine.MinVersion, maxVersion: engine.Version,
-		now: time.Now, replay: engine.NewReplayCache(100_000), failed: make(chan error, 1), ownDial: ownDial}
+		now: time.Now, replay: engine.NewReplayCache(100_000), failed: make(chan error, 1), ownDial: ownDial,
+		noSeq: cfg.Unsequenced}
 	e.system, e.ownSystem = cfg.System, cfg.System == nil
 	if e.ownSystem {
 		e.system = newSystem(cfg.Logger, newWorkerDispatcher(300))
