@@ -391,6 +391,7 @@ func (s *streamActor) dataRead(ctx actor.Context, bufs []*engine.Buffer, n int) 
 	// The frames take the buffers; the Scheduler, then the carrier, owns
 	// them from here (bufs, a slice the next read reuses, lets go).
 	defer clear(bufs)
+	s.sendHeldOK(ctx)
 	if len(bufs) == 1 { // the frame is the message
 		ctx.Send(s.sched, &engine.Frame{Type: engine.TypeData, Stream: s.id, Payload: bufs[0]})
 		return
@@ -411,6 +412,7 @@ func (s *streamActor) readEnded(ctx actor.Context, err error) {
 	case errors.Is(err, io.EOF):
 		if s.state.CanSend() {
 			_ = s.state.Send(engine.TypeFin)
+			s.sendHeldOK(ctx)
 			ctx.Send(s.sched, engine.NewEmpty(engine.TypeFin, s.id))
 		}
 	case errors.Is(err, net.ErrClosed), errors.Is(err, os.ErrDeadlineExceeded):

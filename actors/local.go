@@ -103,6 +103,12 @@ type localPipe struct {
 	changed chan struct{}
 	rd, wd  deadline
 	writing bool // a Write is under way: one at a time, so each Write's bytes go together
+	readers int  // Reads waiting
+	// holdingOK: the Stream holds back its OPEN_OK (sendHeldOK) until it
+	// sends a frame, or until a Read waits: a Read that waits may wait
+	// for a peer that waits for the OPEN_OK (a SOCKS client of the
+	// peer's, waiting for its reply before it sends its request).
+	holdingOK bool
 
 	room []*engine.Buffer // the slice take fills: the Stream's, reused read after read
 
@@ -274,6 +280,22 @@ func (p *localPipe) arm() {
 	if wake {
 		p.env.send(p.self, localWakeMsg) // the Stream runs on this strand: it is queued
 	}
+}
+
+// holdOpenOK says whether the Stream may hold back its OPEN_OK: not if a
+// Read waits already.
+func (p *localPipe) holdOpenOK() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.holdingOK = p.readers == 0
+	return p.holdingOK
+}
+
+// openOKSent says the Stream sent its OPEN_OK: a Read need not ask for it.
+func (p *localPipe) openOKSent() {
+	p.mu.Lock()
+	p.holdingOK = false
+	p.mu.Unlock()
 }
 
 // woken takes the news a localWake brought: bytes read since the last
@@ -456,6 +478,7 @@ func (s *streamActor) localWoken(ctx actor.Context) {
 		s.reset(ctx, engine.CodeCancelled, "reset at the other end of the splice")
 		return
 	}
+	s.sendHeldOK(ctx) // the application waits to read: the peer may wait for it
 	if read, unread := s.local.woken(); read > 0 {
 		s.consumed(ctx, read, unread)
 	}
@@ -463,4 +486,22 @@ func (s *streamActor) localWoken(ctx actor.Context) {
 		s.waiting = false
 		s.readNow(ctx)
 	}
+}
+
+// sendHeldOK sends the OPEN_OK an accepted stream of the library held
+// back, before the stream's first DATA or FIN, or once the application
+// waits to read (localPipe.holdOpenOK): the two then leave in one carrier
+// write, where an OPEN_OK sent at accept time took a write (and a wake-up
+// of the peer's reader) of its own. A stream reset first never sends it:
+// the RST stands for it.
+func (s *streamActor) sendHeldOK(ctx actor.Context) {
+	if !s.okHeld {
+		return
+	}
+	s.okHeld = false
+	if s.state.Done() {
+		return
+	}
+	s.local.openOKSent()
+	ctx.Send(s.sched, engine.NewEmpty(engine.TypeOpenOK, s.id))
 }

@@ -99,12 +99,21 @@ func (c *LocalConn) Read(b []byte) (int, error) {
 			return 0, nil
 		}
 		ch, dl := p.waitCh(), p.rd.wait()
+		// A Stream holding its OPEN_OK sends it now: the peer may be
+		// waiting for it before it sends what this Read waits for.
+		wake := p.holdingOK && p.needWake()
+		p.holdingOK = false
+		p.readers++
 		p.mu.Unlock()
+		if wake {
+			p.tell()
+		}
 		select {
 		case <-ch:
 		case <-dl:
 		}
 		p.mu.Lock()
+		p.readers--
 	}
 }
 

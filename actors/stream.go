@@ -66,6 +66,7 @@ type streamActor struct {
 	small      bool               // the last read was small: the next starts small (smallRead)
 	sio        *streamIO          // the socket's non-blocking reads and writes
 	local      *localPipe         // the library's: the application's end instead of a socket (local.go)
+	okHeld     bool               // accepter, the library's: OPEN_OK waits for the first frame (sendHeldOK)
 	out        []*engine.Buffer   // bytes for the socket until the flush (or, accepter, the dial); the stream owns them
 	cancel     context.CancelFunc // the dial's
 }
@@ -190,7 +191,11 @@ func (s *streamActor) dialed(ctx actor.Context, err error) {
 		return
 	}
 	_ = s.state.Send(engine.TypeOpenOK)
-	ctx.Send(s.sched, engine.NewEmpty(engine.TypeOpenOK, s.id))
+	if s.local != nil && s.local.holdOpenOK() {
+		s.okHeld = true // it goes with the first frame (local.go: sendHeldOK)
+	} else {
+		ctx.Send(s.sched, engine.NewEmpty(engine.TypeOpenOK, s.id))
+	}
 	ctx.Send(s.sched, &streamAttached{id: s.id, conn: s.self})
 }
 
