@@ -145,6 +145,7 @@ func (c *Config) nodeConfig(s *Session) actors.Config {
 		Carriers:         c.Carriers,
 		ResumeWindow:     c.ResumeWindow,
 		Unsequenced:      !s.server && !c.canResume(),
+		MaxPayload:       c.maxPayload(s.server),
 		AcceptStream:     s.offer,
 		SingleSession:    true,
 		OnLink:           s.linkEvent,
@@ -159,4 +160,22 @@ func (c *Config) nodeConfig(s *Session) actors.Config {
 // acknowledges it, which only a second carrier could use.
 func (c *Config) canResume() bool {
 	return c.Dialer != nil && (c.Carriers > 1 || c.ResumeWindow > 0)
+}
+
+// libraryMaxPayload is the largest DATA payload a Session takes on a link
+// that is not sequenced: four times engine.DefaultMaxPayload, so a bulk
+// stream costs a quarter of the frames, carrier writes and wake-ups per
+// byte. A link uses the least of its two HELLOs' sizes.
+const libraryMaxPayload = 256 << 10
+
+// maxPayload is what a Session's HELLO offers: libraryMaxPayload, but
+// engine.DefaultMaxPayload (0) from a client that sequences its link,
+// whose resend and reorder limits count frames of at most that size. A
+// server offers the larger size whatever the client: a sequencing client
+// offers the smaller one, and that is what both then send.
+func (c *Config) maxPayload(server bool) uint32 {
+	if server || !c.canResume() {
+		return libraryMaxPayload
+	}
+	return 0
 }

@@ -110,7 +110,8 @@ type localPipe struct {
 	// peer's, waiting for its reply before it sends its request).
 	holdingOK bool
 
-	room []*engine.Buffer // the slice take fills: the Stream's, reused read after read
+	room  []*engine.Buffer // the slice take fills: the Stream's, reused read after read
+	frame int              // the Stream's largest DATA payload (attach): what Write's buffers hold
 
 	// First arrays of up, down and room, in the pipe's allocation: a
 	// stream of a request and a reply never allocates them.
@@ -219,10 +220,11 @@ func closeWith(conn net.Conn, err error) {
 
 // The Stream actor's side.
 
-// attach lets the pipe wake the Stream that took its end.
-func (p *localPipe) attach(e *env, self *actor.PID, st *strand) {
+// attach lets the pipe wake the Stream that took its end, whose DATA
+// frames carry up to frame bytes.
+func (p *localPipe) attach(e *env, self *actor.PID, st *strand, frame int) {
 	p.mu.Lock()
-	p.env, p.self, p.strand = e, self, st
+	p.env, p.self, p.strand, p.frame = e, self, st, frame
 	p.mu.Unlock()
 }
 

@@ -227,7 +227,10 @@ func (p *localPipe) waitWrite() {
 }
 
 // appendUp copies b into the pipe's pooled buffers, with mu held: onto the
-// last one while it has room, else into new ones of at most a frame.
+// last one while it has room, else into new ones of at most a frame. A
+// write of bulkWrite bytes or more gets buffers of a whole frame, which
+// the writes after it fill while the Stream has not taken them: bulk
+// writes of any size then leave in frames as large as the link takes.
 func (p *localPipe) appendUp(b []byte) {
 	p.upBytes += len(b)
 	if k := len(p.up); k > 0 {
@@ -237,14 +240,28 @@ func (p *localPipe) appendUp(b []byte) {
 			b = b[m:]
 		}
 	}
+	frame := p.frame
+	if frame == 0 { // not attached yet: what most links take
+		frame = engine.DefaultMaxPayload
+	}
 	for len(b) > 0 {
-		m := min(len(b), engine.DefaultMaxPayload)
-		buf := engine.GetBuffer(m)
+		m := min(len(b), frame)
+		var buf *engine.Buffer
+		if m >= bulkWrite {
+			buf = engine.GetBuffer(frame)
+			buf.B = buf.B[:m]
+		} else {
+			buf = engine.GetBuffer(m)
+		}
 		copy(buf.B, b)
 		p.up = append(p.up, buf)
 		b = b[m:]
 	}
 }
+
+// bulkWrite is the least a Write must queue for its buffers to be a whole
+// frame's (appendUp).
+const bulkWrite = 16 << 10
 
 // CloseWrite shuts the write side: the peer reads to its end once what was
 // written has reached it.
