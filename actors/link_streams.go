@@ -263,16 +263,19 @@ func (l *linkActor) open(ctx actor.Context, m *openRequest) {
 	}
 	state := engine.NewOpener(id)
 	_ = state.Send(engine.TypeOpen)
-	ctx.Send(l.sched, engine.NewOpen(id, m.kind, m.target, data))
-	ctx.Send(l.sched, &streamDeclared{id: id})
+	open := engine.NewOpen(id, m.kind, m.target, data)
 	l.env.stats.BytesOut.Add(int64(len(data)))
 	if first != nil {
 		engine.PutBuffer(first)
 	}
 	st := &streamActor{env: l.env, id: id, link: l.self, sched: l.sched, target: m.target, netConn: m.conn, datagram: m.datagram,
-		state: state, recv: engine.NewRecvWindow(l.params.RecvWindow, l.env.cfg.MaxWindow), params: l.params, budget: l.budget, rtt: l.rttNanos, firstLen: len(data), clientEOF: errors.Is(err, io.EOF),
+		state: state, recv: engine.NewRecvWindow(l.params.RecvWindow, l.env.cfg.MaxWindow), params: l.params, budget: l.budget, rtt: l.rttNanos, clientEOF: errors.Is(err, io.EOF),
 		reply: m.reply, opened: m.opened, load: m.load}
-	l.spawnStream(ctx, id, st)
+	pid := l.spawnStream(ctx, id, st)
+	// The OPEN, and the stream known and attached to its actor (whose
+	// grants reach it after its start): one message. OPENs still leave
+	// in id order, each sent here.
+	ctx.Send(l.sched, &streamAttached{id: id, conn: pid, used: len(data), open: open})
 	l.env.stats.StreamsOpened.Add(1)
 }
 
@@ -286,7 +289,7 @@ func listenUDP(addr string) (*net.UDPConn, error) {
 
 // spawnStream starts st as a child of the Link, which learns of its end
 // from protoactor's Terminated (childStopped).
-func (l *linkActor) spawnStream(ctx actor.Context, id uint32, st *streamActor) {
+func (l *linkActor) spawnStream(ctx actor.Context, id uint32, st *streamActor) *actor.PID {
 	if l.streamProps == nil {
 		l.streamProps = l.env.propsHanded(l.strand, &l.nextStream)
 	}
@@ -294,6 +297,7 @@ func (l *linkActor) spawnStream(ctx actor.Context, id uint32, st *streamActor) {
 	pid := ctx.Spawn(l.streamProps)
 	l.streams[id] = pid
 	l.streamOf[pid.Id] = id
+	return pid
 }
 
 // childStopped forgets a stream whose actor has stopped (protoactor tells

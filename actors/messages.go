@@ -227,11 +227,16 @@ type openTimeoutTick struct{}
 
 // streamAttached tells the Scheduler a stream can send, and how much of its
 // initial window the first bytes used; conn is the actor that gets the
-// stream's grants (the Stream actor, which reads its socket).
+// stream's grants (the Stream actor, which reads its socket). The Link
+// sends it with the OPEN of a stream this side opens (open: one message
+// for the frame, the declaration and the attachment, which always go
+// together); an accepter's Stream with its OPEN_OK (ok), when it sends
+// one then.
 type streamAttached struct {
-	id   uint32
-	conn *actor.PID
-	used int
+	id       uint32
+	conn     *actor.PID
+	used     int
+	open, ok *engine.Frame
 }
 
 // streamDeclared tells the Scheduler, from the Link, that stream id exists (its

@@ -151,6 +151,16 @@ func (s *schedulerActor) Receive(ctx actor.Context) {
 	case *streamAttached:
 		s.conns[m.id] = m.conn
 		s.grants.Attach(m.id, s.params.SendWindow, m.used)
+		if f := m.open; f != nil {
+			traceHop(HopSchedOpen)
+			s.enqueue(f)
+		}
+		if f := m.ok; f != nil {
+			s.enqueue(f)
+		}
+		if m.open != nil || m.ok != nil {
+			s.pump()
+		}
 	case *creditIn:
 		if err := s.grants.Credit(m.id, m.n); err != nil {
 			s.env.warn("peer over-credited a stream", "stream", m.id, "err", err)

@@ -34,7 +34,6 @@ type streamActor struct {
 	grown  uint32 // what recv took from budget
 
 	netConn   net.Conn              // the local socket (opener: the one a forward accepted; accepter: once dialled)
-	firstLen  int                   // opener: bytes of the window the OPEN used
 	reply     *proxyReply           // opener: a -D client waiting to hear how OPEN went
 	opened    chan error            // opener: DialStream waiting for the same
 	load      *atomic.Int32         // opener of a pooled -R's connection: its member's open streams
@@ -129,9 +128,8 @@ func (s *streamActor) start(ctx actor.Context) {
 	s.self = ctx.Self()
 	s.small = true        // most streams start with a request, not a flood
 	s.paused = true       // until the first grant
-	if s.netConn != nil { // we opened it: the Link sent the OPEN
+	if s.netConn != nil { // we opened it: the Link sent the OPEN, and attached us
 		s.openSocket(s.netConn)
-		ctx.Send(s.sched, &streamAttached{id: s.id, conn: s.self, used: s.firstLen})
 		if s.clientEOF {
 			s.readEnded(ctx, io.EOF)
 		}
@@ -191,12 +189,13 @@ func (s *streamActor) dialed(ctx actor.Context, err error) {
 		return
 	}
 	_ = s.state.Send(engine.TypeOpenOK)
+	var ok *engine.Frame
 	if s.local != nil && s.local.holdOpenOK() {
 		s.okHeld = true // it goes with the first frame (local.go: sendHeldOK)
 	} else {
-		ctx.Send(s.sched, engine.NewEmpty(engine.TypeOpenOK, s.id))
+		ok = engine.NewEmpty(engine.TypeOpenOK, s.id)
 	}
-	ctx.Send(s.sched, &streamAttached{id: s.id, conn: s.self})
+	ctx.Send(s.sched, &streamAttached{id: s.id, conn: s.self, ok: ok})
 }
 
 // consumed grants the peer credit for n bytes written to the socket, with
