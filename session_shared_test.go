@@ -93,23 +93,25 @@ func TestSessionsShareNothingVisible(t *testing.T) {
 }
 
 // TestSmallReadsKeepCreditFlowing: a Read tells the stream of what it
-// read only once it adds up to an eighth of the window, and the peer
-// still never runs out of credit, whatever the read size: several windows
-// go through small windows in reads from one byte up.
+// read only once it adds up to an eighth of the window (as the window
+// grows, an eighth of the grown one), and the peer still never runs out
+// of credit, whatever the read size: several windows go through small
+// windows, and through one that may grow 64 times, in reads from one byte
+// up.
 func TestSmallReadsKeepCreditFlowing(t *testing.T) {
-	for _, window := range []uint32{1024, 64 << 10} {
+	for _, w := range []struct{ window, max uint32 }{{1024, 1024}, {64 << 10, 64 << 10}, {1024, 64 << 10}} {
 		for _, readSize := range []int{1, 100, 4096} {
-			t.Run(fmt.Sprintf("window=%d/read=%d", window, readSize), func(t *testing.T) {
+			t.Run(fmt.Sprintf("window=%d-%d/read=%d", w.window, w.max, readSize), func(t *testing.T) {
 				testkit.CheckLeaks(t)
 				cfg := sockmux.DefaultConfig()
-				cfg.Window, cfg.MaxWindow = window, window
+				cfg.Window, cfg.MaxWindow = w.window, w.max
 				client, server := sessions(t, pipePair, cfg, cfg)
 				c, s := streamPair(t, client, server, "small reads")
 				defer c.Close()
 				defer s.Close()
-				total := 4*int(window) + 7
-				if readSize == 1 && window > 1024 {
-					total = int(window) + int(window)/2 + 7
+				total := 4*int(w.max) + 7
+				if readSize == 1 && w.max > 1024 {
+					total = int(w.max) + int(w.max)/2 + 7
 				}
 				want := make([]byte, total)
 				for i := range want {

@@ -66,7 +66,7 @@ func (s *streamActor) openSocket(conn net.Conn) {
 	s.netConn = conn
 	if e, ok := conn.(*localEnd); ok { // the library's: a pipe, not a socket
 		s.local = e.p
-		s.local.attach(s.env, s.self, s.strand, s.maxRead())
+		s.local.attach(s.env, s.self, s.strand, s.maxRead(), s.recv.Size())
 		return
 	}
 	s.raw = rawConn(conn)

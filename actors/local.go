@@ -110,8 +110,9 @@ type localPipe struct {
 	// peer's, waiting for its reply before it sends its request).
 	holdingOK bool
 
-	room  []*engine.Buffer // the slice take fills: the Stream's, reused read after read
-	frame int              // the Stream's largest DATA payload (attach): what Write's buffers hold
+	room   []*engine.Buffer // the slice take fills: the Stream's, reused read after read
+	frame  int              // the Stream's largest DATA payload (attach): what Write's buffers hold
+	window uint32           // the Stream's receive window, as it last said (creditBatch)
 
 	// First arrays of up, down and room, in the pipe's allocation: a
 	// stream of a request and a reply never allocates them.
@@ -221,10 +222,10 @@ func closeWith(conn net.Conn, err error) {
 // The Stream actor's side.
 
 // attach lets the pipe wake the Stream that took its end, whose DATA
-// frames carry up to frame bytes.
-func (p *localPipe) attach(e *env, self *actor.PID, st *strand, frame int) {
+// frames carry up to frame bytes and whose receive window is window.
+func (p *localPipe) attach(e *env, self *actor.PID, st *strand, frame int, window uint32) {
 	p.mu.Lock()
-	p.env, p.self, p.strand, p.frame = e, self, st, frame
+	p.env, p.self, p.strand, p.frame, p.window = e, self, st, frame, window
 	p.mu.Unlock()
 }
 
@@ -301,11 +302,12 @@ func (p *localPipe) openOKSent() {
 }
 
 // woken takes the news a localWake brought: bytes read since the last
-// one, and what is still unread.
-func (p *localPipe) woken() (read, unread int) {
+// one, and what is still unread; window is the Stream's receive window
+// now (creditBatch).
+func (p *localPipe) woken(window uint32) (read, unread int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.told = false
+	p.told, p.window = false, window
 	read, p.unread = p.unread, 0
 	return read, p.downBytes
 }
@@ -481,7 +483,7 @@ func (s *streamActor) localWoken(ctx actor.Context) {
 		return
 	}
 	s.sendHeldOK(ctx) // the application waits to read: the peer may wait for it
-	if read, unread := s.local.woken(); read > 0 {
+	if read, unread := s.local.woken(s.recv.Size()); read > 0 {
 		s.consumed(ctx, read, unread)
 	}
 	if s.waiting {

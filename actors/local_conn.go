@@ -118,17 +118,20 @@ func (c *LocalConn) Read(b []byte) (int, error) {
 }
 
 // creditBatch is how many bytes read make a Read tell the Stream, with mu
-// held: an eighth of the initial window. Below it the Stream would not
-// grant credit yet (engine.RecvWindow.Consumed waits for a quarter), and
-// no deadlock can come of holding them back: with every byte read, what
-// is held back (under an eighth) and what the Stream was told (under a
-// quarter, or it would have granted it) are less than the window, so the
-// peer still has credit.
+// held: an eighth of its receive window, as the window grows (a stream
+// whose window grew to 16 MiB tells it every 2 MiB, not every 32 KiB).
+// Below it the Stream would not grant credit yet (engine.RecvWindow.Consumed
+// waits for a quarter of the window), and no deadlock can come of holding
+// them back: with every byte read, what is held back (under an eighth)
+// and what the Stream was told (under a quarter, or it would have granted
+// it) are less than the window, so the peer still has credit. The window
+// the pipe knows may lag the Stream's by a wake-up; it only grows, so the
+// eighth of the one known is within an eighth of the real one.
 func (p *localPipe) creditBatch() int {
 	if p.env == nil {
 		return 0 // not attached: needWake says no
 	}
-	return int(p.env.cfg.Window / 8)
+	return int(p.window / 8)
 }
 
 // copyOut copies what is unread into b, with mu held, returning the

@@ -12,8 +12,18 @@ import (
 
 // carrierHighWater is how many bytes the Scheduler lets sit in a carrier's
 // queue. Past it frames wait in the Scheduler, where control frames can
-// still overtake data and streams take turns.
+// still overtake data and streams take turns. A link whose frames are
+// larger (the library's, 256 KiB) lets two of them sit there
+// (highWaterFor): with one, the carrier would idle after each frame for
+// the time its drained takes to come back and the next one to be handed
+// over.
 const carrierHighWater = 256 << 10
+
+// highWaterFor is the high-water mark of the carriers of a link whose
+// largest DATA payload is sendMax.
+func highWaterFor(sendMax uint32) int {
+	return max(carrierHighWater, 2*(int(sendMax)+engine.MaxHeaderLen))
+}
 
 // maxControlBacklog is how many bytes of control frames (OPEN_FAIL, RST,
 // CREDIT, BIND_REPLY: replies, mostly) may wait for a carrier. A peer that
@@ -65,6 +75,8 @@ type schedulerActor struct {
 	closed     bool
 	// flushing: batches wait for the end of the mailbox run (runOver).
 	flushing bool
+	// highWater is what a carrier's queue may hold (highWaterFor).
+	highWater int
 }
 
 // carrierOut is one carrier's outgoing queue and the batch being built
@@ -100,7 +112,7 @@ func newScheduler(e *env, p engine.Params, maxUnacked int) *schedulerActor {
 	limit := sendLimit(e.cfg.LinkBudget)
 	s := &schedulerActor{env: e, params: p, queue: engine.NewQueue(), conns: make(map[uint32]*actor.PID),
 		grants: engine.NewGrants(limit, min(engine.DefaultGrantPerStream, limit)),
-		outs:   make(map[int]*carrierOut)}
+		outs:   make(map[int]*carrierOut), highWater: highWaterFor(p.SendMax)}
 	s.stripe.AckDelay = ackDelay // the peer's, as this side's: one protocol
 	if p.Capabilities&engine.CapSeq != 0 {
 		s.seq, s.unacked, s.maxUnacked = true, engine.NewUnacked(), maxUnacked
@@ -246,7 +258,7 @@ func (s *schedulerActor) pin(m *pinned) {
 		m.f.Release()
 		return
 	}
-	if o.path.Queued < carrierHighWater {
+	if o.path.Queued < s.highWater {
 		o.path.Queued += m.f.WireLen()
 		s.batch(o, m.f)
 		return
@@ -261,7 +273,7 @@ func (s *schedulerActor) pin(m *pinned) {
 // pushPinned sends what pin kept waiting once the carrier has room.
 func (s *schedulerActor) pushPinned(o *carrierOut) {
 	for i, f := range o.pinned {
-		if f == nil || o.path.Queued >= carrierHighWater {
+		if f == nil || o.path.Queued >= s.highWater {
 			continue
 		}
 		o.pinned[i] = nil
@@ -491,7 +503,7 @@ func (s *schedulerActor) pump() {
 				s.resend = s.resend[1:]
 				continue // acknowledged since
 			}
-			if p = s.stripe.Pick(f.WireLen(), carrierHighWater); p == nil {
+			if p = s.stripe.Pick(f.WireLen(), s.highWater); p == nil {
 				break
 			}
 			s.resend = s.resend[1:]
@@ -510,7 +522,7 @@ func (s *schedulerActor) pump() {
 			if f == nil {
 				break
 			}
-			if p = s.stripe.Pick(f.WireLen(), carrierHighWater); p != nil {
+			if p = s.stripe.Pick(f.WireLen(), s.highWater); p != nil {
 				if carried {
 					s.carry = nil
 				} else {
@@ -521,7 +533,7 @@ func (s *schedulerActor) pump() {
 				if s.carry != nil {
 					skip = s.carry.Stream
 				}
-				if p = s.stripe.Pick(engine.SmallFrame, carrierHighWater); p != nil {
+				if p = s.stripe.Pick(engine.SmallFrame, s.highWater); p != nil {
 					f, carried = s.queue.PopSmall(engine.SmallFrame, skip), false
 				}
 			}
