@@ -58,7 +58,8 @@ type carrierActor struct {
 	deadline    sync.Mutex
 	closed      atomic.Bool // closing: the final flush's deadline stays
 	writeStall  time.Duration
-	deadlineSet time.Time // when the writer last moved the deadline (the writer's own)
+	deadlineSet time.Time     // when the writer last moved the deadline (the writer's own)
+	ws          writerScratch // the writer's (one runs at a time: frameQueue.writer)
 }
 
 func newCarrier(e *env, id int, conn net.Conn, r *engine.Reader, version uint8, link, sched *actor.PID, q *frameQueue, st *strand) *carrierActor {
@@ -256,13 +257,40 @@ func (c *carrierActor) deliver(f *engine.Frame, more []*engine.Frame) {
 	c.env.send(c.link, &inFrame{carrier: c.id, f: f, backlog: c.unprocessed})
 }
 
+// writerScratch is the writer's buffers, kept by the carrier from one of
+// its writer goroutines to the next: a writer ends whenever the queue is
+// empty (a link's carrier that is not a raw socket gets one per burst,
+// on a net.Pipe about one per frame), and its successor would make them
+// all again.
+type writerScratch struct {
+	frames []*engine.Frame
+	bufs   net.Buffers
+	hdrs   []byte
+	flat   []byte
+}
+
+// keep keeps the writer's buffers for the next writer, those that are
+// small: an idle carrier (a hub holds thousands) should not hold a large
+// batch's.
+func (w *writerScratch) keep(frames []*engine.Frame, bufs net.Buffers, hdrs, flat []byte) {
+	clear(bufs) // they point into payloads that go back to the pool
+	*w = writerScratch{}
+	if cap(frames) <= keptFrames {
+		w.frames, w.bufs, w.hdrs = frames[:0], bufs[:0], hdrs
+	}
+	if cap(flat) <= keptFlat {
+		w.flat = flat[:0]
+	}
+}
+
+// What of its buffers a writer keeps for the next (writerScratch.keep).
+const (
+	keptFrames = 256
+	keptFlat   = 64 << 10
+)
+
 func (c *carrierActor) writeLoop() {
-	var (
-		frames []*engine.Frame
-		bufs   net.Buffers
-		hdrs   []byte
-		flat   []byte
-	)
+	frames, bufs, hdrs, flat := c.ws.frames, c.ws.bufs, c.ws.hdrs, c.ws.flat
 	// TCP and unix sockets take a batch in one writev, a WebSocket in one
 	// WriteBuffers; other carriers (pipes, devices, TLS) would get one
 	// write per buffer, so the batch is copied into one buffer and written
@@ -280,6 +308,10 @@ func (c *carrierActor) writeLoop() {
 			off, owed      int
 			drainedAll, ok bool
 		)
+		// Kept before each take: the take that ends this writer lets
+		// the next start, which must find them (and this one must not
+		// touch them after it).
+		c.ws.keep(frames, bufs, hdrs, flat)
 		frames, off, owed, drainedAll, ok = c.q.take(frames[:0])
 		if !ok {
 			return
