@@ -72,9 +72,8 @@ type SessionConfig struct {
 
 // sessionStream is one stream's state in a Session.
 type sessionStream struct {
-	st     *Stream
+	side   StreamSide // state, receive window, the verdict on the peer's frames
 	send   SendWindow
-	recv   RecvWindow
 	unread int  // delivered, not yet consumed by the local reader
 	reset  bool // ended by a reset or refusal (either side)
 }
@@ -112,7 +111,11 @@ type Event struct {
 	Target string // EventOpened, EventRefused
 	Frame  *Frame // EventData: the caller's, to deliver and Release
 	Reason Reason // EventReset, EventGoAway, EventRefused
-	Cause  string // EventRefused
+	// Cause is, for EventRefused, the rule that refused the OPEN (as
+	// OpenVerdict's); for EventReset, set only when this side reset the
+	// stream because the peer broke its rules: "protocol" or
+	// "flow-control" (Reason is then what the peer was sent).
+	Cause string
 }
 
 // Errors of a Session's local calls.
@@ -158,7 +161,7 @@ func (s *Session) Stream(id uint32) (StreamInfo, bool) {
 	if st == nil {
 		return StreamInfo{}, false
 	}
-	return StreamInfo{State: st.st.State(), Reset: st.reset, Unread: st.unread}, true
+	return StreamInfo{State: st.side.State(), Reset: st.reset, Unread: st.unread}, true
 }
 
 // Forget drops a stream that has ended (Done) once the local side is done
@@ -166,7 +169,7 @@ func (s *Session) Stream(id uint32) (StreamInfo, bool) {
 // the stream had ended.
 func (s *Session) Forget(id uint32) bool {
 	st := s.streams[id]
-	if st == nil || !st.st.Done() {
+	if st == nil || !st.side.Done() {
 		return false
 	}
 	delete(s.streams, id)
@@ -179,7 +182,7 @@ func (s *Session) Resent() int { return s.resent }
 // settle counts a stream that has ended out of the streams open, so the
 // stream limit frees its place.
 func (s *Session) settle(id uint32, st *sessionStream) {
-	if st.st.Done() {
+	if st.side.Done() {
 		s.opens.Ended(id)
 	}
 }
@@ -212,13 +215,13 @@ func (s *Session) Open(kind TargetKind, target string) (uint32, error) {
 		return 0, err
 	}
 	st := s.newStream(NewOpener(id))
-	_ = st.st.Send(TypeOpen) // a new opener may always send its OPEN
+	_ = st.side.Send(TypeOpen) // a new opener may always send its OPEN
 	s.q.Push(NewOpen(id, kind, target, nil))
 	return id, nil
 }
 
 func (s *Session) newStream(st *Stream) *sessionStream {
-	ss := &sessionStream{st: st, send: NewSendWindow(s.cfg.PeerWindow), recv: NewRecvWindow(s.cfg.Window, s.cfg.MaxWindow)}
+	ss := &sessionStream{side: NewStreamSide(st, s.cfg.Window, s.cfg.MaxWindow), send: NewSendWindow(s.cfg.PeerWindow)}
 	s.streams[st.ID] = ss
 	return ss
 }
@@ -230,7 +233,7 @@ func (s *Session) Accept(id uint32) error {
 	if st == nil {
 		return fmt.Errorf("%w: %d", ErrNoStream, id)
 	}
-	if err := st.st.Send(TypeOpenOK); err != nil {
+	if err := st.side.Send(TypeOpenOK); err != nil {
 		return err
 	}
 	s.q.Push(newFrame(TypeOpenOK, id, nil))
@@ -244,7 +247,7 @@ func (s *Session) Refuse(id uint32, code Code, reason string) error {
 	if st == nil {
 		return fmt.Errorf("%w: %d", ErrNoStream, id)
 	}
-	if err := st.st.Send(TypeOpenFail); err != nil {
+	if err := st.side.Send(TypeOpenFail); err != nil {
 		return err
 	}
 	s.endStream(id, st)
@@ -261,14 +264,14 @@ func (s *Session) Write(id uint32, p []byte) (int, error) {
 	if st == nil {
 		return 0, fmt.Errorf("%w: %d", ErrNoStream, id)
 	}
-	if !st.st.CanSend() {
-		return 0, fmt.Errorf("%w: stream %d is %v", ErrStreamClosed, id, st.st.State())
+	if !st.side.CanSend() {
+		return 0, fmt.Errorf("%w: stream %d is %v", ErrStreamClosed, id, st.side.State())
 	}
 	n := 0
 	for n < len(p) && st.send.Avail() > 0 {
 		k := min(len(p)-n, int(st.send.Avail()), max(s.cfg.MaxData, 1))
 		st.send.Take(k)
-		if err := st.st.Send(TypeData); err != nil {
+		if err := st.side.Send(TypeData); err != nil {
 			return n, err
 		}
 		s.q.Push(newFrame(TypeData, id, p[n:n+k]))
@@ -283,7 +286,7 @@ func (s *Session) CloseWrite(id uint32) error {
 	if st == nil {
 		return fmt.Errorf("%w: %d", ErrNoStream, id)
 	}
-	if err := st.st.Send(TypeFin); err != nil {
+	if err := st.side.Send(TypeFin); err != nil {
 		return err
 	}
 	s.settle(id, st)
@@ -298,7 +301,7 @@ func (s *Session) Reset(id uint32, code Code, reason string) error {
 	if st == nil {
 		return fmt.Errorf("%w: %d", ErrNoStream, id)
 	}
-	if err := st.st.Send(TypeRst); err != nil {
+	if err := st.side.Send(TypeRst); err != nil {
 		return err
 	}
 	s.endStream(id, st)
@@ -327,9 +330,7 @@ func (s *Session) Consumed(id uint32, n int, now time.Time, rtt time.Duration) {
 	}
 	n = min(n, st.unread)
 	st.unread -= n
-	c, grow := st.recv.Consumed(n, st.unread, now, rtt)
-	c += st.recv.Grow(grow)
-	if c > 0 && st.st.CanRecv() {
+	if c := st.side.Consumed(n, st.unread, now, rtt, nil); c > 0 {
 		s.q.Push(NewCredit(id, c))
 	}
 }

@@ -265,16 +265,10 @@ func TestSessionProtocolErrors(t *testing.T) {
 		frames func(id uint32) []*Frame
 		want   error
 	}{
-		{"DATA beyond the window", false, func(id uint32) []*Frame {
-			return []*Frame{newFrame(TypeData, id, make([]byte, 4097))}
-		}, ErrFlowControl},
 		{"DATA on stream 0", false, func(uint32) []*Frame { return []*Frame{newFrame(TypeData, 0, []byte("x"))} }, ErrBadStreamID},
 		{"ACK without CapSeq", false, func(uint32) []*Frame { return []*Frame{NewAck(Ack{Received: 1})} }, ErrStreamState},
 		{"ACK of what was never sent", true, func(uint32) []*Frame { return []*Frame{NewAck(Ack{Received: 99})} }, ErrMalformed},
 		{"OPEN of our own parity", false, func(uint32) []*Frame { return []*Frame{NewOpen(2, TargetDial, "x:1", nil)} }, ErrBadStreamID},
-		{"FIN twice", false, func(id uint32) []*Frame {
-			return []*Frame{newFrame(TypeFin, id, nil), newFrame(TypeFin, id, nil)}
-		}, ErrStreamState},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := newSessionPair(t, c.seq, allowOnly("x:1"))
@@ -297,6 +291,69 @@ func TestSessionProtocolErrors(t *testing.T) {
 			}
 			if again := p.a.Receive(0, newFrame(TypeFin, id, nil)); again != err || p.a.Err() != err {
 				t.Fatalf("after the error: %v and Err %v, want the first error kept", again, p.a.Err())
+			}
+		})
+	}
+}
+
+// TestSessionStreamBreaches: a frame that breaks one stream's rules (its
+// state does not allow it, or DATA beyond the window) resets that stream,
+// telling the peer which rule, and the link and its other streams go on.
+func TestSessionStreamBreaches(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		frames func(id uint32) []*Frame
+		code   Code
+		cause  string
+	}{
+		{"DATA beyond the window", func(id uint32) []*Frame {
+			return []*Frame{newFrame(TypeData, id, make([]byte, 4097))}
+		}, CodeFlowControl, "flow-control"},
+		{"FIN twice", func(id uint32) []*Frame {
+			return []*Frame{newFrame(TypeFin, id, nil), newFrame(TypeFin, id, nil)}
+		}, CodeProtocol, "protocol"},
+		{"OPEN_OK to the accepter", func(id uint32) []*Frame { return []*Frame{newFrame(TypeOpenOK, id, nil)} }, CodeProtocol, "protocol"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := newSessionPair(t, false, allowOnly("x:1"))
+			id, _ := p.b.Open(TargetDial, "x:1") // b opens, so a is the receiving side below
+			other, _ := p.b.Open(TargetDial, "x:1")
+			if err := p.pump(); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.a.Accept(other); err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range c.frames(id) {
+				if err := p.a.Receive(0, f); err != nil {
+					t.Fatalf("Receive: %v; a stream's breach must not end the link", err)
+				}
+			}
+			var told *Event
+			for _, ev := range p.a.Events() {
+				if ev.Stream == id && ev.Kind == EventReset {
+					told = &ev
+				}
+			}
+			if told == nil || told.Cause != c.cause || told.Reason.Code != c.code {
+				t.Fatalf("the local side was told %+v, want a reset with cause %q and code %v", told, c.cause, c.code)
+			}
+			if in, _ := p.a.Stream(id); in.State != StateReset {
+				t.Fatalf("stream after the breach: %+v, want reset", in)
+			}
+			var r *Reason
+			for f := p.a.Next(0); f != nil; f = p.a.Next(0) {
+				if f.Type == TypeRst && f.Stream == id {
+					got, _ := ParseReason(f.Bytes())
+					r = &got
+				}
+				f.Release()
+			}
+			if r == nil || r.Code != c.code {
+				t.Fatalf("the peer was sent RST %v, want one with %v", r, c.code)
+			}
+			if n, err := p.a.Write(other, []byte("still here")); n != 10 || err != nil || p.a.Err() != nil {
+				t.Fatalf("the other stream after the breach: Write %d, %v; link error %v", n, err, p.a.Err())
 			}
 		})
 	}

@@ -452,6 +452,10 @@ func (s *sim) events(side *simSide) {
 				s.fail("%s: stream %d: FIN after %d of %d bytes: a short stream looks like a clean end", side.name, st.id, st.got, st.peerLen)
 			}
 			st.finGot = true
+		case EventReset:
+			if ev.Cause != "" { // peers that keep the rules never break one
+				s.fail("%s: stream %d reset: the peer broke the %s rules: %v", side.name, ev.Stream, ev.Cause, ev.Reason)
+			}
 		case EventGoAway:
 			s.logf("%s: the peer goes away", side.name)
 		}
