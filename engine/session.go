@@ -8,7 +8,8 @@ import (
 
 // Session is one peer's side of an established link, as a state machine
 // with no I/O: the stream layer and the link's sequencing composed from
-// Opens, Stream, SendWindow, RecvWindow, Queue, Unacked and Reorder.
+// Opens, StreamSide, SendWindow, Queue, Resender and Reorder — the pieces
+// the daemon's actors own too.
 //
 // What goes in: frames received per carrier (Receive), local events (Open,
 // Accept, Refuse, Write, CloseWrite, Reset, Consumed, GoAway), a carrier
@@ -36,13 +37,11 @@ type Session struct {
 	opens   *Opens
 	streams map[uint32]*sessionStream
 	q       *Queue
-	unacked *Unacked        // CapSeq: what the peer has not acknowledged
-	reorder *Reorder        // CapSeq: what arrived out of order
-	resend  []uint64        // CapSeq: sequence numbers to send again first (a carrier was lost)
-	acked   uint64          // the Received of the last ACK made
-	away    bool            // we said GOAWAY: no more opens either way
-	peer    *Reason         // the peer's GOAWAY
-	pending map[uint64]bool // CapSeq: what resend holds, so a frame lost twice goes once
+	rs      *Resender // CapSeq: numbering, what the peer has not acknowledged, what goes again
+	reorder *Reorder  // CapSeq: what arrived out of order
+	acked   uint64    // the Received of the last ACK made
+	away    bool      // we said GOAWAY: no more opens either way
+	peer    *Reason   // the peer's GOAWAY
 	resent  int
 	events  []Event
 	err     error // the first protocol error: the link ends with it
@@ -130,10 +129,7 @@ var (
 func NewSession(cfg SessionConfig) *Session {
 	s := &Session{cfg: cfg, opens: NewOpens(cfg.Role, cfg.MaxStreams), streams: map[uint32]*sessionStream{}, q: NewQueue()}
 	if cfg.Seq {
-		s.unacked, s.reorder, s.pending = NewUnacked(), NewReorder(cfg.Reorder), map[uint64]bool{}
-		if cfg.StreamOrder {
-			s.unacked.StreamOrder()
-		}
+		s.rs, s.reorder = NewResender(cfg.PeerReorder, cfg.StreamOrder), NewReorder(cfg.Reorder)
 	}
 	return s
 }
@@ -191,8 +187,8 @@ func (s *Session) settle(id uint32, st *sessionStream) {
 // bounds it) and, on a CapSeq link, Unacked the wire bytes sent and not yet
 // acknowledged.
 func (s *Session) Queued() (queued, unacked int) {
-	if s.unacked != nil {
-		unacked = s.unacked.Bytes()
+	if s.rs != nil {
+		unacked = s.rs.Bytes()
 	}
 	return s.q.Bytes(), unacked
 }

@@ -57,7 +57,7 @@ func (s *Session) handle(carrier int, f *Frame) error {
 			s.events = append(s.events, Event{Kind: EventWritable, Stream: f.Stream})
 		}
 	case InboundAck:
-		return s.unacked.Ack(in.Ack.Received)
+		return s.rs.Ack(in.Ack.Received)
 	case InboundGoAway:
 		if s.peer == nil {
 			r := in.Reason
@@ -167,22 +167,17 @@ func (s *Session) Next(carrier int) *Frame {
 	if !s.cfg.Seq {
 		return s.q.Pop()
 	}
-	for len(s.resend) > 0 {
-		seq := s.resend[0]
-		s.resend = s.resend[1:]
-		delete(s.pending, seq)
-		if f, _ := s.unacked.Get(seq); f != nil { // nil: acknowledged meanwhile
-			s.unacked.SentOn(seq, carrier)
-			s.resent++
-			f.Retain()
-			return f
-		}
+	if f, _ := s.rs.Peek(); f != nil {
+		s.rs.SentAgain(carrier)
+		s.resent++
+		f.Retain()
+		return f
 	}
-	if s.q.Len() == 0 || s.unacked.Bytes()+s.cfg.MaxData+MaxHeaderLen > s.cfg.PeerReorder {
+	if s.q.Len() == 0 || !s.rs.Room(s.cfg.MaxData+MaxHeaderLen) {
 		return nil
 	}
 	f := s.q.Pop()
-	s.unacked.Number(f, carrier)
+	s.rs.Number(f, carrier)
 	f.Retain()
 	return f
 }
@@ -208,18 +203,13 @@ func (s *Session) CarrierLost(carrier int) {
 	if !s.cfg.Seq {
 		return
 	}
-	for _, seq := range s.unacked.On(nil, carrier) {
-		if !s.pending[seq] {
-			s.pending[seq] = true
-			s.resend = append(s.resend, seq)
-		}
-	}
+	s.rs.Lost(carrier)
 }
 
 // Close releases every frame the Session holds.
 func (s *Session) Close() {
 	if s.cfg.Seq {
-		s.unacked.Drop()
+		s.rs.Drop()
 		s.reorder.Drop()
 	}
 	for _, f := range s.q.DropAll() {
