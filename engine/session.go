@@ -8,8 +8,8 @@ import (
 
 // Session is one peer's side of an established link, as a state machine
 // with no I/O: the stream layer and the link's sequencing composed from
-// Opens, StreamSide, SendWindow, Queue, Resender and Reorder — the pieces
-// the daemon's actors own too.
+// Opens, StreamSide, Grants, Queue, Resender and Reorder — the pieces the
+// daemon's actors own too.
 //
 // What goes in: frames received per carrier (Receive), local events (Open,
 // Accept, Refuse, Write, CloseWrite, Reset, Consumed, GoAway), a carrier
@@ -37,6 +37,8 @@ type Session struct {
 	opens   *Opens
 	streams map[uint32]*sessionStream
 	q       *Queue
+	grants  *Grants   // what each stream's local writer may still write: the peer's credit, within the link's send limit
+	granted []Grant   // scratch for grants.Next
 	rs      *Resender // CapSeq: numbering, what the peer has not acknowledged, what goes again
 	reorder *Reorder  // CapSeq: what arrived out of order
 	acked   uint64    // the Received of the last ACK made
@@ -54,6 +56,10 @@ type SessionConfig struct {
 	MaxStreams int    // streams open at once, both ways
 	Window     uint32 // each stream's initial receive window (ours)
 	PeerWindow uint32 // each stream's initial send window (the peer's HELLO)
+	// SendLimit is the most the link holds for sending, over every
+	// stream (Grants' limit; 0: one MiB), so a peer that grants much and
+	// reads little costs a bounded amount.
+	SendLimit int64
 	MaxWindow  uint32 // how far a receive window may grow
 	MaxData    int    // the most payload one DATA frame carries
 	Policy     Policy // the targets the peer may open (nil: none)
@@ -72,8 +78,8 @@ type SessionConfig struct {
 // sessionStream is one stream's state in a Session.
 type sessionStream struct {
 	side   StreamSide // state, receive window, the verdict on the peer's frames
-	send   SendWindow
-	unread int  // delivered, not yet consumed by the local reader
+	allow  int64      // what Grants handed the local writer and Write has not used
+	unread int        // delivered, not yet consumed by the local reader
 	reset  bool // ended by a reset or refusal (either side)
 }
 
@@ -92,7 +98,8 @@ const (
 	EventFin
 	// EventReset is the stream reset or refused by the peer, with Reason.
 	EventReset
-	// EventWritable is credit from the peer: Write takes more now.
+	// EventWritable is a grant (the peer's credit, within the link's send
+	// limit): Write takes more now.
 	EventWritable
 	// EventGoAway is the peer going away, with Reason: it takes no new
 	// streams.
@@ -127,7 +134,12 @@ var (
 
 // NewSession returns the Session of a link just up.
 func NewSession(cfg SessionConfig) *Session {
-	s := &Session{cfg: cfg, opens: NewOpens(cfg.Role, cfg.MaxStreams), streams: map[uint32]*sessionStream{}, q: NewQueue()}
+	limit := cfg.SendLimit
+	if limit <= 0 {
+		limit = 1 << 20
+	}
+	s := &Session{cfg: cfg, opens: NewOpens(cfg.Role, cfg.MaxStreams), streams: map[uint32]*sessionStream{}, q: NewQueue(),
+		grants: NewGrants(limit, min(DefaultGrantPerStream, limit))}
 	if cfg.Seq {
 		s.rs, s.reorder = NewResender(cfg.PeerReorder, cfg.StreamOrder), NewReorder(cfg.Reorder)
 	}
@@ -180,7 +192,28 @@ func (s *Session) Resent() int { return s.resent }
 func (s *Session) settle(id uint32, st *sessionStream) {
 	if st.side.Done() {
 		s.opens.Ended(id)
+		s.grants.Forget(id)
+		st.allow = 0
 	}
+}
+
+// grant hands the local writers what Grants allows now, each with an
+// EventWritable.
+func (s *Session) grant() {
+	s.granted = s.grants.Next(s.granted[:0])
+	for _, g := range s.granted {
+		if st := s.streams[g.Stream]; st != nil {
+			st.allow += g.N
+			s.events = append(s.events, Event{Kind: EventWritable, Stream: g.Stream})
+		}
+	}
+}
+
+// Sending is what the link holds for sending (granted to writers and not
+// yet written, plus DATA queued) and the most it may: SendLimit plus each
+// stream's IdleAllowance.
+func (s *Session) Sending() (held, bound int64) {
+	return s.grants.Held(), s.grants.Limit() + int64(len(s.streams))*IdleAllowance
 }
 
 // Queued is the wire bytes waiting to be sent (the link's send budget
@@ -213,12 +246,15 @@ func (s *Session) Open(kind TargetKind, target string) (uint32, error) {
 	st := s.newStream(NewOpener(id))
 	_ = st.side.Send(TypeOpen) // a new opener may always send its OPEN
 	s.q.Push(NewOpen(id, kind, target, nil))
+	s.grants.Attach(id, s.cfg.PeerWindow, 0) // the opener may write at once
+	s.grant()
 	return id, nil
 }
 
 func (s *Session) newStream(st *Stream) *sessionStream {
-	ss := &sessionStream{side: NewStreamSide(st, s.cfg.Window, s.cfg.MaxWindow), send: NewSendWindow(s.cfg.PeerWindow)}
+	ss := &sessionStream{side: NewStreamSide(st, s.cfg.Window, s.cfg.MaxWindow)}
 	s.streams[st.ID] = ss
+	s.grants.Open(st.ID, s.cfg.PeerWindow) // the peer's CREDITs count from now
 	return ss
 }
 
@@ -233,6 +269,8 @@ func (s *Session) Accept(id uint32) error {
 		return err
 	}
 	s.q.Push(newFrame(TypeOpenOK, id, nil))
+	s.grants.Attach(id, s.cfg.PeerWindow, 0)
+	s.grant()
 	return nil
 }
 
@@ -252,9 +290,10 @@ func (s *Session) Refuse(id uint32, code Code, reason string) error {
 	return nil
 }
 
-// Write queues what of p the stream's send credit allows, as DATA frames
-// of at most MaxData bytes, and returns how many bytes it took; the rest
-// waits for an EventWritable.
+// Write queues what of p the stream's grant allows (the peer's credit,
+// within the link's send limit: Grants), as DATA frames of at most MaxData
+// bytes, and returns how many bytes it took; the rest waits for an
+// EventWritable.
 func (s *Session) Write(id uint32, p []byte) (int, error) {
 	st := s.streams[id]
 	if st == nil {
@@ -264,15 +303,19 @@ func (s *Session) Write(id uint32, p []byte) (int, error) {
 		return 0, fmt.Errorf("%w: stream %d is %v", ErrStreamClosed, id, st.side.State())
 	}
 	n := 0
-	for n < len(p) && st.send.Avail() > 0 {
-		k := min(len(p)-n, int(st.send.Avail()), max(s.cfg.MaxData, 1))
-		st.send.Take(k)
+	for n < len(p) && st.allow > 0 {
+		k := int(min(int64(len(p)-n), st.allow, int64(max(s.cfg.MaxData, 1))))
 		if err := st.side.Send(TypeData); err != nil {
 			return n, err
 		}
+		if !s.grants.Data(id, k) { // cannot be: a grant is within the peer's credit
+			break
+		}
+		st.allow -= int64(k)
 		s.q.Push(newFrame(TypeData, id, p[n:n+k]))
 		n += k
 	}
+	s.grant()
 	return n, nil
 }
 
@@ -285,8 +328,11 @@ func (s *Session) CloseWrite(id uint32) error {
 	if err := st.side.Send(TypeFin); err != nil {
 		return err
 	}
+	s.grants.Returned(id, st.allow) // nothing more to write: the room is the others'
+	st.allow = 0
 	s.settle(id, st)
 	s.q.Push(newFrame(TypeFin, id, nil))
+	s.grant()
 	return nil
 }
 
@@ -310,6 +356,9 @@ func (s *Session) Reset(id uint32, code Code, reason string) error {
 func (s *Session) endStream(id uint32, st *sessionStream) {
 	st.reset, st.unread = true, 0
 	for _, f := range s.q.Drop(id) {
+		if f.Type == TypeData {
+			s.grants.Sent(id, f.Len())
+		}
 		f.Release()
 	}
 }

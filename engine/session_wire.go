@@ -13,6 +13,7 @@ func (s *Session) Receive(carrier int, f *Frame) error {
 		f.Release()
 		return s.err
 	}
+	defer s.grant()
 	if !s.cfg.Seq || !f.Type.Sequenced() {
 		return s.fail(s.handle(carrier, f))
 	}
@@ -51,10 +52,9 @@ func (s *Session) handle(carrier int, f *Frame) error {
 		return s.streamFrame(f)
 	case InboundCredit:
 		if st := s.streams[f.Stream]; st != nil && !st.reset {
-			if err := st.send.Add(in.Credit); err != nil {
+			if err := s.grants.Credit(f.Stream, in.Credit); err != nil {
 				return err
 			}
-			s.events = append(s.events, Event{Kind: EventWritable, Stream: f.Stream})
 		}
 	case InboundAck:
 		return s.rs.Ack(in.Ack.Received)
@@ -165,7 +165,7 @@ func brokenCause(c Code) string {
 // is the caller's to write and Release.
 func (s *Session) Next(carrier int) *Frame {
 	if !s.cfg.Seq {
-		return s.q.Pop()
+		return s.sent(s.q.Pop())
 	}
 	if f, _ := s.rs.Peek(); f != nil {
 		s.rs.SentAgain(carrier)
@@ -176,9 +176,19 @@ func (s *Session) Next(carrier int) *Frame {
 	if s.q.Len() == 0 || !s.rs.Room(s.cfg.MaxData+MaxHeaderLen) {
 		return nil
 	}
-	f := s.q.Pop()
+	f := s.sent(s.q.Pop())
 	s.rs.Number(f, carrier)
 	f.Retain()
+	return f
+}
+
+// sent accounts for f leaving the queue: a DATA frame's room in Grants is
+// free for the writers again.
+func (s *Session) sent(f *Frame) *Frame {
+	if f != nil && f.Type == TypeData {
+		s.grants.Sent(f.Stream, f.Len())
+		s.grant()
+	}
 	return f
 }
 
