@@ -674,11 +674,10 @@ var simRegressions = []uint64{
 func TestSimulator(t *testing.T) {
 	seeds := []uint64{*simSeed}
 	if *simSeed == 0 {
-		seeds = seeds[:0]
+		seeds = append(seeds[:0], simRegressions...) // first: a short run has them too
 		for i := range *simSeeds {
 			seeds = append(seeds, uint64(i+1))
 		}
-		seeds = append(seeds, simRegressions...)
 	}
 	if (testing.Short() || raceEnabled) && *simSeed == 0 && !simSeedsSet() {
 		seeds = seeds[:min(len(seeds), 100)]
