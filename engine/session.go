@@ -23,10 +23,12 @@ import (
 // simulator (sim_test.go) drives two Sessions over a simulated network and
 // checks them step by step, and FuzzSession feeds one arbitrary frames.
 //
-// The carrier handshake is Handshake's, liveness Silence's, and which
-// carrier sends next (striping) the caller's, which pulls Next from the
-// carrier that can take a frame; the actors still compose these pieces
-// themselves and are to be moved onto a Session (docs/ENGINE.md).
+// Which carrier each frame takes is the Sender's Stripe, as in the
+// daemon's Scheduler: the caller says which carriers are up (AddCarrier,
+// CarrierLost), what each one's writer took (Written) and what its PINGs
+// measured (CarrierRTT), and passes the time in (Tick). The carrier
+// handshake is Handshake's, liveness Silence's. The daemon's actors own
+// the same pieces Session composes (docs/ENGINE.md).
 //
 // Ownership: Receive takes over the frame it is given. A frame Next or Ack
 // returns is the caller's to write and then Release; the Session keeps a
@@ -38,12 +40,15 @@ type Session struct {
 	cfg     SessionConfig
 	opens   *Opens
 	streams map[uint32]*sessionStream
-	q       *Queue
-	grants  *Grants   // what each stream's local writer may still write: the peer's credit, within the link's send limit
-	granted []Grant   // scratch for grants.Next
-	rs      *Resender // CapSeq: numbering, what the peer has not acknowledged, what goes again
-	reorder *Reorder  // CapSeq: what arrived out of order
-	acked   uint64    // the Received of the last ACK made
+	// out is the sending side, the daemon's Scheduler's: the queue, what
+	// each stream's local writer may still write (the peer's credit,
+	// within the link's send limit), numbering and resend (CapSeq), and
+	// the carrier each frame takes.
+	out      *Sender
+	granted  []Grant  // scratch for Grants.Next
+	reorder  *Reorder // CapSeq: what arrived out of order
+	carriers map[int]*sessionCarrier
+	now      time.Time // the last Tick
 	away    bool      // we said GOAWAY: no more opens either way
 	peer    *Reason   // the peer's GOAWAY
 	resent  int
@@ -62,6 +67,11 @@ type SessionConfig struct {
 	// stream (Grants' limit; 0: one MiB), so a peer that grants much and
 	// reads little costs a bounded amount.
 	SendLimit int64
+	// HighWater is the most a carrier's writer holds before the Stripe
+	// passes it over (0: 256 KiB); AckDelay the longest the peer holds an
+	// arrival before it acknowledges it.
+	HighWater int
+	AckDelay  time.Duration
 	MaxWindow uint32 // how far a receive window may grow
 	MaxData   int    // the most payload one DATA frame carries
 	Policy    Policy // the targets the peer may open (nil: none)
@@ -143,10 +153,16 @@ func NewSession(cfg SessionConfig) *Session {
 	if limit <= 0 {
 		limit = 1 << 20
 	}
-	s := &Session{cfg: cfg, opens: NewOpens(cfg.Role, cfg.MaxStreams), streams: map[uint32]*sessionStream{}, q: NewQueue(),
-		grants: NewGrants(limit, min(DefaultGrantPerStream, limit))}
+	hw := cfg.HighWater
+	if hw <= 0 {
+		hw = 256 << 10
+	}
+	s := &Session{cfg: cfg, opens: NewOpens(cfg.Role, cfg.MaxStreams), streams: map[uint32]*sessionStream{},
+		carriers: map[int]*sessionCarrier{},
+		out: NewSender(SenderConfig{Limit: limit, PerStream: DefaultGrantPerStream, Seq: cfg.Seq, PeerReorder: cfg.PeerReorder,
+			StreamOrder: cfg.StreamOrder, HighWater: hw, MaxWire: max(cfg.MaxData, 1) + MaxHeaderLen, AckDelay: cfg.AckDelay})}
 	if cfg.Seq {
-		s.rs, s.reorder = NewResender(cfg.PeerReorder, cfg.StreamOrder), NewReorder(cfg.Reorder)
+		s.reorder = NewReorder(cfg.Reorder)
 	}
 	return s
 }
@@ -189,7 +205,8 @@ func (s *Session) Forget(id uint32) bool {
 	return true
 }
 
-// Resent is how many frames went out again after their carrier was lost.
+// Resent is how many frames were put in line to go again because their
+// carrier was lost or stalled.
 func (s *Session) Resent() int { return s.resent }
 
 // settle counts a stream that has ended out of the streams open, so the
@@ -197,7 +214,7 @@ func (s *Session) Resent() int { return s.resent }
 func (s *Session) settle(id uint32, st *sessionStream) {
 	if st.side.Done() {
 		s.opens.Ended(id)
-		s.grants.Forget(id)
+		s.out.Grants.Forget(id)
 		st.allow = 0
 	}
 }
@@ -205,7 +222,7 @@ func (s *Session) settle(id uint32, st *sessionStream) {
 // grant hands the local writers what Grants allows now, each with an
 // EventWritable.
 func (s *Session) grant() {
-	s.granted = s.grants.Next(s.granted[:0])
+	s.granted = s.out.Grants.Next(s.granted[:0])
 	for _, g := range s.granted {
 		if st := s.streams[g.Stream]; st != nil {
 			st.allow += g.N
@@ -218,17 +235,17 @@ func (s *Session) grant() {
 // yet written, plus DATA queued) and the most it may: SendLimit plus each
 // stream's IdleAllowance.
 func (s *Session) Sending() (held, bound int64) {
-	return s.grants.Held(), s.grants.Limit() + int64(len(s.streams))*IdleAllowance
+	return s.out.Grants.Held(), s.out.Grants.Limit() + int64(len(s.streams))*IdleAllowance
 }
 
 // Queued is the wire bytes waiting to be sent (the link's send budget
 // bounds it) and, on a CapSeq link, Unacked the wire bytes sent and not yet
 // acknowledged.
 func (s *Session) Queued() (queued, unacked int) {
-	if s.rs != nil {
-		unacked = s.rs.Bytes()
+	if rs := s.out.Resender(); rs != nil {
+		unacked = rs.Bytes()
 	}
-	return s.q.Bytes(), unacked
+	return s.out.Queue.Bytes(), unacked
 }
 
 // Held is the wire bytes held out of order (CapSeq).
@@ -253,8 +270,8 @@ func (s *Session) Open(kind TargetKind, target string) (uint32, error) {
 	}
 	st := s.newStream(NewOpener(id))
 	_ = st.side.Send(TypeOpen) // a new opener may always send its OPEN
-	s.q.Push(NewOpen(id, kind, target, nil))
-	s.grants.Attach(id, s.cfg.PeerWindow, 0) // the opener may write at once
+	s.out.Push(NewOpen(id, kind, target, nil))
+	s.out.Grants.Attach(id, s.cfg.PeerWindow, 0) // the opener may write at once
 	s.grant()
 	return id, nil
 }
@@ -262,7 +279,7 @@ func (s *Session) Open(kind TargetKind, target string) (uint32, error) {
 func (s *Session) newStream(st *Stream) *sessionStream {
 	ss := &sessionStream{side: NewStreamSide(st, s.cfg.Window, s.cfg.MaxWindow)}
 	s.streams[st.ID] = ss
-	s.grants.Open(st.ID, s.cfg.PeerWindow) // the peer's CREDITs count from now
+	s.out.Grants.Open(st.ID, s.cfg.PeerWindow) // the peer's CREDITs count from now
 	return ss
 }
 
@@ -276,8 +293,8 @@ func (s *Session) Accept(id uint32) error {
 	if err := st.side.Send(TypeOpenOK); err != nil {
 		return err
 	}
-	s.q.Push(newFrame(TypeOpenOK, id, nil))
-	s.grants.Attach(id, s.cfg.PeerWindow, 0)
+	s.out.Push(newFrame(TypeOpenOK, id, nil))
+	s.out.Grants.Attach(id, s.cfg.PeerWindow, 0)
 	s.grant()
 	return nil
 }
@@ -294,7 +311,7 @@ func (s *Session) Refuse(id uint32, code Code, reason string) error {
 	}
 	s.endStream(id, st)
 	s.settle(id, st)
-	s.q.Push(NewReason(TypeOpenFail, id, code, reason))
+	s.out.Push(NewReason(TypeOpenFail, id, code, reason))
 	return nil
 }
 
@@ -316,11 +333,10 @@ func (s *Session) Write(id uint32, p []byte) (int, error) {
 		if err := st.side.Send(TypeData); err != nil {
 			return n, err
 		}
-		if !s.grants.Data(id, k) { // cannot be: a grant is within the peer's credit
+		if !s.out.Push(newFrame(TypeData, id, p[n:n+k])) { // cannot be: a grant is within the peer's credit
 			break
 		}
 		st.allow -= int64(k)
-		s.q.Push(newFrame(TypeData, id, p[n:n+k]))
 		n += k
 	}
 	s.grant()
@@ -336,10 +352,10 @@ func (s *Session) CloseWrite(id uint32) error {
 	if err := st.side.Send(TypeFin); err != nil {
 		return err
 	}
-	s.grants.Returned(id, st.allow) // nothing more to write: the room is the others'
+	s.out.Grants.Returned(id, st.allow) // nothing more to write: the room is the others'
 	st.allow = 0
 	s.settle(id, st)
-	s.q.Push(newFrame(TypeFin, id, nil))
+	s.out.Push(newFrame(TypeFin, id, nil))
 	s.grant()
 	return nil
 }
@@ -356,19 +372,15 @@ func (s *Session) Reset(id uint32, code Code, reason string) error {
 	}
 	s.endStream(id, st)
 	s.settle(id, st)
-	s.q.Push(NewReason(TypeRst, id, code, reason))
+	s.out.Push(NewReason(TypeRst, id, code, reason))
 	return nil
 }
 
 // endStream drops what a stream cut short had queued or not yet delivered.
 func (s *Session) endStream(id uint32, st *sessionStream) {
 	st.reset, st.unread = true, 0
-	for _, f := range s.q.Drop(id) {
-		if f.Type == TypeData {
-			s.grants.Sent(id, f.Len())
-		}
-		f.Release()
-	}
+	s.out.Drop(id)
+	st.allow = 0
 }
 
 // Consumed says the local socket took n bytes of what EventData delivered
@@ -384,7 +396,7 @@ func (s *Session) Consumed(id uint32, n int, now time.Time, rtt time.Duration) {
 	n = min(n, st.unread)
 	st.unread -= n
 	if c := st.side.Consumed(n, st.unread, now, rtt, nil); c > 0 {
-		s.q.Push(NewCredit(id, c))
+		s.out.Push(NewCredit(id, c))
 	}
 }
 

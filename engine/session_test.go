@@ -25,8 +25,20 @@ func newSessionPair(tb testing.TB, seq bool, policy Policy) *sessionPair {
 	}
 	p := &sessionPair{a: NewSession(cfg(RoleDialer)), b: NewSession(cfg(RoleAccepter)),
 		got: map[*Session][]Event{}, data: map[*Session]map[uint32][]byte{}}
+	p.a.AddCarrier(0)
+	p.b.AddCarrier(0)
 	tb.Cleanup(func() { p.a.Close(); p.b.Close() })
 	return p
+}
+
+// next is the next frame s sends, on its one carrier, whose writer takes
+// it at once.
+func next(s *Session) *Frame {
+	f, c := s.Next()
+	if f != nil {
+		s.Written(c, f.WireLen())
+	}
+	return f
 }
 
 // pump moves frames both ways until neither side has any to send, keeping
@@ -37,7 +49,7 @@ func (p *sessionPair) pump() error {
 		moved = false
 		for _, d := range [][2]*Session{{p.a, p.b}, {p.b, p.a}} {
 			from, to := d[0], d[1]
-			for f := from.Next(0); f != nil; f = from.Next(0) {
+			for f := next(from); f != nil; f = next(from) {
 				moved = true
 				if err := to.Receive(0, copyFrame(f)); err != nil {
 					f.Release()
@@ -45,7 +57,7 @@ func (p *sessionPair) pump() error {
 				}
 				f.Release()
 			}
-			if ack := from.Ack(false); ack != nil {
+			if ack := from.Ack(0, false); ack != nil {
 				if err := to.Receive(0, ack); err != nil {
 					return err
 				}
@@ -344,7 +356,7 @@ func TestSessionStreamBreaches(t *testing.T) {
 				t.Fatalf("stream after the breach: %+v, want reset", in)
 			}
 			var r *Reason
-			for f := p.a.Next(0); f != nil; f = p.a.Next(0) {
+			for f := next(p.a); f != nil; f = next(p.a) {
 				if f.Type == TypeRst && f.Stream == id {
 					got, _ := ParseReason(f.Bytes())
 					r = &got
@@ -371,6 +383,7 @@ func FuzzSession(f *testing.F) {
 		start := PoolOutstanding()
 		s := NewSession(SessionConfig{Role: RoleAccepter, MaxStreams: 4, Window: 1024, PeerWindow: 1024, MaxWindow: 4096,
 			MaxData: 512, Policy: allowOnly("x:1"), Seq: seq, Reorder: 4096, PeerReorder: 4096})
+		s.AddCarrier(0)
 		var n uint64
 		for i := 0; i+1 < len(script) && s.Err() == nil; i += 2 {
 			typ, stream := Type(script[i]%0x12), uint32(script[i+1]%6)
@@ -403,7 +416,7 @@ func FuzzSession(f *testing.F) {
 					ev.Frame.Release()
 				}
 			}
-			for f := s.Next(0); f != nil; f = s.Next(0) {
+			for f := next(s); f != nil; f = next(s) {
 				f.Release()
 			}
 		}
@@ -424,6 +437,7 @@ func TestSessionSendLimit(t *testing.T) {
 	s := NewSession(SessionConfig{Role: RoleDialer, MaxStreams: 8, Window: 1 << 20, PeerWindow: 1 << 20, MaxWindow: 1 << 20,
 		MaxData: 16 << 10, SendLimit: limit})
 	t.Cleanup(s.Close)
+	s.AddCarrier(0)
 	var ids []uint32
 	for range 4 {
 		id, err := s.Open(TargetDial, "x:1")
@@ -445,7 +459,7 @@ func TestSessionSendLimit(t *testing.T) {
 		if held, bound := s.Sending(); held > bound || bound > limit+4*IdleAllowance {
 			t.Fatalf("round %d: holding %d for sending, bound %d", round, held, bound)
 		}
-		for f := s.Next(0); f != nil; f = s.Next(0) { // the carrier takes what waits
+		for f := next(s); f != nil; f = next(s) { // the carrier takes what waits
 			f.Release()
 		}
 	}
@@ -500,7 +514,7 @@ func TestSessionDown(t *testing.T) {
 	if _, oerr := p.a.Open(TargetDial, "x:1"); oerr != err {
 		t.Fatalf("Open after Down: %v, want %v", oerr, err)
 	}
-	if f := p.a.Next(0); f != nil {
+	if f := next(p.a); f != nil {
 		t.Fatalf("Next after Down: %v", f)
 	}
 }

@@ -17,6 +17,9 @@ func (s *Session) Receive(carrier int, f *Frame) error {
 	if !s.cfg.Seq || !f.Type.Sequenced() {
 		return s.fail(s.handle(carrier, f))
 	}
+	if c := s.carriers[carrier]; c != nil {
+		c.in += uint64(f.WireLen()) // before Push takes f
+	}
 	if err := s.reorder.Push(f); err != nil {
 		return s.fail(err)
 	}
@@ -52,12 +55,12 @@ func (s *Session) handle(carrier int, f *Frame) error {
 		return s.streamFrame(f)
 	case InboundCredit:
 		if st := s.streams[f.Stream]; st != nil && !st.reset {
-			if err := s.grants.Credit(f.Stream, in.Credit); err != nil {
+			if err := s.out.Grants.Credit(f.Stream, in.Credit); err != nil {
 				return err
 			}
 		}
 	case InboundAck:
-		return s.rs.Ack(in.Ack.Received)
+		return s.out.Ack(carrier, in.Ack, s.now)
 	case InboundGoAway:
 		if s.peer == nil {
 			r := in.Reason
@@ -86,7 +89,7 @@ func (s *Session) peerOpen(f *Frame) error {
 		st.reset = true // what the opener sent before it knew is dropped
 		r, _ := ParseReason(v.Refuse.Bytes())
 		s.events = append(s.events, Event{Kind: EventRefused, Stream: f.Stream, Target: v.Open.Target, Reason: r, Cause: v.Cause})
-		s.q.Push(v.Refuse)
+		s.out.Push(v.Refuse)
 		return nil
 	}
 	s.events = append(s.events, Event{Kind: EventOpened, Stream: f.Stream, Target: v.Target})
@@ -129,7 +132,7 @@ func (s *Session) streamFrame(f *Frame) error {
 		f.Release()
 		_ = st.side.Send(TypeRst)
 		s.endStream(id, st)
-		s.q.Push(NewReason(TypeRst, id, r.Code, r.Text))
+		s.out.Push(NewReason(TypeRst, id, r.Code, r.Text))
 		s.events = append(s.events, Event{Kind: EventReset, Stream: id, Reason: r, Cause: brokenCause(r.Code)})
 	case ArriveAccepted:
 		f.Release()
@@ -157,75 +160,4 @@ func brokenCause(c Code) string {
 		return "flow-control"
 	}
 	return "protocol"
-}
-
-// Next returns the next frame to send on carrier, or nil when nothing may
-// go now: nothing waits, or (CapSeq) what is unacknowledged is at the
-// peer's reorder limit. What a lost carrier carried goes first. The frame
-// is the caller's to write and Release.
-func (s *Session) Next(carrier int) *Frame {
-	if s.err != nil {
-		return nil
-	}
-	if !s.cfg.Seq {
-		return s.sent(s.q.Pop())
-	}
-	if f, _ := s.rs.Peek(); f != nil {
-		s.rs.SentAgain(carrier)
-		s.resent++
-		f.Retain()
-		return f
-	}
-	if s.q.Len() == 0 || !s.rs.Room(s.cfg.MaxData+MaxHeaderLen) {
-		return nil
-	}
-	f := s.sent(s.q.Pop())
-	s.rs.Number(f, carrier)
-	f.Retain()
-	return f
-}
-
-// sent accounts for f leaving the queue: a DATA frame's room in Grants is
-// free for the writers again.
-func (s *Session) sent(f *Frame) *Frame {
-	if f != nil && f.Type == TypeData {
-		s.grants.Sent(f.Stream, f.Len())
-		s.grant()
-	}
-	return f
-}
-
-// Ack returns an ACK of what arrived in order, for carrier, when there is
-// news since the last one or again is set (an ACK lost with its carrier
-// is said again on a timer); nil otherwise. The frame is the caller's.
-func (s *Session) Ack(again bool) *Frame {
-	if !s.cfg.Seq || s.err != nil {
-		return nil
-	}
-	r := s.reorder.Received()
-	if r == 0 || r == s.acked && !again {
-		return nil
-	}
-	s.acked = r
-	return NewAck(Ack{Received: r})
-}
-
-// CarrierLost says carrier is gone: what it carried and the peer has not
-// acknowledged goes out again, first, on the carriers that pull Next.
-func (s *Session) CarrierLost(carrier int) {
-	if !s.cfg.Seq || s.err != nil {
-		return
-	}
-	s.rs.Lost(carrier)
-}
-
-// Close releases every frame the Session holds.
-func (s *Session) Close() {
-	if s.cfg.Seq {
-		s.rs.Drop()
-		s.reorder.Drop()
-	}
-	for _, f := range s.q.DropAll() {
-		f.Release()
-	}
 }

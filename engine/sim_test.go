@@ -56,6 +56,9 @@ const (
 	simMaxSteps = 20_000
 	simHealAt   = 1_000 // no new faults after this step
 	simFinishIn = 15_000
+	// simHighWater is what a carrier's writer may hold before the
+	// Session's Stripe passes it over.
+	simHighWater = 64 << 10
 )
 
 // simSendLimits are the link send limits (SessionConfig.SendLimit) the
@@ -68,8 +71,12 @@ type simCarrier struct {
 	id     int
 	alive  bool
 	paused bool
+	delay  int            // its one-way delay, in steps (a step is a millisecond)
 	lanes  [2][]simFlight // [0]: a to b, [1]: b to a
 	last   [2]int         // the step the lane's last frame arrives: FIFO, like TCP
+	// held is what each side's writer has not written yet: a paused
+	// carrier's socket buffer fills, and its sender sees it.
+	held [2]int
 }
 
 type simFlight struct {
@@ -123,7 +130,7 @@ func (side *simSide) info(st *simStream) StreamInfo {
 
 // simCounts are what the seeds exercised, summed, for the summary line.
 type simCounts struct {
-	streams, bytes, resets, refused, goaways, cuts, allCut, joins, pauses, resent, ahead, expired int
+	streams, bytes, resets, refused, goaways, cuts, allCut, joins, pauses, resent, ahead, expired, stalls int
 }
 
 type sim struct {
@@ -174,7 +181,7 @@ func newSim(t testing.TB, seed uint64, n *simCounts) *sim {
 		s.sides[i] = &simSide{name: name, idx: i, streams: map[uint32]*simStream{}, sess: NewSession(SessionConfig{
 			Role: role, MaxStreams: 64, Window: simWindow, PeerWindow: simWindow, MaxWindow: simMaxWin, MaxData: simChunk,
 			Policy: allowAll{}, Seq: true, Reorder: simReorder, PeerReorder: simReorder,
-			StreamOrder: seed%2 == 1, SendLimit: simSendLimits[seed%3]})}
+			StreamOrder: seed%2 == 1, SendLimit: simSendLimits[seed%3], HighWater: simHighWater})}
 	}
 	for range 1 + s.rng.IntN(8) {
 		s.addCarrier()
@@ -230,12 +237,29 @@ func (s *sim) live() []*simCarrier {
 }
 
 func (s *sim) addCarrier() {
-	c := &simCarrier{id: s.nextCID, alive: true}
+	c := &simCarrier{id: s.nextCID, alive: true, delay: 1 + s.rng.IntN(8)}
 	s.nextCID++
 	s.carriers = append(s.carriers, c)
 	s.n.joins++
-	s.logf("carrier %d joins", c.id)
+	for _, side := range s.sides {
+		side.sess.AddCarrier(c.id)
+		side.sess.CarrierRTT(c.id, time.Duration(2*c.delay)*time.Millisecond) // as its PINGs would tell
+	}
+	s.logf("carrier %d joins (%d ms each way)", c.id, c.delay)
 }
+
+// carrier is carrier id, or nil.
+func (s *sim) carrier(id int) *simCarrier {
+	for _, c := range s.carriers {
+		if c.id == id {
+			return c
+		}
+	}
+	return nil
+}
+
+// now is the simulated clock: a step is a millisecond.
+func (s *sim) now() time.Time { return time.Unix(0, 0).Add(time.Duration(s.step) * time.Millisecond) }
 
 // cut kills a carrier: its frames in flight are lost both ways.
 func (s *sim) cut(c *simCarrier) {
@@ -261,7 +285,7 @@ func (s *sim) put(side *simSide, c *simCarrier, f *Frame) {
 		cp.Payload = GetBuffer(f.Len())
 		copy(cp.Payload.B, f.Bytes())
 	}
-	at := max(s.step+1+s.rng.IntN(4), c.last[side.idx])
+	at := max(s.step+c.delay+s.rng.IntN(3), c.last[side.idx])
 	c.last[side.idx] = at
 	c.lanes[side.idx] = append(c.lanes[side.idx], simFlight{f: cp, at: at})
 }
@@ -290,28 +314,27 @@ func (s *sim) faults() {
 		s.addCarrier()
 	case r < 40 && len(live) > 0:
 		c := live[s.rng.IntN(len(live))]
-		c.paused = !c.paused
-		s.n.pauses++
-		s.logf("carrier %d paused=%v", c.id, c.paused)
+		s.pause(c, !c.paused)
 	}
 	if len(s.live()) == 0 && s.resumable() && s.rng.IntN(20) == 0 {
 		s.addCarrier() // the dialler resumes the link
 	}
 }
 
-// heal ends every fault: a carrier up, none paused, readers reading.
+// heal ends every fault: a carrier up, none paused, every reader at full
+// speed.
 func (s *sim) heal() {
 	if len(s.live()) == 0 && s.resumable() {
 		s.addCarrier()
 	}
 	for _, c := range s.carriers {
-		c.paused = false
+		if c.alive && c.paused {
+			s.pause(c, false)
+		}
 	}
 	for _, side := range s.sides {
 		for _, st := range side.inOrder() {
-			if st.reader == 0 {
-				st.reader = 16 << 10
-			}
+			st.reader = 16 << 10 // a stopped or slow reader is a fault too: at a few bytes a step no bound holds
 		}
 	}
 }
@@ -414,33 +437,54 @@ func (s *sim) produce(side *simSide) {
 	}
 }
 
-// transmit moves what the Session has to send onto live, unpaused
-// carriers, each frame on one chosen at random, and an ACK now and then.
-func (s *sim) transmit(side *simSide) {
-	var open []*simCarrier
-	for _, c := range s.live() {
-		if !c.paused {
-			open = append(open, c)
+// pause stops or restarts carrier c: while paused it delivers nothing and
+// its writers write nothing, so what the Sessions give it stays held; once
+// it runs again they write what they held.
+func (s *sim) pause(c *simCarrier, paused bool) {
+	c.paused = paused
+	s.n.pauses++
+	s.logf("carrier %d paused=%v", c.id, paused)
+	if !paused {
+		for i, side := range s.sides {
+			side.sess.Written(c.id, c.held[i])
+			c.held[i] = 0
 		}
 	}
-	if len(open) == 0 {
-		return
-	}
+}
+
+// transmit puts what the Session has to send on the carrier it chose (its
+// Stripe, as in the daemon), and an ACK now and then on each carrier.
+func (s *sim) transmit(side *simSide) {
 	for {
-		c := open[s.rng.IntN(len(open))]
-		f := side.sess.Next(c.id)
+		f, id := side.sess.Next()
 		if f == nil {
 			break
 		}
+		c := s.carrier(id)
+		if c == nil || !c.alive {
+			s.fail("%s: Next gave %v to carrier %d, which is gone", side.name, f, id)
+		}
 		s.put(side, c, f)
+		if n := f.WireLen(); c.paused {
+			c.held[side.idx] += n
+			if c.held[side.idx] > simHighWater+simChunk+MaxHeaderLen {
+				s.fail("%s: carrier %d's writer holds %d bytes, past the high-water mark %d and a frame", side.name, id, c.held[side.idx], simHighWater)
+			}
+		} else {
+			side.sess.Written(id, n)
+		}
 		f.Release()
 	}
-	// The ACK of what we received, on a carrier of its own choosing.
-	// An ACK lost with its carrier is said again: every 50 steps even
-	// when nothing new arrived (the Link's ACK timer).
-	if again := s.step%50 == 0; again || s.rng.IntN(3) == 0 {
-		if ack := side.sess.Ack(again); ack != nil {
-			s.put(side, open[s.rng.IntN(len(open))], ack)
+	// The ACK of what we received, on each carrier now and then. An ACK
+	// lost with its carrier is said again: every 50 steps even when
+	// nothing new arrived (the Link's ACK timer).
+	again := s.step%50 == 0
+	for _, c := range s.live() {
+		if c.paused || !again && s.rng.IntN(3) != 0 {
+			continue
+		}
+		if ack := side.sess.Ack(c.id, again); ack != nil {
+			s.put(side, c, ack)
 			ack.Release()
 		}
 	}
@@ -529,7 +573,7 @@ func (allowAll) Allows(string) bool { return true }
 func (s *sim) read(side *simSide) {
 	for _, st := range side.inOrder() {
 		if n := min(side.info(st).Unread, st.reader); n > 0 {
-			side.sess.Consumed(st.id, n, time.Unix(int64(s.step), 0), time.Second)
+			side.sess.Consumed(st.id, n, s.now(), 10*time.Millisecond)
 		}
 	}
 }
@@ -595,6 +639,9 @@ func (s *sim) run() {
 	for s.step = 0; s.step < simMaxSteps; s.step++ {
 		if s.step == simHealAt {
 			s.heal()
+		}
+		for _, side := range s.sides {
+			s.n.stalls += side.sess.Tick(s.now())
 		}
 		s.expireDue()
 		s.faults()
@@ -686,6 +733,6 @@ func TestSimulator(t *testing.T) {
 	for _, seed := range seeds {
 		newSim(t, seed, &n).run()
 	}
-	fmt.Printf("simulated %d seeds: %d streams, %d MiB delivered, %d resets, %d OPENs refused after GOAWAY (%d GOAWAYs), %d carriers joined, %d cut (%d times all at once), %d pauses, %d frames resent, %d delivered ahead of link order (stream order, odd seeds), %d resume windows run out\n",
-		len(seeds), n.streams, n.bytes>>20, n.resets, n.refused, n.goaways, n.joins, n.cuts, n.allCut, n.pauses, n.resent, n.ahead, n.expired)
+	fmt.Printf("simulated %d seeds: %d streams, %d MiB delivered, %d resets, %d OPENs refused after GOAWAY (%d GOAWAYs), %d carriers joined, %d cut (%d times all at once), %d pauses, %d frames resent, %d delivered ahead of link order (stream order, odd seeds), %d resume windows run out, %d carriers stalled\n",
+		len(seeds), n.streams, n.bytes>>20, n.resets, n.refused, n.goaways, n.joins, n.cuts, n.allCut, n.pauses, n.resent, n.ahead, n.expired, n.stalls)
 }
