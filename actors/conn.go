@@ -384,7 +384,7 @@ func (s *streamActor) dataRead(ctx actor.Context, bufs []*engine.Buffer, n int) 
 		return
 	}
 	s.credit -= int64(n)
-	if s.readDone || s.closed || s.state.Send(engine.TypeData) != nil {
+	if s.readDone || s.closed || s.side.Send(engine.TypeData) != nil {
 		putAll(bufs)
 		return
 	}
@@ -409,8 +409,8 @@ func (s *streamActor) readEnded(ctx actor.Context, err error) {
 	s.giveBack(s.credit) // it reads no more
 	switch {
 	case errors.Is(err, io.EOF):
-		if s.state.CanSend() {
-			_ = s.state.Send(engine.TypeFin)
+		if s.side.CanSend() {
+			_ = s.side.Send(engine.TypeFin)
 			ctx.Send(s.sched, engine.NewEmpty(engine.TypeFin, s.id))
 		}
 	case errors.Is(err, net.ErrClosed), errors.Is(err, os.ErrDeadlineExceeded):

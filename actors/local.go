@@ -179,7 +179,7 @@ func (s *streamActor) acceptLocal(ctx actor.Context) {
 	if err != nil {
 		s.env.warn("stream refused", "stream", s.id, "target", s.target, "err", err)
 		s.env.stats.Refusals.Add(1)
-		_ = s.state.Send(engine.TypeOpenFail)
+		_ = s.side.Send(engine.TypeOpenFail)
 		ctx.Send(s.sched, engine.NewReason(engine.TypeOpenFail, s.id, engine.CodeRefused, err.Error()))
 		s.shut()
 		s.maybeClosed(ctx)

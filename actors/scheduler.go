@@ -2,7 +2,6 @@ package actors
 
 import (
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -51,13 +50,11 @@ type schedulerActor struct {
 	failed  bool                  // told the Link the peer overloads it
 	peak    int64                 // the most this link held for sending
 
-	seq        bool            // CapSeq: number, keep, resend
-	unacked    *engine.Unacked // seq only
-	maxUnacked int             // the peer's reorder limit
-	resend     []uint64        // sequence numbers to send again, in order
-	stripe     engine.Stripe
-	outs       map[int]*carrierOut
-	stalled    []*engine.Path
+	seq     bool             // CapSeq: number, keep, resend
+	rs      *engine.Resender // seq only: numbering, what the peer has not acknowledged, what goes again
+	stripe  engine.Stripe
+	outs    map[int]*carrierOut
+	stalled []*engine.Path
 	// carry is the rest of a DATA frame cut for a slow path
 	// (engine.Stripe.Chunk), not numbered yet: it goes next.
 	carry      *engine.Frame
@@ -103,10 +100,7 @@ func newScheduler(e *env, p engine.Params, maxUnacked int) *schedulerActor {
 		outs:   make(map[int]*carrierOut)}
 	s.stripe.AckDelay = ackDelay // the peer's, as this side's: one protocol
 	if p.Capabilities&engine.CapSeq != 0 {
-		s.seq, s.unacked, s.maxUnacked = true, engine.NewUnacked(), maxUnacked
-		if streamOrder(p) {
-			s.unacked.StreamOrder()
-		}
+		s.seq, s.rs = true, engine.NewResender(maxUnacked, streamOrder(p))
 	}
 	return s
 }
@@ -188,8 +182,8 @@ func (s *schedulerActor) Receive(ctx actor.Context) {
 			o.dropPinned()
 			o.dropBatch()
 		}
-		if s.unacked != nil {
-			s.unacked.Drop()
+		if s.rs != nil {
+			s.rs.Drop()
 		}
 		if s.peak >= reclaimAfter {
 			s.env.reclaim()
@@ -362,12 +356,8 @@ func (s *schedulerActor) carrierGone(id int) {
 // requeue puts what carrier id carried and the peer has not acknowledged
 // first in line, in sequence order.
 func (s *schedulerActor) requeue(id int) {
-	n := len(s.resend)
-	s.resend = s.unacked.On(s.resend, id)
-	if len(s.resend) > n {
-		s.env.stats.Resent.Add(int64(len(s.resend) - n))
-		slices.Sort(s.resend)
-		s.resend = slices.Compact(s.resend)
+	if n := s.rs.Lost(id); n > 0 {
+		s.env.stats.Resent.Add(int64(n))
 	}
 }
 
@@ -375,16 +365,10 @@ func (s *schedulerActor) ack(ctx actor.Context, m *ackIn) {
 	if !s.seq {
 		return
 	}
-	if err := s.unacked.Ack(m.ack.Received); err != nil {
+	if err := s.rs.Ack(m.ack.Received); err != nil {
 		ctx.Send(ctx.Parent(), &schedFailed{err: err})
 		return
 	}
-	// What was resent and is now acknowledged needs no more sending.
-	i := 0
-	for i < len(s.resend) && s.resend[i] <= m.ack.Received {
-		i++
-	}
-	s.resend = s.resend[i:]
 	if o := s.outs[m.carrier]; o != nil {
 		if _, err := o.path.OnAck(m.ack.CarrierBytes, time.Now()); err != nil {
 			ctx.Send(ctx.Parent(), &schedFailed{err: err})
@@ -475,19 +459,16 @@ func (s *schedulerActor) pump() {
 			f *engine.Frame
 			p *engine.Path
 		)
-		if len(s.resend) > 0 {
-			seq := s.resend[0]
-			if f, _ = s.unacked.Get(seq); f == nil {
-				s.resend = s.resend[1:]
-				continue // acknowledged since
-			}
+		if s.seq {
+			f, _ = s.rs.Peek()
+		}
+		if f != nil {
 			if p = s.stripe.Pick(f.WireLen(), carrierHighWater); p == nil {
 				break
 			}
-			s.resend = s.resend[1:]
-			s.unacked.SentOn(seq, p.ID)
+			s.rs.SentAgain(p.ID)
 		} else {
-			if s.seq && s.unacked.Bytes()+maxFrameWire > s.maxUnacked {
+			if s.seq && !s.rs.Room(maxFrameWire) {
 				break
 			}
 			// The rest of a frame split for a slow path goes before the
@@ -525,7 +506,7 @@ func (s *schedulerActor) pump() {
 				s.carry = splitFrame(f, c)
 			}
 			if s.seq && f.Type.Sequenced() {
-				s.unacked.Number(f, p.ID)
+				s.rs.Number(f, p.ID)
 			}
 		}
 		n := f.WireLen()

@@ -8,7 +8,8 @@ import (
 
 // Session is one peer's side of an established link, as a state machine
 // with no I/O: the stream layer and the link's sequencing composed from
-// Opens, Stream, SendWindow, RecvWindow, Queue, Unacked and Reorder.
+// Opens, StreamSide, Grants, Queue, Resender and Reorder — the pieces the
+// daemon's actors own too.
 //
 // What goes in: frames received per carrier (Receive), local events (Open,
 // Accept, Refuse, Write, CloseWrite, Reset, Consumed, GoAway), a carrier
@@ -36,13 +37,13 @@ type Session struct {
 	opens   *Opens
 	streams map[uint32]*sessionStream
 	q       *Queue
-	unacked *Unacked        // CapSeq: what the peer has not acknowledged
-	reorder *Reorder        // CapSeq: what arrived out of order
-	resend  []uint64        // CapSeq: sequence numbers to send again first (a carrier was lost)
-	acked   uint64          // the Received of the last ACK made
-	away    bool            // we said GOAWAY: no more opens either way
-	peer    *Reason         // the peer's GOAWAY
-	pending map[uint64]bool // CapSeq: what resend holds, so a frame lost twice goes once
+	grants  *Grants   // what each stream's local writer may still write: the peer's credit, within the link's send limit
+	granted []Grant   // scratch for grants.Next
+	rs      *Resender // CapSeq: numbering, what the peer has not acknowledged, what goes again
+	reorder *Reorder  // CapSeq: what arrived out of order
+	acked   uint64    // the Received of the last ACK made
+	away    bool      // we said GOAWAY: no more opens either way
+	peer    *Reason   // the peer's GOAWAY
 	resent  int
 	events  []Event
 	err     error // the first protocol error: the link ends with it
@@ -55,6 +56,10 @@ type SessionConfig struct {
 	MaxStreams int    // streams open at once, both ways
 	Window     uint32 // each stream's initial receive window (ours)
 	PeerWindow uint32 // each stream's initial send window (the peer's HELLO)
+	// SendLimit is the most the link holds for sending, over every
+	// stream (Grants' limit; 0: one MiB), so a peer that grants much and
+	// reads little costs a bounded amount.
+	SendLimit int64
 	MaxWindow  uint32 // how far a receive window may grow
 	MaxData    int    // the most payload one DATA frame carries
 	Policy     Policy // the targets the peer may open (nil: none)
@@ -72,10 +77,9 @@ type SessionConfig struct {
 
 // sessionStream is one stream's state in a Session.
 type sessionStream struct {
-	st     *Stream
-	send   SendWindow
-	recv   RecvWindow
-	unread int  // delivered, not yet consumed by the local reader
+	side   StreamSide // state, receive window, the verdict on the peer's frames
+	allow  int64      // what Grants handed the local writer and Write has not used
+	unread int        // delivered, not yet consumed by the local reader
 	reset  bool // ended by a reset or refusal (either side)
 }
 
@@ -94,7 +98,8 @@ const (
 	EventFin
 	// EventReset is the stream reset or refused by the peer, with Reason.
 	EventReset
-	// EventWritable is credit from the peer: Write takes more now.
+	// EventWritable is a grant (the peer's credit, within the link's send
+	// limit): Write takes more now.
 	EventWritable
 	// EventGoAway is the peer going away, with Reason: it takes no new
 	// streams.
@@ -112,7 +117,11 @@ type Event struct {
 	Target string // EventOpened, EventRefused
 	Frame  *Frame // EventData: the caller's, to deliver and Release
 	Reason Reason // EventReset, EventGoAway, EventRefused
-	Cause  string // EventRefused
+	// Cause is, for EventRefused, the rule that refused the OPEN (as
+	// OpenVerdict's); for EventReset, set only when this side reset the
+	// stream because the peer broke its rules: "protocol" or
+	// "flow-control" (Reason is then what the peer was sent).
+	Cause string
 }
 
 // Errors of a Session's local calls.
@@ -125,12 +134,14 @@ var (
 
 // NewSession returns the Session of a link just up.
 func NewSession(cfg SessionConfig) *Session {
-	s := &Session{cfg: cfg, opens: NewOpens(cfg.Role, cfg.MaxStreams), streams: map[uint32]*sessionStream{}, q: NewQueue()}
+	limit := cfg.SendLimit
+	if limit <= 0 {
+		limit = 1 << 20
+	}
+	s := &Session{cfg: cfg, opens: NewOpens(cfg.Role, cfg.MaxStreams), streams: map[uint32]*sessionStream{}, q: NewQueue(),
+		grants: NewGrants(limit, min(DefaultGrantPerStream, limit))}
 	if cfg.Seq {
-		s.unacked, s.reorder, s.pending = NewUnacked(), NewReorder(cfg.Reorder), map[uint64]bool{}
-		if cfg.StreamOrder {
-			s.unacked.StreamOrder()
-		}
+		s.rs, s.reorder = NewResender(cfg.PeerReorder, cfg.StreamOrder), NewReorder(cfg.Reorder)
 	}
 	return s
 }
@@ -158,7 +169,7 @@ func (s *Session) Stream(id uint32) (StreamInfo, bool) {
 	if st == nil {
 		return StreamInfo{}, false
 	}
-	return StreamInfo{State: st.st.State(), Reset: st.reset, Unread: st.unread}, true
+	return StreamInfo{State: st.side.State(), Reset: st.reset, Unread: st.unread}, true
 }
 
 // Forget drops a stream that has ended (Done) once the local side is done
@@ -166,7 +177,7 @@ func (s *Session) Stream(id uint32) (StreamInfo, bool) {
 // the stream had ended.
 func (s *Session) Forget(id uint32) bool {
 	st := s.streams[id]
-	if st == nil || !st.st.Done() {
+	if st == nil || !st.side.Done() {
 		return false
 	}
 	delete(s.streams, id)
@@ -179,17 +190,38 @@ func (s *Session) Resent() int { return s.resent }
 // settle counts a stream that has ended out of the streams open, so the
 // stream limit frees its place.
 func (s *Session) settle(id uint32, st *sessionStream) {
-	if st.st.Done() {
+	if st.side.Done() {
 		s.opens.Ended(id)
+		s.grants.Forget(id)
+		st.allow = 0
 	}
+}
+
+// grant hands the local writers what Grants allows now, each with an
+// EventWritable.
+func (s *Session) grant() {
+	s.granted = s.grants.Next(s.granted[:0])
+	for _, g := range s.granted {
+		if st := s.streams[g.Stream]; st != nil {
+			st.allow += g.N
+			s.events = append(s.events, Event{Kind: EventWritable, Stream: g.Stream})
+		}
+	}
+}
+
+// Sending is what the link holds for sending (granted to writers and not
+// yet written, plus DATA queued) and the most it may: SendLimit plus each
+// stream's IdleAllowance.
+func (s *Session) Sending() (held, bound int64) {
+	return s.grants.Held(), s.grants.Limit() + int64(len(s.streams))*IdleAllowance
 }
 
 // Queued is the wire bytes waiting to be sent (the link's send budget
 // bounds it) and, on a CapSeq link, Unacked the wire bytes sent and not yet
 // acknowledged.
 func (s *Session) Queued() (queued, unacked int) {
-	if s.unacked != nil {
-		unacked = s.unacked.Bytes()
+	if s.rs != nil {
+		unacked = s.rs.Bytes()
 	}
 	return s.q.Bytes(), unacked
 }
@@ -212,14 +244,17 @@ func (s *Session) Open(kind TargetKind, target string) (uint32, error) {
 		return 0, err
 	}
 	st := s.newStream(NewOpener(id))
-	_ = st.st.Send(TypeOpen) // a new opener may always send its OPEN
+	_ = st.side.Send(TypeOpen) // a new opener may always send its OPEN
 	s.q.Push(NewOpen(id, kind, target, nil))
+	s.grants.Attach(id, s.cfg.PeerWindow, 0) // the opener may write at once
+	s.grant()
 	return id, nil
 }
 
 func (s *Session) newStream(st *Stream) *sessionStream {
-	ss := &sessionStream{st: st, send: NewSendWindow(s.cfg.PeerWindow), recv: NewRecvWindow(s.cfg.Window, s.cfg.MaxWindow)}
+	ss := &sessionStream{side: NewStreamSide(st, s.cfg.Window, s.cfg.MaxWindow)}
 	s.streams[st.ID] = ss
+	s.grants.Open(st.ID, s.cfg.PeerWindow) // the peer's CREDITs count from now
 	return ss
 }
 
@@ -230,10 +265,12 @@ func (s *Session) Accept(id uint32) error {
 	if st == nil {
 		return fmt.Errorf("%w: %d", ErrNoStream, id)
 	}
-	if err := st.st.Send(TypeOpenOK); err != nil {
+	if err := st.side.Send(TypeOpenOK); err != nil {
 		return err
 	}
 	s.q.Push(newFrame(TypeOpenOK, id, nil))
+	s.grants.Attach(id, s.cfg.PeerWindow, 0)
+	s.grant()
 	return nil
 }
 
@@ -244,7 +281,7 @@ func (s *Session) Refuse(id uint32, code Code, reason string) error {
 	if st == nil {
 		return fmt.Errorf("%w: %d", ErrNoStream, id)
 	}
-	if err := st.st.Send(TypeOpenFail); err != nil {
+	if err := st.side.Send(TypeOpenFail); err != nil {
 		return err
 	}
 	s.endStream(id, st)
@@ -253,27 +290,32 @@ func (s *Session) Refuse(id uint32, code Code, reason string) error {
 	return nil
 }
 
-// Write queues what of p the stream's send credit allows, as DATA frames
-// of at most MaxData bytes, and returns how many bytes it took; the rest
-// waits for an EventWritable.
+// Write queues what of p the stream's grant allows (the peer's credit,
+// within the link's send limit: Grants), as DATA frames of at most MaxData
+// bytes, and returns how many bytes it took; the rest waits for an
+// EventWritable.
 func (s *Session) Write(id uint32, p []byte) (int, error) {
 	st := s.streams[id]
 	if st == nil {
 		return 0, fmt.Errorf("%w: %d", ErrNoStream, id)
 	}
-	if !st.st.CanSend() {
-		return 0, fmt.Errorf("%w: stream %d is %v", ErrStreamClosed, id, st.st.State())
+	if !st.side.CanSend() {
+		return 0, fmt.Errorf("%w: stream %d is %v", ErrStreamClosed, id, st.side.State())
 	}
 	n := 0
-	for n < len(p) && st.send.Avail() > 0 {
-		k := min(len(p)-n, int(st.send.Avail()), max(s.cfg.MaxData, 1))
-		st.send.Take(k)
-		if err := st.st.Send(TypeData); err != nil {
+	for n < len(p) && st.allow > 0 {
+		k := int(min(int64(len(p)-n), st.allow, int64(max(s.cfg.MaxData, 1))))
+		if err := st.side.Send(TypeData); err != nil {
 			return n, err
 		}
+		if !s.grants.Data(id, k) { // cannot be: a grant is within the peer's credit
+			break
+		}
+		st.allow -= int64(k)
 		s.q.Push(newFrame(TypeData, id, p[n:n+k]))
 		n += k
 	}
+	s.grant()
 	return n, nil
 }
 
@@ -283,11 +325,14 @@ func (s *Session) CloseWrite(id uint32) error {
 	if st == nil {
 		return fmt.Errorf("%w: %d", ErrNoStream, id)
 	}
-	if err := st.st.Send(TypeFin); err != nil {
+	if err := st.side.Send(TypeFin); err != nil {
 		return err
 	}
+	s.grants.Returned(id, st.allow) // nothing more to write: the room is the others'
+	st.allow = 0
 	s.settle(id, st)
 	s.q.Push(newFrame(TypeFin, id, nil))
+	s.grant()
 	return nil
 }
 
@@ -298,7 +343,7 @@ func (s *Session) Reset(id uint32, code Code, reason string) error {
 	if st == nil {
 		return fmt.Errorf("%w: %d", ErrNoStream, id)
 	}
-	if err := st.st.Send(TypeRst); err != nil {
+	if err := st.side.Send(TypeRst); err != nil {
 		return err
 	}
 	s.endStream(id, st)
@@ -311,6 +356,9 @@ func (s *Session) Reset(id uint32, code Code, reason string) error {
 func (s *Session) endStream(id uint32, st *sessionStream) {
 	st.reset, st.unread = true, 0
 	for _, f := range s.q.Drop(id) {
+		if f.Type == TypeData {
+			s.grants.Sent(id, f.Len())
+		}
 		f.Release()
 	}
 }
@@ -327,9 +375,7 @@ func (s *Session) Consumed(id uint32, n int, now time.Time, rtt time.Duration) {
 	}
 	n = min(n, st.unread)
 	st.unread -= n
-	c, grow := st.recv.Consumed(n, st.unread, now, rtt)
-	c += st.recv.Grow(grow)
-	if c > 0 && st.st.CanRecv() {
+	if c := st.side.Consumed(n, st.unread, now, rtt, nil); c > 0 {
 		s.q.Push(NewCredit(id, c))
 	}
 }

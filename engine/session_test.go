@@ -81,10 +81,12 @@ func copyPayload(f *Frame) *Buffer {
 }
 
 // kinds is the kinds of the events s was told, for stream id.
-func (p *sessionPair) kinds(s *Session, id uint32) []EventKind {
+// kinds is what s was told of stream id, grants (EventWritable) aside
+// unless all is set.
+func (p *sessionPair) kinds(s *Session, id uint32, all ...bool) []EventKind {
 	var out []EventKind
 	for _, ev := range p.got[s] {
-		if ev.Stream == id {
+		if ev.Stream == id && (ev.Kind != EventWritable || len(all) > 0) {
 			out = append(out, ev.Kind)
 		}
 	}
@@ -159,7 +161,7 @@ func TestSessionStream(t *testing.T) {
 			if ia.State != StateClosed || ib.State != StateClosed {
 				t.Fatalf("states %v and %v, want both closed", ia.State, ib.State)
 			}
-			if k := p.kinds(p.a, id); !hasKinds(k, EventAccepted, EventWritable, EventData, EventFin) {
+			if k := p.kinds(p.a, id, true); !hasKinds(k, EventAccepted, EventWritable, EventData, EventFin) {
 				t.Fatalf("opener told %v", k)
 			}
 			if !p.a.Forget(id) || !p.b.Forget(id) {
@@ -265,16 +267,10 @@ func TestSessionProtocolErrors(t *testing.T) {
 		frames func(id uint32) []*Frame
 		want   error
 	}{
-		{"DATA beyond the window", false, func(id uint32) []*Frame {
-			return []*Frame{newFrame(TypeData, id, make([]byte, 4097))}
-		}, ErrFlowControl},
 		{"DATA on stream 0", false, func(uint32) []*Frame { return []*Frame{newFrame(TypeData, 0, []byte("x"))} }, ErrBadStreamID},
 		{"ACK without CapSeq", false, func(uint32) []*Frame { return []*Frame{NewAck(Ack{Received: 1})} }, ErrStreamState},
 		{"ACK of what was never sent", true, func(uint32) []*Frame { return []*Frame{NewAck(Ack{Received: 99})} }, ErrMalformed},
 		{"OPEN of our own parity", false, func(uint32) []*Frame { return []*Frame{NewOpen(2, TargetDial, "x:1", nil)} }, ErrBadStreamID},
-		{"FIN twice", false, func(id uint32) []*Frame {
-			return []*Frame{newFrame(TypeFin, id, nil), newFrame(TypeFin, id, nil)}
-		}, ErrStreamState},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := newSessionPair(t, c.seq, allowOnly("x:1"))
@@ -297,6 +293,69 @@ func TestSessionProtocolErrors(t *testing.T) {
 			}
 			if again := p.a.Receive(0, newFrame(TypeFin, id, nil)); again != err || p.a.Err() != err {
 				t.Fatalf("after the error: %v and Err %v, want the first error kept", again, p.a.Err())
+			}
+		})
+	}
+}
+
+// TestSessionStreamBreaches: a frame that breaks one stream's rules (its
+// state does not allow it, or DATA beyond the window) resets that stream,
+// telling the peer which rule, and the link and its other streams go on.
+func TestSessionStreamBreaches(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		frames func(id uint32) []*Frame
+		code   Code
+		cause  string
+	}{
+		{"DATA beyond the window", func(id uint32) []*Frame {
+			return []*Frame{newFrame(TypeData, id, make([]byte, 4097))}
+		}, CodeFlowControl, "flow-control"},
+		{"FIN twice", func(id uint32) []*Frame {
+			return []*Frame{newFrame(TypeFin, id, nil), newFrame(TypeFin, id, nil)}
+		}, CodeProtocol, "protocol"},
+		{"OPEN_OK to the accepter", func(id uint32) []*Frame { return []*Frame{newFrame(TypeOpenOK, id, nil)} }, CodeProtocol, "protocol"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := newSessionPair(t, false, allowOnly("x:1"))
+			id, _ := p.b.Open(TargetDial, "x:1") // b opens, so a is the receiving side below
+			other, _ := p.b.Open(TargetDial, "x:1")
+			if err := p.pump(); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.a.Accept(other); err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range c.frames(id) {
+				if err := p.a.Receive(0, f); err != nil {
+					t.Fatalf("Receive: %v; a stream's breach must not end the link", err)
+				}
+			}
+			var told *Event
+			for _, ev := range p.a.Events() {
+				if ev.Stream == id && ev.Kind == EventReset {
+					told = &ev
+				}
+			}
+			if told == nil || told.Cause != c.cause || told.Reason.Code != c.code {
+				t.Fatalf("the local side was told %+v, want a reset with cause %q and code %v", told, c.cause, c.code)
+			}
+			if in, _ := p.a.Stream(id); in.State != StateReset {
+				t.Fatalf("stream after the breach: %+v, want reset", in)
+			}
+			var r *Reason
+			for f := p.a.Next(0); f != nil; f = p.a.Next(0) {
+				if f.Type == TypeRst && f.Stream == id {
+					got, _ := ParseReason(f.Bytes())
+					r = &got
+				}
+				f.Release()
+			}
+			if r == nil || r.Code != c.code {
+				t.Fatalf("the peer was sent RST %v, want one with %v", r, c.code)
+			}
+			if n, err := p.a.Write(other, []byte("still here")); n != 10 || err != nil || p.a.Err() != nil {
+				t.Fatalf("the other stream after the breach: Write %d, %v; link error %v", n, err, p.a.Err())
 			}
 		})
 	}
@@ -353,4 +412,45 @@ func FuzzSession(f *testing.F) {
 			t.Fatalf("pool: %d buffers outstanding, %d at the start", got, start)
 		}
 	})
+}
+
+// TestSessionSendLimit: with windows far larger than the link's send
+// limit, what the link holds for sending stays within the limit plus each
+// stream's idle allowance however much its writers offer, and the writers
+// go on as the carrier takes frames.
+func TestSessionSendLimit(t *testing.T) {
+	checkPool(t)
+	const limit = 64 << 10
+	s := NewSession(SessionConfig{Role: RoleDialer, MaxStreams: 8, Window: 1 << 20, PeerWindow: 1 << 20, MaxWindow: 1 << 20,
+		MaxData: 16 << 10, SendLimit: limit})
+	t.Cleanup(s.Close)
+	var ids []uint32
+	for range 4 {
+		id, err := s.Open(TargetDial, "x:1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	offer := make([]byte, 256<<10)
+	written := 0
+	for round := range 8 {
+		for _, id := range ids {
+			n, err := s.Write(id, offer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			written += n
+		}
+		if held, bound := s.Sending(); held > bound || bound > limit+4*IdleAllowance {
+			t.Fatalf("round %d: holding %d for sending, bound %d", round, held, bound)
+		}
+		for f := s.Next(0); f != nil; f = s.Next(0) { // the carrier takes what waits
+			f.Release()
+		}
+	}
+	s.Events()
+	if written < 8*limit {
+		t.Fatalf("the writers wrote %d bytes over 8 rounds of a %d-byte limit: the room did not come back", written, limit)
+	}
 }

@@ -1,10 +1,5 @@
 package engine
 
-import (
-	"errors"
-	"fmt"
-)
-
 // A Session's side of the wire: frames in (Receive), frames out (Next,
 // Ack), carriers lost (CarrierLost), and the end (Close).
 
@@ -18,6 +13,7 @@ func (s *Session) Receive(carrier int, f *Frame) error {
 		f.Release()
 		return s.err
 	}
+	defer s.grant()
 	if !s.cfg.Seq || !f.Type.Sequenced() {
 		return s.fail(s.handle(carrier, f))
 	}
@@ -56,13 +52,12 @@ func (s *Session) handle(carrier int, f *Frame) error {
 		return s.streamFrame(f)
 	case InboundCredit:
 		if st := s.streams[f.Stream]; st != nil && !st.reset {
-			if err := st.send.Add(in.Credit); err != nil {
+			if err := s.grants.Credit(f.Stream, in.Credit); err != nil {
 				return err
 			}
-			s.events = append(s.events, Event{Kind: EventWritable, Stream: f.Stream})
 		}
 	case InboundAck:
-		return s.unacked.Ack(in.Ack.Received)
+		return s.rs.Ack(in.Ack.Received)
 	case InboundGoAway:
 		if s.peer == nil {
 			r := in.Reason
@@ -85,9 +80,9 @@ func (s *Session) peerOpen(f *Frame) error {
 		return v.Err
 	}
 	st := s.newStream(NewAccepter(f.Stream))
-	_ = st.st.Recv(TypeOpen) // a new accepter may always take its OPEN
+	_ = st.side.Recv(TypeOpen) // a new accepter may always take its OPEN
 	if v.Refuse != nil {
-		_ = st.st.Send(v.Refuse.Type)
+		_ = st.side.Send(v.Refuse.Type)
 		st.reset = true // what the opener sent before it knew is dropped
 		r, _ := ParseReason(v.Refuse.Bytes())
 		s.events = append(s.events, Event{Kind: EventRefused, Stream: f.Stream, Target: v.Open.Target, Reason: r, Cause: v.Cause})
@@ -96,7 +91,7 @@ func (s *Session) peerOpen(f *Frame) error {
 	}
 	s.events = append(s.events, Event{Kind: EventOpened, Stream: f.Stream, Target: v.Target})
 	if data := v.Open.Data; len(data) > 0 {
-		if err := st.recv.Receive(len(data)); err != nil {
+		if err := st.side.Early(len(data)); err != nil {
 			return err
 		}
 		st.unread += len(data)
@@ -106,54 +101,62 @@ func (s *Session) peerOpen(f *Frame) error {
 }
 
 // streamFrame is OPEN_OK, OPEN_FAIL, DATA, FIN or RST for a stream: its
-// state machine decides whether the frame is legal; one for a stream that
-// ended (a reset crossed it) or that this side never had is dropped.
+// StreamSide decides (Arrive); one for a stream that ended (a reset
+// crossed it) or that this side never had is dropped, and one that breaks
+// the stream's rules resets that stream only.
 func (s *Session) streamFrame(f *Frame) error {
 	st := s.streams[f.Stream]
 	if st == nil {
 		f.Release()
 		return nil
 	}
-	if st.reset && (f.Type == TypeData || f.Type == TypeFin) {
+	id, t := f.Stream, f.Type
+	if st.reset && (t == TypeData || t == TypeFin) {
 		f.Release() // sent before the peer knew of the reset
 		return nil
 	}
-	if err := st.st.Recv(f.Type); err != nil {
+	a, r := st.side.Arrive(f)
+	switch a {
+	case ArriveDrop:
 		f.Release()
-		if !errors.Is(err, ErrStreamClosed) {
-			return err
-		}
 		// The stream had ended: a frame that crossed our reset, or a RST
 		// that crossed the stream's clean end, which it now is.
-		if f.Type == TypeRst {
+		if t == TypeRst {
 			st.reset = true
 		}
 		return nil
-	}
-	switch f.Type {
-	case TypeOpenOK:
+	case ArriveBroken:
 		f.Release()
-		s.events = append(s.events, Event{Kind: EventAccepted, Stream: f.Stream})
-	case TypeOpenFail, TypeRst:
-		r, _ := ParseReason(f.Bytes()) // ClassifyInbound checked it
+		_ = st.side.Send(TypeRst)
+		s.endStream(id, st)
+		s.q.Push(NewReason(TypeRst, id, r.Code, r.Text))
+		s.events = append(s.events, Event{Kind: EventReset, Stream: id, Reason: r, Cause: brokenCause(r.Code)})
+	case ArriveAccepted:
+		f.Release()
+		s.events = append(s.events, Event{Kind: EventAccepted, Stream: id})
+	case ArriveRefused, ArriveReset:
 		f.Release()
 		if !st.reset {
-			s.endStream(f.Stream, st)
-			s.events = append(s.events, Event{Kind: EventReset, Stream: f.Stream, Reason: r})
+			s.endStream(id, st)
+			s.events = append(s.events, Event{Kind: EventReset, Stream: id, Reason: r})
 		}
-	case TypeData:
-		if err := st.recv.Receive(f.Len()); err != nil {
-			f.Release()
-			return fmt.Errorf("stream %d: %w", f.Stream, err)
-		}
+	case ArriveData:
 		st.unread += f.Len()
-		s.events = append(s.events, Event{Kind: EventData, Stream: f.Stream, Frame: f})
-	case TypeFin:
+		s.events = append(s.events, Event{Kind: EventData, Stream: id, Frame: f})
+	case ArriveFin:
 		f.Release()
-		s.events = append(s.events, Event{Kind: EventFin, Stream: f.Stream})
+		s.events = append(s.events, Event{Kind: EventFin, Stream: id})
 	}
-	s.settle(f.Stream, st)
+	s.settle(id, st)
 	return nil
+}
+
+// brokenCause names the rule a peer broke, for an EventReset's Cause.
+func brokenCause(c Code) string {
+	if c == CodeFlowControl {
+		return "flow-control"
+	}
+	return "protocol"
 }
 
 // Next returns the next frame to send on carrier, or nil when nothing may
@@ -162,25 +165,30 @@ func (s *Session) streamFrame(f *Frame) error {
 // is the caller's to write and Release.
 func (s *Session) Next(carrier int) *Frame {
 	if !s.cfg.Seq {
-		return s.q.Pop()
+		return s.sent(s.q.Pop())
 	}
-	for len(s.resend) > 0 {
-		seq := s.resend[0]
-		s.resend = s.resend[1:]
-		delete(s.pending, seq)
-		if f, _ := s.unacked.Get(seq); f != nil { // nil: acknowledged meanwhile
-			s.unacked.SentOn(seq, carrier)
-			s.resent++
-			f.Retain()
-			return f
-		}
+	if f, _ := s.rs.Peek(); f != nil {
+		s.rs.SentAgain(carrier)
+		s.resent++
+		f.Retain()
+		return f
 	}
-	if s.q.Len() == 0 || s.unacked.Bytes()+s.cfg.MaxData+MaxHeaderLen > s.cfg.PeerReorder {
+	if s.q.Len() == 0 || !s.rs.Room(s.cfg.MaxData+MaxHeaderLen) {
 		return nil
 	}
-	f := s.q.Pop()
-	s.unacked.Number(f, carrier)
+	f := s.sent(s.q.Pop())
+	s.rs.Number(f, carrier)
 	f.Retain()
+	return f
+}
+
+// sent accounts for f leaving the queue: a DATA frame's room in Grants is
+// free for the writers again.
+func (s *Session) sent(f *Frame) *Frame {
+	if f != nil && f.Type == TypeData {
+		s.grants.Sent(f.Stream, f.Len())
+		s.grant()
+	}
 	return f
 }
 
@@ -205,18 +213,13 @@ func (s *Session) CarrierLost(carrier int) {
 	if !s.cfg.Seq {
 		return
 	}
-	for _, seq := range s.unacked.On(nil, carrier) {
-		if !s.pending[seq] {
-			s.pending[seq] = true
-			s.resend = append(s.resend, seq)
-		}
-	}
+	s.rs.Lost(carrier)
 }
 
 // Close releases every frame the Session holds.
 func (s *Session) Close() {
 	if s.cfg.Seq {
-		s.unacked.Drop()
+		s.rs.Drop()
 		s.reorder.Drop()
 	}
 	for _, f := range s.q.DropAll() {

@@ -15,6 +15,11 @@ package engine
 //   - nothing arrives beyond the window the receiver granted;
 //   - what waits unacknowledged stays under the peer's reorder limit, and
 //     what is held out of order under it too;
+//   - what the link holds for sending (granted to writers, or queued)
+//     stays within its send limit plus each stream's idle allowance
+//     (Grants, as the daemon's Scheduler grants its readers);
+//   - no stream is reset for breaking the rules (a peer that keeps them
+//     never makes the other reset one);
 //   - both sides agree on each stream's state at the end;
 //   - once the network heals, every stream finishes within a bound of
 //     steps.
@@ -48,6 +53,11 @@ const (
 	simHealAt   = 1_000 // no new faults after this step
 	simFinishIn = 15_000
 )
+
+// simSendLimits are the link send limits (SessionConfig.SendLimit) the
+// seeds take in turn: tight enough that Grants makes streams wait for
+// room, or loose.
+var simSendLimits = [3]int64{64 << 10, 256 << 10, 1 << 20}
 
 // simCarrier is one simulated carrier: a FIFO each way with delays.
 type simCarrier struct {
@@ -151,7 +161,7 @@ func newSim(t testing.TB, seed uint64, n *simCounts) *sim {
 		s.sides[i] = &simSide{name: name, idx: i, streams: map[uint32]*simStream{}, sess: NewSession(SessionConfig{
 			Role: role, MaxStreams: 64, Window: simWindow, PeerWindow: simWindow, MaxWindow: simMaxWin, MaxData: simChunk,
 			Policy: allowAll{}, Seq: true, Reorder: simReorder, PeerReorder: simReorder,
-			StreamOrder: seed%2 == 1})}
+			StreamOrder: seed%2 == 1, SendLimit: simSendLimits[seed%3]})}
 	}
 	for range 1 + s.rng.IntN(8) {
 		s.addCarrier()
@@ -338,9 +348,6 @@ func (s *sim) produce(side *simSide) {
 			continue
 		}
 		for st.sent < st.size {
-			if q, _ := side.sess.Queued(); q >= 1<<20 {
-				break
-			}
 			n, err := side.sess.Write(st.id, simBytes(st.seed, st.sent, min(4*simChunk, st.size-st.sent)))
 			if errors.Is(err, ErrStreamClosed) {
 				break // the peer reset it meanwhile
@@ -452,6 +459,10 @@ func (s *sim) events(side *simSide) {
 				s.fail("%s: stream %d: FIN after %d of %d bytes: a short stream looks like a clean end", side.name, st.id, st.got, st.peerLen)
 			}
 			st.finGot = true
+		case EventReset:
+			if ev.Cause != "" { // peers that keep the rules never break one
+				s.fail("%s: stream %d reset: the peer broke the %s rules: %v", side.name, ev.Stream, ev.Cause, ev.Reason)
+			}
 		case EventGoAway:
 			s.logf("%s: the peer goes away", side.name)
 		}
@@ -492,6 +503,9 @@ func (s *sim) check() {
 	for _, side := range s.sides {
 		if side.sess.Held() > simReorder {
 			s.fail("%s holds %d bytes out of order, past %d", side.name, side.sess.Held(), simReorder)
+		}
+		if held, bound := side.sess.Sending(); held > bound {
+			s.fail("%s holds %d bytes for sending, past its send limit and the streams' allowances, %d", side.name, held, bound)
 		}
 		if _, un := side.sess.Queued(); un > simReorder {
 			s.fail("%s keeps %d bytes unacknowledged, past the peer's reorder limit %d", side.name, un, simReorder)
