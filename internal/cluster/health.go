@@ -20,8 +20,10 @@ package cluster
 //     interval, and the link drops;
 //   - a listener that accepts but never completes the keyed handshake (a
 //     wrong key, a stuck node, something else on the port) never brings
-//     the link up: each attempt gives up after one probe interval, and
-//     the next is one interval later.
+//     the link up: each attempt gives up after the failure window (so a
+//     slow but working path has all of it to answer; the link is down,
+//     and the probes fail, meanwhile either way), and the next is one
+//     probe interval later.
 //
 // One link held up, rather than a handshake each interval: a fresh link
 // every second to every member would make every hub log a link up and
@@ -48,8 +50,9 @@ import (
 
 // hubHealth holds a keyed link to each member's hub-link address.
 type hubHealth struct {
-	key      []byte // HubLinkKey's
-	interval time.Duration
+	key      []byte        // HubLinkKey's
+	interval time.Duration // the probes'
+	window   time.Duration // the failure window: interval × failures
 	log      *slog.Logger
 
 	// links is touched by the provider's probe loop alone (keep, close).
@@ -61,8 +64,8 @@ type hubHealth struct {
 	closed bool
 }
 
-func newHubHealth(key []byte, interval time.Duration, log *slog.Logger) *hubHealth {
-	return &hubHealth{key: key, interval: interval, log: log,
+func newHubHealth(key []byte, interval time.Duration, failures int, log *slog.Logger) *hubHealth {
+	return &hubHealth{key: key, interval: interval, window: interval * time.Duration(failures), log: log,
 		links: map[string]*actors.Node{}, up: map[string]bool{}, bad: map[string]bool{}}
 }
 
@@ -104,7 +107,7 @@ func (h *hubHealth) dial(addr string) (*actors.Node, error) {
 		// The link is the member's health: a PING every third of a probe
 		// interval finds a silent link within about one interval.
 		Keepalive:        max(h.interval/engine.SilentTicks, time.Millisecond),
-		HandshakeTimeout: h.interval,
+		HandshakeTimeout: h.window,
 		// Redialled every interval, no longer backing off: a member whose
 		// link comes back within the failure window stays.
 		Backoff: h.interval, MaxBackoff: h.interval,

@@ -97,7 +97,7 @@ func newStaticProvider(c Config) (*staticProvider, error) {
 		if err != nil {
 			return nil, err
 		}
-		p.health = newHubHealth(key, c.Probe, c.Logger)
+		p.health = newHubHealth(key, c.Probe, c.ProbeFailures, c.Logger)
 	}
 	return p, nil
 }
