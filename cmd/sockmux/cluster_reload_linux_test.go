@@ -18,12 +18,11 @@ import (
 // listen link the bridge and the other hubs' links were at moves them to
 // the next listen link (the other hub's bind still works here, and this
 // hub stays a member), and a listen link a reload adds registers its
-// edges' binds (the other hub binds them). Hub A is the daemon, in this
-// process; hub B a listen process; the edges are in this process.
+// edges' binds (the other hub binds them). Hub A is a `sockmux run`
+// process reloaded through its control socket, hub B a listen process;
+// the edges run in this process.
 func TestClusterRunReload(t *testing.T) {
-	// No leak check: hub A's cluster member runs in this process, and
-	// protoactor leaves goroutines of its own behind (internal/cluster's
-	// leak test lists them).
+	testkit.CheckLeaks(t) // the edges'; the hubs are processes
 	key := keyFile(t, "the hubs' and edges' link key, 32 bytes or more")
 	clusterKey := keyFile(t, "the control plane's cluster key, 32 bytes or more")
 	_, p, _ := net.SplitHostPort(testkit.FreeAddr(t)) // bound by B's edge, bridged at A
@@ -44,8 +43,14 @@ func TestClusterRunReload(t *testing.T) {
 		fmt.Fprintf(&b, "[cluster]\nname = \"t\"\nbind = %q\nkey = %q\n", controlA, clusterKey)
 		return b.String()
 	}
-	a := startDaemon(t, conf([2]string{"first", first}, [2]string{"second", second}))
-	waitLog(t, a.log, `msg="cluster member started"`)
+	path := writeConfig(t, conf([2]string{"first", first}, [2]string{"second", second}))
+	a := startChild(t, nil, "run", "-c", path)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("hub A logged:\n%s", a.log.String())
+		}
+	})
+	a.waitLine(t, "hub A's control socket", `msg="control socket"`)
 
 	linkB, controlB := net.JoinHostPort(hostB, port()), net.JoinHostPort(hostB, port())
 	b := startChild(t, nil, "listen", "--drain", "0s", "--key-file", key, "--remote-bind-addr", hostB,
@@ -62,19 +67,19 @@ func TestClusterRunReload(t *testing.T) {
 	// B's edge binds *:p; A bridges it, at its first link's node.
 	edgeB := runBG(t, "connect", "--drain", "0s", "--resume-window", "0", "--key-file", key, "-R", "*:"+p+":"+echo, linkB)
 	waitLog(t, edgeB, `msg="reverse forward listening"`)
-	waitLine(t, a.log, `msg="cluster: bridging a bind of another hub"`, "hub="+controlB)
+	a.waitLine(t, "A bridging B's bind", `msg="cluster: bridging a bind of another hub"`, "hub="+controlB)
 	echoAt(t, net.JoinHostPort(hostA, p))
 
 	// The first link goes: the bridge and the door move to the second.
 	from := len(a.log.String())
-	reload(t, a, conf([2]string{"second", second}))
-	waitLine(t, a.log, `reload: cluster: bridging at link \"second\"`)
-	waitAfter(t, a.log, from, `msg="cluster: bridging a bind of another hub"`, "hub="+controlB)
+	reload(t, path, ctl, conf([2]string{"second", second}))
+	a.waitLine(t, "the reload moving the bridge", `reload: cluster: bridging at link \"second\"`)
+	waitAfter(t, &a.log, from, `msg="cluster: bridging a bind of another hub"`, "hub="+controlB)
 	echoAt(t, net.JoinHostPort(hostA, p))
 
 	// A third link comes: its edge's bind is A's entry, which B bridges.
-	reload(t, a, conf([2]string{"second", second}, [2]string{"third", third}))
-	waitLine(t, a.log, `reload: link \"third\" added`)
+	reload(t, path, ctl, conf([2]string{"second", second}, [2]string{"third", third}))
+	a.waitLine(t, "the reload adding a link", `reload: link \"third\" added`)
 	edgeA := runBG(t, "connect", "--drain", "0s", "--resume-window", "0", "--key-file", key, "-R", "*:"+q+":"+echo, third)
 	waitLog(t, edgeA, `msg="reverse forward listening"`)
 	b.waitLine(t, "B bridging A's added bind", `msg="cluster: bridging a bind of another hub"`, "hub="+controlA, ":"+q)
@@ -85,14 +90,15 @@ func TestClusterRunReload(t *testing.T) {
 	}
 }
 
-// reload writes text as d's config file and has d reload it.
-func reload(t *testing.T, d *daemonUnderTest, text string) {
+// reload writes text as the config file at path and has the daemon
+// whose control socket is ctl reload it.
+func reload(t *testing.T, path, ctl, text string) {
 	t.Helper()
-	if err := os.WriteFile(d.path, []byte(text), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := controlCall(d.control, "reload"); err != nil {
-		t.Fatalf("reload: %v\n%s", err, d.log.String())
+	if _, err := controlCall(ctl, "reload"); err != nil {
+		t.Fatalf("reload: %v", err)
 	}
 }
 
