@@ -3,6 +3,8 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -60,9 +62,9 @@ type SessionConfig struct {
 	// stream (Grants' limit; 0: one MiB), so a peer that grants much and
 	// reads little costs a bounded amount.
 	SendLimit int64
-	MaxWindow  uint32 // how far a receive window may grow
-	MaxData    int    // the most payload one DATA frame carries
-	Policy     Policy // the targets the peer may open (nil: none)
+	MaxWindow uint32 // how far a receive window may grow
+	MaxData   int    // the most payload one DATA frame carries
+	Policy    Policy // the targets the peer may open (nil: none)
 	// Seq is CapSeq: frames are numbered, acknowledged and resent, so the
 	// link may ride several carriers. Reorder is the most bytes held out of
 	// order here; PeerReorder the peer's, which bounds what is sent and
@@ -80,7 +82,7 @@ type sessionStream struct {
 	side   StreamSide // state, receive window, the verdict on the peer's frames
 	allow  int64      // what Grants handed the local writer and Write has not used
 	unread int        // delivered, not yet consumed by the local reader
-	reset  bool // ended by a reset or refusal (either side)
+	reset  bool       // ended by a reset or refusal (either side)
 }
 
 // EventKind says what an Event tells the local side.
@@ -130,6 +132,9 @@ var (
 	ErrNoStream = errors.New("no such stream")
 	// ErrGoingAway is an Open after either side said GOAWAY.
 	ErrGoingAway = errors.New("link going away")
+	// ErrLinkDown is a call after Down: the link is gone for good. It
+	// also matches what Down's reason code stands for (Code.Err).
+	ErrLinkDown = errors.New("link down")
 )
 
 // NewSession returns the Session of a link just up.
@@ -236,6 +241,9 @@ func (s *Session) Held() int {
 
 // Open starts a stream to target (OPEN with kind), and returns its id.
 func (s *Session) Open(kind TargetKind, target string) (uint32, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
 	if s.away || s.peer != nil {
 		return 0, ErrGoingAway
 	}
@@ -385,3 +393,30 @@ func (s *Session) Consumed(id uint32, n int, now time.Time, rtt time.Duration) {
 // goes on every carrier: the caller sends one on each
 // (NewReason(TypeGoAway, ...)).
 func (s *Session) GoAway() { s.away = true }
+
+// Down ends the link for good: its carriers are all gone and the resume
+// window passed (CodeResumeExpired), or the peer no longer has it. Every
+// stream that had not ended is reset with r, each with an EventReset (a
+// stream cut short reaches its client as a reset, never as a clean end);
+// every frame held is released; and every later call returns an error
+// matching ErrLinkDown and what r.Code stands for.
+func (s *Session) Down(r Reason) {
+	if s.err != nil {
+		return
+	}
+	s.err = fmt.Errorf("%w: %v", ErrLinkDown, r)
+	if e := r.Code.Err(); e != nil {
+		s.err = fmt.Errorf("%w: %w (%s)", ErrLinkDown, e, r.Text)
+	}
+	for _, id := range slices.Sorted(maps.Keys(s.streams)) { // in order: a seed replays
+		st := s.streams[id]
+		if st.side.Done() {
+			continue
+		}
+		_ = st.side.Send(TypeRst) // nothing goes on the wire: there is none
+		s.endStream(id, st)
+		s.settle(id, st)
+		s.events = append(s.events, Event{Kind: EventReset, Stream: id, Reason: r})
+	}
+	s.Close()
+}

@@ -454,3 +454,53 @@ func TestSessionSendLimit(t *testing.T) {
 		t.Fatalf("the writers wrote %d bytes over 8 rounds of a %d-byte limit: the room did not come back", written, limit)
 	}
 }
+
+// TestSessionDown: a link whose resume window ran out resets every stream
+// that had not ended, tells the local side of each, and refuses what
+// follows with an error naming why.
+func TestSessionDown(t *testing.T) {
+	p := newSessionPair(t, true, allowOnly("x:1"))
+	done, _ := p.a.Open(TargetDial, "x:1")
+	open, _ := p.a.Open(TargetDial, "x:1")
+	if err := p.pump(); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []uint32{done, open} {
+		if err := p.b.Accept(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := errors.Join(p.a.CloseWrite(done), p.b.CloseWrite(done)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.a.Write(open, []byte("never acknowledged")); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.pump(); err != nil {
+		t.Fatal(err)
+	}
+	p.a.Events()
+	p.a.Down(Reason{Code: CodeResumeExpired, Text: "not resumed in 30s"})
+	var reset []uint32
+	for _, ev := range p.a.Events() {
+		if ev.Kind == EventReset && ev.Reason.Code == CodeResumeExpired {
+			reset = append(reset, ev.Stream)
+		}
+	}
+	if len(reset) != 1 || reset[0] != open {
+		t.Fatalf("streams told of a reset: %v, want only %d (stream %d had ended cleanly)", reset, open, done)
+	}
+	if in, _ := p.a.Stream(open); in.State != StateReset {
+		t.Fatalf("the open stream after Down: %+v", in)
+	}
+	err := p.a.Err()
+	if !errors.Is(err, ErrLinkDown) || !errors.Is(err, ErrResumeExpired) {
+		t.Fatalf("Err after Down: %v, want ErrLinkDown and ErrResumeExpired", err)
+	}
+	if _, oerr := p.a.Open(TargetDial, "x:1"); oerr != err {
+		t.Fatalf("Open after Down: %v, want %v", oerr, err)
+	}
+	if f := p.a.Next(0); f != nil {
+		t.Fatalf("Next after Down: %v", f)
+	}
+}

@@ -164,6 +164,9 @@ func brokenCause(c Code) string {
 // peer's reorder limit. What a lost carrier carried goes first. The frame
 // is the caller's to write and Release.
 func (s *Session) Next(carrier int) *Frame {
+	if s.err != nil {
+		return nil
+	}
 	if !s.cfg.Seq {
 		return s.sent(s.q.Pop())
 	}
@@ -196,7 +199,7 @@ func (s *Session) sent(f *Frame) *Frame {
 // news since the last one or again is set (an ACK lost with its carrier
 // is said again on a timer); nil otherwise. The frame is the caller's.
 func (s *Session) Ack(again bool) *Frame {
-	if !s.cfg.Seq {
+	if !s.cfg.Seq || s.err != nil {
 		return nil
 	}
 	r := s.reorder.Received()
@@ -210,7 +213,7 @@ func (s *Session) Ack(again bool) *Frame {
 // CarrierLost says carrier is gone: what it carried and the peer has not
 // acknowledged goes out again, first, on the carriers that pull Next.
 func (s *Session) CarrierLost(carrier int) {
-	if !s.cfg.Seq {
+	if !s.cfg.Seq || s.err != nil {
 		return
 	}
 	s.rs.Lost(carrier)
