@@ -66,7 +66,7 @@ func (s *streamActor) openSocket(conn net.Conn) {
 	s.netConn = conn
 	if e, ok := conn.(*localEnd); ok { // the library's: a pipe, not a socket
 		s.local = e.p
-		s.local.attach(s.env, s.self, s.strand, s.maxRead(), s.recv.Size())
+		s.local.attach(s.env, s.self, s.strand, s.maxRead(), s.side.Window())
 		return
 	}
 	s.raw = rawConn(conn)
@@ -384,7 +384,7 @@ func (s *streamActor) dataRead(ctx actor.Context, bufs []*engine.Buffer, n int) 
 		return
 	}
 	s.credit -= int64(n)
-	if s.readDone || s.closed || s.state.Send(engine.TypeData) != nil {
+	if s.readDone || s.closed || s.side.Send(engine.TypeData) != nil {
 		putAll(bufs)
 		return
 	}
@@ -410,8 +410,8 @@ func (s *streamActor) readEnded(ctx actor.Context, err error) {
 	s.giveBack(s.credit) // it reads no more
 	switch {
 	case errors.Is(err, io.EOF):
-		if s.state.CanSend() {
-			_ = s.state.Send(engine.TypeFin)
+		if s.side.CanSend() {
+			_ = s.side.Send(engine.TypeFin)
 			s.sendHeldOK(ctx)
 			ctx.Send(s.sched, engine.NewEmpty(engine.TypeFin, s.id))
 		}

@@ -198,7 +198,7 @@ func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 	ctx.Send(l.sched, &streamDeclared{id: id})
 	st := &streamActor{env: l.env, id: id, link: l.self, sched: l.sched, target: v.Target, openFrame: f, datagram: v.Datagram,
 		proxyHere: v.Open.Kind == engine.TargetForward && v.Target == forward.TargetSOCKS, policy: l.targetPolicy(),
-		state: engine.NewAccepter(id), recv: engine.NewRecvWindow(l.params.RecvWindow, l.env.cfg.MaxWindow), params: l.params, budget: l.budget, rtt: l.rttNanos}
+		side: engine.NewStreamSide(engine.NewAccepter(id), l.params.RecvWindow, l.env.cfg.MaxWindow), params: l.params, budget: l.budget, rtt: l.rttNanos}
 	l.spawnStream(ctx, id, st)
 	l.env.stats.StreamsOpened.Add(1)
 }
@@ -269,7 +269,7 @@ func (l *linkActor) open(ctx actor.Context, m *openRequest) {
 		engine.PutBuffer(first)
 	}
 	st := &streamActor{env: l.env, id: id, link: l.self, sched: l.sched, target: m.target, netConn: m.conn, datagram: m.datagram,
-		state: state, recv: engine.NewRecvWindow(l.params.RecvWindow, l.env.cfg.MaxWindow), params: l.params, budget: l.budget, rtt: l.rttNanos, clientEOF: errors.Is(err, io.EOF),
+		side: engine.NewStreamSide(state, l.params.RecvWindow, l.env.cfg.MaxWindow), params: l.params, budget: l.budget, rtt: l.rttNanos, clientEOF: errors.Is(err, io.EOF),
 		reply: m.reply, opened: m.opened, load: m.load}
 	pid := l.spawnStream(ctx, id, st)
 	// The OPEN, and the stream known and attached to its actor (whose

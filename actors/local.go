@@ -187,7 +187,7 @@ func (s *streamActor) acceptLocal(ctx actor.Context) {
 	if err != nil {
 		s.env.warn("stream refused", "stream", s.id, "target", s.target, "err", err)
 		s.env.stats.Refusals.Add(1)
-		_ = s.state.Send(engine.TypeOpenFail)
+		_ = s.side.Send(engine.TypeOpenFail)
 		ctx.Send(s.sched, engine.NewReason(engine.TypeOpenFail, s.id, engine.CodeRefused, err.Error()))
 		s.shut()
 		s.maybeClosed(ctx)
@@ -483,7 +483,7 @@ func (s *streamActor) localWoken(ctx actor.Context) {
 		return
 	}
 	s.sendHeldOK(ctx) // the application waits to read: the peer may wait for it
-	if read, unread := s.local.woken(s.recv.Size()); read > 0 {
+	if read, unread := s.local.woken(s.side.Window()); read > 0 {
 		s.consumed(ctx, read, unread)
 	}
 	if s.waiting {
@@ -503,7 +503,7 @@ func (s *streamActor) sendHeldOK(ctx actor.Context) {
 		return
 	}
 	s.okHeld = false
-	if s.state.Done() {
+	if s.side.Done() {
 		return
 	}
 	s.local.openOKSent()

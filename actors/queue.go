@@ -466,12 +466,13 @@ func (q *frameQueue) written() {
 	q.mu.Unlock()
 }
 
-// budget is how much a link's stream windows may still grow, together.
-// Streams take from it as their windows grow and give back when they end.
+// budget is how much a link's stream windows may still grow, together
+// (an engine.Budget). Streams take from it as their windows grow and give
+// back when they end.
 type budget struct{ left atomic.Int64 }
 
-// take reserves up to n bytes and returns what it got.
-func (b *budget) take(n uint32) uint32 {
+// Take reserves up to n bytes and returns what it got.
+func (b *budget) Take(n uint32) uint32 {
 	for {
 		left := b.left.Load()
 		got := min(int64(n), left)
@@ -484,4 +485,5 @@ func (b *budget) take(n uint32) uint32 {
 	}
 }
 
-func (b *budget) give(n uint32) { b.left.Add(int64(n)) }
+// Give returns n bytes a stream's window had taken.
+func (b *budget) Give(n uint32) { b.left.Add(int64(n)) }

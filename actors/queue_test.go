@@ -252,16 +252,16 @@ func tcpPair(t *testing.T) (net.Conn, net.Conn) {
 func TestBudget(t *testing.T) {
 	var b budget
 	b.left.Store(100)
-	if got := b.take(60); got != 60 {
+	if got := b.Take(60); got != 60 {
 		t.Fatalf("take(60) = %d", got)
 	}
-	if got := b.take(60); got != 40 {
+	if got := b.Take(60); got != 40 {
 		t.Fatalf("take(60) with 40 left = %d", got)
 	}
-	if got := b.take(1); got != 0 {
+	if got := b.Take(1); got != 0 {
 		t.Fatalf("take from an empty budget = %d", got)
 	}
-	b.give(100)
+	b.Give(100)
 	if b.left.Load() != 100 {
 		t.Fatalf("left %d after giving all back", b.left.Load())
 	}

@@ -2,7 +2,6 @@ package actors
 
 import (
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -18,6 +17,15 @@ import (
 // the time its drained takes to come back and the next one to be handed
 // over.
 const carrierHighWater = 256 << 10
+
+// maxWire is the most wire bytes one frame of a link whose largest DATA
+// payload is sendMax takes (0, unknown: the Sender's default).
+func maxWire(sendMax uint32) int {
+	if sendMax == 0 {
+		return 0
+	}
+	return engine.MaxHeaderLen + int(sendMax)
+}
 
 // highWaterFor is the high-water mark of the carriers of a link whose
 // largest DATA payload is sendMax.
@@ -51,26 +59,22 @@ const stallCheckEvery = 50 * time.Millisecond
 // on the others, what a carrier that died or stalled did not deliver. With
 // no carrier at all (a link waiting to be resumed) frames wait here.
 type schedulerActor struct {
-	env     *env
-	self    *actor.PID
-	params  engine.Params
-	queue   *engine.Queue
-	grants  *engine.Grants        // what each stream's reader may read: the peer's credit, within the link's limits
+	env    *env
+	self   *actor.PID
+	params engine.Params
+	// out decides what goes next and on which carrier: the queue, each
+	// stream's grants (what its reader may read: the peer's credit, within
+	// the link's limits), numbering and resend, the striping (the same
+	// engine.Sender the engine's Session sends through).
+	out     *engine.Sender
 	conns   map[uint32]*actor.PID // the Stream actor of each attached stream, which gets its grants
 	granted []engine.Grant        // scratch for grants.Next
 	failed  bool                  // told the Link the peer overloads it
 	peak    int64                 // the most this link held for sending
 
-	seq        bool            // CapSeq: number, keep, resend
-	unacked    *engine.Unacked // seq only
-	maxUnacked int             // the peer's reorder limit
-	resend     []uint64        // sequence numbers to send again, in order
-	stripe     engine.Stripe
+	seq        bool // CapSeq: number, keep, resend
 	outs       map[int]*carrierOut
 	stalled    []*engine.Path
-	// carry is the rest of a DATA frame cut for a slow path
-	// (engine.Stripe.Chunk), not numbered yet: it goes next.
-	carry      *engine.Frame
 	stallArmed bool
 	closed     bool
 	// flushing: batches wait for the end of the mailbox run (runOver).
@@ -110,16 +114,13 @@ func sendLimit(linkBudget int64) int64 { return max(linkBudget/4, engine.MaxGran
 
 func newScheduler(e *env, p engine.Params, maxUnacked int) *schedulerActor {
 	limit := sendLimit(e.cfg.LinkBudget)
-	s := &schedulerActor{env: e, params: p, queue: engine.NewQueue(), conns: make(map[uint32]*actor.PID),
-		grants: engine.NewGrants(limit, min(engine.DefaultGrantPerStream, limit)),
-		outs:   make(map[int]*carrierOut), highWater: highWaterFor(p.SendMax)}
-	s.stripe.AckDelay = ackDelay // the peer's, as this side's: one protocol
-	if p.Capabilities&engine.CapSeq != 0 {
-		s.seq, s.unacked, s.maxUnacked = true, engine.NewUnacked(), maxUnacked
-		if streamOrder(p) {
-			s.unacked.StreamOrder()
-		}
-	}
+	s := &schedulerActor{env: e, params: p, conns: make(map[uint32]*actor.PID), outs: make(map[int]*carrierOut),
+		highWater: highWaterFor(p.SendMax)}
+	s.seq = p.Capabilities&engine.CapSeq != 0
+	s.out = engine.NewSender(engine.SenderConfig{Limit: limit, PerStream: engine.DefaultGrantPerStream,
+		Seq: s.seq, PeerReorder: maxUnacked, StreamOrder: streamOrder(p), HighWater: s.highWater,
+		MaxWire:  maxWire(p.SendMax),
+		AckDelay: ackDelay}) // the peer's ACK delay, as this side's: one protocol
 	return s
 }
 
@@ -159,10 +160,10 @@ func (s *schedulerActor) Receive(ctx actor.Context) {
 		s.stallArmed = false
 		s.checkStalls()
 	case *streamDeclared:
-		s.grants.Open(m.id, s.params.SendWindow)
+		s.out.Grants.Open(m.id, s.params.SendWindow)
 	case *streamAttached:
 		s.conns[m.id] = m.conn
-		s.grants.Attach(m.id, s.params.SendWindow, m.used)
+		s.out.Grants.Attach(m.id, s.params.SendWindow, m.used)
 		if f := m.open; f != nil {
 			traceHop(HopSchedOpen)
 			s.enqueue(f)
@@ -174,13 +175,13 @@ func (s *schedulerActor) Receive(ctx actor.Context) {
 			s.pump()
 		}
 	case *creditIn:
-		if err := s.grants.Credit(m.id, m.n); err != nil {
+		if err := s.out.Grants.Credit(m.id, m.n); err != nil {
 			s.env.warn("peer over-credited a stream", "stream", m.id, "err", err)
 		}
 	case *creditBack:
-		s.grants.Returned(m.id, m.n)
+		s.out.Grants.Returned(m.id, m.n)
 	case *streamGone:
-		s.grants.Forget(m.id)
+		s.out.Grants.Forget(m.id)
 		delete(s.conns, m.id)
 	case *carrierAttached:
 		s.attachCarrier(m)
@@ -199,19 +200,10 @@ func (s *schedulerActor) Receive(ctx actor.Context) {
 		s.self = ctx.Self()
 	case *actor.Stopping:
 		s.closed = true
-		if s.carry != nil {
-			s.carry.Release()
-			s.carry = nil
-		}
-		for _, f := range s.queue.DropAll() {
-			f.Release()
-		}
+		s.out.Close()
 		for _, o := range s.outs {
 			o.dropPinned()
 			o.dropBatch()
-		}
-		if s.unacked != nil {
-			s.unacked.Drop()
 		}
 		if s.peak >= reclaimAfter {
 			s.env.reclaim()
@@ -224,13 +216,13 @@ func (s *schedulerActor) Receive(ctx actor.Context) {
 
 // grant hands the streams' readers what Grants allows now.
 func (s *schedulerActor) grant() {
-	s.granted = s.grants.Next(s.granted[:0])
+	s.granted = s.out.Grants.Next(s.granted[:0])
 	for _, g := range s.granted {
 		if pid := s.conns[g.Stream]; pid != nil {
 			s.env.send(pid, &grant{n: g.N})
 		}
 	}
-	held := s.grants.Held() + int64(s.queue.ReplyBytes())
+	held := s.out.Grants.Held() + int64(s.out.Queue.ReplyBytes())
 	if held > s.peak {
 		s.peak = held
 		raiseMax(&s.env.stats.MaxSendHeld, held)
@@ -241,12 +233,12 @@ func (s *schedulerActor) grant() {
 // waiting for a carrier pass maxControlBacklog: the peer sends requests and
 // does not read the replies.
 func (s *schedulerActor) checkBacklog(ctx actor.Context) {
-	if s.failed || s.queue.ReplyBytes() <= maxControlBacklog {
+	if s.failed || s.out.Queue.ReplyBytes() <= maxControlBacklog {
 		return
 	}
 	s.failed = true
 	ctx.Send(ctx.Parent(), &schedFailed{overload: true,
-		err: fmt.Errorf("%w: %d bytes of replies waiting", ErrPeerNotReading, s.queue.ReplyBytes())})
+		err: fmt.Errorf("%w: %d bytes of replies waiting", ErrPeerNotReading, s.out.Queue.ReplyBytes())})
 }
 
 // pin sends a carrier's own frame on that carrier, ahead of what waits in
@@ -354,7 +346,7 @@ func (o *carrierOut) dropPinned() {
 }
 
 func (s *schedulerActor) attachCarrier(m *carrierAttached) {
-	o := &carrierOut{path: s.stripe.Add(m.id, time.Now()), q: m.q}
+	o := &carrierOut{path: s.out.AddCarrier(m.id, time.Now()), q: m.q}
 	s.outs[m.id] = o
 	if m.first != nil {
 		o.path.Queued += m.first.WireLen()
@@ -374,44 +366,17 @@ func (s *schedulerActor) carrierGone(id int) {
 	s.outs[id].dropPinned()
 	s.outs[id].dropBatch() // the writer's share; Unacked still has what must be sent again
 	delete(s.outs, id)
-	s.stripe.Remove(id)
-	if s.seq {
-		s.requeue(id)
-	}
+	s.env.stats.Resent.Add(int64(s.out.CarrierLost(id)))
 	s.pump()
-}
-
-// requeue puts what carrier id carried and the peer has not acknowledged
-// first in line, in sequence order.
-func (s *schedulerActor) requeue(id int) {
-	n := len(s.resend)
-	s.resend = s.unacked.On(s.resend, id)
-	if len(s.resend) > n {
-		s.env.stats.Resent.Add(int64(len(s.resend) - n))
-		slices.Sort(s.resend)
-		s.resend = slices.Compact(s.resend)
-	}
 }
 
 func (s *schedulerActor) ack(ctx actor.Context, m *ackIn) {
 	if !s.seq {
 		return
 	}
-	if err := s.unacked.Ack(m.ack.Received); err != nil {
+	if err := s.out.Ack(m.carrier, m.ack, time.Now()); err != nil {
 		ctx.Send(ctx.Parent(), &schedFailed{err: err})
 		return
-	}
-	// What was resent and is now acknowledged needs no more sending.
-	i := 0
-	for i < len(s.resend) && s.resend[i] <= m.ack.Received {
-		i++
-	}
-	s.resend = s.resend[i:]
-	if o := s.outs[m.carrier]; o != nil {
-		if _, err := o.path.OnAck(m.ack.CarrierBytes, time.Now()); err != nil {
-			ctx.Send(ctx.Parent(), &schedFailed{err: err})
-			return
-		}
 	}
 	s.pump()
 }
@@ -432,12 +397,13 @@ func (s *schedulerActor) armStallCheck() {
 // stopped reading, and waiting for it would stall every stream behind the
 // frames it holds.
 func (s *schedulerActor) checkStalls() {
-	s.stalled = s.stripe.Stalls(s.stalled[:0], time.Now())
+	var resent int
+	s.stalled, resent = s.out.Stalls(s.stalled[:0], time.Now())
+	s.env.stats.Resent.Add(int64(resent))
 	for _, p := range s.stalled {
 		s.env.log.Warn("carrier stalled; sending what it holds on the others", "carrier", p.ID,
 			"in_flight", p.InFlight(), "rtt", p.RTT)
 		s.env.stats.CarrierStalls.Add(1)
-		s.requeue(p.ID)
 	}
 	clear(s.stalled)
 	if len(s.stalled) > 0 {
@@ -451,39 +417,16 @@ func (s *schedulerActor) enqueue(f *engine.Frame) {
 		f.Release()
 		return
 	}
-	switch f.Type {
-	case engine.TypeData:
-		// The reader read no more than its grant, so this cannot fail
-		// unless the stream is already forgotten (it was reset).
-		if !s.grants.Data(f.Stream, f.Len()) {
-			f.Release()
-			return
-		}
-		s.env.stats.BytesOut.Add(int64(f.Len()))
-	case engine.TypeRst:
-		if s.carry != nil && s.carry.Stream == f.Stream {
-			s.carry.Release() // its grant was given back when its frame was taken
-			s.carry = nil
-		}
-		for _, d := range s.queue.Drop(f.Stream) {
-			if d.Type == engine.TypeData {
-				s.grants.Sent(d.Stream, d.Len())
-			}
-			d.Release()
-		}
-		s.grants.Forget(f.Stream)
+	n := f.Len()
+	if s.out.Push(f) && f.Type == engine.TypeData {
+		s.env.stats.BytesOut.Add(int64(n))
 	}
-	s.queue.Push(f)
 }
 
-// maxFrameWire is the most wire bytes one frame takes.
-const maxFrameWire = engine.MaxHeaderLen + engine.DefaultMaxPayload
-
-// pump hands frames to the carriers: first what must be sent again, then
-// the queue's next, each to the carrier Stripe picks, while one has room
-// (and, on a CapSeq link, while the unacknowledged bytes stay below the
-// peer's reorder limit). When the next frame must wait (every carrier
-// holds its cap), a small one behind it may still go (Queue.PopSmall).
+// pump hands frames to the carriers while the Sender has one to go: it
+// decides which frame and on which carrier (what must go again first,
+// the queue's next, small frames past a full path, the peer's reorder
+// limit: engine.Sender.Next).
 func (s *schedulerActor) pump() {
 	if len(s.outs) == 0 {
 		return
@@ -493,78 +436,10 @@ func (s *schedulerActor) pump() {
 		now = time.Now()
 	}
 	for {
-		var (
-			f *engine.Frame
-			p *engine.Path
-		)
-		if len(s.resend) > 0 {
-			seq := s.resend[0]
-			if f, _ = s.unacked.Get(seq); f == nil {
-				s.resend = s.resend[1:]
-				continue // acknowledged since
-			}
-			if p = s.stripe.Pick(f.WireLen(), s.highWater); p == nil {
-				break
-			}
-			s.resend = s.resend[1:]
-			s.unacked.SentOn(seq, p.ID)
-		} else {
-			if s.seq && s.unacked.Bytes()+maxFrameWire > s.maxUnacked {
-				break
-			}
-			// The rest of a frame split for a slow path goes before the
-			// rest of its stream; control frames may still overtake it.
-			f = s.queue.Peek()
-			carried := s.carry != nil && (f == nil || !f.Type.Control())
-			if carried {
-				f = s.carry
-			}
-			if f == nil {
-				break
-			}
-			if p = s.stripe.Pick(f.WireLen(), s.highWater); p != nil {
-				if carried {
-					s.carry = nil
-				} else {
-					f = s.queue.Pop()
-				}
-			} else if f.WireLen() > engine.SmallFrame {
-				var skip uint32 // the carried frame's stream: its rest goes first
-				if s.carry != nil {
-					skip = s.carry.Stream
-				}
-				if p = s.stripe.Pick(engine.SmallFrame, s.highWater); p != nil {
-					f, carried = s.queue.PopSmall(engine.SmallFrame, skip), false
-				}
-			}
-			if p == nil || f == nil {
-				break
-			}
-			if f.Type == engine.TypeData && !carried {
-				s.grants.Sent(f.Stream, f.Len())
-			}
-			if c := s.stripe.Chunk(p); s.carry == nil && f.Type == engine.TypeData && c > 0 && f.Len() > c {
-				s.carry = splitFrame(f, c)
-			}
-			if s.seq && f.Type.Sequenced() {
-				s.unacked.Number(f, p.ID)
-			}
+		f, p := s.out.Next(now)
+		if f == nil {
+			return
 		}
-		n := f.WireLen()
-		if f.Seq != 0 {
-			f.Retain() // the writer's share; Unacked keeps its own
-			p.OnSend(n, now)
-		}
-		p.Queued += n
 		s.batch(s.outs[p.ID], f)
 	}
-}
-
-// splitFrame cuts DATA frame f after n bytes of payload and returns a new
-// frame with the rest, which the caller owns.
-func splitFrame(f *engine.Frame, n int) *engine.Frame {
-	rest := &engine.Frame{Type: f.Type, Flags: f.Flags, Stream: f.Stream, Payload: engine.GetBuffer(f.Len() - n)}
-	copy(rest.Payload.B, f.Payload.B[n:])
-	f.Payload.B = f.Payload.B[:n]
-	return rest
 }

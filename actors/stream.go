@@ -2,7 +2,6 @@ package actors
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net"
 	"sync/atomic"
@@ -15,8 +14,10 @@ import (
 	"github.com/sockmux/sockmux/internal/forward"
 )
 
-// streamActor is one logical stream: the engine.Stream state machine and
-// the receive window, between its local socket (conn.go: the actor reads
+// streamActor is one logical stream: the engine's StreamSide (the state
+// machine, the receive window and the verdict on every frame the peer
+// sends it, the same code the engine's Session and its simulator run),
+// between its local socket (conn.go: the actor reads
 // and writes it itself) and the link's Scheduler. It ends when its socket
 // is closed and no goroutine of it is left.
 type streamActor struct {
@@ -25,13 +26,11 @@ type streamActor struct {
 	link   *actor.PID
 	sched  *actor.PID
 	target string
-	state  *engine.Stream
-	budget *budget       // the link's, for growing recv
-	rtt    *atomic.Int64 // the link's round trip, in nanoseconds
+	side   engine.StreamSide // the engine's decisions: state, receive window, the verdict on the peer's frames
+	budget *budget           // the link's, for growing the receive window
+	rtt    *atomic.Int64     // the link's round trip, in nanoseconds
 	params engine.Params
-	recv   engine.RecvWindow
 	id     uint32
-	grown  uint32 // what recv took from budget
 
 	netConn   net.Conn              // the local socket (opener: the one a forward accepted; accepter: once dialled)
 	reply     *proxyReply           // opener: a -D client waiting to hear how OPEN went
@@ -76,7 +75,7 @@ func (s *streamActor) runsOn(st *strand) { s.strand = st }
 
 func (s *streamActor) Receive(ctx actor.Context) {
 	s.receive(ctx)
-	if !s.endTold && s.state.Done() && s.link != nil {
+	if !s.endTold && s.side.Done() && s.link != nil {
 		s.endTold = true
 		ctx.Send(s.link, &streamEnded{id: s.id})
 	}
@@ -141,7 +140,7 @@ func (s *streamActor) start(ctx actor.Context) {
 	s.openFrame = nil
 	o, _ := engine.ParseOpen(f.Bytes()) // the Link parsed it already
 	if len(o.Data) > 0 {
-		_ = s.recv.Receive(len(o.Data)) // the Link checked it fits
+		_ = s.side.Early(len(o.Data)) // the Link checked it fits
 		b := engine.GetBuffer(len(o.Data))
 		copy(b.B, o.Data)
 		s.env.stats.BytesIn.Add(int64(len(o.Data)))
@@ -178,17 +177,17 @@ func (s *streamActor) start(ctx actor.Context) {
 
 // dialed answers the peer's OPEN once the dial is done.
 func (s *streamActor) dialed(ctx actor.Context, err error) {
-	if s.state.Done() {
+	if s.side.Done() {
 		return
 	}
 	if err != nil {
 		s.env.stats.DialFailures.Add(1)
 		s.env.warn("target dial failed", "stream", s.id, "target", s.target, "err", err)
-		_ = s.state.Send(engine.TypeOpenFail)
+		_ = s.side.Send(engine.TypeOpenFail)
 		ctx.Send(s.sched, engine.NewReason(engine.TypeOpenFail, s.id, engine.CodeDialFailed, err.Error()))
 		return
 	}
-	_ = s.state.Send(engine.TypeOpenOK)
+	_ = s.side.Send(engine.TypeOpenOK)
 	var ok *engine.Frame
 	if s.local != nil && s.local.holdOpenOK() {
 		s.okHeld = true // it goes with the first frame (local.go: sendHeldOK)
@@ -199,16 +198,15 @@ func (s *streamActor) dialed(ctx actor.Context, err error) {
 }
 
 // consumed grants the peer credit for n bytes written to the socket, with
-// queued bytes still waiting, and grows the window when it is the limit.
+// queued bytes still waiting, and grows the window when it is the limit
+// (engine.StreamSide.Consumed decides both).
 func (s *streamActor) consumed(ctx actor.Context, n, queued int) {
-	c, grow := s.recv.Consumed(n, queued, time.Now(), time.Duration(s.rtt.Load()))
-	if grow > 0 {
-		g := s.recv.Grow(s.budget.take(grow))
-		s.grown += g
-		c += g
-		s.env.log.Debug("stream window grown", "stream", s.id, "window", s.recv.Size())
+	before := s.side.Window()
+	c := s.side.Consumed(n, queued, time.Now(), time.Duration(s.rtt.Load()), s.budget)
+	if w := s.side.Window(); w != before {
+		s.env.log.Debug("stream window grown", "stream", s.id, "window", w)
 	}
-	if c > 0 && s.state.CanRecv() {
+	if c > 0 {
 		ctx.Send(s.sched, engine.NewCredit(s.id, c))
 	}
 }
@@ -216,11 +214,10 @@ func (s *streamActor) consumed(ctx actor.Context, n, queued int) {
 // socketClosed ends the stream once its socket is closed: a stream not
 // ended by FIN both ways or RST is reset.
 func (s *streamActor) socketClosed(ctx actor.Context) {
-	if !s.state.Done() {
+	if !s.side.Done() {
 		s.reset(ctx, engine.CodeCancelled, "connection closed")
 	}
-	s.budget.give(s.grown)
-	s.grown = 0
+	s.side.GiveBack(s.budget)
 	tellOpened(s.opened, ErrLinkDown)
 	ctx.Send(s.sched, &streamGone{id: s.id})
 	s.env.stats.StreamsClosed.Add(1)
@@ -228,44 +225,32 @@ func (s *streamActor) socketClosed(ctx actor.Context) {
 }
 
 func (s *streamActor) fromPeer(ctx actor.Context, f *engine.Frame) {
-	err := s.state.Recv(f.Type)
-	if errors.Is(err, engine.ErrStreamClosed) {
+	a, r := s.side.Arrive(f)
+	switch a {
+	case engine.ArriveDrop:
 		f.Release()
-		return
-	}
-	if err != nil {
+	case engine.ArriveBroken:
 		f.Release()
-		s.env.warn("stream protocol error; resetting it", "stream", s.id, "err", err)
-		s.reset(ctx, engine.CodeProtocol, err.Error())
-		return
-	}
-	switch f.Type {
-	case engine.TypeData:
+		s.env.warn("peer broke the stream's rules; resetting it", "stream", s.id, "reason", r.String())
+		s.reset(ctx, r.Code, r.Text)
+	case engine.ArriveData:
 		traceHop(HopStreamFrame)
-		if err := s.recv.Receive(f.Len()); err != nil {
-			f.Release()
-			s.env.warn("stream flow control violation; resetting it", "stream", s.id, "err", err)
-			s.reset(ctx, engine.CodeFlowControl, err.Error())
-			return
-		}
 		s.env.stats.BytesIn.Add(int64(f.Len()))
 		if f.Payload != nil {
 			b := f.Payload
 			f.Payload = nil
 			s.output(ctx, b)
 		}
-	case engine.TypeFin:
+	case engine.ArriveFin:
 		s.closeWrite(ctx)
-	case engine.TypeRst:
-		r, _ := engine.ParseReason(f.Bytes())
+	case engine.ArriveReset:
 		s.env.log.Debug("stream reset by peer", "stream", s.id, "target", s.target, "reason", r.String())
 		f.Release()
 		if s.local != nil {
 			s.local.setWhy(&ResetError{Reason: r})
 		}
 		s.abort(ctx)
-	case engine.TypeOpenFail:
-		r, _ := engine.ParseReason(f.Bytes())
+	case engine.ArriveRefused:
 		f.Release()
 		s.env.warn("peer could not open stream", cause(r.Code.String()), "stream", s.id, "target", s.target, "reason", r.String())
 		tellOpened(s.opened, &OpenError{Reason: r})
@@ -279,7 +264,7 @@ func (s *streamActor) fromPeer(ctx actor.Context, f *engine.Frame) {
 			return
 		}
 		s.abort(ctx)
-	default: // OPEN_OK
+	case engine.ArriveAccepted:
 		f.Release()
 		tellOpened(s.opened, nil)
 		if s.reply != nil { // a -D client: tell it the tunnel is open
@@ -294,10 +279,10 @@ func (s *streamActor) fromPeer(ctx actor.Context, f *engine.Frame) {
 // reset sends RST and drops the socket, unless the stream already ended
 // (its socket is then closing by itself).
 func (s *streamActor) reset(ctx actor.Context, code engine.Code, text string) {
-	if s.state.Done() {
+	if s.side.Done() {
 		return
 	}
-	_ = s.state.Send(engine.TypeRst)
+	_ = s.side.Send(engine.TypeRst)
 	ctx.Send(s.sched, engine.NewReason(engine.TypeRst, s.id, code, text))
 	s.abort(ctx)
 }

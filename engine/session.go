@@ -3,12 +3,15 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
 // Session is one peer's side of an established link, as a state machine
 // with no I/O: the stream layer and the link's sequencing composed from
-// Opens, Stream, SendWindow, RecvWindow, Queue, Unacked and Reorder.
+// Opens, StreamSide, Grants, Queue, Resender and Reorder — the pieces the
+// daemon's actors own too.
 //
 // What goes in: frames received per carrier (Receive), local events (Open,
 // Accept, Refuse, Write, CloseWrite, Reset, Consumed, GoAway), a carrier
@@ -20,10 +23,12 @@ import (
 // simulator (sim_test.go) drives two Sessions over a simulated network and
 // checks them step by step, and FuzzSession feeds one arbitrary frames.
 //
-// The carrier handshake is Handshake's, liveness Silence's, and which
-// carrier sends next (striping) the caller's, which pulls Next from the
-// carrier that can take a frame; the actors still compose these pieces
-// themselves and are to be moved onto a Session (docs/ENGINE.md).
+// Which carrier each frame takes is the Sender's Stripe, as in the
+// daemon's Scheduler: the caller says which carriers are up (AddCarrier,
+// CarrierLost), what each one's writer took (Written) and what its PINGs
+// measured (CarrierRTT), and passes the time in (Tick). The carrier
+// handshake is Handshake's, liveness Silence's. The daemon's actors own
+// the same pieces Session composes (docs/ENGINE.md).
 //
 // Ownership: Receive takes over the frame it is given. A frame Next or Ack
 // returns is the caller's to write and then Release; the Session keeps a
@@ -35,14 +40,17 @@ type Session struct {
 	cfg     SessionConfig
 	opens   *Opens
 	streams map[uint32]*sessionStream
-	q       *Queue
-	unacked *Unacked        // CapSeq: what the peer has not acknowledged
-	reorder *Reorder        // CapSeq: what arrived out of order
-	resend  []uint64        // CapSeq: sequence numbers to send again first (a carrier was lost)
-	acked   uint64          // the Received of the last ACK made
-	away    bool            // we said GOAWAY: no more opens either way
-	peer    *Reason         // the peer's GOAWAY
-	pending map[uint64]bool // CapSeq: what resend holds, so a frame lost twice goes once
+	// out is the sending side, the daemon's Scheduler's: the queue, what
+	// each stream's local writer may still write (the peer's credit,
+	// within the link's send limit), numbering and resend (CapSeq), and
+	// the carrier each frame takes.
+	out      *Sender
+	granted  []Grant  // scratch for Grants.Next
+	reorder  *Reorder // CapSeq: what arrived out of order
+	carriers map[int]*sessionCarrier
+	now      time.Time // the last Tick
+	away    bool      // we said GOAWAY: no more opens either way
+	peer    *Reason   // the peer's GOAWAY
 	resent  int
 	events  []Event
 	err     error // the first protocol error: the link ends with it
@@ -55,9 +63,18 @@ type SessionConfig struct {
 	MaxStreams int    // streams open at once, both ways
 	Window     uint32 // each stream's initial receive window (ours)
 	PeerWindow uint32 // each stream's initial send window (the peer's HELLO)
-	MaxWindow  uint32 // how far a receive window may grow
-	MaxData    int    // the most payload one DATA frame carries
-	Policy     Policy // the targets the peer may open (nil: none)
+	// SendLimit is the most the link holds for sending, over every
+	// stream (Grants' limit; 0: one MiB), so a peer that grants much and
+	// reads little costs a bounded amount.
+	SendLimit int64
+	// HighWater is the most a carrier's writer holds before the Stripe
+	// passes it over (0: 256 KiB); AckDelay the longest the peer holds an
+	// arrival before it acknowledges it.
+	HighWater int
+	AckDelay  time.Duration
+	MaxWindow uint32 // how far a receive window may grow
+	MaxData   int    // the most payload one DATA frame carries
+	Policy    Policy // the targets the peer may open (nil: none)
 	// Seq is CapSeq: frames are numbered, acknowledged and resent, so the
 	// link may ride several carriers. Reorder is the most bytes held out of
 	// order here; PeerReorder the peer's, which bounds what is sent and
@@ -72,11 +89,10 @@ type SessionConfig struct {
 
 // sessionStream is one stream's state in a Session.
 type sessionStream struct {
-	st     *Stream
-	send   SendWindow
-	recv   RecvWindow
-	unread int  // delivered, not yet consumed by the local reader
-	reset  bool // ended by a reset or refusal (either side)
+	side   StreamSide // state, receive window, the verdict on the peer's frames
+	allow  int64      // what Grants handed the local writer and Write has not used
+	unread int        // delivered, not yet consumed by the local reader
+	reset  bool       // ended by a reset or refusal (either side)
 }
 
 // EventKind says what an Event tells the local side.
@@ -94,7 +110,8 @@ const (
 	EventFin
 	// EventReset is the stream reset or refused by the peer, with Reason.
 	EventReset
-	// EventWritable is credit from the peer: Write takes more now.
+	// EventWritable is a grant (the peer's credit, within the link's send
+	// limit): Write takes more now.
 	EventWritable
 	// EventGoAway is the peer going away, with Reason: it takes no new
 	// streams.
@@ -112,7 +129,11 @@ type Event struct {
 	Target string // EventOpened, EventRefused
 	Frame  *Frame // EventData: the caller's, to deliver and Release
 	Reason Reason // EventReset, EventGoAway, EventRefused
-	Cause  string // EventRefused
+	// Cause is, for EventRefused, the rule that refused the OPEN (as
+	// OpenVerdict's); for EventReset, set only when this side reset the
+	// stream because the peer broke its rules: "protocol" or
+	// "flow-control" (Reason is then what the peer was sent).
+	Cause string
 }
 
 // Errors of a Session's local calls.
@@ -121,16 +142,27 @@ var (
 	ErrNoStream = errors.New("no such stream")
 	// ErrGoingAway is an Open after either side said GOAWAY.
 	ErrGoingAway = errors.New("link going away")
+	// ErrLinkDown is a call after Down: the link is gone for good. It
+	// also matches what Down's reason code stands for (Code.Err).
+	ErrLinkDown = errors.New("link down")
 )
 
 // NewSession returns the Session of a link just up.
 func NewSession(cfg SessionConfig) *Session {
-	s := &Session{cfg: cfg, opens: NewOpens(cfg.Role, cfg.MaxStreams), streams: map[uint32]*sessionStream{}, q: NewQueue()}
+	limit := cfg.SendLimit
+	if limit <= 0 {
+		limit = 1 << 20
+	}
+	hw := cfg.HighWater
+	if hw <= 0 {
+		hw = 256 << 10
+	}
+	s := &Session{cfg: cfg, opens: NewOpens(cfg.Role, cfg.MaxStreams), streams: map[uint32]*sessionStream{},
+		carriers: map[int]*sessionCarrier{},
+		out: NewSender(SenderConfig{Limit: limit, PerStream: DefaultGrantPerStream, Seq: cfg.Seq, PeerReorder: cfg.PeerReorder,
+			StreamOrder: cfg.StreamOrder, HighWater: hw, MaxWire: max(cfg.MaxData, 1) + MaxHeaderLen, AckDelay: cfg.AckDelay})}
 	if cfg.Seq {
-		s.unacked, s.reorder, s.pending = NewUnacked(), NewReorder(cfg.Reorder), map[uint64]bool{}
-		if cfg.StreamOrder {
-			s.unacked.StreamOrder()
-		}
+		s.reorder = NewReorder(cfg.Reorder)
 	}
 	return s
 }
@@ -158,7 +190,7 @@ func (s *Session) Stream(id uint32) (StreamInfo, bool) {
 	if st == nil {
 		return StreamInfo{}, false
 	}
-	return StreamInfo{State: st.st.State(), Reset: st.reset, Unread: st.unread}, true
+	return StreamInfo{State: st.side.State(), Reset: st.reset, Unread: st.unread}, true
 }
 
 // Forget drops a stream that has ended (Done) once the local side is done
@@ -166,32 +198,54 @@ func (s *Session) Stream(id uint32) (StreamInfo, bool) {
 // the stream had ended.
 func (s *Session) Forget(id uint32) bool {
 	st := s.streams[id]
-	if st == nil || !st.st.Done() {
+	if st == nil || !st.side.Done() {
 		return false
 	}
 	delete(s.streams, id)
 	return true
 }
 
-// Resent is how many frames went out again after their carrier was lost.
+// Resent is how many frames were put in line to go again because their
+// carrier was lost or stalled.
 func (s *Session) Resent() int { return s.resent }
 
 // settle counts a stream that has ended out of the streams open, so the
 // stream limit frees its place.
 func (s *Session) settle(id uint32, st *sessionStream) {
-	if st.st.Done() {
+	if st.side.Done() {
 		s.opens.Ended(id)
+		s.out.Grants.Forget(id)
+		st.allow = 0
 	}
+}
+
+// grant hands the local writers what Grants allows now, each with an
+// EventWritable.
+func (s *Session) grant() {
+	s.granted = s.out.Grants.Next(s.granted[:0])
+	for _, g := range s.granted {
+		if st := s.streams[g.Stream]; st != nil {
+			st.allow += g.N
+			s.events = append(s.events, Event{Kind: EventWritable, Stream: g.Stream})
+		}
+	}
+}
+
+// Sending is what the link holds for sending (granted to writers and not
+// yet written, plus DATA queued) and the most it may: SendLimit plus each
+// stream's IdleAllowance.
+func (s *Session) Sending() (held, bound int64) {
+	return s.out.Grants.Held(), s.out.Grants.Limit() + int64(len(s.streams))*IdleAllowance
 }
 
 // Queued is the wire bytes waiting to be sent (the link's send budget
 // bounds it) and, on a CapSeq link, Unacked the wire bytes sent and not yet
 // acknowledged.
 func (s *Session) Queued() (queued, unacked int) {
-	if s.unacked != nil {
-		unacked = s.unacked.Bytes()
+	if rs := s.out.Resender(); rs != nil {
+		unacked = rs.Bytes()
 	}
-	return s.q.Bytes(), unacked
+	return s.out.Queue.Bytes(), unacked
 }
 
 // Held is the wire bytes held out of order (CapSeq).
@@ -204,6 +258,9 @@ func (s *Session) Held() int {
 
 // Open starts a stream to target (OPEN with kind), and returns its id.
 func (s *Session) Open(kind TargetKind, target string) (uint32, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
 	if s.away || s.peer != nil {
 		return 0, ErrGoingAway
 	}
@@ -212,14 +269,17 @@ func (s *Session) Open(kind TargetKind, target string) (uint32, error) {
 		return 0, err
 	}
 	st := s.newStream(NewOpener(id))
-	_ = st.st.Send(TypeOpen) // a new opener may always send its OPEN
-	s.q.Push(NewOpen(id, kind, target, nil))
+	_ = st.side.Send(TypeOpen) // a new opener may always send its OPEN
+	s.out.Push(NewOpen(id, kind, target, nil))
+	s.out.Grants.Attach(id, s.cfg.PeerWindow, 0) // the opener may write at once
+	s.grant()
 	return id, nil
 }
 
 func (s *Session) newStream(st *Stream) *sessionStream {
-	ss := &sessionStream{st: st, send: NewSendWindow(s.cfg.PeerWindow), recv: NewRecvWindow(s.cfg.Window, s.cfg.MaxWindow)}
+	ss := &sessionStream{side: NewStreamSide(st, s.cfg.Window, s.cfg.MaxWindow)}
 	s.streams[st.ID] = ss
+	s.out.Grants.Open(st.ID, s.cfg.PeerWindow) // the peer's CREDITs count from now
 	return ss
 }
 
@@ -230,10 +290,12 @@ func (s *Session) Accept(id uint32) error {
 	if st == nil {
 		return fmt.Errorf("%w: %d", ErrNoStream, id)
 	}
-	if err := st.st.Send(TypeOpenOK); err != nil {
+	if err := st.side.Send(TypeOpenOK); err != nil {
 		return err
 	}
-	s.q.Push(newFrame(TypeOpenOK, id, nil))
+	s.out.Push(newFrame(TypeOpenOK, id, nil))
+	s.out.Grants.Attach(id, s.cfg.PeerWindow, 0)
+	s.grant()
 	return nil
 }
 
@@ -244,36 +306,40 @@ func (s *Session) Refuse(id uint32, code Code, reason string) error {
 	if st == nil {
 		return fmt.Errorf("%w: %d", ErrNoStream, id)
 	}
-	if err := st.st.Send(TypeOpenFail); err != nil {
+	if err := st.side.Send(TypeOpenFail); err != nil {
 		return err
 	}
 	s.endStream(id, st)
 	s.settle(id, st)
-	s.q.Push(NewReason(TypeOpenFail, id, code, reason))
+	s.out.Push(NewReason(TypeOpenFail, id, code, reason))
 	return nil
 }
 
-// Write queues what of p the stream's send credit allows, as DATA frames
-// of at most MaxData bytes, and returns how many bytes it took; the rest
-// waits for an EventWritable.
+// Write queues what of p the stream's grant allows (the peer's credit,
+// within the link's send limit: Grants), as DATA frames of at most MaxData
+// bytes, and returns how many bytes it took; the rest waits for an
+// EventWritable.
 func (s *Session) Write(id uint32, p []byte) (int, error) {
 	st := s.streams[id]
 	if st == nil {
 		return 0, fmt.Errorf("%w: %d", ErrNoStream, id)
 	}
-	if !st.st.CanSend() {
-		return 0, fmt.Errorf("%w: stream %d is %v", ErrStreamClosed, id, st.st.State())
+	if !st.side.CanSend() {
+		return 0, fmt.Errorf("%w: stream %d is %v", ErrStreamClosed, id, st.side.State())
 	}
 	n := 0
-	for n < len(p) && st.send.Avail() > 0 {
-		k := min(len(p)-n, int(st.send.Avail()), max(s.cfg.MaxData, 1))
-		st.send.Take(k)
-		if err := st.st.Send(TypeData); err != nil {
+	for n < len(p) && st.allow > 0 {
+		k := int(min(int64(len(p)-n), st.allow, int64(max(s.cfg.MaxData, 1))))
+		if err := st.side.Send(TypeData); err != nil {
 			return n, err
 		}
-		s.q.Push(newFrame(TypeData, id, p[n:n+k]))
+		if !s.out.Push(newFrame(TypeData, id, p[n:n+k])) { // cannot be: a grant is within the peer's credit
+			break
+		}
+		st.allow -= int64(k)
 		n += k
 	}
+	s.grant()
 	return n, nil
 }
 
@@ -283,11 +349,14 @@ func (s *Session) CloseWrite(id uint32) error {
 	if st == nil {
 		return fmt.Errorf("%w: %d", ErrNoStream, id)
 	}
-	if err := st.st.Send(TypeFin); err != nil {
+	if err := st.side.Send(TypeFin); err != nil {
 		return err
 	}
+	s.out.Grants.Returned(id, st.allow) // nothing more to write: the room is the others'
+	st.allow = 0
 	s.settle(id, st)
-	s.q.Push(newFrame(TypeFin, id, nil))
+	s.out.Push(newFrame(TypeFin, id, nil))
+	s.grant()
 	return nil
 }
 
@@ -298,21 +367,20 @@ func (s *Session) Reset(id uint32, code Code, reason string) error {
 	if st == nil {
 		return fmt.Errorf("%w: %d", ErrNoStream, id)
 	}
-	if err := st.st.Send(TypeRst); err != nil {
+	if err := st.side.Send(TypeRst); err != nil {
 		return err
 	}
 	s.endStream(id, st)
 	s.settle(id, st)
-	s.q.Push(NewReason(TypeRst, id, code, reason))
+	s.out.Push(NewReason(TypeRst, id, code, reason))
 	return nil
 }
 
 // endStream drops what a stream cut short had queued or not yet delivered.
 func (s *Session) endStream(id uint32, st *sessionStream) {
 	st.reset, st.unread = true, 0
-	for _, f := range s.q.Drop(id) {
-		f.Release()
-	}
+	s.out.Drop(id)
+	st.allow = 0
 }
 
 // Consumed says the local socket took n bytes of what EventData delivered
@@ -327,10 +395,8 @@ func (s *Session) Consumed(id uint32, n int, now time.Time, rtt time.Duration) {
 	}
 	n = min(n, st.unread)
 	st.unread -= n
-	c, grow := st.recv.Consumed(n, st.unread, now, rtt)
-	c += st.recv.Grow(grow)
-	if c > 0 && st.st.CanRecv() {
-		s.q.Push(NewCredit(id, c))
+	if c := st.side.Consumed(n, st.unread, now, rtt, nil); c > 0 {
+		s.out.Push(NewCredit(id, c))
 	}
 }
 
@@ -339,3 +405,30 @@ func (s *Session) Consumed(id uint32, n int, now time.Time, rtt time.Duration) {
 // goes on every carrier: the caller sends one on each
 // (NewReason(TypeGoAway, ...)).
 func (s *Session) GoAway() { s.away = true }
+
+// Down ends the link for good: its carriers are all gone and the resume
+// window passed (CodeResumeExpired), or the peer no longer has it. Every
+// stream that had not ended is reset with r, each with an EventReset (a
+// stream cut short reaches its client as a reset, never as a clean end);
+// every frame held is released; and every later call returns an error
+// matching ErrLinkDown and what r.Code stands for.
+func (s *Session) Down(r Reason) {
+	if s.err != nil {
+		return
+	}
+	s.err = fmt.Errorf("%w: %v", ErrLinkDown, r)
+	if e := r.Code.Err(); e != nil {
+		s.err = fmt.Errorf("%w: %w (%s)", ErrLinkDown, e, r.Text)
+	}
+	for _, id := range slices.Sorted(maps.Keys(s.streams)) { // in order: a seed replays
+		st := s.streams[id]
+		if st.side.Done() {
+			continue
+		}
+		_ = st.side.Send(TypeRst) // nothing goes on the wire: there is none
+		s.endStream(id, st)
+		s.settle(id, st)
+		s.events = append(s.events, Event{Kind: EventReset, Stream: id, Reason: r})
+	}
+	s.Close()
+}

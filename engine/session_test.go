@@ -25,8 +25,20 @@ func newSessionPair(tb testing.TB, seq bool, policy Policy) *sessionPair {
 	}
 	p := &sessionPair{a: NewSession(cfg(RoleDialer)), b: NewSession(cfg(RoleAccepter)),
 		got: map[*Session][]Event{}, data: map[*Session]map[uint32][]byte{}}
+	p.a.AddCarrier(0)
+	p.b.AddCarrier(0)
 	tb.Cleanup(func() { p.a.Close(); p.b.Close() })
 	return p
+}
+
+// next is the next frame s sends, on its one carrier, whose writer takes
+// it at once.
+func next(s *Session) *Frame {
+	f, c := s.Next()
+	if f != nil {
+		s.Written(c, f.WireLen())
+	}
+	return f
 }
 
 // pump moves frames both ways until neither side has any to send, keeping
@@ -37,7 +49,7 @@ func (p *sessionPair) pump() error {
 		moved = false
 		for _, d := range [][2]*Session{{p.a, p.b}, {p.b, p.a}} {
 			from, to := d[0], d[1]
-			for f := from.Next(0); f != nil; f = from.Next(0) {
+			for f := next(from); f != nil; f = next(from) {
 				moved = true
 				if err := to.Receive(0, copyFrame(f)); err != nil {
 					f.Release()
@@ -45,7 +57,7 @@ func (p *sessionPair) pump() error {
 				}
 				f.Release()
 			}
-			if ack := from.Ack(false); ack != nil {
+			if ack := from.Ack(0, false); ack != nil {
 				if err := to.Receive(0, ack); err != nil {
 					return err
 				}
@@ -81,10 +93,12 @@ func copyPayload(f *Frame) *Buffer {
 }
 
 // kinds is the kinds of the events s was told, for stream id.
-func (p *sessionPair) kinds(s *Session, id uint32) []EventKind {
+// kinds is what s was told of stream id, grants (EventWritable) aside
+// unless all is set.
+func (p *sessionPair) kinds(s *Session, id uint32, all ...bool) []EventKind {
 	var out []EventKind
 	for _, ev := range p.got[s] {
-		if ev.Stream == id {
+		if ev.Stream == id && (ev.Kind != EventWritable || len(all) > 0) {
 			out = append(out, ev.Kind)
 		}
 	}
@@ -159,7 +173,7 @@ func TestSessionStream(t *testing.T) {
 			if ia.State != StateClosed || ib.State != StateClosed {
 				t.Fatalf("states %v and %v, want both closed", ia.State, ib.State)
 			}
-			if k := p.kinds(p.a, id); !hasKinds(k, EventAccepted, EventWritable, EventData, EventFin) {
+			if k := p.kinds(p.a, id, true); !hasKinds(k, EventAccepted, EventWritable, EventData, EventFin) {
 				t.Fatalf("opener told %v", k)
 			}
 			if !p.a.Forget(id) || !p.b.Forget(id) {
@@ -265,16 +279,10 @@ func TestSessionProtocolErrors(t *testing.T) {
 		frames func(id uint32) []*Frame
 		want   error
 	}{
-		{"DATA beyond the window", false, func(id uint32) []*Frame {
-			return []*Frame{newFrame(TypeData, id, make([]byte, 4097))}
-		}, ErrFlowControl},
 		{"DATA on stream 0", false, func(uint32) []*Frame { return []*Frame{newFrame(TypeData, 0, []byte("x"))} }, ErrBadStreamID},
 		{"ACK without CapSeq", false, func(uint32) []*Frame { return []*Frame{NewAck(Ack{Received: 1})} }, ErrStreamState},
 		{"ACK of what was never sent", true, func(uint32) []*Frame { return []*Frame{NewAck(Ack{Received: 99})} }, ErrMalformed},
 		{"OPEN of our own parity", false, func(uint32) []*Frame { return []*Frame{NewOpen(2, TargetDial, "x:1", nil)} }, ErrBadStreamID},
-		{"FIN twice", false, func(id uint32) []*Frame {
-			return []*Frame{newFrame(TypeFin, id, nil), newFrame(TypeFin, id, nil)}
-		}, ErrStreamState},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := newSessionPair(t, c.seq, allowOnly("x:1"))
@@ -302,6 +310,69 @@ func TestSessionProtocolErrors(t *testing.T) {
 	}
 }
 
+// TestSessionStreamBreaches: a frame that breaks one stream's rules (its
+// state does not allow it, or DATA beyond the window) resets that stream,
+// telling the peer which rule, and the link and its other streams go on.
+func TestSessionStreamBreaches(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		frames func(id uint32) []*Frame
+		code   Code
+		cause  string
+	}{
+		{"DATA beyond the window", func(id uint32) []*Frame {
+			return []*Frame{newFrame(TypeData, id, make([]byte, 4097))}
+		}, CodeFlowControl, "flow-control"},
+		{"FIN twice", func(id uint32) []*Frame {
+			return []*Frame{newFrame(TypeFin, id, nil), newFrame(TypeFin, id, nil)}
+		}, CodeProtocol, "protocol"},
+		{"OPEN_OK to the accepter", func(id uint32) []*Frame { return []*Frame{newFrame(TypeOpenOK, id, nil)} }, CodeProtocol, "protocol"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := newSessionPair(t, false, allowOnly("x:1"))
+			id, _ := p.b.Open(TargetDial, "x:1") // b opens, so a is the receiving side below
+			other, _ := p.b.Open(TargetDial, "x:1")
+			if err := p.pump(); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.a.Accept(other); err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range c.frames(id) {
+				if err := p.a.Receive(0, f); err != nil {
+					t.Fatalf("Receive: %v; a stream's breach must not end the link", err)
+				}
+			}
+			var told *Event
+			for _, ev := range p.a.Events() {
+				if ev.Stream == id && ev.Kind == EventReset {
+					told = &ev
+				}
+			}
+			if told == nil || told.Cause != c.cause || told.Reason.Code != c.code {
+				t.Fatalf("the local side was told %+v, want a reset with cause %q and code %v", told, c.cause, c.code)
+			}
+			if in, _ := p.a.Stream(id); in.State != StateReset {
+				t.Fatalf("stream after the breach: %+v, want reset", in)
+			}
+			var r *Reason
+			for f := next(p.a); f != nil; f = next(p.a) {
+				if f.Type == TypeRst && f.Stream == id {
+					got, _ := ParseReason(f.Bytes())
+					r = &got
+				}
+				f.Release()
+			}
+			if r == nil || r.Code != c.code {
+				t.Fatalf("the peer was sent RST %v, want one with %v", r, c.code)
+			}
+			if n, err := p.a.Write(other, []byte("still here")); n != 10 || err != nil || p.a.Err() != nil {
+				t.Fatalf("the other stream after the breach: Write %d, %v; link error %v", n, err, p.a.Err())
+			}
+		})
+	}
+}
+
 // FuzzSession: any frames a peer sends get a verdict, never a panic, and
 // every buffer comes back once the Session is closed and its events'
 // frames are released.
@@ -312,6 +383,7 @@ func FuzzSession(f *testing.F) {
 		start := PoolOutstanding()
 		s := NewSession(SessionConfig{Role: RoleAccepter, MaxStreams: 4, Window: 1024, PeerWindow: 1024, MaxWindow: 4096,
 			MaxData: 512, Policy: allowOnly("x:1"), Seq: seq, Reorder: 4096, PeerReorder: 4096})
+		s.AddCarrier(0)
 		var n uint64
 		for i := 0; i+1 < len(script) && s.Err() == nil; i += 2 {
 			typ, stream := Type(script[i]%0x12), uint32(script[i+1]%6)
@@ -344,7 +416,7 @@ func FuzzSession(f *testing.F) {
 					ev.Frame.Release()
 				}
 			}
-			for f := s.Next(0); f != nil; f = s.Next(0) {
+			for f := next(s); f != nil; f = next(s) {
 				f.Release()
 			}
 		}
@@ -353,4 +425,96 @@ func FuzzSession(f *testing.F) {
 			t.Fatalf("pool: %d buffers outstanding, %d at the start", got, start)
 		}
 	})
+}
+
+// TestSessionSendLimit: with windows far larger than the link's send
+// limit, what the link holds for sending stays within the limit plus each
+// stream's idle allowance however much its writers offer, and the writers
+// go on as the carrier takes frames.
+func TestSessionSendLimit(t *testing.T) {
+	checkPool(t)
+	const limit = 64 << 10
+	s := NewSession(SessionConfig{Role: RoleDialer, MaxStreams: 8, Window: 1 << 20, PeerWindow: 1 << 20, MaxWindow: 1 << 20,
+		MaxData: 16 << 10, SendLimit: limit})
+	t.Cleanup(s.Close)
+	s.AddCarrier(0)
+	var ids []uint32
+	for range 4 {
+		id, err := s.Open(TargetDial, "x:1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	offer := make([]byte, 256<<10)
+	written := 0
+	for round := range 8 {
+		for _, id := range ids {
+			n, err := s.Write(id, offer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			written += n
+		}
+		if held, bound := s.Sending(); held > bound || bound > limit+4*IdleAllowance {
+			t.Fatalf("round %d: holding %d for sending, bound %d", round, held, bound)
+		}
+		for f := next(s); f != nil; f = next(s) { // the carrier takes what waits
+			f.Release()
+		}
+	}
+	s.Events()
+	if written < 8*limit {
+		t.Fatalf("the writers wrote %d bytes over 8 rounds of a %d-byte limit: the room did not come back", written, limit)
+	}
+}
+
+// TestSessionDown: a link whose resume window ran out resets every stream
+// that had not ended, tells the local side of each, and refuses what
+// follows with an error naming why.
+func TestSessionDown(t *testing.T) {
+	p := newSessionPair(t, true, allowOnly("x:1"))
+	done, _ := p.a.Open(TargetDial, "x:1")
+	open, _ := p.a.Open(TargetDial, "x:1")
+	if err := p.pump(); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []uint32{done, open} {
+		if err := p.b.Accept(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := errors.Join(p.a.CloseWrite(done), p.b.CloseWrite(done)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.a.Write(open, []byte("never acknowledged")); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.pump(); err != nil {
+		t.Fatal(err)
+	}
+	p.a.Events()
+	p.a.Down(Reason{Code: CodeResumeExpired, Text: "not resumed in 30s"})
+	var reset []uint32
+	for _, ev := range p.a.Events() {
+		if ev.Kind == EventReset && ev.Reason.Code == CodeResumeExpired {
+			reset = append(reset, ev.Stream)
+		}
+	}
+	if len(reset) != 1 || reset[0] != open {
+		t.Fatalf("streams told of a reset: %v, want only %d (stream %d had ended cleanly)", reset, open, done)
+	}
+	if in, _ := p.a.Stream(open); in.State != StateReset {
+		t.Fatalf("the open stream after Down: %+v", in)
+	}
+	err := p.a.Err()
+	if !errors.Is(err, ErrLinkDown) || !errors.Is(err, ErrResumeExpired) {
+		t.Fatalf("Err after Down: %v, want ErrLinkDown and ErrResumeExpired", err)
+	}
+	if _, oerr := p.a.Open(TargetDial, "x:1"); oerr != err {
+		t.Fatalf("Open after Down: %v, want %v", oerr, err)
+	}
+	if f := next(p.a); f != nil {
+		t.Fatalf("Next after Down: %v", f)
+	}
 }

@@ -1,10 +1,5 @@
 package engine
 
-import (
-	"errors"
-	"fmt"
-)
-
 // A Session's side of the wire: frames in (Receive), frames out (Next,
 // Ack), carriers lost (CarrierLost), and the end (Close).
 
@@ -18,8 +13,12 @@ func (s *Session) Receive(carrier int, f *Frame) error {
 		f.Release()
 		return s.err
 	}
+	defer s.grant()
 	if !s.cfg.Seq || !f.Type.Sequenced() {
 		return s.fail(s.handle(carrier, f))
+	}
+	if c := s.carriers[carrier]; c != nil {
+		c.in += uint64(f.WireLen()) // before Push takes f
 	}
 	if err := s.reorder.Push(f); err != nil {
 		return s.fail(err)
@@ -56,13 +55,12 @@ func (s *Session) handle(carrier int, f *Frame) error {
 		return s.streamFrame(f)
 	case InboundCredit:
 		if st := s.streams[f.Stream]; st != nil && !st.reset {
-			if err := st.send.Add(in.Credit); err != nil {
+			if err := s.out.Grants.Credit(f.Stream, in.Credit); err != nil {
 				return err
 			}
-			s.events = append(s.events, Event{Kind: EventWritable, Stream: f.Stream})
 		}
 	case InboundAck:
-		return s.unacked.Ack(in.Ack.Received)
+		return s.out.Ack(carrier, in.Ack, s.now)
 	case InboundGoAway:
 		if s.peer == nil {
 			r := in.Reason
@@ -85,18 +83,18 @@ func (s *Session) peerOpen(f *Frame) error {
 		return v.Err
 	}
 	st := s.newStream(NewAccepter(f.Stream))
-	_ = st.st.Recv(TypeOpen) // a new accepter may always take its OPEN
+	_ = st.side.Recv(TypeOpen) // a new accepter may always take its OPEN
 	if v.Refuse != nil {
-		_ = st.st.Send(v.Refuse.Type)
+		_ = st.side.Send(v.Refuse.Type)
 		st.reset = true // what the opener sent before it knew is dropped
 		r, _ := ParseReason(v.Refuse.Bytes())
 		s.events = append(s.events, Event{Kind: EventRefused, Stream: f.Stream, Target: v.Open.Target, Reason: r, Cause: v.Cause})
-		s.q.Push(v.Refuse)
+		s.out.Push(v.Refuse)
 		return nil
 	}
 	s.events = append(s.events, Event{Kind: EventOpened, Stream: f.Stream, Target: v.Target})
 	if data := v.Open.Data; len(data) > 0 {
-		if err := st.recv.Receive(len(data)); err != nil {
+		if err := st.side.Early(len(data)); err != nil {
 			return err
 		}
 		st.unread += len(data)
@@ -106,120 +104,60 @@ func (s *Session) peerOpen(f *Frame) error {
 }
 
 // streamFrame is OPEN_OK, OPEN_FAIL, DATA, FIN or RST for a stream: its
-// state machine decides whether the frame is legal; one for a stream that
-// ended (a reset crossed it) or that this side never had is dropped.
+// StreamSide decides (Arrive); one for a stream that ended (a reset
+// crossed it) or that this side never had is dropped, and one that breaks
+// the stream's rules resets that stream only.
 func (s *Session) streamFrame(f *Frame) error {
 	st := s.streams[f.Stream]
 	if st == nil {
 		f.Release()
 		return nil
 	}
-	if st.reset && (f.Type == TypeData || f.Type == TypeFin) {
+	id, t := f.Stream, f.Type
+	if st.reset && (t == TypeData || t == TypeFin) {
 		f.Release() // sent before the peer knew of the reset
 		return nil
 	}
-	if err := st.st.Recv(f.Type); err != nil {
+	a, r := st.side.Arrive(f)
+	switch a {
+	case ArriveDrop:
 		f.Release()
-		if !errors.Is(err, ErrStreamClosed) {
-			return err
-		}
 		// The stream had ended: a frame that crossed our reset, or a RST
 		// that crossed the stream's clean end, which it now is.
-		if f.Type == TypeRst {
+		if t == TypeRst {
 			st.reset = true
 		}
 		return nil
-	}
-	switch f.Type {
-	case TypeOpenOK:
+	case ArriveBroken:
 		f.Release()
-		s.events = append(s.events, Event{Kind: EventAccepted, Stream: f.Stream})
-	case TypeOpenFail, TypeRst:
-		r, _ := ParseReason(f.Bytes()) // ClassifyInbound checked it
+		_ = st.side.Send(TypeRst)
+		s.endStream(id, st)
+		s.out.Push(NewReason(TypeRst, id, r.Code, r.Text))
+		s.events = append(s.events, Event{Kind: EventReset, Stream: id, Reason: r, Cause: brokenCause(r.Code)})
+	case ArriveAccepted:
+		f.Release()
+		s.events = append(s.events, Event{Kind: EventAccepted, Stream: id})
+	case ArriveRefused, ArriveReset:
 		f.Release()
 		if !st.reset {
-			s.endStream(f.Stream, st)
-			s.events = append(s.events, Event{Kind: EventReset, Stream: f.Stream, Reason: r})
+			s.endStream(id, st)
+			s.events = append(s.events, Event{Kind: EventReset, Stream: id, Reason: r})
 		}
-	case TypeData:
-		if err := st.recv.Receive(f.Len()); err != nil {
-			f.Release()
-			return fmt.Errorf("stream %d: %w", f.Stream, err)
-		}
+	case ArriveData:
 		st.unread += f.Len()
-		s.events = append(s.events, Event{Kind: EventData, Stream: f.Stream, Frame: f})
-	case TypeFin:
+		s.events = append(s.events, Event{Kind: EventData, Stream: id, Frame: f})
+	case ArriveFin:
 		f.Release()
-		s.events = append(s.events, Event{Kind: EventFin, Stream: f.Stream})
+		s.events = append(s.events, Event{Kind: EventFin, Stream: id})
 	}
-	s.settle(f.Stream, st)
+	s.settle(id, st)
 	return nil
 }
 
-// Next returns the next frame to send on carrier, or nil when nothing may
-// go now: nothing waits, or (CapSeq) what is unacknowledged is at the
-// peer's reorder limit. What a lost carrier carried goes first. The frame
-// is the caller's to write and Release.
-func (s *Session) Next(carrier int) *Frame {
-	if !s.cfg.Seq {
-		return s.q.Pop()
+// brokenCause names the rule a peer broke, for an EventReset's Cause.
+func brokenCause(c Code) string {
+	if c == CodeFlowControl {
+		return "flow-control"
 	}
-	for len(s.resend) > 0 {
-		seq := s.resend[0]
-		s.resend = s.resend[1:]
-		delete(s.pending, seq)
-		if f, _ := s.unacked.Get(seq); f != nil { // nil: acknowledged meanwhile
-			s.unacked.SentOn(seq, carrier)
-			s.resent++
-			f.Retain()
-			return f
-		}
-	}
-	if s.q.Len() == 0 || s.unacked.Bytes()+s.cfg.MaxData+MaxHeaderLen > s.cfg.PeerReorder {
-		return nil
-	}
-	f := s.q.Pop()
-	s.unacked.Number(f, carrier)
-	f.Retain()
-	return f
-}
-
-// Ack returns an ACK of what arrived in order, for carrier, when there is
-// news since the last one or again is set (an ACK lost with its carrier
-// is said again on a timer); nil otherwise. The frame is the caller's.
-func (s *Session) Ack(again bool) *Frame {
-	if !s.cfg.Seq {
-		return nil
-	}
-	r := s.reorder.Received()
-	if r == 0 || r == s.acked && !again {
-		return nil
-	}
-	s.acked = r
-	return NewAck(Ack{Received: r})
-}
-
-// CarrierLost says carrier is gone: what it carried and the peer has not
-// acknowledged goes out again, first, on the carriers that pull Next.
-func (s *Session) CarrierLost(carrier int) {
-	if !s.cfg.Seq {
-		return
-	}
-	for _, seq := range s.unacked.On(nil, carrier) {
-		if !s.pending[seq] {
-			s.pending[seq] = true
-			s.resend = append(s.resend, seq)
-		}
-	}
-}
-
-// Close releases every frame the Session holds.
-func (s *Session) Close() {
-	if s.cfg.Seq {
-		s.unacked.Drop()
-		s.reorder.Drop()
-	}
-	for _, f := range s.q.DropAll() {
-		f.Release()
-	}
+	return "protocol"
 }

@@ -254,6 +254,7 @@ func listenCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Com
 				door.close()
 				return err
 			}
+			defer door.close() // after the member has left
 			var bridge *cluster.Bridge
 			if member != nil {
 				defer member.Close()

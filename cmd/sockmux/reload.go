@@ -103,6 +103,12 @@ func (d *daemon) reload() (*reloadResult, error) {
 		}
 		d.applyLink(rl, l, res)
 	}
+	// The links a reload removed may have held the bridge and the door.
+	if to, err := d.bridge(next.links); err != nil {
+		res.failed("%v", err)
+	} else if to != "" {
+		res.applied("cluster: bridging at link %q", to)
+	}
 	for name, rs := range d.shares {
 		i := slices.IndexFunc(next.shares, func(s *shareConf) bool { return s.name == name })
 		if i < 0 || !reflect.DeepEqual(next.shares[i].raw, rs.conf.raw) {

@@ -27,6 +27,15 @@ type daemon struct {
 	cfg    *config
 	links  map[string]*runningLink
 	shares map[string]*runningShare
+
+	// The hub cluster's, when the file has a [cluster] table: the
+	// membership, whose directory every listen link's edges' binds go to
+	// (start), and the bridge and the door (the other hubs' links), both
+	// at one listen link's node, named bridged (bridge).
+	member  *cluster.Member
+	door    *hubDoor
+	bridger *cluster.Bridge
+	bridged string
 }
 
 type runningShare struct {
@@ -77,12 +86,9 @@ func runDaemon(ctx context.Context, cfg *config, log *slog.Logger) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	d := &daemon{log: log, cfg: cfg, links: map[string]*runningLink{}, shares: map[string]*runningShare{}}
-	var bridge *cluster.Bridge // the first listen link's, named bridged
-	bridged := ""
-	var door *hubDoor // the other hubs' links, served by the bridged link's node
 	if cfg.cluster != nil {
-		var err error
-		if door, err = openHubDoor(&cfg.cluster.flags, &cfg.cluster.cfg); err != nil {
+		door, err := openHubDoor(&cfg.cluster.flags, &cfg.cluster.cfg)
+		if err != nil {
 			return err
 		}
 		member, err := startCluster(&cfg.cluster.flags, cfg.cluster.cfg)
@@ -90,18 +96,12 @@ func runDaemon(ctx context.Context, cfg *config, log *slog.Logger) error {
 			door.close()
 			return err
 		}
-		// Closed after the links' shutdown below (defers run last).
+		d.member, d.door = member, door
+		// Run in turn after the links' shutdown below: the bridge
+		// closes, the member leaves, then the door closes.
+		defer door.close()
 		defer member.Close()
-		for _, l := range cfg.links {
-			if l.mode != "listen" {
-				continue
-			}
-			l.cfg.BindWatcher = registerBinds(member, log)
-			if bridge == nil {
-				bridge, bridged = cluster.NewBridge(member, bridgeConfig(l.cfg, door, log)), l.name
-				defer bridge.Close()
-			}
-		}
+		defer d.unbridge()
 	}
 	for _, l := range cfg.links {
 		rl, err := d.start(l)
@@ -110,13 +110,10 @@ func runDaemon(ctx context.Context, cfg *config, log *slog.Logger) error {
 			return err
 		}
 		d.links[l.name] = rl
-		if bridge != nil && l.name == bridged {
-			bridge.Attach(rl.node) // its pools get the other hubs' shares
-			if err := door.serve(rl.node); err != nil {
-				d.shutdown(0)
-				return err
-			}
-		}
+	}
+	if _, err := d.bridge(cfg.links); err != nil {
+		d.shutdown(0)
+		return err
 	}
 	for _, sc := range cfg.shares {
 		rs, err := d.startShare(sc)
@@ -168,6 +165,11 @@ func (d *daemon) start(l *linkConf) (*runningLink, error) {
 	log := d.log.With("link", l.name)
 	cfg := l.cfg
 	cfg.Logger = log
+	if l.mode == "listen" && d.member != nil {
+		// Every listen link's edges' binds are this hub's entries, the
+		// links a reload adds too.
+		cfg.BindWatcher = registerBinds(d.member, d.log)
+	}
 	if l.mode == "listen" {
 		local, err := carriers.IsLoopback(l.addr)
 		if err != nil {

@@ -56,7 +56,10 @@ type Config struct {
 	// credentials are derived from it. Required unless Bind is loopback.
 	Key []byte
 	// Link is where other hubs dial this hub's sockmux listener, put in
-	// the entries this member registers that do not name one.
+	// the entries this member registers that do not name one. With Key,
+	// the static provider gives it in its probes' answers, and the other
+	// members judge this hub's health by a link to it (health.go): it
+	// must be a listener served with HubLinkKey's key.
 	Link string
 	// Probe is how often the static provider probes each member, and
 	// how long it waits for an answer; ProbeFailures how many probes in

@@ -7,8 +7,11 @@
 //
 //   - membership comes from a cluster provider, chosen by name: "static"
 //     (this package's, static.go: a list of seeds, each member probing the
-//     others over the control plane and learning the members they know),
-//     or protoactor's "etcd", "consul" and "k8s" (providers.go);
+//     others over the control plane (probe.go) and learning the members
+//     they know, and, with a cluster key, holding a keyed sockmux link to
+//     each member's hub-link address, whose liveness a probe needs too:
+//     health.go), or protoactor's "etcd", "consul" and "k8s"
+//     (providers.go);
 //   - the control plane's traffic (protoactor's gRPC remote) is mutual TLS
 //     1.3 with credentials derived from the cluster's key (tls.go), and
 //     refused on a non-loopback address without one;

@@ -19,17 +19,18 @@ var protoactorLeaks = []goleak.Option{
 }
 
 // TestCloseLeavesNoGoroutines: a member's own goroutines (its loop, its
-// probes, its watchers) end with Close.
+// probes, its hub links, its watchers) end with Close.
 func TestCloseLeavesNoGoroutines(t *testing.T) {
 	needNoRace(t)
 	existing := goleak.IgnoreCurrent()
 	key := testKey(t)
-	cfg := Config{Name: "leak", Bind: "127.0.0.1:0", Provider: "static", Key: key, Logger: testLogger(t)}
+	doorA, doorB := openTestDoor(t, key), openTestDoor(t, key)
+	cfg := Config{Name: "test", Bind: "127.0.0.1:0", Provider: "static", Key: key, Logger: testLogger(t), Link: doorA.addr}
 	a, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Seeds = []string{a.ID()}
+	cfg.Seeds, cfg.Link = []string{a.ID()}, doorB.addr
 	b, err := Start(cfg)
 	if err != nil {
 		a.Close()
@@ -41,6 +42,8 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	waitFor(t, b, "registered on a", holds(Entry{Bind: "tcp/*:1", Hub: a.ID()}))
 	a.Close()
 	b.Close()
+	doorA.node.Close()
+	doorB.node.Close()
 	if err := goleak.Find(append(protoactorLeaks, existing)...); err != nil {
 		t.Errorf("goroutines left behind: %v", err)
 	}

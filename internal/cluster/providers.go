@@ -31,7 +31,11 @@ func newProvider(c Config) (cluster.ClusterProvider, error) {
 	)
 	switch c.Provider {
 	case "static":
-		p = newStaticProvider(c.Seeds, c.Probe, c.ProbeFailures, c.Logger)
+		sp, err := newStaticProvider(c)
+		if err != nil {
+			return nil, fmt.Errorf("--cluster-key: %w", err)
+		}
+		p = sp
 	case "etcd":
 		ec := clientv3.Config{Endpoints: c.Etcd, DialTimeout: c.RequestTimeout}
 		if err := checkEtcd(ec, c.RequestTimeout); err != nil {

@@ -5,24 +5,41 @@ package cluster
 //
 // Every member probes every member it knows, once per interval, over the
 // control plane (protoactor's remote, so mutual TLS with the cluster's
-// key): the probe is the prober's own cluster.Member, and the answer a
-// cluster.ClusterTopology whose first member is the answerer and whose
-// others are the members it counts as live. So a member learns of members
-// it was not given as seeds (a hub that joins later names one old hub as
-// its seed; the others hear of it from that hub, or from its own probes),
-// and every member converges on the same list. A member that misses
-// `failures` probes in a row leaves the list; one that was not a seed is
-// forgotten after three times that.
+// key): the probe names the prober, and the answer (probe.go) the
+// answerer and then the members it counts as live. So a member learns of
+// members it was not given as seeds (a hub that joins later names one old
+// hub as its seed; the others hear of it from that hub, or from its own
+// probes), and every member converges on the same list. A member that
+// fails `failures` probes in a row leaves the list; one that was not a
+// seed is forgotten after three times that.
+//
+// With a cluster key and a link address (Config.Key and Config.Link: a
+// hub serving the other hubs' links, keyed from the cluster's key), a
+// probe passes only if the control plane answers and the member's hub
+// link is up too: this member holds a keyed sockmux link to the link
+// address each member gives in its answer (health.go), and judges the
+// member by it. So health is judged over the hubs' authenticated links,
+// the data path the bridges' streams take: a hub whose control plane
+// answers while its link listener is dead, refuses the key or is
+// blackholed fails its probes and leaves after the same failure window as
+// a hub that died. Each member judges every other by its own links: what
+// another member answers only tells it whom to probe. A member that
+// gives no link address, when this one has hub links, never passes (every
+// hub with a key serves hub links: cmd/sockmux's --cluster-hub-listen).
+//
+// Without a key the hubs have no links of their own (they dial each
+// other's edge listener with the edges' key, which the cluster does not
+// hold): the probes alone judge, over the control plane, and a hub whose
+// control plane answers while its link listener does not is still
+// counted live. docs/CLUSTER.md says so.
 //
 // protoactor blocks, for good, a member id that left the topology. A hub
 // cut off for longer than the failure window is therefore not taken back
 // under the same id even when it answers again: it must restart (which
-// gives it a new id). docs/CLUSTER.md says so.
-//
-// The issue asks for health over the hubs' authenticated sockmux links;
-// the probes ride the control plane instead, which is as authenticated
-// (the same key) but is not the data path: a hub whose control plane
-// answers while its link listener does not is still counted live.
+// gives it a new id). docs/CLUSTER.md says so. For the same reason a
+// member is counted only once it has passed a whole probe, its hub link
+// up: a hub whose link never comes up never joins, rather than joining
+// and leaving for good.
 
 import (
 	"log/slog"
@@ -31,6 +48,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // probeName is the actor on every member that answers probes.
@@ -41,10 +59,12 @@ type staticProvider struct {
 	seeds    []string
 	interval time.Duration
 	failures int
+	link     string     // this member's hub-link address (Config.Link)
+	health   *hubHealth // nil: judged by the control plane alone (no key, or no link)
 	log      *slog.Logger
 
 	cl    *cluster.Cluster
-	self  *cluster.Member
+	self  probeMember
 	probe *actor.PID
 	wake  chan struct{}
 	stop  chan struct{}
@@ -57,17 +77,29 @@ type staticProvider struct {
 
 // peer is what a static provider knows of another member.
 type peer struct {
-	member *cluster.Member // as it last answered; nil until it has
-	fails  int             // probes in a row it has not answered
+	member *probeMember // as it last passed a probe; nil until it has
+	link   string       // its hub-link address, as it last answered
+	fails  int          // probes in a row it has failed
 	seed   bool
+	noLink bool // logged: it gives no hub-link address to judge it by
 }
 
-func newStaticProvider(seeds []string, interval time.Duration, failures int, log *slog.Logger) *staticProvider {
-	return &staticProvider{
-		seeds: seeds, interval: interval, failures: failures, log: log,
+// newStaticProvider makes the static provider of c: with a key and a
+// link address, judging the members over their hub links too.
+func newStaticProvider(c Config) (*staticProvider, error) {
+	p := &staticProvider{
+		seeds: c.Seeds, interval: c.Probe, failures: c.ProbeFailures, link: c.Link, log: c.Logger,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 		peers: map[string]*peer{},
 	}
+	if c.Key != nil && c.Link != "" {
+		key, err := HubLinkKey(c.Key, c.Name)
+		if err != nil {
+			return nil, err
+		}
+		p.health = newHubHealth(key, c.Probe, c.ProbeFailures, c.Logger)
+	}
+	return p, nil
 }
 
 // StartMember makes this member known and starts probing the seeds.
@@ -77,10 +109,10 @@ func (p *staticProvider) StartMember(c *cluster.Cluster) error {
 		return err
 	}
 	p.cl = c
-	p.self = &cluster.Member{Id: c.ActorSystem.ID, Host: host, Port: int32(port), Kinds: c.GetClusterKinds()}
+	p.self = probeMember{ID: c.ActorSystem.ID, Host: host, Port: int32(port), Kinds: c.GetClusterKinds(), Link: p.link}
 	p.mu.Lock()
 	for _, s := range p.seeds {
-		if s != p.self.Address() {
+		if s != p.self.address() {
 			p.peers[s] = &peer{seed: true}
 		}
 	}
@@ -100,27 +132,35 @@ func (p *staticProvider) StartClient(*cluster.Cluster) error {
 	return ErrConfig
 }
 
-// Shutdown stops probing.
+// Shutdown stops probing, and closes the hub links it held.
 func (p *staticProvider) Shutdown(bool) error {
 	p.once.Do(func() {
 		close(p.stop)
 		if p.probe == nil {
 			close(p.done)
-			return
+		} else {
+			<-p.done
+			p.cl.ActorSystem.Root.Stop(p.probe)
 		}
-		<-p.done
-		p.cl.ActorSystem.Root.Stop(p.probe)
+		if p.health != nil {
+			p.health.close()
+		}
 	})
 	return nil
 }
 
 // receive answers another member's probe, and remembers the prober.
 func (p *staticProvider) receive(ctx actor.Context) {
-	m, ok := ctx.Message().(*cluster.Member)
+	b, ok := ctx.Message().(*wrapperspb.BytesValue)
 	if !ok {
 		return
 	}
-	if addr := m.Address(); addr != p.self.Address() && len(addr) <= maxField {
+	d, err := decodeProbe(b.GetValue(), opProbe)
+	if err != nil {
+		p.log.Warn("cluster: bad probe", "from", ctx.Sender(), "reason", err)
+		return
+	}
+	if addr := d.Members[0].address(); addr != p.self.address() {
 		p.mu.Lock()
 		_, known := p.peers[addr]
 		if !known && len(p.peers) < maxEntries {
@@ -131,7 +171,7 @@ func (p *staticProvider) receive(ctx actor.Context) {
 			p.kick()
 		}
 	}
-	ctx.Respond(&cluster.ClusterTopology{Members: p.live()})
+	ctx.Respond(encodeProbe(&probeDoc{Op: opLive, Members: p.live()}))
 }
 
 // kick asks for a probe round now.
@@ -142,16 +182,16 @@ func (p *staticProvider) kick() {
 	}
 }
 
-// live is this member, then the others that answer.
-func (p *staticProvider) live() []*cluster.Member {
+// live is this member, then the others that pass their probes.
+func (p *staticProvider) live() []probeMember {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := []*cluster.Member{p.self}
-	seen := map[string]bool{p.self.Id: true}
+	out := []probeMember{p.self}
+	seen := map[string]bool{p.self.ID: true}
 	for _, pr := range p.peers {
-		if pr.member != nil && pr.fails < p.failures && !seen[pr.member.Id] {
-			seen[pr.member.Id] = true
-			out = append(out, pr.member)
+		if pr.member != nil && pr.fails < p.failures && !seen[pr.member.ID] {
+			seen[pr.member.ID] = true
+			out = append(out, *pr.member)
 		}
 	}
 	return out
@@ -160,7 +200,12 @@ func (p *staticProvider) live() []*cluster.Member {
 // publish hands the live members to protoactor, which works out who
 // joined and who left (and does nothing when no one did).
 func (p *staticProvider) publish() {
-	p.cl.MemberList.UpdateClusterTopology(p.live())
+	live := p.live()
+	ms := make([]*cluster.Member, len(live))
+	for i, m := range live {
+		ms[i] = m.member()
+	}
+	p.cl.MemberList.UpdateClusterTopology(ms)
 }
 
 // run probes every known member once per interval, and when kicked.
@@ -183,10 +228,11 @@ func (p *staticProvider) run() {
 // probeResult is one probe's outcome.
 type probeResult struct {
 	addr  string
-	reply *cluster.ClusterTopology // nil: no answer in time
+	reply *probeDoc // nil: no answer in time
 }
 
-// round probes every known member at once and records the answers.
+// round probes every known member at once over the control plane, then
+// judges each by its answer and, with hub links, by its link.
 func (p *staticProvider) round() {
 	p.mu.Lock()
 	addrs := make([]string, 0, len(p.peers))
@@ -194,47 +240,108 @@ func (p *staticProvider) round() {
 		addrs = append(addrs, a)
 	}
 	p.mu.Unlock()
+	req := encodeProbe(&probeDoc{Op: opProbe, Members: []probeMember{p.self}})
 	results := make(chan probeResult, len(addrs))
 	for _, a := range addrs {
 		go func() {
-			res, err := p.cl.ActorSystem.Root.RequestFuture(actor.NewPID(a, probeName), p.self, p.interval).Result()
-			t, _ := res.(*cluster.ClusterTopology)
-			if err != nil || t == nil || len(t.Members) == 0 {
-				t = nil
+			res, err := p.cl.ActorSystem.Root.RequestFuture(actor.NewPID(a, probeName), req, p.interval).Result()
+			var d *probeDoc
+			if b, ok := res.(*wrapperspb.BytesValue); ok && err == nil {
+				if d, err = decodeProbe(b.GetValue(), opLive); err != nil {
+					p.log.Debug("cluster: bad probe answer", "member", a, "reason", err)
+				}
 			}
-			results <- probeResult{addr: a, reply: t}
+			results <- probeResult{addr: a, reply: d}
 		}()
 	}
+	answers := make([]probeResult, 0, len(addrs))
 	for range addrs {
-		p.record(<-results)
+		r := <-results
+		p.learn(r)
+		answers = append(answers, r)
+	}
+	if p.health != nil {
+		p.health.keep(p.links())
+	}
+	for _, r := range answers {
+		p.judge(r)
 	}
 }
 
-// record applies one probe's outcome.
-func (p *staticProvider) record(r probeResult) {
+// learn takes what an answer tells: the members the answerer counts
+// live (to probe them too), and the answerer's hub-link address.
+func (p *staticProvider) learn(r probeResult) {
+	if r.reply == nil {
+		return
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	pr := p.peers[r.addr]
 	if pr == nil {
 		return
 	}
-	if r.reply == nil {
-		pr.fails++
-		p.log.Debug("cluster: probe not answered", "member", r.addr, "probes", pr.fails)
-		if pr.fails == p.failures && pr.member != nil {
-			p.log.Warn("cluster: member stopped answering probes", "member", r.addr, "probes", pr.fails)
-		}
-		if !pr.seed && pr.fails >= 3*p.failures {
-			delete(p.peers, r.addr)
-		}
-		return
-	}
-	pr.fails = 0
-	pr.member = r.reply.Members[0]
+	pr.link = r.reply.Members[0].Link
 	for _, m := range r.reply.Members[1:] {
-		a := m.Address()
-		if _, ok := p.peers[a]; !ok && a != p.self.Address() && len(a) <= maxField && len(p.peers) < maxEntries {
+		a := m.address()
+		if _, ok := p.peers[a]; !ok && a != p.self.address() && len(p.peers) < maxEntries {
 			p.peers[a] = &peer{}
 		}
+	}
+}
+
+// links is the hub-link addresses of the members known, to hold links
+// to.
+func (p *staticProvider) links() map[string]bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string]bool{}
+	for _, pr := range p.peers {
+		if pr.link != "" {
+			out[pr.link] = true
+		}
+	}
+	return out
+}
+
+// judge applies one probe's outcome: passed if the member answered and,
+// with hub links, its link is up.
+func (p *staticProvider) judge(r probeResult) {
+	// Asked before the lock: the links' events take the health's lock.
+	linkUp := true
+	if p.health != nil && r.reply != nil {
+		linkUp = r.reply.Members[0].Link != "" && p.health.isUp(r.reply.Members[0].Link)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pr := p.peers[r.addr]
+	if pr == nil {
+		return
+	}
+	reason := ""
+	switch {
+	case r.reply == nil:
+		reason = "no answer"
+	case !linkUp && r.reply.Members[0].Link == "":
+		reason = "no hub link"
+		if !pr.noLink {
+			pr.noLink = true
+			p.log.Warn("cluster: a member gives no hub-link address; it is not counted live", "member", r.addr)
+		}
+	case !linkUp:
+		reason = "hub link down"
+	}
+	if reason == "" {
+		pr.fails = 0
+		m := r.reply.Members[0]
+		pr.member = &m
+		return
+	}
+	pr.fails++
+	p.log.Debug("cluster: probe failed", "member", r.addr, "probes", pr.fails, "reason", reason)
+	if pr.fails == p.failures && pr.member != nil {
+		p.log.Warn("cluster: member failed its probes", "member", r.addr, "probes", pr.fails, "reason", reason)
+	}
+	if !pr.seed && pr.fails >= 3*p.failures {
+		delete(p.peers, r.addr)
 	}
 }

@@ -1,10 +1,8 @@
-package actors
+package engine
 
 import (
 	"bytes"
 	"testing"
-
-	"github.com/sockmux/sockmux/engine"
 )
 
 // TestSplitFrame: a DATA frame cut for a slow path keeps its first n bytes
@@ -12,11 +10,11 @@ import (
 // stream; both go back to the pool.
 func TestSplitFrame(t *testing.T) {
 	payload := bytes.Repeat([]byte("0123456789"), 7000)
-	for _, n := range []int{1, engine.MinChunk, len(payload) - 1} {
-		f := &engine.Frame{Type: engine.TypeData, Stream: 7, Payload: engine.GetBuffer(len(payload))}
+	for _, n := range []int{1, MinChunk, len(payload) - 1} {
+		f := &Frame{Type: TypeData, Stream: 7, Payload: GetBuffer(len(payload))}
 		copy(f.Payload.B, payload)
 		rest := splitFrame(f, n)
-		if rest.Type != engine.TypeData || rest.Stream != 7 || rest.Seq != 0 {
+		if rest.Type != TypeData || rest.Stream != 7 || rest.Seq != 0 {
 			t.Fatalf("cut at %d: the rest is %v seq %d", n, rest, rest.Seq)
 		}
 		if !bytes.Equal(f.Bytes(), payload[:n]) || !bytes.Equal(rest.Bytes(), payload[n:]) {

@@ -1,0 +1,118 @@
+//go:build linux
+
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sockmux/sockmux/internal/testkit"
+)
+
+// TestClusterRunReload: under `sockmux run`, a reload that removes the
+// listen link the bridge and the other hubs' links were at moves them to
+// the next listen link (the other hub's bind still works here, and this
+// hub stays a member), and a listen link a reload adds registers its
+// edges' binds (the other hub binds them). Hub A is a `sockmux run`
+// process reloaded through its control socket, hub B a listen process;
+// the edges run in this process.
+func TestClusterRunReload(t *testing.T) {
+	testkit.CheckLeaks(t) // the edges'; the hubs are processes
+	key := keyFile(t, "the hubs' and edges' link key, 32 bytes or more")
+	clusterKey := keyFile(t, "the control plane's cluster key, 32 bytes or more")
+	_, p, _ := net.SplitHostPort(testkit.FreeAddr(t)) // bound by B's edge, bridged at A
+	_, q, _ := net.SplitHostPort(testkit.FreeAddr(t)) // bound by A's added link's edge, bridged at B
+	port := func() string { _, x, _ := net.SplitHostPort(testkit.FreeAddr(t)); return x }
+	hostA, hostB := "127.0.0.21", "127.0.0.22"
+	controlA := net.JoinHostPort(hostA, port())
+	first, second, third := net.JoinHostPort(hostA, port()), net.JoinHostPort(hostA, port()), net.JoinHostPort(hostA, port())
+
+	ctl := filepath.Join(t.TempDir(), "ctl.sock")
+	conf := func(links ...[2]string) string {
+		var b strings.Builder
+		fmt.Fprintf(&b, "control = %q\n", ctl)
+		for _, l := range links {
+			fmt.Fprintf(&b, "[[link]]\nname = %q\nlisten = %q\nkey-file = %q\nremote-bind-addr = %q\nallow-listen = [\"*:%s\", \"*:%s\"]\n",
+				l[0], l[1], key, hostA, p, q)
+		}
+		fmt.Fprintf(&b, "[cluster]\nname = \"t\"\nbind = %q\nkey = %q\n", controlA, clusterKey)
+		return b.String()
+	}
+	path := writeConfig(t, conf([2]string{"first", first}, [2]string{"second", second}))
+	a := startChild(t, nil, "run", "-c", path)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("hub A logged:\n%s", a.log.String())
+		}
+	})
+	a.waitLine(t, "hub A's control socket", `msg="control socket"`)
+
+	linkB, controlB := net.JoinHostPort(hostB, port()), net.JoinHostPort(hostB, port())
+	b := startChild(t, nil, "listen", "--drain", "0s", "--key-file", key, "--remote-bind-addr", hostB,
+		"--allow-listen", "*:"+p, "--allow-listen", "*:"+q, "--cluster", "t", "--cluster-key", clusterKey,
+		"--cluster-bind", controlB, "--cluster-seed", controlA, linkB)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("hub B logged:\n%s", b.log.String())
+		}
+	})
+	b.waitLine(t, "hub B joined by A", `msg="cluster: hub joined"`, "hub="+controlA)
+	echo := testkit.Echo(t)
+
+	// B's edge binds *:p; A bridges it, at its first link's node.
+	edgeB := runBG(t, "connect", "--drain", "0s", "--resume-window", "0", "--key-file", key, "-R", "*:"+p+":"+echo, linkB)
+	waitLog(t, edgeB, `msg="reverse forward listening"`)
+	a.waitLine(t, "A bridging B's bind", `msg="cluster: bridging a bind of another hub"`, "hub="+controlB)
+	echoAt(t, net.JoinHostPort(hostA, p))
+
+	// The first link goes: the bridge and the door move to the second.
+	from := len(a.log.String())
+	reload(t, path, ctl, conf([2]string{"second", second}))
+	a.waitLine(t, "the reload moving the bridge", `reload: cluster: bridging at link \"second\"`)
+	waitAfter(t, &a.log, from, `msg="cluster: bridging a bind of another hub"`, "hub="+controlB)
+	echoAt(t, net.JoinHostPort(hostA, p))
+
+	// A third link comes: its edge's bind is A's entry, which B bridges.
+	reload(t, path, ctl, conf([2]string{"second", second}, [2]string{"third", third}))
+	a.waitLine(t, "the reload adding a link", `reload: link \"third\" added`)
+	edgeA := runBG(t, "connect", "--drain", "0s", "--resume-window", "0", "--key-file", key, "-R", "*:"+q+":"+echo, third)
+	waitLog(t, edgeA, `msg="reverse forward listening"`)
+	b.waitLine(t, "B bridging A's added bind", `msg="cluster: bridging a bind of another hub"`, "hub="+controlA, ":"+q)
+	echoAt(t, net.JoinHostPort(hostB, q))
+	// A was a member all along: B never saw it leave.
+	if _, left := findLine(b.log.String(), `msg="cluster: hub left"`, "hub="+controlA); left {
+		t.Errorf("hub B saw hub A leave across the reloads")
+	}
+}
+
+// reload writes text as the config file at path and has the daemon
+// whose control socket is ctl reload it.
+func reload(t *testing.T, path, ctl, text string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := controlCall(ctl, "reload"); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+}
+
+// waitAfter is waitLine for a line logged past the first from bytes.
+func waitAfter(t *testing.T, log *syncBuffer, from int, parts ...string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if _, ok := findLine(log.String()[from:], parts...); ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no line with %q in the log after the reload:\n%s", parts, log.String()[from:])
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
