@@ -239,6 +239,14 @@ type streamAttached struct {
 	open, ok *engine.Frame
 }
 
+func (m *streamAttached) release() {
+	for _, f := range []*engine.Frame{m.open, m.ok} {
+		if f != nil {
+			f.Release()
+		}
+	}
+}
+
 // streamDeclared tells the Scheduler, from the Link, that stream id exists (its
 // OPEN was sent or taken): CREDITs for it count from now on, even before
 // its Stream attaches.

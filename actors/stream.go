@@ -189,7 +189,7 @@ func (s *streamActor) dialed(ctx actor.Context, err error) {
 	}
 	_ = s.side.Send(engine.TypeOpenOK)
 	var ok *engine.Frame
-	if s.local != nil && s.local.holdOpenOK() {
+	if s.local != nil && s.env.cfg.AcceptStream != nil && s.local.holdOpenOK() { // the library's, not a splice's
 		s.okHeld = true // it goes with the first frame (local.go: sendHeldOK)
 	} else {
 		ok = engine.NewEmpty(engine.TypeOpenOK, s.id)
