@@ -50,8 +50,10 @@ type pool struct {
 	name    string
 	ln      net.Listener // a TCP pool's socket
 	pc      *net.UDPConn // a UDP pool's socket
+	door    *net.UDPConn // a UDP pool's door in a hub cluster, for other hubs' flows (pool_udp.go)
 	bound   string       // the address the socket is bound to
 	pid     *actor.PID   // its listenerActor (TCP) or udpListener (UDP)
+	doorPID *actor.PID   // the door's udpListener
 	members []*poolMember
 	peers   []*poolPeer
 	next    int // where the round robin among equally loaded choices goes on
@@ -109,6 +111,15 @@ func (e *env) openPoolLocked(addr, name string, udp bool) (*pool, error) {
 			return nil, err
 		}
 		p.pc, p.bound = pc, pc.LocalAddr().String()
+		if e.cfg.BindWatcher != nil { // a hub cluster's: other hubs bring flows to the door
+			door, err := listenUDP(udpDoorAddr)
+			if err != nil {
+				pc.Close()
+				return nil, fmt.Errorf("%w: %w", ErrPoolDoor, err)
+			}
+			p.door = door
+			p.doorPID = e.sys.Root.Spawn(e.props(func() actor.Actor { return newPoolUDPDoor(e, door, p) }))
+		}
 		p.pid = e.sys.Root.Spawn(e.props(func() actor.Actor { return newPoolUDPListener(e, pc, p) }))
 	} else {
 		ln, err := listenTCP(addr)
@@ -126,7 +137,13 @@ func (e *env) openPoolLocked(addr, name string, udp bool) (*pool, error) {
 }
 
 // watchPool tells the BindWatcher, if any, how many members p has here.
-func (e *env) watchPool(p *pool) { e.watchAnyBind(p.pc != nil, p.bound, p.name, len(p.members)) }
+func (e *env) watchPool(p *pool) {
+	door := ""
+	if p.door != nil {
+		door = p.door.LocalAddr().String()
+	}
+	e.watchAnyBind(p.pc != nil, p.bound, p.name, len(p.members), door)
+}
 
 // leavePool takes m out of the pool known by key (poolKey). The last
 // member to leave closes the socket there and then, so the address is
@@ -173,6 +190,10 @@ func (e *env) closePoolLocked(key string, p *pool) {
 		p.ln.Close()
 	}
 	e.sys.Root.Stop(p.pid)
+	if p.door != nil {
+		p.door.Close()
+		e.sys.Root.Stop(p.doorPID)
+	}
 }
 
 // closePools closes every pool: at shutdown, those a link's end does not

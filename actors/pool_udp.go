@@ -13,9 +13,22 @@ package actors
 // again on a live choice: a datagram is worth nothing late, and a flow
 // that waited for a resume would take none of its datagrams meanwhile.
 //
+// In a hub cluster (a node with a BindWatcher: internal/cluster's bridge)
+// another hub gives flows to this hub's members as a datagram stream to
+// this hub, which sends the flow's datagrams from a socket of its own
+// (conn.go's UDP dial) to a target here. Were that target the pool's
+// socket, the flow would be a new client of the whole pool, which could
+// give it back to another hub. So a clustered UDP pool has a door too: a
+// second socket, on loopback, served by a udpListener of its own whose
+// flows go to this node's own members only (pick's localOnly, as
+// splice.go's for a TCP pool). The door's address is registered with the
+// bind (ReverseBind.Door), and it is what the other hubs' shares target:
+// a flow crosses one hop between hubs at most.
+//
 // Who owns what: as for a TCP pool (pool.go), the poolSet owns the pool
-// and its socket, the udpListener (spawned at the root) the flows, each
-// a udpConn the stream opened for it reads and writes.
+// and its sockets (the door's too), the udpListeners (spawned at the
+// root) the flows, each a udpConn the stream opened for it reads and
+// writes.
 
 import (
 	"net"
@@ -24,10 +37,22 @@ import (
 	"github.com/sockmux/sockmux/internal/forward"
 )
 
-// newPoolUDPListener serves UDP pool p's socket pc.
+// newPoolUDPListener serves UDP pool p's socket pc (its own, or its door:
+// the door's flows count as the pool's, as splice.go's do for a TCP pool).
 func newPoolUDPListener(e *env, pc *net.UDPConn, p *pool) *udpListener {
 	return &udpListener{env: e, pc: pc, pool: p, kind: engine.TargetForward, sessions: make(map[string]*udpConn),
-		fwd: forward.Forward{Bind: pc.LocalAddr().String(), Target: "pool " + p.name, UDP: true}}
+		fwd: forward.Forward{Bind: p.bound, Target: "pool " + p.name, UDP: true}}
+}
+
+// udpDoorAddr is where a clustered UDP pool's door listens: loopback,
+// as the other hubs' streams are dialled from this host.
+const udpDoorAddr = "127.0.0.1:0"
+
+// newPoolUDPDoor serves UDP pool p's door: flows to local members only.
+func newPoolUDPDoor(e *env, door *net.UDPConn, p *pool) *udpListener {
+	u := newPoolUDPListener(e, door, p)
+	u.localOnly = true
+	return u
 }
 
 // live reports whether the choice may still take a flow's datagrams: a
@@ -45,7 +70,7 @@ func (c poolChoice) live() bool {
 // nothing live, the flow's datagram is dropped: UDP has no one to wait
 // for).
 func (u *udpListener) openPooled(s *udpConn) bool {
-	ch := u.env.pick(u.pool, false)
+	ch := u.env.pick(u.pool, u.localOnly)
 	if !ch.ok() {
 		return false
 	}

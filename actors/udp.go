@@ -43,15 +43,16 @@ type udpTick struct{}
 // stream and leave from this socket to that client. Idle sessions expire,
 // and at most UDPMax live at once, the least recently active evicted first.
 type udpListener struct {
-	env      *env
-	self     *actor.PID
-	pc       *net.UDPConn
-	fwd      forward.Forward
-	link     *actor.PID // fixed for the peer's -R; else the newest link
-	pool     *pool      // a pooled UDP -R: each flow goes to a member (pool_udp.go)
-	kind     engine.TargetKind
-	sessions map[string]*udpConn
-	timer    *time.Timer
+	env       *env
+	self      *actor.PID
+	pc        *net.UDPConn
+	fwd       forward.Forward
+	link      *actor.PID // fixed for the peer's -R; else the newest link
+	pool      *pool      // a pooled UDP -R: each flow goes to a member (pool_udp.go)
+	localOnly bool       // a pool's door: flows go to this node's members only
+	kind      engine.TargetKind
+	sessions  map[string]*udpConn
+	timer     *time.Timer
 }
 
 func newUDPListener(e *env, pc *net.UDPConn, f forward.Forward) *udpListener {
