@@ -29,7 +29,9 @@ type ReverseBind struct {
 }
 
 // watchBind tells the BindWatcher, if any, about the TCP forward on addr.
-func (e *env) watchBind(addr, pool string, members int) { e.watchAnyBind(false, addr, pool, members, "") }
+func (e *env) watchBind(addr, pool string, members int) {
+	e.watchAnyBind(false, addr, pool, members, "")
+}
 
 // watchUDPBind tells the BindWatcher, if any, about the UDP forward on
 // addr, which one link holds (members 1) or held (0).
