@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux/carriers"
 	"github.com/sockmux/sockmux/internal/forward"
 	"github.com/sockmux/sockmux/internal/testkit"
 	"github.com/sockmux/sockmux/internal/testpair"
@@ -242,5 +245,98 @@ func TestUDPPoolBesideTCPPool(t *testing.T) {
 	}
 	if _, name := flow(t, port, 1); name != "udp edge" {
 		t.Fatalf("the UDP port reached %q", name)
+	}
+}
+
+// udpPoolHub is a clustered hub (a node with a BindWatcher) with one edge
+// in UDP pool "dns", whose -R on port goes to a namedUDPEcho saying
+// name; it returns the hub, the port, its link listener's address and the
+// pool's door, as registered. Plain nodes, closed when the test ends (as
+// poolHub).
+func udpPoolHub(t testing.TB, name string) (hub *actors.Node, port *net.UDPAddr, link, door string) {
+	t.Helper()
+	port = freeUDPAddr(t)
+	target := namedUDPEcho(t, name)
+	var mu sync.Mutex
+	hub, err := actors.NewNode(actors.Config{BindWatcher: func(rb actors.ReverseBind) {
+		mu.Lock()
+		defer mu.Unlock()
+		if rb.UDP && rb.Pool == "dns" && rb.Members > 0 {
+			door = rb.Door
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hub.Close() })
+	ln, err := carriers.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub.Serve(ln)
+	log := testkit.NewRecorder()
+	edge, err := actors.NewNode(actors.Config{Logger: slog.New(log), Pool: "dns",
+		Remotes: []forward.Forward{{Bind: port.String(), Target: target, UDP: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { edge.Close() })
+	d, err := carriers.NewDialer("tcp://" + ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	edge.Connect(d)
+	remoteListening(t, log, 1)
+	waitFor(t, "the pool's door registered", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return door != ""
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	return hub, port, ln.Addr().String(), door
+}
+
+// TestUDPPoolSpreadsOverPeers: two clustered hubs, each holding one edge
+// of UDP pool "dns" and a share of the other's (targeting its door):
+// flows at either hub spread over both edges, and flows brought to a
+// hub's door go to its own edge only, never back to the other hub: one
+// hop between hubs at most.
+func TestUDPPoolSpreadsOverPeers(t *testing.T) {
+	h1, port1, link1, door1 := udpPoolHub(t, "edge1")
+	h2, port2, link2, door2 := udpPoolHub(t, "edge2")
+	to2, to1 := linkTo(t, link2), linkTo(t, link1)
+	if _, err := h1.SetUDPPoolPeers(port1.String(), "dns", []actors.PoolPeer{{Hub: "h2", Via: to2, Target: door2, Members: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h2.SetUDPPoolPeers(port2.String(), "dns", []actors.PoolPeer{{Hub: "h1", Via: to1, Target: door1, Members: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	// At h1, 10 to each; at h2 its edge holds the 10 that h1 brought to
+	// its door already (they are open until idle), so h1's share gets the
+	// first 10 and the rest alternate: 15 and 5.
+	for _, tc := range []struct {
+		at           *net.UDPAddr
+		edge1, edge2 int
+	}{{port1, 10, 10}, {port2, 15, 5}} {
+		count := map[string]int{}
+		for i := range 20 {
+			_, name := flow(t, tc.at, i)
+			count[name]++
+		}
+		if count["edge1"] != tc.edge1 || count["edge2"] != tc.edge2 {
+			t.Fatalf("20 flows at %s went %v, want %d to edge1 and %d to edge2", tc.at, count, tc.edge1, tc.edge2)
+		}
+	}
+	for door, want := range map[string]string{door1: "edge1", door2: "edge2"} {
+		a, err := net.ResolveUDPAddr("udp", door)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 6 {
+			if _, name := flow(t, a, 300+i); name != want {
+				t.Fatalf("flow %d to the door %s reached %s, want %s (the hub's own edge)", i, door, name, want)
+			}
+		}
 	}
 }
