@@ -21,16 +21,23 @@ type ReverseBind struct {
 	Pool string
 	// Members is how many links hold it here; 0: no longer listening.
 	Members int
+	// Door, for a UDP pool, is where another hub sends the flows it
+	// gives this hub's members: a loopback address whose flows go to
+	// this node's own members only (pool_udp.go), so a flow crosses one
+	// hop between hubs at most.
+	Door string
 }
 
 // watchBind tells the BindWatcher, if any, about the TCP forward on addr.
-func (e *env) watchBind(addr, pool string, members int) { e.watchAnyBind(false, addr, pool, members) }
+func (e *env) watchBind(addr, pool string, members int) {
+	e.watchAnyBind(false, addr, pool, members, "")
+}
 
 // watchUDPBind tells the BindWatcher, if any, about the UDP forward on
 // addr, which one link holds (members 1) or held (0).
-func (e *env) watchUDPBind(addr string, members int) { e.watchAnyBind(true, addr, "", members) }
+func (e *env) watchUDPBind(addr string, members int) { e.watchAnyBind(true, addr, "", members, "") }
 
-func (e *env) watchAnyBind(udp bool, addr, pool string, members int) {
+func (e *env) watchAnyBind(udp bool, addr, pool string, members int, door string) {
 	if e.cfg.BindWatcher == nil {
 		return
 	}
@@ -41,5 +48,5 @@ func (e *env) watchAnyBind(udp bool, addr, pool string, members int) {
 			asked = "*:" + port
 		}
 	}
-	e.cfg.BindWatcher(ReverseBind{UDP: udp, Addr: addr, Asked: asked, Pool: pool, Members: members})
+	e.cfg.BindWatcher(ReverseBind{UDP: udp, Addr: addr, Asked: asked, Pool: pool, Members: members, Door: door})
 }

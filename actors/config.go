@@ -105,9 +105,10 @@ type Config struct {
 	// RemoteBindAddr, when set, is the host this side binds a peer's -R
 	// on when the -R asks for all addresses ("*", "", 0.0.0.0 or ::).
 	RemoteBindAddr string
-	// Pool names the pool this side's TCP -R forwards join at the peer:
-	// links that ask the same peer for the same address under the same
-	// pool share its listening socket (pool.go). "" pools nothing.
+	// Pool names the pool this side's -R forwards join at the peer:
+	// links that ask the same peer for the same address (TCP, or UDP)
+	// under the same pool name share its listening socket (pool.go,
+	// pool_udp.go). "" pools nothing.
 	Pool string
 	// Keepalive is how often a link PINGs its peer (DefaultKeepalive when
 	// 0; negative turns it off). A link that receives no frame at all for

@@ -19,7 +19,10 @@
 // pool also holds other hubs' shares (Node.SetPoolPeers), weighed by the
 // edges they hold, and a stream another hub brings for one of this node's
 // reverse forwards is spliced to the forward's link in process (an
-// in-memory pipe, never a dial of its own address nor a hop onwards).
+// in-memory pipe, never a dial of its own address nor a hop onwards). A
+// UDP pool (pool_udp.go) spreads client flows the same way; in a hub
+// cluster it has a loopback door whose flows, those other hubs bring, go
+// to its own members only.
 //
 // The actors are thin: the protocol's decisions (codec, stream states,
 // windows, scheduling order) are in package engine. Blocking I/O runs only

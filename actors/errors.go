@@ -69,3 +69,7 @@ var errLocalIO = errors.New("a stream's local end is not read or written as a so
 // own pooled reverse forwards when none of its members here is live: it
 // is refused rather than sent on to another hub (one hop at most).
 var ErrNotHeldHere = errors.New("no live edge holds that reverse forward here")
+
+// ErrPoolDoor is a UDP pool in a hub cluster that could not open its door
+// (pool_udp.go): the loopback socket other hubs send its flows to.
+var ErrPoolDoor = errors.New("could not open the UDP pool's door for other hubs")

@@ -93,7 +93,23 @@ func (l *linkActor) bind(ctx actor.Context, b engine.Bind) {
 		return
 	}
 	self := l.self
-	if b.Proto == 1 {
+	udp := b.Proto == 1
+	if b.Pool != "" {
+		m := newPoolMember(l.env, self, b.ID)
+		bound, err := l.env.joinPool(addr, b.Pool, udp, m)
+		if err != nil {
+			l.env.warn("pooled reverse forward refused", "peer", l.peer, "listen", forwardAddr(addr, udp), "pool", b.Pool, "reason", err)
+			reply(engine.CodeBindFailed, err.Error())
+			return
+		}
+		key := poolKey(addr, udp)
+		l.reverse[b.ID] = ctx.Spawn(l.env.props(func() actor.Actor { return &poolMemberActor{env: l.env, key: key, m: m} }))
+		l.env.log.Info("reverse forward joined its pool", "peer", l.peer, "listen", forwardAddr(bound, udp), "pool", b.Pool,
+			"members", l.env.poolMembers(key), "id", b.ID)
+		reply(engine.CodeNormal, bound)
+		return
+	}
+	if udp {
 		pc, err := listenUDP(addr) // bind: no waiting
 		if err != nil {
 			l.env.warn("reverse forward refused", "peer", l.peer, "listen", addr+"/udp", "reason", err)
@@ -105,20 +121,6 @@ func (l *linkActor) bind(ctx actor.Context, b engine.Bind) {
 		reply(engine.CodeNormal, pc.LocalAddr().String())
 		return
 	}
-	if b.Pool != "" {
-		m := newPoolMember(l.env, self, b.ID)
-		bound, err := l.env.joinPool(addr, b.Pool, m)
-		if err != nil {
-			l.env.warn("pooled reverse forward refused", "peer", l.peer, "listen", addr, "pool", b.Pool, "reason", err)
-			reply(engine.CodeBindFailed, err.Error())
-			return
-		}
-		l.reverse[b.ID] = ctx.Spawn(l.env.props(func() actor.Actor { return &poolMemberActor{env: l.env, addr: addr, m: m} }))
-		l.env.log.Info("reverse forward joined its pool", "peer", l.peer, "listen", bound, "pool", b.Pool,
-			"members", l.env.poolMembers(addr), "id", b.ID)
-		reply(engine.CodeNormal, bound)
-		return
-	}
 	ln, err := listenTCP(addr) // bind and listen: no waiting
 	if err != nil {
 		l.env.warn("reverse forward refused", "peer", l.peer, "listen", addr, "reason", err)
@@ -128,6 +130,14 @@ func (l *linkActor) bind(ctx actor.Context, b engine.Bind) {
 	l.reverse[b.ID] = ctx.Spawn(l.env.props(func() actor.Actor { return newReverseListener(l.env, ln, self, b.ID) }))
 	l.env.log.Info("reverse forward listening for the peer", "peer", l.peer, "listen", ln.Addr().String(), "id", b.ID)
 	reply(engine.CodeNormal, ln.Addr().String())
+}
+
+// forwardAddr is addr as logged: "/udp" after a datagram forward's.
+func forwardAddr(addr string, udp bool) string {
+	if udp {
+		return addr + "/udp"
+	}
+	return addr
 }
 
 // bindAddr is where this side listens for a peer's BIND of addr: with

@@ -130,9 +130,10 @@ func (l *linkActor) syncBinds(ctx actor.Context) {
 			continue
 		}
 		b := engine.Bind{ID: id, Addr: r.Bind}
-		switch {
-		case r.UDP:
+		if r.UDP {
 			b.Proto = 1
+		}
+		switch {
 		case l.env.cfg.Pool != "" && l.params.Capabilities&engine.CapPool != 0:
 			b.Pool = l.env.cfg.Pool
 		case l.env.cfg.Pool != "":

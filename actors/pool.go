@@ -4,12 +4,13 @@ package actors
 // address under the same pool name (connect --pool NAME -R ...) share one
 // listening socket, and each connection it accepts goes to the live member
 // with the fewest open streams (frp's load-balancing groups, ngrok's
-// endpoint pooling).
+// endpoint pooling). A UDP pool (pool_udp.go) spreads flows, a flow being
+// one client address's datagrams, the same way.
 //
 // Who owns what: the node's poolSet owns each pool and its listening
 // socket; the socket's accept loop and the connections waiting for a
 // member are a listenerActor spawned at the root (it outlives any one
-// link); each member is a poolMemberActor, a child of the Link whose BIND
+// link), a UDP pool's socket and flows a udpListener; each member is a poolMemberActor, a child of the Link whose BIND
 // joined it, which leaves the pool when it stops — at UNBIND, when the
 // session ends, or when the Link itself stops — so the Link's own lifecycle
 // (protoactor's Stopping and Terminated) does the bookkeeping. The pool's
@@ -28,18 +29,31 @@ import (
 	"github.com/sockmux/sockmux/internal/forward"
 )
 
-// poolSet is a node's pools, by the address they listen on.
+// poolSet is a node's pools, by poolKey: the address they listen on, and
+// whether for datagrams (a TCP and a UDP pool may share a port).
 type poolSet struct {
 	mu     sync.Mutex
 	byAddr map[string]*pool
+}
+
+// poolKey is what poolSet knows the pool on addr by.
+func poolKey(addr string, udp bool) string {
+	if udp {
+		return "udp/" + addr
+	}
+	return addr
 }
 
 // pool is one pooled listening socket and its members, in joining order,
 // and the other hubs' shares of it (pool_peers.go).
 type pool struct {
 	name    string
-	ln      net.Listener
-	pid     *actor.PID // its listenerActor
+	ln      net.Listener // a TCP pool's socket
+	pc      *net.UDPConn // a UDP pool's socket
+	door    *net.UDPConn // a UDP pool's door in a hub cluster, for other hubs' flows (pool_udp.go)
+	bound   string       // the address the socket is bound to
+	pid     *actor.PID   // its listenerActor (TCP) or udpListener (UDP)
+	doorPID *actor.PID   // the door's udpListener
 	members []*poolMember
 	peers   []*poolPeer
 	next    int // where the round robin among equally loaded choices goes on
@@ -51,6 +65,7 @@ type poolMember struct {
 	link   *actor.PID
 	target string       // the BIND's forward id on that link, in decimal: the OPEN's target
 	load   atomic.Int32 // streams the pool has opened on it that are still open
+	left   atomic.Bool  // it has left its pool: a UDP flow on it moves (pool_udp.go)
 }
 
 // newPoolMember is link's BIND number id, as a pool member.
@@ -58,45 +73,87 @@ func newPoolMember(e *env, link *actor.PID, id uint32) *poolMember {
 	return &poolMember{env: e, link: link, target: strconv.FormatUint(uint64(id), 10)}
 }
 
-// join adds m to the pool listening on addr under name, making the pool
-// (listen, and spawn its accept loop) if there is none. It reports the
-// address bound, or why the BIND fails: the address is another pool's, or
-// listening failed (another socket, pooled or not, has it).
-func (e *env) joinPool(addr, name string, m *poolMember) (string, error) {
+// joinPool adds m to the pool listening on addr (for datagrams: udp)
+// under name, making the pool (listen, and spawn the actor serving the
+// socket) if there is none. It reports the address bound, or why the BIND
+// fails: the address is another pool's, or listening failed (another
+// socket, pooled or not, has it).
+func (e *env) joinPool(addr, name string, udp bool, m *poolMember) (string, error) {
 	ps := &e.pools
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	if p := ps.byAddr[addr]; p != nil {
+	if p := ps.byAddr[poolKey(addr, udp)]; p != nil {
 		if p.name != name {
 			return "", fmt.Errorf("%s is taken by pool %q", addr, p.name)
 		}
 		p.members = append(p.members, m)
 		e.send(p.pid, &linkAvailable{})
-		e.watchBind(p.ln.Addr().String(), name, len(p.members))
-		return p.ln.Addr().String(), nil
+		e.watchPool(p)
+		return p.bound, nil
 	}
-	ln, err := listenTCP(addr) // bind and listen: no waiting
+	p, err := e.openPoolLocked(addr, name, udp)
 	if err != nil {
 		return "", err
 	}
-	p := &pool{name: name, ln: ln, members: []*poolMember{m}}
-	p.pid = e.sys.Root.Spawn(e.props(func() actor.Actor { return newPoolListener(e, ln, p) }))
-	if ps.byAddr == nil {
-		ps.byAddr = make(map[string]*pool)
-	}
-	ps.byAddr[addr] = p
-	e.watchBind(ln.Addr().String(), name, 1)
-	return ln.Addr().String(), nil
+	p.members = []*poolMember{m}
+	e.watchPool(p)
+	return p.bound, nil
 }
 
-// leavePool takes m out of the pool on addr. The last member to leave
-// closes the socket there and then, so the address is free for the next
-// BIND at once, and stops the pool's listener.
-func (e *env) leavePool(addr string, m *poolMember) {
+// openPoolLocked listens on addr (bind, and listen: no waiting) for a new
+// pool of that name, with no member yet, and spawns the actor serving
+// the socket; e.pools.mu is held.
+func (e *env) openPoolLocked(addr, name string, udp bool) (*pool, error) {
+	p := &pool{name: name}
+	if udp {
+		pc, err := listenUDP(addr)
+		if err != nil {
+			return nil, err
+		}
+		p.pc, p.bound = pc, pc.LocalAddr().String()
+		if e.cfg.BindWatcher != nil { // a hub cluster's: other hubs bring flows to the door
+			door, err := listenUDP(udpDoorAddr)
+			if err != nil {
+				pc.Close()
+				return nil, fmt.Errorf("%w: %w", ErrPoolDoor, err)
+			}
+			p.door = door
+			p.doorPID = e.sys.Root.Spawn(e.props(func() actor.Actor { return newPoolUDPDoor(e, door, p) }))
+		}
+		p.pid = e.sys.Root.Spawn(e.props(func() actor.Actor { return newPoolUDPListener(e, pc, p) }))
+	} else {
+		ln, err := listenTCP(addr)
+		if err != nil {
+			return nil, err
+		}
+		p.ln, p.bound = ln, ln.Addr().String()
+		p.pid = e.sys.Root.Spawn(e.props(func() actor.Actor { return newPoolListener(e, ln, p) }))
+	}
+	if e.pools.byAddr == nil {
+		e.pools.byAddr = make(map[string]*pool)
+	}
+	e.pools.byAddr[poolKey(addr, udp)] = p
+	return p, nil
+}
+
+// watchPool tells the BindWatcher, if any, how many members p has here.
+func (e *env) watchPool(p *pool) {
+	door := ""
+	if p.door != nil {
+		door = p.door.LocalAddr().String()
+	}
+	e.watchAnyBind(p.pc != nil, p.bound, p.name, len(p.members), door)
+}
+
+// leavePool takes m out of the pool known by key (poolKey). The last
+// member to leave closes the socket there and then, so the address is
+// free for the next BIND at once, and stops the pool's listener.
+func (e *env) leavePool(key string, m *poolMember) {
+	m.left.Store(true)
 	ps := &e.pools
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	p := ps.byAddr[addr]
+	p := ps.byAddr[key]
 	if p == nil {
 		return
 	}
@@ -106,20 +163,37 @@ func (e *env) leavePool(addr string, m *poolMember) {
 			break
 		}
 	}
-	e.watchBind(p.ln.Addr().String(), p.name, len(p.members))
+	e.watchPool(p)
 	if len(p.members) > 0 || len(p.peers) > 0 {
 		return
 	}
-	e.closePoolLocked(addr, p)
-	e.log.Info("pooled reverse forward closed: its last member left", "pool", p.name, "listen", p.ln.Addr().String())
+	e.closePoolLocked(key, p)
+	e.log.Info("pooled reverse forward closed: its last member left", "pool", p.name, "listen", p.String())
 }
 
-// closePoolLocked closes pool p on addr: its socket at once, its listener
-// after; e.pools.mu is held.
-func (e *env) closePoolLocked(addr string, p *pool) {
-	delete(e.pools.byAddr, addr)
-	p.ln.Close()
+// String is the pool's address as logged: "host:port", or
+// "host:port/udp".
+func (p *pool) String() string {
+	if p.pc != nil {
+		return p.bound + "/udp"
+	}
+	return p.bound
+}
+
+// closePoolLocked closes pool p, known by key: its socket at once, its
+// listener after; e.pools.mu is held.
+func (e *env) closePoolLocked(key string, p *pool) {
+	delete(e.pools.byAddr, key)
+	if p.pc != nil {
+		p.pc.Close()
+	} else {
+		p.ln.Close()
+	}
 	e.sys.Root.Stop(p.pid)
+	if p.door != nil {
+		p.door.Close()
+		e.sys.Root.Stop(p.doorPID)
+	}
 }
 
 // closePools closes every pool: at shutdown, those a link's end does not
@@ -220,6 +294,9 @@ func (c poolChoice) open(r *openRequest, runStrand bool) bool {
 		return false
 	}
 	r.kind, r.target = engine.TargetDial, c.target
+	if r.datagram { // a UDP pool's flow: the share's hub sends it on to its own pool (pool_udp.go)
+		r.kind = engine.TargetUDP
+	}
 	ran := runStrand && st != nil && st.claim()
 	c.via.env.send(link, r)
 	if ran {
@@ -228,11 +305,12 @@ func (c poolChoice) open(r *openRequest, runStrand bool) bool {
 	return true
 }
 
-// members is how many links are in the pool on addr (for tests and status).
-func (e *env) poolMembers(addr string) int {
+// poolMembers is how many links are in the pool known by key (poolKey),
+// for logs.
+func (e *env) poolMembers(key string) int {
 	e.pools.mu.Lock()
 	defer e.pools.mu.Unlock()
-	if p := e.pools.byAddr[addr]; p != nil {
+	if p := e.pools.byAddr[key]; p != nil {
 		return len(p.members)
 	}
 	return 0
@@ -248,14 +326,14 @@ func newPoolListener(e *env, ln net.Listener, p *pool) *listenerActor {
 // poolMemberActor is one link's membership in a pool, as a child of that
 // Link: it leaves the pool when it stops.
 type poolMemberActor struct {
-	env  *env
-	addr string
-	m    *poolMember
+	env *env
+	key string // its pool's poolKey
+	m   *poolMember
 }
 
 func (a *poolMemberActor) Receive(ctx actor.Context) {
 	if _, ok := ctx.Message().(*actor.Stopping); ok {
-		a.env.leavePool(a.addr, a.m)
+		a.env.leavePool(a.key, a.m)
 	}
 }
 

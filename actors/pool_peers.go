@@ -17,8 +17,6 @@ package actors
 import (
 	"fmt"
 	"sync/atomic"
-
-	"github.com/asynkron/protoactor-go/actor"
 )
 
 // PoolPeer is another hub's share of a pooled reverse forward.
@@ -58,6 +56,18 @@ func (q *poolPeer) live() bool {
 // address the pool is bound to ("" once none is), or why not: addr is
 // another pool's, or listening failed.
 func (n *Node) SetPoolPeers(addr, name string, peers []PoolPeer) (string, error) {
+	return n.setPoolPeers(addr, name, false, peers)
+}
+
+// SetUDPPoolPeers is SetPoolPeers for the UDP pool on addr: a flow (a
+// client address's datagrams) given to a share is carried as a datagram
+// stream over Via's newest link to that hub, whose node sends it to
+// Target (pool_udp.go: an address where that hub's own members take it).
+func (n *Node) SetUDPPoolPeers(addr, name string, peers []PoolPeer) (string, error) {
+	return n.setPoolPeers(addr, name, true, peers)
+}
+
+func (n *Node) setPoolPeers(addr, name string, udp bool, peers []PoolPeer) (string, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
@@ -67,22 +77,17 @@ func (n *Node) SetPoolPeers(addr, name string, peers []PoolPeer) (string, error)
 	ps := &e.pools
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	p := ps.byAddr[addr]
+	key := poolKey(addr, udp)
+	p := ps.byAddr[key]
 	switch {
 	case p == nil && len(peers) == 0:
 		return "", nil
 	case p == nil:
-		ln, err := listenTCP(addr) // bind and listen: no waiting
-		if err != nil {
+		var err error
+		if p, err = e.openPoolLocked(addr, name, udp); err != nil {
 			return "", err
 		}
-		p = &pool{name: name, ln: ln}
-		p.pid = e.sys.Root.Spawn(e.props(func() actor.Actor { return newPoolListener(e, ln, p) }))
-		if ps.byAddr == nil {
-			ps.byAddr = make(map[string]*pool)
-		}
-		ps.byAddr[addr] = p
-		e.log.Info("pooled reverse forward listening for other hubs' edges", "pool", name, "listen", ln.Addr().String())
+		e.log.Info("pooled reverse forward listening for other hubs' edges", "pool", name, "listen", p.String())
 	case p.name != name:
 		return "", fmt.Errorf("%s is taken by pool %q", addr, p.name)
 	}
@@ -100,10 +105,10 @@ func (n *Node) SetPoolPeers(addr, name string, peers []PoolPeer) (string, error)
 		p.peers = append(p.peers, q)
 	}
 	if len(p.members) == 0 && len(p.peers) == 0 {
-		e.closePoolLocked(addr, p)
-		e.log.Info("pooled reverse forward closed: no hub holds it any more", "pool", name, "listen", p.ln.Addr().String())
+		e.closePoolLocked(key, p)
+		e.log.Info("pooled reverse forward closed: no hub holds it any more", "pool", name, "listen", p.String())
 		return "", nil
 	}
 	e.send(p.pid, &linkAvailable{}) // connections waiting may go to a new share
-	return p.ln.Addr().String(), nil
+	return p.bound, nil
 }

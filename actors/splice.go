@@ -87,7 +87,7 @@ func (e *env) poolAt(t netip.AddrPort) *pool {
 	e.pools.mu.Lock()
 	defer e.pools.mu.Unlock()
 	for _, p := range e.pools.byAddr { // a node's pools are few: one per pooled bind
-		if listensOn(p.ln.Addr(), t) {
+		if p.ln != nil && listensOn(p.ln.Addr(), t) { // a UDP pool takes no stream's socket
 			return p
 		}
 	}

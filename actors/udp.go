@@ -43,14 +43,16 @@ type udpTick struct{}
 // stream and leave from this socket to that client. Idle sessions expire,
 // and at most UDPMax live at once, the least recently active evicted first.
 type udpListener struct {
-	env      *env
-	self     *actor.PID
-	pc       *net.UDPConn
-	fwd      forward.Forward
-	link     *actor.PID // fixed for the peer's -R; else the newest link
-	kind     engine.TargetKind
-	sessions map[string]*udpConn
-	timer    *time.Timer
+	env       *env
+	self      *actor.PID
+	pc        *net.UDPConn
+	fwd       forward.Forward
+	link      *actor.PID // fixed for the peer's -R; else the newest link
+	pool      *pool      // a pooled UDP -R: each flow goes to a member (pool_udp.go)
+	localOnly bool       // a pool's door: flows go to this node's members only
+	kind      engine.TargetKind
+	sessions  map[string]*udpConn
+	timer     *time.Timer
 }
 
 func newUDPListener(e *env, pc *net.UDPConn, f forward.Forward) *udpListener {
@@ -93,11 +95,11 @@ func (u *udpListener) Receive(ctx actor.Context) {
 			}
 		})
 		u.arm()
-		if u.kind == engine.TargetForward { // a peer's -R: the hub cluster's directory hears of it
+		if u.link != nil { // a peer's -R: the hub cluster's directory hears of it (a pool's: of the pool, pool.go)
 			u.env.watchUDPBind(u.fwd.Bind, 1)
 		}
 	case *actor.Stopping:
-		if u.kind == engine.TargetForward {
+		if u.link != nil {
 			u.env.watchUDPBind(u.fwd.Bind, 0)
 		}
 		u.pc.Close()
@@ -120,16 +122,19 @@ func (u *udpListener) arm() {
 func (u *udpListener) datagram(ctx actor.Context, m *datagramIn) {
 	key := m.from.String()
 	s := u.sessions[key]
-	if s != nil && s.isClosed() {
+	if s != nil && (s.isClosed() || u.pool != nil && !s.choice.live()) {
+		// Its stream ended (a link down ends its streams), or its pool
+		// member is no longer live: the flow opens again.
+		s.Close()
 		delete(u.sessions, key)
 		s = nil
 	}
 	if s == nil {
 		link := u.link
-		if link == nil {
+		if link == nil && u.pool == nil {
 			link = u.env.links.newest()
 		}
-		if link == nil {
+		if link == nil && u.pool == nil {
 			u.env.stats.DroppedDatagrams.Add(1)
 			engine.PutBuffer(m.buf)
 			return
@@ -138,10 +143,18 @@ func (u *udpListener) datagram(ctx actor.Context, m *datagramIn) {
 			u.evictOldest()
 		}
 		s = newUDPConn(u.pc, m.from, &u.env.stats)
+		if u.pool != nil {
+			if !u.openPooled(s) {
+				u.env.stats.DroppedDatagrams.Add(1)
+				engine.PutBuffer(m.buf)
+				return
+			}
+		} else {
+			ctx.Send(link, &openRequest{conn: s, kind: u.kind, target: u.fwd.Target, forward: u.fwd.String(), datagram: true})
+		}
 		u.sessions[key] = s
 		u.env.stats.countForward(ForwardKey(u.fwd))
 		u.env.log.Debug("UDP session", "forward", u.fwd.String(), "client", key)
-		ctx.Send(link, &openRequest{conn: s, kind: u.kind, target: u.fwd.Target, forward: u.fwd.String(), datagram: true})
 		u.arm()
 	}
 	s.deliver(m.buf)
@@ -180,9 +193,10 @@ func (u *udpListener) expire(now time.Time) {
 // returns one datagram and whose Write sends one, to that client, from the
 // forward's socket.
 type udpConn struct {
-	pc    *net.UDPConn
-	peer  *net.UDPAddr
-	stats *Stats
+	pc     *net.UDPConn
+	peer   *net.UDPAddr
+	stats  *Stats
+	choice poolChoice // a pool's flow: where it went (its listener's, pool_udp.go)
 
 	mu       sync.Mutex
 	queue    []*engine.Buffer

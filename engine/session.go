@@ -49,11 +49,11 @@ type Session struct {
 	reorder  *Reorder // CapSeq: what arrived out of order
 	carriers map[int]*sessionCarrier
 	now      time.Time // the last Tick
-	away    bool      // we said GOAWAY: no more opens either way
-	peer    *Reason   // the peer's GOAWAY
-	resent  int
-	events  []Event
-	err     error // the first protocol error: the link ends with it
+	away     bool      // we said GOAWAY: no more opens either way
+	peer     *Reason   // the peer's GOAWAY
+	resent   int
+	events   []Event
+	err      error // the first protocol error: the link ends with it
 }
 
 // SessionConfig is what a Session is set up with: what the handshake

@@ -260,7 +260,7 @@ func registerBinds(member *cluster.Member, log *slog.Logger) func(actors.Reverse
 		if rb.Members == 0 {
 			err = member.Unregister(bind)
 		} else {
-			err = member.Register(cluster.Entry{Bind: bind, Pool: rb.Pool, Addr: rb.Addr, Members: rb.Members})
+			err = member.Register(cluster.Entry{Bind: bind, Pool: rb.Pool, Addr: rb.Addr, Members: rb.Members, Door: rb.Door})
 		}
 		if err != nil && !errors.Is(err, cluster.ErrClosed) {
 			log.Warn("cluster: bind not registered", "bind", bind, "reason", err)

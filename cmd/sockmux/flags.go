@@ -139,7 +139,7 @@ func (o *options) addConnectFlags(f *pflag.FlagSet) {
 		"dial carriers from this local `ADDR|IFACE` (repeatable): with several, the link's carriers spread over them, so two uplinks add up (--carriers defaults to their number)")
 	o.connectFlags = f
 	f.StringVar(&o.pool, "pool", "",
-		"share each TCP -R with the other links that ask the listener for the same address under this pool `NAME`: it spreads their connections over the live ones (fewest open streams first)")
+		"share each -R with the other links that ask the listener for the same address under this pool `NAME`: it spreads their connections (a UDP -R: their clients' flows) over the live ones (fewest open streams first)")
 	f.IntVar(&o.maxRetries, "max-retries", 0, "give up (exit 1) after `N` failed dials or handshakes in a row (0: retry for ever)")
 	o.addProxyFlag(f)
 	f.StringVar(&o.peerKey, "peer-key", "", "pin the listener's public key: its `PUB` line (sockmux-x25519 BASE64) or the base64 alone; needs --identity")
@@ -212,7 +212,7 @@ func (o *options) setup(logger func() (*slog.Logger, error)) (*slog.Logger, acto
 		cfg.Remotes = append(cfg.Remotes, r)
 	}
 	cfg.ExitOnForwardFailure = o.exitOnFwdErr
-	if cfg.Pool, cfg.RemoteBindAddr, err = o.poolFlags(cfg.Remotes); err != nil {
+	if cfg.Pool, cfg.RemoteBindAddr, err = o.poolFlags(); err != nil {
 		return nil, cfg, nil, err
 	}
 	for _, d := range o.dynamic {
@@ -429,16 +429,11 @@ func parseDynamic(spec, defaultBind string) (string, error) {
 	return net.JoinHostPort(host, port), nil
 }
 
-// poolFlags checks --pool (against the -R it pools) and --remote-bind-addr.
-func (o *options) poolFlags(remotes []forward.Forward) (pool, remoteBind string, err error) {
+// poolFlags checks --pool and --remote-bind-addr.
+func (o *options) poolFlags() (pool, remoteBind string, err error) {
 	if o.pool != "" {
 		if !engine.ValidPoolName(o.pool) {
 			return "", "", flagErr("pool", fmt.Errorf("%w: --pool %q: a pool name is 1 to %d letters, digits, '-', '_' or '.'", errUsage, o.pool, engine.MaxPoolName))
-		}
-		for _, r := range remotes {
-			if r.UDP {
-				return "", "", flagErr("pool", fmt.Errorf("%w: --pool pools TCP reverse forwards, and -R %s is UDP; give it on a link of its own", errUsage, r))
-			}
 		}
 	}
 	if h := o.remoteBind; h != "" {

@@ -63,7 +63,6 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"listen", "--resume-window", "-1s", "127.0.0.1:0"}, "--resume-window"},
 		{[]string{"listen", "--max-binds", "0", "127.0.0.1:0"}, "--max-binds"},
 		{[]string{"connect", "--pool", "we b", "127.0.0.1:1"}, `--pool "we b"`},
-		{[]string{"connect", "--pool", "web", "-R", "9000/udp:127.0.0.1:53", "127.0.0.1:1"}, "is UDP"},
 		{[]string{"listen", "--remote-bind-addr", "127.0.0.11:80", "127.0.0.1:0"}, "--remote-bind-addr"},
 		{[]string{"bogus"}, `unknown command "bogus"`},
 		{[]string{"lisen", "127.0.0.1:0"}, `did you mean "listen"?`},

@@ -15,9 +15,15 @@ package cluster
 // (actors' splice.go), never on to a third hub. One hop between hubs, at
 // most; the control plane never carries data.
 //
-// A UDP bind is bridged as before pools: a UDP forward to one holder (the
-// one with the most members, then the lowest id), whose node sends each
-// client's datagrams on to its own bind from a socket of its own.
+// A pooled UDP bind is a UDP pool at every hub in the same way: a share
+// for every other hub holding some of its edges, a flow (one client
+// address's datagrams) given to a share carried as a datagram stream to
+// that hub whose target is the pool's door there (Entry.Door: a loopback
+// socket whose flows go to that hub's own edges only, actors'
+// pool_udp.go), so a flow too crosses one hop at most. A UDP bind of one
+// edge (no pool) is bridged as before pools: a UDP forward to one holder
+// (the one with the most members, then the lowest id), whose node sends
+// each client's datagrams on to its own bind from a socket of its own.
 //
 // Each peer hub the bridge routes to gets one actors.Node, dialling that
 // hub's link address (Entry.Link) with the hubs' link key, kept while
@@ -71,7 +77,7 @@ type Bridge struct {
 	// the shares given to the pools.
 	peers  map[string]*actors.Node // by hub
 	routes map[routeKey]route      // by what is listened on here
-	pools  map[string]poolRoute    // by the address the pool listens on here
+	pools  map[routeKey]poolRoute  // by what the pool listens on here
 	warned map[string]bool         // binds refused here, logged once
 }
 
@@ -108,7 +114,7 @@ func NewBridge(m *Member, cfg BridgeConfig) *Bridge {
 		cfg.AllowListen = forward.LoopbackTargets
 	}
 	b := &Bridge{cfg: cfg, m: m, log: cfg.Logger, kick: make(chan struct{}, 1), done: make(chan struct{}),
-		up: map[string]bool{}, peers: map[string]*actors.Node{}, routes: map[routeKey]route{}, pools: map[string]poolRoute{},
+		up: map[string]bool{}, peers: map[string]*actors.Node{}, routes: map[routeKey]route{}, pools: map[routeKey]poolRoute{},
 		warned: map[string]bool{}}
 	go b.loop(m.Watch())
 	return b
@@ -200,18 +206,20 @@ func holderTarget(e Entry) string {
 }
 
 // wanted is what the directory asks of this hub: the UDP routes, and
-// the shares of each TCP bind's pool; hubs are the peer hubs they name
-// (with their link addresses), whose links are needed.
+// the shares of each pool (every TCP bind's, and every pooled UDP
+// bind's); hubs are the peer hubs they name (with their link addresses),
+// whose links are needed.
 type wanted struct {
 	routes map[routeKey]route
-	pools  map[string]poolRoute
+	pools  map[routeKey]poolRoute
 	hubs   map[string]string
 }
 
-// want reads the directory: for each TCP bind held elsewhere, the shares
-// of its pool here (unless an edge here holds it outside a pool, which
-// no share can join); for each UDP bind held elsewhere and not here, the
-// holder with the most members (then the lowest id).
+// want reads the directory: for each TCP bind and each pooled UDP bind
+// held elsewhere, the shares of its pool here (unless an edge here holds
+// it outside a pool, which no share can join); for each other UDP bind
+// held elsewhere and not here, the holder with the most members (then the
+// lowest id).
 func (b *Bridge) want(entries []Entry) wanted {
 	self := b.m.ID()
 	own := map[string]Entry{}
@@ -220,15 +228,18 @@ func (b *Bridge) want(entries []Entry) wanted {
 			own[e.Bind] = e
 		}
 	}
-	w := wanted{routes: map[routeKey]route{}, pools: map[string]poolRoute{}, hubs: map[string]string{}}
+	w := wanted{routes: map[routeKey]route{}, pools: map[routeKey]poolRoute{}, hubs: map[string]string{}}
 	best := map[routeKey]Entry{}
 	for _, e := range entries {
 		proto, asked, ok := strings.Cut(e.Bind, "/")
 		if !ok || proto != "tcp" && proto != "udp" || e.Hub == self || e.Link == "" || e.Addr == "" {
 			continue
 		}
+		// A UDP bind is pooled across hubs when its holder has a door for
+		// other hubs' flows (a hub from before UDP pools has none).
+		pooled := proto == "tcp" || e.Pool != "" && e.Door != ""
 		mine, heldHere := own[e.Bind]
-		if heldHere && (proto == "udp" || mine.Pool == "") {
+		if heldHere && (mine.Pool == "" || !pooled) {
 			continue
 		}
 		local := b.localAddr(asked)
@@ -236,8 +247,9 @@ func (b *Bridge) want(entries []Entry) wanted {
 			b.warnOnce(e.Bind, "cluster: a bind of another hub is not bridged here: not allowed by --allow-listen", "bind", e.Bind, "listen", local, "hub", e.Hub)
 			continue
 		}
-		if proto == "tcp" {
-			pr, ok := w.pools[local]
+		k := routeKey{local: local, udp: proto == "udp"}
+		if pooled {
+			pr, ok := w.pools[k]
 			if !ok {
 				pr.name = e.Pool
 				if heldHere {
@@ -249,17 +261,23 @@ func (b *Bridge) want(entries []Entry) wanted {
 					"bind", e.Bind, "hub", e.Hub, "pool", e.Pool, "here", pr.name)
 				continue
 			}
-			pr.shares = append(pr.shares, share{hub: e.Hub, target: holderTarget(e), members: e.Members})
-			w.pools[local] = pr
+			target := holderTarget(e)
+			if k.udp {
+				target = e.Door
+			}
+			pr.shares = append(pr.shares, share{hub: e.Hub, target: target, members: e.Members})
+			w.pools[k] = pr
 			w.hubs[e.Hub] = e.Link
 			continue
 		}
-		k := routeKey{local: local, udp: true}
 		if o, ok := best[k]; !ok || e.Members > o.Members || e.Members == o.Members && e.Hub < o.Hub {
 			best[k] = e
 		}
 	}
 	for k, e := range best {
+		if _, ok := w.pools[k]; ok {
+			continue // other hubs pool it: the pool listens here, not a route
+		}
 		w.routes[k] = route{hub: e.Hub, link: e.Link, target: holderTarget(e)}
 		w.hubs[e.Hub] = e.Link
 	}
@@ -303,7 +321,7 @@ func (b *Bridge) applyRoutes(want map[routeKey]route) {
 		if w, ok := want[k]; !ok || w != r || !b.isUp(r.hub) {
 			b.peers[r.hub].RemoveForward(actors.ForwardKey(k.forward(r)))
 			delete(b.routes, k)
-			b.log.Info("cluster: bind no longer bridged", "listen", k, "hub", r.hub)
+			b.log.Info("cluster: bind no longer bridged", "listen", k.String(), "hub", r.hub)
 		}
 	}
 	for k, r := range want {
@@ -312,11 +330,11 @@ func (b *Bridge) applyRoutes(want map[routeKey]route) {
 			continue // listens once the link is up
 		}
 		if err := n.AddForward(k.forward(r)); err != nil {
-			b.log.Warn("cluster: could not bridge a bind of another hub", "listen", k, "hub", r.hub, "reason", err)
+			b.log.Warn("cluster: could not bridge a bind of another hub", "listen", k.String(), "hub", r.hub, "reason", err)
 			continue
 		}
 		b.routes[k] = r
-		b.log.Info("cluster: bridging a bind of another hub", "listen", k, "hub", r.hub, "target", r.target)
+		b.log.Info("cluster: bridging a bind of another hub", "listen", k.String(), "hub", r.hub, "target", r.target)
 	}
 }
 

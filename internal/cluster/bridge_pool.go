@@ -1,8 +1,9 @@
 package cluster
 
-// The pools' side of the bridge: for each TCP bind other hubs hold, the
-// shares this hub's pool for it gets (actors.Node.SetPoolPeers), one per
-// holding hub whose link is up, weighed by the edges it holds there.
+// The pools' side of the bridge: for each TCP bind and each pooled UDP
+// bind other hubs hold, the shares this hub's pool for it gets
+// (actors.Node.SetPoolPeers, SetUDPPoolPeers), one per holding hub whose
+// link is up, weighed by the edges it holds there.
 
 import (
 	"errors"
@@ -27,14 +28,14 @@ type share struct {
 // applyPools gives each pool the shares want asks for whose link is up,
 // and takes them from the pools want no longer names (a pool of shares
 // only closes then).
-func (b *Bridge) applyPools(want map[string]poolRoute) {
+func (b *Bridge) applyPools(want map[routeKey]poolRoute) {
 	b.mu.Lock()
 	node := b.node
 	b.mu.Unlock()
 	if node == nil {
 		return // Attach gives it
 	}
-	addrs := map[string]bool{}
+	addrs := map[routeKey]bool{}
 	for addr := range want {
 		addrs[addr] = true
 	}
@@ -78,26 +79,30 @@ func (b *Bridge) applyPools(want map[string]poolRoute) {
 
 // setShares gives the pool on addr the shares of r, logging what changed
 // from had.
-func (b *Bridge) setShares(node *actors.Node, addr string, r, had poolRoute) error {
+func (b *Bridge) setShares(node *actors.Node, addr routeKey, r, had poolRoute) error {
 	peers := make([]actors.PoolPeer, 0, len(r.shares))
 	for _, sh := range r.shares {
 		peers = append(peers, actors.PoolPeer{Hub: sh.hub, Via: b.peers[sh.hub], Target: sh.target, Members: sh.members})
 	}
-	if _, err := node.SetPoolPeers(addr, r.name, peers); err != nil {
+	set := node.SetPoolPeers
+	if addr.udp {
+		set = node.SetUDPPoolPeers
+	}
+	if _, err := set(addr.local, r.name, peers); err != nil {
 		if errors.Is(err, actors.ErrClosed) {
 			return err // the hub is stopping: its pools are closed
 		}
-		b.warnOnce("share:"+addr+"\x00"+err.Error(), "cluster: could not bridge a bind of other hubs", "listen", addr, "pool", r.name, "reason", err)
+		b.warnOnce("share:"+addr.String()+"\x00"+err.Error(), "cluster: could not bridge a bind of other hubs", "listen", addr.String(), "pool", r.name, "reason", err)
 		return err
 	}
 	for _, sh := range r.shares {
 		if !slices.ContainsFunc(had.shares, func(o share) bool { return o.hub == sh.hub }) {
-			b.log.Info("cluster: bridging a bind of another hub", "listen", addr, "pool", r.name, "hub", sh.hub, "target", sh.target, "members", sh.members)
+			b.log.Info("cluster: bridging a bind of another hub", "listen", addr.String(), "pool", r.name, "hub", sh.hub, "target", sh.target, "members", sh.members)
 		}
 	}
 	for _, sh := range had.shares {
 		if !slices.ContainsFunc(r.shares, func(o share) bool { return o.hub == sh.hub }) {
-			b.log.Info("cluster: bind no longer bridged", "listen", addr, "pool", had.name, "hub", sh.hub)
+			b.log.Info("cluster: bind no longer bridged", "listen", addr.String(), "pool", had.name, "hub", sh.hub)
 		}
 	}
 	return nil

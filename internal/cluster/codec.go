@@ -68,6 +68,12 @@ type Entry struct {
 	Addr string `json:"addr,omitempty"`
 	// Members is how many of the pool's edges hold it at that hub.
 	Members int `json:"members"`
+	// Door, for a pooled UDP bind, is where a stream another hub carries
+	// there asks the holder to send a flow: a loopback address whose
+	// flows go to the holder's own edges only (actors.ReverseBind.Door).
+	// A hub from before UDP pools sends none; its bind is bridged as an
+	// unpooled one.
+	Door string `json:"door,omitempty"`
 }
 
 // key identifies an entry: one per bind per hub.
@@ -80,7 +86,7 @@ func (e Entry) check() error {
 		return fmt.Errorf("%w: no bind", ErrEntry)
 	case e.Hub == "":
 		return fmt.Errorf("%w: %s: no hub", ErrEntry, e.Bind)
-	case len(e.Bind) > maxField || len(e.Pool) > maxField || len(e.Hub) > maxField || len(e.Link) > maxField || len(e.Addr) > maxField:
+	case len(e.Bind) > maxField || len(e.Pool) > maxField || len(e.Hub) > maxField || len(e.Link) > maxField || len(e.Addr) > maxField || len(e.Door) > maxField:
 		return fmt.Errorf("%w: %.40s: a field is longer than %d bytes", ErrEntry, e.Bind, maxField)
 	case e.Members < 0 || e.Members > maxPoolMember:
 		return fmt.Errorf("%w: %s: member count %d out of range", ErrEntry, e.Bind, e.Members)

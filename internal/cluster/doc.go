@@ -28,7 +28,9 @@
 //     (actors.Node.SetPoolPeers), so connections spread over the pool's
 //     edges wherever they are linked, carried to the holder over an
 //     ordinary sockmux link (an actors.Node per peer hub, dialling
-//     Entry.Link), one hop; a UDP bind is a forward to one holder;
+//     Entry.Link), one hop; so does each pooled UDP bind's
+//     (SetUDPPoolPeers), a flow carried to the holder's door for it
+//     (Entry.Door); a UDP bind of one edge is a forward to one holder;
 //   - the directory keeps each hub's newest registration (table.go).
 //
 // Data never rides the control plane: hubs carry each other's streams
