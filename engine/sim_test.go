@@ -731,7 +731,11 @@ func TestSimulator(t *testing.T) {
 	}
 	var n simCounts
 	for _, seed := range seeds {
+		before := PoolOutstanding()
 		newSim(t, seed, &n).run()
+		if got := PoolOutstanding(); got != before {
+			t.Fatalf("seed %d: %d buffers outstanding after the run, %d before (leak or double release of %d)\nreplay: go test ./engine -run TestSimulator -sim.seed %d -v", seed, got, before, got-before, seed)
+		}
 	}
 	fmt.Printf("simulated %d seeds: %d streams, %d MiB delivered, %d resets, %d OPENs refused after GOAWAY (%d GOAWAYs), %d carriers joined, %d cut (%d times all at once), %d pauses, %d frames resent, %d delivered ahead of link order (stream order, odd seeds), %d resume windows run out, %d carriers stalled\n",
 		len(seeds), n.streams, n.bytes>>20, n.resets, n.refused, n.goaways, n.joins, n.cuts, n.allCut, n.pauses, n.resent, n.ahead, n.expired, n.stalls)
