@@ -49,10 +49,15 @@ var (
 )
 
 const (
-	simWindow   = 32 << 10 // each stream's initial window
-	simMaxWin   = 256 << 10
-	simReorder  = 512 << 10 // each side's reorder limit: the other's unacked limit
-	simChunk    = 8 << 10   // the most DATA one frame carries
+	simWindow  = 32 << 10 // each stream's initial window
+	simMaxWin  = 256 << 10
+	simReorder = 512 << 10 // each side's reorder limit: the other's unacked limit
+	simChunk   = 8 << 10   // the most DATA one frame carries (simBigChunk in one seed in two)
+	// simBigChunk is MaxData in the seeds with a bit 2 set: larger than
+	// MinChunk, so the Stripe cuts a frame for a slow path
+	// (Stripe.Chunk) and the Sender's carry runs; at simChunk it never
+	// does.
+	simBigChunk = 32 << 10
 	simMaxSteps = 20_000
 	simHealAt   = 1_000 // no new faults after this step
 	simFinishIn = 15_000
@@ -147,6 +152,7 @@ type sim struct {
 	// expire: in this seed, the first time every carrier is cut none
 	// comes back, and each side's resume window runs out.
 	expire bool
+	chunk  int // MaxData: simChunk or simBigChunk
 }
 
 // simBytes is a stream's payload: bytes off..off+n of the stream whose
@@ -172,14 +178,17 @@ var simTable = func() []byte {
 }()
 
 func newSim(t testing.TB, seed uint64, n *simCounts) *sim {
-	s := &sim{n: n, t: t, seed: seed, rng: rand.New(rand.NewPCG(seed, seed^0x5eed)), trace: *simTrace, sizes: map[uint32][2]int{}}
+	s := &sim{n: n, t: t, seed: seed, rng: rand.New(rand.NewPCG(seed, seed^0x5eed)), trace: *simTrace, sizes: map[uint32][2]int{}, chunk: simChunk}
+	if seed&4 != 0 {
+		s.chunk = simBigChunk
+	}
 	for i, name := range []string{"a", "b"} {
 		role := RoleDialer
 		if i == 1 {
 			role = RoleAccepter
 		}
 		s.sides[i] = &simSide{name: name, idx: i, streams: map[uint32]*simStream{}, sess: NewSession(SessionConfig{
-			Role: role, MaxStreams: 64, Window: simWindow, PeerWindow: simWindow, MaxWindow: simMaxWin, MaxData: simChunk,
+			Role: role, MaxStreams: 64, Window: simWindow, PeerWindow: simWindow, MaxWindow: simMaxWin, MaxData: s.chunk,
 			Policy: allowAll{}, Seq: true, Reorder: simReorder, PeerReorder: simReorder,
 			StreamOrder: seed%2 == 1, SendLimit: simSendLimits[seed%3], HighWater: simHighWater})}
 	}
@@ -467,7 +476,7 @@ func (s *sim) transmit(side *simSide) {
 		s.put(side, c, f)
 		if n := f.WireLen(); c.paused {
 			c.held[side.idx] += n
-			if c.held[side.idx] > simHighWater+simChunk+MaxHeaderLen {
+			if c.held[side.idx] > simHighWater+s.chunk+MaxHeaderLen {
 				s.fail("%s: carrier %d's writer holds %d bytes, past the high-water mark %d and a frame", side.name, id, c.held[side.idx], simHighWater)
 			}
 		} else {
@@ -619,6 +628,25 @@ func (s *sim) agreeDown() {
 	}
 }
 
+// sendingCounted is what the link holds for sending, counted from what
+// holds it rather than from Grants: each stream's allowance not yet
+// written, and the payload of the DATA waiting in the queue (the rest of a
+// frame cut for a slow path gave its room back when its frame left).
+func (s *Session) sendingCounted() int64 {
+	var n int64
+	for _, st := range s.streams {
+		n += st.allow
+	}
+	for _, q := range s.out.Queue.streams {
+		for _, f := range q.items[q.head:] {
+			if f.Type == TypeData {
+				n += int64(f.Len())
+			}
+		}
+	}
+	return n
+}
+
 // check holds after every step.
 func (s *sim) check() {
 	for _, side := range s.sides {
@@ -627,6 +655,14 @@ func (s *sim) check() {
 		}
 		if held, bound := side.sess.Sending(); held > bound {
 			s.fail("%s holds %d bytes for sending, past its send limit and the streams' allowances, %d", side.name, held, bound)
+		}
+		// Grants' count of what is held is its own bookkeeping; what the
+		// writers hold and the DATA queued, counted here, must match it, or
+		// the bound above checks a miscount against itself.
+		if held, _ := side.sess.Sending(); !side.down {
+			if real := side.sess.sendingCounted(); held != real {
+				s.fail("%s: Grants counts %d bytes held for sending, the writers' allowances and the DATA queued are %d", side.name, held, real)
+			}
 		}
 		if _, un := side.sess.Queued(); un > simReorder {
 			s.fail("%s keeps %d bytes unacknowledged, past the peer's reorder limit %d", side.name, un, simReorder)
