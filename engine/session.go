@@ -373,6 +373,7 @@ func (s *Session) Reset(id uint32, code Code, reason string) error {
 	s.endStream(id, st)
 	s.settle(id, st)
 	s.out.Push(NewReason(TypeRst, id, code, reason))
+	s.grant() // what its queued DATA held is the other writers' again
 	return nil
 }
 

@@ -518,3 +518,46 @@ func TestSessionDown(t *testing.T) {
 		t.Fatalf("Next after Down: %v", f)
 	}
 }
+
+// TestSessionResetGivesRoom: a Reset that drops its stream's queued DATA
+// frees that room in Grants, and a stream waiting for the link's send
+// limit is told at once (EventWritable), as the Scheduler grants after
+// every message; otherwise it waits for whatever call grants next.
+func TestSessionResetGivesRoom(t *testing.T) {
+	checkPool(t)
+	const limit = 64 << 10
+	s := NewSession(SessionConfig{Role: RoleDialer, MaxStreams: 8, Window: 1 << 20, PeerWindow: 1 << 20, MaxWindow: 1 << 20,
+		MaxData: 16 << 10, SendLimit: limit})
+	t.Cleanup(s.Close)
+	// No carrier: everything written stays queued.
+	var ids []uint32
+	for range 3 {
+		id, err := s.Open(TargetDial, "x:1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	offer := make([]byte, 256<<10)
+	for _, id := range ids {
+		if _, err := s.Write(id, offer); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Events()
+	last := ids[2]
+	if n, _ := s.Write(last, offer); n != 0 {
+		t.Fatalf("stream %d wrote %d more with the link's room taken", last, n)
+	}
+	if err := s.Reset(ids[0], CodeCancelled, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	writable := false
+	for _, ev := range s.Events() {
+		writable = writable || ev.Kind == EventWritable && ev.Stream == last
+	}
+	if !writable {
+		held, bound := s.Sending()
+		t.Fatalf("after a Reset freed its queued DATA (held %d of %d), the stream waiting for room was not told it may write", held, bound)
+	}
+}
