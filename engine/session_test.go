@@ -561,3 +561,33 @@ func TestSessionResetGivesRoom(t *testing.T) {
 		t.Fatalf("after a Reset freed its queued DATA (held %d of %d), the stream waiting for room was not told it may write", held, bound)
 	}
 }
+
+// TestSessionRefusedOpenForgotten: an OPEN refused at once leaves nothing
+// behind once the local side forgets it: not a place among the streams
+// open, not a stream in Grants (a peer that keeps opening what is not
+// allowed must not grow the link's state).
+func TestSessionRefusedOpenForgotten(t *testing.T) {
+	p := newSessionPair(t, true, allowOnly("ok:1"))
+	var refused []uint32
+	for range 20 {
+		id, err := p.a.Open(TargetDial, "nope:1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		refused = append(refused, id)
+		if err := p.pump(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range refused {
+		if !p.b.Forget(id) {
+			t.Fatalf("stream %d refused, not ended at the accepter", id)
+		}
+	}
+	if n := len(p.b.out.Grants.streams); n != 0 {
+		t.Fatalf("%d refused streams still in the accepter's Grants after they were forgotten", n)
+	}
+	if n := p.b.opens.Open(); n != 0 {
+		t.Fatalf("%d streams counted open at the accepter", n)
+	}
+}

@@ -86,7 +86,8 @@ func (s *Session) peerOpen(f *Frame) error {
 	_ = st.side.Recv(TypeOpen) // a new accepter may always take its OPEN
 	if v.Refuse != nil {
 		_ = st.side.Send(v.Refuse.Type)
-		st.reset = true // what the opener sent before it knew is dropped
+		st.reset = true        // what the opener sent before it knew is dropped
+		s.settle(f.Stream, st) // ended: out of Grants (refused, it was never counted open)
 		r, _ := ParseReason(v.Refuse.Bytes())
 		s.events = append(s.events, Event{Kind: EventRefused, Stream: f.Stream, Target: v.Open.Target, Reason: r, Cause: v.Cause})
 		s.out.Push(v.Refuse)
