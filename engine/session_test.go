@@ -591,3 +591,34 @@ func TestSessionRefusedOpenForgotten(t *testing.T) {
 		t.Fatalf("%d streams counted open at the accepter", n)
 	}
 }
+
+// TestSessionCallsAfterDown: after Down every call on a stream fails with
+// the link's error (ErrLinkDown and what its code stands for), as Down
+// says, not with the stream's own state.
+func TestSessionCallsAfterDown(t *testing.T) {
+	p := newSessionPair(t, true, allowOnly("x:1"))
+	mine, _ := p.a.Open(TargetDial, "x:1")
+	theirs, _ := p.b.Open(TargetDial, "x:1")
+	if err := p.pump(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.b.Accept(mine); err != nil {
+		t.Fatal(err)
+	}
+	p.a.Down(Reason{Code: CodeResumeExpired, Text: "not resumed"})
+	_, werr := p.a.Write(mine, []byte("x"))
+	for what, err := range map[string]error{
+		"Write":      werr,
+		"CloseWrite": p.a.CloseWrite(mine),
+		"Reset":      p.a.Reset(mine, CodeCancelled, "x"),
+		"Accept":     p.a.Accept(theirs),
+		"Refuse":     p.a.Refuse(theirs, CodeDialFailed, "x"),
+	} {
+		if !errors.Is(err, ErrLinkDown) || !errors.Is(err, ErrResumeExpired) {
+			t.Errorf("%s after Down: %v, want ErrLinkDown and ErrResumeExpired", what, err)
+		}
+	}
+	if f := next(p.a); f != nil {
+		t.Fatalf("Next after Down: %v", f)
+	}
+}
