@@ -57,6 +57,28 @@ func freeUDPAddr(t testing.TB) *net.UDPAddr {
 	return a
 }
 
+// freeTCPUDPAddr is a loopback port free for TCP and UDP both, found by
+// holding a listener of each on it at once (a port free for UDP alone may
+// be some connection's TCP port on a busy machine).
+func freeTCPUDPAddr(t testing.TB) *net.UDPAddr {
+	t.Helper()
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: ln.Addr().(*net.TCPAddr).Port}
+		pc, err := net.ListenUDP("udp", a)
+		ln.Close()
+		if err == nil {
+			pc.Close()
+			return a
+		}
+	}
+	t.Fatal("no loopback port free for both TCP and UDP")
+	return nil
+}
+
 // pooledClient is one client of a pooled UDP port: its socket (one
 // source address, so one flow) and what it has sent, to tell a late
 // echo of an earlier try from a wrong one.
@@ -233,7 +255,7 @@ func TestUDPPoolRefusals(t *testing.T) {
 // TestUDPPoolBesideTCPPool: a TCP pool and a UDP pool of the same name
 // may hold the same port number side by side; each serves its own.
 func TestUDPPoolBesideTCPPool(t *testing.T) {
-	port := freeUDPAddr(t)
+	port := freeTCPUDPAddr(t)
 	tcpTarget, udpTarget := namer(t, "tcp edge"), namedUDPEcho(t, "udp edge")
 	p := testpair.New(t, testpair.Config{B: func(c *actors.Config) {
 		c.Remotes = []forward.Forward{{Bind: port.String(), Target: tcpTarget}, {Bind: port.String(), Target: udpTarget, UDP: true}}
