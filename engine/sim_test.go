@@ -19,7 +19,10 @@ package engine
 //     what is held out of order under it too;
 //   - what the link holds for sending (granted to writers, or queued)
 //     stays within its send limit plus each stream's idle allowance
-//     (Grants, as the daemon's Scheduler grants its readers);
+//     (Grants, as the daemon's Scheduler grants its readers), and Grants'
+//     count of it is exactly the writers' allowances plus the DATA queued;
+//   - every pooled buffer taken in a seed is back in the pool at its end
+//     (no leak, no double release);
 //   - no stream is reset for breaking the rules (a peer that keeps them
 //     never makes the other reset one);
 //   - both sides agree on each stream's state at the end; on a link that
@@ -27,6 +30,10 @@ package engine
 //     reset and its side told (never a clean end);
 //   - once the network heals, every stream finishes within a bound of
 //     steps.
+//
+// Half the seeds (bit 2 set) send DATA frames of up to 32 KiB rather than
+// 8 KiB, so the Stripe cuts frames for a slow path and the Sender's carry
+// runs.
 //
 // `go test ./engine` runs 1,000 seeds and prints how many; -sim.seeds N
 // runs more (a soak), -sim.seed S replays one. A failure prints the seed
