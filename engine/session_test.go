@@ -622,3 +622,49 @@ func TestSessionCallsAfterDown(t *testing.T) {
 		t.Fatalf("Next after Down: %v", f)
 	}
 }
+
+// TestSessionCreditOverflow: a CREDIT that would take a stream's window
+// past MaxWindow is not taken, and the link and the stream go on, as in
+// the daemon's Scheduler.
+func TestSessionCreditOverflow(t *testing.T) {
+	p := newSessionPair(t, false, allowOnly("x:1"))
+	id, _ := p.a.Open(TargetDial, "x:1")
+	if err := p.pump(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.a.Receive(0, NewCredit(id, MaxWindow)); err != nil || p.a.Err() != nil {
+		t.Fatalf("an overflowing CREDIT: %v, link error %v; want it dropped", err, p.a.Err())
+	}
+	if n, err := p.a.Write(id, make([]byte, 8192)); err != nil || n != 4096 {
+		t.Fatalf("Write after the dropped CREDIT: %d, %v; want the 4096 bytes of the window it had", n, err)
+	}
+}
+
+// TestSessionOneCarrierUnsequenced: a link that does not sequence takes
+// no second carrier, so every frame goes on the first, even while the
+// first's writer is full (a large frame would otherwise go to another).
+func TestSessionOneCarrierUnsequenced(t *testing.T) {
+	checkPool(t)
+	s := NewSession(SessionConfig{Role: RoleDialer, MaxStreams: 4, Window: 1 << 16, PeerWindow: 1 << 16, MaxData: 4096, HighWater: 8192})
+	t.Cleanup(s.Close)
+	s.AddCarrier(0)
+	s.AddCarrier(1)
+	id, err := s.Open(TargetDial, "x:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Write(id, make([]byte, 1<<16)); err != nil || n == 0 {
+		t.Fatalf("Write: %d, %v", n, err)
+	}
+	sent := 0
+	for f, c := s.Next(); f != nil; f, c = s.Next() { // carrier 0's writer takes nothing
+		if c != 0 {
+			t.Fatalf("%v went on carrier %d of an unsequenced link", f, c)
+		}
+		sent++
+		f.Release()
+	}
+	if sent == 0 {
+		t.Fatal("nothing went on the one carrier")
+	}
+}

@@ -55,9 +55,10 @@ func (s *Session) handle(carrier int, f *Frame) error {
 		return s.streamFrame(f)
 	case InboundCredit:
 		if st := s.streams[f.Stream]; st != nil && !st.reset {
-			if err := s.out.Grants.Credit(f.Stream, in.Credit); err != nil {
-				return err
-			}
+			// A CREDIT past MaxWindow is not taken (Grants.Credit), and
+			// the stream goes on with what it had, as in the daemon's
+			// Scheduler: it costs this side nothing.
+			_ = s.out.Grants.Credit(f.Stream, in.Credit)
 		}
 	case InboundAck:
 		return s.out.Ack(carrier, in.Ack, s.now)

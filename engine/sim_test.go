@@ -67,7 +67,6 @@ const (
 	simBigChunk = 32 << 10
 	simMaxSteps = 20_000
 	simHealAt   = 1_000 // no new faults after this step
-	simFinishIn = 15_000
 	// simHighWater is what a carrier's writer may hold before the
 	// Session's Stripe passes it over.
 	simHighWater = 64 << 10
@@ -155,7 +154,6 @@ type sim struct {
 	carriers []*simCarrier
 	nextCID  int
 	trace    bool
-	sizes    map[uint32][2]int // each stream's size each way, decided by its opener
 	// expire: in this seed, the first time every carrier is cut none
 	// comes back, and each side's resume window runs out.
 	expire bool
@@ -185,7 +183,7 @@ var simTable = func() []byte {
 }()
 
 func newSim(t testing.TB, seed uint64, n *simCounts) *sim {
-	s := &sim{n: n, t: t, seed: seed, rng: rand.New(rand.NewPCG(seed, seed^0x5eed)), trace: *simTrace, sizes: map[uint32][2]int{}, chunk: simChunk}
+	s := &sim{n: n, t: t, seed: seed, rng: rand.New(rand.NewPCG(seed, seed^0x5eed)), trace: *simTrace, chunk: simChunk}
 	if seed&4 != 0 {
 		s.chunk = simBigChunk
 	}
@@ -532,6 +530,9 @@ func (s *sim) deliver() {
 func (s *sim) events(side *simSide) {
 	for _, ev := range side.sess.Events() {
 		st := side.streams[ev.Stream]
+		if ev.Kind != EventOpened && ev.Kind != EventRefused && ev.Kind != EventGoAway && st == nil {
+			s.fail("%s: %v for stream %d, which it does not have", side.name, ev.Kind, ev.Stream)
+		}
 		switch ev.Kind {
 		case EventOpened:
 			var mine, theirs int
@@ -573,9 +574,6 @@ func (s *sim) events(side *simSide) {
 			}
 		case EventGoAway:
 			s.logf("%s: the peer goes away", side.name)
-		}
-		if ev.Kind != EventOpened && ev.Kind != EventRefused && ev.Kind != EventGoAway && st == nil {
-			s.fail("%s: %v for stream %d, which it does not have", side.name, ev.Kind, ev.Stream)
 		}
 	}
 }
@@ -657,9 +655,6 @@ func (s *Session) sendingCounted() int64 {
 // check holds after every step.
 func (s *sim) check() {
 	for _, side := range s.sides {
-		if side.sess.Held() > simReorder {
-			s.fail("%s holds %d bytes out of order, past %d", side.name, side.sess.Held(), simReorder)
-		}
 		if held, bound := side.sess.Sending(); held > bound {
 			s.fail("%s holds %d bytes for sending, past its send limit and the streams' allowances, %d", side.name, held, bound)
 		}
