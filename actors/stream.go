@@ -202,7 +202,11 @@ func (s *streamActor) dialed(ctx actor.Context, err error) {
 // (engine.StreamSide.Consumed decides both).
 func (s *streamActor) consumed(ctx actor.Context, n, queued int) {
 	before := s.side.Window()
-	c := s.side.Consumed(n, queued, time.Now(), time.Duration(s.rtt.Load()), s.budget)
+	var b engine.Budget // a nil *budget in the interface would not be nil
+	if s.budget != nil {
+		b = s.budget
+	}
+	c := s.side.Consumed(n, queued, time.Now(), time.Duration(s.rtt.Load()), b)
 	if w := s.side.Window(); w != before {
 		s.env.log.Debug("stream window grown", "stream", s.id, "window", w)
 	}
@@ -217,7 +221,9 @@ func (s *streamActor) socketClosed(ctx actor.Context) {
 	if !s.side.Done() {
 		s.reset(ctx, engine.CodeCancelled, "connection closed")
 	}
-	s.side.GiveBack(s.budget)
+	if s.budget != nil {
+		s.side.GiveBack(s.budget)
+	}
 	tellOpened(s.opened, ErrLinkDown)
 	ctx.Send(s.sched, &streamGone{id: s.id})
 	s.env.stats.StreamsClosed.Add(1)

@@ -286,6 +286,9 @@ func (s *Session) newStream(st *Stream) *sessionStream {
 // Accept answers the peer's OPEN of id with OPEN_OK: its target was
 // reached.
 func (s *Session) Accept(id uint32) error {
+	if s.err != nil { // Down, or the peer broke the protocol: the link's error, not the stream's
+		return s.err
+	}
 	st := s.streams[id]
 	if st == nil {
 		return fmt.Errorf("%w: %d", ErrNoStream, id)
@@ -302,6 +305,9 @@ func (s *Session) Accept(id uint32) error {
 // Refuse answers the peer's OPEN of id with OPEN_FAIL: its target could
 // not be reached, for reason.
 func (s *Session) Refuse(id uint32, code Code, reason string) error {
+	if s.err != nil { // Down, or the peer broke the protocol: the link's error, not the stream's
+		return s.err
+	}
 	st := s.streams[id]
 	if st == nil {
 		return fmt.Errorf("%w: %d", ErrNoStream, id)
@@ -320,6 +326,9 @@ func (s *Session) Refuse(id uint32, code Code, reason string) error {
 // bytes, and returns how many bytes it took; the rest waits for an
 // EventWritable.
 func (s *Session) Write(id uint32, p []byte) (int, error) {
+	if s.err != nil { // Down, or the peer broke the protocol: the link's error, not the stream's
+		return 0, s.err
+	}
 	st := s.streams[id]
 	if st == nil {
 		return 0, fmt.Errorf("%w: %d", ErrNoStream, id)
@@ -345,6 +354,9 @@ func (s *Session) Write(id uint32, p []byte) (int, error) {
 
 // CloseWrite ends our sending on the stream (FIN), after what Write took.
 func (s *Session) CloseWrite(id uint32) error {
+	if s.err != nil { // Down, or the peer broke the protocol: the link's error, not the stream's
+		return s.err
+	}
 	st := s.streams[id]
 	if st == nil {
 		return fmt.Errorf("%w: %d", ErrNoStream, id)
@@ -363,6 +375,9 @@ func (s *Session) CloseWrite(id uint32) error {
 // Reset aborts the stream: what it had queued is dropped, and a RST with
 // code and reason follows.
 func (s *Session) Reset(id uint32, code Code, reason string) error {
+	if s.err != nil { // Down, or the peer broke the protocol: the link's error, not the stream's
+		return s.err
+	}
 	st := s.streams[id]
 	if st == nil {
 		return fmt.Errorf("%w: %d", ErrNoStream, id)
@@ -373,6 +388,7 @@ func (s *Session) Reset(id uint32, code Code, reason string) error {
 	s.endStream(id, st)
 	s.settle(id, st)
 	s.out.Push(NewReason(TypeRst, id, code, reason))
+	s.grant() // what its queued DATA held is the other writers' again
 	return nil
 }
 

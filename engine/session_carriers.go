@@ -14,9 +14,11 @@ type sessionCarrier struct {
 }
 
 // AddCarrier says carrier id is up (the link's first, or one that
-// joined): frames may go on it from now.
+// joined): frames may go on it from now. A link that does not sequence
+// (not CapSeq) has one carrier: a second is not taken, as nothing would
+// put its frames back in order.
 func (s *Session) AddCarrier(id int) {
-	if s.err != nil || s.carriers[id] != nil {
+	if s.err != nil || s.carriers[id] != nil || !s.cfg.Seq && len(s.carriers) > 0 {
 		return
 	}
 	s.carriers[id] = &sessionCarrier{path: s.out.AddCarrier(id, s.now)}

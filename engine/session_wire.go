@@ -55,9 +55,10 @@ func (s *Session) handle(carrier int, f *Frame) error {
 		return s.streamFrame(f)
 	case InboundCredit:
 		if st := s.streams[f.Stream]; st != nil && !st.reset {
-			if err := s.out.Grants.Credit(f.Stream, in.Credit); err != nil {
-				return err
-			}
+			// A CREDIT past MaxWindow is not taken (Grants.Credit), and
+			// the stream goes on with what it had, as in the daemon's
+			// Scheduler: it costs this side nothing.
+			_ = s.out.Grants.Credit(f.Stream, in.Credit)
 		}
 	case InboundAck:
 		return s.out.Ack(carrier, in.Ack, s.now)
@@ -86,7 +87,8 @@ func (s *Session) peerOpen(f *Frame) error {
 	_ = st.side.Recv(TypeOpen) // a new accepter may always take its OPEN
 	if v.Refuse != nil {
 		_ = st.side.Send(v.Refuse.Type)
-		st.reset = true // what the opener sent before it knew is dropped
+		st.reset = true        // what the opener sent before it knew is dropped
+		s.settle(f.Stream, st) // ended: out of Grants (refused, it was never counted open)
 		r, _ := ParseReason(v.Refuse.Bytes())
 		s.events = append(s.events, Event{Kind: EventRefused, Stream: f.Stream, Target: v.Open.Target, Reason: r, Cause: v.Cause})
 		s.out.Push(v.Refuse)
