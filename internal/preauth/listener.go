@@ -2,6 +2,7 @@ package preauth
 
 import (
 	"net"
+	"reflect"
 	"sync"
 )
 
@@ -18,6 +19,13 @@ var registry sync.Map // net.Conn → *Entry
 // is still held, nil otherwise. The handshake reads through its Conn and
 // calls Done when it ends.
 func Lookup(c net.Conn) *Entry {
+	// The registry is keyed by the connection: one whose type cannot be a
+	// map key (a struct value holding a map, say, which a library user may
+	// hand to Client or Server) is none of a Listener's, and Load would
+	// panic on it.
+	if c == nil || !reflect.TypeOf(c).Comparable() {
+		return nil
+	}
 	if e, ok := registry.Load(c); ok {
 		return e.(*Entry)
 	}

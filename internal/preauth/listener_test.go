@@ -124,3 +124,21 @@ func TestListener(t *testing.T) {
 		t.Fatal("a closed gate's connections are still registered")
 	}
 }
+
+// mapConn is a net.Conn whose type cannot be a map key.
+type mapConn struct {
+	net.Conn
+	m map[string]int
+}
+
+// TestLookupUncomparable: a connection whose type cannot be a map key
+// (which a library user may hand to sockmux.Client) has no entry, and
+// Lookup does not panic on it.
+func TestLookupUncomparable(t *testing.T) {
+	if e := Lookup(mapConn{m: map[string]int{}}); e != nil {
+		t.Fatalf("Lookup of a connection no Listener admitted: %v", e)
+	}
+	if e := Lookup(nil); e != nil {
+		t.Fatalf("Lookup(nil): %v", e)
+	}
+}
