@@ -64,6 +64,8 @@ type options struct {
 	remoteBind   string      // --remote-bind-addr HOST (listen)
 	procs        int         // --procs N (procs.go)
 	procsFlag    *pflag.Flag // --procs, to tell a default from a choice
+	procsFollow  bool        // the command's default follows its links (listen)
+	following    bool        // and it is in effect: followLinks sets GOMAXPROCS
 }
 
 // addLinkFlags defines the flags of every command that runs a link

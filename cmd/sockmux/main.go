@@ -218,6 +218,7 @@ func listenCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Com
 			if err != nil {
 				return err
 			}
+			o.followLinks(&cfg)
 			local, err := carriers.IsLoopback(args[0])
 			if err != nil {
 				return addrErr(err)
@@ -277,7 +278,7 @@ func listenCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Com
 	}
 	o.addLinkFlags(cmd.Flags())
 	o.addListenFlags(cmd.Flags())
-	o.addProcsFlag(cmd.Flags(), 0)
+	o.addProcsFlag(cmd.Flags(), procsFollow)
 	cf.addFlags(cmd.Flags(), true)
 	h.addHabitFlags(cmd.Flags(), "it listens, and its forwards too")
 	return cmd
