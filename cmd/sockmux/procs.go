@@ -15,8 +15,8 @@ package main
 // a hub whose links do run in parallel, follows its links (followLinks):
 // one processor per link up, at least one and at most one per CPU, so a
 // hub with one edge runs as an edge does (BENCHMARKS.md, "A hub's
-// processors follow its links": a GET on one connection 1.04× ssh -L's
-// rate with every CPU, 1.24× with one) and a hub with many uses every
+// processors follow its links": a keyed stream 16–26% faster and 16–17%
+// less CPU per byte than with every CPU) and a hub with many uses every
 // CPU. A GOMAXPROCS in the environment wins over a default, --procs over
 // both (0: every CPU, fixed); `sockmux run` keeps the runtime's default.
 
