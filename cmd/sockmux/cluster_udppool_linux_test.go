@@ -62,32 +62,9 @@ func TestClusterUDPPool(t *testing.T) {
 	}
 }
 
-// namedUDPEcho is a UDP server that answers each datagram with its name,
-// a '|', and the datagram.
-func namedUDPEcho(t testing.TB, name string) string {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 64<<10)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			pc.WriteTo(append([]byte(name+"|"), buf[:n]...), from)
-		}
-	}()
-	t.Cleanup(func() {
-		pc.Close()
-		<-done
-	})
-	return pc.LocalAddr().String()
-}
+// namedUDPEcho is testkit.NamedUDPEcho: it says which edge's target
+// answered.
+func namedUDPEcho(t testing.TB, name string) string { return testkit.NamedUDPEcho(t, name) }
 
 // udpSpreadAt makes n client flows (each its own socket) to the pool's
 // port at hub h, two datagrams each, and checks that every datagram's
