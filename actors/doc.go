@@ -75,7 +75,7 @@
 // owns it until it hands the frame to a carrier's queue (frameQueue.push);
 // the queue owns it until it is written, by push itself or by the
 // carrier's writer goroutine, which then returns it; a sequenced frame has
-// a second share in the Scheduler's resend buffer (engine.Unacked) until
+// a second share in the Scheduler's resend buffer (engine.Resender) until
 // the peer acknowledges it. The other way, a carrier's reader owns the
 // buffers it decodes until its inFrame or inFrames hands them to the
 // Link, which hands DATA on to the Stream; the Stream owns them until they

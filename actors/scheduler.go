@@ -48,16 +48,14 @@ const reclaimAfter = 8 << 20
 const stallCheckEvery = 50 * time.Millisecond
 
 // schedulerActor is the sole owner of a link's send credit and of the
-// order in which frames go out. It grants each Stream the
-// credit the peer gave (the reader reads no more than that), queues frames
-// by engine.Queue's policy, and feeds the carriers while they are below
-// their high-water mark.
-//
-// On a CapSeq link it also numbers every sequenced frame and keeps it
-// until the peer acknowledges it (engine.Unacked), chooses for each frame
-// the carrier that will deliver it first (engine.Stripe), and sends again,
-// on the others, what a carrier that died or stalled did not deliver. With
-// no carrier at all (a link waiting to be resumed) frames wait here.
+// order in which frames go out. It carries out what its engine.Sender
+// decides: the grants each Stream's reader gets (the peer's credit,
+// within the link's limits), the queue's order, and, on a CapSeq link,
+// numbering and keeping each frame until the peer acknowledges it, the
+// carrier each frame goes on (the Stripe), and what a carrier that died or
+// stalled did not deliver going again on the others. It hands the frames
+// to the carriers' queues while they are below their high-water mark;
+// with no carrier at all (a link waiting to be resumed) frames wait here.
 type schedulerActor struct {
 	env    *env
 	self   *actor.PID

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/sockmux/sockmux/internal/testkit"
 )
@@ -74,7 +73,7 @@ func TestClusterRunReload(t *testing.T) {
 	from := len(a.log.String())
 	reload(t, path, ctl, conf([2]string{"second", second}))
 	a.waitLine(t, "the reload moving the bridge", `reload: cluster: bridging at link \"second\"`)
-	waitAfter(t, &a.log, from, `msg="cluster: bridging a bind of another hub"`, "hub="+controlB)
+	waitLineFrom(t, &a.log, from, `msg="cluster: bridging a bind of another hub"`, "hub="+controlB)
 	echoAt(t, net.JoinHostPort(hostA, p))
 
 	// A third link comes: its edge's bind is A's entry, which B bridges.
@@ -99,20 +98,5 @@ func reload(t *testing.T, path, ctl, text string) {
 	}
 	if _, err := controlCall(ctl, "reload"); err != nil {
 		t.Fatalf("reload: %v", err)
-	}
-}
-
-// waitAfter is waitLine for a line logged past the first from bytes.
-func waitAfter(t *testing.T, log *syncBuffer, from int, parts ...string) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if _, ok := findLine(log.String()[from:], parts...); ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no line with %q in the log after the reload:\n%s", parts, log.String()[from:])
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -42,15 +42,24 @@ func runStoppable(t testing.TB, args ...string) (log *syncBuffer, stop func()) {
 // returns it.
 func waitLine(t testing.TB, log *syncBuffer, parts ...string) string {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	return waitLineFrom(t, log, 0, parts...)
+}
+
+// waitLineFrom is waitLine for a line logged past the first from bytes.
+func waitLineFrom(t testing.TB, log *syncBuffer, from int, parts ...string) string {
+	t.Helper()
+	deadline := time.NewTimer(15 * time.Second)
+	defer deadline.Stop()
 	for {
-		if line, ok := findLine(log.String(), parts...); ok {
+		text, next := log.written()
+		if line, ok := findLine(text[from:], parts...); ok {
 			return line
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no line with %q in the log:\n%s", parts, log.String())
+		select {
+		case <-next:
+		case <-deadline.C:
+			t.Fatalf("no line with %q in the log:\n%s", parts, log.String()[from:])
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
