@@ -116,7 +116,8 @@ func NewBridge(m *Member, cfg BridgeConfig) *Bridge {
 	b := &Bridge{cfg: cfg, m: m, log: cfg.Logger, kick: make(chan struct{}, 1), done: make(chan struct{}),
 		up: map[string]bool{}, peers: map[string]*actors.Node{}, routes: map[routeKey]route{}, pools: map[routeKey]poolRoute{},
 		warned: map[string]bool{}}
-	go b.loop(m.Watch())
+	dir, unwatch := m.Watch()
+	go b.loop(dir, unwatch)
 	return b
 }
 
@@ -153,9 +154,13 @@ func (b *Bridge) Close() {
 }
 
 // loop applies each directory it is given, and again when a link to a
-// peer hub comes up or goes down.
-func (b *Bridge) loop(dir <-chan []Entry) {
+// peer hub comes up or goes down. When it ends it stops watching: a
+// bridge closed while the member runs (under `sockmux run`, a reload
+// moving the bridge to another link's node) must not leave the member
+// handing its watch every directory to come.
+func (b *Bridge) loop(dir <-chan []Entry, unwatch func()) {
 	defer close(b.done)
+	defer unwatch()
 	var entries []Entry
 	for {
 		select {

@@ -141,3 +141,44 @@ func heldName(t testing.TB, addr string) string {
 	}
 	return string(buf)
 }
+
+// TestBridgeCloseReleasesWatch: a bridge closed while its member runs
+// (under `sockmux run`, a reload moving the bridge to another link's
+// node, which makes a new one) stops watching the directory: the member
+// holds no channel of it, however often bridges come and go.
+func TestBridgeCloseReleasesWatch(t *testing.T) {
+	t.Parallel()
+	m := startTest(t, test.NewInMemAgent(), 1)[0]
+	before, _ := m.watching()
+	for i := range 3 {
+		b := NewBridge(m, BridgeConfig{})
+		if n, _ := m.watching(); n != before+1 {
+			t.Fatalf("bridge %d: the member has %d directory watchers, want %d", i, n, before+1)
+		}
+		b.Close()
+		if n, _ := m.watching(); n != before {
+			t.Fatalf("bridge %d closed: the member still has %d directory watchers, want %d as before it", i, n, before)
+		}
+	}
+}
+
+// TestWatchStop: a watch stopped is closed and no longer handed the
+// directory; stopping it again, or after the member closed, does nothing.
+func TestWatchStop(t *testing.T) {
+	t.Parallel()
+	m := startTest(t, test.NewInMemAgent(), 1)[0]
+	ch, stop := m.Watch()
+	hubs, stopHubs := m.WatchHubs()
+	stop()
+	stopHubs()
+	for range ch { // the directory it held, then closed
+	}
+	for range hubs {
+	}
+	if d, h := m.watching(); d != 0 || h != 0 {
+		t.Errorf("after stop the member has %d directory and %d membership watchers, want none", d, h)
+	}
+	stop()
+	m.Close()
+	stopHubs()
+}

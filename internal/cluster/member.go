@@ -197,34 +197,56 @@ func (m *Member) Entries() []Entry {
 
 // Watch returns a channel that gets the directory (as Entries) whenever
 // it changes; it holds only the newest, so a slow reader skips to it.
-// The channel is closed by Close.
-func (m *Member) Watch() <-chan []Entry {
+// The channel is closed by stop, which a watcher that goes before the
+// member must call (the member would hand it every directory until it
+// closes), or by Close. stop may be called more than once, and after
+// Close.
+func (m *Member) Watch() (ch <-chan []Entry, stop func()) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	ch := make(chan []Entry, 1)
+	c := make(chan []Entry, 1)
 	if m.closed {
-		close(ch)
-		return ch
+		close(c)
+		return c, func() {}
 	}
-	ch <- slices.Clone(m.shown)
-	m.watchers = append(m.watchers, ch)
-	return ch
+	c <- slices.Clone(m.shown)
+	m.watchers = append(m.watchers, c)
+	return c, func() { unwatch(&m.mu, &m.watchers, c) }
 }
 
 // WatchHubs returns a channel that gets the members' IDs (as Hubs)
 // whenever the membership changes, holding only the newest. The channel
-// is closed by Close.
-func (m *Member) WatchHubs() <-chan []string {
+// is closed by stop or by Close, as Watch's.
+func (m *Member) WatchHubs() (ch <-chan []string, stop func()) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	ch := make(chan []string, 1)
+	c := make(chan []string, 1)
 	if m.closed {
-		close(ch)
-		return ch
+		close(c)
+		return c, func() {}
 	}
-	ch <- m.liveLocked()
-	m.hubWatch = append(m.hubWatch, ch)
-	return ch
+	c <- m.liveLocked()
+	m.hubWatch = append(m.hubWatch, c)
+	return c, func() { unwatch(&m.mu, &m.hubWatch, c) }
+}
+
+// unwatch takes c out of the watchers ws, which mu guards, and closes
+// it, unless Close has (then it is no longer among them).
+func unwatch[T any](mu *sync.Mutex, ws *[]chan T, c chan T) {
+	mu.Lock()
+	defer mu.Unlock()
+	if i := slices.Index(*ws, c); i >= 0 {
+		*ws = slices.Delete(*ws, i, i+1)
+		close(c)
+	}
+}
+
+// watching counts the channels Watch and WatchHubs handed out that are
+// still open: what the member hands every change to.
+func (m *Member) watching() (dir, hubs int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.watchers), len(m.hubWatch)
 }
 
 // offer puts v in ch, a channel of capacity 1 whose only sender holds

@@ -115,7 +115,9 @@ func waitOn[T any](t testing.TB, ch <-chan T, what string, ok func(T) bool) T {
 // waitFor waits until m's directory satisfies ok, and returns it.
 func waitFor(t testing.TB, m *Member, what string, ok func([]Entry) bool) []Entry {
 	t.Helper()
-	return waitOn(t, m.Watch(), what+" (directory of "+m.ID()+")", ok)
+	ch, stop := m.Watch()
+	defer stop()
+	return waitOn(t, ch, what+" (directory of "+m.ID()+")", ok)
 }
 
 // waitHubs waits until m counts exactly the hubs of ms as members.
@@ -126,7 +128,9 @@ func waitHubs(t testing.TB, m *Member, ms ...*Member) {
 		want[i] = o.ID()
 	}
 	slices.Sort(want)
-	waitOn(t, m.WatchHubs(), "hubs of "+m.ID(), func(hubs []string) bool { return slices.Equal(hubs, want) })
+	ch, stop := m.WatchHubs()
+	defer stop()
+	waitOn(t, ch, "hubs of "+m.ID(), func(hubs []string) bool { return slices.Equal(hubs, want) })
 }
 
 // holds is a predicate: the directory has exactly these (bind, hub) rows.
