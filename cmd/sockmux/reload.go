@@ -103,11 +103,12 @@ func (d *daemon) reload() (*reloadResult, error) {
 		}
 		d.applyLink(rl, l, res)
 	}
-	// The links a reload removed may have held the bridge and the door.
-	if to, err := d.bridge(next.links); err != nil {
+	// The links a reload removed may have held the bridge and the door,
+	// or the one holding them may have new settings.
+	if did, err := d.bridge(next.links); err != nil {
 		res.failed("%v", err)
-	} else if to != "" {
-		res.applied("cluster: bridging at link %q", to)
+	} else if did != "" {
+		res.applied("%s", did)
 	}
 	for name, rs := range d.shares {
 		i := slices.IndexFunc(next.shares, func(s *shareConf) bool { return s.name == name })

@@ -31,11 +31,13 @@ type daemon struct {
 	// The hub cluster's, when the file has a [cluster] table: the
 	// membership, whose directory every listen link's edges' binds go to
 	// (start), and the bridge and the door (the other hubs' links), both
-	// at one listen link's node, named bridged (bridge).
-	member  *cluster.Member
-	door    *hubDoor
-	bridger *cluster.Bridge
-	bridged string
+	// at one listen link's node, named bridged, the bridge with the
+	// settings bridgeCfg, its link's (bridge).
+	member    *cluster.Member
+	door      *hubDoor
+	bridger   *cluster.Bridge
+	bridged   string
+	bridgeCfg cluster.BridgeConfig
 }
 
 type runningShare struct {

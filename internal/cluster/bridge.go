@@ -34,6 +34,7 @@ package cluster
 // failing over to this hub can bind the address here.
 
 import (
+	"bytes"
 	"fmt"
 	"log/slog"
 	"net"
@@ -71,6 +72,7 @@ type Bridge struct {
 	mu     sync.Mutex
 	up     map[string]bool // peer hubs whose link is up
 	node   *actors.Node    // this hub's own node, where the pools are (Attach)
+	next   *BridgeConfig   // SetConfig's, for the loop to take
 	closed bool
 
 	// The loop's own (no lock): peer nodes, the UDP routes listening and
@@ -134,6 +136,51 @@ func (b *Bridge) Attach(n *actors.Node) {
 	b.kickLocked()
 }
 
+// SetConfig has the bridge bridge by cfg from now on (its Logger aside,
+// which stays): under `sockmux run`, a reload that changes the
+// allow-listen, the remote-bind-addr or the key of the link the bridge
+// takes its settings from. The binds cfg no longer allows stop being
+// bridged here, those it now allows start, and the links to other hubs
+// dial with cfg's key from now on (those waiting to redial, at once); the
+// links up and the bridges' streams open stay as they are.
+func (b *Bridge) SetConfig(cfg BridgeConfig) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
+	b.next = &cfg
+	b.kickLocked()
+}
+
+// reconfigure takes what SetConfig gave, if anything; the loop calls it.
+func (b *Bridge) reconfigure() {
+	b.mu.Lock()
+	next := b.next
+	b.next = nil
+	b.mu.Unlock()
+	if next == nil {
+		return
+	}
+	next.Logger = b.cfg.Logger
+	if next.AllowListen == nil {
+		next.AllowListen = forward.LoopbackTargets
+	}
+	if !bytes.Equal(next.Key, b.cfg.Key) {
+		// A link the old key could not bring up is waiting out its
+		// backoff: it dials now, with the new key.
+		for _, n := range b.peers {
+			n.SetPolicies(peerPolicies(next.Key))
+			n.Redial()
+		}
+	}
+	b.cfg = *next
+	// What was refused and logged may be allowed now, or refused for
+	// another reason: say it again.
+	clear(b.warned)
+	b.log.Info("cluster: the bridge takes new settings", "allow_listen", b.cfg.AllowListen.String(), "remote_bind_addr", b.cfg.RemoteBindAddr)
+}
+
 // kickLocked has the loop apply the directory again; b.mu is held.
 func (b *Bridge) kickLocked() {
 	select {
@@ -176,6 +223,7 @@ func (b *Bridge) loop(dir <-chan []Entry, unwatch func()) {
 				return
 			}
 		}
+		b.reconfigure()
 		b.apply(entries)
 	}
 }
@@ -360,13 +408,13 @@ func (b *Bridge) peer(hub, link string) (*actors.Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrEntry, link, err)
 	}
+	p := peerPolicies(b.cfg.Key)
 	n, err := actors.NewNode(actors.Config{
-		Key: b.cfg.Key, Logger: b.log.With("hub", hub),
+		Key: p.Key, Logger: b.log.With("hub", hub),
 		// A hub gone is a route gone (its link down, the route with it),
 		// not a link to keep for resuming: the edges move elsewhere.
 		ResumeWindow: -1,
-		// The holder asks nothing of this side: no -R, no targets.
-		AllowListen: forward.MustTargetPolicy(), AllowTargets: forward.MustTargetPolicy(),
+		AllowListen:  p.AllowListen, AllowTargets: p.AllowTargets,
 		OnLink: func(ev actors.LinkEvent) { b.linkEvent(hub, ev.Up) },
 	})
 	if err != nil {
@@ -375,6 +423,12 @@ func (b *Bridge) peer(hub, link string) (*actors.Node, error) {
 	n.Connect(d)
 	b.peers[hub] = n
 	return n, nil
+}
+
+// peerPolicies are a peer node's: the key to dial with, and nothing the
+// holder may ask of this side (no -R, no targets).
+func peerPolicies(key []byte) actors.Policies {
+	return actors.Policies{Key: key, AllowListen: forward.MustTargetPolicy(), AllowTargets: forward.MustTargetPolicy()}
 }
 
 // linkEvent notes a link to a peer hub going up or down, and has the

@@ -27,7 +27,9 @@ type testHub struct {
 	host string
 }
 
-func startTestHub(t *testing.T, agent *test.InMemAgent, host, port, name string) *testHub {
+// startTestHub starts a testHub on host. With key, its link listener
+// (the edge's, and the other hubs' bridges') takes that key alone.
+func startTestHub(t *testing.T, agent *test.InMemAgent, host, port, name string, key []byte) *testHub {
 	t.Helper()
 	ln, err := carriers.Listen("127.0.0.1:0")
 	if err != nil {
@@ -36,7 +38,7 @@ func startTestHub(t *testing.T, agent *test.InMemAgent, host, port, name string)
 	h := &testHub{log: testkit.NewRecorder(), host: host}
 	h.m = start(t, Config{ClusterProvider: test.NewTestProvider(agent), Link: ln.Addr().String()})
 	allow := forward.MustTargetPolicy("*:" + port)
-	h.node, err = actors.NewNode(actors.Config{RemoteBindAddr: host, AllowListen: allow, BindWatcher: func(rb actors.ReverseBind) {
+	h.node, err = actors.NewNode(actors.Config{Key: key, RemoteBindAddr: host, AllowListen: allow, BindWatcher: func(rb actors.ReverseBind) {
 		var err error
 		if rb.Members == 0 {
 			err = h.m.Unregister("tcp/" + rb.Asked)
@@ -63,7 +65,7 @@ func startTestHub(t *testing.T, agent *test.InMemAgent, host, port, name string)
 		io.Copy(io.Discard, c)
 	})
 	edgeLog := testkit.NewRecorder()
-	edge, err := actors.NewNode(actors.Config{Logger: slog.New(edgeLog), Pool: "web", Remotes: []forward.Forward{{Bind: "*:" + port, Target: target}}})
+	edge, err := actors.NewNode(actors.Config{Key: key, Logger: slog.New(edgeLog), Pool: "web", Remotes: []forward.Forward{{Bind: "*:" + port, Target: target}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,8 +88,8 @@ func TestBridgeSpreadsPool(t *testing.T) {
 	t.Parallel()
 	_, port, _ := net.SplitHostPort(testkit.FreeAddr(t))
 	agent := test.NewInMemAgent()
-	a := startTestHub(t, agent, "127.0.0.11", port, "edge1")
-	b := startTestHub(t, agent, "127.0.0.12", port, "edge2")
+	a := startTestHub(t, agent, "127.0.0.11", port, "edge1", nil)
+	b := startTestHub(t, agent, "127.0.0.12", port, "edge2", nil)
 	for _, h := range []*testHub{a, b} {
 		other := a
 		if h == a {
@@ -181,4 +183,87 @@ func TestWatchStop(t *testing.T) {
 	stop()
 	m.Close()
 	stopHubs()
+}
+
+// TestBridgeSetConfig: a bridge given new settings (a reload changing its
+// link's allow-listen) bridges what they allow and stops bridging what
+// they refuse, without being made again.
+func TestBridgeSetConfig(t *testing.T) {
+	t.Parallel()
+	_, port, _ := net.SplitHostPort(testkit.FreeAddr(t))
+	_, other, _ := net.SplitHostPort(testkit.FreeAddr(t))
+	agent := test.NewInMemAgent()
+	a := startTestHub(t, agent, "127.0.0.11", port, "edge1", nil)
+
+	// Hub b holds nothing: it only bridges a's bind, when allowed.
+	const host = "127.0.0.12"
+	m := start(t, Config{ClusterProvider: test.NewTestProvider(agent), Link: "127.0.0.1:1"})
+	node, err := actors.NewNode(actors.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := testkit.NewRecorder()
+	cfg := func(allow string) BridgeConfig {
+		return BridgeConfig{RemoteBindAddr: host, AllowListen: forward.MustTargetPolicy("*:" + allow), Logger: slog.New(rec)}
+	}
+	b := NewBridge(m, cfg(other))
+	b.Attach(node)
+	t.Cleanup(func() { b.Close(); node.Close() })
+	at := net.JoinHostPort(host, port)
+	rec.Wait(t, waitLimit, "b refusing a's bind", func(r testkit.Record) bool {
+		return r.Msg == "cluster: a bind of another hub is not bridged here: not allowed by --allow-listen" && r.Attrs["listen"] == at
+	})
+
+	b.SetConfig(cfg(port))
+	rec.Wait(t, waitLimit, "b bridging a's bind once allowed", func(r testkit.Record) bool {
+		return r.Msg == "cluster: bridging a bind of another hub" && r.Attrs["hub"] == a.m.ID() && r.Attrs["listen"] == at
+	})
+	if got := heldName(t, at); got != "edge1" {
+		t.Fatalf("b's bridged bind reached %q, want edge1", got)
+	}
+
+	b.SetConfig(cfg(other))
+	rec.Wait(t, waitLimit, "b no longer bridging a's bind", func(r testkit.Record) bool {
+		return r.Msg == "cluster: bind no longer bridged" && r.Attrs["hub"] == a.m.ID() && r.Attrs["listen"] == at
+	})
+	if c, err := net.Dial("tcp", at); err == nil {
+		c.Close()
+		t.Fatalf("%s still takes connections after b's allow-listen left it out", at)
+	}
+}
+
+// TestBridgeSetConfigKey: a bridge given a new key (a reload changing
+// its link's key-file, in a cluster without a key) dials the other hubs
+// with it at once: a link that the old key could not bring up comes up.
+func TestBridgeSetConfigKey(t *testing.T) {
+	t.Parallel()
+	_, port, _ := net.SplitHostPort(testkit.FreeAddr(t))
+	agent := test.NewInMemAgent()
+	key, wrong := testKey(t), testKey(t)
+	a := startTestHub(t, agent, "127.0.0.13", port, "edge1", key)
+
+	const host = "127.0.0.14"
+	m := start(t, Config{ClusterProvider: test.NewTestProvider(agent), Link: "127.0.0.1:1"})
+	node, err := actors.NewNode(actors.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := testkit.NewRecorder()
+	cfg := BridgeConfig{Key: wrong, RemoteBindAddr: host, AllowListen: forward.MustTargetPolicy("*:" + port), Logger: slog.New(rec)}
+	b := NewBridge(m, cfg)
+	b.Attach(node)
+	t.Cleanup(func() { b.Close(); node.Close() })
+	rec.Wait(t, waitLimit, "b's link to a failing with the wrong key", func(r testkit.Record) bool {
+		return r.Msg == "link handshake failed" && r.Attrs["hub"] == a.m.ID()
+	})
+
+	cfg.Key = key
+	b.SetConfig(cfg)
+	at := net.JoinHostPort(host, port)
+	rec.Wait(t, waitLimit, "b bridging a's bind with the right key", func(r testkit.Record) bool {
+		return r.Msg == "cluster: bridging a bind of another hub" && r.Attrs["hub"] == a.m.ID() && r.Attrs["listen"] == at
+	})
+	if got := heldName(t, at); got != "edge1" {
+		t.Fatalf("b's bridged bind reached %q, want edge1", got)
+	}
 }
