@@ -7,7 +7,10 @@ package main
 // closing with it. The door's address is this hub's Link in the cluster,
 // which its directory entries name and by which the other hubs judge its
 // health (internal/cluster/health.go), so it must stay the same and stay
-// open while the hub runs.
+// open while the hub runs. Should its listener end all the same, the
+// member hears of it (onLost: cluster.Member.LinksClosed) and withdraws
+// from the cluster, rather than have the other hubs count it until the
+// links they hold to it drop.
 
 import (
 	"fmt"
@@ -32,6 +35,7 @@ type hubDoor struct {
 	cur     *doorway // the serving node's listener; nil: none serves
 	started bool     // the accept loop runs
 	closed  bool
+	lost    func()        // told when the listener ends before close (onLost)
 	done    chan struct{} // closed when the accept loop has ended
 }
 
@@ -107,8 +111,23 @@ func (d *hubDoor) serve(n *actors.Node) error {
 	return nil
 }
 
+// onLost has the door call lost (the member's LinksClosed) if its
+// listener ends before the door is closed: the hub takes no more links
+// from the other hubs, which must stop counting it and routing to it
+// rather than wait for the links they hold to drop. A nil door does
+// nothing.
+func (d *hubDoor) onLost(lost func()) {
+	if d == nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.lost = lost
+}
+
 // accept hands each connection to the serving node, or closes it when
-// none serves (its dialler redials), until the door closes.
+// none serves (its dialler redials), until the door's listener closes:
+// by close, or else lost.
 func (d *hubDoor) accept() {
 	defer close(d.done)
 	acceptloop.Run(d.ln, acceptloop.Options{}, func(c net.Conn) {
@@ -119,6 +138,15 @@ func (d *hubDoor) accept() {
 			c.Close()
 		}
 	})
+	d.mu.Lock()
+	lost := d.lost
+	if d.closed {
+		lost = nil
+	}
+	d.mu.Unlock()
+	if lost != nil {
+		lost()
+	}
 }
 
 // close closes the door: its listener, and the serving node's listener

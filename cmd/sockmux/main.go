@@ -259,6 +259,7 @@ func listenCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Com
 			var bridge *cluster.Bridge
 			if member != nil {
 				defer member.Close()
+				door.onLost(member.LinksClosed)
 				cfg.BindWatcher = registerBinds(member, log)
 				bridge = cluster.NewBridge(member, bridgeConfig(cfg, door, log))
 				defer bridge.Close() // before the member leaves

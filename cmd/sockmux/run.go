@@ -99,6 +99,7 @@ func runDaemon(ctx context.Context, cfg *config, log *slog.Logger) error {
 			return err
 		}
 		d.member, d.door = member, door
+		door.onLost(member.LinksClosed)
 		// Run in turn after the links' shutdown below: the bridge
 		// closes, the member leaves, then the door closes.
 		defer door.close()

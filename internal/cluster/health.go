@@ -28,10 +28,10 @@ package cluster
 // One link held up, rather than a handshake each interval: a fresh link
 // every second to every member would make every hub log a link up and
 // down per member per second, and cost a Noise handshake each; a held link
-// costs a PING frame. What it does not see is a listener closed while the
-// node behind it keeps answering on the link already up; the bridges'
-// links, held the same way, still carry streams then, and the next time
-// the link drops it cannot come back.
+// costs a PING frame. What it cannot see is a listener closed while the
+// node behind it keeps answering on the link already up: that hub tells
+// on itself instead (hublinks.go: it withdraws, and its answers name no
+// hub-link address, so its probes fail here).
 //
 // The links are this package's own, apart from the bridge's (which holds
 // links only to the hubs it routes to): every member is watched, whether

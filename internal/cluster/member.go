@@ -47,6 +47,9 @@ type Member struct {
 	watchers []chan []Entry
 	hubWatch []chan []string
 	closed   bool
+	// withdrawn: this hub's hub-link listener closed (LinksClosed): its
+	// syncs carry no entries.
+	withdrawn bool
 }
 
 // Start makes this hub a member of the cluster cfg names: it starts the
@@ -352,7 +355,9 @@ func (m *Member) sync() error {
 	m.version++
 	req := &message{Op: opSync, Hub: m.addr, Version: m.version, Entries: make([]Entry, 0, len(m.own))}
 	for _, e := range m.own {
-		req.Entries = append(req.Entries, e)
+		if !m.withdrawn { // no other hub can reach them here (hublinks.go)
+			req.Entries = append(req.Entries, e)
+		}
 	}
 	m.mu.Unlock()
 	sortEntries(req.Entries)

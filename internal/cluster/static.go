@@ -73,6 +73,9 @@ type staticProvider struct {
 
 	mu    sync.Mutex
 	peers map[string]*peer // by the address probed
+	// noLink: this member's hub-link listener closed (LinksClosed): its
+	// answers name no hub-link address, so no one counts it live.
+	noLink bool
 }
 
 // peer is what a static provider knows of another member.
@@ -182,11 +185,24 @@ func (p *staticProvider) kick() {
 	}
 }
 
+// linksClosed has this member's answers name no hub-link address from
+// now on (hublinks.go): the members that judge it by its hub link fail
+// its probes.
+func (p *staticProvider) linksClosed() {
+	p.mu.Lock()
+	p.noLink = true
+	p.mu.Unlock()
+}
+
 // live is this member, then the others that pass their probes.
 func (p *staticProvider) live() []probeMember {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := []probeMember{p.self}
+	self := p.self
+	if p.noLink {
+		self.Link = ""
+	}
+	out := []probeMember{self}
 	seen := map[string]bool{p.self.ID: true}
 	for _, pr := range p.peers {
 		if pr.member != nil && pr.fails < p.failures && !seen[pr.member.ID] {

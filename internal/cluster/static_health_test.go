@@ -2,9 +2,11 @@ package cluster
 
 import (
 	"log/slog"
+	"net"
 	"slices"
 	"testing"
 
+	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/internal/testkit"
 )
 
@@ -69,5 +71,46 @@ func TestStaticDeadHubLinkStaysOut(t *testing.T) {
 	})
 	if hubs := a.Hubs(); len(hubs) != 1 || hubs[0] != a.ID() {
 		t.Errorf("a counts hubs %v, want only itself", hubs)
+	}
+}
+
+// TestStaticHubLinkListenerClosed: a member whose hub-link listener
+// (ServeHubLinks) closes while its node stays up, keeping the links it
+// accepted up, withdraws at once: its entries leave the other members'
+// directories, and they count it out after their failure window, though
+// its control plane answers and their links to it are up all along.
+func TestStaticHubLinkListenerClosed(t *testing.T) {
+	t.Parallel()
+	key := testKey(t)
+	a, _ := startHub(t, key, testLogger(t))
+	b, _ := startHub(t, key, testLogger(t), a)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := actors.NewNode(actors.Config{Logger: testLogger(t)})
+	if err != nil {
+		ln.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { node.Close() })
+	c := startLinked(t, key, testLogger(t), ln.Addr().String(), b)
+	if err := c.ServeHubLinks(node, ln); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*Member{a, b, c} {
+		waitHubs(t, m, a, b, c)
+	}
+	if err := c.Register(Entry{Bind: "tcp/*:8080"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*Member{a, b} {
+		waitFor(t, m, "c's entry", holds(Entry{Bind: "tcp/*:8080", Hub: c.ID()}))
+	}
+
+	ln.Close() // the node stays, and the links it took from a and b
+	for _, m := range []*Member{a, b} {
+		waitFor(t, m, "c's entry withdrawn", holds())
+		waitHubs(t, m, a, b)
 	}
 }
