@@ -129,12 +129,17 @@ func (s *streamActor) connected(ctx actor.Context, conn net.Conn, err error) {
 		return
 	}
 	s.openSocket(conn)
+	s.dialedUDP = s.datagram
 	s.flush(ctx)
-	if s.pendingFin {
+	fin := s.pendingFin
+	if fin {
 		s.pendingFin = false
 		s.closeWrite(ctx)
 	}
 	s.dialed(ctx, nil)
+	if fin {
+		s.datagramsEnd(ctx)
+	}
 }
 
 // grant adds credit from the Scheduler and reads if reading waited for it.
@@ -410,17 +415,22 @@ func (s *streamActor) readEnded(ctx actor.Context, err error) {
 	s.giveBack(s.credit) // it reads no more
 	switch {
 	case errors.Is(err, io.EOF):
-		if s.side.CanSend() {
-			_ = s.side.Send(engine.TypeFin)
-			s.sendHeldOK(ctx)
-			ctx.Send(s.sched, engine.NewEmpty(engine.TypeFin, s.id))
-		}
+		s.sendFin(ctx)
 	case errors.Is(err, net.ErrClosed), errors.Is(err, os.ErrDeadlineExceeded):
 	default:
 		s.env.log.Debug("stream socket error", "stream", s.id, "target", s.target, "write", false, "err", err)
 		s.reset(ctx, engine.CodeCancelled, err.Error())
 	}
 	s.maybeClosed(ctx)
+}
+
+// sendFin tells the peer this side sends no more, after what it sent.
+func (s *streamActor) sendFin(ctx actor.Context) {
+	if s.side.CanSend() {
+		_ = s.side.Send(engine.TypeFin)
+		s.sendHeldOK(ctx)
+		ctx.Send(s.sched, engine.NewEmpty(engine.TypeFin, s.id))
+	}
 }
 
 // giveBack returns n bytes of the reader's grant to the Scheduler.
@@ -540,6 +550,9 @@ func (s *streamActor) maybeClosed(ctx actor.Context) {
 	s.ended = true
 	if s.netConn != nil {
 		s.unpoll()
+		if s.dialedUDP { // another hub's flow to a pool's door here ends with it (udp_end.go)
+			s.env.endDoorFlow(s.target, s.netConn.LocalAddr())
+		}
 		s.netConn.Close()
 	}
 	s.socketClosed(ctx)

@@ -251,19 +251,23 @@ func TestUDPPoolBesideTCPPool(t *testing.T) {
 // in UDP pool "dns", whose -R on port goes to a namedUDPEcho saying
 // name; it returns the hub, the port, its link listener's address and the
 // pool's door, as registered. Plain nodes, closed when the test ends (as
-// poolHub).
-func udpPoolHub(t testing.TB, name string) (hub *actors.Node, port *net.UDPAddr, link, door string) {
+// poolHub); adjust, if given, changes the hub's configuration last.
+func udpPoolHub(t testing.TB, name string, adjust ...func(*actors.Config)) (hub *actors.Node, port *net.UDPAddr, link, door string) {
 	t.Helper()
 	port = freeUDPAddr(t)
 	target := namedUDPEcho(t, name)
 	var mu sync.Mutex
-	hub, err := actors.NewNode(actors.Config{BindWatcher: func(rb actors.ReverseBind) {
+	cfg := actors.Config{BindWatcher: func(rb actors.ReverseBind) {
 		mu.Lock()
 		defer mu.Unlock()
 		if rb.UDP && rb.Pool == "dns" && rb.Members > 0 {
 			door = rb.Door
 		}
-	}})
+	}}
+	for _, f := range adjust {
+		f(&cfg)
+	}
+	hub, err := actors.NewNode(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,4 +342,72 @@ func TestUDPPoolSpreadsOverPeers(t *testing.T) {
 			}
 		}
 	}
+}
+
+// streamEnded matches a UDP flow's stream ending whose target is not
+// skip.
+func streamEnded(skip string) func(testkit.Record) bool {
+	return func(r testkit.Record) bool { return r.Msg == "UDP flow's stream ended" && r.Attrs["target"] != skip }
+}
+
+// TestPooledUDPFlowEndStopsCounting: a pooled flow idle past --udp-idle
+// has its stream ended, both ways, and it stops counting against its
+// member at once: flows that ended weigh nothing on where the next go.
+// (Its stream used to stay half open, counting, until the link ended.)
+func TestPooledUDPFlowEndStopsCounting(t *testing.T) {
+	port := freeUDPAddr(t)
+	pooled := func(name string) func(*actors.Config) {
+		target := namedUDPEcho(t, name)
+		return func(c *actors.Config) {
+			c.Remotes = []forward.Forward{{Bind: port.String(), Target: target, UDP: true}}
+			c.Pool = "dns"
+		}
+	}
+	// A second of idleness ends a flow: long beside the few milliseconds
+	// the flows below take, short for the test.
+	p := testpair.New(t, testpair.Config{B: pooled("edge1"), A: func(c *actors.Config) { c.UDPIdle = time.Second }})
+	remoteListening(t, p.BLog, 1)
+	for i := range 3 {
+		if _, name := flow(t, port, i); name != "edge1" {
+			t.Fatalf("flow %d reached %s with edge1 alone in the pool", i, name)
+		}
+	}
+	p.ALog.WaitN(t, 10*time.Second, "the hub's streams of the three flows to end", 3, streamEnded(""))
+	p.BLog.WaitN(t, 10*time.Second, "the edge's streams of the three flows to end", 3, streamEnded(""))
+
+	second := p.AddEdge(t, pooled("edge2"))
+	remoteListening(t, second.Log, 1)
+	count := map[string]int{}
+	for i := range 2 {
+		_, name := flow(t, port, 10+i)
+		count[name]++
+	}
+	if count["edge1"] != 1 || count["edge2"] != 1 {
+		t.Fatalf("2 flows after edge1's 3 ended went %v, want one to each edge (ended flows count for nothing)", count)
+	}
+}
+
+// TestUDPPoolDoorFlowEndsWithItsStream: a flow another hub brought to a
+// UDP pool's door ends at the door as soon as the stream that brought it
+// does (the other hub's session idled out), not after the door's own
+// --udp-idle: it stops counting against the edge it went to at once.
+func TestUDPPoolDoorFlowEndsWithItsStream(t *testing.T) {
+	h2Log := testkit.NewRecorder()
+	h1, port1, _, _ := udpPoolHub(t, "edge1", func(c *actors.Config) { c.UDPIdle = time.Second })
+	_, _, link2, door2 := udpPoolHub(t, "edge2", func(c *actors.Config) { c.Logger = slog.New(h2Log) }) // --udp-idle: 60 s
+	if _, err := h1.SetUDPPoolPeers(port1.String(), "dns", []actors.PoolPeer{{Hub: "h2", Via: linkTo(t, link2), Target: door2, Members: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	// The first flow goes to h1's own edge, the second to h2's share.
+	for i, want := range []string{"edge1", "edge2"} {
+		if _, name := flow(t, port1, i); name != want {
+			t.Fatalf("flow %d at h1 reached %s, want %s", i, name, want)
+		}
+	}
+	// h1's session idles out: the stream to h2's door ends, and the
+	// door's session with it, whose stream to edge2 ends too.
+	h2Log.Wait(t, 10*time.Second, "the door's stream to edge2 ending", streamEnded(door2))
+	h2Log.Wait(t, 10*time.Second, "the door's session ending with its stream", func(r testkit.Record) bool {
+		return r.Msg == "UDP session ended with the stream that brought it"
+	})
 }

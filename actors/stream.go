@@ -39,6 +39,7 @@ type streamActor struct {
 	policy    *forward.TargetPolicy // accepter: what the peer may have us dial
 	openFrame *engine.Frame         // accepter: the OPEN, holding the first bytes
 	datagram  bool                  // the stream carries datagrams (UDP)
+	dialedUDP bool                  // accepter: its socket is a UDP socket it dialled
 	proxyHere bool                  // accepter: a "-R port:socks" stream, served by a proxy here
 	clientEOF bool                  // opener: the client had already shut its write side
 
@@ -115,6 +116,9 @@ func (s *streamActor) receive(ctx actor.Context) {
 		if s.load != nil {
 			s.load.Add(-1)
 			s.load = nil
+		}
+		if s.datagram {
+			s.env.log.Debug("UDP flow's stream ended", "stream", s.id, "target", s.target)
 		}
 		if s.openFrame != nil {
 			s.openFrame.Release()
@@ -249,6 +253,7 @@ func (s *streamActor) fromPeer(ctx actor.Context, f *engine.Frame) {
 		}
 	case engine.ArriveFin:
 		s.closeWrite(ctx)
+		s.datagramsEnd(ctx)
 	case engine.ArriveReset:
 		s.env.log.Debug("stream reset by peer", "stream", s.id, "target", s.target, "reason", r.String())
 		f.Release()

@@ -68,6 +68,8 @@ func (u *udpListener) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *datagramIn:
 		u.datagram(ctx, m)
+	case *doorFlowEnded:
+		u.doorFlowEnded(m)
 	case *udpTick:
 		u.timer = nil
 		u.expire(time.Now())

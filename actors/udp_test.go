@@ -104,7 +104,8 @@ func TestUDPForward(t *testing.T) {
 }
 
 // TestUDPIdleExpiry: a session idle past --udp-idle is closed, with its
-// socket at the target; the client's next datagram starts a new one.
+// stream at both ends and its socket at the target; the client's next
+// datagram starts a new one.
 func TestUDPIdleExpiry(t *testing.T) {
 	echo := testkit.NewUDPEcho(t)
 	p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{udpFwd(echo.Addr)},
@@ -112,6 +113,12 @@ func TestUDPIdleExpiry(t *testing.T) {
 	c := udpClient(t, p.B.ForwardAddrs()[0])
 	udpRoundTrip(t, c, []byte("first"))
 	p.BLog.Wait(t, 10*time.Second, "the idle session expiring", func(r testkit.Record) bool { return r.Msg == "UDP session expired" })
+	// A datagram stream has no half-close: the session's FIN ends the
+	// stream at the far end too, which closes its socket at the target
+	// and answers FIN (it used to stay half open until the link ended).
+	for side, log := range map[string]*testkit.Recorder{"the forward's": p.BLog, "the target's": p.ALog} {
+		log.Wait(t, 10*time.Second, side+" stream of the session ending", func(r testkit.Record) bool { return r.Msg == "UDP flow's stream ended" })
+	}
 	udpRoundTrip(t, c, []byte("second"))
 	if echo.Peers() != 2 {
 		t.Errorf("target saw %d sockets, want a new one after expiry (2)", echo.Peers())
