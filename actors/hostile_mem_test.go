@@ -1,4 +1,4 @@
-package actors_test
+package actors
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/engine"
 	"github.com/sockmux/sockmux/internal/testkit"
 	"github.com/sockmux/sockmux/internal/wirepeer"
@@ -251,16 +250,16 @@ const (
 
 // runMem is the body every never-reading case shares.
 func runMem(t *testing.T, mc memCase) {
-	downs := make(chan actors.LinkEvent, 16)
+	downs := make(chan LinkEvent, 16)
 	logs := &countingLog{}
-	h := newHostile(t, nil, func(_ *hostile, c *actors.Config) {
+	h := newHostile(t, nil, func(_ *hostile, c *Config) {
 		c.Logger = slog.New(logs)
 		// The floods never read: a carrier write stalled for three
 		// keepalives would drop them (TestCarrierNotReadDropped) before
 		// a slow (-race) flood is over.
 		c.Keepalive = time.Minute
 		up := c.OnLink
-		c.OnLink = func(ev actors.LinkEvent) {
+		c.OnLink = func(ev LinkEvent) {
 			up(ev)
 			if !ev.Up {
 				select {

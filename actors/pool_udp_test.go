@@ -1,4 +1,4 @@
-package actors_test
+package actors
 
 import (
 	"bytes"
@@ -11,11 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/carriers"
 	"github.com/sockmux/sockmux/internal/forward"
 	"github.com/sockmux/sockmux/internal/testkit"
-	"github.com/sockmux/sockmux/internal/testpair"
 )
 
 // namedUDPEcho is testkit.NamedUDPEcho: it says which edge's target
@@ -126,17 +124,17 @@ func flow(t testing.TB, addr *net.UDPAddr, id int) (*pooledClient, string) {
 // udpPoolEdges is a hub (the Pair's A) and two edges (B and one more)
 // that both ask it for -R port/udp under pool "dns", each to its own
 // named UDP echo.
-func udpPoolEdges(t testing.TB) (p *testpair.Pair, second *testpair.Edge, port *net.UDPAddr) {
+func udpPoolEdges(t testing.TB) (p *testPair, second *pairEdge, port *net.UDPAddr) {
 	t.Helper()
 	port = freeUDPAddr(t)
-	pooled := func(name string) func(*actors.Config) {
+	pooled := func(name string) func(*Config) {
 		target := namedUDPEcho(t, name)
-		return func(c *actors.Config) {
+		return func(c *Config) {
 			c.Remotes = []forward.Forward{{Bind: port.String(), Target: target, UDP: true}}
 			c.Pool = "dns"
 		}
 	}
-	p = testpair.New(t, testpair.Config{B: pooled("edge1")})
+	p = newTestPair(t, pairConfig{B: pooled("edge1")})
 	remoteListening(t, p.BLog, 1)
 	second = p.AddEdge(t, pooled("edge2"))
 	remoteListening(t, second.Log, 1)
@@ -210,13 +208,13 @@ func TestUDPPoolRefusals(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			p, _, port := udpPoolEdges(t)
-			e := p.AddEdge(t, func(c *actors.Config) {
+			e := p.AddEdge(t, func(c *Config) {
 				c.Remotes = []forward.Forward{{Bind: port.String(), Target: "127.0.0.1:9", UDP: true}}
 				c.Pool, c.ExitOnForwardFailure = tc.pool, true
 			})
 			select {
 			case err := <-e.Node.Failed():
-				if !errors.Is(err, actors.ErrForwardRefused) || !strings.Contains(err.Error(), tc.text) {
+				if !errors.Is(err, ErrForwardRefused) || !strings.Contains(err.Error(), tc.text) {
 					t.Fatalf("refusal %v, want ErrForwardRefused saying %q", err, tc.text)
 				}
 			case <-time.After(10 * time.Second):
@@ -234,7 +232,7 @@ func TestUDPPoolRefusals(t *testing.T) {
 func TestUDPPoolBesideTCPPool(t *testing.T) {
 	port := freeTCPUDPAddr(t)
 	tcpTarget, udpTarget := namer(t, "tcp edge"), namedUDPEcho(t, "udp edge")
-	p := testpair.New(t, testpair.Config{B: func(c *actors.Config) {
+	p := newTestPair(t, pairConfig{B: func(c *Config) {
 		c.Remotes = []forward.Forward{{Bind: port.String(), Target: tcpTarget}, {Bind: port.String(), Target: udpTarget, UDP: true}}
 		c.Pool = "both"
 	}})
@@ -252,12 +250,12 @@ func TestUDPPoolBesideTCPPool(t *testing.T) {
 // name; it returns the hub, the port, its link listener's address and the
 // pool's door, as registered. Plain nodes, closed when the test ends (as
 // poolHub).
-func udpPoolHub(t testing.TB, name string) (hub *actors.Node, port *net.UDPAddr, link, door string) {
+func udpPoolHub(t testing.TB, name string) (hub *Node, port *net.UDPAddr, link, door string) {
 	t.Helper()
 	port = freeUDPAddr(t)
 	target := namedUDPEcho(t, name)
 	var mu sync.Mutex
-	hub, err := actors.NewNode(actors.Config{BindWatcher: func(rb actors.ReverseBind) {
+	hub, err := NewNode(Config{BindWatcher: func(rb ReverseBind) {
 		mu.Lock()
 		defer mu.Unlock()
 		if rb.UDP && rb.Pool == "dns" && rb.Members > 0 {
@@ -274,7 +272,7 @@ func udpPoolHub(t testing.TB, name string) (hub *actors.Node, port *net.UDPAddr,
 	}
 	hub.Serve(ln)
 	log := testkit.NewRecorder()
-	edge, err := actors.NewNode(actors.Config{Logger: slog.New(log), Pool: "dns",
+	edge, err := NewNode(Config{Logger: slog.New(log), Pool: "dns",
 		Remotes: []forward.Forward{{Bind: port.String(), Target: target, UDP: true}}})
 	if err != nil {
 		t.Fatal(err)
@@ -305,10 +303,10 @@ func TestUDPPoolSpreadsOverPeers(t *testing.T) {
 	h1, port1, link1, door1 := udpPoolHub(t, "edge1")
 	h2, port2, link2, door2 := udpPoolHub(t, "edge2")
 	to2, to1 := linkTo(t, link2), linkTo(t, link1)
-	if _, err := h1.SetUDPPoolPeers(port1.String(), "dns", []actors.PoolPeer{{Hub: "h2", Via: to2, Target: door2, Members: 1}}); err != nil {
+	if _, err := h1.SetUDPPoolPeers(port1.String(), "dns", []PoolPeer{{Hub: "h2", Via: to2, Target: door2, Members: 1}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h2.SetUDPPoolPeers(port2.String(), "dns", []actors.PoolPeer{{Hub: "h1", Via: to1, Target: door1, Members: 1}}); err != nil {
+	if _, err := h2.SetUDPPoolPeers(port2.String(), "dns", []PoolPeer{{Hub: "h1", Via: to1, Target: door1, Members: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	// At h1, 10 to each; at h2 its edge holds the 10 that h1 brought to
