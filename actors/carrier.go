@@ -153,7 +153,7 @@ func (c *carrierActor) fail(err error) {
 // reader goes on until the carrier ends (the peer closed it) or for
 // closeWriteTimeout at most, and the carrier is reported down when it
 // stops (readEnded), after every frame it read. A peer that reads nothing
-// (ErrPeerNotReading), or a carrier that was closing anyway, is closed at
+// (errPeerNotReading), or a carrier that was closing anyway, is closed at
 // once.
 func (c *carrierActor) writeFailed(err error, stalled bool) {
 	if stalled || c.closed.Load() {
@@ -362,7 +362,7 @@ func (c *carrierActor) writeLoop() {
 		if err != nil {
 			stalled := stallable && errors.Is(err, os.ErrDeadlineExceeded)
 			if stalled {
-				err = fmt.Errorf("%w: it read nothing for %v", ErrPeerNotReading, c.writeStall)
+				err = fmt.Errorf("%w: it read nothing for %v", errPeerNotReading, c.writeStall)
 			}
 			c.writeFailed(err, stalled)
 			return

@@ -54,11 +54,11 @@ type Config struct {
 	FailFast bool
 	// MaxRetries, when above 0, bounds the failed attempts in a row
 	// (dials and handshakes) a dialling link makes before it gives up
-	// (Node.Failed, ErrGaveUp).
+	// (Node.Failed: "gave up dialling").
 	MaxRetries int
 	// ConnectTimeout, when above 0, is how long a dialling link keeps
-	// trying for its first link before it gives up (Node.Failed,
-	// ErrGaveUp).
+	// trying for its first link before it gives up (Node.Failed: "gave
+	// up dialling").
 	ConnectTimeout time.Duration
 	// Dynamic are the -D addresses: a SOCKS5 and HTTP CONNECT proxy on each,
 	// whose connections leave the tunnel at the peer.

@@ -265,7 +265,7 @@ func (l *linkActor) Receive(ctx actor.Context) {
 		l.protocolError(ctx, m.err)
 	case *resumeExpired:
 		if m.gen == l.gen && l.up && l.resuming {
-			l.downReason = fmt.Errorf("%w (%v)", ErrResumeExpired, l.env.cfg.ResumeWindow)
+			l.downReason = fmt.Errorf("%w (%v)", errResumeExpired, l.env.cfg.ResumeWindow)
 			l.env.log.Warn("link not resumed in time; resetting its streams", "peer", l.peer,
 				"window", l.env.cfg.ResumeWindow, "streams", len(l.streams))
 			l.sessionDown(ctx, l.downReason)

@@ -169,7 +169,7 @@ func (l *linkActor) handshakeDone(ctx actor.Context, m *handshakeDone) {
 			if errors.Is(m.err, engine.ErrUnknownLink) {
 				if len(l.carriers) == 0 {
 					// The peer no longer has the link: resuming is over.
-					l.downReason = fmt.Errorf("%w: the peer no longer has it", ErrResumeExpired)
+					l.downReason = fmt.Errorf("%w: the peer no longer has it", errResumeExpired)
 					l.sessionDown(ctx, l.downReason)
 					return
 				}

@@ -212,7 +212,7 @@ func (l *listenerActor) flush(ctx actor.Context) {
 			if w.reply != nil {
 				w.conn.Write(w.reply.fail(engine.CodeTimeout))
 			}
-			tellOpened(w.opened, ErrNoLink)
+			tellOpened(w.opened, errNoLink)
 			w.conn.Close()
 		default:
 			keep = append(keep, w)
@@ -227,7 +227,7 @@ func (l *listenerActor) flush(ctx actor.Context) {
 	}
 }
 
-// noLinkError is ErrNoLink: a net.Error, so callers that test for a
+// noLinkError is errNoLink: a net.Error, so callers that test for a
 // timeout the net package's way see one.
 type noLinkError struct{}
 

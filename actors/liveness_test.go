@@ -30,7 +30,7 @@ func TestPeerSilent(t *testing.T) {
 	for name, log := range map[string]*testkit.Recorder{"listener": p.ALog, "dialler": p.BLog} {
 		log.Wait(t, 10*time.Second, name+" dropping a silent peer", func(r testkit.Record) bool {
 			err, _ := r.Attrs["reason"].(error)
-			return r.Msg == "link down" && errors.Is(err, ErrPeerSilent)
+			return r.Msg == "link down" && errors.Is(err, errPeerSilent)
 		})
 	}
 	p.Proxy.Resume()
@@ -151,14 +151,14 @@ func TestDrain(t *testing.T) {
 	wg.Wait()
 	p.ALog.Wait(t, 10*time.Second, "the peer's GOAWAY as the reason", func(r testkit.Record) bool {
 		err, _ := r.Attrs["reason"].(error)
-		var ga *GoAwayError
+		var ga *goAwayError
 		return r.Msg == "link down" && errors.As(err, &ga) && ga.Reason.Code == engine.CodeShutdown && errors.Is(err, engine.ErrShutdown)
 	})
 }
 
 // TestDialStream: a stream as a net.Conn, returned once the peer opened it;
 // a target the peer refuses is an *OpenError with the peer's reason, and no
-// link within the open timeout is ErrNoLink.
+// link within the open timeout is errNoLink.
 func TestDialStream(t *testing.T) {
 	echo := testkit.Echo(t)
 	p := newTestPair(t, pairConfig{A: func(c *Config) { c.AllowTargets = forward.MustTargetPolicy(echo) }})
@@ -186,7 +186,7 @@ func TestDialStream(t *testing.T) {
 	defer lonely.Close()
 	_, err = lonely.DialStream(context.Background(), echo)
 	var ne net.Error
-	if !errors.Is(err, ErrNoLink) || !errors.As(err, &ne) || !ne.Timeout() {
+	if !errors.Is(err, errNoLink) || !errors.As(err, &ne) || !ne.Timeout() {
 		t.Fatalf("no link: %v, want ErrNoLink, a net.Error timeout", err)
 	}
 }

@@ -416,7 +416,7 @@ func (e *localEnd) CloseWrite() error {
 }
 
 // Reset is the stream cut short while it still had the pipe.
-func (e *localEnd) Reset() { e.p.cutShort(ErrLinkDown) }
+func (e *localEnd) Reset() { e.p.cutShort(errLinkDown) }
 
 // Close is the Stream letting go of the pipe: after the stream ended, or
 // (with no FIN from the peer) cut short.
@@ -440,8 +440,8 @@ func (p *localPipe) peerEnded() bool {
 	return p.downEOF
 }
 
-func (e *localEnd) LocalAddr() net.Addr              { return LocalAddr(e.p.target) }
-func (e *localEnd) RemoteAddr() net.Addr             { return LocalAddr(e.p.target) }
+func (e *localEnd) LocalAddr() net.Addr              { return localAddr(e.p.target) }
+func (e *localEnd) RemoteAddr() net.Addr             { return localAddr(e.p.target) }
 func (e *localEnd) SetDeadline(time.Time) error      { return nil }
 func (e *localEnd) SetReadDeadline(time.Time) error  { return nil }
 func (e *localEnd) SetWriteDeadline(time.Time) error { return nil }

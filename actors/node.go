@@ -353,9 +353,10 @@ func (n *Node) Connect(d carriers.Dialer, failover ...carriers.Dialer) {
 // up to the open timeout for one) and returns it as a net.Conn once the
 // peer has opened it: what is written to it arrives at target, as if
 // dialled from the peer. A peer that cannot (or may not) reach target gives
-// an *OpenError with its reason; no link gives ErrNoLink. It is how a link
-// rides on a stream of another (--via), and how a shared upstream is
-// reached through a tunnel.
+// an *OpenError with its reason; no link within the open timeout gives a
+// net.Error whose Timeout is true (errNoLink). It is how a link rides on a
+// stream of another (--via), and how a shared upstream is reached through a
+// tunnel.
 func (n *Node) DialStream(ctx context.Context, target string) (net.Conn, error) {
 	near, far := net.Pipe()
 	if err := n.OpenStream(ctx, far, target); err != nil {

@@ -115,7 +115,7 @@ func TestPoolRefusals(t *testing.T) {
 			})
 			select {
 			case err := <-e.Node.Failed():
-				if !errors.Is(err, ErrForwardRefused) || !strings.Contains(err.Error(), tc.text) {
+				if !errors.Is(err, errForwardRefused) || !strings.Contains(err.Error(), tc.text) {
 					t.Fatalf("refusal %v, want ErrForwardRefused saying %q", err, tc.text)
 				}
 			case <-time.After(10 * time.Second):

@@ -112,7 +112,7 @@ func TestRemoteForwardRefused(t *testing.T) {
 			}})
 			select {
 			case err := <-p.B.Failed():
-				if !errors.Is(err, ErrForwardRefused) {
+				if !errors.Is(err, errForwardRefused) {
 					t.Fatalf("fatal error %v, want ErrForwardRefused", err)
 				}
 				if !strings.Contains(err.Error(), tc.text) {

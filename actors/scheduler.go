@@ -236,7 +236,7 @@ func (s *schedulerActor) checkBacklog(ctx actor.Context) {
 	}
 	s.failed = true
 	ctx.Send(ctx.Parent(), &schedFailed{overload: true,
-		err: fmt.Errorf("%w: %d bytes of replies waiting", ErrPeerNotReading, s.out.Queue.ReplyBytes())})
+		err: fmt.Errorf("%w: %d bytes of replies waiting", errPeerNotReading, s.out.Queue.ReplyBytes())})
 }
 
 // pin sends a carrier's own frame on that carrier, ahead of what waits in

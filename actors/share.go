@@ -27,8 +27,8 @@ import (
 //     drop counters. It accepts clients, and hands every chunk the upstream
 //     sends to each client's queue. A full queue holds the upstream's
 //     reader until the client drains it, for up to the slow timeout
-//     (SlowWait), or its oldest bytes are dropped and counted (SlowDrop),
-//     or its client is disconnected (SlowDisconnect);
+//     (SlowWait), or its oldest bytes are dropped and counted (slowDrop),
+//     or its client is disconnected (slowDisconnect);
 //   - a client actor (one per client socket) owns the socket: its reader
 //     goroutine sends what the client writes to the upstream actor, one
 //     pooled buffer per read, while the input waiting for the upstream is
@@ -64,15 +64,15 @@ type ShareConfig struct {
 	// tunnel's link, for instance.
 	CarrierOptions []carriers.Option
 	// ClientBuffer bounds, per client, the bytes from the upstream waiting
-	// to be written to it (DefaultClientBuffer when 0). One read of the
-	// upstream (at most 64 KiB) always fits an empty queue; the one write
-	// in progress, at most shareWriteBatch bytes, is beside it. Under
+	// to be written to it (1 MiB, defaultClientBuffer, when 0). One read
+	// of the upstream (at most 64 KiB) always fits an empty queue; the one
+	// write in progress, at most shareWriteBatch bytes, is beside it. Under
 	// SlowWait a full queue pauses the upstream, and what was already read
 	// (at most shareInflight bytes) is queued beyond the bound.
 	ClientBuffer int
 	// Slow says what happens to a client whose queue is full: SlowWait
-	// (the zero value) holds the upstream for it, SlowDrop drops its
-	// oldest bytes, SlowDisconnect closes it.
+	// (the zero value) holds the upstream for it, "drop" (ParseSlowPolicy)
+	// drops its oldest bytes, "disconnect" closes it.
 	Slow SlowPolicy
 	// SlowTimeout is, under SlowWait, how long a client's queue may stay
 	// full (until it drains to half of ClientBuffer) before the client is
@@ -82,7 +82,7 @@ type ShareConfig struct {
 	// receives first (0: none). It may not exceed ClientBuffer.
 	Replay int
 	// InputBuffer bounds the clients' bytes waiting for the upstream, all
-	// clients together (DefaultInputBuffer when 0): past it the clients'
+	// clients together (defaultInputBuffer when 0): past it the clients'
 	// sockets are not read, and TCP pushes back on them.
 	InputBuffer int
 	// Backoff is the first delay before redialling an upstream that
@@ -101,8 +101,8 @@ type ShareConfig struct {
 
 // Defaults of a Share.
 const (
-	DefaultClientBuffer = 1 << 20
-	DefaultInputBuffer  = 1 << 20
+	defaultClientBuffer = 1 << 20
+	defaultInputBuffer  = 1 << 20
 )
 
 // shareWriteBatch is the most a client's writer takes from its queue for
@@ -172,10 +172,10 @@ func NewShare(cfg ShareConfig) (*Share, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.ClientBuffer == 0 {
-		cfg.ClientBuffer = DefaultClientBuffer
+		cfg.ClientBuffer = defaultClientBuffer
 	}
 	if cfg.InputBuffer == 0 {
-		cfg.InputBuffer = DefaultInputBuffer
+		cfg.InputBuffer = defaultInputBuffer
 	}
 	if cfg.Backoff == 0 {
 		cfg.Backoff = time.Second
@@ -194,7 +194,7 @@ func NewShare(cfg ShareConfig) (*Share, error) {
 		return nil, errors.New("share: the client buffer must be positive")
 	case cfg.InputBuffer < 0:
 		return nil, errors.New("share: the input buffer must be positive")
-	case cfg.Slow < SlowWait || cfg.Slow > SlowDisconnect:
+	case cfg.Slow < SlowWait || cfg.Slow > slowDisconnect:
 		return nil, fmt.Errorf("share: unknown slow-client policy %d", cfg.Slow)
 	case cfg.SlowTimeout < 0:
 		return nil, errors.New("share: the slow timeout must be positive")

@@ -67,8 +67,8 @@ func TestCarrierNotReadDropped(t *testing.T) {
 	defer func() { close(stop); <-pinged }()
 	select {
 	case ev := <-downs:
-		if !errors.Is(ev.Err, ErrPeerNotReading) {
-			t.Fatalf("link down: %v, want %v", ev.Err, ErrPeerNotReading)
+		if !errors.Is(ev.Err, errPeerNotReading) {
+			t.Fatalf("link down: %v, want %v", ev.Err, errPeerNotReading)
 		}
 	case <-time.After(20 * time.Second): // hang guard
 		t.Fatal("the link to a peer that reads nothing stayed up")

@@ -111,7 +111,7 @@ func (s *streamActor) receive(ctx actor.Context) {
 		s.start(ctx)
 	case *actor.Stopping:
 		s.shut()
-		tellOpened(s.opened, ErrLinkDown) // a no-op if OPEN was answered
+		tellOpened(s.opened, errLinkDown) // a no-op if OPEN was answered
 		if s.load != nil {
 			s.load.Add(-1)
 			s.load = nil
@@ -224,7 +224,7 @@ func (s *streamActor) socketClosed(ctx actor.Context) {
 	if s.budget != nil {
 		s.side.GiveBack(s.budget)
 	}
-	tellOpened(s.opened, ErrLinkDown)
+	tellOpened(s.opened, errLinkDown)
 	ctx.Send(s.sched, &streamGone{id: s.id})
 	s.env.stats.StreamsClosed.Add(1)
 	ctx.Stop(s.self)

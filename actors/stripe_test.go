@@ -197,13 +197,13 @@ func TestResumeExpired(t *testing.T) {
 	p.Proxy.Refuse(true)
 	p.Proxy.Cut()
 	rec := p.ALog.Wait(t, 10*time.Second, "the accepter giving up", func(r testkit.Record) bool { return r.Msg == "link down" })
-	if err, _ := rec.Attrs["reason"].(error); !errors.Is(err, ErrResumeExpired) {
-		t.Fatalf("accepter's link down reason %v, want %v", rec.Attrs["reason"], ErrResumeExpired)
+	if err, _ := rec.Attrs["reason"].(error); !errors.Is(err, errResumeExpired) {
+		t.Fatalf("accepter's link down reason %v, want %v", rec.Attrs["reason"], errResumeExpired)
 	}
 	p.Proxy.Refuse(false)
 	rec = p.BLog.Wait(t, 10*time.Second, "the dialler told the link is gone", func(r testkit.Record) bool { return r.Msg == "link down" })
-	if err, _ := rec.Attrs["reason"].(error); !errors.Is(err, ErrResumeExpired) {
-		t.Fatalf("dialler's link down reason %v, want %v", rec.Attrs["reason"], ErrResumeExpired)
+	if err, _ := rec.Attrs["reason"].(error); !errors.Is(err, errResumeExpired) {
+		t.Fatalf("dialler's link down reason %v, want %v", rec.Attrs["reason"], errResumeExpired)
 	}
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second)) // hang guard
 	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
