@@ -246,7 +246,7 @@ func (c *carrierActor) deliver(f *engine.Frame, more []*engine.Frame) {
 	if HopTracing {
 		for _, g := range append([]*engine.Frame{f}, more...) {
 			if g.Type == engine.TypeData {
-				traceHop(HopCarrierRead)
+				traceHop(hopCarrierRead)
 			}
 		}
 	}
@@ -318,7 +318,7 @@ func (c *carrierActor) writeLoop() {
 		}
 		data := HopTracing && hasData(frames) // a constant: nothing to do in other builds
 		if data {
-			traceHop(HopWriterTake)
+			traceHop(hopWriterTake)
 		}
 		if need := len(frames) * engine.MaxHeaderLen; cap(hdrs) < need {
 			hdrs = make([]byte, need)
@@ -350,7 +350,7 @@ func (c *carrierActor) writeLoop() {
 			}
 		}
 		if data {
-			traceHop(HopCarrierWritten)
+			traceHop(hopCarrierWritten)
 		}
 		// A sequenced frame is also held by the Scheduler until the peer
 		// acknowledges it; this releases the writer's share only.

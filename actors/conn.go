@@ -89,7 +89,7 @@ func (s *streamActor) unpoll() {
 
 // dial dials the target in a goroutine, which reports with dialDone.
 func (s *streamActor) dial() {
-	traceHop(HopDialStart)
+	traceHop(hopDialStart)
 	dctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.running++
@@ -108,7 +108,7 @@ func (s *streamActor) dial() {
 
 // dialDone takes the dial's end.
 func (s *streamActor) dialDone(ctx actor.Context, m *dialDone) {
-	traceHop(HopDialed)
+	traceHop(hopDialed)
 	s.running--
 	s.cancel = nil
 	s.connected(ctx, m.conn, m.err)
@@ -164,7 +164,7 @@ func (s *streamActor) readNow(ctx actor.Context) {
 	max, frame := s.readSize()
 	bufs, n, err := s.io().read(s.raw, max, frame)
 	if n > 0 {
-		traceHop(HopSocketRead)
+		traceHop(hopSocketRead)
 	}
 	if n == 0 && err == nil {
 		s.wait() // nothing there
@@ -324,7 +324,7 @@ func (r *socketRead) try(fd uintptr) bool {
 	}
 	r.bufs, _, r.err = readFD(int(fd), r.max, r.frame, nil)
 	if len(r.bufs) > 0 {
-		traceHop(HopSocketRead)
+		traceHop(hopSocketRead)
 	}
 	return r.err != syscall.EAGAIN && r.err != syscall.EINTR // else a wake-up with nothing there: wait again
 }
@@ -339,7 +339,7 @@ func (s *streamActor) waited(ctx actor.Context, m *dataIn) {
 		n += len(b.B)
 	}
 	if n > 0 {
-		traceHop(HopStreamIn)
+		traceHop(hopStreamIn)
 	}
 	max, _ := s.readSize()
 	s.readOn(ctx, m.bufs, n, max, m.err)
@@ -465,7 +465,7 @@ func (s *streamActor) flush(ctx actor.Context) {
 	}
 	n, err := s.writeNow(bufs)
 	if n > 0 {
-		traceHop(HopSocketWritten)
+		traceHop(hopSocketWritten)
 	}
 	if err != nil {
 		putAll(bufs)

@@ -336,11 +336,11 @@ func (l *linkActor) frameIn(ctx actor.Context, carrier int, f *engine.Frame, bac
 	}
 	switch f.Type {
 	case engine.TypeData:
-		traceHop(HopLinkIn)
+		traceHop(hopLinkIn)
 	case engine.TypeOpen:
-		traceHop(HopOpenIn)
+		traceHop(hopOpenIn)
 	case engine.TypeOpenOK:
-		traceHop(HopOpenOKIn)
+		traceHop(hopOpenOKIn)
 	}
 	c := l.carriers[carrier]
 	if c == nil || !l.up {

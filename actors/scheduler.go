@@ -125,7 +125,7 @@ func newScheduler(e *env, p engine.Params, maxUnacked int) *schedulerActor {
 func (s *schedulerActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *dataOut:
-		traceHop(HopSchedIn)
+		traceHop(hopSchedIn)
 		for _, f := range m.frames {
 			s.enqueue(f)
 		}
@@ -133,9 +133,9 @@ func (s *schedulerActor) Receive(ctx actor.Context) {
 	case *engine.Frame:
 		switch m.Type {
 		case engine.TypeOpen:
-			traceHop(HopSchedOpen)
+			traceHop(hopSchedOpen)
 		case engine.TypeData:
-			traceHop(HopSchedIn)
+			traceHop(hopSchedIn)
 		}
 		s.enqueue(m)
 		s.pump()
@@ -163,7 +163,7 @@ func (s *schedulerActor) Receive(ctx actor.Context) {
 		s.conns[m.id] = m.conn
 		s.out.Grants.Attach(m.id, s.params.SendWindow, m.used)
 		if f := m.open; f != nil {
-			traceHop(HopSchedOpen)
+			traceHop(hopSchedOpen)
 			s.enqueue(f)
 		}
 		if f := m.ok; f != nil {
@@ -307,7 +307,7 @@ func (s *schedulerActor) flush() {
 			continue
 		}
 		if HopTracing && hasData(o.batch) {
-			traceHop(HopCarrierQueued)
+			traceHop(hopCarrierQueued)
 		}
 		if n := o.q.push(o.batch); n > 0 {
 			o.path.Queued -= n

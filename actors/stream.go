@@ -165,9 +165,9 @@ func (s *streamActor) start(ctx actor.Context) {
 		}
 	}
 	if s.env.ownDial && !s.datagram {
-		traceHop(HopDialStart)
+		traceHop(hopDialStart)
 		if conn, err, ok := dialNow(s.target); ok {
-			traceHop(HopDialed)
+			traceHop(hopDialed)
 			s.connected(ctx, conn, err)
 			return
 		}
@@ -240,7 +240,7 @@ func (s *streamActor) fromPeer(ctx actor.Context, f *engine.Frame) {
 		s.env.warn("peer broke the stream's rules; resetting it", "stream", s.id, "reason", r.String())
 		s.reset(ctx, r.Code, r.Text)
 	case engine.ArriveData:
-		traceHop(HopStreamFrame)
+		traceHop(hopStreamFrame)
 		s.env.stats.BytesIn.Add(int64(f.Len()))
 		if f.Payload != nil {
 			b := f.Payload
