@@ -82,9 +82,9 @@ type Config struct {
 	// MaxPayload is the largest frame payload accepted
 	// (engine.DefaultMaxPayload when 0).
 	MaxPayload uint32
-	// DialTarget dials a target for a stream the peer opened (a net.Dialer
+	// dialTarget dials a target for a stream the peer opened (a net.Dialer
 	// with a 10 s timeout when nil).
-	DialTarget func(ctx context.Context, addr string) (net.Conn, error)
+	dialTarget func(ctx context.Context, addr string) (net.Conn, error)
 	// Key is the pre-shared key both peers must prove they hold (none when
 	// nil). It never crosses the wire.
 	Key []byte

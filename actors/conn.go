@@ -93,7 +93,7 @@ func (s *streamActor) dial() {
 	dctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.running++
-	env, self, target, dial := s.env, s.self, s.target, s.env.cfg.DialTarget
+	env, self, target, dial := s.env, s.self, s.target, s.env.cfg.dialTarget
 	if s.datagram {
 		dial = func(ctx context.Context, addr string) (net.Conn, error) {
 			var d net.Dialer
@@ -188,7 +188,7 @@ func (s *streamActor) mayRead() bool {
 	}
 	if s.credit <= 0 {
 		s.paused = true
-		s.env.stats.CreditStalls.Add(1)
+		s.env.stats.creditStalls.Add(1)
 		return false
 	}
 	return true
@@ -378,7 +378,7 @@ func (s *streamActor) readOn(ctx actor.Context, bufs []*engine.Buffer, n, max in
 // is left of the credit is dropped and counted: a datagram is never cut.
 func (s *streamActor) dataRead(ctx actor.Context, bufs []*engine.Buffer, n int) {
 	if s.datagram && (n > s.maxRead() || int64(n) > s.credit) {
-		s.env.stats.DroppedDatagrams.Add(1)
+		s.env.stats.droppedDatagrams.Add(1)
 		s.env.log.Debug("datagram dropped", "bytes", n, "frame_limit", s.maxRead())
 		putAll(bufs)
 		return
@@ -486,7 +486,7 @@ func (s *streamActor) flush(ctx actor.Context) {
 			b.B = b.B[:copy(b.B, b.B[left:])]
 		}
 		if s.wq == nil {
-			s.wq = newWriteQueue(&s.env.stats.MaxQueuedBytes)
+			s.wq = newWriteQueue(&s.env.stats.maxQueuedBytes)
 			s.wq.noCoalesce = s.datagram
 		}
 		s.wq.start(bufs[k:]) // the queue owns them now

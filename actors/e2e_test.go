@@ -185,9 +185,9 @@ func TestHeadOfLine(t *testing.T) {
 	// writes to the stalled server never queued more than the window for
 	// one stream (B dials the targets of A's forwards).
 	waitFor(t, "the stalled stream to fill its window", func() bool {
-		return p.B.Stats().MaxQueuedBytes.Load() >= window/2
+		return p.B.Stats().maxQueuedBytes.Load() >= window/2
 	})
-	if got := p.B.Stats().MaxQueuedBytes.Load(); got > maxWindow {
+	if got := p.B.Stats().maxQueuedBytes.Load(); got > maxWindow {
 		t.Fatalf("a stream queued %d bytes, more than its largest window of %d", got, maxWindow)
 	}
 	free()
@@ -310,8 +310,8 @@ func TestBadPeers(t *testing.T) {
 		})
 	}
 	testkit.EchoRoundTrip(t, testkit.Dial(t, p.B.ForwardAddrs()[0]), 5, 1<<20)
-	if p.A.Stats().LinksUp.Load() != 1 {
-		t.Errorf("listener has %d links up, want 1", p.A.Stats().LinksUp.Load())
+	if p.A.Stats().linksUp.Load() != 1 {
+		t.Errorf("listener has %d links up, want 1", p.A.Stats().linksUp.Load())
 	}
 }
 

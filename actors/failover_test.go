@@ -77,7 +77,7 @@ func onAddr(t *testing.T, near *Node, log *testkit.Recorder, hubs []hub, at, car
 		t.Fatalf("status lists the addresses %q, want %d with %s at %d", l.Addrs, len(hubs), want, at)
 	}
 	for i, h := range hubs {
-		if n := h.node.Stats().LinksUp.Load(); i != at && n != 0 {
+		if n := h.node.Stats().linksUp.Load(); i != at && n != 0 {
 			t.Fatalf("%d links up at %s, which is not the address in use", n, h.addr)
 		}
 	}

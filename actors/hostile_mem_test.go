@@ -200,7 +200,7 @@ func TestHostileNeverReading(t *testing.T) {
 				})
 			},
 			settled: func(m *memAttack) bool {
-				return m.logs.overloaded.Load() || m.h.pair.A.Stats().Refusals.Load() >= int64(m.frames)
+				return m.logs.overloaded.Load() || m.h.pair.A.Stats().refusals.Load() >= int64(m.frames)
 			},
 			verdict: func(t *testing.T, m *memAttack) {
 				// Read now: the GOAWAY waits behind the replies already
@@ -330,13 +330,13 @@ wait:
 	if goodErr != nil {
 		t.Errorf("the good link's transfer during the attack: %v", goodErr)
 	}
-	if n := h.pair.B.Stats().Reconnects.Load(); n != 0 {
+	if n := h.pair.B.Stats().reconnects.Load(); n != 0 {
 		t.Errorf("the good link was dropped and redialled %d times during the attack", n)
 	}
 	mc.verdict(t, m)
 	peak := s.end()
 	t.Logf("heap in use: %d MiB before, peak %d MiB; %d frames sent, %d bytes from the sources, %d refusals, %d log records",
-		base>>20, peak>>20, m.frames, m.fired.Load(), h.pair.A.Stats().Refusals.Load(), logs.records.Load())
+		base>>20, peak>>20, m.frames, m.fired.Load(), h.pair.A.Stats().refusals.Load(), logs.records.Load())
 	if peak-base > mc.bound {
 		t.Errorf("the listener's heap grew by %d MiB for a peer that does not read (%d → %d MiB); the bound is %d MiB",
 			(peak-base)>>20, base>>20, peak>>20, mc.bound>>20)

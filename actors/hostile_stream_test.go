@@ -186,7 +186,7 @@ func TestHostileStreams(t *testing.T) {
 		// Frames for streams that are not there, or no more (§7.4, §10).
 		{name: "frames for unknown streams are dropped",
 			attack: func(t *testing.T, h *hostile, p *wirepeer.Peer) {
-				before := h.pair.A.Stats().DroppedFrames.Load()
+				before := h.pair.A.Stats().droppedFrames.Load()
 				check(t, p.Data(99, []byte("nobody")))
 				check(t, p.Send(engine.TypeFin, 101, nil))
 				check(t, p.Rst(103, engine.CodeCancelled, ""))
@@ -203,7 +203,7 @@ func TestHostileStreams(t *testing.T) {
 						t.Errorf("the listener answered a frame for an unknown stream: %v", f)
 					}
 				}
-				if n := h.pair.A.Stats().DroppedFrames.Load() - before; n < 6 {
+				if n := h.pair.A.Stats().droppedFrames.Load() - before; n < 6 {
 					t.Errorf("%d frames counted dropped, want at least 6", n)
 				}
 			},

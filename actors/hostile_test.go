@@ -60,7 +60,7 @@ func newHostile(t *testing.T, key []byte, node func(*hostile, *Config)) *hostile
 		B:         func(c *Config) { c.Key = key },
 		A: func(c *Config) {
 			c.Key = key
-			c.DialTarget = func(ctx context.Context, addr string) (net.Conn, error) {
+			c.dialTarget = func(ctx context.Context, addr string) (net.Conn, error) {
 				h.mu.Lock()
 				gated := h.gated[addr]
 				h.mu.Unlock()
@@ -145,7 +145,7 @@ func firehose(t testing.TB, sent *atomic.Int64) string {
 func (h *hostile) goodTransfer(t *testing.T, seed uint64, size int) {
 	t.Helper()
 	testkit.EchoRoundTrip(t, testkit.Dial(t, h.pair.B.ForwardAddrs()[0]), seed, size)
-	if n := h.pair.B.Stats().Reconnects.Load(); n != 0 {
+	if n := h.pair.B.Stats().reconnects.Load(); n != 0 {
 		t.Errorf("the good link was dropped and redialled %d times during the attack", n)
 	}
 }

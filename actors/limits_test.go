@@ -26,7 +26,7 @@ func TestMaxStreamsCountsOpenOnly(t *testing.T) {
 			c.MaxStreams = 1
 			// A dial that outlives its stream: it ignores cancellation
 			// until the test ends.
-			c.DialTarget = func(ctx context.Context, addr string) (net.Conn, error) {
+			c.dialTarget = func(ctx context.Context, addr string) (net.Conn, error) {
 				dials <- addr
 				<-release
 				return nil, errors.New("released")
@@ -73,7 +73,7 @@ func TestMaxBinds(t *testing.T) {
 		t.Fatalf("refusal reason %q does not name --max-binds", reason)
 	}
 	remoteListening(t, p.BLog, 2)
-	if n := p.A.Stats().Refusals.Load(); n != 1 {
+	if n := p.A.Stats().refusals.Load(); n != 1 {
 		t.Fatalf("A refused %d BINDs, want 1", n)
 	}
 }
@@ -88,7 +88,7 @@ func TestRefusalLogsRateLimited(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "every refusal counted", func() bool { return p.A.Stats().Refusals.Load() == n })
+	waitFor(t, "every refusal counted", func() bool { return p.A.Stats().refusals.Load() == n })
 	lines := 0
 	for _, r := range p.ALog.Records() {
 		if r.Msg == "stream refused" {

@@ -140,7 +140,7 @@ func (l *linkActor) tick(ctx actor.Context, gen uint64) {
 
 func (l *linkActor) sessionUp(ctx actor.Context, m *handshakeDone) {
 	if l.gen > 0 {
-		l.env.stats.Reconnects.Add(1)
+		l.env.stats.reconnects.Add(1)
 	}
 	l.gen++
 	l.upSince = time.Now()
@@ -177,7 +177,7 @@ func (l *linkActor) sessionUp(ctx actor.Context, m *handshakeDone) {
 	l.sched = ctx.Spawn(l.props(func() actor.Actor { return newScheduler(l.env, p, maxUnacked) }))
 	l.attach(ctx, m)
 	l.env.links.add(l.self, l.strand)
-	l.env.stats.LinksUp.Add(1)
+	l.env.stats.linksUp.Add(1)
 	l.armKeepalive()
 	l.reverse = make(map[uint32]*actor.PID)
 	l.bound = make(map[uint32]bool)
@@ -215,7 +215,7 @@ func (l *linkActor) sessionDown(ctx actor.Context, err error) {
 	l.stopTimers()
 	l.unregister()
 	l.env.links.remove(l.self)
-	l.env.stats.LinksUp.Add(-1)
+	l.env.stats.linksUp.Add(-1)
 	for _, pid := range l.streams {
 		ctx.Stop(pid)
 	}

@@ -39,7 +39,7 @@ func (l *linkActor) dispatch(ctx actor.Context, c *carrierRef, f *engine.Frame) 
 			ctx.Send(pid, f)
 			return
 		}
-		l.env.stats.DroppedFrames.Add(1)
+		l.env.stats.droppedFrames.Add(1)
 		f.Release()
 	case engine.InboundCredit:
 		ctx.Send(l.sched, &creditIn{id: f.Stream, n: in.Credit})
@@ -87,7 +87,7 @@ func (l *linkActor) bind(ctx actor.Context, b engine.Bind) {
 			// The reply tells the peer it was its peer's rule; the log
 			// here says it was ours.
 			l.env.warn("reverse forward refused", cause(v.Cause), "peer", l.peer, "listen", b.Addr, "reason", v.Reason)
-			l.env.stats.Refusals.Add(1)
+			l.env.stats.refusals.Add(1)
 		}
 		ctx.Send(l.sched, v.Refuse)
 		return
@@ -200,7 +200,7 @@ func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 			l.env.warn("stream refused", cause(v.Cause), "peer", l.peer, "stream", id, "target", v.Open.Target, "reason", text)
 		}
 		if v.Cause == "allow-target" || v.Cause == "max-streams" {
-			l.env.stats.Refusals.Add(1)
+			l.env.stats.refusals.Add(1)
 		}
 		ctx.Send(l.sched, v.Refuse)
 		return

@@ -186,7 +186,7 @@ func (s *streamActor) acceptLocal(ctx actor.Context) {
 	}
 	if err != nil {
 		s.env.warn("stream refused", "stream", s.id, "target", s.target, "err", err)
-		s.env.stats.Refusals.Add(1)
+		s.env.stats.refusals.Add(1)
 		_ = s.side.Send(engine.TypeOpenFail)
 		ctx.Send(s.sched, engine.NewReason(engine.TypeOpenFail, s.id, engine.CodeRefused, err.Error()))
 		s.shut()

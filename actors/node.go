@@ -73,7 +73,7 @@ type env struct {
 	// now is the clock HELLOs carry and are checked against; tests skew it.
 	now func() time.Time
 	// ownDial: targets are dialled by the node's own dialler (no
-	// Config.DialTarget), which may connect to a loopback target at once
+	// Config.dialTarget), which may connect to a loopback target at once
 	// (dialNow).
 	ownDial bool
 	// replay remembers the nonces of authenticated HELLOs.
@@ -224,10 +224,10 @@ func NewNode(cfg Config) (*Node, error) {
 	if cfg.Carriers > MaxCarriers {
 		return nil, fmt.Errorf("%d carriers per link: the most is %d", cfg.Carriers, MaxCarriers)
 	}
-	ownDial := cfg.DialTarget == nil
-	if cfg.DialTarget == nil {
+	ownDial := cfg.dialTarget == nil
+	if cfg.dialTarget == nil {
 		d := &net.Dialer{Timeout: 10 * time.Second}
-		cfg.DialTarget = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+		cfg.dialTarget = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
 	}
 	e := &env{cfg: cfg, log: cfg.Logger, limit: ratelog.New(0), done: make(chan struct{}), linkPIDs: make(map[string]*actor.PID), linkDone: make(map[string]chan struct{}),
 		seqLinks:   make(map[engine.LinkID]*actor.PID),

@@ -105,7 +105,7 @@ func TestProxyRefusedTarget(t *testing.T) {
 	if err == nil || errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("dial through the proxy: %v; want a refusal", err)
 	}
-	if p.A.Stats().DialFailures.Load() != 0 {
+	if p.A.Stats().dialFailures.Load() != 0 {
 		t.Error("the refused destination was dialled")
 	}
 }

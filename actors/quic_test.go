@@ -30,8 +30,8 @@ func TestQUICNATRebinding(t *testing.T) {
 		t.Fatalf("the dialler dialled %d carriers, want 1: the carrier did not survive the rebinding", d)
 	}
 	for what, n := range map[string]int64{
-		"A resumes": p.A.Stats().Resumes.Load(), "B resumes": p.B.Stats().Resumes.Load(),
-		"A reconnects": p.A.Stats().Reconnects.Load(), "B reconnects": p.B.Stats().Reconnects.Load(),
+		"A resumes": p.A.Stats().resumes.Load(), "B resumes": p.B.Stats().resumes.Load(),
+		"A reconnects": p.A.Stats().reconnects.Load(), "B reconnects": p.B.Stats().reconnects.Load(),
 	} {
 		if n != 0 {
 			t.Errorf("%s: %d, want 0", what, n)

@@ -223,7 +223,7 @@ func (s *schedulerActor) grant() {
 	held := s.out.Grants.Held() + int64(s.out.Queue.ReplyBytes())
 	if held > s.peak {
 		s.peak = held
-		raiseMax(&s.env.stats.MaxSendHeld, held)
+		raiseMax(&s.env.stats.maxSendHeld, held)
 	}
 }
 
@@ -364,7 +364,7 @@ func (s *schedulerActor) carrierGone(id int) {
 	s.outs[id].dropPinned()
 	s.outs[id].dropBatch() // the writer's share; Unacked still has what must be sent again
 	delete(s.outs, id)
-	s.env.stats.Resent.Add(int64(s.out.CarrierLost(id)))
+	s.env.stats.resent.Add(int64(s.out.CarrierLost(id)))
 	s.pump()
 }
 
@@ -397,11 +397,11 @@ func (s *schedulerActor) armStallCheck() {
 func (s *schedulerActor) checkStalls() {
 	var resent int
 	s.stalled, resent = s.out.Stalls(s.stalled[:0], time.Now())
-	s.env.stats.Resent.Add(int64(resent))
+	s.env.stats.resent.Add(int64(resent))
 	for _, p := range s.stalled {
 		s.env.log.Warn("carrier stalled; sending what it holds on the others", "carrier", p.ID,
 			"in_flight", p.InFlight(), "rtt", p.RTT)
-		s.env.stats.CarrierStalls.Add(1)
+		s.env.stats.carrierStalls.Add(1)
 	}
 	clear(s.stalled)
 	if len(s.stalled) > 0 {

@@ -232,7 +232,7 @@ func TestKeyedResume(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if r := p.B.Stats().Resumes.Load(); r < 1 {
+	if r := p.B.Stats().resumes.Load(); r < 1 {
 		t.Fatalf("B resumed %d times, want at least 1", r)
 	}
 	for _, log := range []*testkit.Recorder{p.ALog, p.BLog} {

@@ -81,19 +81,19 @@ type ShareConfig struct {
 	// Replay is how many of the last bytes the upstream sent a new client
 	// receives first (0: none). It may not exceed ClientBuffer.
 	Replay int
-	// InputBuffer bounds the clients' bytes waiting for the upstream, all
+	// inputBuffer bounds the clients' bytes waiting for the upstream, all
 	// clients together (defaultInputBuffer when 0): past it the clients'
 	// sockets are not read, and TCP pushes back on them.
-	InputBuffer int
-	// Backoff is the first delay before redialling an upstream that
+	inputBuffer int
+	// backoff is the first delay before redialling an upstream that
 	// dropped or could not be dialled (1 s when 0); it doubles up to
-	// MaxBackoff (30 s when 0), with jitter, and starts again at Backoff
+	// maxBackoff (30 s when 0), with jitter, and starts again at backoff
 	// once the upstream is up. A fifo: upstream whose far end went away is
 	// reopened at once: the open waits for the far end to come back.
-	Backoff, MaxBackoff time.Duration
-	// DropLogInterval is how often the drops of a client that keeps
+	backoff, maxBackoff time.Duration
+	// dropLogInterval is how often the drops of a client that keeps
 	// dropping are logged (5 s when 0).
-	DropLogInterval time.Duration
+	dropLogInterval time.Duration
 	// Node configures the node a tunnel: upstream's link runs on (its key,
 	// keepalive, ...); its Logger is Logger.
 	Node Config
@@ -174,17 +174,17 @@ func NewShare(cfg ShareConfig) (*Share, error) {
 	if cfg.ClientBuffer == 0 {
 		cfg.ClientBuffer = defaultClientBuffer
 	}
-	if cfg.InputBuffer == 0 {
-		cfg.InputBuffer = defaultInputBuffer
+	if cfg.inputBuffer == 0 {
+		cfg.inputBuffer = defaultInputBuffer
 	}
-	if cfg.Backoff == 0 {
-		cfg.Backoff = time.Second
+	if cfg.backoff == 0 {
+		cfg.backoff = time.Second
 	}
-	if cfg.MaxBackoff == 0 {
-		cfg.MaxBackoff = 30 * time.Second
+	if cfg.maxBackoff == 0 {
+		cfg.maxBackoff = 30 * time.Second
 	}
-	if cfg.DropLogInterval == 0 {
-		cfg.DropLogInterval = 5 * time.Second
+	if cfg.dropLogInterval == 0 {
+		cfg.dropLogInterval = 5 * time.Second
 	}
 	if cfg.SlowTimeout == 0 {
 		cfg.SlowTimeout = DefaultSlowTimeout
@@ -192,7 +192,7 @@ func NewShare(cfg ShareConfig) (*Share, error) {
 	switch {
 	case cfg.ClientBuffer < 0:
 		return nil, errors.New("share: the client buffer must be positive")
-	case cfg.InputBuffer < 0:
+	case cfg.inputBuffer < 0:
 		return nil, errors.New("share: the input buffer must be positive")
 	case cfg.Slow < SlowWait || cfg.Slow > slowDisconnect:
 		return nil, fmt.Errorf("share: unknown slow-client policy %d", cfg.Slow)
@@ -223,13 +223,13 @@ func NewShare(cfg ShareConfig) (*Share, error) {
 	dial := up.dialer.Dial
 	if up.Kind == "tunnel" {
 		node.Connect(up.dialer)
-		target := up.Target
+		target := up.target
 		dial = func(ctx context.Context) (net.Conn, error) { return node.DialStream(ctx, target) }
 	}
 	e := node.env
 	s := &Share{node: node, ln: ln, state: &shareState{upstream: up.String()}}
 	hub := &shareHub{env: e, cfg: cfg, up: up, dial: dial, ln: ln, state: s.state,
-		clients: make(map[string]*shareClient), win: newInflow(int64(cfg.InputBuffer)),
+		clients: make(map[string]*shareClient), win: newInflow(int64(cfg.inputBuffer)),
 		gate: newUpstreamGate(), ring: newReplayRing(cfg.Replay)}
 	s.gate = hub.gate
 	attrs := []any{"listen", ln.Addr().String(), "upstream", up.String(),

@@ -221,7 +221,7 @@ func (h *shareHub) dropped(c *shareClient, n int) {
 	c.reported = c.dropped.Load()
 	if h.report == nil {
 		self := h.self
-		h.report = time.AfterFunc(h.cfg.DropLogInterval, func() { h.env.send(self, &dropReport{}) })
+		h.report = time.AfterFunc(h.cfg.dropLogInterval, func() { h.env.send(self, &dropReport{}) })
 	}
 }
 
@@ -243,6 +243,6 @@ func (h *shareHub) reportDrops() {
 	}
 	if again && !h.closing {
 		self := h.self
-		h.report = time.AfterFunc(h.cfg.DropLogInterval, func() { h.env.send(self, &dropReport{}) })
+		h.report = time.AfterFunc(h.cfg.dropLogInterval, func() { h.env.send(self, &dropReport{}) })
 	}
 }

@@ -32,8 +32,8 @@ func startShare(t testing.TB, cfg ShareConfig) (*Share, *testkit.Recorder) {
 	rec := testkit.NewRecorder()
 	cfg.Logger = slog.New(rec)
 	cfg.Listen = "127.0.0.1:0"
-	if cfg.Backoff == 0 {
-		cfg.Backoff, cfg.MaxBackoff = 10*time.Millisecond, 100*time.Millisecond
+	if cfg.backoff == 0 {
+		cfg.backoff, cfg.maxBackoff = 10*time.Millisecond, 100*time.Millisecond
 	}
 	s, err := NewShare(cfg)
 	if err != nil {
@@ -449,7 +449,7 @@ func TestShareSlowClient(t *testing.T) {
 			testkit.CheckLeaks(t)
 			spec, accept := tcpKind().start(t)
 			s, rec := startShare(t, ShareConfig{Upstream: spec, ClientBuffer: bufLen, Slow: policy,
-				DropLogInterval: 50 * time.Millisecond})
+				dropLogInterval: 50 * time.Millisecond})
 			far := accept(t)
 			a, b := joinClient(t, s, rec, nil), joinClient(t, s, rec, nil)
 			// The slow client has a tiny receive buffer and never reads.
@@ -879,7 +879,7 @@ func TestParseUpstream(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if u.Kind != tc.kind || u.Via != tc.via || u.Target != tc.target || u.String() != tc.spec {
+			if u.Kind != tc.kind || u.via != tc.via || u.target != tc.target || u.String() != tc.spec {
 				t.Fatalf("parsed %+v", u)
 			}
 		})

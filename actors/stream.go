@@ -181,7 +181,7 @@ func (s *streamActor) dialed(ctx actor.Context, err error) {
 		return
 	}
 	if err != nil {
-		s.env.stats.DialFailures.Add(1)
+		s.env.stats.dialFailures.Add(1)
 		s.env.warn("target dial failed", "stream", s.id, "target", s.target, "err", err)
 		_ = s.side.Send(engine.TypeOpenFail)
 		ctx.Send(s.sched, engine.NewReason(engine.TypeOpenFail, s.id, engine.CodeDialFailed, err.Error()))

@@ -109,10 +109,10 @@ func TestStripeCarrierClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitCarriers(t, p, 4) // redialled
-	if p.A.Stats().Resumes.Load()+p.B.Stats().Resumes.Load() != 0 {
+	if p.A.Stats().resumes.Load()+p.B.Stats().resumes.Load() != 0 {
 		t.Fatal("the link needed resuming: it should never have lost all its carriers")
 	}
-	if st := p.A.Stats().Reconnects.Load() + p.B.Stats().Reconnects.Load(); st != 0 {
+	if st := p.A.Stats().reconnects.Load() + p.B.Stats().reconnects.Load(); st != 0 {
 		t.Fatalf("%d reconnects: the link itself went down", st)
 	}
 }
@@ -133,7 +133,7 @@ func TestStripeStalledCarrier(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if p.A.Stats().CarrierStalls.Load()+p.B.Stats().CarrierStalls.Load() == 0 {
+	if p.A.Stats().carrierStalls.Load()+p.B.Stats().carrierStalls.Load() == 0 {
 		t.Fatal("no carrier was taken for stalled")
 	}
 	p.Proxy.Resume()
@@ -168,7 +168,7 @@ func TestResume(t *testing.T) {
 			if err := <-done; err != nil {
 				t.Fatal(err)
 			}
-			if r := p.B.Stats().Resumes.Load(); r < 1 {
+			if r := p.B.Stats().resumes.Load(); r < 1 {
 				t.Fatalf("B resumed %d times, want at least 1", r)
 			}
 			for _, log := range []*testkit.Recorder{p.ALog, p.BLog} {

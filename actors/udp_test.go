@@ -142,7 +142,7 @@ func TestUDPTooLarge(t *testing.T) {
 	if _, err := c.Write(make([]byte, 5000)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the large datagram counted as dropped", func() bool { return p.B.Stats().DroppedDatagrams.Load() >= 1 })
+	waitFor(t, "the large datagram counted as dropped", func() bool { return p.B.Stats().droppedDatagrams.Load() >= 1 })
 	udpRoundTrip(t, c, testkit.Payload(1, 4000))
 }
 
