@@ -245,10 +245,6 @@ func NewShare(cfg ShareConfig) (*Share, error) {
 // Addr is where clients connect.
 func (s *Share) Addr() net.Addr { return s.ln.Addr() }
 
-// Node is the node the share's actors run on; a tunnel: upstream's link is
-// one of its links.
-func (s *Share) Node() *Node { return s.node }
-
 // Redial makes an upstream that is waiting to redial dial now.
 func (s *Share) Redial() { s.node.env.send(s.hub, &redialRequest{}) }
 

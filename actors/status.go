@@ -47,22 +47,22 @@ type Stats struct {
 	carrierStalls atomic.Int64
 	// resumes counts links resumed after losing their last carrier.
 	resumes atomic.Int64
-	// ForwardConns counts the connections each forward accepted, by its
+	// byForward counts the connections each forward accepted, by its
 	// listen address.
-	forwardConns sync.Map // string -> *atomic.Int64
+	byForward sync.Map // string -> *atomic.Int64
 }
 
-// ForwardConns is how many connections the forward listening on bind has
+// forwardConns is how many connections the forward listening on bind has
 // accepted.
-func (s *Stats) ForwardConns(bind string) int64 {
-	if v, ok := s.forwardConns.Load(bind); ok {
+func (s *Stats) forwardConns(bind string) int64 {
+	if v, ok := s.byForward.Load(bind); ok {
 		return v.(*atomic.Int64).Load()
 	}
 	return 0
 }
 
 func (s *Stats) countForward(bind string) {
-	v, _ := s.forwardConns.LoadOrStore(bind, new(atomic.Int64))
+	v, _ := s.byForward.LoadOrStore(bind, new(atomic.Int64))
 	v.(*atomic.Int64).Add(1)
 }
 
@@ -155,7 +155,7 @@ func (n *Node) Status() Status {
 	}
 	n.mu.Lock()
 	for i, b := range n.fwdBinds {
-		s.Forwards = append(s.Forwards, ForwardStatus{Listen: n.fwdAddrs[i].String(), Conns: st.ForwardConns(b)})
+		s.Forwards = append(s.Forwards, ForwardStatus{Listen: n.fwdAddrs[i].String(), Conns: st.forwardConns(b)})
 	}
 	n.mu.Unlock()
 	n.env.mu.Lock()
