@@ -121,7 +121,7 @@ func TestAuthentication(t *testing.T) {
 					t.Errorf("%s: handshake error %v, want %v", s.name, err, s.want)
 				}
 			}
-			if a.n.Stats().LinksUp.Load() != 0 || b.n.Stats().LinksUp.Load() != 0 {
+			if a.n.Stats().linksUp.Load() != 0 || b.n.Stats().linksUp.Load() != 0 {
 				t.Error("a link came up")
 			}
 		})
@@ -213,7 +213,7 @@ func TestTargetPolicy(t *testing.T) {
 			b.log.Wait(t, 5*time.Second, "refusal on the opening side", func(r testkit.Record) bool {
 				return r.Msg == "peer could not open stream" && r.Attrs["target"] == tc.target
 			})
-			if a.n.Stats().DialFailures.Load() != 0 {
+			if a.n.Stats().dialFailures.Load() != 0 {
 				t.Error("a refused target was dialled")
 			}
 		})

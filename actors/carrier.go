@@ -153,7 +153,7 @@ func (c *carrierActor) fail(err error) {
 // reader goes on until the carrier ends (the peer closed it) or for
 // closeWriteTimeout at most, and the carrier is reported down when it
 // stops (readEnded), after every frame it read. A peer that reads nothing
-// (ErrPeerNotReading), or a carrier that was closing anyway, is closed at
+// (errPeerNotReading), or a carrier that was closing anyway, is closed at
 // once.
 func (c *carrierActor) writeFailed(err error, stalled bool) {
 	if stalled || c.closed.Load() {
@@ -246,7 +246,7 @@ func (c *carrierActor) deliver(f *engine.Frame, more []*engine.Frame) {
 	if HopTracing {
 		for _, g := range append([]*engine.Frame{f}, more...) {
 			if g.Type == engine.TypeData {
-				traceHop(HopCarrierRead)
+				traceHop(hopCarrierRead)
 			}
 		}
 	}
@@ -318,7 +318,7 @@ func (c *carrierActor) writeLoop() {
 		}
 		data := HopTracing && hasData(frames) // a constant: nothing to do in other builds
 		if data {
-			traceHop(HopWriterTake)
+			traceHop(hopWriterTake)
 		}
 		if need := len(frames) * engine.MaxHeaderLen; cap(hdrs) < need {
 			hdrs = make([]byte, need)
@@ -350,7 +350,7 @@ func (c *carrierActor) writeLoop() {
 			}
 		}
 		if data {
-			traceHop(HopCarrierWritten)
+			traceHop(hopCarrierWritten)
 		}
 		// A sequenced frame is also held by the Scheduler until the peer
 		// acknowledges it; this releases the writer's share only.
@@ -362,7 +362,7 @@ func (c *carrierActor) writeLoop() {
 		if err != nil {
 			stalled := stallable && errors.Is(err, os.ErrDeadlineExceeded)
 			if stalled {
-				err = fmt.Errorf("%w: it read nothing for %v", ErrPeerNotReading, c.writeStall)
+				err = fmt.Errorf("%w: it read nothing for %v", errPeerNotReading, c.writeStall)
 			}
 			c.writeFailed(err, stalled)
 			return

@@ -54,11 +54,11 @@ type Config struct {
 	FailFast bool
 	// MaxRetries, when above 0, bounds the failed attempts in a row
 	// (dials and handshakes) a dialling link makes before it gives up
-	// (Node.Failed, ErrGaveUp).
+	// (Node.Failed: "gave up dialling").
 	MaxRetries int
 	// ConnectTimeout, when above 0, is how long a dialling link keeps
-	// trying for its first link before it gives up (Node.Failed,
-	// ErrGaveUp).
+	// trying for its first link before it gives up (Node.Failed: "gave
+	// up dialling").
 	ConnectTimeout time.Duration
 	// Dynamic are the -D addresses: a SOCKS5 and HTTP CONNECT proxy on each,
 	// whose connections leave the tunnel at the peer.
@@ -82,9 +82,9 @@ type Config struct {
 	// MaxPayload is the largest frame payload accepted
 	// (engine.DefaultMaxPayload when 0).
 	MaxPayload uint32
-	// DialTarget dials a target for a stream the peer opened (a net.Dialer
+	// dialTarget dials a target for a stream the peer opened (a net.Dialer
 	// with a 10 s timeout when nil).
-	DialTarget func(ctx context.Context, addr string) (net.Conn, error)
+	dialTarget func(ctx context.Context, addr string) (net.Conn, error)
 	// Key is the pre-shared key both peers must prove they hold (none when
 	// nil). It never crosses the wire.
 	Key []byte

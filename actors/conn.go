@@ -89,11 +89,11 @@ func (s *streamActor) unpoll() {
 
 // dial dials the target in a goroutine, which reports with dialDone.
 func (s *streamActor) dial() {
-	traceHop(HopDialStart)
+	traceHop(hopDialStart)
 	dctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.running++
-	env, self, target, dial := s.env, s.self, s.target, s.env.cfg.DialTarget
+	env, self, target, dial := s.env, s.self, s.target, s.env.cfg.dialTarget
 	if s.datagram {
 		dial = func(ctx context.Context, addr string) (net.Conn, error) {
 			var d net.Dialer
@@ -108,7 +108,7 @@ func (s *streamActor) dial() {
 
 // dialDone takes the dial's end.
 func (s *streamActor) dialDone(ctx actor.Context, m *dialDone) {
-	traceHop(HopDialed)
+	traceHop(hopDialed)
 	s.running--
 	s.cancel = nil
 	s.connected(ctx, m.conn, m.err)
@@ -169,7 +169,7 @@ func (s *streamActor) readNow(ctx actor.Context) {
 	max, frame := s.readSize()
 	bufs, n, err := s.io().read(s.raw, max, frame)
 	if n > 0 {
-		traceHop(HopSocketRead)
+		traceHop(hopSocketRead)
 	}
 	if n == 0 && err == nil {
 		s.wait() // nothing there
@@ -193,7 +193,7 @@ func (s *streamActor) mayRead() bool {
 	}
 	if s.credit <= 0 {
 		s.paused = true
-		s.env.stats.CreditStalls.Add(1)
+		s.env.stats.creditStalls.Add(1)
 		return false
 	}
 	return true
@@ -329,7 +329,7 @@ func (r *socketRead) try(fd uintptr) bool {
 	}
 	r.bufs, _, r.err = readFD(int(fd), r.max, r.frame, nil)
 	if len(r.bufs) > 0 {
-		traceHop(HopSocketRead)
+		traceHop(hopSocketRead)
 	}
 	return r.err != syscall.EAGAIN && r.err != syscall.EINTR // else a wake-up with nothing there: wait again
 }
@@ -344,7 +344,7 @@ func (s *streamActor) waited(ctx actor.Context, m *dataIn) {
 		n += len(b.B)
 	}
 	if n > 0 {
-		traceHop(HopStreamIn)
+		traceHop(hopStreamIn)
 	}
 	max, _ := s.readSize()
 	s.readOn(ctx, m.bufs, n, max, m.err)
@@ -383,7 +383,7 @@ func (s *streamActor) readOn(ctx actor.Context, bufs []*engine.Buffer, n, max in
 // is left of the credit is dropped and counted: a datagram is never cut.
 func (s *streamActor) dataRead(ctx actor.Context, bufs []*engine.Buffer, n int) {
 	if s.datagram && (n > s.maxRead() || int64(n) > s.credit) {
-		s.env.stats.DroppedDatagrams.Add(1)
+		s.env.stats.droppedDatagrams.Add(1)
 		s.env.log.Debug("datagram dropped", "bytes", n, "frame_limit", s.maxRead())
 		putAll(bufs)
 		return
@@ -475,7 +475,7 @@ func (s *streamActor) flush(ctx actor.Context) {
 	}
 	n, err := s.writeNow(bufs)
 	if n > 0 {
-		traceHop(HopSocketWritten)
+		traceHop(hopSocketWritten)
 	}
 	if err != nil {
 		putAll(bufs)
@@ -496,7 +496,7 @@ func (s *streamActor) flush(ctx actor.Context) {
 			b.B = b.B[:copy(b.B, b.B[left:])]
 		}
 		if s.wq == nil {
-			s.wq = newWriteQueue(&s.env.stats.MaxQueuedBytes)
+			s.wq = newWriteQueue(&s.env.stats.maxQueuedBytes)
 			s.wq.noCoalesce = s.datagram
 		}
 		s.wq.start(bufs[k:]) // the queue owns them now

@@ -94,7 +94,7 @@ func writeLoop(env *env, self *actor.PID, conn net.Conn, q *writeQueue, datagram
 					_, err = w.WriteTo(conn)
 				}
 			}
-			traceHop(HopSocketWritten)
+			traceHop(hopSocketWritten)
 			clear(nb)
 			putAll(bufs)
 			queued := q.written(total)

@@ -1,4 +1,4 @@
-package actors_test
+package actors
 
 import (
 	"bufio"
@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/engine"
 	"github.com/sockmux/sockmux/internal/testkit"
 	"github.com/sockmux/sockmux/internal/wirepeer"
@@ -26,7 +25,7 @@ import (
 // closed).
 func TestGoAwayCrossesFailedWrite(t *testing.T) {
 	testkit.CheckLeaks(t)
-	node, err := actors.NewNode(actors.Config{Logger: slog.New(slog.DiscardHandler)})
+	node, err := NewNode(Config{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

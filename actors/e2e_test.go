@@ -1,4 +1,4 @@
-package actors_test
+package actors
 
 import (
 	"crypto/sha256"
@@ -14,7 +14,6 @@ import (
 	"github.com/sockmux/sockmux/engine"
 	"github.com/sockmux/sockmux/internal/forward"
 	"github.com/sockmux/sockmux/internal/testkit"
-	"github.com/sockmux/sockmux/internal/testpair"
 )
 
 func fwd(t testing.TB, target string) forward.Forward {
@@ -30,7 +29,7 @@ func fwd(t testing.TB, target string) forward.Forward {
 
 // eachCarrier runs one test body over every carrier kind.
 func eachCarrier(t *testing.T, body func(t *testing.T, carrier string)) {
-	for _, c := range testpair.Carriers {
+	for _, c := range pairCarriers {
 		t.Run(c, func(t *testing.T) { body(t, c) })
 	}
 }
@@ -41,7 +40,7 @@ func TestTransferBothWays(t *testing.T) { eachCarrier(t, testTransferBothWays) }
 
 func testTransferBothWays(t *testing.T, carrier string) {
 	echo := testkit.Echo(t)
-	p := testpair.New(t, testpair.Config{
+	p := newTestPair(t, pairConfig{
 		AForwards: []forward.Forward{fwd(t, echo)},
 		BForwards: []forward.Forward{fwd(t, echo)},
 		Carrier:   carrier,
@@ -77,7 +76,7 @@ func testHalfClose(t *testing.T, carrier string) {
 		c.Write(h.Sum(nil))
 		testkit.Stream(c, 7, answer)
 	})
-	p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{fwd(t, srv)}, Carrier: carrier})
+	p := newTestPair(t, pairConfig{BForwards: []forward.Forward{fwd(t, srv)}, Carrier: carrier})
 	c := testkit.Dial(t, p.B.ForwardAddrs()[0])
 	req := testkit.Payload(3, 100_000)
 	if _, err := c.Write(req); err != nil {
@@ -106,7 +105,7 @@ func TestManyStreams(t *testing.T) { eachCarrier(t, testManyStreams) }
 
 func testManyStreams(t *testing.T, carrier string) {
 	echo := testkit.Echo(t)
-	p := testpair.New(t, testpair.Config{AForwards: []forward.Forward{fwd(t, echo)}, Carrier: carrier})
+	p := newTestPair(t, pairConfig{AForwards: []forward.Forward{fwd(t, echo)}, Carrier: carrier})
 	addr := p.A.ForwardAddrs()[0]
 	var wg sync.WaitGroup
 	for i := range 200 {
@@ -148,7 +147,7 @@ func TestHeadOfLine(t *testing.T) {
 	})
 	t.Cleanup(free) // runs before the servers' cleanups, even on failure
 	echo := testkit.Echo(t)
-	p := testpair.New(t, testpair.Config{
+	p := newTestPair(t, pairConfig{
 		AForwards: []forward.Forward{fwd(t, stalled), fwd(t, echo)},
 		Window:    window, MaxWindow: maxWindow,
 	})
@@ -186,9 +185,9 @@ func TestHeadOfLine(t *testing.T) {
 	// writes to the stalled server never queued more than the window for
 	// one stream (B dials the targets of A's forwards).
 	waitFor(t, "the stalled stream to fill its window", func() bool {
-		return p.B.Stats().MaxQueuedBytes.Load() >= window/2
+		return p.B.Stats().maxQueuedBytes.Load() >= window/2
 	})
-	if got := p.B.Stats().MaxQueuedBytes.Load(); got > maxWindow {
+	if got := p.B.Stats().maxQueuedBytes.Load(); got > maxWindow {
 		t.Fatalf("a stream queued %d bytes, more than its largest window of %d", got, maxWindow)
 	}
 	free()
@@ -203,7 +202,7 @@ func TestHeadOfLine(t *testing.T) {
 // both sides log the target and the reason.
 func TestTargetRefused(t *testing.T) {
 	dead := testkit.FreeAddr(t)
-	p := testpair.New(t, testpair.Config{AForwards: []forward.Forward{fwd(t, dead)}})
+	p := newTestPair(t, pairConfig{AForwards: []forward.Forward{fwd(t, dead)}})
 	if err := testkit.DialClosed(t, p.A.ForwardAddrs()[0].String()); !testkit.IsReset(err) {
 		t.Fatalf("client got %v; want its connection reset", err)
 	}
@@ -226,7 +225,7 @@ func TestTargetRefused(t *testing.T) {
 // keeps working.
 func TestBadPeers(t *testing.T) {
 	echo := testkit.Echo(t)
-	p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{fwd(t, echo)}})
+	p := newTestPair(t, pairConfig{BForwards: []forward.Forward{fwd(t, echo)}})
 	hello := func(minV, maxV uint8) []byte {
 		f := engine.NewHello(&engine.Hello{MinVersion: minV, MaxVersion: maxV, Role: engine.RoleDialer,
 			MaxPayload: engine.DefaultMaxPayload, InitialWindow: engine.DefaultWindow})
@@ -311,8 +310,8 @@ func TestBadPeers(t *testing.T) {
 		})
 	}
 	testkit.EchoRoundTrip(t, testkit.Dial(t, p.B.ForwardAddrs()[0]), 5, 1<<20)
-	if p.A.Stats().LinksUp.Load() != 1 {
-		t.Errorf("listener has %d links up, want 1", p.A.Stats().LinksUp.Load())
+	if p.A.Stats().linksUp.Load() != 1 {
+		t.Errorf("listener has %d links up, want 1", p.A.Stats().linksUp.Load())
 	}
 }
 
@@ -344,7 +343,7 @@ func readGoAway(t testing.TB, c net.Conn) (engine.Code, bool) {
 // every pooled buffer is back and the streams are gone from both sides.
 func TestStreamsReleaseBuffers(t *testing.T) {
 	echo := testkit.Echo(t)
-	p := testpair.New(t, testpair.Config{AForwards: []forward.Forward{fwd(t, echo)}})
+	p := newTestPair(t, pairConfig{AForwards: []forward.Forward{fwd(t, echo)}})
 	before := engine.PoolOutstanding()
 	for i := range 20 {
 		testkit.EchoRoundTrip(t, testkit.Dial(t, p.A.ForwardAddrs()[0]), uint64(i), 300_000)
@@ -378,7 +377,7 @@ func TestLinkDropMidTransfer(t *testing.T) {
 	// The held streams stay open: their clients never finish sending.
 	held := testkit.Serve(t, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
 	echo := testkit.Echo(t)
-	p := testpair.New(t, testpair.Config{
+	p := newTestPair(t, pairConfig{
 		BForwards: []forward.Forward{fwd(t, held), fwd(t, echo)},
 		Proxy:     true, Backoff: 10 * time.Millisecond,
 		ResumeWindow: -1, // the streams go down with the carrier

@@ -9,50 +9,50 @@ import (
 	"github.com/sockmux/sockmux/engine"
 )
 
-// ErrPeerSilent is why a link whose peer sent nothing for three keepalive
+// errPeerSilent is why a link whose peer sent nothing for three keepalive
 // intervals was dropped.
-var ErrPeerSilent = errors.New("peer silent")
+var errPeerSilent = errors.New("peer silent")
 
-// ErrPeerRefused is a handshake the peer ended with a GOAWAY; the error
+// errPeerRefused is a handshake the peer ended with a GOAWAY; the error
 // carries the peer's reason (engine.ErrPeerRefused).
-var ErrPeerRefused = engine.ErrPeerRefused
+var errPeerRefused = engine.ErrPeerRefused
 
-// ErrResumeExpired is why a link whose carriers all dropped went down: it
+// errResumeExpired is why a link whose carriers all dropped went down: it
 // was not resumed within the resume window (or the peer no longer had it).
 // It is engine.ErrResumeExpired, which a GOAWAY with that code unwraps to.
-var ErrResumeExpired = engine.ErrResumeExpired
+var errResumeExpired = engine.ErrResumeExpired
 
-// ErrForwardRefused is a -R the peer would not listen for.
-var ErrForwardRefused = errors.New("reverse forward refused")
+// errForwardRefused is a -R the peer would not listen for.
+var errForwardRefused = errors.New("reverse forward refused")
 
 // ErrNeedIdentity is a Config that pins or authorizes keys without an
 // Identity of its own.
 var ErrNeedIdentity = errors.New("authorized keys, a pinned peer key and known hosts need an identity of this side (--identity; make one with sockmux keygen)")
 
-// ErrKeyRevoked is why the link of a peer was closed whose key a reload
+// errKeyRevoked is why the link of a peer was closed whose key a reload
 // took out of the authorized keys.
-var ErrKeyRevoked = errors.New("peer's key no longer authorized")
+var errKeyRevoked = errors.New("peer's key no longer authorized")
 
 // ErrClosed is returned by a Node that has been closed.
 var ErrClosed = errors.New("node closed")
 
-// ErrGaveUp is a dialling link that stopped retrying: its retries or its
+// errGaveUp is a dialling link that stopped retrying: its retries or its
 // connect timeout are spent.
-var ErrGaveUp = errors.New("gave up dialling")
+var errGaveUp = errors.New("gave up dialling")
 
-// ErrPeerNotReading is why a link was closed whose peer let more replies
+// errPeerNotReading is why a link was closed whose peer let more replies
 // pile up than maxControlBacklog.
-var ErrPeerNotReading = errors.New("peer does not read what this side sends")
+var errPeerNotReading = errors.New("peer does not read what this side sends")
 
 // ErrBadUpstream is an UPSTREAM that does not parse.
 var ErrBadUpstream = errors.New("bad upstream")
 
-// ErrLinkDown is a stream whose link went down before the peer answered.
-var ErrLinkDown = errors.New("link went down before the stream opened")
+// errLinkDown is a stream whose link went down before the peer answered.
+var errLinkDown = errors.New("link went down before the stream opened")
 
-// ErrNoLink is a stream that found no link to carry it within the open
+// errNoLink is a stream that found no link to carry it within the open
 // timeout. It is a timeout: a net.Error whose Timeout is true.
-var ErrNoLink error = noLinkError{}
+var errNoLink error = noLinkError{}
 
 // ErrStreamReset is a stream cut short: reset by the peer or by this
 // side, refused by the peer, or left by its link. The error a LocalConn
@@ -65,11 +65,11 @@ var ErrWriteShut = errors.New("write after CloseWrite")
 // errLocalIO is a Read or Write on a localEnd, which the Stream never does.
 var errLocalIO = errors.New("a stream's local end is not read or written as a socket")
 
-// ErrNotHeldHere is a stream another hub brought for one of this node's
+// errNotHeldHere is a stream another hub brought for one of this node's
 // own pooled reverse forwards when none of its members here is live: it
 // is refused rather than sent on to another hub (one hop at most).
-var ErrNotHeldHere = errors.New("no live edge holds that reverse forward here")
+var errNotHeldHere = errors.New("no live edge holds that reverse forward here")
 
-// ErrPoolDoor is a UDP pool in a hub cluster that could not open its door
+// errPoolDoor is a UDP pool in a hub cluster that could not open its door
 // (pool_udp.go): the loopback socket other hubs send its flows to.
-var ErrPoolDoor = errors.New("could not open the UDP pool's door for other hubs")
+var errPoolDoor = errors.New("could not open the UDP pool's door for other hubs")

@@ -1,4 +1,4 @@
-package actors_test
+package actors
 
 import (
 	"fmt"
@@ -6,18 +6,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/carriers"
 	"github.com/sockmux/sockmux/engine"
 	"github.com/sockmux/sockmux/internal/forward"
 	"github.com/sockmux/sockmux/internal/testkit"
-	"github.com/sockmux/sockmux/internal/testpair"
 )
 
 // hub is one listening node of a failover test, and the dialer that
 // reaches it.
 type hub struct {
-	node *actors.Node
+	node *Node
 	log  *testkit.Recorder
 	addr carriers.Dialer
 }
@@ -26,9 +24,9 @@ type hub struct {
 // hubs started later, so that a hub never closes just as its accepted
 // link stops by itself (the hub's Shutdown would wait for the Link's
 // answer the while its timeout lasts).
-func newNode(t *testing.T, cfg actors.Config) *actors.Node {
+func newNode(t *testing.T, cfg Config) *Node {
 	t.Helper()
-	n, err := actors.NewNode(cfg)
+	n, err := NewNode(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +36,7 @@ func newNode(t *testing.T, cfg actors.Config) *actors.Node {
 
 // startHubs starts n listening nodes over carrier, with cfg; the dialers
 // that reach them log to dialLog.
-func startHubs(t *testing.T, n int, carrier string, cfg actors.Config, dialLog *slog.Logger) []hub {
+func startHubs(t *testing.T, n int, carrier string, cfg Config, dialLog *slog.Logger) []hub {
 	t.Helper()
 	hubs := make([]hub, n)
 	for i := range hubs {
@@ -47,7 +45,7 @@ func startHubs(t *testing.T, n int, carrier string, cfg actors.Config, dialLog *
 		c := cfg
 		c.Logger = slog.New(h.log)
 		node := newNode(t, c)
-		ln, dial := testpair.Listen(t, carrier, c.Logger, dialLog)
+		ln, dial := listenCarrier(t, carrier, c.Logger, dialLog)
 		node.Serve(ln)
 		h.node, h.addr = node, dial(ln.Addr().String())
 	}
@@ -57,7 +55,7 @@ func startHubs(t *testing.T, n int, carrier string, cfg actors.Config, dialLog *
 // onAddr waits until near's link is up at hubs[at] with carriers carriers,
 // all of them there: the hub's link has them too, and no other hub has a
 // link up. near logs to log.
-func onAddr(t *testing.T, near *actors.Node, log *testkit.Recorder, hubs []hub, at, carriers int) {
+func onAddr(t *testing.T, near *Node, log *testkit.Recorder, hubs []hub, at, carriers int) {
 	t.Helper()
 	want := hubs[at].addr.String()
 	// The log first: a status asked for while the link moves on could
@@ -79,7 +77,7 @@ func onAddr(t *testing.T, near *actors.Node, log *testkit.Recorder, hubs []hub, 
 		t.Fatalf("status lists the addresses %q, want %d with %s at %d", l.Addrs, len(hubs), want, at)
 	}
 	for i, h := range hubs {
-		if n := h.node.Stats().LinksUp.Load(); i != at && n != 0 {
+		if n := h.node.Stats().linksUp.Load(); i != at && n != 0 {
 			t.Fatalf("%d links up at %s, which is not the address in use", n, h.addr)
 		}
 	}
@@ -95,9 +93,9 @@ func testFailover(t *testing.T, carrier string) {
 	testkit.CheckLeaks(t)
 	echo := testkit.Echo(t)
 	log := testkit.NewRecorder()
-	near := newNode(t, actors.Config{Logger: slog.New(log), Forwards: []forward.Forward{fwd(t, echo)}, Carriers: 2,
+	near := newNode(t, Config{Logger: slog.New(log), Forwards: []forward.Forward{fwd(t, echo)}, Carriers: 2,
 		Backoff: 10 * time.Millisecond, MaxBackoff: 40 * time.Millisecond})
-	hubs := startHubs(t, 2, carrier, actors.Config{}, slog.New(log))
+	hubs := startHubs(t, 2, carrier, Config{}, slog.New(log))
 	near.Connect(hubs[0].addr, hubs[1].addr)
 	onAddr(t, near, log, hubs, 0, 2)
 	if err := echoStreams(t, near.ForwardAddrs()[0], 4, 256<<10); err != nil {
@@ -120,8 +118,8 @@ func testFailover(t *testing.T, carrier string) {
 func TestFailoverAtStart(t *testing.T) {
 	testkit.CheckLeaks(t)
 	log := testkit.NewRecorder()
-	near := newNode(t, actors.Config{Logger: slog.New(log), Backoff: time.Hour, MaxBackoff: time.Hour})
-	hubs := startHubs(t, 1, "tcp", actors.Config{}, slog.New(log))
+	near := newNode(t, Config{Logger: slog.New(log), Backoff: time.Hour, MaxBackoff: time.Hour})
+	hubs := startHubs(t, 1, "tcp", Config{}, slog.New(log))
 	dead, err := carriers.NewDialer(testkit.FreeAddr(t))
 	if err != nil {
 		t.Fatal(err)
@@ -147,14 +145,14 @@ func TestFailoverAtStart(t *testing.T) {
 func TestFailoverFailFast(t *testing.T) {
 	testkit.CheckLeaks(t)
 	key, other := []byte("the key of the test, 32 bytes ok"), []byte("a key nobody else holds, 32 byte")
-	dialing := func(log *testkit.Recorder) *actors.Node {
-		return newNode(t, actors.Config{Logger: slog.New(log), Key: key, FailFast: true, Backoff: time.Hour, MaxBackoff: time.Hour})
+	dialing := func(log *testkit.Recorder) *Node {
+		return newNode(t, Config{Logger: slog.New(log), Key: key, FailFast: true, Backoff: time.Hour, MaxBackoff: time.Hour})
 	}
 	log := testkit.NewRecorder()
 	one, every := dialing(testkit.NewRecorder()), dialing(log)
 	hubLog := slog.New(testkit.NewRecorder())
-	wrong := startHubs(t, 2, "tcp", actors.Config{Key: other}, hubLog)
-	right := startHubs(t, 1, "tcp", actors.Config{Key: key}, hubLog)
+	wrong := startHubs(t, 2, "tcp", Config{Key: other}, hubLog)
+	right := startHubs(t, 1, "tcp", Config{Key: key}, hubLog)
 	t.Run("one address refuses the key", func(t *testing.T) {
 		n := one
 		n.Connect(wrong[0].addr, right[0].addr)

@@ -12,45 +12,45 @@ type HopStage uint8
 // The stages, in the order a stream's bytes pass them on their way from
 // one peer's local socket to the other's.
 const (
-	// HopSocketRead: a stream read bytes from its local socket.
-	HopSocketRead HopStage = iota + 1
-	// HopStreamIn: the Stream actor took what its reading goroutine read.
-	HopStreamIn
-	// HopSchedIn: the Scheduler took the stream's DATA.
-	HopSchedIn
-	// HopCarrierQueued: DATA reached the carrier's queue, or was written
+	// hopSocketRead: a stream read bytes from its local socket.
+	hopSocketRead HopStage = iota + 1
+	// hopStreamIn: the Stream actor took what its reading goroutine read.
+	hopStreamIn
+	// hopSchedIn: the Scheduler took the stream's DATA.
+	hopSchedIn
+	// hopCarrierQueued: DATA reached the carrier's queue, or was written
 	// at once.
-	HopCarrierQueued
-	// HopWriterTake: the carrier's writer goroutine took DATA from its
+	hopCarrierQueued
+	// hopWriterTake: the carrier's writer goroutine took DATA from its
 	// queue.
-	HopWriterTake
-	// HopCarrierWritten: a carrier write holding DATA returned.
-	HopCarrierWritten
-	// HopCarrierRead: the carrier's reader decoded a DATA frame.
-	HopCarrierRead
-	// HopLinkIn: the Link took a DATA frame.
-	HopLinkIn
-	// HopStreamFrame: the Stream actor took a DATA frame.
-	HopStreamFrame
-	// HopSocketWritten: a write of DATA to the stream's socket returned.
-	HopSocketWritten
+	hopWriterTake
+	// hopCarrierWritten: a carrier write holding DATA returned.
+	hopCarrierWritten
+	// hopCarrierRead: the carrier's reader decoded a DATA frame.
+	hopCarrierRead
+	// hopLinkIn: the Link took a DATA frame.
+	hopLinkIn
+	// hopStreamFrame: the Stream actor took a DATA frame.
+	hopStreamFrame
+	// hopSocketWritten: a write of DATA to the stream's socket returned.
+	hopSocketWritten
 
 	// A new connection's stages, before its first DATA.
 
-	// HopAccepted: a forward's accept loop took a connection.
-	HopAccepted
-	// HopListenerIn: the Listener actor took it.
-	HopListenerIn
-	// HopSchedOpen: the Scheduler took an OPEN.
-	HopSchedOpen
-	// HopOpenIn: the Link took an OPEN from a carrier.
-	HopOpenIn
-	// HopDialStart: the new stream starts dialling its target.
-	HopDialStart
-	// HopDialed: the Stream actor took the dial's result.
-	HopDialed
-	// HopOpenOKIn: the Link took an OPEN_OK from a carrier.
-	HopOpenOKIn
+	// hopAccepted: a forward's accept loop took a connection.
+	hopAccepted
+	// hopListenerIn: the Listener actor took it.
+	hopListenerIn
+	// hopSchedOpen: the Scheduler took an OPEN.
+	hopSchedOpen
+	// hopOpenIn: the Link took an OPEN from a carrier.
+	hopOpenIn
+	// hopDialStart: the new stream starts dialling its target.
+	hopDialStart
+	// hopDialed: the Stream actor took the dial's result.
+	hopDialed
+	// hopOpenOKIn: the Link took an OPEN_OK from a carrier.
+	hopOpenOKIn
 )
 
 var hopNames = [...]string{"", "socket read", "stream took read", "scheduler took DATA", "carrier queued",

@@ -1,4 +1,4 @@
-package actors_test
+package actors
 
 import (
 	"encoding/binary"
@@ -6,7 +6,6 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/engine"
 	"github.com/sockmux/sockmux/internal/wirepeer"
 )
@@ -25,7 +24,7 @@ func TestHostileFrames(t *testing.T) {
 		return b
 	}
 	seqPeer := wirepeer.Options{Seq: true}
-	smallBudget := func(_ *hostile, c *actors.Config) { c.LinkBudget = 4 << 20 } // a reorder limit of 1 MiB
+	smallBudget := func(_ *hostile, c *Config) { c.LinkBudget = 4 << 20 } // a reorder limit of 1 MiB
 	cases := []hostileCase{
 		// Headers.
 		{name: "length past the max payload", attack: hdr(engine.TypeData, 1, engine.DefaultMaxPayload+1), want: closes, code: engine.CodeProtocol},

@@ -1,4 +1,4 @@
-package actors_test
+package actors
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/engine"
 	"github.com/sockmux/sockmux/internal/testkit"
 	"github.com/sockmux/sockmux/internal/wirepeer"
@@ -201,7 +200,7 @@ func TestHostileNeverReading(t *testing.T) {
 				})
 			},
 			settled: func(m *memAttack) bool {
-				return m.logs.overloaded.Load() || m.h.pair.A.Stats().Refusals.Load() >= int64(m.frames)
+				return m.logs.overloaded.Load() || m.h.pair.A.Stats().refusals.Load() >= int64(m.frames)
 			},
 			verdict: func(t *testing.T, m *memAttack) {
 				// Read now: the GOAWAY waits behind the replies already
@@ -251,16 +250,16 @@ const (
 
 // runMem is the body every never-reading case shares.
 func runMem(t *testing.T, mc memCase) {
-	downs := make(chan actors.LinkEvent, 16)
+	downs := make(chan LinkEvent, 16)
 	logs := &countingLog{}
-	h := newHostile(t, nil, func(_ *hostile, c *actors.Config) {
+	h := newHostile(t, nil, func(_ *hostile, c *Config) {
 		c.Logger = slog.New(logs)
 		// The floods never read: a carrier write stalled for three
 		// keepalives would drop them (TestCarrierNotReadDropped) before
 		// a slow (-race) flood is over.
 		c.Keepalive = time.Minute
 		up := c.OnLink
-		c.OnLink = func(ev actors.LinkEvent) {
+		c.OnLink = func(ev LinkEvent) {
 			up(ev)
 			if !ev.Up {
 				select {
@@ -331,13 +330,13 @@ wait:
 	if goodErr != nil {
 		t.Errorf("the good link's transfer during the attack: %v", goodErr)
 	}
-	if n := h.pair.B.Stats().Reconnects.Load(); n != 0 {
+	if n := h.pair.B.Stats().reconnects.Load(); n != 0 {
 		t.Errorf("the good link was dropped and redialled %d times during the attack", n)
 	}
 	mc.verdict(t, m)
 	peak := s.end()
 	t.Logf("heap in use: %d MiB before, peak %d MiB; %d frames sent, %d bytes from the sources, %d refusals, %d log records",
-		base>>20, peak>>20, m.frames, m.fired.Load(), h.pair.A.Stats().Refusals.Load(), logs.records.Load())
+		base>>20, peak>>20, m.frames, m.fired.Load(), h.pair.A.Stats().refusals.Load(), logs.records.Load())
 	if peak-base > mc.bound {
 		t.Errorf("the listener's heap grew by %d MiB for a peer that does not read (%d → %d MiB); the bound is %d MiB",
 			(peak-base)>>20, base>>20, peak>>20, mc.bound>>20)

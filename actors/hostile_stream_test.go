@@ -1,4 +1,4 @@
-package actors_test
+package actors
 
 import (
 	"bytes"
@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/engine"
 	"github.com/sockmux/sockmux/internal/forward"
 	"github.com/sockmux/sockmux/internal/testkit"
@@ -128,7 +127,7 @@ func TestHostileStreams(t *testing.T) {
 		{name: "OPEN of an unknown kind", attack: refusal(7, "127.0.0.1:1", engine.CodeUnknownTarget), want: stays},
 		{name: "OPEN of a reverse forward the listener does not have", attack: refusal(engine.TargetForward, "3", engine.CodeUnknownTarget), want: stays},
 		{name: "OPEN whose first bytes exceed the window",
-			node: func(_ *hostile, c *actors.Config) { c.Window = 4096 },
+			node: func(_ *hostile, c *Config) { c.Window = 4096 },
 			attack: func(t *testing.T, h *hostile, p *wirepeer.Peer) {
 				id := p.NextID()
 				check(t, p.Open(id, h.echo, make([]byte, 5000)))
@@ -138,7 +137,7 @@ func TestHostileStreams(t *testing.T) {
 
 		// OPEN floods, read.
 		{name: "OPEN flood past max-streams",
-			node: func(_ *hostile, c *actors.Config) { c.MaxStreams = 32 },
+			node: func(_ *hostile, c *Config) { c.MaxStreams = 32 },
 			attack: func(t *testing.T, h *hostile, p *wirepeer.Peer) {
 				ids := openFlood(t, p, 3000, h.echo)
 				got := answers(t, p, ids)
@@ -187,7 +186,7 @@ func TestHostileStreams(t *testing.T) {
 		// Frames for streams that are not there, or no more (§7.4, §10).
 		{name: "frames for unknown streams are dropped",
 			attack: func(t *testing.T, h *hostile, p *wirepeer.Peer) {
-				before := h.pair.A.Stats().DroppedFrames.Load()
+				before := h.pair.A.Stats().droppedFrames.Load()
 				check(t, p.Data(99, []byte("nobody")))
 				check(t, p.Send(engine.TypeFin, 101, nil))
 				check(t, p.Rst(103, engine.CodeCancelled, ""))
@@ -204,7 +203,7 @@ func TestHostileStreams(t *testing.T) {
 						t.Errorf("the listener answered a frame for an unknown stream: %v", f)
 					}
 				}
-				if n := h.pair.A.Stats().DroppedFrames.Load() - before; n < 6 {
+				if n := h.pair.A.Stats().droppedFrames.Load() - before; n < 6 {
 					t.Errorf("%d frames counted dropped, want at least 6", n)
 				}
 			},
@@ -354,7 +353,7 @@ func TestHostileResetReachesClient(t *testing.T) {
 	testkit.CheckLeaks(t)
 	l := wirepeer.Listen(t)
 	rec := testkit.NewRecorder()
-	n := dialingNode(t, l.Addr(), actors.Config{Logger: slog.New(rec), Backoff: time.Hour,
+	n := dialingNode(t, l.Addr(), Config{Logger: slog.New(rec), Backoff: time.Hour,
 		Forwards: []forward.Forward{hostileFwd("far.example:80")}})
 	p, err := l.Accept(hostileGuard, wirepeer.Options{})
 	if err != nil {

@@ -1,4 +1,4 @@
-package actors_test
+package actors
 
 import (
 	"context"
@@ -11,11 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/engine"
 	"github.com/sockmux/sockmux/internal/forward"
 	"github.com/sockmux/sockmux/internal/testkit"
-	"github.com/sockmux/sockmux/internal/testpair"
 	"github.com/sockmux/sockmux/internal/wirepeer"
 )
 
@@ -34,7 +32,7 @@ const hostileGuard = 5 * time.Second
 // hostile is one case's world: the listener A with its good link from B,
 // and the targets the hostile peer may open streams to.
 type hostile struct {
-	pair *testpair.Pair
+	pair *testPair
 	echo string // echoes, and half-closes at the end of its input
 	held string // reads and discards, never closes (until the test ends)
 
@@ -49,7 +47,7 @@ type hostile struct {
 // target marked with gateTarget is dialled only once openGate is called,
 // so a test can hold a stream in the accepting state (a listening socket
 // would not do: the kernel completes a connect before accept).
-func newHostile(t *testing.T, key []byte, node func(*hostile, *actors.Config)) *hostile {
+func newHostile(t *testing.T, key []byte, node func(*hostile, *Config)) *hostile {
 	t.Helper()
 	h := &hostile{
 		echo:  testkit.Echo(t),
@@ -57,12 +55,12 @@ func newHostile(t *testing.T, key []byte, node func(*hostile, *actors.Config)) *
 		gate:  make(chan struct{}),
 	}
 	var d net.Dialer
-	h.pair = testpair.New(t, testpair.Config{
+	h.pair = newTestPair(t, pairConfig{
 		BForwards: []forward.Forward{hostileFwd(h.echo)},
-		B:         func(c *actors.Config) { c.Key = key },
-		A: func(c *actors.Config) {
+		B:         func(c *Config) { c.Key = key },
+		A: func(c *Config) {
 			c.Key = key
-			c.DialTarget = func(ctx context.Context, addr string) (net.Conn, error) {
+			c.dialTarget = func(ctx context.Context, addr string) (net.Conn, error) {
 				h.mu.Lock()
 				gated := h.gated[addr]
 				h.mu.Unlock()
@@ -147,7 +145,7 @@ func firehose(t testing.TB, sent *atomic.Int64) string {
 func (h *hostile) goodTransfer(t *testing.T, seed uint64, size int) {
 	t.Helper()
 	testkit.EchoRoundTrip(t, testkit.Dial(t, h.pair.B.ForwardAddrs()[0]), seed, size)
-	if n := h.pair.B.Stats().Reconnects.Load(); n != 0 {
+	if n := h.pair.B.Stats().reconnects.Load(); n != 0 {
 		t.Errorf("the good link was dropped and redialled %d times during the attack", n)
 	}
 }
@@ -174,7 +172,7 @@ const (
 type hostileCase struct {
 	name string
 	// node adjusts the listener's configuration.
-	node func(*hostile, *actors.Config)
+	node func(*hostile, *Config)
 	// key is the listener's pre-shared key, and the good link's.
 	key []byte
 	// peer is how the peer introduces itself.

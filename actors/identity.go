@@ -172,7 +172,7 @@ func (l *linkActor) authorizedKeysChanged(ctx actor.Context) {
 		}
 		return
 	}
-	l.downReason = fmt.Errorf("%w: %s", ErrKeyRevoked, *l.peerKey)
+	l.downReason = fmt.Errorf("%w: %s", errKeyRevoked, *l.peerKey)
 	l.env.log.Warn("peer's key removed from the authorized keys; closing its link", "peer", l.peer, "key", l.peerKey.String())
 	l.closeSession(ctx, func() *engine.Frame {
 		return engine.NewReason(engine.TypeGoAway, 0, engine.CodeAuth, "this side no longer authorizes your key "+l.peerKey.String())

@@ -1,16 +1,15 @@
-package actors_test
+package actors
 
 import (
 	"testing"
 
-	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/identity"
 )
 
 // identityPair is the configuration of a Pair keyed by identities (XX):
 // the listener A admits the dialler's key only, the dialler B pins the
 // listener's; dk is the dialler's identity.
-func identityPair(t *testing.T) (a, b func(*actors.Config), dk *identity.PrivateKey) {
+func identityPair(t *testing.T) (a, b func(*Config), dk *identity.PrivateKey) {
 	t.Helper()
 	lk, err := identity.Generate("")
 	if err != nil {
@@ -23,6 +22,6 @@ func identityPair(t *testing.T) (a, b func(*actors.Config), dk *identity.Private
 	if err != nil {
 		t.Fatal(err)
 	}
-	return func(c *actors.Config) { c.Identity, c.AuthorizedKeys = lk, ak },
-		func(c *actors.Config) { c.Identity, c.PeerKey = dk, &lk.Public }, dk
+	return func(c *Config) { c.Identity, c.AuthorizedKeys = lk, ak },
+		func(c *Config) { c.Identity, c.PeerKey = dk, &lk.Public }, dk
 }

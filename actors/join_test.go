@@ -164,7 +164,7 @@ func TestJoin(t *testing.T) {
 	if carriers < 1 {
 		t.Fatalf("the listener's link lost its carrier after the refused joins: %+v", ls)
 	}
-	if r := a.Stats().Refusals.Load(); r < 1 {
+	if r := a.Stats().refusals.Load(); r < 1 {
 		t.Fatalf("refusals counted %d, want the unknown link's at least", r)
 	}
 }

@@ -1,4 +1,4 @@
-package actors_test
+package actors
 
 import (
 	"context"
@@ -10,10 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/internal/forward"
 	"github.com/sockmux/sockmux/internal/testkit"
-	"github.com/sockmux/sockmux/internal/testpair"
 )
 
 // TestMaxStreamsCountsOpenOnly: a stream that has ended on the wire (the
@@ -23,12 +21,12 @@ func TestMaxStreamsCountsOpenOnly(t *testing.T) {
 	release := make(chan struct{})
 	dials := make(chan string, 4)
 	target := testkit.FreeAddr(t)
-	p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{fwd(t, target)},
-		A: func(c *actors.Config) {
+	p := newTestPair(t, pairConfig{BForwards: []forward.Forward{fwd(t, target)},
+		A: func(c *Config) {
 			c.MaxStreams = 1
 			// A dial that outlives its stream: it ignores cancellation
 			// until the test ends.
-			c.DialTarget = func(ctx context.Context, addr string) (net.Conn, error) {
+			c.dialTarget = func(ctx context.Context, addr string) (net.Conn, error) {
 				dials <- addr
 				<-release
 				return nil, errors.New("released")
@@ -61,9 +59,9 @@ func TestMaxStreamsCountsOpenOnly(t *testing.T) {
 // that names the limit; those within it listen.
 func TestMaxBinds(t *testing.T) {
 	echo := testkit.Echo(t)
-	p := testpair.New(t, testpair.Config{
-		A: func(c *actors.Config) { c.MaxBinds = 2 },
-		B: func(c *actors.Config) {
+	p := newTestPair(t, pairConfig{
+		A: func(c *Config) { c.MaxBinds = 2 },
+		B: func(c *Config) {
 			for range 3 {
 				c.Remotes = append(c.Remotes, forward.Forward{Bind: testkit.FreeAddr(t), Target: echo})
 			}
@@ -75,7 +73,7 @@ func TestMaxBinds(t *testing.T) {
 		t.Fatalf("refusal reason %q does not name --max-binds", reason)
 	}
 	remoteListening(t, p.BLog, 2)
-	if n := p.A.Stats().Refusals.Load(); n != 1 {
+	if n := p.A.Stats().refusals.Load(); n != 1 {
 		t.Fatalf("A refused %d BINDs, want 1", n)
 	}
 }
@@ -84,13 +82,13 @@ func TestMaxBinds(t *testing.T) {
 // but logged once per interval, not once each.
 func TestRefusalLogsRateLimited(t *testing.T) {
 	const n = 50
-	p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{fwd(t, "10.255.255.1:9")}}) // not loopback: refused
+	p := newTestPair(t, pairConfig{BForwards: []forward.Forward{fwd(t, "10.255.255.1:9")}}) // not loopback: refused
 	for range n {
 		if err := testkit.DialClosed(t, p.B.ForwardAddrs()[0].String()); !testkit.IsClosed(err) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "every refusal counted", func() bool { return p.A.Stats().Refusals.Load() == n })
+	waitFor(t, "every refusal counted", func() bool { return p.A.Stats().refusals.Load() == n })
 	lines := 0
 	for _, r := range p.ALog.Records() {
 		if r.Msg == "stream refused" {

@@ -265,7 +265,7 @@ func (l *linkActor) Receive(ctx actor.Context) {
 		l.protocolError(ctx, m.err)
 	case *resumeExpired:
 		if m.gen == l.gen && l.up && l.resuming {
-			l.downReason = fmt.Errorf("%w (%v)", ErrResumeExpired, l.env.cfg.ResumeWindow)
+			l.downReason = fmt.Errorf("%w (%v)", errResumeExpired, l.env.cfg.ResumeWindow)
 			l.env.log.Warn("link not resumed in time; resetting its streams", "peer", l.peer,
 				"window", l.env.cfg.ResumeWindow, "streams", len(l.streams))
 			l.sessionDown(ctx, l.downReason)
@@ -336,11 +336,11 @@ func (l *linkActor) frameIn(ctx actor.Context, carrier int, f *engine.Frame, bac
 	}
 	switch f.Type {
 	case engine.TypeData:
-		traceHop(HopLinkIn)
+		traceHop(hopLinkIn)
 	case engine.TypeOpen:
-		traceHop(HopOpenIn)
+		traceHop(hopOpenIn)
 	case engine.TypeOpenOK:
-		traceHop(HopOpenOKIn)
+		traceHop(hopOpenOKIn)
 	}
 	c := l.carriers[carrier]
 	if c == nil || !l.up {

@@ -169,7 +169,7 @@ func (l *linkActor) handshakeDone(ctx actor.Context, m *handshakeDone) {
 			if errors.Is(m.err, engine.ErrUnknownLink) {
 				if len(l.carriers) == 0 {
 					// The peer no longer has the link: resuming is over.
-					l.downReason = fmt.Errorf("%w: the peer no longer has it", ErrResumeExpired)
+					l.downReason = fmt.Errorf("%w: the peer no longer has it", errResumeExpired)
 					l.sessionDown(ctx, l.downReason)
 					return
 				}
@@ -242,7 +242,7 @@ func (l *linkActor) routeJoin(ctx actor.Context, m *handshakeDone, attempt int) 
 		ctx.Send(pid, &carrierJoin{done: m})
 	} else {
 		l.env.warn("join refused: no such link", "peer", l.peer, "link", m.link.ID)
-		l.env.stats.Refusals.Add(1)
+		l.env.stats.refusals.Add(1)
 		conn, v := m.conn, m.params.Version
 		l.env.goroutine(func() {
 			refuseConn(conn, v, engine.CodeUnknownLink,
@@ -257,7 +257,7 @@ func (l *linkActor) routeJoin(ctx actor.Context, m *handshakeDone, attempt int) 
 func (l *linkActor) join(ctx actor.Context, m *handshakeDone) {
 	refuse := func(code engine.Code, reason string) {
 		l.env.warn("join refused", cause(reason), "peer", m.conn.RemoteAddr().String(), "link", l.linkID, "reason", reason)
-		l.env.stats.Refusals.Add(1)
+		l.env.stats.refusals.Add(1)
 		conn, v := m.conn, m.params.Version
 		l.env.goroutine(func() { refuseConn(conn, v, code, reason) })
 	}
@@ -327,7 +327,7 @@ func (l *linkActor) attach(ctx actor.Context, m *handshakeDone) {
 		if !l.goingAway && !l.closing {
 			l.env.links.add(l.self, l.strand) // new streams may come again
 		}
-		l.env.stats.Resumes.Add(1)
+		l.env.stats.resumes.Add(1)
 		l.env.log.Info("link resumed", "peer", l.peer, "link", l.linkID, "streams", len(l.streams))
 	} else if len(l.carriers) > 1 {
 		l.env.log.Info("carrier joined the link", "peer", l.peer, "link", l.linkID, "carriers", len(l.carriers))

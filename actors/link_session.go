@@ -53,15 +53,15 @@ func (l *linkActor) shutdown(ctx actor.Context, drain time.Duration) {
 	l.drainTimer = time.AfterFunc(drain, func() { l.env.send(self, &drainOver{gen: gen}) })
 }
 
-// GoAwayError is why a link went down when the peer ended it with GOAWAY:
+// goAwayError is why a link went down when the peer ended it with GOAWAY:
 // the peer's reason.
-type GoAwayError struct{ Reason engine.Reason }
+type goAwayError struct{ Reason engine.Reason }
 
-func (e *GoAwayError) Error() string { return "peer going away: " + e.Reason.String() }
+func (e *goAwayError) Error() string { return "peer going away: " + e.Reason.String() }
 
 // Unwrap is the error the reason's code stands for (engine.ErrShutdown,
 // engine.ErrOverload, ...), for errors.Is.
-func (e *GoAwayError) Unwrap() error { return e.Reason.Code.Err() }
+func (e *goAwayError) Unwrap() error { return e.Reason.Code.Err() }
 
 // errShuttingDown is the reason of a link this side shut down.
 var errShuttingDown = errors.New("shutting down")
@@ -119,7 +119,7 @@ func (l *linkActor) tick(ctx actor.Context, gen uint64) {
 			ctx.Send(l.sched, &pinned{carrier: c.id, f: engine.NewPing(engine.TypePing, now)})
 			continue
 		}
-		err := fmt.Errorf("%w for %v", ErrPeerSilent, engine.SilentTicks*l.env.cfg.Keepalive)
+		err := fmt.Errorf("%w for %v", errPeerSilent, engine.SilentTicks*l.env.cfg.Keepalive)
 		if engine.OnSilent(l.seq, l.ending) == engine.DropCarrier {
 			l.env.log.Warn("carrier silent; dropping it", "peer", l.peer, "carrier", c.local, "keepalive", l.env.cfg.Keepalive)
 			l.carrierLost(ctx, c, err) // stopping its Carrier closes it
@@ -140,7 +140,7 @@ func (l *linkActor) tick(ctx actor.Context, gen uint64) {
 
 func (l *linkActor) sessionUp(ctx actor.Context, m *handshakeDone) {
 	if l.gen > 0 {
-		l.env.stats.Reconnects.Add(1)
+		l.env.stats.reconnects.Add(1)
 	}
 	l.gen++
 	l.upSince = time.Now()
@@ -177,7 +177,7 @@ func (l *linkActor) sessionUp(ctx actor.Context, m *handshakeDone) {
 	l.sched = ctx.Spawn(l.props(func() actor.Actor { return newScheduler(l.env, p, maxUnacked) }))
 	l.attach(ctx, m)
 	l.env.links.add(l.self, l.strand)
-	l.env.stats.LinksUp.Add(1)
+	l.env.stats.linksUp.Add(1)
 	l.armKeepalive()
 	l.reverse = make(map[uint32]*actor.PID)
 	l.bound = make(map[uint32]bool)
@@ -215,7 +215,7 @@ func (l *linkActor) sessionDown(ctx actor.Context, err error) {
 	l.stopTimers()
 	l.unregister()
 	l.env.links.remove(l.self)
-	l.env.stats.LinksUp.Add(-1)
+	l.env.stats.linksUp.Add(-1)
 	for _, pid := range l.streams {
 		ctx.Stop(pid)
 	}
@@ -237,7 +237,7 @@ func (l *linkActor) sessionDown(ctx actor.Context, err error) {
 		err = fmt.Errorf("carrier closed by peer: %w", err)
 	}
 	l.endErr = err
-	var away *GoAwayError
+	var away *goAwayError
 	if errors.As(err, &away) || errors.Is(err, errShuttingDown) {
 		l.endErr = nil // an orderly end, either side's
 	}

@@ -17,7 +17,7 @@ import (
 )
 
 func (l *linkActor) dispatch(ctx actor.Context, c *carrierRef, f *engine.Frame) {
-	if l.downReason != nil && (errors.Is(l.downReason, engine.ErrProtocol) || errors.Is(l.downReason, ErrPeerNotReading)) {
+	if l.downReason != nil && (errors.Is(l.downReason, engine.ErrProtocol) || errors.Is(l.downReason, errPeerNotReading)) {
 		// Closing after a protocol error, or on a peer that does not
 		// read: nothing more it sends is acted on (or answered).
 		f.Release()
@@ -39,7 +39,7 @@ func (l *linkActor) dispatch(ctx actor.Context, c *carrierRef, f *engine.Frame) 
 			ctx.Send(pid, f)
 			return
 		}
-		l.env.stats.DroppedFrames.Add(1)
+		l.env.stats.droppedFrames.Add(1)
 		f.Release()
 	case engine.InboundCredit:
 		ctx.Send(l.sched, &creditIn{id: f.Stream, n: in.Credit})
@@ -63,7 +63,7 @@ func (l *linkActor) dispatch(ctx actor.Context, c *carrierRef, f *engine.Frame) 
 	case engine.InboundGoAway:
 		l.goingAway = true
 		l.env.links.remove(l.self)
-		l.peerAway = &GoAwayError{Reason: in.Reason}
+		l.peerAway = &goAwayError{Reason: in.Reason}
 		l.env.log.Info("peer going away", "peer", l.peer, "reason", in.Reason.String())
 	}
 }
@@ -87,7 +87,7 @@ func (l *linkActor) bind(ctx actor.Context, b engine.Bind) {
 			// The reply tells the peer it was its peer's rule; the log
 			// here says it was ours.
 			l.env.warn("reverse forward refused", cause(v.Cause), "peer", l.peer, "listen", b.Addr, "reason", v.Reason)
-			l.env.stats.Refusals.Add(1)
+			l.env.stats.refusals.Add(1)
 		}
 		ctx.Send(l.sched, v.Refuse)
 		return
@@ -167,7 +167,7 @@ func (l *linkActor) bindReply(r engine.BindReply) {
 		l.env.log.Info("reverse forward listening", "peer", l.peer, "remote", r.Text, "target", fwd.Target)
 		return
 	}
-	err := fmt.Errorf("%w: -R %s: %v", ErrForwardRefused, fwd.Bind, engine.Reason{Code: r.Code, Text: r.Text})
+	err := fmt.Errorf("%w: -R %s: %v", errForwardRefused, fwd.Bind, engine.Reason{Code: r.Code, Text: r.Text})
 	l.env.log.Warn("reverse forward refused by the peer", "peer", l.peer, "listen", fwd.Bind, "reason", err)
 	if l.env.cfg.ExitOnForwardFailure {
 		l.env.fail(err)
@@ -200,7 +200,7 @@ func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 			l.env.warn("stream refused", cause(v.Cause), "peer", l.peer, "stream", id, "target", v.Open.Target, "reason", text)
 		}
 		if v.Cause == "allow-target" || v.Cause == "max-streams" {
-			l.env.stats.Refusals.Add(1)
+			l.env.stats.refusals.Add(1)
 		}
 		ctx.Send(l.sched, v.Refuse)
 		return
@@ -226,8 +226,8 @@ func (l *linkActor) reverseForward(id uint32) (engine.ReverseForward, bool) {
 func (l *linkActor) open(ctx actor.Context, m *openRequest) {
 	if !l.up || l.goingAway || l.closing {
 		l.env.warn("no link for connection; closing it", "forward", m.forward, "client", m.conn.RemoteAddr().String())
-		tellOpened(m.opened, ErrNoLink)
-		closeWith(m.conn, ErrNoLink)
+		tellOpened(m.opened, errNoLink)
+		closeWith(m.conn, errNoLink)
 		m.unload()
 		return
 	}

@@ -66,7 +66,7 @@ func newReverseListener(e *env, ln net.Listener, link *actor.PID, id uint32) *li
 func (l *listenerActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *accepted:
-		traceHop(HopListenerIn)
+		traceHop(hopListenerIn)
 		if l.proxy && m.reply == nil { // a new client: its handshake first
 			conn := m.conn
 			l.env.goroutine(func() { l.proxyClient(conn) })
@@ -101,7 +101,7 @@ func (l *listenerActor) Receive(ctx actor.Context) {
 		self := l.self
 		l.stop = make(chan struct{})
 		l.env.acceptLoop(l.ln, l.stop, l.what(), func(c net.Conn) {
-			traceHop(HopAccepted)
+			traceHop(hopAccepted)
 			// (the accept has set TCP_NODELAY already.)
 			if !l.openNow(c) {
 				l.env.send(self, &accepted{conn: c})
@@ -146,7 +146,7 @@ func (l *listenerActor) openNow(c net.Conn) bool {
 		if !ch.ok() || !ch.open(&openRequest{conn: c, forward: l.fwd.String()}, true) {
 			return false
 		}
-		traceHop(HopListenerIn)
+		traceHop(hopListenerIn)
 		l.env.stats.countForward(l.key())
 		return true
 	}
@@ -154,7 +154,7 @@ func (l *listenerActor) openNow(c net.Conn) bool {
 	if link == nil {
 		return false
 	}
-	traceHop(HopListenerIn)
+	traceHop(hopListenerIn)
 	l.env.stats.countForward(l.key())
 	ran := st != nil && st.claim()
 	l.env.send(link, &openRequest{conn: c, kind: l.kind, target: l.fwd.Target, forward: l.fwd.String()})
@@ -212,7 +212,7 @@ func (l *listenerActor) flush(ctx actor.Context) {
 			if w.reply != nil {
 				w.conn.Write(w.reply.fail(engine.CodeTimeout))
 			}
-			tellOpened(w.opened, ErrNoLink)
+			tellOpened(w.opened, errNoLink)
 			w.conn.Close()
 		default:
 			keep = append(keep, w)
@@ -227,7 +227,7 @@ func (l *listenerActor) flush(ctx actor.Context) {
 	}
 }
 
-// noLinkError is ErrNoLink: a net.Error, so callers that test for a
+// noLinkError is errNoLink: a net.Error, so callers that test for a
 // timeout the net package's way see one.
 type noLinkError struct{}
 

@@ -1,4 +1,4 @@
-package actors_test
+package actors
 
 import (
 	"context"
@@ -8,12 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/carriers"
 	"github.com/sockmux/sockmux/engine"
 	"github.com/sockmux/sockmux/internal/forward"
 	"github.com/sockmux/sockmux/internal/testkit"
-	"github.com/sockmux/sockmux/internal/testpair"
 )
 
 // TestSetRemotesLive: a -R added while the link is up is bound by the
@@ -24,7 +22,7 @@ func TestSetRemotesLive(t *testing.T) {
 	kept, added, gone := hello(t, "kept"), hello(t, "added"), hello(t, "gone")
 	pk, pa, pg := testkit.FreeAddr(t), testkit.FreeAddr(t), testkit.FreeAddr(t)
 	keptF, goneF := forward.Forward{Bind: pk, Target: kept}, forward.Forward{Bind: pg, Target: gone}
-	p := testpair.New(t, testpair.Config{B: func(c *actors.Config) { c.Remotes = []forward.Forward{keptF, goneF} }})
+	p := newTestPair(t, pairConfig{B: func(c *Config) { c.Remotes = []forward.Forward{keptF, goneF} }})
 	remoteListening(t, p.BLog, 2)
 	if got := greeting(t, pg); got != "gone" {
 		t.Fatalf("before the change, %s reached %q", pg, got)
@@ -65,9 +63,9 @@ func TestSetPoliciesLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := []byte("the key both sides hold, 32 bytes")
-	p := testpair.New(t, testpair.Config{
-		A: func(c *actors.Config) { c.AllowTargets, c.Key = onlyOne, key },
-		B: func(c *actors.Config) { c.Key = key },
+	p := newTestPair(t, pairConfig{
+		A: func(c *Config) { c.AllowTargets, c.Key = onlyOne, key },
+		B: func(c *Config) { c.Key = key },
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -75,7 +73,7 @@ func TestSetPoliciesLive(t *testing.T) {
 		t.Fatal("a target outside --allow-target was dialled")
 	}
 	onlyTwo, _ := forward.ParseTargetPolicy(two)
-	p.A.SetPolicies(actors.Policies{AllowTargets: onlyTwo, Key: key})
+	p.A.SetPolicies(Policies{AllowTargets: onlyTwo, Key: key})
 	c, err := p.B.DialStream(ctx, two)
 	if err != nil {
 		t.Fatalf("after the policy changed: %v", err)
@@ -86,13 +84,13 @@ func TestSetPoliciesLive(t *testing.T) {
 	}
 
 	// A new key: the link that is up stays, a new handshake needs the key.
-	p.A.SetPolicies(actors.Policies{AllowTargets: onlyTwo, Key: []byte("a new key, 32 bytes long as well!")})
+	p.A.SetPolicies(Policies{AllowTargets: onlyTwo, Key: []byte("a new key, 32 bytes long as well!")})
 	if c, err := p.B.DialStream(ctx, two); err != nil {
 		t.Fatalf("the link up before the key changed: %v", err)
 	} else {
 		c.Close()
 	}
-	other, err := actors.NewNode(actors.Config{Key: key, MaxRetries: 1, FailFast: true, Logger: slog.New(slog.DiscardHandler)})
+	other, err := NewNode(Config{Key: key, MaxRetries: 1, FailFast: true, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package actors_test
+package actors
 
 import (
 	"context"
@@ -10,12 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/carriers"
 	"github.com/sockmux/sockmux/engine"
 	"github.com/sockmux/sockmux/internal/forward"
 	"github.com/sockmux/sockmux/internal/testkit"
-	"github.com/sockmux/sockmux/internal/testpair"
 )
 
 // TestPeerSilent: when the network goes silent, both sides drop the link
@@ -23,7 +21,7 @@ import (
 // does.
 func TestPeerSilent(t *testing.T) {
 	echo := testkit.Echo(t)
-	p := testpair.New(t, testpair.Config{
+	p := newTestPair(t, pairConfig{
 		BForwards: []forward.Forward{fwd(t, echo)},
 		Proxy:     true, Backoff: 10 * time.Millisecond, Keepalive: 20 * time.Millisecond,
 		ResumeWindow: -1, // a silent carrier is the link's end
@@ -32,7 +30,7 @@ func TestPeerSilent(t *testing.T) {
 	for name, log := range map[string]*testkit.Recorder{"listener": p.ALog, "dialler": p.BLog} {
 		log.Wait(t, 10*time.Second, name+" dropping a silent peer", func(r testkit.Record) bool {
 			err, _ := r.Attrs["reason"].(error)
-			return r.Msg == "link down" && errors.Is(err, actors.ErrPeerSilent)
+			return r.Msg == "link down" && errors.Is(err, errPeerSilent)
 		})
 	}
 	p.Proxy.Resume()
@@ -52,7 +50,7 @@ func TestOpenTimeout(t *testing.T) {
 	echo := testkit.Echo(t)
 	linkAddr := testkit.FreeAddr(t)
 	log := testkit.NewRecorder()
-	b, err := actors.NewNode(actors.Config{Logger: slog.New(log), Backoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
+	b, err := NewNode(Config{Logger: slog.New(log), Backoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
 		OpenTimeout: 30 * time.Second, Forwards: []forward.Forward{fwd(t, echo)}})
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +64,7 @@ func TestOpenTimeout(t *testing.T) {
 	}
 	log.Wait(t, 10*time.Second, "a failed dial", func(r testkit.Record) bool { return r.Msg == "link dial failed" })
 	// Now the peer appears; the waiting connection is carried.
-	a, err := actors.NewNode(actors.Config{})
+	a, err := NewNode(Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +84,7 @@ func TestOpenTimeout(t *testing.T) {
 func TestOpenTimeoutExpires(t *testing.T) {
 	testkit.CheckLeaks(t)
 	log := testkit.NewRecorder()
-	b, err := actors.NewNode(actors.Config{Logger: slog.New(log), Backoff: time.Hour,
+	b, err := NewNode(Config{Logger: slog.New(log), Backoff: time.Hour,
 		OpenTimeout: 20 * time.Millisecond, Forwards: []forward.Forward{fwd(t, testkit.FreeAddr(t))}})
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +105,7 @@ func TestOpenTimeoutExpires(t *testing.T) {
 // TestRedialNow: a link waiting out a long backoff redials at once when
 // asked (what SIGHUP does).
 func TestRedialNow(t *testing.T) {
-	p := testpair.New(t, testpair.Config{Proxy: true, Backoff: time.Hour, ResumeWindow: -1})
+	p := newTestPair(t, pairConfig{Proxy: true, Backoff: time.Hour, ResumeWindow: -1})
 	p.Proxy.Cut()
 	p.BLog.Wait(t, 10*time.Second, "a redial scheduled an hour away", func(r testkit.Record) bool {
 		return r.Msg == "link redial scheduled"
@@ -124,7 +122,7 @@ func TestRedialNow(t *testing.T) {
 // told GOAWAY with the reason.
 func TestDrain(t *testing.T) {
 	echo := testkit.Echo(t)
-	p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{fwd(t, echo)}})
+	p := newTestPair(t, pairConfig{BForwards: []forward.Forward{fwd(t, echo)}})
 	c := testkit.Dial(t, p.B.ForwardAddrs()[0])
 	first := testkit.Payload(1, 1<<20)
 	if _, err := c.Write(first); err != nil {
@@ -153,17 +151,17 @@ func TestDrain(t *testing.T) {
 	wg.Wait()
 	p.ALog.Wait(t, 10*time.Second, "the peer's GOAWAY as the reason", func(r testkit.Record) bool {
 		err, _ := r.Attrs["reason"].(error)
-		var ga *actors.GoAwayError
+		var ga *goAwayError
 		return r.Msg == "link down" && errors.As(err, &ga) && ga.Reason.Code == engine.CodeShutdown && errors.Is(err, engine.ErrShutdown)
 	})
 }
 
 // TestDialStream: a stream as a net.Conn, returned once the peer opened it;
 // a target the peer refuses is an *OpenError with the peer's reason, and no
-// link within the open timeout is ErrNoLink.
+// link within the open timeout is errNoLink.
 func TestDialStream(t *testing.T) {
 	echo := testkit.Echo(t)
-	p := testpair.New(t, testpair.Config{A: func(c *actors.Config) { c.AllowTargets = forward.MustTargetPolicy(echo) }})
+	p := newTestPair(t, pairConfig{A: func(c *Config) { c.AllowTargets = forward.MustTargetPolicy(echo) }})
 	c, err := p.B.DialStream(context.Background(), echo)
 	if err != nil {
 		t.Fatal(err)
@@ -176,19 +174,19 @@ func TestDialStream(t *testing.T) {
 	}
 	c.Close()
 	_, err = p.B.DialStream(context.Background(), testkit.FreeAddr(t))
-	var oe *actors.OpenError
+	var oe *OpenError
 	if !errors.As(err, &oe) || oe.Reason.Code != engine.CodeRefused || !errors.Is(err, engine.ErrRefused) {
 		t.Fatalf("refused target: %v, want an OpenError with code refused that is engine.ErrRefused", err)
 	}
 
-	lonely, err := actors.NewNode(actors.Config{OpenTimeout: 10 * time.Millisecond})
+	lonely, err := NewNode(Config{OpenTimeout: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer lonely.Close()
 	_, err = lonely.DialStream(context.Background(), echo)
 	var ne net.Error
-	if !errors.Is(err, actors.ErrNoLink) || !errors.As(err, &ne) || !ne.Timeout() {
+	if !errors.Is(err, errNoLink) || !errors.As(err, &ne) || !ne.Timeout() {
 		t.Fatalf("no link: %v, want ErrNoLink, a net.Error timeout", err)
 	}
 }
@@ -197,7 +195,7 @@ func TestDialStream(t *testing.T) {
 // HELLO exchange that is still waiting, instead of waiting out its timeout.
 func TestShutdownEndsPendingHandshake(t *testing.T) {
 	testkit.CheckLeaks(t)
-	n, err := actors.NewNode(actors.Config{HandshakeTimeout: time.Hour})
+	n, err := NewNode(Config{HandshakeTimeout: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -186,7 +186,7 @@ func (s *streamActor) acceptLocal(ctx actor.Context) {
 	}
 	if err != nil {
 		s.env.warn("stream refused", "stream", s.id, "target", s.target, "err", err)
-		s.env.stats.Refusals.Add(1)
+		s.env.stats.refusals.Add(1)
 		_ = s.side.Send(engine.TypeOpenFail)
 		ctx.Send(s.sched, engine.NewReason(engine.TypeOpenFail, s.id, engine.CodeRefused, err.Error()))
 		s.shut()
@@ -416,7 +416,7 @@ func (e *localEnd) CloseWrite() error {
 }
 
 // Reset is the stream cut short while it still had the pipe.
-func (e *localEnd) Reset() { e.p.cutShort(ErrLinkDown) }
+func (e *localEnd) Reset() { e.p.cutShort(errLinkDown) }
 
 // Close is the Stream letting go of the pipe: after the stream ended, or
 // (with no FIN from the peer) cut short.
@@ -440,8 +440,8 @@ func (p *localPipe) peerEnded() bool {
 	return p.downEOF
 }
 
-func (e *localEnd) LocalAddr() net.Addr              { return LocalAddr(e.p.target) }
-func (e *localEnd) RemoteAddr() net.Addr             { return LocalAddr(e.p.target) }
+func (e *localEnd) LocalAddr() net.Addr              { return localAddr(e.p.target) }
+func (e *localEnd) RemoteAddr() net.Addr             { return localAddr(e.p.target) }
 func (e *localEnd) SetDeadline(time.Time) error      { return nil }
 func (e *localEnd) SetReadDeadline(time.Time) error  { return nil }
 func (e *localEnd) SetWriteDeadline(time.Time) error { return nil }

@@ -15,10 +15,10 @@ import (
 )
 
 // LocalAddr is the stream's target, as an address.
-func (c *LocalConn) LocalAddr() net.Addr { return LocalAddr(c.p.target) }
+func (c *LocalConn) LocalAddr() net.Addr { return localAddr(c.p.target) }
 
 // RemoteAddr is the stream's target, as an address.
-func (c *LocalConn) RemoteAddr() net.Addr { return LocalAddr(c.p.target) }
+func (c *LocalConn) RemoteAddr() net.Addr { return localAddr(c.p.target) }
 
 // SetDeadline sets the read and write deadlines.
 func (c *LocalConn) SetDeadline(t time.Time) error {
@@ -51,14 +51,14 @@ func (p *localPipe) deadlineMoved() {
 	p.mu.Unlock()
 }
 
-// LocalAddr is the address of both ends of a LocalConn: its target.
-type LocalAddr string
+// localAddr is the address of both ends of a LocalConn: its target.
+type localAddr string
 
 // Network is "sockmux".
-func (LocalAddr) Network() string { return "sockmux" }
+func (localAddr) Network() string { return "sockmux" }
 
 // String is the target.
-func (a LocalAddr) String() string { return string(a) }
+func (a localAddr) String() string { return string(a) }
 
 // Target is what the stream was opened to.
 func (c *LocalConn) Target() string { return c.p.target }

@@ -1,4 +1,4 @@
-package actors_test
+package actors
 
 import (
 	"io"
@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/engine"
 	"github.com/sockmux/sockmux/internal/testkit"
 	"github.com/sockmux/sockmux/internal/wirepeer"
@@ -16,10 +15,10 @@ import (
 // acceptingNode is a node whose AcceptStream hands each stream the peer
 // opens to serve (on a goroutine of its own, as an application would),
 // listening for links on a loopback port it returns.
-func acceptingNode(t *testing.T, serve func(c *actors.LocalConn)) string {
+func acceptingNode(t *testing.T, serve func(c *LocalConn)) string {
 	t.Helper()
-	node, err := actors.NewNode(actors.Config{Logger: slog.New(slog.DiscardHandler),
-		AcceptStream: func(c *actors.LocalConn) error { go serve(c); return nil }})
+	node, err := NewNode(Config{Logger: slog.New(slog.DiscardHandler),
+		AcceptStream: func(c *LocalConn) error { go serve(c); return nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,23 +50,23 @@ func TestLocalOpenOKHeld(t *testing.T) {
 	testkit.CheckLeaks(t)
 	for _, tc := range []struct {
 		name  string
-		serve func(c *actors.LocalConn)
+		serve func(c *LocalConn)
 		// request: the peer sends this once it has the OPEN_OK.
 		request string
 		want    []engine.Type
 	}{
-		{"reads first", func(c *actors.LocalConn) {
+		{"reads first", func(c *LocalConn) {
 			b := make([]byte, 4)
 			if _, err := io.ReadFull(c, b); err == nil {
 				c.Write(b)
 			}
 			c.Close()
 		}, "ping", []engine.Type{engine.TypeOpenOK, engine.TypeData, engine.TypeFin}},
-		{"writes first", func(c *actors.LocalConn) {
+		{"writes first", func(c *LocalConn) {
 			c.Write([]byte("hello"))
 			c.CloseWrite()
 		}, "", []engine.Type{engine.TypeOpenOK, engine.TypeData, engine.TypeFin}},
-		{"closes first", func(c *actors.LocalConn) {
+		{"closes first", func(c *LocalConn) {
 			c.Close()
 		}, "", []engine.Type{engine.TypeOpenOK, engine.TypeFin}},
 	} {

@@ -73,7 +73,7 @@ type env struct {
 	// now is the clock HELLOs carry and are checked against; tests skew it.
 	now func() time.Time
 	// ownDial: targets are dialled by the node's own dialler (no
-	// Config.DialTarget), which may connect to a loopback target at once
+	// Config.dialTarget), which may connect to a loopback target at once
 	// (dialNow).
 	ownDial bool
 	// replay remembers the nonces of authenticated HELLOs.
@@ -224,10 +224,10 @@ func NewNode(cfg Config) (*Node, error) {
 	if cfg.Carriers > MaxCarriers {
 		return nil, fmt.Errorf("%d carriers per link: the most is %d", cfg.Carriers, MaxCarriers)
 	}
-	ownDial := cfg.DialTarget == nil
-	if cfg.DialTarget == nil {
+	ownDial := cfg.dialTarget == nil
+	if cfg.dialTarget == nil {
 		d := &net.Dialer{Timeout: 10 * time.Second}
-		cfg.DialTarget = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+		cfg.dialTarget = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
 	}
 	e := &env{cfg: cfg, log: cfg.Logger, limit: ratelog.New(0), done: make(chan struct{}), linkPIDs: make(map[string]*actor.PID), linkDone: make(map[string]chan struct{}),
 		seqLinks:   make(map[engine.LinkID]*actor.PID),
@@ -353,9 +353,10 @@ func (n *Node) Connect(d carriers.Dialer, failover ...carriers.Dialer) {
 // up to the open timeout for one) and returns it as a net.Conn once the
 // peer has opened it: what is written to it arrives at target, as if
 // dialled from the peer. A peer that cannot (or may not) reach target gives
-// an *OpenError with its reason; no link gives ErrNoLink. It is how a link
-// rides on a stream of another (--via), and how a shared upstream is
-// reached through a tunnel.
+// an *OpenError with its reason; no link within the open timeout gives a
+// net.Error whose Timeout is true (errNoLink). It is how a link rides on a
+// stream of another (--via), and how a shared upstream is reached through a
+// tunnel.
 func (n *Node) DialStream(ctx context.Context, target string) (net.Conn, error) {
 	near, far := net.Pipe()
 	if err := n.OpenStream(ctx, far, target); err != nil {

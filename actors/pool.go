@@ -115,7 +115,7 @@ func (e *env) openPoolLocked(addr, name string, udp bool) (*pool, error) {
 			door, err := listenUDP(udpDoorAddr)
 			if err != nil {
 				pc.Close()
-				return nil, fmt.Errorf("%w: %w", ErrPoolDoor, err)
+				return nil, fmt.Errorf("%w: %w", errPoolDoor, err)
 			}
 			p.door = door
 			p.doorPID = e.sys.Root.Spawn(e.props(func() actor.Actor { return newPoolUDPDoor(e, door, p) }))

@@ -1,24 +1,22 @@
-package actors_test
+package actors
 
 import (
 	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/carriers"
 	"github.com/sockmux/sockmux/internal/forward"
 	"github.com/sockmux/sockmux/internal/testkit"
-	"github.com/sockmux/sockmux/internal/testpair"
 )
 
 // peerHub is a node of its own, as a hub of a cluster none of whose edges
 // holds the pool; it is shut down by the test (or, failing that, at
 // cleanup).
-func peerHub(t testing.TB) (*actors.Node, *testkit.Recorder) {
+func peerHub(t testing.TB) (*Node, *testkit.Recorder) {
 	t.Helper()
 	log := testkit.NewRecorder()
-	n, err := actors.NewNode(actors.Config{Logger: slog.New(log)})
+	n, err := NewNode(Config{Logger: slog.New(log)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +26,7 @@ func peerHub(t testing.TB) (*actors.Node, *testkit.Recorder) {
 
 // shutdownWithin fails the test if n's Shutdown has not returned within a
 // generous limit (it hangs, rather than being slow, when it fails).
-func shutdownWithin(t testing.TB, n *actors.Node) {
+func shutdownWithin(t testing.TB, n *Node) {
 	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- n.Shutdown(0) }()
@@ -46,10 +44,10 @@ func shutdownWithin(t testing.TB, n *actors.Node) {
 // shares, and no member of its own whose link's end would close it,
 // shuts down: the pool's socket and accept loop end with the node.
 func TestShutdownWithOnlyPoolPeers(t *testing.T) {
-	p := testpair.New(t, testpair.Config{}) // B's link reaches A: the other hub
+	p := newTestPair(t, pairConfig{}) // B's link reaches A: the other hub
 	hub, _ := peerHub(t)
 	addr := testkit.FreeAddr(t)
-	bound, err := hub.SetPoolPeers(addr, "web", []actors.PoolPeer{{Hub: "other", Via: p.B, Target: namer(t, "other"), Members: 1}})
+	bound, err := hub.SetPoolPeers(addr, "web", []PoolPeer{{Hub: "other", Via: p.B, Target: namer(t, "other"), Members: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,11 +59,11 @@ func TestShutdownWithOnlyPoolPeers(t *testing.T) {
 
 // pairPool is poolHub as a Pair (which checks for leaks): its A the hub,
 // its B the edge.
-func pairPool(t testing.TB, name string) (hub *actors.Node, port string) {
+func pairPool(t testing.TB, name string) (hub *Node, port string) {
 	t.Helper()
 	port = testkit.FreeAddr(t)
 	target := namer(t, name)
-	p := testpair.New(t, testpair.Config{B: func(c *actors.Config) {
+	p := newTestPair(t, pairConfig{B: func(c *Config) {
 		c.Remotes = []forward.Forward{{Bind: port, Target: target}}
 		c.Pool = "web"
 	}})
@@ -77,11 +75,11 @@ func pairPool(t testing.TB, name string) (hub *actors.Node, port string) {
 // a server that says name. It is made of plain nodes, not a Pair, so that
 // a test may hold two of them beside a Pair (whose leak check would count
 // a second Pair's goroutines); they are closed when the test ends.
-func poolHub(t testing.TB, name string) (hub *actors.Node, port, link string) {
+func poolHub(t testing.TB, name string) (hub *Node, port, link string) {
 	t.Helper()
 	port = testkit.FreeAddr(t)
 	target := namer(t, name)
-	hub, err := actors.NewNode(actors.Config{})
+	hub, err := NewNode(Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +90,7 @@ func poolHub(t testing.TB, name string) (hub *actors.Node, port, link string) {
 	}
 	hub.Serve(ln)
 	log := testkit.NewRecorder()
-	edge, err := actors.NewNode(actors.Config{Logger: slog.New(log), Pool: "web", Remotes: []forward.Forward{{Bind: port, Target: target}}})
+	edge, err := NewNode(Config{Logger: slog.New(log), Pool: "web", Remotes: []forward.Forward{{Bind: port, Target: target}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,10 +106,10 @@ func poolHub(t testing.TB, name string) (hub *actors.Node, port, link string) {
 
 // linkTo is a node linked to hub (listening at link): a hub's way to
 // another hub. It is closed when the test ends.
-func linkTo(t testing.TB, link string) *actors.Node {
+func linkTo(t testing.TB, link string) *Node {
 	t.Helper()
 	up := make(chan struct{}, 1)
-	n, err := actors.NewNode(actors.Config{OnLink: func(ev actors.LinkEvent) {
+	n, err := NewNode(Config{OnLink: func(ev LinkEvent) {
 		if ev.Up {
 			select {
 			case up <- struct{}{}:
@@ -145,7 +143,7 @@ func TestPoolSpreadsOverPeers(t *testing.T) {
 	h1, port1 := pairPool(t, "edge1") // checks for leaks
 	h2, port2, link2 := poolHub(t, "edge2")
 	via := linkTo(t, link2) // h1's link to h2
-	if _, err := h1.SetPoolPeers(port1, "web", []actors.PoolPeer{{Hub: "h2", Via: via, Target: port2, Members: 1}}); err != nil {
+	if _, err := h1.SetPoolPeers(port1, "web", []PoolPeer{{Hub: "h2", Via: via, Target: port2, Members: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	count := map[string]int{}
@@ -162,7 +160,7 @@ func TestPoolSpreadsOverPeers(t *testing.T) {
 	// The same share, now weighing two: 30 more even the loads out for
 	// the weights, the share's open streams twice the edge's (within a
 	// round of the tie-break).
-	if _, err := h1.SetPoolPeers(port1, "web", []actors.PoolPeer{{Hub: "h2", Via: via, Target: port2, Members: 2}}); err != nil {
+	if _, err := h1.SetPoolPeers(port1, "web", []PoolPeer{{Hub: "h2", Via: via, Target: port2, Members: 2}}); err != nil {
 		t.Fatal(err)
 	}
 	for range 30 {

@@ -1,4 +1,4 @@
-package actors_test
+package actors
 
 import (
 	"errors"
@@ -9,10 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/internal/forward"
 	"github.com/sockmux/sockmux/internal/testkit"
-	"github.com/sockmux/sockmux/internal/testpair"
 )
 
 // namer is a server that says its name and then holds the connection open
@@ -43,17 +41,17 @@ func heldName(t testing.TB, addr string, n int) string {
 
 // poolEdges is a hub (the Pair's A) and two edges (B and one more) that
 // both ask it for -R port under pool "web", each to its own named server.
-func poolEdges(t testing.TB) (p *testpair.Pair, second *testpair.Edge, port string) {
+func poolEdges(t testing.TB) (p *testPair, second *pairEdge, port string) {
 	t.Helper()
 	port = testkit.FreeAddr(t)
-	pooled := func(name string) func(*actors.Config) {
+	pooled := func(name string) func(*Config) {
 		target := namer(t, name)
-		return func(c *actors.Config) {
+		return func(c *Config) {
 			c.Remotes = []forward.Forward{{Bind: port, Target: target}}
 			c.Pool = "web"
 		}
 	}
-	p = testpair.New(t, testpair.Config{B: pooled("edge1")})
+	p = newTestPair(t, pairConfig{B: pooled("edge1")})
 	remoteListening(t, p.BLog, 1)
 	second = p.AddEdge(t, pooled("edge2"))
 	remoteListening(t, second.Log, 1)
@@ -111,13 +109,13 @@ func TestPoolRefusals(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			p, _, port := poolEdges(t)
-			e := p.AddEdge(t, func(c *actors.Config) {
+			e := p.AddEdge(t, func(c *Config) {
 				c.Remotes = []forward.Forward{{Bind: port, Target: "127.0.0.1:9"}}
 				c.Pool, c.ExitOnForwardFailure = tc.pool, true
 			})
 			select {
 			case err := <-e.Node.Failed():
-				if !errors.Is(err, actors.ErrForwardRefused) || !strings.Contains(err.Error(), tc.text) {
+				if !errors.Is(err, errForwardRefused) || !strings.Contains(err.Error(), tc.text) {
 					t.Fatalf("refusal %v, want ErrForwardRefused saying %q", err, tc.text)
 				}
 			case <-time.After(10 * time.Second):
@@ -158,9 +156,9 @@ func TestRemoteBindAddr(t *testing.T) {
 	target := hello(t, "behind the hub")
 	for _, bind := range []string{"0.0.0.0", "::"} {
 		t.Run(bind, func(t *testing.T) {
-			p := testpair.New(t, testpair.Config{
-				A: func(c *actors.Config) { c.RemoteBindAddr = "127.0.0.11" },
-				B: func(c *actors.Config) {
+			p := newTestPair(t, pairConfig{
+				A: func(c *Config) { c.RemoteBindAddr = "127.0.0.11" },
+				B: func(c *Config) {
 					c.Remotes = []forward.Forward{{Bind: net.JoinHostPort(bind, portNum), Target: target}}
 				},
 			})

@@ -1,4 +1,4 @@
-package actors_test
+package actors
 
 import (
 	"bytes"
@@ -11,11 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/carriers"
 	"github.com/sockmux/sockmux/internal/forward"
 	"github.com/sockmux/sockmux/internal/testkit"
-	"github.com/sockmux/sockmux/internal/testpair"
 )
 
 // namedUDPEcho is testkit.NamedUDPEcho: it says which edge's target
@@ -126,17 +124,17 @@ func flow(t testing.TB, addr *net.UDPAddr, id int) (*pooledClient, string) {
 // udpPoolEdges is a hub (the Pair's A) and two edges (B and one more)
 // that both ask it for -R port/udp under pool "dns", each to its own
 // named UDP echo.
-func udpPoolEdges(t testing.TB) (p *testpair.Pair, second *testpair.Edge, port *net.UDPAddr) {
+func udpPoolEdges(t testing.TB) (p *testPair, second *pairEdge, port *net.UDPAddr) {
 	t.Helper()
 	port = freeUDPAddr(t)
-	pooled := func(name string) func(*actors.Config) {
+	pooled := func(name string) func(*Config) {
 		target := namedUDPEcho(t, name)
-		return func(c *actors.Config) {
+		return func(c *Config) {
 			c.Remotes = []forward.Forward{{Bind: port.String(), Target: target, UDP: true}}
 			c.Pool = "dns"
 		}
 	}
-	p = testpair.New(t, testpair.Config{B: pooled("edge1")})
+	p = newTestPair(t, pairConfig{B: pooled("edge1")})
 	remoteListening(t, p.BLog, 1)
 	second = p.AddEdge(t, pooled("edge2"))
 	remoteListening(t, second.Log, 1)
@@ -210,13 +208,13 @@ func TestUDPPoolRefusals(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			p, _, port := udpPoolEdges(t)
-			e := p.AddEdge(t, func(c *actors.Config) {
+			e := p.AddEdge(t, func(c *Config) {
 				c.Remotes = []forward.Forward{{Bind: port.String(), Target: "127.0.0.1:9", UDP: true}}
 				c.Pool, c.ExitOnForwardFailure = tc.pool, true
 			})
 			select {
 			case err := <-e.Node.Failed():
-				if !errors.Is(err, actors.ErrForwardRefused) || !strings.Contains(err.Error(), tc.text) {
+				if !errors.Is(err, errForwardRefused) || !strings.Contains(err.Error(), tc.text) {
 					t.Fatalf("refusal %v, want ErrForwardRefused saying %q", err, tc.text)
 				}
 			case <-time.After(10 * time.Second):
@@ -234,7 +232,7 @@ func TestUDPPoolRefusals(t *testing.T) {
 func TestUDPPoolBesideTCPPool(t *testing.T) {
 	port := freeTCPUDPAddr(t)
 	tcpTarget, udpTarget := namer(t, "tcp edge"), namedUDPEcho(t, "udp edge")
-	p := testpair.New(t, testpair.Config{B: func(c *actors.Config) {
+	p := newTestPair(t, pairConfig{B: func(c *Config) {
 		c.Remotes = []forward.Forward{{Bind: port.String(), Target: tcpTarget}, {Bind: port.String(), Target: udpTarget, UDP: true}}
 		c.Pool = "both"
 	}})
@@ -252,12 +250,12 @@ func TestUDPPoolBesideTCPPool(t *testing.T) {
 // name; it returns the hub, the port, its link listener's address and the
 // pool's door, as registered. Plain nodes, closed when the test ends (as
 // poolHub); adjust, if given, changes the hub's configuration last.
-func udpPoolHub(t testing.TB, name string, adjust ...func(*actors.Config)) (hub *actors.Node, port *net.UDPAddr, link, door string) {
+func udpPoolHub(t testing.TB, name string, adjust ...func(*Config)) (hub *Node, port *net.UDPAddr, link, door string) {
 	t.Helper()
 	port = freeUDPAddr(t)
 	target := namedUDPEcho(t, name)
 	var mu sync.Mutex
-	cfg := actors.Config{BindWatcher: func(rb actors.ReverseBind) {
+	cfg := Config{BindWatcher: func(rb ReverseBind) {
 		mu.Lock()
 		defer mu.Unlock()
 		if rb.UDP && rb.Pool == "dns" && rb.Members > 0 {
@@ -267,7 +265,7 @@ func udpPoolHub(t testing.TB, name string, adjust ...func(*actors.Config)) (hub 
 	for _, f := range adjust {
 		f(&cfg)
 	}
-	hub, err := actors.NewNode(cfg)
+	hub, err := NewNode(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +276,7 @@ func udpPoolHub(t testing.TB, name string, adjust ...func(*actors.Config)) (hub 
 	}
 	hub.Serve(ln)
 	log := testkit.NewRecorder()
-	edge, err := actors.NewNode(actors.Config{Logger: slog.New(log), Pool: "dns",
+	edge, err := NewNode(Config{Logger: slog.New(log), Pool: "dns",
 		Remotes: []forward.Forward{{Bind: port.String(), Target: target, UDP: true}}})
 	if err != nil {
 		t.Fatal(err)
@@ -309,10 +307,10 @@ func TestUDPPoolSpreadsOverPeers(t *testing.T) {
 	h1, port1, link1, door1 := udpPoolHub(t, "edge1")
 	h2, port2, link2, door2 := udpPoolHub(t, "edge2")
 	to2, to1 := linkTo(t, link2), linkTo(t, link1)
-	if _, err := h1.SetUDPPoolPeers(port1.String(), "dns", []actors.PoolPeer{{Hub: "h2", Via: to2, Target: door2, Members: 1}}); err != nil {
+	if _, err := h1.SetUDPPoolPeers(port1.String(), "dns", []PoolPeer{{Hub: "h2", Via: to2, Target: door2, Members: 1}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h2.SetUDPPoolPeers(port2.String(), "dns", []actors.PoolPeer{{Hub: "h1", Via: to1, Target: door1, Members: 1}}); err != nil {
+	if _, err := h2.SetUDPPoolPeers(port2.String(), "dns", []PoolPeer{{Hub: "h1", Via: to1, Target: door1, Members: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	// At h1, 10 to each; at h2 its edge holds the 10 that h1 brought to
@@ -344,9 +342,9 @@ func TestUDPPoolSpreadsOverPeers(t *testing.T) {
 	}
 }
 
-// streamEnded matches a UDP flow's stream ending whose target is not
+// flowStreamEnded matches a UDP flow's stream ending whose target is not
 // skip.
-func streamEnded(skip string) func(testkit.Record) bool {
+func flowStreamEnded(skip string) func(testkit.Record) bool {
 	return func(r testkit.Record) bool { return r.Msg == "UDP flow's stream ended" && r.Attrs["target"] != skip }
 }
 
@@ -356,24 +354,24 @@ func streamEnded(skip string) func(testkit.Record) bool {
 // (Its stream used to stay half open, counting, until the link ended.)
 func TestPooledUDPFlowEndStopsCounting(t *testing.T) {
 	port := freeUDPAddr(t)
-	pooled := func(name string) func(*actors.Config) {
+	pooled := func(name string) func(*Config) {
 		target := namedUDPEcho(t, name)
-		return func(c *actors.Config) {
+		return func(c *Config) {
 			c.Remotes = []forward.Forward{{Bind: port.String(), Target: target, UDP: true}}
 			c.Pool = "dns"
 		}
 	}
 	// A second of idleness ends a flow: long beside the few milliseconds
 	// the flows below take, short for the test.
-	p := testpair.New(t, testpair.Config{B: pooled("edge1"), A: func(c *actors.Config) { c.UDPIdle = time.Second }})
+	p := newTestPair(t, pairConfig{B: pooled("edge1"), A: func(c *Config) { c.UDPIdle = time.Second }})
 	remoteListening(t, p.BLog, 1)
 	for i := range 3 {
 		if _, name := flow(t, port, i); name != "edge1" {
 			t.Fatalf("flow %d reached %s with edge1 alone in the pool", i, name)
 		}
 	}
-	p.ALog.WaitN(t, 10*time.Second, "the hub's streams of the three flows to end", 3, streamEnded(""))
-	p.BLog.WaitN(t, 10*time.Second, "the edge's streams of the three flows to end", 3, streamEnded(""))
+	p.ALog.WaitN(t, 10*time.Second, "the hub's streams of the three flows to end", 3, flowStreamEnded(""))
+	p.BLog.WaitN(t, 10*time.Second, "the edge's streams of the three flows to end", 3, flowStreamEnded(""))
 
 	second := p.AddEdge(t, pooled("edge2"))
 	remoteListening(t, second.Log, 1)
@@ -393,9 +391,9 @@ func TestPooledUDPFlowEndStopsCounting(t *testing.T) {
 // --udp-idle: it stops counting against the edge it went to at once.
 func TestUDPPoolDoorFlowEndsWithItsStream(t *testing.T) {
 	h2Log := testkit.NewRecorder()
-	h1, port1, _, _ := udpPoolHub(t, "edge1", func(c *actors.Config) { c.UDPIdle = time.Second })
-	_, _, link2, door2 := udpPoolHub(t, "edge2", func(c *actors.Config) { c.Logger = slog.New(h2Log) }) // --udp-idle: 60 s
-	if _, err := h1.SetUDPPoolPeers(port1.String(), "dns", []actors.PoolPeer{{Hub: "h2", Via: linkTo(t, link2), Target: door2, Members: 1}}); err != nil {
+	h1, port1, _, _ := udpPoolHub(t, "edge1", func(c *Config) { c.UDPIdle = time.Second })
+	_, _, link2, door2 := udpPoolHub(t, "edge2", func(c *Config) { c.Logger = slog.New(h2Log) }) // --udp-idle: 60 s
+	if _, err := h1.SetUDPPoolPeers(port1.String(), "dns", []PoolPeer{{Hub: "h2", Via: linkTo(t, link2), Target: door2, Members: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	// The first flow goes to h1's own edge, the second to h2's share.
@@ -406,7 +404,7 @@ func TestUDPPoolDoorFlowEndsWithItsStream(t *testing.T) {
 	}
 	// h1's session idles out: the stream to h2's door ends, and the
 	// door's session with it, whose stream to edge2 ends too.
-	h2Log.Wait(t, 10*time.Second, "the door's stream to edge2 ending", streamEnded(door2))
+	h2Log.Wait(t, 10*time.Second, "the door's stream to edge2 ending", flowStreamEnded(door2))
 	h2Log.Wait(t, 10*time.Second, "the door's session ending with its stream", func(r testkit.Record) bool {
 		return r.Msg == "UDP session ended with the stream that brought it"
 	})

@@ -1,16 +1,14 @@
-package actors_test
+package actors
 
 import (
 	"testing"
-
-	"github.com/sockmux/sockmux/actors"
 )
 
 // TestPortableIO runs the end-to-end bodies with the portable path on both
 // nodes, over every carrier: their sockets, local and carrier, are TCP
 // sockets that would have taken the raw path.
 func TestPortableIO(t *testing.T) {
-	actors.Portable(t)
+	Portable(t)
 	for _, tc := range []struct {
 		name string
 		body func(*testing.T, string)

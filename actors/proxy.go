@@ -45,7 +45,7 @@ func (l *listenerActor) proxyClient(conn net.Conn) {
 	first := append(append([]byte(nil), req.Request...), rest...)
 	if d := l.env.policies().Direct; d != nil && d.Allows(req.Target) {
 		l.env.log.Debug("proxy request dialled directly", "target", req.Target)
-		relayDirect(l.env, conn, req, first, l.env.cfg.DialTarget)
+		relayDirect(l.env, conn, req, first, l.env.cfg.dialTarget)
 		return
 	}
 	l.env.send(l.self, &accepted{conn: conn, target: req.Target, first: first, reply: &proxyReply{req: req}})
@@ -124,5 +124,5 @@ func serveProxyHere(e *env, conn net.Conn, policy *forward.TargetPolicy) {
 		return
 	}
 	rest, _ := br.Peek(br.Buffered())
-	relayDirect(e, conn, req, append(append([]byte(nil), req.Request...), rest...), e.cfg.DialTarget)
+	relayDirect(e, conn, req, append(append([]byte(nil), req.Request...), rest...), e.cfg.dialTarget)
 }

@@ -1,4 +1,4 @@
-package actors_test
+package actors
 
 import (
 	"context"
@@ -15,11 +15,9 @@ import (
 
 	"golang.org/x/net/proxy"
 
-	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/internal/forward"
 	smproxy "github.com/sockmux/sockmux/internal/proxy"
 	"github.com/sockmux/sockmux/internal/testkit"
-	"github.com/sockmux/sockmux/internal/testpair"
 )
 
 func webServer(t testing.TB, body string) *httptest.Server {
@@ -52,7 +50,7 @@ func TestProxySOCKS5(t *testing.T) {
 	web := webServer(t, "hello through the tunnel")
 	u, _ := url.Parse(web.URL)
 	_, port, _ := net.SplitHostPort(u.Host)
-	p := testpair.New(t, testpair.Config{B: func(c *actors.Config) {
+	p := newTestPair(t, pairConfig{B: func(c *Config) {
 		c.Dynamic = []string{"127.0.0.1:0"}
 		c.ProxyAuth = &smproxy.ProxyAuth{User: "u", Password: "p"}
 	}})
@@ -76,7 +74,7 @@ func TestProxySOCKS5(t *testing.T) {
 func TestProxyHTTPConnect(t *testing.T) {
 	web := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "tls hello") }))
 	t.Cleanup(web.Close)
-	p := testpair.New(t, testpair.Config{B: func(c *actors.Config) { c.Dynamic = []string{"127.0.0.1:0"} }})
+	p := newTestPair(t, pairConfig{B: func(c *Config) { c.Dynamic = []string{"127.0.0.1:0"} }})
 	pu, _ := url.Parse("http://" + p.B.ForwardAddrs()[0].String())
 	tr := &http.Transport{Proxy: http.ProxyURL(pu), TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
 	defer tr.CloseIdleConnections()
@@ -95,9 +93,9 @@ func TestProxyHTTPConnect(t *testing.T) {
 // SOCKS failure, not a hang, and is never dialled.
 func TestProxyRefusedTarget(t *testing.T) {
 	web := webServer(t, "secret")
-	p := testpair.New(t, testpair.Config{
-		A: func(c *actors.Config) { c.AllowTargets = forward.MustTargetPolicy("127.0.0.2:*") },
-		B: func(c *actors.Config) { c.Dynamic = []string{"127.0.0.1:0"} },
+	p := newTestPair(t, pairConfig{
+		A: func(c *Config) { c.AllowTargets = forward.MustTargetPolicy("127.0.0.2:*") },
+		B: func(c *Config) { c.Dynamic = []string{"127.0.0.1:0"} },
 	})
 	d, _ := proxy.SOCKS5("tcp", p.B.ForwardAddrs()[0].String(), nil, proxy.Direct)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -107,7 +105,7 @@ func TestProxyRefusedTarget(t *testing.T) {
 	if err == nil || errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("dial through the proxy: %v; want a refusal", err)
 	}
-	if p.A.Stats().DialFailures.Load() != 0 {
+	if p.A.Stats().dialFailures.Load() != 0 {
 		t.Error("the refused destination was dialled")
 	}
 }
@@ -116,7 +114,7 @@ func TestProxyRefusedTarget(t *testing.T) {
 // tunnel.
 func TestProxyDirect(t *testing.T) {
 	web := webServer(t, "near")
-	p := testpair.New(t, testpair.Config{B: func(c *actors.Config) {
+	p := newTestPair(t, pairConfig{B: func(c *Config) {
 		c.Dynamic = []string{"127.0.0.1:0"}
 		c.Direct = forward.MustTargetPolicy("127.0.0.1:*")
 	}})
@@ -134,7 +132,7 @@ func TestProxyDirect(t *testing.T) {
 func TestProxyReverse(t *testing.T) {
 	web := webServer(t, "from the asking side")
 	port := testkit.FreeAddr(t)
-	p := testpair.New(t, testpair.Config{B: func(c *actors.Config) {
+	p := newTestPair(t, pairConfig{B: func(c *Config) {
 		c.Remotes = []forward.Forward{{Bind: port, Target: forward.TargetSOCKS}}
 	}})
 	remoteListening(t, p.BLog, 1)
@@ -151,7 +149,7 @@ func TestProxyCurl(t *testing.T) {
 	web := webServer(t, "curl made it")
 	u, _ := url.Parse(web.URL)
 	_, port, _ := net.SplitHostPort(u.Host)
-	p := testpair.New(t, testpair.Config{B: func(c *actors.Config) { c.Dynamic = []string{"127.0.0.1:0"} }})
+	p := newTestPair(t, pairConfig{B: func(c *Config) { c.Dynamic = []string{"127.0.0.1:0"} }})
 	px := p.B.ForwardAddrs()[0].String()
 	cases := []struct {
 		name string

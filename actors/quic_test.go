@@ -1,11 +1,10 @@
-package actors_test
+package actors
 
 import (
 	"testing"
 
 	"github.com/sockmux/sockmux/internal/forward"
 	"github.com/sockmux/sockmux/internal/testkit"
-	"github.com/sockmux/sockmux/internal/testpair"
 )
 
 // TestQUICNATRebinding: twice mid-transfer, the UDP relay between the two
@@ -15,7 +14,7 @@ import (
 // never dialled again, resumed, reconnected or lost its carrier.
 func TestQUICNATRebinding(t *testing.T) {
 	echo := testkit.Echo(t)
-	p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{fwd(t, echo)}, Proxy: true, Carrier: "quic"})
+	p := newTestPair(t, pairConfig{BForwards: []forward.Forward{fwd(t, echo)}, Proxy: true, Carrier: "quic"})
 	done := make(chan error, 1)
 	go func() { done <- echoStreams(t, p.B.ForwardAddrs()[0], 2, 24<<20) }()
 	for gen := 1; gen <= 2; gen++ {
@@ -31,8 +30,8 @@ func TestQUICNATRebinding(t *testing.T) {
 		t.Fatalf("the dialler dialled %d carriers, want 1: the carrier did not survive the rebinding", d)
 	}
 	for what, n := range map[string]int64{
-		"A resumes": p.A.Stats().Resumes.Load(), "B resumes": p.B.Stats().Resumes.Load(),
-		"A reconnects": p.A.Stats().Reconnects.Load(), "B reconnects": p.B.Stats().Reconnects.Load(),
+		"A resumes": p.A.Stats().resumes.Load(), "B resumes": p.B.Stats().resumes.Load(),
+		"A reconnects": p.A.Stats().reconnects.Load(), "B reconnects": p.B.Stats().reconnects.Load(),
 	} {
 		if n != 0 {
 			t.Errorf("%s: %d, want 0", what, n)

@@ -1,6 +1,6 @@
 //go:build !race
 
-package actors_test
+package actors
 
 // raceEnabled says the race detector is on: it slows the node several
 // times over, so the floods are smaller.

@@ -41,9 +41,9 @@ func (l *linkActor) retry(err error) {
 	case l.gen == 0 && cfg.FailFast && l.permanent >= every:
 		fatal = err
 	case cfg.MaxRetries > 0 && l.failures > cfg.MaxRetries:
-		fatal = fmt.Errorf("%w: %d attempts failed in a row: %w", ErrGaveUp, l.failures, err)
+		fatal = fmt.Errorf("%w: %d attempts failed in a row: %w", errGaveUp, l.failures, err)
 	case l.gen == 0 && cfg.ConnectTimeout > 0 && time.Since(l.firstDial) >= cfg.ConnectTimeout:
-		fatal = fmt.Errorf("%w: no link within the connect timeout (%v): %w", ErrGaveUp, cfg.ConnectTimeout, err)
+		fatal = fmt.Errorf("%w: no link within the connect timeout (%v): %w", errGaveUp, cfg.ConnectTimeout, err)
 	}
 	if fatal == nil {
 		now := l.addrs.attemptFailed()

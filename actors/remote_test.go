@@ -1,4 +1,4 @@
-package actors_test
+package actors
 
 import (
 	"errors"
@@ -8,10 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/internal/forward"
 	"github.com/sockmux/sockmux/internal/testkit"
-	"github.com/sockmux/sockmux/internal/testpair"
 )
 
 // hello and greeting are testkit's Greeter and Greeting.
@@ -33,14 +31,14 @@ func TestRemoteForward(t *testing.T) {
 		t.Run(side, func(t *testing.T) {
 			telnet, web := hello(t, "telnet here"), hello(t, "web here")
 			p1, p2 := testkit.FreeAddr(t), testkit.FreeAddr(t)
-			remotes := func(c *actors.Config) {
+			remotes := func(c *Config) {
 				c.Remotes = []forward.Forward{{Bind: p1, Target: telnet}, {Bind: p2, Target: web}}
 			}
-			cfg := testpair.Config{B: remotes}
+			cfg := pairConfig{B: remotes}
 			if side == "listener asks" {
-				cfg = testpair.Config{A: remotes}
+				cfg = pairConfig{A: remotes}
 			}
-			p := testpair.New(t, cfg)
+			p := newTestPair(t, cfg)
 			asker := p.BLog
 			if side == "listener asks" {
 				asker = p.ALog
@@ -61,8 +59,8 @@ func TestRemoteForward(t *testing.T) {
 func TestRemoteForwardAcrossDrop(t *testing.T) {
 	echo := testkit.Echo(t)
 	port := testkit.FreeAddr(t)
-	p := testpair.New(t, testpair.Config{Proxy: true, Backoff: time.Hour, ResumeWindow: -1,
-		B: func(c *actors.Config) { c.Remotes = []forward.Forward{{Bind: port, Target: echo}} }})
+	p := newTestPair(t, pairConfig{Proxy: true, Backoff: time.Hour, ResumeWindow: -1,
+		B: func(c *Config) { c.Remotes = []forward.Forward{{Bind: port, Target: echo}} }})
 	remoteListening(t, p.BLog, 1)
 	testkit.EchoRoundTrip(t, testkit.Dial(t, mustAddr(t, port)), 1, 1<<20)
 	p.Proxy.Cut()
@@ -108,13 +106,13 @@ func TestRemoteForwardRefused(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p := testpair.New(t, testpair.Config{B: func(c *actors.Config) {
+			p := newTestPair(t, pairConfig{B: func(c *Config) {
 				c.Remotes = []forward.Forward{{Bind: tc.bind, Target: "127.0.0.1:9"}}
 				c.ExitOnForwardFailure = true
 			}})
 			select {
 			case err := <-p.B.Failed():
-				if !errors.Is(err, actors.ErrForwardRefused) {
+				if !errors.Is(err, errForwardRefused) {
 					t.Fatalf("fatal error %v, want ErrForwardRefused", err)
 				}
 				if !strings.Contains(err.Error(), tc.text) {

@@ -1,4 +1,4 @@
-package actors_test
+package actors
 
 import (
 	"errors"
@@ -10,7 +10,6 @@ import (
 
 	"github.com/sockmux/sockmux/internal/forward"
 	"github.com/sockmux/sockmux/internal/testkit"
-	"github.com/sockmux/sockmux/internal/testpair"
 )
 
 // resetAfter serves a target that writes n bytes and then resets the
@@ -33,7 +32,7 @@ func resetAfter(t testing.TB, n int) string {
 // client as a reset, never as a clean end, whether the client had shut its
 // own write side or not, on every carrier.
 func TestResetReachesClient(t *testing.T) {
-	for _, carrier := range testpair.Carriers {
+	for _, carrier := range pairCarriers {
 		for _, halfClosed := range []bool{false, true} {
 			name := carrier
 			if halfClosed {
@@ -41,7 +40,7 @@ func TestResetReachesClient(t *testing.T) {
 			}
 			t.Run(name, func(t *testing.T) {
 				target := resetAfter(t, 1<<20)
-				p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{fwd(t, target)}, Carrier: carrier})
+				p := newTestPair(t, pairConfig{BForwards: []forward.Forward{fwd(t, target)}, Carrier: carrier})
 				c := testkit.Dial(t, p.B.ForwardAddrs()[0])
 				_ = c.SetDeadline(time.Now().Add(20 * time.Second)) // hang guard
 				var err error

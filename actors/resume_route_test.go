@@ -1,15 +1,13 @@
-package actors_test
+package actors
 
 import (
 	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/carriers"
 	"github.com/sockmux/sockmux/internal/forward"
 	"github.com/sockmux/sockmux/internal/testkit"
-	"github.com/sockmux/sockmux/internal/testpair"
 )
 
 // TestResumingLinkGetsNoNewStreams: two peers dial one listener; the newer
@@ -17,12 +15,12 @@ import (
 // listener's -L connections go to the live link, not to the one waiting.
 func TestResumingLinkGetsNoNewStreams(t *testing.T) {
 	echo := testkit.Echo(t)
-	p := testpair.New(t, testpair.Config{AForwards: []forward.Forward{fwd(t, echo)},
-		A: func(c *actors.Config) { c.ResumeWindow = time.Hour }})
+	p := newTestPair(t, pairConfig{AForwards: []forward.Forward{fwd(t, echo)},
+		A: func(c *Config) { c.ResumeWindow = time.Hour }})
 	// A second peer, C, dials A through a proxy that can be cut, after B:
 	// its link is A's newest.
 	proxy := testkit.NewProxy(t, p.LinkAddr)
-	dialingNode(t, proxy.Addr(), actors.Config{Logger: slog.New(testkit.NewRecorder()), ResumeWindow: time.Hour, Backoff: time.Hour})
+	dialingNode(t, proxy.Addr(), Config{Logger: slog.New(testkit.NewRecorder()), ResumeWindow: time.Hour, Backoff: time.Hour})
 	p.ALog.WaitN(t, 10*time.Second, "both links up", 2, func(r testkit.Record) bool { return r.Msg == "link up" })
 	proxy.Refuse(true)
 	proxy.Cut()
@@ -40,9 +38,9 @@ func TestResumingLinkGetsNoNewStreams(t *testing.T) {
 
 // dialingNode starts a node with cfg that keeps a link to addr; it is
 // closed when the test ends.
-func dialingNode(t testing.TB, addr string, cfg actors.Config) *actors.Node {
+func dialingNode(t testing.TB, addr string, cfg Config) *Node {
 	t.Helper()
-	n, err := actors.NewNode(cfg)
+	n, err := NewNode(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -125,7 +125,7 @@ func newScheduler(e *env, p engine.Params, maxUnacked int) *schedulerActor {
 func (s *schedulerActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *dataOut:
-		traceHop(HopSchedIn)
+		traceHop(hopSchedIn)
 		for _, f := range m.frames {
 			s.enqueue(f)
 		}
@@ -133,9 +133,9 @@ func (s *schedulerActor) Receive(ctx actor.Context) {
 	case *engine.Frame:
 		switch m.Type {
 		case engine.TypeOpen:
-			traceHop(HopSchedOpen)
+			traceHop(hopSchedOpen)
 		case engine.TypeData:
-			traceHop(HopSchedIn)
+			traceHop(hopSchedIn)
 		}
 		s.enqueue(m)
 		s.pump()
@@ -163,7 +163,7 @@ func (s *schedulerActor) Receive(ctx actor.Context) {
 		s.conns[m.id] = m.conn
 		s.out.Grants.Attach(m.id, s.params.SendWindow, m.used)
 		if f := m.open; f != nil {
-			traceHop(HopSchedOpen)
+			traceHop(hopSchedOpen)
 			s.enqueue(f)
 		}
 		if f := m.ok; f != nil {
@@ -223,7 +223,7 @@ func (s *schedulerActor) grant() {
 	held := s.out.Grants.Held() + int64(s.out.Queue.ReplyBytes())
 	if held > s.peak {
 		s.peak = held
-		raiseMax(&s.env.stats.MaxSendHeld, held)
+		raiseMax(&s.env.stats.maxSendHeld, held)
 	}
 }
 
@@ -236,7 +236,7 @@ func (s *schedulerActor) checkBacklog(ctx actor.Context) {
 	}
 	s.failed = true
 	ctx.Send(ctx.Parent(), &schedFailed{overload: true,
-		err: fmt.Errorf("%w: %d bytes of replies waiting", ErrPeerNotReading, s.out.Queue.ReplyBytes())})
+		err: fmt.Errorf("%w: %d bytes of replies waiting", errPeerNotReading, s.out.Queue.ReplyBytes())})
 }
 
 // pin sends a carrier's own frame on that carrier, ahead of what waits in
@@ -307,7 +307,7 @@ func (s *schedulerActor) flush() {
 			continue
 		}
 		if HopTracing && hasData(o.batch) {
-			traceHop(HopCarrierQueued)
+			traceHop(hopCarrierQueued)
 		}
 		if n := o.q.push(o.batch); n > 0 {
 			o.path.Queued -= n
@@ -364,7 +364,7 @@ func (s *schedulerActor) carrierGone(id int) {
 	s.outs[id].dropPinned()
 	s.outs[id].dropBatch() // the writer's share; Unacked still has what must be sent again
 	delete(s.outs, id)
-	s.env.stats.Resent.Add(int64(s.out.CarrierLost(id)))
+	s.env.stats.resent.Add(int64(s.out.CarrierLost(id)))
 	s.pump()
 }
 
@@ -397,11 +397,11 @@ func (s *schedulerActor) armStallCheck() {
 func (s *schedulerActor) checkStalls() {
 	var resent int
 	s.stalled, resent = s.out.Stalls(s.stalled[:0], time.Now())
-	s.env.stats.Resent.Add(int64(resent))
+	s.env.stats.resent.Add(int64(resent))
 	for _, p := range s.stalled {
 		s.env.log.Warn("carrier stalled; sending what it holds on the others", "carrier", p.ID,
 			"in_flight", p.InFlight(), "rtt", p.RTT)
-		s.env.stats.CarrierStalls.Add(1)
+		s.env.stats.carrierStalls.Add(1)
 	}
 	clear(s.stalled)
 	if len(s.stalled) > 0 {

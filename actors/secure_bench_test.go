@@ -1,4 +1,4 @@
-package actors_test
+package actors
 
 import (
 	"io"
@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/carriers"
 	"github.com/sockmux/sockmux/internal/forward"
 	"github.com/sockmux/sockmux/internal/testkit"
@@ -52,7 +51,7 @@ func benchOneStream(b *testing.B, scheme string, key []byte, lopts, dopts []carr
 		got <- n
 	})
 	up := make(chan struct{}, 4)
-	a, err := actors.NewNode(actors.Config{Logger: quiet, Key: key})
+	a, err := NewNode(Config{Logger: quiet, Key: key})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -67,8 +66,8 @@ func benchOneStream(b *testing.B, scheme string, key []byte, lopts, dopts []carr
 		b.Fatal(err)
 	}
 	f.Target = target
-	bn, err := actors.NewNode(actors.Config{Logger: quiet, Key: key, Forwards: []forward.Forward{f},
-		OnLink: func(ev actors.LinkEvent) {
+	bn, err := NewNode(Config{Logger: quiet, Key: key, Forwards: []forward.Forward{f},
+		OnLink: func(ev LinkEvent) {
 			if ev.Up {
 				up <- struct{}{}
 			}

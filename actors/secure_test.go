@@ -1,4 +1,4 @@
-package actors_test
+package actors
 
 import (
 	"bytes"
@@ -11,12 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/engine"
 	"github.com/sockmux/sockmux/identity"
 	"github.com/sockmux/sockmux/internal/forward"
 	"github.com/sockmux/sockmux/internal/testkit"
-	"github.com/sockmux/sockmux/internal/testpair"
 )
 
 var secureKey = []byte("a pre-shared key of 32 bytes, ok")
@@ -99,12 +97,12 @@ func TestRelaySeesNoCleartext(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			target := newSink(t)
-			pc := testpair.Config{BForwards: []forward.Forward{fwd(t, target.addr)}, Proxy: true, Key: tc.key}
+			pc := pairConfig{BForwards: []forward.Forward{fwd(t, target.addr)}, Proxy: true, Key: tc.key}
 			var dk *identity.PrivateKey
 			if tc.ids {
 				pc.A, pc.B, dk = identityPair(t)
 			}
-			p := testpair.New(t, pc)
+			p := newTestPair(t, pc)
 			rec := &recorder{}
 			p.Proxy.SetTap(rec.tap)
 			c := testkit.Dial(t, p.B.ForwardAddrs()[0])
@@ -141,16 +139,16 @@ func TestRelayFlipsABit(t *testing.T) {
 	payload := knownPayload(4 << 20)
 	for _, tc := range []struct {
 		name string
-		cfg  func(t *testing.T, pc *testpair.Config)
+		cfg  func(t *testing.T, pc *pairConfig)
 	}{
-		{"psk", func(_ *testing.T, pc *testpair.Config) { pc.Key = secureKey }},
-		{"identities", func(t *testing.T, pc *testpair.Config) { pc.A, pc.B, _ = identityPair(t) }},
+		{"psk", func(_ *testing.T, pc *pairConfig) { pc.Key = secureKey }},
+		{"identities", func(t *testing.T, pc *pairConfig) { pc.A, pc.B, _ = identityPair(t) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			target := newSink(t)
-			pc := testpair.Config{BForwards: []forward.Forward{fwd(t, target.addr)}, Proxy: true}
+			pc := pairConfig{BForwards: []forward.Forward{fwd(t, target.addr)}, Proxy: true}
 			tc.cfg(t, &pc)
-			p := testpair.New(t, pc)
+			p := newTestPair(t, pc)
 			const at = 300 << 10 // well past the handshake, inside the payload
 			var once sync.Once
 			p.Proxy.SetTap(func(toTarget bool, off int64, b []byte) {
@@ -190,7 +188,7 @@ func TestRelayFlipsABit(t *testing.T) {
 // sees no cleartext on any of them.
 func TestKeyedStripe(t *testing.T) {
 	echo := testkit.Echo(t)
-	p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{fwd(t, echo)}, Proxy: true, Carriers: 4, Key: secureKey})
+	p := newTestPair(t, pairConfig{BForwards: []forward.Forward{fwd(t, echo)}, Proxy: true, Carriers: 4, Key: secureKey})
 	rec := &recorder{}
 	p.Proxy.SetTap(rec.tap)
 	waitCarriers(t, p, 4)
@@ -222,7 +220,7 @@ func TestKeyedStripe(t *testing.T) {
 // handshake, and the streams carry on intact.
 func TestKeyedResume(t *testing.T) {
 	echo := testkit.Echo(t)
-	p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{fwd(t, echo)}, Proxy: true, Key: secureKey,
+	p := newTestPair(t, pairConfig{BForwards: []forward.Forward{fwd(t, echo)}, Proxy: true, Key: secureKey,
 		Backoff: 10 * time.Millisecond})
 	done := make(chan error, 1)
 	go func() { done <- echoStreams(t, p.B.ForwardAddrs()[0], 2, 8<<20) }()
@@ -234,7 +232,7 @@ func TestKeyedResume(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if r := p.B.Stats().Resumes.Load(); r < 1 {
+	if r := p.B.Stats().resumes.Load(); r < 1 {
 		t.Fatalf("B resumed %d times, want at least 1", r)
 	}
 	for _, log := range []*testkit.Recorder{p.ALog, p.BLog} {
@@ -249,7 +247,7 @@ func TestKeyedResume(t *testing.T) {
 // TestShortKeyRefused: a node with a key under 16 bytes is not made, and
 // the error says how to make a good one.
 func TestShortKeyRefused(t *testing.T) {
-	_, err := actors.NewNode(actors.Config{Key: []byte("fifteen bytes!!")})
+	_, err := NewNode(Config{Key: []byte("fifteen bytes!!")})
 	if !errors.Is(err, engine.ErrShortKey) || !strings.Contains(err.Error(), "sockmux keygen --psk") {
 		t.Fatalf("NewNode with a 15-byte key: %v", err)
 	}
@@ -260,10 +258,10 @@ func TestShortKeyRefused(t *testing.T) {
 // records follow its last AUTH with nothing in between) carries streams
 // intact both ways.
 func TestKeyedCarrierKinds(t *testing.T) {
-	for _, carrier := range testpair.Carriers {
+	for _, carrier := range pairCarriers {
 		t.Run(carrier, func(t *testing.T) {
 			echo := testkit.Echo(t)
-			p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{fwd(t, echo)}, Carrier: carrier, Key: secureKey, Carriers: 2})
+			p := newTestPair(t, pairConfig{BForwards: []forward.Forward{fwd(t, echo)}, Carrier: carrier, Key: secureKey, Carriers: 2})
 			waitCarriers(t, p, 2)
 			if err := echoStreams(t, p.B.ForwardAddrs()[0], 3, 2<<20); err != nil {
 				t.Fatal(err)

@@ -75,7 +75,7 @@ func TestServeKeyed(t *testing.T) {
 			if err, _ := r.Attrs["err"].(error); !errors.Is(err, tc.want) {
 				t.Fatalf("the listener refused with %v, want %v", err, tc.want)
 			}
-			if a.Stats().LinksUp.Load() != 0 {
+			if a.Stats().linksUp.Load() != 0 {
 				t.Fatal("a link came up")
 			}
 		})

@@ -27,8 +27,8 @@ import (
 //     drop counters. It accepts clients, and hands every chunk the upstream
 //     sends to each client's queue. A full queue holds the upstream's
 //     reader until the client drains it, for up to the slow timeout
-//     (SlowWait), or its oldest bytes are dropped and counted (SlowDrop),
-//     or its client is disconnected (SlowDisconnect);
+//     (SlowWait), or its oldest bytes are dropped and counted (slowDrop),
+//     or its client is disconnected (slowDisconnect);
 //   - a client actor (one per client socket) owns the socket: its reader
 //     goroutine sends what the client writes to the upstream actor, one
 //     pooled buffer per read, while the input waiting for the upstream is
@@ -64,15 +64,15 @@ type ShareConfig struct {
 	// tunnel's link, for instance.
 	CarrierOptions []carriers.Option
 	// ClientBuffer bounds, per client, the bytes from the upstream waiting
-	// to be written to it (DefaultClientBuffer when 0). One read of the
-	// upstream (at most 64 KiB) always fits an empty queue; the one write
-	// in progress, at most shareWriteBatch bytes, is beside it. Under
+	// to be written to it (1 MiB, defaultClientBuffer, when 0). One read
+	// of the upstream (at most 64 KiB) always fits an empty queue; the one
+	// write in progress, at most shareWriteBatch bytes, is beside it. Under
 	// SlowWait a full queue pauses the upstream, and what was already read
 	// (at most shareInflight bytes) is queued beyond the bound.
 	ClientBuffer int
 	// Slow says what happens to a client whose queue is full: SlowWait
-	// (the zero value) holds the upstream for it, SlowDrop drops its
-	// oldest bytes, SlowDisconnect closes it.
+	// (the zero value) holds the upstream for it, "drop" (ParseSlowPolicy)
+	// drops its oldest bytes, "disconnect" closes it.
 	Slow SlowPolicy
 	// SlowTimeout is, under SlowWait, how long a client's queue may stay
 	// full (until it drains to half of ClientBuffer) before the client is
@@ -81,19 +81,19 @@ type ShareConfig struct {
 	// Replay is how many of the last bytes the upstream sent a new client
 	// receives first (0: none). It may not exceed ClientBuffer.
 	Replay int
-	// InputBuffer bounds the clients' bytes waiting for the upstream, all
-	// clients together (DefaultInputBuffer when 0): past it the clients'
+	// inputBuffer bounds the clients' bytes waiting for the upstream, all
+	// clients together (defaultInputBuffer when 0): past it the clients'
 	// sockets are not read, and TCP pushes back on them.
-	InputBuffer int
-	// Backoff is the first delay before redialling an upstream that
+	inputBuffer int
+	// backoff is the first delay before redialling an upstream that
 	// dropped or could not be dialled (1 s when 0); it doubles up to
-	// MaxBackoff (30 s when 0), with jitter, and starts again at Backoff
+	// maxBackoff (30 s when 0), with jitter, and starts again at backoff
 	// once the upstream is up. A fifo: upstream whose far end went away is
 	// reopened at once: the open waits for the far end to come back.
-	Backoff, MaxBackoff time.Duration
-	// DropLogInterval is how often the drops of a client that keeps
+	backoff, maxBackoff time.Duration
+	// dropLogInterval is how often the drops of a client that keeps
 	// dropping are logged (5 s when 0).
-	DropLogInterval time.Duration
+	dropLogInterval time.Duration
 	// Node configures the node a tunnel: upstream's link runs on (its key,
 	// keepalive, ...); its Logger is Logger.
 	Node Config
@@ -101,8 +101,8 @@ type ShareConfig struct {
 
 // Defaults of a Share.
 const (
-	DefaultClientBuffer = 1 << 20
-	DefaultInputBuffer  = 1 << 20
+	defaultClientBuffer = 1 << 20
+	defaultInputBuffer  = 1 << 20
 )
 
 // shareWriteBatch is the most a client's writer takes from its queue for
@@ -172,19 +172,19 @@ func NewShare(cfg ShareConfig) (*Share, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.ClientBuffer == 0 {
-		cfg.ClientBuffer = DefaultClientBuffer
+		cfg.ClientBuffer = defaultClientBuffer
 	}
-	if cfg.InputBuffer == 0 {
-		cfg.InputBuffer = DefaultInputBuffer
+	if cfg.inputBuffer == 0 {
+		cfg.inputBuffer = defaultInputBuffer
 	}
-	if cfg.Backoff == 0 {
-		cfg.Backoff = time.Second
+	if cfg.backoff == 0 {
+		cfg.backoff = time.Second
 	}
-	if cfg.MaxBackoff == 0 {
-		cfg.MaxBackoff = 30 * time.Second
+	if cfg.maxBackoff == 0 {
+		cfg.maxBackoff = 30 * time.Second
 	}
-	if cfg.DropLogInterval == 0 {
-		cfg.DropLogInterval = 5 * time.Second
+	if cfg.dropLogInterval == 0 {
+		cfg.dropLogInterval = 5 * time.Second
 	}
 	if cfg.SlowTimeout == 0 {
 		cfg.SlowTimeout = DefaultSlowTimeout
@@ -192,9 +192,9 @@ func NewShare(cfg ShareConfig) (*Share, error) {
 	switch {
 	case cfg.ClientBuffer < 0:
 		return nil, errors.New("share: the client buffer must be positive")
-	case cfg.InputBuffer < 0:
+	case cfg.inputBuffer < 0:
 		return nil, errors.New("share: the input buffer must be positive")
-	case cfg.Slow < SlowWait || cfg.Slow > SlowDisconnect:
+	case cfg.Slow < SlowWait || cfg.Slow > slowDisconnect:
 		return nil, fmt.Errorf("share: unknown slow-client policy %d", cfg.Slow)
 	case cfg.SlowTimeout < 0:
 		return nil, errors.New("share: the slow timeout must be positive")
@@ -223,13 +223,13 @@ func NewShare(cfg ShareConfig) (*Share, error) {
 	dial := up.dialer.Dial
 	if up.Kind == "tunnel" {
 		node.Connect(up.dialer)
-		target := up.Target
+		target := up.target
 		dial = func(ctx context.Context) (net.Conn, error) { return node.DialStream(ctx, target) }
 	}
 	e := node.env
 	s := &Share{node: node, ln: ln, state: &shareState{upstream: up.String()}}
 	hub := &shareHub{env: e, cfg: cfg, up: up, dial: dial, ln: ln, state: s.state,
-		clients: make(map[string]*shareClient), win: newInflow(int64(cfg.InputBuffer)),
+		clients: make(map[string]*shareClient), win: newInflow(int64(cfg.inputBuffer)),
 		gate: newUpstreamGate(), ring: newReplayRing(cfg.Replay)}
 	s.gate = hub.gate
 	attrs := []any{"listen", ln.Addr().String(), "upstream", up.String(),
@@ -244,10 +244,6 @@ func NewShare(cfg ShareConfig) (*Share, error) {
 
 // Addr is where clients connect.
 func (s *Share) Addr() net.Addr { return s.ln.Addr() }
-
-// Node is the node the share's actors run on; a tunnel: upstream's link is
-// one of its links.
-func (s *Share) Node() *Node { return s.node }
 
 // Redial makes an upstream that is waiting to redial dial now.
 func (s *Share) Redial() { s.node.env.send(s.hub, &redialRequest{}) }

@@ -10,7 +10,7 @@ import (
 
 // What a Share does with a client too slow to take what the upstream
 // sends: the policies, the gate that holds the upstream's reader while a
-// client catches up (SlowWait), and the logs of the drops (SlowDrop).
+// client catches up (SlowWait), and the logs of the drops (slowDrop).
 
 // SlowPolicy is what a Share does with a client too slow to take what the
 // upstream sends. The zero value is SlowWait.
@@ -23,18 +23,18 @@ const (
 	// ShareConfig's SlowTimeout is disconnected. Nothing is dropped: every
 	// client still connected receives everything.
 	SlowWait SlowPolicy = iota
-	// SlowDrop drops the oldest bytes waiting for the client, and counts
+	// slowDrop drops the oldest bytes waiting for the client, and counts
 	// them. The upstream and the other clients never wait for it.
-	SlowDrop
-	// SlowDisconnect closes the client at once.
-	SlowDisconnect
+	slowDrop
+	// slowDisconnect closes the client at once.
+	slowDisconnect
 )
 
 func (p SlowPolicy) String() string {
 	switch p {
-	case SlowDrop:
+	case slowDrop:
 		return "drop"
-	case SlowDisconnect:
+	case slowDisconnect:
 		return "disconnect"
 	}
 	return "wait"
@@ -46,9 +46,9 @@ func ParseSlowPolicy(s string) (SlowPolicy, error) {
 	case "wait":
 		return SlowWait, nil
 	case "drop":
-		return SlowDrop, nil
+		return slowDrop, nil
 	case "disconnect":
-		return SlowDisconnect, nil
+		return slowDisconnect, nil
 	}
 	return 0, fmt.Errorf("bad slow-client policy %q: want wait, drop or disconnect", s)
 }
@@ -221,7 +221,7 @@ func (h *shareHub) dropped(c *shareClient, n int) {
 	c.reported = c.dropped.Load()
 	if h.report == nil {
 		self := h.self
-		h.report = time.AfterFunc(h.cfg.DropLogInterval, func() { h.env.send(self, &dropReport{}) })
+		h.report = time.AfterFunc(h.cfg.dropLogInterval, func() { h.env.send(self, &dropReport{}) })
 	}
 }
 
@@ -243,6 +243,6 @@ func (h *shareHub) reportDrops() {
 	}
 	if again && !h.closing {
 		self := h.self
-		h.report = time.AfterFunc(h.cfg.DropLogInterval, func() { h.env.send(self, &dropReport{}) })
+		h.report = time.AfterFunc(h.cfg.dropLogInterval, func() { h.env.send(self, &dropReport{}) })
 	}
 }

@@ -1,4 +1,4 @@
-package actors_test
+package actors
 
 import (
 	"bytes"
@@ -19,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/internal/testkit"
 )
 
@@ -28,15 +27,15 @@ const shareLimit = 30 * time.Second
 
 // startShare starts a share on a loopback port with cfg (fast redials),
 // logging into a recorder; it closes when the test ends.
-func startShare(t testing.TB, cfg actors.ShareConfig) (*actors.Share, *testkit.Recorder) {
+func startShare(t testing.TB, cfg ShareConfig) (*Share, *testkit.Recorder) {
 	t.Helper()
 	rec := testkit.NewRecorder()
 	cfg.Logger = slog.New(rec)
 	cfg.Listen = "127.0.0.1:0"
-	if cfg.Backoff == 0 {
-		cfg.Backoff, cfg.MaxBackoff = 10*time.Millisecond, 100*time.Millisecond
+	if cfg.backoff == 0 {
+		cfg.backoff, cfg.maxBackoff = 10*time.Millisecond, 100*time.Millisecond
 	}
-	s, err := actors.NewShare(cfg)
+	s, err := NewShare(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +51,7 @@ func startShare(t testing.TB, cfg actors.ShareConfig) (*actors.Share, *testkit.R
 }
 
 // joinClient connects a client to s and waits for the share to log it.
-func joinClient(t testing.TB, s *actors.Share, rec *testkit.Recorder, dialer *net.Dialer) net.Conn {
+func joinClient(t testing.TB, s *Share, rec *testkit.Recorder, dialer *net.Dialer) net.Conn {
 	t.Helper()
 	if dialer == nil {
 		dialer = &net.Dialer{}
@@ -254,7 +253,7 @@ func TestShareBroadcast(t *testing.T) {
 		t.Run(k.name, func(t *testing.T) {
 			testkit.CheckLeaks(t)
 			spec, accept := k.start(t)
-			s, rec := startShare(t, actors.ShareConfig{Upstream: spec, ClientBuffer: 2 * size})
+			s, rec := startShare(t, ShareConfig{Upstream: spec, ClientBuffer: 2 * size})
 			far := accept(t)
 			clients := []net.Conn{joinClient(t, s, rec, nil), joinClient(t, s, rec, nil), joinClient(t, s, rec, nil)}
 			sums := make(chan [32]byte, len(clients))
@@ -310,7 +309,7 @@ func TestShareInputWhole(t *testing.T) {
 		t.Run(k.name, func(t *testing.T) {
 			testkit.CheckLeaks(t)
 			spec, accept := k.start(t)
-			s, rec := startShare(t, actors.ShareConfig{Upstream: spec})
+			s, rec := startShare(t, ShareConfig{Upstream: spec})
 			far := accept(t)
 			var clients []net.Conn
 			for range nClients {
@@ -445,12 +444,12 @@ func TestShareSlowClient(t *testing.T) {
 		lag    = 128 << 10 // the most the fast clients may trail the upstream
 		bufLen = 256 << 10
 	)
-	for _, policy := range []actors.SlowPolicy{actors.SlowDrop, actors.SlowDisconnect} {
+	for _, policy := range []SlowPolicy{slowDrop, slowDisconnect} {
 		t.Run(policy.String(), func(t *testing.T) {
 			testkit.CheckLeaks(t)
 			spec, accept := tcpKind().start(t)
-			s, rec := startShare(t, actors.ShareConfig{Upstream: spec, ClientBuffer: bufLen, Slow: policy,
-				DropLogInterval: 50 * time.Millisecond})
+			s, rec := startShare(t, ShareConfig{Upstream: spec, ClientBuffer: bufLen, Slow: policy,
+				dropLogInterval: 50 * time.Millisecond})
 			far := accept(t)
 			a, b := joinClient(t, s, rec, nil), joinClient(t, s, rec, nil)
 			// The slow client has a tiny receive buffer and never reads.
@@ -520,7 +519,7 @@ func TestShareSlowClient(t *testing.T) {
 			}
 			slowAddr := slow.LocalAddr().String()
 			switch policy {
-			case actors.SlowDrop:
+			case slowDrop:
 				rec.Wait(t, shareLimit, "the drop logged", func(r testkit.Record) bool {
 					return r.Msg == "slow client: dropping its oldest data" && r.Attrs["client"] == slowAddr
 				})
@@ -543,7 +542,7 @@ func TestShareSlowClient(t *testing.T) {
 						}
 					}
 				}()
-				var st actors.ShareStats
+				var st ShareStats
 				shareWaitFor(t, "the slow client to receive all that was not dropped", func() bool {
 					st = s.Stats()
 					if len(st.Clients) != 3 {
@@ -565,7 +564,7 @@ func TestShareSlowClient(t *testing.T) {
 				rec.Wait(t, shareLimit, "the drops reported", func(r testkit.Record) bool {
 					return r.Msg == "slow client dropped data" && r.Attrs["client"] == slowAddr
 				})
-			case actors.SlowDisconnect:
+			case slowDisconnect:
 				rec.Wait(t, shareLimit, "the disconnect logged", func(r testkit.Record) bool {
 					return r.Msg == "slow client disconnected" && r.Attrs["client"] == slowAddr
 				})
@@ -602,7 +601,7 @@ func TestShareReplay(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			testkit.CheckLeaks(t)
 			spec, accept := tcpKind().start(t)
-			s, rec := startShare(t, actors.ShareConfig{Upstream: spec, Replay: tc.replay})
+			s, rec := startShare(t, ShareConfig{Upstream: spec, Replay: tc.replay})
 			far := accept(t)
 			before := testkit.Payload(11, tc.sent)
 			// Written in pieces, so the ring wraps on a long history.
@@ -639,7 +638,7 @@ func TestShareUpstreamRedial(t *testing.T) {
 		t.Run(k.name, func(t *testing.T) {
 			testkit.CheckLeaks(t)
 			spec, accept := k.start(t)
-			s, rec := startShare(t, actors.ShareConfig{Upstream: spec})
+			s, rec := startShare(t, ShareConfig{Upstream: spec})
 			far := accept(t)
 			a, b := joinClient(t, s, rec, nil), joinClient(t, s, rec, nil)
 			for round, word := range []string{"first upstream\n", "second upstream\n"} {
@@ -682,7 +681,7 @@ func TestShareUpstreamRedial(t *testing.T) {
 func TestShareClientHalfClose(t *testing.T) {
 	testkit.CheckLeaks(t)
 	spec, accept := tcpKind().start(t)
-	s, rec := startShare(t, actors.ShareConfig{Upstream: spec})
+	s, rec := startShare(t, ShareConfig{Upstream: spec})
 	far := accept(t)
 	a, b := joinClient(t, s, rec, nil), joinClient(t, s, rec, nil)
 	if _, err := a.Write([]byte("last words\n")); err != nil {
@@ -766,7 +765,7 @@ func TestShareEchoUpstream(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			testkit.CheckLeaks(t)
 			spec := tc.start(t)
-			s, rec := startShare(t, actors.ShareConfig{Upstream: spec})
+			s, rec := startShare(t, ShareConfig{Upstream: spec})
 			rec.Wait(t, shareLimit, "upstream up", func(r testkit.Record) bool { return r.Msg == "upstream up" })
 			clients := []net.Conn{joinClient(t, s, rec, nil), joinClient(t, s, rec, nil), joinClient(t, s, rec, nil)}
 			for i, from := range clients {
@@ -786,7 +785,7 @@ func TestShareEchoUpstream(t *testing.T) {
 // backoff, while the clients stay connected.
 func TestShareExecRerun(t *testing.T) {
 	testkit.CheckLeaks(t)
-	s, rec := startShare(t, actors.ShareConfig{Upstream: "exec:read line; echo \"got $line\""})
+	s, rec := startShare(t, ShareConfig{Upstream: "exec:read line; echo \"got $line\""})
 	rec.Wait(t, shareLimit, "upstream up", func(r testkit.Record) bool { return r.Msg == "upstream up" })
 	c := joinClient(t, s, rec, nil)
 	for i := range 3 {
@@ -809,7 +808,7 @@ func TestShareExecRerun(t *testing.T) {
 // link; it is redialled over the link when it drops.
 func TestShareTunnel(t *testing.T) {
 	testkit.CheckLeaks(t)
-	peer, err := actors.NewNode(actors.Config{})
+	peer, err := NewNode(Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -822,7 +821,7 @@ func TestShareTunnel(t *testing.T) {
 	k := tcpKind()
 	spec, accept := k.start(t)
 	target := strings.TrimPrefix(spec, "tcp://")
-	s, rec := startShare(t, actors.ShareConfig{Upstream: "tunnel:" + ln.Addr().String() + "," + target})
+	s, rec := startShare(t, ShareConfig{Upstream: "tunnel:" + ln.Addr().String() + "," + target})
 	c := joinClient(t, s, rec, nil)
 	for round := range 2 {
 		far := accept(t)
@@ -870,9 +869,9 @@ func TestParseUpstream(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.spec, func(t *testing.T) {
-			u, err := actors.ParseUpstream(tc.spec)
+			u, err := ParseUpstream(tc.spec)
 			if tc.bad != "" {
-				if !errors.Is(err, actors.ErrBadUpstream) || !strings.Contains(err.Error(), tc.bad) {
+				if !errors.Is(err, ErrBadUpstream) || !strings.Contains(err.Error(), tc.bad) {
 					t.Fatalf("error %v, want ErrBadUpstream naming %s", err, tc.bad)
 				}
 				return
@@ -880,7 +879,7 @@ func TestParseUpstream(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if u.Kind != tc.kind || u.Via != tc.via || u.Target != tc.target || u.String() != tc.spec {
+			if u.Kind != tc.kind || u.via != tc.via || u.target != tc.target || u.String() != tc.spec {
 				t.Fatalf("parsed %+v", u)
 			}
 		})

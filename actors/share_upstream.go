@@ -23,9 +23,9 @@ const upstreamKinds = "want tcp://host:port, fifo:READ_PATH,WRITE_PATH, exec:COM
 type Upstream struct {
 	// Kind is tcp, fifo, exec or tunnel.
 	Kind string
-	// Via is a tunnel's sockmux peer (a carrier ADDR); Target is the
+	// via is a tunnel's sockmux peer (a carrier ADDR); target is the
 	// host:port that peer dials for us.
-	Via, Target string
+	via, target string
 
 	spec   string
 	dialer carriers.Dialer // the upstream's; a tunnel's link's
@@ -63,15 +63,15 @@ func ParseUpstream(s string, opts ...carriers.Option) (*Upstream, error) {
 		if i < 0 {
 			return bad("want tunnel:ADDR,host:port")
 		}
-		u.Kind, u.Via, u.Target = "tunnel", rest[:i], rest[i+1:]
-		host, port, err := net.SplitHostPort(u.Target)
+		u.Kind, u.via, u.target = "tunnel", rest[:i], rest[i+1:]
+		host, port, err := net.SplitHostPort(u.target)
 		if err != nil || host == "" || port == "" || port == "0" {
-			return bad("target %q: want host:port", u.Target)
+			return bad("target %q: want host:port", u.target)
 		}
-		if u.Via == "" {
+		if u.via == "" {
 			return bad("want tunnel:ADDR,host:port (no ADDR)")
 		}
-		d, err := dialer(u.Via)
+		d, err := dialer(u.via)
 		if err != nil {
 			return nil, err
 		}
@@ -133,7 +133,7 @@ type shareUpstream struct {
 
 func newShareUpstream(e *env, up *Upstream, dial dialFunc, hub *actor.PID, win *inflow, gate *upstreamGate, st *shareState, cfg ShareConfig) *shareUpstream {
 	return &shareUpstream{env: e, up: up, dial: dial, hub: hub, win: win, gate: gate, state: st, cfg: cfg,
-		q: newInQueue(), backoff: cfg.Backoff}
+		q: newInQueue(), backoff: cfg.backoff}
 }
 
 func (u *shareUpstream) Receive(ctx actor.Context) {
@@ -175,7 +175,7 @@ func (u *shareUpstream) Receive(ctx actor.Context) {
 	case *redialRequest:
 		if u.timer != nil && u.timer.Stop() {
 			u.timer = nil
-			u.backoff = u.cfg.Backoff
+			u.backoff = u.cfg.backoff
 			u.env.log.Info("redialling the upstream now", "upstream", u.up.String())
 			u.startDial()
 		}
@@ -212,7 +212,7 @@ func (u *shareUpstream) startDial() {
 
 func (u *shareUpstream) scheduleRedial() {
 	d := time.Duration(float64(u.backoff) * (0.75 + rand.Float64()/2))
-	u.backoff = min(2*u.backoff, u.cfg.MaxBackoff)
+	u.backoff = min(2*u.backoff, u.cfg.maxBackoff)
 	u.env.log.Info("upstream redial scheduled", "upstream", u.up.String(), "in", d.Round(time.Millisecond))
 	self := u.self
 	u.timer = time.AfterFunc(d, func() { u.env.send(self, &redialTick{}) })
@@ -232,7 +232,7 @@ func (u *shareUpstream) closeConn(c net.Conn) {
 func (u *shareUpstream) sessionUp(ctx actor.Context, conn net.Conn) {
 	u.gen++
 	u.live, u.conn, u.done = true, conn, make(chan struct{})
-	u.backoff = u.cfg.Backoff
+	u.backoff = u.cfg.backoff
 	u.running += 2
 	gen, done := u.gen, u.done
 	u.env.goroutine(func() { u.readLoop(gen, conn, done) })

@@ -1,4 +1,4 @@
-package actors_test
+package actors
 
 import (
 	"bytes"
@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/internal/testkit"
 )
 
@@ -72,7 +71,7 @@ func TestShareWaitLosesNothing(t *testing.T) {
 	testkit.CheckLeaks(t)
 	const size = 64 << 20
 	spec, accept := tcpKind().start(t)
-	s, rec := startShare(t, actors.ShareConfig{Upstream: spec})
+	s, rec := startShare(t, ShareConfig{Upstream: spec})
 	far := accept(t)
 	var reads []<-chan shareRead
 	for _, readSize := range []int{4 << 10, 32 << 10, 256 << 10} {
@@ -85,7 +84,7 @@ func TestShareWaitLosesNothing(t *testing.T) {
 	checkReads(t, reads, size, want)
 	// (A writer counts its write once it returns: after its client may
 	// have read it.)
-	var st actors.ShareStats
+	var st ShareStats
 	shareWaitFor(t, "the writers' counts", func() bool {
 		st = s.Stats()
 		return len(st.Clients) == 3 && st.Clients[0].Out == size && st.Clients[1].Out == size && st.Clients[2].Out == size
@@ -99,7 +98,7 @@ func TestShareWaitLosesNothing(t *testing.T) {
 		}
 	}
 	r := rec.Wait(t, shareLimit, "share listening", func(r testkit.Record) bool { return r.Msg == "share listening" })
-	if r.Attrs["slow"] != "wait" || r.Attrs["slow_timeout"] != actors.DefaultSlowTimeout {
+	if r.Attrs["slow"] != "wait" || r.Attrs["slow_timeout"] != DefaultSlowTimeout {
 		t.Fatalf("the default policy logged as %v, %v; want wait, 10s", r.Attrs["slow"], r.Attrs["slow_timeout"])
 	}
 }
@@ -115,7 +114,7 @@ func TestShareWaitPausedClient(t *testing.T) {
 		bufLen = 256 << 10
 	)
 	spec, accept := tcpKind().start(t)
-	s, rec := startShare(t, actors.ShareConfig{Upstream: spec, ClientBuffer: bufLen, SlowTimeout: time.Minute})
+	s, rec := startShare(t, ShareConfig{Upstream: spec, ClientBuffer: bufLen, SlowTimeout: time.Minute})
 	far := accept(t)
 	var got [2]atomic.Int64
 	reads := []<-chan shareRead{
@@ -134,7 +133,7 @@ func TestShareWaitPausedClient(t *testing.T) {
 	// The paused client's buffer fills, and the upstream stops: the
 	// others, who would take more, receive what the upstream sent before
 	// and then wait with it, while the paused client's buffer is full.
-	var st actors.ShareStats
+	var st ShareStats
 	shareWaitFor(t, "the others to wait with the upstream for the paused client", func() bool {
 		st = s.Stats()
 		return len(st.Clients) == 3 && st.UpstreamPaused && st.Clients[2].Full &&
@@ -164,7 +163,7 @@ func TestShareWaitStuckClient(t *testing.T) {
 		timeout = 200 * time.Millisecond
 	)
 	spec, accept := tcpKind().start(t)
-	s, rec := startShare(t, actors.ShareConfig{Upstream: spec, ClientBuffer: bufLen, SlowTimeout: timeout})
+	s, rec := startShare(t, ShareConfig{Upstream: spec, ClientBuffer: bufLen, SlowTimeout: timeout})
 	far := accept(t)
 	reads := []<-chan shareRead{
 		readAll(joinClient(t, s, rec, nil), size, 64<<10, nil),
@@ -189,7 +188,7 @@ func TestShareWaitStuckClient(t *testing.T) {
 	}
 	// It was disconnected by the timeout: after its buffer had been full
 	// that long (and well before the default timeout).
-	if d, _ := r.Attrs["full_for"].(time.Duration); d < timeout || d >= actors.DefaultSlowTimeout {
+	if d, _ := r.Attrs["full_for"].(time.Duration); d < timeout || d >= DefaultSlowTimeout {
 		t.Fatalf("disconnected after its buffer had been full for %v, want at least %v", r.Attrs["full_for"], timeout)
 	}
 	// The upstream waited: what was queued for it is its buffer and at
@@ -231,25 +230,25 @@ func streamPrefix(seed uint64, n int) []byte {
 // TestShareWaitBadConfig: a negative slow timeout, or a policy that is
 // none of the three, is refused.
 func TestShareWaitBadConfig(t *testing.T) {
-	for _, cfg := range []actors.ShareConfig{
+	for _, cfg := range []ShareConfig{
 		{Listen: "127.0.0.1:0", Upstream: "tcp://127.0.0.1:1", SlowTimeout: -time.Second},
-		{Listen: "127.0.0.1:0", Upstream: "tcp://127.0.0.1:1", Slow: actors.SlowDisconnect + 1},
+		{Listen: "127.0.0.1:0", Upstream: "tcp://127.0.0.1:1", Slow: slowDisconnect + 1},
 	} {
-		if s, err := actors.NewShare(cfg); err == nil {
+		if s, err := NewShare(cfg); err == nil {
 			s.Close()
 			t.Errorf("NewShare(%+v) did not fail", cfg)
 		}
 	}
-	for in, want := range map[string]actors.SlowPolicy{"wait": actors.SlowWait, "drop": actors.SlowDrop, "disconnect": actors.SlowDisconnect} {
-		if p, err := actors.ParseSlowPolicy(in); err != nil || p != want || p.String() != in {
+	for in, want := range map[string]SlowPolicy{"wait": SlowWait, "drop": slowDrop, "disconnect": slowDisconnect} {
+		if p, err := ParseSlowPolicy(in); err != nil || p != want || p.String() != in {
 			t.Errorf("ParseSlowPolicy(%q) = %v, %v", in, p, err)
 		}
 	}
-	if _, err := actors.ParseSlowPolicy("fast"); err == nil || !strings.Contains(err.Error(), "wait, drop or disconnect") {
+	if _, err := ParseSlowPolicy("fast"); err == nil || !strings.Contains(err.Error(), "wait, drop or disconnect") {
 		t.Errorf("ParseSlowPolicy(fast): %v", err)
 	}
-	var zero actors.ShareConfig
-	if zero.Slow != actors.SlowWait {
+	var zero ShareConfig
+	if zero.Slow != SlowWait {
 		t.Errorf("the zero policy is %v", zero.Slow)
 	}
 }

@@ -43,7 +43,7 @@ func (e *env) splice(target string) (conn net.Conn, err error, ok bool) {
 	if p := e.poolAt(ap); p != nil {
 		ch := e.pick(p, true)
 		if !ch.ok() {
-			return nil, fmt.Errorf("%w: %s (pool %s)", ErrNotHeldHere, target, p.name), true
+			return nil, fmt.Errorf("%w: %s (pool %s)", errNotHeldHere, target, p.name), true
 		}
 		user, end := newLocalPipe(target)
 		fwd := poolForward(p.ln, p)

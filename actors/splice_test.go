@@ -1,4 +1,4 @@
-package actors_test
+package actors
 
 import (
 	"context"
@@ -8,10 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/internal/forward"
 	"github.com/sockmux/sockmux/internal/testkit"
-	"github.com/sockmux/sockmux/internal/testpair"
 )
 
 // TestSpliceAtHolder: a stream another node brings a hub for the address
@@ -26,7 +24,7 @@ func TestSpliceAtHolder(t *testing.T) {
 		c.(*net.TCPConn).SetLinger(0)
 		c.Close() // RST
 	})
-	p := testpair.New(t, testpair.Config{B: func(c *actors.Config) {
+	p := newTestPair(t, pairConfig{B: func(c *Config) {
 		c.Remotes = []forward.Forward{{Bind: echoPort, Target: testkit.Echo(t)}, {Bind: resetPort, Target: resetter}}
 	}})
 	remoteListening(t, p.BLog, 2)
@@ -56,7 +54,7 @@ func TestSpliceAtHolder(t *testing.T) {
 	if _, err := r.Write([]byte{1}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := io.ReadAll(r); !errors.Is(err, actors.ErrStreamReset) {
+	if _, err := io.ReadAll(r); !errors.Is(err, ErrStreamReset) {
 		t.Fatalf("reading after the target's reset: %v, want a reset", err)
 	}
 	if n := p.A.Stats().Spliced.Load(); n != 2 {

@@ -1,4 +1,4 @@
-package actors_test
+package actors
 
 import (
 	"errors"
@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/engine"
 	"github.com/sockmux/sockmux/internal/testkit"
 	"github.com/sockmux/sockmux/internal/wirepeer"
@@ -28,9 +27,9 @@ func TestCarrierNotReadDropped(t *testing.T) {
 		}
 	})
 	rec := testkit.NewRecorder()
-	downs := make(chan actors.LinkEvent, 4)
-	n, err := actors.NewNode(actors.Config{Logger: slog.New(rec), Keepalive: 100 * time.Millisecond,
-		OnLink: func(ev actors.LinkEvent) {
+	downs := make(chan LinkEvent, 4)
+	n, err := NewNode(Config{Logger: slog.New(rec), Keepalive: 100 * time.Millisecond,
+		OnLink: func(ev LinkEvent) {
 			if !ev.Up {
 				downs <- ev
 			}
@@ -68,8 +67,8 @@ func TestCarrierNotReadDropped(t *testing.T) {
 	defer func() { close(stop); <-pinged }()
 	select {
 	case ev := <-downs:
-		if !errors.Is(ev.Err, actors.ErrPeerNotReading) {
-			t.Fatalf("link down: %v, want %v", ev.Err, actors.ErrPeerNotReading)
+		if !errors.Is(ev.Err, errPeerNotReading) {
+			t.Fatalf("link down: %v, want %v", ev.Err, errPeerNotReading)
 		}
 	case <-time.After(20 * time.Second): // hang guard
 		t.Fatal("the link to a peer that reads nothing stayed up")

@@ -10,56 +10,59 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 )
 
-// Stats are a Node's counters.
+// Stats are a Node's counters. The exported ones are those other packages
+// read (sockmux's metrics and demo, the cluster tests); the rest are the
+// package's own, and Status carries most of them.
 type Stats struct {
-	LinksUp        atomic.Int64
-	StreamsOpened  atomic.Int64
-	StreamsClosed  atomic.Int64
-	BytesIn        atomic.Int64 // payload bytes received from the peer
-	BytesOut       atomic.Int64 // payload bytes sent to the peer
-	DroppedFrames  atomic.Int64 // frames for unknown or ended streams
-	DialFailures   atomic.Int64
-	MaxQueuedBytes atomic.Int64 // high-water mark of one stream's unwritten bytes
-	// MaxSendHeld is the high-water mark of what one link held for
-	// sending: granted to its readers, or queued for a carrier.
-	MaxSendHeld atomic.Int64
-	// DroppedDatagrams counts UDP datagrams dropped: larger than a frame,
-	// beyond a stream's credit, or with no link or room to queue them.
-	DroppedDatagrams atomic.Int64
-	// Refusals counts OPENs and BINDs this side refused (policy, limits).
-	Refusals atomic.Int64
-	// Reconnects counts links that came up again after going down.
-	Reconnects atomic.Int64
-	// CreditStalls counts the times a stream's reader had to wait for the
-	// peer's credit.
-	CreditStalls atomic.Int64
-	// Resent counts frames sent again because the carrier they went out
-	// on died or stalled before the peer acknowledged them.
-	Resent atomic.Int64
-	// CarrierStalls counts carriers taken out of the choice because they
-	// delivered nothing for a while.
-	CarrierStalls atomic.Int64
-	// Resumes counts links resumed after losing their last carrier.
-	Resumes atomic.Int64
+	StreamsOpened atomic.Int64
+	StreamsClosed atomic.Int64
+	BytesIn       atomic.Int64 // payload bytes received from the peer
+	BytesOut      atomic.Int64 // payload bytes sent to the peer
 	// Spliced counts streams handed in process to one of this node's own
 	// pooled reverse forwards, instead of dialling its address (splice.go).
 	Spliced atomic.Int64
-	// ForwardConns counts the connections each forward accepted, by its
+
+	linksUp        atomic.Int64
+	droppedFrames  atomic.Int64 // frames for unknown or ended streams
+	dialFailures   atomic.Int64
+	maxQueuedBytes atomic.Int64 // high-water mark of one stream's unwritten bytes
+	// maxSendHeld is the high-water mark of what one link held for
+	// sending: granted to its readers, or queued for a carrier.
+	maxSendHeld atomic.Int64
+	// droppedDatagrams counts UDP datagrams dropped: larger than a frame,
+	// beyond a stream's credit, or with no link or room to queue them.
+	droppedDatagrams atomic.Int64
+	// refusals counts OPENs and BINDs this side refused (policy, limits).
+	refusals atomic.Int64
+	// reconnects counts links that came up again after going down.
+	reconnects atomic.Int64
+	// creditStalls counts the times a stream's reader had to wait for the
+	// peer's credit.
+	creditStalls atomic.Int64
+	// resent counts frames sent again because the carrier they went out
+	// on died or stalled before the peer acknowledged them.
+	resent atomic.Int64
+	// carrierStalls counts carriers taken out of the choice because they
+	// delivered nothing for a while.
+	carrierStalls atomic.Int64
+	// resumes counts links resumed after losing their last carrier.
+	resumes atomic.Int64
+	// byForward counts the connections each forward accepted, by its
 	// listen address.
-	forwardConns sync.Map // string -> *atomic.Int64
+	byForward sync.Map // string -> *atomic.Int64
 }
 
-// ForwardConns is how many connections the forward listening on bind has
+// forwardConns is how many connections the forward listening on bind has
 // accepted.
-func (s *Stats) ForwardConns(bind string) int64 {
-	if v, ok := s.forwardConns.Load(bind); ok {
+func (s *Stats) forwardConns(bind string) int64 {
+	if v, ok := s.byForward.Load(bind); ok {
 		return v.(*atomic.Int64).Load()
 	}
 	return 0
 }
 
 func (s *Stats) countForward(bind string) {
-	v, _ := s.forwardConns.LoadOrStore(bind, new(atomic.Int64))
+	v, _ := s.byForward.LoadOrStore(bind, new(atomic.Int64))
 	v.(*atomic.Int64).Add(1)
 }
 
@@ -145,14 +148,14 @@ func (n *Node) Status() Status {
 	s := Status{
 		BytesIn: st.BytesIn.Load(), BytesOut: st.BytesOut.Load(),
 		StreamsOpened: st.StreamsOpened.Load(), StreamsClosed: st.StreamsClosed.Load(),
-		Refusals: st.Refusals.Load(), Reconnects: st.Reconnects.Load(), CreditStalls: st.CreditStalls.Load(),
-		DroppedDatagrams: st.DroppedDatagrams.Load(), DialFailures: st.DialFailures.Load(),
-		Resent: st.Resent.Load(), CarrierStalls: st.CarrierStalls.Load(), Resumes: st.Resumes.Load(),
+		Refusals: st.refusals.Load(), Reconnects: st.reconnects.Load(), CreditStalls: st.creditStalls.Load(),
+		DroppedDatagrams: st.droppedDatagrams.Load(), DialFailures: st.dialFailures.Load(),
+		Resent: st.resent.Load(), CarrierStalls: st.carrierStalls.Load(), Resumes: st.resumes.Load(),
 		Spliced: st.Spliced.Load(),
 	}
 	n.mu.Lock()
 	for i, b := range n.fwdBinds {
-		s.Forwards = append(s.Forwards, ForwardStatus{Listen: n.fwdAddrs[i].String(), Conns: st.ForwardConns(b)})
+		s.Forwards = append(s.Forwards, ForwardStatus{Listen: n.fwdAddrs[i].String(), Conns: st.forwardConns(b)})
 	}
 	n.mu.Unlock()
 	n.env.mu.Lock()

@@ -112,7 +112,7 @@ func (s *streamActor) receive(ctx actor.Context) {
 		s.start(ctx)
 	case *actor.Stopping:
 		s.shut()
-		tellOpened(s.opened, ErrLinkDown) // a no-op if OPEN was answered
+		tellOpened(s.opened, errLinkDown) // a no-op if OPEN was answered
 		if s.load != nil {
 			s.load.Add(-1)
 			s.load = nil
@@ -169,9 +169,9 @@ func (s *streamActor) start(ctx actor.Context) {
 		}
 	}
 	if s.env.ownDial && !s.datagram {
-		traceHop(HopDialStart)
+		traceHop(hopDialStart)
 		if conn, err, ok := dialNow(s.target); ok {
-			traceHop(HopDialed)
+			traceHop(hopDialed)
 			s.connected(ctx, conn, err)
 			return
 		}
@@ -185,7 +185,7 @@ func (s *streamActor) dialed(ctx actor.Context, err error) {
 		return
 	}
 	if err != nil {
-		s.env.stats.DialFailures.Add(1)
+		s.env.stats.dialFailures.Add(1)
 		s.env.warn("target dial failed", "stream", s.id, "target", s.target, "err", err)
 		_ = s.side.Send(engine.TypeOpenFail)
 		ctx.Send(s.sched, engine.NewReason(engine.TypeOpenFail, s.id, engine.CodeDialFailed, err.Error()))
@@ -228,7 +228,7 @@ func (s *streamActor) socketClosed(ctx actor.Context) {
 	if s.budget != nil {
 		s.side.GiveBack(s.budget)
 	}
-	tellOpened(s.opened, ErrLinkDown)
+	tellOpened(s.opened, errLinkDown)
 	ctx.Send(s.sched, &streamGone{id: s.id})
 	s.env.stats.StreamsClosed.Add(1)
 	ctx.Stop(s.self)
@@ -244,7 +244,7 @@ func (s *streamActor) fromPeer(ctx actor.Context, f *engine.Frame) {
 		s.env.warn("peer broke the stream's rules; resetting it", "stream", s.id, "reason", r.String())
 		s.reset(ctx, r.Code, r.Text)
 	case engine.ArriveData:
-		traceHop(HopStreamFrame)
+		traceHop(hopStreamFrame)
 		s.env.stats.BytesIn.Add(int64(f.Len()))
 		if f.Payload != nil {
 			b := f.Payload

@@ -1,4 +1,4 @@
-package actors_test
+package actors
 
 import (
 	"errors"
@@ -9,24 +9,22 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/internal/forward"
 	"github.com/sockmux/sockmux/internal/testkit"
-	"github.com/sockmux/sockmux/internal/testpair"
 )
 
 // upLink returns n's link that is up, if it has one.
-func upLink(n *actors.Node) (actors.LinkStatus, bool) {
+func upLink(n *Node) (LinkStatus, bool) {
 	for _, l := range n.Status().Links {
 		if l.Up {
 			return l, true
 		}
 	}
-	return actors.LinkStatus{}, false
+	return LinkStatus{}, false
 }
 
 // waitCarriers waits until both sides' link has n carriers.
-func waitCarriers(t testing.TB, p *testpair.Pair, n int) {
+func waitCarriers(t testing.TB, p *testPair, n int) {
 	t.Helper()
 	waitFor(t, fmt.Sprintf("%d carriers on both sides", n), func() bool {
 		a, okA := upLink(p.A)
@@ -62,16 +60,16 @@ func echoStreams(t testing.TB, addr net.Addr, streams, size int) error {
 // TestStripeTransfer: over 2 and 4 carriers, on both carrier kinds, bytes
 // cross intact both ways and every carrier carries some of them.
 func TestStripeTransfer(t *testing.T) {
-	for _, carrier := range testpair.Carriers {
+	for _, carrier := range pairCarriers {
 		for _, n := range []int{2, 4} {
 			t.Run(fmt.Sprintf("%s/%d", carrier, n), func(t *testing.T) {
 				echo := testkit.Echo(t)
-				p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{fwd(t, echo)}, Carrier: carrier, Carriers: n})
+				p := newTestPair(t, pairConfig{BForwards: []forward.Forward{fwd(t, echo)}, Carrier: carrier, Carriers: n})
 				waitCarriers(t, p, n)
 				if err := echoStreams(t, p.B.ForwardAddrs()[0], 4, 8<<20); err != nil {
 					t.Fatal(err)
 				}
-				for name, node := range map[string]*actors.Node{"A": p.A, "B": p.B} {
+				for name, node := range map[string]*Node{"A": p.A, "B": p.B} {
 					l, _ := upLink(node)
 					if len(l.CarrierBytesIn) != n {
 						t.Fatalf("%s: %d carriers report bytes, want %d", name, len(l.CarrierBytesIn), n)
@@ -92,7 +90,7 @@ func TestStripeTransfer(t *testing.T) {
 // streams finish intact.
 func TestStripeCarrierClosed(t *testing.T) {
 	echo := testkit.Echo(t)
-	p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{fwd(t, echo)}, Proxy: true, Carriers: 4,
+	p := newTestPair(t, pairConfig{BForwards: []forward.Forward{fwd(t, echo)}, Proxy: true, Carriers: 4,
 		Backoff: 10 * time.Millisecond})
 	waitCarriers(t, p, 4)
 	done := make(chan error, 1)
@@ -111,10 +109,10 @@ func TestStripeCarrierClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitCarriers(t, p, 4) // redialled
-	if p.A.Stats().Resumes.Load()+p.B.Stats().Resumes.Load() != 0 {
+	if p.A.Stats().resumes.Load()+p.B.Stats().resumes.Load() != 0 {
 		t.Fatal("the link needed resuming: it should never have lost all its carriers")
 	}
-	if st := p.A.Stats().Reconnects.Load() + p.B.Stats().Reconnects.Load(); st != 0 {
+	if st := p.A.Stats().reconnects.Load() + p.B.Stats().reconnects.Load(); st != 0 {
 		t.Fatalf("%d reconnects: the link itself went down", st)
 	}
 }
@@ -124,7 +122,7 @@ func TestStripeCarrierClosed(t *testing.T) {
 // is still stalled.
 func TestStripeStalledCarrier(t *testing.T) {
 	echo := testkit.Echo(t)
-	p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{fwd(t, echo)}, Proxy: true, Carriers: 3})
+	p := newTestPair(t, pairConfig{BForwards: []forward.Forward{fwd(t, echo)}, Proxy: true, Carriers: 3})
 	waitCarriers(t, p, 3)
 	done := make(chan error, 1)
 	go func() { done <- echoStreams(t, p.B.ForwardAddrs()[0], 2, 16<<20) }()
@@ -135,7 +133,7 @@ func TestStripeStalledCarrier(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if p.A.Stats().CarrierStalls.Load()+p.B.Stats().CarrierStalls.Load() == 0 {
+	if p.A.Stats().carrierStalls.Load()+p.B.Stats().carrierStalls.Load() == 0 {
 		t.Fatal("no carrier was taken for stalled")
 	}
 	p.Proxy.Resume()
@@ -148,14 +146,14 @@ func TestResume(t *testing.T) {
 	for _, carrier := range []string{"tcp", "ws", "quic"} {
 		t.Run(carrier, func(t *testing.T) {
 			echo := testkit.Echo(t)
-			cfg := testpair.Config{BForwards: []forward.Forward{fwd(t, echo)}, Proxy: true,
+			cfg := pairConfig{BForwards: []forward.Forward{fwd(t, echo)}, Proxy: true,
 				Backoff: 10 * time.Millisecond, Carrier: carrier}
 			if carrier == "quic" {
 				// A UDP relay's cut is silence, not a closed connection:
 				// the keepalive finds the carrier dead.
 				cfg.Keepalive = 250 * time.Millisecond
 			}
-			p := testpair.New(t, cfg)
+			p := newTestPair(t, cfg)
 			done := make(chan error, 1)
 			go func() { done <- echoStreams(t, p.B.ForwardAddrs()[0], 3, 16<<20) }()
 			for range 2 {
@@ -170,7 +168,7 @@ func TestResume(t *testing.T) {
 			if err := <-done; err != nil {
 				t.Fatal(err)
 			}
-			if r := p.B.Stats().Resumes.Load(); r < 1 {
+			if r := p.B.Stats().resumes.Load(); r < 1 {
 				t.Fatalf("B resumed %d times, want at least 1", r)
 			}
 			for _, log := range []*testkit.Recorder{p.ALog, p.BLog} {
@@ -190,22 +188,22 @@ func TestResume(t *testing.T) {
 // up.
 func TestResumeExpired(t *testing.T) {
 	held := testkit.Serve(t, func(c net.Conn) { _, _ = c.Read(make([]byte, 1)) })
-	p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{fwd(t, held)}, Proxy: true,
+	p := newTestPair(t, pairConfig{BForwards: []forward.Forward{fwd(t, held)}, Proxy: true,
 		Backoff: 10 * time.Millisecond,
-		A:       func(c *actors.Config) { c.ResumeWindow = 100 * time.Millisecond },
-		B:       func(c *actors.Config) { c.ResumeWindow = time.Hour }})
+		A:       func(c *Config) { c.ResumeWindow = 100 * time.Millisecond },
+		B:       func(c *Config) { c.ResumeWindow = time.Hour }})
 	c := testkit.Dial(t, p.B.ForwardAddrs()[0])
 	waitFor(t, "the stream to open", func() bool { return p.A.Stats().StreamsOpened.Load() == 1 })
 	p.Proxy.Refuse(true)
 	p.Proxy.Cut()
 	rec := p.ALog.Wait(t, 10*time.Second, "the accepter giving up", func(r testkit.Record) bool { return r.Msg == "link down" })
-	if err, _ := rec.Attrs["reason"].(error); !errors.Is(err, actors.ErrResumeExpired) {
-		t.Fatalf("accepter's link down reason %v, want %v", rec.Attrs["reason"], actors.ErrResumeExpired)
+	if err, _ := rec.Attrs["reason"].(error); !errors.Is(err, errResumeExpired) {
+		t.Fatalf("accepter's link down reason %v, want %v", rec.Attrs["reason"], errResumeExpired)
 	}
 	p.Proxy.Refuse(false)
 	rec = p.BLog.Wait(t, 10*time.Second, "the dialler told the link is gone", func(r testkit.Record) bool { return r.Msg == "link down" })
-	if err, _ := rec.Attrs["reason"].(error); !errors.Is(err, actors.ErrResumeExpired) {
-		t.Fatalf("dialler's link down reason %v, want %v", rec.Attrs["reason"], actors.ErrResumeExpired)
+	if err, _ := rec.Attrs["reason"].(error); !errors.Is(err, errResumeExpired) {
+		t.Fatalf("dialler's link down reason %v, want %v", rec.Attrs["reason"], errResumeExpired)
 	}
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second)) // hang guard
 	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {

@@ -137,7 +137,7 @@ func (u *udpListener) datagram(ctx actor.Context, m *datagramIn) {
 			link = u.env.links.newest()
 		}
 		if link == nil && u.pool == nil {
-			u.env.stats.DroppedDatagrams.Add(1)
+			u.env.stats.droppedDatagrams.Add(1)
 			engine.PutBuffer(m.buf)
 			return
 		}
@@ -147,7 +147,7 @@ func (u *udpListener) datagram(ctx actor.Context, m *datagramIn) {
 		s = newUDPConn(u.pc, m.from, &u.env.stats)
 		if u.pool != nil {
 			if !u.openPooled(s) {
-				u.env.stats.DroppedDatagrams.Add(1)
+				u.env.stats.droppedDatagrams.Add(1)
 				engine.PutBuffer(m.buf)
 				return
 			}
@@ -216,7 +216,7 @@ func (c *udpConn) deliver(b *engine.Buffer) {
 	c.mu.Lock()
 	if c.closed || len(c.queue) >= udpSessionQueue {
 		c.mu.Unlock()
-		c.stats.DroppedDatagrams.Add(1)
+		c.stats.droppedDatagrams.Add(1)
 		engine.PutBuffer(b)
 		return
 	}

@@ -1,4 +1,4 @@
-package actors_test
+package actors
 
 import (
 	"bytes"
@@ -8,10 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/internal/forward"
 	"github.com/sockmux/sockmux/internal/testkit"
-	"github.com/sockmux/sockmux/internal/testpair"
 )
 
 func udpFwd(target string) forward.Forward {
@@ -77,7 +75,7 @@ func udpClient(t testing.TB, addr net.Addr) *net.UDPConn {
 // client has its own socket at the target.
 func TestUDPForward(t *testing.T) {
 	echo := testkit.NewUDPEcho(t)
-	p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{udpFwd(echo.Addr)}})
+	p := newTestPair(t, pairConfig{BForwards: []forward.Forward{udpFwd(echo.Addr)}})
 	addr := p.B.ForwardAddrs()[0]
 	sizes := []int{1, 2, 100, 1400, 1500, 9000, 30000, 65000}
 	const clients = 16
@@ -108,8 +106,8 @@ func TestUDPForward(t *testing.T) {
 // datagram starts a new one.
 func TestUDPIdleExpiry(t *testing.T) {
 	echo := testkit.NewUDPEcho(t)
-	p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{udpFwd(echo.Addr)},
-		B: func(c *actors.Config) { c.UDPIdle = 20 * time.Millisecond }})
+	p := newTestPair(t, pairConfig{BForwards: []forward.Forward{udpFwd(echo.Addr)},
+		B: func(c *Config) { c.UDPIdle = 20 * time.Millisecond }})
 	c := udpClient(t, p.B.ForwardAddrs()[0])
 	udpRoundTrip(t, c, []byte("first"))
 	p.BLog.Wait(t, 10*time.Second, "the idle session expiring", func(r testkit.Record) bool { return r.Msg == "UDP session expired" })
@@ -129,8 +127,8 @@ func TestUDPIdleExpiry(t *testing.T) {
 // evicted; every client still gets its echoes.
 func TestUDPMax(t *testing.T) {
 	echo := testkit.NewUDPEcho(t)
-	p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{udpFwd(echo.Addr)},
-		B: func(c *actors.Config) { c.UDPMax = 2 }})
+	p := newTestPair(t, pairConfig{BForwards: []forward.Forward{udpFwd(echo.Addr)},
+		B: func(c *Config) { c.UDPMax = 2 }})
 	var cs []*net.UDPConn
 	for i := range 3 {
 		c := udpClient(t, p.B.ForwardAddrs()[0])
@@ -145,13 +143,13 @@ func TestUDPMax(t *testing.T) {
 // dropped and counted, never cut; smaller ones pass.
 func TestUDPTooLarge(t *testing.T) {
 	echo := testkit.NewUDPEcho(t)
-	p := testpair.New(t, testpair.Config{BForwards: []forward.Forward{udpFwd(echo.Addr)},
-		A: func(c *actors.Config) { c.MaxPayload = 4096 }})
+	p := newTestPair(t, pairConfig{BForwards: []forward.Forward{udpFwd(echo.Addr)},
+		A: func(c *Config) { c.MaxPayload = 4096 }})
 	c := udpClient(t, p.B.ForwardAddrs()[0])
 	if _, err := c.Write(make([]byte, 5000)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the large datagram counted as dropped", func() bool { return p.B.Stats().DroppedDatagrams.Load() >= 1 })
+	waitFor(t, "the large datagram counted as dropped", func() bool { return p.B.Stats().droppedDatagrams.Load() >= 1 })
 	udpRoundTrip(t, c, testkit.Payload(1, 4000))
 }
 
@@ -165,7 +163,7 @@ func TestUDPRemote(t *testing.T) {
 	}
 	port := pc.LocalAddr().String()
 	pc.Close()
-	p := testpair.New(t, testpair.Config{B: func(c *actors.Config) {
+	p := newTestPair(t, pairConfig{B: func(c *Config) {
 		c.Remotes = []forward.Forward{{Bind: port, Target: echo.Addr, UDP: true}}
 	}})
 	remoteListening(t, p.BLog, 1)

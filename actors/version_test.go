@@ -26,7 +26,7 @@ func TestVersionMismatch(t *testing.T) {
 			t.Errorf("%s: handshake error %v, want ErrVersion", name, err)
 		}
 	}
-	if a.Stats().LinksUp.Load() != 0 || b.Stats().LinksUp.Load() != 0 {
+	if a.Stats().linksUp.Load() != 0 || b.Stats().linksUp.Load() != 0 {
 		t.Error("a link came up between different versions")
 	}
 }

@@ -1,7 +1,7 @@
 // Package testkit owns what the tests share: loopback servers, payloads, a
 // cuttable proxy, a structured log recorder and the leak checks every
 // end-to-end test runs. It does not import the actors, so their internal
-// tests can use it too; package testpair builds linked nodes on top.
+// tests can use it too; actors/testpair_test.go builds linked nodes on top.
 package testkit
 
 import (

@@ -1,6 +1,8 @@
-// Package testpair starts two sockmux nodes linked over loopback for
-// end-to-end tests.
-package testpair
+package actors
+
+// testPair: two nodes linked over loopback for the end-to-end tests (once
+// internal/testpair, which as a package of its own kept these tests outside
+// the package).
 
 import (
 	"context"
@@ -11,19 +13,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sockmux/sockmux/actors"
 	"github.com/sockmux/sockmux/carriers"
 	"github.com/sockmux/sockmux/internal/forward"
 	"github.com/sockmux/sockmux/internal/testkit"
 )
 
-// Pair is two nodes linked over a loopback TCP carrier: A listens, B dials.
-type Pair struct {
-	A, B       *actors.Node
+// testPair is two nodes linked over a loopback TCP carrier: A listens, B dials.
+type testPair struct {
+	A, B       *Node
 	LinkAddr   string
 	ALog, BLog *testkit.Recorder
 	Proxy      *testkit.Proxy
-	// Relay is the UDP relay a "quic" Pair's Proxy puts between B and A.
+	// Relay is the UDP relay a "quic" testPair's Proxy puts between B and A.
 	Relay *testkit.UDPRelay
 	// Ups receives a value each time B's link comes up.
 	Ups chan struct{}
@@ -31,19 +32,19 @@ type Pair struct {
 	Dials atomic.Int64
 }
 
-// Config says what each side of a Pair has.
-type Config struct {
+// pairConfig says what each side of a testPair has.
+type pairConfig struct {
 	AForwards, BForwards []forward.Forward
 	Window, MaxWindow    uint32
-	// Proxy puts a cuttable proxy between B and A (Pair.Proxy; for a
-	// "quic" Pair, the UDP relay Pair.Relay).
+	// Proxy puts a cuttable proxy between B and A (testPair.Proxy; for a
+	// "quic" testPair, the UDP relay testPair.Relay).
 	Proxy bool
 	// Backoff is B's first redial delay (the default when 0).
 	Backoff time.Duration
 	// Keepalive is both sides' keepalive interval (the default when 0).
 	Keepalive time.Duration
 	// A and B, when set, adjust each side's configuration last.
-	A, B func(*actors.Config)
+	A, B func(*Config)
 	// Carrier is "tcp" (the default), "ws" (a WebSocket carrier), "quic"
 	// (a QUIC carrier, the listener's generated certificate pinned) or
 	// "pipe" (in memory, unbuffered).
@@ -58,35 +59,35 @@ type Config struct {
 	ResumeWindow time.Duration
 }
 
-// Carriers are the carrier kinds a Pair can run on; end-to-end tests run
-// their body once per kind.
-var Carriers = []string{"tcp", "pipe", "ws", "quic"}
+// pairCarriers are the carrier kinds a testPair can run on; end-to-end
+// tests run their body once per kind.
+var pairCarriers = []string{"tcp", "pipe", "ws", "quic"}
 
-// wsPath is the path of a "ws" Pair's carrier.
+// wsPath is the path of a "ws" testPair's carrier.
 const wsPath = "/pair"
 
 // New starts a linked pair and returns once the link is up on both sides.
 // Both nodes are closed, and leaks checked, when the test ends.
-func New(t testing.TB, pc Config) *Pair {
+func newTestPair(t testing.TB, pc pairConfig) *testPair {
 	t.Helper()
 	testkit.CheckLeaks(t)
-	p := &Pair{ALog: testkit.NewRecorder(), BLog: testkit.NewRecorder()}
+	p := &testPair{ALog: testkit.NewRecorder(), BLog: testkit.NewRecorder()}
 	upA, upB := make(chan struct{}, 16), make(chan struct{}, 16)
 	p.Ups = upB
-	onLink := func(ch chan struct{}) func(actors.LinkEvent) {
-		return func(ev actors.LinkEvent) {
+	onLink := func(ch chan struct{}) func(LinkEvent) {
+		return func(ev LinkEvent) {
 			if ev.Up {
 				ch <- struct{}{}
 			}
 		}
 	}
 	var err error
-	ca := actors.Config{Logger: slog.New(p.ALog), Forwards: pc.AForwards, Window: pc.Window, MaxWindow: pc.MaxWindow, Keepalive: pc.Keepalive, OnLink: onLink(upA),
+	ca := Config{Logger: slog.New(p.ALog), Forwards: pc.AForwards, Window: pc.Window, MaxWindow: pc.MaxWindow, Keepalive: pc.Keepalive, OnLink: onLink(upA),
 		ResumeWindow: pc.ResumeWindow, Key: pc.Key}
 	if pc.A != nil {
 		pc.A(&ca)
 	}
-	p.A, err = actors.NewNode(ca)
+	p.A, err = NewNode(ca)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,14 +97,14 @@ func New(t testing.TB, pc Config) *Pair {
 			p.dumpLogs(t)
 		}
 	})
-	ln, dial := Listen(t, pc.Carrier, slog.New(p.ALog), slog.New(p.BLog))
+	ln, dial := listenCarrier(t, pc.Carrier, slog.New(p.ALog), slog.New(p.BLog))
 	p.A.Serve(ln)
-	cb := actors.Config{Logger: slog.New(p.BLog), Forwards: pc.BForwards, Window: pc.Window, MaxWindow: pc.MaxWindow, Keepalive: pc.Keepalive, OnLink: onLink(upB),
+	cb := Config{Logger: slog.New(p.BLog), Forwards: pc.BForwards, Window: pc.Window, MaxWindow: pc.MaxWindow, Keepalive: pc.Keepalive, OnLink: onLink(upB),
 		Backoff: pc.Backoff, MaxBackoff: 4 * max(pc.Backoff, time.Second), ResumeWindow: pc.ResumeWindow, Carriers: pc.Carriers, Key: pc.Key}
 	if pc.B != nil {
 		pc.B(&cb)
 	}
-	p.B, err = actors.NewNode(cb)
+	p.B, err = NewNode(cb)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,13 +141,13 @@ func New(t testing.TB, pc Config) *Pair {
 // of their own.
 var pipes atomic.Int64
 
-// Listen starts a carrier listener of kind (one of Carriers; "" is "tcp")
-// on loopback, logging to log, and returns it, to be served, with the
-// dialers of that kind: dial(addr) reaches it at addr (its own address, or
-// a proxy's in front of it), logging to dialLog. A "pipe" listener's
+// listenCarrier starts a carrier listener of kind (one of pairCarriers; ""
+// is "tcp") on loopback, logging to log, and returns it, to be served, with
+// the dialers of that kind: dial(addr) reaches it at addr (its own address,
+// or a proxy's in front of it), logging to dialLog. A "pipe" listener's
 // dialer ignores addr, and is named "pipe:N". The node that serves the
 // listener closes it.
-func Listen(t testing.TB, kind string, log, dialLog *slog.Logger) (ln net.Listener, dial func(addr string) carriers.Dialer) {
+func listenCarrier(t testing.TB, kind string, log, dialLog *slog.Logger) (ln net.Listener, dial func(addr string) carriers.Dialer) {
 	t.Helper()
 	var err error
 	var dialOpts []carriers.Option
@@ -205,7 +206,7 @@ func (d *countingDialer) Dial(ctx context.Context) (net.Conn, error) {
 }
 
 // dumpLogs prints the last info-and-above records of both sides.
-func (p *Pair) dumpLogs(t testing.TB) {
+func (p *testPair) dumpLogs(t testing.TB) {
 	for _, side := range []struct {
 		name string
 		r    *testkit.Recorder
@@ -219,10 +220,10 @@ func (p *Pair) dumpLogs(t testing.TB) {
 	}
 }
 
-// Edge is one more node dialling a Pair's A over a plain TCP carrier (a
+// pairEdge is one more node dialling a testPair's A over a plain TCP carrier (a
 // hub with several edges), through a cuttable Proxy.
-type Edge struct {
-	Node  *actors.Node
+type pairEdge struct {
+	Node  *Node
 	Log   *testkit.Recorder
 	Proxy *testkit.Proxy
 }
@@ -230,11 +231,11 @@ type Edge struct {
 // AddEdge starts a node that dials p.A (whose carrier must be "tcp"),
 // adjusted by adjust, and returns once its link is up. It is closed when
 // the test ends.
-func (p *Pair) AddEdge(t testing.TB, adjust func(*actors.Config)) *Edge {
+func (p *testPair) AddEdge(t testing.TB, adjust func(*Config)) *pairEdge {
 	t.Helper()
-	e := &Edge{Log: testkit.NewRecorder(), Proxy: testkit.NewProxy(t, p.LinkAddr)}
+	e := &pairEdge{Log: testkit.NewRecorder(), Proxy: testkit.NewProxy(t, p.LinkAddr)}
 	up := make(chan struct{}, 16)
-	cfg := actors.Config{Logger: slog.New(e.Log), OnLink: func(ev actors.LinkEvent) {
+	cfg := Config{Logger: slog.New(e.Log), OnLink: func(ev LinkEvent) {
 		if ev.Up {
 			up <- struct{}{}
 		}
@@ -243,7 +244,7 @@ func (p *Pair) AddEdge(t testing.TB, adjust func(*actors.Config)) *Edge {
 		adjust(&cfg)
 	}
 	var err error
-	if e.Node, err = actors.NewNode(cfg); err != nil {
+	if e.Node, err = NewNode(cfg); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.Node.Close() })
