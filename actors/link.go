@@ -31,10 +31,9 @@ const (
 	// waits to be resumed.
 	DefaultResumeWindow = 30 * time.Second
 	// ackEvery is how many sequenced bytes a carrier brings before this
-	// side acknowledges them at once; fewer wait for ackDelay.
+	// side acknowledges them at once; fewer wait for the link's ACK
+	// delay (engine.AckDelayFor).
 	ackEvery = 256 << 10
-	// ackDelay is the longest an arrival waits for its ACK.
-	ackDelay = 5 * time.Millisecond
 	// A join naming an id not (yet) known is looked up joinLookups times,
 	// joinLookupEvery apart, before it is refused.
 	joinLookups     = 50
@@ -102,16 +101,17 @@ type linkActor struct {
 	peerAway   error         // the peer's GOAWAY, if it sent one
 
 	// Sequencing (CapSeq links).
-	seq        bool
-	linkID     engine.LinkID
-	newID      engine.LinkID // the id a dialler offered for a new link
-	joinGen    uint64        // the session the carrier being handshaken asked to join (0: none)
-	registered bool          // linkID is in the node's table (accepter)
-	reorder    *engine.Reorder
-	ackTimer   *time.Timer
-	ackArmed   bool
-	resuming   bool // no carrier: waiting to be resumed
-	noJoin     bool // the peer refused a join to the live link: add no carriers
+	seq         bool
+	linkID      engine.LinkID
+	newID       engine.LinkID // the id a dialler offered for a new link
+	joinGen     uint64        // the session the carrier being handshaken asked to join (0: none)
+	registered  bool          // linkID is in the node's table (accepter)
+	reorder     *engine.Reorder
+	ackTimer    *time.Timer
+	ackArmed    bool
+	interactive engine.Interactivity // requests or bulk, on a striped link (ackDelay)
+	resuming    bool                 // no carrier: waiting to be resumed
+	noJoin      bool                 // the peer refused a join to the live link: add no carriers
 	// pendingJoins arrived before this Link's own handshake result.
 	pendingJoins []*handshakeDone
 	resumeTimer  *time.Timer
@@ -364,6 +364,9 @@ func (l *linkActor) receive(ctx actor.Context, c *carrierRef, f *engine.Frame) {
 				return
 			}
 			c.seqIn += uint64(f.WireLen())
+			if f.Type == engine.TypeData && len(l.carriers) > 1 {
+				l.interactive.Frame(f.Stream, f.WireLen(), time.Now()) // see ackDelay
+			}
 			l.scheduleAck(ctx, c)
 			if err := l.reorder.Push(f); err != nil {
 				l.protocolError(ctx, err)

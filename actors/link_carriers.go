@@ -17,7 +17,7 @@ import (
 )
 
 // scheduleAck acknowledges at once when a carrier brought ackEvery bytes,
-// and otherwise within ackDelay.
+// and otherwise within the link's ACK delay.
 func (l *linkActor) scheduleAck(ctx actor.Context, c *carrierRef) {
 	if c.seqIn-c.ackedIn >= ackEvery {
 		l.sendAck(ctx, c)
@@ -29,10 +29,18 @@ func (l *linkActor) scheduleAck(ctx actor.Context, c *carrierRef) {
 	l.ackArmed = true
 	if l.ackTimer == nil {
 		self, env := l.self, l.env
-		l.ackTimer = time.AfterFunc(ackDelay, func() { env.send(self, &ackTick{}) })
+		l.ackTimer = time.AfterFunc(l.ackDelay(), func() { env.send(self, &ackTick{}) })
 		return
 	}
-	l.ackTimer.Reset(ackDelay)
+	l.ackTimer.Reset(l.ackDelay())
+}
+
+// ackDelay is how long an arrival may wait for its ACK on this link: on a
+// striped one while small DATA frames arrive, the peer caps each carrier
+// tightly by what it has in flight, ACK delay included, so a shorter delay
+// keeps less queued on each path for a request to wait behind.
+func (l *linkActor) ackDelay() time.Duration {
+	return engine.AckDelayFor(len(l.carriers), l.interactive.Active(time.Now()))
 }
 
 func (l *linkActor) sendAck(ctx actor.Context, c *carrierRef) {

@@ -118,7 +118,7 @@ func newScheduler(e *env, p engine.Params, maxUnacked int) *schedulerActor {
 	s.out = engine.NewSender(engine.SenderConfig{Limit: limit, PerStream: engine.DefaultGrantPerStream,
 		Seq: s.seq, PeerReorder: maxUnacked, StreamOrder: streamOrder(p), HighWater: s.highWater,
 		MaxWire:  maxWire(p.SendMax),
-		AckDelay: ackDelay}) // the peer's ACK delay, as this side's: one protocol
+		AckDelay: engine.BulkAckDelay}) // the peer's (one protocol); Stripe.Interactive selects the shorter one
 	return s
 }
 

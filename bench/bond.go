@@ -251,6 +251,33 @@ func MeasureBondLatency(n *netem.Net, paths []int, size int, bulk bool, warm, du
 	return res, nil
 }
 
+// MeasurePathRTT times size-byte requests and their answers, one at a
+// time for dur, over one plain TCP connection (no tunnel) from path's
+// source address to an echo on n.Far: the path's round trip as an
+// application sees it, the emulator's own cost included. It returns
+// their median.
+func MeasurePathRTT(n *netem.Net, path, size int, dur time.Duration) (time.Duration, error) {
+	ln, err := n.Listen("tcp", net.JoinHostPort(n.Far().String(), "0"))
+	if err != nil {
+		return 0, err
+	}
+	echo := newEchoOn(ln)
+	defer echo.Close()
+	c, err := n.Dial(context.Background(), "tcp", n.Source(path), ln.Addr().String())
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	stop := make(chan struct{})
+	timer := time.AfterFunc(dur, func() { close(stop) })
+	defer timer.Stop()
+	rtts, err := roundTripsOn(c, 1<<30, size, stop, nil)
+	if err != nil {
+		return 0, err
+	}
+	return Percentile(rtts, 50), nil
+}
+
 // BondCut is what happened to a checksummed transfer over a Bonded when
 // one path was cut in the middle of it and restored.
 type BondCut struct {

@@ -221,6 +221,15 @@ func NewEcho() (*Echo, error) {
 	if err != nil {
 		return nil, err
 	}
+	return serveEcho(srv), nil
+}
+
+// newEchoOn is an Echo on ln (a listener in a netem namespace, say).
+func newEchoOn(ln net.Listener) *Echo {
+	return serveEcho(&server{ln: ln, conns: map[net.Conn]struct{}{}})
+}
+
+func serveEcho(srv *server) *Echo {
 	e := &Echo{server: srv}
 	e.serve(func(c net.Conn) {
 		defer e.forget(c)
@@ -228,7 +237,7 @@ func NewEcho() (*Echo, error) {
 		_, _ = io.CopyBuffer(onlyWriter{c}, onlyReader{c}, buf)
 		_ = c.(*net.TCPConn).CloseWrite()
 	})
-	return e, nil
+	return e
 }
 
 // Hold is a server for idle streams: it answers each connection's first

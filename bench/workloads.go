@@ -133,6 +133,11 @@ func RoundTrips(addr string, n, size int, stop <-chan struct{}, done *atomic.Int
 		return nil, err
 	}
 	defer c.Close()
+	return roundTripsOn(c, n, size, stop, done)
+}
+
+// roundTripsOn is RoundTrips on a connection already made.
+func roundTripsOn(c net.Conn, n, size int, stop <-chan struct{}, done *atomic.Int64) ([]time.Duration, error) {
 	req := make([]byte, size)
 	for i := range req {
 		req[i] = byte(i)

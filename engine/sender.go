@@ -30,6 +30,11 @@ type Sender struct {
 	// carry is the rest of a DATA frame cut for a slow path
 	// (Stripe.Chunk), not numbered yet: it goes next.
 	carry *Frame
+	// own says the frame pick chose is a stream's own DATA (not the rest
+	// of one cut, nor one sent again); on a striped link such frames tell
+	// requests from bulk (Stripe.Interactive).
+	own         bool
+	interactive Interactivity
 }
 
 // SenderConfig is what a Sender is set up with.
@@ -115,11 +120,16 @@ func (s *Sender) Drop(id uint32) {
 // path (Queued, and Sent when sequenced); the caller says when its writer
 // took it by lowering Path.Queued.
 func (s *Sender) Next(now time.Time) (*Frame, *Path) {
+	striped := len(s.Stripe.Paths) > 1
+	s.Stripe.Interactive = striped && s.interactive.Active(now)
 	f, p := s.pick()
 	if f == nil {
 		return nil, nil
 	}
 	n := f.WireLen()
+	if striped && s.own {
+		s.interactive.Frame(f.Stream, n, now)
+	}
 	if f.Seq != 0 {
 		f.Retain() // the writer's share; the Resender keeps its own
 		p.OnSend(n, now)
@@ -129,6 +139,7 @@ func (s *Sender) Next(now time.Time) (*Frame, *Path) {
 }
 
 func (s *Sender) pick() (*Frame, *Path) {
+	s.own = false
 	if s.rs != nil {
 		if f, _ := s.rs.Peek(); f != nil {
 			p := s.Stripe.Pick(f.WireLen(), s.highWater)
@@ -172,6 +183,7 @@ func (s *Sender) pick() (*Frame, *Path) {
 	}
 	if f.Type == TypeData && !carried {
 		s.Grants.Sent(f.Stream, f.Len())
+		s.own = true
 	}
 	if c := s.Stripe.Chunk(p); s.carry == nil && f.Type == TypeData && c > 0 && f.Len() > c {
 		s.carry = splitFrame(f, c)

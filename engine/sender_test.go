@@ -132,3 +132,94 @@ func TestSenderResetDrops(t *testing.T) {
 		t.Fatalf("stream 1 sent %v, want its RST alone", types)
 	}
 }
+
+// TestSenderInteractive: on a striped link a small DATA frame of a stream
+// that carried no bulk lately makes the link interactive (tighter caps,
+// Stripe.Interactive) for InteractiveFor; a bulk frame, a control frame,
+// a bulk stream's own small frame or the small rest of a frame cut for a
+// slow path does not, and neither does anything on a link of one carrier.
+func TestSenderInteractive(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	send := func(t *testing.T, s *Sender, now time.Time) {
+		t.Helper()
+		f, p := s.Next(now)
+		if f == nil {
+			t.Fatal("nothing to send")
+		}
+		p.Queued -= f.WireLen()
+		f.Release()
+	}
+	small := func(id uint32) func() *Frame {
+		return func() *Frame { return newFrame(TypeData, id, make([]byte, 64)) }
+	}
+	bulk := func(id uint32) func() *Frame {
+		return func() *Frame { return newFrame(TypeData, id, make([]byte, 16<<10)) }
+	}
+	tests := []struct {
+		name     string
+		carriers []int
+		frames   []func() *Frame
+		want     bool
+	}{
+		{"small DATA", []int{0, 1}, []func() *Frame{small(3)}, true},
+		{"small DATA beside another stream's bulk", []int{0, 1}, []func() *Frame{bulk(1), small(3)}, true},
+		{"bulk DATA", []int{0, 1}, []func() *Frame{bulk(1)}, false},
+		{"a bulk stream's small read", []int{0, 1}, []func() *Frame{bulk(1), small(1)}, false},
+		{"a small control frame", []int{0, 1}, []func() *Frame{func() *Frame { return NewReason(TypeRst, 3, CodeCancelled, "gone") }}, false},
+		{"small DATA on one carrier", []int{0}, []func() *Frame{small(3)}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := testSender(t, 1<<20, []uint32{1, 3}, tc.carriers...)
+			for _, f := range tc.frames {
+				s.Push(f())
+				send(t, s, t0)
+			}
+			s.Push(bulk(1)())
+			send(t, s, t0.Add(InteractiveFor/2))
+			if s.Stripe.Interactive != tc.want {
+				t.Fatalf("interactive %v after %s, want %v", s.Stripe.Interactive, tc.name, tc.want)
+			}
+			s.Push(bulk(1)())
+			send(t, s, t0.Add(2*InteractiveFor))
+			if s.Stripe.Interactive {
+				t.Fatalf("still interactive %v after the last small frame", 2*InteractiveFor)
+			}
+		})
+	}
+	// The rest of a frame cut for a slow path is small but not the
+	// stream's own: it leaves the link as it was.
+	s := testSender(t, 1<<20, []uint32{3})
+	slow, fast := withRate(t, &s.Stripe, 0, 1e6, t0), withRate(t, &s.Stripe, 1, 1e6, t0)
+	slow.RTT, fast.RTT = 10*time.Millisecond, 10*time.Millisecond
+	c := s.Stripe.Chunk(slow)
+	if c == 0 {
+		t.Fatal("no cut on a striped link of 1 MB/s paths")
+	}
+	s.Push(newFrame(TypeData, 3, make([]byte, c+100)))
+	now := t0.Add(time.Second)
+	send(t, s, now)
+	send(t, s, now) // the 100-byte rest
+	s.Push(newFrame(TypeData, 3, make([]byte, 16<<10)))
+	send(t, s, now.Add(time.Millisecond))
+	if s.Stripe.Interactive {
+		t.Fatal("the rest of a cut frame made the link interactive")
+	}
+}
+
+// TestInteractivitySweep: however many streams carry bulk once, the
+// record of them stays about the number that did so lately.
+func TestInteractivitySweep(t *testing.T) {
+	var iv Interactivity
+	t0 := time.Unix(0, 0)
+	for i := range 10000 {
+		iv.Frame(uint32(2*i+1), 16<<10, t0.Add(time.Duration(i)*time.Millisecond))
+	}
+	// InteractiveFor is 250 ms: about 250 streams count at the end.
+	if n := len(iv.bulkAt); n > 4*int(InteractiveFor/time.Millisecond)+minSweep {
+		t.Fatalf("%d streams remembered after 10,000 came and went", n)
+	}
+	if iv.Active(t0.Add(10 * time.Second)) {
+		t.Fatal("bulk alone made the side interactive")
+	}
+}

@@ -111,6 +111,9 @@ type Stripe struct {
 	// acknowledges it: bytes it holds that long still count as in
 	// flight, so each path's cap leaves room for them.
 	AckDelay time.Duration
+	// Interactive is set while requests go (Sender.Next, Interactivity):
+	// the caps are tighter and the peer's ACK delay InteractiveAckDelay.
+	Interactive bool
 }
 
 // In-flight caps. A carrier given more than its path holds queues the
@@ -122,9 +125,20 @@ type Stripe struct {
 // capGain to spare, so the path can show it delivers more) and the
 // backlog waits in the Scheduler's Queue, where control frames and the
 // other streams' turns come first.
+//
+// While the link is interactive (Stripe.Interactive: a request went in the
+// last InteractiveFor, see Interactivity) the gain is interactiveGain and the peer
+// acknowledges within InteractiveAckDelay, so each path's bottleneck
+// queue, which a request waits behind, holds about half as much: on the
+// bonding benchmark's paths a 64-byte request's p50 beside bulk went from
+// 2.0 to 1.4–1.5 × the fast path's round trip, the bulk stream's rate
+// unchanged. Not always: with one bulk stream alone the tight caps cost
+// BenchmarkStripe's four carriers about a third, and a gain of 1.0 cost
+// the bulk stream a fifth (BENCHMARKS.md, "Bonding").
 const (
-	capGain  = 1.25
-	capSlack = time.Millisecond
+	capGain         = 1.25
+	interactiveGain = 1.1
+	capSlack        = time.Millisecond
 	// MinCapTime is the least round trip a cap is sized for: on a path
 	// whose round trip is tiny (loopback, a LAN), what delays the ACKs
 	// is the two ends' scheduling, not the path, and a cap sized by the
@@ -148,6 +162,39 @@ const (
 	idleRate = 1e6
 )
 
+// ACK delays: how long a receiver may hold an arrival's ACK. A link of one
+// carrier is not capped, so its ACKs only free resend buffers and can
+// wait (fewer ACK frames, fewer wake-ups), as can those of a striped link
+// that carries only bulk. While a striped link is interactive the
+// sender's caps must cover what the peer holds unacknowledged, and every
+// millisecond of that is a millisecond of bottleneck queue a request
+// waits behind.
+const (
+	BulkAckDelay        = 5 * time.Millisecond
+	InteractiveAckDelay = time.Millisecond
+	// InteractiveFor is how long after a request (Interactivity) a
+	// side counts as interactive: the sender after it sent one, the
+	// receiver after one arrived; and how long after its last large
+	// DATA frame a stream's small ones are not requests.
+	InteractiveFor = 250 * time.Millisecond
+)
+
+// Interactive says whether a side whose last request went or came at last
+// (zero: never) is interactive at now.
+func Interactive(last, now time.Time) bool {
+	return !last.IsZero() && now.Sub(last) < InteractiveFor
+}
+
+// AckDelayFor is the longest a receiver with the given number of carriers
+// holds an ACK: InteractiveAckDelay on a striped link while it is
+// interactive, BulkAckDelay otherwise.
+func AckDelayFor(carriers int, interactive bool) time.Duration {
+	if carriers > 1 && interactive {
+		return InteractiveAckDelay
+	}
+	return BulkAckDelay
+}
+
 // Cap is how many bytes p may have in flight on a striped link: about its
 // delivery rate times its round trip (see capGain), at least two of the
 // largest frames it is given; unlimited while its rate or round trip is
@@ -164,8 +211,12 @@ func (s *Stripe) Cap(p *Path) uint64 {
 	if frame == 0 {
 		frame = DefaultMaxPayload
 	}
-	t := max(p.RTT+s.AckDelay+capSlack, MinCapTime)
-	return max(uint64(capGain*r*t.Seconds()), minCapFrames*uint64(MaxHeaderLen+frame))
+	gain, ack := capGain, s.AckDelay
+	if s.Interactive {
+		gain, ack = interactiveGain, InteractiveAckDelay
+	}
+	t := max(p.RTT+ack+capSlack, MinCapTime)
+	return max(uint64(gain*r*t.Seconds()), minCapFrames*uint64(MaxHeaderLen+frame))
 }
 
 // Frames on a striped link are cut to what a path sends in about

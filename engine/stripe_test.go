@@ -494,6 +494,27 @@ func TestStallAndResume(t *testing.T) {
 	}
 }
 
+func TestAckDelayFor(t *testing.T) {
+	for _, tc := range []struct {
+		carriers    int
+		interactive bool
+		want        time.Duration
+	}{
+		{1, false, BulkAckDelay}, {1, true, BulkAckDelay},
+		{2, false, BulkAckDelay}, {2, true, InteractiveAckDelay}, {16, true, InteractiveAckDelay},
+	} {
+		if got := AckDelayFor(tc.carriers, tc.interactive); got != tc.want {
+			t.Errorf("AckDelayFor(%d, %v) = %v, want %v", tc.carriers, tc.interactive, got, tc.want)
+		}
+	}
+	if Interactive(time.Time{}, t0) {
+		t.Error("a side that never saw a small frame is interactive")
+	}
+	if !Interactive(t0, t0.Add(InteractiveFor-ms)) || Interactive(t0, t0.Add(InteractiveFor)) {
+		t.Errorf("Interactive does not last exactly InteractiveFor (%v)", InteractiveFor)
+	}
+}
+
 func TestPathCap(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -521,6 +542,17 @@ func TestPathCap(t *testing.T) {
 				t.Fatalf("Cap %d, want %d", got, tc.want)
 			}
 		})
+	}
+	// An interactive link's caps: the smaller gain, and the peer's
+	// InteractiveAckDelay in place of its AckDelay.
+	si := Stripe{AckDelay: 5 * ms}
+	p := withRate(t, &si, 1, 20e6, t0)
+	p.RTT = 7 * ms
+	bulk := si.Cap(p)
+	si.Interactive = true
+	rate, secs := 20e6, (7*ms + InteractiveAckDelay + capSlack).Seconds()
+	if got, want := si.Cap(p), uint64(interactiveGain*rate*secs); got != want || got >= bulk {
+		t.Fatalf("interactive Cap %d, want %d (below the bulk cap %d)", got, want, bulk)
 	}
 	// On a striped link a slow path's frames are cut (Chunk), and its
 	// least cap is two of those.
