@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"syscall"
 	"testing"
 	"time"
 
@@ -149,6 +150,12 @@ func TestEmulatorRefused(t *testing.T) {
 	testkit.CheckLeaks(t)
 	e := newEmulator(t, testkit.FreeAddr(t), time.Millisecond, 0)
 	c, err := net.Dial("tcp", e.Addr())
+	if errors.Is(err, syscall.ECONNRESET) {
+		// The emulator accepted, saw the refusal and reset the client
+		// before its connect returned (a loaded machine): the failure
+		// arrived sooner, which is what this test asks.
+		return
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
