@@ -27,8 +27,8 @@ import (
 //     drop counters. It accepts clients, and hands every chunk the upstream
 //     sends to each client's queue. A full queue holds the upstream's
 //     reader until the client drains it, for up to the slow timeout
-//     (SlowWait), or its oldest bytes are dropped and counted (slowDrop),
-//     or its client is disconnected (slowDisconnect);
+//     (SlowWait), or its oldest bytes are dropped and counted (SlowDrop),
+//     or its client is disconnected (SlowDisconnect);
 //   - a client actor (one per client socket) owns the socket: its reader
 //     goroutine sends what the client writes to the upstream actor, one
 //     pooled buffer per read, while the input waiting for the upstream is
@@ -194,7 +194,7 @@ func NewShare(cfg ShareConfig) (*Share, error) {
 		return nil, errors.New("share: the client buffer must be positive")
 	case cfg.inputBuffer < 0:
 		return nil, errors.New("share: the input buffer must be positive")
-	case cfg.Slow < SlowWait || cfg.Slow > slowDisconnect:
+	case cfg.Slow < SlowWait || cfg.Slow > SlowDisconnect:
 		return nil, fmt.Errorf("share: unknown slow-client policy %d", cfg.Slow)
 	case cfg.SlowTimeout < 0:
 		return nil, errors.New("share: the slow timeout must be positive")
@@ -475,7 +475,7 @@ func (h *shareHub) broadcast(ctx actor.Context, buf *engine.Buffer) {
 		}
 	}
 	for _, c := range slow {
-		h.slowDisconnect(ctx, c, fmt.Sprintf("too slow: more than %d bytes waiting for it", h.cfg.ClientBuffer))
+		h.SlowDisconnect(ctx, c, fmt.Sprintf("too slow: more than %d bytes waiting for it", h.cfg.ClientBuffer))
 	}
 }
 

@@ -183,8 +183,8 @@ func newOutQueue(limit int, policy SlowPolicy, wait *queueWait) *outQueue {
 
 // push queues sb, taking over one of its references. A chunk always fits
 // in an empty queue; past that, when the queue would hold more than its
-// limit, slowDrop makes room by dropping the oldest bytes queued (whole
-// chunks, and the start of one) and returns how many, slowDisconnect
+// limit, SlowDrop makes room by dropping the oldest bytes queued (whole
+// chunks, and the start of one) and returns how many, SlowDisconnect
 // queues nothing and returns overflow, and SlowWait queues it all the same
 // and marks the queue full once it reaches its limit, which pauses the
 // upstream (what it had already read, at most shareInflight bytes, still
@@ -198,7 +198,7 @@ func (q *outQueue) push(sb *sharedBuf) (dropped int, overflow bool) {
 		return 0, false
 	}
 	if q.policy != SlowWait && q.bytes > 0 && q.bytes+n > q.limit {
-		if q.policy == slowDisconnect {
+		if q.policy == SlowDisconnect {
 			q.mu.Unlock()
 			sb.release()
 			return 0, true

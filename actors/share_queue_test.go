@@ -43,13 +43,13 @@ func TestOutQueue(t *testing.T) {
 		refused []bool // per push (overflow)
 		want    string
 	}{
-		{"fits", 10, slowDrop, []string{"abc", "def"}, []int{0, 0}, []bool{false, false}, "abcdef"},
-		{"drop the oldest bytes, part of a chunk", 8, slowDrop, []string{"abcde", "fghij"}, []int{0, 2}, []bool{false, false}, "cdefghij"},
-		{"drop whole chunks", 6, slowDrop, []string{"ab", "cd", "ef", "ghijk"}, []int{0, 0, 0, 5}, []bool{false, false, false, false}, "fghijk"},
-		{"a big chunk fits an empty queue", 4, slowDrop, []string{"abcdefgh"}, []int{0}, []bool{false}, "abcdefgh"},
-		{"a big chunk drops everything before it", 4, slowDrop, []string{"ab", "cdefgh"}, []int{0, 2}, []bool{false, false}, "cdefgh"},
-		{"disconnect: refused past the limit", 6, slowDisconnect, []string{"abcd", "ef", "g"}, []int{0, 0, 0}, []bool{false, false, true}, "abcdef"},
-		{"disconnect: a big chunk fits an empty queue", 4, slowDisconnect, []string{"abcdefgh"}, []int{0}, []bool{false}, "abcdefgh"},
+		{"fits", 10, SlowDrop, []string{"abc", "def"}, []int{0, 0}, []bool{false, false}, "abcdef"},
+		{"drop the oldest bytes, part of a chunk", 8, SlowDrop, []string{"abcde", "fghij"}, []int{0, 2}, []bool{false, false}, "cdefghij"},
+		{"drop whole chunks", 6, SlowDrop, []string{"ab", "cd", "ef", "ghijk"}, []int{0, 0, 0, 5}, []bool{false, false, false, false}, "fghijk"},
+		{"a big chunk fits an empty queue", 4, SlowDrop, []string{"abcdefgh"}, []int{0}, []bool{false}, "abcdefgh"},
+		{"a big chunk drops everything before it", 4, SlowDrop, []string{"ab", "cdefgh"}, []int{0, 2}, []bool{false, false}, "cdefgh"},
+		{"disconnect: refused past the limit", 6, SlowDisconnect, []string{"abcd", "ef", "g"}, []int{0, 0, 0}, []bool{false, false, true}, "abcdef"},
+		{"disconnect: a big chunk fits an empty queue", 4, SlowDisconnect, []string{"abcdefgh"}, []int{0}, []bool{false}, "abcdefgh"},
 		{"wait: nothing dropped or refused past the limit", 6, SlowWait, []string{"abcd", "ef", "g"}, []int{0, 0, 0}, []bool{false, false, false}, "abcdefg"},
 	}
 	for _, tc := range cases {
@@ -207,7 +207,7 @@ func TestUpstreamGate(t *testing.T) {
 func TestSharedBufLastReturns(t *testing.T) {
 	testkit.CheckLeaks(t)
 	before := engine.PoolOutstanding()
-	qs := []*outQueue{newOutQueue(100, slowDrop, nil), newOutQueue(100, slowDrop, nil), newOutQueue(3, slowDrop, nil)}
+	qs := []*outQueue{newOutQueue(100, SlowDrop, nil), newOutQueue(100, SlowDrop, nil), newOutQueue(3, SlowDrop, nil)}
 	sb := newShared([]byte("hello"), 3)
 	for _, q := range qs {
 		q.push(sb)

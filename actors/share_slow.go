@@ -10,7 +10,7 @@ import (
 
 // What a Share does with a client too slow to take what the upstream
 // sends: the policies, the gate that holds the upstream's reader while a
-// client catches up (SlowWait), and the logs of the drops (slowDrop).
+// client catches up (SlowWait), and the logs of the drops (SlowDrop).
 
 // SlowPolicy is what a Share does with a client too slow to take what the
 // upstream sends. The zero value is SlowWait.
@@ -23,18 +23,18 @@ const (
 	// ShareConfig's SlowTimeout is disconnected. Nothing is dropped: every
 	// client still connected receives everything.
 	SlowWait SlowPolicy = iota
-	// slowDrop drops the oldest bytes waiting for the client, and counts
+	// SlowDrop drops the oldest bytes waiting for the client, and counts
 	// them. The upstream and the other clients never wait for it.
-	slowDrop
-	// slowDisconnect closes the client at once.
-	slowDisconnect
+	SlowDrop
+	// SlowDisconnect closes the client at once.
+	SlowDisconnect
 )
 
 func (p SlowPolicy) String() string {
 	switch p {
-	case slowDrop:
+	case SlowDrop:
 		return "drop"
-	case slowDisconnect:
+	case SlowDisconnect:
 		return "disconnect"
 	}
 	return "wait"
@@ -46,9 +46,9 @@ func ParseSlowPolicy(s string) (SlowPolicy, error) {
 	case "wait":
 		return SlowWait, nil
 	case "drop":
-		return slowDrop, nil
+		return SlowDrop, nil
 	case "disconnect":
-		return slowDisconnect, nil
+		return SlowDisconnect, nil
 	}
 	return 0, fmt.Errorf("bad slow-client policy %q: want wait, drop or disconnect", s)
 }
@@ -195,12 +195,12 @@ func (h *shareHub) stuck(ctx actor.Context, m *slowStuck) {
 	if !ok {
 		return
 	}
-	h.slowDisconnect(ctx, c, fmt.Sprintf("too slow: its buffer (%d bytes) stayed full for %v while the upstream waited for it",
+	h.SlowDisconnect(ctx, c, fmt.Sprintf("too slow: its buffer (%d bytes) stayed full for %v while the upstream waited for it",
 		h.cfg.ClientBuffer, h.cfg.SlowTimeout), "full_for", d)
 }
 
-// slowDisconnect closes a slow client, counts and logs it.
-func (h *shareHub) slowDisconnect(ctx actor.Context, c *shareClient, reason string, attrs ...any) {
+// SlowDisconnect closes a slow client, counts and logs it.
+func (h *shareHub) SlowDisconnect(ctx actor.Context, c *shareClient, reason string, attrs ...any) {
 	h.state.slowDisconnects.Add(1)
 	h.env.log.Warn("slow client disconnected", append([]any{"client", c.addr, "reason", reason,
 		"queued", c.q.queued(), "client_buffer", h.cfg.ClientBuffer, "slow", h.cfg.Slow.String()}, attrs...)...)

@@ -444,7 +444,7 @@ func TestShareSlowClient(t *testing.T) {
 		lag    = 128 << 10 // the most the fast clients may trail the upstream
 		bufLen = 256 << 10
 	)
-	for _, policy := range []SlowPolicy{slowDrop, slowDisconnect} {
+	for _, policy := range []SlowPolicy{SlowDrop, SlowDisconnect} {
 		t.Run(policy.String(), func(t *testing.T) {
 			testkit.CheckLeaks(t)
 			spec, accept := tcpKind().start(t)
@@ -519,7 +519,7 @@ func TestShareSlowClient(t *testing.T) {
 			}
 			slowAddr := slow.LocalAddr().String()
 			switch policy {
-			case slowDrop:
+			case SlowDrop:
 				rec.Wait(t, shareLimit, "the drop logged", func(r testkit.Record) bool {
 					return r.Msg == "slow client: dropping its oldest data" && r.Attrs["client"] == slowAddr
 				})
@@ -564,7 +564,7 @@ func TestShareSlowClient(t *testing.T) {
 				rec.Wait(t, shareLimit, "the drops reported", func(r testkit.Record) bool {
 					return r.Msg == "slow client dropped data" && r.Attrs["client"] == slowAddr
 				})
-			case slowDisconnect:
+			case SlowDisconnect:
 				rec.Wait(t, shareLimit, "the disconnect logged", func(r testkit.Record) bool {
 					return r.Msg == "slow client disconnected" && r.Attrs["client"] == slowAddr
 				})

@@ -232,14 +232,14 @@ func streamPrefix(seed uint64, n int) []byte {
 func TestShareWaitBadConfig(t *testing.T) {
 	for _, cfg := range []ShareConfig{
 		{Listen: "127.0.0.1:0", Upstream: "tcp://127.0.0.1:1", SlowTimeout: -time.Second},
-		{Listen: "127.0.0.1:0", Upstream: "tcp://127.0.0.1:1", Slow: slowDisconnect + 1},
+		{Listen: "127.0.0.1:0", Upstream: "tcp://127.0.0.1:1", Slow: SlowDisconnect + 1},
 	} {
 		if s, err := NewShare(cfg); err == nil {
 			s.Close()
 			t.Errorf("NewShare(%+v) did not fail", cfg)
 		}
 	}
-	for in, want := range map[string]SlowPolicy{"wait": SlowWait, "drop": slowDrop, "disconnect": slowDisconnect} {
+	for in, want := range map[string]SlowPolicy{"wait": SlowWait, "drop": SlowDrop, "disconnect": SlowDisconnect} {
 		if p, err := ParseSlowPolicy(in); err != nil || p != want || p.String() != in {
 			t.Errorf("ParseSlowPolicy(%q) = %v, %v", in, p, err)
 		}
