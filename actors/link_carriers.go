@@ -36,7 +36,7 @@ func (l *linkActor) scheduleAck(ctx actor.Context, c *carrierRef) {
 }
 
 // ackDelay is how long an arrival may wait for its ACK on this link: on a
-// striped one while small DATA frames arrive, the peer caps each carrier
+// striped one while requests arrive (engine.Interactivity), the peer caps each carrier
 // tightly by what it has in flight, ACK delay included, so a shorter delay
 // keeps less queued on each path for a request to wait behind.
 func (l *linkActor) ackDelay() time.Duration {

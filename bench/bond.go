@@ -153,16 +153,11 @@ var BondTrace func(format string, args ...any)
 // MeasureBondTCP is MeasureBond's physical limit: one plain TCP stream
 // from path's source address to a Sink on n.Far, no tunnel.
 func MeasureBondTCP(n *netem.Net, path int, warm, dur time.Duration) (float64, error) {
-	ln, err := n.Listen("tcp", net.JoinHostPort(n.Far().String(), "0"))
+	sink, c, err := acrossPath(n, path, newSinkOn)
 	if err != nil {
 		return 0, err
 	}
-	sink := newSinkOn(ln)
 	defer sink.Close()
-	c, err := n.Dial(context.Background(), "tcp", n.Source(path), ln.Addr().String())
-	if err != nil {
-		return 0, err
-	}
 	defer c.Close()
 	stop := make(chan struct{})
 	errc := make(chan error, 1)
@@ -171,6 +166,22 @@ func MeasureBondTCP(n *netem.Net, path int, warm, dur time.Duration) (float64, e
 		errc <- err
 	}()
 	return finishBulk(sink, warm, dur, stop, errc)
+}
+
+// acrossPath starts a server on n.Far with start and dials it from path's
+// source address over one plain TCP connection, no tunnel. The caller
+// closes both.
+func acrossPath[S interface{ Close() }](n *netem.Net, path int, start func(net.Listener) S) (srv S, c net.Conn, err error) {
+	ln, err := n.Listen("tcp", net.JoinHostPort(n.Far().String(), "0"))
+	if err != nil {
+		return srv, nil, err
+	}
+	srv = start(ln)
+	if c, err = n.Dial(context.Background(), "tcp", n.Source(path), ln.Addr().String()); err != nil {
+		srv.Close()
+		return srv, nil, err
+	}
+	return srv, c, nil
 }
 
 // finishBulk measures a bulk stream into sink (see measureRun), then
@@ -257,16 +268,11 @@ func MeasureBondLatency(n *netem.Net, paths []int, size int, bulk bool, warm, du
 // application sees it, the emulator's own cost included. It returns
 // their median.
 func MeasurePathRTT(n *netem.Net, path, size int, dur time.Duration) (time.Duration, error) {
-	ln, err := n.Listen("tcp", net.JoinHostPort(n.Far().String(), "0"))
+	echo, c, err := acrossPath(n, path, newEchoOn)
 	if err != nil {
 		return 0, err
 	}
-	echo := newEchoOn(ln)
 	defer echo.Close()
-	c, err := n.Dial(context.Background(), "tcp", n.Source(path), ln.Addr().String())
-	if err != nil {
-		return 0, err
-	}
 	defer c.Close()
 	stop := make(chan struct{})
 	timer := time.AfterFunc(dur, func() { close(stop) })

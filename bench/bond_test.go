@@ -219,3 +219,27 @@ func BenchmarkBondCut(b *testing.B) {
 	b.ReportMetric(medianValue(back), "back-s")
 	b.ReportMetric(medianValue(mbps), "echo-MB/s")
 }
+
+// TestAcrossPath: the benchmarks' plain-TCP baselines across a netem path
+// (no tunnel) carry bytes and echo requests; where netem cannot run
+// (not root, no tun) it skips.
+func TestAcrossPath(t *testing.T) {
+	testkit.NeedTool(t, "ip")
+	testkit.CheckLeaks(t)
+	n, err := netem.New(netem.Path{Rate: 50 * netem.MB, Delay: time.Millisecond})
+	if errors.Is(err, netem.ErrUnavailable) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	rtt, err := MeasurePathRTT(n, 0, 64, 100*time.Millisecond)
+	if err != nil || rtt <= 0 {
+		t.Fatalf("the path's round trip: %v, %v", rtt, err)
+	}
+	mbps, err := MeasureBondTCP(n, 0, 50*time.Millisecond, 100*time.Millisecond)
+	if err != nil || mbps <= 0 {
+		t.Fatalf("a plain TCP stream across the path: %.2f MB/s, %v", mbps, err)
+	}
+}

@@ -18,6 +18,33 @@ type Interactivity struct {
 	last    time.Time            // the last request
 }
 
+// ACK delays: how long a receiver may hold an arrival's ACK. A link of one
+// carrier is not capped, so its ACKs only free resend buffers and can
+// wait (fewer ACK frames, fewer wake-ups), as can those of a striped link
+// that carries only bulk. While a striped link is interactive the
+// sender's caps must cover what the peer holds unacknowledged, and every
+// millisecond of that is a millisecond of bottleneck queue a request
+// waits behind.
+const (
+	BulkAckDelay        = 5 * time.Millisecond
+	InteractiveAckDelay = time.Millisecond
+	// InteractiveFor is how long after a request (Interactivity) a
+	// side counts as interactive: the sender after it sent one, the
+	// receiver after one arrived; and how long after its last large
+	// DATA frame a stream's small ones are not requests.
+	InteractiveFor = 250 * time.Millisecond
+)
+
+// AckDelayFor is the longest a receiver with the given number of carriers
+// holds an ACK: InteractiveAckDelay on a striped link while it is
+// interactive, BulkAckDelay otherwise.
+func AckDelayFor(carriers int, interactive bool) time.Duration {
+	if carriers > 1 && interactive {
+		return InteractiveAckDelay
+	}
+	return BulkAckDelay
+}
+
 // minSweep is the least number of streams bulkAt holds before it drops
 // the entries that no longer count.
 const minSweep = 64
@@ -52,4 +79,6 @@ func (iv *Interactivity) sweep(now time.Time) {
 }
 
 // Active says whether a request went or came within InteractiveFor of now.
-func (iv *Interactivity) Active(now time.Time) bool { return Interactive(iv.last, now) }
+func (iv *Interactivity) Active(now time.Time) bool {
+	return !iv.last.IsZero() && now.Sub(iv.last) < InteractiveFor
+}

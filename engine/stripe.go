@@ -162,39 +162,6 @@ const (
 	idleRate = 1e6
 )
 
-// ACK delays: how long a receiver may hold an arrival's ACK. A link of one
-// carrier is not capped, so its ACKs only free resend buffers and can
-// wait (fewer ACK frames, fewer wake-ups), as can those of a striped link
-// that carries only bulk. While a striped link is interactive the
-// sender's caps must cover what the peer holds unacknowledged, and every
-// millisecond of that is a millisecond of bottleneck queue a request
-// waits behind.
-const (
-	BulkAckDelay        = 5 * time.Millisecond
-	InteractiveAckDelay = time.Millisecond
-	// InteractiveFor is how long after a request (Interactivity) a
-	// side counts as interactive: the sender after it sent one, the
-	// receiver after one arrived; and how long after its last large
-	// DATA frame a stream's small ones are not requests.
-	InteractiveFor = 250 * time.Millisecond
-)
-
-// Interactive says whether a side whose last request went or came at last
-// (zero: never) is interactive at now.
-func Interactive(last, now time.Time) bool {
-	return !last.IsZero() && now.Sub(last) < InteractiveFor
-}
-
-// AckDelayFor is the longest a receiver with the given number of carriers
-// holds an ACK: InteractiveAckDelay on a striped link while it is
-// interactive, BulkAckDelay otherwise.
-func AckDelayFor(carriers int, interactive bool) time.Duration {
-	if carriers > 1 && interactive {
-		return InteractiveAckDelay
-	}
-	return BulkAckDelay
-}
-
 // Cap is how many bytes p may have in flight on a striped link: about its
 // delivery rate times its round trip (see capGain), at least two of the
 // largest frames it is given; unlimited while its rate or round trip is

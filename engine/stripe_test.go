@@ -507,11 +507,13 @@ func TestAckDelayFor(t *testing.T) {
 			t.Errorf("AckDelayFor(%d, %v) = %v, want %v", tc.carriers, tc.interactive, got, tc.want)
 		}
 	}
-	if Interactive(time.Time{}, t0) {
-		t.Error("a side that never saw a small frame is interactive")
+	var iv Interactivity
+	if iv.Active(t0) {
+		t.Error("a side that never saw a request is interactive")
 	}
-	if !Interactive(t0, t0.Add(InteractiveFor-ms)) || Interactive(t0, t0.Add(InteractiveFor)) {
-		t.Errorf("Interactive does not last exactly InteractiveFor (%v)", InteractiveFor)
+	iv.Frame(1, 100, t0)
+	if !iv.Active(t0.Add(InteractiveFor-ms)) || iv.Active(t0.Add(InteractiveFor)) {
+		t.Errorf("a request does not make the side interactive for exactly InteractiveFor (%v)", InteractiveFor)
 	}
 }
 

@@ -43,24 +43,7 @@ func TestClusterRunReload(t *testing.T) {
 		return b.String()
 	}
 	path := writeConfig(t, conf([2]string{"first", first}, [2]string{"second", second}))
-	a := startChild(t, nil, "run", "-c", path)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("hub A logged:\n%s", a.log.String())
-		}
-	})
-	a.waitLine(t, "hub A's control socket", `msg="control socket"`)
-
-	linkB, controlB := net.JoinHostPort(hostB, port()), net.JoinHostPort(hostB, port())
-	b := startChild(t, nil, "listen", "--drain", "0s", "--key-file", key, "--remote-bind-addr", hostB,
-		"--allow-listen", "*:"+p, "--allow-listen", "*:"+q, "--cluster", "t", "--cluster-key", clusterKey,
-		"--cluster-bind", controlB, "--cluster-seed", controlA, linkB)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("hub B logged:\n%s", b.log.String())
-		}
-	})
-	b.waitLine(t, "hub B joined by A", `msg="cluster: hub joined"`, "hub="+controlA)
+	a, b, linkB, controlB := startReloadHubs(t, path, key, clusterKey, hostB, controlA, p, q)
 	echo := testkit.Echo(t)
 
 	// B's edge binds *:p; A bridges it, at its first link's node.
@@ -131,24 +114,7 @@ func TestClusterRunReloadBridgeSettings(t *testing.T) {
 		return b.String()
 	}
 	path := writeConfig(t, conf(link{"first", first, p}, link{"second", second, q}))
-	a := startChild(t, nil, "run", "-c", path)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("hub A logged:\n%s", a.log.String())
-		}
-	})
-	a.waitLine(t, "hub A's control socket", `msg="control socket"`)
-
-	linkB, controlB := net.JoinHostPort(hostB, port()), net.JoinHostPort(hostB, port())
-	b := startChild(t, nil, "listen", "--drain", "0s", "--key-file", key, "--remote-bind-addr", hostB,
-		"--allow-listen", "*:"+p, "--allow-listen", "*:"+q, "--cluster", "t", "--cluster-key", clusterKey,
-		"--cluster-bind", controlB, "--cluster-seed", controlA, linkB)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("hub B logged:\n%s", b.log.String())
-		}
-	})
-	b.waitLine(t, "hub B joined by A", `msg="cluster: hub joined"`, "hub="+controlA)
+	a, _, linkB, controlB := startReloadHubs(t, path, key, clusterKey, hostB, controlA, p, q)
 	echo := testkit.Echo(t)
 	edge := runBG(t, "connect", "--drain", "0s", "--resume-window", "0", "--key-file", key,
 		"-R", "*:"+p+":"+echo, "-R", "*:"+q+":"+echo, linkB)
@@ -199,4 +165,33 @@ func refused(t *testing.T, addr string) {
 		c.Close()
 		t.Fatalf("%s takes connections, want it refused", addr)
 	}
+}
+
+// startReloadHubs starts the reload tests' two hubs: A, a `sockmux run`
+// of the config at path (its control plane at controlA), and B, a listen
+// process on hostB that allows binds of ports p and q and joins A's
+// cluster. It returns both, with B's link and control-plane addresses,
+// once B has joined A; each hub's log is shown if the test fails.
+func startReloadHubs(t *testing.T, path, key, clusterKey, hostB, controlA, p, q string) (a, b *child, linkB, controlB string) {
+	t.Helper()
+	a = startChild(t, nil, "run", "-c", path)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("hub A logged:\n%s", a.log.String())
+		}
+	})
+	a.waitLine(t, "hub A's control socket", `msg="control socket"`)
+
+	port := func() string { _, x, _ := net.SplitHostPort(testkit.FreeAddr(t)); return x }
+	linkB, controlB = net.JoinHostPort(hostB, port()), net.JoinHostPort(hostB, port())
+	b = startChild(t, nil, "listen", "--drain", "0s", "--key-file", key, "--remote-bind-addr", hostB,
+		"--allow-listen", "*:"+p, "--allow-listen", "*:"+q, "--cluster", "t", "--cluster-key", clusterKey,
+		"--cluster-bind", controlB, "--cluster-seed", controlA, linkB)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("hub B logged:\n%s", b.log.String())
+		}
+	})
+	b.waitLine(t, "hub B joined by A", `msg="cluster: hub joined"`, "hub="+controlA)
+	return a, b, linkB, controlB
 }

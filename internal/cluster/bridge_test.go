@@ -79,6 +79,23 @@ func startTestHub(t *testing.T, agent *test.InMemAgent, host, port, name string,
 	return h
 }
 
+// startBridgeOnly starts a hub that holds nothing: a member of agent's
+// cluster and a node with no links of its own, whose bridge (cfg) only
+// bridges the other hubs' binds. Closed before the member, as in
+// startTestHub.
+func startBridgeOnly(t *testing.T, agent *test.InMemAgent, cfg BridgeConfig) *Bridge {
+	t.Helper()
+	m := start(t, Config{ClusterProvider: test.NewTestProvider(agent), Link: "127.0.0.1:1"})
+	node, err := actors.NewNode(actors.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := NewBridge(m, cfg)
+	b.Attach(node)
+	t.Cleanup(func() { b.Close(); node.Close() })
+	return b
+}
+
 // TestBridgeSpreadsPool: two hubs, each holding one edge of a pool: each
 // bridge gives its hub's pool a share for the other hub, so connections
 // held open at either hub go to both edges, fewest open streams first,
@@ -197,18 +214,11 @@ func TestBridgeSetConfig(t *testing.T) {
 
 	// Hub b holds nothing: it only bridges a's bind, when allowed.
 	const host = "127.0.0.12"
-	m := start(t, Config{ClusterProvider: test.NewTestProvider(agent), Link: "127.0.0.1:1"})
-	node, err := actors.NewNode(actors.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	rec := testkit.NewRecorder()
 	cfg := func(allow string) BridgeConfig {
 		return BridgeConfig{RemoteBindAddr: host, AllowListen: forward.MustTargetPolicy("*:" + allow), Logger: slog.New(rec)}
 	}
-	b := NewBridge(m, cfg(other))
-	b.Attach(node)
-	t.Cleanup(func() { b.Close(); node.Close() })
+	b := startBridgeOnly(t, agent, cfg(other))
 	at := net.JoinHostPort(host, port)
 	rec.Wait(t, waitLimit, "b refusing a's bind", func(r testkit.Record) bool {
 		return r.Msg == "cluster: a bind of another hub is not bridged here: not allowed by --allow-listen" && r.Attrs["listen"] == at
@@ -243,16 +253,9 @@ func TestBridgeSetConfigKey(t *testing.T) {
 	a := startTestHub(t, agent, "127.0.0.13", port, "edge1", key)
 
 	const host = "127.0.0.14"
-	m := start(t, Config{ClusterProvider: test.NewTestProvider(agent), Link: "127.0.0.1:1"})
-	node, err := actors.NewNode(actors.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	rec := testkit.NewRecorder()
 	cfg := BridgeConfig{Key: wrong, RemoteBindAddr: host, AllowListen: forward.MustTargetPolicy("*:" + port), Logger: slog.New(rec)}
-	b := NewBridge(m, cfg)
-	b.Attach(node)
-	t.Cleanup(func() { b.Close(); node.Close() })
+	b := startBridgeOnly(t, agent, cfg)
 	rec.Wait(t, waitLimit, "b's link to a failing with the wrong key", func(r testkit.Record) bool {
 		return r.Msg == "link handshake failed" && r.Attrs["hub"] == a.m.ID()
 	})
