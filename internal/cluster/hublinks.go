@@ -59,10 +59,14 @@ func (m *Member) LinksClosed() {
 	}
 	m.withdrawn = true
 	m.kickLocked()
-	m.mu.Unlock()
-	if sp, ok := m.provider.(*staticProvider); ok {
-		sp.linksClosed()
+	// The provider's lock is taken under the member's, as a rejoin's new
+	// incarnation does (incarnation.go), which takes m.withdrawn over.
+	if m.inc != nil {
+		if sp, ok := m.inc.provider.(*staticProvider); ok {
+			sp.linksClosed()
+		}
 	}
+	m.mu.Unlock()
 	m.log.Error("cluster: this hub's listener for the other hubs' links closed: withdrawing from the cluster (its binds leave the directory; restart the hub to serve them again)",
 		"link", m.cfg.Link)
 }

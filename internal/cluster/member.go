@@ -11,11 +11,6 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
-	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
-	"github.com/asynkron/protoactor-go/eventstream"
-	"github.com/asynkron/protoactor-go/remote"
-	"google.golang.org/grpc"
-	grpccreds "google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
@@ -25,20 +20,18 @@ const retryAfter = time.Second
 // Member is this hub's membership of a cluster: its control plane, its
 // own entries in the directory, and the directory as it last saw it.
 type Member struct {
-	cfg      Config
-	log      *slog.Logger
-	sys      *actor.ActorSystem
-	cl       *cluster.Cluster
-	provider cluster.ClusterProvider
-	addr     string
-	topoSub  *eventstream.Subscription
+	cfg  Config
+	log  *slog.Logger
+	addr string // this hub's id: its control plane's address, the same in every incarnation
 
-	kick chan struct{}
-	stop chan struct{}
-	done chan struct{}
-	once sync.Once
+	kick   chan struct{}
+	rejoin chan struct{} // an incarnation was found expelled (rejoin.go)
+	stop   chan struct{}
+	done   chan struct{}
+	once   sync.Once
 
 	mu       sync.Mutex
+	inc      *incarnation     // the protoactor member now; nil between two (rejoin.go)
 	live     map[string]bool  // control-plane addresses of the members
 	own      map[string]Entry // this hub's entries, by bind
 	version  uint64           // of the last sync: this hub's registrations, numbered
@@ -54,86 +47,33 @@ type Member struct {
 
 // Start makes this hub a member of the cluster cfg names: it starts the
 // control plane, joins through the provider, and keeps this hub's entries
-// registered until Close.
+// registered until Close. A member the others count out while it lives
+// (cut off past their failure window) joins again by itself, under a
+// fresh protoactor id (rejoin.go).
 func Start(cfg Config) (*Member, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	host, port, _ := splitHostPort("--cluster-bind", cfg.Bind)
-	var opts []remote.ConfigOption
-	server := recovering(cfg.Logger)
-	if cfg.Key != nil {
-		creds, err := deriveCredentials(cfg.Key, cfg.Name)
-		if err != nil {
-			return nil, fmt.Errorf("--cluster-key: %w", err)
-		}
-		server = append(server, grpc.Creds(grpccreds.NewTLS(creds.server)))
-		opts = append(opts, remote.WithDialOptions(grpc.WithTransportCredentials(grpccreds.NewTLS(creds.client))))
-	}
-	opts = append(opts, remote.WithServerOptions(server...))
-	if cfg.Advertise != "" {
-		opts = append(opts, remote.WithAdvertisedHost(cfg.Advertise))
-	}
-	rcfg := remote.Configure(host, port, opts...)
-	// A member that is gone is found by the provider; the remote's
-	// endpoint need not spend long redialling it (2 s per try).
-	rcfg.MaxRetryCount = 2
-	provider, err := newProvider(cfg)
-	if err != nil {
-		return nil, err
-	}
 	m := &Member{
-		cfg: cfg, log: cfg.Logger, provider: provider,
-		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		cfg: cfg, log: cfg.Logger,
+		kick: make(chan struct{}, 1), rejoin: make(chan struct{}, 1),
+		stop: make(chan struct{}), done: make(chan struct{}),
 		live: map[string]bool{}, own: map[string]Entry{},
 		// Seeded from the start time: a restarted hub's registrations are
 		// newer than those it made before.
 		version: uint64(time.Now().UnixNano()),
 	}
-	lib := slog.New(libLog{cfg.Logger.Handler()}).With("lib", "protoactor")
-	m.sys = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return lib }))
-	ccfg := cluster.Configure(cfg.Name, provider, disthash.New(), rcfg,
-		cluster.WithKinds(directoryKindOf(m)), cluster.WithRequestTimeout(cfg.RequestTimeout))
-	m.cl = cluster.New(m.sys, ccfg)
-	m.topoSub = m.sys.EventStream.Subscribe(func(ev any) {
-		if t, ok := ev.(*cluster.ClusterTopology); ok {
-			m.topology(t)
-		}
-	})
-	if _, err := m.sys.Root.SpawnNamed(actor.PropsFromFunc(m.receivePush), watcherName); err != nil {
-		m.sys.Shutdown()
-		return nil, fmt.Errorf("%w: %w", ErrStart, err)
-	}
-	if err := startMember(m.cl); err != nil {
-		m.sys.Shutdown()
+	inc, err := m.incarnate(cfg.Bind, nil)
+	if err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
-	m.addr = m.sys.Address()
+	m.addr = inc.sys.Address()
 	m.mu.Unlock()
 	m.log.Info("cluster member started", "cluster", cfg.Name, "addr", m.addr, "provider", cfg.Provider, "tls", cfg.Key != nil)
 	go m.loop()
 	return m, nil
-}
-
-// startMember runs protoactor's StartMember, which panics where it could
-// have returned an error (its remote cannot listen, its provider fails).
-func startMember(c *cluster.Cluster) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%w: %v", ErrStart, r)
-			// What started of it is stopped as far as it can be.
-			func() {
-				defer func() { _ = recover() }()
-				if c.Remote != nil {
-					c.Remote.Shutdown(false)
-				}
-			}()
-		}
-	}()
-	c.StartMember()
-	return nil
 }
 
 // ID is this hub's name in the cluster: its control plane's address,
@@ -286,13 +226,12 @@ func (m *Member) shut(graceful bool) {
 				m.log.Debug("cluster: could not take this hub's entries out of the directory", "reason", err)
 			}
 		}
-		m.sys.EventStream.Unsubscribe(m.topoSub)
-		if graceful {
-			m.cl.Shutdown(true)
-		} else {
-			_ = m.provider.Shutdown(false)
-			m.cl.Remote.Shutdown(false)
-			m.sys.Shutdown()
+		m.mu.Lock()
+		inc := m.inc
+		m.inc = nil
+		m.mu.Unlock()
+		if inc != nil { // nil: a rejoin could not start the next one
+			inc.stop(graceful)
 		}
 		m.mu.Lock()
 		for _, w := range m.watchers {
@@ -316,7 +255,9 @@ func (m *Member) kickLocked() {
 }
 
 // loop syncs this hub's entries with the directory when they change,
-// after every membership change, and every Refresh.
+// after every membership change, and every Refresh; and rejoins the
+// cluster when the others count this hub out (rejoin.go), so a sync and
+// a rejoin never overlap.
 func (m *Member) loop() {
 	defer close(m.done)
 	tick := time.NewTicker(m.cfg.Refresh)
@@ -332,6 +273,10 @@ func (m *Member) loop() {
 		case <-m.kick:
 		case <-tick.C:
 		case <-retry.C:
+		case <-m.rejoin:
+			if !m.rejoinCluster() {
+				return
+			}
 		}
 		err := m.sync()
 		switch {
@@ -352,6 +297,11 @@ func (m *Member) loop() {
 // takes the directory it answers with.
 func (m *Member) sync() error {
 	m.mu.Lock()
+	inc := m.inc
+	if inc == nil {
+		m.mu.Unlock()
+		return fmt.Errorf("%w: %w", ErrDirectory, errRejoining)
+	}
 	m.version++
 	req := &message{Op: opSync, Hub: m.addr, Version: m.version, Entries: make([]Entry, 0, len(m.own))}
 	for _, e := range m.own {
@@ -361,7 +311,7 @@ func (m *Member) sync() error {
 	}
 	m.mu.Unlock()
 	sortEntries(req.Entries)
-	res, err := m.cl.Request(directoryIdentity, directoryKind, encode(req),
+	res, err := inc.cl.Request(directoryIdentity, directoryKind, encode(req),
 		cluster.WithTimeout(m.cfg.RequestTimeout), cluster.WithRetryCount(2))
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrDirectory, err)
@@ -395,11 +345,16 @@ func (m *Member) receivePush(ctx actor.Context) {
 	m.setDirectory(msg)
 }
 
-// topology takes a membership change: protoactor calls it, in the
-// provider's goroutine, with its member list locked, so it must not wait.
-func (m *Member) topology(t *cluster.ClusterTopology) {
+// topology takes a membership change of incarnation inc: protoactor
+// calls it, in the provider's goroutine, with its member list locked, so
+// it must not wait. A change an incarnation no longer current publishes
+// (stopping, after a rejoin began) is not the hub's membership.
+func (m *Member) topology(inc *incarnation, t *cluster.ClusterTopology) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.inc != inc {
+		return
+	}
 	clear(m.live)
 	for _, mem := range t.Members {
 		m.live[mem.Address()] = true
@@ -469,4 +424,15 @@ func (m *Member) publishLocked() {
 	for _, w := range m.watchers {
 		offer(w, slices.Clone(shown))
 	}
+}
+
+// memberID is this hub's protoactor member id now: a fresh one after
+// every rejoin.
+func (m *Member) memberID() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.inc == nil {
+		return ""
+	}
+	return m.inc.sys.ID
 }

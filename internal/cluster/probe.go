@@ -4,9 +4,17 @@ package cluster
 // and its answer. Like the directory's messages (codec.go), each is a
 // wrapperspb.BytesValue holding a small JSON document:
 //
-//	{"op": "probe", "members": [MEMBER]}            the prober
-//	{"op": "live", "members": [MEMBER, MEMBER...]}   the answerer, then the
-//	                                                 others it counts live
+//	{"op": "probe", "members": [MEMBER], ...}           the prober
+//	{"op": "live", "members": [MEMBER, MEMBER...], ...}  the answerer, then
+//	                                                     the others it
+//	                                                     counts live
+//
+// and, in both, what the sender's protoactor makes of the membership
+// (rejoin.go says what for):
+//
+//	"counted": ["10.0.0.1:7946", ...]  the members its protoactor counts
+//	"expelled": "ID"                   the id it counted out at the
+//	                                   receiver's address, if any
 //
 //	MEMBER = {"id": "...", "host": "10.0.0.1", "port": 7946,
 //	          "kinds": ["sockmux-directory"], "link": "10.0.0.1:7947"}
@@ -83,6 +91,13 @@ func (m probeMember) check() error {
 type probeDoc struct {
 	Op      string        `json:"op"`
 	Members []probeMember `json:"members"`
+	// Counted is the control-plane addresses of the members the sender's
+	// protoactor counts, itself included.
+	Counted []string `json:"counted,omitempty"`
+	// Expelled is the protoactor id the sender counted out at the
+	// receiver's address ("" for none): if it is the receiver's own, the
+	// receiver is not a member there and never will be again under it.
+	Expelled string `json:"expelled,omitempty"`
 }
 
 // encodeProbe wraps d for protoactor's remote.
@@ -120,6 +135,14 @@ func decodeProbe(b []byte, op string) (*probeDoc, error) {
 	for _, m := range p.Members {
 		if err := m.check(); err != nil {
 			return nil, err
+		}
+	}
+	if len(p.Counted) > maxEntries || len(p.Expelled) > maxField {
+		return nil, fmt.Errorf("%w: %d members counted or an id of %d bytes", ErrMalformed, len(p.Counted), len(p.Expelled))
+	}
+	for _, a := range p.Counted {
+		if a == "" || len(a) > maxField {
+			return nil, fmt.Errorf("%w: a counted member's address %.40q", ErrMalformed, a)
 		}
 	}
 	return &p, nil

@@ -35,11 +35,11 @@ package cluster
 //
 // protoactor blocks, for good, a member id that left the topology. A hub
 // cut off for longer than the failure window is therefore not taken back
-// under the same id even when it answers again: it must restart (which
-// gives it a new id). docs/CLUSTER.md says so. For the same reason a
-// member is counted only once it has passed a whole probe, its hub link
-// up: a hub whose link never comes up never joins, rather than joining
-// and leaving for good.
+// under the same id even when it answers again: the provider tells it
+// (expel.go), and it rejoins under a fresh id (rejoin.go). For the same
+// reason a member is counted only once it has passed a whole probe, its
+// hub link up: a hub whose link never comes up never joins, rather than
+// joining and leaving at once.
 
 import (
 	"log/slog"
@@ -76,6 +76,16 @@ type staticProvider struct {
 	// noLink: this member's hub-link listener closed (LinksClosed): its
 	// answers name no hub-link address, so no one counts it live.
 	noLink bool
+	// counted is the members protoactor counts, by address, as of the
+	// last publish: their ids.
+	counted map[string]string
+	// out is the id protoactor counted out at each address, the last one
+	// (expel.go).
+	out map[string]string
+	// onExpelled is called, without the lock, when another member says
+	// it counted this one's id out and this one is the side to rejoin;
+	// nil does nothing.
+	onExpelled func(why string)
 }
 
 // peer is what a static provider knows of another member.
@@ -93,7 +103,7 @@ func newStaticProvider(c Config) (*staticProvider, error) {
 	p := &staticProvider{
 		seeds: c.Seeds, interval: c.Probe, failures: c.ProbeFailures, link: c.Link, log: c.Logger,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
-		peers: map[string]*peer{},
+		peers: map[string]*peer{}, counted: map[string]string{}, out: map[string]string{},
 	}
 	if c.Key != nil && c.Link != "" {
 		key, err := HubLinkKey(c.Key, c.Name)
@@ -115,7 +125,12 @@ func (p *staticProvider) StartMember(c *cluster.Cluster) error {
 	p.self = probeMember{ID: c.ActorSystem.ID, Host: host, Port: int32(port), Kinds: c.GetClusterKinds(), Link: p.link}
 	p.mu.Lock()
 	for _, s := range p.seeds {
-		if s != p.self.address() {
+		if s == p.self.address() {
+			continue
+		}
+		if pr := p.peers[s]; pr != nil { // remembered from a previous incarnation
+			pr.seed = true
+		} else {
 			p.peers[s] = &peer{seed: true}
 		}
 	}
@@ -163,7 +178,8 @@ func (p *staticProvider) receive(ctx actor.Context) {
 		p.log.Warn("cluster: bad probe", "from", ctx.Sender(), "reason", err)
 		return
 	}
-	if addr := d.Members[0].address(); addr != p.self.address() {
+	addr := d.Members[0].address()
+	if addr != p.self.address() {
 		p.mu.Lock()
 		_, known := p.peers[addr]
 		if !known && len(p.peers) < maxEntries {
@@ -173,8 +189,9 @@ func (p *staticProvider) receive(ctx actor.Context) {
 		if !known {
 			p.kick()
 		}
+		p.heard(d)
 	}
-	ctx.Respond(encodeProbe(&probeDoc{Op: opLive, Members: p.live()}))
+	ctx.Respond(p.doc(opLive, addr, p.live()))
 }
 
 // kick asks for a probe round now.
@@ -222,6 +239,7 @@ func (p *staticProvider) publish() {
 		ms[i] = m.member()
 	}
 	p.cl.MemberList.UpdateClusterTopology(ms)
+	p.noteCounted()
 }
 
 // run probes every known member once per interval, and when kicked.
@@ -256,9 +274,9 @@ func (p *staticProvider) round() {
 		addrs = append(addrs, a)
 	}
 	p.mu.Unlock()
-	req := encodeProbe(&probeDoc{Op: opProbe, Members: []probeMember{p.self}})
 	results := make(chan probeResult, len(addrs))
 	for _, a := range addrs {
+		req := p.doc(opProbe, a, []probeMember{p.self})
 		go func() {
 			res, err := p.cl.ActorSystem.Root.RequestFuture(actor.NewPID(a, probeName), req, p.interval).Result()
 			var d *probeDoc
@@ -290,6 +308,7 @@ func (p *staticProvider) learn(r probeResult) {
 	if r.reply == nil {
 		return
 	}
+	p.heard(r.reply)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	pr := p.peers[r.addr]

@@ -1,0 +1,164 @@
+package cluster
+
+// One incarnation of this hub's protoactor member: the actor system, the
+// cluster on it, its provider and the subscription to its topology.
+//
+// protoactor names a member by its actor system's id (a fresh random id
+// per actor system) and blocks, for good, an id that left the topology
+// (rejoin.go says why that matters). So a hub that must be counted again
+// after the others counted it out needs a new actor system, a new
+// cluster and a new provider: a new incarnation. Everything of sockmux's
+// own (the hub's id, which is its control-plane address, its entries,
+// the directory as it last saw it, the watchers of Watch and WatchHubs)
+// is the Member's and outlives every incarnation.
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
+	"github.com/asynkron/protoactor-go/eventstream"
+	"github.com/asynkron/protoactor-go/remote"
+	"google.golang.org/grpc"
+	grpccreds "google.golang.org/grpc/credentials"
+)
+
+// incarnation is one protoactor member of this hub.
+type incarnation struct {
+	sys      *actor.ActorSystem
+	cl       *cluster.Cluster
+	provider cluster.ClusterProvider
+	topoSub  *eventstream.Subscription
+	// rejoining: it was found expelled and a rejoin is asked for (m.mu).
+	rejoining bool
+}
+
+// incarnate starts a protoactor member for m with its control plane
+// listening at bind, and makes it m's current incarnation. known are
+// members a previous incarnation's static provider knew, which the new
+// one probes besides the seeds (staticProvider.remember).
+func (m *Member) incarnate(bind string, known map[string]*probeMember) (*incarnation, error) {
+	cfg := m.cfg
+	host, port, _ := splitHostPort("--cluster-bind", bind)
+	var opts []remote.ConfigOption
+	server := recovering(cfg.Logger)
+	if cfg.Key != nil {
+		creds, err := deriveCredentials(cfg.Key, cfg.Name)
+		if err != nil {
+			return nil, fmt.Errorf("--cluster-key: %w", err)
+		}
+		server = append(server, grpc.Creds(grpccreds.NewTLS(creds.server)))
+		opts = append(opts, remote.WithDialOptions(grpc.WithTransportCredentials(grpccreds.NewTLS(creds.client))))
+	}
+	opts = append(opts, remote.WithServerOptions(server...))
+	if cfg.Advertise != "" {
+		opts = append(opts, remote.WithAdvertisedHost(cfg.Advertise))
+	}
+	rcfg := remote.Configure(host, port, opts...)
+	// A member that is gone is found by the provider; the remote's
+	// endpoint need not spend long redialling it (2 s per try).
+	rcfg.MaxRetryCount = 2
+	provider, err := newProvider(cfg)
+	if err != nil {
+		return nil, err
+	}
+	inc := &incarnation{provider: provider}
+	if sp, ok := provider.(*staticProvider); ok {
+		sp.remember(known)
+		sp.onExpelled = func(why string) { m.expelled(inc, why) }
+		m.mu.Lock()
+		if m.withdrawn {
+			sp.linksClosed()
+		}
+		m.mu.Unlock()
+	}
+	lib := slog.New(libLog{cfg.Logger.Handler()}).With("lib", "protoactor")
+	inc.sys = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return lib }))
+	ccfg := cluster.Configure(cfg.Name, provider, disthash.New(), rcfg,
+		cluster.WithKinds(directoryKindOf(m)), cluster.WithRequestTimeout(cfg.RequestTimeout))
+	inc.cl = cluster.New(inc.sys, ccfg)
+	inc.topoSub = inc.sys.EventStream.Subscribe(func(ev any) {
+		if t, ok := ev.(*cluster.ClusterTopology); ok {
+			m.topology(inc, t)
+		}
+	})
+	if _, err := inc.sys.Root.SpawnNamed(actor.PropsFromFunc(m.receivePush), watcherName); err != nil {
+		inc.sys.Shutdown()
+		return nil, fmt.Errorf("%w: %w", ErrStart, err)
+	}
+	// Current before it starts: its first topology (this hub alone) is
+	// published while it starts, and must be taken.
+	m.mu.Lock()
+	m.inc = inc
+	m.mu.Unlock()
+	if err := startMember(inc.cl); err != nil {
+		m.mu.Lock()
+		m.inc = nil
+		m.mu.Unlock()
+		inc.sys.EventStream.Unsubscribe(inc.topoSub)
+		inc.sys.Shutdown()
+		return nil, err
+	}
+	return inc, nil
+}
+
+// startMember runs protoactor's StartMember, which panics where it could
+// have returned an error (its remote cannot listen, its provider fails).
+func startMember(c *cluster.Cluster) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", ErrStart, r)
+			// What started of it is stopped as far as it can be.
+			func() {
+				defer func() { _ = recover() }()
+				if c.Remote != nil {
+					c.Remote.Shutdown(false)
+				}
+			}()
+		}
+	}()
+	c.StartMember()
+	return nil
+}
+
+// stop ends the incarnation: graceful leaves (the provider deregisters,
+// protoactor lets the grains hand over, a few seconds), otherwise it
+// vanishes as a killed hub would.
+func (inc *incarnation) stop(graceful bool) {
+	inc.sys.EventStream.Unsubscribe(inc.topoSub)
+	if graceful {
+		inc.cl.Shutdown(true)
+		return
+	}
+	_ = inc.provider.Shutdown(false)
+	inc.cl.Remote.Shutdown(false)
+	inc.sys.Shutdown()
+}
+
+// known is the members the incarnation's provider knew, for the next
+// one's (a static provider's only).
+func (inc *incarnation) known() map[string]*probeMember {
+	if sp, ok := inc.provider.(*staticProvider); ok {
+		return sp.known()
+	}
+	return nil
+}
+
+// rebindAddr is where a new incarnation's control plane listens: Bind,
+// with the port the first one listened on when Bind's port is 0 (so the
+// hub's address, its id, stays the same), unless the address is
+// advertised (the port listened on is not known then).
+func (m *Member) rebindAddr() string {
+	host, port, _ := splitHostPort("--cluster-bind", m.cfg.Bind)
+	if port != 0 || m.cfg.Advertise != "" {
+		return m.cfg.Bind
+	}
+	if _, p, err := net.SplitHostPort(m.addr); err == nil {
+		return net.JoinHostPort(host, p)
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port))
+}
