@@ -33,6 +33,8 @@ type incarnation struct {
 	cl       *cluster.Cluster
 	provider cluster.ClusterProvider
 	topoSub  *eventstream.Subscription
+	// rejoined: it took the place of one found expelled (rejoin.go).
+	rejoined bool
 	// rejoining: it was found expelled and a rejoin is asked for (m.mu).
 	rejoining bool
 }
@@ -66,7 +68,7 @@ func (m *Member) incarnate(bind string, known map[string]*probeMember) (*incarna
 	if err != nil {
 		return nil, err
 	}
-	inc := &incarnation{provider: provider}
+	inc := &incarnation{provider: provider, rejoined: known != nil}
 	if sp, ok := provider.(*staticProvider); ok {
 		sp.remember(known)
 		sp.onExpelled = func(why string) { m.expelled(inc, why) }

@@ -5,6 +5,7 @@ package cluster
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -355,12 +356,17 @@ func (m *Member) topology(inc *incarnation, t *cluster.ClusterTopology) {
 	if m.inc != inc {
 		return
 	}
+	was := maps.Clone(m.live)
 	clear(m.live)
 	for _, mem := range t.Members {
 		m.live[mem.Address()] = true
 	}
 	for _, mem := range t.Joined {
-		m.log.Info("cluster: hub joined", "hub", mem.Address())
+		// A rejoined incarnation counts anew the hubs this hub counted
+		// all along: not news.
+		if !inc.rejoined || !was[mem.Address()] {
+			m.log.Info("cluster: hub joined", "hub", mem.Address())
+		}
 	}
 	for _, mem := range t.Left {
 		m.log.Info("cluster: hub left", "hub", mem.Address())

@@ -97,3 +97,31 @@ func TestRejoinAfterCutOff(t *testing.T) {
 		})
 	}
 }
+
+// TestSmallerSide: of two members that counted each other out, exactly
+// one rejoins: the one counting fewer members, then the one whose lowest
+// address is higher, then the higher address.
+func TestSmallerSide(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name         string
+		mine, theirs []string
+		self, peer   string
+		want         bool
+	}{
+		{"fewer counted", []string{"b"}, []string{"a", "c"}, "b", "a", true},
+		{"more counted", []string{"a", "c"}, []string{"b"}, "a", "b", false},
+		{"equal, higher lowest", []string{"c", "d"}, []string{"a", "b"}, "c", "a", true},
+		{"equal, lower lowest", []string{"a", "b"}, []string{"c", "d"}, "b", "d", false},
+		{"alone each, higher", []string{"b"}, []string{"a"}, "b", "a", true},
+		{"alone each, lower", []string{"a"}, []string{"b"}, "a", "b", false},
+		{"nothing counted, higher", nil, nil, "b", "a", true},
+	} {
+		if got := smallerSide(tc.mine, tc.theirs, tc.self, tc.peer); got != tc.want {
+			t.Errorf("%s: smallerSide = %v, want %v", tc.name, got, tc.want)
+		}
+		if back := smallerSide(tc.theirs, tc.mine, tc.peer, tc.self); back == tc.want {
+			t.Errorf("%s: the other side also says %v: both or neither would rejoin", tc.name, back)
+		}
+	}
+}
