@@ -31,7 +31,12 @@
 //     Entry.Link), one hop; so does each pooled UDP bind's
 //     (SetUDPPoolPeers), a flow carried to the holder's door for it
 //     (Entry.Door); a UDP bind of one edge is a forward to one holder;
-//   - the directory keeps each hub's newest registration (table.go).
+//   - the directory keeps each hub's newest registration (table.go);
+//   - a hub the others counted out (cut off past their failure window)
+//     is told so by the static provider's probes (expel.go) and rejoins
+//     in-process under a fresh protoactor id (rejoin.go), its protoactor
+//     member being one incarnation (incarnation.go) of the Member, whose
+//     entries, directory and watchers outlive it.
 //
 // Data never rides the control plane: hubs carry each other's streams
 // over ordinary sockmux links, whose addresses the directory's entries

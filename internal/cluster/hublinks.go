@@ -50,7 +50,9 @@ func (m *Member) ServeHubLinks(n *actors.Node, ln net.Listener) error {
 // registered later are not sent), and the static provider's answers to
 // the other members' probes name no hub-link address, so they count this
 // hub out after their failure window. It logs why once; a later call,
-// or one after Close, does nothing. Restart the hub to serve again.
+// or one after Close, does nothing. Restart the hub to serve again: a
+// withdrawn hub does not rejoin when the others count it out (rejoin.go),
+// since it would not be counted again.
 func (m *Member) LinksClosed() {
 	m.mu.Lock()
 	if m.closed || m.withdrawn {

@@ -69,14 +69,10 @@ func (m *Member) incarnate(bind string, known map[string]*probeMember) (*incarna
 		return nil, err
 	}
 	inc := &incarnation{provider: provider, rejoined: known != nil}
-	if sp, ok := provider.(*staticProvider); ok {
+	sp, static := provider.(*staticProvider)
+	if static {
 		sp.remember(known)
 		sp.onExpelled = func(why string) { m.expelled(inc, why) }
-		m.mu.Lock()
-		if m.withdrawn {
-			sp.linksClosed()
-		}
-		m.mu.Unlock()
 	}
 	lib := slog.New(libLog{cfg.Logger.Handler()}).With("lib", "protoactor")
 	inc.sys = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return lib }))
@@ -92,10 +88,15 @@ func (m *Member) incarnate(bind string, known map[string]*probeMember) (*incarna
 		inc.sys.Shutdown()
 		return nil, fmt.Errorf("%w: %w", ErrStart, err)
 	}
-	// Current before it starts: its first topology (this hub alone) is
-	// published while it starts, and must be taken.
+	// Current before it starts: its first topology is published while it
+	// starts, and must be taken. A hub withdrawn (LinksClosed) before,
+	// or while none was current, stays withdrawn in it: under the same
+	// lock as LinksClosed's, so neither misses the other.
 	m.mu.Lock()
 	m.inc = inc
+	if static && m.withdrawn {
+		sp.linksClosed()
+	}
 	m.mu.Unlock()
 	if err := startMember(inc.cl); err != nil {
 		m.mu.Lock()
