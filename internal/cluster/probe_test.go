@@ -11,12 +11,14 @@ import (
 // an ErrMalformed, never a panic.
 func TestDecodeProbe(t *testing.T) {
 	me := probeMember{ID: "id1", Host: "10.0.0.1", Port: 7946, Kinds: []string{directoryKind}, Link: "10.0.0.1:7947"}
-	b := encodeProbe(&probeDoc{Op: opLive, Members: []probeMember{me, {ID: "id2", Host: "10.0.0.2", Port: 7946}}}).GetValue()
+	b := encodeProbe(&probeDoc{Op: opLive, Members: []probeMember{me, {ID: "id2", Host: "10.0.0.2", Port: 7946}},
+		Counted: []string{"10.0.0.1:7946", "10.0.0.2:7946"}, Expelled: "id3"}).GetValue()
 	d, err := decodeProbe(b, opLive)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(d.Members) != 2 || d.Members[0].Link != me.Link || d.Members[0].address() != "10.0.0.1:7946" {
+	if len(d.Members) != 2 || d.Members[0].Link != me.Link || d.Members[0].address() != "10.0.0.1:7946" ||
+		len(d.Counted) != 2 || d.Counted[1] != "10.0.0.2:7946" || d.Expelled != "id3" {
 		t.Errorf("decoded %+v", d)
 	}
 	long := strings.Repeat("x", maxField+1)
@@ -29,6 +31,9 @@ func TestDecodeProbe(t *testing.T) {
 		{"port too high", `{"op":"probe","members":[{"id":"a","host":"h","port":70000}]}`, opProbe},
 		{"long link", `{"op":"probe","members":[{"id":"a","host":"h","port":1,"link":"` + long + `"}]}`, opProbe},
 		{"empty kind", `{"op":"probe","members":[{"id":"a","host":"h","port":1,"kinds":[""]}]}`, opProbe},
+		{"empty counted address", `{"op":"probe","members":[{"id":"a","host":"h","port":1}],"counted":[""]}`, opProbe},
+		{"long counted address", `{"op":"probe","members":[{"id":"a","host":"h","port":1}],"counted":["` + long + `"]}`, opProbe},
+		{"long expelled id", `{"op":"probe","members":[{"id":"a","host":"h","port":1}],"expelled":"` + long + `"}`, opProbe},
 		{"trailing data", `{"op":"probe","members":[{"id":"a","host":"h","port":1}]} {}`, opProbe},
 		{"not JSON", "\x00\x01", opProbe},
 	} {
