@@ -72,7 +72,9 @@ func (p *Peer) ServeConn(c net.Conn) <-chan error { return p.node.ServeConn(c) }
 // addresses of that peer, tried in order when d fails, and after a link
 // lost for good; every carrier of the link goes to the address in use.
 // Make dialers with carriers.NewDialer.
-func (p *Peer) Connect(d carriers.Dialer, failover ...carriers.Dialer) { p.node.Connect(d, failover...) }
+func (p *Peer) Connect(d carriers.Dialer, failover ...carriers.Dialer) {
+	p.node.Connect(d, failover...)
+}
 
 // DialStream opens a stream to target (host:port) over the newest link,
 // dialled by the peer, and returns it as a net.Conn once the peer has

@@ -30,7 +30,7 @@ func TestPeerConfigValidate(t *testing.T) {
 		{"negative carriers", func(c *sockmux.PeerConfig) { c.Carriers = -1 }, false},
 		{"negative open timeout", func(c *sockmux.PeerConfig) { c.OpenTimeout = -time.Second }, false},
 		{"negative max streams", func(c *sockmux.PeerConfig) { c.MaxStreams = -1 }, false},
-		{"max window below window", func(c *sockmux.PeerConfig) { c.Window, c.MaxWindow = 1 << 20, 1 << 16 }, false},
+		{"max window below window", func(c *sockmux.PeerConfig) { c.Window, c.MaxWindow = 1<<20, 1<<16 }, false},
 		{"peer key without identity", func(c *sockmux.PeerConfig) { c.PeerKey = &pub }, false},
 		{"peer key with identity", func(c *sockmux.PeerConfig) { c.PeerKey, c.Identity = &pub, id }, true},
 	}
