@@ -1,7 +1,6 @@
 package sockmux_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -121,11 +120,22 @@ func TestPeerForwards(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg := testkit.Payload(3, 64<<10)
-	go st.Write(msg)
-	back := make([]byte, len(msg))
-	if _, err := io.ReadFull(st, back); err != nil || !bytes.Equal(back, msg) {
-		t.Fatalf("DialStream's echo: %v (same bytes: %v)", err, bytes.Equal(back, msg))
+	testkit.EchoRoundTrip(t, st, 3, 1<<20) // half-closed: CloseWrite, then the echo to its end
+	st.Close()
+
+	// A stream cut short reads as a reset, not as a clean end.
+	resetter := testkit.Serve(t, func(c net.Conn) {
+		c.Read(make([]byte, 1))
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+	})
+	st, err = edge.DialStream(ctx, resetter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Write([]byte("x"))
+	if _, err := io.ReadAll(st); !errors.Is(err, sockmux.ErrStreamReset) {
+		t.Fatalf("reading a stream its target reset = %v, want ErrStreamReset", err)
 	}
 	st.Close()
 
