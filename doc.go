@@ -30,6 +30,20 @@
 // reaches the application as an error for which
 // errors.Is(err, ErrStreamReset) holds, never as a clean io.EOF.
 //
+// # Peers: the sockmux command as a library
+//
+// A Peer is what the sockmux command runs (listen, connect, stdio, run),
+// for a program that wants the forwarding as well as the links: links to
+// any number of peers, accepted (Serve) or dialled and kept up
+// (Connect, with failover addresses), and -L, -R, -D and UDP forwards
+// over them (PeerConfig, AddForward, SetRemotes), with the target and
+// listen policies, keys and authorized keys the command takes from its
+// flags (SetPolicies replaces them live). A Peer carries each forwarded
+// connection between its socket and its stream itself. A Share is
+// `sockmux share`: many clients on one upstream session. The command is
+// built on these two and the Session's carriers (package carriers), so
+// everything it does a program can do the same way.
+//
 // The protocol (docs/PROTOCOL.md) and the machinery are sockmux's own:
 // the Session runs the same actors (package actors) the sockmux command
 // runs its links with. Every Session of a process runs them on one shared

@@ -48,3 +48,10 @@ type OpenError = actors.OpenError
 
 // ResetError is the peer's reason for resetting a stream.
 type ResetError = actors.ResetError
+
+// ErrPeerClosed is a Peer used after Shutdown or Close.
+var ErrPeerClosed = actors.ErrClosed
+
+// ErrNeedIdentity is a PeerConfig (or Config) with authorized keys, a
+// pinned peer key or known hosts and no Identity of its own.
+var ErrNeedIdentity = actors.ErrNeedIdentity

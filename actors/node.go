@@ -357,13 +357,20 @@ func (n *Node) Connect(d carriers.Dialer, failover ...carriers.Dialer) {
 // net.Error whose Timeout is true (errNoLink). It is how a link rides on a
 // stream of another (--via), and how a shared upstream is reached through a
 // tunnel.
+//
+// The stream is a LocalConn (local.go), not one end of a net.Pipe: it can
+// be half-closed (CloseWrite), and a stream cut short reads as an error
+// wrapping ErrStreamReset, never as a clean end; the Stream takes what is
+// written without a goroutine copying it.
 func (n *Node) DialStream(ctx context.Context, target string) (net.Conn, error) {
-	near, far := net.Pipe()
-	if err := n.OpenStream(ctx, far, target); err != nil {
-		near.Close()
+	if _, _, err := net.SplitHostPort(target); err != nil {
+		return nil, fmt.Errorf("dial stream %q: %w", target, err)
+	}
+	user, end := newLocalPipe(target)
+	if err := n.openThrough(ctx, end, target); err != nil {
 		return nil, err
 	}
-	return near, nil
+	return user, nil
 }
 
 // OpenStream carries conn over a new stream to target, dialled by the

@@ -17,7 +17,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux"
 	"github.com/sockmux/sockmux/carriers"
 	"github.com/sockmux/sockmux/engine"
 	"github.com/sockmux/sockmux/internal/cluster"
@@ -250,8 +250,8 @@ func clusterChanged(was, will *clusterConf) string {
 
 // registerBinds is a node's BindWatcher for member: each reverse forward
 // the node listens on for its edges is this hub's entry in the directory.
-func registerBinds(member *cluster.Member, log *slog.Logger) func(actors.ReverseBind) {
-	return func(rb actors.ReverseBind) {
+func registerBinds(member *cluster.Member, log *slog.Logger) func(sockmux.ReverseBind) {
+	return func(rb sockmux.ReverseBind) {
 		bind := "tcp/" + rb.Asked
 		if rb.UDP {
 			bind = "udp/" + rb.Asked
@@ -271,7 +271,7 @@ func registerBinds(member *cluster.Member, log *slog.Logger) func(actors.Reverse
 // bridgeConfig is how the hub whose node runs cfg bridges the binds of
 // the other hubs: with the hubs' key (door's, or without a door the
 // edges' --key-file), --remote-bind-addr and --allow-listen.
-func bridgeConfig(cfg actors.Config, door *hubDoor, log *slog.Logger) cluster.BridgeConfig {
+func bridgeConfig(cfg sockmux.PeerConfig, door *hubDoor, log *slog.Logger) cluster.BridgeConfig {
 	key := cfg.Key
 	if door != nil {
 		key = door.key

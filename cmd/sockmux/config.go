@@ -15,7 +15,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 	"github.com/spf13/pflag"
 
-	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux"
 	"github.com/sockmux/sockmux/carriers"
 )
 
@@ -76,7 +76,7 @@ var topLevelKeys = []string{"log-level", "log-format", "metrics", "control", "li
 // sockmux share as a key.
 type shareConf struct {
 	name string
-	cfg  actors.ShareConfig
+	cfg  sockmux.ShareConfig
 	raw  map[string]any
 }
 
@@ -87,7 +87,7 @@ type linkConf struct {
 	addr    string   // the listen address, or the first of addrs
 	addrs   []string // connect's failover list (listen: addr alone)
 	opts    *options
-	cfg     actors.Config
+	cfg     sockmux.PeerConfig
 	copts   []carriers.Option
 	raw     map[string]any
 	lines   map[string]int

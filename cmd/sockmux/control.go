@@ -19,7 +19,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux"
 	"github.com/sockmux/sockmux/internal/acceptloop"
 	"github.com/sockmux/sockmux/internal/ratelog"
 )
@@ -28,11 +28,11 @@ import (
 // what it dials: of a connect link's failover list (Addrs), the address
 // in use.
 type linkReport struct {
-	Name   string        `json:"name"`
-	Mode   string        `json:"mode"`
-	Addr   string        `json:"addr"`
-	Addrs  []string      `json:"addrs,omitempty"`
-	Status actors.Status `json:"status"`
+	Name   string         `json:"name"`
+	Mode   string         `json:"mode"`
+	Addr   string         `json:"addr"`
+	Addrs  []string       `json:"addrs,omitempty"`
+	Status sockmux.Status `json:"status"`
 }
 
 // report is what the control socket answers to "status".
@@ -45,9 +45,9 @@ type report struct {
 
 // shareReport is one shared upstream in sockmux status.
 type shareReport struct {
-	Name   string            `json:"name"`
-	Listen string            `json:"listen"`
-	Stats  actors.ShareStats `json:"stats"`
+	Name   string             `json:"name"`
+	Listen string             `json:"listen"`
+	Stats  sockmux.ShareStats `json:"stats"`
 }
 
 func (d *daemon) report() report {

@@ -19,7 +19,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux"
 	"github.com/sockmux/sockmux/internal/testkit"
 )
 
@@ -98,11 +98,11 @@ local = [%q]
 
 // waitPeers waits until each link named has one peer, up, with the
 // carriers given, and returns them.
-func waitPeers(t *testing.T, d *daemonUnderTest, carriers map[string]int) map[string]actors.LinkStatus {
+func waitPeers(t *testing.T, d *daemonUnderTest, carriers map[string]int) map[string]sockmux.LinkStatus {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		r, got := d.status(t), map[string]actors.LinkStatus{}
+		r, got := d.status(t), map[string]sockmux.LinkStatus{}
 		for name, n := range carriers {
 			if ps := linkOf(t, r, name).Status.Links; len(ps) == 1 && ps[0].Up && ps[0].Carriers == n && len(ps[0].PerCarrier) == n {
 				got[name] = ps[0]

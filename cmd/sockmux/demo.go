@@ -13,7 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux"
 	"github.com/sockmux/sockmux/carriers"
 	"github.com/sockmux/sockmux/internal/forward"
 )
@@ -44,8 +44,8 @@ func demoCmd(stdout io.Writer, logger func() (*slog.Logger, error)) *cobra.Comma
 			if streams < 1 || mib < 1 {
 				return fmt.Errorf("%w: --streams and --mib must be at least 1", errUsage)
 			}
-			if nCarriers < 1 || nCarriers > actors.MaxCarriers {
-				return fmt.Errorf("%w: --carriers must be 1..%d", errUsage, actors.MaxCarriers)
+			if nCarriers < 1 || nCarriers > sockmux.MaxCarriers {
+				return fmt.Errorf("%w: --carriers must be 1..%d", errUsage, sockmux.MaxCarriers)
 			}
 			_, err = runDemo(cmd.Context(), stdout, log, streams, int64(mib)<<20, nCarriers)
 			return err
@@ -70,13 +70,13 @@ func runDemo(ctx context.Context, out io.Writer, log *slog.Logger, streams int, 
 	go serveEcho(echo)
 
 	ups := make(chan struct{}, 4)
-	onLink := func(ev actors.LinkEvent) {
+	onLink := func(ev sockmux.LinkEvent) {
 		if ev.Up {
 			ups <- struct{}{}
 		}
 	}
 	fwd := forward.Forward{Bind: "127.0.0.1:0", Target: echo.Addr().String()}
-	west, err := actors.NewNode(actors.Config{Logger: log.With("node", "west"), Forwards: []forward.Forward{fwd}, OnLink: onLink})
+	west, err := sockmux.NewPeer(&sockmux.PeerConfig{Logger: log.With("node", "west"), Forwards: []forward.Forward{fwd}, OnLink: onLink})
 	if err != nil {
 		return res, err
 	}
@@ -86,7 +86,7 @@ func runDemo(ctx context.Context, out io.Writer, log *slog.Logger, streams int, 
 		return res, err
 	}
 	west.Serve(ln)
-	east, err := actors.NewNode(actors.Config{Logger: log.With("node", "east"), Forwards: []forward.Forward{fwd}, OnLink: onLink,
+	east, err := sockmux.NewPeer(&sockmux.PeerConfig{Logger: log.With("node", "east"), Forwards: []forward.Forward{fwd}, OnLink: onLink,
 		Carriers: nCarriers})
 	if err != nil {
 		return res, err
@@ -161,7 +161,7 @@ func runDemo(ctx context.Context, out io.Writer, log *slog.Logger, streams int, 
 }
 
 // linkCarriers is the carriers of n's link that is up (0 for none).
-func linkCarriers(n *actors.Node) int {
+func linkCarriers(n *sockmux.Peer) int {
 	for _, l := range n.Status().Links {
 		if l.Up {
 			return l.Carriers

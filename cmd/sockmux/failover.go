@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux"
 	"github.com/sockmux/sockmux/carriers"
 )
 
@@ -38,7 +38,7 @@ func newDialers(addrs []string, copts []carriers.Option) ([]carriers.Dialer, err
 
 // connectTo keeps n's link to the first of ds, failing over to the others
 // in turn.
-func connectTo(n *actors.Node, ds []carriers.Dialer) { n.Connect(ds[0], ds[1:]...) }
+func connectTo(n *sockmux.Peer, ds []carriers.Dialer) { n.Connect(ds[0], ds[1:]...) }
 
 // errConnectValue is a connect key that is neither an address nor a list.
 var errConnectValue = errors.New(`want an address string, or a list of them to fail over between in turn (connect = ["tcp://a:9000", "tcp://b:9000"])`)
@@ -67,7 +67,7 @@ func connectAddrs(v any) ([]string, error) {
 // inUse is, for a report, the address a connect link is on (as the
 // config or command line wrote it), from the dialling link's status; the
 // first address while the node has no link to say.
-func inUse(addrs []string, st actors.Status) string {
+func inUse(addrs []string, st sockmux.Status) string {
 	for _, ls := range st.Links {
 		if i := slices.Index(ls.Addrs, ls.Addr); i >= 0 && i < len(addrs) {
 			return addrs[i]

@@ -13,7 +13,7 @@ import (
 	"github.com/pkg/profile"
 	"github.com/spf13/pflag"
 
-	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux"
 	"github.com/sockmux/sockmux/carriers"
 	"github.com/sockmux/sockmux/engine"
 	"github.com/sockmux/sockmux/identity"
@@ -91,19 +91,19 @@ func (o *options) addLinkFlags(f *pflag.FlagSet) {
 	f.DurationVar(&o.maxSkew, "max-skew", engine.DefaultMaxSkew, "largest clock difference accepted from an authenticated peer")
 	f.StringArrayVar(&o.allowTargets, "allow-target", nil,
 		"`PATTERN` (host:port, * globs, CIDRs) this side will dial for the peer (repeatable); default: any for an authenticated peer, loopback only otherwise")
-	f.IntVar(&o.maxStreams, "max-streams", actors.DefaultMaxStreams, "streams open on one link at most")
-	f.IntVar(&o.maxBinds, "max-binds", actors.DefaultMaxBinds, "reverse forwards (-R) one peer may hold open here at most")
-	f.DurationVar(&o.keepalive, "keepalive", actors.DefaultKeepalive, "PING interval; a peer silent for 3 intervals is dropped")
-	f.DurationVar(&o.openTimeout, "open-timeout", actors.DefaultOpenTimeout, "how long a forwarded connection waits for a link")
+	f.IntVar(&o.maxStreams, "max-streams", sockmux.DefaultMaxStreams, "streams open on one link at most")
+	f.IntVar(&o.maxBinds, "max-binds", sockmux.DefaultMaxBinds, "reverse forwards (-R) one peer may hold open here at most")
+	f.DurationVar(&o.keepalive, "keepalive", sockmux.DefaultKeepalive, "PING interval; a peer silent for 3 intervals is dropped")
+	f.DurationVar(&o.openTimeout, "open-timeout", sockmux.DefaultOpenTimeout, "how long a forwarded connection waits for a link")
 	f.DurationVar(&o.drain, "drain", 5*time.Second, "on SIGINT/SIGTERM, how long open streams may finish after GOAWAY")
-	f.DurationVar(&o.udpIdle, "udp-idle", actors.DefaultUDPIdle, "a UDP forward's client session idle this long is closed")
-	f.IntVar(&o.udpMax, "udp-max", actors.DefaultUDPMax, "client sessions per UDP forward at most (the least recently active is evicted)")
+	f.DurationVar(&o.udpIdle, "udp-idle", sockmux.DefaultUDPIdle, "a UDP forward's client session idle this long is closed")
+	f.IntVar(&o.udpMax, "udp-max", sockmux.DefaultUDPMax, "client sessions per UDP forward at most (the least recently active is evicted)")
 }
 
 // addResumeFlag defines --resume-window, for the commands whose links can
 // be resumed (not stdio: nothing could join its one carrier).
 func (o *options) addResumeFlag(f *pflag.FlagSet) {
-	f.DurationVar(&o.resumeWindow, "resume-window", actors.DefaultResumeWindow,
+	f.DurationVar(&o.resumeWindow, "resume-window", sockmux.DefaultResumeWindow,
 		"how long a link whose carriers all dropped keeps its streams for the dialler to resume it (0: no resuming)")
 }
 
@@ -134,7 +134,7 @@ func (o *options) addConnectFlags(f *pflag.FlagSet) {
 	o.dials = true
 	o.addResumeFlag(f)
 	f.IntVar(&o.carriers, "carriers", 1,
-		fmt.Sprintf("carrier connections per link (1..%d): one stream's frames are striped across them", actors.MaxCarriers))
+		fmt.Sprintf("carrier connections per link (1..%d): one stream's frames are striped across them", sockmux.MaxCarriers))
 	f.StringArrayVar(&o.via, "via", nil,
 		"reach ADDR through the relay peer at `RELAY` (repeatable, in order): each hop's link rides on a stream of the one before; ADDR and the later relays are host:port as the relay before them sees it")
 	f.StringArrayVar(&o.bindCarrier, "bind-carrier", nil,
@@ -193,15 +193,15 @@ func flagErr(flag string, err error) error { return &flagError{flag: flag, err: 
 var errNoKey = errors.New("refusing to listen for links on a non-loopback address without --key-file, --authorized-keys or --tls-client-ca (any peer could use the link); pass --insecure to do it anyway")
 
 // setup reads the flags into a node configuration and carrier options.
-func (o *options) setup(logger func() (*slog.Logger, error)) (*slog.Logger, actors.Config, []carriers.Option, error) {
+func (o *options) setup(logger func() (*slog.Logger, error)) (*slog.Logger, sockmux.PeerConfig, []carriers.Option, error) {
 	log, err := logger()
 	if err != nil {
-		return nil, actors.Config{}, nil, err
+		return nil, sockmux.PeerConfig{}, nil, err
 	}
 	if err := o.applyProcs(); err != nil {
-		return nil, actors.Config{}, nil, err
+		return nil, sockmux.PeerConfig{}, nil, err
 	}
-	cfg := actors.Config{Logger: log, MaxSkew: o.maxSkew, MaxStreams: o.maxStreams, MaxBinds: o.maxBinds, MaxRetries: o.maxRetries, Keepalive: o.keepalive, OpenTimeout: o.openTimeout,
+	cfg := sockmux.PeerConfig{Logger: log, MaxSkew: o.maxSkew, MaxStreams: o.maxStreams, MaxBinds: o.maxBinds, MaxRetries: o.maxRetries, Keepalive: o.keepalive, OpenTimeout: o.openTimeout,
 		UDPIdle: o.udpIdle, UDPMax: o.udpMax, Carriers: o.carriers, ResumeWindow: o.resumeWindow}
 	if cfg.Forwards, err = parseForwards(o.forwards, o.defaultBind()); err != nil {
 		return nil, cfg, nil, flagErr("local", err)
@@ -278,8 +278,8 @@ func (o *options) setup(logger func() (*slog.Logger, error)) (*slog.Logger, acto
 	if o.resumeWindow == 0 {
 		cfg.ResumeWindow = -1 // off
 	}
-	if o.dials && (o.carriers < 1 || o.carriers > actors.MaxCarriers) {
-		return nil, cfg, nil, flagErr("carriers", fmt.Errorf("%w: --carriers must be 1..%d, not %d", errUsage, actors.MaxCarriers, o.carriers))
+	if o.dials && (o.carriers < 1 || o.carriers > sockmux.MaxCarriers) {
+		return nil, cfg, nil, flagErr("carriers", fmt.Errorf("%w: --carriers must be 1..%d, not %d", errUsage, sockmux.MaxCarriers, o.carriers))
 	}
 	copts, err := o.carrierOptions(log)
 	if err != nil {
@@ -296,7 +296,7 @@ func (o *options) setup(logger func() (*slog.Logger, error)) (*slog.Logger, acto
 		}
 		copts = append(copts, carriers.WithLocalBinds(binds))
 		if o.connectFlags != nil && !o.connectFlags.Changed("carriers") {
-			cfg.Carriers = min(len(binds), actors.MaxCarriers)
+			cfg.Carriers = min(len(binds), sockmux.MaxCarriers)
 		}
 	}
 	return log, cfg, copts, nil
@@ -304,7 +304,7 @@ func (o *options) setup(logger func() (*slog.Logger, error)) (*slog.Logger, acto
 
 // identities reads --identity, --authorized-keys, --peer-key,
 // --known-hosts and --trust-new into cfg.
-func (o *options) identities(cfg *actors.Config) error {
+func (o *options) identities(cfg *sockmux.PeerConfig) error {
 	if o.identity != "" {
 		k, err := identity.LoadPrivateKey(o.identity)
 		if err != nil {
@@ -313,7 +313,7 @@ func (o *options) identities(cfg *actors.Config) error {
 		cfg.Identity = k
 	}
 	need := func(flag string) error {
-		return flagErr(flag, fmt.Errorf("%w: --%s: %w", errUsage, flag, actors.ErrNeedIdentity))
+		return flagErr(flag, fmt.Errorf("%w: --%s: %w", errUsage, flag, sockmux.ErrNeedIdentity))
 	}
 	if o.authKeys != "" {
 		if cfg.Identity == nil {

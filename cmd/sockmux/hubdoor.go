@@ -17,7 +17,7 @@ import (
 	"net"
 	"sync"
 
-	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux"
 	"github.com/sockmux/sockmux/carriers"
 	"github.com/sockmux/sockmux/internal/acceptloop"
 	"github.com/sockmux/sockmux/internal/cluster"
@@ -83,7 +83,7 @@ func openHubDoor(c *clusterFlags, ccfg *cluster.Config) (*hubDoor, error) {
 // node that took them before (if it is still running, it takes no more);
 // a nil door does nothing. The node gets a listener of its own, which it
 // closes when it stops; the door's stays open.
-func (d *hubDoor) serve(n *actors.Node) error {
+func (d *hubDoor) serve(n *sockmux.Peer) error {
 	if d == nil {
 		return nil
 	}

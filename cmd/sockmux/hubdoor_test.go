@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux"
 	"github.com/sockmux/sockmux/internal/testkit"
 )
 
@@ -21,7 +21,7 @@ func testDoor(t testing.TB) (d *hubDoor, lost chan struct{}) {
 	d = &hubDoor{ln: ln, key: make([]byte, 32), done: make(chan struct{})}
 	lost = make(chan struct{}, 1)
 	d.onLost(func() { lost <- struct{}{} })
-	n, err := actors.NewNode(actors.Config{})
+	n, err := sockmux.NewPeer(&sockmux.PeerConfig{})
 	if err != nil {
 		ln.Close()
 		t.Fatal(err)

@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux"
 	"github.com/sockmux/sockmux/identity"
 )
 
@@ -97,7 +97,7 @@ func newPSK() (string, error) {
 // reloadAuthorizedKeys re-reads --authorized-keys at SIGHUP and applies
 // it: the links of the keys it no longer lists are closed. A file that
 // does not parse changes nothing.
-func reloadAuthorizedKeys(log *slog.Logger, o *options, node *actors.Node) {
+func reloadAuthorizedKeys(log *slog.Logger, o *options, node *sockmux.Peer) {
 	if o.authKeys == "" {
 		return
 	}

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux"
 	"github.com/sockmux/sockmux/engine"
 )
 
@@ -69,7 +69,7 @@ func TestKeygenIdentity(t *testing.T) {
 		t.Fatalf("FILE.pub %q, printed %q", pub, out)
 	}
 	o := &options{identity: path}
-	var cfg actors.Config
+	var cfg sockmux.PeerConfig
 	if err := o.identities(&cfg); err != nil || cfg.Identity.Public.Line("alice@laptop")+"\n" != out {
 		t.Fatalf("--identity with the new key: %v, or its public key is not the one printed", err)
 	}
@@ -111,12 +111,12 @@ func TestIdentityFlags(t *testing.T) {
 		{options{identity: id, peerKey: "sockmux-x25519 nope"}, "bad key"},
 		{options{identity: id, trustNew: true}, "--known-hosts"},
 	} {
-		var cfg actors.Config
+		var cfg sockmux.PeerConfig
 		if err := tc.o.identities(&cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want an error with %q", tc.o, err, tc.want)
 		}
 	}
-	var cfg actors.Config
+	var cfg sockmux.PeerConfig
 	o := options{identity: id, peerKey: strings.Fields(out.String())[1]}
 	if err := o.identities(&cfg); err != nil || cfg.PeerKey == nil || cfg.PeerKey.String()+"\n" != out.String() {
 		t.Fatalf("--peer-key as bare base64: %v", err)

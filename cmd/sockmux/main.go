@@ -7,7 +7,8 @@
 //	sockmux demo                   both peers in one process, with traffic
 //
 // This package is the command line and nothing else; the work is done by
-// package actors.
+// the root package's Peer and Share (github.com/sockmux/sockmux), the API
+// a Go program embeds the same way.
 package main
 
 import (
@@ -27,10 +28,11 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux"
 	"github.com/sockmux/sockmux/carriers"
 	"github.com/sockmux/sockmux/internal/cluster"
 	"github.com/sockmux/sockmux/internal/forward"
+	"github.com/sockmux/sockmux/internal/peernode"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -265,9 +267,9 @@ func listenCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Com
 				defer bridge.Close() // before the member leaves
 			}
 			// Listening, and its forwards too: -f's parent may go.
-			return serve(cmd.Context(), log, &o, cfg, func(n *actors.Node) {
+			return serve(cmd.Context(), log, &o, cfg, func(n *sockmux.Peer) {
 				if bridge != nil {
-					bridge.Attach(n) // its pools get the other hubs' shares
+					bridge.Attach(peernode.Of(n)) // its pools get the other hubs' shares
 				}
 				if err := door.serve(n); err != nil { // the key was checked: it cannot fail
 					log.Error("cluster: the other hubs' links are not served", "err", err)
@@ -370,7 +372,7 @@ from there the same rule holds; after the last comes the first. The log names th
 			// The first link up (its forwards listen from the start): -f's
 			// parent may go.
 			onLink := cfg.OnLink
-			cfg.OnLink = func(ev actors.LinkEvent) {
+			cfg.OnLink = func(ev sockmux.LinkEvent) {
 				if ev.Up {
 					readyForeground()
 				}
@@ -386,7 +388,7 @@ from there the same rule holds; after the last comes the first. The log names th
 				if o.stdioTarget != "" {
 					return stdioForward(cmd.Context(), log, cfg, ds, o.stdioTarget, nil)
 				}
-				return serve(cmd.Context(), log, &o, cfg, func(n *actors.Node) { connectTo(n, ds) }, nil)
+				return serve(cmd.Context(), log, &o, cfg, func(n *sockmux.Peer) { connectTo(n, ds) }, nil)
 			}
 			ds, hops, err := cascade(log, cfg, copts, o.via, args)
 			if err != nil {
@@ -399,7 +401,7 @@ from there the same rule holds; after the last comes the first. The log names th
 					}
 				})
 			}
-			return serve(cmd.Context(), log, &o, cfg, func(n *actors.Node) { connectTo(n, ds) }, func() {
+			return serve(cmd.Context(), log, &o, cfg, func(n *sockmux.Peer) { connectTo(n, ds) }, func() {
 				for i := len(hops) - 1; i >= 0; i-- {
 					hops[i].Shutdown(o.drain)
 				}
@@ -424,9 +426,9 @@ from there the same rule holds; after the last comes the first. The log names th
 // of finals, to fail over between, each through the last relay) and the
 // hops' nodes. Every hop authenticates with the same key: authentication
 // is end to end.
-func cascade(log *slog.Logger, cfg actors.Config, copts []carriers.Option, via []string, finals []string) ([]carriers.Dialer, []*actors.Node, error) {
-	var hops []*actors.Node
-	fail := func(err error) ([]carriers.Dialer, []*actors.Node, error) {
+func cascade(log *slog.Logger, cfg sockmux.PeerConfig, copts []carriers.Option, via []string, finals []string) ([]carriers.Dialer, []*sockmux.Peer, error) {
+	var hops []*sockmux.Peer
+	fail := func(err error) ([]carriers.Dialer, []*sockmux.Peer, error) {
 		for _, h := range hops {
 			h.Close()
 		}
@@ -451,7 +453,7 @@ func cascade(log *slog.Logger, cfg actors.Config, copts []carriers.Option, via [
 		hopCfg := cfg
 		hopCfg.Forwards, hopCfg.Remotes, hopCfg.OnLink = nil, nil, nil
 		hopCfg.Logger = log.With("hop", i+1, "relay", via[i])
-		hop, err := actors.NewNode(hopCfg)
+		hop, err := sockmux.NewPeer(&hopCfg)
 		if err != nil {
 			return fail(err)
 		}
@@ -470,7 +472,7 @@ func cascade(log *slog.Logger, cfg actors.Config, copts []carriers.Option, via [
 
 // streamDialer makes a carrier out of a stream of another node's link.
 type streamDialer struct {
-	node        *actors.Node
+	node        *sockmux.Peer
 	target, via string
 }
 
@@ -509,12 +511,12 @@ func stdioCmd(logger func() (*slog.Logger, error)) *cobra.Command {
 			// otherwise live on.
 			var ended <-chan error
 			end := make(chan error, 1)
-			err = serve(ctx, log, &o, cfg, func(n *actors.Node) {
+			err = serve(ctx, log, &o, cfg, func(n *sockmux.Peer) {
 				ended = n.ServeConn(conn)
 				go func() { e := <-ended; end <- e; cancel() }()
 			}, nil)
 			if ended != nil {
-				if e := <-end; e != nil && err == nil && !errors.Is(e, actors.ErrClosed) {
+				if e := <-end; e != nil && err == nil && !errors.Is(e, sockmux.ErrPeerClosed) {
 					err = e
 				}
 			}
@@ -534,7 +536,7 @@ func stdioCmd(logger func() (*slog.Logger, error)) *cobra.Command {
 // serve runs a node until ctx ends, redialling at once on SIGHUP, then
 // shuts it down gracefully within --drain; cleanup runs last, whatever
 // happened.
-func serve(ctx context.Context, log *slog.Logger, o *options, cfg actors.Config, start func(*actors.Node), cleanup func()) error {
+func serve(ctx context.Context, log *slog.Logger, o *options, cfg sockmux.PeerConfig, start func(*sockmux.Peer), cleanup func()) error {
 	if cleanup != nil {
 		defer cleanup()
 	}
@@ -549,7 +551,7 @@ func serve(ctx context.Context, log *slog.Logger, o *options, cfg actors.Config,
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	node, err := actors.NewNode(cfg)
+	node, err := sockmux.NewPeer(&cfg)
 	if err != nil {
 		return err
 	}

@@ -28,7 +28,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux"
 )
 
 // procsFollow is addProcsFlag's default for a command whose processors
@@ -76,13 +76,13 @@ func (o *options) applyProcs() error {
 // that to it: one processor per link up, at least one and at most one per
 // CPU. It wraps cfg.OnLink; a change of GOMAXPROCS stops the world for a
 // moment, which happens only when a link goes up or down.
-func (o *options) followLinks(cfg *actors.Config) {
+func (o *options) followLinks(cfg *sockmux.PeerConfig) {
 	if !o.following {
 		return
 	}
 	f := &procsFollower{max: runtime.NumCPU(), set: 1}
 	next := cfg.OnLink
-	cfg.OnLink = func(ev actors.LinkEvent) {
+	cfg.OnLink = func(ev sockmux.LinkEvent) {
 		f.link(ev.Up)
 		if next != nil {
 			next(ev)

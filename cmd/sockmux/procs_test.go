@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux"
 )
 
 // TestProcsFlag: --procs sets GOMAXPROCS; its default does too unless the
@@ -103,7 +103,7 @@ func TestProcsFollowLinks(t *testing.T) {
 			if err := o.applyProcs(); err != nil {
 				t.Fatal(err)
 			}
-			var cfg actors.Config
+			var cfg sockmux.PeerConfig
 			o.followLinks(&cfg)
 			if cfg.OnLink != nil {
 				t.Fatal("the processors follow the links although the count was chosen")

@@ -12,7 +12,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux"
 	"github.com/sockmux/sockmux/internal/forward"
 )
 
@@ -208,8 +208,8 @@ func (d *daemon) applyLink(rl *runningLink, next *linkConf, res *reloadResult) {
 	}
 	// A forward that failed to listen is not running: the next reload
 	// tries it again.
-	running.cfg.Forwards = slices.DeleteFunc(slices.Clone(next.cfg.Forwards), func(f forward.Forward) bool { return failed[actors.ForwardKey(f)] })
-	running.cfg.Dynamic = slices.DeleteFunc(slices.Clone(next.cfg.Dynamic), func(b string) bool { return failed[actors.ProxyKey(b)] })
+	running.cfg.Forwards = slices.DeleteFunc(slices.Clone(next.cfg.Forwards), func(f forward.Forward) bool { return failed[sockmux.ForwardKey(f)] })
+	running.cfg.Dynamic = slices.DeleteFunc(slices.Clone(next.cfg.Dynamic), func(b string) bool { return failed[sockmux.ProxyKey(b)] })
 	running.cfg.Remotes = next.cfg.Remotes
 	running.cfg.AllowTargets, running.cfg.AllowListen, running.cfg.Direct = next.cfg.AllowTargets, next.cfg.AllowListen, next.cfg.Direct
 	running.cfg.ProxyAuth, running.cfg.Key, running.cfg.AuthorizedKeys = next.cfg.ProxyAuth, next.cfg.Key, next.cfg.AuthorizedKeys
@@ -218,12 +218,12 @@ func (d *daemon) applyLink(rl *runningLink, next *linkConf, res *reloadResult) {
 }
 
 // policiesOf is the part of a link's configuration SetPolicies changes.
-func policiesOf(c actors.Config) actors.Policies {
-	return actors.Policies{AllowTargets: c.AllowTargets, AllowListen: c.AllowListen, Direct: c.Direct, ProxyAuth: c.ProxyAuth, Key: c.Key,
+func policiesOf(c sockmux.PeerConfig) sockmux.Policies {
+	return sockmux.Policies{AllowTargets: c.AllowTargets, AllowListen: c.AllowListen, Direct: c.Direct, ProxyAuth: c.ProxyAuth, Key: c.Key,
 		AuthorizedKeys: c.AuthorizedKeys}
 }
 
-func samePolicies(a, b actors.Policies) bool {
+func samePolicies(a, b sockmux.Policies) bool {
 	text := func(p *forward.TargetPolicy) string {
 		if p == nil {
 			return "<default>"
@@ -235,23 +235,29 @@ func samePolicies(a, b actors.Policies) bool {
 		a.AuthorizedKeys.Equal(b.AuthorizedKeys)
 }
 
+// forwardKeyed is a forward or a -D, as a reload compares them.
+type forwardKeyed struct {
+	Forward forward.Forward
+	Proxy   string
+}
+
 // applyForwards adds and removes -L and -D listeners to match next; the
 // others' streams are not touched. It returns the keys of the forwards
 // that could not be added.
 func (d *daemon) applyForwards(rl *runningLink, next *linkConf, res *reloadResult) map[string]bool {
 	failed := map[string]bool{}
-	had, want := map[string]actors.ForwardKeyed{}, map[string]actors.ForwardKeyed{}
+	had, want := map[string]forwardKeyed{}, map[string]forwardKeyed{}
 	for _, f := range rl.conf.cfg.Forwards {
-		had[actors.ForwardKey(f)] = actors.ForwardKeyed{Forward: f}
+		had[sockmux.ForwardKey(f)] = forwardKeyed{Forward: f}
 	}
 	for _, b := range rl.conf.cfg.Dynamic {
-		had[actors.ProxyKey(b)] = actors.ForwardKeyed{Proxy: b}
+		had[sockmux.ProxyKey(b)] = forwardKeyed{Proxy: b}
 	}
 	for _, f := range next.cfg.Forwards {
-		want[actors.ForwardKey(f)] = actors.ForwardKeyed{Forward: f}
+		want[sockmux.ForwardKey(f)] = forwardKeyed{Forward: f}
 	}
 	for _, b := range next.cfg.Dynamic {
-		want[actors.ProxyKey(b)] = actors.ForwardKeyed{Proxy: b}
+		want[sockmux.ProxyKey(b)] = forwardKeyed{Proxy: b}
 	}
 	for k, f := range had {
 		if w, ok := want[k]; !ok || w != f {

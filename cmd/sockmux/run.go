@@ -15,7 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux"
 	"github.com/sockmux/sockmux/carriers"
 	"github.com/sockmux/sockmux/internal/cluster"
 )
@@ -42,13 +42,13 @@ type daemon struct {
 
 type runningShare struct {
 	conf  *shareConf
-	share *actors.Share
+	share *sockmux.Share
 }
 
 type runningLink struct {
 	conf *linkConf
-	node *actors.Node
-	hops []*actors.Node
+	node *sockmux.Peer
+	hops []*sockmux.Peer
 	ln   net.Listener
 }
 
@@ -185,7 +185,7 @@ func (d *daemon) start(l *linkConf) (*runningLink, error) {
 			return nil, fmt.Errorf("link %q: %w", l.name, err)
 		}
 	}
-	node, err := actors.NewNode(cfg)
+	node, err := sockmux.NewPeer(&cfg)
 	if err != nil {
 		if rl.ln != nil {
 			rl.ln.Close()
@@ -218,7 +218,7 @@ func (d *daemon) start(l *linkConf) (*runningLink, error) {
 func (d *daemon) startShare(sc *shareConf) (*runningShare, error) {
 	cfg := sc.cfg
 	cfg.Logger = d.log.With("share", sc.name)
-	s, err := actors.NewShare(cfg)
+	s, err := sockmux.NewShare(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("share %q: %w", sc.name, err)
 	}

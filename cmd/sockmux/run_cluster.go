@@ -10,6 +10,7 @@ import (
 
 	"github.com/sockmux/sockmux/internal/cluster"
 	"github.com/sockmux/sockmux/internal/forward"
+	"github.com/sockmux/sockmux/internal/peernode"
 )
 
 // bridge puts the bridge and the door at the first listen link of order
@@ -46,7 +47,7 @@ func (d *daemon) bridge(order []*linkConf) (string, error) {
 		// pools went with its node, and its settings were its link's.
 		d.bridgeCfg = bridgeConfig(rl.conf.cfg, d.door, d.log)
 		d.bridger, d.bridged = cluster.NewBridge(d.member, d.bridgeCfg), l.name
-		d.bridger.Attach(rl.node) // its pools get the other hubs' shares
+		d.bridger.Attach(peernode.Of(rl.node)) // its pools get the other hubs' shares
 		if err := d.door.serve(rl.node); err != nil {
 			return "", fmt.Errorf("cluster: the other hubs' links are not served at link %q: %w", l.name, err)
 		}

@@ -15,7 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux"
 	"github.com/sockmux/sockmux/internal/forward"
 )
 
@@ -72,9 +72,9 @@ UPSTREAM is one of
 			if err != nil {
 				return err
 			}
-			s, err := actors.NewShare(cfg)
+			s, err := sockmux.NewShare(cfg)
 			if err != nil {
-				if errors.Is(err, actors.ErrBadUpstream) {
+				if errors.Is(err, sockmux.ErrBadUpstream) {
 					return fmt.Errorf("%w: --upstream: %w", errUsage, err)
 				}
 				return err
@@ -110,7 +110,7 @@ func (sf *shareFlags) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&sf.upstream, "upstream", "", "what the clients share, `UPSTREAM`: tcp://host:port, fifo:READ_PATH,WRITE_PATH, exec:COMMAND or tunnel:ADDR,host:port")
 	f.StringVar(&sf.clientBuffer, "client-buffer", "1MiB", "per client, the most upstream bytes waiting for it (`SIZE`: bytes, or with K/KiB, M/MiB, G/GiB; binary)")
 	f.StringVar(&sf.slow, "slow", "wait", "what a client whose buffer is full gets, `wait|drop|disconnect`: the upstream waits for it (up to --slow-timeout), its oldest data dropped (and counted), or disconnected")
-	f.DurationVar(&sf.slowTimeout, "slow-timeout", actors.DefaultSlowTimeout, "with --slow wait, how long a client's buffer may stay full before the client is disconnected (a `DURATION` such as 10s)")
+	f.DurationVar(&sf.slowTimeout, "slow-timeout", sockmux.DefaultSlowTimeout, "with --slow wait, how long a client's buffer may stay full before the client is disconnected (a `DURATION` such as 10s)")
 	f.StringVar(&sf.replay, "replay", "0", "a new client first receives the last `SIZE` bytes the upstream sent (at most --client-buffer)")
 	f.StringVar(&sf.o.keyFile, "key-file", "", "tunnel: pre-shared key `FILE` of the link (or SOCKMUX_KEY in the environment)")
 	f.StringVar(&sf.o.identity, "identity", "", "tunnel: this side's private key `FILE` (from sockmux keygen), for the identity handshake with the peer")
@@ -134,9 +134,9 @@ func (sf *shareFlags) lookup(name string) *pflag.Flag {
 }
 
 // config checks the flags and makes the share's configuration.
-func (sf *shareFlags) config(log *slog.Logger) (actors.ShareConfig, error) {
-	var cfg actors.ShareConfig
-	usage := func(format string, args ...any) (actors.ShareConfig, error) {
+func (sf *shareFlags) config(log *slog.Logger) (sockmux.ShareConfig, error) {
+	var cfg sockmux.ShareConfig
+	usage := func(format string, args ...any) (sockmux.ShareConfig, error) {
 		return cfg, fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, args...))
 	}
 	if sf.listen == "" {
@@ -160,21 +160,21 @@ func (sf *shareFlags) config(log *slog.Logger) (actors.ShareConfig, error) {
 	if replay > cb {
 		return usage("--replay %s is more than --client-buffer %s", sf.replay, sf.clientBuffer)
 	}
-	slow, err := actors.ParseSlowPolicy(sf.slow)
+	slow, err := sockmux.ParseSlowPolicy(sf.slow)
 	if err != nil {
 		return usage("--slow: %v", err)
 	}
 	if sf.slowTimeout <= 0 {
 		return usage("--slow-timeout %v: want a duration above 0 (such as 10s)", sf.slowTimeout)
 	}
-	if slow != actors.SlowWait && sf.fs != nil && sf.fs.Changed("slow-timeout") {
+	if slow != sockmux.SlowWait && sf.fs != nil && sf.fs.Changed("slow-timeout") {
 		return usage("--slow-timeout applies only to --slow wait, not --slow %s", slow)
 	}
 	key, err := sf.o.key()
 	if err != nil {
 		return cfg, err
 	}
-	node := actors.Config{Key: key}
+	node := sockmux.PeerConfig{Key: key}
 	if err := sf.o.identities(&node); err != nil {
 		return cfg, err
 	}
@@ -182,23 +182,23 @@ func (sf *shareFlags) config(log *slog.Logger) (actors.ShareConfig, error) {
 	if err != nil {
 		return cfg, err
 	}
-	up, err := actors.ParseUpstream(sf.upstream, copts...)
+	kind, err := sockmux.UpstreamKind(sf.upstream, copts...)
 	if err != nil {
 		return usage("--upstream: %v", err)
 	}
-	if up.Kind != "tunnel" {
+	if kind != "tunnel" {
 		// A key or identity flag would be ignored: say so rather than
 		// leave the user believing the upstream is protected.
 		for _, name := range []string{"key-file", "identity", "peer-key", "known-hosts", "trust-new"} {
 			if fl := sf.lookup(name); fl != nil && fl.Changed {
-				return usage("--%s applies to a tunnel: upstream only, and %s is %s:", name, sf.upstream, up.Kind)
+				return usage("--%s applies to a tunnel: upstream only, and %s is %s:", name, sf.upstream, kind)
 			}
 		}
 	}
-	return actors.ShareConfig{
+	return sockmux.ShareConfig{
 		Logger: log, Listen: listen, Upstream: sf.upstream, CarrierOptions: copts,
 		ClientBuffer: cb, Slow: slow, SlowTimeout: sf.slowTimeout, Replay: replay,
-		Node: node,
+		Tunnel: node,
 	}, nil
 }
 

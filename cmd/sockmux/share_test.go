@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux"
 	"github.com/sockmux/sockmux/identity"
 	"github.com/sockmux/sockmux/internal/testkit"
 )
@@ -256,7 +256,7 @@ func TestShareConfigSlow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg := c.shares[0].cfg; cfg.Slow != actors.SlowWait || cfg.SlowTimeout != 200*time.Millisecond {
+	if cfg := c.shares[0].cfg; cfg.Slow != sockmux.SlowWait || cfg.SlowTimeout != 200*time.Millisecond {
 		t.Fatalf("slow %v, slow-timeout %v; want wait, 200ms", cfg.Slow, cfg.SlowTimeout)
 	}
 	for _, tc := range []struct {
@@ -301,7 +301,7 @@ func TestShareTunnelIdentity(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			testkit.CheckLeaks(t)
 			greeter := testkit.Greeter(t, "hello")
-			peer, err := actors.NewNode(actors.Config{Logger: slog.New(slog.DiscardHandler), Identity: listenerKey, AuthorizedKeys: ak})
+			peer, err := sockmux.NewPeer(&sockmux.PeerConfig{Logger: slog.New(slog.DiscardHandler), Identity: listenerKey, AuthorizedKeys: ak})
 			if err != nil {
 				t.Fatal(err)
 			}

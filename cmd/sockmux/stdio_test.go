@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux"
 	"github.com/sockmux/sockmux/carriers"
 	"github.com/sockmux/sockmux/identity"
 	"github.com/sockmux/sockmux/internal/forward"
@@ -47,10 +47,10 @@ func TestStdioCarrier(t *testing.T) {
 	c := startStdio(t)
 	exited, stderr := c.exited, &c.stderr
 
-	up := make(chan actors.LinkEvent, 4)
-	node, err := actors.NewNode(actors.Config{Logger: slog.New(slog.DiscardHandler), Backoff: time.Hour,
+	up := make(chan sockmux.LinkEvent, 4)
+	node, err := sockmux.NewPeer(&sockmux.PeerConfig{Logger: slog.New(slog.DiscardHandler), Backoff: time.Hour,
 		Forwards: []forward.Forward{{Bind: "127.0.0.1:0", Target: echo}},
-		OnLink:   func(ev actors.LinkEvent) { up <- ev }})
+		OnLink:   func(ev sockmux.LinkEvent) { up <- ev }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestStdioExitsWhenHandshakeFails(t *testing.T) {
 	}{
 		{"stdin ends", nil},
 		{"wrong key", func(t *testing.T, conn net.Conn) {
-			node, err := actors.NewNode(actors.Config{Logger: slog.New(slog.DiscardHandler), Backoff: time.Hour,
+			node, err := sockmux.NewPeer(&sockmux.PeerConfig{Logger: slog.New(slog.DiscardHandler), Backoff: time.Hour,
 				Key: []byte("another key, also 32 bytes long!!")})
 			if err != nil {
 				t.Fatal(err)
@@ -176,11 +176,11 @@ func TestStdioIdentity(t *testing.T) {
 			testkit.CheckLeaks(t)
 			echo := testkit.Echo(t)
 			c := startStdio(t, "--identity", stdioID, "--authorized-keys", auth)
-			up := make(chan actors.LinkEvent, 4)
-			node, err := actors.NewNode(actors.Config{Logger: slog.New(slog.DiscardHandler), Backoff: time.Hour,
+			up := make(chan sockmux.LinkEvent, 4)
+			node, err := sockmux.NewPeer(&sockmux.PeerConfig{Logger: slog.New(slog.DiscardHandler), Backoff: time.Hour,
 				Identity: tc.key, PeerKey: &stdioKey.Public,
 				Forwards: []forward.Forward{{Bind: "127.0.0.1:0", Target: echo}},
-				OnLink:   func(ev actors.LinkEvent) { up <- ev }})
+				OnLink:   func(ev sockmux.LinkEvent) { up <- ev }})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -16,7 +16,7 @@ import (
 	"os"
 	"sync"
 
-	"github.com/sockmux/sockmux/actors"
+	"github.com/sockmux/sockmux"
 	"github.com/sockmux/sockmux/carriers"
 )
 
@@ -25,7 +25,7 @@ import (
 var errStreamReset = errors.New("the stream was reset")
 
 // stdioStream is stdin and stdout as the local end of a -W stream. It is
-// an actors.Resetter: the stream actor says here whether it ended cleanly.
+// an sockmux.Resetter: the stream actor says here whether it ended cleanly.
 type stdioStream struct {
 	net.Conn
 	once  sync.Once
@@ -59,19 +59,19 @@ func (s *stdioStream) Close() error { s.end(false); return nil }
 // Reset is the stream cut short.
 func (s *stdioStream) Reset() { s.end(true) }
 
-var _ actors.Resetter = (*stdioStream)(nil)
+var _ sockmux.Resetter = (*stdioStream)(nil)
 
 // stdioForward runs -W: a node with one link to ds (failing over between
 // them in turn), and one stream over it to target carrying stdin and
 // stdout. It returns when the stream ends: nil on a clean end; the reason
 // when the open is refused, the link fails, or the stream is reset.
-func stdioForward(ctx context.Context, log *slog.Logger, cfg actors.Config, ds []carriers.Dialer, target string, cleanup func()) error {
+func stdioForward(ctx context.Context, log *slog.Logger, cfg sockmux.PeerConfig, ds []carriers.Dialer, target string, cleanup func()) error {
 	if cleanup != nil {
 		defer cleanup()
 	}
 	// The stream waits for the first link as long as connect would.
 	cfg.OpenTimeout = max(cfg.OpenTimeout, cfg.ConnectTimeout)
-	node, err := actors.NewNode(cfg)
+	node, err := sockmux.NewPeer(&cfg)
 	if err != nil {
 		return err
 	}
