@@ -35,8 +35,9 @@ type incarnation struct {
 	topoSub  *eventstream.Subscription
 	// rejoined: it took the place of one found expelled (rejoin.go).
 	rejoined bool
-	// rejoining: it was found expelled and a rejoin is asked for (m.mu).
-	rejoining bool
+	// told: it was found expelled (m.mu): the loop replaces it, unless
+	// the hub is withdrawn.
+	told bool
 }
 
 // incarnate starts a protoactor member for m with its control plane

@@ -50,16 +50,20 @@ var errRejoining = errors.New("rejoining the cluster")
 // expelled is inc's provider finding that another member counted this
 // hub's current id out; why says who. The loop rejoins, once per
 // incarnation; a withdrawn hub (LinksClosed) does not (it would not be
-// counted again).
+// counted again), and says so once.
 func (m *Member) expelled(inc *incarnation, why string) {
 	m.mu.Lock()
-	if m.closed || m.withdrawn || m.inc != inc || inc.rejoining {
+	if m.closed || m.inc != inc || inc.told {
 		m.mu.Unlock()
 		return
 	}
-	inc.rejoining = true
-	id := inc.sys.ID
+	inc.told = true
+	id, withdrawn := inc.sys.ID, m.withdrawn
 	m.mu.Unlock()
+	if withdrawn {
+		m.log.Info("cluster: the other hubs counted this withdrawn hub out; it does not rejoin", "addr", m.addr, "member", id)
+		return
+	}
 	m.log.Warn("cluster: the other hubs counted this hub out: rejoining under a fresh member id",
 		"addr", m.addr, "member", id, "reason", why)
 	select {
@@ -75,7 +79,7 @@ func (m *Member) expelled(inc *incarnation, why string) {
 func (m *Member) rejoinCluster() bool {
 	m.mu.Lock()
 	old := m.inc
-	if old == nil || !old.rejoining || m.closed {
+	if old == nil || !old.told || m.withdrawn || m.closed {
 		m.mu.Unlock()
 		return true
 	}

@@ -94,7 +94,8 @@ func TestStaticHubLinkListenerClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { node.Close() })
-	c := startLinked(t, key, testLogger(t), ln.Addr().String(), b)
+	rec := testkit.NewRecorder()
+	c := startLinked(t, key, slog.New(rec), ln.Addr().String(), b)
 	if err := c.ServeHubLinks(node, ln); err != nil {
 		t.Fatal(err)
 	}
@@ -108,9 +109,18 @@ func TestStaticHubLinkListenerClosed(t *testing.T) {
 		waitFor(t, m, "c's entry", holds(Entry{Bind: "tcp/*:8080", Hub: c.ID()}))
 	}
 
+	id := c.memberID()
 	ln.Close() // the node stays, and the links it took from a and b
 	for _, m := range []*Member{a, b} {
 		waitFor(t, m, "c's entry withdrawn", holds())
 		waitHubs(t, m, a, b)
+	}
+	// Told it was counted out, it stays out: a fresh id would not be
+	// counted either.
+	rec.Wait(t, waitLimit, "c told it was counted out", func(r testkit.Record) bool {
+		return r.Msg == "cluster: the other hubs counted this withdrawn hub out; it does not rejoin"
+	})
+	if now := c.memberID(); now != id {
+		t.Errorf("the withdrawn hub rejoined: member id %s, was %s", now, id)
 	}
 }
