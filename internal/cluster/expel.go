@@ -52,12 +52,26 @@ func (p *staticProvider) doc(op, addr string, members []probeMember) *wrapperspb
 // heard takes what a probe or an answer from another member says of this
 // one: if that member counted this one's id out, and this is the side to
 // rejoin, it asks to (onExpelled).
+//
+// It decides only while the sender passes this member's probes: a member
+// that does not is on the far side of a cut, where the two sides' views
+// change a probe apart (it may have counted this one out a probe before
+// this one counts it out, which would look as if this one were the one
+// left, though it is the larger side). Every probe and answer says it
+// again, so the decision is only put off to one taken with both views
+// settled: after the path heals, or, if this member is the one left,
+// at once (it passes the other's probes all along).
 func (p *staticProvider) heard(d *probeDoc) {
 	sender := d.Members[0]
 	if d.Expelled == "" || d.Expelled != p.self.ID {
 		return
 	}
 	p.mu.Lock()
+	pr := p.peers[sender.address()]
+	if pr == nil || pr.fails > 0 || pr.member == nil || pr.member.ID != sender.ID {
+		p.mu.Unlock()
+		return
+	}
 	mutual := p.out[sender.address()] == sender.ID
 	mine := make([]string, 0, len(p.counted))
 	for a := range p.counted {

@@ -33,7 +33,9 @@ package cluster
 // ("counted"), and the side that counts fewer rejoins; at equal counts,
 // the side whose lowest address is higher; then the higher address.
 // A side that was not counted out by the other (it still counts it)
-// rejoins whatever the counts: it is the one the cluster left.
+// rejoins whatever the counts: it is the one the cluster left. Either
+// way a member decides only on word from a member that passes its own
+// probes, once a cut has healed (expel.go, heard).
 //
 // Only the static provider tells a member it was counted out. The etcd,
 // consul and k8s providers have no such word: docs/CLUSTER.md says so.
