@@ -156,3 +156,45 @@ func TestSmallerSide(t *testing.T) {
 		}
 	}
 }
+
+// TestHeard: a member asks to rejoin when a member that passes its
+// probes says it counted this one's id out, and either still counts it
+// (this one is the one left) or both counted each other out and this is
+// the smaller side; a word about another id, or from a member failing
+// its probes (a cut still open), asks nothing.
+func TestHeard(t *testing.T) {
+	t.Parallel()
+	self := probeMember{ID: "b1", Host: "10.0.0.2", Port: 7946}
+	peerA := probeMember{ID: "a1", Host: "10.0.0.1", Port: 7946}
+	for _, tc := range []struct {
+		name     string
+		fails    int
+		mutual   bool     // this member counted a1 out too
+		counted  []string // the members this one counts
+		expelled string   // what a says it counted out here
+		theirs   []string // the members a counts
+		want     bool
+	}{
+		{"another id", 0, false, []string{"10.0.0.1:7946", "10.0.0.2:7946"}, "b0", []string{"10.0.0.1:7946"}, false},
+		{"left by a member it counts", 0, false, []string{"10.0.0.1:7946", "10.0.0.2:7946", "10.0.0.3:7946"}, "b1", []string{"10.0.0.1:7946", "10.0.0.3:7946"}, true},
+		{"word across a cut still open", 1, false, []string{"10.0.0.1:7946", "10.0.0.2:7946", "10.0.0.3:7946"}, "b1", []string{"10.0.0.2:7946"}, false},
+		{"both counted out, smaller", 0, true, []string{"10.0.0.2:7946"}, "b1", []string{"10.0.0.1:7946", "10.0.0.3:7946"}, true},
+		{"both counted out, larger", 0, true, []string{"10.0.0.2:7946", "10.0.0.3:7946"}, "b1", []string{"10.0.0.1:7946"}, false},
+	} {
+		asked := false
+		p := &staticProvider{self: self, failures: DefaultProbeFailures,
+			peers:   map[string]*peer{peerA.address(): {member: &peerA, fails: tc.fails}},
+			counted: map[string]string{}, out: map[string]string{},
+			onExpelled: func(string) { asked = true }}
+		for _, a := range tc.counted {
+			p.counted[a] = "id of " + a
+		}
+		if tc.mutual {
+			p.out[peerA.address()] = peerA.ID
+		}
+		p.heard(&probeDoc{Op: opLive, Members: []probeMember{peerA}, Counted: tc.theirs, Expelled: tc.expelled})
+		if asked != tc.want {
+			t.Errorf("%s: asked to rejoin: %v, want %v", tc.name, asked, tc.want)
+		}
+	}
+}
