@@ -7,9 +7,16 @@ package cluster
 
 import (
 	"slices"
+	"time"
 
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
+
+// rejoinSettle is how long protoactor may take to reach a rejoined
+// incarnation again from a member whose endpoint to its address the old
+// one's going broke: two connection attempts 2 s apart (remote's
+// MaxRetryCount, incarnation.go).
+const rejoinSettle = 2 * 2 * time.Second
 
 // noteCounted takes the members protoactor counts after a publish, and
 // remembers, per address, the id of each member it no longer counts:
@@ -136,9 +143,21 @@ func (p *staticProvider) known() map[string]*probeMember {
 // those it counted counted at once, so a rejoining hub goes on counting
 // the members it did (a probe judges them from then on) instead of
 // counting itself alone until they pass one.
+//
+// A rejoined incarnation (known not nil) also settles for a while: it
+// counts no member out for failed probes until rejoinSettle plus the
+// failure window have passed. The other members' control planes reach it
+// through protoactor endpoints that the previous incarnation's going
+// broke; protoactor redials one after 2 s, twice, before it makes a new
+// one, so their answers can be late for seconds. Counted out meanwhile,
+// a member would be blocked here for good and told so, and would rejoin
+// in turn, for nothing (seen in TestRejoinAfterCutOff before this).
 func (p *staticProvider) remember(known map[string]*probeMember) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if known != nil {
+		p.settle = time.Now().Add(rejoinSettle + p.interval*time.Duration(p.failures))
+	}
 	for a, m := range known {
 		pr := p.peers[a]
 		if pr == nil {

@@ -91,7 +91,7 @@ func (m *Member) rejoinCluster() bool {
 	m.mu.Unlock()
 	known := old.known()
 	began := time.Now()
-	old.stop(true) // graceful: it leaves no goroutine of its own behind
+	old.retire()
 	for {
 		inc, err := m.incarnate(m.rebindAddr(), known)
 		if err == nil {

@@ -82,6 +82,9 @@ type staticProvider struct {
 	// out is the id protoactor counted out at each address, the last one
 	// (expel.go).
 	out map[string]string
+	// settle: until then, a member counted is not counted out for failed
+	// probes (a rejoined incarnation's first seconds: expel.go).
+	settle time.Time
 	// onExpelled is called, without the lock, when another member says
 	// it counted this one's id out and this one is the side to rejoin;
 	// nil does nothing.
@@ -221,8 +224,9 @@ func (p *staticProvider) live() []probeMember {
 	}
 	out := []probeMember{self}
 	seen := map[string]bool{p.self.ID: true}
+	settling := time.Now().Before(p.settle)
 	for _, pr := range p.peers {
-		if pr.member != nil && pr.fails < p.failures && !seen[pr.member.ID] {
+		if pr.member != nil && (pr.fails < p.failures || settling) && !seen[pr.member.ID] {
 			seen[pr.member.ID] = true
 			out = append(out, *pr.member)
 		}
@@ -376,7 +380,7 @@ func (p *staticProvider) judge(r probeResult) {
 	if pr.fails == p.failures && pr.member != nil {
 		p.log.Warn("cluster: member failed its probes", "member", r.addr, "probes", pr.fails, "reason", reason)
 	}
-	if !pr.seed && pr.fails >= 3*p.failures {
+	if !pr.seed && pr.fails >= 3*p.failures && !time.Now().Before(p.settle) {
 		delete(p.peers, r.addr)
 	}
 }
