@@ -20,7 +20,10 @@ package cluster
 // told its own id was counted out rejoins: it stops its incarnation
 // (incarnation.go) and starts a fresh one, with a fresh id no one has
 // blocked, at the same control-plane address (so its hub id, and its
-// entries, stay what they were). Sockmux's own state is the Member's and
+// entries, stay what they were). The old one's server is stopped first
+// (incarnation.go, retire), and the new one counts no member out for its
+// first seconds, while the others' protoactor reaches it again (expel.go,
+// remember). Sockmux's own state is the Member's and
 // is kept: its entries, sent again to the directory after the new
 // incarnation's first membership change, as after every one; the
 // directory as it last saw it; the Watch and WatchHubs channels, whose
