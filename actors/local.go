@@ -85,15 +85,15 @@ type localPipe struct {
 	downEOF   bool // the peer's FIN
 	unread    int  // bytes read that the Stream has not been told of
 	// Ends.
-	closed  bool  // the application closed its end
-	aborted bool  // and reset it (a splice's far end, splice.go)
+	closed  bool // the application closed its end
+	aborted bool // and reset it (a splice's far end, splice.go)
 	// twin is the other pipe of a splice (splice.go): the application of
 	// each pipe is the other one's Stream, so what this Stream pushes is
 	// the twin's to take, and what the twin's Stream pushes is this one's.
 	twin *localPipe
-	gone    bool  // the Stream let go of its end
-	err     error // the stream was cut short: what Read and Write return
-	why     error // the reason a reset gives, when the Stream knows it
+	gone bool  // the Stream let go of its end
+	err  error // the stream was cut short: what Read and Write return
+	why  error // the reason a reset gives, when the Stream knows it
 
 	// Waking the Stream, once it has taken its end (attach).
 	env    *env
