@@ -31,6 +31,7 @@ func TestPeerConfigValidate(t *testing.T) {
 		{"negative max streams", func(c *sockmux.PeerConfig) { c.MaxStreams = -1 }, false},
 		{"max window below window", func(c *sockmux.PeerConfig) { c.Window, c.MaxWindow = 1<<20, 1<<16 }, false},
 		{"peer key without identity", func(c *sockmux.PeerConfig) { c.PeerKey = &pub }, false},
+		{"trust new without known hosts", func(c *sockmux.PeerConfig) { c.Identity, c.TrustNew = id, true }, false},
 		{"peer key with identity", func(c *sockmux.PeerConfig) { c.PeerKey, c.Identity = &pub, id }, true},
 	}
 	for _, tc := range cases {
@@ -43,6 +44,9 @@ func TestPeerConfigValidate(t *testing.T) {
 			}
 			if err != nil && !errors.Is(err, sockmux.ErrBadConfig) {
 				t.Fatalf("Validate() = %v, not an ErrBadConfig", err)
+			}
+			if c.Identity == nil && c.PeerKey != nil && !errors.Is(err, sockmux.ErrNeedIdentity) {
+				t.Fatalf("Validate() = %v, not an ErrNeedIdentity", err)
 			}
 			p, err := sockmux.NewPeer(&c)
 			switch {
