@@ -35,25 +35,6 @@ const (
 	InteractiveFor = 250 * time.Millisecond
 )
 
-// Probes: while a striped link is interactive its caps have a gain of
-// 1.0 (interactiveGain), except in the first ProbeFor of every ProbeEvery
-// (probeGain), which is how a path shows it delivers more than its rate
-// says (see capGain). ProbeEvery is below what the delivery rate's
-// samples span (rateSamples × sampleEvery), so each probe's sample still
-// counts when the next begins; ProbeFor is at least one sample long, and
-// a quarter of the time, so most requests go while no probe is queued.
-const (
-	ProbeEvery = 200 * time.Millisecond
-	ProbeFor   = 50 * time.Millisecond
-)
-
-// probeAt says whether an interactive link's caps probe at now: in the
-// first ProbeFor of every ProbeEvery of the clock.
-func probeAt(now time.Time) bool {
-	at := now.UnixNano() % int64(ProbeEvery)
-	return (at+int64(ProbeEvery))%int64(ProbeEvery) < int64(ProbeFor) // before 1970 too
-}
-
 // AckDelayFor is the longest a receiver with the given number of carriers
 // holds an ACK: InteractiveAckDelay on a striped link while it is
 // interactive, BulkAckDelay otherwise.

@@ -122,7 +122,6 @@ func (s *Sender) Drop(id uint32) {
 func (s *Sender) Next(now time.Time) (*Frame, *Path) {
 	striped := len(s.Stripe.Paths) > 1
 	s.Stripe.Interactive = striped && s.interactive.Active(now)
-	s.Stripe.Probing = s.Stripe.Interactive && probeAt(now)
 	f, p := s.pick()
 	if f == nil {
 		return nil, nil

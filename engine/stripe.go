@@ -114,10 +114,6 @@ type Stripe struct {
 	// Interactive is set while requests go (Sender.Next, Interactivity):
 	// the caps are tighter and the peer's ACK delay InteractiveAckDelay.
 	Interactive bool
-	// Probing is set while the link is interactive, in the first ProbeFor
-	// of every ProbeEvery (Sender.Next, probeAt): the caps then take
-	// probeGain, so that each path can show it delivers more.
-	Probing bool
 }
 
 // In-flight caps. A carrier given more than its path holds queues the
@@ -131,26 +127,17 @@ type Stripe struct {
 // other streams' turns come first.
 //
 // While the link is interactive (Stripe.Interactive: a request went in the
-// last InteractiveFor, see Interactivity) the peer acknowledges within
-// InteractiveAckDelay and the gain is interactiveGain, 1.0: a cap of about
-// what the path delivers, so that its bottleneck queue, which a request
-// waits behind, stays near empty; except while probing (Stripe.Probing,
-// ProbeFor of every ProbeEvery), when it is probeGain. Without the probes a
-// gain of 1.0 lets no path show that it delivers more than it did, and
-// whatever made it deliver less a moment (a busy machine) lowers its cap
-// for good: it cost the bulk stream beside the requests up to a fifth.
-// The rate is the largest of the last rateSamples (at least 320 ms), so
-// each probe's sample counts until the next. On the bonding benchmark's
-// paths a 64-byte request's p50 beside bulk went from 1.4–1.6 to 1.3–1.5 ×
-// the fast path's measured round trip with the probes (from 2.0 before
-// the interactive caps: a gain of 1.1, not probing, was the step between);
-// with one bulk stream alone the tight caps cost BenchmarkStripe's four
-// carriers about a third, so they hold only while requests flow
-// (BENCHMARKS.md, "Bonding").
+// last InteractiveFor, see Interactivity) the gain is interactiveGain and the peer
+// acknowledges within InteractiveAckDelay, so each path's bottleneck
+// queue, which a request waits behind, holds about half as much: on the
+// bonding benchmark's paths a 64-byte request's p50 beside bulk went from
+// 2.0 to 1.4–1.5 × the fast path's round trip, the bulk stream's rate
+// unchanged. Not always: with one bulk stream alone the tight caps cost
+// BenchmarkStripe's four carriers about a third, and a gain of 1.0 cost
+// the bulk stream a fifth (BENCHMARKS.md, "Bonding").
 const (
 	capGain         = 1.25
-	interactiveGain = 1.0
-	probeGain       = 1.25
+	interactiveGain = 1.1
 	capSlack        = time.Millisecond
 	// MinCapTime is the least round trip a cap is sized for: on a path
 	// whose round trip is tiny (loopback, a LAN), what delays the ACKs
@@ -194,9 +181,6 @@ func (s *Stripe) Cap(p *Path) uint64 {
 	gain, ack := capGain, s.AckDelay
 	if s.Interactive {
 		gain, ack = interactiveGain, InteractiveAckDelay
-		if s.Probing {
-			gain = probeGain
-		}
 	}
 	t := max(p.RTT+ack+capSlack, MinCapTime)
 	return max(uint64(gain*r*t.Seconds()), minCapFrames*uint64(MaxHeaderLen+frame))

@@ -556,11 +556,6 @@ func TestPathCap(t *testing.T) {
 	if got, want := si.Cap(p), uint64(interactiveGain*rate*secs); got != want || got >= bulk {
 		t.Fatalf("interactive Cap %d, want %d (below the bulk cap %d)", got, want, bulk)
 	}
-	// While probing the gain is probeGain, above the steady one.
-	si.Probing = true
-	if got, want := si.Cap(p), uint64(probeGain*rate*secs); got != want || probeGain <= interactiveGain {
-		t.Fatalf("probing Cap %d, want %d (gain %v above %v)", got, want, probeGain, interactiveGain)
-	}
 	// On a striped link a slow path's frames are cut (Chunk), and its
 	// least cap is two of those.
 	s := Stripe{AckDelay: 5 * ms}
