@@ -3,6 +3,8 @@ package sockmux
 // A Share: many clients on one upstream session (`sockmux share`).
 
 import (
+	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"time"
@@ -79,21 +81,48 @@ type ShareConfig struct {
 // a bounded buffer per client; the upstream is redialled with backoff
 // when it drops.
 type Share struct {
-	s *actors.Share
+	s      *actors.Share
+	tunnel *Peer // a tunnel: upstream's link; nil for another kind
 }
 
 // NewShare listens for clients on cfg.Listen and starts sharing
 // cfg.Upstream. An UPSTREAM that does not parse is ErrBadUpstream.
+//
+// A tunnel: upstream is reached through a Peer of the share's own, with
+// cfg.Tunnel: it keeps a link to the tunnel's ADDR, and each upstream
+// session is a stream of it (Peer.DialStream) to the tunnel's host:port.
 func NewShare(cfg ShareConfig) (*Share, error) {
-	s, err := actors.NewShare(actors.ShareConfig{
+	acfg := actors.ShareConfig{
 		Logger: cfg.Logger, Listen: cfg.Listen, Upstream: cfg.Upstream, CarrierOptions: cfg.CarrierOptions,
 		ClientBuffer: cfg.ClientBuffer, Replay: cfg.Replay, Slow: cfg.Slow, SlowTimeout: cfg.SlowTimeout,
-		Node: cfg.Tunnel.actors(),
-	})
+	}
+	opts := cfg.CarrierOptions
+	if cfg.Logger != nil { // an exec: tunnel's command logs its stderr
+		opts = append([]carriers.Option{carriers.WithLogger(cfg.Logger)}, opts...)
+	}
+	up, err := actors.ParseUpstream(cfg.Upstream, opts...)
 	if err != nil {
 		return nil, err
 	}
-	return &Share{s: s}, nil
+	var tunnel *Peer
+	if via, target, ok := up.Tunnel(); ok {
+		tcfg := cfg.Tunnel
+		tcfg.Logger = cfg.Logger
+		tcfg.Forwards, tcfg.Remotes, tcfg.Dynamic, tcfg.OnLink = nil, nil, nil, nil
+		if tunnel, err = NewPeer(&tcfg); err != nil {
+			return nil, err
+		}
+		tunnel.Connect(via)
+		acfg.DialUpstream = func(ctx context.Context) (net.Conn, error) { return tunnel.DialStream(ctx, target) }
+	}
+	s, err := actors.NewShare(acfg)
+	if err != nil {
+		if tunnel != nil {
+			tunnel.Close()
+		}
+		return nil, err
+	}
+	return &Share{s: s, tunnel: tunnel}, nil
 }
 
 // ShareStats are a Share's counters at one moment.
@@ -105,12 +134,26 @@ type ShareClientStats = actors.ShareClientStats
 // Addr is where the share listens for clients.
 func (s *Share) Addr() net.Addr { return s.s.Addr() }
 
-// Redial makes an upstream waiting to be redialled dial now.
-func (s *Share) Redial() { s.s.Redial() }
+// Redial makes an upstream waiting to be redialled dial now, and a
+// tunnel: upstream's link too.
+func (s *Share) Redial() {
+	if s.tunnel != nil {
+		s.tunnel.Redial()
+	}
+	s.s.Redial()
+}
 
 // Stats are the share's counters now.
 func (s *Share) Stats() ShareStats { return s.s.Stats() }
 
 // Close disconnects every client and the upstream and waits for the
 // share's goroutines to end.
-func (s *Share) Close() error { return s.s.Close() }
+func (s *Share) Close() error {
+	err := s.s.Close()
+	if s.tunnel != nil {
+		if terr := s.tunnel.Close(); err == nil && !errors.Is(terr, ErrPeerClosed) {
+			err = terr
+		}
+	}
+	return err
+}

@@ -85,11 +85,15 @@ type localPipe struct {
 	downEOF   bool // the peer's FIN
 	unread    int  // bytes read that the Stream has not been told of
 	// Ends.
-	closed  bool  // the application closed its end
-	aborted bool  // and reset it (a splice's far end, splice.go)
-	gone    bool  // the Stream let go of its end
-	err     error // the stream was cut short: what Read and Write return
-	why     error // the reason a reset gives, when the Stream knows it
+	closed  bool // the application closed its end
+	aborted bool // and reset it (a splice's far end, splice.go)
+	// twin is the other pipe of a splice (splice.go): the application of
+	// each pipe is the other one's Stream, so what this Stream pushes is
+	// the twin's to take, and what the twin's Stream pushes is this one's.
+	twin *localPipe
+	gone bool  // the Stream let go of its end
+	err  error // the stream was cut short: what Read and Write return
+	why  error // the reason a reset gives, when the Stream knows it
 
 	// Waking the Stream, once it has taken its end (attach).
 	env    *env
@@ -226,13 +230,26 @@ func closeWith(conn net.Conn, err error) {
 func (p *localPipe) attach(e *env, self *actor.PID, st *strand, frame int, window uint32) {
 	p.mu.Lock()
 	p.env, p.self, p.strand, p.frame, p.window = e, self, st, frame, window
+	wake := p.aborted && p.needWake() // a splice whose other Stream was cut short first
 	p.mu.Unlock()
+	if wake {
+		e.send(self, localWakeMsg)
+	}
 }
 
 // take hands the Stream up to max bytes of what the application wrote, in
 // buffers of at most frame bytes, and says whether the application's
 // writes have ended with them.
 func (p *localPipe) take(max, frame int, dst []*engine.Buffer) ([]*engine.Buffer, int, bool) {
+	bufs, n, eof := p.takeLocked(max, frame, dst)
+	if n > 0 && p.twin != nil {
+		p.twin.taken(n) // with mu let go: one pipe's lock at a time
+	}
+	return bufs, n, eof
+}
+
+// takeLocked is take's, under mu.
+func (p *localPipe) takeLocked(max, frame int, dst []*engine.Buffer) ([]*engine.Buffer, int, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	bufs, n, k := dst[:0], 0, 0
@@ -316,6 +333,9 @@ func (p *localPipe) woken(window uint32) (read, unread int) {
 // here. It reports false if the application has closed its end (the
 // bytes are dropped).
 func (p *localPipe) push(bufs []*engine.Buffer) bool {
+	if p.twin != nil {
+		return p.pushTwin(bufs)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed || p.err != nil {
@@ -343,10 +363,17 @@ func (p *localPipe) setWhy(err error) {
 // cutShort ends the pipe with a reset, unless it has ended already: what
 // it holds goes back to the pool, and every waiter is woken.
 func (p *localPipe) cutShort(dflt error) {
+	if p.cutShortLocked(dflt) && p.twin != nil {
+		p.twin.abort() // with mu let go: one pipe's lock at a time
+	}
+}
+
+// cutShortLocked is cutShort's, under mu; it reports whether it cut.
+func (p *localPipe) cutShortLocked(dflt error) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.gone || p.err != nil {
-		return
+		return false
 	}
 	why := p.why
 	if why == nil {
@@ -355,6 +382,7 @@ func (p *localPipe) cutShort(dflt error) {
 	p.err = fmt.Errorf("%w: %w", ErrStreamReset, why)
 	p.dropAll()
 	p.signal()
+	return true
 }
 
 // dropAll returns what the pipe holds, both ways, to the pool, with mu held.
@@ -412,6 +440,9 @@ func (e *localEnd) CloseWrite() error {
 	p.downEOF = true
 	p.signal()
 	p.mu.Unlock()
+	if p.twin != nil {
+		p.twin.endUp() // the other Stream sends a FIN after what it has
+	}
 	return nil
 }
 

@@ -97,6 +97,12 @@ type ShareConfig struct {
 	// Node configures the node a tunnel: upstream's link runs on (its key,
 	// keepalive, ...); its Logger is Logger.
 	Node Config
+	// DialUpstream, when set, is how the upstream is reached instead of
+	// the UPSTREAM's own dialer: the root package's Share gives a tunnel:
+	// upstream's streams of a sockmux.Peer of its own here, so that the
+	// share is built on the library's API (Peer.DialStream), and Node's
+	// link is not made.
+	DialUpstream func(ctx context.Context) (net.Conn, error)
 }
 
 // Defaults of a Share.
@@ -221,7 +227,10 @@ func NewShare(cfg ShareConfig) (*Share, error) {
 		return nil, fmt.Errorf("share: listen %s: %w", cfg.Listen, err)
 	}
 	dial := up.dialer.Dial
-	if up.Kind == "tunnel" {
+	switch {
+	case cfg.DialUpstream != nil:
+		dial = cfg.DialUpstream
+	case up.Kind == "tunnel":
 		node.Connect(up.dialer)
 		target := up.target
 		dial = func(ctx context.Context) (net.Conn, error) { return node.DialStream(ctx, target) }

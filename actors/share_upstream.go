@@ -33,6 +33,15 @@ type Upstream struct {
 
 func (u *Upstream) String() string { return u.spec }
 
+// Tunnel is a tunnel: upstream's peer (its carrier's dialer) and the
+// host:port that peer dials; ok is false for another kind.
+func (u *Upstream) Tunnel() (via carriers.Dialer, target string, ok bool) {
+	if u.Kind != "tunnel" {
+		return nil, "", false
+	}
+	return u.dialer, u.target, true
+}
+
 // ParseUpstream parses an UPSTREAM:
 //
 //	tcp://host:port (or host:port)  a TCP server

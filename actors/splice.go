@@ -6,16 +6,20 @@ package actors
 // not dial that address, which would cost a loopback connection, an
 // accept and a listener's turn, and would let a pool send it on to yet
 // another hub. It is handed in process to the forward's link, or to one
-// of the pool's members here: the stream takes the Stream end of a local
-// pipe (local.go) as its socket, and the link opens its stream to the
-// edge on the pipe's other end (a splicedConn), as it would on a socket
-// the forward accepted. Connections another hub brings go to this node's
-// own edges only, so a connection crosses one hop between hubs at most.
+// of the pool's members here: the stream and the one the link opens to
+// the edge each take one end of a splice (newSplice), two local pipes
+// (local.go) that are each other's application, as they would take a
+// socket the forward accepted. What one Stream's peer sends, the other
+// Stream takes and sends on in the same buffers: no copy, and no
+// goroutine between them. Connections another hub brings go to this
+// node's own edges only, so a connection crosses one hop between hubs at
+// most.
 //
-// Who owns what: the pipe is the two streams'; each closes its end when
-// its stream ends. A reset at the member's end (splicedConn.Reset)
-// resets the other stream too, so a cut-short connection stays cut short
-// across the splice.
+// Who owns what: each pipe is its Stream's, as a socket is; a buffer one
+// Stream pushes is the other pipe's until that Stream takes it. A FIN
+// carries over as a FIN; a Stream cut short (a reset either way, its link
+// gone) aborts the other pipe, whose Stream then resets its stream, so a
+// cut-short connection stays cut short across the splice.
 
 import (
 	"fmt"
@@ -45,15 +49,15 @@ func (e *env) splice(target string) (conn net.Conn, err error, ok bool) {
 		if !ch.ok() {
 			return nil, fmt.Errorf("%w: %s (pool %s)", errNotHeldHere, target, p.name), true
 		}
-		user, end := newLocalPipe(target)
+		end, member := newSplice(target)
 		fwd := poolForward(p.ln, p)
-		ch.open(&openRequest{conn: &splicedConn{LocalConn: user}, forward: fwd.String()}, false)
+		ch.open(&openRequest{conn: member, forward: fwd.String()}, false)
 		e.spliced(ForwardKey(fwd))
 		return end, nil, true
 	}
 	if r, found := e.reverseAt(ap); found {
-		user, end := newLocalPipe(target)
-		e.send(r.link, &openRequest{conn: &splicedConn{LocalConn: user}, kind: engine.TargetForward, target: r.fwd.Target, forward: r.fwd.String()})
+		end, member := newSplice(target)
+		e.send(r.link, &openRequest{conn: member, kind: engine.TargetForward, target: r.fwd.Target, forward: r.fwd.String()})
 		e.spliced(ForwardKey(r.fwd))
 		return end, nil, true
 	}
@@ -160,15 +164,90 @@ func (e *env) reverseAt(t netip.AddrPort) (reverseBind, bool) {
 	return reverseBind{}, false
 }
 
-// splicedConn is the member's end of a splice: a LocalConn whose Reset
-// resets the stream at the other end.
-type splicedConn struct{ *LocalConn }
+// newSplice makes the two ends of a splice, one for each Stream to take as
+// its socket: two pipes, each the other's application (localPipe.twin).
+// What the peer of one Stream sends, that Stream pushes and the other
+// takes and sends on, in the same pooled buffers: nothing is copied and
+// no goroutine stands between the two, as one would for a LocalConn read
+// and written as a socket. The first Stream's peer gets credit for what
+// the second took (taken), a FIN carries over as a FIN (endUp), and a
+// Stream cut short cuts the other short (cutShort aborts the twin).
+func newSplice(target string) (a, b *localEnd) {
+	_, a = newLocalPipe(target)
+	_, b = newLocalPipe(target)
+	a.p.twin, b.p.twin = b.p, a.p
+	return a, b
+}
 
-// Reset is the member's stream cut short: the other stream is reset too.
-func (c *splicedConn) Reset() { c.p.abort() }
+// pushTwin is push on a splice's pipe: what the Stream hands over is the
+// twin's to take (as its application's writes) and counts here as unread
+// until it is taken, so this Stream's window holds it as a socket's
+// would. It reports false once the twin's Stream has let go.
+func (p *localPipe) pushTwin(bufs []*engine.Buffer) bool {
+	n := 0
+	for _, b := range bufs {
+		n += len(b.B)
+	}
+	p.mu.Lock()
+	dead := p.closed || p.err != nil
+	if !dead {
+		p.downBytes += n
+	}
+	p.mu.Unlock()
+	t := p.twin
+	t.mu.Lock()
+	if dead || t.gone || t.err != nil || t.upEOF {
+		t.mu.Unlock()
+		putAll(bufs)
+		clear(bufs)
+		return false
+	}
+	for _, b := range bufs {
+		t.up = append(t.up, b)
+	}
+	t.upBytes += n
+	clear(bufs)
+	wake := t.armed && t.needWake()
+	t.armed = false
+	t.mu.Unlock()
+	if wake {
+		// Queued, not run here: the caller is the other Stream, on its
+		// own link's strand.
+		t.env.send(t.self, localWakeMsg)
+	}
+	return true
+}
+
+// taken is the twin's Stream having taken n of the bytes this pipe's
+// Stream pushed: what a Read is to a LocalConn, the credit the peer gets
+// once it adds up to a batch, or once nothing is left unread.
+func (p *localPipe) taken(n int) {
+	p.mu.Lock()
+	p.downBytes -= n
+	p.unread += n
+	wake := (p.unread >= p.creditBatch() || p.downBytes == 0) && p.needWake()
+	p.mu.Unlock()
+	if wake {
+		p.env.send(p.self, localWakeMsg)
+	}
+}
+
+// endUp is the twin's peer having finished: this pipe's Stream sends a
+// FIN once it has sent what it has.
+func (p *localPipe) endUp() {
+	p.mu.Lock()
+	p.upEOF = true
+	wake := p.armed && p.needWake()
+	p.armed = false
+	p.mu.Unlock()
+	if wake {
+		p.env.send(p.self, localWakeMsg)
+	}
+}
 
 // abort ends the pipe from the application's side as a reset: what the
-// Stream sent is dropped, and the Stream, woken, resets its stream.
+// Stream sent is dropped, and the Stream, woken, resets its stream. A
+// splice's pipe is aborted when its twin is cut short.
 func (p *localPipe) abort() {
 	p.mu.Lock()
 	if p.closed {
