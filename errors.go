@@ -55,3 +55,6 @@ var ErrPeerClosed = actors.ErrClosed
 // ErrNeedIdentity is a PeerConfig (or Config) with authorized keys, a
 // pinned peer key or known hosts and no Identity of its own.
 var ErrNeedIdentity = actors.ErrNeedIdentity
+
+// ErrBadUpstream is a Share's UPSTREAM that does not parse.
+var ErrBadUpstream = actors.ErrBadUpstream

@@ -227,8 +227,10 @@ func (c *PeerConfig) Validate() error {
 		return bad("LinkBudget", "%d, must not be negative", c.LinkBudget)
 	case c.MaxWindow != 0 && c.MaxWindow < c.Window:
 		return bad("MaxWindow", "%d bytes, below Window (%d)", c.MaxWindow, c.Window)
-	case (c.PeerKey != nil || c.AuthorizedKeys != nil || c.KnownHosts != "") && c.Identity == nil:
-		return bad("Identity", "%v", actors.ErrNeedIdentity)
+	case (c.PeerKey != nil || c.AuthorizedKeys != nil || c.KnownHosts != "" || c.TrustNew) && c.Identity == nil:
+		return fmt.Errorf("%w: Identity: %w", ErrBadConfig, ErrNeedIdentity)
+	case c.TrustNew && c.KnownHosts == "":
+		return bad("TrustNew", "a new listener key is recorded in KnownHosts: set it")
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/sockmux/sockmux/carriers"
 	"github.com/sockmux/sockmux/identity"
 	"github.com/sockmux/sockmux/internal/testkit"
+	"golang.org/x/net/nettest"
 )
 
 func TestPeerConfigValidate(t *testing.T) {
@@ -31,6 +32,7 @@ func TestPeerConfigValidate(t *testing.T) {
 		{"negative max streams", func(c *sockmux.PeerConfig) { c.MaxStreams = -1 }, false},
 		{"max window below window", func(c *sockmux.PeerConfig) { c.Window, c.MaxWindow = 1<<20, 1<<16 }, false},
 		{"peer key without identity", func(c *sockmux.PeerConfig) { c.PeerKey = &pub }, false},
+		{"trust new without known hosts", func(c *sockmux.PeerConfig) { c.Identity, c.TrustNew = id, true }, false},
 		{"peer key with identity", func(c *sockmux.PeerConfig) { c.PeerKey, c.Identity = &pub, id }, true},
 	}
 	for _, tc := range cases {
@@ -43,6 +45,9 @@ func TestPeerConfigValidate(t *testing.T) {
 			}
 			if err != nil && !errors.Is(err, sockmux.ErrBadConfig) {
 				t.Fatalf("Validate() = %v, not an ErrBadConfig", err)
+			}
+			if c.Identity == nil && c.PeerKey != nil && !errors.Is(err, sockmux.ErrNeedIdentity) {
+				t.Fatalf("Validate() = %v, not an ErrNeedIdentity", err)
 			}
 			p, err := sockmux.NewPeer(&c)
 			switch {
@@ -180,4 +185,55 @@ func mustIdentity(t testing.TB) *identity.PrivateKey {
 		t.Fatal(err)
 	}
 	return id
+}
+
+// TestDialStreamIsNetConn: what Peer.DialStream returns passes
+// nettest.TestConn, the far end being the target's accepted socket.
+func TestDialStreamIsNetConn(t *testing.T) {
+	hub, err := sockmux.NewPeer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := carriers.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub.Serve(ln)
+	edge, err := sockmux.NewPeer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := carriers.NewDialer(ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	edge.Connect(d)
+	target, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		target.Close()
+		edge.Close()
+		hub.Close()
+	})
+	nettest.TestConn(t, func() (c1, c2 net.Conn, stop func(), err error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		accepted := make(chan net.Conn, 1)
+		go func() {
+			c, _ := target.Accept()
+			accepted <- c
+		}()
+		c1, err = edge.DialStream(ctx, target.Addr().String())
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		c2 = <-accepted
+		if c2 == nil {
+			c1.Close()
+			return nil, nil, nil, errors.New("the target accepted nothing")
+		}
+		return c1, c2, func() { c1.Close(); c2.Close() }, nil
+	})
 }

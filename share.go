@@ -33,9 +33,6 @@ const (
 // DefaultSlowTimeout is SlowWait's limit when ShareConfig.SlowTimeout is 0.
 const DefaultSlowTimeout = actors.DefaultSlowTimeout
 
-// ErrBadUpstream is an UPSTREAM that does not parse.
-var ErrBadUpstream = actors.ErrBadUpstream
-
 // ParseSlowPolicy parses "wait", "drop" or "disconnect".
 func ParseSlowPolicy(s string) (SlowPolicy, error) { return actors.ParseSlowPolicy(s) }
 
