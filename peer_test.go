@@ -71,15 +71,7 @@ func TestPeerForwards(t *testing.T) {
 	key := []byte("0123456789abcdef0123456789abcdef")
 	rBind := testkit.FreeAddr(t)
 	bound := make(chan sockmux.ReverseBind, 4)
-	hub, err := sockmux.NewPeer(&sockmux.PeerConfig{Key: key, BindWatcher: func(rb sockmux.ReverseBind) { bound <- rb }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := carriers.Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hub.Serve(ln)
+	hub, hubAddr := servingPeer(t, &sockmux.PeerConfig{Key: key, BindWatcher: func(rb sockmux.ReverseBind) { bound <- rb }})
 
 	lf, err := sockmux.ParseLocal("0:"+echo, "127.0.0.1")
 	if err != nil {
@@ -90,16 +82,8 @@ func TestPeerForwards(t *testing.T) {
 		t.Fatal(err)
 	}
 	up := make(chan sockmux.LinkEvent, 4)
-	edge, err := sockmux.NewPeer(&sockmux.PeerConfig{Key: key, Forwards: []sockmux.Forward{lf}, Remotes: []sockmux.Forward{rf},
-		OnLink: func(ev sockmux.LinkEvent) { up <- ev }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := carriers.NewDialer(ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	edge.Connect(d)
+	edge := dialingPeer(t, &sockmux.PeerConfig{Key: key, Forwards: []sockmux.Forward{lf}, Remotes: []sockmux.Forward{rf},
+		OnLink: func(ev sockmux.LinkEvent) { up <- ev }}, hubAddr)
 	if ev := <-up; !ev.Up {
 		t.Fatalf("first link event %+v, want up", ev)
 	}
@@ -190,33 +174,13 @@ func mustIdentity(t testing.TB) *identity.PrivateKey {
 // TestDialStreamIsNetConn: what Peer.DialStream returns passes
 // nettest.TestConn, the far end being the target's accepted socket.
 func TestDialStreamIsNetConn(t *testing.T) {
-	hub, err := sockmux.NewPeer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := carriers.Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hub.Serve(ln)
-	edge, err := sockmux.NewPeer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := carriers.NewDialer(ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	edge.Connect(d)
+	_, hubAddr := servingPeer(t, nil)
+	edge := dialingPeer(t, nil, hubAddr)
 	target, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		target.Close()
-		edge.Close()
-		hub.Close()
-	})
+	t.Cleanup(func() { target.Close() })
 	nettest.TestConn(t, func() (c1, c2 net.Conn, stop func(), err error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -236,4 +200,39 @@ func TestDialStreamIsNetConn(t *testing.T) {
 		}
 		return c1, c2, func() { c1.Close(); c2.Close() }, nil
 	})
+}
+
+// servingPeer starts a Peer with cfg serving links on a loopback port,
+// closed when the test ends, and says where.
+func servingPeer(t testing.TB, cfg *sockmux.PeerConfig) (*sockmux.Peer, string) {
+	t.Helper()
+	p, err := sockmux.NewPeer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := carriers.Listen("127.0.0.1:0")
+	if err != nil {
+		p.Close()
+		t.Fatal(err)
+	}
+	p.Serve(ln)
+	t.Cleanup(func() { p.Close() })
+	return p, ln.Addr().String()
+}
+
+// dialingPeer starts a Peer with cfg keeping a link to addr, closed when
+// the test ends.
+func dialingPeer(t testing.TB, cfg *sockmux.PeerConfig, addr string) *sockmux.Peer {
+	t.Helper()
+	p, err := sockmux.NewPeer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	d, err := carriers.NewDialer(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Connect(d)
+	return p
 }

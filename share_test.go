@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/sockmux/sockmux"
-	"github.com/sockmux/sockmux/carriers"
 	"github.com/sockmux/sockmux/internal/testkit"
 )
 
@@ -18,22 +17,13 @@ import (
 // and comes back to every client, once.
 func TestShareTunnel(t *testing.T) {
 	key := []byte("0123456789abcdef0123456789abcdef")
-	hub, err := sockmux.NewPeer(&sockmux.PeerConfig{Key: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := carriers.Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hub.Serve(ln)
-	t.Cleanup(func() { hub.Close() })
+	hub, hubAddr := servingPeer(t, &sockmux.PeerConfig{Key: key})
 
-	if _, err := sockmux.NewShare(sockmux.ShareConfig{Listen: "127.0.0.1:0", Upstream: "tunnel:" + ln.Addr().String()}); !errors.Is(err, sockmux.ErrBadUpstream) {
+	if _, err := sockmux.NewShare(sockmux.ShareConfig{Listen: "127.0.0.1:0", Upstream: "tunnel:" + hubAddr}); !errors.Is(err, sockmux.ErrBadUpstream) {
 		t.Fatalf("a tunnel: with no target = %v, want ErrBadUpstream", err)
 	}
 	s, err := sockmux.NewShare(sockmux.ShareConfig{Listen: "127.0.0.1:0",
-		Upstream: "tunnel:" + ln.Addr().String() + "," + testkit.Echo(t), Replay: 4, Tunnel: sockmux.PeerConfig{Key: key}})
+		Upstream: "tunnel:" + hubAddr + "," + testkit.Echo(t), Replay: 4, Tunnel: sockmux.PeerConfig{Key: key}})
 	if err != nil {
 		t.Fatal(err)
 	}

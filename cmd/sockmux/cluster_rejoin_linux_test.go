@@ -72,21 +72,3 @@ func TestClusterHubRejoins(t *testing.T) {
 	t.Logf("h2's bind answered through h1 again %v after SIGCONT", time.Since(continued).Round(10*time.Millisecond))
 	echoAt(t, net.JoinHostPort(h2.host, port))
 }
-
-// waitLineWithin is waitLineFrom with a limit of its own.
-func waitLineWithin(t testing.TB, log *syncBuffer, from int, limit time.Duration, parts ...string) string {
-	t.Helper()
-	deadline := time.NewTimer(limit)
-	defer deadline.Stop()
-	for {
-		text, next := log.written()
-		if line, ok := findLine(text[from:], parts...); ok {
-			return line
-		}
-		select {
-		case <-next:
-		case <-deadline.C:
-			t.Fatalf("no line with %q in the log within %v:\n%s", parts, limit, log.String()[from:])
-		}
-	}
-}

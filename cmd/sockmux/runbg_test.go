@@ -48,7 +48,13 @@ func waitLine(t testing.TB, log *syncBuffer, parts ...string) string {
 // waitLineFrom is waitLine for a line logged past the first from bytes.
 func waitLineFrom(t testing.TB, log *syncBuffer, from int, parts ...string) string {
 	t.Helper()
-	deadline := time.NewTimer(15 * time.Second)
+	return waitLineWithin(t, log, from, 15*time.Second, parts...)
+}
+
+// waitLineWithin is waitLineFrom with a limit of its own.
+func waitLineWithin(t testing.TB, log *syncBuffer, from int, limit time.Duration, parts ...string) string {
+	t.Helper()
+	deadline := time.NewTimer(limit)
 	defer deadline.Stop()
 	for {
 		text, next := log.written()
@@ -58,7 +64,7 @@ func waitLineFrom(t testing.TB, log *syncBuffer, from int, parts ...string) stri
 		select {
 		case <-next:
 		case <-deadline.C:
-			t.Fatalf("no line with %q in the log:\n%s", parts, log.String()[from:])
+			t.Fatalf("no line with %q in the log within %v:\n%s", parts, limit, log.String()[from:])
 		}
 	}
 }
