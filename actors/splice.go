@@ -219,13 +219,14 @@ func (p *localPipe) pushTwin(bufs []*engine.Buffer) bool {
 }
 
 // taken is the twin's Stream having taken n of the bytes this pipe's
-// Stream pushed: what a Read is to a LocalConn, the credit the peer gets
-// once it adds up to a batch, or once nothing is left unread.
+// Stream pushed: what a Read is to a LocalConn, told to the Stream by the
+// same rule (creditBatch: once it adds up to a batch), so a small reply
+// costs no message of its own.
 func (p *localPipe) taken(n int) {
 	p.mu.Lock()
 	p.downBytes -= n
 	p.unread += n
-	wake := (p.unread >= p.creditBatch() || p.downBytes == 0) && p.needWake()
+	wake := n > 0 && p.unread >= p.creditBatch() && p.needWake()
 	p.mu.Unlock()
 	if wake {
 		p.env.send(p.self, localWakeMsg)
