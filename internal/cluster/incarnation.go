@@ -38,6 +38,36 @@ type incarnation struct {
 	// told: it was found expelled (m.mu): the loop replaces it, unless
 	// the hub is withdrawn.
 	told bool
+	// sawSelf: a topology of its own listed it (m.mu; selfGone).
+	sawSelf bool
+}
+
+// selfGone reports, with m.mu held, whether t is the first topology
+// without this incarnation's own member after one with it: how the etcd
+// provider (and any other that watches its own registration) shows a hub
+// counted out. When a hub stops answering for longer than its lease (a
+// SIGSTOP, a partition from etcd), etcd drops its key; the others count
+// it out and block its id for good (rejoin.go), and its own provider,
+// which watches the same keys, takes itself out of its own topology; its
+// keepalive then puts the same id back, which the others ignore. So the
+// hub is never counted again under that id, and without this it stays
+// out until restarted. The static provider has a word of its own for
+// this (probes' "expelled", expel.go) and is left to it: a static
+// member's own topology is not the provider's registration.
+func (inc *incarnation) selfGone(t *cluster.ClusterTopology) bool {
+	if _, static := inc.provider.(*staticProvider); static {
+		return false
+	}
+	// By address: each provider names members its own way (etcd's
+	// "NAME@ID"), and an incarnation's address is its own.
+	self := inc.sys.Address()
+	for _, mem := range t.Members {
+		if mem.Address() == self {
+			inc.sawSelf = true
+			return false
+		}
+	}
+	return inc.sawSelf
 }
 
 // incarnate starts a protoactor member for m with its control plane

@@ -351,11 +351,21 @@ func (m *Member) receivePush(ctx actor.Context) {
 // it must not wait. A change an incarnation no longer current publishes
 // (stopping, after a rejoin began) is not the hub's membership.
 func (m *Member) topology(inc *incarnation, t *cluster.ClusterTopology) {
+	if m.topologyLocked(inc, t) {
+		m.expelled(inc, "this hub's own registration is gone from the cluster provider (its lease or health check ran out)")
+	}
+}
+
+// topologyLocked takes t under mu, and reports whether t shows this
+// incarnation counted out by a provider that has no word for it but
+// the hub's own registration gone (selfGone).
+func (m *Member) topologyLocked(inc *incarnation, t *cluster.ClusterTopology) (counted bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.inc != inc {
-		return
+		return false
 	}
+	counted = inc.selfGone(t)
 	was := maps.Clone(m.live)
 	clear(m.live)
 	for _, mem := range t.Members {
@@ -378,6 +388,7 @@ func (m *Member) topology(inc *incarnation, t *cluster.ClusterTopology) {
 	}
 	m.publishLocked()
 	m.kickLocked()
+	return counted
 }
 
 // isLive reports whether hub is a member.

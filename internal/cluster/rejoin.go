@@ -40,8 +40,10 @@ package cluster
 // way a member decides only on word from a member that passes its own
 // probes, once a cut has healed (expel.go, heard).
 //
-// Only the static provider tells a member it was counted out. The etcd,
-// consul and k8s providers have no such word: docs/CLUSTER.md says so.
+// The static provider tells a member it was counted out. The etcd
+// provider has no such word, but takes a hub whose lease ran out out of
+// its own topology too, and that is the word (incarnation.go, selfGone);
+// consul and k8s get the same rule, untested here (docs/CLUSTER.md).
 
 import (
 	"errors"
