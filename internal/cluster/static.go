@@ -86,9 +86,13 @@ type staticProvider struct {
 	// probes (a rejoined incarnation's first seconds: expel.go).
 	settle time.Time
 	// onExpelled is called, without the lock, when another member says
-	// it counted this one's id out and this one is the side to rejoin;
+	// it counted this one's id out and this one is the side to rejoin, or
+	// when this one stood still and then counts another out (frozen.go);
 	// nil does nothing.
 	onExpelled func(why string)
+	// frozenAt is when the clock watcher last found that this process
+	// had stood still (frozen.go); zero if never.
+	frozenAt time.Time
 }
 
 // peer is what a static provider knows of another member.
@@ -249,6 +253,12 @@ func (p *staticProvider) publish() {
 // run probes every known member once per interval, and when kicked.
 func (p *staticProvider) run() {
 	defer close(p.done)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		p.watchClock(p.stop)
+	}()
+	defer func() { <-watched }()
 	t := time.NewTicker(p.interval)
 	defer t.Stop()
 	for {
@@ -350,6 +360,12 @@ func (p *staticProvider) judge(r probeResult) {
 	if p.health != nil && r.reply != nil {
 		linkUp = r.reply.Members[0].Link != "" && p.health.isUp(r.reply.Members[0].Link)
 	}
+	var stoodStill bool
+	defer func() { // after the lock is let go: onExpelled takes the member's
+		if stoodStill && p.onExpelled != nil {
+			p.onExpelled("this hub stood still for longer than the failure window, and " + r.addr + " has not answered it since")
+		}
+	}()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	pr := p.peers[r.addr]
@@ -379,6 +395,7 @@ func (p *staticProvider) judge(r probeResult) {
 	p.log.Debug("cluster: probe failed", "member", r.addr, "probes", pr.fails, "reason", reason)
 	if pr.fails == p.failures && pr.member != nil {
 		p.log.Warn("cluster: member failed its probes", "member", r.addr, "probes", pr.fails, "reason", reason)
+		stoodStill = p.frozenLately(time.Now())
 	}
 	if !pr.seed && pr.fails >= 3*p.failures && !time.Now().Before(p.settle) {
 		delete(p.peers, r.addr)
