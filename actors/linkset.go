@@ -30,6 +30,7 @@ func (s *linkSet) add(p *actor.PID, st *strand) {
 		s.env.send(w, &linkAvailable{})
 	}
 	s.mu.Unlock()
+	s.env.poolLinkChanged(p) // with s.mu let go: pools.mu comes first
 }
 
 func (s *linkSet) watch(p *actor.PID) {
@@ -58,6 +59,7 @@ func (s *linkSet) remove(p *actor.PID) {
 		}
 	}
 	s.mu.Unlock()
+	s.env.poolLinkChanged(p)
 }
 
 // has reports whether link p is up (a link waiting to resume is not).

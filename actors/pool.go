@@ -136,13 +136,45 @@ func (e *env) openPoolLocked(addr, name string, udp bool) (*pool, error) {
 	return p, nil
 }
 
-// watchPool tells the BindWatcher, if any, how many members p has here.
+// watchPool tells the BindWatcher, if any, how many live members p has
+// here, with e.pools.mu held: members whose link is down or waiting to
+// resume are not counted, so other hubs send nothing here for them (a
+// holder whose last member waits to resume says 0, and they stop
+// bridging to it until it is back: poolLinkChanged).
 func (e *env) watchPool(p *pool) {
+	if e.cfg.BindWatcher == nil {
+		return
+	}
 	door := ""
 	if p.door != nil {
 		door = p.door.LocalAddr().String()
 	}
-	e.watchAnyBind(p.pc != nil, p.bound, p.name, len(p.members), door)
+	live := 0
+	for _, m := range p.members {
+		if e.links.has(m.link) {
+			live++
+		}
+	}
+	e.watchAnyBind(p.pc != nil, p.bound, p.name, live, door)
+}
+
+// poolLinkChanged is link going down, waiting to resume, or up again:
+// every pool it is a member of tells the BindWatcher its live members
+// anew.
+func (e *env) poolLinkChanged(link *actor.PID) {
+	if e.cfg.BindWatcher == nil {
+		return
+	}
+	e.pools.mu.Lock()
+	defer e.pools.mu.Unlock()
+	for _, p := range e.pools.byAddr {
+		for _, m := range p.members {
+			if m.link.Equal(link) {
+				e.watchPool(p)
+				break
+			}
+		}
+	}
 }
 
 // leavePool takes m out of the pool known by key (poolKey). The last
