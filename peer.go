@@ -120,8 +120,11 @@ func ProxyKey(bind string) string { return actors.ProxyKey(bind) }
 
 // SetRemotes replaces the -R forwards asked for on every link, now and on
 // every link that comes up: the new ones are asked for, the dropped ones
-// released. It says how many of each.
-func (p *Peer) SetRemotes(want []Forward) (added, removed int) { return p.node.SetRemotes(want) }
+// released, and one whose target alone changed goes on listening, its
+// new connections going to the new target. It says how many of each.
+func (p *Peer) SetRemotes(want []Forward) (added, removed, retargeted int) {
+	return p.node.SetRemotes(want)
+}
 
 // Policies are what the peer allows its peers now.
 func (p *Peer) Policies() Policies { return p.node.Policies() }

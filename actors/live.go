@@ -76,10 +76,14 @@ func (e *env) remote(id uint32) *forward.Forward {
 }
 
 // SetRemotes makes want the node's -R list. Forwards kept keep their ids;
-// every link that is up asks its peer to listen for the new ones (BIND) and
-// to stop listening for the removed ones (UNBIND, to a peer that offered
-// CapUnbind). It returns how many were added and removed.
-func (n *Node) SetRemotes(want []forward.Forward) (added, removed int) {
+// so does one whose target alone changed (retargeted): the peer goes on
+// listening, and the connections it brings from now on go to the new
+// target (a BIND and an UNBIND of the same address would race: the new
+// listen finding the old socket still there). Every link that is up asks
+// its peer to listen for the new ones (BIND) and to stop listening for
+// the removed ones (UNBIND, to a peer that offered CapUnbind). It returns
+// how many were added, removed and retargeted.
+func (n *Node) SetRemotes(want []forward.Forward) (added, removed, retargeted int) {
 	e := n.env
 	e.remoteMu.Lock()
 	old := e.remotes()
@@ -91,17 +95,37 @@ func (n *Node) SetRemotes(want []forward.Forward) (added, removed int) {
 		}
 	}
 	for _, w := range want {
-		if !slices.ContainsFunc(next, func(r *forward.Forward) bool { return r != nil && *r == w }) {
-			next = append(next, &w)
-			added++
+		if slices.ContainsFunc(next, func(r *forward.Forward) bool { return r != nil && *r == w }) {
+			continue
 		}
+		// The same listen address as a slot just emptied: that slot, with
+		// its id, now goes to the new target.
+		if i := retargetable(old, next, w); i >= 0 {
+			next[i] = &w
+			removed--
+			retargeted++
+			continue
+		}
+		next = append(next, &w)
+		added++
 	}
 	e.remoteSlots.Store(&next)
 	e.remoteMu.Unlock()
 	if added+removed > 0 {
 		e.eachLink(&remotesChanged{})
 	}
-	return added, removed
+	return added, removed, retargeted
+}
+
+// retargetable is the index of a slot of old that next has just emptied
+// and that listened where w listens, or -1.
+func retargetable(old, next []*forward.Forward, w forward.Forward) int {
+	for i, r := range old {
+		if r != nil && i < len(next) && next[i] == nil && r.Bind == w.Bind && r.UDP == w.UDP {
+			return i
+		}
+	}
+	return -1
 }
 
 // eachLink sends msg to every Link of the node.

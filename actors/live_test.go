@@ -29,7 +29,7 @@ func TestSetRemotesLive(t *testing.T) {
 	}
 
 	addedF := forward.Forward{Bind: pa, Target: added}
-	if a, r := p.B.SetRemotes([]forward.Forward{keptF, addedF}); a != 1 || r != 1 {
+	if a, r, _ := p.B.SetRemotes([]forward.Forward{keptF, addedF}); a != 1 || r != 1 {
 		t.Fatalf("SetRemotes: %d added, %d removed; want 1 and 1", a, r)
 	}
 	remoteListening(t, p.BLog, 3)
@@ -47,8 +47,36 @@ func TestSetRemotesLive(t *testing.T) {
 		t.Errorf("the removed -R still accepts at the peer")
 	}
 	// Setting the same list again changes nothing.
-	if a, r := p.B.SetRemotes([]forward.Forward{keptF, addedF}); a != 0 || r != 0 {
+	if a, r, _ := p.B.SetRemotes([]forward.Forward{keptF, addedF}); a != 0 || r != 0 {
 		t.Errorf("SetRemotes of the same list: %d added, %d removed", a, r)
+	}
+}
+
+// TestSetRemotesRetarget: a -R whose target alone changes keeps
+// listening at the peer, under its id, with no BIND or UNBIND, and the
+// next connection reaches the new target (a BIND of the same address
+// before the UNBIND of the old was refused: "address already in use",
+// and the port was lost).
+func TestSetRemotesRetarget(t *testing.T) {
+	testkit.CheckLeaks(t)
+	a, b := hello(t, "aaaa"), hello(t, "bbbb")
+	port := testkit.FreeAddr(t)
+	p := newTestPair(t, pairConfig{B: func(c *Config) { c.Remotes = []forward.Forward{{Bind: port, Target: a}} }})
+	remoteListening(t, p.BLog, 1)
+	if got := greeting(t, port); got != "aaaa" {
+		t.Fatalf("before the change, %s reached %q", port, got)
+	}
+	added, removed, retargeted := p.B.SetRemotes([]forward.Forward{{Bind: port, Target: b}})
+	if added != 0 || removed != 0 || retargeted != 1 {
+		t.Fatalf("SetRemotes: %d added, %d removed, %d retargeted; want 0, 0, 1", added, removed, retargeted)
+	}
+	if got := greeting(t, port); got != "bbbb" {
+		t.Errorf("after the change, %s reached %q, want the new target", port, got)
+	}
+	for _, r := range p.ALog.Records() {
+		if r.Msg == "reverse forward refused" {
+			t.Errorf("the peer refused a BIND: %+v", r)
+		}
 	}
 }
 

@@ -197,8 +197,8 @@ func (d *daemon) applyLink(rl *runningLink, next *linkConf, res *reloadResult) {
 	}
 	failed := d.applyForwards(rl, next, res)
 	if got, want := old.cfg.Remotes, next.cfg.Remotes; !slices.Equal(got, want) {
-		added, removed := rl.node.SetRemotes(want)
-		res.applied("link %q: -R: %d added, %d removed", next.name, added, removed)
+		added, removed, retargeted := rl.node.SetRemotes(want)
+		res.applied("link %q: -R: %d added, %d removed, %d retargeted", next.name, added, removed, retargeted)
 	}
 	oldP := policiesOf(old.cfg)
 	newP := policiesOf(next.cfg)

@@ -53,7 +53,7 @@ func TestReloadAppliesLive(t *testing.T) {
 	out := reload(1)
 	for _, want := range []string{
 		`applied: link "east": forward ` + b + ` added`,
-		`applied: link "east": -R: 1 added, 0 removed`,
+		`applied: link "east": -R: 1 added, 0 removed, 0 retargeted`,
 		`applied: link "west": policies and key for new streams and handshakes`,
 		`not applied: link "east": keepalive changed: needs a restart`,
 	} {
@@ -79,7 +79,7 @@ func TestReloadAppliesLive(t *testing.T) {
 	}
 	// The -R and the policy go again.
 	os.WriteFile(d.path, []byte(conf(false, "15s")), 0o600)
-	if out := reload(0); !strings.Contains(out, `applied: link "east": -R: 0 added, 1 removed`) {
+	if out := reload(0); !strings.Contains(out, `applied: link "east": -R: 0 added, 1 removed, 0 retargeted`) {
 		t.Errorf("a reload removing the -R:\n%s", out)
 	}
 	waitLog(t, d.log, `msg="reverse forward closed at the peer's request" link=west`)
