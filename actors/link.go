@@ -95,6 +95,11 @@ type linkActor struct {
 	opens      *engine.Opens         // stream ids, the peer's OPENs, and what counts against the limit
 	reverse    map[uint32]*actor.PID // listeners for the peer's -R, by its id
 	bound      map[uint32]bool       // our -R this session asked the peer for, by id
+	// bindRetry asks again for the -R the peer could not listen for (its
+	// socket taken: by a link of ours that waits to resume there, say),
+	// bindBackoff apart, doubling to maxBindBackoff (link_streams.go).
+	bindRetry   *time.Timer
+	bindBackoff time.Duration
 	budget     *budget
 	rttNanos   *atomic.Int64 // the last PING round trip, shared with the streams
 	downReason error         // set by this side when it ends the session
@@ -272,6 +277,11 @@ func (l *linkActor) Receive(ctx actor.Context) {
 		}
 	case *remotesChanged:
 		l.syncBinds(ctx)
+	case *bindRetryTick:
+		l.bindRetry = nil
+		if m.gen == l.gen {
+			l.syncBinds(ctx)
+		}
 	case *authorizedChanged:
 		l.authorizedKeysChanged(ctx)
 	case *openRequest:

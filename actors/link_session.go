@@ -85,7 +85,7 @@ func (l *linkActor) closeSession(ctx actor.Context, last ...func() *engine.Frame
 }
 
 func (l *linkActor) stopTimers() {
-	for _, t := range []**time.Timer{&l.keepalive, &l.drainTimer, &l.resumeTimer, &l.ackTimer} {
+	for _, t := range []**time.Timer{&l.keepalive, &l.drainTimer, &l.resumeTimer, &l.ackTimer, &l.bindRetry} {
 		if *t != nil {
 			(*t).Stop()
 			*t = nil

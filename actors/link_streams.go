@@ -165,14 +165,43 @@ func (l *linkActor) bindReply(r engine.BindReply) {
 	}
 	if r.Code == engine.CodeNormal {
 		l.env.log.Info("reverse forward listening", "peer", l.peer, "remote", r.Text, "target", fwd.Target)
+		l.bindBackoff = 0
 		return
 	}
 	err := fmt.Errorf("%w: -R %s: %v", errForwardRefused, fwd.Bind, engine.Reason{Code: r.Code, Text: r.Text})
-	l.env.log.Warn("reverse forward refused by the peer", "peer", l.peer, "listen", fwd.Bind, "reason", err)
 	if l.env.cfg.ExitOnForwardFailure {
+		l.env.log.Warn("reverse forward refused by the peer", "peer", l.peer, "listen", fwd.Bind, "reason", err)
 		l.env.fail(err)
+		return
 	}
+	if r.Code != engine.CodeBindFailed {
+		l.env.log.Warn("reverse forward refused by the peer", "peer", l.peer, "listen", fwd.Bind, "reason", err)
+		return
+	}
+	// The peer could not make the socket: taken, maybe by a link of ours
+	// that is gone and that it holds until its resume window ends (an
+	// edge restarted at once). Ask again later, as long as this session
+	// lasts.
+	delete(l.bound, r.ID)
+	if l.bindRetry == nil {
+		l.bindBackoff = min(max(2*l.bindBackoff, minBindBackoff), maxBindBackoff)
+		self, gen := l.self, l.gen
+		l.bindRetry = time.AfterFunc(l.bindBackoff, func() { l.env.send(self, &bindRetryTick{gen: gen}) })
+	}
+	l.env.log.Warn("reverse forward refused by the peer; asking again", "peer", l.peer, "listen", fwd.Bind, "reason", err, "in", l.bindBackoff)
 }
+
+// The retries of a -R whose socket the peer could not make: 2 s, then
+// doubling to 30 s, the default resume window, so a port held for a link
+// that waits to resume is asked for again soon after it is let go.
+const (
+	minBindBackoff = 2 * time.Second
+	maxBindBackoff = 30 * time.Second
+)
+
+// bindRetryTick is a link's time to ask again for the -R the peer could
+// not listen for, in session gen.
+type bindRetryTick struct{ gen uint64 }
 
 // accept applies the engine's verdict on an OPEN from the peer.
 func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
