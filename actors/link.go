@@ -77,33 +77,33 @@ type linkActor struct {
 	waiters   []*actor.PID // Close's requests, answered once down
 
 	// The session: set while the link is up (with or without carriers).
-	gen        uint64
-	up         bool
-	authed     bool
-	peerKey    *identity.PublicKey // the peer's static key (identity handshakes)
-	name       string              // its name= in the authorized keys, or ""
-	goingAway  bool
-	ending     bool // the session ends when its carriers are gone: no resuming
-	role       engine.Role
-	params     engine.Params
-	sched      *actor.PID
-	carriers   map[int]*carrierRef
-	nextCID    int
-	streams    map[uint32]*actor.PID
-	streamOf   map[string]uint32     // a stream's id by its actor's PID id, for Terminated
-	unbinding  map[string]uint32     // reverse listeners stopped by UNBIND, by PID id: their bind id
-	opens      *engine.Opens         // stream ids, the peer's OPENs, and what counts against the limit
-	reverse    map[uint32]*actor.PID // listeners for the peer's -R, by its id
-	bound      map[uint32]bool       // our -R this session asked the peer for, by id
+	gen       uint64
+	up        bool
+	authed    bool
+	peerKey   *identity.PublicKey // the peer's static key (identity handshakes)
+	name      string              // its name= in the authorized keys, or ""
+	goingAway bool
+	ending    bool // the session ends when its carriers are gone: no resuming
+	role      engine.Role
+	params    engine.Params
+	sched     *actor.PID
+	carriers  map[int]*carrierRef
+	nextCID   int
+	streams   map[uint32]*actor.PID
+	streamOf  map[string]uint32     // a stream's id by its actor's PID id, for Terminated
+	unbinding map[string]uint32     // reverse listeners stopped by UNBIND, by PID id: their bind id
+	opens     *engine.Opens         // stream ids, the peer's OPENs, and what counts against the limit
+	reverse   map[uint32]*actor.PID // listeners for the peer's -R, by its id
+	bound     map[uint32]bool       // our -R this session asked the peer for, by id
 	// bindRetry asks again for the -R the peer could not listen for (its
 	// socket taken: by a link of ours that waits to resume there, say),
 	// bindBackoff apart, doubling to maxBindBackoff (link_streams.go).
 	bindRetry   *time.Timer
 	bindBackoff time.Duration
-	budget     *budget
-	rttNanos   *atomic.Int64 // the last PING round trip, shared with the streams
-	downReason error         // set by this side when it ends the session
-	peerAway   error         // the peer's GOAWAY, if it sent one
+	budget      *budget
+	rttNanos    *atomic.Int64 // the last PING round trip, shared with the streams
+	downReason  error         // set by this side when it ends the session
+	peerAway    error         // the peer's GOAWAY, if it sent one
 
 	// Sequencing (CapSeq links).
 	seq         bool
