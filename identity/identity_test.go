@@ -190,6 +190,45 @@ func TestKnownHosts(t *testing.T) {
 	}
 }
 
+// TestKnownHostAddr: a line written by hand ("hub:7000"), one recorded
+// from a tcp dialler ("tcp://hub:7000") and a dial through a proxy name
+// the same listener, and other kinds keep their scheme; a key that
+// differs from the one a hand-written line pins is found as that line's.
+func TestKnownHostAddr(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"127.0.0.1:7000", "127.0.0.1:7000"},
+		{"tcp://127.0.0.1:7000", "127.0.0.1:7000"},
+		{"tcp://127.0.0.1:7000 via http://user:***@127.0.0.1:3128", "127.0.0.1:7000"},
+		{"tls://hub.example:443 via socks5://127.0.0.1:1080", "tls://hub.example:443"},
+		{"wss://hub.example:443/tunnel", "wss://hub.example:443/tunnel"},
+		{"[::1]:2", "[::1]:2"},
+	} {
+		if got := KnownHostAddr(tc.in); got != tc.want {
+			t.Errorf("KnownHostAddr(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	k1, k2 := mustKey(t, ""), mustKey(t, "")
+	kh, err := ParseKnownHosts([]byte("127.0.0.1:7000 " + k1.Public.String() + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dialled := range []string{"tcp://127.0.0.1:7000", "tcp://127.0.0.1:7000 via http://u:***@127.0.0.1:3128"} {
+		if got, ok := kh.Lookup(dialled); !ok || got != k1.Public || got == k2.Public {
+			t.Errorf("Lookup(%q) = %v, %v; want the hand-written line's key", dialled, got, ok)
+		}
+	}
+	if _, err := ParseKnownHosts([]byte("h:1 " + k1.Public.String() + "\ntcp://h:1 " + k2.Public.String() + "\n")); !errors.Is(err, ErrBadKnownHosts) {
+		t.Errorf("h:1 and tcp://h:1 both listed: %v, want ErrBadKnownHosts (the same listener twice)", err)
+	}
+	path := filepath.Join(t.TempDir(), "known_hosts")
+	if err := AddKnownHost(path, "tcp://127.0.0.1:7000 via http://u:***@127.0.0.1:3128", k1.Public); err != nil {
+		t.Fatalf("recording a key dialled through a proxy: %v", err)
+	}
+	if data, _ := os.ReadFile(path); !strings.HasPrefix(string(data), "127.0.0.1:7000 ") {
+		t.Errorf("recorded %q, want the listener's address without the proxy", data)
+	}
+}
+
 // FuzzAuthorizedKeys: the parser never panics; what it accepts has keys
 // it finds again, and an accepted file parses the same a second time.
 func FuzzAuthorizedKeys(f *testing.F) {

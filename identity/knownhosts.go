@@ -19,6 +19,12 @@ import (
 // `connect --known-hosts FILE --trust-new` appends the key of a listener
 // the file does not name; a key that differs from the one named is
 // always refused.
+//
+// Addresses are compared as KnownHostAddr writes them: a tcp carrier's
+// with or without its "tcp://" (the default kind), and never with the
+// proxy it was reached through, so a line written by hand, one recorded
+// by --trust-new, and a dial through --proxy or HTTPS_PROXY all name the
+// same listener.
 
 // KnownHosts is a parsed known hosts file.
 type KnownHosts struct {
@@ -48,6 +54,7 @@ func ParseKnownHosts(data []byte) (*KnownHosts, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: line %d: %w", ErrBadKnownHosts, n, err)
 		}
+		host = KnownHostAddr(host)
 		if prev, dup := seen[host]; dup {
 			return nil, fmt.Errorf("%w: line %d: %s is on line %d already", ErrBadKnownHosts, n, host, prev)
 		}
@@ -74,15 +81,28 @@ func LoadKnownHosts(path string) (*KnownHosts, error) {
 	return kh, nil
 }
 
-// Lookup is the key pinned for host.
+// Lookup is the key pinned for host (an address as KnownHostAddr takes
+// it).
 func (kh *KnownHosts) Lookup(host string) (PublicKey, bool) {
-	k, ok := kh.hosts[host]
+	k, ok := kh.hosts[KnownHostAddr(host)]
 	return k, ok
+}
+
+// KnownHostAddr is the listener's address that a known hosts line names,
+// from a carrier's address as a dialler gives it: without the proxy it
+// is reached through (" via ..."), and a tcp carrier's without its
+// "tcp://" ("tcp://hub:7000" and "hub:7000" are the same listener).
+func KnownHostAddr(addr string) string {
+	if i := strings.Index(addr, " via "); i >= 0 {
+		addr = addr[:i]
+	}
+	return strings.TrimPrefix(addr, "tcp://")
 }
 
 // AddKnownHost appends host's key to the known hosts file at path,
 // creating it (mode 0600, its directory 0700) if need be.
 func AddKnownHost(path, host string, key PublicKey) error {
+	host = KnownHostAddr(host)
 	if strings.ContainsAny(host, " \t\r\n") {
 		return fmt.Errorf("%w: address %q holds a space", ErrBadKnownHosts, host)
 	}
