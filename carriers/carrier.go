@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -220,6 +221,13 @@ func parse(addr string) (address, error) {
 	}
 	if port == "" {
 		return bad("no port")
+	}
+	if n, err := strconv.Atoi(port); err == nil {
+		if n < 0 || n > 65535 {
+			return bad("port %d out of range (0 to 65535)", n)
+		}
+	} else if _, err := net.LookupPort("tcp", port); err != nil {
+		return bad("port %q is neither a number nor a service this host knows", port)
 	}
 	return address{scheme: scheme, hostport: hostport, wsPath: wsPath, wsURI: wsURI}, nil
 }

@@ -22,6 +22,10 @@ func TestAddresses(t *testing.T) {
 		{"nocolon", ErrBadAddress},
 		{"tcp://", ErrBadAddress},
 		{"tcp://host:", ErrBadAddress},
+		{"127.0.0.1:99999", ErrBadAddress},
+		{"tcp://127.0.0.1:abc", ErrBadAddress},
+		{"quic://127.0.0.1:-1", ErrBadAddress},
+		{"ws://127.0.0.1:70000/t", ErrBadAddress},
 		{"udp://127.0.0.1:9000", ErrBadAddress},
 		{"tls://127.0.0.1", ErrBadAddress},
 		{"tls://127.0.0.1:9000", ErrTLSConfig}, // neither a CA nor a fingerprint
