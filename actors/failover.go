@@ -4,7 +4,11 @@ package actors
 // which of them is in use, and when the link moves to the next.
 
 import (
+	"errors"
 	"fmt"
+	"syscall"
+
+	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/sockmux/sockmux/carriers"
 )
@@ -90,4 +94,35 @@ func (l *linkActor) moved(why string, now bool) {
 	}
 	l.env.log.Info(fmt.Sprintf("failing over to %s (%s)", l.peer, l.addrs.position()),
 		"addr", l.peer, "from", from, "reason", why, "dial", when)
+}
+
+// resumeRefusals is how many dials in a row that the address in use
+// refuses (nothing listens there: the peer's process is gone, and the
+// link's session with it) end a link waiting to resume, when it has
+// other addresses to move to.
+const resumeRefusals = 2
+
+// resumeRefused takes a dial of a link waiting to resume that failed with
+// err. A link with a failover list whose address in use refused it
+// resumeRefusals times in a row gives up resuming there: the peer that
+// held the session is gone (a hub killed), so waiting out the resume
+// window would only keep the edge from the next hub (30 s by default,
+// where a hub's edges should be at the next one within seconds). The
+// session ends, its streams reset, and the link moves on. It reports
+// whether it ended the session.
+func (l *linkActor) resumeRefused(ctx actor.Context, err error) bool {
+	if !l.up || !l.resuming || !l.addrs.list() || !errors.Is(err, syscall.ECONNREFUSED) {
+		l.refusedInRow = 0
+		return false
+	}
+	l.refusedInRow++
+	if l.refusedInRow < resumeRefusals {
+		return false
+	}
+	l.refusedInRow = 0
+	l.downReason = fmt.Errorf("%w: %s refuses connections, so the peer that held the link is gone", errResumeExpired, l.peer)
+	l.env.log.Warn("link not resumable: its address refuses connections; moving to the next", "peer", l.peer, "err", err)
+	l.backoff = l.env.cfg.Backoff // the next address: a fresh start
+	l.sessionDown(ctx, l.downReason)
+	return true
 }

@@ -112,6 +112,36 @@ func testFailover(t *testing.T, carrier string) {
 	}
 }
 
+// TestFailoverHubGone: a link whose hub vanishes (killed: no GOAWAY, its
+// address refusing connections from then on) does not wait out its
+// resume window (an hour here) redialling it: two refused dials end the
+// session, and the link comes up at the next hub.
+func TestFailoverHubGone(t *testing.T) {
+	testkit.CheckLeaks(t)
+	log := testkit.NewRecorder()
+	near := newNode(t, Config{Logger: slog.New(log), ResumeWindow: time.Hour,
+		Backoff: 10 * time.Millisecond, MaxBackoff: 40 * time.Millisecond})
+	hubs := startHubs(t, 2, "tcp", Config{ResumeWindow: time.Hour}, slog.New(log))
+	proxy := testkit.NewProxy(t, hubs[0].addr.String()[len("tcp://"):])
+	first, err := carriers.NewDialer(proxy.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	near.Connect(first, hubs[1].addr)
+	waitFor(t, "the link up at the first hub", func() bool {
+		l, ok := upLink(near)
+		return ok && l.Addr == first.String() && !l.Resuming
+	})
+	proxy.Down()
+	log.Wait(t, 10*time.Second, "the session given up", func(r testkit.Record) bool {
+		return r.Msg == "link not resumable: its address refuses connections; moving to the next"
+	})
+	waitFor(t, "the link up at the second hub", func() bool {
+		l, ok := upLink(near)
+		return ok && l.Addr == hubs[1].addr.String()
+	})
+}
+
 // TestFailoverAtStart: the first address refuses; the second is dialled
 // at once, not after the backoff (an hour here: a backoff would never
 // end).

@@ -117,6 +117,9 @@ type linkActor struct {
 	interactive engine.Interactivity // requests or bulk, on a striped link (ackDelay)
 	resuming    bool                 // no carrier: waiting to be resumed
 	noJoin      bool                 // the peer refused a join to the live link: add no carriers
+	// refusedInRow counts the dials refused in a row while waiting to
+	// resume (failover.go, resumeRefused).
+	refusedInRow int
 	// pendingJoins arrived before this Link's own handshake result.
 	pendingJoins []*handshakeDone
 	resumeTimer  *time.Timer
@@ -234,7 +237,9 @@ func (l *linkActor) Receive(ctx actor.Context) {
 		}
 		if m.err != nil {
 			l.env.log.Warn("link dial failed", "peer", l.peer, "err", m.err)
-			l.retry(m.err)
+			if !l.resumeRefused(ctx, m.err) {
+				l.retry(m.err)
+			}
 			return
 		}
 		l.handshake(m.conn)

@@ -96,6 +96,14 @@ func (p *Proxy) Cut() {
 	p.mu.Unlock()
 }
 
+// Down is the far end's process gone: the proxy stops listening (a dial
+// of its address is refused from now on) and closes every relayed
+// connection.
+func (p *Proxy) Down() {
+	p.ln.Close()
+	p.Cut()
+}
+
 // Conns is the number of connections being relayed.
 func (p *Proxy) Conns() int {
 	p.mu.Lock()
