@@ -31,7 +31,8 @@ type Config struct {
 	// OPENs are refused and Open's streams are reset.
 	MaxStreams int
 	// AcceptBacklog is how many of the peer's streams may wait for
-	// AcceptStream; past it they are refused (ErrAcceptBacklog).
+	// AcceptStream; past it they are refused (ErrAcceptBacklog here, an
+	// *OpenError that unwraps to ErrRefused at the opener).
 	AcceptBacklog int
 
 	// Keepalive is how often the link pings the peer; a link that hears

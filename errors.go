@@ -19,11 +19,15 @@ var ErrSessionClosed = errors.New("sockmux: session closed")
 // the link's end).
 var ErrStreamReset = actors.ErrStreamReset
 
-// ErrWriteShut is a Write to a Stream after CloseWrite or Close.
+// ErrWriteShut is a Write to a Stream after its CloseWrite. (After Close,
+// as for any net.Conn, a Write returns net.ErrClosed.)
 var ErrWriteShut = actors.ErrWriteShut
 
-// ErrAcceptBacklog is why the peer's stream was refused: AcceptBacklog
-// streams were already waiting for AcceptStream.
+// ErrAcceptBacklog is why this side refused a stream of the peer's:
+// AcceptBacklog streams were already waiting for AcceptStream. The
+// opener's Read or Write gets an *OpenError (ErrRefused and
+// ErrStreamReset), whose reason text says so; errors cross the wire as a
+// code and a text, not as Go values.
 var ErrAcceptBacklog = errors.New("sockmux: accept backlog full")
 
 // ErrRefused is a stream the peer refused (its accept backlog full, or

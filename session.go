@@ -150,8 +150,9 @@ func (s *Session) offer(c *actors.LocalConn) error {
 // OpenStream it does not wait for the peer: what is written at once
 // follows the OPEN, and a refusal (the peer's accept backlog full, the
 // peer closing) comes as the error of a Read or Write, an *OpenError
-// wrapping ErrStreamReset. ctx bounds only the wait for a link, when none
-// is up (a client resuming).
+// wrapping ErrStreamReset. A ctx already done fails Open at once, as
+// net.Dialer's DialContext does; otherwise ctx bounds only the wait for a
+// link, when none is up (a client resuming), not the peer's answer.
 func (s *Session) Open(ctx context.Context, target string) (*Stream, error) {
 	select {
 	case <-s.done:

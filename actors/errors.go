@@ -50,6 +50,10 @@ var ErrBadUpstream = errors.New("bad upstream")
 // errLinkDown is a stream whose link went down before the peer answered.
 var errLinkDown = errors.New("link went down before the stream opened")
 
+// errLinkLost is a stream of the library's cut short by its link's end,
+// opened or not.
+var errLinkLost = errors.New("the link went down")
+
 // errNoLink is a stream that found no link to carry it within the open
 // timeout. It is a timeout: a net.Error whose Timeout is true.
 var errNoLink error = noLinkError{}

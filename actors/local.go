@@ -447,7 +447,7 @@ func (e *localEnd) CloseWrite() error {
 }
 
 // Reset is the stream cut short while it still had the pipe.
-func (e *localEnd) Reset() { e.p.cutShort(errLinkDown) }
+func (e *localEnd) Reset() { e.p.cutShort(errLinkLost) }
 
 // Close is the Stream letting go of the pipe: after the stream ended, or
 // (with no FIN from the peer) cut short.

@@ -358,8 +358,16 @@ func classifyTLS(err error) error {
 	if errors.As(err, &ua) && !errors.Is(err, ErrUnknownCA) {
 		return fmt.Errorf("%w: %w", ErrUnknownCA, err)
 	}
+	var alert tls.AlertError
+	if errors.As(err, &alert) && alert == alertProtocolVersion {
+		return fmt.Errorf("%w (sockmux speaks TLS 1.3 only; a reverse proxy in front of the listener must offer it: nginx before 1.23.4 needs ssl_protocols TLSv1.2 TLSv1.3)", err)
+	}
 	return err
 }
+
+// alertProtocolVersion is TLS's protocol_version alert (RFC 8446 §6): the
+// far end offers no version this side speaks.
+const alertProtocolVersion tls.AlertError = 70
 
 // tlsListener accepts TCP connections and runs each TLS handshake in a
 // goroutine of its own, behind a pre-authentication gate (see

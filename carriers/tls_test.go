@@ -5,10 +5,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -348,5 +350,19 @@ func TestFingerprintForms(t *testing.T) {
 		if err != nil || got != fp {
 			t.Errorf("normalizeFingerprint(%q) = %q, %v", in, got, err)
 		}
+	}
+}
+
+// TestClassifyTLSVersion: a far end that offers no TLS 1.3 (a stock
+// nginx 1.22 in front of a wss:// listener) gets a dial error that says
+// what to change, and still unwraps to the alert.
+func TestClassifyTLSVersion(t *testing.T) {
+	err := classifyTLS(fmt.Errorf("remote error: %w", alertProtocolVersion))
+	if !errors.Is(err, alertProtocolVersion) || !strings.Contains(err.Error(), "TLS 1.3 only") {
+		t.Fatalf("classifyTLS: %v", err)
+	}
+	other := fmt.Errorf("remote error: %w", tls.AlertError(40))
+	if got := classifyTLS(other); got != other {
+		t.Fatalf("another alert changed: %v", got)
 	}
 }

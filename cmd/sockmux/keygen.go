@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/user"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
@@ -64,6 +65,9 @@ func keygenCmd(stdout io.Writer) *cobra.Command {
 					return err
 				}
 			}
+			if !cmd.Flags().Changed("comment") {
+				comment = defaultComment() // as ssh-keygen's: user@host
+			}
 			k, err := identity.Generate(comment)
 			if err != nil {
 				return err
@@ -80,9 +84,26 @@ func keygenCmd(stdout io.Writer) *cobra.Command {
 	}
 	c.Flags().BoolVar(&psk, "psk", false, "print a pre-shared key (the key both peers' --key-file holds) instead")
 	c.Flags().StringVarP(&file, "file", "f", "", "write the private key to `FILE` (mode 0600) and its public key to FILE.pub (default $XDG_CONFIG_HOME/sockmux/id_x25519)")
-	c.Flags().StringVarP(&comment, "comment", "C", "", "`COMMENT` at the end of the public key line (who or what the key is)")
+	c.Flags().StringVarP(&comment, "comment", "C", "", "`COMMENT` at the end of the public key line (who or what the key is; default user@host, as ssh-keygen's)")
 	c.Flags().BoolVar(&force, "force", false, "replace FILE and FILE.pub if they exist")
 	return c
+}
+
+// defaultComment is a public key line's comment when -C is not given:
+// user@host, as ssh-keygen writes, or as much of it as this host tells.
+func defaultComment() string {
+	name := os.Getenv("USER")
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		name = u.Username
+	}
+	host, _ := os.Hostname()
+	switch {
+	case name != "" && host != "":
+		return name + "@" + host
+	case name != "":
+		return name
+	}
+	return host
 }
 
 // newPSK is 32 random bytes in base64: a key file's content.

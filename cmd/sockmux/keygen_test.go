@@ -80,8 +80,13 @@ func TestKeygenIdentity(t *testing.T) {
 	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
 		t.Fatal("a refused keygen changed the key file")
 	}
-	if code, out2, errs := gen("--force"); code != 0 || out2 == out {
+	code, out2, errs := gen("--force")
+	if code != 0 || out2 == out {
 		t.Fatalf("keygen --force: exit %d %q, printed %q; want a new key", code, errs, out2)
+	}
+	// With no -C, the comment is ssh-keygen's default, user@host.
+	if want := defaultComment(); want == "" || !strings.HasSuffix(out2, " "+want+"\n") {
+		t.Errorf("keygen with no -C printed %q, want the comment %q", out2, want)
 	}
 	if code, _, _ := gen("--psk"); code == 0 {
 		t.Fatal("keygen --psk -f: accepted")
