@@ -312,6 +312,42 @@ func TestSessionEnd(t *testing.T) {
 	var _ net.Listener = server
 }
 
+// TestKeyMismatchOverPipe: over a carrier with no buffering (net.Pipe),
+// a keyed side and an unkeyed one both fail their handshake with a
+// reason, without waiting out the handshake timeout (an hour here): each
+// side's last writes, which the other no longer reads, get a second.
+func TestKeyMismatchOverPipe(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	for _, keyedClient := range []bool{true, false} {
+		testkit.CheckLeaks(t)
+		ccfg, scfg := sockmux.DefaultConfig(), sockmux.DefaultConfig()
+		ccfg.HandshakeTimeout, scfg.HandshakeTimeout = time.Hour, time.Hour
+		if keyedClient {
+			ccfg.Key = key
+		} else {
+			scfg.Key = key
+		}
+		cc, sc := net.Pipe()
+		done := make(chan struct{})
+		var cerr, serr error
+		go func() {
+			defer close(done)
+			_, _, cerr, serr = startBoth(cc, sc, ccfg, scfg)
+		}()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second): // a hang guard: the handshake timeout is an hour
+			cc.Close()
+			sc.Close()
+			<-done
+			t.Fatalf("keyed client %v: the handshakes were still waiting after 30 s", keyedClient)
+		}
+		if cerr == nil || serr == nil {
+			t.Errorf("keyed client %v: client %v, server %v; want both to fail", keyedClient, cerr, serr)
+		}
+	}
+}
+
 func TestKeys(t *testing.T) {
 	key := []byte("0123456789abcdef0123456789abcdef")
 	other := []byte("fedcba9876543210fedcba9876543210")

@@ -63,6 +63,15 @@ func (h *handshaker) run(conn net.Conn, timeout time.Duration) *handshakeDone {
 	}()
 	res := h.exchange(src, conn)
 	close(h.out)
+	if res.err != nil {
+		// The handshake is over and failed: what the writer still holds
+		// (a GOAWAY for the peer, or our half of an exchange the peer
+		// has given up on) gets refusalLinger to go, not the rest of
+		// the handshake timeout. On a carrier with no buffering (a
+		// net.Pipe) a peer that stopped reading would otherwise keep both
+		// sides' writers, and so both handshakes, waiting that long.
+		_ = conn.SetWriteDeadline(time.Now().Add(refusalLinger))
+	}
 	if e := <-werr; e != nil && res.err == nil {
 		res.err = fmt.Errorf("sending handshake: %w", e)
 	}
@@ -131,6 +140,9 @@ func tlsVerified(conn net.Conn) bool {
 	cs := tc.ConnectionState()
 	return cs.HandshakeComplete && len(cs.PeerCertificates) > 0
 }
+
+// refusalLinger is how long a failed handshake's last writes may take.
+const refusalLinger = time.Second
 
 // handshakeGrace is how much longer than the handshake timeout the gate
 // waits before it closes a carrier whose handshake has not ended: the
