@@ -10,20 +10,28 @@ import (
 	"github.com/sockmux/sockmux/internal/testkit"
 )
 
-// TestEtcdProvider: protoactor's etcd provider against a real etcd on
-// loopback: two members find each other there and share the directory,
-// and one that leaves takes its entries with it.
-func TestEtcdProvider(t *testing.T) {
-	t.Parallel()
-	etcd := testkit.Etcd(t)
-	cfg := Config{Provider: "etcd", Etcd: []string{etcd}}
-	a := start(t, cfg)
-	b := start(t, cfg)
+// etcdPair is a real etcd on loopback and two members of cluster name on
+// it that count each other, a holding tcp/*:8080.
+func etcdPair(t *testing.T, name string) (etcd string, a, b *Member) {
+	t.Helper()
+	etcd = testkit.Etcd(t)
+	cfg := Config{Name: name, Provider: "etcd", Etcd: []string{etcd}}
+	a = start(t, cfg)
+	b = start(t, cfg)
 	waitHubs(t, a, a, b)
 	waitHubs(t, b, a, b)
 	if err := a.Register(Entry{Bind: "tcp/*:8080"}); err != nil {
 		t.Fatal(err)
 	}
+	return etcd, a, b
+}
+
+// TestEtcdProvider: protoactor's etcd provider against a real etcd on
+// loopback: two members find each other there and share the directory,
+// and one that leaves takes its entries with it.
+func TestEtcdProvider(t *testing.T) {
+	t.Parallel()
+	_, a, b := etcdPair(t, "test")
 	if err := b.Register(Entry{Bind: "tcp/*:8081"}); err != nil {
 		t.Fatal(err)
 	}
@@ -45,15 +53,7 @@ func TestEtcdUnreachable(t *testing.T) {
 // it. The lease is revoked here, as its running out would end it.
 func TestEtcdRejoinAfterLeaseLost(t *testing.T) {
 	t.Parallel()
-	etcd := testkit.Etcd(t)
-	cfg := Config{Name: "lease", Provider: "etcd", Etcd: []string{etcd}}
-	a := start(t, cfg)
-	b := start(t, cfg)
-	waitHubs(t, a, a, b)
-	waitHubs(t, b, a, b)
-	if err := a.Register(Entry{Bind: "tcp/*:8080"}); err != nil {
-		t.Fatal(err)
-	}
+	etcd, a, b := etcdPair(t, "lease")
 	both := holds(Entry{Bind: "tcp/*:8080", Hub: a.ID()})
 	waitFor(t, b, "a's entry", both)
 
