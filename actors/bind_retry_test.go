@@ -32,7 +32,7 @@ func TestBindRetriedWhenPortFreed(t *testing.T) {
 	})
 	second := p.AddEdge(t, func(c *Config) { c.Remotes = []forward.Forward{{Bind: port, Target: b}} })
 	second.Log.Wait(t, 10*time.Second, "the second edge's -R refused while the port is held", func(r testkit.Record) bool {
-		return r.Msg == "reverse forward refused by the peer; asking again"
+		return r.Msg == "reverse forward refused by the peer" && r.Attrs["retry_in"] != nil
 	})
 	remoteListening(t, second.Log, 1)
 	if got := greeting(t, port); got != "bbbb" {

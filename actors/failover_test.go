@@ -3,6 +3,7 @@ package actors
 import (
 	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,7 +123,7 @@ func TestFailoverHubGone(t *testing.T) {
 	near := newNode(t, Config{Logger: slog.New(log), ResumeWindow: time.Hour,
 		Backoff: 10 * time.Millisecond, MaxBackoff: 40 * time.Millisecond})
 	hubs := startHubs(t, 2, "tcp", Config{ResumeWindow: time.Hour}, slog.New(log))
-	proxy := testkit.NewProxy(t, hubs[0].addr.String()[len("tcp://"):])
+	proxy := testkit.NewProxy(t, strings.TrimPrefix(hubs[0].addr.String(), "tcp://"))
 	first, err := carriers.NewDialer(proxy.Addr())
 	if err != nil {
 		t.Fatal(err)

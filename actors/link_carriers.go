@@ -327,7 +327,7 @@ func (l *linkActor) attach(ctx actor.Context, m *handshakeDone) {
 	// the Scheduler weighs carriers by theirs.
 	ctx.Send(l.sched, &pinned{carrier: id, f: engine.NewPing(engine.TypePing, uint64(time.Now().UnixNano()))})
 	if l.resuming {
-		l.resuming = false
+		l.resuming, l.refusedInRow = false, 0
 		if l.resumeTimer != nil {
 			l.resumeTimer.Stop()
 			l.resumeTimer = nil

@@ -169,26 +169,25 @@ func (l *linkActor) bindReply(r engine.BindReply) {
 		return
 	}
 	err := fmt.Errorf("%w: -R %s: %v", errForwardRefused, fwd.Bind, engine.Reason{Code: r.Code, Text: r.Text})
-	if l.env.cfg.ExitOnForwardFailure {
-		l.env.log.Warn("reverse forward refused by the peer", "peer", l.peer, "listen", fwd.Bind, "reason", err)
-		l.env.fail(err)
-		return
-	}
-	if r.Code != engine.CodeBindFailed {
-		l.env.log.Warn("reverse forward refused by the peer", "peer", l.peer, "listen", fwd.Bind, "reason", err)
-		return
-	}
-	// The peer could not make the socket: taken, maybe by a link of ours
+	args := []any{"peer", l.peer, "listen", fwd.Bind, "reason", err}
+	// A socket the peer could not make is taken, maybe by a link of ours
 	// that is gone and that it holds until its resume window ends (an
-	// edge restarted at once). Ask again later, as long as this session
-	// lasts.
-	delete(l.bound, r.ID)
-	if l.bindRetry == nil {
-		l.bindBackoff = min(max(2*l.bindBackoff, minBindBackoff), maxBindBackoff)
-		self, gen := l.self, l.gen
-		l.bindRetry = time.AfterFunc(l.bindBackoff, func() { l.env.send(self, &bindRetryTick{gen: gen}) })
+	// edge restarted at once): it is asked for again later, as long as
+	// this session lasts. A refusal by rule is final.
+	retry := r.Code == engine.CodeBindFailed && !l.env.cfg.ExitOnForwardFailure
+	if retry {
+		delete(l.bound, r.ID)
+		if l.bindRetry == nil {
+			l.bindBackoff = min(max(2*l.bindBackoff, minBindBackoff), maxBindBackoff)
+			self, gen := l.self, l.gen
+			l.bindRetry = time.AfterFunc(l.bindBackoff, func() { l.env.send(self, &bindRetryTick{gen: gen}) })
+		}
+		args = append(args, "retry_in", l.bindBackoff)
 	}
-	l.env.log.Warn("reverse forward refused by the peer; asking again", "peer", l.peer, "listen", fwd.Bind, "reason", err, "in", l.bindBackoff)
+	l.env.log.Warn("reverse forward refused by the peer", args...)
+	if l.env.cfg.ExitOnForwardFailure {
+		l.env.fail(err)
+	}
 }
 
 // The retries of a -R whose socket the peer could not make: 2 s, then
