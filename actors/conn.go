@@ -171,7 +171,7 @@ func (s *streamActor) readNow(ctx actor.Context) {
 	if n > 0 {
 		traceHop(hopSocketRead)
 	}
-	if n == 0 && err == nil {
+	if len(bufs) == 0 && err == nil {
 		s.wait() // nothing there
 		return
 	}
@@ -247,7 +247,7 @@ func (s *streamActor) wait() {
 			return
 		}
 	}
-	r := &socketRead{env: s.env, self: s.self, strand: s.strand, rd: sockReader{conn: s.netConn, raw: s.raw}, max: max, frame: frame}
+	r := &socketRead{env: s.env, self: s.self, strand: s.strand, rd: sockReader{conn: s.netConn, raw: s.raw, datagram: s.datagram}, max: max, frame: frame}
 	s.reader = r
 	s.env.goroutine(r.run)
 }
@@ -327,7 +327,7 @@ func (r *socketRead) try(fd uintptr) bool {
 			return true
 		}
 	}
-	r.bufs, _, r.err = readFD(int(fd), r.max, r.frame, nil)
+	r.bufs, _, r.err = readFD(int(fd), r.max, r.frame, nil, r.rd.datagram)
 	if len(r.bufs) > 0 {
 		traceHop(hopSocketRead)
 	}
@@ -355,14 +355,14 @@ func (s *streamActor) waited(ctx actor.Context, m *dataIn) {
 // after a full read (once the mailbox's other messages had their turn),
 // else from a goroutine that waits.
 func (s *streamActor) readOn(ctx actor.Context, bufs []*engine.Buffer, n, max int, err error) {
-	if n > 0 {
+	if len(bufs) > 0 { // bytes, or an empty datagram
 		s.dataRead(ctx, bufs, n)
 	}
 	switch {
 	case s.readDone || s.closed:
 	case err != nil:
 		s.readEnded(ctx, err)
-	case n >= max || s.datagram && n > 0 || s.hup && n > 0:
+	case n >= max || s.datagram && len(bufs) > 0 || s.hup && n > 0:
 		// More may be there: the rest of what filled the read, the
 		// next datagram, or the end the poller saw coming (it reports
 		// an end once, so a read that stopped short of it reads on).
@@ -473,7 +473,7 @@ func (s *streamActor) flush(ctx actor.Context) {
 	for _, b := range bufs {
 		total += len(b.B)
 	}
-	n, err := s.writeNow(bufs)
+	n, whole, err := s.writeNow(bufs)
 	if n > 0 {
 		traceHop(hopSocketWritten)
 	}
@@ -485,7 +485,7 @@ func (s *streamActor) flush(ctx actor.Context) {
 	}
 	// Return what was written; the rest, the first maybe in part, is left.
 	k, left := 0, n
-	for ; k < len(bufs) && left >= len(bufs[k].B); k++ {
+	for ; k < whole; k++ {
 		left -= len(bufs[k].B)
 		engine.PutBuffer(bufs[k])
 		bufs[k] = nil

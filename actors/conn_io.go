@@ -25,7 +25,7 @@ type streamIO struct {
 	max, frame int
 	room       []*engine.Buffer // the slice reads fill: the caller is done with it by the next read
 	bufs       []*engine.Buffer
-	n          int
+	n, k       int // bytes, and whole buffers written (write)
 	err        error
 	readFn     func(fd uintptr) bool
 
@@ -37,14 +37,14 @@ type streamIO struct {
 func newStreamIO(datagram bool) *streamIO {
 	o := &streamIO{datagram: datagram}
 	o.readFn = func(fd uintptr) bool {
-		o.bufs, o.n, o.err = readFD(int(fd), o.max, o.frame, o.room)
+		o.bufs, o.n, o.err = readFD(int(fd), o.max, o.frame, o.room, o.datagram)
 		if o.err == syscall.EAGAIN || o.err == syscall.EINTR {
 			o.err = nil // nothing there: no buffer is held
 		}
 		return true // one try: never wait here
 	}
 	o.writeFn = func(fd uintptr) bool {
-		o.n, o.err = writeFD(int(fd), o.out, o.datagram)
+		o.n, o.k, o.err = writeFD(int(fd), o.out, o.datagram)
 		return true
 	}
 	return o
@@ -69,14 +69,15 @@ func (o *streamIO) read(raw syscall.RawConn, max, frame int) ([]*engine.Buffer, 
 	return bufs, n, err
 }
 
-// write writes what of bufs the socket takes without waiting.
-func (o *streamIO) write(raw syscall.RawConn, bufs []*engine.Buffer) (int, error) {
+// write writes what of bufs the socket takes without waiting: the bytes,
+// and how many of bufs went whole.
+func (o *streamIO) write(raw syscall.RawConn, bufs []*engine.Buffer) (int, int, error) {
 	o.out = bufs
 	err := raw.Write(o.writeFn)
-	n := o.n
+	n, k := o.n, o.k
 	if err == nil {
 		err = o.err
 	}
 	o.out, o.err = nil, nil
-	return n, err
+	return n, k, err
 }

@@ -47,10 +47,11 @@ func (s *streamActor) runOver(ctx actor.Context) {
 
 // writeNow writes what of bufs the socket takes without waiting, with one
 // writev (a datagram a write, whole or not at all); nothing on a socket
-// with no file descriptor.
-func (s *streamActor) writeNow(bufs []*engine.Buffer) (int, error) {
+// with no file descriptor. It returns the bytes written and how many of
+// bufs went whole.
+func (s *streamActor) writeNow(bufs []*engine.Buffer) (int, int, error) {
 	if s.raw == nil {
-		return 0, nil
+		return 0, 0, nil
 	}
 	return s.io().write(s.raw, bufs)
 }

@@ -17,25 +17,26 @@ import (
 // rest wait for the next.
 const maxIovecs = 1024
 
-// writeFD writes bufs to fd without waiting and returns what it wrote; a
-// full socket is no error.
-func writeFD(fd int, bufs []*engine.Buffer, datagram bool) (int, error) {
+// writeFD writes bufs to fd without waiting and returns what it wrote: the
+// bytes, and how many of bufs it wrote whole (an empty datagram counts,
+// though it has no bytes); a full socket is no error.
+func writeFD(fd int, bufs []*engine.Buffer, datagram bool) (int, int, error) {
 	if datagram || len(bufs) == 1 {
 		total := 0
-		for _, b := range bufs {
+		for k, b := range bufs {
 			n, err := sysWrite(fd, b.B)
 			if err == syscall.EAGAIN || err == syscall.EINTR {
-				return total, nil
+				return total, k, nil
 			}
 			if err != nil {
-				return total, err
+				return total, k, err
 			}
 			total += n
 			if n < len(b.B) {
-				break
+				return total, k, nil
 			}
 		}
-		return total, nil
+		return total, len(bufs), nil
 	}
 	var spare [8][]byte
 	iovs := spare[:0]
@@ -44,12 +45,16 @@ func writeFD(fd int, bufs []*engine.Buffer, datagram bool) (int, error) {
 	}
 	n, err := sysWritev(fd, iovs)
 	if err == syscall.EAGAIN || err == syscall.EINTR {
-		return 0, nil
+		return 0, 0, nil
 	}
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return n, nil
+	k := 0
+	for left := n; k < len(bufs) && left >= len(bufs[k].B) && (left > 0 || len(bufs[k].B) == 0); k++ {
+		left -= len(bufs[k].B)
+	}
+	return n, k, nil
 }
 
 // shutWrite shuts conn's write side, or closes it when it has no half.
@@ -89,8 +94,9 @@ func resetConn(conn net.Conn) {
 // bytes are there: an idle connection holds none. It uses the socket's raw
 // file descriptor where it has one, and a plain Read otherwise.
 type sockReader struct {
-	conn net.Conn
-	raw  syscall.RawConn
+	conn     net.Conn
+	raw      syscall.RawConn
+	datagram bool // a UDP socket: a read of no bytes is an empty datagram, not the end
 }
 
 func newSockReader(conn net.Conn) *sockReader {
@@ -103,7 +109,7 @@ func (r *sockReader) read(max, frame int) ([]*engine.Buffer, int, error) {
 	if r.raw == nil {
 		b := engine.GetBuffer(min(max, frame))
 		n, err := r.conn.Read(b.B)
-		if n == 0 {
+		if n == 0 && (err != nil || !r.datagram) {
 			engine.PutBuffer(b)
 			return nil, 0, err
 		}
@@ -139,7 +145,7 @@ func (r *sockReader) rawRead(max, frame int, wait bool) ([]*engine.Buffer, int, 
 		rerr error
 	)
 	err := r.raw.Read(func(fd uintptr) bool {
-		bufs, n, rerr = readFD(int(fd), max, frame, nil)
+		bufs, n, rerr = readFD(int(fd), max, frame, nil, r.datagram)
 		if rerr == syscall.EAGAIN || rerr == syscall.EINTR {
 			// Nothing there: no buffer is held while waiting. A
 			// try is done; a read waits for the socket.
@@ -171,8 +177,9 @@ func readable(fd uintptr) (bool, error) {
 // buffers the bytes reached (the last maybe partly full) and their count,
 // or no buffer and the error (EAGAIN: nothing there; io.EOF: the end).
 // The caller owns the buffers it gets, appended to dst (whose room it may
-// reuse).
-func readFD(fd, max, frame int, dst []*engine.Buffer) ([]*engine.Buffer, int, error) {
+// reuse). On a datagram socket a read of no bytes is an empty datagram:
+// one empty buffer.
+func readFD(fd, max, frame int, dst []*engine.Buffer, datagram bool) ([]*engine.Buffer, int, error) {
 	var spare [readFrames][]byte
 	iovs := spare[:0]
 	bufs := dst[:0]
@@ -191,6 +198,11 @@ func readFD(fd, max, frame int, dst []*engine.Buffer) ([]*engine.Buffer, int, er
 		n, err = sysReadv(fd, iovs)
 	}
 	clear(spare[:])
+	if n == 0 && err == nil && datagram {
+		putAll(bufs[1:])
+		bufs[0].B = bufs[0].B[:0]
+		return bufs[:1], 0, nil
+	}
 	if err != nil || n <= 0 {
 		putAll(bufs)
 		if err == nil {

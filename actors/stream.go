@@ -246,10 +246,11 @@ func (s *streamActor) fromPeer(ctx actor.Context, f *engine.Frame) {
 	case engine.ArriveData:
 		traceHop(hopStreamFrame)
 		s.env.stats.BytesIn.Add(int64(f.Len()))
-		if f.Payload != nil {
-			b := f.Payload
+		if b := f.Payload; b != nil {
 			f.Payload = nil
 			s.output(ctx, b)
+		} else if s.datagram { // an empty datagram is one too
+			s.output(ctx, engine.GetBuffer(0))
 		}
 	case engine.ArriveFin:
 		s.closeWrite(ctx)
