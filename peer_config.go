@@ -49,6 +49,9 @@ type Status = actors.Status
 // LinkStatus is one link in a Status.
 type LinkStatus = actors.LinkStatus
 
+// RemoteStatus is one -R of a link in a LinkStatus, with the peer's answer.
+type RemoteStatus = actors.RemoteStatus
+
 // Stats are a Peer's live counters (streams opened and closed, bytes each
 // way), read with their atomic Load.
 type Stats = actors.Stats

@@ -214,3 +214,41 @@ func TestFailoverFailFast(t *testing.T) {
 		})
 	})
 }
+
+// TestStatusWhileResuming: a link waiting to resume shows no round trip
+// (the last one measured was of a carrier that is gone), and shows one
+// again once it has resumed.
+func TestStatusWhileResuming(t *testing.T) {
+	testkit.CheckLeaks(t)
+	near := newNode(t, Config{ResumeWindow: time.Hour, Keepalive: 20 * time.Millisecond,
+		Backoff: 10 * time.Millisecond, MaxBackoff: 40 * time.Millisecond})
+	hubs := startHubs(t, 1, "tcp", Config{ResumeWindow: time.Hour}, slog.New(slog.DiscardHandler))
+	proxy := testkit.NewProxy(t, strings.TrimPrefix(hubs[0].addr.String(), "tcp://"))
+	d, err := carriers.NewDialer(proxy.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	near.Connect(d)
+	waitFor(t, "a round trip measured", func() bool {
+		l, ok := upLink(near)
+		return ok && l.RTT > 0 && !l.Resuming
+	})
+	proxy.Pause() // the redials connect, and hear nothing: the link waits to resume
+	proxy.Cut()
+	var l LinkStatus
+	waitFor(t, "the link waiting to resume", func() bool {
+		ls := near.Status().Links
+		if len(ls) == 1 {
+			l = ls[0]
+		}
+		return l.Resuming
+	})
+	if l.RTT != 0 {
+		t.Fatalf("a link waiting to resume shows a round trip of %v", l.RTT)
+	}
+	proxy.Resume()
+	waitFor(t, "resumed, with a round trip", func() bool {
+		l, ok := upLink(near)
+		return ok && !l.Resuming && l.RTT > 0
+	})
+}

@@ -95,6 +95,10 @@ type linkActor struct {
 	opens     *engine.Opens         // stream ids, the peer's OPENs, and what counts against the limit
 	reverse   map[uint32]*actor.PID // listeners for the peer's -R, by its id
 	bound     map[uint32]bool       // our -R this session asked the peer for, by id
+	// reverseAt is where each listener of reverse listens, and answers the
+	// peer's answer to each of our -R this session: what status shows.
+	reverseAt map[uint32]string
+	answers   map[uint32]RemoteStatus
 	// bindRetry asks again for the -R the peer could not listen for (its
 	// socket taken: by a link of ours that waits to resume there, say),
 	// bindBackoff apart, doubling to maxBindBackoff (link_streams.go).
@@ -185,6 +189,10 @@ func (l *linkActor) Receive(ctx actor.Context) {
 	case *statusReq:
 		ls := &LinkStatus{Peer: l.peer, Name: l.name, Up: l.up, Role: l.role.String(), Authenticated: l.authed, RTT: l.rtt,
 			Streams: len(l.streams), Since: l.upSince, Carriers: len(l.carriers), Resuming: l.resuming}
+		if !l.up || l.resuming {
+			ls.RTT = 0 // the last one measured is no news of a link being dialled or resumed
+		}
+		l.remoteStatus(ls)
 		if l.peerKey != nil {
 			ls.PeerKey = l.peerKey.String()
 		}

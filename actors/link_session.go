@@ -181,6 +181,8 @@ func (l *linkActor) sessionUp(ctx actor.Context, m *handshakeDone) {
 	l.armKeepalive()
 	l.reverse = make(map[uint32]*actor.PID)
 	l.bound = make(map[uint32]bool)
+	l.reverseAt = make(map[uint32]string)
+	l.answers = make(map[uint32]RemoteStatus)
 	l.syncBinds(ctx) // the peer listens for our -R again
 	attrs := []any{"peer", l.peer, "local", m.conn.LocalAddr().String(), "role", l.role.String(),
 		"version", p.Version, "authenticated", m.authed, "encrypted", m.sealed, "sequenced", l.seq, "peer_key", l.peerKeyText()}
@@ -223,7 +225,7 @@ func (l *linkActor) sessionDown(ctx actor.Context, err error) {
 	for _, pid := range l.reverse { // the peer's -R ports are released at once
 		ctx.Stop(pid)
 	}
-	l.reverse = nil
+	l.reverse, l.reverseAt = nil, nil
 	for _, c := range l.carriers {
 		ctx.Stop(c.pid)
 	}

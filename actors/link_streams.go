@@ -104,6 +104,7 @@ func (l *linkActor) bind(ctx actor.Context, b engine.Bind) {
 		}
 		key := poolKey(addr, udp)
 		l.reverse[b.ID] = ctx.Spawn(l.env.props(func() actor.Actor { return &poolMemberActor{env: l.env, key: key, m: m} }))
+		l.reverseAt[b.ID] = forwardAddr(bound, udp) + " pool " + b.Pool
 		l.env.log.Info("reverse forward joined its pool", "peer", l.peer, "listen", forwardAddr(bound, udp), "pool", b.Pool,
 			"members", l.env.poolMembers(key), "id", b.ID)
 		reply(engine.CodeNormal, bound)
@@ -117,6 +118,7 @@ func (l *linkActor) bind(ctx actor.Context, b engine.Bind) {
 			return
 		}
 		l.reverse[b.ID] = ctx.Spawn(l.env.props(func() actor.Actor { return newReverseUDPListener(l.env, pc, self, b.ID) }))
+		l.reverseAt[b.ID] = pc.LocalAddr().String() + "/udp"
 		l.env.log.Info("reverse forward listening for the peer", "peer", l.peer, "listen", pc.LocalAddr().String()+"/udp", "id", b.ID)
 		reply(engine.CodeNormal, pc.LocalAddr().String())
 		return
@@ -128,6 +130,7 @@ func (l *linkActor) bind(ctx actor.Context, b engine.Bind) {
 		return
 	}
 	l.reverse[b.ID] = ctx.Spawn(l.env.props(func() actor.Actor { return newReverseListener(l.env, ln, self, b.ID) }))
+	l.reverseAt[b.ID] = ln.Addr().String()
 	l.env.log.Info("reverse forward listening for the peer", "peer", l.peer, "listen", ln.Addr().String(), "id", b.ID)
 	reply(engine.CodeNormal, ln.Addr().String())
 }
@@ -165,10 +168,13 @@ func (l *linkActor) bindReply(r engine.BindReply) {
 	}
 	if r.Code == engine.CodeNormal {
 		l.env.log.Info("reverse forward listening", "peer", l.peer, "remote", r.Text, "target", fwd.Target)
+		l.answers[r.ID] = RemoteStatus{Listening: r.Text}
 		l.bindBackoff = 0
 		return
 	}
-	err := fmt.Errorf("%w: -R %s: %v", errForwardRefused, fwd.Bind, engine.Reason{Code: r.Code, Text: r.Text})
+	reason := engine.Reason{Code: r.Code, Text: r.Text}
+	l.answers[r.ID] = RemoteStatus{Refused: reason.String()}
+	err := fmt.Errorf("%w: -R %s: %v", errForwardRefused, fwd.Bind, reason)
 	args := []any{"peer", l.peer, "listen", fwd.Bind, "reason", err}
 	// A socket the peer could not make is taken, maybe by a link of ours
 	// that is gone and that it holds until its resume window ends (an

@@ -5,6 +5,7 @@ package actors
 // BIND and UNBIND.
 
 import (
+	"maps"
 	"slices"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -171,6 +172,7 @@ func (l *linkActor) syncBinds(ctx actor.Context) {
 			continue
 		}
 		delete(l.bound, id)
+		delete(l.answers, id)
 		if l.params.Capabilities&engine.CapUnbind == 0 {
 			l.env.log.Warn("reverse forward removed; the peer cannot be told to stop listening (it predates UNBIND), so its connections are refused here until the link ends",
 				"peer", l.peer, "id", id)
@@ -189,6 +191,7 @@ func (l *linkActor) unbind(ctx actor.Context, id uint32) {
 	}
 	ctx.Stop(pid)
 	delete(l.reverse, id)
+	delete(l.reverseAt, id)
 	// Logged when its listener has stopped, and so closed its socket
 	// (childStopped): a script that waits for the line may rely on it.
 	if l.unbinding == nil {
@@ -199,3 +202,23 @@ func (l *linkActor) unbind(ctx actor.Context, id uint32) {
 
 // Policies is a copy of the node's current policies.
 func (n *Node) Policies() Policies { return *n.env.policies() }
+
+// remoteStatus fills in ls's Remotes and Reverse: the -R of this side
+// with the peer's answers in this session, and the listeners held here for
+// the peer's.
+func (l *linkActor) remoteStatus(ls *LinkStatus) {
+	if !l.up {
+		return
+	}
+	for i, r := range l.env.remotes() {
+		if r == nil {
+			continue
+		}
+		rs := l.answers[uint32(i+1)]
+		rs.Bind, rs.Target = forwardAddr(r.Bind, r.UDP), r.Target
+		ls.Remotes = append(ls.Remotes, rs)
+	}
+	for _, id := range slices.Sorted(maps.Keys(l.reverseAt)) {
+		ls.Reverse = append(ls.Reverse, l.reverseAt[id])
+	}
+}

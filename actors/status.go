@@ -95,6 +95,20 @@ type LinkStatus struct {
 	// PerCarrier is each carrier, oldest first, as the Link and its
 	// Scheduler see it (the dashboard's table); none while resuming.
 	PerCarrier []CarrierStatus `json:"per_carrier,omitempty"`
+	// Remotes are this side's -R, in order, with the peer's answers in
+	// the link's session (none while it is down); Reverse is where this
+	// side listens for the peer's -R: "ADDR", "ADDR/udp", "ADDR pool NAME".
+	Remotes []RemoteStatus `json:"remotes,omitempty"`
+	Reverse []string       `json:"reverse,omitempty"`
+}
+
+// RemoteStatus is one of this side's -R on a link: what it asks the peer
+// to listen on, and the peer's answer (neither yet: both empty).
+type RemoteStatus struct {
+	Bind      string `json:"bind"`
+	Target    string `json:"target"`
+	Listening string `json:"listening,omitempty"` // where the peer listens
+	Refused   string `json:"refused,omitempty"`   // the peer's reason
 }
 
 // CarrierStatus is one carrier of a link.

@@ -332,6 +332,19 @@ func printReport(w io.Writer, r report) {
 			}
 			fmt.Fprintf(tw, "  peer %s\t%s %s\tcarriers %d\trtt %v\tstreams open %d\tauthenticated %v\n",
 				p.Peer, state, p.Role, p.Carriers, p.RTT.Round(time.Microsecond), p.Streams, p.Authenticated)
+			for _, r := range p.Remotes {
+				answer := "asked"
+				switch {
+				case r.Listening != "":
+					answer = "listening at " + r.Listening
+				case r.Refused != "":
+					answer = "refused: " + r.Refused
+				}
+				fmt.Fprintf(tw, "    -R %s\tto %s\t%s\n", r.Bind, r.Target, answer)
+			}
+			for _, a := range p.Reverse {
+				fmt.Fprintf(tw, "    listening for the peer at %s\n", a)
+			}
 		}
 		for _, f := range s.Forwards {
 			fmt.Fprintf(tw, "  forward %s\tconnections %d\n", f.Listen, f.Conns)

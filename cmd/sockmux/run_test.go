@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,6 +21,7 @@ import (
 
 	"golang.org/x/net/proxy"
 
+	"github.com/sockmux/sockmux"
 	"github.com/sockmux/sockmux/internal/testkit"
 )
 
@@ -159,7 +161,15 @@ keepalive = "50ms"
 		t.Errorf("status: %d bytes out, %d in for an echo of %d", out, in, n)
 	}
 	if len(east.Status.Links) != 1 || !east.Status.Links[0].Up || !east.Status.Links[0].Authenticated {
-		t.Errorf("status of east's link: %+v", east.Status.Links)
+		t.Fatalf("status of east's link: %+v", east.Status.Links)
+	}
+	// Each side's status shows the -R: east what it asked and the answer,
+	// west where it listens for its peer; neither shows a stale RTT.
+	if got, want := east.Status.Links[0].Remotes, []sockmux.RemoteStatus{{Bind: remE, Target: echo, Listening: remE}}; !slices.Equal(got, want) {
+		t.Errorf("east's -R in status: %+v, want %+v", got, want)
+	}
+	if w := linkOf(t, d.status(t), "west").Status.Links; len(w) != 1 || !slices.Equal(w[0].Reverse, []string{remE}) {
+		t.Errorf("west's listeners for its peer in status: %+v, want [%s]", w, remE)
 	}
 	if got := metricValue(t, metricsAddr, `sockmux_bytes_sent_total{link="east"}`); got != float64(east.Status.BytesOut) {
 		t.Errorf("metrics: %v bytes sent, status %d", got, east.Status.BytesOut)
@@ -183,6 +193,11 @@ keepalive = "50ms"
 	var out strings.Builder
 	if code := run(context.Background(), []string{"status", "--control", control}, &out, io.Discard); code != 0 || !strings.Contains(out.String(), "link east") {
 		t.Fatalf("status: exit %d\n%s", code, out.String())
+	}
+	for _, want := range []string{"-R " + remE, "listening at " + remE, "listening for the peer at " + remE} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("sockmux status has no %q:\n%s", want, out.String())
+		}
 	}
 }
 
