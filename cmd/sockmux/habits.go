@@ -33,7 +33,7 @@ type habits struct {
 func (h *habits) addHabitFlags(f *pflag.FlagSet, ready string) {
 	f.BoolVarP(&h.noCommand, "no-command", "N", false, "accepted as with ssh, and changes nothing: sockmux never runs a remote command")
 	if ready != "" {
-		f.BoolVarP(&h.background, "background", "f", false, "go to the background once "+ready+" (the parent exits 0 and prints the pid)")
+		f.BoolVarP(&h.background, "background", "f", false, "go to the background once "+ready+" (the parent prints the pid on stdout and exits 0)")
 	}
 	f.StringArrayVarP(&h.options, "option", "o", nil, "set any flag of this command as `KEY=VALUE`, by its long name (as in a config file's [[link]] table; repeatable)")
 }
@@ -78,8 +78,10 @@ func inBackground() bool { return os.Getenv(backgroundEnv) != "" }
 // goBackground runs this command again as a child in a session of its
 // own, stdin from /dev/null, and waits until the child is ready (it calls
 // readyForeground) or exits. Go cannot fork a running process, so -f is
-// a re-exec, as daemons written in Go do.
-func goBackground(stderr io.Writer) error {
+// a re-exec, as daemons written in Go do. Once the child is ready its pid
+// goes to stdout alone on a line, for pid=$(sockmux connect -f ...), and
+// a sentence saying so to stderr.
+func goBackground(stdout, stderr io.Writer) error {
 	if err := backgroundAvailable(); err != nil {
 		return fmt.Errorf("-f: %w", err)
 	}
@@ -111,6 +113,7 @@ func goBackground(stderr io.Writer) error {
 	w.Close()
 	line, _ := bufio.NewReader(r).ReadString('\n')
 	if strings.TrimSpace(line) == "ready" {
+		fmt.Fprintln(stdout, c.Process.Pid)
 		fmt.Fprintf(stderr, "sockmux: running in the background, pid %d\n", c.Process.Pid)
 		_ = c.Process.Release()
 		return errBackgrounded

@@ -188,15 +188,18 @@ func TestBackground(t *testing.T) {
 	waitListening(t, link)
 	echo := testkit.Echo(t)
 	fwd := testkit.FreeAddr(t)
-	code, stderr := runChild(t, "connect", "-f", "-N", "-L", fwd+":"+echo, link)
+	code, stdout, stderr := runChildOut(t, "connect", "-f", "-N", "-L", fwd+":"+echo, link)
 	if code != 0 {
 		t.Fatalf("connect -f: exit %d\n%s", code, stderr)
 	}
 	m := pidRE.FindStringSubmatch(stderr)
 	if m == nil {
-		t.Fatalf("connect -f printed no pid:\n%s", stderr)
+		t.Fatalf("connect -f said no pid on stderr:\n%s", stderr)
 	}
 	pid, _ := strconv.Atoi(m[1])
+	if stdout != m[1]+"\n" {
+		t.Errorf("connect -f printed %q on stdout, want its pid %s alone", stdout, m[1])
+	}
 	t.Cleanup(func() {
 		if p, err := os.FindProcess(pid); err == nil {
 			_ = p.Kill()
@@ -224,25 +227,39 @@ func TestBackground(t *testing.T) {
 // for that child.
 func runChild(t testing.TB, args ...string) (int, string) {
 	t.Helper()
-	f, err := os.CreateTemp(t.TempDir(), "stderr")
+	code, _, stderr := runChildOut(t, args...)
+	return code, stderr
+}
+
+// runChildOut is runChild, with the stdout too (a file as well).
+func runChildOut(t testing.TB, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	dir := t.TempDir()
+	ef, err := os.Create(filepath.Join(dir, "stderr"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer ef.Close()
+	of, err := os.Create(filepath.Join(dir, "stdout"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer of.Close()
 	c := exec.Command(os.Args[0], args...)
 	c.Env = append(os.Environ(), "SOCKMUX_TEST_MAIN=1")
-	c.Stderr = f
+	c.Stderr, c.Stdout = ef, of
 	err = c.Run()
-	out, _ := os.ReadFile(f.Name())
+	eb, _ := os.ReadFile(ef.Name())
+	ob, _ := os.ReadFile(of.Name())
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
-		return 0, string(out)
+		return 0, string(ob), string(eb)
 	case errors.As(err, &ee):
-		return ee.ExitCode(), string(out)
+		return ee.ExitCode(), string(ob), string(eb)
 	}
 	t.Fatalf("sockmux %v: %v", args, err)
-	return 0, ""
+	return 0, "", ""
 }
 
 // TestExamplesPassCheck: the shipped config files validate as they are,

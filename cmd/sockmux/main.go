@@ -239,7 +239,7 @@ func listenCmd(logger func() (*slog.Logger, error), stderr io.Writer) *cobra.Com
 				}
 			}
 			if h.background && !inBackground() {
-				return goBackground(stderr)
+				return goBackground(cmd.OutOrStdout(), stderr)
 			}
 			ln, err := carriers.Listen(args[0], copts...)
 			if err != nil {
@@ -367,7 +367,7 @@ from there the same rule holds; after the last comes the first. The log names th
 				cfg.FailFast, cfg.ConnectTimeout = true, connectTimeout
 			}
 			if h.background && !inBackground() {
-				return goBackground(stderr)
+				return goBackground(cmd.OutOrStdout(), stderr)
 			}
 			// The first link up (its forwards listen from the start): -f's
 			// parent may go.
