@@ -370,7 +370,12 @@ func (h *Handshake) peerRefused(f *Frame) {
 		}
 	}
 	if cause != nil {
-		h.end(fmt.Errorf("%w: %w: %s", ErrPeerRefused, cause, reason.Text))
+		// The peer's text may begin with what cause says: say it once.
+		rest, found := strings.CutPrefix(reason.Text, cause.Error())
+		if !found && rest != "" {
+			rest = ": " + rest
+		}
+		h.end(fmt.Errorf("%w: %w%s", ErrPeerRefused, cause, rest))
 		return
 	}
 	h.end(fmt.Errorf("%w: %v", ErrPeerRefused, reason))

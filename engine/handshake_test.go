@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 	"time"
 )
@@ -126,6 +127,8 @@ func TestHandshake(t *testing.T) {
 					t.Fatalf("%v: %v", s.side.hs.cfg.Hello.Role, err)
 				case s.want != nil && !errors.Is(err, s.want):
 					t.Fatalf("%v: %v, want %v", s.side.hs.cfg.Hello.Role, err, s.want)
+				case s.want != nil && strings.Count(err.Error(), s.want.Error()) != 1:
+					t.Fatalf("%v: %q says %q more than once", s.side.hs.cfg.Hello.Role, err, s.want)
 				case s.want == nil && res.Authed != tc.authed:
 					t.Fatalf("%v: authed %v, want %v", s.side.hs.cfg.Hello.Role, res.Authed, tc.authed)
 				}
