@@ -171,12 +171,15 @@ func newLink(e *env, conn net.Conn, addrs ...carriers.Dialer) *linkActor {
 func (l *linkActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *inFrame:
-		l.frameIn(ctx, m.carrier, m.f, m.backlog)
+		held := l.frameIn(ctx, m.carrier, m.f, m.backlog)
+		l.heldUntilScheduled(ctx, m.backlog, held)
 	case *inFrames:
+		held := 0
 		for i, f := range m.frames {
 			m.frames[i] = nil
-			l.frameIn(ctx, m.carrier, f, m.backlog)
+			held += l.frameIn(ctx, m.carrier, f, m.backlog)
 		}
+		l.heldUntilScheduled(ctx, m.backlog, held)
 	case *ackTick:
 		l.ackArmed = false
 		for _, c := range l.carriers {
@@ -352,10 +355,16 @@ func (l *linkActor) Receive(ctx actor.Context) {
 }
 
 // frameIn takes a frame carrier read, counted in backlog (nil: not
-// counted).
-func (l *linkActor) frameIn(ctx actor.Context, carrier int, f *engine.Frame, backlog *backlog) {
+// counted). It returns 1 for a frame that leaves the count only once the
+// Scheduler has taken what the Link sent it for the frame, 0 for one that
+// left it (heldUntilScheduled).
+func (l *linkActor) frameIn(ctx actor.Context, carrier int, f *engine.Frame, backlog *backlog) (held int) {
 	if backlog != nil {
-		backlog.taken() // the reader may read one more
+		if f.Type == engine.TypeData {
+			backlog.taken() // the reader may read one more
+		} else {
+			held = 1
+		}
 	}
 	switch f.Type {
 	case engine.TypeData:
@@ -372,6 +381,7 @@ func (l *linkActor) frameIn(ctx actor.Context, carrier int, f *engine.Frame, bac
 	}
 	c.silence.Heard()
 	l.receive(ctx, c, f)
+	return held
 }
 
 // receive takes a frame a carrier read. On a CapSeq link, sequenced frames
@@ -407,4 +417,23 @@ func (l *linkActor) receive(ctx actor.Context, c *carrierRef, f *engine.Frame) {
 		}
 	}
 	l.dispatch(ctx, c, f)
+}
+
+// heldUntilScheduled lets go of held frames of a carrier's backlog once
+// the Scheduler has taken what the Link sent it for them. DATA leaves the
+// backlog when the Link takes it (its Stream's window bounds what waits
+// for the socket); every other frame is a PONG or OPEN_FAIL to send, or a
+// CREDIT or ACK for the Scheduler, and a peer that sends them faster than
+// the Scheduler takes them would pile them up in its mailbox, which has
+// no bound (3.7 GB in 15 s from a PING flood beside a thousand streams).
+// Counted until the Scheduler is done, they hold the carrier's reader
+// back, as the Link's own backlog does.
+func (l *linkActor) heldUntilScheduled(ctx actor.Context, b *backlog, held int) {
+	switch {
+	case held == 0:
+	case l.sched == nil:
+		b.takenN(int64(held))
+	default:
+		ctx.Send(l.sched, &backlogTaken{b: b, n: int64(held)})
+	}
 }

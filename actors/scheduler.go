@@ -140,6 +140,8 @@ func (s *schedulerActor) Receive(ctx actor.Context) {
 		s.enqueue(m)
 		s.pump()
 	case *flushMore: // runOver does it
+	case *backlogTaken:
+		m.b.takenN(m.n)
 	case *drained:
 		if o := s.outs[m.carrier]; o != nil {
 			o.path.Queued -= m.bytes

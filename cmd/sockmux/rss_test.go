@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strconv"
@@ -80,6 +81,30 @@ func TestHostileRSS(t *testing.T) {
 			return p.Write(b)
 		}
 	}
+	// Beside a thousand open streams, a flood of frames that each want a
+	// reply, from a peer that reads them all: the replies must not pile
+	// up in the link's Scheduler faster than it takes them (3.9 GB in 15 s
+	// before the carrier's reader waited for it).
+	sink := testkit.Serve(t, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
+	reading := func(n int, frame func(p *wirepeer.Peer, b []byte, i int) []byte) func(p *wirepeer.Peer) error {
+		return func(p *wirepeer.Peer) error {
+			var b []byte
+			for range 1024 {
+				b = p.Append(b, engine.TypeOpen, p.NextID(), wirepeer.OpenPayload(engine.TargetDial, sink, nil))
+			}
+			if err := p.Write(b); err != nil {
+				return err
+			}
+			go func() { // reads all, keeps nothing, until the connection ends
+				for {
+					if _, err := p.ReadFrame(time.Minute); err != nil {
+						return
+					}
+				}
+			}()
+			return floods(n, frame)(p)
+		}
+	}
 	cases := []struct {
 		name   string
 		opts   wirepeer.Options
@@ -109,6 +134,12 @@ func TestHostileRSS(t *testing.T) {
 		})},
 		{"refused OPEN flood", wirepeer.Options{RecvBuffer: 128 << 10}, floods(300_000, func(p *wirepeer.Peer, b []byte, _ int) []byte {
 			return p.Append(b, engine.TypeOpen, p.NextID(), wirepeer.OpenPayload(engine.TargetDial, "10.255.255.1:9", nil))
+		})},
+		{"PING flood beside 1024 streams, read", wirepeer.Options{}, reading(4_000_000, func(p *wirepeer.Peer, b []byte, i int) []byte {
+			return p.Append(b, engine.TypePing, 0, wirepeer.PingPayload(uint64(i)))
+		})},
+		{"OPENs past the stream limit, read", wirepeer.Options{}, reading(2_000_000, func(p *wirepeer.Peer, b []byte, _ int) []byte {
+			return p.Append(b, engine.TypeOpen, p.NextID(), wirepeer.OpenPayload(engine.TargetDial, sink, nil))
 		})},
 	}
 	for _, tc := range cases {
