@@ -271,9 +271,13 @@ func (l *linkActor) Receive(ctx actor.Context) {
 		l.routeJoin(ctx, m.done, m.attempt)
 	case *carrierDown:
 		if c := l.carriers[m.id]; c != nil {
-			if errors.Is(m.err, engine.ErrIntegrity) {
-				// A record that did not open: someone on the way alters
-				// the link. It ends, on every carrier, with no resuming.
+			if errors.Is(m.err, engine.ErrIntegrity) || errors.Is(m.err, engine.ErrProtocol) && !errors.Is(m.err, engine.ErrTruncated) {
+				// A record that did not open (someone on the way alters
+				// the link), or a frame header that breaks the protocol
+				// (the carrier's reader said GOAWAY): the link ends, on
+				// every carrier, with no resuming (§10, §15.4). A frame
+				// cut short by the carrier's end is the carrier lost, as
+				// a connection that dies mid-frame is: the link resumes.
 				l.protocolError(ctx, m.err)
 			}
 			l.carrierLost(ctx, c, m.err)
