@@ -199,7 +199,8 @@ func TestHeadOfLine(t *testing.T) {
 }
 
 // TestTargetRefused: a target that refuses closes the client promptly, and
-// both sides log the target and the reason.
+// both sides log the target and the reason (the dialling side, the peer
+// that asked too).
 func TestTargetRefused(t *testing.T) {
 	dead := testkit.FreeAddr(t)
 	p := newTestPair(t, pairConfig{AForwards: []forward.Forward{fwd(t, dead)}})
@@ -211,6 +212,9 @@ func TestTargetRefused(t *testing.T) {
 	})
 	if rec.Attrs["target"] != dead {
 		t.Errorf("dial failure names target %v, want %s", rec.Attrs["target"], dead)
+	}
+	if peer, _ := rec.Attrs["peer"].(string); peer == "" { // on a hub of many links, who asked
+		t.Errorf("dial failure names no peer: %v", rec.Attrs)
 	}
 	if err, _ := rec.Attrs["err"].(error); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("dial failure reason %v, want connection refused", rec.Attrs["err"])

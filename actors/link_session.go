@@ -174,7 +174,7 @@ func (l *linkActor) sessionUp(ctx actor.Context, m *handshakeDone) {
 		}
 		l.registered = l.dialer == nil
 	}
-	l.sched = ctx.Spawn(l.props(func() actor.Actor { return newScheduler(l.env, p, maxUnacked) }))
+	l.sched = ctx.Spawn(l.props(func() actor.Actor { return newScheduler(l.env, l.peer, p, maxUnacked) }))
 	l.attach(ctx, m)
 	l.env.links.add(l.self, l.strand)
 	l.env.stats.linksUp.Add(1)

@@ -240,7 +240,7 @@ func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 		return
 	}
 	ctx.Send(l.sched, &streamDeclared{id: id})
-	st := &streamActor{env: l.env, id: id, link: l.self, sched: l.sched, target: v.Target, openFrame: f, datagram: v.Datagram,
+	st := &streamActor{env: l.env, id: id, link: l.self, peer: l.peer, sched: l.sched, target: v.Target, openFrame: f, datagram: v.Datagram,
 		proxyHere: v.Open.Kind == engine.TargetForward && v.Target == forward.TargetSOCKS, policy: l.targetPolicy(),
 		side: engine.NewStreamSide(engine.NewAccepter(id), l.params.RecvWindow, l.env.cfg.MaxWindow), params: l.params, budget: l.budget, rtt: l.rttNanos}
 	l.spawnStream(ctx, id, st)
@@ -312,7 +312,7 @@ func (l *linkActor) open(ctx actor.Context, m *openRequest) {
 	if first != nil {
 		engine.PutBuffer(first)
 	}
-	st := &streamActor{env: l.env, id: id, link: l.self, sched: l.sched, target: m.target, netConn: m.conn, datagram: m.datagram,
+	st := &streamActor{env: l.env, id: id, link: l.self, peer: l.peer, sched: l.sched, target: m.target, netConn: m.conn, datagram: m.datagram,
 		side: engine.NewStreamSide(state, l.params.RecvWindow, l.env.cfg.MaxWindow), params: l.params, budget: l.budget, rtt: l.rttNanos, clientEOF: errors.Is(err, io.EOF),
 		reply: m.reply, opened: m.opened, load: m.load}
 	pid := l.spawnStream(ctx, id, st)

@@ -58,6 +58,7 @@ const stallCheckEvery = 50 * time.Millisecond
 // with no carrier at all (a link waiting to be resumed) frames wait here.
 type schedulerActor struct {
 	env    *env
+	peer   string // the link's peer, as its logs name it
 	self   *actor.PID
 	params engine.Params
 	// out decides what goes next and on which carrier: the queue, each
@@ -110,9 +111,9 @@ func pinnedSlot(t engine.Type) int {
 // or queued): a quarter of its memory budget, whatever the peer's windows.
 func sendLimit(linkBudget int64) int64 { return max(linkBudget/4, engine.MaxGrant) }
 
-func newScheduler(e *env, p engine.Params, maxUnacked int) *schedulerActor {
+func newScheduler(e *env, peer string, p engine.Params, maxUnacked int) *schedulerActor {
 	limit := sendLimit(e.cfg.LinkBudget)
-	s := &schedulerActor{env: e, params: p, conns: make(map[uint32]*actor.PID), outs: make(map[int]*carrierOut),
+	s := &schedulerActor{env: e, peer: peer, params: p, conns: make(map[uint32]*actor.PID), outs: make(map[int]*carrierOut),
 		highWater: highWaterFor(p.SendMax)}
 	s.seq = p.Capabilities&engine.CapSeq != 0
 	s.out = engine.NewSender(engine.SenderConfig{Limit: limit, PerStream: engine.DefaultGrantPerStream,
@@ -176,7 +177,7 @@ func (s *schedulerActor) Receive(ctx actor.Context) {
 		}
 	case *creditIn:
 		if err := s.out.Grants.Credit(m.id, m.n); err != nil {
-			s.env.warn("peer over-credited a stream", "stream", m.id, "err", err)
+			s.env.warn("peer over-credited a stream", "peer", s.peer, "stream", m.id, "err", err)
 		}
 	case *creditBack:
 		s.out.Grants.Returned(m.id, m.n)

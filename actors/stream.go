@@ -24,6 +24,7 @@ type streamActor struct {
 	env    *env
 	self   *actor.PID
 	link   *actor.PID
+	peer   string // the link's peer, as its logs name it
 	sched  *actor.PID
 	target string
 	side   engine.StreamSide // the engine's decisions: state, receive window, the verdict on the peer's frames
@@ -186,7 +187,7 @@ func (s *streamActor) dialed(ctx actor.Context, err error) {
 	}
 	if err != nil {
 		s.env.stats.dialFailures.Add(1)
-		s.env.warn("target dial failed", "stream", s.id, "target", s.target, "err", err)
+		s.env.warn("target dial failed", "peer", s.peer, "stream", s.id, "target", s.target, "err", err)
 		_ = s.side.Send(engine.TypeOpenFail)
 		ctx.Send(s.sched, engine.NewReason(engine.TypeOpenFail, s.id, engine.CodeDialFailed, err.Error()))
 		return
@@ -241,7 +242,7 @@ func (s *streamActor) fromPeer(ctx actor.Context, f *engine.Frame) {
 		f.Release()
 	case engine.ArriveBroken:
 		f.Release()
-		s.env.warn("peer broke the stream's rules; resetting it", "stream", s.id, "reason", r.String())
+		s.env.warn("peer broke the stream's rules; resetting it", "peer", s.peer, "stream", s.id, "reason", r.String())
 		s.reset(ctx, r.Code, r.Text)
 	case engine.ArriveData:
 		traceHop(hopStreamFrame)
