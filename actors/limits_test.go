@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -97,5 +98,27 @@ func TestRefusalLogsRateLimited(t *testing.T) {
 	}
 	if lines < 1 || lines > 2 {
 		t.Fatalf("%d log lines for %d refusals, want 1 (2 if the interval turned)", lines, n)
+	}
+}
+
+// TestClientPastMaxStreamsReset: a forward's client that gets no stream
+// because this side's own limit is reached is reset, not closed cleanly (a
+// clean end would say its connection ran its course), and the refusal is
+// counted.
+func TestClientPastMaxStreamsReset(t *testing.T) {
+	echo := testkit.Echo(t)
+	p := newTestPair(t, pairConfig{BForwards: []forward.Forward{fwd(t, echo)}, B: func(c *Config) { c.MaxStreams = 1 }})
+	first := testkit.Dial(t, p.B.ForwardAddrs()[0])
+	if _, err := first.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(first, make([]byte, 1)); err != nil { // the one stream is open, and stays so
+		t.Fatal(err)
+	}
+	if err := testkit.DialClosed(t, p.B.ForwardAddrs()[0].String()); !testkit.IsReset(err) {
+		t.Fatalf("the client past the stream limit got %v; want its connection reset", err)
+	}
+	if n := p.B.Stats().refusals.Load(); n != 1 {
+		t.Errorf("%d refusals counted; want the one client past the limit", n)
 	}
 }

@@ -259,7 +259,7 @@ func (l *linkActor) reverseForward(id uint32) (engine.ReverseForward, bool) {
 // open starts a stream for a connection a forward accepted.
 func (l *linkActor) open(ctx actor.Context, m *openRequest) {
 	if !l.up || l.goingAway || l.closing {
-		l.env.warn("no link for connection; closing it", "forward", m.forward, "client", m.conn.RemoteAddr().String())
+		l.env.warn("no link for connection; resetting it", "forward", m.forward, "client", m.conn.RemoteAddr().String())
 		tellOpened(m.opened, errNoLink)
 		closeWith(m.conn, errNoLink)
 		m.unload()
@@ -291,8 +291,9 @@ func (l *linkActor) open(ctx actor.Context, m *openRequest) {
 	// OPEN leaves here, at allocation, so OPENs go out in id order.
 	id, idErr := l.opens.NextID()
 	if idErr != nil {
-		l.env.warn("no stream for connection; closing it", "forward", m.forward,
+		l.env.warn("no stream for connection; resetting it", "forward", m.forward,
 			"client", m.conn.RemoteAddr().String(), "reason", idErr)
+		l.env.stats.refusals.Add(1)
 		tellOpened(m.opened, idErr)
 		if first != nil {
 			engine.PutBuffer(first)

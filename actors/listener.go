@@ -207,13 +207,17 @@ func (l *listenerActor) flush(ctx actor.Context) {
 		switch {
 		case sent:
 		case !now.Before(w.deadline):
-			l.env.warn("no link within the open timeout; closing connection", "forward", l.fwd.String(),
+			l.env.warn("no link within the open timeout; resetting connection", "forward", l.fwd.String(),
 				"client", w.conn.RemoteAddr().String(), "open_timeout", l.env.cfg.OpenTimeout)
 			if w.reply != nil {
 				w.conn.Write(w.reply.fail(engine.CodeTimeout))
 			}
 			tellOpened(w.opened, errNoLink)
-			w.conn.Close()
+			if w.reply != nil {
+				w.conn.Close() // a proxy client was told why
+			} else {
+				resetConn(w.conn)
+			}
 		default:
 			keep = append(keep, w)
 		}

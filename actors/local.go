@@ -214,13 +214,16 @@ func (l *linkActor) openPolicy() engine.Policy {
 	return l.targetPolicy()
 }
 
-// closeWith closes conn, a stream's local end, giving err as the reason
-// when it is a LocalConn's (a plain socket has no way to say it).
+// closeWith cuts conn short, a client that got no stream: a TCP socket
+// is reset (its client must not take the end for a clean one), a
+// LocalConn is given err as the reason.
 func closeWith(conn net.Conn, err error) {
 	if e, ok := conn.(*localEnd); ok {
 		e.p.setWhy(err)
+		conn.Close()
+		return
 	}
-	conn.Close()
+	resetConn(conn)
 }
 
 // The Stream actor's side.

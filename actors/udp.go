@@ -302,6 +302,7 @@ func (c *udpConn) Close() error {
 	q := c.queue
 	c.queue = nil
 	c.mu.Unlock()
+	c.stats.droppedDatagrams.Add(int64(len(q))) // never sent: no stream took them
 	for _, b := range q {
 		engine.PutBuffer(b)
 	}
