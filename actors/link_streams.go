@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -313,7 +314,14 @@ func (l *linkActor) open(ctx actor.Context, m *openRequest) {
 	if first != nil {
 		engine.PutBuffer(first)
 	}
-	st := &streamActor{env: l.env, id: id, link: l.self, peer: l.peer, sched: l.sched, target: m.target, netConn: m.conn, datagram: m.datagram,
+	target := m.target
+	if m.kind == engine.TargetForward {
+		// The OPEN names the peer's -R by its id; the logs name it by
+		// where this side listens for it too.
+		bind, _, _ := strings.Cut(m.forward, "->")
+		target = "the peer's -R " + bind + " (id " + m.target + ")"
+	}
+	st := &streamActor{env: l.env, id: id, link: l.self, peer: l.peer, sched: l.sched, target: target, netConn: m.conn, datagram: m.datagram,
 		side: engine.NewStreamSide(state, l.params.RecvWindow, l.env.cfg.MaxWindow), params: l.params, budget: l.budget, rtt: l.rttNanos, clientEOF: errors.Is(err, io.EOF),
 		reply: m.reply, opened: m.opened, load: m.load}
 	pid := l.spawnStream(ctx, id, st)

@@ -131,3 +131,21 @@ func TestRemoteForwardRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestRemoteForwardDialFailed: a -R whose target refuses resets its client
+// at the hub, and the hub's log names the -R by where it listens, not by
+// the forward's id alone.
+func TestRemoteForwardDialFailed(t *testing.T) {
+	dead, port := testkit.FreeAddr(t), testkit.FreeAddr(t)
+	p := newTestPair(t, pairConfig{B: func(c *Config) { c.Remotes = []forward.Forward{{Bind: port, Target: dead}} }})
+	remoteListening(t, p.BLog, 1)
+	if err := testkit.DialClosed(t, port); !testkit.IsReset(err) {
+		t.Fatalf("the -R's client got %v; want its connection reset", err)
+	}
+	r := p.ALog.Wait(t, 5*time.Second, "the hub's log of the refused open", func(r testkit.Record) bool {
+		return r.Msg == "peer could not open stream"
+	})
+	if target, _ := r.Attrs["target"].(string); !strings.Contains(target, port) {
+		t.Errorf("the hub logged target %q for its -R listening at %s", target, port)
+	}
+}
