@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -257,7 +258,16 @@ func reloadCmd(stdout io.Writer) *cobra.Command {
 				fmt.Fprintln(stdout, "failed:", f)
 			}
 			if !res.complete() {
-				return fmt.Errorf("%w: reload: %d change(s) not applied (restart sockmux run for them)", errIncomplete, len(res.NeedRestart)+len(res.Failed))
+				// What needs a restart and what failed are told apart: a
+				// restart does not free a port that is taken.
+				var parts []string
+				if n := len(res.NeedRestart); n > 0 {
+					parts = append(parts, fmt.Sprintf("%d change(s) take effect only when sockmux run restarts", n))
+				}
+				if n := len(res.Failed); n > 0 {
+					parts = append(parts, fmt.Sprintf("%d change(s) failed (see failed: above)", n))
+				}
+				return fmt.Errorf("%w: reload: %s", errIncomplete, strings.Join(parts, "; "))
 			}
 			if len(res.Applied) == 0 {
 				fmt.Fprintln(stdout, "reloaded: nothing changed")

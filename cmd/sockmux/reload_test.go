@@ -87,4 +87,17 @@ func TestReloadAppliesLive(t *testing.T) {
 		c.Close()
 		t.Error("the removed -R still accepts")
 	}
+	// A forward whose port is taken failed: the error says so, and does
+	// not send the user to a restart that would not free the port.
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	os.WriteFile(d.path, []byte(strings.Replace(conf(false, "15s"), "local = [", fmt.Sprintf("local = [%q, ", taken.Addr().String()+":"+one), 1)), 0o600)
+	var out2, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"reload", "--control", control}, &out2, &errOut); code != 1 ||
+		!strings.Contains(out2.String(), "failed: ") || !strings.Contains(errOut.String(), "1 change(s) failed") || strings.Contains(errOut.String(), "restart") {
+		t.Errorf("a reload adding a forward on a taken port: exit %d\n%s%s", code, out2.String(), errOut.String())
+	}
 }
