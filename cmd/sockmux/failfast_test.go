@@ -53,6 +53,9 @@ func TestConnectFailsFast(t *testing.T) {
 	runBG(t, "listen", "--drain", "0s", "--key-file", keyFile(t, "the listener's key, 32 bytes long"), link)
 	waitListening(t, link)
 	wrongKey := keyFile(t, "another key entirely, 32 bytes!!")
+	relay := testkit.FreeAddr(t) // keyless: a keyed hop through it is refused
+	runBG(t, "listen", "--drain", "0s", relay)
+	waitListening(t, relay)
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -62,6 +65,7 @@ func TestConnectFailsFast(t *testing.T) {
 		{"no key", []string{"connect", link}, "requires a pre-shared key"},
 		{"connect timeout", []string{"connect", "--connect-timeout", "100ms", testkit.FreeAddr(t)}, "connect timeout"},
 		{"max retries", []string{"connect", "--max-retries", "1", testkit.FreeAddr(t)}, "2 attempts failed in a row"},
+		{"key refused at a relay", []string{"connect", "--key-file", wrongKey, "--via", relay, link}, "relay failed: --via " + relay + " (hop 1)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, log := runFor(t, 20*time.Second, tc.args...)

@@ -394,14 +394,18 @@ from there the same rule holds; after the last comes the first. The log names th
 			if err != nil {
 				return err
 			}
+			// A relay's link that fails for good (a key it refused) ends
+			// the command with its reason, as a direct link's would.
+			ctx, stopWatch := watchHops(cmd.Context(), o.via, hops)
+			defer stopWatch()
 			if o.stdioTarget != "" {
-				return stdioForward(cmd.Context(), log, cfg, ds, o.stdioTarget, func() {
+				return stdioForward(ctx, log, cfg, ds, o.stdioTarget, func() {
 					for i := len(hops) - 1; i >= 0; i-- {
 						hops[i].Shutdown(0)
 					}
 				})
 			}
-			return serve(cmd.Context(), log, &o, cfg, func(n *sockmux.Peer) { connectTo(n, ds) }, func() {
+			return serve(ctx, log, &o, cfg, func(n *sockmux.Peer) { connectTo(n, ds) }, func() {
 				for i := len(hops) - 1; i >= 0; i-- {
 					hops[i].Shutdown(o.drain)
 				}
@@ -468,6 +472,35 @@ func cascade(log *slog.Logger, cfg sockmux.PeerConfig, copts []carriers.Option, 
 		ds[i] = &streamDialer{node: hops[len(hops)-1], target: addr, via: via[len(via)-1]}
 	}
 	return ds, hops, nil
+}
+
+// watchHops returns ctx, ended with the failure of the first of hops
+// (the relays of --via, in order) to fail for good as its cause, and a
+// stop that lets the watch go.
+func watchHops(ctx context.Context, via []string, hops []*sockmux.Peer) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	for i, h := range hops {
+		go func() {
+			select {
+			case err := <-h.Failed():
+				cancel(fmt.Errorf("%w: --via %s (hop %d): %w", errRelayFailed, via[i], i+1, err))
+			case <-ctx.Done():
+			}
+		}()
+	}
+	return ctx, func() { cancel(nil) }
+}
+
+// errRelayFailed is a --via relay's link that failed for good.
+var errRelayFailed = errors.New("relay failed")
+
+// failureOf is why ctx ended when a failure ended it (watchHops), nil when
+// it was cancelled (a signal) or has not ended.
+func failureOf(ctx context.Context) error {
+	if c := context.Cause(ctx); errors.Is(c, errRelayFailed) {
+		return c
+	}
+	return nil
 }
 
 // streamDialer makes a carrier out of a stream of another node's link.
@@ -578,6 +611,9 @@ func serve(ctx context.Context, log *slog.Logger, o *options, cfg sockmux.PeerCo
 		case fatal = <-node.Failed():
 			log.Error("exiting", "err", fatal)
 		case <-ctx.Done():
+			if fatal = failureOf(ctx); fatal != nil { // a relay's (watchHops), not a signal
+				log.Error("exiting", "err", fatal)
+			}
 		}
 		break
 	}

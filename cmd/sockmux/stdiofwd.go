@@ -82,6 +82,9 @@ func stdioForward(ctx context.Context, log *slog.Logger, cfg sockmux.PeerConfig,
 	go func() { opened <- node.OpenStream(ctx, conn, target) }()
 	select {
 	case err := <-opened:
+		if f := failureOf(ctx); f != nil {
+			err = f // the open failed because a relay did
+		}
 		if err != nil {
 			return fmt.Errorf("-W %s: %w", target, err)
 		}
@@ -95,7 +98,7 @@ func stdioForward(ctx context.Context, log *slog.Logger, cfg sockmux.PeerConfig,
 	case err := <-node.Failed():
 		return fmt.Errorf("-W %s: %w", target, err)
 	case <-ctx.Done():
-		return nil
+		return failureOf(ctx)
 	}
 	if conn.reset {
 		return fmt.Errorf("-W %s: %w", target, errStreamReset)
