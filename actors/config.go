@@ -85,6 +85,9 @@ type Config struct {
 	// dialTarget dials a target for a stream the peer opened (a net.Dialer
 	// with a 10 s timeout when nil).
 	dialTarget func(ctx context.Context, addr string) (net.Conn, error)
+	// fdLimit is the file descriptor limit the peers' streams are shared
+	// by (the process's RLIMIT_NOFILE when 0; a test sets a small one).
+	fdLimit int
 	// Key is the pre-shared key both peers must prove they hold (none when
 	// nil). It never crosses the wire.
 	Key []byte

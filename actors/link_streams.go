@@ -240,9 +240,22 @@ func (l *linkActor) accept(ctx actor.Context, f *engine.Frame) {
 		ctx.Send(l.sched, v.Refuse)
 		return
 	}
+	// Every stream costs a file descriptor: near the limit, the host that
+	// holds the most is refused first (hostshare.go).
+	host := peerHost(l.peer)
+	share, ok, held, total := l.env.hosts.admit(host)
+	if !ok {
+		f.Release()
+		l.opens.Ended(id)
+		text := fmt.Sprintf("this side is near its file descriptor limit, and host %s holds %d of the %d streams its peers opened", host, held, total)
+		l.env.warn("stream refused", cause("fd-share"), "peer", l.peer, "stream", id, "target", v.Open.Target, "reason", text)
+		l.env.stats.refusals.Add(1)
+		ctx.Send(l.sched, engine.NewReason(engine.TypeOpenFail, id, engine.CodeTooManyStream, text))
+		return
+	}
 	ctx.Send(l.sched, &streamDeclared{id: id})
 	st := &streamActor{env: l.env, id: id, link: l.self, peer: l.peer, sched: l.sched, target: v.Target, openFrame: f, datagram: v.Datagram,
-		proxyHere: v.Open.Kind == engine.TargetForward && v.Target == forward.TargetSOCKS, policy: l.targetPolicy(),
+		proxyHere: v.Open.Kind == engine.TargetForward && v.Target == forward.TargetSOCKS, policy: l.targetPolicy(), share: share,
 		side: engine.NewStreamSide(engine.NewAccepter(id), l.params.RecvWindow, l.env.cfg.MaxWindow), params: l.params, budget: l.budget, rtt: l.rttNanos}
 	l.spawnStream(ctx, id, st)
 	l.env.stats.StreamsOpened.Add(1)

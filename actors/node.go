@@ -50,6 +50,7 @@ type env struct {
 	pools      poolSet
 	reverses   reverseSet // the reverse forwards of one link each, for splicing
 	stats      Stats
+	hosts      *hostShares // the peers' streams by host (hostshare.go)
 	supervisor actor.SupervisorStrategy
 	dispatcher *workerDispatcher
 	done       chan struct{}
@@ -234,6 +235,11 @@ func NewNode(cfg Config) (*Node, error) {
 		minVersion: engine.MinVersion, maxVersion: engine.Version,
 		now: time.Now, replay: engine.NewReplayCache(100_000), failed: make(chan error, 1), ownDial: ownDial,
 		noSeq: cfg.Unsequenced}
+	fds := cfg.fdLimit
+	if fds == 0 {
+		fds = fdLimit()
+	}
+	e.hosts = newHostShares(fds)
 	e.system, e.ownSystem = cfg.System, cfg.System == nil
 	if e.ownSystem {
 		e.system = newSystem(cfg.Logger, newWorkerDispatcher(300))

@@ -37,6 +37,7 @@ type streamActor struct {
 	reply     *proxyReply           // opener: a -D client waiting to hear how OPEN went
 	opened    chan error            // opener: DialStream waiting for the same
 	load      *atomic.Int32         // opener of a pooled -R's connection: its member's open streams
+	share     *hostShare            // accepter: its count in its peer host's share (hostshare.go)
 	policy    *forward.TargetPolicy // accepter: what the peer may have us dial
 	openFrame *engine.Frame         // accepter: the OPEN, holding the first bytes
 	datagram  bool                  // the stream carries datagrams (UDP)
@@ -117,6 +118,10 @@ func (s *streamActor) receive(ctx actor.Context) {
 		if s.load != nil {
 			s.load.Add(-1)
 			s.load = nil
+		}
+		if s.share != nil {
+			s.env.hosts.release(s.share)
+			s.share = nil
 		}
 		if s.datagram {
 			s.env.log.Debug("UDP flow's stream ended", "stream", s.id, "target", s.target)

@@ -62,6 +62,9 @@ type Options struct {
 	RecvBuffer int
 	// Timeout bounds the handshake (5 s when 0).
 	Timeout time.Duration
+	// Source, when set, is the loopback address the peer dials from
+	// (127.0.0.2, say): another host, as the node sees it.
+	Source string
 }
 
 // Peer is one carrier connection to a node, played by hand.
@@ -92,6 +95,9 @@ type Peer struct {
 func Dial(t testing.TB, addr string, o Options) *Peer {
 	t.Helper()
 	d := net.Dialer{Timeout: 5 * time.Second}
+	if o.Source != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(o.Source)}
+	}
 	if o.RecvBuffer > 0 {
 		d.Control = func(_, _ string, c syscall.RawConn) error { return testkit.SetRecvBuffer(c, o.RecvBuffer) }
 	}
