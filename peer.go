@@ -156,3 +156,8 @@ func (p *Peer) Shutdown(drain time.Duration) error { return p.node.Shutdown(drai
 
 // Close is Shutdown with no drain.
 func (p *Peer) Close() error { return p.Shutdown(0) }
+
+// EndDrain ends a Shutdown's drain now (or the next one's before it
+// begins): the links still draining are closed, and the streams still open
+// are reset. sockmux calls it on a second Ctrl-C.
+func (p *Peer) EndDrain() { p.node.EndDrain() }

@@ -35,6 +35,9 @@ type Node struct {
 	listeners []net.Listener
 	fwdAddrs  []net.Addr
 	closed    bool
+
+	endDrain     chan struct{} // closed by EndDrain: Shutdown's drain is over now
+	endDrainOnce sync.Once
 }
 
 // env is what every actor of a node shares.
@@ -250,7 +253,7 @@ func NewNode(cfg Config) (*Node, error) {
 		return actor.StopDirective
 	})
 	e.links.env = e
-	n := &Node{env: e}
+	n := &Node{env: e, endDrain: make(chan struct{})}
 	n.SetPolicies(Policies{AllowTargets: cfg.AllowTargets, AllowListen: cfg.AllowListen, Direct: cfg.Direct, ProxyAuth: cfg.ProxyAuth, Key: cfg.Key,
 		AuthorizedKeys: cfg.AuthorizedKeys})
 	slots := make([]*forward.Forward, len(cfg.Remotes))
@@ -432,6 +435,11 @@ func (n *Node) openThrough(ctx context.Context, conn net.Conn, target string) er
 // ExitOnForwardFailure set.
 func (n *Node) Failed() <-chan error { return n.env.failed }
 
+// EndDrain ends a Shutdown's drain now, or the next one's before it
+// begins: the links still draining stop, and their streams are reset (a
+// second Ctrl-C).
+func (n *Node) EndDrain() { n.endDrainOnce.Do(func() { close(n.endDrain) }) }
+
 // Close says GOAWAY on every link, closes every socket at once and waits
 // for every actor and goroutine of the node to end.
 func (n *Node) Close() error { return n.Shutdown(0) }
@@ -494,6 +502,8 @@ wait:
 		select {
 		case <-done:
 		case <-limit.C:
+			break wait
+		case <-n.endDrain:
 			break wait
 		}
 	}

@@ -618,8 +618,30 @@ func serve(ctx context.Context, log *slog.Logger, o *options, cfg sockmux.PeerCo
 		break
 	}
 	log.Info("shutting down", "drain", o.drain)
+	defer onSecondSignal(log, node.EndDrain)()
 	if err := node.Shutdown(o.drain); err != nil {
 		return err
 	}
 	return fatal
+}
+
+// onSecondSignal calls endDrain at the next SIGINT or SIGTERM, as a
+// second Ctrl-C does in most servers: the drain is cut short, the streams
+// still open are reset. The returned stop lets the signals go.
+func onSecondSignal(log *slog.Logger, endDrain func()) (stop func()) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-sig:
+			log.Warn("signalled again: ending the drain now; open streams are reset")
+			endDrain()
+		case <-done:
+		}
+	}()
+	return func() {
+		signal.Stop(sig)
+		close(done)
+	}
 }

@@ -158,8 +158,29 @@ func runDaemon(ctx context.Context, cfg *config, log *slog.Logger) error {
 		break
 	}
 	log.Info("shutting down")
+	defer onSecondSignal(log, d.drainEnder())()
 	d.shutdown(5 * time.Second)
 	return nil
+}
+
+// drainEnder returns what cuts every link's drain short (a second
+// Ctrl-C), for the links running now: shutdown holds the lock while it
+// waits, so they are taken before.
+func (d *daemon) drainEnder() func() {
+	d.mu.Lock()
+	links := make([]*runningLink, 0, len(d.links))
+	for _, rl := range d.links {
+		links = append(links, rl)
+	}
+	d.mu.Unlock()
+	return func() {
+		for _, rl := range links {
+			rl.node.EndDrain()
+			for _, h := range rl.hops {
+				h.EndDrain()
+			}
+		}
+	}
 }
 
 // start brings one link up.
