@@ -131,6 +131,16 @@ type ShareClientStats = actors.ShareClientStats
 // Addr is where the share listens for clients.
 func (s *Share) Addr() net.Addr { return s.s.Addr() }
 
+// Failed delivers the tunnel: upstream's link failing for good (with
+// Tunnel.FailFast, a key the peer refuses before the link was ever up);
+// it never does for other upstreams.
+func (s *Share) Failed() <-chan error {
+	if s.tunnel == nil {
+		return nil
+	}
+	return s.tunnel.Failed()
+}
+
 // Redial makes an upstream waiting to be redialled dial now, and a
 // tunnel: upstream's link too.
 func (s *Share) Redial() {

@@ -92,6 +92,10 @@ UPSTREAM is one of
 					log.Info("SIGHUP: redialling the upstream if it is down")
 					s.Redial()
 					continue
+				case err := <-s.Failed():
+					log.Error("exiting", "err", err)
+					s.Close()
+					return err
 				case <-ctx.Done():
 				}
 				break
@@ -174,7 +178,9 @@ func (sf *shareFlags) config(log *slog.Logger) (sockmux.ShareConfig, error) {
 	if err != nil {
 		return cfg, err
 	}
-	node := sockmux.PeerConfig{Key: key}
+	// As connect's: a reason retrying cannot fix (a key the peer refuses)
+	// ends the share before its link was ever up.
+	node := sockmux.PeerConfig{Key: key, FailFast: true}
 	if err := sf.o.identities(&node); err != nil {
 		return cfg, err
 	}

@@ -344,3 +344,18 @@ func TestShareTunnelIdentity(t *testing.T) {
 		})
 	}
 }
+
+// TestShareTunnelWrongKey: like connect, a share whose tunnel: link is
+// refused for a reason retrying cannot fix (its key) exits 1 with the
+// reason instead of retrying for ever.
+func TestShareTunnelWrongKey(t *testing.T) {
+	testkit.CheckLeaks(t)
+	link := testkit.FreeAddr(t)
+	runBG(t, "listen", "--drain", "0s", "--key-file", keyFile(t, "the listener's key, 32 bytes long"), link)
+	waitListening(t, link)
+	code, log := runFor(t, 20*time.Second, "share", "--listen", "127.0.0.1:0", "--key-file", keyFile(t, "another key entirely, 32 bytes!!"),
+		"--upstream", "tunnel:"+link+","+testkit.Greeter(t, "hello"))
+	if code != 1 || !strings.Contains(log, "pre-shared keys do not match") {
+		t.Fatalf("share with a wrong key: exit %d, want 1 with the reason:\n%s", code, log)
+	}
+}
