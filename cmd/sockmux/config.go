@@ -147,6 +147,11 @@ func loadConfig(path string, log *slog.Logger) (*config, error) {
 	if c.logFormat != "" && c.logFormat != "text" && c.logFormat != "json" {
 		return nil, at(-1, "log-format", fmt.Errorf("%q: want text or json", c.logFormat))
 	}
+	if c.metrics != "" {
+		if err := checkListenAddr(c.metrics); err != nil {
+			return nil, at(-1, "metrics", err)
+		}
+	}
 	if c.control == "" {
 		if dir, err := carriers.DefaultStateDir(); err == nil {
 			c.control = filepath.Join(filepath.Dir(dir), "sockmux.sock")

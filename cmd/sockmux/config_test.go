@@ -49,6 +49,7 @@ func TestConfigErrors(t *testing.T) {
 		{"cluster without name", "[[link]]\nlisten = \"127.0.0.1:1\"\n[cluster]\nbind = \"127.0.0.1:0\"\n", 3, "cluster.name", nil},
 		{"bad cluster bind", "[[link]]\nlisten = \"127.0.0.1:1\"\n[cluster]\nname = \"c\"\nbind = \"nocolon\"\n", 5, "cluster.bind", nil},
 		{"cluster seed not host:port", "[[link]]\nlisten = \"127.0.0.1:1\"\n[cluster]\nname = \"c\"\nbind = \"127.0.0.1:0\"\nseed = [\"hub-b\"]\n", 6, "cluster.seed", nil},
+		{"bad metrics address", "log-level = \"info\"\nmetrics = \"nope\"\n[[link]]\nconnect = \"127.0.0.1:1\"\n", 2, "metrics", nil},
 		{"unknown share key", "[[share]]\nname = \"s\"\nlisten = \"7000\"\nupstream = \"tcp://127.0.0.1:1\"\nreplays = \"1\"\n", 5, "replays", errUnknownKey},
 	}
 	for _, tc := range cases {

@@ -201,6 +201,11 @@ func (o *options) setup(logger func() (*slog.Logger, error)) (*slog.Logger, sock
 	if err := o.applyProcs(); err != nil {
 		return nil, sockmux.PeerConfig{}, nil, err
 	}
+	if o.metrics != "" {
+		if err := checkListenAddr(o.metrics); err != nil {
+			return nil, sockmux.PeerConfig{}, nil, flagErr("metrics", fmt.Errorf("%w: --metrics: %w", errUsage, err))
+		}
+	}
 	cfg := sockmux.PeerConfig{Logger: log, MaxSkew: o.maxSkew, MaxStreams: o.maxStreams, MaxBinds: o.maxBinds, MaxRetries: o.maxRetries, Keepalive: o.keepalive, OpenTimeout: o.openTimeout,
 		UDPIdle: o.udpIdle, UDPMax: o.udpMax, Carriers: o.carriers, ResumeWindow: o.resumeWindow}
 	if cfg.Forwards, err = parseForwards(o.forwards, o.defaultBind()); err != nil {
@@ -223,6 +228,9 @@ func (o *options) setup(logger func() (*slog.Logger, error)) (*slog.Logger, sock
 			return nil, cfg, nil, flagErr("dynamic", err)
 		}
 		cfg.Dynamic = append(cfg.Dynamic, bind)
+	}
+	if err := localConflicts(cfg.Forwards, cfg.Dynamic); err != nil {
+		return nil, cfg, nil, err
 	}
 	if o.socksUser != "" {
 		user, pass, ok := strings.Cut(o.socksUser, ":")
@@ -444,4 +452,50 @@ func (o *options) poolFlags() (pool, remoteBind string, err error) {
 		}
 	}
 	return o.pool, o.remoteBind, nil
+}
+
+// localConflicts refuses two -L or -D that would listen on the same
+// address, before anything listens (a config file's are checked the same
+// way, checkConflicts); port 0, a port the system picks, is never taken
+// twice.
+func localConflicts(fwds []forward.Forward, dynamic []string) error {
+	seen := map[string]string{}
+	claim := func(flag, spec, addr string) error {
+		if _, port, err := net.SplitHostPort(addr); err == nil && port == "0" {
+			return nil
+		}
+		if prev, ok := seen[addr]; ok {
+			return flagErr(flag, fmt.Errorf("%w: %w: %s %s listens where %s does", errUsage, errConflict, flag, spec, prev))
+		}
+		seen[addr] = flag + " " + spec
+		return nil
+	}
+	for _, f := range fwds {
+		proto := "tcp/"
+		if f.UDP {
+			proto = "udp/"
+		}
+		if err := claim("-L", f.String(), proto+f.Bind); err != nil {
+			return err
+		}
+	}
+	for _, d := range dynamic {
+		if err := claim("-D", d, "tcp/"+d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkListenAddr refuses an address that cannot be listened on as
+// written (no port, a port out of range) before anything starts.
+func checkListenAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q: want host:port (such as 127.0.0.1:9100): %w", addr, err)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", addr, port)
+	}
+	return nil
 }
