@@ -58,8 +58,12 @@ func describeLink(b *strings.Builder, l *linkConf) {
 	if len(parts) > 0 {
 		auth = strings.Join(parts, ", ")
 	}
-	fmt.Fprintf(b, "  authentication: %s; max-streams %d; keepalive %v; open-timeout %v; drain %v\n",
-		auth, cfg.MaxStreams, cfg.Keepalive, cfg.OpenTimeout, l.opts.drain)
+	keepalive := "off"
+	if cfg.Keepalive > 0 {
+		keepalive = cfg.Keepalive.String()
+	}
+	fmt.Fprintf(b, "  authentication: %s; max-streams %d; keepalive %s; open-timeout %v; drain %v\n",
+		auth, cfg.MaxStreams, keepalive, cfg.OpenTimeout, l.opts.drain)
 	resume := "off"
 	if cfg.ResumeWindow > 0 {
 		resume = cfg.ResumeWindow.String()

@@ -93,7 +93,7 @@ func (o *options) addLinkFlags(f *pflag.FlagSet) {
 		"`PATTERN` (host:port, * globs, CIDRs) this side will dial for the peer (repeatable); default: any for an authenticated peer, loopback only otherwise")
 	f.IntVar(&o.maxStreams, "max-streams", sockmux.DefaultMaxStreams, "streams open on one link at most")
 	f.IntVar(&o.maxBinds, "max-binds", sockmux.DefaultMaxBinds, "reverse forwards (-R) one peer may hold open here at most")
-	f.DurationVar(&o.keepalive, "keepalive", sockmux.DefaultKeepalive, "PING interval; a peer silent for 3 intervals is dropped")
+	f.DurationVar(&o.keepalive, "keepalive", sockmux.DefaultKeepalive, "PING interval; a peer silent for 3 intervals is dropped (0: no keepalive, as ssh's ServerAliveInterval 0)")
 	f.DurationVar(&o.openTimeout, "open-timeout", sockmux.DefaultOpenTimeout, "how long a forwarded connection waits for a link")
 	f.DurationVar(&o.drain, "drain", 5*time.Second, "on SIGINT/SIGTERM, how long open streams may finish after GOAWAY")
 	f.DurationVar(&o.udpIdle, "udp-idle", sockmux.DefaultUDPIdle, "a UDP forward's client session idle this long is closed")
@@ -268,6 +268,13 @@ func (o *options) setup(logger func() (*slog.Logger, error)) (*slog.Logger, sock
 			return nil, cfg, nil, flagErr(name[2:], fmt.Errorf("%w: %s must not be negative", errUsage, name))
 		}
 	}
+	// A zero that would silently mean the default is refused: the user
+	// asked for something else.
+	for name, d := range map[string]time.Duration{"--max-skew": o.maxSkew, "--open-timeout": o.openTimeout, "--udp-idle": o.udpIdle} {
+		if d == 0 {
+			return nil, cfg, nil, flagErr(name[2:], fmt.Errorf("%w: %s 0: want a duration above 0", errUsage, name))
+		}
+	}
 	if o.udpMax < 1 {
 		return nil, cfg, nil, flagErr("udp-max", fmt.Errorf("%w: --udp-max must be at least 1", errUsage))
 	}
@@ -280,8 +287,8 @@ func (o *options) setup(logger func() (*slog.Logger, error)) (*slog.Logger, sock
 	if o.maxBinds < 1 {
 		return nil, cfg, nil, flagErr("max-binds", fmt.Errorf("%w: --max-binds must be at least 1", errUsage))
 	}
-	if o.keepalive < 0 {
-		cfg.Keepalive = -1
+	if o.keepalive <= 0 {
+		cfg.Keepalive = -1 // off
 	}
 	if o.resumeWindow == 0 {
 		cfg.ResumeWindow = -1 // off

@@ -73,6 +73,8 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"connect", "-L", "127.0.0.1:17560:a:1", "-L", "127.0.0.1:17560:b:2", "127.0.0.1:1"}, "conflicting forward: -L 127.0.0.1:17560->b:2 listens where -L 127.0.0.1:17560->a:1 does"},
 		{[]string{"connect", "-L", "17561:a:1", "-D", "17561", "127.0.0.1:1"}, "conflicting forward: -D 127.0.0.1:17561"},
 		{[]string{"listen", "--metrics", "nope", "127.0.0.1:0"}, `--metrics: "nope": want host:port`},
+		{[]string{"connect", "--open-timeout", "0", "127.0.0.1:1"}, "--open-timeout 0: want a duration above 0"},
+		{[]string{"connect", "--udp-idle", "0s", "127.0.0.1:1"}, "--udp-idle 0: want a duration above 0"},
 		{[]string{"listen", "--metrics", "127.0.0.1:99999", "127.0.0.1:0"}, `port "99999"`},
 		{[]string{"connect", "--socks-user", "nocolon", "127.0.0.1:1"}, "--socks-user"},
 		{[]string{"connect", "--direct", "bad", "127.0.0.1:1"}, `"bad"`},
