@@ -121,26 +121,26 @@ const shareChunk = engine.DefaultMaxPayload
 
 // ShareStats are a Share's counters at one moment.
 type ShareStats struct {
-	Upstream         string // the UPSTREAM
-	UpstreamUp       bool
-	UpstreamSessions int64 // how many times the upstream came up
-	UpstreamPaused   bool  // not read now: a client's buffer is full (SlowWait)
-	FromUpstream     int64 // bytes the upstream sent
-	ToUpstream       int64 // bytes written to the upstream
-	Dropped          int64 // bytes dropped for slow clients, all clients ever
-	SlowDisconnects  int64 // clients closed for being slow
-	Clients          []ShareClientStats
+	Upstream         string             `json:"upstream"` // the UPSTREAM
+	UpstreamUp       bool               `json:"upstream_up"`
+	UpstreamSessions int64              `json:"upstream_sessions"` // how many times the upstream came up
+	UpstreamPaused   bool               `json:"upstream_paused"`   // not read now: a client's buffer is full (SlowWait)
+	FromUpstream     int64              `json:"from_upstream"`     // bytes the upstream sent
+	ToUpstream       int64              `json:"to_upstream"`       // bytes written to the upstream
+	Dropped          int64              `json:"dropped"`           // bytes dropped for slow clients, all clients ever
+	SlowDisconnects  int64              `json:"slow_disconnects"`  // clients closed for being slow
+	Clients          []ShareClientStats `json:"clients"`
 }
 
 // ShareClientStats are one connected client's counters.
 type ShareClientStats struct {
-	Addr    string
-	Joined  time.Time
-	In      int64 // bytes read from the client
-	Out     int64 // bytes written to the client
-	Dropped int64 // bytes dropped because the client was slow
-	Queued  int64 // bytes waiting to be written to it
-	Full    bool  // its buffer is full and holds the upstream (SlowWait)
+	Addr    string    `json:"addr"`
+	Joined  time.Time `json:"joined"`
+	In      int64     `json:"in"`      // bytes read from the client
+	Out     int64     `json:"out"`     // bytes written to the client
+	Dropped int64     `json:"dropped"` // bytes dropped because the client was slow
+	Queued  int64     `json:"queued"`  // bytes waiting to be written to it
+	Full    bool      `json:"full"`    // its buffer is full and holds the upstream (SlowWait)
 }
 
 // shareState is what Stats reads; the actors update it.

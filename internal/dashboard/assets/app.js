@@ -170,21 +170,21 @@ function renderLink(l, hist, data, now) {
 function renderShare(sh, now) {
   const c = shareCard(sh.name);
   const st = sh.stats || {};
-  const clients = st.Clients || [];
+  const clients = st.clients || [];
   c.root.replaceChildren(
     el("h2", {}, el("span", { class: "name" }, sh.name), el("span", { class: "kind mono" }, "share " + sh.listen)),
     el("div", { class: "totals" },
-      el("span", {}, "upstream ", el("b", { class: "mono" }, st.Upstream || "?"), " ", st.UpstreamUp ? pill("up", "up") : pill("down", "down")),
-      stat("sessions", st.UpstreamSessions || 0), stat("from upstream", fmtBytes(st.FromUpstream)),
-      stat("to upstream", fmtBytes(st.ToUpstream)), stat("dropped", fmtBytes(st.Dropped)),
-      stat("slow disconnects", st.SlowDisconnects || 0)),
+      el("span", {}, "upstream ", el("b", { class: "mono" }, st.upstream || "?"), " ", st.upstream_up ? pill("up", "up") : pill("down", "down")),
+      stat("sessions", st.upstream_sessions || 0), stat("from upstream", fmtBytes(st.from_upstream)),
+      stat("to upstream", fmtBytes(st.to_upstream)), stat("dropped", fmtBytes(st.dropped)),
+      stat("slow disconnects", st.slow_disconnects || 0)),
     el("h3", {}, `clients (${clients.length})`),
     clients.length ? el("table", { class: "clients" },
       el("thead", {}, el("tr", {}, ["client", "joined", "from client", "to client", "dropped", "queued"].map((h, i) => el("th", { class: i >= 1 ? "num" : "" }, h)))),
       el("tbody", {}, clients.map((cl) => el("tr", {},
-        el("td", { class: "mono" }, cl.Addr), el("td", { class: "num" }, fmtAge(cl.Joined, now) + " ago"),
-        el("td", { class: "num" }, fmtBytes(cl.In)), el("td", { class: "num" }, fmtBytes(cl.Out)),
-        el("td", { class: "num" }, fmtBytes(cl.Dropped)), el("td", { class: "num" }, fmtBytes(cl.Queued))))))
+        el("td", { class: "mono" }, cl.addr), el("td", { class: "num" }, fmtAge(cl.joined, now) + " ago"),
+        el("td", { class: "num" }, fmtBytes(cl.in)), el("td", { class: "num" }, fmtBytes(cl.out)),
+        el("td", { class: "num" }, fmtBytes(cl.dropped)), el("td", { class: "num" }, fmtBytes(cl.queued))))))
       : el("p", { class: "empty" }, "no client connected"));
 }
 
