@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
+	"syscall"
 	"time"
 
 	"github.com/sockmux/sockmux/engine"
@@ -57,10 +59,7 @@ func relayDirect(e *env, client net.Conn, req proxy.ProxyRequest, first []byte, 
 	up, err := dial(ctx, req.Target)
 	cancel()
 	if err != nil {
-		code := engine.CodeDialFailed
-		if errors.Is(err, context.DeadlineExceeded) {
-			code = engine.CodeTimeout
-		}
+		code := dialCode(err)
 		e.warn("direct dial failed", "target", req.Target, "err", err)
 		client.Write(req.Reply(false, code))
 		client.Close()
@@ -125,4 +124,18 @@ func serveProxyHere(e *env, conn net.Conn, policy *forward.TargetPolicy) {
 	}
 	rest, _ := br.Peek(br.Buffered())
 	relayDirect(e, conn, req, append(append([]byte(nil), req.Request...), rest...), e.cfg.dialTarget)
+}
+
+// dialCode is the reason code of a failed target dial: the host unknown or
+// unreachable (a name that does not resolve, no route to it), the dial
+// timed out, or it failed otherwise (refused, most often).
+func dialCode(err error) engine.Code {
+	var dns *net.DNSError
+	switch {
+	case errors.As(err, &dns), errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return engine.CodeUnreachable
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+		return engine.CodeTimeout
+	}
+	return engine.CodeDialFailed
 }

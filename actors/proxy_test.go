@@ -10,11 +10,13 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os/exec"
+	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/net/proxy"
 
+	"github.com/sockmux/sockmux/engine"
 	"github.com/sockmux/sockmux/internal/forward"
 	smproxy "github.com/sockmux/sockmux/internal/proxy"
 	"github.com/sockmux/sockmux/internal/testkit"
@@ -169,5 +171,56 @@ func TestProxyCurl(t *testing.T) {
 	}
 	if n := p.A.Stats().StreamsOpened.Load(); n < int64(len(cases)) {
 		t.Errorf("the peer opened %d streams for %d requests", n, len(cases))
+	}
+}
+
+// TestProxyHostUnreachable: a -D request whose host the peer cannot
+// resolve is answered with SOCKS5 reply 0x04 (host unreachable), not 0x05
+// (connection refused): the exit's dial failed for its name, and says so
+// with its own reason code (engine.CodeUnreachable).
+func TestProxyHostUnreachable(t *testing.T) {
+	p := newTestPair(t, pairConfig{
+		A: func(c *Config) {
+			c.AllowTargets = forward.MustTargetPolicy("nowhere.example:80")
+			c.dialTarget = func(context.Context, string) (net.Conn, error) {
+				return nil, &net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "no such host", Name: "nowhere.example", IsNotFound: true}}
+			}
+		},
+		B: func(c *Config) { c.Dynamic = []string{"127.0.0.1:0"} },
+	})
+	c := testkit.Dial(t, p.B.ForwardAddrs()[0])
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second)) // hang guard
+	name := "nowhere.example"
+	req := append([]byte{5, 1, 0, 5, 1, 0, 3, byte(len(name))}, name...)
+	if _, err := c.Write(append(req, 0, 80)); err != nil {
+		t.Fatal(err)
+	}
+	var b [6]byte // method selection, then the reply's first four bytes
+	if _, err := io.ReadFull(c, b[:]); err != nil {
+		t.Fatal(err)
+	}
+	if b[0] != 5 || b[1] != 0 || b[2] != 5 || b[3] != 4 {
+		t.Fatalf("SOCKS5 answer % x; want reply 0x04 (host unreachable)", b)
+	}
+}
+
+// TestDialCode: what each kind of dial failure is called on the wire.
+func TestDialCode(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want engine.Code
+	}{
+		{&net.OpError{Op: "dial", Err: &net.DNSError{Err: "no such host", IsNotFound: true}}, engine.CodeUnreachable},
+		{&net.OpError{Op: "dial", Err: syscall.EHOSTUNREACH}, engine.CodeUnreachable},
+		{&net.OpError{Op: "dial", Err: syscall.ENETUNREACH}, engine.CodeUnreachable},
+		{context.DeadlineExceeded, engine.CodeTimeout},
+		{&net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, engine.CodeDialFailed},
+	} {
+		if got := dialCode(tc.err); got != tc.want {
+			t.Errorf("dialCode(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+	if !errors.Is(engine.CodeUnreachable.Err(), engine.ErrDialFailed) {
+		t.Error("an unreachable host is not a dial failure to errors.Is")
 	}
 }

@@ -194,7 +194,7 @@ func (s *streamActor) dialed(ctx actor.Context, err error) {
 		s.env.stats.dialFailures.Add(1)
 		s.env.warn("target dial failed", "peer", s.peer, "stream", s.id, "target", s.target, "err", err)
 		_ = s.side.Send(engine.TypeOpenFail)
-		ctx.Send(s.sched, engine.NewReason(engine.TypeOpenFail, s.id, engine.CodeDialFailed, err.Error()))
+		ctx.Send(s.sched, engine.NewReason(engine.TypeOpenFail, s.id, dialCode(err), err.Error()))
 		return
 	}
 	_ = s.side.Send(engine.TypeOpenOK)

@@ -1,6 +1,9 @@
 package engine
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Errors a peer's reason code stands for. OPEN_FAIL, RST and GOAWAY carry
 // a code; the errors that report them (actors.OpenError, GoAwayError)
@@ -18,6 +21,9 @@ var (
 	ErrBindFailed    = errors.New("bind failed")
 	ErrResumeExpired = errors.New("link not resumed within the resume window")
 	ErrOverload      = errors.New("overload: replies piled up unread")
+	// ErrUnreachable is a dial that failed because the target's host is
+	// unknown or unreachable: a dial failure too.
+	ErrUnreachable = fmt.Errorf("%w: host unknown or unreachable", ErrDialFailed)
 )
 
 var codeErrs = map[Code]error{
@@ -26,7 +32,7 @@ var codeErrs = map[Code]error{
 	CodeShutdown: ErrShutdown, CodeTooManyStream: ErrTooMany, CodeTimeout: ErrTimeout,
 	CodeCancelled: ErrCancelled, CodeUnknownTarget: ErrUnknownTarget, CodeAuth: ErrAuth,
 	CodeBindFailed: ErrBindFailed, CodeUnknownLink: ErrUnknownLink, CodeResumeExpired: ErrResumeExpired,
-	CodeOverload: ErrOverload,
+	CodeOverload: ErrOverload, CodeUnreachable: ErrUnreachable,
 }
 
 // Err is the error code c stands for; nil for CodeNormal and for a code

@@ -244,6 +244,7 @@ const (
 	CodeUnknownLink   Code = 14 // a join for a link this side does not have
 	CodeResumeExpired Code = 15 // the link was not resumed within the resume window
 	CodeOverload      Code = 16 // the peer let more replies pile up than this side keeps: it does not read
+	CodeUnreachable   Code = 17 // the target's host is unknown (its name does not resolve) or has no route
 )
 
 var codeNames = map[Code]string{
@@ -253,7 +254,7 @@ var codeNames = map[Code]string{
 	CodeTimeout: "timeout", CodeCancelled: "cancelled", CodeUnknownTarget: "unknown target kind",
 	CodeAuth: "authentication failed", CodeBindFailed: "bind failed",
 	CodeUnknownLink: "unknown link", CodeResumeExpired: "link not resumed in time",
-	CodeOverload: "overload",
+	CodeOverload: "overload", CodeUnreachable: "host unreachable",
 }
 
 func (c Code) String() string {

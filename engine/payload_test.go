@@ -422,7 +422,7 @@ func TestCodeAndReasonString(t *testing.T) {
 		CodeFlowControl: "flow control", CodeVersion: "version mismatch", CodeInternal: "internal error",
 		CodeShutdown: "shutdown", CodeTooManyStream: "too many streams", CodeTimeout: "timeout",
 		CodeCancelled: "cancelled", CodeUnknownTarget: "unknown target kind", CodeAuth: "authentication failed",
-		CodeBindFailed: "bind failed", CodeUnknownLink: "unknown link", CodeResumeExpired: "link not resumed in time", CodeOverload: "overload", 17: "code 17", 0xFFFF: "code 65535",
+		CodeBindFailed: "bind failed", CodeUnknownLink: "unknown link", CodeResumeExpired: "link not resumed in time", CodeOverload: "overload", CodeUnreachable: "host unreachable", 18: "code 18", 0xFFFF: "code 65535",
 	}
 	for c, want := range codes {
 		if got := c.String(); got != want {

@@ -122,6 +122,7 @@ func ProxyHandshake(br *bufio.Reader, w io.Writer, auth *ProxyAuth) (ProxyReques
 //	code            SOCKS5 REP                    HTTP
 //	engine.CodeRefused     0x02 not allowed by ruleset   403 Forbidden
 //	engine.CodeDialFailed  0x05 connection refused       502 Bad Gateway
+//	engine.CodeUnreachable 0x04 host unreachable         502 Bad Gateway
 //	engine.CodeTimeout     0x06 TTL expired              504 Gateway Timeout
 //	anything else   0x01 general failure          502 Bad Gateway
 //
@@ -138,6 +139,8 @@ func (r ProxyRequest) Reply(ok bool, code engine.Code) []byte {
 			return socksReply(socksNotAllowed)
 		case engine.CodeDialFailed:
 			return socksReply(socksConnRefused)
+		case engine.CodeUnreachable:
+			return socksReply(socksHostUnreachable)
 		case engine.CodeTimeout:
 			return socksReply(socksTTLExpired)
 		}

@@ -62,6 +62,7 @@ const (
 	socksSucceeded       = 0x00
 	socksGeneralFailure  = 0x01
 	socksNotAllowed      = 0x02
+	socksHostUnreachable = 0x04
 	socksConnRefused     = 0x05
 	socksTTLExpired      = 0x06
 	socksCmdUnsupported  = 0x07
