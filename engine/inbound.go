@@ -61,10 +61,9 @@ func (in Inbound) KeepsFrame() bool { return in.Kind == InboundOpen || in.Kind =
 // ParseHeader, asks of an established link; seq says whether the link
 // agreed CapSeq. An error is the peer breaking the protocol (it matches
 // ErrProtocol), and the link ends with it: a stream frame on stream 0, a
-// payload that does not parse, an ACK on a link without CapSeq, or a
-// frame that belongs to the handshake. A PONG that does not parse is not
-// an error (an answer we can do without) and comes back as a PONG of 0,
-// which the caller ignores.
+// payload that does not parse (an OPEN_OK or FIN that is not empty, a PONG
+// that is not the 8 bytes of a PING, §3), an ACK on a link without CapSeq,
+// or a frame that belongs to the handshake.
 func ClassifyInbound(f *Frame, seq bool) (Inbound, error) {
 	p := f.Bytes()
 	switch f.Type {
@@ -74,9 +73,14 @@ func ClassifyInbound(f *Frame, seq bool) (Inbound, error) {
 		if f.Stream == 0 {
 			return Inbound{}, fmt.Errorf("%w: %v on stream 0", ErrBadStreamID, f.Type)
 		}
-		if f.Type == TypeRst || f.Type == TypeOpenFail {
+		switch f.Type {
+		case TypeRst, TypeOpenFail:
 			if _, err := ParseReason(p); err != nil {
 				return Inbound{}, err
+			}
+		case TypeOpenOK, TypeFin:
+			if len(p) != 0 {
+				return Inbound{}, fmt.Errorf("%w: %v with a payload of %d bytes; it has none", ErrMalformed, f.Type, len(p))
 			}
 		}
 		return Inbound{Kind: InboundStream}, nil
@@ -87,7 +91,10 @@ func ClassifyInbound(f *Frame, seq bool) (Inbound, error) {
 		v, err := ParsePing(p)
 		return Inbound{Kind: InboundPing, Ping: v}, err
 	case TypePong:
-		v, _ := ParsePing(p)
+		v, err := ParsePing(p)
+		if err != nil {
+			return Inbound{}, fmt.Errorf("%w (a PONG is the 8 bytes of its PING)", err)
+		}
 		return Inbound{Kind: InboundPong, Ping: v}, nil
 	case TypeAck:
 		if !seq {
