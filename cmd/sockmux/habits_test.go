@@ -161,7 +161,8 @@ func TestSSHHabits(t *testing.T) {
 			{true, "8080:web:80", "0.0.0.0:8080"},
 			{true, "[::1]:8080:web:80", "[::1]:8080"},
 		} {
-			o := options{gateway: tc.gateway, forwards: []string{tc.spec}, dynamic: []string{"1080"}, udpMax: 1, maxStreams: 1, maxBinds: 1}
+			o := options{gateway: tc.gateway, forwards: []string{tc.spec}, dynamic: []string{"1080"}, udpMax: 1, maxStreams: 1, maxBinds: 1,
+				openTimeout: time.Second, udpIdle: time.Second, maxSkew: time.Second}
 			_, cfg, _, err := o.setup(func() (*slog.Logger, error) { return slog.New(slog.DiscardHandler), nil })
 			if err != nil {
 				t.Fatal(err)
