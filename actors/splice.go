@@ -25,6 +25,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -274,4 +276,19 @@ func (p *localPipe) wasAborted() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.aborted
+}
+
+// reverseList is every reverse forward listening here (TCP), by address.
+func (e *env) reverseList() []reverseBind {
+	rs := &e.reverses
+	rs.mu.Lock()
+	var out []reverseBind
+	for _, byID := range rs.byPort {
+		for _, r := range byID {
+			out = append(out, r)
+		}
+	}
+	rs.mu.Unlock()
+	slices.SortFunc(out, func(a, b reverseBind) int { return strings.Compare(a.ln.String(), b.ln.String()) })
+	return out
 }

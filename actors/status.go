@@ -3,6 +3,7 @@ package actors
 // A Node's counters and the status snapshot sockmux status and /metrics show.
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -131,6 +132,10 @@ type CarrierStatus struct {
 type ForwardStatus struct {
 	Listen string `json:"listen"`
 	Conns  int64  `json:"connections"`
+	// Kind is what listens: "local" (a -L), "udp" (a -L of datagrams),
+	// "dynamic" (a -D) or "peer-remote" (a -R the peer asked this side to
+	// listen for).
+	Kind string `json:"kind"`
 }
 
 // Status is a snapshot of a node for sockmux status and metrics.
@@ -169,9 +174,19 @@ func (n *Node) Status() Status {
 	}
 	n.mu.Lock()
 	for i, b := range n.fwdBinds {
-		s.Forwards = append(s.Forwards, ForwardStatus{Listen: n.fwdAddrs[i].String(), Conns: st.forwardConns(b)})
+		kind := "local"
+		switch {
+		case strings.HasPrefix(b, "D:"):
+			kind = "dynamic"
+		case strings.HasSuffix(b, "/udp"):
+			kind = "udp"
+		}
+		s.Forwards = append(s.Forwards, ForwardStatus{Listen: n.fwdAddrs[i].String(), Conns: st.forwardConns(b), Kind: kind})
 	}
 	n.mu.Unlock()
+	for _, r := range n.env.reverseList() {
+		s.Forwards = append(s.Forwards, ForwardStatus{Listen: r.ln.String(), Conns: st.forwardConns(ForwardKey(r.fwd)), Kind: "peer-remote"})
+	}
 	n.env.mu.Lock()
 	var futs []*actor.Future
 	for _, pid := range n.env.linkPIDs {

@@ -357,7 +357,7 @@ func printReport(w io.Writer, r report) {
 			}
 		}
 		for _, f := range s.Forwards {
-			fmt.Fprintf(tw, "  forward %s\tconnections %d\n", f.Listen, f.Conns)
+			fmt.Fprintf(tw, "  forward %s\t%s\tconnections %d\n", f.Listen, f.Kind, f.Conns)
 		}
 	}
 	for _, sh := range r.Shares {

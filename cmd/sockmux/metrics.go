@@ -54,7 +54,7 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), l.Name)
 		}
 		for _, f := range s.Forwards {
-			ch <- prometheus.MustNewConstMetric(mFwdConns, prometheus.CounterValue, float64(f.Conns), l.Name, f.Listen)
+			ch <- prometheus.MustNewConstMetric(mFwdConns, prometheus.CounterValue, float64(f.Conns), l.Name, f.Listen, f.Kind)
 		}
 	}
 }
@@ -115,7 +115,7 @@ var (
 	mReconn   = prometheus.NewDesc("sockmux_reconnects_total", "Links that came up again after going down.", []string{"link"}, nil)
 	mStalls   = prometheus.NewDesc("sockmux_credit_stalls_total", "Times a stream waited for the peer's credit.", []string{"link"}, nil)
 	mDropped  = prometheus.NewDesc("sockmux_dropped_datagrams_total", "UDP datagrams dropped.", []string{"link"}, nil)
-	mFwdConns = prometheus.NewDesc("sockmux_forward_connections_total", "Connections a forward accepted.", []string{"link", "listen"}, nil)
+	mFwdConns = prometheus.NewDesc("sockmux_forward_connections_total", "Connections a forward accepted.", []string{"link", "listen", "kind"}, nil)
 	mShareUp  = prometheus.NewDesc("sockmux_share_upstream_up", "1 while the shared upstream is connected.", []string{"share"}, nil)
 	mShareCl  = prometheus.NewDesc("sockmux_share_clients", "Clients connected to the share.", []string{"share"}, nil)
 	mShareDr  = prometheus.NewDesc("sockmux_share_dropped_bytes_total", "Upstream bytes dropped for slow clients.", []string{"share"}, nil)

@@ -168,8 +168,21 @@ keepalive = "50ms"
 	if got, want := east.Status.Links[0].Remotes, []sockmux.RemoteStatus{{Bind: remE, Target: echo, Listening: remE}}; !slices.Equal(got, want) {
 		t.Errorf("east's -R in status: %+v, want %+v", got, want)
 	}
-	if w := linkOf(t, d.status(t), "west").Status.Links; len(w) != 1 || !slices.Equal(w[0].Reverse, []string{remE}) {
+	west := linkOf(t, d.status(t), "west").Status
+	if w := west.Links; len(w) != 1 || !slices.Equal(w[0].Reverse, []string{remE}) {
 		t.Errorf("west's listeners for its peer in status: %+v, want [%s]", w, remE)
+	}
+	// The -R's connections count where it listens, with the kinds told
+	// apart (the ones above: two through the -R).
+	var kinds []string
+	for _, f := range west.Forwards {
+		kinds = append(kinds, f.Kind)
+		if f.Kind == "peer-remote" && (f.Listen != remE || f.Conns != 1) {
+			t.Errorf("west's forward for its peer's -R: %+v, want %s with 1 connection", f, remE)
+		}
+	}
+	if !slices.Contains(kinds, "peer-remote") || !slices.Contains(kinds, "local") {
+		t.Errorf("west's forwards in status: %+v, want its -L and its peer's -R", west.Forwards)
 	}
 	if got := metricValue(t, metricsAddr, `sockmux_bytes_sent_total{link="east"}`); got != float64(east.Status.BytesOut) {
 		t.Errorf("metrics: %v bytes sent, status %d", got, east.Status.BytesOut)
