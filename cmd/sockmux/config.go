@@ -69,6 +69,23 @@ type fileConfig struct {
 	Cluster   map[string]any   `toml:"cluster"`
 }
 
+// notInFile are flags of connect or listen that a config file's link does
+// not take, and why.
+var notInFile = map[string]string{
+	"connect-timeout": "does not apply under sockmux run, whose links keep redialling (max-retries bounds them)",
+	"persist":         "is how every link under sockmux run redials already",
+	"no-command":      "is a command-line habit (ssh's -N); sockmux run has no command to leave out",
+	"background":      "is a command-line habit (ssh's -f); run sockmux run as a service instead",
+	"forward-stdio":   "carries one command's stdin and stdout; it has no place in sockmux run",
+}
+
+// topLevelWants says, for each of fileConfig's keys, what it takes.
+var topLevelWants = map[string]string{
+	"log-level": `a string ("debug", "info", "warn" or "error")`, "log-format": `a string ("text" or "json")`,
+	"metrics": `a string, host:port (such as "127.0.0.1:9100")`, "control": "a string, the control socket's path",
+	"link": "[[link]] tables", "share": "[[share]] tables", "cluster": "a [cluster] table",
+}
+
 // topLevelKeys are fileConfig's keys, for suggestions.
 var topLevelKeys = []string{"log-level", "log-format", "metrics", "control", "link", "share", "cluster"}
 
@@ -133,6 +150,11 @@ func loadConfig(path string, log *slog.Logger) (*config, error) {
 				Err: fmt.Errorf("%w%s", errUnknownKey, didYouMean(key[len(key)-1], topLevelKeys, strconv.Quote))}
 		case errors.As(err, &de):
 			row, _ := de.Position()
+			if key := strings.Join(de.Key(), "."); topLevelWants[key] != "" {
+				// A value of the wrong kind: say what the key wants, not
+				// which Go field the decoder could not fill.
+				return nil, &configError{Path: path, Line: row, Key: key, Err: fmt.Errorf("want %s", topLevelWants[key])}
+			}
 			return nil, &configError{Path: path, Line: row, Err: de}
 		}
 		return nil, &configError{Path: path, Err: err}
@@ -343,6 +365,9 @@ func applyKeys(fs *pflag.FlagSet, raw map[string]any, what string, own, refused 
 		if slices.Contains(own, k) {
 			continue
 		}
+		if why := notInFile[k]; why != "" {
+			return at(k, fmt.Errorf("%w for %s: --%s %s", errUnknownKey, what, k, why))
+		}
 		if fs.Lookup(k) == nil || slices.Contains(refused, k) {
 			var known []string
 			for _, n := range append(flagNames(fs), own...) {
@@ -351,6 +376,9 @@ func applyKeys(fs *pflag.FlagSet, raw map[string]any, what string, own, refused 
 				}
 			}
 			return at(k, fmt.Errorf("%w for %s%s", errUnknownKey, what, didYouMean(k, known, strconv.Quote)))
+		}
+		if _, list := raw[k].([]any); list && !repeatable(fs.Lookup(k)) {
+			return at(k, fmt.Errorf("takes one value, not a list"))
 		}
 		vals, err := flagValues(raw[k])
 		if err != nil {
@@ -387,7 +415,28 @@ func flagValues(v any) ([]string, error) {
 		}
 		return out, nil
 	}
-	return nil, fmt.Errorf("a %T is not a value this key takes", v)
+	return nil, fmt.Errorf("%s is not a value this key takes (a string, number, boolean, or a list of them)", tomlKind(v))
+}
+
+// tomlKind names a TOML value's kind as the file's author wrote it.
+func tomlKind(v any) string {
+	switch v.(type) {
+	case map[string]any:
+		return "a table"
+	case []map[string]any:
+		return "an array of tables"
+	}
+	return fmt.Sprintf("a %T", v)
+}
+
+// repeatable says whether a flag takes several values (-L, -R, ...): a
+// list in the file is those values. Any other takes one.
+func repeatable(f *pflag.Flag) bool {
+	switch f.Value.Type() {
+	case "stringSlice", "stringArray", "intSlice", "durationSlice":
+		return true
+	}
+	return false
 }
 
 // checkConflicts finds two forwards (or a forward and a link listener)

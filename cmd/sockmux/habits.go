@@ -49,7 +49,10 @@ func (h *habits) apply(fs *pflag.FlagSet) error {
 		if !ok || k == "" {
 			return flagErr("option", fmt.Errorf("%w: -o %q: want KEY=VALUE", errUsage, kv))
 		}
-		if fs.Lookup(k) == nil || slices.Contains(habitFlags, k) {
+		if fs.Lookup(k) != nil && slices.Contains(habitFlags, k) {
+			return flagErr("option", fmt.Errorf("%w: -o %s: -o sets a link's settings, and --%s is the command's own: give it as a flag", errUsage, k, k))
+		}
+		if fs.Lookup(k) == nil {
 			var known []string
 			for _, n := range flagNames(fs) {
 				if !slices.Contains(habitFlags, n) {

@@ -133,7 +133,8 @@ func TestSSHHabits(t *testing.T) {
 		{"-o sets a key", []string{"connect", "-N", "-o", "max-streams=0", "127.0.0.1:1"}, 2, "--max-streams must be at least 1"},
 		{"-o typo", []string{"connect", "-o", "lokal=1:h:2", "127.0.0.1:1"}, 2, `did you mean "local"?`},
 		{"-o no value", []string{"connect", "-o", "local", "127.0.0.1:1"}, 2, "want KEY=VALUE"},
-		{"-o not a key", []string{"connect", "-o", "background=true", "127.0.0.1:1"}, 2, "no such key"},
+		{"-o not a key", []string{"connect", "-o", "bogus=true", "127.0.0.1:1"}, 2, "no such key"},
+		{"-o of a habit flag", []string{"connect", "-o", "background=true", "127.0.0.1:1"}, 2, "give it as a flag"},
 		{"-v and -q", []string{"connect", "-v", "-q", "127.0.0.1:1"}, 2, "-v and -q"},
 		// -v logs at debug: the dial attempt of a link that cannot come up.
 		{"-v", []string{"connect", "-v", "--max-retries", "0", "--connect-timeout", "50ms", testkit.FreeAddr(t)}, 1, "level=DEBUG"},
