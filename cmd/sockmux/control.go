@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sockmux/sockmux"
+	"github.com/sockmux/sockmux/carriers"
 	"github.com/sockmux/sockmux/internal/acceptloop"
 	"github.com/sockmux/sockmux/internal/ratelog"
 )
@@ -209,6 +211,32 @@ func controlPath(control, cfgPath string) (string, error) {
 	return cfg.control, nil
 }
 
+// controlLine finds a config file's control socket without parsing the
+// file as a whole: its top-level control = "PATH" line, or the default.
+func controlLine(cfgPath string) (string, bool) {
+	data, err := os.ReadFile(cfgPath)
+	if err != nil {
+		return "", false
+	}
+	for line := range strings.Lines(string(data)) {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "[") {
+			break // the process-wide keys come before the first table
+		}
+		if k, v, ok := strings.Cut(line, "="); ok && strings.TrimSpace(k) == "control" {
+			if p, err := strconv.Unquote(strings.TrimSpace(v)); err == nil && p != "" {
+				return p, true
+			}
+			return "", false
+		}
+	}
+	dir, err := carriers.DefaultStateDir()
+	if err != nil {
+		return "", false
+	}
+	return filepath.Join(filepath.Dir(dir), "sockmux.sock"), true
+}
+
 func checkCmd(stdout io.Writer) *cobra.Command {
 	var path string
 	cmd := &cobra.Command{
@@ -291,11 +319,24 @@ func statusCmd(stdout io.Writer) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p, err := controlPath(control, path)
-			if err != nil {
+			var fileErr error
+			if err != nil && control == "" && path != "" {
+				// The file may be mid-edit while its daemon runs on what
+				// it read before: status still asks it (reload would not:
+				// the daemon would refuse the file anyway).
+				var ok bool
+				if p, ok = controlLine(path); !ok {
+					return err
+				}
+				fileErr = err
+			} else if err != nil {
 				return err
 			}
 			for {
 				r, err := controlCall(p, "status")
+				if err != nil && fileErr != nil {
+					return fmt.Errorf("%w (and the file does not parse: %w)", err, fileErr)
+				}
 				if err != nil {
 					return err
 				}

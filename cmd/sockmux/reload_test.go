@@ -87,6 +87,13 @@ func TestReloadAppliesLive(t *testing.T) {
 		c.Close()
 		t.Error("the removed -R still accepts")
 	}
+	// A file mid-edit that does not parse: status still reaches the
+	// daemon, which runs on what it read before.
+	os.WriteFile(d.path, []byte(conf(false, "15s")+"broken = \n"), 0o600)
+	var st, stErr bytes.Buffer
+	if code := run(context.Background(), []string{"status", "-c", d.path}, &st, &stErr); code != 0 || !strings.Contains(st.String(), "link east") {
+		t.Errorf("status -c with a file that does not parse: exit %d\n%s%s", code, st.String(), stErr.String())
+	}
 	// A forward whose port is taken failed: the error says so, and does
 	// not send the user to a restart that would not free the port.
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
