@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -477,6 +478,16 @@ func (c *config) checkConflicts(at func(int, string, error) error) error {
 				return err
 			}
 		}
+	}
+	for k, sc := range c.shares {
+		addr := "tcp/" + sc.cfg.Listen
+		if _, port, err := net.SplitHostPort(sc.cfg.Listen); err == nil && port == "0" {
+			continue
+		}
+		if prev, ok := seen[addr]; ok {
+			return at(shareIndex(k), "listen", fmt.Errorf("%w: %s is already used by %s", errConflict, sc.cfg.Listen, prev))
+		}
+		seen[addr] = fmt.Sprintf("listen (share %q)", sc.name)
 	}
 	return nil
 }

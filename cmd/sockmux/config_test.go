@@ -53,6 +53,7 @@ func TestConfigErrors(t *testing.T) {
 		{"a list for a key of one value", "[[link]]\nconnect = \"127.0.0.1:1\"\nkeepalive = [\"5s\", \"7s\"]\n", 3, "keepalive", nil},
 		{"metrics of the wrong kind", "metrics = 9100\n[[link]]\nconnect = \"127.0.0.1:1\"\n", 1, "metrics", nil},
 		{"bad metrics address", "log-level = \"info\"\nmetrics = \"nope\"\n[[link]]\nconnect = \"127.0.0.1:1\"\n", 2, "metrics", nil},
+		{"a share on a forward's port", "[[link]]\nname = \"a\"\nconnect = \"127.0.0.1:1\"\nlocal = [\"17500:127.0.0.1:9\"]\n[[share]]\nname = \"s\"\nlisten = \"17500\"\nupstream = \"tcp://127.0.0.1:1\"\n", 7, "listen", errConflict},
 		{"unknown share key", "[[share]]\nname = \"s\"\nlisten = \"7000\"\nupstream = \"tcp://127.0.0.1:1\"\nreplays = \"1\"\n", 5, "replays", errUnknownKey},
 	}
 	for _, tc := range cases {
