@@ -195,7 +195,7 @@ func (sf *shareFlags) config(log *slog.Logger) (sockmux.ShareConfig, error) {
 	if kind != "tunnel" {
 		// A key or identity flag would be ignored: say so rather than
 		// leave the user believing the upstream is protected.
-		for _, name := range []string{"key-file", "identity", "peer-key", "known-hosts", "trust-new"} {
+		for _, name := range []string{"key-file", "identity", "peer-key", "known-hosts", "trust-new", "tls-ca", "tls-fingerprint", "tls-cert", "tls-key"} {
 			if fl := sf.lookup(name); fl != nil && fl.Changed {
 				return usage("--%s applies to a tunnel: upstream only, and %s is %s:", name, sf.upstream, kind)
 			}

@@ -293,6 +293,11 @@ func TestShareTunnelIdentity(t *testing.T) {
 		!strings.Contains(errOut.String(), "--identity applies to a tunnel: upstream only") {
 		t.Fatalf("--identity with a tcp:// upstream: exit %d, %s", code, errOut.String())
 	}
+	errOut.Reset()
+	if code := run(t.Context(), []string{"share", "--listen", "0", "--tls-ca", shareID, "--upstream", "tcp://127.0.0.1:1"}, io.Discard, &errOut); code != 2 ||
+		!strings.Contains(errOut.String(), "--tls-ca applies to a tunnel: upstream only") {
+		t.Fatalf("--tls-ca with a tcp:// upstream: exit %d, %s", code, errOut.String())
+	}
 	for _, tc := range []struct {
 		name string
 		pin  *identity.PrivateKey
