@@ -11,10 +11,17 @@
 // not sent a byte yet (none read, and none waiting unread in its socket)
 // is evicted (closed) to make room: a silent
 // connection is the cheapest to drop and the least likely to be a real
-// peer, whose first bytes follow its connect within a round trip. A new
-// connection is refused only when every slot of its scope is held by a
-// connection that has sent something; those are bounded by the handshake
-// timeout.
+// peer, whose first bytes follow its connect within a round trip. When
+// every slot of its scope is held by a connection that has sent
+// something, the oldest of those that has been at it longer than the
+// first-byte timeout is evicted instead (ErrEvictedSlow): a real peer's
+// handshake is a few round trips, and one that trickles a byte a second
+// to hold its slot (slowloris) is not one. Failing that, a connection from
+// a source that holds less than its share of the gate (MaxPending over the
+// sources pending) takes the slot of the oldest connection of the source
+// that holds the most (ErrEvictedShare): many slow connections from a few
+// addresses cannot keep out a peer from another. A new connection is
+// refused only when none of these applies.
 //
 // The users are the TLS carrier's listener and sockmux's own link
 // handshake (through Listen and Lookup).
@@ -46,6 +53,13 @@ var (
 	// ErrEvicted closed a connection that had sent nothing when a new one
 	// needed its slot.
 	ErrEvicted = errors.New("evicted while idle to make room for a new connection")
+	// ErrEvictedShare closed a connection of the source that held the most
+	// of a full gate when one from a source holding less than its share
+	// needed a slot.
+	ErrEvictedShare = errors.New("evicted: its source held the most pending handshakes while another source needed a slot")
+	// ErrEvictedSlow closed a connection whose handshake had run longer
+	// than the first-byte timeout when a new one needed its slot.
+	ErrEvictedSlow = errors.New("evicted: its handshake ran longer than the first-byte timeout while a new connection needed its slot")
 	// ErrFirstByteTimeout closed a connection that sent nothing within
 	// the first-byte timeout.
 	ErrFirstByteTimeout = errors.New("no byte received within the first-byte timeout")
@@ -203,13 +217,20 @@ func (g *Gate) admit(c net.Conn, register bool) (*Entry, error) {
 	}
 	var victim *Entry
 	var err error
+	why := ErrEvicted
 	if n := g.bySource[src]; n >= g.cfg.MaxPerSource {
 		if victim = g.oldestIdle(src); victim == nil {
-			err = fmt.Errorf("%w: %d from %s, all past their first byte", ErrSourceFull, n, src)
+			if victim, why = g.oldestSlow(src), ErrEvictedSlow; victim == nil {
+				err = fmt.Errorf("%w: %d from %s, all past their first byte and younger than %v", ErrSourceFull, n, src, g.cfg.FirstByteTimeout)
+			}
 		}
 	} else if g.pending.Len() >= g.cfg.MaxPending {
 		if victim = g.oldestIdle(""); victim == nil {
-			err = fmt.Errorf("%w: %d, all past their first byte", ErrFull, g.pending.Len())
+			if victim, why = g.oldestSlow(""), ErrEvictedSlow; victim == nil {
+				if victim, why = g.overShare(src), ErrEvictedShare; victim == nil {
+					err = fmt.Errorf("%w: %d, all past their first byte and younger than %v, and %s holds its share", ErrFull, g.pending.Len(), g.cfg.FirstByteTimeout, src)
+				}
+			}
 		}
 	}
 	if err != nil {
@@ -219,7 +240,7 @@ func (g *Gate) admit(c net.Conn, register bool) (*Entry, error) {
 		return nil, err
 	}
 	if victim != nil {
-		g.release(victim, ErrEvicted)
+		g.release(victim, why)
 		g.stats.Evicted++
 	}
 	e := &Entry{g: g, c: c, source: src, admitted: g.clk.Now(), registered: register}
@@ -234,8 +255,14 @@ func (g *Gate) admit(c net.Conn, register bool) (*Entry, error) {
 	g.mu.Unlock()
 	if victim != nil {
 		victim.c.Close()
-		g.warn("pending handshakes full: evicted the oldest idle connection",
-			"evicted", addrString(victim.c), "for", addrString(c), "pending", pending)
+		msg := "pending handshakes full: evicted the oldest idle connection"
+		switch why {
+		case ErrEvictedSlow:
+			msg = "pending handshakes full: evicted the oldest slow handshake"
+		case ErrEvictedShare:
+			msg = "pending handshakes full: evicted a handshake of the source holding the most"
+		}
+		g.warn(msg, "evicted", addrString(victim.c), "for", addrString(c), "pending", pending)
 	}
 	return e, nil
 }
@@ -257,6 +284,53 @@ func (g *Gate) oldestIdle(src string) *Entry {
 			continue
 		}
 		return e
+	}
+	return nil
+}
+
+// oldestSlow is the longest pending connection from src ("": from any
+// source) admitted longer than the first-byte timeout ago, whatever it
+// sent; g.mu is held. The list is in the order of admission, so the first
+// of the scope is the oldest: if it is not old enough, none is.
+func (g *Gate) oldestSlow(src string) *Entry {
+	now := g.clk.Now()
+	for el := g.pending.Front(); el != nil; el = el.Next() {
+		e := el.Value.(*Entry)
+		if src != "" && e.source != src {
+			continue
+		}
+		if now.Sub(e.admitted) >= g.cfg.FirstByteTimeout {
+			return e
+		}
+		return nil
+	}
+	return nil
+}
+
+// overShare is, when src holds less than its share of the gate (MaxPending
+// over the sources pending, src counted), the oldest connection of the
+// source that holds the most; nil otherwise. g.mu is held.
+func (g *Gate) overShare(src string) *Entry {
+	sources := len(g.bySource)
+	if g.bySource[src] == 0 {
+		sources++
+	}
+	if g.bySource[src] >= g.cfg.MaxPending/sources {
+		return nil
+	}
+	top, most := "", 0
+	for s, n := range g.bySource {
+		if n > most || n == most && s < top {
+			top, most = s, n
+		}
+	}
+	if most <= g.bySource[src]+1 {
+		return nil // taking from it would only swap the two
+	}
+	for el := g.pending.Front(); el != nil; el = el.Next() {
+		if e := el.Value.(*Entry); e.source == top {
+			return e
+		}
 	}
 	return nil
 }
