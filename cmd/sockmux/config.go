@@ -512,6 +512,13 @@ func keyLines(data []byte) map[int]map[string]int {
 		case strings.HasPrefix(line, "[cluster]"):
 			link = clusterKeyLines
 			out[link] = map[string]int{"name": n}
+		case strings.HasPrefix(line, "[link.") && link >= 0, strings.HasPrefix(line, "[share.") && link <= shareIndex(0):
+			// A table inside the current one ([link.local]): its key is
+			// on the header's line.
+			k := strings.TrimSuffix(strings.SplitN(line, ".", 2)[1], "]")
+			if _, dup := out[link][k]; !dup {
+				out[link][k] = n
+			}
 		case strings.HasPrefix(line, "#") || line == "":
 		default:
 			if k, _, ok := strings.Cut(line, "="); ok {

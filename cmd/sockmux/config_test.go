@@ -50,6 +50,7 @@ func TestConfigErrors(t *testing.T) {
 		{"bad cluster bind", "[[link]]\nlisten = \"127.0.0.1:1\"\n[cluster]\nname = \"c\"\nbind = \"nocolon\"\n", 5, "cluster.bind", nil},
 		{"cluster seed not host:port", "[[link]]\nlisten = \"127.0.0.1:1\"\n[cluster]\nname = \"c\"\nbind = \"127.0.0.1:0\"\nseed = [\"hub-b\"]\n", 6, "cluster.seed", nil},
 		{"a connect flag no link takes", "[[link]]\nconnect = \"127.0.0.1:1\"\nconnect-timeout = \"5s\"\n", 3, "connect-timeout", errUnknownKey},
+		{"a table for a key", "[[link]]\nconnect = \"127.0.0.1:1\"\n[link.local]\nx = 1\n", 3, "local", nil},
 		{"a list for a key of one value", "[[link]]\nconnect = \"127.0.0.1:1\"\nkeepalive = [\"5s\", \"7s\"]\n", 3, "keepalive", nil},
 		{"metrics of the wrong kind", "metrics = 9100\n[[link]]\nconnect = \"127.0.0.1:1\"\n", 1, "metrics", nil},
 		{"bad metrics address", "log-level = \"info\"\nmetrics = \"nope\"\n[[link]]\nconnect = \"127.0.0.1:1\"\n", 2, "metrics", nil},
