@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/sockmux/sockmux"
+	"github.com/sockmux/sockmux/carriers"
 	"github.com/sockmux/sockmux/internal/forward"
 )
 
@@ -191,6 +192,21 @@ func (sf *shareFlags) config(log *slog.Logger) (sockmux.ShareConfig, error) {
 	kind, err := sockmux.UpstreamKind(sf.upstream, copts...)
 	if err != nil {
 		return usage("--upstream: %v", err)
+	}
+	if kind == "tunnel" {
+		// The TLS flags are the tunnel link's carrier's: a tcp:// link
+		// would ignore them.
+		addr := strings.TrimPrefix(sf.upstream, "tunnel:")
+		if i := strings.LastIndex(addr, ","); i >= 0 {
+			addr = addr[:i]
+		}
+		if !carriers.UsesTLS(addr) {
+			for _, name := range []string{"tls-ca", "tls-fingerprint", "tls-cert", "tls-key"} {
+				if fl := sf.lookup(name); fl != nil && fl.Changed {
+					return usage("--%s applies to a tunnel: over tls://, wss:// or quic://, and %s is not one", name, addr)
+				}
+			}
+		}
 	}
 	if kind != "tunnel" {
 		// A key or identity flag would be ignored: say so rather than

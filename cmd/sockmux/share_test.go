@@ -298,6 +298,11 @@ func TestShareTunnelIdentity(t *testing.T) {
 		!strings.Contains(errOut.String(), "--tls-ca applies to a tunnel: upstream only") {
 		t.Fatalf("--tls-ca with a tcp:// upstream: exit %d, %s", code, errOut.String())
 	}
+	errOut.Reset()
+	if code := run(t.Context(), []string{"share", "--listen", "0", "--tls-fingerprint", "AB", "--upstream", "tunnel:127.0.0.1:1,127.0.0.1:2"}, io.Discard, &errOut); code != 2 ||
+		!strings.Contains(errOut.String(), "--tls-fingerprint applies to a tunnel: over tls://") {
+		t.Fatalf("--tls-fingerprint with a tunnel: over tcp: exit %d, %s", code, errOut.String())
+	}
 	for _, tc := range []struct {
 		name string
 		pin  *identity.PrivateKey
