@@ -45,7 +45,8 @@ func (b *backlog) tryAdd() bool {
 // taken counts a frame the Link took; leaving the bound wakes the reader.
 func (b *backlog) taken() { b.takenN(1) }
 
-// takenN counts n frames taken at once (the Scheduler's backlogTaken).
+// takenN counts n frames taken at once (the Scheduler's, for those the
+// Link held until it took what they caused).
 func (b *backlog) takenN(n int64) {
 	if left := b.n.Add(-n); left < b.max && left+n >= b.max {
 		select {
@@ -53,13 +54,4 @@ func (b *backlog) takenN(n int64) {
 		default:
 		}
 	}
-}
-
-// backlogTaken tells a link's Scheduler that n frames of a carrier's
-// backlog are done with once it has taken what the Link sent it before:
-// the Link's replies to them (PONGs, OPEN_FAILs), and the CREDITs and
-// ACKs it handed on (linkActor.framesIn).
-type backlogTaken struct {
-	b *backlog
-	n int64
 }

@@ -171,15 +171,22 @@ func newLink(e *env, conn net.Conn, addrs ...carriers.Dialer) *linkActor {
 func (l *linkActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *inFrame:
-		held := l.frameIn(ctx, m.carrier, m.f, m.backlog)
-		l.heldUntilScheduled(ctx, m.backlog, held)
+		f := m.f
+		m.f = nil
+		if held := l.frameIn(ctx, m.carrier, f, m.backlog); held > 0 {
+			m.held = int64(held)
+			l.heldUntilScheduled(ctx, m.backlog, m.held, m)
+		}
 	case *inFrames:
 		held := 0
 		for i, f := range m.frames {
 			m.frames[i] = nil
 			held += l.frameIn(ctx, m.carrier, f, m.backlog)
 		}
-		l.heldUntilScheduled(ctx, m.backlog, held)
+		if held > 0 {
+			m.held = int64(held)
+			l.heldUntilScheduled(ctx, m.backlog, m.held, m)
+		}
 	case *ackTick:
 		l.ackArmed = false
 		for _, c := range l.carriers {
@@ -431,13 +438,13 @@ func (l *linkActor) receive(ctx actor.Context, c *carrierRef, f *engine.Frame) {
 // the Scheduler takes them would pile them up in its mailbox, which has
 // no bound (3.7 GB in 15 s from a PING flood beside a thousand streams).
 // Counted until the Scheduler is done, they hold the carrier's reader
-// back, as the Link's own backlog does.
-func (l *linkActor) heldUntilScheduled(ctx actor.Context, b *backlog, held int) {
-	switch {
-	case held == 0:
-	case l.sched == nil:
-		b.takenN(int64(held))
-	default:
-		ctx.Send(l.sched, &backlogTaken{b: b, n: int64(held)})
+// back, as the Link's own backlog does. The message that brought them
+// goes on to the Scheduler with the count, its frames taken (onward, an
+// *inFrame or *inFrames): no allocation for it.
+func (l *linkActor) heldUntilScheduled(ctx actor.Context, b *backlog, held int64, onward any) {
+	if l.sched == nil {
+		b.takenN(held)
+		return
 	}
+	ctx.Send(l.sched, onward)
 }

@@ -23,9 +23,17 @@ type inFrame struct {
 	// backlog is told when the Link has taken the frame (nil: not
 	// counted).
 	backlog *backlog
+	// held is set when the Link hands the message on to the Scheduler,
+	// its frame taken (f nil): what of the backlog the Scheduler lets go
+	// of once it has taken what came before (linkActor.heldUntilScheduled).
+	held int64
 }
 
-func (m *inFrame) release() { m.f.Release() }
+func (m *inFrame) release() {
+	if m.f != nil {
+		m.f.Release()
+	}
+}
 
 // inFrames are frames a carrier's reader read together, in order: what
 // one read of the carrier brought, handed over in one message.
@@ -33,10 +41,14 @@ type inFrames struct {
 	carrier int
 	frames  []*engine.Frame
 	backlog *backlog // told as the Link takes each
+	held    int64    // as inFrame's, its frames taken (all nil)
 }
 
 func (m *inFrames) release() {
 	for _, f := range m.frames {
+		if f == nil {
+			continue
+		}
 		f.Release()
 	}
 }

@@ -141,8 +141,10 @@ func (s *schedulerActor) Receive(ctx actor.Context) {
 		s.enqueue(m)
 		s.pump()
 	case *flushMore: // runOver does it
-	case *backlogTaken:
-		m.b.takenN(m.n)
+	case *inFrame: // the Link's, its frame taken: release what it held (heldUntilScheduled)
+		m.backlog.takenN(m.held)
+	case *inFrames:
+		m.backlog.takenN(m.held)
 	case *drained:
 		if o := s.outs[m.carrier]; o != nil {
 			o.path.Queued -= m.bytes
